@@ -1,0 +1,197 @@
+#include "frontend/llama_builder.h"
+
+#include <cmath>
+#include <limits>
+
+#include "ir/builder.h"
+
+namespace ingot {
+
+Status LlamaConfig::validate() const {
+  auto positive = [](int64_t v, const char* what) -> Status {
+    if (v <= 0) return Status::Error(std::string(what) + " must be positive, got " + std::to_string(v));
+    return Status::Ok();
+  };
+  INGOT_RETURN_IF_ERROR(positive(vocab, "vocabulary size"));
+  INGOT_RETURN_IF_ERROR(positive(dim, "embedding dimension"));
+  INGOT_RETURN_IF_ERROR(positive(n_layers, "layer count"));
+  INGOT_RETURN_IF_ERROR(positive(n_heads, "head count"));
+  INGOT_RETURN_IF_ERROR(positive(n_kv_heads, "KV head count"));
+  INGOT_RETURN_IF_ERROR(positive(ffn, "feed-forward dimension"));
+  INGOT_RETURN_IF_ERROR(positive(max_context, "context length"));
+  if (dim % n_heads != 0)
+    return Status::Error("embedding dimension " + std::to_string(dim) + " is not a multiple of the head count " +
+                         std::to_string(n_heads));
+  if (n_heads % n_kv_heads != 0)
+    return Status::Error("head count " + std::to_string(n_heads) + " is not a multiple of the KV head count " +
+                         std::to_string(n_kv_heads));
+  if (head_dim() % 2 != 0) return Status::Error("RoPE needs an even head dimension, got " + std::to_string(head_dim()));
+  if (!(rms_eps > 0)) return Status::Error("RMS norm epsilon must be positive");
+  if (!(rope_base > 0)) return Status::Error("RoPE base must be positive");
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+
+class LlamaGraph {
+ public:
+  LlamaGraph(const LlamaConfig& c, const WeightProvider& w, Model& m) : c_(c), weights_(w), b_(m) {}
+
+  Status build() {
+    const Dim tokens = Dim::symbol("tokens");
+    const Dim past = Dim::symbol("past");
+    const int64_t hd = c_.head_dim();
+
+    Value ids = b_.parameter("token_ids", ElementType::i64, {tokens});
+    Value pos = b_.parameter("pos", ElementType::i64, {});
+    Value x = b_.op("Gather", {weight("token_embd.weight", {c_.vocab, c_.dim}), ids}, {{"axis", Attribute::Int(0)}}, "embed");
+
+    // RoPE angles: positions [tokens] x inverse frequencies [hd/2].
+    Value positions = b_.op("Range", {pos}, {{"length", Attribute::Dims({tokens})}}, "positions");
+    Value posf = b_.convert(positions, ElementType::f32);
+    std::vector<float> inv_freq(static_cast<size_t>(hd / 2));
+    for (int64_t i = 0; i < hd / 2; ++i)
+      inv_freq[static_cast<size_t>(i)] = static_cast<float>(std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd)));
+    Value freqs = b_.constant(std::make_shared<Tensor>(Tensor::from_f32({hd / 2}, inv_freq)), "rope.inv_freq");
+    Value angles = b_.mul(b_.reshape(posf, {tokens, 1}), freqs);
+    cos_ = b_.op("Cos", {angles}, {}, "rope.cos");
+    sin_ = b_.op("Sin", {angles}, {}, "rope.sin");
+
+    // Causal mask [tokens, past+tokens]: key position <= query position.
+    Value key_pos = b_.op("Range", {b_.scalar_i64(0)}, {{"length", Attribute::Dims({past + tokens})}}, "key_positions");
+    mask_ = b_.op("LessEqual", {key_pos, b_.reshape(positions, {tokens, 1})}, {}, "causal_mask");
+
+    for (int64_t l = 0; l < c_.n_layers; ++l) x = layer(x, l, tokens, past);
+
+    Value h = rms_norm(x, "output_norm.weight");
+    if (!c_.all_logits) h = b_.slice(h, 0, -1, kEnd);
+    b_.result(b_.matmul(h, weight("output.weight", {c_.vocab, c_.dim}), true), "logits");
+    return b_.status();
+  }
+
+ private:
+  Value weight(const std::string& name, const std::vector<int64_t>& shape) {
+    if (!b_.ok()) return {};
+    auto t = weights_(name, shape);
+    if (!t.ok()) {
+      error(t.status());
+      return {};
+    }
+    if ((*t)->shape() != shape) {
+      error(Status::Error("weight '" + name + "' has shape " + dims_str((*t)->shape()) + ", expected " + dims_str(shape)));
+      return {};
+    }
+    Value v = b_.constant(*t, name);
+    return (*t)->type() == ElementType::f32 ? v : b_.convert(v, ElementType::f32);
+  }
+
+  void error(const Status& s) { errors_ = s; }
+
+  // x / sqrt(mean(x^2) + eps) * w
+  Value rms_norm(Value x, const std::string& w) {
+    Value sq = b_.op("Power", {x, b_.scalar_f32(2.0f)});
+    Value mean = b_.op("ReduceMean", {sq}, {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
+    Value denom = b_.op("Sqrt", {b_.add(mean, b_.scalar_f32(static_cast<float>(c_.rms_eps)))});
+    return b_.mul(b_.div(x, denom), weight(w, {c_.dim}));
+  }
+
+  // x: [tokens, heads, hd]
+  Value rope(Value x, int64_t heads, const Dim& tokens) {
+    const int64_t hd = c_.head_dim(), half = hd / 2;
+    Value cos = b_.reshape(cos_, {tokens, 1, half});
+    Value sin = b_.reshape(sin_, {tokens, 1, half});
+    if (c_.rope_layout == RopeLayout::Interleaved) {
+      Value pairs = b_.reshape(x, {tokens, heads, half, 2});
+      Value x0 = b_.reshape(b_.slice(pairs, 3, 0, 1), {tokens, heads, half});
+      Value x1 = b_.reshape(b_.slice(pairs, 3, 1, 2), {tokens, heads, half});
+      Value y0 = b_.sub(b_.mul(x0, cos), b_.mul(x1, sin));
+      Value y1 = b_.add(b_.mul(x0, sin), b_.mul(x1, cos));
+      Value y = b_.concat({b_.reshape(y0, {tokens, heads, half, 1}), b_.reshape(y1, {tokens, heads, half, 1})}, 3);
+      return b_.reshape(y, {tokens, heads, hd});
+    }
+    Value x1 = b_.slice(x, 2, 0, half);
+    Value x2 = b_.slice(x, 2, half, hd);
+    Value rotated = b_.concat({b_.op("Negative", {x2}), x1}, 2);
+    Value cos_full = b_.concat({cos, cos}, 2);
+    Value sin_full = b_.concat({sin, sin}, 2);
+    return b_.add(b_.mul(x, cos_full), b_.mul(rotated, sin_full));
+  }
+
+  // The cache: read [past, kv, hd], append the new [tokens, kv, hd], write back.
+  Value kv_cache(Value fresh, int64_t layer, const char* which, const Dim& past) {
+    std::string var = "kv." + std::to_string(layer) + "." + which;
+    const int64_t kv = c_.n_kv_heads, hd = c_.head_dim();
+    Status st = b_.model().add_variable({var, ElementType::f32, {c_.max_context, kv, hd}});
+    if (!st.ok()) error(st);
+    Value cached = b_.read_value(var, ElementType::f32, {past, kv, hd}, var + ".read");
+    Value all = b_.concat({cached, fresh}, 0);
+    b_.assign(var, all, var + ".write");
+    return all;
+  }
+
+  // [S, kv, hd] -> [S, heads, hd], each KV head serving heads/kv query heads.
+  Value repeat_kv(Value x, const Dim& seq) {
+    const int64_t kv = c_.n_kv_heads, group = c_.n_heads / c_.n_kv_heads, hd = c_.head_dim();
+    if (group == 1) return x;
+    Value e = b_.op("Broadcast", {b_.reshape(x, {seq, kv, 1, hd})}, {{"shape", Attribute::Dims({seq, kv, group, hd})}});
+    return b_.reshape(e, {seq, c_.n_heads, hd});
+  }
+
+  Value layer(Value x, int64_t l, const Dim& tokens, const Dim& past) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    const int64_t d = c_.dim, h = c_.n_heads, kv = c_.n_kv_heads, hd = c_.head_dim();
+    const Dim seq = past + tokens;
+
+    Value xn = rms_norm(x, p + "attn_norm.weight");
+    Value q = b_.reshape(b_.matmul(xn, weight(p + "attn_q.weight", {h * hd, d}), true), {tokens, h, hd});
+    Value k = b_.reshape(b_.matmul(xn, weight(p + "attn_k.weight", {kv * hd, d}), true), {tokens, kv, hd});
+    Value v = b_.reshape(b_.matmul(xn, weight(p + "attn_v.weight", {kv * hd, d}), true), {tokens, kv, hd});
+    q = rope(q, h, tokens);
+    k = rope(k, kv, tokens);
+
+    Value k_all = repeat_kv(kv_cache(k, l, "k", past), seq);
+    Value v_all = repeat_kv(kv_cache(v, l, "v", past), seq);
+
+    Value qh = b_.transpose(q, {1, 0, 2});      // [h, tokens, hd]
+    Value kh = b_.transpose(k_all, {1, 0, 2});  // [h, seq, hd]
+    Value vh = b_.transpose(v_all, {1, 0, 2});  // [h, seq, hd]
+    Value scores = b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))));
+    Value masked = b_.op("Select", {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
+    Value probs = b_.op("Softmax", {masked}, {{"axis", Attribute::Int(-1)}});
+    Value attn = b_.reshape(b_.transpose(b_.matmul(probs, vh), {1, 0, 2}), {tokens, h * hd});
+    x = b_.add(x, b_.matmul(attn, weight(p + "attn_output.weight", {d, h * hd}), true));
+
+    Value fn = rms_norm(x, p + "ffn_norm.weight");
+    Value gate = b_.matmul(fn, weight(p + "ffn_gate.weight", {c_.ffn, d}), true);
+    Value up = b_.matmul(fn, weight(p + "ffn_up.weight", {c_.ffn, d}), true);
+    Value act = b_.mul(b_.mul(gate, b_.op("Sigmoid", {gate})), up);  // SiLU(gate) * up
+    return b_.add(x, b_.matmul(act, weight(p + "ffn_down.weight", {d, c_.ffn}), true));
+  }
+
+ public:
+  Status status() const { return errors_.ok() ? b_.status() : errors_; }
+
+ private:
+  const LlamaConfig& c_;
+  const WeightProvider& weights_;
+  GraphBuilder b_;
+  Status errors_;
+  Value cos_, sin_, mask_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Model>> build_llama(const LlamaConfig& config, const WeightProvider& weights,
+                                             const std::string& model_name) {
+  INGOT_RETURN_IF_ERROR(config.validate().with_context(model_name));
+  auto model = std::make_unique<Model>(model_name);
+  LlamaGraph g(config, weights, *model);
+  (void)g.build();
+  // The first weight error explains the builder errors that follow it: report that one.
+  if (!g.status().ok()) return g.status().with_context(model_name);
+  return model;
+}
+
+}  // namespace ingot

@@ -1,0 +1,1080 @@
+// Every op of the Ingot IR: one entry each in kOps at the bottom of this file.
+// An entry is: name, arity, attribute schema, shape inference, reference kernel.
+// Reference kernels compute in double (floats) or int64 (integers) and round once on store:
+// they are the numerical spec, written to be obviously correct rather than fast.
+#include "ir/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+namespace ingot {
+namespace {
+
+using Tensors = std::span<const Tensor>;
+using Outputs = std::vector<Tensor>;
+
+// ---------------------------------------------------------------- shape inference helpers
+
+const TensorType& in_type(const Node& n, size_t i) { return n.inputs[i].type(); }
+
+Status err(const std::string& msg) { return Status::Error(msg); }
+
+bool is_float(ElementType t) { return type_info(t).is_float; }
+bool is_quantized(ElementType t) { return type_info(t).is_quantized; }
+bool is_numeric(ElementType t) { return type_info(t).is_float || type_info(t).is_integer; }
+
+Status expect_float(const Node& n, size_t i) {
+  if (!is_float(in_type(n, i).type))
+    return err("input " + std::to_string(i) + " must be a float type (f32, f16, bf16), got " +
+               in_type(n, i).str());
+  return Status::Ok();
+}
+
+Status expect_numeric(const Node& n, size_t i) {
+  if (!is_numeric(in_type(n, i).type))
+    return err("input " + std::to_string(i) + " must be a float or integer type, got " + in_type(n, i).str());
+  return Status::Ok();
+}
+
+Status expect_same_type(const Node& n, size_t a, size_t b) {
+  if (in_type(n, a).type != in_type(n, b).type)
+    return err("inputs " + std::to_string(a) + " and " + std::to_string(b) + " must have one element type, got " +
+               in_type(n, a).str() + " and " + in_type(n, b).str());
+  return Status::Ok();
+}
+
+// Two dims that must be equal at run time: the better-known one, or an error if provably different.
+StatusOr<Dim> unify(const Dim& a, const Dim& b, const std::string& what) {
+  if (a.is_unknown()) return b;
+  if (b.is_unknown()) return a;
+  if (a == b) return a;
+  if (a.is_static() && !b.is_static()) return a;  // the symbol must take this value; checked at run time
+  if (b.is_static() && !a.is_static()) return b;
+  return err(what + ": " + a.str() + " vs " + b.str());
+}
+
+// Numpy broadcasting of two dims.
+StatusOr<Dim> broadcast_dim(const Dim& a, const Dim& b) {
+  if (a.is_static() && a.value() == 1) return b;
+  if (b.is_static() && b.value() == 1) return a;
+  if (a.is_unknown() || b.is_unknown()) return Dim::unknown();
+  return unify(a, b, "dimensions do not broadcast");
+}
+
+StatusOr<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
+  size_t r = std::max(a.size(), b.size());
+  Shape out(r);
+  for (size_t i = 0; i < r; ++i) {
+    Dim da = i < r - a.size() ? Dim(1) : a[i - (r - a.size())];
+    Dim db = i < r - b.size() ? Dim(1) : b[i - (r - b.size())];
+    auto d = broadcast_dim(da, db);
+    if (!d.ok()) return Status::Error(d.message() + " in shapes " + shape_str(a) + " and " + shape_str(b));
+    out[i] = *d;
+  }
+  return out;
+}
+
+StatusOr<int64_t> normalize_axis(int64_t axis, int64_t rank, const std::string& what = "axis") {
+  if (axis < -rank || axis >= rank)
+    return err(what + " " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+void set_output(Node& n, ElementType t, Shape s) { n.outputs = {TensorType{t, std::move(s)}}; }
+
+// ---------------------------------------------------------------- kernel helpers
+
+std::vector<int64_t> strides_of(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+StatusOr<std::vector<int64_t>> broadcast_concrete(const std::vector<std::vector<int64_t>>& shapes) {
+  size_t r = 0;
+  for (auto& s : shapes) r = std::max(r, s.size());
+  std::vector<int64_t> out(r, 1);
+  for (auto& s : shapes) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      int64_t& o = out[r - s.size() + i];
+      int64_t d = s[i];
+      if (o == 1) o = d;
+      else if (d != 1 && d != o) {
+        std::string all;
+        for (auto& x : shapes) all += dims_str(x) + " ";
+        return err("shapes do not broadcast at run time: " + all);
+      }
+    }
+  }
+  return out;
+}
+
+// Maps each output flat index to the flat index of each (broadcast) input.
+template <typename F>
+void for_each_broadcast(const std::vector<int64_t>& out_shape, const std::vector<std::vector<int64_t>>& in_shapes,
+                        F&& fn) {
+  size_t r = out_shape.size();
+  std::vector<std::vector<int64_t>> in_strides;
+  for (auto& s : in_shapes) {
+    auto st = strides_of(s);
+    std::vector<int64_t> aligned(r, 0);
+    for (size_t i = 0; i < s.size(); ++i) aligned[r - s.size() + i] = s[i] == 1 ? 0 : st[i];
+    in_strides.push_back(aligned);
+  }
+  int64_t total = numel_of(out_shape);
+  std::vector<int64_t> idx(r, 0), in_idx(in_shapes.size(), 0);
+  for (int64_t o = 0; o < total; ++o) {
+    fn(o, in_idx);
+    for (int64_t d = static_cast<int64_t>(r) - 1; d >= 0; --d) {
+      if (++idx[d] < out_shape[d]) {
+        for (size_t k = 0; k < in_idx.size(); ++k) in_idx[k] += in_strides[k][d];
+        break;
+      }
+      for (size_t k = 0; k < in_idx.size(); ++k) in_idx[k] -= in_strides[k][d] * (out_shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+// memcpy that accepts empty ranges (whose pointers may be null).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  if (n) std::memcpy(dst, src, n);
+}
+
+// Evaluates the dims of an attribute under the current symbol bindings.
+StatusOr<std::vector<int64_t>> eval_dims(const Shape& dims, const EvalContext& ctx, const std::string& what) {
+  std::vector<int64_t> r;
+  for (auto& d : dims) {
+    auto v = d.evaluate(*ctx.symbols);
+    if (!v) return err(what + ": dimension " + d.str() + " has no value (unbound symbol)");
+    r.push_back(*v);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- source and sink ops
+
+Status infer_parameter(Node& n) {
+  if (n.outputs.size() != 1) return err("Parameter needs exactly one declared output type");
+  if (is_quantized(n.outputs[0].type)) return err("Parameter cannot have a quantized type");
+  return Status::Ok();
+}
+
+Status eval_parameter(const Node& n, EvalContext& ctx, Tensors, Outputs& out) {
+  auto it = ctx.inputs->find(n.name);
+  if (it == ctx.inputs->end()) return err("no input given for parameter '" + n.name + "'");
+  if (it->second.type() != n.outputs[0].type)
+    return err("input '" + n.name + "' must be " + std::string(type_name(n.outputs[0].type)) + ", got " +
+               std::string(type_name(it->second.type())));
+  out = {it->second};
+  return Status::Ok();
+}
+
+Status infer_constant(Node& n) {
+  if (n.outputs.size() != 1) return err("Constant needs exactly one declared output type");
+  const TensorType& t = n.outputs[0];
+  if (!is_static(t.shape)) return err("Constant shape must be static, got " + shape_str(t.shape));
+  for (auto& d : t.shape)
+    if (d.value() < 0) return err("Constant has a negative dimension");
+  if (is_quantized(t.type)) {
+    int64_t block = type_info(t.type).block_elems;
+    if (t.shape.empty() || t.shape.back().value() % block != 0)
+      return err("a " + std::string(type_name(t.type)) + " constant needs a last dimension that is a multiple of " +
+                 std::to_string(block) + ", got " + shape_str(t.shape));
+  }
+  if (!n.constant) {
+    if (n.constant_hash.empty()) return err("Constant has neither data nor a content hash");
+    return Status::Ok();
+  }
+  std::vector<int64_t> dims;
+  for (auto& d : t.shape) dims.push_back(d.value());
+  if (n.constant->type() != t.type || n.constant->shape() != dims)
+    return err("Constant data is " + std::string(type_name(n.constant->type())) + dims_str(n.constant->shape()) +
+               " but declared " + t.str());
+  auto bytes = storage_bytes(t.type, numel_of(dims));
+  if (!bytes.ok() || *bytes != static_cast<int64_t>(n.constant->nbytes()))
+    return err("Constant data has " + std::to_string(n.constant->nbytes()) + " bytes, " + t.str() + " needs " +
+               (bytes.ok() ? std::to_string(*bytes) : bytes.message()));
+  return Status::Ok();
+}
+
+Status eval_constant(const Node& n, EvalContext&, Tensors, Outputs& out) {
+  if (!n.constant || !n.constant->defined())
+    return err("constant '" + n.name + "' has no data (it was parsed from a summarized text)");
+  out = {*n.constant};
+  return Status::Ok();
+}
+
+Status infer_result(Node& n) {
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+Status eval_identity(const Node&, EvalContext&, Tensors in, Outputs& out) {
+  out = {in[0]};
+  return Status::Ok();
+}
+
+Status infer_read_value(Node& n) {
+  if (n.outputs.size() != 1) return err("ReadValue needs exactly one declared output type");
+  if (is_quantized(n.outputs[0].type)) return err("ReadValue cannot have a quantized type");
+  if (n.attr("variable").as_string().empty()) return err("ReadValue needs a variable name");
+  return Status::Ok();
+}
+
+Status eval_read_value(const Node& n, EvalContext& ctx, Tensors, Outputs& out) {
+  const std::string& var = n.attr("variable").as_string();
+  auto it = ctx.state->find(var);
+  if (it != ctx.state->end()) {
+    out = {it->second};
+    return Status::Ok();
+  }
+  // Initial state: static dims keep their size, symbolic dims (the growing ones) start at 0.
+  std::vector<int64_t> dims;
+  for (auto& d : n.outputs[0].shape) dims.push_back(d.is_static() ? d.value() : 0);
+  out = {Tensor::zeros(n.outputs[0].type, dims)};
+  return Status::Ok();
+}
+
+Status infer_assign(Node& n) {
+  if (n.attr("variable").as_string().empty()) return err("Assign needs a variable name");
+  if (is_quantized(in_type(n, 0).type)) return err("Assign cannot store a quantized type");
+  n.outputs.clear();
+  return Status::Ok();
+}
+
+Status eval_assign(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  (*ctx.next_state)[n.attr("variable").as_string()] = in[0];
+  out.clear();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- Convert
+
+Status infer_convert(Node& n) {
+  ElementType to = n.attr("to").as_type();
+  if (is_quantized(to)) return err("Convert cannot produce a quantized type (quantization is a pass)");
+  set_output(n, to, in_type(n, 0).shape);
+  return Status::Ok();
+}
+
+Status eval_convert(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  ElementType to = n.attr("to").as_type();
+  Tensor src = is_quantized(in[0].type()) ? in[0].to_f32() : in[0];
+  Tensor r = Tensor::zeros(to, src.shape());
+  bool int_path = type_info(src.type()).is_integer || src.type() == ElementType::boolean;
+  for (int64_t i = 0; i < src.numel(); ++i) {
+    if (int_path) r.set_i(i, src.get_i(i));
+    else r.set_f(i, src.get_f(i));
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- element-wise binary ops
+
+Status infer_binary_arith(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_numeric(n, 0));
+  INGOT_RETURN_IF_ERROR(expect_same_type(n, 0, 1));
+  INGOT_ASSIGN_OR_RETURN(Shape s, broadcast_shapes(in_type(n, 0).shape, in_type(n, 1).shape));
+  set_output(n, in_type(n, 0).type, s);
+  return Status::Ok();
+}
+
+Status infer_compare(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_same_type(n, 0, 1));
+  if (is_quantized(in_type(n, 0).type)) return err("cannot compare quantized values");
+  INGOT_ASSIGN_OR_RETURN(Shape s, broadcast_shapes(in_type(n, 0).shape, in_type(n, 1).shape));
+  set_output(n, ElementType::boolean, s);
+  return Status::Ok();
+}
+
+Status infer_logical_binary(Node& n) {
+  if (in_type(n, 0).type != ElementType::boolean || in_type(n, 1).type != ElementType::boolean)
+    return err("inputs must be bool, got " + in_type(n, 0).str() + " and " + in_type(n, 1).str());
+  INGOT_ASSIGN_OR_RETURN(Shape s, broadcast_shapes(in_type(n, 0).shape, in_type(n, 1).shape));
+  set_output(n, ElementType::boolean, s);
+  return Status::Ok();
+}
+
+// Float math in double, integer math in int64; the result is stored with the output type's rounding.
+using FloatFn = double (*)(double, double);
+using IntFn = StatusOr<int64_t> (*)(int64_t, int64_t);
+
+Status eval_binary(const Node& n, Tensors in, Outputs& out, FloatFn ff, IntFn fi) {
+  INGOT_ASSIGN_OR_RETURN(auto shape, broadcast_concrete({in[0].shape(), in[1].shape()}));
+  ElementType out_type = n.outputs[0].type;
+  Tensor r = Tensor::zeros(out_type, shape);
+  bool int_math = !is_float(in[0].type());
+  Status status = Status::Ok();
+  for_each_broadcast(shape, {in[0].shape(), in[1].shape()}, [&](int64_t o, const std::vector<int64_t>& k) {
+    if (!status.ok()) return;
+    if (int_math) {
+      auto v = fi(in[0].get_i(k[0]), in[1].get_i(k[1]));
+      if (!v.ok()) { status = v.status(); return; }
+      r.set_i(o, *v);
+    } else {
+      r.set_f(o, ff(in[0].get_f(k[0]), in[1].get_f(k[1])));
+    }
+  });
+  INGOT_RETURN_IF_ERROR(status);
+  out = {r};
+  return Status::Ok();
+}
+
+StatusOr<int64_t> int_floor_div(int64_t a, int64_t b) {
+  if (b == 0) return err("integer division by zero");
+  if (a == std::numeric_limits<int64_t>::min() && b == -1) return err("integer division overflows");
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;  // floor, as Python does
+  return q;
+}
+
+StatusOr<int64_t> int_pow(int64_t a, int64_t b) {
+  if (b < 0) return err("integer Power with a negative exponent");
+  int64_t r = 1;
+  for (int64_t i = 0; i < b; ++i) {
+    if (__builtin_mul_overflow(r, a, &r)) return err("integer Power overflows");
+    if (r == 0 || r == 1) break;
+  }
+  return r;
+}
+
+#define INGOT_BINARY(NAME, FEXPR, IEXPR)                                                       \
+  Status eval_##NAME(const Node& n, EvalContext&, Tensors in, Outputs& out) {                  \
+    return eval_binary(                                                                        \
+        n, in, out, [](double a, double b) -> double { return FEXPR; },                        \
+        [](int64_t a, int64_t b) -> StatusOr<int64_t> { return IEXPR; });                      \
+  }
+// Integer add/sub/mul wrap around like two's complement hardware (computed unsigned: no UB).
+INGOT_BINARY(add, a + b, static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)))
+INGOT_BINARY(sub, a - b, static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)))
+INGOT_BINARY(mul, a * b, static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)))
+INGOT_BINARY(div, a / b, int_floor_div(a, b))
+INGOT_BINARY(pow, std::pow(a, b), int_pow(a, b))
+INGOT_BINARY(max, std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b), std::max(a, b))
+INGOT_BINARY(min, std::isnan(a) || std::isnan(b) ? NAN : std::min(a, b), std::min(a, b))
+INGOT_BINARY(eq, a == b, a == b)
+INGOT_BINARY(ne, a != b, a != b)
+INGOT_BINARY(lt, a < b, a < b)
+INGOT_BINARY(le, a <= b, a <= b)
+INGOT_BINARY(gt, a > b, a > b)
+INGOT_BINARY(ge, a >= b, a >= b)
+INGOT_BINARY(and, (a != 0) && (b != 0), (a != 0) && (b != 0))
+INGOT_BINARY(or, (a != 0) || (b != 0), (a != 0) || (b != 0))
+#undef INGOT_BINARY
+
+// ---------------------------------------------------------------- element-wise unary ops
+
+Status infer_unary_float(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_float(n, 0));
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+Status infer_unary_numeric(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_numeric(n, 0));
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+Status infer_gelu(Node& n) {
+  const std::string& a = n.attr("approximation").as_string();
+  if (a != "erf" && a != "tanh") return err("Gelu approximation must be \"erf\" or \"tanh\", got \"" + a + "\"");
+  return infer_unary_float(n);
+}
+
+Status infer_logical_not(Node& n) {
+  if (in_type(n, 0).type != ElementType::boolean) return err("input must be bool, got " + in_type(n, 0).str());
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+template <typename F>
+Status eval_unary(Tensors in, Outputs& out, F f) {
+  Tensor r = Tensor::zeros(in[0].type(), in[0].shape());
+  for (int64_t i = 0; i < r.numel(); ++i) r.set_f(i, f(in[0].get_f(i)));
+  out = {r};
+  return Status::Ok();
+}
+
+#define INGOT_UNARY(NAME, EXPR)                                                 \
+  Status eval_##NAME(const Node&, EvalContext&, Tensors in, Outputs& out) {     \
+    return eval_unary(in, out, [](double x) -> double { return EXPR; });        \
+  }
+INGOT_UNARY(sqrt, std::sqrt(x))
+INGOT_UNARY(exp, std::exp(x))
+INGOT_UNARY(log, std::log(x))
+INGOT_UNARY(sin, std::sin(x))
+INGOT_UNARY(cos, std::cos(x))
+INGOT_UNARY(tanh, std::tanh(x))
+INGOT_UNARY(erf, std::erf(x))
+INGOT_UNARY(sigmoid, 1.0 / (1.0 + std::exp(-x)))
+INGOT_UNARY(logical_not, x == 0.0)
+#undef INGOT_UNARY
+
+// Integer negation and absolute value stay exact in int64 (wrapping at the minimum).
+Status eval_negative(const Node&, EvalContext&, Tensors in, Outputs& out) {
+  Tensor r = Tensor::zeros(in[0].type(), in[0].shape());
+  bool ints = !is_float(in[0].type());
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (ints) r.set_i(i, static_cast<int64_t>(0 - static_cast<uint64_t>(in[0].get_i(i))));
+    else r.set_f(i, -in[0].get_f(i));
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status eval_abs(const Node&, EvalContext&, Tensors in, Outputs& out) {
+  Tensor r = Tensor::zeros(in[0].type(), in[0].shape());
+  bool ints = !is_float(in[0].type());
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (ints) {
+      int64_t v = in[0].get_i(i);
+      r.set_i(i, v < 0 ? static_cast<int64_t>(0 - static_cast<uint64_t>(v)) : v);
+    } else {
+      r.set_f(i, std::fabs(in[0].get_f(i)));
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status eval_gelu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  if (n.attr("approximation").as_string() == "tanh")
+    return eval_unary(in, out, [](double x) {
+      const double k = std::sqrt(2.0 / M_PI);
+      return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+    });
+  return eval_unary(in, out, [](double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); });
+}
+
+// ---------------------------------------------------------------- reductions and softmax
+
+StatusOr<std::vector<int64_t>> reduce_axes(const Node& n, int64_t rank) {
+  const auto& axes = n.attr("axes").as_ints();
+  if (axes.empty()) return err("axes must not be empty");
+  std::vector<int64_t> r;
+  for (int64_t a : axes) {
+    INGOT_ASSIGN_OR_RETURN(int64_t ax, normalize_axis(a, rank));
+    if (std::find(r.begin(), r.end(), ax) != r.end()) return err("axis " + std::to_string(a) + " repeats");
+    r.push_back(ax);
+  }
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+Status infer_reduce(Node& n) {
+  bool mean = n.is("ReduceMean");
+  INGOT_RETURN_IF_ERROR(mean ? expect_float(n, 0) : expect_numeric(n, 0));
+  const TensorType& t = in_type(n, 0);
+  INGOT_ASSIGN_OR_RETURN(auto axes, reduce_axes(n, static_cast<int64_t>(t.shape.size())));
+  bool keep = n.attr("keep_dims").as_bool();
+  Shape s;
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    bool reduced = std::find(axes.begin(), axes.end(), static_cast<int64_t>(i)) != axes.end();
+    if (!reduced) s.push_back(t.shape[i]);
+    else if (keep) s.push_back(Dim(1));
+  }
+  set_output(n, t.type, s);
+  return Status::Ok();
+}
+
+Status eval_reduce(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  INGOT_ASSIGN_OR_RETURN(auto axes, reduce_axes(n, x.rank()));
+  bool keep = n.attr("keep_dims").as_bool();
+  std::vector<int64_t> out_shape, kept_shape;
+  for (int64_t i = 0; i < x.rank(); ++i) {
+    bool reduced = std::find(axes.begin(), axes.end(), i) != axes.end();
+    kept_shape.push_back(reduced ? 1 : x.shape()[i]);
+    if (!reduced) out_shape.push_back(x.shape()[i]);
+    else if (keep) out_shape.push_back(1);
+  }
+  int64_t groups = numel_of(kept_shape);
+  int64_t count = groups == 0 ? 0 : x.numel() / std::max<int64_t>(groups, 1);
+  bool is_max = n.is("ReduceMax"), is_mean = n.is("ReduceMean");
+  if ((is_max || is_mean) && count == 0 && groups > 0)
+    return err(std::string(n.op_name()) + " over an empty axis");
+  bool ints = !is_float(x.type());
+  std::vector<double> acc(static_cast<size_t>(groups), is_max ? -INFINITY : 0.0);
+  std::vector<int64_t> iacc(static_cast<size_t>(groups), is_max ? std::numeric_limits<int64_t>::min() : 0);
+  // Walk the input; the group index is the input index with reduced axes collapsed.
+  auto kstr = strides_of(kept_shape);
+  std::vector<int64_t> idx(static_cast<size_t>(x.rank()), 0);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t g = 0;
+    for (int64_t d = 0; d < x.rank(); ++d) g += (kept_shape[d] == 1 ? 0 : idx[d]) * kstr[d];
+    if (ints) {
+      int64_t v = x.get_i(i);
+      iacc[g] = is_max ? std::max(iacc[g], v) : static_cast<int64_t>(static_cast<uint64_t>(iacc[g]) + static_cast<uint64_t>(v));
+    } else {
+      double v = x.get_f(i);
+      acc[g] = is_max ? (std::isnan(v) || std::isnan(acc[g]) ? NAN : std::max(acc[g], v)) : acc[g] + v;
+    }
+    for (int64_t d = x.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < x.shape()[d]) break;
+      idx[d] = 0;
+    }
+  }
+  Tensor r = Tensor::zeros(x.type(), out_shape);
+  for (int64_t g = 0; g < groups; ++g) {
+    if (ints) r.set_i(g, iacc[g]);
+    else r.set_f(g, is_mean ? acc[g] / static_cast<double>(count) : acc[g]);
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_softmax(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_float(n, 0));
+  INGOT_RETURN_IF_ERROR(normalize_axis(n.attr("axis").as_int(), static_cast<int64_t>(in_type(n, 0).shape.size())).status());
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+Status eval_softmax(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  INGOT_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(n.attr("axis").as_int(), x.rank()));
+  int64_t len = x.shape()[axis];
+  int64_t inner = numel_of(std::vector<int64_t>(x.shape().begin() + axis + 1, x.shape().end()));
+  int64_t outer = numel_of(std::vector<int64_t>(x.shape().begin(), x.shape().begin() + axis));
+  Tensor r = Tensor::zeros(x.type(), x.shape());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t in_i = 0; in_i < inner; ++in_i) {
+      auto at = [&](int64_t k) { return (o * len + k) * inner + in_i; };
+      double m = -INFINITY;
+      for (int64_t k = 0; k < len; ++k) m = std::max(m, x.get_f(at(k)));
+      double sum = 0;
+      for (int64_t k = 0; k < len; ++k) sum += std::exp(x.get_f(at(k)) - m);
+      // A row that is all -inf (fully masked) gives NaN, as exp(-inf - -inf) does: made visible, not hidden.
+      for (int64_t k = 0; k < len; ++k) r.set_f(at(k), std::exp(x.get_f(at(k)) - m) / sum);
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- MatMul
+
+Status infer_matmul(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_float(n, 0));
+  INGOT_RETURN_IF_ERROR(expect_same_type(n, 0, 1));
+  const Shape& a = in_type(n, 0).shape;
+  const Shape& b = in_type(n, 1).shape;
+  if (a.size() < 2 || b.size() < 2)
+    return err("MatMul inputs need rank >= 2, got " + shape_str(a) + " and " + shape_str(b));
+  bool ta = n.attr("transpose_a").as_bool(), tb = n.attr("transpose_b").as_bool();
+  Dim m = a[a.size() - (ta ? 1 : 2)], ka = a[a.size() - (ta ? 2 : 1)];
+  Dim kb = b[b.size() - (tb ? 1 : 2)], nn = b[b.size() - (tb ? 2 : 1)];
+  auto k = unify(ka, kb, "MatMul contraction dimensions differ");
+  if (!k.ok()) return Status::Error(k.message() + " (" + shape_str(a) + " x " + shape_str(b) + ")");
+  INGOT_ASSIGN_OR_RETURN(Shape batch, broadcast_shapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2)));
+  batch.push_back(m);
+  batch.push_back(nn);
+  set_output(n, in_type(n, 0).type, batch);
+  return Status::Ok();
+}
+
+Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& A = in[0];
+  const Tensor& B = in[1];
+  bool ta = n.attr("transpose_a").as_bool(), tb = n.attr("transpose_b").as_bool();
+  int64_t ra = A.rank(), rb = B.rank();
+  int64_t M = A.shape()[ra - (ta ? 1 : 2)], K = A.shape()[ra - (ta ? 2 : 1)];
+  int64_t Kb = B.shape()[rb - (tb ? 1 : 2)], N = B.shape()[rb - (tb ? 2 : 1)];
+  if (K != Kb) return err("MatMul contraction dimensions differ at run time: " + std::to_string(K) + " vs " + std::to_string(Kb));
+  std::vector<int64_t> ba(A.shape().begin(), A.shape().end() - 2), bb(B.shape().begin(), B.shape().end() - 2);
+  INGOT_ASSIGN_OR_RETURN(auto batch, broadcast_concrete({ba, bb}));
+  std::vector<int64_t> out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor r = Tensor::zeros(A.type(), out_shape);
+  int64_t a_mat = M * K, b_mat = K * N;
+  std::vector<std::vector<int64_t>> bshapes = {ba, bb};
+  for_each_broadcast(batch, bshapes, [&](int64_t o, const std::vector<int64_t>& k) {
+    int64_t a0 = k[0] * a_mat, b0 = k[1] * b_mat, c0 = o * M * N;
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < K; ++p) {
+          double av = A.get_f(a0 + (ta ? p * M + i : i * K + p));
+          double bv = B.get_f(b0 + (tb ? j * K + p : p * N + j));
+          s += av * bv;
+        }
+        r.set_f(c0 + i * N + j, s);
+      }
+    }
+  });
+  out = {r};
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- data movement
+
+Status infer_gather(Node& n) {
+  const TensorType& data = in_type(n, 0);
+  const TensorType& idx = in_type(n, 1);
+  if (is_quantized(data.type)) return err("Gather data cannot be quantized (Convert it first), got " + data.str());
+  if (idx.type != ElementType::i64 && idx.type != ElementType::i32)
+    return err("Gather indices must be i32 or i64, got " + idx.str());
+  INGOT_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(n.attr("axis").as_int(), static_cast<int64_t>(data.shape.size())));
+  Shape s(data.shape.begin(), data.shape.begin() + axis);
+  s.insert(s.end(), idx.shape.begin(), idx.shape.end());
+  s.insert(s.end(), data.shape.begin() + axis + 1, data.shape.end());
+  set_output(n, data.type, s);
+  return Status::Ok();
+}
+
+Status eval_gather(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& data = in[0];
+  const Tensor& idx = in[1];
+  INGOT_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(n.attr("axis").as_int(), data.rank()));
+  int64_t outer = numel_of(std::vector<int64_t>(data.shape().begin(), data.shape().begin() + axis));
+  int64_t len = data.shape()[axis];
+  int64_t inner = numel_of(std::vector<int64_t>(data.shape().begin() + axis + 1, data.shape().end()));
+  std::vector<int64_t> out_shape(data.shape().begin(), data.shape().begin() + axis);
+  out_shape.insert(out_shape.end(), idx.shape().begin(), idx.shape().end());
+  out_shape.insert(out_shape.end(), data.shape().begin() + axis + 1, data.shape().end());
+  Tensor r = Tensor::zeros(data.type(), out_shape);
+  size_t esize = static_cast<size_t>(type_info(data.type()).block_bytes);
+  int64_t ni = idx.numel();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < ni; ++j) {
+      int64_t k = idx.get_i(j);
+      if (k < -len || k >= len)
+        return err("Gather index " + std::to_string(k) + " is out of range for a dimension of " + std::to_string(len));
+      if (k < 0) k += len;
+      copy_bytes(r.mutable_raw() + ((o * ni + j) * inner) * esize, data.raw() + ((o * len + k) * inner) * esize,
+                  static_cast<size_t>(inner) * esize);
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+// Finds the static c with p * c == t, for linear expressions.
+std::optional<Dim> divide_dims(const Dim& t, const Dim& p) {
+  if (t.is_unknown() || p.is_unknown()) return Dim::unknown();
+  if (p.is_static()) {
+    if (p.value() == 0) return std::nullopt;
+    return t.divide_exact(p.value());
+  }
+  const auto& [name, coef] = p.terms()[0];
+  for (auto& [tn, tc] : t.terms()) {
+    if (tn != name) continue;
+    if (tc % coef != 0) return std::nullopt;
+    Dim c(tc / coef);
+    if (p * c == t) return c;
+  }
+  return std::nullopt;
+}
+
+Status infer_reshape(Node& n) {
+  const TensorType& x = in_type(n, 0);
+  if (is_quantized(x.type)) return err("Reshape of a quantized tensor");
+  const Shape& target = n.attr("shape").as_dims();
+  int infer_at = -1;
+  Dim known(1);
+  for (size_t i = 0; i < target.size(); ++i) {
+    const Dim& d = target[i];
+    if (d.is_static() && d.value() == -1) {
+      if (infer_at >= 0) return err("Reshape shape has more than one -1: " + shape_str(target));
+      infer_at = static_cast<int>(i);
+    } else if (d.is_static() && d.value() < 0) {
+      return err("Reshape shape has a negative dimension: " + shape_str(target));
+    } else {
+      known = known * d;
+    }
+  }
+  Dim total = num_elements(x.shape);
+  Shape s = target;
+  if (infer_at >= 0) {
+    auto q = divide_dims(total, known);
+    if (!q) return err("cannot reshape " + x.str() + " to " + shape_str(target) + ": " + total.str() +
+                       " elements do not divide by " + known.str());
+    s[static_cast<size_t>(infer_at)] = *q;
+  } else if (!total.is_unknown() && !known.is_unknown() && total != known) {
+    return err("cannot reshape " + x.str() + " to " + shape_str(target) + ": element counts " + total.str() +
+               " and " + known.str() + " differ");
+  }
+  set_output(n, x.type, s);
+  return Status::Ok();
+}
+
+Status eval_reshape(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  INGOT_ASSIGN_OR_RETURN(auto dims, eval_dims(n.attr("shape").as_dims(), ctx, "Reshape"));
+  int64_t known = 1;
+  int at = -1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1) at = static_cast<int>(i);
+    else known *= dims[i];
+  }
+  if (at >= 0) {
+    if (known == 0 || in[0].numel() % known != 0)
+      return err("Reshape: " + std::to_string(in[0].numel()) + " elements do not fit " + dims_str(dims));
+    dims[static_cast<size_t>(at)] = in[0].numel() / known;
+  }
+  if (numel_of(dims) != in[0].numel())
+    return err("Reshape: " + std::to_string(in[0].numel()) + " elements do not fit " + dims_str(dims));
+  // Same bytes, new shape: share the buffer.
+  INGOT_ASSIGN_OR_RETURN(Tensor r, Tensor::from_buffer(in[0].type(), dims, in[0].buffer()));
+  out = {r};
+  return Status::Ok();
+}
+
+Status check_perm(const std::vector<int64_t>& perm, size_t rank) {
+  if (perm.size() != rank) return err("Transpose perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(rank));
+  std::vector<bool> seen(rank, false);
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(rank) || seen[static_cast<size_t>(p)])
+      return err("Transpose perm " + Attribute::Ints(perm).str() + " is not a permutation");
+    seen[static_cast<size_t>(p)] = true;
+  }
+  return Status::Ok();
+}
+
+Status infer_transpose(Node& n) {
+  const TensorType& x = in_type(n, 0);
+  if (is_quantized(x.type)) return err("Transpose of a quantized tensor");
+  const auto& perm = n.attr("perm").as_ints();
+  INGOT_RETURN_IF_ERROR(check_perm(perm, x.shape.size()));
+  Shape s;
+  for (int64_t p : perm) s.push_back(x.shape[static_cast<size_t>(p)]);
+  set_output(n, x.type, s);
+  return Status::Ok();
+}
+
+Status eval_transpose(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  const auto& perm = n.attr("perm").as_ints();
+  INGOT_RETURN_IF_ERROR(check_perm(perm, static_cast<size_t>(x.rank())));
+  std::vector<int64_t> out_shape;
+  for (int64_t p : perm) out_shape.push_back(x.shape()[p]);
+  auto xs = strides_of(x.shape());
+  Tensor r = Tensor::zeros(x.type(), out_shape);
+  size_t esize = static_cast<size_t>(type_info(x.type()).block_bytes);
+  std::vector<int64_t> idx(out_shape.size(), 0);
+  for (int64_t o = 0; o < r.numel(); ++o) {
+    int64_t src = 0;
+    for (size_t d = 0; d < idx.size(); ++d) src += idx[d] * xs[perm[d]];
+    copy_bytes(r.mutable_raw() + o * esize, x.raw() + src * esize, esize);
+    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
+      if (++idx[d] < out_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_concat(Node& n) {
+  const TensorType& first = in_type(n, 0);
+  if (is_quantized(first.type)) return err("Concat of quantized tensors");
+  int64_t rank = static_cast<int64_t>(first.shape.size());
+  INGOT_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(n.attr("axis").as_int(), rank));
+  Shape s = first.shape;
+  for (size_t i = 1; i < n.inputs.size(); ++i) {
+    const TensorType& t = in_type(n, i);
+    if (t.type != first.type || static_cast<int64_t>(t.shape.size()) != rank)
+      return err("Concat inputs must share element type and rank: " + first.str() + " and " + t.str());
+    for (int64_t d = 0; d < rank; ++d) {
+      if (d == axis) s[d] = s[d] + t.shape[d];
+      else {
+        auto u = unify(s[d], t.shape[d], "Concat inputs differ in dimension " + std::to_string(d));
+        if (!u.ok()) return u.status();
+        s[d] = *u;
+      }
+    }
+  }
+  set_output(n, first.type, s);
+  return Status::Ok();
+}
+
+Status eval_concat(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  int64_t rank = in[0].rank();
+  INGOT_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(n.attr("axis").as_int(), rank));
+  std::vector<int64_t> shape = in[0].shape();
+  shape[axis] = 0;
+  for (auto& t : in) {
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis && t.shape()[d] != in[0].shape()[d])
+        return err("Concat inputs differ at run time: " + dims_str(in[0].shape()) + " and " + dims_str(t.shape()));
+    shape[axis] += t.shape()[axis];
+  }
+  Tensor r = Tensor::zeros(in[0].type(), shape);
+  size_t esize = static_cast<size_t>(type_info(in[0].type()).block_bytes);
+  int64_t outer = numel_of(std::vector<int64_t>(shape.begin(), shape.begin() + axis));
+  int64_t inner = numel_of(std::vector<int64_t>(shape.begin() + axis + 1, shape.end()));
+  int64_t offset = 0;
+  for (auto& t : in) {
+    int64_t len = t.shape()[axis];
+    for (int64_t o = 0; o < outer; ++o)
+      copy_bytes(r.mutable_raw() + ((o * shape[axis] + offset) * inner) * esize,
+                  t.raw() + (o * len * inner) * esize, static_cast<size_t>(len * inner) * esize);
+    offset += len;
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+// Python slice semantics on one dimension of concrete length `len`.
+struct SliceRange { int64_t start, count, step; };
+SliceRange slice_range(int64_t begin, int64_t end, int64_t step, int64_t len) {
+  auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::min(std::max(v, lo), hi); };
+  int64_t s, e;
+  if (step > 0) {
+    s = begin < 0 ? clamp(begin + len, 0, len) : clamp(begin, 0, len);
+    e = end < 0 ? clamp(end + len, 0, len) : clamp(end, 0, len);
+    return {s, e > s ? (e - s + step - 1) / step : 0, step};
+  }
+  s = begin < 0 ? clamp(begin + len, -1, len - 1) : clamp(begin, -1, len - 1);
+  e = end < 0 ? clamp(end + len, -1, len - 1) : clamp(end, -1, len - 1);
+  return {s, s > e ? (s - e + (-step) - 1) / (-step) : 0, step};
+}
+
+Status check_slice_attrs(const Node& n, int64_t rank, std::vector<int64_t>* axes_out) {
+  const auto& b = n.attr("begin").as_ints();
+  const auto& e = n.attr("end").as_ints();
+  const auto& st = n.attr("step").as_ints();
+  const auto& ax = n.attr("axes").as_ints();
+  if (b.size() != ax.size() || e.size() != ax.size() || (!st.empty() && st.size() != ax.size()))
+    return err("Slice begin, end, step and axes must have one entry per axis");
+  std::vector<int64_t> axes;
+  for (size_t i = 0; i < ax.size(); ++i) {
+    INGOT_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ax[i], rank));
+    if (std::find(axes.begin(), axes.end(), a) != axes.end()) return err("Slice axis " + std::to_string(ax[i]) + " repeats");
+    if (!st.empty() && st[i] == 0) return err("Slice step must not be 0");
+    axes.push_back(a);
+  }
+  *axes_out = axes;
+  return Status::Ok();
+}
+
+Status infer_slice(Node& n) {
+  const TensorType& x = in_type(n, 0);
+  if (is_quantized(x.type)) return err("Slice of a quantized tensor");
+  std::vector<int64_t> axes;
+  INGOT_RETURN_IF_ERROR(check_slice_attrs(n, static_cast<int64_t>(x.shape.size()), &axes));
+  const auto& b = n.attr("begin").as_ints();
+  const auto& e = n.attr("end").as_ints();
+  const auto& st = n.attr("step").as_ints();
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  Shape s = x.shape;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const Dim& d = x.shape[axes[i]];
+    int64_t step = st.empty() ? 1 : st[i];
+    if (d.is_static()) {
+      s[axes[i]] = Dim(slice_range(b[i], e[i], step, d.value()).count);
+    } else if (d.is_unknown() || step != 1) {
+      s[axes[i]] = Dim::unknown();
+    } else if (b[i] >= 0 && e[i] == kMax) {
+      s[axes[i]] = d - Dim(b[i]);  // assumes len >= begin; checked at run time
+    } else if (b[i] < 0 && e[i] == kMax) {
+      s[axes[i]] = Dim(-b[i]);  // the last -begin elements; assumes len >= -begin
+    } else if ((b[i] >= 0) == (e[i] >= 0)) {
+      s[axes[i]] = Dim(std::max<int64_t>(e[i] - b[i], 0));  // assumes the range lies inside
+    } else if (b[i] >= 0 && e[i] < 0) {
+      s[axes[i]] = d + Dim(e[i]) - Dim(b[i]);
+    } else {
+      s[axes[i]] = Dim::unknown();
+    }
+  }
+  set_output(n, x.type, s);
+  return Status::Ok();
+}
+
+Status eval_slice(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  std::vector<int64_t> axes;
+  INGOT_RETURN_IF_ERROR(check_slice_attrs(n, x.rank(), &axes));
+  const auto& b = n.attr("begin").as_ints();
+  const auto& e = n.attr("end").as_ints();
+  const auto& st = n.attr("step").as_ints();
+  std::vector<SliceRange> ranges;
+  for (int64_t d = 0; d < x.rank(); ++d) ranges.push_back({0, x.shape()[d], 1});
+  for (size_t i = 0; i < axes.size(); ++i)
+    ranges[axes[i]] = slice_range(b[i], e[i], st.empty() ? 1 : st[i], x.shape()[axes[i]]);
+  std::vector<int64_t> out_shape;
+  for (auto& r : ranges) out_shape.push_back(r.count);
+  auto xs = strides_of(x.shape());
+  Tensor r = Tensor::zeros(x.type(), out_shape);
+  size_t esize = static_cast<size_t>(type_info(x.type()).block_bytes);
+  std::vector<int64_t> idx(out_shape.size(), 0);
+  for (int64_t o = 0; o < r.numel(); ++o) {
+    int64_t src = 0;
+    for (size_t d = 0; d < idx.size(); ++d) src += (ranges[d].start + idx[d] * ranges[d].step) * xs[d];
+    copy_bytes(r.mutable_raw() + o * esize, x.raw() + src * esize, esize);
+    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
+      if (++idx[d] < out_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_broadcast(Node& n) {
+  const TensorType& x = in_type(n, 0);
+  if (is_quantized(x.type)) return err("Broadcast of a quantized tensor");
+  const Shape& target = n.attr("shape").as_dims();
+  if (target.size() < x.shape.size())
+    return err("Broadcast target " + shape_str(target) + " has lower rank than " + x.str());
+  INGOT_ASSIGN_OR_RETURN(Shape s, broadcast_shapes(x.shape, target));
+  // The output is the target shape; the input may only stretch its 1-dims.
+  for (size_t i = 0; i < target.size(); ++i)
+    if (target[i].is_static() && s[i].is_static() && s[i] != target[i])
+      return err("cannot broadcast " + x.str() + " to " + shape_str(target));
+  set_output(n, x.type, target);
+  return Status::Ok();
+}
+
+Status eval_broadcast(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  INGOT_ASSIGN_OR_RETURN(auto target, eval_dims(n.attr("shape").as_dims(), ctx, "Broadcast"));
+  INGOT_ASSIGN_OR_RETURN(auto shape, broadcast_concrete({in[0].shape(), target}));
+  if (shape != target) return err("cannot broadcast " + dims_str(in[0].shape()) + " to " + dims_str(target));
+  Tensor r = Tensor::zeros(in[0].type(), shape);
+  size_t esize = static_cast<size_t>(type_info(in[0].type()).block_bytes);
+  for_each_broadcast(shape, {in[0].shape()}, [&](int64_t o, const std::vector<int64_t>& k) {
+    copy_bytes(r.mutable_raw() + o * esize, in[0].raw() + k[0] * esize, esize);
+  });
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_select(Node& n) {
+  if (in_type(n, 0).type != ElementType::boolean) return err("Select condition must be bool, got " + in_type(n, 0).str());
+  INGOT_RETURN_IF_ERROR(expect_same_type(n, 1, 2));
+  if (is_quantized(in_type(n, 1).type)) return err("Select of quantized values");
+  INGOT_ASSIGN_OR_RETURN(Shape s, broadcast_shapes(in_type(n, 0).shape, in_type(n, 1).shape));
+  INGOT_ASSIGN_OR_RETURN(s, broadcast_shapes(s, in_type(n, 2).shape));
+  set_output(n, in_type(n, 1).type, s);
+  return Status::Ok();
+}
+
+Status eval_select(const Node&, EvalContext&, Tensors in, Outputs& out) {
+  std::vector<std::vector<int64_t>> shapes = {in[0].shape(), in[1].shape(), in[2].shape()};
+  INGOT_ASSIGN_OR_RETURN(auto shape, broadcast_concrete(shapes));
+  Tensor r = Tensor::zeros(in[1].type(), shape);
+  size_t esize = static_cast<size_t>(type_info(in[1].type()).block_bytes);
+  for_each_broadcast(shape, shapes, [&](int64_t o, const std::vector<int64_t>& k) {
+    const Tensor& src = in[0].get_i(k[0]) ? in[1] : in[2];
+    copy_bytes(r.mutable_raw() + o * esize, src.raw() + (in[0].get_i(k[0]) ? k[1] : k[2]) * esize, esize);
+  });
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_range(Node& n) {
+  const TensorType& start = in_type(n, 0);
+  if (!start.shape.empty()) return err("Range start must be a scalar, got " + start.str());
+  if (!is_numeric(start.type)) return err("Range start must be a number, got " + start.str());
+  const Shape& len = n.attr("length").as_dims();
+  if (len.size() != 1) return err("Range length must be one dimension, got " + shape_str(len));
+  if (len[0].is_static() && len[0].value() < 0) return err("Range length must not be negative");
+  set_output(n, start.type, len);
+  return Status::Ok();
+}
+
+Status eval_range(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  INGOT_ASSIGN_OR_RETURN(auto len, eval_dims(n.attr("length").as_dims(), ctx, "Range"));
+  if (len[0] < 0) return err("Range length is negative at run time");
+  double step = n.attr("step").as_float();
+  Tensor r = Tensor::zeros(in[0].type(), len);
+  bool ints = !is_float(in[0].type());
+  for (int64_t i = 0; i < len[0]; ++i) {
+    if (ints) r.set_i(i, in[0].get_i(0) + i * static_cast<int64_t>(step));
+    else r.set_f(i, in[0].get_f(0) + static_cast<double>(i) * step);
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status infer_range_checked(Node& n) {
+  INGOT_RETURN_IF_ERROR(infer_range(n));
+  double step = n.attr("step").as_float();
+  if (!type_info(in_type(n, 0).type).is_float && step != std::floor(step))
+    return err("an integer Range needs a whole step, got " + format_double(step));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- the table
+
+AttrSpec req(const char* name, AttrKind k) { return AttrSpec{name, k, true, Attribute()}; }
+AttrSpec opt(const char* name, Attribute def) { return AttrSpec{name, def.kind(), false, def}; }
+
+const std::vector<OpDef>& op_table() {
+  using A = Attribute;
+  using K = AttrKind;
+  static const std::vector<OpDef> kOps = {
+      // name, min in, max in, attributes, infer, reference kernel, summary
+      {"Parameter", 0, 0, {}, infer_parameter, eval_parameter, "a model input"},
+      {"Constant", 0, 0, {}, infer_constant, eval_constant, "a constant tensor (may point into a mapped file)"},
+      {"Result", 1, 1, {}, infer_result, eval_identity, "a model output"},
+      {"ReadValue", 0, 0, {req("variable", K::String)}, infer_read_value, eval_read_value, "reads a state variable"},
+      {"Assign", 1, 1, {req("variable", K::String)}, infer_assign, eval_assign, "writes a state variable at the end of the call"},
+      {"Convert", 1, 1, {req("to", K::Type)}, infer_convert, eval_convert, "element type conversion; dequantizes"},
+      {"Add", 2, 2, {}, infer_binary_arith, eval_add, "a + b, numpy broadcasting"},
+      {"Subtract", 2, 2, {}, infer_binary_arith, eval_sub, "a - b"},
+      {"Multiply", 2, 2, {}, infer_binary_arith, eval_mul, "a * b"},
+      {"Divide", 2, 2, {}, infer_binary_arith, eval_div, "a / b (integers: floor division)"},
+      {"Power", 2, 2, {}, infer_binary_arith, eval_pow, "a ** b"},
+      {"Maximum", 2, 2, {}, infer_binary_arith, eval_max, "max(a, b)"},
+      {"Minimum", 2, 2, {}, infer_binary_arith, eval_min, "min(a, b)"},
+      {"Equal", 2, 2, {}, infer_compare, eval_eq, "a == b -> bool"},
+      {"NotEqual", 2, 2, {}, infer_compare, eval_ne, "a != b -> bool"},
+      {"Less", 2, 2, {}, infer_compare, eval_lt, "a < b -> bool"},
+      {"LessEqual", 2, 2, {}, infer_compare, eval_le, "a <= b -> bool"},
+      {"Greater", 2, 2, {}, infer_compare, eval_gt, "a > b -> bool"},
+      {"GreaterEqual", 2, 2, {}, infer_compare, eval_ge, "a >= b -> bool"},
+      {"LogicalAnd", 2, 2, {}, infer_logical_binary, eval_and, "a && b"},
+      {"LogicalOr", 2, 2, {}, infer_logical_binary, eval_or, "a || b"},
+      {"LogicalNot", 1, 1, {}, infer_logical_not, eval_logical_not, "!a"},
+      {"Sqrt", 1, 1, {}, infer_unary_float, eval_sqrt, "square root"},
+      {"Exp", 1, 1, {}, infer_unary_float, eval_exp, "e ** x"},
+      {"Log", 1, 1, {}, infer_unary_float, eval_log, "natural logarithm"},
+      {"Negative", 1, 1, {}, infer_unary_numeric, eval_negative, "-x"},
+      {"Abs", 1, 1, {}, infer_unary_numeric, eval_abs, "|x|"},
+      {"Sin", 1, 1, {}, infer_unary_float, eval_sin, "sine"},
+      {"Cos", 1, 1, {}, infer_unary_float, eval_cos, "cosine"},
+      {"Sigmoid", 1, 1, {}, infer_unary_float, eval_sigmoid, "1 / (1 + e ** -x)"},
+      {"Tanh", 1, 1, {}, infer_unary_float, eval_tanh, "hyperbolic tangent"},
+      {"Erf", 1, 1, {}, infer_unary_float, eval_erf, "error function"},
+      {"Gelu", 1, 1, {opt("approximation", A::String("erf"))}, infer_gelu, eval_gelu, "GELU, exact (erf) or tanh form"},
+      {"ReduceMean", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "mean over axes"},
+      {"ReduceSum", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "sum over axes"},
+      {"ReduceMax", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
+      {"Softmax", 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax"},
+      {"MatMul", 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
+      {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
+      {"Reshape", 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred"},
+      {"Transpose", 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},
+      {"Concat", 1, -1, {req("axis", K::Int)}, infer_concat, eval_concat, "join along axis"},
+      {"Slice", 1, 1, {req("begin", K::Ints), req("end", K::Ints), req("axes", K::Ints), opt("step", A::Ints({}))}, infer_slice, eval_slice, "python-style slice per axis"},
+      {"Broadcast", 1, 1, {req("shape", K::Dims)}, infer_broadcast, eval_broadcast, "numpy broadcast to a shape"},
+      {"Select", 3, 3, {}, infer_select, eval_select, "cond ? a : b, numpy broadcasting"},
+      {"Range", 1, 1, {req("length", K::Dims), opt("step", A::Float(1.0))}, infer_range_checked, eval_range, "start + i * step for i < length"},
+  };
+  return kOps;
+}
+
+}  // namespace
+
+const OpDef* find_op(std::string_view name) {
+  for (auto& op : op_table())
+    if (name == op.name) return &op;
+  return nullptr;
+}
+
+std::span<const OpDef> all_ops() { return op_table(); }
+
+}  // namespace ingot

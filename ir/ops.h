@@ -1,0 +1,51 @@
+// The op registry: one table, one small entry per op (attributes, shape inference, reference kernel).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/attribute.h"
+#include "ir/model.h"
+#include "ir/shape.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+
+namespace ingot {
+
+struct AttrSpec {
+  const char* name;
+  AttrKind kind;
+  bool required;
+  Attribute default_value;  // used when not required and absent
+};
+
+// What a reference kernel may look at besides its inputs.
+struct EvalContext {
+  SymbolBindings* symbols = nullptr;                     // bound from parameter and state shapes
+  const std::map<std::string, Tensor>* inputs = nullptr;  // model inputs by Parameter name
+  const std::map<std::string, Tensor>* state = nullptr;   // state at the start of the call
+  std::map<std::string, Tensor>* next_state = nullptr;    // written by Assign
+};
+
+using InferFn = Status (*)(Node& node);
+using EvalFn = Status (*)(const Node& node, EvalContext& ctx, std::span<const Tensor> inputs,
+                          std::vector<Tensor>& outputs);
+
+struct OpDef {
+  const char* name;
+  int min_inputs;
+  int max_inputs;  // -1: any number
+  std::vector<AttrSpec> attrs;
+  InferFn infer;   // checks inputs and attributes, sets node.outputs (source ops check declared ones)
+  EvalFn eval;     // the reference kernel: plain, obviously correct, the numerical spec
+  const char* summary;
+};
+
+const OpDef* find_op(std::string_view name);
+std::span<const OpDef> all_ops();
+
+}  // namespace ingot

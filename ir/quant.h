@@ -1,0 +1,40 @@
+// Reference dequantization of ggml's block-quantized formats (the numerical spec for kernels).
+#pragma once
+
+#include <cstdint>
+
+#include "ir/element_type.h"
+
+namespace ingot {
+
+inline constexpr int kQK = 32;    // elements per block of q8_0, q4_0, q4_1, q5_0, q5_1
+inline constexpr int kQK_K = 256;  // elements per super-block of the k-quants
+
+// Byte layouts, identical to ggml's (all scales are IEEE half stored as uint16_t, little endian).
+struct BlockQ8_0 { uint16_t d; int8_t qs[kQK]; };
+struct BlockQ4_0 { uint16_t d; uint8_t qs[kQK / 2]; };
+struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[kQK / 2]; };
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
+struct BlockQ5_1 { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
+struct BlockQ2_K { uint8_t scales[kQK_K / 16]; uint8_t qs[kQK_K / 4]; uint16_t d; uint16_t dmin; };
+struct BlockQ3_K { uint8_t hmask[kQK_K / 8]; uint8_t qs[kQK_K / 4]; uint8_t scales[12]; uint16_t d; };
+struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[kQK_K / 2]; };
+struct BlockQ5_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[kQK_K / 8]; uint8_t qs[kQK_K / 2]; };
+struct BlockQ6_K { uint8_t ql[kQK_K / 2]; uint8_t qh[kQK_K / 4]; int8_t scales[kQK_K / 16]; uint16_t d; };
+
+static_assert(sizeof(BlockQ8_0) == 34);
+static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ5_0) == 22);
+static_assert(sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ2_K) == 84);
+static_assert(sizeof(BlockQ3_K) == 110);
+static_assert(sizeof(BlockQ4_K) == 144);
+static_assert(sizeof(BlockQ5_K) == 176);
+static_assert(sizeof(BlockQ6_K) == 210);
+
+// Dequantizes `n` elements (a whole number of blocks) of quantized type `t` from `src` into `dst`.
+// Asserts that `t` is quantized and `n` is whole blocks: callers validate user data first.
+void dequantize_row(ElementType t, const void* src, float* dst, int64_t n);
+
+}  // namespace ingot
