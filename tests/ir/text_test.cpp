@@ -303,7 +303,7 @@ TEST(TextRoundTrip, AcceptsCommentsWhitespaceAndOneLine) {
   const char* text =
       "# a comment\n"
       "model \"m\" { # trailing comment\n"
-      "  %a = Parameter() : f32[tokens, 2]   %b = Add(%a,%a):f32[tokens,2]\n"
+      "  %a = Parameter() : f32[tokens, 2]   %b = Add(%a:0,%a):f32[tokens,2]\n"
       "  %c = Constant():i64[2]=[-1,2] %r = Result(%b) : f32[tokens, 2]}  # done\n";
   auto parsed = parse_model(text);
   ASSERT_TRUE(parsed.ok()) << parsed.message();
@@ -498,7 +498,7 @@ TEST(TextParseErrors, PointAtTheOffendingToken) {
       {"unterminated name", base_with("  %\"b = Exp(%a) : f32[3]\n"), "3:3", "unterminated string"},
       {"bad escape", "model \"a\\qb\" {\n}\n", "1:9", "unknown escape"},
       {"bad hex escape", "model \"a\\x4\" {\n}\n", "1:9", "two hex digits"},
-      {"missing ')'", base_with("  %b = Add(%a, %a : f32[3]\n"), "3:20", "expected ',' or ')', got ':'"},
+      {"missing ')'", base_with("  %b = Add(%a, %a : f32[3]\n"), "3:19", "expected ',' or ')', got ':'"},
       {"wrong attribute kind", base_with("  %b = Concat(%a, %a) {axis = \"0\"} : f32[6]\n"), "3:31",
        "expected an integer, got a string (attribute 'axis' of Concat is int)"},
       {"float for int attribute", base_with("  %b = Concat(%a) {axis = 1.5} : f32[3]\n"), "3:27", "expected an integer"},
