@@ -79,6 +79,10 @@ class LlamaGraph {
       error(t.status());
       return {};
     }
+    if (!*t) {
+      error(Status::Error("weight '" + name + "': the weight provider returned no tensor"));
+      return {};
+    }
     if ((*t)->shape() != shape) {
       error(Status::Error("weight '" + name + "' has shape " + dims_str((*t)->shape()) + ", expected " + dims_str(shape)));
       return {};
@@ -87,7 +91,9 @@ class LlamaGraph {
     return (*t)->type() == ElementType::f32 ? v : b_.convert(v, ElementType::f32);
   }
 
-  void error(const Status& s) { errors_ = s; }
+  void error(const Status& s) {
+    if (errors_.ok()) errors_ = s;  // the first error explains the rest
+  }
 
   // x / sqrt(mean(x^2) + eps) * w
   Value rms_norm(Value x, const std::string& w) {

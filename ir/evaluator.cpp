@@ -77,6 +77,16 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
     for (auto& v : n->inputs)
       if (--remaining[v.node] == 0) values.erase(v.node);
   }
+  // A state variable may never outgrow its declared maximum: that memory is all a runtime has.
+  for (auto& [name, t] : next_state) {
+    const StateVariable* var = model_.find_variable(name);
+    if (!var) return Status::Error("state variable '" + name + "' is not declared");
+    bool fits = t.rank() == static_cast<int64_t>(var->max_shape.size());
+    for (int64_t d = 0; fits && d < t.rank(); ++d) fits = t.shape()[d] <= var->max_shape[d];
+    if (!fits)
+      return Status::Error("state variable '" + name + "' would hold " + dims_str(t.shape()) + ", more than its maximum " +
+                           dims_str(var->max_shape) + " (the context is full)");
+  }
   // State is committed only after the whole call succeeded.
   state_ = std::move(next_state);
   return results;

@@ -119,3 +119,20 @@ TEST(Evaluator, ConstantsPointingIntoForeignMemoryAreNotCopied) {
 
 }  // namespace
 }  // namespace ingot
+
+namespace ingot {
+namespace {
+
+TEST(Evaluator, StateCannotOutgrowItsMaximum) {
+  auto m = accumulator();  // "s" holds at most 16 rows
+  Evaluator ev(*m);
+  std::vector<float> ten(20, 1.0f);
+  ASSERT_TRUE(ev.run({{"x", Tensor::from_f32({10, 2}, ten)}}).ok());
+  auto full = ev.run({{"x", Tensor::from_f32({10, 2}, ten)}});
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.message().find("more than its maximum [16, 2]"), std::string::npos) << full.message();
+  EXPECT_EQ(ev.state().at("s").shape(), (std::vector<int64_t>{10, 2}));  // unchanged
+}
+
+}  // namespace
+}  // namespace ingot
