@@ -81,14 +81,14 @@ StatusOr<Tensor> Tensor::from_buffer(ElementType type, std::vector<int64_t> shap
 Tensor Tensor::from_f32(std::vector<int64_t> shape, const std::vector<float>& values) {
   Tensor t = zeros(ElementType::f32, std::move(shape));
   INGOT_ASSERT(static_cast<int64_t>(values.size()) == t.numel(), "value count does not match shape");
-  std::memcpy(t.mutable_raw(), values.data(), values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(t.mutable_raw(), values.data(), values.size() * sizeof(float));
   return t;
 }
 
 Tensor Tensor::from_i64(std::vector<int64_t> shape, const std::vector<int64_t>& values) {
   Tensor t = zeros(ElementType::i64, std::move(shape));
   INGOT_ASSERT(static_cast<int64_t>(values.size()) == t.numel(), "value count does not match shape");
-  std::memcpy(t.mutable_raw(), values.data(), values.size() * sizeof(int64_t));
+  if (!values.empty()) std::memcpy(t.mutable_raw(), values.data(), values.size() * sizeof(int64_t));
   return t;
 }
 

@@ -163,6 +163,7 @@ class Lexer {
 
   std::vector<Token> run() {
     std::vector<Token> tokens;
+    tokens.reserve(src_.size() / 4 + 1);
     for (;;) {
       skip_space_and_comments();
       Token t = next();
@@ -297,7 +298,7 @@ class Lexer {
         continue;
       }
       int esc_col = col();
-      if (pos_ + 1 >= src_.size()) break;
+      if (pos_ + 1 >= src_.size() || src_[pos_ + 1] == '\n') break;
       char e = src_[pos_ + 1];
       pos_ += 2;
       if (e == '"' || e == '\\') value += e;
@@ -313,8 +314,9 @@ class Lexer {
         value += static_cast<char>(hi * 16 + lo);
         pos_ += 2;
       } else {
-        t = error(std::string("unknown escape '\\") + (e == '\n' ? std::string("\\n") : std::string(1, e)) +
-                      "' in string (use \\\" \\\\ \\n \\t \\xHH)",
+        bool printable = e > 0x20 && e < 0x7f;
+        t = error(std::string("unknown escape ") + (printable ? std::string("'\\") + e + "' " : "") +
+                      "in string (use \\\" \\\\ \\n \\t \\xHH)",
                   line_, esc_col);
         return false;
       }
@@ -367,12 +369,9 @@ class Parser {
   }
 
   static std::string describe(const Token& t) {
-    switch (t.kind) {
-      case Tok::End: return "the end of the input";
-      case Tok::String: return "a string";
-      case Tok::Name: return "'" + std::string(t.text) + "'";
-      default: return "'" + std::string(t.text) + "'";
-    }
+    if (t.kind == Tok::End) return "the end of the input";
+    if (t.kind == Tok::String) return "a string";
+    return "'" + std::string(t.text) + "'";
   }
 
   // A lexical error wins over whatever the parser expected at that place.

@@ -5,6 +5,8 @@ config.name = "ingot"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".ir"]
 config.test_source_root = os.path.dirname(__file__)
+# Temporary files go to the build tree, never next to the sources.
+config.test_exec_root = lit_config.params.get("exec_root", os.path.join(os.path.dirname(__file__), "Output"))
 
 params = lit_config.params
 config.substitutions.append(("%ingotc", params.get("ingotc", "ingotc")))
