@@ -58,6 +58,16 @@ std::string format_double(double v) {
   return s;
 }
 
+std::string format_float(float v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, res.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
 std::string quote_string(const std::string& s) {
   std::string r = "\"";
   for (unsigned char c : s) {

@@ -55,6 +55,8 @@ using AttrMap = std::map<std::string, Attribute>;
 
 // Shortest text that reads back as exactly the same double, always with '.', 'e', "inf" or "nan".
 std::string format_double(double v);
+// The same for a float: the shortest text that reads back (as a float) to the same bits.
+std::string format_float(float v);
 // A double-quoted string with \" \\ \n \t and \xHH escapes.
 std::string quote_string(const std::string& s);
 

@@ -1,10 +1,21 @@
 #include "ir/shape.h"
 
 #include <algorithm>
+#include <cctype>
+#include <limits>
 
 namespace ingot {
 
+static bool is_identifier(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
 Dim Dim::symbol(std::string name) {
+  // Symbols are identifiers so that every Dim prints as text the parser reads back.
+  INGOT_ASSERT(is_identifier(name), "dimension symbol '" + name + "' is not an identifier");
   Dim d(int64_t{0});
   d.terms_.push_back({std::move(name), 1});
   return d;
@@ -30,12 +41,24 @@ const std::string& Dim::symbol_name() const {
   return terms_[0].first;
 }
 
+// Merges terms; any arithmetic overflow (or the unprintable INT64_MIN) makes the dim unknown.
 void Dim::normalize() {
+  const int64_t kMin = std::numeric_limits<int64_t>::min();
   std::sort(terms_.begin(), terms_.end());
   std::vector<std::pair<std::string, int64_t>> merged;
   for (auto& t : terms_) {
-    if (!merged.empty() && merged.back().first == t.first) merged.back().second += t.second;
-    else merged.push_back(t);
+    if (!merged.empty() && merged.back().first == t.first) {
+      if (__builtin_add_overflow(merged.back().second, t.second, &merged.back().second)) overflow_ = true;
+    } else {
+      merged.push_back(t);
+    }
+  }
+  for (auto& t : merged)
+    if (t.second == kMin) overflow_ = true;
+  if (constant_ == kMin) overflow_ = true;
+  if (overflow_) {
+    *this = unknown();
+    return;
   }
   merged.erase(std::remove_if(merged.begin(), merged.end(), [](auto& t) { return t.second == 0; }),
                merged.end());
@@ -45,7 +68,7 @@ void Dim::normalize() {
 Dim Dim::operator+(const Dim& o) const {
   if (!known_ || !o.known_) return unknown();
   Dim r = *this;
-  r.constant_ += o.constant_;
+  if (__builtin_add_overflow(r.constant_, o.constant_, &r.constant_)) return unknown();
   r.terms_.insert(r.terms_.end(), o.terms_.begin(), o.terms_.end());
   r.normalize();
   return r;
@@ -54,8 +77,9 @@ Dim Dim::operator+(const Dim& o) const {
 Dim Dim::operator-(const Dim& o) const {
   if (!known_ || !o.known_) return unknown();
   Dim neg = o;
-  neg.constant_ = -neg.constant_;
-  for (auto& t : neg.terms_) t.second = -t.second;
+  if (__builtin_mul_overflow(neg.constant_, int64_t{-1}, &neg.constant_)) return unknown();
+  for (auto& t : neg.terms_)
+    if (__builtin_mul_overflow(t.second, int64_t{-1}, &t.second)) return unknown();
   return *this + neg;
 }
 
@@ -67,8 +91,9 @@ Dim Dim::operator*(const Dim& o) const {
   else if (is_static()) { k = constant_; sym = &o; }
   else return unknown();  // symbol*symbol is not linear
   Dim r = *sym;
-  r.constant_ *= k;
-  for (auto& t : r.terms_) t.second *= k;
+  if (__builtin_mul_overflow(r.constant_, k, &r.constant_)) return unknown();
+  for (auto& t : r.terms_)
+    if (__builtin_mul_overflow(t.second, k, &t.second)) return unknown();
   r.normalize();
   return r;
 }
@@ -91,7 +116,8 @@ std::optional<int64_t> Dim::evaluate(const SymbolBindings& b) const {
   for (auto& [name, coef] : terms_) {
     auto it = b.find(name);
     if (it == b.end()) return std::nullopt;
-    v += coef * it->second;
+    int64_t term;
+    if (__builtin_mul_overflow(coef, it->second, &term) || __builtin_add_overflow(v, term, &v)) return std::nullopt;
   }
   return v;
 }

@@ -21,7 +21,9 @@ using SymbolBindings = std::map<std::string, int64_t>;
 class Dim {
  public:
   Dim() : Dim(int64_t{0}) {}
-  Dim(int64_t value) : known_(true), constant_(value) {}  // NOLINT: implicit on purpose
+  // A static size. INT64_MIN is not a size (it has no printable negation): it becomes unknown.
+  Dim(int64_t value) : known_(value != INT64_MIN), constant_(value == INT64_MIN ? 0 : value) {}  // NOLINT: implicit
+
   static Dim symbol(std::string name);
   static Dim unknown();
 
@@ -42,7 +44,8 @@ class Dim {
   std::optional<Dim> divide_exact(int64_t d) const;
 
   bool operator==(const Dim& o) const {
-    return known_ == o.known_ && constant_ == o.constant_ && terms_ == o.terms_;
+    if (!known_ || !o.known_) return known_ == o.known_;
+    return constant_ == o.constant_ && terms_ == o.terms_;
   }
   bool operator!=(const Dim& o) const { return !(*this == o); }
 
@@ -54,6 +57,7 @@ class Dim {
  private:
   void normalize();
   bool known_ = true;
+  bool overflow_ = false;  // scratch flag for normalize()
   int64_t constant_ = 0;
   std::vector<std::pair<std::string, int64_t>> terms_;  // sorted by name, non-zero coefficients
 };

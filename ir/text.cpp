@@ -82,7 +82,8 @@ bool prints_inline(const Node& n, const PrintOptions& opts) {
 
 std::string element_str(const Tensor& t, int64_t i) {
   const ElementTypeInfo& info = type_info(t.type());
-  if (info.is_float) return format_double(t.get_f(i));
+  // Values of every float type are exact floats; the parser reads them back as floats.
+  if (info.is_float) return format_float(static_cast<float>(t.get_f(i)));
   if (info.is_integer) return std::to_string(t.get_i(i));
   return t.get_i(i) ? "true" : "false";
 }
@@ -361,7 +362,7 @@ class Parser {
   // ---------------------------------------------------------------- token access and errors
 
   // Never past the End/Error token that terminates the vector.
-  const Token& peek(size_t k = 0) const { return tokens_[std::min(pos_ + k, tokens_.size() - 1)]; }
+  const Token& peek() const { return tokens_[std::min(pos_, tokens_.size() - 1)]; }
   const Token& take() {
     const Token& t = peek();
     if (pos_ + 1 < tokens_.size()) ++pos_;

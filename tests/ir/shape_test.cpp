@@ -26,6 +26,27 @@ TEST(Dim, LinearAlgebra) {
   EXPECT_TRUE((Dim::unknown() + T).is_unknown());
 }
 
+TEST(Dim, OverflowBecomesUnknown) {
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  EXPECT_TRUE((Dim(big) + Dim(1)).is_unknown());
+  EXPECT_TRUE((Dim(big) * Dim(2)).is_unknown());
+  EXPECT_TRUE((T * Dim(big) + T).is_unknown());
+  EXPECT_TRUE((Dim(0) - Dim(big) - Dim(2)).is_unknown());
+  EXPECT_TRUE(Dim(std::numeric_limits<int64_t>::min()).is_unknown());
+  EXPECT_EQ((Dim(0) - Dim(big)).str(), "-9223372036854775807");
+  EXPECT_FALSE((T * Dim(big)).evaluate({{"tokens", 2}}).has_value());
+}
+
+TEST(ShapeInference, HugeShapesDoNotOverflow) {
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  Model m;
+  auto c = m.add_node({"Constant", {}, {}, "c", {{ElementType::f32, {big, big}}}, nullptr, "00"});
+  ASSERT_TRUE(c.ok()) << c.message();
+  auto r = m.add_node({"Reshape", {(*c)->out()}, {{"shape", Attribute::Dims({-1})}}, "r", {}, nullptr, ""});
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ((*r)->outputs[0].str(), "f32[?]");  // not a wrapped-around size
+}
+
 TEST(Dim, Evaluate) {
   SymbolBindings b = {{"tokens", 5}, {"past", 7}};
   EXPECT_EQ((P + T).evaluate(b), 12);

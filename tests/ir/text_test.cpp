@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/builder.h"
 #include "ir/evaluator.h"
 #include "ir/model.h"
 #include "ir/ops.h"
@@ -130,7 +132,7 @@ std::unique_ptr<Model> rich_model() {
   Node* sl = op(*m, "Slice", {tr->out()},
                 {{"begin", Attribute::Ints({1})}, {"end", Attribute::Ints({kInt64Max})}, {"axes", Attribute::Ints({1})}});
   op(*m, "Result", {sl->out()}, {}, "sliced");
-  for (double step : {1e-5, -0.0, kInf, -kInf, kNaN, 1e300}) {
+  for (double step : {1e-5, -0.0, kInf, -kInf, kNaN, 1e300, 5e-324, -1.7976931348623157e308}) {
     Node* start = constant(*m, "start " + format_double(step), values(ET::f32, {}, {0.5}));
     Node* r = op(*m, "Range", {start->out()}, {{"length", Attribute::Dims({sym("tokens")})}, {"step", Attribute::Float(step)}});
     op(*m, "Result", {r->out()});
@@ -167,7 +169,7 @@ TEST(TextPrint, WritesTheDocumentedFormat) {
             "  state \"kv.k.0\" : f32[2048, 4, 8]\n"
             "  %k = ReadValue() {variable = \"kv.k.0\"} : f32[past, 4, 8]\n"
             "  %x = Parameter() : f32[tokens, 4, 8]\n"
-            "  %c = Constant() : f32[8] = [1.0, 2.0, 3.5, -0.0, 9.999999747378752e-06, inf, nan, -2.0]\n"
+            "  %c = Constant() : f32[8] = [1.0, 2.0, 3.5, -0.0, 1e-05, inf, nan, -2.0]\n"
             "  %w = Constant() : f32[64, 64] = hash \"" + hash + "\"\n"
             "  %\"sum a\" = Add(%x, %c) : f32[tokens, 4, 8]\n"
             "  %kc = Concat(%k, %\"sum a\") {axis = 0} : f32[past+tokens, 4, 8]\n"
@@ -780,6 +782,40 @@ TEST(TextDot, DrawsNodesEdgesAndStateFlow) {
   has("  n4 -> n5 [label=\"f32[past+tokens, 2]\"];\n");
   has("  n5 -> n1 [style=dashed, constraint=false, label=\"kv\"];\n");
   EXPECT_EQ(dot.substr(dot.size() - 2), "}\n");
+}
+
+}  // namespace
+}  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// Inline f32 constants print as the shortest decimal that reads back to the same float, including
+// subnormals and the extremes, and f16/bf16 values survive through their float value.
+TEST(TextRoundTrip, InlineFloatsKeepTheirBitsAtTheExtremes) {
+  std::vector<float> v = {std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
+                          std::numeric_limits<float>::min(), std::numeric_limits<float>::max(),
+                          -std::numeric_limits<float>::max(), 0.1f, 1.0f / 3.0f, 16777217.0f};
+  Model m("extremes");
+  GraphBuilder b(m);
+  Value c = b.constant(std::make_shared<Tensor>(Tensor::from_f32({8}, v)), "c");
+  Value h = b.constant(std::make_shared<Tensor>(Tensor::from_values(ElementType::f16, {3}, {65504.0, 5.960464477539063e-08, 0.1})), "h");
+  Value bf = b.constant(std::make_shared<Tensor>(Tensor::from_values(ElementType::bf16, {2}, {3.0e38, 0.1})), "bf");
+  b.result(c, "out");
+  b.result(h, "out_h");
+  b.result(bf, "out_bf");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  std::string text = print_model(m);
+  EXPECT_NE(text.find("0.1,"), std::string::npos) << text;  // shortest form, not 0.10000000149011612
+  auto parsed = parse_model(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.message();
+  for (const char* name : {"c", "h", "bf"}) {
+    const Tensor& a = *m.find(name)->constant;
+    const Tensor& p = *(*parsed)->find(name)->constant;
+    ASSERT_EQ(a.nbytes(), p.nbytes());
+    EXPECT_EQ(std::memcmp(a.raw(), p.raw(), a.nbytes()), 0) << name;
+  }
+  EXPECT_EQ(print_model(**parsed), text);
 }
 
 }  // namespace
