@@ -48,7 +48,9 @@ const Shape& Attribute::as_dims() const {
   return std::get<Shape>(v_);
 }
 
-std::string format_double(double v) {
+// Shortest round-trip text via to_chars, marked as a float literal.
+template <typename F>
+static std::string format_floating(F v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
   char buf[64];
@@ -58,15 +60,8 @@ std::string format_double(double v) {
   return s;
 }
 
-std::string format_float(float v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  std::string s(buf, res.ptr);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
+std::string format_double(double v) { return format_floating(v); }
+std::string format_float(float v) { return format_floating(v); }
 
 std::string quote_string(const std::string& s) {
   std::string r = "\"";

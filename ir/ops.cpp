@@ -150,6 +150,24 @@ void copy_bytes(void* dst, const void* src, size_t n) {
   if (n) std::memcpy(dst, src, n);
 }
 
+// out[i0, i1, ...] = x.flat[base + sum(i_d * strides[d])]: the strided view behind Transpose and Slice.
+Tensor copy_strided(const Tensor& x, const std::vector<int64_t>& out_shape, int64_t base,
+                    const std::vector<int64_t>& strides) {
+  Tensor r = Tensor::zeros(x.type(), out_shape);
+  size_t esize = static_cast<size_t>(type_info(x.type()).block_bytes);
+  std::vector<int64_t> idx(out_shape.size(), 0);
+  for (int64_t o = 0; o < r.numel(); ++o) {
+    int64_t src = base;
+    for (size_t d = 0; d < idx.size(); ++d) src += idx[d] * strides[d];
+    copy_bytes(r.mutable_raw() + o * esize, x.raw() + src * esize, esize);
+    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
+      if (++idx[d] < out_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return r;
+}
+
 // Evaluates the dims of an attribute under the current symbol bindings.
 StatusOr<std::vector<int64_t>> eval_dims(const Shape& dims, const EvalContext& ctx, const std::string& what) {
   std::vector<int64_t> r;
@@ -761,19 +779,9 @@ Status eval_transpose(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   std::vector<int64_t> out_shape;
   for (int64_t p : perm) out_shape.push_back(x.shape()[p]);
   auto xs = strides_of(x.shape());
-  Tensor r = Tensor::zeros(x.type(), out_shape);
-  size_t esize = static_cast<size_t>(type_info(x.type()).block_bytes);
-  std::vector<int64_t> idx(out_shape.size(), 0);
-  for (int64_t o = 0; o < r.numel(); ++o) {
-    int64_t src = 0;
-    for (size_t d = 0; d < idx.size(); ++d) src += idx[d] * xs[perm[d]];
-    copy_bytes(r.mutable_raw() + o * esize, x.raw() + src * esize, esize);
-    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
-      if (++idx[d] < out_shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-  out = {r};
+  std::vector<int64_t> strides;
+  for (int64_t p : perm) strides.push_back(xs[p]);
+  out = {copy_strided(x, out_shape, 0, strides)};
   return Status::Ok();
 }
 
@@ -907,19 +915,13 @@ Status eval_slice(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   std::vector<int64_t> out_shape;
   for (auto& r : ranges) out_shape.push_back(r.count);
   auto xs = strides_of(x.shape());
-  Tensor r = Tensor::zeros(x.type(), out_shape);
-  size_t esize = static_cast<size_t>(type_info(x.type()).block_bytes);
-  std::vector<int64_t> idx(out_shape.size(), 0);
-  for (int64_t o = 0; o < r.numel(); ++o) {
-    int64_t src = 0;
-    for (size_t d = 0; d < idx.size(); ++d) src += (ranges[d].start + idx[d] * ranges[d].step) * xs[d];
-    copy_bytes(r.mutable_raw() + o * esize, x.raw() + src * esize, esize);
-    for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
-      if (++idx[d] < out_shape[d]) break;
-      idx[d] = 0;
-    }
+  int64_t base = 0;
+  std::vector<int64_t> strides;
+  for (size_t d = 0; d < ranges.size(); ++d) {
+    base += ranges[d].start * xs[d];
+    strides.push_back(ranges[d].step * xs[d]);
   }
-  out = {r};
+  out = {copy_strided(x, out_shape, base, strides)};
   return Status::Ok();
 }
 
