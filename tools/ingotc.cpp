@@ -143,7 +143,8 @@ std::vector<Ranked> top_k(const std::vector<float>& logits, size_t k) {
   std::vector<Ranked> r;
   for (size_t i = 0; i < logits.size(); ++i)
     r.push_back({static_cast<int64_t>(i), logits[i], std::exp(static_cast<double>(logits[i]) - m) / sum});
-  std::stable_sort(r.begin(), r.end(), [](const Ranked& a, const Ranked& b) { return a.logit > b.logit; });
+  // Ties keep the lower id first (libstdc++'s stable_sort warns under clang, so order explicitly).
+  std::sort(r.begin(), r.end(), [](const Ranked& a, const Ranked& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; });
   r.resize(std::min(k, r.size()));
   return r;
 }
