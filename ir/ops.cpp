@@ -4,6 +4,8 @@
 // they are the numerical spec, written to be obviously correct rather than fast.
 #include "ir/ops.h"
 
+#include "ir/quant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -637,6 +639,110 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- WeightMatMul
+// x[..., K] times a weight matrix w[N, K] stored in any type (f32, f16, bf16, quantized), the
+// layout of llama.cpp's tensors. act_quant "none": exact (w dequantized, sums in double).
+// act_quant "q8": llama.cpp's CPU numerics: activations are rounded to f16/bf16 for f16/bf16
+// weights and quantized to q8_0 blocks for q8_0/q4_0 weights; blocks are dotted in integers and
+// scaled by d_w * d_x (in float), block results summed in double.
+
+bool act_quant_supported(ElementType w) {
+  switch (w) {
+    case ElementType::f32: case ElementType::f16: case ElementType::bf16:
+    case ElementType::q8_0: case ElementType::q4_0:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status infer_weight_matmul(Node& n) {
+  const TensorType& x = in_type(n, 0);
+  const TensorType& w = in_type(n, 1);
+  if (x.type != ElementType::f32) return err("WeightMatMul input must be f32, got " + x.str());
+  if (x.shape.empty()) return err("WeightMatMul input needs rank >= 1");
+  if (w.shape.size() != 2) return err("WeightMatMul weights must be [N, K], got " + w.str());
+  if (type_info(w.type).is_integer || w.type == ElementType::boolean)
+    return err("WeightMatMul weights must be float or quantized, got " + w.str());
+  const std::string& aq = n.attr("act_quant").as_string();
+  if (aq != "none" && aq != "q8") return err("act_quant must be \"none\" or \"q8\", got \"" + aq + "\"");
+  if (aq == "q8" && !act_quant_supported(w.type))
+    return err("act_quant \"q8\" is not implemented for " + std::string(type_name(w.type)) + " weights");
+  auto k = unify(x.shape.back(), w.shape[1], "WeightMatMul contraction dimensions differ");
+  if (!k.ok()) return Status::Error(k.message() + " (" + x.str() + " x " + w.str() + "^T)");
+  Shape s(x.shape.begin(), x.shape.end() - 1);
+  s.push_back(w.shape[0]);
+  set_output(n, ElementType::f32, s);
+  return Status::Ok();
+}
+
+Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  const Tensor& w = in[1];
+  const int64_t K = x.shape().back(), N = w.shape()[0];
+  if (w.shape()[1] != K) return err("WeightMatMul contraction dimensions differ at run time");
+  const int64_t M = K == 0 ? 0 : x.numel() / K;
+  std::vector<int64_t> out_shape(x.shape().begin(), x.shape().end() - 1);
+  out_shape.push_back(N);
+  Tensor r = Tensor::zeros(ElementType::f32, out_shape);
+  float* y = reinterpret_cast<float*>(r.mutable_raw());
+  const float* xf = reinterpret_cast<const float*>(x.raw());
+  const bool q8 = n.attr("act_quant").as_string() == "q8";
+  const ElementType wt = w.type();
+
+  if (q8 && (wt == ElementType::q8_0 || wt == ElementType::q4_0)) {
+    if (K % kQK != 0) return err("q8 activations need K to be a multiple of 32");
+    const int64_t blocks = K / kQK;
+    std::vector<BlockQ8_0> act(static_cast<size_t>(blocks));
+    for (int64_t m = 0; m < M; ++m) {
+      quantize_row_q8_0_activations(xf + m * K, act.data(), K);
+      for (int64_t j = 0; j < N; ++j) {
+        double sum = 0;
+        for (int64_t b = 0; b < blocks; ++b) {
+          int32_t dot;
+          uint16_t dw;
+          if (wt == ElementType::q8_0) {
+            BlockQ8_0 blk;
+            std::memcpy(&blk, w.raw() + (j * blocks + b) * sizeof(BlockQ8_0), sizeof(blk));
+            dot = dot_block_q8_0_q8_0(blk, act[b]);
+            dw = blk.d;
+          } else {
+            BlockQ4_0 blk;
+            std::memcpy(&blk, w.raw() + (j * blocks + b) * sizeof(BlockQ4_0), sizeof(blk));
+            dot = dot_block_q4_0_q8_0(blk, act[b]);
+            dw = blk.d;
+          }
+          const float scale = f16_to_f32(dw) * f16_to_f32(act[b].d);
+          sum += static_cast<double>(static_cast<float>(dot) * scale);
+        }
+        y[m * N + j] = static_cast<float>(sum);
+      }
+    }
+    out = {r};
+    return Status::Ok();
+  }
+
+  // Weights as f32 (dequantized), activations as f32 or rounded like llama.cpp's f16/bf16 path.
+  std::vector<float> wf = w.to_f32_vector();
+  std::vector<double> row(static_cast<size_t>(K));
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t k = 0; k < K; ++k) {
+      float v = xf[m * K + k];
+      if (q8 && wt == ElementType::f16) v = f16_to_f32(f32_to_f16(v));
+      if (q8 && wt == ElementType::bf16) v = bf16_to_f32(f32_to_bf16(v));
+      row[static_cast<size_t>(k)] = v;
+    }
+    for (int64_t j = 0; j < N; ++j) {
+      double sum = 0;
+      const float* wr = wf.data() + j * K;
+      for (int64_t k = 0; k < K; ++k) sum += row[static_cast<size_t>(k)] * static_cast<double>(wr[k]);
+      y[m * N + j] = static_cast<float>(sum);
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- data movement
 
 Status infer_gather(Node& n) {
@@ -1057,6 +1163,7 @@ const std::vector<OpDef>& op_table() {
       {"ReduceMax", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
       {"Softmax", 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax"},
       {"MatMul", 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
+      {"WeightMatMul", 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp numerics"},
       {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
       {"Reshape", 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred"},
       {"Transpose", 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},

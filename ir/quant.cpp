@@ -1,6 +1,8 @@
 #include "ir/quant.h"
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -253,6 +255,34 @@ void dequantize_row(ElementType t, const void* src, float* dst, int64_t n) {
     default: break;
   }
   INGOT_ASSERT(false, std::string("no dequantizer for ") + info.name);
+}
+
+void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q8_0 activations need whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    out[b].d = f32_to_f16(d);
+    for (int i = 0; i < kQK; ++i) out[b].qs[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+  }
+}
+
+int32_t dot_block_q8_0_q8_0(const BlockQ8_0& w, const BlockQ8_0& a) {
+  int32_t sum = 0;
+  for (int i = 0; i < kQK; ++i) sum += static_cast<int32_t>(w.qs[i]) * static_cast<int32_t>(a.qs[i]);
+  return sum;
+}
+
+int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a) {
+  int32_t sum = 0;
+  for (int i = 0; i < kQK / 2; ++i) {
+    sum += ((w.qs[i] & 0x0F) - 8) * static_cast<int32_t>(a.qs[i]);
+    sum += ((w.qs[i] >> 4) - 8) * static_cast<int32_t>(a.qs[i + kQK / 2]);
+  }
+  return sum;
 }
 
 }  // namespace ingot

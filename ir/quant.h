@@ -37,4 +37,14 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Asserts that `t` is quantized and `n` is whole blocks: callers validate user data first.
 void dequantize_row(ElementType t, const void* src, float* dst, int64_t n);
 
+// Quantizes `n` activations (whole blocks of 32) to q8_0 the way llama.cpp's CPU matmul does at
+// run time (its AVX2 path): per block amax, id = 127 / amax, q = round-half-even(x * id),
+// d = f16(amax / 127). This is the activation side of the "q8" act-quant numerics.
+void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n);
+
+// Integer dot products of one block of weights with one q8_0 activation block, as ggml computes
+// them: the sum of int products, before any scale is applied. Weight block types: q8_0, q4_0.
+int32_t dot_block_q8_0_q8_0(const BlockQ8_0& w, const BlockQ8_0& a);
+int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a);
+
 }  // namespace ingot

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Checks that dependencies point one way (DEVELOPERS.md):
 #   ir <- frontend, passes <- codegen <- tools;  runtime <- tools.
+# frontend also uses runtime's tokenizer, the one piece compiler and runtime share.
 # and that only codegen/ includes LLVM or MLIR headers. Exits non-zero on any violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A allowed=(
   [ir]="ir"
-  [frontend]="ir frontend"
+  [frontend]="ir frontend runtime"
   [passes]="ir passes"
   [codegen]="ir passes codegen"
   [runtime]="runtime"

@@ -1,0 +1,56 @@
+// Tokenizers shared by the compiler and the runtime: SentencePiece-style BPE with scores and byte
+// fallback (LLaMA) and byte-level BPE with merges (GPT-2, LLaMA-3, Qwen2). The runtime links no
+// compiler, so this header depends on nothing but the standard library.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ingot {
+
+// Everything a tokenizer needs, as stored in GGUF's `tokenizer.ggml.*` keys or derived from
+// tokenizer.json / tokenizer.model. Plain data: the bundle serializes it.
+struct TokenizerSpec {
+  enum class Kind { SentencePiece, ByteLevelBpe };
+  // llama.cpp's token types (tokenizer.ggml.token_type).
+  enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+
+  Kind kind = Kind::SentencePiece;
+  // Pre-tokenizer of byte-level BPE: "gpt2" (also "default"), "llama3" ("llama-bpe"), "qwen2".
+  std::string pre = "default";
+  std::vector<std::string> tokens;
+  std::vector<float> scores;         // SentencePiece merge priorities (may be empty for BPE)
+  std::vector<int32_t> types;        // TokenType per token (empty: all Normal)
+  std::vector<std::string> merges;   // byte-level BPE: "a b", highest priority first
+  int32_t bos = -1, eos = -1, unk = -1, pad = -1;
+  bool add_bos = false, add_eos = false;
+  bool add_space_prefix = true;      // SentencePiece: a leading space is added to the text
+};
+
+class Tokenizer {
+ public:
+  // Validates the spec (ids in range, sizes agree, merges name known tokens). The error says what.
+  static std::unique_ptr<Tokenizer> create(TokenizerSpec spec, std::string* error);
+  virtual ~Tokenizer() = default;
+
+  // Text to ids. add_special: BOS (and EOS) as the spec says. parse_special: text such as "<s>"
+  // that spells a control or user-defined token becomes that token.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special = false) const = 0;
+  // The bytes of one token as text (byte tokens "<0x0A>" become their byte; control tokens "").
+  virtual std::string token_to_piece(int32_t id) const = 0;
+  // Ids to text: pieces concatenated; SentencePiece's leading space of the first piece is dropped
+  // when `strip_leading_space` (decoding a continuation keeps it).
+  virtual std::string decode(const std::vector<int32_t>& ids, bool strip_leading_space = false) const = 0;
+
+  const TokenizerSpec& spec() const { return spec_; }
+  int32_t vocab_size() const { return static_cast<int32_t>(spec_.tokens.size()); }
+
+ protected:
+  explicit Tokenizer(TokenizerSpec spec) : spec_(std::move(spec)) {}
+  TokenizerSpec spec_;
+};
+
+}  // namespace ingot

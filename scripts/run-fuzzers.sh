@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every built fuzzer for a bounded time. Seeds: the text tests for the IR parser, and
+# tests/fuzz/corpus/<name>/ plus any files a fuzzer's seed list names (model files when present).
+set -euo pipefail
+build_dir=$1
+seconds=${2:-60}
+cd "$(dirname "$0")/.."
+models=${INGOT_MODELS:-../shared/models}
+status=0
+for exe in "$build_dir"/tests/fuzz_*; do
+  [ -x "$exe" ] || continue
+  name=$(basename "$exe")
+  corpus="$build_dir/corpus/$name"
+  mkdir -p "$corpus"
+  [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
+  case "$name" in
+    fuzz_ir_text) cp tests/lit/ir/*.ir "$corpus/" ;;
+    fuzz_gguf) for f in "$models"/vocab/*.gguf "$models"/*.gguf; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 2000000 ] && cp "$f" "$corpus/"; done || true ;;
+    fuzz_safetensors) [ -d "$models/stories260K-hf" ] && cp "$models/stories260K-hf/model.safetensors" "$corpus/" || true ;;
+  esac
+  echo "fuzz: $name for ${seconds}s"
+  if ! "$exe" -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "$corpus" > "$build_dir/$name.log" 2>&1; then
+    echo "fuzz: $name FAILED"; tail -40 "$build_dir/$name.log"; status=1
+  else
+    grep -E "stat::number_of_executed_units" "$build_dir/$name.log" || true
+  fi
+done
+exit $status
