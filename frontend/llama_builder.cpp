@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "ir/builder.h"
 
@@ -19,16 +20,57 @@ Status LlamaConfig::validate() const {
   INGOT_RETURN_IF_ERROR(positive(n_kv_heads, "KV head count"));
   INGOT_RETURN_IF_ERROR(positive(ffn, "feed-forward dimension"));
   INGOT_RETURN_IF_ERROR(positive(max_context, "context length"));
-  if (dim % n_heads != 0)
+  if (head_dim_override == 0 && dim % n_heads != 0)
     return Status::Error("embedding dimension " + std::to_string(dim) + " is not a multiple of the head count " +
                          std::to_string(n_heads));
+  if (head_dim_override < 0) return Status::Error("head dimension must be positive");
   if (n_heads % n_kv_heads != 0)
     return Status::Error("head count " + std::to_string(n_heads) + " is not a multiple of the KV head count " +
                          std::to_string(n_kv_heads));
   if (head_dim() % 2 != 0) return Status::Error("RoPE needs an even head dimension, got " + std::to_string(head_dim()));
   if (!(rms_eps > 0)) return Status::Error("RMS norm epsilon must be positive");
   if (!(rope_base > 0)) return Status::Error("RoPE base must be positive");
+  if (rope_scaling.type != RopeScaling::Type::None && !(rope_scaling.factor > 0))
+    return Status::Error("RoPE scaling factor must be positive");
+  if (rope_scaling.type == RopeScaling::Type::Llama3 &&
+      (!(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor) || rope_scaling.original_context <= 0))
+    return Status::Error("llama3 RoPE scaling needs high_freq_factor > low_freq_factor and an original context");
+  if (!rope_freq_factors.empty() && static_cast<int64_t>(rope_freq_factors.size()) != head_dim() / 2)
+    return Status::Error("RoPE frequency factors: " + std::to_string(rope_freq_factors.size()) + " values for " +
+                         std::to_string(head_dim() / 2) + " frequencies");
+  if (act_quant != "none" && act_quant != "q8")
+    return Status::Error("act_quant must be \"none\" or \"q8\", got \"" + act_quant + "\"");
   return Status::Ok();
+}
+
+std::vector<double> LlamaConfig::rope_inv_freq() const {
+  const int64_t hd = head_dim();
+  std::vector<double> f(static_cast<size_t>(hd / 2));
+  for (int64_t i = 0; i < hd / 2; ++i) {
+    double freq = std::pow(rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+    switch (rope_scaling.type) {
+      case RopeScaling::Type::None: break;
+      case RopeScaling::Type::Linear: freq /= rope_scaling.factor; break;
+      case RopeScaling::Type::Llama3: {
+        // Long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+        const double ctx = static_cast<double>(rope_scaling.original_context);
+        const double wavelen = 2.0 * M_PI / freq;
+        const double low_wavelen = ctx / rope_scaling.low_freq_factor;
+        const double high_wavelen = ctx / rope_scaling.high_freq_factor;
+        if (wavelen > low_wavelen) {
+          freq /= rope_scaling.factor;
+        } else if (wavelen >= high_wavelen) {
+          double smooth = (ctx / wavelen - rope_scaling.low_freq_factor) /
+                          (rope_scaling.high_freq_factor - rope_scaling.low_freq_factor);
+          freq = (1.0 - smooth) * freq / rope_scaling.factor + smooth * freq;
+        }
+        break;
+      }
+    }
+    if (!rope_freq_factors.empty()) freq /= rope_freq_factors[static_cast<size_t>(i)];
+    f[static_cast<size_t>(i)] = freq;
+  }
+  return f;
 }
 
 namespace {
@@ -46,14 +88,14 @@ class LlamaGraph {
 
     Value ids = b_.parameter("token_ids", ElementType::i64, {tokens});
     Value pos = b_.parameter("pos", ElementType::i64, {});
-    Value x = b_.op("Gather", {weight("token_embd.weight", {c_.vocab, c_.dim}), ids}, {{"axis", Attribute::Int(0)}}, "embed");
+    Value table = weight("token_embd.weight", {c_.vocab, c_.dim});
+    Value x = b_.op("Gather", {table, ids}, {{"axis", Attribute::Int(0)}}, "embed");
 
     // RoPE angles: positions [tokens] x inverse frequencies [hd/2].
     Value positions = b_.op("Range", {pos}, {{"length", Attribute::Dims({tokens})}}, "positions");
     Value posf = b_.convert(positions, ElementType::f32);
-    std::vector<float> inv_freq(static_cast<size_t>(hd / 2));
-    for (int64_t i = 0; i < hd / 2; ++i)
-      inv_freq[static_cast<size_t>(i)] = static_cast<float>(std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd)));
+    std::vector<float> inv_freq;
+    for (double f : c_.rope_inv_freq()) inv_freq.push_back(static_cast<float>(f));
     Value freqs = b_.constant(std::make_shared<Tensor>(Tensor::from_f32({hd / 2}, inv_freq)), "rope.inv_freq");
     Value angles = b_.mul(b_.reshape(posf, {tokens, 1}), freqs);
     cos_ = b_.op("Cos", {angles}, {}, "rope.cos");
@@ -67,13 +109,38 @@ class LlamaGraph {
 
     Value h = rms_norm(x, "output_norm.weight");
     if (!c_.all_logits) h = b_.slice(h, 0, -1, kEnd);
-    b_.result(b_.matmul(h, weight("output.weight", {c_.vocab, c_.dim}), true), "logits");
+    b_.result(project(h, c_.tied_embeddings ? "token_embd.weight" : "output.weight", {c_.vocab, c_.dim}), "logits");
     return b_.status();
   }
 
  private:
+  // The weight as f32 (a Convert follows other types): what a generic converter emits.
   Value weight(const std::string& name, const std::vector<int64_t>& shape) {
+    Value raw = raw_weight(name, shape);
+    if (!raw.node) return {};
+    auto conv = converted_.find(name);
+    if (conv != converted_.end()) return conv->second;
+    Value v = raw.type().type == ElementType::f32 ? raw : b_.convert(raw, ElementType::f32);
+    converted_[name] = v;
+    return v;
+  }
+
+  // x [.., in] times weight [out, in]^T: MatMul on the f32 weight, or with act_quant "q8" a
+  // WeightMatMul on the stored weight with llama.cpp's activation numerics.
+  Value project(Value x, const std::string& name, const std::vector<int64_t>& shape) {
+    if (c_.act_quant == "q8") {
+      Value w = raw_weight(name, shape);
+      if (!w.node) return {};
+      return b_.op("WeightMatMul", {x, w}, {{"act_quant", Attribute::String("q8")}});
+    }
+    return b_.matmul(x, weight(name, shape), true);
+  }
+
+  // The Constant node of a weight, created once per name.
+  Value raw_weight(const std::string& name, const std::vector<int64_t>& shape) {
     if (!b_.ok()) return {};
+    auto cached = constants_.find(name);
+    if (cached != constants_.end()) return cached->second;
     auto t = weights_(name, shape);
     if (!t.ok()) {
       error(t.status());
@@ -88,7 +155,8 @@ class LlamaGraph {
       return {};
     }
     Value v = b_.constant(*t, name);
-    return (*t)->type() == ElementType::f32 ? v : b_.convert(v, ElementType::f32);
+    constants_[name] = v;
+    return v;
   }
 
   void error(const Status& s) {
@@ -145,15 +213,19 @@ class LlamaGraph {
     return b_.reshape(e, {seq, c_.n_heads, hd});
   }
 
+  Value biased(Value x, const std::string& bias, int64_t n) {
+    return c_.qkv_bias ? b_.add(x, weight(bias, {n})) : x;
+  }
+
   Value layer(Value x, int64_t l, const Dim& tokens, const Dim& past) {
     const std::string p = "blk." + std::to_string(l) + ".";
     const int64_t d = c_.dim, h = c_.n_heads, kv = c_.n_kv_heads, hd = c_.head_dim();
     const Dim seq = past + tokens;
 
     Value xn = rms_norm(x, p + "attn_norm.weight");
-    Value q = b_.reshape(b_.matmul(xn, weight(p + "attn_q.weight", {h * hd, d}), true), {tokens, h, hd});
-    Value k = b_.reshape(b_.matmul(xn, weight(p + "attn_k.weight", {kv * hd, d}), true), {tokens, kv, hd});
-    Value v = b_.reshape(b_.matmul(xn, weight(p + "attn_v.weight", {kv * hd, d}), true), {tokens, kv, hd});
+    Value q = b_.reshape(biased(project(xn, p + "attn_q.weight", {h * hd, d}), p + "attn_q.bias", h * hd), {tokens, h, hd});
+    Value k = b_.reshape(biased(project(xn, p + "attn_k.weight", {kv * hd, d}), p + "attn_k.bias", kv * hd), {tokens, kv, hd});
+    Value v = b_.reshape(biased(project(xn, p + "attn_v.weight", {kv * hd, d}), p + "attn_v.bias", kv * hd), {tokens, kv, hd});
     q = rope(q, h, tokens);
     k = rope(k, kv, tokens);
 
@@ -167,13 +239,13 @@ class LlamaGraph {
     Value masked = b_.op("Select", {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
     Value probs = b_.op("Softmax", {masked}, {{"axis", Attribute::Int(-1)}});
     Value attn = b_.reshape(b_.transpose(b_.matmul(probs, vh), {1, 0, 2}), {tokens, h * hd});
-    x = b_.add(x, b_.matmul(attn, weight(p + "attn_output.weight", {d, h * hd}), true));
+    x = b_.add(x, project(attn, p + "attn_output.weight", {d, h * hd}));
 
     Value fn = rms_norm(x, p + "ffn_norm.weight");
-    Value gate = b_.matmul(fn, weight(p + "ffn_gate.weight", {c_.ffn, d}), true);
-    Value up = b_.matmul(fn, weight(p + "ffn_up.weight", {c_.ffn, d}), true);
+    Value gate = project(fn, p + "ffn_gate.weight", {c_.ffn, d});
+    Value up = project(fn, p + "ffn_up.weight", {c_.ffn, d});
     Value act = b_.mul(b_.mul(gate, b_.op("Sigmoid", {gate})), up);  // SiLU(gate) * up
-    return b_.add(x, b_.matmul(act, weight(p + "ffn_down.weight", {d, c_.ffn}), true));
+    return b_.add(x, project(act, p + "ffn_down.weight", {d, c_.ffn}));
   }
 
  public:
@@ -185,6 +257,7 @@ class LlamaGraph {
   GraphBuilder b_;
   Status errors_;
   Value cos_, sin_, mask_;
+  std::map<std::string, Value> constants_, converted_;
 };
 
 }  // namespace

@@ -17,6 +17,16 @@ enum class RopeLayout {
   RotateHalf,   // Hugging Face: rotate (x[i], x[i + d/2])
 };
 
+struct RopeScaling {
+  enum class Type { None, Linear, Llama3 };
+  Type type = Type::None;
+  double factor = 1.0;
+  // llama3 only: frequencies below/above these wavelength bands are scaled/kept, smoothly between.
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_context = 8192;
+};
+
 struct LlamaConfig {
   int64_t vocab = 0;
   int64_t dim = 0;
@@ -28,8 +38,19 @@ struct LlamaConfig {
   double rms_eps = 1e-5;
   double rope_base = 10000.0;
   RopeLayout rope_layout = RopeLayout::Interleaved;
-  bool all_logits = false;  // false: logits for the last position only
-  int64_t head_dim() const { return n_heads ? dim / n_heads : 0; }
+  RopeScaling rope_scaling;
+  std::vector<double> rope_freq_factors;  // GGUF "rope_freqs.weight": each frequency is divided by its factor
+  int64_t head_dim_override = 0;  // 0: dim / n_heads
+  bool qkv_bias = false;          // qwen2: attn_q/k/v carry biases ("blk.N.attn_q.bias", ...)
+  bool tied_embeddings = false;   // the output projection reuses token_embd.weight
+  bool all_logits = false;        // false: logits for the last position only
+  // "none": weights of other types get a Convert to f32 and a MatMul, as a generic converter
+  // emits them. "q8": WeightMatMul with llama.cpp's activation numerics (q8_0 activations for
+  // q8_0/q4_0 weights, f16 activations for f16 weights), which reproduces its outputs exactly.
+  std::string act_quant = "none";
+  int64_t head_dim() const { return head_dim_override ? head_dim_override : (n_heads ? dim / n_heads : 0); }
+  // RoPE inverse frequencies after scaling: head_dim / 2 values.
+  std::vector<double> rope_inv_freq() const;
   Status validate() const;
 };
 

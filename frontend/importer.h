@@ -1,0 +1,54 @@
+// Model import: a GGUF file or a Hugging Face folder becomes an Ingot IR graph of primitive ops,
+// its tokenizer and its metadata. Weights stay in the mapped files (zero copy).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "frontend/llama_builder.h"
+#include "ir/model.h"
+#include "ir/status.h"
+#include "runtime/tokenizer.h"
+
+namespace ingot {
+
+struct ImportOptions {
+  bool all_logits = false;        // logits for every position, not just the last
+  std::string act_quant = "none"; // "q8": llama.cpp's activation numerics for quantized weights
+  int64_t max_context = 0;        // 0: the model's own context length
+};
+
+struct TensorSummary {
+  std::string name;
+  ElementType type;
+  std::vector<int64_t> shape;
+  uint64_t bytes;
+};
+
+struct GenerationDefaults {
+  std::optional<double> temperature, top_p, repetition_penalty;
+  std::optional<int64_t> top_k, max_new_tokens;
+};
+
+struct ImportedModel {
+  std::unique_ptr<Model> model;
+  LlamaConfig config;
+  TokenizerSpec tokenizer;
+  std::string architecture;   // "llama", "qwen2", ... (GGUF names; HF classes map onto them)
+  std::string format;         // "gguf" or "safetensors"
+  std::string path;
+  std::vector<TensorSummary> tensors;
+  std::vector<std::pair<std::string, std::string>> metadata;  // key, short printable value
+  GenerationDefaults generation;
+};
+
+// MODEL is a .gguf file or a Hugging Face folder (config.json + safetensors + tokenizer).
+StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options = {});
+
+// Only the tokenizer: a model or a vocabulary-only GGUF, or a Hugging Face folder.
+StatusOr<TokenizerSpec> import_tokenizer(const std::string& path);
+
+}  // namespace ingot
