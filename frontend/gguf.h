@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -111,11 +112,24 @@ class GgufWriter {
   void set(const std::string& key, GgufValue v);  // replaces an existing key in place
   // `t` has a row-major shape; its bytes are referenced, not copied, until write().
   Status add_tensor(const std::string& name, std::shared_ptr<const Tensor> t);
+  // A tensor whose bytes are produced during write() and streamed to the file, so that a large
+  // model never sits in memory whole. `fill` must write all `bytes` bytes of the tensor to `dst`.
+  using TensorFill = std::function<Status(uint8_t* dst, size_t bytes)>;
+  Status add_tensor_generator(const std::string& name, ElementType type, std::vector<int64_t> shape,
+                              TensorFill fill);
   Status write(const std::string& path) const;
 
  private:
+  struct PendingTensor {
+    std::string name;
+    ElementType type = ElementType::f32;
+    std::vector<int64_t> shape;           // row-major
+    uint64_t bytes = 0;
+    std::shared_ptr<const Tensor> data;   // set by add_tensor
+    TensorFill fill;                      // set by add_tensor_generator
+  };
   std::vector<std::pair<std::string, GgufValue>> metadata_;
-  std::vector<std::pair<std::string, std::shared_ptr<const Tensor>>> tensors_;
+  std::vector<PendingTensor> tensors_;
 };
 
 }  // namespace ingot

@@ -19,6 +19,7 @@ struct ImportOptions {
   bool all_logits = false;        // logits for every position, not just the last
   std::string act_quant = "none"; // "q8": llama.cpp's activation numerics for quantized weights
   int64_t max_context = 0;        // 0: the model's own context length
+  ElementType kv_type = ElementType::f32;  // the KV cache: f32 or f16
 };
 
 struct TensorSummary {

@@ -38,6 +38,8 @@ Status LlamaConfig::validate() const {
   if (!rope_freq_factors.empty() && static_cast<int64_t>(rope_freq_factors.size()) != head_dim() / 2)
     return Status::Error("RoPE frequency factors: " + std::to_string(rope_freq_factors.size()) + " values for " +
                          std::to_string(head_dim() / 2) + " frequencies");
+  if (kv_type != ElementType::f32 && kv_type != ElementType::f16)
+    return Status::Error("the KV cache type must be f32 or f16, got " + std::string(type_name(kv_type)));
   if (act_quant != "none" && act_quant != "q8")
     return Status::Error("act_quant must be \"none\" or \"q8\", got \"" + act_quant + "\"");
   return Status::Ok();
@@ -197,12 +199,13 @@ class LlamaGraph {
   Value kv_cache(Value fresh, int64_t layer, const char* which, const Dim& past) {
     std::string var = "kv." + std::to_string(layer) + "." + which;
     const int64_t kv = c_.n_kv_heads, hd = c_.head_dim();
-    Status st = b_.model().add_variable({var, ElementType::f32, {c_.max_context, kv, hd}});
+    const ElementType t = c_.kv_type;
+    Status st = b_.model().add_variable({var, t, {c_.max_context, kv, hd}});
     if (!st.ok()) error(st);
-    Value cached = b_.read_value(var, ElementType::f32, {past, kv, hd}, var + ".read");
-    Value all = b_.concat({cached, fresh}, 0);
+    Value cached = b_.read_value(var, t, {past, kv, hd}, var + ".read");
+    Value all = b_.concat({cached, t == ElementType::f32 ? fresh : b_.convert(fresh, t)}, 0);
     b_.assign(var, all, var + ".write");
-    return all;
+    return t == ElementType::f32 ? all : b_.convert(all, ElementType::f32);
   }
 
   // [S, kv, hd] -> [S, heads, hd], each KV head serving heads/kv query heads.
@@ -211,6 +214,13 @@ class LlamaGraph {
     if (group == 1) return x;
     Value e = b_.op("Broadcast", {b_.reshape(x, {seq, kv, 1, hd})}, {{"shape", Attribute::Dims({seq, kv, group, hd})}});
     return b_.reshape(e, {seq, c_.n_heads, hd});
+  }
+
+  // llama.cpp multiplies an f16 cache with operands converted to f16: with its numerics asked for
+  // (act_quant "q8") and an f16 cache, round x to f16 the same way.
+  Value llama_cpp_half(Value x) {
+    if (c_.act_quant != "q8" || c_.kv_type != ElementType::f16) return x;
+    return b_.convert(b_.convert(x, ElementType::f16), ElementType::f32);
   }
 
   Value biased(Value x, const std::string& bias, int64_t n) {
@@ -232,13 +242,13 @@ class LlamaGraph {
     Value k_all = repeat_kv(kv_cache(k, l, "k", past), seq);
     Value v_all = repeat_kv(kv_cache(v, l, "v", past), seq);
 
-    Value qh = b_.transpose(q, {1, 0, 2});      // [h, tokens, hd]
+    Value qh = llama_cpp_half(b_.transpose(q, {1, 0, 2}));  // [h, tokens, hd]
     Value kh = b_.transpose(k_all, {1, 0, 2});  // [h, seq, hd]
     Value vh = b_.transpose(v_all, {1, 0, 2});  // [h, seq, hd]
     Value scores = b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))));
     Value masked = b_.op("Select", {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
     Value probs = b_.op("Softmax", {masked}, {{"axis", Attribute::Int(-1)}});
-    Value attn = b_.reshape(b_.transpose(b_.matmul(probs, vh), {1, 0, 2}), {tokens, h * hd});
+    Value attn = b_.reshape(b_.transpose(b_.matmul(llama_cpp_half(probs), vh), {1, 0, 2}), {tokens, h * hd});
     x = b_.add(x, project(attn, p + "attn_output.weight", {d, h * hd}));
 
     Value fn = rms_norm(x, p + "ffn_norm.weight");

@@ -48,6 +48,10 @@ struct LlamaConfig {
   // emits them. "q8": WeightMatMul with llama.cpp's activation numerics (q8_0 activations for
   // q8_0/q4_0 weights, f16 activations for f16 weights), which reproduces its outputs exactly.
   std::string act_quant = "none";
+  // The KV cache's element type: f32, or f16 (half the memory; llama.cpp's default). With f16 and
+  // act_quant "q8", queries and attention probabilities are rounded to f16 before they meet the
+  // cache, as llama.cpp's f16 dot products do.
+  ElementType kv_type = ElementType::f32;
   int64_t head_dim() const { return head_dim_override ? head_dim_override : (n_heads ? dim / n_heads : 0); }
   // RoPE inverse frequencies after scaling: head_dim / 2 values.
   std::vector<double> rope_inv_freq() const;

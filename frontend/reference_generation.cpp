@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -51,6 +52,10 @@ StatusOr<GreedyResult> generate_greedy(const Model& model, const std::vector<int
   for (int i = 0; i < options.max_new_tokens; ++i) {
     int32_t next = argmax(logits);
     r.ids.push_back(next);
+    float second = -INFINITY;
+    for (size_t k = 0; k < logits.size(); ++k)
+      if (static_cast<int32_t>(k) != next) second = std::max(second, logits[k]);
+    r.margins.push_back(logits[static_cast<size_t>(next)] - second);
     if (options.on_token) options.on_token(next);
     if (next == options.stop_token || i + 1 == options.max_new_tokens) break;
     INGOT_ASSIGN_OR_RETURN(logits, step({next}));

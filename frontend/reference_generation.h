@@ -14,6 +14,7 @@ namespace ingot {
 struct GreedyResult {
   std::vector<int32_t> ids;                  // generated ids (the prompt excluded)
   std::vector<float> logits_after_prompt;    // next-token logits after the prompt
+  std::vector<float> margins;                // per generated token: top-1 minus top-2 logit
   double prefill_ms = 0, decode_ms = 0;
 };
 

@@ -11,8 +11,16 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
 #include "codegen/target.h"
 #include "frontend/demo_model.h"
+#include "frontend/gguf.h"
+#include "frontend/importer.h"
+#include "frontend/reference_generation.h"
+#include "frontend/synth.h"
 #include "ir/evaluator.h"
 #include "ir/ops.h"
 #include "ir/text.h"
@@ -23,12 +31,25 @@ namespace {
 
 constexpr const char* kUsage = R"(ingotc: the Ingot ahead-of-time compiler for LLMs on CPUs
 
+MODEL is a .gguf file, a Hugging Face folder (config.json, *.safetensors, tokenizer), an IR
+text file (.ir), or "demo" (the built-in demo model).
+
 Usage:
   ingotc demo [-p PROMPT] [-n N]         build the built-in demo model, verify it, print an IR
                                          summary, run it with the reference evaluator and print
                                          the five most likely next tokens, then N greedy tokens
-  ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N]
-                                         print a model's IR (MODEL: a .ir text file or "demo")
+  ingotc inspect MODEL                   architecture, hyper-parameters, tensors, tokenizer, metadata
+  ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N] [--all-logits]
+                                         print a model's IR as imported
+  ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
+                                         token ids and pieces (MODEL may be a vocabulary-only GGUF)
+  ingotc eval MODEL -p TEXT -n N [--json] [--act-quant none|q8] [--stop-at-eos]
+                                         greedy generation with the reference evaluator (slow, exact);
+                                         --act-quant q8 reproduces llama.cpp's quantized matmuls
+  ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
+               [--seed S] -o OUT.gguf    write a random-weight LLaMA GGUF (shapes: tiny, s110m,
+                                         tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
+                                         ffn, ctx)
   ingotc verify MODEL                    check a model; lists every problem found
   ingotc summary MODEL                   op counts, inputs, outputs, state, constants
   ingotc ops                             list the registered ops
@@ -77,10 +98,19 @@ Status write_file_atomic(const std::string& path, const std::string& data) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Model>> load_model(const std::string& path) {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Any MODEL argument: "demo", an IR text file, or a model file/folder to import.
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const ImportOptions& opts = {}) {
   if (path == "demo") return build_demo_model();
-  INGOT_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  return parse_model(text, path);
+  if (ends_with(path, ".ir")) {
+    INGOT_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    return parse_model(text, path);
+  }
+  INGOT_ASSIGN_OR_RETURN(ImportedModel im, import_model(path, opts));
+  return std::move(im.model);
 }
 
 std::string human_bytes(double b) {
@@ -209,18 +239,20 @@ int cmd_demo(const std::vector<std::string>& args) {
 int cmd_dump(const std::vector<std::string>& args) {
   std::string path, format = "text", out;
   PrintOptions opts;
+  ImportOptions import_opts;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--format" && i + 1 < args.size()) format = args[++i];
     else if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
     else if (args[i] == "--inline-limit" && i + 1 < args.size()) {
       try { opts.inline_constant_limit = std::stoll(args[++i]); } catch (...) { return usage_error("--inline-limit needs a number"); }
-    } else if (!args[i].empty() && args[i][0] == '-') return usage_error("dump: unknown option '" + args[i] + "'");
+    } else if (args[i] == "--all-logits") import_opts.all_logits = true;
+    else if (!args[i].empty() && args[i][0] == '-') return usage_error("dump: unknown option '" + args[i] + "'");
     else if (path.empty()) path = args[i];
     else return usage_error("dump: more than one model given");
   }
   if (path.empty()) return usage_error("dump: no model given");
   if (format != "text" && format != "json" && format != "dot") return usage_error("dump: --format must be text, json or dot");
-  auto m = load_model(path);
+  auto m = load_model(path, import_opts);
   if (!m.ok()) return fail(m.status());
   std::string s = format == "text" ? print_model(**m, opts) : format == "json" ? export_json(**m, opts) + "\n" : export_dot(**m);
   if (out.empty()) {
@@ -247,6 +279,214 @@ int cmd_summary(const std::vector<std::string>& args) {
   auto m = load_model(args[0]);
   if (!m.ok()) return fail(m.status());
   print_summary(**m);
+  return 0;
+}
+
+std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+int cmd_inspect(const std::vector<std::string>& args) {
+  if (args.size() != 1) return usage_error("inspect takes one model");
+  auto im = import_model(args[0]);
+  if (!im.ok()) return fail(im.status());
+  const LlamaConfig& c = im->config;
+  std::printf("%s: %s, architecture %s\n", im->path.c_str(), im->format.c_str(), im->architecture.c_str());
+  std::printf("  vocab %lld, dim %lld, layers %lld, heads %lld, kv heads %lld, head dim %lld, ffn %lld, context %lld\n",
+              (long long)c.vocab, (long long)c.dim, (long long)c.n_layers, (long long)c.n_heads, (long long)c.n_kv_heads,
+              (long long)c.head_dim(), (long long)c.ffn, (long long)c.max_context);
+  std::printf("  rms eps %g, rope base %g, rope layout %s%s, qkv bias %s, tied embeddings %s\n", c.rms_eps, c.rope_base,
+              c.rope_layout == RopeLayout::Interleaved ? "interleaved pairs" : "rotate-half",
+              c.rope_scaling.type == RopeScaling::Type::Linear ? " (linear scaling)" :
+              c.rope_scaling.type == RopeScaling::Type::Llama3 ? " (llama3 scaling)" :
+              c.rope_freq_factors.empty() ? "" : " (frequency factors)",
+              c.qkv_bias ? "yes" : "no", c.tied_embeddings ? "yes" : "no");
+  const TokenizerSpec& t = im->tokenizer;
+  std::printf("  tokenizer: %s%s, %zu tokens, %zu merges, bos %d, eos %d, add bos %s\n",
+              t.kind == TokenizerSpec::Kind::SentencePiece ? "SentencePiece BPE" : "byte-level BPE",
+              t.kind == TokenizerSpec::Kind::ByteLevelBpe ? (" (" + t.pre + ")").c_str() : "", t.tokens.size(),
+              t.merges.size(), t.bos, t.eos, t.add_bos ? "yes" : "no");
+  uint64_t total = 0;
+  for (auto& ts : im->tensors) total += ts.bytes;
+  std::printf("  tensors: %zu, %s\n", im->tensors.size(), human_bytes(static_cast<double>(total)).c_str());
+  for (auto& ts : im->tensors)
+    std::printf("    %-36s %-5s %-16s %s\n", ts.name.c_str(), std::string(type_name(ts.type)).c_str(),
+                dims_str(ts.shape).c_str(), human_bytes(static_cast<double>(ts.bytes)).c_str());
+  std::printf("  metadata: %zu keys\n", im->metadata.size());
+  for (auto& [k, v] : im->metadata) std::printf("    %-44s %s\n", k.c_str(), v.c_str());
+  return 0;
+}
+
+int cmd_tokenize(const std::vector<std::string>& args) {
+  std::vector<std::string> pos;
+  bool json = false, bos = true, special = false;
+  for (auto& a : args) {
+    if (a == "--json") json = true;
+    else if (a == "--no-bos") bos = false;
+    else if (a == "--parse-special") special = true;
+    else if (a.size() > 1 && a[0] == '-' && a[1] == '-') return usage_error("tokenize: unknown option '" + a + "'");
+    else pos.push_back(a);
+  }
+  if (pos.size() != 2) return usage_error("tokenize takes a model and a text");
+  auto spec = import_tokenizer(pos[0]);
+  if (!spec.ok()) return fail(spec.status());
+  std::string error;
+  auto tok = Tokenizer::create(*spec, &error);
+  if (!tok) return fail(Status::Error(pos[0] + ": " + error));
+  std::vector<int32_t> ids = tok->encode(pos[1], bos, special);
+  // Control tokens decode to nothing; show their text (e.g. "<s>") instead.
+  auto piece = [&](int32_t id) {
+    std::string p = tok->token_to_piece(id);
+    return p.empty() && id >= 0 && id < tok->vocab_size() ? tok->spec().tokens[static_cast<size_t>(id)] : p;
+  };
+  if (json) {
+    nlohmann::json j;
+    j["ids"] = ids;
+    j["pieces"] = nlohmann::json::array();
+    for (int32_t id : ids) j["pieces"].push_back(piece(id));
+    std::printf("%s\n", json_dump(j).c_str());
+    return 0;
+  }
+  for (int32_t id : ids) std::printf("%6d  '%s'\n", id, piece(id).c_str());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  std::string path, prompt;
+  int n = 16;
+  bool json = false, stop_at_eos = false;
+  ImportOptions opts;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "-p" || args[i] == "--prompt") && i + 1 < args.size()) prompt = args[++i];
+    else if (args[i] == "-n" && i + 1 < args.size()) {
+      try { n = std::stoi(args[++i]); } catch (...) { return usage_error("-n needs a number"); }
+      if (n < 0) return usage_error("-n must not be negative");
+    } else if (args[i] == "--json") json = true;
+    else if (args[i] == "--stop-at-eos") stop_at_eos = true;
+    else if (args[i] == "--act-quant" && i + 1 < args.size()) {
+      opts.act_quant = args[++i];
+      if (opts.act_quant != "none" && opts.act_quant != "q8") return usage_error("--act-quant must be none or q8");
+    } else if (!args[i].empty() && args[i][0] == '-') return usage_error("eval: unknown option '" + args[i] + "'");
+    else if (path.empty()) path = args[i];
+    else return usage_error("eval: more than one model given");
+  }
+  if (path.empty()) return usage_error("eval: no model given");
+  auto im = import_model(path, opts);
+  if (!im.ok()) return fail(im.status());
+  std::string error;
+  auto tok = Tokenizer::create(im->tokenizer, &error);
+  if (!tok) return fail(Status::Error(path + ": " + error));
+  std::vector<int32_t> prompt_ids = tok->encode(prompt, true);
+  if (prompt_ids.empty()) return fail(Status::Error("the prompt encodes to no tokens and the model adds no BOS"));
+  if (static_cast<int64_t>(prompt_ids.size()) + n > im->config.max_context)
+    return fail(Status::Error("prompt (" + std::to_string(prompt_ids.size()) + " tokens) plus " + std::to_string(n) +
+                              " new tokens exceed the context of " + std::to_string(im->config.max_context)));
+  GreedyOptions go;
+  go.max_new_tokens = n;
+  go.stop_token = stop_at_eos ? im->tokenizer.eos : -1;
+  std::string streamed = tok->decode(prompt_ids, true);
+  std::vector<int32_t> all = prompt_ids;
+  if (!json) {
+    std::printf("%s", streamed.c_str());
+    std::fflush(stdout);
+    go.on_token = [&](int32_t id) {
+      // Print the new text: decoding the whole sequence keeps the leading-space rule right.
+      all.push_back(id);
+      std::string text = tok->decode(all, true);
+      if (text.size() >= streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
+      std::fflush(stdout);
+      streamed = text;
+    };
+  }
+  auto r = generate_greedy(*im->model, prompt_ids, go);
+  if (!r.ok()) return fail(r.status());
+  std::vector<int32_t> full = prompt_ids;
+  full.insert(full.end(), r->ids.begin(), r->ids.end());
+  std::string prompt_text = tok->decode(prompt_ids, true);
+  std::string full_text = tok->decode(full, true);
+  std::string continuation = full_text.substr(std::min(prompt_text.size(), full_text.size()));
+  if (json) {
+    nlohmann::json j;
+    j["prompt_ids"] = prompt_ids;
+    j["ids"] = r->ids;
+    j["text"] = continuation;
+    j["logits_after_prompt"] = r->logits_after_prompt;
+    j["timings"] = {{"prefill_ms", r->prefill_ms}, {"decode_ms", r->decode_ms}};
+    std::printf("%s\n", json_dump(j).c_str());
+  } else {
+    std::printf("\n[%zu prompt tokens, %zu generated; prefill %.1f ms, decode %.1f ms (reference evaluator)]\n",
+                prompt_ids.size(), r->ids.size(), r->prefill_ms, r->decode_ms);
+  }
+  return 0;
+}
+
+// "--dims dim=768,layers=12,heads=12,kv=12,ffn=2048,vocab=32000,ctx=2048" (name: "custom").
+StatusOr<SynthShape> synth_shape_from_dims(const std::string& text) {
+  SynthShape s;
+  s.name = "custom";
+  s.context = 2048;
+  std::map<std::string, int64_t*> fields = {{"vocab", &s.vocab}, {"dim", &s.dim}, {"layers", &s.n_layers},
+                                            {"heads", &s.n_heads}, {"kv", &s.n_kv_heads}, {"ffn", &s.ffn},
+                                            {"ctx", &s.context}};
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos) return Status::Error("--dims: expected KEY=VALUE, got '" + item + "'");
+    auto it = fields.find(item.substr(0, eq));
+    if (it == fields.end()) return Status::Error("--dims: unknown key '" + item.substr(0, eq) + "' (vocab, dim, layers, heads, kv, ffn, ctx)");
+    try {
+      *it->second = std::stoll(item.substr(eq + 1));
+    } catch (...) {
+      return Status::Error("--dims: '" + item + "' needs a number");
+    }
+  }
+  if (s.n_kv_heads == 0) s.n_kv_heads = s.n_heads;
+  for (auto& [key, ptr] : fields)
+    if (*ptr <= 0 && key != "vocab") return Status::Error("--dims: '" + key + "' must be given and positive");
+  return s;
+}
+
+int cmd_synth(const std::vector<std::string>& args) {
+  std::string shape_name, dims, type = "f32", vocab, out;
+  uint64_t seed = 1;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto next = [&](std::string& dst) { if (i + 1 >= args.size()) return false; dst = args[++i]; return true; };
+    std::string seed_text;
+    if (args[i] == "--shape") { if (!next(shape_name)) return usage_error("--shape needs a name"); }
+    else if (args[i] == "--dims") { if (!next(dims)) return usage_error("--dims needs K=V,..."); }
+    else if (args[i] == "--type") { if (!next(type)) return usage_error("--type needs a type"); }
+    else if (args[i] == "--vocab") { if (!next(vocab)) return usage_error("--vocab needs a file"); }
+    else if (args[i] == "-o") { if (!next(out)) return usage_error("-o needs a file"); }
+    else if (args[i] == "--seed") {
+      if (!next(seed_text)) return usage_error("--seed needs a number");
+      try { seed = std::stoull(seed_text); } catch (...) { return usage_error("--seed needs a number"); }
+    } else return usage_error("synth: unknown argument '" + args[i] + "'");
+  }
+  if (out.empty()) return usage_error("synth: -o OUT.gguf is required");
+  if (shape_name.empty() == dims.empty()) return usage_error("synth: give exactly one of --shape and --dims");
+  auto wtype = parse_element_type(type);
+  if (!wtype) return usage_error("synth: unknown --type '" + type + "'");
+  StatusOr<SynthShape> shape = shape_name.empty() ? synth_shape_from_dims(dims) : synth_shape(shape_name);
+  if (!shape.ok()) return fail(shape.status());
+  std::unique_ptr<GgufFile> vocab_file;
+  if (!vocab.empty()) {
+    auto v = GgufFile::open(vocab);
+    if (!v.ok()) return fail(v.status());
+    vocab_file = std::move(*v);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  int last_pct = -1;
+  const bool tty = isatty(fileno(stderr));
+  Status st = synth_model(*shape, *wtype, vocab_file.get(), seed, out, [&](double f) {
+    // A live percentage on a terminal; quarter steps in a log.
+    int pct = static_cast<int>(f * 100);
+    if (pct == last_pct || (!tty && pct % 25 != 0)) return;
+    std::fprintf(stderr, tty ? "\rsynth: writing %s %3d%%" : "synth: writing %s %3d%%\n", out.c_str(), pct);
+    last_pct = pct;
+  });
+  if (tty) std::fprintf(stderr, "\n");
+  if (!st.ok()) return fail(st);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s (%s, %s weights) in %.1f s\n", out.c_str(), shape->name.c_str(), type.c_str(), s);
   return 0;
 }
 
@@ -289,6 +529,10 @@ int main(int argc, char** argv) {
   if (cmd == "--version") return cmd_version();
   if (cmd == "demo") return cmd_demo(args);
   if (cmd == "dump") return cmd_dump(args);
+  if (cmd == "inspect") return cmd_inspect(args);
+  if (cmd == "tokenize") return cmd_tokenize(args);
+  if (cmd == "eval") return cmd_eval(args);
+  if (cmd == "synth") return cmd_synth(args);
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "summary") return cmd_summary(args);
   if (cmd == "ops") return cmd_ops();

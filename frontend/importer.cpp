@@ -1,0 +1,263 @@
+#include "frontend/importer.h"
+
+#include <sys/stat.h>
+
+#include "frontend/gguf.h"
+#include "frontend/hf_config.h"
+#include "frontend/safetensors.h"
+#include "frontend/tokenizer_gguf.h"
+#include "frontend/tokenizer_hf.h"
+
+namespace ingot {
+namespace {
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// ------------------------------------------------------------------ GGUF
+
+// Reads typed metadata with errors that name the file and the key.
+class GgufKeys {
+ public:
+  GgufKeys(const GgufFile& f, std::string prefix) : f_(f), prefix_(std::move(prefix)) {}
+
+  StatusOr<int64_t> int_key(const std::string& key) const {
+    const GgufValue* v = f_.find(prefix_ + key);
+    if (!v) return missing(key);
+    auto r = v->as_int();
+    if (!r.ok()) return r.status().with_context(f_.path() + ": " + prefix_ + key);
+    return r;
+  }
+  StatusOr<int64_t> int_key_or(const std::string& key, int64_t def) const {
+    return f_.find(prefix_ + key) ? int_key(key) : StatusOr<int64_t>(def);
+  }
+  StatusOr<double> float_key_or(const std::string& key, double def) const {
+    const GgufValue* v = f_.find(prefix_ + key);
+    if (!v) return def;
+    auto r = v->as_float();
+    if (!r.ok()) return r.status().with_context(f_.path() + ": " + prefix_ + key);
+    return r;
+  }
+  StatusOr<std::string> string_key_or(const std::string& key, const std::string& def) const {
+    const GgufValue* v = f_.find(prefix_ + key);
+    if (!v) return def;
+    auto r = v->as_string();
+    if (!r.ok()) return r.status().with_context(f_.path() + ": " + prefix_ + key);
+    return r;
+  }
+
+ private:
+  Status missing(const std::string& key) const {
+    return Status::Error(f_.path() + ": metadata key '" + prefix_ + key + "' is missing");
+  }
+  const GgufFile& f_;
+  std::string prefix_;
+};
+
+StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
+  GgufKeys k(f, arch + ".");
+  LlamaConfig c;
+  INGOT_ASSIGN_OR_RETURN(c.dim, k.int_key("embedding_length"));
+  INGOT_ASSIGN_OR_RETURN(c.n_layers, k.int_key("block_count"));
+  INGOT_ASSIGN_OR_RETURN(c.ffn, k.int_key("feed_forward_length"));
+  INGOT_ASSIGN_OR_RETURN(c.n_heads, k.int_key("attention.head_count"));
+  INGOT_ASSIGN_OR_RETURN(c.n_kv_heads, k.int_key_or("attention.head_count_kv", c.n_heads));
+  INGOT_ASSIGN_OR_RETURN(c.max_context, k.int_key("context_length"));
+  INGOT_ASSIGN_OR_RETURN(c.rms_eps, k.float_key_or("attention.layer_norm_rms_epsilon", 1e-5));
+  INGOT_ASSIGN_OR_RETURN(c.rope_base, k.float_key_or("rope.freq_base", 10000.0));
+  INGOT_ASSIGN_OR_RETURN(int64_t key_length, k.int_key_or("attention.key_length", 0));
+  if (c.n_heads > 0 && key_length != 0 && key_length != c.dim / c.n_heads) c.head_dim_override = key_length;
+  INGOT_ASSIGN_OR_RETURN(int64_t rope_dims, k.int_key_or("rope.dimension_count", c.head_dim()));
+  if (rope_dims != c.head_dim())
+    return Status::Error(f.path() + ": partial rotary embeddings (rope.dimension_count " + std::to_string(rope_dims) +
+                         " of head dimension " + std::to_string(c.head_dim()) + ") are not supported");
+
+  INGOT_ASSIGN_OR_RETURN(std::string scaling, k.string_key_or("rope.scaling.type", "none"));
+  INGOT_ASSIGN_OR_RETURN(double factor, k.float_key_or("rope.scaling.factor", 1.0));
+  if (scaling == "linear") {
+    c.rope_scaling.type = RopeScaling::Type::Linear;
+    c.rope_scaling.factor = factor;
+  } else if (scaling != "none") {
+    return Status::Error(f.path() + ": RoPE scaling type '" + scaling + "' is not supported (supported: none, linear, llama3 frequency factors)");
+  }
+  if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
+    INGOT_ASSIGN_OR_RETURN(auto t, f.tensor(rf->name));
+    for (float v : t->to_f32_vector()) c.rope_freq_factors.push_back(v);
+  }
+
+  // llama.cpp's "llama" graphs rotate adjacent pairs (the converter permuted Q/K for that);
+  // "qwen2" keeps Hugging Face's rotate-half layout and has Q/K/V biases.
+  c.rope_layout = arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
+  c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd) return Status::Error(f.path() + ": tensor 'token_embd.weight' is missing");
+  if (embd->shape.size() != 2) return Status::Error(f.path() + ": token_embd.weight must be 2-D");
+  c.vocab = embd->shape[0];
+  return c;
+}
+
+std::string short_value(const GgufValue& v) { return v.summary(6); }
+
+StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions& opts) {
+  INGOT_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::open(path));
+  ImportedModel im;
+  im.format = "gguf";
+  im.path = path;
+  for (auto& [key, value] : file->metadata()) im.metadata.push_back({key, short_value(value)});
+  for (auto& t : file->tensors()) im.tensors.push_back({t.name, t.type, t.shape, t.bytes});
+
+  const GgufValue* arch_v = file->find("general.architecture");
+  if (!arch_v) return Status::Error(path + ": metadata key 'general.architecture' is missing");
+  INGOT_ASSIGN_OR_RETURN(im.architecture, arch_v->as_string());
+  if (im.architecture != "llama" && im.architecture != "mistral" && im.architecture != "qwen2")
+    return Status::Error(path + ": architecture '" + im.architecture + "' is not supported (supported: llama, mistral, qwen2)");
+  INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_gguf(*file));
+  INGOT_ASSIGN_OR_RETURN(im.config, gguf_config(*file, im.architecture));
+  im.config.all_logits = opts.all_logits;
+  im.config.act_quant = opts.act_quant;
+  im.config.kv_type = opts.kv_type;
+  if (opts.max_context > 0) im.config.max_context = opts.max_context;
+
+  WeightProvider weights = [&](const std::string& name, const std::vector<int64_t>&)
+      -> StatusOr<std::shared_ptr<const Tensor>> {
+    if (!file->find_tensor(name)) return Status::Error(path + ": tensor '" + name + "' is missing");
+    return file->tensor(name);
+  };
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  INGOT_ASSIGN_OR_RETURN(im.model, build_llama(im.config, weights, name));
+  return im;
+}
+
+// ------------------------------------------------------------------ Hugging Face
+
+// Our (llama.cpp's) tensor names in Hugging Face's spelling.
+std::string hf_tensor_name(const std::string& name) {
+  static const std::pair<const char*, const char*> kGlobal[] = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  for (auto& [ours, theirs] : kGlobal)
+    if (name == ours) return theirs;
+  static const std::pair<const char*, const char*> kLayer[] = {
+      {"attn_norm.weight", "input_layernorm.weight"},   {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},     {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},     {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},     {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},          {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  if (name.rfind("blk.", 0) == 0) {
+    size_t dot = name.find('.', 4);
+    if (dot != std::string::npos) {
+      std::string layer = name.substr(4, dot - 4), rest = name.substr(dot + 1);
+      for (auto& [ours, theirs] : kLayer)
+        if (rest == ours) return "model.layers." + layer + "." + theirs;
+    }
+  }
+  return name;
+}
+
+StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string& dir) {
+  auto unsupported = [&](const std::string& what) {
+    return Status::Error(dir + "/config.json: " + what + " is not supported");
+  };
+  if (h.hidden_act != "silu") return unsupported("hidden_act '" + h.hidden_act + "' (only silu)");
+  if (h.o_proj_bias) return unsupported("a bias on o_proj");
+  if (h.mlp_bias) return unsupported("MLP biases");
+  LlamaConfig c;
+  c.vocab = h.vocab_size;
+  c.dim = h.hidden_size;
+  c.n_layers = h.num_hidden_layers;
+  c.n_heads = h.num_attention_heads;
+  c.n_kv_heads = h.num_key_value_heads;
+  c.ffn = h.intermediate_size;
+  c.max_context = h.max_position_embeddings;
+  // Within the window, sliding-window attention equals full attention: cap the context there.
+  if (h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) c.max_context = *h.sliding_window;
+  c.rms_eps = h.rms_norm_eps;
+  c.rope_base = h.rope_theta;
+  if (h.head_dim && h.head_dim * h.num_attention_heads != h.hidden_size) c.head_dim_override = h.head_dim;
+  // Hugging Face stores Q/K rows for rotate-half RoPE (its conversion permuted them): use that
+  // layout directly rather than permuting the weights back.
+  c.rope_layout = RopeLayout::RotateHalf;
+  c.qkv_bias = h.attention_bias;
+  c.tied_embeddings = h.tie_word_embeddings;
+  if (h.rope_scaling) {
+    const HfRopeScaling& r = *h.rope_scaling;
+    if (r.type == "linear") {
+      c.rope_scaling.type = RopeScaling::Type::Linear;
+    } else if (r.type == "llama3") {
+      c.rope_scaling.type = RopeScaling::Type::Llama3;
+      c.rope_scaling.low_freq_factor = r.low_freq_factor;
+      c.rope_scaling.high_freq_factor = r.high_freq_factor;
+      c.rope_scaling.original_context = r.original_max_position_embeddings;
+    } else {
+      return unsupported("rope_scaling type '" + r.type + "'");
+    }
+    c.rope_scaling.factor = r.factor;
+  }
+  return c;
+}
+
+std::string model_type_to_arch(const std::string& model_type) {
+  return model_type == "qwen2" ? "qwen2" : model_type == "mistral" ? "mistral" : "llama";
+}
+
+StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOptions& opts) {
+  ImportedModel im;
+  im.format = "safetensors";
+  im.path = dir;
+  INGOT_ASSIGN_OR_RETURN(HfModelConfig hc, load_hf_config(dir));
+  INGOT_ASSIGN_OR_RETURN(HfGenerationConfig gen, load_hf_generation_config(dir));
+  INGOT_ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsCheckpoint> ckpt, SafetensorsCheckpoint::open_folder(dir));
+  INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_hf_folder(dir));
+  INGOT_ASSIGN_OR_RETURN(im.config, hf_llama_config(hc, dir));
+  im.architecture = model_type_to_arch(hc.model_type);
+  im.config.all_logits = opts.all_logits;
+  im.config.act_quant = opts.act_quant;
+  im.config.kv_type = opts.kv_type;
+  if (opts.max_context > 0) im.config.max_context = opts.max_context;
+  // A checkpoint without lm_head shares the embedding table even if config.json forgot to say so.
+  if (!ckpt->find("lm_head.weight")) im.config.tied_embeddings = true;
+
+  im.generation.temperature = gen.temperature;
+  im.generation.top_p = gen.top_p;
+  im.generation.top_k = gen.top_k;
+  im.generation.repetition_penalty = gen.repetition_penalty;
+  im.generation.max_new_tokens = gen.max_new_tokens;
+  im.metadata = {{"architecture", hc.architecture}, {"model_type", hc.model_type}, {"torch_dtype", hc.torch_dtype}};
+  for (auto& name : ckpt->names()) {
+    const SafetensorsTensorInfo* t = ckpt->find(name);
+    im.tensors.push_back({name, t->type, t->shape, t->bytes});
+  }
+
+  WeightProvider weights = [&](const std::string& name, const std::vector<int64_t>&)
+      -> StatusOr<std::shared_ptr<const Tensor>> {
+    std::string hf = hf_tensor_name(name);
+    if (!ckpt->find(hf)) return Status::Error(dir + ": tensor '" + hf + "' is missing from the checkpoint");
+    return ckpt->tensor(hf);
+  };
+  std::string name = dir.substr(dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0) + 1);
+  if (!name.empty() && name.back() == '/') name.pop_back();
+  INGOT_ASSIGN_OR_RETURN(im.model, build_llama(im.config, weights, name));
+  return im;
+}
+
+}  // namespace
+
+StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options) {
+  if (is_directory(path)) return import_hf_folder(path, options);
+  return import_gguf(path, options);
+}
+
+StatusOr<TokenizerSpec> import_tokenizer(const std::string& path) {
+  if (is_directory(path)) return tokenizer_from_hf_folder(path);
+  INGOT_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::open(path));
+  return tokenizer_from_gguf(*file);
+}
+
+}  // namespace ingot

@@ -1,0 +1,373 @@
+#include "frontend/synth.h"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "frontend/random.h"
+#include "ir/quant.h"
+
+namespace ingot {
+namespace {
+
+const std::vector<SynthShape>& known_shapes() {
+  //                                  name              vocab   dim layers heads kv   ffn  context
+  static const std::vector<SynthShape> kShapes = {
+      {"tiny", 512, 64, 2, 4, 2, 172, 512},
+      {"s110m", 32000, 768, 12, 12, 12, 2048, 1024},
+      {"tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048},
+  };
+  return kShapes;
+}
+
+// --- Shape and type checks ---------------------------------------------------------------------
+
+Status check_shape(const SynthShape& s) {
+  const auto fail = [&](const std::string& what) { return Status::Error("synth shape '" + s.name + "': " + what); };
+  const std::pair<const char*, int64_t> fields[] = {{"vocab", s.vocab},       {"dim", s.dim},
+                                                    {"n_layers", s.n_layers}, {"n_heads", s.n_heads},
+                                                    {"n_kv_heads", s.n_kv_heads}, {"ffn", s.ffn},
+                                                    {"context", s.context}};
+  for (const auto& [field, value] : fields) {
+    if (value <= 0 || value > std::numeric_limits<uint32_t>::max())
+      return fail(std::string(field) + " is " + std::to_string(value) + ", must be in 1..2^32-1");
+  }
+  if (s.dim % s.n_heads != 0)
+    return fail("dim " + std::to_string(s.dim) + " is not a multiple of n_heads " + std::to_string(s.n_heads));
+  if (s.n_heads % s.n_kv_heads != 0)
+    return fail("n_heads " + std::to_string(s.n_heads) + " is not a multiple of n_kv_heads " +
+                std::to_string(s.n_kv_heads));
+  if ((s.dim / s.n_heads) % 2 != 0) return fail("head dimension " + std::to_string(s.dim / s.n_heads) + " is odd (RoPE rotates pairs)");
+  return Status::Ok();
+}
+
+// llama.cpp's llama_ftype for a model whose 2-D weights are all `t`.
+StatusOr<uint32_t> file_type_of(ElementType t) {
+  switch (t) {
+    case ElementType::f32: return 0u;   // ALL_F32
+    case ElementType::f16: return 1u;   // MOSTLY_F16
+    case ElementType::q4_0: return 2u;  // MOSTLY_Q4_0
+    case ElementType::q8_0: return 7u;  // MOSTLY_Q8_0
+    case ElementType::q4_k: return 14u; // MOSTLY_Q4_K_S
+    default:
+      return Status::Error("synth: weight type " + std::string(type_name(t)) +
+                           " is not supported (use f32, f16, q8_0, q4_0 or q4_k)");
+  }
+}
+
+// A row that is not whole blocks cannot be quantized; llama.cpp keeps such tensors in f16.
+ElementType stored_type(ElementType weight_type, const std::vector<int64_t>& shape) {
+  const ElementTypeInfo& info = type_info(weight_type);
+  if (info.is_quantized && shape.back() % info.block_elems != 0) return ElementType::f16;
+  return weight_type;
+}
+
+// --- Random bytes ------------------------------------------------------------------------------
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// Each tensor has its own stream, so its bytes do not depend on which tensors precede it.
+Random tensor_random(uint64_t seed, const std::string& name) {
+  Random mixer(seed ^ fnv1a(name));
+  return Random(mixer.next_u64());
+}
+
+void put_u16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+
+void put_f32(uint8_t* p, float f) {
+  uint32_t v = 0;
+  std::memcpy(&v, &f, 4);
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+void random_bytes(Random& r, uint8_t* p, size_t n) {
+  while (n > 0) {
+    uint64_t v = r.next_u64();
+    for (int i = 0; i < 8 && n > 0; ++i, --n, v >>= 8) *p++ = static_cast<uint8_t>(v);
+  }
+}
+
+uint16_t f16_scale(Random& r, double scale) { return f32_to_f16(static_cast<float>(scale * r.uniform(0.75, 1.25))); }
+
+// Values ~ uniform(-a, a) in each format. Quantized blocks are random quants under a random
+// scale chosen so that the dequantized values span about [-a, a].
+void fill_f32(Random& r, double lo, double hi, uint8_t* dst, size_t bytes) {
+  for (size_t i = 0; i + 4 <= bytes; i += 4) put_f32(dst + i, static_cast<float>(r.uniform(lo, hi)));
+}
+
+void fill_f16(Random& r, double a, uint8_t* dst, size_t bytes) {
+  for (size_t i = 0; i + 2 <= bytes; i += 2) put_u16(dst + i, f32_to_f16(static_cast<float>(r.uniform(-a, a))));
+}
+
+void fill_q8_0(Random& r, double a, uint8_t* dst, size_t bytes) {
+  for (size_t b = 0; b + sizeof(BlockQ8_0) <= bytes; b += sizeof(BlockQ8_0)) {
+    put_u16(dst + b + offsetof(BlockQ8_0, d), f16_scale(r, a / 127.0));  // x = d * q, q in [-128, 127]
+    random_bytes(r, dst + b + offsetof(BlockQ8_0, qs), kQK);
+  }
+}
+
+void fill_q4_0(Random& r, double a, uint8_t* dst, size_t bytes) {
+  for (size_t b = 0; b + sizeof(BlockQ4_0) <= bytes; b += sizeof(BlockQ4_0)) {
+    put_u16(dst + b + offsetof(BlockQ4_0, d), f16_scale(r, a / 8.0));  // x = d * (q - 8), q in [0, 15]
+    random_bytes(r, dst + b + offsetof(BlockQ4_0, qs), kQK / 2);
+  }
+}
+
+// The 12-byte k-quant scale block: eight 6-bit scales and eight 6-bit mins (ggml's packing; the
+// low 4 sub-blocks keep their bits in bytes 0..7, the high 4 split theirs over bytes 8..11 and
+// the top bits of bytes 0..7).
+void pack_k_scales(const uint8_t sc[8], const uint8_t m[8], uint8_t out[12]) {
+  for (int j = 0; j < 4; ++j) {
+    out[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+    out[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+    out[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+  }
+}
+
+void fill_q4_k(Random& r, double a, uint8_t* dst, size_t bytes) {
+  // x = d * sc * q - dmin * m with q in [0, 15] and sc, m in [44, 51] (mean 47.5): d * sc * 15
+  // spans about 2a and dmin * m shifts that down by about a. One jitter for both keeps |x| < 1.6a.
+  constexpr double kMeanScale = 47.5;
+  for (size_t b = 0; b + sizeof(BlockQ4_K) <= bytes; b += sizeof(BlockQ4_K)) {
+    const double jitter = r.uniform(0.75, 1.25);
+    put_u16(dst + b + offsetof(BlockQ4_K, d), f32_to_f16(static_cast<float>(jitter * 2.0 * a / (15.0 * kMeanScale))));
+    put_u16(dst + b + offsetof(BlockQ4_K, dmin), f32_to_f16(static_cast<float>(jitter * a / kMeanScale)));
+    uint8_t sc[8], m[8];
+    uint64_t bits = r.next_u64();
+    for (int j = 0; j < 8; ++j, bits >>= 6) {
+      sc[j] = static_cast<uint8_t>(44 + (bits & 7));
+      m[j] = static_cast<uint8_t>(44 + ((bits >> 3) & 7));
+    }
+    pack_k_scales(sc, m, dst + b + offsetof(BlockQ4_K, scales));
+    random_bytes(r, dst + b + offsetof(BlockQ4_K, qs), kQK_K / 2);
+  }
+}
+
+Status fill_weight(Random& r, ElementType type, double a, uint8_t* dst, size_t bytes) {
+  switch (type) {
+    case ElementType::f32: fill_f32(r, -a, a, dst, bytes); return Status::Ok();
+    case ElementType::f16: fill_f16(r, a, dst, bytes); return Status::Ok();
+    case ElementType::q8_0: fill_q8_0(r, a, dst, bytes); return Status::Ok();
+    case ElementType::q4_0: fill_q4_0(r, a, dst, bytes); return Status::Ok();
+    case ElementType::q4_k: fill_q4_k(r, a, dst, bytes); return Status::Ok();
+    default: return Status::Error("cannot generate weights of type " + std::string(type_name(type)));
+  }
+}
+
+// --- Metadata ----------------------------------------------------------------------------------
+
+void set_u32(GgufWriter& w, const std::string& key, int64_t v) { w.set(key, GgufValue::u32(static_cast<uint32_t>(v))); }
+
+void set_llama_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t file_type) {
+  w.set("general.architecture", GgufValue::string("llama"));
+  w.set("general.name", GgufValue::string(s.name.empty() ? "synth" : s.name));
+  set_u32(w, "general.alignment", 32);
+  set_u32(w, "general.file_type", file_type);
+  set_u32(w, "general.quantization_version", 2);
+  set_u32(w, "llama.vocab_size", vocab);
+  set_u32(w, "llama.context_length", s.context);
+  set_u32(w, "llama.embedding_length", s.dim);
+  set_u32(w, "llama.block_count", s.n_layers);
+  set_u32(w, "llama.feed_forward_length", s.ffn);
+  set_u32(w, "llama.attention.head_count", s.n_heads);
+  set_u32(w, "llama.attention.head_count_kv", s.n_kv_heads);
+  set_u32(w, "llama.rope.dimension_count", s.dim / s.n_heads);
+  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  w.set("llama.rope.freq_base", GgufValue::f32(10000.0f));
+}
+
+StatusOr<int64_t> vocab_token_count(const GgufFile& vocab) {
+  const GgufValue* tokens = vocab.find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->type() != GgufType::ARRAY || tokens->elem_type() != GgufType::STRING ||
+      tokens->items().empty()) {
+    return Status::Error(vocab.path() + ": no tokenizer.ggml.tokens string array to take the vocabulary from");
+  }
+  return static_cast<int64_t>(tokens->items().size());
+}
+
+void copy_tokenizer(GgufWriter& w, const GgufFile& vocab) {
+  for (const auto& [key, value] : vocab.metadata()) {
+    if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
+  }
+}
+
+// "a".."z", "aa", "ab", ...: bijective base 26.
+std::string letters(uint64_t m) {
+  std::string s;
+  for (++m; m > 0; m = (m - 1) / 26) s.insert(s.begin(), static_cast<char>('a' + (m - 1) % 26));
+  return s;
+}
+
+constexpr int64_t kSyntheticVocabMin = 3 + 256;  // <unk> <s> </s> and the 256 byte tokens
+
+// A SentencePiece-style vocabulary that llama.cpp and Ingot's tokenizer accept: control tokens,
+// byte fallback, printable ASCII, then made-up words (with and without the word-start mark).
+void add_synthetic_tokenizer(GgufWriter& w, int64_t n) {
+  enum : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kByte = 6 };
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  const auto add = [&](std::string piece, int32_t type) {
+    if (static_cast<int64_t>(tokens.size()) >= n) return;
+    scores.push_back(type == kNormal ? -static_cast<float>(tokens.size()) : 0.0f);
+    tokens.push_back(std::move(piece));
+    types.push_back(type);
+  };
+  add("<unk>", kUnknown);
+  add("<s>", kControl);
+  add("</s>", kControl);
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    add(buf, kByte);
+  }
+  for (char c = ' '; c <= '~'; ++c) add(c == ' ' ? "\xE2\x96\x81" : std::string(1, c), kNormal);
+  for (uint64_t j = 0; static_cast<int64_t>(tokens.size()) < n; ++j)
+    add((j % 2 == 0 ? "\xE2\x96\x81" : "") + letters(26 + j / 2), kNormal);
+
+  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.set("tokenizer.ggml.tokens", GgufValue::strings(tokens));
+  w.set("tokenizer.ggml.scores", GgufValue::f32s(scores));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32s(types));
+  set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+  set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+  set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+  w.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+}
+
+// --- Tensors -----------------------------------------------------------------------------------
+
+struct TensorPlan {
+  std::string name;
+  std::vector<int64_t> shape;  // row-major [out, in], or [dim] for norms
+  bool is_norm = false;
+};
+
+std::vector<TensorPlan> llama_tensors(const SynthShape& s, int64_t vocab) {
+  const int64_t hd = s.dim / s.n_heads;
+  std::vector<TensorPlan> plan;
+  plan.push_back({"token_embd.weight", {vocab, s.dim}});
+  for (int64_t l = 0; l < s.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    plan.push_back({p + "attn_norm.weight", {s.dim}, true});
+    plan.push_back({p + "attn_q.weight", {s.n_heads * hd, s.dim}});
+    plan.push_back({p + "attn_k.weight", {s.n_kv_heads * hd, s.dim}});
+    plan.push_back({p + "attn_v.weight", {s.n_kv_heads * hd, s.dim}});
+    plan.push_back({p + "attn_output.weight", {s.dim, s.n_heads * hd}});
+    plan.push_back({p + "ffn_norm.weight", {s.dim}, true});
+    plan.push_back({p + "ffn_gate.weight", {s.ffn, s.dim}});
+    plan.push_back({p + "ffn_up.weight", {s.ffn, s.dim}});
+    plan.push_back({p + "ffn_down.weight", {s.dim, s.ffn}});
+  }
+  plan.push_back({"output_norm.weight", {s.dim}, true});
+  plan.push_back({"output.weight", {vocab, s.dim}});
+  return plan;
+}
+
+// Reports the fraction of tensor bytes generated so far.
+class ProgressMeter {
+ public:
+  ProgressMeter(std::function<void(double)> callback, uint64_t total)
+      : callback_(std::move(callback)), total_(total ? total : 1) {}
+  void advance(uint64_t bytes) {
+    done_ += bytes;
+    report(static_cast<double>(done_) / static_cast<double>(total_));
+  }
+  void report(double fraction) const {
+    if (callback_) callback_(fraction < 1.0 ? fraction : 1.0);
+  }
+
+ private:
+  std::function<void(double)> callback_;
+  uint64_t total_;
+  uint64_t done_ = 0;
+};
+
+uint64_t tensor_bytes(ElementType type, const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  auto bytes = storage_bytes(type, n);
+  return bytes.ok() ? static_cast<uint64_t>(*bytes) : 0;
+}
+
+}  // namespace
+
+std::vector<std::string> synth_shape_names() {
+  std::vector<std::string> names;
+  for (const SynthShape& s : known_shapes()) names.push_back(s.name);
+  return names;
+}
+
+StatusOr<SynthShape> synth_shape(const std::string& name) {
+  for (const SynthShape& s : known_shapes()) {
+    if (s.name == name) return s;
+  }
+  std::string known;
+  for (const std::string& n : synth_shape_names()) known += (known.empty() ? "" : ", ") + n;
+  return Status::Error("unknown synthetic model shape '" + name + "' (known: " + known + ")");
+}
+
+Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufFile* vocab, uint64_t seed,
+                   const std::string& out_path, std::function<void(double)> progress) {
+  INGOT_RETURN_IF_ERROR(check_shape(shape));
+  INGOT_ASSIGN_OR_RETURN(uint32_t file_type, file_type_of(weight_type));
+
+  int64_t n_vocab = shape.vocab;  // a vocabulary file's token count replaces the shape's
+  if (vocab) {
+    INGOT_ASSIGN_OR_RETURN(n_vocab, vocab_token_count(*vocab));
+  } else if (n_vocab < kSyntheticVocabMin) {
+    return Status::Error("synth shape '" + shape.name + "': vocab " + std::to_string(n_vocab) +
+                         " is too small for a byte-fallback vocabulary (at least " +
+                         std::to_string(kSyntheticVocabMin) + ")");
+  }
+  GgufWriter out;
+  set_llama_hparams(out, shape, n_vocab, file_type);
+  if (vocab) {
+    copy_tokenizer(out, *vocab);
+  } else {
+    add_synthetic_tokenizer(out, n_vocab);
+  }
+
+  const std::vector<TensorPlan> plan = llama_tensors(shape, n_vocab);
+  uint64_t total = 0;
+  for (const TensorPlan& t : plan) total += tensor_bytes(t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape), t.shape);
+  ProgressMeter meter(std::move(progress), total);
+  meter.report(0.0);
+
+  for (const TensorPlan& t : plan) {
+    const ElementType type = t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape);
+    const double a = std::sqrt(3.0 / static_cast<double>(t.shape.back()));
+    const bool is_norm = t.is_norm;
+    const std::string name = t.name;
+    auto fill = [&meter, seed, name, type, a, is_norm](uint8_t* dst, size_t bytes) -> Status {
+      Random r = tensor_random(seed, name);
+      if (is_norm) {
+        fill_f32(r, 0.95, 1.05, dst, bytes);  // norms near 1
+      } else {
+        INGOT_RETURN_IF_ERROR(fill_weight(r, type, a, dst, bytes));
+      }
+      meter.advance(bytes);
+      return Status::Ok();
+    };
+    INGOT_RETURN_IF_ERROR(out.add_tensor_generator(t.name, type, t.shape, std::move(fill)));
+  }
+  INGOT_RETURN_IF_ERROR(out.write(out_path));
+  meter.report(1.0);
+  return Status::Ok();
+}
+
+}  // namespace ingot

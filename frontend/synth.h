@@ -1,0 +1,39 @@
+// Synthetic LLaMA models: random weights of a real model's shape, written as a GGUF that llama.cpp
+// loads. For benchmarks and tests at sizes no test fixture ships (TinyLlama-1.1B in a few seconds).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "frontend/gguf.h"
+#include "ir/element_type.h"
+#include "ir/status.h"
+
+namespace ingot {
+
+struct SynthShape {
+  std::string name;
+  int64_t vocab = 0;
+  int64_t dim = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t ffn = 0;
+  int64_t context = 0;
+};
+
+// A known shape by name: "tiny", "s110m" (llama2.c stories110M), "tinyllama-1.1b".
+StatusOr<SynthShape> synth_shape(const std::string& name);
+std::vector<std::string> synth_shape_names();
+
+// Writes a LLaMA GGUF with random weights, deterministic by `seed`. 2-D weights are stored as
+// `weight_type` (f32, f16, q8_0, q4_0 or q4_k), or as f16 where a row is not whole blocks (as
+// llama.cpp does); norms are f32. With `vocab`, every `tokenizer.*` key is copied from it and the
+// vocabulary size is its token count; without, a small byte-fallback SentencePiece vocabulary of
+// `shape.vocab` tokens is made up. `progress` (may be empty) receives fractions from 0 to 1.
+Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufFile* vocab, uint64_t seed,
+                   const std::string& out_path, std::function<void(double)> progress);
+
+}  // namespace ingot

@@ -1,0 +1,163 @@
+#include "frontend/tokenizer_gguf.h"
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ingot {
+namespace {
+
+constexpr const char* kModelKey = "tokenizer.ggml.model";
+constexpr const char* kPreKey = "tokenizer.ggml.pre";
+constexpr const char* kTokensKey = "tokenizer.ggml.tokens";
+constexpr const char* kScoresKey = "tokenizer.ggml.scores";
+constexpr const char* kTypesKey = "tokenizer.ggml.token_type";
+constexpr const char* kMergesKey = "tokenizer.ggml.merges";
+constexpr const char* kBosKey = "tokenizer.ggml.bos_token_id";
+constexpr const char* kEosKey = "tokenizer.ggml.eos_token_id";
+constexpr const char* kUnkKey = "tokenizer.ggml.unknown_token_id";
+constexpr const char* kPadKey = "tokenizer.ggml.padding_token_id";
+constexpr const char* kAddBosKey = "tokenizer.ggml.add_bos_token";
+constexpr const char* kAddEosKey = "tokenizer.ggml.add_eos_token";
+constexpr const char* kAddSpacePrefixKey = "tokenizer.ggml.add_space_prefix";
+
+// Reads keys of one file; every error names the file and the key.
+class KeyReader {
+ public:
+  explicit KeyReader(const GgufFile& f) : f_(f) {}
+
+  Status error(const std::string& key, const std::string& problem) const {
+    return Status::Error(f_.path() + ": " + key + ": " + problem);
+  }
+
+  // A string; `fallback` when absent, an error when absent without one.
+  StatusOr<std::string> string(const std::string& key, std::optional<std::string> fallback = std::nullopt) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return fallback ? StatusOr<std::string>(*fallback) : missing(key);
+    return with_key(key, v->as_string());
+  }
+
+  StatusOr<std::vector<std::string>> strings(const std::string& key, bool required) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return required ? missing(key) : StatusOr<std::vector<std::string>>(std::vector<std::string>{});
+    return with_key(key, v->as_strings());
+  }
+
+  StatusOr<std::vector<float>> floats(const std::string& key) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return std::vector<float>{};
+    INGOT_ASSIGN_OR_RETURN(std::vector<double> values, with_key(key, v->as_floats()));
+    return std::vector<float>(values.begin(), values.end());
+  }
+
+  StatusOr<std::vector<int32_t>> int32s(const std::string& key) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return std::vector<int32_t>{};
+    INGOT_ASSIGN_OR_RETURN(std::vector<int64_t> values, with_key(key, v->as_ints()));
+    std::vector<int32_t> out;
+    out.reserve(values.size());
+    for (int64_t x : values) {
+      if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max())
+        return error(key, "value " + std::to_string(x) + " does not fit in int32");
+      out.push_back(static_cast<int32_t>(x));
+    }
+    return out;
+  }
+
+  StatusOr<bool> boolean(const std::string& key, bool fallback) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return fallback;
+    return with_key(key, v->as_bool());
+  }
+
+  // A token id. GGUF writers store "none" as -1 or as uint32 0xFFFFFFFF; both become -1. A default
+  // that the vocabulary is too small for becomes -1 too.
+  StatusOr<int32_t> token_id(const std::string& key, int32_t fallback, size_t n_tokens) const {
+    const GgufValue* v = f_.find(key);
+    if (!v) return fallback >= 0 && static_cast<size_t>(fallback) < n_tokens ? fallback : -1;
+    INGOT_ASSIGN_OR_RETURN(int64_t id, with_key(key, v->as_int()));
+    if (id < 0 || id == std::numeric_limits<uint32_t>::max()) return -1;
+    if (static_cast<uint64_t>(id) >= n_tokens)
+      return error(key, "token id " + std::to_string(id) + " is out of range for " + std::to_string(n_tokens) +
+                            " tokens");
+    return static_cast<int32_t>(id);
+  }
+
+ private:
+  Status missing(const std::string& key) const { return error(key, "missing"); }
+
+  template <typename T>
+  StatusOr<T> with_key(const std::string& key, StatusOr<T> value) const {
+    if (!value.ok()) return error(key, value.message());
+    return value;
+  }
+
+  const GgufFile& f_;
+};
+
+// llama.cpp's pre-tokenizer names for the ones the runtime implements, mapped to the spec's names.
+std::optional<std::string> canonical_pre_tokenizer(const std::string& name) {
+  if (name == "default" || name == "gpt2" || name == "gpt-2") return std::string("gpt2");
+  if (name == "llama3" || name == "llama-bpe" || name == "llama-v3") return std::string("llama3");
+  if (name == "qwen2") return std::string("qwen2");
+  return std::nullopt;
+}
+
+Status check_size(const KeyReader& keys, const std::string& key, size_t size, size_t n_tokens) {
+  if (size == 0 || size == n_tokens) return Status::Ok();
+  return keys.error(key, std::to_string(size) + " entries for " + std::to_string(n_tokens) + " tokens");
+}
+
+}  // namespace
+
+StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
+  const KeyReader keys(f);
+  TokenizerSpec spec;
+
+  INGOT_ASSIGN_OR_RETURN(const std::string model, keys.string(kModelKey));
+  if (model == "llama") {
+    spec.kind = TokenizerSpec::Kind::SentencePiece;
+  } else if (model == "gpt2") {
+    spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
+  } else {
+    return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2)");
+  }
+  const bool spm = spec.kind == TokenizerSpec::Kind::SentencePiece;
+
+  INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
+  if (!spm) {
+    const auto pre = canonical_pre_tokenizer(spec.pre);
+    if (!pre)
+      return keys.error(kPreKey, "unsupported pre-tokenizer \"" + spec.pre +
+                                     "\" (supported: default, gpt2, gpt-2, llama3, llama-bpe, qwen2)");
+    spec.pre = *pre;
+  }
+
+  INGOT_ASSIGN_OR_RETURN(spec.tokens, keys.strings(kTokensKey, /*required=*/true));
+  const size_t n = spec.tokens.size();
+  if (n == 0) return keys.error(kTokensKey, "no tokens");
+  INGOT_ASSIGN_OR_RETURN(spec.scores, keys.floats(kScoresKey));
+  INGOT_RETURN_IF_ERROR(check_size(keys, kScoresKey, spec.scores.size(), n));
+  INGOT_ASSIGN_OR_RETURN(spec.types, keys.int32s(kTypesKey));
+  INGOT_RETURN_IF_ERROR(check_size(keys, kTypesKey, spec.types.size(), n));
+  INGOT_ASSIGN_OR_RETURN(spec.merges, keys.strings(kMergesKey, /*required=*/false));
+
+  // llama.cpp's defaults: SentencePiece vocabularies are LLaMA's (<unk> <s> </s>); byte-level
+  // ones have no default ids.
+  INGOT_ASSIGN_OR_RETURN(spec.bos, keys.token_id(kBosKey, spm ? 1 : -1, n));
+  INGOT_ASSIGN_OR_RETURN(spec.eos, keys.token_id(kEosKey, spm ? 2 : -1, n));
+  INGOT_ASSIGN_OR_RETURN(spec.unk, keys.token_id(kUnkKey, spm ? 0 : -1, n));
+  INGOT_ASSIGN_OR_RETURN(spec.pad, keys.token_id(kPadKey, -1, n));
+
+  const bool bos_by_default = spm || spec.pre == "llama3";
+  INGOT_ASSIGN_OR_RETURN(spec.add_bos, keys.boolean(kAddBosKey, bos_by_default && spec.bos >= 0));
+  INGOT_ASSIGN_OR_RETURN(spec.add_eos, keys.boolean(kAddEosKey, false));
+  INGOT_ASSIGN_OR_RETURN(spec.add_space_prefix, keys.boolean(kAddSpacePrefixKey, spm));
+  if (spec.add_bos && spec.bos < 0) return keys.error(kAddBosKey, "true, but the vocabulary has no bos token");
+  if (spec.add_eos && spec.eos < 0) return keys.error(kAddEosKey, "true, but the vocabulary has no eos token");
+  return spec;
+}
+
+}  // namespace ingot

@@ -1,0 +1,42 @@
+// Tokenizers of Hugging Face model folders, as a TokenizerSpec (runtime/tokenizer.h):
+//  - tokenizer.json, model "BPE":
+//      SentencePiece-style (byte_fallback and '▁' for spaces, via a Metaspace pre-tokenizer or a
+//      Replace ' ' -> '▁' normalizer) -> Kind::SentencePiece. tokenizer.json has merges, not
+//      SentencePiece scores: scores are derived from the merges so that score order equals merge
+//      order (see tokenizer_hf.cpp), which reproduces tokenizer.model's scores for vocabularies
+//      converted from SentencePiece.
+//      ByteLevel pre-tokenizer -> Kind::ByteLevelBpe with merges; `pre` ("gpt2", "llama3",
+//      "qwen2") from the pre-tokenizer's split pattern.
+//  - tokenizer.model (SentencePiece protobuf), model type BPE -> Kind::SentencePiece.
+// tokenizer_config.json, when given, sets BOS/EOS/UNK/PAD by token text and add_bos/add_eos.
+// Errors name the file and what is unsupported or wrong.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ir/status.h"
+#include "runtime/tokenizer.h"
+
+namespace ingot {
+
+// DIR/tokenizer.json if present, else DIR/tokenizer.model; DIR/tokenizer_config.json if present.
+StatusOr<TokenizerSpec> tokenizer_from_hf_folder(const std::string& dir);
+
+// tokenizer.json text (and tokenizer_config.json text when there is one); paths prefix errors.
+StatusOr<TokenizerSpec> parse_hf_tokenizer_json(std::string_view json, std::string_view path,
+                                                std::optional<std::string_view> tokenizer_config = std::nullopt,
+                                                std::string_view tokenizer_config_path = "tokenizer_config.json");
+
+// tokenizer.model bytes (a SentencePiece ModelProto).
+StatusOr<TokenizerSpec> parse_sentencepiece_model(std::string_view bytes, std::string_view path,
+                                                  std::optional<std::string_view> tokenizer_config = std::nullopt,
+                                                  std::string_view tokenizer_config_path = "tokenizer_config.json");
+
+// Grows the vocabulary to `vocab_size` (config.json's, which may exceed the tokenizer's, e.g.
+// Qwen2) with "[PAD<id>]" tokens of type Unused, as llama.cpp's converter does. An error if the
+// tokenizer already has more tokens.
+Status pad_tokenizer_vocab(TokenizerSpec& spec, int64_t vocab_size);
+
+}  // namespace ingot

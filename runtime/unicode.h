@@ -1,0 +1,58 @@
+// Unicode for the tokenizers: UTF-8 decoding that accepts any bytes, the character classes of the
+// byte-level BPE pre-tokenizers (\p{L}, \p{N}, \s), GPT-2's byte alphabet, and the pre-tokenizers
+// themselves, written as small matchers over code points instead of regular expressions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ingot::unicode {
+
+constexpr char32_t kReplacementCharacter = 0xFFFD;
+
+// One character of a UTF-8 string: its code point and where its bytes are.
+struct Utf8Char {
+  char32_t code_point = 0;
+  size_t offset = 0;
+  size_t size = 0;
+};
+
+// The character starting at text[offset] (offset < text.size()). A byte that does not begin a
+// complete, shortest-form UTF-8 sequence of a scalar value is a one-byte character whose code
+// point is U+FFFD; decoding therefore never fails and every byte belongs to exactly one character.
+Utf8Char decode_utf8(std::string_view text, size_t offset);
+std::vector<Utf8Char> split_utf8(std::string_view text);
+// Appends the UTF-8 encoding of a scalar value (surrogates and values above U+10FFFF become U+FFFD).
+void append_utf8(std::string& out, char32_t code_point);
+
+bool is_letter(char32_t code_point);      // general category L*
+bool is_number(char32_t code_point);      // general category N*
+bool is_whitespace(char32_t code_point);  // White_Space property
+
+// GPT-2's byte-to-unicode alphabet: printable Latin-1 bytes stand for themselves, the other 68
+// bytes for U+0100.. in byte order, so that every byte is a visible character.
+char32_t byte_to_alphabet(uint8_t byte);
+// The byte an alphabet character stands for, or -1 for a character outside the alphabet.
+int alphabet_to_byte(char32_t code_point);
+
+// Byte-level BPE pre-tokenizers, each equivalent to its Hugging Face regex:
+//   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   Qwen2:  Llama3 with \p{N} instead of \p{N}{1,3}
+// (the case-insensitive contractions match ASCII letters only, as in llama.cpp). Invalid UTF-8
+// bytes count as U+FFFD, i.e. neither letter, number nor whitespace.
+enum class PreTokenizer { Gpt2, Llama3, Qwen2 };
+
+// A piece of the text as a byte range.
+struct Span {
+  size_t offset = 0;
+  size_t size = 0;
+};
+
+// The pieces, in order; together they cover the text exactly.
+std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind);
+
+}  // namespace ingot::unicode

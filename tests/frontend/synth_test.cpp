@@ -1,0 +1,294 @@
+#include "frontend/synth.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "tests/common/models.h"
+
+namespace ingot {
+namespace {
+
+std::string temp_dir() {
+  static const std::string dir = [] {
+    std::string tmpl = ::testing::TempDir() + "synth_test_XXXXXX";
+    char* d = mkdtemp(tmpl.data());
+    return d ? std::string(d) : ::testing::TempDir();
+  }();
+  return dir;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+SynthShape tiny() {
+  auto s = synth_shape("tiny");
+  EXPECT_TRUE(s.ok()) << s.message();
+  return *s;
+}
+
+int64_t int_key(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.find(key);
+  EXPECT_NE(v, nullptr) << key;
+  if (!v) return -1;
+  EXPECT_EQ(v->type(), GgufType::UINT32) << key;
+  auto i = v->as_int();
+  return i.ok() ? *i : -1;
+}
+
+// The tensors llama.cpp's LLaMA loader asks for, with their row-major shapes.
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const SynthShape& s, int64_t vocab) {
+  const int64_t hd = s.dim / s.n_heads;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> r = {{"token_embd.weight", {vocab, s.dim}},
+                                                                 {"output_norm.weight", {s.dim}},
+                                                                 {"output.weight", {vocab, s.dim}}};
+  for (int64_t l = 0; l < s.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    r.push_back({p + "attn_norm.weight", {s.dim}});
+    r.push_back({p + "attn_q.weight", {s.n_heads * hd, s.dim}});
+    r.push_back({p + "attn_k.weight", {s.n_kv_heads * hd, s.dim}});
+    r.push_back({p + "attn_v.weight", {s.n_kv_heads * hd, s.dim}});
+    r.push_back({p + "attn_output.weight", {s.dim, s.n_heads * hd}});
+    r.push_back({p + "ffn_norm.weight", {s.dim}});
+    r.push_back({p + "ffn_gate.weight", {s.ffn, s.dim}});
+    r.push_back({p + "ffn_up.weight", {s.ffn, s.dim}});
+    r.push_back({p + "ffn_down.weight", {s.dim, s.ffn}});
+  }
+  return r;
+}
+
+ElementType expected_type(const std::string& name, const std::vector<int64_t>& shape, ElementType weight_type) {
+  if (shape.size() == 1) return ElementType::f32;  // norms
+  const auto& info = type_info(weight_type);
+  if (info.is_quantized && shape.back() % info.block_elems != 0) return ElementType::f16;
+  (void)name;
+  return weight_type;
+}
+
+void check_model(const GgufFile& f, const SynthShape& s, int64_t vocab, ElementType weight_type) {
+  EXPECT_EQ(*f.find("general.architecture")->as_string(), "llama");
+  EXPECT_EQ(*f.find("general.name")->as_string(), s.name);
+  EXPECT_EQ(int_key(f, "general.alignment"), 32);
+  EXPECT_EQ(int_key(f, "llama.context_length"), s.context);
+  EXPECT_EQ(int_key(f, "llama.embedding_length"), s.dim);
+  EXPECT_EQ(int_key(f, "llama.block_count"), s.n_layers);
+  EXPECT_EQ(int_key(f, "llama.feed_forward_length"), s.ffn);
+  EXPECT_EQ(int_key(f, "llama.attention.head_count"), s.n_heads);
+  EXPECT_EQ(int_key(f, "llama.attention.head_count_kv"), s.n_kv_heads);
+  EXPECT_EQ(int_key(f, "llama.rope.dimension_count"), s.dim / s.n_heads);
+  EXPECT_EQ(f.find("llama.attention.layer_norm_rms_epsilon")->type(), GgufType::FLOAT32);
+  EXPECT_NEAR(*f.find("llama.attention.layer_norm_rms_epsilon")->as_float(), 1e-5, 1e-10);
+  EXPECT_EQ(*f.find("llama.rope.freq_base")->as_float(), 10000.0);
+  EXPECT_EQ(f.find("tokenizer.ggml.tokens")->items().size(), static_cast<size_t>(vocab));
+
+  const auto expected = expected_tensors(s, vocab);
+  EXPECT_EQ(f.tensors().size(), expected.size());
+  for (const auto& [name, shape] : expected) {
+    SCOPED_TRACE(name);
+    const GgufTensorInfo* info = f.find_tensor(name);
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(info->shape, shape);
+    EXPECT_EQ(info->type, expected_type(name, shape, weight_type));
+  }
+}
+
+// Weights ~ uniform(-a, a) with a = sqrt(3 / in): dequantized, they stay within a small multiple
+// of a and are not all zero; norms are near 1.
+void check_values(const GgufFile& f, const SynthShape& s) {
+  const std::string last_ffn_down = "blk." + std::to_string(s.n_layers - 1) + ".ffn_down.weight";
+  for (const std::string& name : {std::string("blk.0.attn_q.weight"), last_ffn_down, std::string("token_embd.weight")}) {
+    SCOPED_TRACE(name);
+    auto t = f.tensor(name);
+    ASSERT_TRUE(t.ok()) << t.message();
+    const double a = std::sqrt(3.0 / static_cast<double>((*t)->shape().back()));
+    const std::vector<float> v = (*t)->to_f32_vector();
+    double max_abs = 0, sum_sq = 0;
+    for (float x : v) {
+      ASSERT_TRUE(std::isfinite(x));
+      max_abs = std::max(max_abs, static_cast<double>(std::fabs(x)));
+      sum_sq += static_cast<double>(x) * x;
+    }
+    const double rms = std::sqrt(sum_sq / static_cast<double>(v.size()));
+    EXPECT_LE(max_abs, 2.0 * a);
+    EXPECT_GT(rms, 0.3 * a);  // uniform(-a, a) has rms a / sqrt(3) ~ 0.58 a
+    EXPECT_LT(rms, 1.0 * a);
+  }
+  auto norm = f.tensor("blk.0.attn_norm.weight");
+  ASSERT_TRUE(norm.ok());
+  for (float x : (*norm)->to_f32_vector()) {
+    EXPECT_GT(x, 0.9f);
+    EXPECT_LT(x, 1.1f);
+  }
+}
+
+TEST(SynthShape, KnownShapes) {
+  auto t = synth_shape("tiny");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->vocab, 512);
+  EXPECT_EQ(t->dim, 64);
+  EXPECT_EQ(t->n_layers, 2);
+  EXPECT_EQ(t->n_heads, 4);
+  EXPECT_EQ(t->n_kv_heads, 2);
+  EXPECT_EQ(t->ffn, 172);
+  auto s = synth_shape("s110m");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->dim, 768);
+  EXPECT_EQ(s->n_layers, 12);
+  EXPECT_EQ(s->n_heads, 12);
+  EXPECT_EQ(s->n_kv_heads, 12);
+  EXPECT_EQ(s->ffn, 2048);
+  EXPECT_EQ(s->vocab, 32000);
+  auto l = synth_shape("tinyllama-1.1b");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->dim, 2048);
+  EXPECT_EQ(l->n_layers, 22);
+  EXPECT_EQ(l->n_heads, 32);
+  EXPECT_EQ(l->n_kv_heads, 4);
+  EXPECT_EQ(l->ffn, 5632);
+  EXPECT_EQ(l->vocab, 32000);
+  auto bad = synth_shape("gpt-5");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("tinyllama-1.1b"), std::string::npos) << bad.message();
+}
+
+class SynthEachType : public ::testing::TestWithParam<ElementType> {};
+
+TEST_P(SynthEachType, TinyWithLlamaVocab) {
+  INGOT_MODEL_PATH(vocab_path, "vocab/ggml-vocab-llama-spm.gguf");
+  auto vocab = GgufFile::open(vocab_path);
+  ASSERT_TRUE(vocab.ok()) << vocab.message();
+  const ElementType type = GetParam();
+  const std::string out = temp_dir() + "/tiny-" + std::string(type_name(type)) + ".gguf";
+  std::vector<double> seen;
+  Status st = synth_model(tiny(), type, vocab->get(), 1, out, [&](double p) { seen.push_back(p); });
+  ASSERT_TRUE(st.ok()) << st.message();
+
+  auto f = GgufFile::open(out);
+  ASSERT_TRUE(f.ok()) << f.message();
+  check_model(**f, tiny(), 32000, type);
+  check_values(**f, tiny());
+
+  // Every tokenizer.* key copied verbatim, and no other.
+  size_t tokenizer_keys = 0;
+  for (const auto& [key, value] : (*vocab)->metadata()) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    ++tokenizer_keys;
+    const GgufValue* copy = (*f)->find(key);
+    ASSERT_NE(copy, nullptr) << key;
+    EXPECT_EQ(copy->type(), value.type()) << key;
+    EXPECT_EQ(copy->summary(1u << 20), value.summary(1u << 20)) << key;
+  }
+  size_t out_tokenizer_keys = 0;
+  for (const auto& [key, value] : (*f)->metadata()) out_tokenizer_keys += key.rfind("tokenizer.", 0) == 0;
+  EXPECT_EQ(out_tokenizer_keys, tokenizer_keys);
+
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), 0.0);
+  EXPECT_EQ(seen.back(), 1.0);
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GE(seen[i], seen[i - 1]);
+}
+
+TEST_P(SynthEachType, TinyWithMadeUpVocab) {
+  const ElementType type = GetParam();
+  const std::string out = temp_dir() + "/tiny-own-" + std::string(type_name(type)) + ".gguf";
+  Status st = synth_model(tiny(), type, nullptr, 7, out, nullptr);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto f = GgufFile::open(out);
+  ASSERT_TRUE(f.ok()) << f.message();
+  check_model(**f, tiny(), 512, type);
+  check_values(**f, tiny());
+  auto tokens = (*f)->find("tokenizer.ggml.tokens")->as_strings();
+  ASSERT_TRUE(tokens.ok());
+  EXPECT_EQ((*tokens)[1], "<s>");
+  EXPECT_EQ((*tokens)[3 + 0x41], "<0x41>");
+  EXPECT_EQ(std::set<std::string>(tokens->begin(), tokens->end()).size(), tokens->size());  // unique
+  EXPECT_EQ((*f)->find("tokenizer.ggml.scores")->items().size(), 512u);
+  EXPECT_EQ((*f)->find("tokenizer.ggml.token_type")->items().size(), 512u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Synth, SynthEachType,
+                         ::testing::Values(ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0,
+                                           ElementType::q4_k),
+                         [](const ::testing::TestParamInfo<ElementType>& info) {
+                           return std::string(type_name(info.param));
+                         });
+
+// q4_k needs rows of 256: a shape with dim 256 keeps the k-quant blocks (tiny falls back to f16).
+TEST(SynthModel, Q4KBlocksDequantizeSanely) {
+  SynthShape s{"k-quant", 300, 256, 1, 4, 4, 512, 64};
+  const std::string out = temp_dir() + "/q4k.gguf";
+  Status st = synth_model(s, ElementType::q4_k, nullptr, 3, out, nullptr);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto f = GgufFile::open(out);
+  ASSERT_TRUE(f.ok()) << f.message();
+  check_model(**f, s, 300, ElementType::q4_k);
+  EXPECT_EQ((*f)->find_tensor("blk.0.attn_q.weight")->type, ElementType::q4_k);
+  EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, ElementType::q4_k);
+  check_values(**f, s);
+  EXPECT_EQ(int_key(**f, "general.file_type"), 14);
+}
+
+TEST(SynthModel, DeterministicBySeed) {
+  const std::string a = temp_dir() + "/det-a.gguf", b = temp_dir() + "/det-b.gguf", c = temp_dir() + "/det-c.gguf";
+  ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 42, a, nullptr).ok());
+  ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 42, b, nullptr).ok());
+  ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 43, c, nullptr).ok());
+  const std::string bytes_a = read_file(a);
+  EXPECT_FALSE(bytes_a.empty());
+  EXPECT_EQ(bytes_a, read_file(b));
+  EXPECT_NE(bytes_a, read_file(c));
+  EXPECT_EQ(bytes_a.size(), read_file(c).size());
+}
+
+TEST(SynthModel, FileTypeRecorded) {
+  const std::pair<ElementType, int64_t> cases[] = {
+      {ElementType::f32, 0}, {ElementType::f16, 1}, {ElementType::q4_0, 2}, {ElementType::q8_0, 7}};
+  for (const auto& [type, ftype] : cases) {
+    const std::string out = temp_dir() + "/ftype.gguf";
+    ASSERT_TRUE(synth_model(tiny(), type, nullptr, 1, out, nullptr).ok());
+    auto f = GgufFile::open(out);
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ(int_key(**f, "general.file_type"), ftype) << type_name(type);
+  }
+}
+
+TEST(SynthModel, RejectsBadInput) {
+  const std::string out = temp_dir() + "/bad.gguf";
+  Status st = synth_model(tiny(), ElementType::q5_k, nullptr, 1, out, nullptr);
+  EXPECT_NE(st.message().find("q5_k"), std::string::npos) << st.message();
+  SynthShape odd = tiny();
+  odd.n_heads = 5;
+  st = synth_model(odd, ElementType::f32, nullptr, 1, out, nullptr);
+  EXPECT_NE(st.message().find("not a multiple of n_heads"), std::string::npos) << st.message();
+  SynthShape gqa = tiny();
+  gqa.n_kv_heads = 3;
+  EXPECT_FALSE(synth_model(gqa, ElementType::f32, nullptr, 1, out, nullptr).ok());
+  SynthShape zero = tiny();
+  zero.n_layers = 0;
+  EXPECT_FALSE(synth_model(zero, ElementType::f32, nullptr, 1, out, nullptr).ok());
+  SynthShape small_vocab = tiny();
+  small_vocab.vocab = 100;
+  EXPECT_FALSE(synth_model(small_vocab, ElementType::f32, nullptr, 1, out, nullptr).ok());
+  EXPECT_FALSE(::ingot::testing::path_exists(out));
+
+  // A "vocabulary" file without tokens.
+  GgufWriter w;
+  w.set("general.name", GgufValue::string("no tokens"));
+  const std::string empty_vocab = temp_dir() + "/no-tokens.gguf";
+  ASSERT_TRUE(w.write(empty_vocab).ok());
+  auto v = GgufFile::open(empty_vocab);
+  ASSERT_TRUE(v.ok());
+  st = synth_model(tiny(), ElementType::f32, v->get(), 1, out, nullptr);
+  EXPECT_NE(st.message().find("tokenizer.ggml.tokens"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace ingot

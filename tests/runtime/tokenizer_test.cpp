@@ -1,0 +1,746 @@
+// Tests of runtime/tokenizer and runtime/unicode: the algorithms on tiny hand-made vocabularies,
+// then llama.cpp's test vectors (tests/test-tokenizer-0) on the real LLaMA and GPT-2 vocabularies
+// read from GGUF by frontend/tokenizer_gguf.
+#include "runtime/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "frontend/gguf.h"
+#include "frontend/tokenizer_gguf.h"
+#include "runtime/unicode.h"
+#include "tests/common/models.h"
+
+namespace ingot {
+namespace {
+
+using Ids = std::vector<int32_t>;
+using TokenType = TokenizerSpec::TokenType;
+
+const std::string kSpace = "\xE2\x96\x81";  // "▁"
+
+std::unique_ptr<Tokenizer> make(TokenizerSpec spec) {
+  std::string error;
+  auto t = Tokenizer::create(std::move(spec), &error);
+  EXPECT_TRUE(t) << error;
+  return t;
+}
+
+// ------------------------------------------------------------------ tiny SentencePiece vocabulary
+
+// <unk> <s> </s>, the 256 byte tokens, then normal tokens with scores (higher merges first).
+struct SpmVocab {
+  TokenizerSpec spec;
+  int32_t add(const std::string& text, float score = 0, TokenType type = TokenType::Normal) {
+    spec.tokens.push_back(text);
+    spec.scores.push_back(score);
+    spec.types.push_back(type);
+    return static_cast<int32_t>(spec.tokens.size()) - 1;
+  }
+  int32_t id(const std::string& text) const {
+    for (size_t i = 0; i < spec.tokens.size(); ++i) {
+      if (spec.tokens[i] == text) return static_cast<int32_t>(i);
+    }
+    ADD_FAILURE() << "no token " << text;
+    return -1;
+  }
+};
+
+SpmVocab tiny_spm(bool with_bytes = true) {
+  SpmVocab v;
+  v.spec.kind = TokenizerSpec::Kind::SentencePiece;
+  v.spec.unk = v.add("<unk>", 0, TokenType::Unknown);
+  v.spec.bos = v.add("<s>", 0, TokenType::Control);
+  v.spec.eos = v.add("</s>", 0, TokenType::Control);
+  if (with_bytes) {
+    for (int b = 0; b < 256; ++b) {
+      char text[8];
+      std::snprintf(text, sizeof text, "<0x%02X>", b);
+      v.add(text, 0, TokenType::Byte);
+    }
+  }
+  for (const char* c : {"a", "b", "c", "h", "i"}) v.add(c, -10);
+  v.add(kSpace, -5);
+  v.add("ab", -1);
+  v.add("bc", -2);
+  v.add("aa", -3);
+  v.add(kSpace + "h", -4);
+  v.add(kSpace + "hi", -3);
+  v.add("<tool>", 0, TokenType::UserDefined);
+  v.spec.add_bos = true;
+  return v;
+}
+
+TEST(SentencePiece, MergesTheBestScoredPairFirst) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  // "ab" (-1) beats "bc" (-2): a b c -> ab c.
+  EXPECT_EQ(t->encode("abc", false), (Ids{v.id("ab"), v.id("c")}));
+  // In "bcb" only "bc" is a token; the last b stays alone.
+  EXPECT_EQ(t->encode("bcb", false), (Ids{v.id("bc"), v.id("b")}));
+}
+
+TEST(SentencePiece, ScoreTiesGoToTheLeftmostPair) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("aaa", false), (Ids{v.id("aa"), v.id("a")}));
+  EXPECT_EQ(t->encode("aaaaa", false), (Ids{v.id("aa"), v.id("aa"), v.id("a")}));
+}
+
+TEST(SentencePiece, SpacesBecomeMarkersWithAPrefix) {
+  SpmVocab v = tiny_spm();
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("hi", false), (Ids{v.id(kSpace + "hi")}));
+  EXPECT_EQ(t->encode("hi hi", false), (Ids{v.id(kSpace + "hi"), v.id(kSpace + "hi")}));
+  EXPECT_EQ(t->encode(" h", false), (Ids{v.id(kSpace), v.id(kSpace + "h")}));
+  v.spec.add_space_prefix = false;
+  auto no_prefix = make(v.spec);
+  EXPECT_EQ(no_prefix->encode("hi", false), (Ids{v.id("h"), v.id("i")}));
+}
+
+TEST(SentencePiece, BosAndEosFollowTheSpec) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_eos = true;
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("hi", true), (Ids{v.spec.bos, v.id(kSpace + "hi"), v.spec.eos}));
+  EXPECT_EQ(t->encode("hi", false), (Ids{v.id(kSpace + "hi")}));
+  EXPECT_EQ(t->encode("", true), (Ids{v.spec.bos, v.spec.eos}));
+  EXPECT_EQ(t->encode("", false), Ids{});
+}
+
+TEST(SentencePiece, ByteFallbackForCharactersOutsideTheVocabulary) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  // "é" is C3 A9; "€" is E2 82 AC.
+  EXPECT_EQ(t->encode("a\xC3\xA9", false), (Ids{v.id("a"), v.id("<0xC3>"), v.id("<0xA9>")}));
+  EXPECT_EQ(t->encode("\xE2\x82\xAC", false), (Ids{v.id("<0xE2>"), v.id("<0x82>"), v.id("<0xAC>")}));
+  EXPECT_EQ(t->decode(t->encode("a\xC3\xA9 \xE2\x82\xAC", false)), "a\xC3\xA9 \xE2\x82\xAC");
+}
+
+TEST(SentencePiece, UnknownWithoutByteTokens) {
+  SpmVocab v = tiny_spm(/*with_bytes=*/false);
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  // One unk per character that has no token.
+  EXPECT_EQ(t->encode("a\xC3\xA9z", false), (Ids{v.id("a"), v.spec.unk, v.spec.unk}));
+  v.spec.unk = -1;
+  auto no_unk = make(v.spec);
+  EXPECT_EQ(no_unk->encode("a\xC3\xA9z", false), (Ids{v.id("a")}));
+}
+
+TEST(SentencePiece, InvalidUtf8BytesAreSingleCharacters) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  // A lone continuation byte, a truncated sequence, an overlong form, a surrogate, a value above
+  // U+10FFFF and bytes that never occur in UTF-8: each byte becomes its byte token.
+  for (const std::string text : {"\x80", "a\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xFF\xFE"}) {
+    Ids ids = t->encode(text, true);
+    Ids expected = {v.spec.bos};
+    for (unsigned char c : text) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "<0x%02X>", c);
+      expected.push_back(c == 'a' ? v.id("a") : v.id(byte));
+    }
+    EXPECT_EQ(ids, expected) << "input of " << text.size() << " bytes";
+    EXPECT_EQ(t->decode(ids), text);
+  }
+}
+
+TEST(SentencePiece, ControlTokensAreParsedOnlyWhenAsked) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("a<s>b", false, /*parse_special=*/true), (Ids{v.id("a"), v.spec.bos, v.id("b")}));
+  const Ids plain = t->encode("a<s>b", false, /*parse_special=*/false);
+  EXPECT_EQ(plain.size(), 5u);  // a; '<', 's' and '>' as byte tokens; b
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), v.spec.bos), 0);
+  EXPECT_EQ(t->encode("</s><s>", false, true), (Ids{v.spec.eos, v.spec.bos}));
+}
+
+TEST(SentencePiece, SpacePrefixIsAddedAfterEachSpecialToken) {
+  SpmVocab v = tiny_spm();
+  auto t = make(v.spec);
+  // As llama.cpp: text that follows a special token gets its own leading space.
+  EXPECT_EQ(t->encode("hi<s>hi", false, true), (Ids{v.id(kSpace + "hi"), v.spec.bos, v.id(kSpace + "hi")}));
+}
+
+TEST(SentencePiece, UserDefinedTokensAreAlwaysSplitOut) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  auto t = make(v.spec);
+  const Ids expected = {v.id("a"), v.id("<tool>"), v.id("b")};
+  EXPECT_EQ(t->encode("a<tool>b", false, false), expected);
+  EXPECT_EQ(t->encode("a<tool>b", false, true), expected);
+  EXPECT_EQ(t->decode(expected), "a<tool>b");
+}
+
+TEST(SentencePiece, LongerSpecialTokensWin) {
+  SpmVocab v = tiny_spm();
+  v.spec.add_space_prefix = false;
+  const int32_t short_id = v.add("<x>", 0, TokenType::Control);
+  const int32_t long_id = v.add("<x>>", 0, TokenType::Control);
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("<x>><x>", false, true), (Ids{long_id, short_id}));
+}
+
+TEST(SentencePiece, DecodeMapsPiecesAndStripsTheAddedSpace) {
+  SpmVocab v = tiny_spm();
+  auto t = make(v.spec);
+  EXPECT_EQ(t->token_to_piece(v.id(kSpace + "hi")), " hi");
+  EXPECT_EQ(t->token_to_piece(v.id("<0x0A>")), "\n");
+  EXPECT_EQ(t->token_to_piece(v.spec.bos), "");
+  EXPECT_EQ(t->token_to_piece(v.spec.unk), "");
+  EXPECT_EQ(t->token_to_piece(-1), "");
+  EXPECT_EQ(t->token_to_piece(100000), "");
+  const Ids ids = t->encode("hi hi", true);
+  EXPECT_EQ(t->decode(ids), " hi hi");
+  EXPECT_EQ(t->decode(ids, /*strip_leading_space=*/true), "hi hi");  // BOS does not use up the strip
+  EXPECT_EQ(t->decode({-5, 999999, v.id("a")}), "a");                 // unknown ids are ignored
+  EXPECT_EQ(t->decode({}), "");
+}
+
+TEST(SentencePiece, RoundTripsArbitraryText) {
+  SpmVocab v = tiny_spm();
+  auto t = make(v.spec);
+  const std::vector<std::string> texts = {"", " ", "  hi  ", "abc bca\n\tcab", "\xE4\xBD\xA0\xE5\xA5\xBD hi",
+                                          std::string("a\0b", 3)};
+  for (const std::string& text : texts) {
+    EXPECT_EQ(t->decode(t->encode(text, true), true), text);
+  }
+}
+
+// ------------------------------------------------------------------ tiny byte-level BPE vocabulary
+
+// The 256 characters of GPT-2's byte alphabet (id = byte), then merged tokens; "Ġ" is the space.
+struct BpeVocab {
+  TokenizerSpec spec;
+  BpeVocab() {
+    spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
+    spec.pre = "gpt2";
+    for (int b = 0; b < 256; ++b) {
+      std::string ch;
+      unicode::append_utf8(ch, unicode::byte_to_alphabet(static_cast<uint8_t>(b)));
+      spec.tokens.push_back(ch);
+    }
+  }
+  // Adds the merge "left right" and its result as a token.
+  int32_t merge(const std::string& left, const std::string& right) {
+    spec.merges.push_back(left + " " + right);
+    spec.tokens.push_back(left + right);
+    return static_cast<int32_t>(spec.tokens.size()) - 1;
+  }
+  int32_t id(const std::string& text) const {
+    for (size_t i = 0; i < spec.tokens.size(); ++i) {
+      if (spec.tokens[i] == text) return static_cast<int32_t>(i);
+    }
+    ADD_FAILURE() << "no token " << text;
+    return -1;
+  }
+};
+
+const std::string kG = "\xC4\xA0";  // "Ġ", the alphabet's space
+
+TEST(ByteLevelBpe, MergesByRank) {
+  BpeVocab v;
+  v.merge("a", "b");
+  v.merge("b", "c");
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("abc", false), (Ids{v.id("ab"), 'c'}));
+
+  BpeVocab reversed;
+  reversed.merge("b", "c");
+  reversed.merge("a", "b");
+  auto r = make(reversed.spec);
+  EXPECT_EQ(r->encode("abc", false), (Ids{'a', reversed.id("bc")}));
+}
+
+TEST(ByteLevelBpe, MergesBuildWholeWords) {
+  BpeVocab v;
+  v.merge("h", "e");
+  v.merge("l", "l");
+  v.merge("he", "ll");
+  v.merge("hell", "o");
+  v.merge(kG, "w");
+  v.merge(kG + "w", "o");
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("hello", false), (Ids{v.id("hello")}));
+  // Pre-tokenization keeps " wo" and "hello" apart even though no merge would cross them anyway.
+  EXPECT_EQ(t->encode("hello wo", false), (Ids{v.id("hello"), v.id(kG + "wo")}));
+  EXPECT_EQ(t->encode("hellohello", false), (Ids{v.id("hello"), v.id("hello")}));
+  EXPECT_EQ(t->encode("lll", false), (Ids{v.id("ll"), 'l'}));
+}
+
+TEST(ByteLevelBpe, PreTokensAreNotMergedAcross) {
+  BpeVocab v;
+  v.merge("a", "1");  // "a1" would need a letter and a digit in one piece
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("a1", false), (Ids{'a', '1'}));
+}
+
+TEST(ByteLevelBpe, EveryByteRoundTrips) {
+  BpeVocab v;
+  v.merge("h", "i");
+  auto t = make(v.spec);
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  for (const std::string& text : {all, std::string("\xFF\xFE hi \xC3"), std::string(), std::string("hi\0hi", 5)}) {
+    const Ids ids = t->encode(text, false);
+    EXPECT_EQ(t->decode(ids), text);
+    EXPECT_EQ(t->decode(ids, /*strip_leading_space=*/true), text);  // no added space to strip
+  }
+  EXPECT_EQ(t->encode("\xFF", false), (Ids{0xFF}));
+}
+
+TEST(ByteLevelBpe, SpecialTokensAndBos) {
+  BpeVocab v;
+  v.spec.tokens.push_back("<|endoftext|>");
+  v.spec.types.assign(v.spec.tokens.size(), TokenType::Normal);
+  v.spec.types.back() = TokenType::Control;
+  const int32_t eot = static_cast<int32_t>(v.spec.tokens.size()) - 1;
+  v.spec.bos = eot;
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("a<|endoftext|>", false, true), (Ids{'a', eot}));
+  EXPECT_EQ(t->encode("a<|endoftext|>", false, false).size(), 14u);
+  EXPECT_EQ(t->encode("a", true), (Ids{'a'}));  // add_bos is off
+  v.spec.add_bos = true;
+  auto with_bos = make(v.spec);
+  EXPECT_EQ(with_bos->encode("a", true), (Ids{eot, 'a'}));
+  EXPECT_EQ(with_bos->decode({eot, 'a'}), "a");
+}
+
+TEST(ByteLevelBpe, Llama3KeepsWholeTokensAndGroupsDigits) {
+  BpeVocab v;
+  v.spec.pre = "llama3";
+  v.spec.tokens.push_back("xyz");  // a token no merge can reach: ignore_merges still finds it
+  auto t = make(v.spec);
+  EXPECT_EQ(t->encode("xyz", false), (Ids{static_cast<int32_t>(v.spec.tokens.size()) - 1}));
+  v.merge("1", "2");
+  auto digits = make(v.spec);
+  // \p{N}{1,3}: "1212" is "121" and "2".
+  EXPECT_EQ(digits->encode("1212", false), (Ids{v.id("12"), '1', '2'}));
+  v.spec.pre = "qwen2";
+  auto single = make(v.spec);
+  EXPECT_EQ(single->encode("12", false), (Ids{'1', '2'}));
+}
+
+// ------------------------------------------------------------------ any input
+
+// Random byte strings, biased towards the characters the algorithms treat specially.
+std::vector<std::string> random_texts(size_t count) {
+  static const std::vector<std::string> kParts = {
+      " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "<s>", "</s>", "<|endoftext|>", "<tool>", kSpace, "12345",
+      "hi", "abc", "Hello", "\xC3\xA9", "\xE4\xBD\xA0", "\xF0\x9F\x9A\x80", "\xE3\x80\x80", std::string(1, '\0')};
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  const auto next = [&](uint64_t n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return (state >> 33) % n;
+  };
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < count; ++i) {
+    std::string text;
+    for (size_t n = next(24); n > 0; --n) {
+      if (next(2) == 0) text += kParts[next(kParts.size())]; else text.push_back(static_cast<char>(next(256)));
+    }
+    texts.push_back(text);
+  }
+  return texts;
+}
+
+// Whether SentencePiece's decode(encode(text)) gives the text back. Two things do not: a "▁" in
+// the text (it decodes as a space), and a user-defined token (always split out), after which the
+// encoder adds a space as after any special token.
+bool spm_round_trips(const TokenizerSpec& spec, const std::string& text) {
+  if (text.find(kSpace) != std::string::npos) return false;
+  for (size_t id = 0; id < spec.types.size(); ++id) {
+    if (spec.types[id] == TokenType::UserDefined && text.find(spec.tokens[id]) != std::string::npos) return false;
+  }
+  return true;
+}
+
+// Any bytes encode to valid ids, with and without special-token parsing, and plain text decodes
+// back to itself (SentencePiece: after dropping the added space).
+void check_any_input(const Tokenizer& t) {
+  const bool spm = t.spec().kind == TokenizerSpec::Kind::SentencePiece;
+  for (const std::string& text : random_texts(300)) {
+    for (bool parse_special : {false, true}) {
+      const Ids ids = t.encode(text, true, parse_special);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t.vocab_size());
+      if (!parse_special && (!spm || spm_round_trips(t.spec(), text))) EXPECT_EQ(t.decode(ids, true), text);
+    }
+  }
+}
+
+TEST(AnyInput, TinyVocabularies) {
+  check_any_input(*make(tiny_spm().spec));
+  BpeVocab v;
+  v.merge("h", "i");
+  v.merge(kG, "h");
+  for (const char* pre : {"gpt2", "llama3", "qwen2"}) {
+    v.spec.pre = pre;
+    check_any_input(*make(v.spec));
+  }
+}
+
+// ------------------------------------------------------------------ pre-tokenizers
+
+std::vector<std::string> pieces(const std::string& text, unicode::PreTokenizer kind) {
+  std::vector<std::string> out;
+  for (const unicode::Span& s : unicode::pre_tokenize(text, kind)) out.push_back(text.substr(s.offset, s.size));
+  return out;
+}
+
+using Pieces = std::vector<std::string>;
+
+// Expected splits computed with Python's `regex` module and the Hugging Face patterns.
+TEST(PreTokenizer, Gpt2MatchesItsRegex) {
+  const auto k = unicode::PreTokenizer::Gpt2;
+  EXPECT_EQ(pieces("Hello world", k), (Pieces{"Hello", " world"}));
+  EXPECT_EQ(pieces("  Hello", k), (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("I've 'RE you'll", k), (Pieces{"I", "'ve", " '", "RE", " you", "'ll"}));
+  EXPECT_EQ(pieces("1234567 x1", k), (Pieces{"1234567", " x", "1"}));
+  EXPECT_EQ(pieces("a\n\n b", k), (Pieces{"a", "\n\n", " b"}));
+  EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\t", "x", " y", "  "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD \xF0\x9F\x9A\x80!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " \xC2\xBD", " \xF0\x9F\x9A\x80!!", "\r\n\n"}));
+  EXPECT_EQ(pieces(" \n \nz", k), (Pieces{" \n ", "\n", "z"}));
+  EXPECT_EQ(pieces("don'T 's", k), (Pieces{"don", "'", "T", " '", "s"}));
+  EXPECT_EQ(pieces("x\xE3\x80\x80\xE3\x80\x80y", k), (Pieces{"x", "\xE3\x80\x80", "\xE3\x80\x80", "y"}));
+  EXPECT_EQ(pieces("", k), Pieces{});
+}
+
+TEST(PreTokenizer, Llama3MatchesItsRegex) {
+  const auto k = unicode::PreTokenizer::Llama3;
+  EXPECT_EQ(pieces("Hello world", k), (Pieces{"Hello", " world"}));
+  EXPECT_EQ(pieces("  Hello", k), (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("I've 'RE you'll", k), (Pieces{"I", "'ve", " '", "RE", " you", "'ll"}));
+  EXPECT_EQ(pieces("1234567 x1", k), (Pieces{"123", "456", "7", " x", "1"}));
+  EXPECT_EQ(pieces("a\n\n b", k), (Pieces{"a", "\n\n", " b"}));
+  EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD \xF0\x9F\x9A\x80!!\r\n\n", k),
+            (Pieces{"(normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80!!\r\n\n"}));
+  EXPECT_EQ(pieces(" \n \nz", k), (Pieces{" \n \n", "z"}));
+  EXPECT_EQ(pieces("don'T 's", k), (Pieces{"don", "'T", " '", "s"}));
+  EXPECT_EQ(pieces("x\xE3\x80\x80\xE3\x80\x80y", k), (Pieces{"x", "\xE3\x80\x80", "\xE3\x80\x80y"}));
+}
+
+TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
+  const auto k = unicode::PreTokenizer::Qwen2;
+  EXPECT_EQ(pieces("1234567 x1", k), (Pieces{"1", "2", "3", "4", "5", "6", "7", " x", "1"}));
+  EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
+}
+
+TEST(PreTokenizer, InvalidUtf8IsOther) {
+  // 0xFF counts as U+FFFD: punctuation-like, so it joins " ?[^\s\p{L}\p{N}]+".
+  EXPECT_EQ(pieces("a \xFF\xFE!b", unicode::PreTokenizer::Gpt2), (Pieces{"a", " \xFF\xFE!", "b"}));
+  EXPECT_EQ(pieces("\xC3", unicode::PreTokenizer::Llama3), (Pieces{"\xC3"}));
+}
+
+TEST(Unicode, ClassesAndUtf8) {
+  EXPECT_TRUE(unicode::is_letter(U'\u00E9'));
+  EXPECT_TRUE(unicode::is_letter(U'\u4E2D'));
+  EXPECT_FALSE(unicode::is_letter(U'1'));
+  EXPECT_TRUE(unicode::is_number(U'\u00BD'));  // ½ is No
+  EXPECT_TRUE(unicode::is_number(U'\u0663'));  // Arabic-Indic three
+  EXPECT_TRUE(unicode::is_whitespace(U'\u3000'));
+  EXPECT_TRUE(unicode::is_whitespace(U'\u0085'));
+  EXPECT_FALSE(unicode::is_whitespace(U'\u001C'));  // isspace() in Python, but not White_Space
+  EXPECT_FALSE(unicode::is_whitespace(U'\u200B'));
+  EXPECT_EQ(unicode::decode_utf8("\xF0\x9F\x9A\x80", 0).code_point, U'\U0001F680');
+  EXPECT_EQ(unicode::decode_utf8("\xE0\x80\x80", 0).size, 1u);  // overlong
+  std::string s;
+  unicode::append_utf8(s, U'\U0001F680');
+  EXPECT_EQ(s, "\xF0\x9F\x9A\x80");
+  EXPECT_EQ(unicode::byte_to_alphabet(' '), U'\u0120');
+  EXPECT_EQ(unicode::alphabet_to_byte(U'\u0120'), ' ');
+  EXPECT_EQ(unicode::alphabet_to_byte(U'\u0144'), -1);
+  for (int b = 0; b < 256; ++b) {
+    EXPECT_EQ(unicode::alphabet_to_byte(unicode::byte_to_alphabet(static_cast<uint8_t>(b))), b);
+  }
+}
+
+// ------------------------------------------------------------------ spec validation
+
+std::string create_error(const TokenizerSpec& spec) {
+  std::string error;
+  auto t = Tokenizer::create(spec, &error);
+  EXPECT_FALSE(t) << "accepted an invalid spec";
+  return error;
+}
+
+TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
+  const TokenizerSpec good = tiny_spm().spec;
+  ASSERT_TRUE(Tokenizer::create(good, nullptr));
+
+  auto with = [&](auto change) {
+    TokenizerSpec s = good;
+    change(s);
+    return create_error(s);
+  };
+  const auto no_tokens = [](TokenizerSpec& s) { s.tokens.clear(), s.scores.clear(), s.types.clear(); };
+  EXPECT_NE(with(no_tokens).find("no tokens"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.scores.pop_back(); }).find("scores"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.types.push_back(1); }).find("token types"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.types[7] = 9; }).find("token 7"), std::string::npos);
+  const auto bad_byte = [](TokenizerSpec& s) { s.types[5] = TokenType::Byte, s.tokens[5] = "<0xZZ>"; };
+  EXPECT_NE(with(bad_byte).find("<0xHH>"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.scores[4] = std::nanf(""); }).find("NaN"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.bos = 100000; }).find("bos id 100000"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.unk = -2; }).find("unk id -2"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.bos = -1; }).find("add_bos"), std::string::npos);
+  EXPECT_NE(with([](TokenizerSpec& s) { s.add_eos = true, s.eos = -1; }).find("add_eos"), std::string::npos);
+
+  BpeVocab v;
+  v.merge("a", "b");
+  ASSERT_TRUE(Tokenizer::create(v.spec, nullptr));
+  TokenizerSpec bad = v.spec;
+  bad.merges.push_back("ab");
+  EXPECT_NE(create_error(bad).find("merge 1 \"ab\" is not two tokens"), std::string::npos);
+  bad = v.spec;
+  bad.merges.push_back("ab zz");
+  EXPECT_NE(create_error(bad).find("\"zz\", which is not a token"), std::string::npos);
+  bad = v.spec;
+  bad.pre = "falcon";
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"falcon\""), std::string::npos);
+  EXPECT_FALSE(Tokenizer::create(bad, nullptr));  // no error string wanted: still no crash
+}
+
+// ------------------------------------------------------------------ real vocabularies
+
+struct Vector {
+  std::string text;
+  Ids ids;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n" (so every
+// input, the last one included, ends where that line begins), outputs are one line each.
+std::vector<Vector> read_vectors(const std::string& vocab_path) {
+  const std::string raw = read_file(vocab_path + ".inp");
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<Vector> vectors;
+  for (size_t pos = 0; pos < raw.size();) {
+    size_t next = raw.find(sep, pos);
+    if (next == std::string::npos) next = raw.size();
+    vectors.push_back({raw.substr(pos, next - pos), {}});
+    pos = next == raw.size() ? next : next + sep.size();
+  }
+  std::istringstream out(read_file(vocab_path + ".out"));
+  std::string line;
+  size_t i = 0;
+  for (; std::getline(out, line); ++i) {
+    if (i >= vectors.size()) break;
+    std::istringstream ids(line);
+    for (int32_t id; ids >> id;) vectors[i].ids.push_back(id);
+  }
+  EXPECT_EQ(i, vectors.size()) << "the .inp and .out files disagree on the number of tests";
+  return vectors;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) {
+    ADD_FAILURE() << file.message();
+    return nullptr;
+  }
+  auto spec = tokenizer_from_gguf(**file);
+  if (!spec.ok()) {
+    ADD_FAILURE() << spec.message();
+    return nullptr;
+  }
+  return make(std::move(*spec));
+}
+
+// Every vector must match; also decode(encode(x)) == x (SentencePiece: after dropping the added space).
+void check_vectors(const std::string& path, const char* name) {
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  const std::vector<Vector> vectors = read_vectors(path);
+  ASSERT_EQ(vectors.size(), 46u);
+  size_t matched = 0;
+  for (const Vector& v : vectors) {
+    const Ids ids = t->encode(v.text, /*add_special=*/false);
+    EXPECT_EQ(ids, v.ids) << "input: \"" << v.text << "\"";
+    matched += ids == v.ids;
+    EXPECT_EQ(t->decode(ids, /*strip_leading_space=*/true), v.text);
+  }
+  check_any_input(*t);
+  std::printf("[ vectors  ] %s: %zu/%zu match\n", name, matched, vectors.size());
+}
+
+TEST(Vocab, LlamaSpmVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-llama-spm.gguf");
+  check_vectors(path, "llama-spm");
+}
+
+TEST(Vocab, Gpt2Vectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-gpt-2.gguf");
+  check_vectors(path, "gpt-2");
+}
+
+TEST(Vocab, LlamaSpmSpecialTokens) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-llama-spm.gguf");
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->spec().bos, 1);
+  EXPECT_EQ(t->spec().eos, 2);
+  EXPECT_TRUE(t->spec().add_bos);
+  EXPECT_TRUE(t->spec().add_space_prefix);
+  // "<s>" spelled in text: the token with parse_special, characters without.
+  EXPECT_EQ(t->encode("<s>Hello", false, true), (Ids{1, 15043}));
+  const Ids plain = t->encode("<s>Hello", false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1), 0);
+  EXPECT_EQ(t->encode("Hello</s>", true, true), (Ids{1, 15043, 2}));
+  EXPECT_EQ(t->decode({1, 15043, 2}, true), "Hello");
+  // Invalid UTF-8 goes through byte fallback, byte for byte.
+  EXPECT_EQ(t->encode("\xFF", false), (Ids{29871, 3 + 0xFF}));
+  EXPECT_EQ(t->decode(t->encode("a\xC3\x28\xFF", true), true), "a\xC3\x28\xFF");
+}
+
+TEST(Vocab, Gpt2SpecialTokens) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-gpt-2.gguf");
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->spec().bos, 50256);
+  EXPECT_FALSE(t->spec().add_bos);
+  EXPECT_EQ(t->encode("Hello<|endoftext|>", true, true), (Ids{15496, 50256}));
+  EXPECT_NE(t->encode("Hello<|endoftext|>", true, false).back(), 50256);
+  EXPECT_EQ(t->decode({15496, 50256}), "Hello");
+  const std::string invalid = "caf\xC3 \xFF\xFE";
+  EXPECT_EQ(t->decode(t->encode(invalid, false)), invalid);
+}
+
+TEST(Vocab, Stories260K) {
+  INGOT_MODEL_PATH(path, "stories260K.gguf");
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->vocab_size(), 512);
+  EXPECT_EQ(t->spec().pad, -1);  // stored as 0xFFFFFFFF
+  EXPECT_EQ(t->encode("Once upon a time", true), (Ids{1, 403, 407, 261, 378}));
+  EXPECT_EQ(t->encode("Tom and his dog", true), (Ids{1, 274, 287, 269, 345, 400, 428}));
+  EXPECT_EQ(t->decode({1, 403, 407, 261, 378}, true), "Once upon a time");
+}
+
+TEST(Vocab, Llama2TinyRandom) {
+  INGOT_MODEL_PATH(path, "llama-2-tiny-random.gguf");
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("Hello", true), (Ids{1, 15043}));
+}
+
+// reference.json holds llama.cpp's prompt ids and greedy continuations; `text` is the continuation
+// decoded without its leading space.
+TEST(Vocab, ReferenceGenerations) {
+  INGOT_MODEL_PATH(path, "reference.json");
+  const auto reference = nlohmann::json::parse(read_file(path));
+  size_t runs = 0;
+  for (const auto& [file, model] : reference.at("models").items()) {
+    INGOT_MODEL_PATH(model_path, file);
+    auto t = load_tokenizer(model_path);
+    ASSERT_TRUE(t);
+    for (const auto& run : model.at("runs")) {
+      const std::string prompt = run.at("prompt");
+      EXPECT_EQ(t->encode(prompt, true), run.at("prompt_ids").get<Ids>()) << file << ": " << prompt;
+      EXPECT_EQ(t->decode(run.at("greedy_ids").get<Ids>(), true), run.at("text").get<std::string>())
+          << file << ": " << prompt;
+      ++runs;
+    }
+  }
+  EXPECT_EQ(runs, 10u);
+}
+
+// ------------------------------------------------------------------ GGUF key errors
+
+// A file name of this process: ctest may run tests of several build trees at once.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".gguf";
+}
+
+std::string gguf_error(GgufWriter w) {
+  const std::string path = temp_path("tokenizer_gguf_test");
+  Status written = w.write(path);
+  EXPECT_TRUE(written.ok()) << written.message();
+  auto file = GgufFile::open(path);
+  EXPECT_TRUE(file.ok()) << file.message();
+  if (!file.ok()) return "";
+  auto spec = tokenizer_from_gguf(**file);
+  EXPECT_FALSE(spec.ok());
+  std::remove(path.c_str());
+  return spec.ok() ? "" : spec.message();
+}
+
+TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
+  GgufWriter base;
+  base.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  base.set("tokenizer.ggml.tokens", GgufValue::strings({"<unk>", "<s>", "</s>", "a"}));
+
+  GgufWriter no_model;
+  no_model.set("tokenizer.ggml.tokens", GgufValue::strings({"a"}));
+  const std::string missing = gguf_error(no_model);
+  EXPECT_EQ(missing, temp_path("tokenizer_gguf_test") + ": tokenizer.ggml.model: missing");
+
+  GgufWriter bert = base;
+  bert.set("tokenizer.ggml.model", GgufValue::string("bert"));
+  EXPECT_NE(gguf_error(bert).find("unsupported tokenizer model \"bert\""), std::string::npos);
+
+  GgufWriter bad_pre = base;
+  bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("falcon"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer"), std::string::npos);
+
+  GgufWriter scores = base;
+  scores.set("tokenizer.ggml.scores", GgufValue::f32s({0, 0}));
+  EXPECT_NE(gguf_error(scores).find("tokenizer.ggml.scores: 2 entries for 4 tokens"), std::string::npos);
+
+  GgufWriter tokens_type = base;
+  tokens_type.set("tokenizer.ggml.tokens", GgufValue::string("a"));
+  EXPECT_NE(gguf_error(tokens_type).find("tokenizer.ggml.tokens: expected an array of strings"), std::string::npos);
+
+  GgufWriter bos = base;
+  bos.set("tokenizer.ggml.bos_token_id", GgufValue::u32(7));
+  EXPECT_NE(gguf_error(bos).find("tokenizer.ggml.bos_token_id: token id 7 is out of range"), std::string::npos);
+}
+
+TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
+  GgufWriter w;
+  w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
+  w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b", "ab"}));
+  w.set("tokenizer.ggml.merges", GgufValue::strings({"a b"}));
+  const std::string path = temp_path("tokenizer_gguf_defaults");
+  ASSERT_TRUE(w.write(path).ok());
+  auto file = GgufFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.message();
+  auto spec = tokenizer_from_gguf(**file);
+  std::remove(path.c_str());
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->kind, TokenizerSpec::Kind::ByteLevelBpe);
+  EXPECT_EQ(spec->pre, "gpt2");
+  EXPECT_FALSE(spec->add_bos);
+  EXPECT_FALSE(spec->add_space_prefix);
+  EXPECT_EQ(spec->bos, -1);
+  auto t = make(std::move(*spec));
+  EXPECT_EQ(t->encode("ab", true), (Ids{2}));
+}
+
+}  // namespace
+}  // namespace ingot
