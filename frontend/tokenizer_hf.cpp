@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <functional>
 #include <unordered_map>
 #include <utility>
@@ -244,6 +245,8 @@ StatusOr<std::vector<Merge>> read_merges(const json& model, const Vocab& vocab, 
     } else {
       return error_at(path, "merge " + std::to_string(r) + " must be \"a b\" or [\"a\", \"b\"], got " + hf::json_type_name(m));
     }
+    if (merge.first.empty() || merge.second.empty())
+      return error_at(path, "merge " + std::to_string(r) + " has an empty token");
     for (const std::string& part : {merge.first, merge.second, merge.first + merge.second}) {
       if (!vocab.find(part))
         return error_at(path, "merge " + std::to_string(r) + " ('" + merge.first + " " + merge.second + "'): '" + part +
@@ -254,8 +257,9 @@ StatusOr<std::vector<Merge>> read_merges(const json& model, const Vocab& vocab, 
   return merges;
 }
 
+// "<0xHH>", either case, as the runtime reads byte tokens.
 bool is_byte_token(const std::string& t) {
-  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); };
   return t.size() == 6 && t.compare(0, 3, "<0x") == 0 && hex(t[3]) && hex(t[4]) && t[5] == '>';
 }
 
@@ -541,6 +545,9 @@ Status read_pieces(const sentencepiece::ModelProto& proto, std::string_view path
     if (text.empty()) return error_at(path, "piece " + std::to_string(i) + " is empty");
     if (find_invalid_utf8(text) != std::string_view::npos)
       return error_at(path, "piece " + std::to_string(i) + " is not valid UTF-8");
+    if (std::isnan(p.score())) return error_at(path, "piece " + std::to_string(i) + " has a NaN score");
+    if (p.type() == sentencepiece::ModelProto::SentencePiece::BYTE && !is_byte_token(text))
+      return error_at(path, "piece " + std::to_string(i) + " '" + text + "' has type BYTE but does not spell a byte as <0xHH>");
     auto [it, inserted] = id_of.emplace(text, i);
     if (!inserted)
       return error_at(path, "pieces " + std::to_string(it->second) + " and " + std::to_string(i) + " are both '" + text + "'");

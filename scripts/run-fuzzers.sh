@@ -6,6 +6,9 @@ build_dir=$1
 seconds=${2:-60}
 cd "$(dirname "$0")/.."
 models=${INGOT_MODELS:-../shared/models}
+# Build only the fuzzers (one per tests/fuzz/fuzz_*.cpp), not the whole tree again.
+targets=$(ls tests/fuzz/fuzz_*.cpp | xargs -n1 basename | sed 's/\.cpp$//')
+cmake --build "$build_dir" -j "$(nproc)" --target $targets
 status=0
 for exe in "$build_dir"/tests/fuzz_*; do
   [ -x "$exe" ] || continue

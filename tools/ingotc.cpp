@@ -398,11 +398,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   }
   auto r = generate_greedy(*im->model, prompt_ids, go);
   if (!r.ok()) return fail(r.status());
-  std::vector<int32_t> full = prompt_ids;
-  full.insert(full.end(), r->ids.begin(), r->ids.end());
-  std::string prompt_text = tok->decode(prompt_ids, true);
-  std::string full_text = tok->decode(full, true);
-  std::string continuation = full_text.substr(std::min(prompt_text.size(), full_text.size()));
+  // The continuation alone, decoded as llama.cpp does (SentencePiece's leading space dropped).
+  std::string continuation = tok->decode(r->ids, true);
   if (json) {
     nlohmann::json j;
     j["prompt_ids"] = prompt_ids;

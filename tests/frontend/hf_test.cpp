@@ -1,6 +1,7 @@
 // Hugging Face folders: config.json, generation_config.json, tokenizer.json and tokenizer.model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <fstream>
@@ -603,6 +604,11 @@ TEST(HfTokenizerTest, TokenizerJsonErrors) {
        "merge 6 ('q z'): 'qz' is not in the vocabulary"},
       {"malformed merge", edited([](json& t) { t["model"]["merges"].push_back("abc"); }),
        "merge 6 'abc' is not two tokens separated by one space"},
+      {"merge with an empty token", edited([](json& t) {
+         t["model"]["vocab"][""] = 263;
+         t["model"]["merges"].push_back(json::array({"", "h"}));
+       }),
+       "merge 6 has an empty token"},
       {"merge not a string", edited([](json& t) { t["model"]["merges"].push_back(7); }), "merge 6 must be \"a b\" or [\"a\", \"b\"]"},
       {"added token without id", edited([](json& t) { t["added_tokens"].push_back({{"content", "x"}}); }),
        "added_tokens entry 1 needs 'id' and 'content'"},
@@ -748,6 +754,10 @@ TEST(HfTokenizerTest, SentencePieceModelErrors) {
   EXPECT_ERROR_CONTAINS(parse_sentencepiece_model(small_model(2) + piece("\xff", 0, 1), "tokenizer.model"),
                         "piece 6 is not valid UTF-8");
   EXPECT_ERROR_CONTAINS(parse_sentencepiece_model(small_model(2) + piece("", 0, 1), "tokenizer.model"), "piece 6 is empty");
+  EXPECT_ERROR_CONTAINS(parse_sentencepiece_model(small_model(2) + piece("<0x2s>", 0, 6), "tokenizer.model"),
+                        "piece 6 '<0x2s>' has type BYTE but does not spell a byte as <0xHH>");
+  EXPECT_ERROR_CONTAINS(parse_sentencepiece_model(small_model(2) + piece("c", std::nanf(""), 1), "tokenizer.model"),
+                        "piece 6 has a NaN score");
   EXPECT_ERROR_CONTAINS(parse_sentencepiece_model(small_model(2), "tokenizer.model", R"({"eos_token": "</x>"})"),
                         "tokenizer_config.json: eos_token '</x>' is not in the vocabulary");
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""`ingotc eval --json` against ../shared/models/reference.json, through the command line.
+
+stories260K.gguf and stories260K-hf/: every greedy id of all three prompts, and logits_after_prompt
+within 1e-4. stories260K-q8_0.gguf (--act-quant q8): every id. llama-2-tiny-random.gguf: "Hello".
+stories260K-q4_0.gguf (--act-quant q8): prints how many ids match (the gtest checks the bound).
+"""
+import json
+import os
+import subprocess
+import sys
+
+ingotc = sys.argv[1]
+models = os.environ.get("INGOT_MODELS", sys.argv[2])
+ref_path = os.path.join(models, "reference.json")
+if not os.path.exists(ref_path):
+    if os.environ.get("CI") == "true":
+        sys.exit(f"FAIL: {ref_path} missing under CI")
+    print(f"SKIP: {ref_path} not found")
+    sys.exit(0)
+ref = json.load(open(ref_path))["models"]
+
+cases = [  # (path, reference key, extra args, must match exactly, check logits)
+    ("stories260K.gguf", "stories260K.gguf", [], True, True),
+    ("stories260K-hf", "stories260K.gguf", [], True, True),
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8"], True, False),
+    ("llama-2-tiny-random.gguf", "llama-2-tiny-random.gguf", ["--act-quant", "q8"], True, False),
+    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", ["--act-quant", "q8"], False, False),
+]
+failures = 0
+for path, key, extra, exact, check_logits in cases:
+    matched = total = 0
+    for run in ref[key]["runs"]:
+        n = len(run["greedy_ids"])
+        cmd = [ingotc, "eval", os.path.join(models, path), "-p", run["prompt"], "-n", str(n), "--json"] + extra
+        out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        if out["prompt_ids"] != run["prompt_ids"]:
+            print(f"FAIL {path} {run['prompt']!r}: prompt ids {out['prompt_ids']} != {run['prompt_ids']}")
+            failures += 1
+        same = 0
+        while same < n and out["ids"][same] == run["greedy_ids"][same]:
+            same += 1
+        matched += same
+        total += n
+        if exact and same != n:
+            print(f"FAIL {path} {run['prompt']!r}: first mismatch at token {same}")
+            failures += 1
+        if exact and out["text"] != run["text"]:
+            print(f"FAIL {path} {run['prompt']!r}: text {out['text'][:40]!r} != {run['text'][:40]!r}")
+            failures += 1
+        if check_logits:
+            err = max(abs(a - b) for a, b in zip(out["logits_after_prompt"], run["logits_after_prompt"]))
+            if len(out["logits_after_prompt"]) != len(run["logits_after_prompt"]) or err >= 1e-4:
+                print(f"FAIL {path} {run['prompt']!r}: logits differ by {err:.2e}")
+                failures += 1
+    print(f"{path}: {matched}/{total} greedy ids match llama.cpp")
+sys.exit(1 if failures else 0)
