@@ -51,7 +51,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
   }
   SymbolBindings symbols;
   std::map<std::string, Tensor> next_state = state_;
-  EvalContext ctx{&symbols, &inputs, &state_, &next_state};
+  EvalContext ctx{&symbols, &inputs, &state_, &next_state, &model_};
   std::unordered_map<const Node*, std::vector<Tensor>> values;
   // Counts remaining users so intermediate values are freed as soon as possible.
   std::unordered_map<const Node*, int> remaining;

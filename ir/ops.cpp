@@ -1115,6 +1115,314 @@ Status infer_range_checked(Node& n) {
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- fused ops
+// What the fusion passes produce. Each reference kernel computes what the primitive subgraph it
+// replaces computes (RMSNorm, RoPE, attention with its KV cache, SwiGLU, matmul epilogues), so a
+// fused graph and its unfused original agree to within f32 rounding.
+
+Status expect_f32(const Node& n, size_t i) {
+  if (in_type(n, i).type != ElementType::f32)
+    return err("input " + std::to_string(i) + " must be f32, got " + in_type(n, i).str());
+  return Status::Ok();
+}
+
+// RMSNorm(x[..., D], w[D]) {eps}: x / sqrt(mean(x^2) + eps) * w.
+Status infer_rms_norm(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 0));
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 1));
+  const TensorType& x = in_type(n, 0);
+  const TensorType& w = in_type(n, 1);
+  if (x.shape.empty() || w.shape.size() != 1) return err("RMSNorm needs x[..., D] and w[D], got " + x.str() + " and " + w.str());
+  INGOT_RETURN_IF_ERROR(unify(x.shape.back(), w.shape[0], "RMSNorm weight length differs from the last dimension").status());
+  if (!(n.attr("eps").as_float() > 0)) return err("RMSNorm eps must be positive");
+  n.outputs = {x};
+  return Status::Ok();
+}
+
+Status eval_rms_norm(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  const int64_t D = x.shape().back();
+  if (in[1].numel() != D) return err("RMSNorm weight length differs at run time");
+  const double eps = n.attr("eps").as_float();
+  Tensor r = Tensor::zeros(ElementType::f32, x.shape());
+  const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  for (int64_t row = 0; row < rows; ++row) {
+    double ss = 0;
+    for (int64_t i = 0; i < D; ++i) ss += x.get_f(row * D + i) * x.get_f(row * D + i);
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(D) + eps);
+    for (int64_t i = 0; i < D; ++i) r.set_f(row * D + i, x.get_f(row * D + i) * inv * in[1].get_f(i));
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+Status check_rope_layout(const std::string& layout) {
+  if (layout != "interleaved" && layout != "rotate_half")
+    return err("RoPE layout must be \"interleaved\" or \"rotate_half\", got \"" + layout + "\"");
+  return Status::Ok();
+}
+
+// Rotates `heads` heads of `hd` values at y (one row, i.e. one token) by the angles whose cosines
+// and sines are c[0..hd/2) and s[0..hd/2). Values are read and written through the f32 tensor.
+void rope_row(Tensor& y, int64_t base, int64_t heads, int64_t hd, const Tensor& cos, const Tensor& sin, int64_t row,
+              bool interleaved) {
+  const int64_t half = hd / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t o = base + h * hd;
+    for (int64_t i = 0; i < half; ++i) {
+      const double c = cos.get_f(row * half + i), s = sin.get_f(row * half + i);
+      const int64_t a = interleaved ? o + 2 * i : o + i;
+      const int64_t b = interleaved ? o + 2 * i + 1 : o + i + half;
+      const double x0 = y.get_f(a), x1 = y.get_f(b);
+      y.set_f(a, x0 * c - x1 * s);
+      y.set_f(b, x0 * s + x1 * c);
+    }
+  }
+}
+
+Status check_rope_tables(const TensorType& cos, const TensorType& sin, const Dim& rows, int64_t hd) {
+  if (cos != sin) return err("RoPE cos and sin tables differ in type: " + cos.str() + " vs " + sin.str());
+  if (cos.type != ElementType::f32 || cos.shape.size() != 2) return err("RoPE tables must be f32[tokens, head_dim/2], got " + cos.str());
+  INGOT_RETURN_IF_ERROR(unify(cos.shape[0], rows, "RoPE tables have a different number of rows").status());
+  INGOT_RETURN_IF_ERROR(unify(cos.shape[1], Dim(hd / 2), "RoPE tables must have head_dim/2 columns").status());
+  return Status::Ok();
+}
+
+// RoPE(x[T, H, D], cos[T, D/2], sin[T, D/2]) {layout}.
+Status infer_rope(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 0));
+  INGOT_RETURN_IF_ERROR(check_rope_layout(n.attr("layout").as_string()));
+  const TensorType& x = in_type(n, 0);
+  if (x.shape.size() != 3 || !x.shape[2].is_static() || x.shape[2].value() % 2 != 0)
+    return err("RoPE needs x[tokens, heads, head_dim] with a static, even head_dim, got " + x.str());
+  INGOT_RETURN_IF_ERROR(check_rope_tables(in_type(n, 1), in_type(n, 2), x.shape[0], x.shape[2].value()));
+  n.outputs = {x};
+  return Status::Ok();
+}
+
+Status eval_rope(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& x = in[0];
+  const int64_t T = x.shape()[0], H = x.shape()[1], D = x.shape()[2];
+  if (in[1].shape() != std::vector<int64_t>{T, D / 2} || in[2].shape() != in[1].shape())
+    return err("RoPE tables do not match the input at run time");
+  Tensor y = Tensor::zeros(ElementType::f32, x.shape());
+  copy_bytes(y.mutable_raw(), x.raw(), x.nbytes());
+  const bool interleaved = n.attr("layout").as_string() == "interleaved";
+  for (int64_t t = 0; t < T; ++t) rope_row(y, t * H * D, H, D, in[1], in[2], t, interleaved);
+  out = {y};
+  return Status::Ok();
+}
+
+// SwiGLU(gate, up) = silu(gate) * up; SwiGLU(x[..., 2F]) splits x into gate and up halves.
+Status infer_swiglu(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 0));
+  const TensorType& x = in_type(n, 0);
+  if (x.shape.empty()) return err("SwiGLU needs rank >= 1");
+  if (n.inputs.size() == 2) {
+    INGOT_RETURN_IF_ERROR(expect_f32(n, 1));
+    if (in_type(n, 1) != x) return err("SwiGLU gate and up differ: " + x.str() + " vs " + in_type(n, 1).str());
+    n.outputs = {x};
+    return Status::Ok();
+  }
+  auto half = x.shape.back().divide_exact(2);
+  if (!half) return err("SwiGLU of one input needs an even last dimension, got " + x.str());
+  Shape s = x.shape;
+  s.back() = *half;
+  set_output(n, ElementType::f32, s);
+  return Status::Ok();
+}
+
+double silu(double g) { return g / (1.0 + std::exp(-g)); }
+
+// y[row, i] = silu(gate) * up, with gate/up either separate tensors or the two halves of one row.
+Tensor swiglu(const Tensor& gate_or_both, const Tensor* up) {
+  std::vector<int64_t> shape = gate_or_both.shape();
+  const int64_t F = up ? shape.back() : shape.back() / 2;
+  shape.back() = F;
+  Tensor r = Tensor::zeros(ElementType::f32, shape);
+  const int64_t rows = F == 0 ? 0 : r.numel() / F;
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t i = 0; i < F; ++i) {
+      // SiLU and the product round to f32 separately, as Multiply(g, Sigmoid(g)) then Multiply(., up) do.
+      const double g = up ? gate_or_both.get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + i);
+      const double u = up ? up->get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + F + i);
+      const float act = static_cast<float>(g * static_cast<float>(1.0 / (1.0 + std::exp(-g))));
+      r.set_f(row * F + i, static_cast<double>(act) * u);
+    }
+  return r;
+}
+
+Status eval_swiglu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  if (in.size() == 2 && in[0].shape() != in[1].shape()) return err("SwiGLU gate and up differ at run time");
+  if (in.size() == 1 && in[0].shape().back() % 2 != 0) return err("SwiGLU input has an odd last dimension");
+  out = {swiglu(in[0], in.size() == 2 ? &in[1] : nullptr)};
+  return Status::Ok();
+}
+
+// FusedMatMul(x, w, [bias], [cos, sin], [residual]): WeightMatMul, then in order: + bias;
+// RoPE on the first rope_q_heads + rope_k_heads heads of head_dim values of each row (rows are
+// tokens); SwiGLU over the two halves; + residual. Which optional inputs exist follows the
+// attributes, in that order.
+struct FusedMatMulInputs {
+  int bias = -1, cos = -1, sin = -1, residual = -1, count = 2;
+};
+
+FusedMatMulInputs fused_inputs(const Node& n) {
+  FusedMatMulInputs f;
+  if (n.attr("has_bias").as_bool()) f.bias = f.count++;
+  if (n.attr("rope").as_string() != "none") {
+    f.cos = f.count++;
+    f.sin = f.count++;
+  }
+  if (n.attr("has_residual").as_bool()) f.residual = f.count++;
+  return f;
+}
+
+Status infer_fused_matmul(Node& n) {
+  const FusedMatMulInputs f = fused_inputs(n);
+  if (static_cast<int>(n.inputs.size()) != f.count)
+    return err("FusedMatMul with these attributes takes " + std::to_string(f.count) + " inputs, got " +
+               std::to_string(n.inputs.size()));
+  INGOT_RETURN_IF_ERROR(infer_weight_matmul(n));
+  Shape s = n.outputs[0].shape;
+  const Dim N = s.back();
+  if (f.bias >= 0) {
+    const TensorType& b = in_type(n, static_cast<size_t>(f.bias));
+    if (b.type != ElementType::f32 || b.shape.size() != 1) return err("FusedMatMul bias must be f32[N], got " + b.str());
+    INGOT_RETURN_IF_ERROR(unify(b.shape[0], N, "FusedMatMul bias length differs from N").status());
+  }
+  const std::string rope = n.attr("rope").as_string();
+  if (rope != "none") {
+    INGOT_RETURN_IF_ERROR(check_rope_layout(rope));
+    const int64_t hd = n.attr("head_dim").as_int(), q = n.attr("rope_q_heads").as_int(), k = n.attr("rope_k_heads").as_int();
+    if (hd <= 0 || hd % 2 != 0 || q < 0 || k < 0) return err("FusedMatMul RoPE needs an even head_dim and head counts >= 0");
+    if (s.size() != 2) return err("FusedMatMul RoPE needs x[tokens, K]");
+    if (N.is_static() && (q + k) * hd > N.value()) return err("FusedMatMul RoPE heads exceed the output width");
+    INGOT_RETURN_IF_ERROR(check_rope_tables(in_type(n, static_cast<size_t>(f.cos)), in_type(n, static_cast<size_t>(f.sin)), s[0], hd));
+  }
+  const std::string act = n.attr("activation").as_string();
+  if (act != "none" && act != "swiglu") return err("FusedMatMul activation must be \"none\" or \"swiglu\", got \"" + act + "\"");
+  if (act == "swiglu") {
+    auto half = N.divide_exact(2);
+    if (!half) return err("FusedMatMul SwiGLU needs an even N, got " + N.str());
+    s.back() = *half;
+  }
+  if (f.residual >= 0 && in_type(n, static_cast<size_t>(f.residual)) != TensorType{ElementType::f32, s})
+    return err("FusedMatMul residual must be " + TensorType{ElementType::f32, s}.str() + ", got " +
+               in_type(n, static_cast<size_t>(f.residual)).str());
+  set_output(n, ElementType::f32, s);
+  return Status::Ok();
+}
+
+Status eval_fused_matmul(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  const FusedMatMulInputs f = fused_inputs(n);
+  Outputs mm;
+  INGOT_RETURN_IF_ERROR(eval_weight_matmul(n, ctx, in.subspan(0, 2), mm));
+  Tensor y = mm[0];
+  const int64_t N = y.shape().back(), rows = N == 0 ? 0 : y.numel() / N;
+  if (f.bias >= 0) {
+    const Tensor& b = in[static_cast<size_t>(f.bias)];
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < N; ++j) y.set_f(r * N + j, y.get_f(r * N + j) + b.get_f(j));
+  }
+  const std::string rope = n.attr("rope").as_string();
+  if (rope != "none") {
+    const int64_t hd = n.attr("head_dim").as_int();
+    const int64_t heads = n.attr("rope_q_heads").as_int() + n.attr("rope_k_heads").as_int();
+    const Tensor& cos = in[static_cast<size_t>(f.cos)];
+    if (cos.shape() != std::vector<int64_t>{rows, hd / 2}) return err("FusedMatMul RoPE tables do not match at run time");
+    for (int64_t r = 0; r < rows; ++r) rope_row(y, r * N, heads, hd, cos, in[static_cast<size_t>(f.sin)], r, rope == "interleaved");
+  }
+  if (n.attr("activation").as_string() == "swiglu") y = swiglu(y, nullptr);
+  if (f.residual >= 0) {
+    const Tensor& res = in[static_cast<size_t>(f.residual)];
+    if (res.shape() != y.shape()) return err("FusedMatMul residual shape differs at run time");
+    for (int64_t i = 0; i < y.numel(); ++i) y.set_f(i, y.get_f(i) + res.get_f(i));
+  }
+  out = {y};
+  return Status::Ok();
+}
+
+// Attention(q[T, H, D], k[T, KV, D], v[T, KV, D]) {k_variable, v_variable, scale}: the stateful
+// scaled-dot-product attention that owns its KV cache. It reads the cached keys and values
+// [past, KV, D] of its two state variables, appends the new ones, writes them back (like
+// ReadValue -> Concat -> Assign), and attends causally: query t (at position past + t) sees keys
+// 0 .. past + t. Query head h uses KV head h / (H / KV).
+Status infer_attention(Node& n) {
+  for (size_t i = 0; i < 3; ++i) INGOT_RETURN_IF_ERROR(expect_f32(n, i));
+  const TensorType& q = in_type(n, 0);
+  const TensorType& k = in_type(n, 1);
+  const TensorType& v = in_type(n, 2);
+  if (q.shape.size() != 3 || k.shape.size() != 3 || v.shape.size() != 3)
+    return err("Attention needs q[T, H, D], k[T, KV, D], v[T, KV, D], got " + q.str() + ", " + k.str() + ", " + v.str());
+  if (k != v) return err("Attention k and v differ: " + k.str() + " vs " + v.str());
+  INGOT_RETURN_IF_ERROR(unify(q.shape[0], k.shape[0], "Attention q and k differ in tokens").status());
+  INGOT_RETURN_IF_ERROR(unify(q.shape[2], k.shape[2], "Attention q and k differ in head_dim").status());
+  if (q.shape[1].is_static() && k.shape[1].is_static() &&
+      (k.shape[1].value() == 0 || q.shape[1].value() % k.shape[1].value() != 0))
+    return err("Attention query heads must be a multiple of KV heads, got " + q.shape[1].str() + " and " + k.shape[1].str());
+  if (n.attr("k_variable").as_string().empty() || n.attr("v_variable").as_string().empty())
+    return err("Attention needs k_variable and v_variable");
+  n.outputs = {q};
+  return Status::Ok();
+}
+
+Status eval_attention(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  const Tensor& q = in[0];
+  const int64_t T = q.shape()[0], H = q.shape()[1], D = q.shape()[2], KV = in[1].shape()[1];
+  if (in[1].shape()[0] != T || in[1].shape()[2] != D || KV == 0 || H % KV != 0)
+    return err("Attention shapes disagree at run time");
+  // Append the new keys and values to the cache, exactly as Concat along axis 0 would.
+  Tensor cache[2];
+  const std::string vars[2] = {n.attr("k_variable").as_string(), n.attr("v_variable").as_string()};
+  for (int c = 0; c < 2; ++c) {
+    auto it = ctx.state->find(vars[c]);
+    std::vector<int64_t> old_shape = {0, KV, D};
+    ElementType type = ElementType::f32;
+    if (it != ctx.state->end()) {
+      old_shape = it->second.shape();
+      type = it->second.type();
+    } else if (auto decl = ctx.variable_type(vars[c])) {
+      type = *decl;
+    }
+    if (old_shape.size() != 3 || old_shape[1] != KV || old_shape[2] != D)
+      return err("state '" + vars[c] + "' holds " + dims_str(old_shape) + ", not [past, " + std::to_string(KV) + ", " + std::to_string(D) + "]");
+    const int64_t past = old_shape[0];
+    Tensor all = Tensor::zeros(type, {past + T, KV, D});
+    if (it != ctx.state->end()) copy_bytes(all.mutable_raw(), it->second.raw(), it->second.nbytes());
+    for (int64_t i = 0; i < T * KV * D; ++i) all.set_f(past * KV * D + i, in[1 + c].get_f(i));
+    cache[c] = all;
+  }
+  const int64_t S = cache[0].shape()[0], past = S - T, group = H / KV;
+  if (cache[1].shape()[0] != S) return err("Attention key and value caches have different lengths");
+  const double scale = n.attr("scale").as_float();
+  Tensor y = Tensor::zeros(ElementType::f32, q.shape());
+  std::vector<double> w(static_cast<size_t>(S));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t kvh = h / group, visible = past + t + 1;
+      double m = -INFINITY;
+      for (int64_t s = 0; s < visible; ++s) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += q.get_f((t * H + h) * D + d) * cache[0].get_f((s * KV + kvh) * D + d);
+        w[static_cast<size_t>(s)] = dot * scale;
+        m = std::max(m, w[static_cast<size_t>(s)]);
+      }
+      double sum = 0;
+      for (int64_t s = 0; s < visible; ++s) sum += (w[static_cast<size_t>(s)] = std::exp(w[static_cast<size_t>(s)] - m));
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (int64_t s = 0; s < visible; ++s) acc += w[static_cast<size_t>(s)] / sum * cache[1].get_f((s * KV + kvh) * D + d);
+        y.set_f((t * H + h) * D + d, acc);
+      }
+    }
+  }
+  (*ctx.next_state)[vars[0]] = cache[0];
+  (*ctx.next_state)[vars[1]] = cache[1];
+  out = {y};
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- the table
 
 AttrSpec req(const char* name, AttrKind k) { return AttrSpec{name, k, true, Attribute()}; }
@@ -1164,6 +1472,11 @@ const std::vector<OpDef>& op_table() {
       {"Softmax", 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax"},
       {"MatMul", 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
       {"WeightMatMul", 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp numerics"},
+      {"RMSNorm", 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis"},
+      {"RoPE", 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half"},
+      {"SwiGLU", 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves"},
+      {"FusedMatMul", 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues"},
+      {"Attention", 3, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float)}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},
       {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
       {"Reshape", 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred"},
       {"Transpose", 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},
@@ -1177,6 +1490,12 @@ const std::vector<OpDef>& op_table() {
 }
 
 }  // namespace
+
+std::optional<ElementType> EvalContext::variable_type(const std::string& name) const {
+  const StateVariable* v = model ? model->find_variable(name) : nullptr;
+  if (!v) return std::nullopt;
+  return v->type;
+}
 
 const OpDef* find_op(std::string_view name) {
   for (auto& op : op_table())

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,7 +29,9 @@ struct EvalContext {
   SymbolBindings* symbols = nullptr;                     // bound from parameter and state shapes
   const std::map<std::string, Tensor>* inputs = nullptr;  // model inputs by Parameter name
   const std::map<std::string, Tensor>* state = nullptr;   // state at the start of the call
-  std::map<std::string, Tensor>* next_state = nullptr;    // written by Assign
+  std::map<std::string, Tensor>* next_state = nullptr;    // written by Assign and stateful ops
+  const Model* model = nullptr;                           // for state variable declarations
+  std::optional<ElementType> variable_type(const std::string& name) const;
 };
 
 using InferFn = Status (*)(Node& node);
@@ -43,6 +46,10 @@ struct OpDef {
   InferFn infer;   // checks inputs and attributes, sets node.outputs (source ops check declared ones)
   EvalFn eval;     // the reference kernel: plain, obviously correct, the numerical spec
   const char* summary;
+  // String attributes naming state variables this op both reads (at the start of a call) and
+  // writes (at its end), as a stateful fused op does. ReadValue and Assign are the primitive
+  // reader and writer and are not listed here.
+  std::vector<const char*> state_attrs = {};
 };
 
 const OpDef* find_op(std::string_view name);

@@ -117,6 +117,35 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
     if (++var_count[v.name] == 2) add(VerifyCode::DuplicateVariable, "", "state variable '" + v.name + "' is declared twice");
   for (auto& n : m.nodes()) {
     bool rv = n->is("ReadValue"), as = n->is("Assign");
+    // Stateful fused ops (Attention) both read and write the variables their attributes name.
+    for (const char* key : n->op().state_attrs) {
+      if (!n->has_attr(key) || n->attr(key).kind() != AttrKind::String) continue;
+      const std::string& var = n->attr(key).as_string();
+      const StateVariable* decl = m.find_variable(var);
+      if (!decl) {
+        add(VerifyCode::UnknownVariable, n->name, "'" + n->name + "' uses undeclared state variable '" + var + "'");
+        continue;
+      }
+      reads[var]++;
+      writes[var]++;
+      // The op appends its k/v input [tokens, KV, D] to the variable [past, KV, D].
+      const TensorType* t = nullptr;
+      size_t slot = std::string(key) == "k_variable" ? 1 : 2;
+      if (slot < n->inputs.size() && in_model.count(n->inputs[slot].node) &&
+          n->inputs[slot].index < static_cast<int>(n->inputs[slot].node->outputs.size()))
+        t = &n->inputs[slot].type();
+      bool ok = decl->type == ElementType::f32 || decl->type == ElementType::f16;
+      if (t && t->shape.size() == decl->max_shape.size()) {
+        for (size_t d = 1; d < t->shape.size(); ++d)
+          if (t->shape[d].is_static() && t->shape[d].value() != decl->max_shape[d]) ok = false;
+      } else if (t) {
+        ok = false;
+      }
+      if (!ok)
+        add(VerifyCode::VariableTypeMismatch, n->name,
+            "'" + n->name + "' appends " + (t ? t->str() : std::string("?")) + " to state variable '" + var + "' of " +
+                std::string(type_name(decl->type)) + dims_str(decl->max_shape));
+    }
     if (!rv && !as) continue;
     if (!n->has_attr("variable") || n->attr("variable").kind() != AttrKind::String) continue;
     const std::string& var = n->attr("variable").as_string();
