@@ -7,6 +7,7 @@
 #include "ir/quant.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -1348,8 +1349,32 @@ Status eval_fused_matmul(const Node& n, EvalContext& ctx, Tensors in, Outputs& o
 // [past, KV, D] of its two state variables, appends the new ones, writes them back (like
 // ReadValue -> Concat -> Assign), and attends causally: query t (at position past + t) sees keys
 // 0 .. past + t. Query head h uses KV head h / (H / KV).
+// Packed form: Attention(qkv[T, (H + 2*KV) * D]) {q_heads, kv_heads, head_dim, ...}: q, k and v
+// side by side in each row (what a merged QKV projection produces); the output is [T, H * D].
+struct AttentionDims {
+  int64_t H = 0, KV = 0, D = 0;
+};
+
+StatusOr<AttentionDims> packed_attention_dims(const Node& n) {
+  AttentionDims a{n.attr("q_heads").as_int(), n.attr("kv_heads").as_int(), n.attr("head_dim").as_int()};
+  if (a.H <= 0 || a.KV <= 0 || a.D <= 0 || a.H % a.KV != 0)
+    return err("packed Attention needs q_heads, kv_heads (dividing q_heads) and head_dim > 0");
+  return a;
+}
+
 Status infer_attention(Node& n) {
-  for (size_t i = 0; i < 3; ++i) INGOT_RETURN_IF_ERROR(expect_f32(n, i));
+  for (size_t i = 0; i < n.inputs.size(); ++i) INGOT_RETURN_IF_ERROR(expect_f32(n, i));
+  if (n.attr("k_variable").as_string().empty() || n.attr("v_variable").as_string().empty())
+    return err("Attention needs k_variable and v_variable");
+  if (n.inputs.size() == 1) {
+    INGOT_ASSIGN_OR_RETURN(AttentionDims a, packed_attention_dims(n));
+    const TensorType& qkv = in_type(n, 0);
+    if (qkv.shape.size() != 2) return err("packed Attention needs qkv[T, (H + 2*KV) * D], got " + qkv.str());
+    INGOT_RETURN_IF_ERROR(unify(qkv.shape[1], Dim((a.H + 2 * a.KV) * a.D), "packed Attention row width").status());
+    set_output(n, ElementType::f32, {qkv.shape[0], a.H * a.D});
+    return Status::Ok();
+  }
+  if (n.inputs.size() != 3) return err("Attention takes q, k, v or one packed qkv input");
   const TensorType& q = in_type(n, 0);
   const TensorType& k = in_type(n, 1);
   const TensorType& v = in_type(n, 2);
@@ -1361,13 +1386,41 @@ Status infer_attention(Node& n) {
   if (q.shape[1].is_static() && k.shape[1].is_static() &&
       (k.shape[1].value() == 0 || q.shape[1].value() % k.shape[1].value() != 0))
     return err("Attention query heads must be a multiple of KV heads, got " + q.shape[1].str() + " and " + k.shape[1].str());
-  if (n.attr("k_variable").as_string().empty() || n.attr("v_variable").as_string().empty())
-    return err("Attention needs k_variable and v_variable");
   n.outputs = {q};
   return Status::Ok();
 }
 
+// Splits a packed qkv[T, (H + 2KV) * D] into q[T, H, D], k[T, KV, D], v[T, KV, D].
+std::array<Tensor, 3> unpack_qkv(const Tensor& qkv, const AttentionDims& a) {
+  const int64_t T = qkv.shape()[0], W = qkv.shape()[1];
+  std::array<Tensor, 3> r = {Tensor::zeros(ElementType::f32, {T, a.H, a.D}), Tensor::zeros(ElementType::f32, {T, a.KV, a.D}),
+                             Tensor::zeros(ElementType::f32, {T, a.KV, a.D})};
+  const int64_t widths[3] = {a.H * a.D, a.KV * a.D, a.KV * a.D};
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t col = 0;
+    for (int p = 0; p < 3; ++p) {
+      copy_bytes(r[p].mutable_raw() + t * widths[p] * 4, qkv.raw() + (t * W + col) * 4, static_cast<size_t>(widths[p]) * 4);
+      col += widths[p];
+    }
+  }
+  return r;
+}
+
+Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& out);
+
 Status eval_attention(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  if (in.size() == 3) return eval_attention_qkv(n, ctx, in, out);
+  INGOT_ASSIGN_OR_RETURN(AttentionDims a, packed_attention_dims(n));
+  if (in[0].shape()[1] != (a.H + 2 * a.KV) * a.D) return err("packed Attention row width differs at run time");
+  std::array<Tensor, 3> qkv = unpack_qkv(in[0], a);
+  Outputs o;
+  INGOT_RETURN_IF_ERROR(eval_attention_qkv(n, ctx, qkv, o));
+  INGOT_ASSIGN_OR_RETURN(Tensor flat, Tensor::from_buffer(ElementType::f32, {in[0].shape()[0], a.H * a.D}, o[0].buffer()));
+  out = {flat};
+  return Status::Ok();
+}
+
+Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
   const Tensor& q = in[0];
   const int64_t T = q.shape()[0], H = q.shape()[1], D = q.shape()[2], KV = in[1].shape()[1];
   if (in[1].shape()[0] != T || in[1].shape()[2] != D || KV == 0 || H % KV != 0)
@@ -1476,7 +1529,7 @@ const std::vector<OpDef>& op_table() {
       {"RoPE", 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half"},
       {"SwiGLU", 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves"},
       {"FusedMatMul", 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues"},
-      {"Attention", 3, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float)}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},
+      {"Attention", 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},
       {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
       {"Reshape", 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred"},
       {"Transpose", 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},

@@ -130,7 +130,7 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
       writes[var]++;
       // The op appends its k/v input [tokens, KV, D] to the variable [past, KV, D].
       const TensorType* t = nullptr;
-      size_t slot = std::string(key) == "k_variable" ? 1 : 2;
+      size_t slot = std::string(key) == "k_variable" ? 1 : 2;  // the packed form (one input) is checked by inference
       if (slot < n->inputs.size() && in_model.count(n->inputs[slot].node) &&
           n->inputs[slot].index < static_cast<int>(n->inputs[slot].node->outputs.size()))
         t = &n->inputs[slot].type();
@@ -141,6 +141,8 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
       } else if (t) {
         ok = false;
       }
+      if (n->inputs.size() == 1 && n->has_attr("kv_heads") && n->has_attr("head_dim") && decl->max_shape.size() == 3)
+        ok = ok && n->attr("kv_heads").as_int() == decl->max_shape[1] && n->attr("head_dim").as_int() == decl->max_shape[2];
       if (!ok)
         add(VerifyCode::VariableTypeMismatch, n->name,
             "'" + n->name + "' appends " + (t ? t->str() : std::string("?")) + " to state variable '" + var + "' of " +
