@@ -187,6 +187,18 @@ int Model::remove_dead_nodes() {
   }
 }
 
+int Model::remove_nodes(const std::function<bool(const Node&)>& pred) {
+  std::set<const Node*> doomed;
+  for (auto& n : nodes_)
+    if (pred(*n)) doomed.insert(n.get());
+  for (auto& n : nodes_)
+    if (!doomed.count(n.get()))
+      for (auto& v : n->inputs) INGOT_ASSERT(!doomed.count(v.node), "removing node '" + v.node->name + "' that '" + n->name + "' uses");
+  size_t before = nodes_.size();
+  nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](auto& n) { return doomed.count(n.get()) != 0; }), nodes_.end());
+  return static_cast<int>(before - nodes_.size());
+}
+
 Status Model::reinfer(Node* n) { return n->op().infer(*n); }
 
 }  // namespace ingot

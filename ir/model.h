@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -107,6 +108,9 @@ class Model {
   void replace_all_uses(Value from, Value to);
   // Removes nodes that are not Parameters, Results or Assigns and have no users, repeatedly.
   int remove_dead_nodes();
+  // Removes the nodes `pred` selects (e.g. Assigns a stateful fused op replaced). Asserts that no
+  // remaining node uses them.
+  int remove_nodes(const std::function<bool(const Node&)>& pred);
   std::vector<std::pair<Node*, int>> users(Value v) const;  // (user, input slot)
 
   // Re-runs shape inference on one node (after its inputs changed).

@@ -1,0 +1,603 @@
+#include "passes/fusion/llm_fusions.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+
+namespace ingot::fusion {
+namespace {
+
+constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+
+// ------------------------------------------------------------------ matching helpers
+
+// The node producing `v` when it is `op`, else null.
+Node* def(Value v, std::string_view op) { return v.node && v.node->is(op) ? v.node : nullptr; }
+
+bool single_use(const Model& m, Value v) { return m.users(v).size() == 1; }
+
+// The value of a constant whose elements all equal one number.
+std::optional<double> splat_constant(Value v) {
+  Node* c = def(v, "Constant");
+  if (!c || !c->constant || !c->constant->defined() || type_info(c->constant->type()).is_quantized) return std::nullopt;
+  const Tensor& t = *c->constant;
+  if (t.numel() == 0) return std::nullopt;
+  double first = t.get_f(0);
+  for (int64_t i = 1; i < t.numel(); ++i)
+    if (t.get_f(i) != first) return std::nullopt;
+  return first;
+}
+
+// Operands of a commutative binary op, in the order that makes `first_ok(a)` true, if any.
+template <typename Pred>
+bool commuted(Node* n, Pred first_ok, Value& a, Value& b) {
+  if (!n || n->inputs.size() != 2) return false;
+  for (int i = 0; i < 2; ++i) {
+    if (first_ok(n->inputs[static_cast<size_t>(i)])) {
+      a = n->inputs[static_cast<size_t>(i)];
+      b = n->inputs[static_cast<size_t>(1 - i)];
+      return true;
+    }
+  }
+  return false;
+}
+
+// Multiply with exactly the operands {a, b} in either order.
+bool is_product_of(Value v, Value a, Value b) {
+  Node* n = def(v, "Multiply");
+  return n && ((n->inputs[0] == a && n->inputs[1] == b) || (n->inputs[0] == b && n->inputs[1] == a));
+}
+
+bool attr_ints_are(const Node* n, const char* key, std::vector<int64_t> want) {
+  return n->has_attr(key) && n->attr(key).kind() == AttrKind::Ints && n->attr(key).as_ints() == want;
+}
+
+// A Slice of one axis [begin, end) with step 1; axis normalized against the input's rank.
+struct SliceInfo {
+  Value input;
+  int64_t axis = 0, begin = 0, end = 0;
+};
+
+std::optional<SliceInfo> slice_info(Value v) {
+  Node* n = def(v, "Slice");
+  if (!n) return std::nullopt;
+  const auto& axes = n->attr("axes").as_ints();
+  const auto& step = n->attr("step").as_ints();
+  if (axes.size() != 1 || (!step.empty() && step[0] != 1)) return std::nullopt;
+  int64_t rank = static_cast<int64_t>(n->inputs[0].type().shape.size());
+  int64_t axis = axes[0] < 0 ? axes[0] + rank : axes[0];
+  return SliceInfo{n->inputs[0], axis, n->attr("begin").as_ints()[0], n->attr("end").as_ints()[0]};
+}
+
+Node* add(Model& m, NodeSpec spec) {
+  auto n = m.add_node(std::move(spec));
+  INGOT_ASSERT(n.ok(), "a fusion built an invalid node: " + n.message());
+  return *n;
+}
+
+Value add_value(Model& m, NodeSpec spec) { return add(m, std::move(spec))->out(); }
+
+// Replaces `old` with `fresh` when their types agree (a fusion must never change a type).
+bool replace(Model& m, Value old, Value fresh) {
+  if (old.type() != fresh.type()) return false;
+  m.replace_all_uses(old, fresh);
+  return true;
+}
+
+// Runs `try_at` on every node in topological order; removes what became dead.
+template <typename F>
+StatusOr<bool> for_each_node(Model& m, F try_at) {
+  INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, m.topological_order());
+  bool changed = false;
+  for (Node* n : order) changed |= try_at(n);
+  if (changed) m.remove_dead_nodes();
+  return changed;
+}
+
+NodeSpec spec(const char* op, std::vector<Value> inputs, AttrMap attrs = {}) {
+  return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
+}
+
+// ------------------------------------------------------------------ RMSNorm
+
+bool try_rms_norm(Model& m, Node* root) {
+  // root = Multiply(x / sqrt(mean(x^2) + eps), w)
+  Value normed, w;
+  auto is_divide = [&](Value v) { return def(v, "Divide") != nullptr; };
+  if (!root->is("Multiply") || !commuted(root, is_divide, normed, w)) return false;
+  Node* div = def(normed, "Divide");
+  Node* sqrt = def(div->inputs[1], "Sqrt");
+  if (!sqrt) return false;
+  Value mean, eps;
+  auto is_mean = [&](Value v) { return def(v, "ReduceMean") != nullptr; };
+  Node* plus = def(sqrt->inputs[0], "Add");
+  if (!plus || !commuted(plus, is_mean, mean, eps)) return false;
+  Node* rm = def(mean, "ReduceMean");
+  Node* pw = def(rm->inputs[0], "Power");
+  Value x = div->inputs[0];
+  const TensorType& xt = x.type();
+  if (!pw || pw->inputs[0] != x || splat_constant(pw->inputs[1]) != 2.0) return false;
+  int64_t last = static_cast<int64_t>(xt.shape.size()) - 1;
+  if (!rm->attr("keep_dims").as_bool() || !(attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last}))) return false;
+  auto eps_value = splat_constant(eps);
+  if (!eps_value || !(*eps_value > 0) || eps.type().shape.size() > 0) return false;
+  if (xt.type != ElementType::f32 || w.type().type != ElementType::f32 || w.type().shape.size() != 1) return false;
+  // A shared intermediate would have to be computed anyway: fusing would not save it.
+  for (Value v : {normed, sqrt->inputs[0], mean, rm->inputs[0], div->inputs[1]})
+    if (!single_use(m, v)) return false;
+  Value fused = add_value(m, spec("RMSNorm", {x, w}, {{"eps", Attribute::Float(*eps_value)}}));
+  return replace(m, root->out(), fused);
+}
+
+// ------------------------------------------------------------------ SwiGLU
+
+bool try_swiglu(Model& m, Node* root) {
+  // root = Multiply(Multiply(g, Sigmoid(g)), u)
+  if (!root->is("Multiply")) return false;
+  for (int i = 0; i < 2; ++i) {
+    Value silu = root->inputs[static_cast<size_t>(i)], up = root->inputs[static_cast<size_t>(1 - i)];
+    Node* inner = def(silu, "Multiply");
+    if (!inner) continue;
+    Value g, sig;
+    auto is_sigmoid_of_other = [&](Value v) {
+      Node* s = def(v, "Sigmoid");
+      Value other = inner->inputs[0] == v ? inner->inputs[1] : inner->inputs[0];
+      return s && s->inputs[0] == other;
+    };
+    if (!commuted(inner, is_sigmoid_of_other, sig, g)) continue;
+    if (g.type() != up.type() || g.type().type != ElementType::f32) continue;
+    if (!single_use(m, silu) || !single_use(m, sig)) continue;
+    return replace(m, root->out(), add_value(m, spec("SwiGLU", {g, up})));
+  }
+  return false;
+}
+
+// ------------------------------------------------------------------ RoPE
+
+// Reshape(table[T, half]) -> [T, 1, half]: the table itself.
+std::optional<Value> rope_table(Value v) {
+  Node* r = def(v, "Reshape");
+  if (!r || r->inputs[0].type().shape.size() != 2 || v.type().shape.size() != 3) return std::nullopt;
+  return r->inputs[0];
+}
+
+bool try_rope_interleaved(Model& m, Node* root) {
+  // root = Reshape(Concat(Reshape(y0), Reshape(y1)), axis 3) where y0 = x0*c - x1*s, y1 = x0*s + x1*c
+  // and x0, x1 are the even and odd members of the pairs of Reshape(x, [T, H, D/2, 2]).
+  if (!root->is("Reshape")) return false;
+  Node* cat = def(root->inputs[0], "Concat");
+  if (!cat || cat->inputs.size() != 2) return false;
+  int64_t rank = static_cast<int64_t>(cat->outputs[0].shape.size());
+  if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1)) return false;
+  Node* r0 = def(cat->inputs[0], "Reshape");
+  Node* r1 = def(cat->inputs[1], "Reshape");
+  if (!r0 || !r1) return false;
+  Node* sub = def(r0->inputs[0], "Subtract");
+  Node* plus = def(r1->inputs[0], "Add");
+  if (!sub || !plus) return false;
+  // x0 * c: find which operand is the even slice.
+  auto even_odd = [&](Value v, int64_t begin) -> std::optional<Value> {
+    Node* r = def(v, "Reshape");
+    if (!r) return std::nullopt;
+    auto s = slice_info(r->inputs[0]);
+    if (!s || s->axis != 3 || s->begin != begin || s->end != begin + 1) return std::nullopt;
+    return s->input;
+  };
+  Node* m0 = def(sub->inputs[0], "Multiply");
+  if (!m0) return false;
+  Value x0, c;
+  if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c)) return false;
+  Value pairs = *even_odd(x0, 0);
+  Node* m1 = def(sub->inputs[1], "Multiply");
+  Value x1, s;
+  if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s)) return false;
+  bool y1_ok = (is_product_of(plus->inputs[0], x0, s) && is_product_of(plus->inputs[1], x1, c)) ||
+               (is_product_of(plus->inputs[1], x0, s) && is_product_of(plus->inputs[0], x1, c));
+  if (!y1_ok) return false;
+  Node* split = def(pairs, "Reshape");
+  auto cos = rope_table(c), sin = rope_table(s);
+  if (!split || !cos || !sin) return false;
+  Value x = split->inputs[0];
+  if (x.type() != root->outputs[0] || x.type().shape.size() != 3) return false;
+  auto fused = m.add_node(spec("RoPE", {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
+  if (!fused.ok()) return false;  // tables that do not fit this x: not the pattern after all
+  return replace(m, root->out(), (*fused)->out());
+}
+
+bool try_rope_rotate_half(Model& m, Node* root) {
+  // root = x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s), along the last axis.
+  if (!root->is("Add")) return false;
+  auto doubled = [](Value v) -> std::optional<Value> {
+    Node* cat = def(v, "Concat");
+    if (!cat || cat->inputs.size() != 2 || cat->inputs[0] != cat->inputs[1]) return std::nullopt;
+    return rope_table(cat->inputs[0]);
+  };
+  for (int i = 0; i < 2; ++i) {
+    Node* direct = def(root->inputs[static_cast<size_t>(i)], "Multiply");
+    Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], "Multiply");
+    if (!direct || !rotated) continue;
+    Value x, cf;
+    if (!commuted(direct, [&](Value v) { return !doubled(v).has_value(); }, x, cf) || !doubled(cf)) continue;
+    Value rot, sf;
+    if (!commuted(rotated, [&](Value v) { return def(v, "Concat") && !doubled(v); }, rot, sf) || !doubled(sf)) continue;
+    Node* rc = def(rot, "Concat");
+    if (rc->inputs.size() != 2) continue;
+    Node* neg = def(rc->inputs[0], "Negative");
+    if (!neg) continue;
+    auto hi = slice_info(neg->inputs[0]);
+    auto lo = slice_info(rc->inputs[1]);
+    const auto& shape = x.type().shape;
+    if (shape.size() != 3 || !shape[2].is_static()) continue;
+    int64_t d = shape[2].value(), half = d / 2;
+    if (!hi || !lo || hi->input != x || lo->input != x || hi->axis != 2 || lo->axis != 2) continue;
+    if (hi->begin != half || (hi->end != d && hi->end != kEnd) || lo->begin != 0 || lo->end != half) continue;
+    auto fused = m.add_node(spec("RoPE", {x, *doubled(cf), *doubled(sf)}, {{"layout", Attribute::String("rotate_half")}}));
+    if (!fused.ok()) continue;
+    return replace(m, root->out(), (*fused)->out());
+  }
+  return false;
+}
+
+// ------------------------------------------------------------------ Attention
+
+// kall = Concat(ReadValue(var), fresh, axis 0) whose other user is Assign(var): the cache.
+struct CacheMatch {
+  std::string variable;
+  Value fresh;
+  Node* assign = nullptr;
+};
+
+std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
+  Node* cat = def(all, "Concat");
+  if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) return std::nullopt;
+  Node* read = def(cat->inputs[0], "ReadValue");
+  if (!read) return std::nullopt;
+  CacheMatch c{read->attr("variable").as_string(), cat->inputs[1], nullptr};
+  for (auto& [user, slot] : m.users(all)) {
+    if (user->is("Assign") && user->attr("variable").as_string() == c.variable) c.assign = user;
+  }
+  if (!c.assign || m.users(cat->inputs[0]).size() != 1) return std::nullopt;
+  return c;
+}
+
+// Transpose(repeat(kall), [1, 0, 2]) with repeat = Reshape(Broadcast(Reshape(kall))) or nothing.
+std::optional<Value> heads_first_cache(Value v) {
+  Node* t = def(v, "Transpose");
+  if (!t || !attr_ints_are(t, "perm", {1, 0, 2})) return std::nullopt;
+  Value x = t->inputs[0];
+  if (Node* merge = def(x, "Reshape")) {
+    Node* b = def(merge->inputs[0], "Broadcast");
+    Node* split = b ? def(b->inputs[0], "Reshape") : nullptr;
+    if (!split) return std::nullopt;
+    return split->inputs[0];
+  }
+  return x;
+}
+
+// LessEqual(Range(0, length past+tokens), Reshape(Range(pos, length tokens), [tokens, 1])).
+bool is_causal_mask(Value v) {
+  Node* le = def(v, "LessEqual");
+  if (!le) return false;
+  Node* keys = def(le->inputs[0], "Range");
+  Node* col = def(le->inputs[1], "Reshape");
+  Node* queries = col ? def(col->inputs[0], "Range") : nullptr;
+  if (!keys || !queries || splat_constant(keys->inputs[0]) != 0.0) return false;
+  if (keys->attr("step").as_float() != 1.0 || queries->attr("step").as_float() != 1.0) return false;
+  const Shape& q = queries->outputs[0].shape;
+  const Shape& k = keys->outputs[0].shape;
+  // Keys 0 .. past+tokens-1 and queries pos .. pos+tokens-1: causal when pos = past, the
+  // contract of the graph's `pos` input.
+  return q.size() == 1 && k.size() == 1 && col->outputs[0].shape.size() == 2 && k[0] == Dim::symbol("past") + q[0];
+}
+
+bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
+  if (!root->is("Transpose") || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
+  Node* pv = def(root->inputs[0], "MatMul");
+  if (!pv || pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return false;
+  Node* softmax = def(pv->inputs[0], "Softmax");
+  if (!softmax) return false;
+  int64_t axis = softmax->attr("axis").as_int();
+  if (axis != -1 && axis != 2) return false;
+  Node* select = def(softmax->inputs[0], "Select");
+  if (!select || !is_causal_mask(select->inputs[0])) return false;
+  auto fill = splat_constant(select->inputs[2]);
+  if (!fill || !(std::isinf(*fill) && *fill < 0)) return false;
+  Node* scaled = def(select->inputs[1], "Multiply");
+  Value qk, scale_v;
+  if (!commuted(scaled, [](Value v) { return def(v, "MatMul") != nullptr; }, qk, scale_v)) return false;
+  auto scale = splat_constant(scale_v);
+  Node* qkm = def(qk, "MatMul");
+  if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool()) return false;
+  Node* qt = def(qkm->inputs[0], "Transpose");
+  if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return false;
+  auto kall = heads_first_cache(qkm->inputs[1]);
+  auto vall = heads_first_cache(pv->inputs[1]);
+  if (!kall || !vall) return false;
+  auto kc = kv_cache(m, *kall), vc = kv_cache(m, *vall);
+  if (!kc || !vc) return false;
+  Value q = qt->inputs[0];
+  auto fused = m.add_node(spec("Attention", {q, kc->fresh, vc->fresh},
+                               {{"k_variable", Attribute::String(kc->variable)},
+                                {"v_variable", Attribute::String(vc->variable)},
+                                {"scale", Attribute::Float(*scale)}}));
+  if (!fused.ok() || !replace(m, root->out(), (*fused)->out())) return false;
+  // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
+  replaced_assigns.push_back(kc->assign);
+  replaced_assigns.push_back(vc->assign);
+  return true;
+}
+
+// ------------------------------------------------------------------ matmuls
+
+bool try_matmul_to_fused(Model& m, Node* root) {
+  if (root->is("WeightMatMul")) {
+    if (!def(root->inputs[1], "Constant")) return false;
+    Value f = add_value(m, spec("FusedMatMul", {root->inputs[0], root->inputs[1]}, {{"act_quant", root->attr("act_quant")}}));
+    return replace(m, root->out(), f);
+  }
+  if (!root->is("MatMul") || root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return false;
+  Value w = root->inputs[1];
+  if (Node* conv = def(w, "Convert")) {
+    if (conv->attr("to").as_type() != ElementType::f32) return false;
+    w = conv->inputs[0];
+  }
+  Node* c = def(w, "Constant");
+  if (!c || w.type().shape.size() != 2 || root->inputs[0].type().type != ElementType::f32) return false;
+  if (type_info(w.type().type).is_integer || w.type().type == ElementType::boolean) return false;
+  auto f = m.add_node(spec("FusedMatMul", {root->inputs[0], w}));
+  if (!f.ok()) return false;
+  return replace(m, root->out(), (*f)->out());
+}
+
+bool plain_fused(const Node* n) {
+  return n->is("FusedMatMul") && !n->attr("has_bias").as_bool() && n->attr("rope").as_string() == "none" &&
+         n->attr("activation").as_string() == "none" && !n->attr("has_residual").as_bool();
+}
+
+// A copy of `n`'s attributes and its first two inputs, to build a variant of it.
+NodeSpec fused_like(const Node* n, std::vector<Value> inputs) {
+  NodeSpec s = spec("FusedMatMul", std::move(inputs), n->attrs);
+  return s;
+}
+
+bool try_fuse_bias(Model& m, Node* root) {
+  if (!root->is("Add")) return false;
+  Value mm, bias;
+  if (!commuted(root, [](Value v) { return v.node && plain_fused(v.node); }, mm, bias)) return false;
+  if (!def(bias, "Constant") || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1) return false;
+  if (!single_use(m, mm)) return false;
+  NodeSpec s = fused_like(mm.node, {mm.node->inputs[0], mm.node->inputs[1], bias});
+  s.attrs["has_bias"] = Attribute::Bool(true);
+  auto f = m.add_node(std::move(s));
+  return f.ok() && replace(m, root->out(), (*f)->out());
+}
+
+// Concatenates constants along rows (axis 0); block formats concatenate as bytes since every row
+// is whole blocks.
+std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
+  size_t bytes = 0;
+  int64_t rows = 0;
+  for (auto* p : parts) {
+    bytes += p->nbytes();
+    rows += p->shape()[0];
+  }
+  std::vector<int64_t> shape = parts[0]->shape();
+  shape[0] = rows;
+  auto buf = Buffer::allocate(bytes);
+  size_t off = 0;
+  for (auto* p : parts) {
+    if (p->nbytes()) std::memcpy(buf->mutable_data() + off, p->raw(), p->nbytes());
+    off += p->nbytes();
+  }
+  auto t = Tensor::from_buffer(parts[0]->type(), shape, buf);
+  INGOT_ASSERT(t.ok(), t.message());
+  return std::make_shared<Tensor>(*t);
+}
+
+bool try_merge_parallel(Model& m, Node* root) {
+  // `root` is any value; merge its plain FusedMatMul users that share weight type and numerics.
+  if (root->outputs.size() != 1) return false;
+  std::map<std::pair<ElementType, std::string>, std::vector<Node*>> groups;
+  for (auto& [user, slot] : m.users(root->out())) {
+    if (slot != 0 || !user->is("FusedMatMul")) continue;
+    bool bias = user->attr("has_bias").as_bool();
+    if (user->attr("rope").as_string() != "none" || user->attr("activation").as_string() != "none" ||
+        user->attr("has_residual").as_bool())
+      continue;
+    Node* w = def(user->inputs[1], "Constant");
+    if (!w || !w->constant) continue;
+    if (bias && !def(user->inputs[2], "Constant")) continue;
+    groups[{w->constant->type(), user->attr("act_quant").as_string() + (bias ? "+bias" : "")}].push_back(user);
+  }
+  bool changed = false;
+  for (auto& [key, members] : groups) {
+    if (members.size() < 2) continue;
+    bool bias = members[0]->attr("has_bias").as_bool();
+    std::vector<const Tensor*> weights, biases;
+    for (Node* u : members) {
+      weights.push_back(def(u->inputs[1], "Constant")->constant.get());
+      if (bias) biases.push_back(def(u->inputs[2], "Constant")->constant.get());
+    }
+    std::string name = members[0]->inputs[1].node->name + ".merged";
+    for (int i = 0; m.find(name); ++i) name = members[0]->inputs[1].node->name + ".merged" + std::to_string(i);
+    auto wt = concat_rows(weights);
+    Value w = add_value(m, NodeSpec{"Constant", {}, {}, name, {{wt->type(), static_shape(wt->shape())}}, wt, ""});
+    std::vector<Value> inputs = {root->out(), w};
+    if (bias) {
+      auto bt = concat_rows(biases);
+      inputs.push_back(add_value(m, NodeSpec{"Constant", {}, {}, name + ".bias", {{bt->type(), static_shape(bt->shape())}}, bt, ""}));
+    }
+    Value merged = add_value(m, fused_like(members[0], inputs));
+    int64_t col = 0;
+    for (Node* u : members) {
+      int64_t n = u->outputs[0].shape.back().value();
+      Value part = add_value(m, spec("Slice", {merged}, {{"axes", Attribute::Ints({-1})}, {"begin", Attribute::Ints({col})},
+                                                         {"end", Attribute::Ints({col + n})}}));
+      changed |= replace(m, u->out(), part);
+      col += n;
+    }
+  }
+  return changed;
+}
+
+// Reshape(Slice(fm, last axis, [begin, end)), [T, heads, hd]) -> (fm, begin, heads, hd).
+struct HeadsView {
+  Node* fm;
+  int64_t begin, heads, hd;
+};
+
+std::optional<HeadsView> heads_view(Value v) {
+  Node* r = def(v, "Reshape");
+  if (!r) return std::nullopt;
+  auto s = slice_info(r->inputs[0]);
+  const Shape& shape = r->outputs[0].shape;
+  if (!s || !s->input.node || !s->input.node->is("FusedMatMul") || s->axis != 1 || shape.size() != 3) return std::nullopt;
+  if (!shape[1].is_static() || !shape[2].is_static()) return std::nullopt;
+  int64_t heads = shape[1].value(), hd = shape[2].value();
+  if (s->end - s->begin != heads * hd) return std::nullopt;
+  return HeadsView{s->input.node, s->begin, heads, hd};
+}
+
+bool try_rope_into_matmul(Model& m, Node* fm) {
+  if (!fm->is("FusedMatMul") || fm->attr("rope").as_string() != "none" || fm->attr("activation").as_string() != "none" ||
+      fm->attr("has_residual").as_bool())
+    return false;
+  // The RoPEs applied to head ranges of this projection: q at column 0, k right after it.
+  Node* rq = nullptr;
+  Node* rk = nullptr;
+  HeadsView q{}, k{};
+  for (auto& [slice, slot] : m.users(fm->out())) {
+    for (auto& [reshape, s2] : m.users(slice->out())) {
+      for (auto& [rope, s3] : m.users(reshape->out())) {
+        if (!rope->is("RoPE") || s3 != 0) continue;
+        auto hv = heads_view(rope->inputs[0]);
+        if (!hv || hv->fm != fm) continue;
+        if (hv->begin == 0) { rq = rope; q = *hv; }
+        else { rk = rope; k = *hv; }
+      }
+    }
+  }
+  if (!rq || !rk || k.begin != q.heads * q.hd || k.hd != q.hd) return false;
+  if (rq->inputs[1] != rk->inputs[1] || rq->inputs[2] != rk->inputs[2] || rq->attr("layout") != rk->attr("layout")) return false;
+  std::vector<Value> inputs(fm->inputs.begin(), fm->inputs.end());
+  inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {rq->inputs[1], rq->inputs[2]});
+  NodeSpec s = fused_like(fm, inputs);
+  s.attrs["rope"] = rq->attr("layout");
+  s.attrs["rope_q_heads"] = Attribute::Int(q.heads);
+  s.attrs["rope_k_heads"] = Attribute::Int(k.heads);
+  s.attrs["head_dim"] = Attribute::Int(q.hd);
+  auto f = m.add_node(std::move(s));
+  if (!f.ok()) return false;
+  m.replace_all_uses(fm->out(), (*f)->out());
+  // The rotation now happens inside the projection: each RoPE becomes its input view.
+  m.replace_all_uses(rq->out(), rq->inputs[0]);
+  m.replace_all_uses(rk->out(), rk->inputs[0]);
+  return true;
+}
+
+bool try_pack_attention(Model& m, Node* att) {
+  if (!att->is("Attention") || att->inputs.size() != 3) return false;
+  auto q = heads_view(att->inputs[0]), k = heads_view(att->inputs[1]), v = heads_view(att->inputs[2]);
+  if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return false;
+  if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd) return false;
+  const Dim width = q->fm->outputs[0].shape.back();
+  if (!width.is_static() || width.value() != v->begin + v->heads * v->hd) return false;
+  AttrMap attrs = att->attrs;
+  attrs["q_heads"] = Attribute::Int(q->heads);
+  attrs["kv_heads"] = Attribute::Int(k->heads);
+  attrs["head_dim"] = Attribute::Int(q->hd);
+  auto packed = m.add_node(spec("Attention", {q->fm->out()}, attrs));
+  if (!packed.ok()) return false;
+  // Users that flatten the heads read the packed output directly; others get a reshaped view.
+  const Shape& out_shape = att->outputs[0].shape;
+  Value view;
+  for (auto& [user, slot] : m.users(att->out())) {
+    if (user->is("Reshape") && user->outputs[0] == (*packed)->outputs[0]) {
+      m.replace_all_uses(user->out(), (*packed)->out());
+    } else {
+      if (!view.node) view = add_value(m, spec("Reshape", {(*packed)->out()}, {{"shape", Attribute::Dims(out_shape)}}));
+      user->inputs[static_cast<size_t>(slot)] = view;
+    }
+  }
+  return true;
+}
+
+bool try_swiglu_into_matmul(Model& m, Node* root) {
+  if (!root->is("SwiGLU") || root->inputs.size() != 2) return false;
+  auto g = slice_info(root->inputs[0]), u = slice_info(root->inputs[1]);
+  if (!g || !u || g->input != u->input || !g->input.node->is("FusedMatMul")) return false;
+  Node* fm = g->input.node;
+  const Dim width = fm->outputs[0].shape.back();
+  int64_t rank = static_cast<int64_t>(fm->outputs[0].shape.size());
+  if (!width.is_static() || g->axis != rank - 1 || u->axis != rank - 1) return false;
+  int64_t f = width.value() / 2;
+  if (width.value() % 2 || g->begin != 0 || g->end != f || u->begin != f || (u->end != 2 * f && u->end != kEnd)) return false;
+  if (fm->attr("activation").as_string() != "none" || fm->attr("has_residual").as_bool() || fm->attr("rope").as_string() != "none")
+    return false;
+  if (m.users(fm->out()).size() != 2) return false;
+  NodeSpec s = fused_like(fm, fm->inputs);
+  s.attrs["activation"] = Attribute::String("swiglu");
+  auto fused = m.add_node(std::move(s));
+  return fused.ok() && replace(m, root->out(), (*fused)->out());
+}
+
+bool try_residual(Model& m, Node* root) {
+  if (!root->is("Add")) return false;
+  for (int i = 0; i < 2; ++i) {
+    Value mm = root->inputs[static_cast<size_t>(i)], res = root->inputs[static_cast<size_t>(1 - i)];
+    if (!mm.node->is("FusedMatMul") || mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) continue;
+    if (res.type() != mm.type()) continue;
+    std::vector<Value> inputs = mm.node->inputs;
+    inputs.push_back(res);
+    NodeSpec s = fused_like(mm.node, inputs);
+    s.attrs["has_residual"] = Attribute::Bool(true);
+    auto f = m.add_node(std::move(s));
+    if (f.ok() && replace(m, root->out(), (*f)->out())) return true;
+  }
+  return false;
+}
+
+bool try_last_position_first(Model& m, Node* root) {
+  auto s = slice_info(root->out());
+  if (!s || s->axis != 0 || s->begin != -1 || s->end != kEnd) return false;
+  Node* norm = def(s->input, "RMSNorm");
+  if (!norm || !single_use(m, s->input) || norm->outputs[0].shape.size() != 2) return false;
+  Value last = add_value(m, spec("Slice", {norm->inputs[0]}, root->attrs));
+  Value fused = add_value(m, spec("RMSNorm", {last, norm->inputs[1]}, norm->attrs));
+  return replace(m, root->out(), fused);
+}
+
+template <bool (*Try)(Model&, Node*)>
+StatusOr<bool> run(Model& m) {
+  return for_each_node(m, [&](Node* n) { return Try(m, n); });
+}
+
+}  // namespace
+
+StatusOr<bool> fuse_rms_norm(Model& m) { return run<try_rms_norm>(m); }
+StatusOr<bool> fuse_swiglu(Model& m) { return run<try_swiglu>(m); }
+StatusOr<bool> fuse_rope(Model& m) {
+  return for_each_node(m, [&](Node* n) { return try_rope_interleaved(m, n) || try_rope_rotate_half(m, n); });
+}
+StatusOr<bool> fuse_attention(Model& m) {
+  std::vector<Node*> assigns;
+  INGOT_ASSIGN_OR_RETURN(bool changed, for_each_node(m, [&](Node* n) { return try_attention(m, n, assigns); }));
+  if (!changed) return false;
+  std::set<const Node*> doomed(assigns.begin(), assigns.end());
+  m.remove_nodes([&](const Node& n) { return doomed.count(&n) != 0; });
+  m.remove_dead_nodes();
+  return true;
+}
+StatusOr<bool> matmul_to_fused(Model& m) { return run<try_matmul_to_fused>(m); }
+StatusOr<bool> fuse_bias(Model& m) { return run<try_fuse_bias>(m); }
+StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
+StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
+StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
+StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return run<try_swiglu_into_matmul>(m); }
+StatusOr<bool> fuse_residual(Model& m) { return run<try_residual>(m); }
+StatusOr<bool> last_position_first(Model& m) { return run<try_last_position_first>(m); }
+
+}  // namespace ingot::fusion
