@@ -27,10 +27,10 @@ const std::vector<SynthShape>& known_shapes() {
 
 Status check_shape(const SynthShape& s) {
   const auto fail = [&](const std::string& what) { return Status::Error("synth shape '" + s.name + "': " + what); };
-  const std::pair<const char*, int64_t> fields[] = {{"vocab", s.vocab},       {"dim", s.dim},
-                                                    {"n_layers", s.n_layers}, {"n_heads", s.n_heads},
-                                                    {"n_kv_heads", s.n_kv_heads}, {"ffn", s.ffn},
-                                                    {"context", s.context}};
+  // The vocabulary size is checked where it is known (it may come from a vocabulary file).
+  const std::pair<const char*, int64_t> fields[] = {{"dim", s.dim},         {"n_layers", s.n_layers},
+                                                    {"n_heads", s.n_heads}, {"n_kv_heads", s.n_kv_heads},
+                                                    {"ffn", s.ffn},         {"context", s.context}};
   for (const auto& [field, value] : fields) {
     if (value <= 0 || value > std::numeric_limits<uint32_t>::max())
       return fail(std::string(field) + " is " + std::to_string(value) + ", must be in 1..2^32-1");
@@ -40,7 +40,8 @@ Status check_shape(const SynthShape& s) {
   if (s.n_heads % s.n_kv_heads != 0)
     return fail("n_heads " + std::to_string(s.n_heads) + " is not a multiple of n_kv_heads " +
                 std::to_string(s.n_kv_heads));
-  if ((s.dim / s.n_heads) % 2 != 0) return fail("head dimension " + std::to_string(s.dim / s.n_heads) + " is odd (RoPE rotates pairs)");
+  if ((s.dim / s.n_heads) % 2 != 0)
+    return fail("head dimension " + std::to_string(s.dim / s.n_heads) + " is odd (RoPE rotates pairs)");
   return Status::Ok();
 }
 
@@ -297,9 +298,16 @@ class ProgressMeter {
   uint64_t done_ = 0;
 };
 
+ElementType type_of(const TensorPlan& t, ElementType weight_type) {
+  return t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape);
+}
+
+// 0 when the size overflows: the writer then rejects the tensor with the reason.
 uint64_t tensor_bytes(ElementType type, const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(n, d, &n)) return 0;
+  }
   auto bytes = storage_bytes(type, n);
   return bytes.ok() ? static_cast<uint64_t>(*bytes) : 0;
 }
@@ -329,10 +337,10 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
   int64_t n_vocab = shape.vocab;  // a vocabulary file's token count replaces the shape's
   if (vocab) {
     INGOT_ASSIGN_OR_RETURN(n_vocab, vocab_token_count(*vocab));
-  } else if (n_vocab < kSyntheticVocabMin) {
+  } else if (n_vocab < kSyntheticVocabMin || n_vocab > std::numeric_limits<uint32_t>::max()) {
     return Status::Error("synth shape '" + shape.name + "': vocab " + std::to_string(n_vocab) +
-                         " is too small for a byte-fallback vocabulary (at least " +
-                         std::to_string(kSyntheticVocabMin) + ")");
+                         " must be at least " + std::to_string(kSyntheticVocabMin) +
+                         " (control and byte-fallback tokens) and fit in 32 bits");
   }
   GgufWriter out;
   set_llama_hparams(out, shape, n_vocab, file_type);
@@ -344,12 +352,12 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
 
   const std::vector<TensorPlan> plan = llama_tensors(shape, n_vocab);
   uint64_t total = 0;
-  for (const TensorPlan& t : plan) total += tensor_bytes(t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape), t.shape);
+  for (const TensorPlan& t : plan) total += tensor_bytes(type_of(t, weight_type), t.shape);
   ProgressMeter meter(std::move(progress), total);
   meter.report(0.0);
 
   for (const TensorPlan& t : plan) {
-    const ElementType type = t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape);
+    const ElementType type = type_of(t, weight_type);
     const double a = std::sqrt(3.0 / static_cast<double>(t.shape.back()));
     const bool is_norm = t.is_norm;
     const std::string name = t.name;

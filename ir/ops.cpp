@@ -1233,8 +1233,6 @@ Status infer_swiglu(Node& n) {
   return Status::Ok();
 }
 
-double silu(double g) { return g / (1.0 + std::exp(-g)); }
-
 // y[row, i] = silu(gate) * up, with gate/up either separate tensors or the two halves of one row.
 Tensor swiglu(const Tensor& gate_or_both, const Tensor* up) {
   std::vector<int64_t> shape = gate_or_both.shape();

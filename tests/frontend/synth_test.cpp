@@ -104,7 +104,8 @@ void check_model(const GgufFile& f, const SynthShape& s, int64_t vocab, ElementT
 // of a and are not all zero; norms are near 1.
 void check_values(const GgufFile& f, const SynthShape& s) {
   const std::string last_ffn_down = "blk." + std::to_string(s.n_layers - 1) + ".ffn_down.weight";
-  for (const std::string& name : {std::string("blk.0.attn_q.weight"), last_ffn_down, std::string("token_embd.weight")}) {
+  const std::string names[] = {"blk.0.attn_q.weight", last_ffn_down, "token_embd.weight"};
+  for (const std::string& name : names) {
     SCOPED_TRACE(name);
     auto t = f.tensor(name);
     ASSERT_TRUE(t.ok()) << t.message();
@@ -258,6 +259,24 @@ TEST(SynthModel, FileTypeRecorded) {
     ASSERT_TRUE(f.ok());
     EXPECT_EQ(int_key(**f, "general.file_type"), ftype) << type_name(type);
   }
+}
+
+// With a vocabulary file the shape's vocab is ignored (ingotc's --dims may leave it 0).
+TEST(SynthModel, VocabFileReplacesShapeVocab) {
+  INGOT_MODEL_PATH(vocab_path, "vocab/ggml-vocab-gpt-2.gguf");
+  auto vocab = GgufFile::open(vocab_path);
+  ASSERT_TRUE(vocab.ok()) << vocab.message();
+  SynthShape s = tiny();
+  s.vocab = 0;
+  const std::string out = temp_dir() + "/gpt2-vocab.gguf";
+  Status st = synth_model(s, ElementType::q8_0, vocab->get(), 5, out, nullptr);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto f = GgufFile::open(out);
+  ASSERT_TRUE(f.ok()) << f.message();
+  check_model(**f, s, 50257, ElementType::q8_0);
+  EXPECT_EQ(int_key(**f, "llama.vocab_size"), 50257);
+  EXPECT_EQ((*f)->find("tokenizer.ggml.merges")->items().size(),
+            (*vocab)->find("tokenizer.ggml.merges")->items().size());
 }
 
 TEST(SynthModel, RejectsBadInput) {
