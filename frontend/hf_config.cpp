@@ -269,7 +269,7 @@ const ArchitectureInfo* find_model_type(std::string_view model_type) {
 }
 
 // "architectures": the first supported entry; without the key, the model_type's architecture.
-StatusOr<const ArchitectureInfo*> read_architecture(const KeyReader& keys, const json& root) {
+StatusOr<const ArchitectureInfo*> read_architecture(const KeyReader& keys) {
   INGOT_ASSIGN_OR_RETURN(std::optional<std::string> model_type, keys.opt_string("model_type"));
   const json* list = keys.get("architectures");
   if (!list) {
@@ -373,7 +373,7 @@ StatusOr<std::optional<HfRopeScaling>> read_rope_scaling(const json& v, const st
 }
 
 // rope_theta and rope_scaling; newer transformers nest both in "rope_parameters".
-Status read_rope(const KeyReader& keys, const json& root, const std::string& path, HfModelConfig& c) {
+Status read_rope(const KeyReader& keys, const std::string& path, HfModelConfig& c) {
   INGOT_ASSIGN_OR_RETURN(std::optional<double> theta, keys.opt_number("rope_theta"));
   if (const json* params = keys.get("rope_parameters")) {
     if (!params->is_object()) return keys.error("'rope_parameters' must be an object, got " + hf::json_type_name(*params));
@@ -423,13 +423,13 @@ StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string&
   if (!root.is_object()) return Status::Error(path + ": not a JSON object (got " + hf::json_type_name(root) + ")");
   KeyReader keys(root, path);
   HfModelConfig c;
-  INGOT_ASSIGN_OR_RETURN(const ArchitectureInfo* arch, read_architecture(keys, root));
+  INGOT_ASSIGN_OR_RETURN(const ArchitectureInfo* arch, read_architecture(keys));
   c.architecture = arch->architecture;
   INGOT_ASSIGN_OR_RETURN(std::optional<std::string> model_type, keys.opt_string("model_type"));
   c.model_type = model_type.value_or(arch->model_type);
   INGOT_RETURN_IF_ERROR(read_sizes(keys, *arch, c));
   INGOT_RETURN_IF_ERROR(read_norm_and_activation(keys, c));
-  INGOT_RETURN_IF_ERROR(read_rope(keys, root, path, c));
+  INGOT_RETURN_IF_ERROR(read_rope(keys, path, c));
   INGOT_ASSIGN_OR_RETURN(std::optional<bool> tie, keys.opt_bool("tie_word_embeddings"));
   c.tie_word_embeddings = tie.value_or(false);
   INGOT_RETURN_IF_ERROR(read_biases_and_window(keys, c));

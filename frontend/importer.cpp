@@ -215,6 +215,9 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
   INGOT_ASSIGN_OR_RETURN(HfGenerationConfig gen, load_hf_generation_config(dir));
   INGOT_ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsCheckpoint> ckpt, SafetensorsCheckpoint::open_folder(dir));
   INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_hf_folder(dir));
+  // Byte-level tokenizers may not name their special tokens: config.json does.
+  if (im.tokenizer.eos < 0 && hc.eos_token_id >= 0) im.tokenizer.eos = static_cast<int32_t>(hc.eos_token_id);
+  if (im.tokenizer.bos < 0 && hc.bos_token_id >= 0) im.tokenizer.bos = static_cast<int32_t>(hc.bos_token_id);
   INGOT_ASSIGN_OR_RETURN(im.config, hf_llama_config(hc, dir));
   im.architecture = model_type_to_arch(hc.model_type);
   im.config.all_logits = opts.all_logits;

@@ -266,7 +266,6 @@ bool is_byte_token(const std::string& t) {
 // --- tokenizer.json: post-processor template ---------------------------------------------------
 
 struct TemplateSpecials {
-  bool found = false;
   std::optional<std::string> bos, eos;  // special tokens before / after the sequence "A"
 };
 
@@ -277,7 +276,6 @@ TemplateSpecials read_template(const json* post_processor) {
     if (type_of(p) != "TemplateProcessing") continue;
     const json* single = member(p, "single");
     if (!single || !single->is_array()) continue;
-    out.found = true;
     bool seen_sequence = false;
     for (const json& item : *single) {
       if (member(&item, "Sequence")) seen_sequence = true;
@@ -569,6 +567,22 @@ Status read_special_id(int32_t id, const char* name, std::string_view path, size
 
 }  // namespace
 
+namespace {
+
+// A tokenizer.json converted from SentencePiece keeps the merges but not the scores, and its
+// merge order depends on the converter's version (Llama 2's whitespace pieces score -1e9 in
+// tokenizer.model). When tokenizer.model is beside it with the very same tokens, its real scores
+// replace the derived ones, as llama.cpp's converter reads them. Otherwise (unreadable, or a
+// different vocabulary) the derived scores stay: tokenizer.json is the primary source.
+void use_sentencepiece_scores(const std::string& model_path, TokenizerSpec& spec) {
+  StatusOr<std::string> bytes = hf::read_file(model_path);
+  if (!bytes.ok()) return;
+  StatusOr<TokenizerSpec> model = parse_sentencepiece_model(*bytes, model_path);
+  if (model.ok() && model->tokens == spec.tokens) spec.scores = std::move(model->scores);
+}
+
+}  // namespace
+
 // --- public entry points -----------------------------------------------------------------------
 
 StatusOr<TokenizerSpec> parse_hf_tokenizer_json(std::string_view text, std::string_view path,
@@ -631,14 +645,16 @@ StatusOr<TokenizerSpec> tokenizer_from_hf_folder(const std::string& dir) {
   if (config_text) config_view = *config_text;
 
   const std::string json_path = hf::join_path(dir, "tokenizer.json");
+  const std::string model_path = hf::join_path(dir, "tokenizer.model");
   if (hf::file_exists(json_path)) {
     INGOT_ASSIGN_OR_RETURN(std::string text, hf::read_file(json_path));
-    return parse_hf_tokenizer_json(text, json_path, config_view, config_path);
+    INGOT_ASSIGN_OR_RETURN(TokenizerSpec spec, parse_hf_tokenizer_json(text, json_path, config_view, config_path));
+    if (spec.kind == TokenizerSpec::Kind::SentencePiece && hf::file_exists(model_path))
+      use_sentencepiece_scores(model_path, spec);
+    return spec;
   }
-  const std::string model_path = hf::join_path(dir, "tokenizer.model");
   if (hf::file_exists(model_path)) {
-    INGOT_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(model_path));
-    std::string_view bytes(reinterpret_cast<const char*>(file->data()), file->size());
+    INGOT_ASSIGN_OR_RETURN(std::string bytes, hf::read_file(model_path));
     return parse_sentencepiece_model(bytes, model_path, config_view, config_path);
   }
   return Status::Error(dir + ": no tokenizer.json or tokenizer.model");

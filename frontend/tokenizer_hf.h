@@ -22,6 +22,8 @@
 namespace ingot {
 
 // DIR/tokenizer.json if present, else DIR/tokenizer.model; DIR/tokenizer_config.json if present.
+// A SentencePiece-style tokenizer.json takes its scores from DIR/tokenizer.model when that file
+// holds exactly the same tokens (the derived scores only approximate the real ones).
 StatusOr<TokenizerSpec> tokenizer_from_hf_folder(const std::string& dir);
 
 // tokenizer.json text (and tokenizer_config.json text when there is one); paths prefix errors.

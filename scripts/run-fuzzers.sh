@@ -19,7 +19,8 @@ for exe in "$build_dir"/tests/fuzz_*; do
   case "$name" in
     fuzz_ir_text) cp tests/lit/ir/*.ir "$corpus/" ;;
     fuzz_gguf) for f in "$models"/vocab/*.gguf "$models"/*.gguf; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 2000000 ] && cp "$f" "$corpus/"; done || true ;;
-    fuzz_safetensors) [ -d "$models/stories260K-hf" ] && cp "$models/stories260K-hf/model.safetensors" "$corpus/" || true ;;
+    fuzz_safetensors) for f in model.safetensors tokenizer.json tokenizer.model config.json generation_config.json; do
+        [ -f "$models/stories260K-hf/$f" ] && cp "$models/stories260K-hf/$f" "$corpus/"; done; true ;;
   esac
   echo "fuzz: $name for ${seconds}s"
   if ! "$exe" -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "$corpus" > "$build_dir/$name.log" 2>&1; then

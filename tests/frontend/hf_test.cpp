@@ -640,9 +640,9 @@ TEST(HfTokenizerTest, TokenizerConfigErrors) {
   EXPECT_ERROR_CONTAINS(parse_hf_tokenizer_json(tj, "tokenizer.json", "{oops", "cfg.json"), "cfg.json: not valid JSON");
 }
 
-TEST(HfTokenizerTest, SentencePieceStyleTokenizerJsonWithMetaspace) {
-  // The newer (legacy=false) Llama layout: no normalizer, a Metaspace pre-tokenizer.
-  json tj = {
+// The newer (legacy=false) Llama layout: no normalizer, a Metaspace pre-tokenizer.
+json metaspace_tokenizer() {
+  return {
       {"added_tokens", {{{"id", 0}, {"content", "<unk>"}, {"special", true}}, {{"id", 1}, {"content", "<s>"}, {"special", true}},
                         {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
       {"normalizer", nullptr},
@@ -653,6 +653,10 @@ TEST(HfTokenizerTest, SentencePieceStyleTokenizerJsonWithMetaspace) {
         {"vocab", {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {"<0x41>", 3}, {"a", 4}, {"b", 5}, {"\xE2\x96\x81", 6},
                    {"ab", 7}, {"\xE2\x96\x81" "a", 8}, {"\xE2\x96\x81" "ab", 9}}},
         {"merges", {"a b", "\xE2\x96\x81 a", "\xE2\x96\x81" "a b"}}}}};
+}
+
+TEST(HfTokenizerTest, SentencePieceStyleTokenizerJsonWithMetaspace) {
+  json tj = metaspace_tokenizer();
   auto spec = parse_hf_tokenizer_json(tj.dump(), "tokenizer.json");
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->kind, TokenizerSpec::Kind::SentencePiece);
@@ -735,6 +739,32 @@ TEST(HfTokenizerTest, SentencePieceModelByHand) {
   EXPECT_FALSE(cfg->add_bos);
   EXPECT_TRUE(cfg->add_eos);
   EXPECT_EQ(cfg->bos, 5);
+}
+
+// A folder with a SentencePiece-style tokenizer.json and a tokenizer.model of the same tokens:
+// the model's real scores replace the derived ones; a different vocabulary is ignored.
+TEST(HfTokenizerTest, FolderTakesScoresFromMatchingTokenizerModel) {
+  const std::string dir = make_temp_dir();
+  write_file(dir + "/tokenizer.json", metaspace_tokenizer().dump());
+  const float real[] = {0, 0, 0, 0, -5, -6, -1e9f, -1, -2, -3};
+  const int types[] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 1};
+  const char* texts[] = {"<unk>", "<s>", "</s>", "<0x41>", "a", "b", "\xE2\x96\x81", "ab", "\xE2\x96\x81" "a",
+                         "\xE2\x96\x81" "ab"};
+  std::string model;
+  for (int i = 0; i < 10; ++i) model += piece(texts[i], real[i], types[i]);
+  model += pb_bytes(2, pb_int(3, 2));
+  write_file(dir + "/tokenizer.model", model);
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->scores, std::vector<float>(std::begin(real), std::end(real)));
+  EXPECT_EQ(spec->bos, 1);  // everything else still comes from tokenizer.json
+  EXPECT_FALSE(spec->add_bos);
+
+  write_file(dir + "/tokenizer.model", small_model(2));  // another vocabulary
+  auto derived = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(derived.ok()) << derived.message();
+  EXPECT_EQ(derived->scores[6], -5.0f);
+  EXPECT_EQ(derived->scores[7], 0.0f);
 }
 
 TEST(HfTokenizerTest, SentencePieceModelErrors) {
