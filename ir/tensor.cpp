@@ -24,6 +24,32 @@ std::shared_ptr<Buffer> Buffer::view(const uint8_t* data, size_t bytes, std::sha
   return b;
 }
 
+std::shared_ptr<Buffer> Buffer::concat(std::vector<std::shared_ptr<const Buffer>> parts) {
+  auto b = std::shared_ptr<Buffer>(new Buffer());
+  for (auto& p : parts) b->size_ += p->size();
+  b->parts_ = std::move(parts);
+  b->materialize_once_ = std::make_unique<std::once_flag>();
+  b->owner_ = std::make_shared<int>(0);  // read-only, like a view
+  return b;
+}
+
+const uint8_t* Buffer::data() const {
+  if (materialize_once_) {
+    std::call_once(*materialize_once_, [this] {
+      materialized_.resize(size_);
+      size_t off = 0;
+      for (auto& p : parts_) {
+        if (p->size()) std::memcpy(materialized_.data() + off, p->data(), p->size());
+        off += p->size();
+      }
+      data_ = materialized_.data();
+    });
+  }
+  return data_;
+}
+
+bool Buffer::is_materialized() const { return parts_.empty() || data_ != nullptr; }
+
 uint8_t* Buffer::mutable_data() {
   INGOT_ASSERT(!is_view(), "writing through a view buffer");
   return storage_.data();
@@ -212,13 +238,22 @@ std::vector<int64_t> Tensor::to_i64_vector() const {
   return r;
 }
 
-std::string Tensor::content_hash() const {
-  uint64_t h = 0xcbf29ce484222325ull;
-  const uint8_t* p = raw();
-  for (size_t i = 0; i < nbytes(); ++i) {
+// FNV-1a streams: the hash of a lazy concatenation is computed part by part, without copying.
+static void fnv1a(const Buffer& b, uint64_t& h) {
+  if (!b.parts().empty() && !b.is_materialized()) {
+    for (auto& p : b.parts()) fnv1a(*p, h);
+    return;
+  }
+  const uint8_t* p = b.data();
+  for (size_t i = 0; i < b.size(); ++i) {
     h ^= p[i];
     h *= 0x100000001b3ull;
   }
+}
+
+std::string Tensor::content_hash() const {
+  uint64_t h = 0xcbf29ce484222325ull;
+  if (buffer_) fnv1a(*buffer_, h);
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
   return buf;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -17,18 +18,27 @@ class Buffer {
  public:
   static std::shared_ptr<Buffer> allocate(size_t bytes);  // zero-filled
   static std::shared_ptr<Buffer> view(const uint8_t* data, size_t bytes, std::shared_ptr<const void> owner);
+  // The bytes of `parts` one after another, copied only when someone reads data(): merging the
+  // weights of parallel projections at compile time must not copy a mapped model.
+  static std::shared_ptr<Buffer> concat(std::vector<std::shared_ptr<const Buffer>> parts);
 
-  const uint8_t* data() const { return data_; }
-  uint8_t* mutable_data();  // asserts the buffer is owned
+  const uint8_t* data() const;  // a lazy concatenation is materialized here, once
+  uint8_t* mutable_data();      // asserts the buffer is owned
   size_t size() const { return size_; }
   bool is_view() const { return owner_ != nullptr; }
+  // The pieces of a lazy concatenation (empty otherwise), for writers that stream them.
+  const std::vector<std::shared_ptr<const Buffer>>& parts() const { return parts_; }
+  bool is_materialized() const;
 
  private:
   Buffer() = default;
   std::vector<uint8_t> storage_;
-  const uint8_t* data_ = nullptr;
+  mutable const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<const void> owner_;
+  std::vector<std::shared_ptr<const Buffer>> parts_;
+  mutable std::unique_ptr<std::once_flag> materialize_once_;
+  mutable std::vector<uint8_t> materialized_;
 };
 
 class Tensor {

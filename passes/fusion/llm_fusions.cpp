@@ -386,12 +386,12 @@ std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
   }
   std::vector<int64_t> shape = parts[0]->shape();
   shape[0] = rows;
-  auto buf = Buffer::allocate(bytes);
-  size_t off = 0;
-  for (auto* p : parts) {
-    if (p->nbytes()) std::memcpy(buf->mutable_data() + off, p->raw(), p->nbytes());
-    off += p->nbytes();
-  }
+  // Lazy: the bytes are joined only if something reads them (the evaluator); the bundle writer
+  // streams the parts.
+  std::vector<std::shared_ptr<const Buffer>> buffers;
+  for (auto* p : parts) buffers.push_back(p->buffer());
+  auto buf = Buffer::concat(std::move(buffers));
+  (void)bytes;
   auto t = Tensor::from_buffer(parts[0]->type(), shape, buf);
   INGOT_ASSERT(t.ok(), t.message());
   return std::make_shared<Tensor>(*t);
