@@ -1,6 +1,7 @@
 #include "ir/tensor.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -46,6 +47,26 @@ const uint8_t* Buffer::data() const {
     });
   }
   return data_;
+}
+
+void Buffer::read(size_t offset, size_t len, uint8_t* dst) const {
+  INGOT_ASSERT(offset <= size_ && len <= size_ - offset, "Buffer::read out of range");
+  if (parts_.empty() || data_) {
+    if (len) std::memcpy(dst, data() + offset, len);
+    return;
+  }
+  for (auto& p : parts_) {
+    if (len == 0) return;
+    if (offset >= p->size()) {
+      offset -= p->size();
+      continue;
+    }
+    size_t n = std::min(len, p->size() - offset);
+    p->read(offset, n, dst);
+    dst += n;
+    len -= n;
+    offset = 0;
+  }
 }
 
 bool Buffer::is_materialized() const { return parts_.empty() || data_ != nullptr; }

@@ -23,6 +23,8 @@ class Buffer {
   static std::shared_ptr<Buffer> concat(std::vector<std::shared_ptr<const Buffer>> parts);
 
   const uint8_t* data() const;  // a lazy concatenation is materialized here, once
+  // Copies bytes [offset, offset + len) into dst without materializing a lazy concatenation.
+  void read(size_t offset, size_t len, uint8_t* dst) const;
   uint8_t* mutable_data();      // asserts the buffer is owned
   size_t size() const { return size_; }
   bool is_view() const { return owner_ != nullptr; }

@@ -25,6 +25,7 @@
 #include "ir/ops.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "passes/pass_manager.h"
 
 namespace ingot {
 namespace {
@@ -40,18 +41,26 @@ Usage:
                                          the five most likely next tokens, then N greedy tokens
   ingotc inspect MODEL                   architecture, hyper-parameters, tensors, tokenizer, metadata
   ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N] [--all-logits]
-                                         print a model's IR as imported
+             [--stage imported|optimized|after=PASS] [--print-after=PASS|all] [--stats] [--verify-each]
+                                         print a model's IR as imported (default), after the
+                                         default pipeline, or after one pass of it
+  ingotc opt MODEL --passes=A,B,... [--print-after=PASS|all] [--stop-after=PASS] [--stats]
+             [--verify-each] [--debug-match] [--inline-limit N] [-o FILE]
+                                         run graph passes and print the IR; --print-after, --stats
+                                         and --debug-match write to stderr
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
-  ingotc eval MODEL -p TEXT -n N [--json] [--act-quant none|q8] [--stop-at-eos]
-                                         greedy generation with the reference evaluator (slow, exact);
+  ingotc eval MODEL -p TEXT -n N [--json] [--act-quant none|q8] [--stage imported|optimized] [--stop-at-eos]
+                                         greedy generation with the reference evaluator (slow, exact)
+                                         on the optimized graph (default) or the imported one;
                                          --act-quant q8 reproduces llama.cpp's quantized matmuls
   ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
                [--seed S] -o OUT.gguf    write a random-weight LLaMA GGUF (shapes: tiny, s110m,
                                          tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
                                          ffn, ctx)
   ingotc verify MODEL                    check a model; lists every problem found
-  ingotc summary MODEL                   op counts, inputs, outputs, state, constants
+  ingotc summary MODEL [--stage imported|optimized]
+                                         op counts, inputs, outputs, state, constants, timings
   ingotc ops                             list the registered ops
   ingotc --version                       version and the host target LLVM sees
   ingotc --help                          this text
@@ -236,12 +245,138 @@ int cmd_demo(const std::vector<std::string>& args) {
   return 0;
 }
 
+// ---------------------------------------------------------------- graph passes: opt, dump --stage
+
+// The pass-manager options shared by `opt` and `dump`.
+struct PassCliOptions {
+  std::string print_after, stop_after;
+  bool stats = false, verify_each = false, debug_match = false;
+  bool any() const { return !print_after.empty() || !stop_after.empty() || stats || verify_each || debug_match; }
+};
+
+// Reads "--name=VALUE" or "--name VALUE" at args[i] (advancing i past a separate value). Returns
+// false when args[i] is not that option; sets *error when its value is missing.
+bool option_value(const std::vector<std::string>& args, size_t& i, const std::string& name, std::string* value,
+                  std::string* error) {
+  const std::string& a = args[i];
+  if (a.rfind(name + "=", 0) == 0) {
+    *value = a.substr(name.size() + 1);
+    return true;
+  }
+  if (a != name) return false;
+  if (i + 1 >= args.size()) *error = name + " needs a value";
+  else *value = args[++i];
+  return true;
+}
+
+// Consumes one pass-manager option at args[i]; false if args[i] is not one.
+bool parse_pass_option(const std::vector<std::string>& args, size_t& i, PassCliOptions& o, std::string* error) {
+  const std::string& a = args[i];
+  if (a == "--stats") o.stats = true;
+  else if (a == "--verify-each") o.verify_each = true;
+  else if (a == "--debug-match") o.debug_match = true;
+  else if (option_value(args, i, "--print-after", &o.print_after, error)) {}
+  else if (option_value(args, i, "--stop-after", &o.stop_after, error)) {}
+  else return false;
+  return true;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> r;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) r.push_back(item);
+  return r;
+}
+
+// The passes a dump stage runs: none (imported), the default pipeline (optimized), or the default
+// pipeline up to a pass (after=PASS).
+StatusOr<std::vector<std::string>> stage_pipeline(const std::string& stage, PassCliOptions& o) {
+  if (stage == "imported") {
+    if (o.any()) return Status::Error("pass options need --stage optimized or --stage after=PASS");
+    return std::vector<std::string>{};
+  }
+  if (stage == "optimized") return default_pipeline();
+  if (stage.rfind("after=", 0) == 0 && stage.size() > 6) {
+    if (!o.stop_after.empty()) return Status::Error("--stage after=PASS and --stop-after are the same thing: give one");
+    o.stop_after = stage.substr(6);
+    return default_pipeline();
+  }
+  return Status::Error("--stage must be imported, optimized or after=PASS, got '" + stage + "'");
+}
+
+// Runs `pipeline` on `m`; IR printed after passes, statistics and match debugging go to stderr.
+Status run_pass_pipeline(Model& m, const std::vector<std::string>& pipeline, const PassCliOptions& o,
+                         const PrintOptions& print) {
+  PassManagerOptions pm_opts;
+  pm_opts.verify_each = o.verify_each;
+  pm_opts.print_after = o.print_after;
+  pm_opts.print_stream = &std::cerr;
+  pm_opts.print_options = print;
+  pm_opts.stop_after = o.stop_after;
+  pm_opts.stats = o.stats;
+  pm_opts.debug_match = o.debug_match ? &std::cerr : nullptr;
+  PassManager pm(pm_opts);
+  INGOT_RETURN_IF_ERROR(pm.add_pipeline(pipeline));
+  auto changed = pm.run(m);
+  if (!changed.ok()) return changed.status();
+  if (o.stats) std::cerr << pm.stats_report();
+  return Status::Ok();
+}
+
+int cmd_opt(const std::vector<std::string>& args) {
+  std::string path, out, passes;
+  bool have_passes = false;
+  PassCliOptions pass_opts;
+  PrintOptions print;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string error;
+    if (parse_pass_option(args, i, pass_opts, &error)) {
+      if (!error.empty()) return usage_error("opt: " + error);
+    } else if (option_value(args, i, "--passes", &passes, &error)) {
+      if (!error.empty()) return usage_error("opt: " + error);
+      have_passes = true;
+    } else if (args[i] == "-o" && i + 1 < args.size()) {
+      out = args[++i];
+    } else if (args[i] == "--inline-limit" && i + 1 < args.size()) {
+      try { print.inline_constant_limit = std::stoll(args[++i]); } catch (...) { return usage_error("--inline-limit needs a number"); }
+    } else if (!args[i].empty() && args[i][0] == '-') {
+      return usage_error("opt: unknown option '" + args[i] + "'");
+    } else if (path.empty()) {
+      path = args[i];
+    } else {
+      return usage_error("opt: more than one model given");
+    }
+  }
+  if (path.empty()) return usage_error("opt: no model given");
+  if (!have_passes) return usage_error("opt: --passes=A,B,... is required; known passes: " + known_pass_names());
+  auto m = load_model(path);
+  if (!m.ok()) return fail(m.status());
+  Status st = run_pass_pipeline(**m, split_commas(passes), pass_opts, print);
+  if (!st.ok()) return fail(st);
+  std::string s = print_model(**m, print);
+  if (out.empty()) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    return 0;
+  }
+  st = write_file_atomic(out, s);
+  return st.ok() ? 0 : fail(st);
+}
+
 int cmd_dump(const std::vector<std::string>& args) {
   std::string path, format = "text", out;
   PrintOptions opts;
   ImportOptions import_opts;
+  PassCliOptions pass_opts;
+  std::string stage = "imported";
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--format" && i + 1 < args.size()) format = args[++i];
+    std::string error;
+    if (parse_pass_option(args, i, pass_opts, &error)) {
+      if (!error.empty()) return usage_error("dump: " + error);
+    } else if (option_value(args, i, "--stage", &stage, &error)) {
+      if (!error.empty()) return usage_error("dump: " + error);
+    } else if (args[i] == "--format" && i + 1 < args.size()) format = args[++i];
     else if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
     else if (args[i] == "--inline-limit" && i + 1 < args.size()) {
       try { opts.inline_constant_limit = std::stoll(args[++i]); } catch (...) { return usage_error("--inline-limit needs a number"); }
@@ -252,8 +387,14 @@ int cmd_dump(const std::vector<std::string>& args) {
   }
   if (path.empty()) return usage_error("dump: no model given");
   if (format != "text" && format != "json" && format != "dot") return usage_error("dump: --format must be text, json or dot");
+  auto pipeline = stage_pipeline(stage, pass_opts);
+  if (!pipeline.ok()) return usage_error("dump: " + pipeline.message());
   auto m = load_model(path, import_opts);
   if (!m.ok()) return fail(m.status());
+  if (stage != "imported") {
+    Status st = run_pass_pipeline(**m, *pipeline, pass_opts, opts);
+    if (!st.ok()) return fail(st);
+  }
   std::string s = format == "text" ? print_model(**m, opts) : format == "json" ? export_json(**m, opts) + "\n" : export_dot(**m);
   if (out.empty()) {
     std::fwrite(s.data(), 1, s.size(), stdout);
@@ -275,10 +416,41 @@ int cmd_verify(const std::vector<std::string>& args) {
 }
 
 int cmd_summary(const std::vector<std::string>& args) {
-  if (args.size() != 1) return usage_error("summary takes one model");
-  auto m = load_model(args[0]);
+  std::string path, stage = "imported";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--stage" && i + 1 < args.size()) stage = args[++i];
+    else if (path.empty() && (args[i].empty() || args[i][0] != '-')) path = args[i];
+    else return usage_error("summary: unexpected argument '" + args[i] + "'");
+  }
+  if (path.empty()) return usage_error("summary takes one model");
+  if (stage != "imported" && stage != "optimized") return usage_error("summary: --stage must be imported or optimized");
+  auto t0 = std::chrono::steady_clock::now();
+  auto m = load_model(path);
   if (!m.ok()) return fail(m.status());
+  double import_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double pipeline_ms = 0;
+  if (stage == "optimized") {
+    t0 = std::chrono::steady_clock::now();
+    PassManager pm(PassManagerOptions{.verify_each = false});
+    Status added = pm.add_pipeline(default_pipeline());
+    if (!added.ok()) return fail(added);
+    auto ran = pm.run(**m);
+    if (!ran.ok()) return fail(ran.status());
+    pipeline_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   print_summary(**m);
+  std::printf("  time: import %.0f ms%s\n", import_ms,
+              stage == "optimized" ? (", default pipeline " + std::to_string(static_cast<int>(pipeline_ms)) + " ms").c_str() : "");
+  // Anonymous memory is what the process allocated (a copied weight would show here); file-backed
+  // is mapped model pages the kernel brought in when they were touched.
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  long anon_kb = -1, file_kb = -1;
+  while (std::getline(status, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) anon_kb = std::atol(line.c_str() + 8);
+    if (line.rfind("RssFile:", 0) == 0) file_kb = std::atol(line.c_str() + 8);
+  }
+  if (anon_kb >= 0) std::printf("  memory: anon %ld MB, file-backed %ld MB resident\n", anon_kb / 1024, file_kb / 1024);
   return 0;
 }
 
@@ -353,6 +525,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   std::string path, prompt;
   int n = 16;
   bool json = false, stop_at_eos = false;
+  std::string stage = "optimized";
   ImportOptions opts;
   for (size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "-p" || args[i] == "--prompt") && i + 1 < args.size()) prompt = args[++i];
@@ -361,6 +534,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       if (n < 0) return usage_error("-n must not be negative");
     } else if (args[i] == "--json") json = true;
     else if (args[i] == "--stop-at-eos") stop_at_eos = true;
+    else if (args[i] == "--stage" && i + 1 < args.size()) {
+      stage = args[++i];
+      if (stage != "imported" && stage != "optimized") return usage_error("eval: --stage must be imported or optimized");
+    }
     else if (args[i] == "--act-quant" && i + 1 < args.size()) {
       opts.act_quant = args[++i];
       if (opts.act_quant != "none" && opts.act_quant != "q8") return usage_error("--act-quant must be none or q8");
@@ -371,6 +548,14 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (path.empty()) return usage_error("eval: no model given");
   auto im = import_model(path, opts);
   if (!im.ok()) return fail(im.status());
+  if (stage == "optimized") {
+    // The graph the compiler would generate code for: the default pipeline, verified after each pass.
+    PassManager pm(PassManagerOptions{.verify_each = true});
+    Status added = pm.add_pipeline(default_pipeline());
+    if (!added.ok()) return fail(added);
+    auto ran = pm.run(*im->model);
+    if (!ran.ok()) return fail(ran.status());
+  }
   std::string error;
   auto tok = Tokenizer::create(im->tokenizer, &error);
   if (!tok) return fail(Status::Error(path + ": " + error));
@@ -526,6 +711,7 @@ int main(int argc, char** argv) {
   if (cmd == "--version") return cmd_version();
   if (cmd == "demo") return cmd_demo(args);
   if (cmd == "dump") return cmd_dump(args);
+  if (cmd == "opt") return cmd_opt(args);
   if (cmd == "inspect") return cmd_inspect(args);
   if (cmd == "tokenize") return cmd_tokenize(args);
   if (cmd == "eval") return cmd_eval(args);

@@ -201,7 +201,13 @@ bool try_rope_interleaved(Model& m, Node* root) {
   auto cos = rope_table(c), sin = rope_table(s);
   if (!split || !cos || !sin) return false;
   Value x = split->inputs[0];
-  if (x.type() != root->outputs[0] || x.type().shape.size() != 3) return false;
+  const TensorType& out = root->outputs[0];
+  if (x.type().type != out.type || out.shape.size() != 3) return false;
+  // Simplification may have folded the head split into the pair split: restore [T, H, D].
+  if (x.type() != out) {
+    if (num_elements(x.type().shape) != num_elements(out.shape)) return false;
+    x = add_value(m, spec("Reshape", {x}, {{"shape", Attribute::Dims(out.shape)}}));
+  }
   auto fused = m.add_node(spec("RoPE", {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
   if (!fused.ok()) return false;  // tables that do not fit this x: not the pattern after all
   return replace(m, root->out(), (*fused)->out());

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """`ingotc eval --json` against ../shared/models/reference.json, through the command line.
 
+eval runs the optimized graph (the default pipeline) unless --stage imported; both are checked,
+and the optimized logits must stay within 1e-4 of the imported graph's.
+
 stories260K.gguf and stories260K-hf/: every greedy id of all three prompts, and logits_after_prompt
 within 1e-4. stories260K-q8_0.gguf (--act-quant q8): every id. llama-2-tiny-random.gguf: "Hello".
 stories260K-q4_0.gguf (--act-quant q8): prints how many ids match (the gtest checks the bound).
@@ -31,9 +34,17 @@ failures = 0
 for path, key, extra, exact, check_logits in cases:
     matched = total = 0
     for run in ref[key]["runs"]:
+      for stage in ("optimized", "imported"):
         n = len(run["greedy_ids"])
-        cmd = [ingotc, "eval", os.path.join(models, path), "-p", run["prompt"], "-n", str(n), "--json"] + extra
+        cmd = [ingotc, "eval", os.path.join(models, path), "-p", run["prompt"], "-n", str(n), "--json", "--stage", stage] + extra
         out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        if stage == "optimized":
+            optimized_logits = out["logits_after_prompt"]
+        else:
+            err = max(abs(a - b) for a, b in zip(optimized_logits, out["logits_after_prompt"]))
+            if err >= 1e-4:
+                print(f"FAIL {path} {run['prompt']!r}: optimized logits differ from the imported graph's by {err:.2e}")
+                failures += 1
         if out["prompt_ids"] != run["prompt_ids"]:
             print(f"FAIL {path} {run['prompt']!r}: prompt ids {out['prompt_ids']} != {run['prompt_ids']}")
             failures += 1
@@ -53,5 +64,5 @@ for path, key, extra, exact, check_logits in cases:
             if len(out["logits_after_prompt"]) != len(run["logits_after_prompt"]) or err >= 1e-4:
                 print(f"FAIL {path} {run['prompt']!r}: logits differ by {err:.2e}")
                 failures += 1
-    print(f"{path}: {matched}/{total} greedy ids match llama.cpp")
+    print(f"{path}: {matched}/{total} greedy ids match llama.cpp (optimized and imported graphs together)")
 sys.exit(1 if failures else 0)

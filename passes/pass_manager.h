@@ -1,0 +1,103 @@
+// Passes, the pass registry and the pass manager that runs a pipeline of them.
+//
+//   PassManager pm(PassManagerOptions{.verify_each = true});
+//   INGOT_RETURN_IF_ERROR(pm.add_pipeline(default_pipeline()));
+//   INGOT_ASSIGN_OR_RETURN(bool changed, pm.run(model));
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/model.h"
+#include "ir/status.h"
+#include "ir/text.h"
+
+namespace ingot {
+
+// A transformation of a whole model. It must keep the model valid (the verifier passes after it)
+// and its results unchanged, and be deterministic: same input text, same output text and names.
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual const char* name() const = 0;
+  // Returns whether it changed the model.
+  virtual StatusOr<bool> run(Model& m) = 0;
+};
+
+// ---------------------------------------------------------------- registry (passes/registry.cpp)
+
+struct PassInfo {
+  const char* name;     // as given to --passes: "constant-folding"
+  const char* summary;  // one line for help texts
+  std::unique_ptr<Pass> (*create)();
+};
+
+// Every pass, in the order of the table in passes/registry.cpp.
+std::span<const PassInfo> registered_passes();
+// The pass registered under `name`; an error listing the known passes otherwise.
+StatusOr<std::unique_ptr<Pass>> create_pass(std::string_view name);
+// "constant-folding, cse, dce, simplify": for error messages and help.
+std::string known_pass_names();
+// The pipeline of `ingotc dump --stage optimized` and the compiler.
+std::vector<std::string> default_pipeline();
+
+// ---------------------------------------------------------------- the pass manager
+
+// Every member has an initializer, so designated initializers may name only what they set:
+// PassManagerOptions{.verify_each = true}.
+struct PassManagerOptions {
+  bool verify_each = false;              // run the verifier after every pass; a failure names the pass
+  std::string print_after{};             // a pass name, or "all": print the IR after it...
+  std::ostream* print_stream = nullptr;  // ...to this stream (std::cerr when null)
+  PrintOptions print_options{};
+  std::string stop_after{};              // stop the pipeline after the first pass of this name
+  bool stats = false;                    // collect PassStats (wall time, node changes)
+  std::ostream* debug_match = nullptr;   // pattern match failures and rewrites go here
+};
+
+// What one pass did. Nodes are compared by identity (the same node object under the same name)
+// and, for nodes present before and after, by a signature of op, inputs, attributes, types and
+// constant data: "changed" counts nodes whose signature differs.
+struct PassStats {
+  std::string pass{};
+  double ms = 0;
+  bool reported_change = false;  // what the pass returned
+  int nodes_before = 0, nodes_after = 0;
+  int added = 0, removed = 0, changed = 0;
+};
+
+class PassManager {
+ public:
+  explicit PassManager(PassManagerOptions options = {}) : options_(std::move(options)) {}
+
+  // Appends a registered pass; an error listing the known passes for an unknown name.
+  Status add(std::string_view name);
+  Status add_pipeline(const std::vector<std::string>& names);
+  // Appends any pass (tests, passes that are not registered).
+  void add(std::unique_ptr<Pass> pass);
+
+  // Runs the passes in order, honouring the options. Returns whether any pass changed the model.
+  // A pass error, or a verifier failure with verify_each, names the pass and stops the run.
+  StatusOr<bool> run(Model& m);
+
+  const std::vector<PassStats>& stats() const { return stats_; }
+  // A table of stats(), one line per pass run, and a total.
+  std::string stats_report() const;
+  const std::vector<std::unique_ptr<Pass>>& passes() const { return passes_; }
+
+ private:
+  Status check_options() const;
+  PassManagerOptions options_;
+  std::vector<std::unique_ptr<Pass>> passes_;
+  std::vector<PassStats> stats_;
+};
+
+// The header printed before the IR after a pass.
+std::string print_after_header(std::string_view pass);
+
+}  // namespace ingot
