@@ -51,6 +51,7 @@ Usage:
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc eval MODEL -p TEXT -n N [--json] [--act-quant none|q8] [--stage imported|optimized] [--stop-at-eos]
+              [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
                                          on the optimized graph (default) or the imported one;
                                          --act-quant q8 reproduces llama.cpp's quantized matmuls
@@ -59,7 +60,7 @@ Usage:
                                          tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
                                          ffn, ctx)
   ingotc verify MODEL                    check a model; lists every problem found
-  ingotc summary MODEL [--stage imported|optimized]
+  ingotc summary MODEL [--stage imported|optimized] [--print-after=PASS|all] [--stats] [--verify-each]
                                          op counts, inputs, outputs, state, constants, timings
   ingotc ops                             list the registered ops
   ingotc --version                       version and the host target LLVM sees
@@ -417,7 +418,13 @@ int cmd_verify(const std::vector<std::string>& args) {
 
 int cmd_summary(const std::vector<std::string>& args) {
   std::string path, stage = "imported";
+  PassCliOptions pass_opts;
   for (size_t i = 0; i < args.size(); ++i) {
+    std::string error;
+    if (parse_pass_option(args, i, pass_opts, &error)) {
+      if (!error.empty()) return usage_error("summary: " + error);
+      continue;
+    }
     if (args[i] == "--stage" && i + 1 < args.size()) stage = args[++i];
     else if (path.empty() && (args[i].empty() || args[i][0] != '-')) path = args[i];
     else return usage_error("summary: unexpected argument '" + args[i] + "'");
@@ -431,11 +438,8 @@ int cmd_summary(const std::vector<std::string>& args) {
   double pipeline_ms = 0;
   if (stage == "optimized") {
     t0 = std::chrono::steady_clock::now();
-    PassManager pm(PassManagerOptions{.verify_each = false});
-    Status added = pm.add_pipeline(default_pipeline());
-    if (!added.ok()) return fail(added);
-    auto ran = pm.run(**m);
-    if (!ran.ok()) return fail(ran.status());
+    Status ran = run_pass_pipeline(**m, default_pipeline(), pass_opts, PrintOptions{});
+    if (!ran.ok()) return fail(ran);
     pipeline_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
   print_summary(**m);
@@ -527,7 +531,13 @@ int cmd_eval(const std::vector<std::string>& args) {
   bool json = false, stop_at_eos = false;
   std::string stage = "optimized";
   ImportOptions opts;
+  PassCliOptions pass_opts;
   for (size_t i = 0; i < args.size(); ++i) {
+    std::string error;
+    if (parse_pass_option(args, i, pass_opts, &error)) {
+      if (!error.empty()) return usage_error("eval: " + error);
+      continue;
+    }
     if ((args[i] == "-p" || args[i] == "--prompt") && i + 1 < args.size()) prompt = args[++i];
     else if (args[i] == "-n" && i + 1 < args.size()) {
       try { n = std::stoi(args[++i]); } catch (...) { return usage_error("-n needs a number"); }
@@ -548,13 +558,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (path.empty()) return usage_error("eval: no model given");
   auto im = import_model(path, opts);
   if (!im.ok()) return fail(im.status());
+  if (stage == "imported" && pass_opts.any()) return usage_error("eval: pass options need --stage optimized");
   if (stage == "optimized") {
     // The graph the compiler would generate code for: the default pipeline, verified after each pass.
-    PassManager pm(PassManagerOptions{.verify_each = true});
-    Status added = pm.add_pipeline(default_pipeline());
-    if (!added.ok()) return fail(added);
-    auto ran = pm.run(*im->model);
-    if (!ran.ok()) return fail(ran.status());
+    pass_opts.verify_each = true;
+    Status ran = run_pass_pipeline(*im->model, default_pipeline(), pass_opts, PrintOptions{});
+    if (!ran.ok()) return fail(ran);
   }
   std::string error;
   auto tok = Tokenizer::create(im->tokenizer, &error);
