@@ -257,6 +257,43 @@ void dequantize_row(ElementType t, const void* src, float* dst, int64_t n) {
   INGOT_ASSERT(false, std::string("no dequantizer for ") + info.name);
 }
 
+void quantize_row_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q8_0 needs whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    for (int i = 0; i < kQK; ++i) out[b].qs[i] = static_cast<int8_t>(std::roundf(xb[i] * id));
+  }
+}
+
+void quantize_row_q4_0(const float* x, BlockQ4_0* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q4_0 needs whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    // The signed value of largest magnitude (the first one on ties) sets the scale, so that it
+    // maps exactly to -8.
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < kQK; ++i) {
+      if (amax < std::fabs(xb[i])) {
+        amax = std::fabs(xb[i]);
+        max = xb[i];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    for (int i = 0; i < kQK / 2; ++i) {
+      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(xb[i] * id + 8.5f)));
+      const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(xb[i + kQK / 2] * id + 8.5f)));
+      out[b].qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
 void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n) {
   INGOT_ASSERT(n % kQK == 0, "q8_0 activations need whole blocks of 32");
   for (int64_t b = 0; b < n / kQK; ++b) {

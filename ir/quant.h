@@ -37,6 +37,13 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Asserts that `t` is quantized and `n` is whole blocks: callers validate user data first.
 void dequantize_row(ElementType t, const void* src, float* dst, int64_t n);
 
+// Weight quantizers with llama.cpp's reference numerics (its quantize_row_*_ref), so that the same
+// f32 input gives bit-identical blocks. `n` is a whole number of blocks of 32.
+//   q8_0: d = amax / 127, q = roundf(x / d)   (round half away from zero)
+//   q4_0: d = (the value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5))
+void quantize_row_q8_0(const float* x, BlockQ8_0* out, int64_t n);
+void quantize_row_q4_0(const float* x, BlockQ4_0* out, int64_t n);
+
 // Quantizes `n` activations (whole blocks of 32) to q8_0 the way llama.cpp's CPU matmul does at
 // run time (its AVX2 path): per block amax, id = 127 / amax, q = round-half-even(x * id),
 // d = f16(amax / 127). This is the activation side of the "q8" act-quant numerics.
