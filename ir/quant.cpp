@@ -257,12 +257,19 @@ void dequantize_row(ElementType t, const void* src, float* dst, int64_t n) {
   INGOT_ASSERT(false, std::string("no dequantizer for ") + info.name);
 }
 
+namespace {
+float block_amax(const float* xb) {
+  float amax = 0.0f;
+  for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+  return amax;
+}
+}  // namespace
+
 void quantize_row_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
   INGOT_ASSERT(n % kQK == 0, "q8_0 needs whole blocks of 32");
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f;
-    for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float amax = block_amax(xb);
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     out[b].d = f32_to_f16(d);
@@ -298,8 +305,7 @@ void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n) {
   INGOT_ASSERT(n % kQK == 0, "q8_0 activations need whole blocks of 32");
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f;
-    for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float amax = block_amax(xb);
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     out[b].d = f32_to_f16(d);

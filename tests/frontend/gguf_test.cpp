@@ -11,6 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "tests/common/files.h"
 #include "tests/common/models.h"
 
 namespace ingot {
@@ -19,20 +20,11 @@ namespace {
 // --- Helpers -----------------------------------------------------------------------------------
 
 std::string temp_dir() {
-  static const std::string dir = [] {
-    std::string tmpl = ::testing::TempDir() + "gguf_test_XXXXXX";
-    char* d = mkdtemp(tmpl.data());
-    return d ? std::string(d) : ::testing::TempDir();
-  }();
+  static const std::string dir = ::ingot::testing::make_temp_dir("gguf_test");
   return dir;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::ingot::testing::read_file;
 
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> names;

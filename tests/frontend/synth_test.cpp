@@ -8,26 +8,18 @@
 #include <set>
 #include <sstream>
 
+#include "tests/common/files.h"
 #include "tests/common/models.h"
 
 namespace ingot {
 namespace {
 
 std::string temp_dir() {
-  static const std::string dir = [] {
-    std::string tmpl = ::testing::TempDir() + "synth_test_XXXXXX";
-    char* d = mkdtemp(tmpl.data());
-    return d ? std::string(d) : ::testing::TempDir();
-  }();
+  static const std::string dir = ::ingot::testing::make_temp_dir("synth_test");
   return dir;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::ingot::testing::read_file;
 
 SynthShape tiny() {
   auto s = synth_shape("tiny");
