@@ -7,6 +7,8 @@
 #include <optional>
 #include <set>
 
+#include "passes/pattern.h"
+
 namespace ingot::fusion {
 namespace {
 
@@ -18,18 +20,6 @@ constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
 Node* def(Value v, std::string_view op) { return v.node && v.node->is(op) ? v.node : nullptr; }
 
 bool single_use(const Model& m, Value v) { return m.users(v).size() == 1; }
-
-// The value of a constant whose elements all equal one number.
-std::optional<double> splat_constant(Value v) {
-  Node* c = def(v, "Constant");
-  if (!c || !c->constant || !c->constant->defined() || type_info(c->constant->type()).is_quantized) return std::nullopt;
-  const Tensor& t = *c->constant;
-  if (t.numel() == 0) return std::nullopt;
-  double first = t.get_f(0);
-  for (int64_t i = 1; i < t.numel(); ++i)
-    if (t.get_f(i) != first) return std::nullopt;
-  return first;
-}
 
 // Operands of a commutative binary op, in the order that makes `first_ok(a)` true, if any.
 template <typename Pred>
@@ -119,10 +109,10 @@ bool try_rms_norm(Model& m, Node* root) {
   Node* pw = def(rm->inputs[0], "Power");
   Value x = div->inputs[0];
   const TensorType& xt = x.type();
-  if (!pw || pw->inputs[0] != x || splat_constant(pw->inputs[1]) != 2.0) return false;
+  if (!pw || pw->inputs[0] != x || scalar_constant(pw->inputs[1]) != 2.0) return false;
   int64_t last = static_cast<int64_t>(xt.shape.size()) - 1;
   if (!rm->attr("keep_dims").as_bool() || !(attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last}))) return false;
-  auto eps_value = splat_constant(eps);
+  auto eps_value = scalar_constant(eps);
   if (!eps_value || !(*eps_value > 0) || eps.type().shape.size() > 0) return false;
   if (xt.type != ElementType::f32 || w.type().type != ElementType::f32 || w.type().shape.size() != 1) return false;
   // A shared intermediate would have to be computed anyway: fusing would not save it.
@@ -290,7 +280,7 @@ bool is_causal_mask(Value v) {
   Node* keys = def(le->inputs[0], "Range");
   Node* col = def(le->inputs[1], "Reshape");
   Node* queries = col ? def(col->inputs[0], "Range") : nullptr;
-  if (!keys || !queries || splat_constant(keys->inputs[0]) != 0.0) return false;
+  if (!keys || !queries || scalar_constant(keys->inputs[0]) != 0.0) return false;
   if (keys->attr("step").as_float() != 1.0 || queries->attr("step").as_float() != 1.0) return false;
   const Shape& q = queries->outputs[0].shape;
   const Shape& k = keys->outputs[0].shape;
@@ -309,12 +299,12 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
   if (axis != -1 && axis != 2) return false;
   Node* select = def(softmax->inputs[0], "Select");
   if (!select || !is_causal_mask(select->inputs[0])) return false;
-  auto fill = splat_constant(select->inputs[2]);
+  auto fill = scalar_constant(select->inputs[2]);
   if (!fill || !(std::isinf(*fill) && *fill < 0)) return false;
   Node* scaled = def(select->inputs[1], "Multiply");
   Value qk, scale_v;
   if (!commuted(scaled, [](Value v) { return def(v, "MatMul") != nullptr; }, qk, scale_v)) return false;
-  auto scale = splat_constant(scale_v);
+  auto scale = scalar_constant(scale_v);
   Node* qkm = def(qk, "MatMul");
   if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool()) return false;
   Node* qt = def(qkm->inputs[0], "Transpose");
@@ -384,12 +374,8 @@ bool try_fuse_bias(Model& m, Node* root) {
 // Concatenates constants along rows (axis 0); block formats concatenate as bytes since every row
 // is whole blocks.
 std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
-  size_t bytes = 0;
   int64_t rows = 0;
-  for (auto* p : parts) {
-    bytes += p->nbytes();
-    rows += p->shape()[0];
-  }
+  for (auto* p : parts) rows += p->shape()[0];
   std::vector<int64_t> shape = parts[0]->shape();
   shape[0] = rows;
   // Lazy: the bytes are joined only if something reads them (the evaluator); the bundle writer
@@ -397,7 +383,6 @@ std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
   std::vector<std::shared_ptr<const Buffer>> buffers;
   for (auto* p : parts) buffers.push_back(p->buffer());
   auto buf = Buffer::concat(std::move(buffers));
-  (void)bytes;
   auto t = Tensor::from_buffer(parts[0]->type(), shape, buf);
   INGOT_ASSERT(t.ok(), t.message());
   return std::make_shared<Tensor>(*t);
