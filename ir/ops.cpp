@@ -650,11 +650,43 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 bool act_quant_supported(ElementType w) {
   switch (w) {
     case ElementType::f32: case ElementType::f16: case ElementType::bf16:
-    case ElementType::q8_0: case ElementType::q4_0:
+    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k:
       return true;
     default:
       return false;
   }
+}
+
+// One weight row (K / 32 activation blocks) times q8_0 activations: integer dots per 32-element
+// block, each scaled in float by the weight's and the activation's scales, summed in double.
+double q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64_t blocks) {
+  double sum = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float da = f16_to_f32(act[b].d);
+    float value;
+    if (wt == ElementType::q8_0) {
+      BlockQ8_0 blk;
+      std::memcpy(&blk, row + b * sizeof(BlockQ8_0), sizeof(blk));
+      value = static_cast<float>(dot_block_q8_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else if (wt == ElementType::q4_0) {
+      BlockQ4_0 blk;
+      std::memcpy(&blk, row + b * sizeof(BlockQ4_0), sizeof(blk));
+      value = static_cast<float>(dot_block_q4_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else {
+      INGOT_ASSERT(wt == ElementType::q4_k, "q8_row_dot: unsupported weight type");
+      BlockQ4_K blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ4_K), sizeof(blk));
+      const int sub = static_cast<int>(b % 8);
+      uint8_t sc, mn;
+      q4_k_scale_min(blk, sub, sc, mn);
+      int32_t qa, asum;
+      dot_subblock_q4_k_q8_0(blk, sub, act[b], qa, asum);
+      const float dl = f16_to_f32(blk.d) * sc, ml = f16_to_f32(blk.dmin) * mn;
+      value = da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
+    }
+    sum += static_cast<double>(value);
+  }
+  return sum;
 }
 
 Status infer_weight_matmul(Node& n) {
@@ -691,33 +723,17 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
   const bool q8 = n.attr("act_quant").as_string() == "q8";
   const ElementType wt = w.type();
 
-  if (q8 && (wt == ElementType::q8_0 || wt == ElementType::q4_0)) {
+  if (q8 && is_quantized(wt)) {
     if (K % kQK != 0) return err("q8 activations need K to be a multiple of 32");
     const int64_t blocks = K / kQK;
+    const ElementTypeInfo& wi = type_info(wt);
+    if (K % wi.block_elems != 0) return err("WeightMatMul: K is not a whole number of weight blocks");
+    const int64_t row_bytes = K / wi.block_elems * wi.block_bytes;
     std::vector<BlockQ8_0> act(static_cast<size_t>(blocks));
     for (int64_t m = 0; m < M; ++m) {
       quantize_row_q8_0_activations(xf + m * K, act.data(), K);
-      for (int64_t j = 0; j < N; ++j) {
-        double sum = 0;
-        for (int64_t b = 0; b < blocks; ++b) {
-          int32_t dot;
-          uint16_t dw;
-          if (wt == ElementType::q8_0) {
-            BlockQ8_0 blk;
-            std::memcpy(&blk, w.raw() + (j * blocks + b) * sizeof(BlockQ8_0), sizeof(blk));
-            dot = dot_block_q8_0_q8_0(blk, act[b]);
-            dw = blk.d;
-          } else {
-            BlockQ4_0 blk;
-            std::memcpy(&blk, w.raw() + (j * blocks + b) * sizeof(BlockQ4_0), sizeof(blk));
-            dot = dot_block_q4_0_q8_0(blk, act[b]);
-            dw = blk.d;
-          }
-          const float scale = f16_to_f32(dw) * f16_to_f32(act[b].d);
-          sum += static_cast<double>(static_cast<float>(dot) * scale);
-        }
-        y[m * N + j] = static_cast<float>(sum);
-      }
+      for (int64_t j = 0; j < N; ++j)
+        y[m * N + j] = static_cast<float>(q8_row_dot(wt, w.raw() + j * row_bytes, act.data(), blocks));
     }
     out = {r};
     return Status::Ok();

@@ -328,4 +328,138 @@ int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a) {
   return sum;
 }
 
+namespace {
+
+// Rounds to nearest, ties to even, as ggml's nearest_int does for the magnitudes that occur here.
+int nearest_int(float v) { return static_cast<int>(std::nearbyint(v)); }
+
+// Finds scale and min (x ~ scale * L - min, 0 <= L <= nmax) for one sub-block by weighted least
+// squares over a sweep of trial scales, keeping the best weighted squared error. Returns the
+// scale; `min_out` gets the (non-negative) min. The search and its float arithmetic follow
+// llama.cpp's make_qkx2_quants (rmin -1, rdelta 0.1, 20 steps, squared error).
+float search_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, uint8_t* Laux,
+                       float& min_out) {
+  constexpr float kRmin = -1.0f, kRdelta = 0.1f;
+  constexpr int kSteps = 20;
+  float min = x[0], max = x[0];
+  float sum_w = w[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    min = std::min(min, x[i]);
+    max = std::max(max, x[i]);
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, 0);
+    min_out = -min;
+    return 0.0f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1.0f / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
+    const float diff = scale * L[i] + min - x[i];
+    best_error += w[i] * diff * diff;
+  }
+  for (int step = 0; step <= kSteps; ++step) {
+    iscale = (kRmin + kRdelta * step + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
+      Laux[i] = static_cast<uint8_t>(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D <= 0) continue;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    if (this_min > 0) {
+      this_min = 0;
+      this_scale = sum_xl / sum_l2;
+    }
+    float error = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = this_scale * Laux[i] + this_min - x[i];
+      error += w[i] * diff * diff;
+    }
+    if (error < best_error) {
+      std::copy(Laux, Laux + n, L);
+      best_error = error;
+      scale = this_scale;
+      min = this_min;
+    }
+  }
+  min_out = -min;
+  return scale;
+}
+
+}  // namespace
+
+void q4_k_scale_min(const BlockQ4_K& b, int sub, uint8_t& scale, uint8_t& min) {
+  k4_scale_min(b.scales, sub, scale, min);
+}
+
+void quantize_row_q4_k(const float* x, BlockQ4_K* out, int64_t n) {
+  INGOT_ASSERT(n % kQK_K == 0, "q4_k needs whole super-blocks of 256");
+  for (int64_t sb = 0; sb < n / kQK_K; ++sb, x += kQK_K) {
+    BlockQ4_K& y = out[sb];
+    uint8_t L[kQK_K], Laux[32];
+    float weights[32], scales[8], mins[8];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+      const float* xs = x + 32 * j;
+      float sum_x2 = 0;
+      for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+      const float av_x = std::sqrt(sum_x2 / 32);
+      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+      scales[j] = search_scale_min(32, 15, xs, weights, L + 32 * j, Laux, mins[j]);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    std::memset(y.scales, 0, sizeof(y.scales));
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j])));
+      const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j])));
+      if (j < 4) {
+        y.scales[j] = ls;
+        y.scales[j + 4] = lm;
+      } else {
+        y.scales[j + 4] = static_cast<uint8_t>((ls & 0x0F) | ((lm & 0x0F) << 4));
+        y.scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+        y.scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+      }
+    }
+    y.d = f32_to_f16(max_scale / 63.0f);
+    y.dmin = f32_to_f16(max_min / 63.0f);
+    // Re-quantize against the 6-bit scales actually stored.
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      k4_scale_min(y.scales, j, sc, m);
+      const float d = f16_to_f32(y.d) * sc;
+      if (d == 0.0f) continue;
+      const float dm = f16_to_f32(y.dmin) * m;
+      for (int i = 0; i < 32; ++i)
+        L[32 * j + i] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + i] + dm) / d), 0, 15));
+    }
+    for (int g = 0; g < 4; ++g)
+      for (int l = 0; l < 32; ++l)
+        y.qs[32 * g + l] = static_cast<uint8_t>(L[64 * g + l] | (L[64 * g + 32 + l] << 4));
+  }
+}
+
+void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
+  qa = 0;
+  asum = 0;
+  for (int i = 0; i < kQK; ++i) {
+    qa += q4_k_quant(w, sub, i) * static_cast<int32_t>(a.qs[i]);
+    asum += a.qs[i];
+  }
+}
+
 }  // namespace ingot

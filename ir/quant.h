@@ -43,6 +43,19 @@ void dequantize_row(ElementType t, const void* src, float* dst, int64_t n);
 //   q4_0: d = (the value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5))
 void quantize_row_q8_0(const float* x, BlockQ8_0* out, int64_t n);
 void quantize_row_q4_0(const float* x, BlockQ4_0* out, int64_t n);
+// q4_k with llama.cpp's reference search (quantize_row_q4_K_ref, no importance matrix): per
+// sub-block of 32 a weighted least-squares scale/min search (weights |x| + rms of the sub-block,
+// 20 trial scales), then the 8 scales and 8 mins quantized to 6 bits against the super-block's
+// largest ones. `n` is a whole number of super-blocks of 256.
+void quantize_row_q4_k(const float* x, BlockQ4_K* out, int64_t n);
+
+// Sub-block `sub` (0..7, 32 elements) of a q4_k super-block: its 6-bit scale and min (value =
+// d * scale * q - dmin * min), and element i's 4-bit quant.
+void q4_k_scale_min(const BlockQ4_K& b, int sub, uint8_t& scale, uint8_t& min);
+inline int q4_k_quant(const BlockQ4_K& b, int sub, int i) {
+  const uint8_t byte = b.qs[(sub / 2) * 32 + i];
+  return sub % 2 == 0 ? (byte & 0x0F) : (byte >> 4);
+}
 
 // Quantizes `n` activations (whole blocks of 32) to q8_0 the way llama.cpp's CPU matmul does at
 // run time (its AVX2 path): per block amax, id = 127 / amax, q = round-half-even(x * id),
@@ -53,5 +66,10 @@ void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n);
 // them: the sum of int products, before any scale is applied. Weight block types: q8_0, q4_0.
 int32_t dot_block_q8_0_q8_0(const BlockQ8_0& w, const BlockQ8_0& a);
 int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a);
+// q4_k weights meet q8_0 activations one sub-block of 32 at a time (the activation block size),
+// so every quantized weight type shares one activation format. The sub-block's value is
+//   f16(a.d) * ((f16(w.d) * scale) * qa - (f16(w.dmin) * min) * asum)      (in float)
+// with qa = sum of q * a and asum = sum of a over the 32 elements.
+void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 
 }  // namespace ingot

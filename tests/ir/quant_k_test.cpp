@@ -1,0 +1,153 @@
+// q4_k: the reference quantizer (scale/min search) and q4_k x q8_0 activation dots.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "ir/builder.h"
+#include "ir/evaluator.h"
+#include "ir/quant.h"
+
+namespace ingot {
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint32_t seed, float stddev = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, stddev);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+double rms_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  return std::sqrt(s / static_cast<double>(a.size()));
+}
+
+std::vector<float> roundtrip_q4_k(const std::vector<float>& x) {
+  std::vector<BlockQ4_K> q(x.size() / kQK_K);
+  quantize_row_q4_k(x.data(), q.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> y(x.size());
+  dequantize_row(ElementType::q4_k, q.data(), y.data(), static_cast<int64_t>(x.size()));
+  return y;
+}
+
+std::vector<float> roundtrip_q4_0(const std::vector<float>& x) {
+  std::vector<BlockQ4_0> q(x.size() / kQK);
+  quantize_row_q4_0(x.data(), q.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> y(x.size());
+  dequantize_row(ElementType::q4_0, q.data(), y.data(), static_cast<int64_t>(x.size()));
+  return y;
+}
+
+TEST(QuantizeQ4K, GaussianErrorIsBelowQ4_0AndBounded) {
+  // 4-bit quants with a 6-bit scale and min per 32 values: the rms error of unit gaussian data is
+  // about 0.07-0.09 of its rms; q4_0 (no min, scale fixed by the extreme value) does worse.
+  const auto x = gaussian(16 * kQK_K, 7);
+  const double e_k = rms_error(x, roundtrip_q4_k(x));
+  const double e_0 = rms_error(x, roundtrip_q4_0(x));
+  EXPECT_LT(e_k, 0.1);
+  EXPECT_LT(e_k, e_0);
+}
+
+TEST(QuantizeQ4K, NegativeShiftedDataUsesTheMin) {
+  // All values in [-2, -1]: q4_0 has to span [-2, 2] (step 0.25); q4_k's min (an offset below
+  // zero) lets 16 levels cover [-2, -1]: step 1/15, so rounding error <= 0.033, plus the error of
+  // the 6-bit min (<= 2/63/2) and scale.
+  std::vector<float> x(kQK_K);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-2.0f, -1.0f);
+  for (float& v : x) v = u(rng);
+  const auto y = roundtrip_q4_k(x);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i], 0.06) << i;
+  EXPECT_LT(rms_error(x, y), 0.5 * rms_error(x, roundtrip_q4_0(x)));
+}
+
+TEST(QuantizeQ4K, ZerosAndConstantsAreExactOrNearlySo) {
+  std::vector<float> zeros(2 * kQK_K, 0.0f);
+  EXPECT_EQ(roundtrip_q4_k(zeros), zeros);
+  std::vector<float> neg(kQK_K, -0.75f);  // max == min < 0: every quant 0, the min carries it
+  for (float v : roundtrip_q4_k(neg)) EXPECT_NEAR(v, -0.75f, 0.75f / 63 / 2 + 1e-3);
+}
+
+TEST(QuantizeQ4K, IsDeterministicAndKeepsSixBitScalesInRange) {
+  const auto x = gaussian(4 * kQK_K, 11, 0.02f);
+  std::vector<BlockQ4_K> a(4), b(4);
+  quantize_row_q4_k(x.data(), a.data(), 4 * kQK_K);
+  quantize_row_q4_k(x.data(), b.data(), 4 * kQK_K);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(BlockQ4_K) * 4), 0);
+  // The largest sub-block scale maps to 63 (within rounding).
+  for (auto& blk : a) {
+    int max_sc = 0;
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      q4_k_scale_min(blk, s, sc, m);
+      max_sc = std::max<int>(max_sc, sc);
+    }
+    EXPECT_EQ(max_sc, 63);
+  }
+}
+
+TEST(QuantizeQ4K, SubBlockDotEqualsDequantizedProduct) {
+  // qa and asum must reproduce sum(dequant(w) * dequant(a)) exactly up to float rounding:
+  // d*sc*q - dmin*m summed against a*da.
+  const auto w = gaussian(kQK_K, 5);
+  const auto a = gaussian(kQK_K, 6);
+  BlockQ4_K wq;
+  quantize_row_q4_k(w.data(), &wq, kQK_K);
+  std::vector<BlockQ8_0> aq(8);
+  quantize_row_q8_0_activations(a.data(), aq.data(), kQK_K);
+  std::vector<float> wd(kQK_K), ad(kQK_K);
+  dequantize_row(ElementType::q4_k, &wq, wd.data(), kQK_K);
+  dequantize_row(ElementType::q8_0, aq.data(), ad.data(), kQK_K);
+  for (int s = 0; s < 8; ++s) {
+    uint8_t sc, m;
+    q4_k_scale_min(wq, s, sc, m);
+    int32_t qa, asum;
+    dot_subblock_q4_k_q8_0(wq, s, aq[s], qa, asum);
+    const double via_ints = f16_to_f32(aq[s].d) * (double(f16_to_f32(wq.d)) * sc * qa - double(f16_to_f32(wq.dmin)) * m * asum);
+    double direct = 0;
+    for (int i = 0; i < 32; ++i) direct += double(wd[32 * s + i]) * ad[32 * s + i];
+    EXPECT_NEAR(via_ints, direct, 1e-5 * (1 + std::fabs(direct))) << s;
+  }
+}
+
+TEST(QuantizeQ4K, WeightMatMulQ8ModeMatchesDequantizedProductOnOddRows) {
+  const int64_t N = 5, K = 2 * kQK_K, M = 3;
+  const auto wf = gaussian(N * K, 21);
+  auto buf = Buffer::allocate(static_cast<size_t>(N * K / kQK_K) * sizeof(BlockQ4_K));
+  quantize_row_q4_k(wf.data(), reinterpret_cast<BlockQ4_K*>(buf->mutable_data()), N * K);
+  auto w = Tensor::from_buffer(ElementType::q4_k, {N, K}, buf);
+  ASSERT_TRUE(w.ok()) << w.message();
+  const auto xf = gaussian(M * K, 22);
+
+  Model m;
+  GraphBuilder b(m);
+  Value xv = b.parameter("x", ElementType::f32, static_shape({M, K}));
+  Value wv = b.constant(std::make_shared<Tensor>(*w), "w");
+  b.result(b.op("WeightMatMul", {xv, wv}, {{"act_quant", Attribute::String("q8")}}), "y");
+  ASSERT_TRUE(b.status().ok()) << b.status().message();
+  Evaluator ev(m);
+  auto r = ev.run({{"x", Tensor::from_f32({M, K}, xf)}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  const auto y = (*r)[0].to_f32_vector();
+
+  std::vector<float> wd(static_cast<size_t>(N * K));
+  dequantize_row(ElementType::q4_k, w->raw(), wd.data(), N * K);
+  for (int64_t row = 0; row < M; ++row) {
+    std::vector<BlockQ8_0> aq(static_cast<size_t>(K / kQK));
+    quantize_row_q8_0_activations(xf.data() + row * K, aq.data(), K);
+    std::vector<float> ad(static_cast<size_t>(K));
+    dequantize_row(ElementType::q8_0, aq.data(), ad.data(), K);
+    for (int64_t j = 0; j < N; ++j) {
+      double direct = 0;
+      for (int64_t k = 0; k < K; ++k) direct += double(wd[j * K + k]) * ad[k];
+      EXPECT_NEAR(y[row * N + j], direct, 1e-4 * (1 + std::fabs(direct)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ingot
