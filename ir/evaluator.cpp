@@ -58,7 +58,10 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
   for (Node* n : order)
     for (auto& v : n->inputs) ++remaining[v.node];
 
-  std::vector<Tensor> results;
+  // Results come back in model (creation) order, whatever order they execute in.
+  std::unordered_map<const Node*, size_t> result_slot;
+  for (Node* r : model_.results()) result_slot.emplace(r, result_slot.size());
+  std::vector<Tensor> results(result_slot.size());
   for (Node* n : order) {
     std::vector<Tensor> in;
     in.reserve(n->inputs.size());
@@ -72,7 +75,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
     for (size_t i = 0; i < out.size(); ++i)
       INGOT_RETURN_IF_ERROR(bind_and_check(*n, static_cast<int>(i), n->outputs[i], out[i], symbols));
     if (observer_) observer_(*n, out);
-    if (n->is("Result")) results.push_back(out[0]);
+    if (n->is("Result")) results[result_slot.at(n)] = out[0];
     values[n] = std::move(out);
     for (auto& v : n->inputs)
       if (--remaining[v.node] == 0) values.erase(v.node);

@@ -136,3 +136,28 @@ TEST(Evaluator, StateCannotOutgrowItsMaximum) {
 
 }  // namespace
 }  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// A Result created first but computed from a node created later must still come back first.
+TEST(Evaluator, ResultsComeBackInModelOrderNotExecutionOrder) {
+  Model m;
+  GraphBuilder b(m);
+  Value x = b.parameter("x", ElementType::f32, static_shape({2}));
+  Value first = b.result(x, "first");
+  b.result(b.mul(x, x), "second");
+  ASSERT_TRUE(b.status().ok());
+  // Rewire "first" to a node created after "second": it now executes last.
+  Value late = b.op("Negative", {x});
+  ASSERT_TRUE(b.status().ok()) << b.status().message();
+  first.node->inputs[0] = late;
+  Evaluator ev(m);
+  auto r = ev.run({{"x", Tensor::from_f32({2}, {2, 3})}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ((*r)[0].to_f32_vector(), (std::vector<float>{-2, -3}));
+  EXPECT_EQ((*r)[1].to_f32_vector(), (std::vector<float>{4, 9}));
+}
+
+}  // namespace
+}  // namespace ingot
