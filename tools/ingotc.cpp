@@ -26,6 +26,7 @@
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
+#include "tools/compile_command.h"
 
 namespace ingot {
 namespace {
@@ -370,10 +371,11 @@ int cmd_dump(const std::vector<std::string>& args) {
   PrintOptions opts;
   ImportOptions import_opts;
   PassCliOptions pass_opts;
+  QuantCliOptions quant;
   std::string stage = "imported";
   for (size_t i = 0; i < args.size(); ++i) {
     std::string error;
-    if (parse_pass_option(args, i, pass_opts, &error)) {
+    if (parse_pass_option(args, i, pass_opts, &error) || parse_quant_option(args, i, quant, &error)) {
       if (!error.empty()) return usage_error("dump: " + error);
     } else if (option_value(args, i, "--stage", &stage, &error)) {
       if (!error.empty()) return usage_error("dump: " + error);
@@ -390,8 +392,10 @@ int cmd_dump(const std::vector<std::string>& args) {
   if (format != "text" && format != "json" && format != "dot") return usage_error("dump: --format must be text, json or dot");
   auto pipeline = stage_pipeline(stage, pass_opts);
   if (!pipeline.ok()) return usage_error("dump: " + pipeline.message());
+  import_opts.act_quant = quant.act_quant;
   auto m = load_model(path, import_opts);
   if (!m.ok()) return fail(m.status());
+  if (Status q = apply_quantization(**m, quant); !q.ok()) return fail(q);
   if (stage != "imported") {
     Status st = run_pass_pipeline(**m, *pipeline, pass_opts, opts);
     if (!st.ok()) return fail(st);
@@ -532,9 +536,10 @@ int cmd_eval(const std::vector<std::string>& args) {
   std::string stage = "optimized";
   ImportOptions opts;
   PassCliOptions pass_opts;
+  QuantCliOptions quant;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string error;
-    if (parse_pass_option(args, i, pass_opts, &error)) {
+    if (parse_pass_option(args, i, pass_opts, &error) || parse_quant_option(args, i, quant, &error)) {
       if (!error.empty()) return usage_error("eval: " + error);
       continue;
     }
@@ -548,16 +553,16 @@ int cmd_eval(const std::vector<std::string>& args) {
       stage = args[++i];
       if (stage != "imported" && stage != "optimized") return usage_error("eval: --stage must be imported or optimized");
     }
-    else if (args[i] == "--act-quant" && i + 1 < args.size()) {
-      opts.act_quant = args[++i];
-      if (opts.act_quant != "none" && opts.act_quant != "q8") return usage_error("--act-quant must be none or q8");
-    } else if (!args[i].empty() && args[i][0] == '-') return usage_error("eval: unknown option '" + args[i] + "'");
+    else if (!args[i].empty() && args[i][0] == '-') return usage_error("eval: unknown option '" + args[i] + "'");
     else if (path.empty()) path = args[i];
     else return usage_error("eval: more than one model given");
   }
   if (path.empty()) return usage_error("eval: no model given");
+  opts.act_quant = quant.act_quant;
   auto im = import_model(path, opts);
   if (!im.ok()) return fail(im.status());
+  Status quantized = apply_quantization(*im->model, quant);
+  if (!quantized.ok()) return fail(quantized);
   if (stage == "imported" && pass_opts.any()) return usage_error("eval: pass options need --stage optimized");
   if (stage == "optimized") {
     // The graph the compiler would generate code for: the default pipeline, verified after each pass.
@@ -724,6 +729,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return cmd_inspect(args);
   if (cmd == "tokenize") return cmd_tokenize(args);
   if (cmd == "eval") return cmd_eval(args);
+  if (cmd == "compile") return cmd_compile(args);
   if (cmd == "synth") return cmd_synth(args);
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "summary") return cmd_summary(args);
