@@ -7,6 +7,7 @@ and the optimized logits must stay within 1e-4 of the imported graph's.
 stories260K.gguf and stories260K-hf/: every greedy id of all three prompts, and logits_after_prompt
 within 1e-4. stories260K-q8_0.gguf (--act-quant q8): every id. llama-2-tiny-random.gguf: "Hello".
 stories260K-q4_0.gguf (--act-quant q8): prints how many ids match (the gtest checks the bound).
+stories260K.gguf quantized by ingotc (--quant q8_0 --act-quant q8): every id of the q8_0 runs.
 """
 import json
 import os
@@ -29,6 +30,8 @@ cases = [  # (path, reference key, extra args, must match exactly, check logits)
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8"], True, False),
     ("llama-2-tiny-random.gguf", "llama-2-tiny-random.gguf", ["--act-quant", "q8"], True, False),
     ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", ["--act-quant", "q8"], False, False),
+    # Our quantizer on the f32 file gives llama.cpp's blocks, so the q8_0 run must match exactly.
+    ("stories260K.gguf", "stories260K-q8_0.gguf", ["--quant", "q8_0", "--act-quant", "q8"], True, False),
 ]
 failures = 0
 for path, key, extra, exact, check_logits in cases:
