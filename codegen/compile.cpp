@@ -1,0 +1,160 @@
+// The compiler driver: a TargetMachine for the requested CPU, the kernels' IR (emit_kernels.cpp),
+// LLVM's O3 pipeline, an object file and one shared object linked by the system C driver.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/Analysis/CGSCCPassManager.h>
+#include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/PassManager.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/Program.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+#include <llvm/TargetParser/Host.h>
+
+#include "codegen/emit.h"
+#include "codegen/kernels.h"
+
+namespace ingot {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+struct Target {
+  std::unique_ptr<llvm::TargetMachine> tm;
+  std::string cpu, features;
+  EmitTarget emit;
+};
+
+StatusOr<Target> make_target(const CodegenOptions& o) {
+  static const bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialized;
+  Target t;
+  const std::string triple = llvm::sys::getProcessTriple();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) return Status::Error("codegen: no LLVM target for " + triple + ": " + error);
+  if (o.cpu.empty() || o.cpu == "native") {
+    t.cpu = llvm::sys::getHostCPUName().str();
+    for (auto& f : llvm::sys::getHostCPUFeatures()) {
+      if (!t.features.empty()) t.features += ",";
+      t.features += (f.second ? "+" : "-") + f.first().str();
+    }
+  } else {
+    t.cpu = o.cpu;
+  }
+  if (!o.features.empty()) t.features += (t.features.empty() ? "" : ",") + o.features;
+  llvm::TargetOptions topts;
+  t.tm.reset(target->createTargetMachine(triple, t.cpu, t.features, topts, llvm::Reloc::PIC_, std::nullopt,
+                                         llvm::CodeGenOptLevel::Aggressive));
+  if (!t.tm) return Status::Error("codegen: cannot create a target machine for cpu " + t.cpu);
+  if (!t.tm->getMCSubtargetInfo()->isCPUStringValid(t.cpu))
+    return Status::Error("codegen: unknown target cpu \"" + t.cpu + "\"");
+  t.emit.avx2 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx2");
+  return t;
+}
+
+// Builds and (optionally) optimizes the module holding every kernel.
+Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& kernels, const CodegenOptions& o,
+                    bool optimize, CompileStats* stats) {
+  auto t0 = Clock::now();
+  m.setTargetTriple(t.tm->getTargetTriple().str());
+  m.setDataLayout(t.tm->createDataLayout());
+  for (const KernelSpec& k : kernels) INGOT_RETURN_IF_ERROR(emit_kernel(m, k, o, t.emit).with_context(k.name));
+  for (llvm::Function& f : m) {
+    f.addFnAttr("target-cpu", t.cpu);
+    if (!t.features.empty()) f.addFnAttr("target-features", t.features);
+  }
+  std::string verr;
+  llvm::raw_string_ostream vs(verr);
+  if (llvm::verifyModule(m, &vs)) return Status::Error("codegen: generated IR is invalid: " + vs.str());
+  if (stats) stats->emit_ms = ms_since(t0);
+  if (!optimize) return Status::Ok();
+  t0 = Clock::now();
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(t.tm.get());
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel level = o.opt_level >= 3 ? llvm::OptimizationLevel::O3
+                                  : o.opt_level == 2 ? llvm::OptimizationLevel::O2
+                                  : o.opt_level == 1 ? llvm::OptimizationLevel::O1
+                                                     : llvm::OptimizationLevel::O0;
+  llvm::ModulePassManager mpm = level == llvm::OptimizationLevel::O0 ? pb.buildO0DefaultPipeline(level)
+                                                                       : pb.buildPerModuleDefaultPipeline(level);
+  mpm.run(m, mam);
+  if (stats) stats->optimize_ms = ms_since(t0);
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::string> kernels_llvm_ir(const std::vector<KernelSpec>& kernels, const CodegenOptions& options, bool optimized) {
+  INGOT_ASSIGN_OR_RETURN(Target t, make_target(options));
+  llvm::LLVMContext ctx;
+  llvm::Module m("ingot_kernels", ctx);
+  INGOT_RETURN_IF_ERROR(build_module(m, t, kernels, options, optimized, nullptr));
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  m.print(os, nullptr);
+  return os.str();
+}
+
+Status compile_kernels(const std::vector<KernelSpec>& kernels, const CodegenOptions& options, const std::string& so_path,
+                       CompileStats* stats) {
+  INGOT_ASSIGN_OR_RETURN(Target t, make_target(options));
+  llvm::LLVMContext ctx;
+  llvm::Module m("ingot_kernels", ctx);
+  INGOT_RETURN_IF_ERROR(build_module(m, t, kernels, options, true, stats));
+
+  auto t0 = Clock::now();
+  const std::string obj_path = so_path + ".o";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(obj_path, ec, llvm::sys::fs::OF_None);
+    if (ec) return Status::Error("codegen: cannot write " + obj_path + ": " + ec.message());
+    llvm::legacy::PassManager pm;
+    if (t.tm->addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile))
+      return Status::Error("codegen: the target cannot emit object files");
+    pm.run(m);
+    out.flush();
+    if (stats) stats->object_bytes = static_cast<size_t>(out.tell());
+  }
+  if (stats) stats->codegen_ms = ms_since(t0);
+
+  t0 = Clock::now();
+  auto cc = llvm::sys::findProgramByName(options.linker);
+  if (!cc) return Status::Error("codegen: linker driver \"" + options.linker + "\" not found in PATH");
+  std::string msg;
+  // -lm: the SwiGLU epilogue's expf. -z noexecstack: the object has no GNU-stack note otherwise.
+  const llvm::StringRef args[] = {*cc, "-shared", "-o", so_path, obj_path, "-lm", "-Wl,-z,noexecstack"};
+  const int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &msg);
+  std::remove(obj_path.c_str());
+  if (rc != 0) return Status::Error("codegen: linking " + so_path + " failed (" + std::to_string(rc) + ") " + msg);
+  if (stats) stats->link_ms = ms_since(t0);
+  return Status::Ok();
+}
+
+}  // namespace ingot

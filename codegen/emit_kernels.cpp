@@ -1,0 +1,579 @@
+// LLVM IR for the matmul and RMSNorm kernels, written with IRBuilder. Loops whose bodies are
+// register tiles are emitted fully unrolled from C++ loops (so every static size is a constant);
+// mutable values live in entry-block allocas that SROA turns into registers.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <llvm/IR/BasicBlock.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/DerivedTypes.h>
+#include <llvm/IR/Function.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Instructions.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
+#include <llvm/IR/Module.h>
+
+#include "codegen/emit.h"
+#include "ir/quant.h"
+
+namespace ingot {
+namespace {
+
+using llvm::BasicBlock;
+using llvm::Value;
+
+class Emitter {
+ public:
+  Emitter(llvm::Module& m, const std::string& name)
+      : C(m.getContext()), M(m), B(C), entryB(C) {
+    i8 = B.getInt8Ty();
+    i16 = B.getInt16Ty();
+    i32 = B.getInt32Ty();
+    i64 = B.getInt64Ty();
+    f32 = B.getFloatTy();
+    f16 = B.getHalfTy();
+    ptr = B.getPtrTy();
+    auto* fty = llvm::FunctionType::get(B.getVoidTy(), {ptr, ptr, i32, i32}, false);
+    F = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, M);
+    F->addFnAttr(llvm::Attribute::NoUnwind);
+    F->addFnAttr(llvm::Attribute::NoFree);
+    F->addFnAttr(llvm::Attribute::NoSync);
+    BasicBlock* entry = BasicBlock::Create(C, "allocas", F);
+    BasicBlock* start = BasicBlock::Create(C, "start", F);
+    entryB.SetInsertPoint(llvm::BranchInst::Create(start, entry));
+    B.SetInsertPoint(start);
+  }
+
+  llvm::LLVMContext& C;
+  llvm::Module& M;
+  llvm::IRBuilder<> B;
+  llvm::IRBuilder<> entryB;  // allocas, at the top of the entry block
+  llvm::Function* F = nullptr;
+  llvm::Type *i8, *i16, *i32, *i64, *f32, *f16, *ptr;
+
+  llvm::FixedVectorType* vec(llvm::Type* t, unsigned n) { return llvm::FixedVectorType::get(t, n); }
+  Value* c64(int64_t v) { return B.getInt64(static_cast<uint64_t>(v)); }
+  Value* cf(float v) { return llvm::ConstantFP::get(f32, v); }
+  Value* at(Value* base, Value* byte_offset) { return B.CreateGEP(i8, base, byte_offset); }
+  Value* at(Value* base, int64_t byte_offset) { return byte_offset == 0 ? base : at(base, c64(byte_offset)); }
+  Value* load(llvm::Type* t, Value* p, unsigned align = 1) { return B.CreateAlignedLoad(t, p, llvm::Align(align)); }
+  void store(Value* v, Value* p, unsigned align = 1) { B.CreateAlignedStore(v, p, llvm::Align(align)); }
+  Value* arg_ptr(int slot) {
+    Value* args = F->getArg(0);
+    return load(ptr, at(args, slot * 8), 8);
+  }
+
+  // A mutable variable: an entry-block alloca (promoted to a register by SROA).
+  Value* var(llvm::Type* t, Value* init) {
+    Value* a = entryB.CreateAlloca(t);
+    B.CreateStore(init, a);
+    return a;
+  }
+
+  Value* splat(Value* scalar, unsigned n = 8) { return B.CreateVectorSplat(n, scalar); }
+  Value* fma(Value* a, Value* b, Value* c) {
+    return B.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, b, c});
+  }
+  Value* smin(Value* a, Value* b) { return B.CreateSelect(B.CreateICmpSLT(a, b), a, b); }
+
+  // for (iv = lo; iv < hi; iv += step) body(iv)
+  void loop(Value* lo, Value* hi, int64_t step, const std::function<void(Value*)>& body, const char* name = "loop") {
+    BasicBlock* pre = B.GetInsertBlock();
+    BasicBlock* head = BasicBlock::Create(C, std::string(name) + ".head", F);
+    BasicBlock* bodyb = BasicBlock::Create(C, std::string(name) + ".body", F);
+    BasicBlock* exit = BasicBlock::Create(C, std::string(name) + ".exit", F);
+    B.CreateBr(head);
+    B.SetInsertPoint(head);
+    llvm::PHINode* iv = B.CreatePHI(i64, 2, name);
+    iv->addIncoming(lo, pre);
+    B.CreateCondBr(B.CreateICmpSLT(iv, hi), bodyb, exit);
+    B.SetInsertPoint(bodyb);
+    body(iv);
+    iv->addIncoming(B.CreateAdd(iv, c64(step)), B.GetInsertBlock());
+    B.CreateBr(head);
+    B.SetInsertPoint(exit);
+  }
+
+  // if (cond) then() else otherwise()
+  void if_else(Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise) {
+    BasicBlock* tb = BasicBlock::Create(C, "then", F);
+    BasicBlock* eb = BasicBlock::Create(C, "else", F);
+    BasicBlock* jb = BasicBlock::Create(C, "join", F);
+    B.CreateCondBr(cond, tb, eb);
+    B.SetInsertPoint(tb);
+    then();
+    B.CreateBr(jb);
+    B.SetInsertPoint(eb);
+    otherwise();
+    B.CreateBr(jb);
+    B.SetInsertPoint(jb);
+  }
+
+  // This thread's share [lo, hi) of `count` items split evenly over nthreads.
+  std::pair<Value*, Value*> thread_range(Value* count) {
+    Value* t = B.CreateSExt(F->getArg(2), i64);
+    Value* n = B.CreateSExt(F->getArg(3), i64);
+    Value* lo = B.CreateSDiv(B.CreateMul(count, t), n);
+    Value* hi = B.CreateSDiv(B.CreateMul(count, B.CreateAdd(t, c64(1))), n);
+    return {lo, hi};
+  }
+
+  Value* mask(int lanes, int count) {
+    std::vector<llvm::Constant*> bits;
+    for (int i = 0; i < lanes; ++i) bits.push_back(B.getInt1(i < count));
+    return llvm::ConstantVector::get(bits);
+  }
+
+  // Broadcast of 4 bytes at p to all 8 i32 lanes, as <32 x i8>.
+  Value* bcast32(Value* p) {
+    Value* v = load(i32, p, 1);
+    return B.CreateBitCast(splat(v, 8), vec(i8, 32));
+  }
+  Value* x86(llvm::Intrinsic::ID id, Value* a, Value* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
+};
+
+// ---------------------------------------------------------------- matmul
+class MatMulEmitter {
+ public:
+  MatMulEmitter(Emitter& e, const MatMulSpec& s, const MatMulLayout& L, const CodegenOptions& o, const EmitTarget& t)
+      : e(e), B(e.B), s(s), L(L), opt(o), tgt(t) {}
+
+  Status emit() {
+    quant_ = s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0;
+    int_dots_ = quant_ && s.act_q8;
+    if (int_dots_ && !tgt.avx2) return Status::Error("codegen: 8-bit activation kernels need AVX2 on the target for now");
+    nout_ = s.swiglu ? s.N / 2 : s.N;
+    nb_ = s.K / kQK;
+    qb_ = s.weight == ElementType::q8_0 ? 32 : 16;
+    block_out_ = 2 * L.panel_rows + static_cast<int64_t>(L.panel_rows) * qb_;
+    tail_valid_ = static_cast<int>(nout_ - (L.panels - 1) * L.out_cols);
+
+    y_ = e.arg_ptr(kMatMulY);
+    x_ = e.arg_ptr(kMatMulX);
+    w_ = e.arg_ptr(kMatMulW);
+    bias_ = s.bias ? e.arg_ptr(kMatMulBias) : nullptr;
+    res_ = s.residual ? e.arg_ptr(kMatMulResidual) : nullptr;
+    M_ = e.load(e.i64, e.F->getArg(1), 8);
+
+    auto [u0, u1] = e.thread_range(e.c64(L.units));
+    Value* p0 = B.CreateMul(u0, e.c64(L.panels_per_unit));
+    Value* p1 = e.smin(B.CreateMul(u1, e.c64(L.panels_per_unit)), e.c64(L.panels));
+
+    if (int_dots_) {
+      Value* scratch = e.arg_ptr(kMatMulScratch);
+      Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
+      act_ = e.at(scratch, B.CreateMul(B.CreateMul(tid, M_), e.c64(L.scratch_per_token)));
+      emit_quantize_activations();
+    }
+
+    const int T = L.tile_tokens;
+    e.loop(e.c64(0), M_, L.tokens_per_block, [&](Value* mb) {
+      Value* mend = e.smin(B.CreateAdd(mb, e.c64(L.tokens_per_block)), M_);
+      e.loop(p0, p1, 1, [&](Value* p) {
+        Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(T)), e.c64(T));
+        Value* tfull = B.CreateAdd(mb, full);
+        e.loop(mb, tfull, T, [&](Value* t) { emit_tile(T, p, t); }, "tile");
+        if (T > 1) {
+          Value* rem = B.CreateSub(mend, tfull);
+          BasicBlock* done = BasicBlock::Create(e.C, "rem.done", e.F);
+          llvm::SwitchInst* sw = B.CreateSwitch(rem, done, static_cast<unsigned>(T - 1));
+          for (int r = 1; r < T; ++r) {
+            BasicBlock* cb = BasicBlock::Create(e.C, "rem" + std::to_string(r), e.F);
+            sw->addCase(B.getInt64(static_cast<uint64_t>(r)), cb);
+            B.SetInsertPoint(cb);
+            emit_tile(r, p, tfull);
+            B.CreateBr(done);
+          }
+          B.SetInsertPoint(done);
+        }
+      }, "panel");
+    }, "mblock");
+
+    if (s.rope != RopeLayout::none) emit_rope(p0, p1);
+    B.CreateRetVoid();
+    return Status::Ok();
+  }
+
+ private:
+  Emitter& e;
+  llvm::IRBuilder<>& B;
+  const MatMulSpec& s;
+  const MatMulLayout& L;
+  const CodegenOptions& opt;
+  const EmitTarget& tgt;
+  bool quant_ = false, int_dots_ = false;
+  int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
+  int qb_ = 0, tail_valid_ = 0;
+  Value *y_ = nullptr, *x_ = nullptr, *w_ = nullptr, *bias_ = nullptr, *res_ = nullptr, *M_ = nullptr, *act_ = nullptr;
+
+  llvm::Type* vf() { return e.vec(e.f32, 8); }
+
+  // q8 activations of rows 0..M into this thread's scratch: per row K quant bytes, then nb f32
+  // scales (f16-rounded, as ggml stores them), then nb i32 sums times 8 (the q4_0 offset).
+  void emit_quantize_activations() {
+    e.loop(e.c64(0), M_, 1, [&](Value* t) {
+      Value* xr = e.at(x_, B.CreateMul(t, e.c64(s.K * 4)));
+      Value* ar = e.at(act_, B.CreateMul(t, e.c64(L.scratch_per_token)));
+      e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
+        Value* xb = e.at(xr, B.CreateMul(b, e.c64(kQK * 4)));
+        Value* v[4];
+        Value* m = nullptr;
+        for (int j = 0; j < 4; ++j) {
+          v[j] = e.load(vf(), e.at(xb, j * 32), 4);
+          Value* a = B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, v[j]);
+          m = m ? B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, m, a) : a;
+        }
+        Value* amax = B.CreateFPMaxReduce(m);
+        Value* d = B.CreateFDiv(amax, e.cf(127.0f));
+        Value* id = B.CreateSelect(B.CreateFCmpONE(amax, e.cf(0.0f)), B.CreateFDiv(e.cf(127.0f), amax), e.cf(0.0f));
+        Value* dx = B.CreateFPExt(B.CreateFPTrunc(d, e.f16), e.f32);
+        e.store(dx, e.at(ar, B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)))), 4);
+        Value* sum = nullptr;
+        for (int j = 0; j < 4; ++j) {
+          Value* r = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(v[j], e.splat(id)));
+          Value* q = B.CreateFPToSI(r, e.vec(e.i32, 8));
+          sum = sum ? B.CreateAdd(sum, q) : q;
+          e.store(B.CreateTrunc(q, e.vec(e.i8, 8)), e.at(ar, B.CreateAdd(B.CreateMul(b, e.c64(32)), e.c64(8 * j))), 1);
+        }
+        Value* s8 = B.CreateMul(B.CreateAddReduce(sum), B.getInt32(8));
+        e.store(s8, e.at(ar, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4);
+      }, "qblk");
+    }, "qrow");
+  }
+
+  // One register tile: T tokens starting at t0, the whole panel p.
+  void emit_tile(int T, Value* p, Value* t0) {
+    const int V = L.vectors;
+    std::vector<std::vector<Value*>> acc(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V)));
+    for (auto& row : acc)
+      for (auto& a : row) a = e.var(vf(), llvm::Constant::getNullValue(vf()));
+    Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
+    if (int_dots_)
+      emit_int_dots(T, wp, t0, acc);
+    else if (quant_)
+      emit_dequant_fma(T, wp, t0, acc);
+    else
+      emit_float_fma(T, wp, t0, acc);
+    emit_epilogue(T, p, t0, acc);
+  }
+
+  Value* x_row(Value* t0, int t) { return e.at(x_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(s.K * 4))); }
+
+  // Activation k of row xr (a runtime or constant k), broadcast; f16-rounded for f16 weights in
+  // the q8 mode (llama.cpp converts activations to f16 for its f16 dot products).
+  Value* x_splat(Value* xr, Value* k) {
+    Value* v = e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(4))), 4);
+    if (s.act_q8 && s.weight == ElementType::f16) v = B.CreateFPExt(B.CreateFPTrunc(v, e.f16), e.f32);
+    return e.splat(v);
+  }
+
+  // f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k].
+  void emit_float_fma(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+    const int V = L.vectors;
+    const int es = s.weight == ElementType::f32 ? 4 : 2;
+    std::vector<Value*> xr;
+    for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
+    auto step = [&](Value* k) {
+      std::vector<Value*> wv;
+      Value* wk = e.at(wp, B.CreateMul(k, e.c64(static_cast<int64_t>(L.panel_rows) * es)));
+      for (int v = 0; v < V; ++v) {
+        if (es == 4) {
+          wv.push_back(e.load(vf(), e.at(wk, v * 32), 4));
+        } else {
+          wv.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(wk, v * 16), 2), vf()));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        Value* xs = x_splat(xr[static_cast<size_t>(t)], k);
+        for (int v = 0; v < V; ++v) {
+          Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
+          e.store(e.fma(wv[static_cast<size_t>(v)], xs, e.load(vf(), a, 32)), a, 32);
+        }
+      }
+    };
+    const int U = 4;
+    const int64_t main = s.K / U * U;
+    e.loop(e.c64(0), e.c64(main), U, [&](Value* k) {
+      for (int u = 0; u < U; ++u) step(B.CreateAdd(k, e.c64(u)));
+    }, "k");
+    for (int64_t k = main; k < s.K; ++k) step(e.c64(k));
+  }
+
+  // q8_0 / q4_0 weights with f32 activations: per block the panel's scales, then [k][lanes] bytes
+  // (q4_0: the low nibble is element k, the high one k + 16); dequantized in registers.
+  void emit_dequant_fma(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+    const int V = L.vectors, P = L.panel_rows;
+    std::vector<Value*> xr;
+    for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
+    e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
+      Value* bp = e.at(wp, B.CreateMul(b, e.c64(block_out_)));
+      std::vector<Value*> sc, m8;
+      for (int v = 0; v < V; ++v) {
+        sc.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
+        m8.push_back(B.CreateFMul(sc.back(), e.splat(e.cf(-8.0f))));
+      }
+      Value* kb = B.CreateMul(b, e.c64(kQK));
+      auto fma_all = [&](int64_t k, const std::vector<Value*>& wv) {
+        for (int t = 0; t < T; ++t) {
+          Value* xs = x_splat(xr[static_cast<size_t>(t)], B.CreateAdd(kb, e.c64(k)));
+          for (int v = 0; v < V; ++v) {
+            Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            e.store(e.fma(wv[static_cast<size_t>(v)], xs, e.load(vf(), a, 32)), a, 32);
+          }
+        }
+      };
+      for (int kk = 0; kk < qb_; ++kk) {
+        std::vector<Value*> lo, hi;
+        for (int v = 0; v < V; ++v) {
+          Value* bytes = e.load(e.vec(e.i8, 8), e.at(bp, 2 * P + kk * P + v * 8), 1);
+          if (s.weight == ElementType::q8_0) {
+            lo.push_back(B.CreateFMul(B.CreateSIToFP(B.CreateSExt(bytes, e.vec(e.i32, 8)), vf()), sc[static_cast<size_t>(v)]));
+          } else {
+            Value* w32 = B.CreateZExt(bytes, e.vec(e.i32, 8));
+            Value* l4 = B.CreateAnd(w32, e.splat(B.getInt32(15)));
+            Value* h4 = B.CreateLShr(w32, e.splat(B.getInt32(4)));
+            // (q - 8) * d, rounded once, as the reference dequantization.
+            lo.push_back(e.fma(B.CreateSIToFP(l4, vf()), sc[static_cast<size_t>(v)], m8[static_cast<size_t>(v)]));
+            hi.push_back(e.fma(B.CreateSIToFP(h4, vf()), sc[static_cast<size_t>(v)], m8[static_cast<size_t>(v)]));
+          }
+        }
+        fma_all(kk, lo);
+        if (!hi.empty()) fma_all(kk + 16, hi);
+      }
+    }, "blk");
+  }
+
+  // q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd.
+  // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
+  // 8 rows x 4 consecutive elements, dotted with 4 activation bytes broadcast to every row.
+  void emit_int_dots(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+    const int V = L.vectors, P = L.panel_rows;
+    auto v32i8 = e.vec(e.i8, 32);
+    auto v16i16 = e.vec(e.i16, 16);
+    auto v8i32 = e.vec(e.i32, 8);
+    Value* ones = e.splat(B.getInt16(1), 16);
+    std::vector<Value*> ar;
+    for (int t = 0; t < T; ++t)
+      ar.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
+      Value* bp = e.at(wp, B.CreateMul(b, e.c64(block_out_)));
+      Value* qp = e.at(bp, 2 * P);
+      std::vector<Value*> dw, ab, dx, sx;
+      for (int v = 0; v < V; ++v) dw.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
+      for (int t = 0; t < T; ++t) {
+        Value* a = ar[static_cast<size_t>(t)];
+        ab.push_back(e.at(a, B.CreateMul(b, e.c64(32))));
+        dx.push_back(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)))), 4));
+        sx.push_back(e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4));
+      }
+      std::vector<std::vector<Value*>> isum(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
+      if (s.weight == ElementType::q4_0) {
+        // Unsigned nibbles (0..15) times signed activations: each pmaddubsw lane is at most
+        // 2 * 15 * 127 = 3810, so eight of them still fit in i16; the -8 offset is applied
+        // once per block through the activation sum (8 * sum(x)).
+        for (int gp = 0; gp < 4; ++gp) {
+          std::vector<Value*> lo, hi;
+          for (int v = 0; v < V; ++v) {
+            Value* raw = e.load(v32i8, e.at(qp, (gp * P + v * 8) * 4), 1);
+            lo.push_back(B.CreateAnd(raw, e.splat(B.getInt8(15), 32)));
+            hi.push_back(B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
+          }
+          for (int t = 0; t < T; ++t) {
+            Value* xl = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * gp));
+            Value* xh = e.bcast32(e.at(ab[static_cast<size_t>(t)], 16 + 4 * gp));
+            for (int v = 0; v < V; ++v) {
+              Value* m = B.CreateAdd(e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, lo[static_cast<size_t>(v)], xl),
+                                     e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, hi[static_cast<size_t>(v)], xh));
+              Value*& acc16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+              acc16 = acc16 ? B.CreateAdd(acc16, m) : m;
+            }
+          }
+        }
+        for (int t = 0; t < T; ++t)
+          for (int v = 0; v < V; ++v) {
+            Value*& s16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            s16 = B.CreateSub(e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd, s16, ones), e.splat(sx[static_cast<size_t>(t)]));
+          }
+      } else {
+        // Signed weights: |w| (unsigned) times x with w's sign (psignb), then pairs to i32.
+        (void)v16i16;
+        for (int g = 0; g < 8; ++g) {
+          std::vector<Value*> raw, aw;
+          for (int v = 0; v < V; ++v) {
+            raw.push_back(e.load(v32i8, e.at(qp, (g * P + v * 8) * 4), 1));
+            aw.push_back(B.CreateBinaryIntrinsic(llvm::Intrinsic::abs, raw.back(), B.getFalse()));
+          }
+          for (int t = 0; t < T; ++t) {
+            Value* xb = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * g));
+            for (int v = 0; v < V; ++v) {
+              Value* sg = e.x86(llvm::Intrinsic::x86_avx2_psign_b, xb, raw[static_cast<size_t>(v)]);
+              Value* m = e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd,
+                               e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, aw[static_cast<size_t>(v)], sg), ones);
+              Value*& a32 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+              a32 = a32 ? B.CreateAdd(a32, m) : m;
+            }
+          }
+        }
+      }
+      (void)v8i32;
+      for (int t = 0; t < T; ++t) {
+        Value* dxs = e.splat(dx[static_cast<size_t>(t)]);
+        for (int v = 0; v < V; ++v) {
+          Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
+          Value* scale = B.CreateFMul(dw[static_cast<size_t>(v)], dxs);
+          Value* f = B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf());
+          e.store(e.fma(f, scale, e.load(vf(), a, 32)), a, 32);
+        }
+      }
+    }, "blk");
+  }
+
+  // Bias, SwiGLU, residual, store; the last panel with constant lane masks when it is partial.
+  void emit_epilogue(int T, Value* p, Value* t0, std::vector<std::vector<Value*>>& acc) {
+    auto body = [&](bool tail) {
+      const int V = L.vectors;
+      const int OV = s.swiglu ? V / 2 : V;  // output vectors
+      Value* col0 = B.CreateMul(p, e.c64(L.out_cols));
+      auto lanes = [&](int v) {  // valid output lanes of vector v in this panel
+        if (!tail) return 8;
+        return std::max(0, std::min(8, tail_valid_ - 8 * v));
+      };
+      for (int t = 0; t < T; ++t) {
+        std::vector<Value*> pre;
+        for (int v = 0; v < V; ++v) pre.push_back(e.load(vf(), acc[static_cast<size_t>(t)][static_cast<size_t>(v)], 32));
+        if (s.bias) {
+          for (int v = 0; v < V; ++v) {
+            const int ov = s.swiglu ? v % OV : v;
+            const int n = lanes(ov);
+            if (n == 0) continue;
+            Value* idx = B.CreateAdd(col0, e.c64(8 * ov + (s.swiglu && v >= OV ? s.N / 2 : 0)));
+            Value* bp = e.at(bias_, B.CreateMul(idx, e.c64(4)));
+            Value* bv = n == 8 ? e.load(vf(), bp, 4)
+                               : B.CreateMaskedLoad(vf(), bp, llvm::Align(4), e.mask(8, n), llvm::Constant::getNullValue(vf()));
+            pre[static_cast<size_t>(v)] = B.CreateFAdd(pre[static_cast<size_t>(v)], bv);
+          }
+        }
+        std::vector<Value*> out;
+        if (s.swiglu) {
+          for (int v = 0; v < OV; ++v) {
+            Value* g = pre[static_cast<size_t>(v)];
+            Value* u = pre[static_cast<size_t>(v + OV)];
+            Value* ex = B.CreateUnaryIntrinsic(llvm::Intrinsic::exp, B.CreateFNeg(g));
+            Value* sig = B.CreateFDiv(e.splat(e.cf(1.0f)), B.CreateFAdd(e.splat(e.cf(1.0f)), ex));
+            out.push_back(B.CreateFMul(B.CreateFMul(g, sig), u));
+          }
+        } else {
+          out = pre;
+        }
+        Value* row = B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(nout_));
+        for (int v = 0; v < OV; ++v) {
+          int n = lanes(v);
+          // Debug: one lane past the last valid one (an off-by-one in the tail).
+          if (tail && opt.debug_tail_overrun && tail_valid_ >= 8 * v && tail_valid_ < 8 * v + 8) n += 1;
+          if (n == 0) continue;
+          Value* off = B.CreateMul(B.CreateAdd(row, B.CreateAdd(col0, e.c64(8 * v))), e.c64(4));
+          Value* val = out[static_cast<size_t>(v)];
+          if (s.residual) {
+            Value* rp = e.at(res_, off);
+            Value* rv = n == 8 ? e.load(vf(), rp, 4)
+                               : B.CreateMaskedLoad(vf(), rp, llvm::Align(4), e.mask(8, n), llvm::Constant::getNullValue(vf()));
+            val = B.CreateFAdd(val, rv);
+          }
+          Value* yp = e.at(y_, off);
+          if (n == 8)
+            e.store(val, yp, 4);
+          else
+            B.CreateMaskedStore(val, yp, llvm::Align(4), e.mask(8, n));
+        }
+      }
+    };
+    if (tail_valid_ == L.out_cols) {
+      body(false);
+    } else {
+      e.if_else(B.CreateICmpEQ(p, e.c64(L.panels - 1)), [&] { body(true); }, [&] { body(false); });
+    }
+  }
+
+  // RoPE on the heads this thread computed, after all its panels (a thread owns whole heads).
+  void emit_rope(Value* p0, Value* p1) {
+    const int64_t hd = s.head_dim, half = hd / 2;
+    Value* h0 = B.CreateSDiv(B.CreateMul(p0, e.c64(L.out_cols)), e.c64(hd));
+    Value* h1 = e.smin(B.CreateSDiv(B.CreateMul(p1, e.c64(L.out_cols)), e.c64(hd)), e.c64(s.rope_heads));
+    Value* cosp = e.arg_ptr(kMatMulCos);
+    Value* sinp = e.arg_ptr(kMatMulSin);
+    const bool inter = s.rope == RopeLayout::interleaved;
+    e.loop(e.c64(0), M_, 1, [&](Value* t) {
+      Value* cr = e.at(cosp, B.CreateMul(t, e.c64(half * 4)));
+      Value* sr = e.at(sinp, B.CreateMul(t, e.c64(half * 4)));
+      e.loop(h0, h1, 1, [&](Value* h) {
+        Value* base = e.at(y_, B.CreateMul(B.CreateAdd(B.CreateMul(t, e.c64(s.N)), B.CreateMul(h, e.c64(hd))), e.c64(4)));
+        e.loop(e.c64(0), e.c64(half), 1, [&](Value* i) {
+          Value* ia = inter ? B.CreateMul(i, e.c64(2)) : i;
+          Value* ib = inter ? B.CreateAdd(ia, e.c64(1)) : B.CreateAdd(i, e.c64(half));
+          Value* pa = e.at(base, B.CreateMul(ia, e.c64(4)));
+          Value* pb = e.at(base, B.CreateMul(ib, e.c64(4)));
+          Value* x0 = e.load(e.f32, pa, 4);
+          Value* x1 = e.load(e.f32, pb, 4);
+          Value* c = e.load(e.f32, e.at(cr, B.CreateMul(i, e.c64(4))), 4);
+          Value* sn = e.load(e.f32, e.at(sr, B.CreateMul(i, e.c64(4))), 4);
+          e.store(B.CreateFSub(B.CreateFMul(x0, c), B.CreateFMul(x1, sn)), pa, 4);
+          e.store(B.CreateFAdd(B.CreateFMul(x0, sn), B.CreateFMul(x1, c)), pb, 4);
+        }, "rope.i");
+      }, "rope.h");
+    }, "rope.t");
+  }
+};
+
+// ---------------------------------------------------------------- RMSNorm
+// Rows split over threads; scalar loops with reassociable sums, vectorized by LLVM's loop vectorizer.
+Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
+  auto& B = e.B;
+  Value* y = e.arg_ptr(kRMSNormY);
+  Value* x = e.arg_ptr(kRMSNormX);
+  Value* w = e.arg_ptr(kRMSNormW);
+  Value* rows = e.load(e.i64, e.F->getArg(1), 8);
+  auto [r0, r1] = e.thread_range(rows);
+  llvm::FastMathFlags fm;
+  fm.setAllowReassoc();
+  e.loop(r0, r1, 1, [&](Value* r) {
+    Value* xr = e.at(x, B.CreateMul(r, e.c64(s.D * 4)));
+    Value* yr = e.at(y, B.CreateMul(r, e.c64(s.D * 4)));
+    Value* ss = e.var(e.f32, e.cf(0.0f));
+    e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
+      Value* v = e.load(e.f32, e.at(xr, B.CreateMul(i, e.c64(4))), 4);
+      Value* sum = B.CreateFAdd(e.load(e.f32, ss, 4), B.CreateFMul(v, v));
+      llvm::cast<llvm::Instruction>(sum)->setFastMathFlags(fm);
+      e.store(sum, ss, 4);
+    }, "ss");
+    Value* mean = B.CreateFDiv(e.load(e.f32, ss, 4), e.cf(static_cast<float>(s.D)));
+    Value* inv = B.CreateFDiv(e.cf(1.0f), B.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, B.CreateFAdd(mean, e.cf(s.eps))));
+    e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
+      Value* off = B.CreateMul(i, e.c64(4));
+      Value* v = e.load(e.f32, e.at(xr, off), 4);
+      Value* wv = e.load(e.f32, e.at(w, off), 4);
+      e.store(B.CreateFMul(B.CreateFMul(v, inv), wv), e.at(yr, off), 4);
+    }, "scale");
+  }, "row");
+  B.CreateRetVoid();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status emit_kernel(llvm::Module& module, const KernelSpec& spec, const CodegenOptions& options, const EmitTarget& target) {
+  if (module.getFunction(spec.name)) return Status::Error("codegen: duplicate kernel name " + spec.name);
+  Emitter e(module, spec.name);
+  if (spec.kind == KernelSpec::Kind::rms_norm) {
+    if (spec.rms_norm.D <= 0) return Status::Error("codegen: RMSNorm needs D > 0");
+    return emit_rms_norm(e, spec.rms_norm);
+  }
+  INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(spec.matmul));
+  MatMulEmitter m(e, spec.matmul, L, options, target);
+  Status st = m.emit();
+  if (!st.ok()) e.F->eraseFromParent();
+  return st;
+}
+
+}  // namespace ingot

@@ -1,0 +1,133 @@
+// Generated CPU kernels: what they compute (specs), the C ABI the runtime calls, the weight layouts
+// they read (packed at compile time by pack_matmul_weights) and the compiler entry point that turns
+// a list of specs into one shared object. No LLVM types here: this header is included by tools and
+// tests, and its ABI part is what the runtime (which links no LLVM) relies on. See docs/codegen.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/element_type.h"
+#include "ir/status.h"
+
+namespace ingot {
+
+class Node;
+
+// ---------------------------------------------------------------- the C ABI
+// Every generated kernel is an exported C function
+//
+//   extern "C" void NAME(const void* const* args, const int64_t* dims, int32_t thread, int32_t nthreads);
+//
+// args:  pointers to the kernel's buffers at fixed slots (below); unused slots may be null.
+// dims:  the dynamic dimensions, dims[0] = rows (tokens). Everything static is baked in.
+// thread, nthreads: the caller runs the kernel once per thread index 0..nthreads-1, concurrently;
+//        each call computes a disjoint part of the output (whole output panels or rows). No locks,
+//        no shared writes: the runtime's pool only has to call and join.
+using KernelFn = void (*)(const void* const* args, const int64_t* dims, int32_t thread, int32_t nthreads);
+
+// Argument slots of a matmul kernel (FusedMatMul / WeightMatMul).
+enum MatMulArg : int {
+  kMatMulY = 0,         // f32 [M, Nout] output (Nout = N, or N/2 with SwiGLU)
+  kMatMulX = 1,         // f32 [M, K] activations
+  kMatMulW = 2,         // the packed weight (pack_matmul_weights), 64-byte aligned
+  kMatMulBias = 3,      // f32 [N]
+  kMatMulCos = 4,       // f32 [M, head_dim/2]
+  kMatMulSin = 5,       // f32 [M, head_dim/2]
+  kMatMulResidual = 6,  // f32 [M, Nout]
+  kMatMulScratch = 7,   // nthreads * scratch_bytes_per_thread(spec, M) bytes, 64-byte aligned
+  kMatMulArgCount = 8,
+};
+
+// Argument slots of an RMSNorm kernel.
+enum RMSNormArg : int { kRMSNormY = 0, kRMSNormX = 1, kRMSNormW = 2, kRMSNormArgCount = 3 };
+
+// ---------------------------------------------------------------- specs
+enum class RopeLayout { none, interleaved, rotate_half };
+
+// y[M, Nout] = epilogues(x[M, K] * w[N, K]^T), the reference being FusedMatMul's in ir/ops.cpp:
+// + bias; RoPE on the first rope_heads heads of head_dim columns; SwiGLU over the halves; + residual.
+struct MatMulSpec {
+  ElementType weight = ElementType::f32;  // f32, f16, q8_0, q4_0
+  int64_t N = 0, K = 0;
+  bool act_q8 = false;  // act_quant "q8": llama.cpp's activation numerics
+  bool bias = false;
+  RopeLayout rope = RopeLayout::none;
+  int64_t rope_heads = 0, head_dim = 0;  // q + k heads rotated
+  bool swiglu = false;
+  bool residual = false;
+};
+
+struct RMSNormSpec {
+  int64_t D = 0;
+  float eps = 1e-5f;
+};
+
+struct KernelSpec {
+  enum class Kind { matmul, rms_norm };
+  std::string name;  // the exported symbol
+  Kind kind = Kind::matmul;
+  MatMulSpec matmul;
+  RMSNormSpec rms_norm;
+};
+
+// The kernel spec for a FusedMatMul, WeightMatMul or RMSNorm node (static N, K, D required).
+StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol);
+
+// ---------------------------------------------------------------- weight layouts
+// How a matmul kernel sees its weight: output columns are computed in panels of `panel_rows`
+// weight rows (lanes of `vectors` 8-wide registers), `tile_tokens` tokens at a time. The packed
+// weight is panel after panel; see docs/codegen.md for the byte layout of each type.
+struct MatMulLayout {
+  int vectors = 1;            // 8-lane vectors per panel
+  int panel_rows = 8;         // 8 * vectors weight rows per panel (with SwiGLU: half gate, half up)
+  int out_cols = 8;           // output columns per panel (panel_rows, or panel_rows / 2 with SwiGLU)
+  int tile_tokens = 4;        // register tile: tokens per inner step
+  int group = 1;              // quantized weights: bytes of one row kept together (1, or 4 for int8 dots)
+  int64_t panels = 0;         // ceil(Nout / out_cols)
+  int64_t panel_bytes = 0;    // bytes of one packed panel
+  int64_t packed_bytes = 0;   // panels * panel_bytes
+  int64_t units = 0;          // work units split among threads
+  int64_t panels_per_unit = 1;
+  int64_t scratch_per_token = 0;  // per-thread scratch bytes per token (q8 activations)
+  int64_t tokens_per_block = 0;   // cache blocking over tokens
+};
+
+// Checks what the generator supports and fills the layout.
+StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& spec);
+
+// Packs an [N, K] weight in ggml's row layout (`src`, `src_bytes` long) into the kernel's layout.
+// Plain C++, run by the compiler; the runtime maps the result and never repacks.
+StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& spec, const void* src, size_t src_bytes);
+
+// Scratch bytes one thread needs for `tokens` rows (the kernel's scratch slot holds nthreads of these).
+int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens);
+
+// ---------------------------------------------------------------- compiling
+struct CodegenOptions {
+  std::string cpu = "native";  // "native" or an LLVM CPU name: x86-64-v3, znver3, skylake-avx512
+  std::string features;        // extra LLVM features ("+avx2,-avx512f"); native adds the host's
+  int opt_level = 3;
+  std::string linker = "cc";   // driver used to link the shared object (brings memset/memcpy, libm)
+  // Debug: matmul kernels store one lane too many in the last (partial) panel. Only for proving
+  // that the test harness catches an off-by-one in a tail.
+  bool debug_tail_overrun = false;
+};
+
+struct CompileStats {
+  double emit_ms = 0, optimize_ms = 0, codegen_ms = 0, link_ms = 0;
+  size_t object_bytes = 0;
+};
+
+// Generates, optimizes (O3 for the target) and links every kernel into one shared object at
+// `so_path` (a temporary object file sits next to it while linking).
+Status compile_kernels(const std::vector<KernelSpec>& kernels, const CodegenOptions& options,
+                       const std::string& so_path, CompileStats* stats = nullptr);
+
+// The optimized LLVM IR of the kernels as text (for inspection and debugging).
+StatusOr<std::string> kernels_llvm_ir(const std::vector<KernelSpec>& kernels, const CodegenOptions& options,
+                                      bool optimized = true);
+
+}  // namespace ingot

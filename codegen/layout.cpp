@@ -1,0 +1,171 @@
+// Kernel specs from IR nodes, matmul layouts and compile-time weight packing. Plain C++: no LLVM.
+#include <cstring>
+#include <numeric>
+
+#include "codegen/kernels.h"
+#include "ir/model.h"
+#include "ir/quant.h"
+
+namespace ingot {
+namespace {
+
+Status err(const std::string& m) { return Status::Error(m); }
+
+bool is_quant(ElementType t) { return t == ElementType::q8_0 || t == ElementType::q4_0; }
+
+// Bytes of quants of one row in one 32-element block: q8_0 32, q4_0 16 (two elements a byte).
+int quant_bytes(ElementType t) { return t == ElementType::q8_0 ? 32 : 16; }
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Source row of panel p, lane l; -1 for padding. With SwiGLU a panel holds out_cols gate rows
+// followed by the out_cols matching up rows.
+int64_t source_row(const MatMulSpec& s, const MatMulLayout& L, int64_t p, int l) {
+  if (!s.swiglu) {
+    const int64_t r = p * L.panel_rows + l;
+    return r < s.N ? r : -1;
+  }
+  const int64_t half = s.N / 2;
+  const int64_t c = p * L.out_cols + (l < L.out_cols ? l : l - L.out_cols);
+  if (c >= half) return -1;
+  return l < L.out_cols ? c : half + c;
+}
+
+}  // namespace
+
+StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
+  const ElementType t = s.weight;
+  if (t != ElementType::f32 && t != ElementType::f16 && !is_quant(t))
+    return err("codegen: matmul weights of type " + std::string(type_name(t)) + " are not implemented yet");
+  if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
+  if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
+  if (s.swiglu && s.N % 2 != 0) return err("codegen: SwiGLU needs an even N");
+  if (s.rope != RopeLayout::none) {
+    if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.rope_heads < 0 || s.rope_heads * s.head_dim > s.N)
+      return err("codegen: RoPE needs an even head_dim and rope_heads * head_dim <= N");
+    if (s.swiglu || s.residual) return err("codegen: RoPE together with SwiGLU or a residual is not implemented");
+  }
+  MatMulLayout L;
+  const bool int_dots = is_quant(t) && s.act_q8;
+  if (int_dots) {
+    L.vectors = s.swiglu ? 2 : 1;
+    L.tile_tokens = s.swiglu ? 3 : 4;
+    L.group = 4;
+  } else {
+    L.vectors = 2;
+    L.tile_tokens = 6;
+    L.group = 1;
+  }
+  L.panel_rows = 8 * L.vectors;
+  L.out_cols = s.swiglu ? L.panel_rows / 2 : L.panel_rows;
+  const int64_t nout = s.swiglu ? s.N / 2 : s.N;
+  L.panels = (nout + L.out_cols - 1) / L.out_cols;
+  if (is_quant(t))
+    L.panel_bytes = s.K / kQK * (2 * L.panel_rows + static_cast<int64_t>(L.panel_rows) * quant_bytes(t));
+  else
+    L.panel_bytes = s.K * L.panel_rows * (t == ElementType::f32 ? 4 : 2);
+  L.packed_bytes = L.panels * L.panel_bytes;
+  if (s.rope != RopeLayout::none) {
+    // A thread owns whole heads, so it can rotate them after computing them.
+    const int64_t cols = std::lcm<int64_t>(s.head_dim, L.out_cols);
+    L.panels_per_unit = cols / L.out_cols;
+  }
+  L.units = (L.panels + L.panels_per_unit - 1) / L.panels_per_unit;
+  int64_t row_bytes = s.K * 4;
+  if (int_dots) {
+    L.scratch_per_token = round_up(s.K + s.K / kQK * 8, 64);
+    row_bytes = L.scratch_per_token;
+  }
+  // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them.
+  const int64_t budget = 256 * 1024;
+  L.tokens_per_block = std::max<int64_t>(1, budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
+  return L;
+}
+
+int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
+  if (spec.kind != KernelSpec::Kind::matmul) return 0;
+  auto L = matmul_layout(spec.matmul);
+  return L.ok() ? L->scratch_per_token * tokens : 0;
+}
+
+StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const void* src_v, size_t src_bytes) {
+  INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(s));
+  INGOT_ASSIGN_OR_RETURN(int64_t want, storage_bytes(s.weight, s.N * s.K));
+  if (static_cast<int64_t>(src_bytes) != want)
+    return err("codegen: weight has " + std::to_string(src_bytes) + " bytes, expected " + std::to_string(want));
+  const auto* src = static_cast<const uint8_t*>(src_v);
+  std::vector<uint8_t> out(static_cast<size_t>(L.packed_bytes), 0);
+  const int P = L.panel_rows;
+  for (int64_t p = 0; p < L.panels; ++p) {
+    uint8_t* panel = out.data() + p * L.panel_bytes;
+    for (int l = 0; l < P; ++l) {
+      const int64_t r = source_row(s, L, p, l);
+      if (s.weight == ElementType::f32 || s.weight == ElementType::f16) {
+        // [k][lane] of f32 or f16.
+        const int es = s.weight == ElementType::f32 ? 4 : 2;
+        for (int64_t k = 0; k < s.K; ++k) {
+          uint8_t* d = panel + (k * P + l) * es;
+          if (r >= 0) std::memcpy(d, src + (r * s.K + k) * es, static_cast<size_t>(es));
+        }
+        continue;
+      }
+      // Quantized: per block, the panel's f16 scales, then the quants as [group][lane][G bytes].
+      const int qb = quant_bytes(s.weight);
+      const int64_t blocks = s.K / kQK;
+      const int64_t bsz = s.weight == ElementType::q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+      const int64_t block_out = 2 * P + static_cast<int64_t>(P) * qb;
+      const int G = L.group;
+      for (int64_t b = 0; b < blocks; ++b) {
+        uint8_t* d = panel + b * block_out;
+        uint16_t scale = 0;
+        uint8_t qs[32];
+        std::memset(qs, s.weight == ElementType::q4_0 ? 0x88 : 0, sizeof(qs));  // a padded row is 0
+        if (r >= 0) {
+          const uint8_t* blk = src + (r * blocks + b) * bsz;
+          std::memcpy(&scale, blk, 2);
+          std::memcpy(qs, blk + 2, static_cast<size_t>(qb));
+        }
+        std::memcpy(d + 2 * l, &scale, 2);
+        uint8_t* q = d + 2 * P;
+        for (int g = 0; g < qb / G; ++g)
+          for (int i = 0; i < G; ++i) q[(static_cast<int64_t>(g) * P + l) * G + i] = qs[g * G + i];
+      }
+    }
+  }
+  return out;
+}
+
+StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol) {
+  KernelSpec k;
+  k.name = symbol;
+  auto static_dim = [&](const Dim& d, const char* what) -> StatusOr<int64_t> {
+    if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
+    return d.value();
+  };
+  if (n.is("RMSNorm")) {
+    k.kind = KernelSpec::Kind::rms_norm;
+    INGOT_ASSIGN_OR_RETURN(k.rms_norm.D, static_dim(n.inputs[1].type().shape[0], "the normalized dimension"));
+    k.rms_norm.eps = static_cast<float>(n.attr("eps").as_float());
+    return k;
+  }
+  if (!n.is("FusedMatMul") && !n.is("WeightMatMul")) return err("codegen: no kernel for op " + std::string(n.op_name()));
+  MatMulSpec& s = k.matmul;
+  const TensorType& w = n.inputs[1].type();
+  s.weight = w.type;
+  INGOT_ASSIGN_OR_RETURN(s.N, static_dim(w.shape[0], "N"));
+  INGOT_ASSIGN_OR_RETURN(s.K, static_dim(w.shape[1], "K"));
+  s.act_q8 = n.attr("act_quant").as_string() == "q8";
+  if (n.is("FusedMatMul")) {
+    s.bias = n.attr("has_bias").as_bool();
+    const std::string rope = n.attr("rope").as_string();
+    s.rope = rope == "interleaved" ? RopeLayout::interleaved : rope == "rotate_half" ? RopeLayout::rotate_half : RopeLayout::none;
+    s.rope_heads = n.attr("rope_q_heads").as_int() + n.attr("rope_k_heads").as_int();
+    s.head_dim = n.attr("head_dim").as_int();
+    s.swiglu = n.attr("activation").as_string() == "swiglu";
+    s.residual = n.attr("has_residual").as_bool();
+  }
+  INGOT_RETURN_IF_ERROR(matmul_layout(s).status());
+  return k;
+}
+
+}  // namespace ingot

@@ -1,0 +1,234 @@
+// Generated kernels against the reference evaluator (see harness.h): every weight type, both
+// activation modes, every epilogue, odd sizes, 1..3 threads, sentinels around every output.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "codegen/kernels.h"
+#include "ir/quant.h"
+#include "tests/codegen/harness.h"
+
+namespace ingot::cgtest {
+namespace {
+
+// Error bounds (normalized MSE against the double-precision reference).
+// - Float activations (f32, f16, q8_0/q4_0 dequantized in registers): the kernels dequantize
+//   exactly as the reference does ((q - 8) * d rounded once), so the only difference is f32 FMA
+//   accumulation versus double sums: a relative error of about eps_f32 * sqrt(K) per output, an
+//   NMSE near 1e-13 for these K. 1e-9 leaves room yet catches any single wrong weight or
+//   activation (one of K terms wrong gives about 1 / (K * N) >= 1e-5).
+// - 8-bit activations: the quantized activations and the integer block dots are bit-identical
+//   to the reference's (same rounding, same f16 scales), so again only f32 versus double
+//   accumulation remains: 1e-9. One activation off by one quantum would give about
+//   (1/127)^2 / K ~ 1e-6, well above the bound.
+// - Epilogues: SiLU's exp and RoPE's products in f32 add a few ulps: still far below 1e-9.
+constexpr double kMatMulBound = 1e-9;
+// RMSNorm: the sum of squares in f32 (reassociated, vectorized) against double: about 1e-14.
+constexpr double kNormBound = 1e-10;
+
+constexpr int kTokens[] = {1, 3, 17, 33};
+
+struct Shape2 {
+  int64_t N, K;
+};
+
+// Kernel configurations for one weight type: two shapes with every token count, then each
+// epilogue. N is never a multiple of 8 in the first shape, nor the SwiGLU output width; float
+// weights also get a K that is no multiple of the unroll factor.
+std::vector<MatMulCase> cases_for(ElementType t) {
+  const bool q = t == ElementType::q8_0 || t == ElementType::q4_0;
+  const Shape2 shapes[] = {{33, q ? 64 : 37}, {72, q ? 96 : 64}};
+  std::vector<MatMulCase> out;
+  for (bool aq : {false, true}) {
+    MatMulCase base;
+    base.weight = t;
+    base.act_q8 = aq;
+    for (auto s : shapes) {
+      MatMulCase c = base;
+      c.N = s.N;
+      c.K = s.K;
+      out.push_back(c);
+    }
+    const int64_t K = q ? 64 : 40;
+    auto with = [&](auto f) {
+      MatMulCase c = base;
+      c.K = K;
+      f(c);
+      out.push_back(c);
+    };
+    with([](MatMulCase& c) { c.N = 41; c.bias = true; });
+    with([](MatMulCase& c) { c.N = 35; c.residual = true; });
+    with([](MatMulCase& c) { c.N = 2 * 21; c.swiglu = true; });
+    with([](MatMulCase& c) { c.N = 2 * 24; c.swiglu = true; c.bias = true; c.residual = true; });
+    with([](MatMulCase& c) { c.N = 3 * 16 + 5; c.bias = true; c.rope = RopeLayout::interleaved; c.rope_heads = 2; c.head_dim = 16; });
+    with([](MatMulCase& c) { c.N = 3 * 16; c.rope = RopeLayout::rotate_half; c.rope_heads = 3; c.head_dim = 16; });
+    with([](MatMulCase& c) { c.N = 60; c.rope = RopeLayout::rotate_half; c.rope_heads = 2; c.head_dim = 24; });
+  }
+  return out;
+}
+
+// Compiles every distinct kernel of `cases` into one shared object and checks each case at every
+// token count with 1, 2 and 3 threads.
+void check_matmul_cases(const std::vector<MatMulCase>& cases) {
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  std::vector<std::unique_ptr<CaseData>> data;
+  std::vector<std::string> names;
+  uint64_t seed = 1;
+  for (const MatMulCase& base : cases)
+    for (int m : kTokens) {
+      MatMulCase c = base;
+      c.M = m;
+      auto d = make_case(c, seed++);
+      ASSERT_TRUE(d.ok()) << c.name() << ": " << d.message();
+      if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
+      data.push_back(std::move(*d));
+      names.push_back(c.name());
+    }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (size_t i = 0; i < data.size(); ++i) {
+    KernelFn fn = (*lib)->find(data[i]->spec.name);
+    ASSERT_NE(fn, nullptr) << data[i]->spec.name;
+    for (int threads = 1; threads <= 3; ++threads) {
+      RunResult r = run_case(fn, *data[i], threads);
+      EXPECT_TRUE(r.sentinels_ok && r.nmse <= kMatMulBound)
+          << names[i] << " threads=" << threads << ": nmse " << r.nmse << " " << r.problem;
+    }
+  }
+}
+
+TEST(CodegenMatMul, F32) { check_matmul_cases(cases_for(ElementType::f32)); }
+TEST(CodegenMatMul, F16) { check_matmul_cases(cases_for(ElementType::f16)); }
+TEST(CodegenMatMul, Q8_0) { check_matmul_cases(cases_for(ElementType::q8_0)); }
+TEST(CodegenMatMul, Q4_0) { check_matmul_cases(cases_for(ElementType::q4_0)); }
+
+TEST(CodegenRMSNorm, OddSizesAndThreads) {
+  std::vector<std::unique_ptr<CaseData>> data;
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  for (int64_t D : {1, 7, 64, 333})
+    for (int m : kTokens) {
+      RMSNormCase c;
+      c.M = m;
+      c.D = D;
+      auto d = make_case(c, static_cast<uint64_t>(D * 100 + m));
+      ASSERT_TRUE(d.ok()) << d.message();
+      if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
+      data.push_back(std::move(*d));
+    }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (auto& d : data)
+    for (int threads = 1; threads <= 3; ++threads) {
+      RunResult r = run_case((*lib)->find(d->spec.name), *d, threads);
+      EXPECT_TRUE(r.sentinels_ok && r.nmse <= kNormBound)
+          << d->spec.name << " rows=" << d->rows << " threads=" << threads << ": nmse " << r.nmse << " " << r.problem;
+    }
+}
+
+// The harness must be able to fail: a kernel generated with an off-by-one in its tail store
+// (one lane past the last column of the partial panel) is caught, for every weight type.
+TEST(CodegenHarness, CatchesAnOffByOneInTheTail) {
+  CodegenOptions broken;
+  broken.debug_tail_overrun = true;
+  for (ElementType t : {ElementType::f32, ElementType::q4_0}) {
+    for (bool aq : {false, true}) {
+      MatMulCase c;
+      c.weight = t;
+      c.act_q8 = aq;
+      c.M = 3;
+      c.N = 33;
+      c.K = 64;
+      auto d = make_case(c, 7);
+      ASSERT_TRUE(d.ok()) << d.message();
+      auto good = compile_and_open({(*d)->spec}, CodegenOptions{});
+      auto bad = compile_and_open({(*d)->spec}, broken);
+      ASSERT_TRUE(good.ok() && bad.ok());
+      RunResult ok = run_case((*good)->find((*d)->spec.name), **d, 2);
+      EXPECT_TRUE(ok.sentinels_ok && ok.nmse <= kMatMulBound) << c.name() << ": " << ok.problem;
+      RunResult r = run_case((*bad)->find((*d)->spec.name), **d, 2);
+      EXPECT_FALSE(r.sentinels_ok && r.nmse <= kMatMulBound) << c.name() << ": the broken kernel passed";
+      EXPECT_FALSE(r.problem.empty());
+    }
+  }
+}
+
+TEST(CodegenLayout, PacksPanelsAndPadsTheTail) {
+  // f32, 9 rows x 3: two panels of 16 rows, [k][lane]; rows 9..31 are zero.
+  MatMulSpec s;
+  s.N = 9;
+  s.K = 3;
+  std::vector<float> w(27);
+  for (int i = 0; i < 27; ++i) w[static_cast<size_t>(i)] = static_cast<float>(i + 1);
+  auto p = pack_matmul_weights(s, w.data(), w.size() * 4);
+  ASSERT_TRUE(p.ok()) << p.message();
+  ASSERT_EQ(p->size(), 16u * 3 * 4);
+  auto at = [&](int k, int lane) {
+    float f;
+    std::memcpy(&f, p->data() + (k * 16 + lane) * 4, 4);
+    return f;
+  };
+  EXPECT_EQ(at(0, 0), 1.0f);
+  EXPECT_EQ(at(2, 0), 3.0f);
+  EXPECT_EQ(at(1, 8), w[8 * 3 + 1]);
+  EXPECT_EQ(at(1, 9), 0.0f);
+
+  // q4_0 with int8 dots: per block 8 f16 scales, then [group][lane][4 bytes] = qs[4g + i].
+  MatMulSpec q;
+  q.weight = ElementType::q4_0;
+  q.act_q8 = true;
+  q.N = 8;
+  q.K = 32;
+  std::vector<BlockQ4_0> blocks(8);
+  for (int r = 0; r < 8; ++r) {
+    blocks[static_cast<size_t>(r)].d = static_cast<uint16_t>(0x3C00 + r);
+    for (int j = 0; j < 16; ++j) blocks[static_cast<size_t>(r)].qs[j] = static_cast<uint8_t>(r * 16 + j);
+  }
+  auto pq = pack_matmul_weights(q, blocks.data(), blocks.size() * sizeof(BlockQ4_0));
+  ASSERT_TRUE(pq.ok()) << pq.message();
+  ASSERT_EQ(pq->size(), 8u * 18);
+  uint16_t d3;
+  std::memcpy(&d3, pq->data() + 2 * 3, 2);
+  EXPECT_EQ(d3, 0x3C03);
+  // group 2, lane 5, byte 1: row 5's qs[9].
+  EXPECT_EQ((*pq)[16 + (2 * 8 + 5) * 4 + 1], 5 * 16 + 9);
+}
+
+TEST(CodegenCompile, ReportsUnsupportedInput) {
+  MatMulSpec s;
+  s.weight = ElementType::q4_k;
+  s.N = 8;
+  s.K = 256;
+  EXPECT_FALSE(matmul_layout(s).ok());
+  KernelSpec k;
+  k.name = "k";
+  k.matmul.N = 8;
+  k.matmul.K = 8;
+  CodegenOptions o;
+  o.cpu = "no-such-cpu";
+  EXPECT_FALSE(compile_and_open({k}, o).ok());
+}
+
+TEST(CodegenCompile, NamedCpuTargets) {
+  // The same kernel for x86-64-v3 (AVX2) and for the host; both agree with the reference.
+  MatMulCase c;
+  c.weight = ElementType::q8_0;
+  c.act_q8 = true;
+  c.M = 5;
+  c.N = 20;
+  c.K = 64;
+  auto d = make_case(c, 3);
+  ASSERT_TRUE(d.ok()) << d.message();
+  CodegenOptions v3;
+  v3.cpu = "x86-64-v3";
+  auto lib = compile_and_open({(*d)->spec}, v3);
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  RunResult r = run_case((*lib)->find((*d)->spec.name), **d, 2);
+  EXPECT_TRUE(r.sentinels_ok && r.nmse <= kMatMulBound) << r.nmse << " " << r.problem;
+}
+
+}  // namespace
+}  // namespace ingot::cgtest

@@ -1,0 +1,296 @@
+#include "tests/codegen/harness.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "ir/builder.h"
+#include "ir/evaluator.h"
+#include "ir/quant.h"
+
+namespace ingot::cgtest {
+
+// ---------------------------------------------------------------- the library
+StatusOr<std::unique_ptr<KernelLibrary>> KernelLibrary::open(const std::string& path) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) return Status::Error("dlopen " + path + ": " + dlerror());
+  auto lib = std::unique_ptr<KernelLibrary>(new KernelLibrary());
+  lib->handle_ = h;
+  return lib;
+}
+
+KernelLibrary::~KernelLibrary() {
+  if (handle_) dlclose(handle_);
+}
+
+KernelFn KernelLibrary::find(const std::string& symbol) const {
+  return reinterpret_cast<KernelFn>(dlsym(handle_, symbol.c_str()));
+}
+
+StatusOr<std::unique_ptr<KernelLibrary>> compile_and_open(const std::vector<KernelSpec>& kernels,
+                                                          const CodegenOptions& options, CompileStats* stats) {
+  static std::atomic<int> counter{0};
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("ingot-kernels-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".so"))
+                               .string();
+  INGOT_RETURN_IF_ERROR(compile_kernels(kernels, options, path, stats));
+  auto lib = KernelLibrary::open(path);
+  std::filesystem::remove(path);
+  return lib;
+}
+
+// ---------------------------------------------------------------- cases
+namespace {
+
+const char* rope_name(RopeLayout r) {
+  return r == RopeLayout::interleaved ? "ropei" : r == RopeLayout::rotate_half ? "ropeh" : "";
+}
+
+std::vector<float> random_floats(std::mt19937_64& rng, int64_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& f : v) f = u(rng);
+  return v;
+}
+
+// A weight tensor of type t from f32 values, quantized by the reference quantizers.
+Tensor weight_tensor(ElementType t, int64_t N, int64_t K, const std::vector<float>& f) {
+  Tensor w = Tensor::zeros(t, {N, K});
+  uint8_t* d = w.mutable_raw();
+  switch (t) {
+    case ElementType::f32: std::memcpy(d, f.data(), f.size() * 4); break;
+    case ElementType::f16:
+      for (size_t i = 0; i < f.size(); ++i) {
+        const uint16_t h = f32_to_f16(f[i]);
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+      break;
+    case ElementType::q8_0: quantize_row_q8_0(f.data(), reinterpret_cast<BlockQ8_0*>(d), N * K); break;
+    case ElementType::q4_0: quantize_row_q4_0(f.data(), reinterpret_cast<BlockQ4_0*>(d), N * K); break;
+    default: INGOT_ASSERT(false, "unsupported weight type in a test case");
+  }
+  return w;
+}
+
+Status run_reference(CaseData& d) {
+  Evaluator ev(d.model);
+  INGOT_ASSIGN_OR_RETURN(auto r, ev.run(d.inputs));
+  d.expected = r[0].to_f32_vector();
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string MatMulCase::name() const { return kernel_name() + "_m" + std::to_string(M); }
+
+std::string MatMulCase::kernel_name() const {
+  std::string n = "mm_" + std::string(type_name(weight)) + (act_q8 ? "_aq8" : "") + "_n" + std::to_string(N) + "_k" +
+                  std::to_string(K);
+  if (bias) n += "_bias";
+  if (rope != RopeLayout::none) n += std::string("_") + rope_name(rope) + std::to_string(rope_heads) + "x" + std::to_string(head_dim);
+  if (swiglu) n += "_swiglu";
+  if (residual) n += "_res";
+  return n;
+}
+
+std::string RMSNormCase::name() const { return kernel_name() + "_m" + std::to_string(M); }
+std::string RMSNormCase::kernel_name() const { return "rms_d" + std::to_string(D); }
+
+StatusOr<std::unique_ptr<CaseData>> make_case(const MatMulCase& c, uint64_t seed, bool with_reference) {
+  auto d = std::make_unique<CaseData>();
+  std::mt19937_64 rng(seed);
+  const int64_t nout = c.swiglu ? c.N / 2 : c.N;
+  d->rows = c.M;
+  d->out_cols = nout;
+  d->x = random_floats(rng, c.M * c.K);
+  auto w = std::make_shared<Tensor>(weight_tensor(c.weight, c.N, c.K, random_floats(rng, c.N * c.K)));
+  GraphBuilder b(d->model);
+  std::vector<Value> ins = {b.parameter("x", ElementType::f32, static_shape({c.M, c.K})), b.constant(w, "w")};
+  d->inputs["x"] = Tensor::from_f32({c.M, c.K}, d->x);
+  if (c.bias) {
+    d->bias = random_floats(rng, c.N);
+    ins.push_back(b.parameter("bias", ElementType::f32, static_shape({c.N})));
+    d->inputs["bias"] = Tensor::from_f32({c.N}, d->bias);
+  }
+  if (c.rope != RopeLayout::none) {
+    const int64_t half = c.head_dim / 2;
+    for (int64_t t = 0; t < c.M; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = static_cast<double>(t + 5) * std::pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+        d->cos.push_back(static_cast<float>(std::cos(a)));
+        d->sin.push_back(static_cast<float>(std::sin(a)));
+      }
+    ins.push_back(b.parameter("cos", ElementType::f32, static_shape({c.M, half})));
+    ins.push_back(b.parameter("sin", ElementType::f32, static_shape({c.M, half})));
+    d->inputs["cos"] = Tensor::from_f32({c.M, half}, d->cos);
+    d->inputs["sin"] = Tensor::from_f32({c.M, half}, d->sin);
+  }
+  if (c.residual) {
+    d->residual = random_floats(rng, c.M * nout);
+    ins.push_back(b.parameter("residual", ElementType::f32, static_shape({c.M, nout})));
+    d->inputs["residual"] = Tensor::from_f32({c.M, nout}, d->residual);
+  }
+  const bool fused = c.bias || c.rope != RopeLayout::none || c.swiglu || c.residual;
+  AttrMap attrs = {{"act_quant", Attribute::String(c.act_q8 ? "q8" : "none")}};
+  if (fused) {
+    attrs["has_bias"] = Attribute::Bool(c.bias);
+    attrs["has_residual"] = Attribute::Bool(c.residual);
+    attrs["activation"] = Attribute::String(c.swiglu ? "swiglu" : "none");
+    if (c.rope != RopeLayout::none) {
+      attrs["rope"] = Attribute::String(c.rope == RopeLayout::interleaved ? "interleaved" : "rotate_half");
+      attrs["rope_q_heads"] = Attribute::Int(c.rope_heads);
+      attrs["rope_k_heads"] = Attribute::Int(0);
+      attrs["head_dim"] = Attribute::Int(c.head_dim);
+    }
+  }
+  Node* n = b.node(fused ? "FusedMatMul" : "WeightMatMul", ins, attrs, "mm");
+  if (!b.ok()) return b.status();
+  b.result(n->out(0), "y");
+  INGOT_RETURN_IF_ERROR(b.status());
+  INGOT_ASSIGN_OR_RETURN(d->spec, kernel_spec_for(*n, c.kernel_name()));
+  INGOT_ASSIGN_OR_RETURN(d->packed, pack_matmul_weights(d->spec.matmul, w->raw(), w->nbytes()));
+  if (with_reference) INGOT_RETURN_IF_ERROR(run_reference(*d));
+  return d;
+}
+
+StatusOr<std::unique_ptr<CaseData>> make_case(const RMSNormCase& c, uint64_t seed, bool with_reference) {
+  auto d = std::make_unique<CaseData>();
+  std::mt19937_64 rng(seed);
+  d->rows = c.M;
+  d->out_cols = c.D;
+  d->x = random_floats(rng, c.M * c.D, -3.0f, 3.0f);
+  d->norm_weight = random_floats(rng, c.D, 0.5f, 1.5f);
+  GraphBuilder b(d->model);
+  Value x = b.parameter("x", ElementType::f32, static_shape({c.M, c.D}));
+  Value w = b.parameter("w", ElementType::f32, static_shape({c.D}));
+  d->inputs["x"] = Tensor::from_f32({c.M, c.D}, d->x);
+  d->inputs["w"] = Tensor::from_f32({c.D}, d->norm_weight);
+  Node* n = b.node("RMSNorm", {x, w}, {{"eps", Attribute::Float(c.eps)}}, "norm");
+  if (!b.ok()) return b.status();
+  b.result(n->out(0), "y");
+  INGOT_RETURN_IF_ERROR(b.status());
+  INGOT_ASSIGN_OR_RETURN(d->spec, kernel_spec_for(*n, c.kernel_name()));
+  if (with_reference) INGOT_RETURN_IF_ERROR(run_reference(*d));
+  return d;
+}
+
+// ---------------------------------------------------------------- running
+namespace {
+
+constexpr size_t kGuard = 256;        // sentinel bytes before and after each written buffer
+constexpr uint8_t kSentinel = 0xA5;
+
+// A 64-byte aligned buffer with sentinel bytes on both sides.
+class Guarded {
+ public:
+  explicit Guarded(size_t bytes) : bytes_(bytes) {
+    mem_ = static_cast<uint8_t*>(std::aligned_alloc(64, bytes + 2 * kGuard));
+    std::memset(mem_, kSentinel, bytes + 2 * kGuard);
+  }
+  ~Guarded() { std::free(mem_); }
+  Guarded(const Guarded&) = delete;
+  uint8_t* data() { return mem_ + kGuard; }
+  bool intact() const {
+    for (size_t i = 0; i < kGuard; ++i)
+      if (mem_[i] != kSentinel || mem_[kGuard + bytes_ + i] != kSentinel) return false;
+    return true;
+  }
+
+ private:
+  uint8_t* mem_;
+  size_t bytes_;
+};
+
+// Inputs copied into 64-byte aligned memory, as the runtime will place them.
+struct Args {
+  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
+  const void* slots[kMatMulArgCount] = {};
+  int64_t dims[1] = {0};
+  const void* put(const void* src, size_t bytes) {
+    if (bytes == 0) return nullptr;
+    auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    std::memcpy(p, src, bytes);
+    owned.emplace_back(p, &std::free);
+    return p;
+  }
+};
+
+void fill_args(Args& a, const CaseData& d, void* y, void* scratch) {
+  a.dims[0] = d.rows;
+  a.slots[0] = y;
+  a.slots[1] = a.put(d.x.data(), d.x.size() * 4);
+  if (d.spec.kind == KernelSpec::Kind::rms_norm) {
+    a.slots[kRMSNormW] = a.put(d.norm_weight.data(), d.norm_weight.size() * 4);
+    return;
+  }
+  a.slots[kMatMulW] = a.put(d.packed.data(), d.packed.size());
+  a.slots[kMatMulBias] = a.put(d.bias.data(), d.bias.size() * 4);
+  a.slots[kMatMulCos] = a.put(d.cos.data(), d.cos.size() * 4);
+  a.slots[kMatMulSin] = a.put(d.sin.data(), d.sin.size() * 4);
+  a.slots[kMatMulResidual] = a.put(d.residual.data(), d.residual.size() * 4);
+  a.slots[kMatMulScratch] = scratch;
+}
+
+}  // namespace
+
+RunResult run_case(KernelFn fn, const CaseData& d, int threads) {
+  RunResult r;
+  const size_t out_bytes = static_cast<size_t>(d.rows * d.out_cols) * 4;
+  Guarded y(out_bytes);
+  // Unwritten outputs stay NaN and poison the error.
+  const float nan = std::nanf("");
+  for (size_t i = 0; i < out_bytes / 4; ++i) std::memcpy(y.data() + 4 * i, &nan, 4);
+  const size_t scratch_bytes = static_cast<size_t>(scratch_bytes_per_thread(d.spec, d.rows)) * static_cast<size_t>(threads);
+  Guarded scratch(scratch_bytes);
+  Args a;
+  fill_args(a, d, y.data(), scratch_bytes ? scratch.data() : nullptr);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(a.slots, a.dims, t, threads); });
+  for (auto& th : pool) th.join();
+  r.sentinels_ok = y.intact() && scratch.intact();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < out_bytes / 4; ++i) {
+    float v;
+    std::memcpy(&v, y.data() + 4 * i, 4);
+    const double e = static_cast<double>(d.expected[i]);
+    num += (v - e) * (v - e);
+    den += e * e;
+  }
+  r.nmse = den > 0 ? num / den : num;
+  if (!r.sentinels_ok) r.problem = "a sentinel byte around the output or scratch was overwritten";
+  else if (!(r.nmse == r.nmse)) r.problem = "NaN in the output (an element left unwritten?)";
+  return r;
+}
+
+double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations) {
+  const size_t out_bytes = static_cast<size_t>(d.rows * d.out_cols) * 4;
+  Guarded y(out_bytes);
+  const size_t scratch_bytes = static_cast<size_t>(scratch_bytes_per_thread(d.spec, d.rows)) * static_cast<size_t>(threads);
+  Guarded scratch(scratch_bytes);
+  Args a;
+  fill_args(a, d, y.data(), scratch_bytes ? scratch.data() : nullptr);
+  fn(a.slots, a.dims, 0, 1);  // warm-up
+  std::barrier sync(threads);
+  std::vector<std::thread> pool;
+  auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < iterations; ++i) {
+        fn(a.slots, a.dims, t, threads);
+        sync.arrive_and_wait();
+      }
+    });
+  for (auto& th : pool) th.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
+}
+
+}  // namespace ingot::cgtest
