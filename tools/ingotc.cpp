@@ -41,7 +41,7 @@ Usage:
                                          summary, run it with the reference evaluator and print
                                          the five most likely next tokens, then N greedy tokens
   ingotc inspect MODEL                   architecture, hyper-parameters, tensors, tokenizer, metadata
-  ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N] [--all-logits]
+  ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N] [--all-logits] [--quant ...]
              [--stage imported|optimized|after=PASS] [--print-after=PASS|all] [--stats] [--verify-each]
                                          print a model's IR as imported (default), after the
                                          default pipeline, or after one pass of it
@@ -51,8 +51,15 @@ Usage:
                                          and --debug-match write to stderr
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
-  ingotc eval MODEL -p TEXT -n N [--json] [--act-quant none|q8] [--stage imported|optimized] [--stop-at-eos]
-              [--print-after=PASS|all] [--stats]
+  ingotc compile MODEL [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
+                 [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
+                 [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
+                                         import, quantize, optimize and plan memory; --stats prints
+                                         the quantization table and memory plan; the accuracy report
+                                         measures every quantized matmul (SQNR, cosine) and the end
+                                         to end KL, top-1 agreement and perplexity (docs/quantization.md)
+  ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant q8|off]
+              [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
                                          on the optimized graph (default) or the imported one;
                                          --act-quant q8 reproduces llama.cpp's quantized matmuls
