@@ -1,0 +1,93 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+namespace ingot {
+
+std::string SamplingParams::validate() const {
+  if (!(temperature >= 0) || !std::isfinite(temperature)) return "temperature must be >= 0";
+  if (top_k < 0) return "top-k must be >= 0";
+  if (!(top_p > 0 && top_p <= 1)) return "top-p must be in (0, 1]";
+  if (!(min_p >= 0 && min_p <= 1)) return "min-p must be in [0, 1]";
+  if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) return "repeat penalty must be > 0";
+  if (repeat_last_n < -1) return "repeat-last-n must be >= -1";
+  if (!std::isfinite(presence_penalty)) return "presence penalty must be finite";
+  return "";
+}
+
+double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const int32_t n = static_cast<int32_t>(logits.size());
+  if (n == 0) return -1;
+  candidates_.resize(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) candidates_[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
+
+  // Penalties on the recent window (each distinct token once, as llama.cpp does for repetition).
+  if (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f) {
+    const size_t window = params_.repeat_last_n < 0 ? history.size()
+                                                    : std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+    std::unordered_set<int32_t> recent(history.end() - static_cast<std::ptrdiff_t>(window), history.end());
+    for (int32_t id : recent) {
+      if (id < 0 || id >= n) continue;
+      float& l = candidates_[static_cast<size_t>(id)].first;
+      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+      l -= params_.presence_penalty;
+    }
+  }
+
+  // Highest logit first; ties go to the lower id, so greedy picks are deterministic.
+  auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  if (params_.temperature == 0.0f || params_.top_k == 1) {
+    return std::min_element(candidates_.begin(), candidates_.end(), better)->second;
+  }
+
+  size_t keep = candidates_.size();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
+    keep = static_cast<size_t>(params_.top_k);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(), better);
+  } else {
+    std::sort(candidates_.begin(), candidates_.end(), better);
+  }
+  candidates_.resize(keep);
+
+  // Probabilities at temperature 1 for the top-p and min-p cuts (llama.cpp's default order
+  // applies temperature last).
+  std::vector<double> p(keep);
+  const double top = candidates_[0].first;
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(static_cast<double>(candidates_[i].first) - top);
+  for (double& v : p) v /= sum;
+  if (params_.top_p < 1.0f) {
+    double cum = 0;
+    size_t k = 0;
+    while (k < keep) {
+      cum += p[k++];
+      if (cum >= params_.top_p) break;
+    }
+    keep = std::max<size_t>(k, 1);
+  }
+  if (params_.min_p > 0.0f) {
+    size_t k = 1;
+    while (k < keep && p[k] >= params_.min_p * p[0]) ++k;
+    keep = k;
+  }
+
+  // Temperature, renormalize, draw.
+  std::vector<double> w(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i)
+    total += w[i] = std::exp((static_cast<double>(candidates_[i].first) - top) / params_.temperature);
+  double r = uniform() * total;
+  for (size_t i = 0; i < keep; ++i) {
+    r -= w[i];
+    if (r < 0) return candidates_[i].second;
+  }
+  return candidates_[keep - 1].second;
+}
+
+}  // namespace ingot
