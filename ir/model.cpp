@@ -80,6 +80,7 @@ StatusOr<Node*> Model::add_node(NodeSpec spec) {
   node->constant_hash = std::move(spec.constant_hash);
   INGOT_RETURN_IF_ERROR(op->infer(*node).with_context(std::string(op->name) + " '" + node->name + "'"));
   nodes_.push_back(std::move(node));
+  memory_plan_.reset();
   return nodes_.back().get();
 }
 
@@ -158,6 +159,7 @@ StatusOr<std::vector<Node*>> Model::topological_order() const {
 }
 
 void Model::replace_all_uses(Value from, Value to) {
+  memory_plan_.reset();
   for (auto& n : nodes_)
     for (auto& v : n->inputs)
       if (v == from) v = to;
@@ -183,6 +185,7 @@ int Model::remove_dead_nodes() {
     size_t before = nodes_.size();
     nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), dead), nodes_.end());
     if (nodes_.size() == before) return removed;
+    memory_plan_.reset();
     removed += static_cast<int>(before - nodes_.size());
   }
 }
@@ -196,6 +199,7 @@ int Model::remove_nodes(const std::function<bool(const Node&)>& pred) {
       for (auto& v : n->inputs) INGOT_ASSERT(!doomed.count(v.node), "removing node '" + v.node->name + "' that '" + n->name + "' uses");
   size_t before = nodes_.size();
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](auto& n) { return doomed.count(n.get()) != 0; }), nodes_.end());
+  if (nodes_.size() != before) memory_plan_.reset();
   return static_cast<int>(before - nodes_.size());
 }
 

@@ -16,6 +16,7 @@
 namespace ingot {
 
 struct OpDef;
+struct MemoryPlan;
 class Node;
 
 // One output of one node.
@@ -116,12 +117,19 @@ class Model {
   // Re-runs shape inference on one node (after its inputs changed).
   Status reinfer(Node* n);
 
+  // Where every activation lives (ir/memory_plan.h), set by the memory-planning pass; null until
+  // then. Adding, removing or rewiring nodes through the methods above drops it; edits made to
+  // nodes directly do not, and check_memory_plan() tells whether a plan still fits.
+  const std::shared_ptr<const MemoryPlan>& memory_plan() const { return memory_plan_; }
+  void set_memory_plan(std::shared_ptr<const MemoryPlan> plan) { memory_plan_ = std::move(plan); }
+
  private:
   std::string unique_name(std::string_view op);
   std::string name_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<StateVariable> variables_;
   int64_t next_auto_name_ = 0;
+  std::shared_ptr<const MemoryPlan> memory_plan_;
 };
 
 }  // namespace ingot

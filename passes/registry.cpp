@@ -3,6 +3,7 @@
 
 #include "passes/fusion/fusion_passes.h"
 #include "passes/generic_passes.h"
+#include "passes/memory_planning.h"
 #include "passes/pass_manager.h"
 
 namespace ingot {
@@ -14,6 +15,7 @@ std::span<const PassInfo> registered_passes() {
         {"constant-folding", "evaluates nodes whose inputs are all constants (small results, or no bigger than the inputs)", create_constant_folding_pass},
         {"cse", "merges identical nodes and identical constants", create_cse_pass},
         {"dce", "removes nodes whose values nobody uses", create_dce_pass},
+        {"memory-planning", "places every activation in one arena (max batch 512) and the state in another; stores the plan on the model", create_memory_planning_pass},
         {"simplify", "algebraic identities: x*1, x+0, reshape/transpose/convert chains, -(-x)", create_simplify_pass},
     };
     // The LLM fusions, one line each in passes/fusion/fusion_passes.cpp.
