@@ -193,8 +193,9 @@ constexpr uint8_t kSentinel = 0xA5;
 class Guarded {
  public:
   explicit Guarded(size_t bytes) : bytes_(bytes) {
-    mem_ = static_cast<uint8_t*>(std::aligned_alloc(64, bytes + 2 * kGuard));
-    std::memset(mem_, kSentinel, bytes + 2 * kGuard);
+    const size_t total = (bytes + 2 * kGuard + 63) / 64 * 64;  // aligned_alloc wants whole alignments
+    mem_ = static_cast<uint8_t*>(std::aligned_alloc(64, total));
+    std::memset(mem_, kSentinel, total);
   }
   ~Guarded() { std::free(mem_); }
   Guarded(const Guarded&) = delete;
@@ -271,13 +272,19 @@ RunResult run_case(KernelFn fn, const CaseData& d, int threads) {
   return r;
 }
 
-double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations) {
+double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, int weight_copies) {
   const size_t out_bytes = static_cast<size_t>(d.rows * d.out_cols) * 4;
   Guarded y(out_bytes);
   const size_t scratch_bytes = static_cast<size_t>(scratch_bytes_per_thread(d.spec, d.rows)) * static_cast<size_t>(threads);
   Guarded scratch(scratch_bytes);
   Args a;
   fill_args(a, d, y.data(), scratch_bytes ? scratch.data() : nullptr);
+  std::vector<const void*> weights = {a.slots[kMatMulW]};
+  if (d.spec.kind == KernelSpec::Kind::matmul)
+    for (int c = 1; c < weight_copies; ++c) weights.push_back(a.put(d.packed.data(), d.packed.size()));
+  // One slot array per copy; every thread of call i reads the same one.
+  std::vector<std::vector<const void*>> slots(weights.size(), std::vector<const void*>(a.slots, a.slots + kMatMulArgCount));
+  for (size_t c = 0; c < weights.size(); ++c) slots[c][kMatMulW] = weights[c];
   fn(a.slots, a.dims, 0, 1);  // warm-up
   std::barrier sync(threads);
   std::vector<std::thread> pool;
@@ -285,7 +292,7 @@ double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations) 
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       for (int i = 0; i < iterations; ++i) {
-        fn(a.slots, a.dims, t, threads);
+        fn(slots[static_cast<size_t>(i) % slots.size()].data(), a.dims, t, threads);
         sync.arrive_and_wait();
       }
     });

@@ -76,7 +76,9 @@ struct RunResult {
 RunResult run_case(KernelFn fn, const CaseData& d, int threads);
 
 // Runs the kernel without checks, for timing: `threads` threads, `iterations` calls each,
-// returns seconds per call (the threads are started once and synchronize with a barrier).
-double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations);
+// returns seconds per call (the threads are started once and synchronize with a barrier after
+// every call). With weight_copies > 1 the calls rotate through that many copies of the packed
+// weight, so that a working set larger than the caches is streamed from memory.
+double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, int weight_copies = 1);
 
 }  // namespace ingot::cgtest
