@@ -69,7 +69,16 @@ void convert_rows(const Tensor& src, ElementType to, int64_t K, int64_t begin, i
   const int64_t row_bytes = K / ti.block_elems * ti.block_bytes;
   std::vector<float> row(static_cast<size_t>(K));
   for (int64_t r = begin; r < end; ++r) {
-    for (int64_t k = 0; k < K; ++k) row[static_cast<size_t>(k)] = static_cast<float>(src.get_f(r * K + k));
+    const uint8_t* in = src.raw() + r * K * type_info(src.type()).block_bytes;
+    if (src.type() == ElementType::f32) {
+      std::memcpy(row.data(), in, static_cast<size_t>(K) * 4);
+    } else {
+      for (int64_t k = 0; k < K; ++k) {
+        uint16_t h;
+        std::memcpy(&h, in + 2 * k, 2);
+        row[static_cast<size_t>(k)] = src.type() == ElementType::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+    }
     uint8_t* out = dst + r * row_bytes;
     switch (to) {
       case ElementType::f32: std::memcpy(out, row.data(), static_cast<size_t>(K) * 4); break;
