@@ -141,9 +141,15 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
                       std::to_string(model_max_context(m)));
 
   // The order: every node once, inputs first.
+  std::map<std::string, const Node*> by_name;
+  for (const auto& n : m.nodes()) by_name[n->name] = n.get();
+  auto find = [&](const std::string& name) -> const Node* {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
+  };
   std::map<std::string, int> step;
   for (size_t i = 0; i < plan.order.size(); ++i) {
-    if (!m.find(plan.order[i])) return plan_error("the order names '" + plan.order[i] + "', which is not in the model");
+    if (!find(plan.order[i])) return plan_error("the order names '" + plan.order[i] + "', which is not in the model");
     if (!step.emplace(plan.order[i], static_cast<int>(i)).second)
       return plan_error("the order names '" + plan.order[i] + "' twice");
   }
@@ -176,7 +182,7 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
   for (const MemoryPlan::Buffer& b : plan.buffers) {
     ValueKey key{b.node, b.output};
     if (!need.count(key)) {
-      const Node* n = m.find(b.node);
+      const Node* n = find(b.node);
       return plan_error("buffer '" + value_str(key) + "' is not a value to plan" +
                         (n && n->is("Constant") ? " (Constants stay outside the arena)" : ""));
     }
@@ -185,7 +191,7 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
       return plan_error(describe(b) + " is not aligned to " + std::to_string(align) + " bytes");
     if (b.offset > plan.arena_bytes - b.bytes)
       return plan_error(describe(b) + " ends past the arena of " + std::to_string(plan.arena_bytes) + " bytes");
-    const Node* n = m.find(b.node);
+    const Node* n = find(b.node);
     const TensorType& type = n->outputs[static_cast<size_t>(b.output)];
     StatusOr<int64_t> size = max_storage_bytes(type, plan.max_batch, plan.max_context);
     if (!size.ok()) return size.status().with_context("memory plan: " + std::string(n->op_name()) + " '" + n->name + "'");
@@ -210,7 +216,7 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
     auto src = parse_value_name(b.in_place_of);
     if (!src || !by_value.count(*src))
       return plan_error(describe(b) + " takes over '" + b.in_place_of + "', which has no buffer");
-    const Node* n = m.find(b.node);
+    const Node* n = find(b.node);
     bool is_input = false;
     for (const Value& v : n->inputs) is_input |= v.node->name == src->first && v.index == src->second;
     if (!is_input) return plan_error(describe(b) + " takes over '" + b.in_place_of + "', which its node does not read");
