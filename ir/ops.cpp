@@ -760,6 +760,50 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- Embedding
+// Embedding(table[V, D], ids[...]) -> f32[..., D]: rows of a table in any float or quantized type,
+// dequantized. The fused form of Gather(Convert(table, f32), ids, axis 0): only the looked-up
+// rows are converted, never the whole table.
+
+Status infer_embedding(Node& n) {
+  const TensorType& table = in_type(n, 0);
+  const TensorType& idx = in_type(n, 1);
+  if (table.shape.size() != 2) return err("Embedding table must be [vocab, dim], got " + table.str());
+  if (type_info(table.type).is_integer || table.type == ElementType::boolean)
+    return err("Embedding table must be float or quantized, got " + table.str());
+  if (idx.type != ElementType::i64 && idx.type != ElementType::i32) return err("Embedding ids must be i32 or i64, got " + idx.str());
+  if (table.shape[1].is_static() && table.shape[1].value() % type_info(table.type).block_elems != 0)
+    return err("Embedding rows are not whole blocks of " + std::string(type_name(table.type)));
+  Shape s = idx.shape;
+  s.push_back(table.shape[1]);
+  set_output(n, ElementType::f32, s);
+  return Status::Ok();
+}
+
+Status eval_embedding(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  const Tensor& table = in[0];
+  const Tensor& idx = in[1];
+  const int64_t V = table.shape()[0], D = table.shape()[1];
+  const ElementTypeInfo& ti = type_info(table.type());
+  const int64_t row_bytes = D / ti.block_elems * ti.block_bytes;
+  std::vector<int64_t> out_shape = idx.shape();
+  out_shape.push_back(D);
+  Tensor r = Tensor::zeros(ElementType::f32, out_shape);
+  float* y = reinterpret_cast<float*>(r.mutable_raw());
+  for (int64_t j = 0; j < idx.numel(); ++j) {
+    const int64_t id = idx.get_i(j);
+    if (id < 0 || id >= V) return err("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(V));
+    const uint8_t* row = table.raw() + id * row_bytes;
+    if (ti.is_quantized) {
+      dequantize_row(table.type(), row, y + j * D, D);
+    } else {
+      for (int64_t k = 0; k < D; ++k) y[j * D + k] = static_cast<float>(table.get_f(id * D + k));
+    }
+  }
+  out = {r};
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- data movement
 
 Status infer_gather(Node& n) {
@@ -1542,6 +1586,7 @@ const std::vector<OpDef>& op_table() {
       {"RMSNorm", 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis"},
       {"RoPE", 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half"},
       {"SwiGLU", 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves"},
+      {"Embedding", 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
       {"FusedMatMul", 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues"},
       {"Attention", 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},
       {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},

@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "ir/memory_plan.h"
+#include "passes/memory_planning.h"
 #include "passes/pass_manager.h"
 #include "passes/quant/accuracy_report.h"
 #include "passes/quant/quantize_weights.h"
@@ -237,7 +239,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
 
   const auto t_start = std::chrono::steady_clock::now();
-  Progress progress(cli.accuracy_report.empty() ? 3 : 4);
+  Progress progress(cli.accuracy_report.empty() ? 4 : 5);
   progress.begin("import " + cli.path);
   auto im = import_model(cli.path, import_opts);
   if (!im.ok()) {
@@ -277,6 +279,19 @@ int cmd_compile(const std::vector<std::string>& args) {
     if (!n->is("Constant")) ops[std::string(n->op_name())]++;
   progress.end(std::to_string(im->model->nodes().size()) + " nodes");
 
+  progress.begin("plan memory (max batch " + std::to_string(cli.max_batch) + ")");
+  auto plan = plan_memory(*im->model, MemoryPlanOptions{.max_batch = cli.max_batch});
+  if (plan.ok()) {
+    Status checked = check_memory_plan(*im->model, *plan);
+    if (!checked.ok()) plan = checked;
+  }
+  if (!plan.ok()) {
+    std::fprintf(stderr, "\n");
+    return fail(plan.status());
+  }
+  im->model->set_memory_plan(std::make_shared<MemoryPlan>(*plan));
+  progress.end("arena " + format_byte_size(plan->arena_bytes) + ", KV " + format_byte_size(plan->state_bytes));
+
   AccuracyReport acc;
   if (!cli.accuracy_report.empty()) {
     progress.begin("accuracy report (reference evaluator)");
@@ -294,8 +309,13 @@ int cmd_compile(const std::vector<std::string>& args) {
   std::string oplist;
   for (auto& [op, count] : ops) oplist += (oplist.empty() ? "" : ", ") + op + " x" + std::to_string(count);
   std::printf("  ops: %s\n", oplist.c_str());
+  std::printf("  activations: %s arena for %lld tokens per call; KV cache: %s for %lld tokens (%s per token)\n",
+              format_byte_size(plan->arena_bytes).c_str(), static_cast<long long>(plan->max_batch),
+              format_byte_size(plan->state_bytes).c_str(), static_cast<long long>(plan->max_context),
+              format_byte_size(plan->kv_bytes_per_token).c_str());
   if (cli.stats) {
     std::printf("quantization:\n%s", qpass.report().c_str());
+    std::printf("%s", memory_plan_report(*plan).c_str());
   }
   if (!cli.accuracy_report.empty()) {
     std::printf("%s", acc.table().c_str());

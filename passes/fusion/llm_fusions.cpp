@@ -328,6 +328,23 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 
 // ------------------------------------------------------------------ matmuls
 
+// Gather(Convert(table, f32), ids, axis 0) -> Embedding(table, ids): the table stays in its
+// stored type and only looked-up rows are converted.
+bool try_embedding(Model& m, Node* root) {
+  if (!root->is("Gather") || root->attr("axis").as_int() != 0) return false;
+  Value table = root->inputs[0];
+  if (Node* conv = def(table, "Convert")) {
+    if (conv->attr("to").as_type() != ElementType::f32) return false;
+    table = conv->inputs[0];
+  } else if (table.type().type != ElementType::f32) {
+    return false;
+  }
+  if (!def(table, "Constant") || table.type().shape.size() != 2) return false;
+  auto e = m.add_node(spec("Embedding", {table, root->inputs[1]}));
+  if (!e.ok()) return false;
+  return replace(m, root->out(), (*e)->out());
+}
+
 bool try_matmul_to_fused(Model& m, Node* root) {
   if (root->is("WeightMatMul")) {
     if (!def(root->inputs[1], "Constant")) return false;
@@ -583,6 +600,7 @@ StatusOr<bool> fuse_attention(Model& m) {
   return true;
 }
 StatusOr<bool> matmul_to_fused(Model& m) { return run<try_matmul_to_fused>(m); }
+StatusOr<bool> fuse_embedding(Model& m) { return run<try_embedding>(m); }
 StatusOr<bool> fuse_bias(Model& m) { return run<try_fuse_bias>(m); }
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }

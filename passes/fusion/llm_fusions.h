@@ -21,6 +21,8 @@ StatusOr<bool> fuse_attention(Model& m);
 // MatMul(x, w^T) with a constant weight (possibly behind a Convert) and WeightMatMul
 // -> FusedMatMul(x, w) on the stored weight.
 StatusOr<bool> matmul_to_fused(Model& m);
+// Gather(Convert(table), ids) of a constant table -> Embedding (rows converted on lookup).
+StatusOr<bool> fuse_embedding(Model& m);
 // FusedMatMul + constant bias -> FusedMatMul{has_bias}.
 StatusOr<bool> fuse_bias(Model& m);
 // Several epilogue-free FusedMatMuls of one input with weights of one type -> one FusedMatMul

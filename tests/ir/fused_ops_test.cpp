@@ -10,6 +10,7 @@
 
 #include "ir/builder.h"
 #include "ir/evaluator.h"
+#include "ir/quant.h"
 #include "ir/verifier.h"
 
 namespace ingot {
@@ -298,6 +299,42 @@ TEST(FusedOps, PackedAttentionMatchesSeparateInputs) {
   auto a = run_calls(packed, calls), b = run_calls(separate, calls);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(a, b);  // the same kernel on the same values: bit-identical
+}
+
+}  // namespace
+}  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// Embedding: rows of a quantized table come back dequantized; an id outside the table is an error.
+TEST(Embedding, LooksUpDequantizedRowsAndRejectsBadIds) {
+  std::vector<float> rows(3 * 32);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = 0.01f * static_cast<float>(i) - 0.4f;
+  auto buf = Buffer::allocate(3 * sizeof(BlockQ8_0));
+  quantize_row_q8_0(rows.data(), reinterpret_cast<BlockQ8_0*>(buf->mutable_data()), 3 * 32);
+  auto table = Tensor::from_buffer(ElementType::q8_0, {3, 32}, buf);
+  ASSERT_TRUE(table.ok());
+  Model m;
+  GraphBuilder b(m);
+  Value ids = b.parameter("ids", ElementType::i64, {Dim::symbol("tokens")});
+  Value t = b.constant(std::make_shared<Tensor>(*table), "table");
+  b.result(b.op("Embedding", {t, ids}), "x");
+  ASSERT_TRUE(b.status().ok()) << b.status().message();
+  Evaluator ev(m);
+  auto r = ev.run({{"ids", Tensor::from_i64({2}, {2, 0})}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  std::vector<float> deq(3 * 32);
+  dequantize_row(ElementType::q8_0, table->raw(), deq.data(), 3 * 32);
+  const auto y = (*r)[0].to_f32_vector();
+  ASSERT_EQ(y.size(), 64u);
+  for (int k = 0; k < 32; ++k) {
+    EXPECT_EQ(y[k], deq[64 + k]);
+    EXPECT_EQ(y[32 + k], deq[k]);
+  }
+  auto bad = ev.run({{"ids", Tensor::from_i64({1}, {3})}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("token id 3 is outside the vocabulary of 3"), std::string::npos) << bad.message();
 }
 
 }  // namespace
