@@ -3,6 +3,8 @@
 // bandwidth measured in the same run, prefill throughput, and the compile time of one layer.
 //
 //   codegen_bench [--quick] [--cpu NAME]      (bench/run-codegen-bench.sh runs it)
+//   codegen_bench --dump-ir TYPE N K [q8]     the optimized LLVM IR of one matmul kernel
+//                                             (pipe into `llc-19 -O3` to read its assembly)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -63,29 +65,52 @@ const BenchShape kShapes[] = {
     {2048, 5632, "down"},     {32000, 2048, "logits"},
 };
 
+// Seconds per call: the best of three runs of about `seconds` each (the machine may be shared).
 double time_adaptive(KernelFn fn, const CaseData& d, int threads, double seconds, int copies) {
   double t = time_kernel(fn, d, threads, 2, copies);
-  const int iters = std::max(3, static_cast<int>(seconds / t));
-  return time_kernel(fn, d, threads, iters, copies);
+  const int iters = std::max(3, static_cast<int>(seconds / 3 / t));
+  for (int rep = 0; rep < 3; ++rep) t = std::min(t, time_kernel(fn, d, threads, iters, copies));
+  return t;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
+  std::string only;  // decode, prefill or compile: run one part
   CodegenOptions opt;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--cpu") && i + 1 < argc) opt.cpu = argv[++i];
+    else if (!std::strcmp(argv[i], "--dump-ir") && i + 3 < argc) {
+      KernelSpec k;
+      k.name = "kernel";
+      auto t = parse_element_type(argv[i + 1]);
+      if (!t) return 2;
+      k.matmul.weight = *t;
+      k.matmul.N = std::atoll(argv[i + 2]);
+      k.matmul.K = std::atoll(argv[i + 3]);
+      k.matmul.act_q8 = i + 4 < argc && !std::strcmp(argv[i + 4], "q8");
+      auto ir = kernels_llvm_ir({k}, opt);
+      if (!ir.ok()) { std::fprintf(stderr, "%s\n", ir.message().c_str()); return 1; }
+      std::fputs(ir->c_str(), stdout);
+      return 0;
+    }
     else {
-      std::fprintf(stderr, "usage: codegen_bench [--quick] [--cpu NAME]\n");
+      std::fprintf(stderr, "usage: codegen_bench [--quick] [--cpu NAME] [--only decode|prefill|compile] | --dump-ir TYPE N K [q8]\n");
       return 2;
     }
   }
   const double secs = quick ? 0.1 : 0.4;
 
-  const double bw1 = measure_bandwidth(1), bw2 = measure_bandwidth(2);
-  std::printf("measured read bandwidth (1 GiB buffer): 1 thread %.1f GB/s, 2 threads %.1f GB/s\n\n", bw1, bw2);
+  std::printf("target cpu: %s\n", opt.cpu.c_str());
+  double bw1 = 0, bw2 = 0;
+  if (only.empty() || only == "decode") {
+    bw1 = measure_bandwidth(1);
+    bw2 = measure_bandwidth(2);
+    std::printf("measured read bandwidth (1 GiB buffer): 1 thread %.1f GB/s, 2 threads %.1f GB/s\n\n", bw1, bw2);
+  }
 
   // ---- decode: one token, every weight byte read once per call.
   struct Wt {
@@ -93,6 +118,7 @@ int main(int argc, char** argv) {
     bool aq8;
   };
   const Wt decode_types[] = {{ElementType::q4_0, true}, {ElementType::q8_0, true}, {ElementType::f16, false}};
+  if (only.empty() || only == "decode") {
   std::printf("decode (M=1): effective weight bandwidth, %% of the measured bandwidth\n");
   std::printf("| weight | act | N x K | what | MB | 1 thread GB/s | %% | 2 threads GB/s | %% |\n|---|---|---|---|---|---|---|---|---|\n");
   for (const Wt& w : decode_types) {
@@ -121,7 +147,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  }
+
   // ---- prefill: 512 tokens.
+  if (only.empty() || only == "prefill") {
   const Wt prefill_types[] = {{ElementType::f32, false}, {ElementType::f16, false}, {ElementType::q8_0, true}, {ElementType::q4_0, true},
                               {ElementType::q4_0, false}};
   const int64_t M = quick ? 128 : 512;
@@ -150,7 +179,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  }
+
   // ---- compile time of one tinyllama-1.1b layer (q4_0 weights, 8-bit activations).
+  if (!only.empty() && only != "compile") return 0;
   std::vector<KernelSpec> layer(6);
   auto mm = [&](size_t i, const char* name, int64_t N, int64_t K) {
     layer[i].name = name;

@@ -259,12 +259,22 @@ class MatMulEmitter {
     }, "qrow");
   }
 
+  // Accumulators of a tile: [token][vector][split]. With few tokens, several independent
+  // accumulators per output vector (alternate k steps) hide the FMA latency: one token and one
+  // accumulator chain would stall on every FMA.
+  struct Accs {
+    int T = 0, V = 0, S = 1;
+    std::vector<Value*> vars;
+    Value* at(int t, int v, int s) const { return vars[static_cast<size_t>((t * V + v) * S + s)]; }
+  };
+
   // One register tile: T tokens starting at t0, the whole panel p.
   void emit_tile(int T, Value* p, Value* t0) {
-    const int V = L.vectors;
-    std::vector<std::vector<Value*>> acc(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V)));
-    for (auto& row : acc)
-      for (auto& a : row) a = e.var(vf(), llvm::Constant::getNullValue(vf()));
+    Accs acc;
+    acc.T = T;
+    acc.V = L.vectors;
+    acc.S = int_dots_ ? 1 : std::max(1, std::min(4, 8 / (T * L.vectors)));
+    for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vf(), llvm::Constant::getNullValue(vf())));
     Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
     if (int_dots_)
       emit_int_dots(T, wp, t0, acc);
@@ -272,8 +282,17 @@ class MatMulEmitter {
       emit_dequant_fma(T, wp, t0, acc);
     else
       emit_float_fma(T, wp, t0, acc);
-    emit_epilogue(T, p, t0, acc);
+    std::vector<std::vector<Value*>> sums(static_cast<size_t>(T));
+    for (int t = 0; t < T; ++t)
+      for (int v = 0; v < acc.V; ++v) {
+        Value* sum = e.load(vf(), acc.at(t, v, 0), 32);
+        for (int k = 1; k < acc.S; ++k) sum = B.CreateFAdd(sum, e.load(vf(), acc.at(t, v, k), 32));
+        sums[static_cast<size_t>(t)].push_back(sum);
+      }
+    emit_epilogue(T, p, t0, sums);
   }
+
+  void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(vf(), a, 32)), a, 32); }
 
   Value* x_row(Value* t0, int t) { return e.at(x_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(s.K * 4))); }
 
@@ -286,12 +305,12 @@ class MatMulEmitter {
   }
 
   // f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k].
-  void emit_float_fma(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+  void emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc) {
     const int V = L.vectors;
     const int es = s.weight == ElementType::f32 ? 4 : 2;
     std::vector<Value*> xr;
     for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
-    auto step = [&](Value* k) {
+    auto step = [&](Value* k, int split) {
       std::vector<Value*> wv;
       Value* wk = e.at(wp, B.CreateMul(k, e.c64(static_cast<int64_t>(L.panel_rows) * es)));
       for (int v = 0; v < V; ++v) {
@@ -303,23 +322,20 @@ class MatMulEmitter {
       }
       for (int t = 0; t < T; ++t) {
         Value* xs = x_splat(xr[static_cast<size_t>(t)], k);
-        for (int v = 0; v < V; ++v) {
-          Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
-          e.store(e.fma(wv[static_cast<size_t>(v)], xs, e.load(vf(), a, 32)), a, 32);
-        }
+        for (int v = 0; v < V; ++v) fma_into(acc.at(t, v, split % acc.S), wv[static_cast<size_t>(v)], xs);
       }
     };
     const int U = 4;
     const int64_t main = s.K / U * U;
     e.loop(e.c64(0), e.c64(main), U, [&](Value* k) {
-      for (int u = 0; u < U; ++u) step(B.CreateAdd(k, e.c64(u)));
+      for (int u = 0; u < U; ++u) step(B.CreateAdd(k, e.c64(u)), u);
     }, "k");
-    for (int64_t k = main; k < s.K; ++k) step(e.c64(k));
+    for (int64_t k = main; k < s.K; ++k) step(e.c64(k), static_cast<int>(k));
   }
 
   // q8_0 / q4_0 weights with f32 activations: per block the panel's scales, then [k][lanes] bytes
   // (q4_0: the low nibble is element k, the high one k + 16); dequantized in registers.
-  void emit_dequant_fma(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+  void emit_dequant_fma(int T, Value* wp, Value* t0, const Accs& acc) {
     const int V = L.vectors, P = L.panel_rows;
     std::vector<Value*> xr;
     for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
@@ -334,10 +350,7 @@ class MatMulEmitter {
       auto fma_all = [&](int64_t k, const std::vector<Value*>& wv) {
         for (int t = 0; t < T; ++t) {
           Value* xs = x_splat(xr[static_cast<size_t>(t)], B.CreateAdd(kb, e.c64(k)));
-          for (int v = 0; v < V; ++v) {
-            Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
-            e.store(e.fma(wv[static_cast<size_t>(v)], xs, e.load(vf(), a, 32)), a, 32);
-          }
+          for (int v = 0; v < V; ++v) fma_into(acc.at(t, v, static_cast<int>(k % acc.S)), wv[static_cast<size_t>(v)], xs);
         }
       };
       for (int kk = 0; kk < qb_; ++kk) {
@@ -364,7 +377,7 @@ class MatMulEmitter {
   // q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd.
   // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
   // 8 rows x 4 consecutive elements, dotted with 4 activation bytes broadcast to every row.
-  void emit_int_dots(int T, Value* wp, Value* t0, std::vector<std::vector<Value*>>& acc) {
+  void emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) {
     const int V = L.vectors, P = L.panel_rows;
     auto v32i8 = e.vec(e.i8, 32);
     auto v16i16 = e.vec(e.i16, 16);
@@ -385,6 +398,9 @@ class MatMulEmitter {
         sx.push_back(e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4));
       }
       std::vector<std::vector<Value*>> isum(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
+      // q8_0: two partial i32 sums (even and odd groups), so consecutive pmaddwd + add (or a
+      // fused vpdpwssd) do not form one long dependency chain.
+      std::vector<std::vector<Value*>> isum2 = isum;
       if (s.weight == ElementType::q4_0) {
         // Unsigned nibbles (0..15) times signed activations: each pmaddubsw lane is at most
         // 2 * 15 * 127 = 3810, so eight of them still fit in i16; the -8 offset is applied
@@ -427,27 +443,29 @@ class MatMulEmitter {
               Value* sg = e.x86(llvm::Intrinsic::x86_avx2_psign_b, xb, raw[static_cast<size_t>(v)]);
               Value* m = e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd,
                                e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, aw[static_cast<size_t>(v)], sg), ones);
-              Value*& a32 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+              Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
               a32 = a32 ? B.CreateAdd(a32, m) : m;
             }
           }
         }
+        for (int t = 0; t < T; ++t)
+          for (int v = 0; v < V; ++v)
+            isum[static_cast<size_t>(t)][static_cast<size_t>(v)] =
+                B.CreateAdd(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], isum2[static_cast<size_t>(t)][static_cast<size_t>(v)]);
       }
       (void)v8i32;
       for (int t = 0; t < T; ++t) {
         Value* dxs = e.splat(dx[static_cast<size_t>(t)]);
         for (int v = 0; v < V; ++v) {
-          Value* a = acc[static_cast<size_t>(t)][static_cast<size_t>(v)];
           Value* scale = B.CreateFMul(dw[static_cast<size_t>(v)], dxs);
-          Value* f = B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf());
-          e.store(e.fma(f, scale, e.load(vf(), a, 32)), a, 32);
+          fma_into(acc.at(t, v, 0), B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf()), scale);
         }
       }
     }, "blk");
   }
 
   // Bias, SwiGLU, residual, store; the last panel with constant lane masks when it is partial.
-  void emit_epilogue(int T, Value* p, Value* t0, std::vector<std::vector<Value*>>& acc) {
+  void emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums) {
     auto body = [&](bool tail) {
       const int V = L.vectors;
       const int OV = s.swiglu ? V / 2 : V;  // output vectors
@@ -457,8 +475,7 @@ class MatMulEmitter {
         return std::max(0, std::min(8, tail_valid_ - 8 * v));
       };
       for (int t = 0; t < T; ++t) {
-        std::vector<Value*> pre;
-        for (int v = 0; v < V; ++v) pre.push_back(e.load(vf(), acc[static_cast<size_t>(t)][static_cast<size_t>(v)], 32));
+        std::vector<Value*> pre = sums[static_cast<size_t>(t)];
         if (s.bias) {
           for (int v = 0; v < V; ++v) {
             const int ov = s.swiglu ? v % OV : v;
