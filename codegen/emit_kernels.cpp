@@ -182,11 +182,20 @@ class MatMulEmitter {
       Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
       act_ = e.at(scratch, B.CreateMul(B.CreateMul(tid, M_), e.c64(L.scratch_per_token)));
       emit_quantize_activations();
+    } else {
+      // This thread's packed activations: round_up(min(M, tokens_per_block), T) tokens.
+      Value* scratch = e.arg_ptr(kMatMulScratch);
+      Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
+      const int64_t T = L.tile_tokens;
+      Value* cap = B.CreateMul(B.CreateSDiv(B.CreateAdd(e.smin(M_, e.c64(L.tokens_per_block)), e.c64(T - 1)), e.c64(T)), e.c64(T));
+      xp_ = e.at(scratch, B.CreateMul(B.CreateMul(tid, cap), e.c64(L.scratch_per_token)));
     }
 
     const int T = L.tile_tokens;
     e.loop(e.c64(0), M_, L.tokens_per_block, [&](Value* mb) {
       Value* mend = e.smin(B.CreateAdd(mb, e.c64(L.tokens_per_block)), M_);
+      mb_ = mb;
+      if (!int_dots_) emit_pack_activations(mb, mend);
       e.loop(p0, p1, 1, [&](Value* p) {
         Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(T)), e.c64(T));
         Value* tfull = B.CreateAdd(mb, full);
@@ -223,6 +232,27 @@ class MatMulEmitter {
   int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
   int qb_ = 0, tail_valid_ = 0;
   Value *y_ = nullptr, *x_ = nullptr, *w_ = nullptr, *bias_ = nullptr, *res_ = nullptr, *M_ = nullptr, *act_ = nullptr;
+  Value *xp_ = nullptr, *mb_ = nullptr;  // packed float activations of the current token block
+
+  // Float activations of tokens [mb, mend) packed tile by tile as [tile][k][T], so that a tile's
+  // broadcasts read one sequential stream; f16-rounded here for f16 weights in the q8 mode
+  // (llama.cpp converts activations to f16 for its f16 dot products).
+  void emit_pack_activations(Value* mb, Value* mend) {
+    const int64_t T = L.tile_tokens;
+    const bool round16 = s.act_q8 && s.weight == ElementType::f16;
+    e.loop(mb, mend, 1, [&](Value* t) {
+      Value* rel = B.CreateSub(t, mb);
+      Value* tile = B.CreateSDiv(rel, e.c64(T));
+      Value* tt = B.CreateSRem(rel, e.c64(T));
+      Value* dst = e.at(xp_, B.CreateMul(B.CreateAdd(B.CreateMul(tile, e.c64(s.K * T)), tt), e.c64(4)));
+      Value* src = e.at(x_, B.CreateMul(t, e.c64(s.K * 4)));
+      e.loop(e.c64(0), e.c64(s.K), 1, [&](Value* k) {
+        Value* v = e.load(e.f32, e.at(src, B.CreateMul(k, e.c64(4))), 4);
+        if (round16) v = B.CreateFPExt(B.CreateFPTrunc(v, e.f16), e.f32);
+        e.store(v, e.at(dst, B.CreateMul(k, e.c64(T * 4))), 4);
+      }, "pack.k");
+    }, "pack.t");
+  }
 
   llvm::Type* vf() { return e.vec(e.f32, 8); }
 
@@ -294,14 +324,13 @@ class MatMulEmitter {
 
   void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(vf(), a, 32)), a, 32); }
 
-  Value* x_row(Value* t0, int t) { return e.at(x_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(s.K * 4))); }
+  // Token t of the tile at t0 in the packed activations; x_splat(row, k) broadcasts its element k.
+  Value* x_row(Value* t0, int t) {
+    return e.at(xp_, B.CreateAdd(B.CreateMul(B.CreateSub(t0, mb_), e.c64(s.K * 4)), e.c64(4 * t)));
+  }
 
-  // Activation k of row xr (a runtime or constant k), broadcast; f16-rounded for f16 weights in
-  // the q8 mode (llama.cpp converts activations to f16 for its f16 dot products).
   Value* x_splat(Value* xr, Value* k) {
-    Value* v = e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(4))), 4);
-    if (s.act_q8 && s.weight == ElementType::f16) v = B.CreateFPExt(B.CreateFPTrunc(v, e.f16), e.f32);
-    return e.splat(v);
+    return e.splat(e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(L.tile_tokens * 4))), 4));
   }
 
   // f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k].

@@ -91,8 +91,11 @@ struct MatMulLayout {
   int64_t packed_bytes = 0;   // panels * panel_bytes
   int64_t units = 0;          // work units split among threads
   int64_t panels_per_unit = 1;
-  int64_t scratch_per_token = 0;  // per-thread scratch bytes per token (q8 activations)
+  int64_t scratch_per_token = 0;  // per-thread scratch bytes per token (packed or quantized activations)
   int64_t tokens_per_block = 0;   // cache blocking over tokens
+  // Float activations are packed one token block at a time, so their scratch holds at most
+  // tokens_per_block tokens; q8 activations are quantized once for all M tokens.
+  bool scratch_per_block = false;
 };
 
 // Checks what the generator supports and fills the layout.

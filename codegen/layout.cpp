@@ -75,6 +75,9 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   if (int_dots) {
     L.scratch_per_token = round_up(s.K + s.K / kQK * 8, 64);
     row_bytes = L.scratch_per_token;
+  } else {
+    L.scratch_per_token = s.K * 4;
+    L.scratch_per_block = true;
   }
   // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them.
   const int64_t budget = 256 * 1024;
@@ -85,7 +88,9 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
 int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
   if (spec.kind != KernelSpec::Kind::matmul) return 0;
   auto L = matmul_layout(spec.matmul);
-  return L.ok() ? L->scratch_per_token * tokens : 0;
+  if (!L.ok()) return 0;
+  if (L->scratch_per_block) tokens = round_up(std::min(tokens, L->tokens_per_block), L->tile_tokens);
+  return L->scratch_per_token * tokens;
 }
 
 StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const void* src_v, size_t src_bytes) {
