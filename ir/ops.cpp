@@ -760,6 +760,43 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- RopeTable
+// RopeTable(pos i64[], inv_freq f32[H]) {length = [L]} -> (cos, sin) f32[L, H]: the rotary angles
+// of positions pos .. pos+L-1, as the primitive graph computes them (Range, Convert to f32,
+// Multiply, Cos, Sin, each rounded to f32), so the fused form is bitwise the same.
+
+Status infer_rope_table(Node& n) {
+  const TensorType& pos = in_type(n, 0);
+  const TensorType& inv = in_type(n, 1);
+  if (!pos.shape.empty() || (pos.type != ElementType::i64 && pos.type != ElementType::i32))
+    return err("RopeTable position must be an i64 or i32 scalar, got " + pos.str());
+  if (inv.type != ElementType::f32 || inv.shape.size() != 1) return err("RopeTable inverse frequencies must be f32[H], got " + inv.str());
+  const auto& len = n.attr("length").as_dims();
+  if (len.size() != 1) return err("RopeTable length must be one dimension");
+  const Shape s = {len[0], inv.shape[0]};
+  n.outputs = {TensorType{ElementType::f32, s}, TensorType{ElementType::f32, s}};
+  return Status::Ok();
+}
+
+Status eval_rope_table(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
+  INGOT_ASSIGN_OR_RETURN(auto len, eval_dims(n.attr("length").as_dims(), ctx, "RopeTable"));
+  if (len[0] < 0) return err("RopeTable length is negative at run time");
+  const int64_t L = len[0], H = in[1].numel(), pos = in[0].get_i(0);
+  Tensor c = Tensor::zeros(ElementType::f32, {L, H}), s = Tensor::zeros(ElementType::f32, {L, H});
+  float* cp = reinterpret_cast<float*>(c.mutable_raw());
+  float* sp = reinterpret_cast<float*>(s.mutable_raw());
+  for (int64_t t = 0; t < L; ++t) {
+    const float p = static_cast<float>(pos + t);
+    for (int64_t j = 0; j < H; ++j) {
+      const float angle = static_cast<float>(static_cast<double>(p) * in[1].get_f(j));
+      cp[t * H + j] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sp[t * H + j] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+  out = {c, s};
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------- Embedding
 // Embedding(table[V, D], ids[...]) -> f32[..., D]: rows of a table in any float or quantized type,
 // dequantized. The fused form of Gather(Convert(table, f32), ids, axis 0): only the looked-up
@@ -1586,6 +1623,7 @@ const std::vector<OpDef>& op_table() {
       {"RMSNorm", 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis"},
       {"RoPE", 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half"},
       {"SwiGLU", 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves"},
+      {"RopeTable", 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
       {"Embedding", 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
       {"FusedMatMul", 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues"},
       {"Attention", 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},

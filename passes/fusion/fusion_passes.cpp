@@ -28,6 +28,7 @@ const PassInfo kFusions[] = {
     INGOT_FUSION("fuse-attention", fuse_attention, "KV cache read/append/write + causal softmax attention -> stateful Attention"),
     INGOT_FUSION("matmul-to-fused", matmul_to_fused, "MatMul with a constant (converted) weight, WeightMatMul -> FusedMatMul"),
     INGOT_FUSION("fuse-embedding", fuse_embedding, "Gather of a constant (converted) table -> Embedding"),
+    INGOT_FUSION("fuse-rope-table", fuse_rope_table, "positions * inverse frequencies -> Cos, Sin -> RopeTable"),
     INGOT_FUSION("fuse-bias", fuse_bias, "FusedMatMul + constant bias -> bias epilogue"),
     INGOT_FUSION("merge-parallel-matmuls", merge_parallel_matmuls, "projections of one input (QKV, gate/up) -> one matmul, weights concatenated lazily"),
     INGOT_FUSION("fuse-rope-into-matmul", fuse_rope_into_matmul, "RoPE of a projection's q and k heads -> RoPE epilogue"),

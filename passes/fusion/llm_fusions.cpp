@@ -328,6 +328,35 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 
 // ------------------------------------------------------------------ matmuls
 
+// Cos(a) and Sin(a) of a = Reshape(Convert(Range(pos, step 1), f32), [L, 1]) * inv_freq[H]
+// -> RopeTable(pos, inv_freq){length = [L]}: one small kernel instead of six ops.
+bool try_rope_table(Model& m, Node* root) {
+  if (!root->is("Cos")) return false;
+  Node* mul = def(root->inputs[0], "Multiply");
+  if (!mul) return false;
+  Value col = mul->inputs[0], inv = mul->inputs[1];
+  if (!def(col, "Reshape")) std::swap(col, inv);
+  Node* reshape = def(col, "Reshape");
+  if (!reshape || !def(inv, "Constant") || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1) return false;
+  const Shape& cs = col.type().shape;
+  if (cs.size() != 2 || !(cs[1] == Dim(1))) return false;
+  Node* conv = def(reshape->inputs[0], "Convert");
+  if (!conv || conv->attr("to").as_type() != ElementType::f32) return false;
+  Node* range = def(conv->inputs[0], "Range");
+  if (!range || range->attr("step").as_float() != 1.0 || range->inputs[0].type().type != ElementType::i64) return false;
+  // The Sin of the same angles, if any.
+  Node* sin = nullptr;
+  for (auto [user, slot] : m.users(mul->out()))
+    if (user->is("Sin")) sin = user;
+  auto t = m.add_node(spec("RopeTable", {range->inputs[0], inv}, {{"length", range->attr("length")}}));
+  if (!t.ok()) return false;
+  Value cos_v{*t, 0}, sin_v{*t, 1};
+  if (cos_v.type() != root->outputs[0]) return false;
+  bool changed = replace(m, root->out(), cos_v);
+  if (sin) changed = replace(m, sin->out(), sin_v) || changed;
+  return changed;
+}
+
 // Gather(Convert(table, f32), ids, axis 0) -> Embedding(table, ids): the table stays in its
 // stored type and only looked-up rows are converted.
 bool try_embedding(Model& m, Node* root) {
@@ -601,6 +630,7 @@ StatusOr<bool> fuse_attention(Model& m) {
 }
 StatusOr<bool> matmul_to_fused(Model& m) { return run<try_matmul_to_fused>(m); }
 StatusOr<bool> fuse_embedding(Model& m) { return run<try_embedding>(m); }
+StatusOr<bool> fuse_rope_table(Model& m) { return run<try_rope_table>(m); }
 StatusOr<bool> fuse_bias(Model& m) { return run<try_fuse_bias>(m); }
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }

@@ -23,6 +23,8 @@ StatusOr<bool> fuse_attention(Model& m);
 StatusOr<bool> matmul_to_fused(Model& m);
 // Gather(Convert(table), ids) of a constant table -> Embedding (rows converted on lookup).
 StatusOr<bool> fuse_embedding(Model& m);
+// Range -> Convert -> Reshape -> * inv_freq -> Cos, Sin -> RopeTable (both tables, one op).
+StatusOr<bool> fuse_rope_table(Model& m);
 // FusedMatMul + constant bias -> FusedMatMul{has_bias}.
 StatusOr<bool> fuse_bias(Model& m);
 // Several epilogue-free FusedMatMuls of one input with weights of one type -> one FusedMatMul
