@@ -246,12 +246,25 @@ struct CacheMatch {
   Node* assign = nullptr;
 };
 
+// A cache of another type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32):
+// the fused op stores into and reads from the variable's own type, the same rounding.
 std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
+  Node* widen = def(all, "Convert");
+  if (widen) {
+    if (widen->attr("to").as_type() != ElementType::f32) return std::nullopt;
+    all = widen->inputs[0];
+  }
   Node* cat = def(all, "Concat");
   if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) return std::nullopt;
   Node* read = def(cat->inputs[0], "ReadValue");
   if (!read) return std::nullopt;
-  CacheMatch c{read->attr("variable").as_string(), cat->inputs[1], nullptr};
+  Value fresh = cat->inputs[1];
+  if (widen) {
+    Node* narrow = def(fresh, "Convert");
+    if (!narrow || narrow->inputs[0].type().type != ElementType::f32) return std::nullopt;
+    fresh = narrow->inputs[0];
+  }
+  CacheMatch c{read->attr("variable").as_string(), fresh, nullptr};
   for (auto& [user, slot] : m.users(all)) {
     if (user->is("Assign") && user->attr("variable").as_string() == c.variable) c.assign = user;
   }

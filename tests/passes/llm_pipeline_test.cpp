@@ -76,12 +76,17 @@ TEST(LlmPipeline, Stories260KHuggingFaceLayersAreFused) {
   expect_fused_layers(path);
 }
 
-// The optimized graph generates the same ids as the imported one, logits within 1e-4.
-TEST(LlmPipeline, OptimizedGraphMatchesImported) {
-  INGOT_MODEL_PATH(path, "stories260K.gguf");
-  auto a = import_model(path), b = import_model(path);
+// The optimized graph generates the same ids as the imported one, logits within 1e-4, with an
+// f32 and with an f16 KV cache (the fused Attention then stores and reads f16 itself).
+void expect_optimized_matches_imported(const std::string& path, ElementType kv_type) {
+  ImportOptions opts;
+  opts.kv_type = kv_type;
+  auto a = import_model(path, opts), b = import_model(path, opts);
   ASSERT_TRUE(a.ok() && b.ok());
   optimize(*b->model);
+  auto c = op_counts(*b->model);
+  EXPECT_EQ(c["Attention"], b->config.n_layers);
+  EXPECT_EQ(c.count("Concat"), 0u);
   GreedyOptions go;
   go.max_new_tokens = 30;
   auto ra = generate_greedy(*a->model, {1, 274, 287, 269, 345, 400, 428}, go);
@@ -92,6 +97,16 @@ TEST(LlmPipeline, OptimizedGraphMatchesImported) {
   for (size_t i = 0; i < ra->logits_after_prompt.size(); ++i)
     err = std::max(err, static_cast<double>(std::fabs(ra->logits_after_prompt[i] - rb->logits_after_prompt[i])));
   EXPECT_LT(err, 1e-4);
+}
+
+TEST(LlmPipeline, OptimizedGraphMatchesImported) {
+  INGOT_MODEL_PATH(path, "stories260K.gguf");
+  expect_optimized_matches_imported(path, ElementType::f32);
+}
+
+TEST(LlmPipeline, OptimizedGraphMatchesImportedWithF16Cache) {
+  INGOT_MODEL_PATH(path, "stories260K.gguf");
+  expect_optimized_matches_imported(path, ElementType::f16);
 }
 
 }  // namespace
