@@ -1,0 +1,154 @@
+#include "runtime/cpu_features.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define INGOT_X86 1
+#endif
+
+namespace ingot {
+namespace {
+
+// Where a feature's bit lives: cpuid leaf/subleaf, register, bit. `save` says which register
+// state the OS must enable (xgetbv) for the feature to be usable.
+enum Reg { EAX, EBX, ECX, EDX };
+enum Save { kNone, kAvx, kAvx512, kAmx };
+struct Bit {
+  const char* name;
+  uint32_t leaf, subleaf;
+  Reg reg;
+  int bit;
+  Save save;
+};
+
+constexpr Bit kBits[] = {
+    // leaf 1
+    {"sse3", 1, 0, ECX, 0, kNone},        {"pclmul", 1, 0, ECX, 1, kNone},
+    {"ssse3", 1, 0, ECX, 9, kNone},       {"fma", 1, 0, ECX, 12, kAvx},
+    {"cx16", 1, 0, ECX, 13, kNone},       {"sse4.1", 1, 0, ECX, 19, kNone},
+    {"sse4.2", 1, 0, ECX, 20, kNone},     {"crc32", 1, 0, ECX, 20, kNone},  // LLVM: crc32 = sse4.2
+    {"movbe", 1, 0, ECX, 22, kNone},      {"popcnt", 1, 0, ECX, 23, kNone},
+    {"aes", 1, 0, ECX, 25, kNone},        {"xsave", 1, 0, ECX, 26, kNone},
+    {"avx", 1, 0, ECX, 28, kAvx},         {"f16c", 1, 0, ECX, 29, kAvx},
+    {"rdrnd", 1, 0, ECX, 30, kNone},      {"cx8", 1, 0, EDX, 8, kNone},
+    {"cmov", 1, 0, EDX, 15, kNone},       {"mmx", 1, 0, EDX, 23, kNone},
+    {"fxsr", 1, 0, EDX, 24, kNone},       {"sse", 1, 0, EDX, 25, kNone},
+    {"sse2", 1, 0, EDX, 26, kNone},
+    // leaf 7, subleaf 0
+    {"fsgsbase", 7, 0, EBX, 0, kNone},    {"sgx", 7, 0, EBX, 2, kNone},
+    {"bmi", 7, 0, EBX, 3, kNone},         {"avx2", 7, 0, EBX, 5, kAvx},
+    {"bmi2", 7, 0, EBX, 8, kNone},        {"invpcid", 7, 0, EBX, 10, kNone},
+    {"rtm", 7, 0, EBX, 11, kNone},        {"avx512f", 7, 0, EBX, 16, kAvx512},
+    {"evex512", 7, 0, EBX, 16, kAvx512},  // LLVM: 512-bit EVEX, implied by avx512f
+    {"avx512dq", 7, 0, EBX, 17, kAvx512}, {"rdseed", 7, 0, EBX, 18, kNone},
+    {"adx", 7, 0, EBX, 19, kNone},        {"avx512ifma", 7, 0, EBX, 21, kAvx512},
+    {"clflushopt", 7, 0, EBX, 23, kNone}, {"clwb", 7, 0, EBX, 24, kNone},
+    {"avx512pf", 7, 0, EBX, 26, kAvx512}, {"avx512er", 7, 0, EBX, 27, kAvx512},
+    {"avx512cd", 7, 0, EBX, 28, kAvx512}, {"sha", 7, 0, EBX, 29, kNone},
+    {"avx512bw", 7, 0, EBX, 30, kAvx512}, {"avx512vl", 7, 0, EBX, 31, kAvx512},
+    {"prefetchwt1", 7, 0, ECX, 0, kNone}, {"avx512vbmi", 7, 0, ECX, 1, kAvx512},
+    {"pku", 7, 0, ECX, 4, kNone},  // OSPKE: enabled by the OS
+    {"waitpkg", 7, 0, ECX, 5, kNone},     {"avx512vbmi2", 7, 0, ECX, 6, kAvx512},
+    {"shstk", 7, 0, ECX, 7, kNone},       {"gfni", 7, 0, ECX, 8, kNone},
+    {"vaes", 7, 0, ECX, 9, kAvx},         {"vpclmulqdq", 7, 0, ECX, 10, kAvx},
+    {"avx512vnni", 7, 0, ECX, 11, kAvx512}, {"avx512bitalg", 7, 0, ECX, 12, kAvx512},
+    {"avx512vpopcntdq", 7, 0, ECX, 14, kAvx512}, {"rdpid", 7, 0, ECX, 22, kNone},
+    {"kl", 7, 0, ECX, 23, kNone},         {"cldemote", 7, 0, ECX, 25, kNone},
+    {"movdiri", 7, 0, ECX, 27, kNone},    {"movdir64b", 7, 0, ECX, 28, kNone},
+    {"enqcmd", 7, 0, ECX, 29, kNone},     {"uintr", 7, 0, EDX, 5, kNone},
+    {"avx512vp2intersect", 7, 0, EDX, 8, kAvx512}, {"serialize", 7, 0, EDX, 14, kNone},
+    {"tsxldtrk", 7, 0, EDX, 16, kNone},   {"pconfig", 7, 0, EDX, 18, kNone},
+    {"amx-bf16", 7, 0, EDX, 22, kAmx},    {"avx512fp16", 7, 0, EDX, 23, kAvx512},
+    {"amx-tile", 7, 0, EDX, 24, kAmx},    {"amx-int8", 7, 0, EDX, 25, kAmx},
+    // leaf 7, subleaf 1
+    {"sha512", 7, 1, EAX, 0, kAvx},       {"sm3", 7, 1, EAX, 1, kAvx},
+    {"sm4", 7, 1, EAX, 2, kAvx},          {"raoint", 7, 1, EAX, 3, kNone},
+    {"avxvnni", 7, 1, EAX, 4, kAvx},      {"avx512bf16", 7, 1, EAX, 5, kAvx512},
+    {"cmpccxadd", 7, 1, EAX, 7, kNone},   {"amx-fp16", 7, 1, EAX, 21, kAmx},
+    {"hreset", 7, 1, EAX, 22, kNone},     {"avxifma", 7, 1, EAX, 23, kAvx},
+    {"avxvnniint8", 7, 1, EDX, 4, kAvx},  {"avxneconvert", 7, 1, EDX, 5, kAvx},
+    {"amx-complex", 7, 1, EDX, 8, kAmx},  {"avxvnniint16", 7, 1, EDX, 10, kAvx},
+    {"prefetchi", 7, 1, EDX, 14, kNone},
+    // leaf 0xd, subleaf 1
+    {"xsaveopt", 0xd, 1, EAX, 0, kNone},  {"xsavec", 0xd, 1, EAX, 1, kNone},
+    {"xsaves", 0xd, 1, EAX, 3, kNone},
+    // extended leaves
+    {"sahf", 0x80000001, 0, ECX, 0, kNone},  {"lzcnt", 0x80000001, 0, ECX, 5, kNone},
+    {"sse4a", 0x80000001, 0, ECX, 6, kNone}, {"prfchw", 0x80000001, 0, ECX, 8, kNone},
+    {"xop", 0x80000001, 0, ECX, 11, kAvx},   {"lwp", 0x80000001, 0, ECX, 15, kNone},
+    {"fma4", 0x80000001, 0, ECX, 16, kAvx},  {"tbm", 0x80000001, 0, ECX, 21, kNone},
+    {"mwaitx", 0x80000001, 0, ECX, 29, kNone}, {"64bit", 0x80000001, 0, EDX, 29, kNone},
+    {"clzero", 0x80000008, 0, EBX, 0, kNone}, {"rdpru", 0x80000008, 0, EBX, 4, kNone},
+    {"wbnoinvd", 0x80000008, 0, EBX, 9, kNone},
+};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#ifdef INGOT_X86
+  auto cpuid = [](uint32_t leaf, uint32_t sub, uint32_t r[4]) {
+    r[0] = r[1] = r[2] = r[3] = 0;
+    const uint32_t max = __get_cpuid_max(leaf & 0x80000000u, nullptr);
+    if (max < leaf) return;
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+  };
+  uint32_t l1[4];
+  cpuid(1, 0, l1);
+  const bool osxsave = (l1[ECX] >> 27) & 1;
+  uint64_t xcr0 = 0;
+  if (osxsave) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    xcr0 = (uint64_t(hi) << 32) | lo;
+  }
+  const bool avx_ok = osxsave && (xcr0 & 0x6) == 0x6;                  // XMM, YMM
+  const bool avx512_ok = avx_ok && (xcr0 & 0xe0) == 0xe0;               // opmask, ZMM
+  const bool amx_ok = osxsave && (xcr0 & 0x60000) == 0x60000;           // TILECFG, TILEDATA
+  for (const Bit& b : kBits) {
+    uint32_t r[4];
+    cpuid(b.leaf, b.subleaf, r);
+    if (!((r[b.reg] >> b.bit) & 1)) continue;
+    if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok) || (b.save == kAmx && !amx_ok)) continue;
+    f.present.push_back(b.name);
+  }
+#endif
+  std::sort(f.present.begin(), f.present.end());
+  f.present.erase(std::unique(f.present.begin(), f.present.end()), f.present.end());
+  return f;
+}
+
+}  // namespace
+
+bool CpuFeatures::known(const std::string& name) {
+  for (const Bit& b : kBits)
+    if (name == b.name) return true;
+  return false;
+}
+
+bool CpuFeatures::has(const std::string& name) const {
+  return std::binary_search(present.begin(), present.end(), name);
+}
+
+const CpuFeatures& host_cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+std::string check_cpu_features(const std::vector<std::string>& required) {
+  const CpuFeatures& host = host_cpu_features();
+  std::string missing, unknown;
+  for (std::string name : required) {
+    if (name.empty() || name[0] == '-') continue;
+    if (name[0] == '+') name.erase(0, 1);
+    if (!CpuFeatures::known(name)) unknown += (unknown.empty() ? "" : ", ") + name;
+    else if (!host.has(name)) missing += (missing.empty() ? "" : ", ") + name;
+  }
+  std::string msg;
+  if (!missing.empty()) msg = "this CPU lacks feature(s) the kernels were compiled for: " + missing;
+  if (!unknown.empty())
+    msg += (msg.empty() ? "" : "; ") + std::string("the bundle requires CPU feature(s) this runtime cannot check: ") + unknown;
+  return msg;
+}
+
+}  // namespace ingot
