@@ -1,0 +1,373 @@
+#include "codegen/bundle_writer.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "codegen/kernels.h"
+#include "ir/model.h"
+#include "runtime/bundle_format.h"
+#include "runtime/sha256.h"
+
+namespace ingot {
+
+using namespace bundle;
+
+namespace {
+
+// Sequential output with a running SHA-256 of the current section.
+class Out {
+ public:
+  Out(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  Status write(const void* data, size_t n) {
+    sha_.update(data, n);
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Status::Error(path_ + ": write failed: " + std::strerror(errno));
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+      pos_ += static_cast<uint64_t>(w);
+    }
+    return Status::Ok();
+  }
+  Status zeros(uint64_t n) {
+    static const uint8_t kZeros[4096] = {};
+    while (n > 0) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(n, sizeof(kZeros)));
+      INGOT_RETURN_IF_ERROR(write(kZeros, k));
+      n -= k;
+    }
+    return Status::Ok();
+  }
+  Status pad_to(uint64_t offset) { return zeros(offset - pos_); }
+  void begin_section() { sha_.reset(); }
+  Sha256::Digest end_section() { return sha_.finish(); }
+  uint64_t pos() const { return pos_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  uint64_t pos_ = 0;
+  Sha256 sha_;
+};
+
+// Writes a buffer's bytes, descending into the parts of lazy concatenations.
+Status write_buffer(Out& out, const Buffer& b) {
+  if (!b.parts().empty()) {
+    for (const auto& part : b.parts()) INGOT_RETURN_IF_ERROR(write_buffer(out, *part));
+    return Status::Ok();
+  }
+  if (b.size() == 0) return Status::Ok();
+  return out.write(b.data(), b.size());
+}
+
+Status write_all(int fd, uint64_t offset, const uint8_t* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::Error(path + ": write failed: " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status write_file(int fd, const std::string& path, BundleContents& c, BundleWriteStats* stats) {
+  // Tensor offsets first: the manifest records them and precedes the weights.
+  uint64_t wsize = 0;
+  c.manifest.clear_tensors();
+  for (const BundleTensor& t : c.tensors) {
+    wsize = align_up(wsize, kTensorAlignment);
+    pb::Tensor* pt = c.manifest.add_tensors();
+    pt->set_name(t.name);
+    pt->set_type(t.type);
+    for (int64_t d : t.shape) pt->add_shape(d);
+    pt->set_offset(wsize);
+    pt->set_size(t.size);
+    pt->set_layout(t.layout);
+    pt->set_kernel(t.kernel);
+    if (!t.buffer && !t.produce) return Status::Error(path + ": tensor '" + t.name + "' has no data");
+    if (t.buffer && t.buffer->size() != t.size)
+      return Status::Error(path + ": tensor '" + t.name + "' has " + std::to_string(t.buffer->size()) +
+                           " bytes, declared " + std::to_string(t.size));
+    wsize += t.size;
+  }
+  std::string manifest;
+  if (!c.manifest.SerializeToString(&manifest)) return Status::Error(path + ": cannot serialize the manifest");
+
+  struct Planned {
+    SectionKind kind;
+    uint64_t size;
+  };
+  std::vector<Planned> plan = {{SectionKind::manifest, manifest.size()}};
+  if (!c.kernels.empty()) plan.push_back({SectionKind::kernels, c.kernels.size()});
+  plan.push_back({SectionKind::weights, wsize});
+
+  std::vector<SectionEntry> table(plan.size());
+  uint64_t offset = align_up(FileHeader::kSize + plan.size() * SectionEntry::kSize, kSectionAlignment);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    table[i].kind = static_cast<uint32_t>(plan[i].kind);
+    table[i].offset = offset;
+    table[i].size = plan[i].size;
+    offset = align_up(offset + plan[i].size, kSectionAlignment);
+  }
+  const uint64_t file_size = table.back().offset + table.back().size;
+
+  Out out(fd, path);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    INGOT_RETURN_IF_ERROR(out.pad_to(table[i].offset));
+    out.begin_section();
+    switch (plan[i].kind) {
+      case SectionKind::manifest:
+        INGOT_RETURN_IF_ERROR(out.write(manifest.data(), manifest.size()));
+        break;
+      case SectionKind::kernels:
+        INGOT_RETURN_IF_ERROR(out.write(c.kernels.data(), c.kernels.size()));
+        break;
+      case SectionKind::weights:
+        for (size_t k = 0; k < c.tensors.size(); ++k) {
+          BundleTensor& t = c.tensors[k];
+          INGOT_RETURN_IF_ERROR(out.pad_to(table[i].offset + c.manifest.tensors(static_cast<int>(k)).offset()));
+          if (t.buffer) {
+            INGOT_RETURN_IF_ERROR(write_buffer(out, *t.buffer));
+          } else {
+            auto bytes = t.produce();
+            if (!bytes.ok()) return bytes.status().with_context(path + ": tensor '" + t.name + "'");
+            if (bytes->size() != t.size)
+              return Status::Error(path + ": tensor '" + t.name + "' produced " + std::to_string(bytes->size()) +
+                                   " bytes, declared " + std::to_string(t.size));
+            INGOT_RETURN_IF_ERROR(out.write(bytes->data(), bytes->size()));
+          }
+        }
+        break;
+    }
+    if (out.pos() != table[i].offset + table[i].size)
+      return Status::Error(path + ": internal: section " + section_kind_name(table[i].kind) + " has the wrong size");
+    const Sha256::Digest d = out.end_section();
+    std::memcpy(table[i].sha256, d.data(), 32);
+  }
+
+  // The header and the table, now that the hashes are known.
+  std::vector<uint8_t> head(FileHeader::kSize + table.size() * SectionEntry::kSize);
+  FileHeader h;
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.version = kFormatVersion;
+  h.section_count = static_cast<uint32_t>(table.size());
+  h.flags = 0;
+  h.file_size = file_size;
+  encode(h, head.data());
+  for (size_t i = 0; i < table.size(); ++i) encode(table[i], head.data() + FileHeader::kSize + i * SectionEntry::kSize);
+  INGOT_RETURN_IF_ERROR(write_all(fd, 0, head.data(), head.size(), path));
+
+  if (stats) {
+    stats->file_bytes = file_size;
+    stats->manifest_bytes = manifest.size();
+    stats->kernels_bytes = c.kernels.size();
+    stats->weights_bytes = wsize;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status write_bundle(const std::string& path, BundleContents& contents, BundleWriteStats* stats) {
+  // A temporary name in the same folder, so the final rename is atomic.
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return Status::Error(path + ": cannot create file: " + std::strerror(errno));
+  Status st = write_file(fd, path, contents, stats);
+  if (::close(fd) != 0 && st.ok()) st = Status::Error(path + ": write failed: " + std::strerror(errno));
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = Status::Error(path + ": cannot replace file: " + std::strerror(errno));
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
+
+// ---------------------------------------------------------------- kernels and tensors of a model
+namespace {
+
+// Everything that distinguishes two kernels: identical specs share one symbol.
+std::string spec_key(const KernelSpec& k) {
+  char buf[256];
+  if (k.kind == KernelSpec::Kind::rms_norm) {
+    std::snprintf(buf, sizeof(buf), "rms_norm D=%lld eps=%a", static_cast<long long>(k.rms_norm.D),
+                  static_cast<double>(k.rms_norm.eps));
+    return buf;
+  }
+  const MatMulSpec& m = k.matmul;
+  std::snprintf(buf, sizeof(buf), "matmul %s N=%lld K=%lld act=%s%s%s%s%s", std::string(type_name(m.weight)).c_str(),
+                static_cast<long long>(m.N), static_cast<long long>(m.K), m.act_q8 ? "q8" : "f32",
+                m.bias ? " bias" : "",
+                m.rope == RopeLayout::none ? ""
+                : (std::string(m.rope == RopeLayout::interleaved ? " rope=interleaved" : " rope=rotate_half") +
+                   " heads=" + std::to_string(m.rope_heads) + " head_dim=" + std::to_string(m.head_dim)).c_str(),
+                m.swiglu ? " swiglu" : "", m.residual ? " residual" : "");
+  return buf;
+}
+
+StatusOr<std::string> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::Error(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return Status::Error(path + ": read error");
+  return ss.str();
+}
+
+// Kernels for the nodes codegen supports, one symbol per distinct spec, in topological order.
+}  // namespace
+
+struct BundleKernelPlan {
+  std::vector<KernelSpec> specs;
+  std::vector<std::vector<std::string>> nodes;  // per spec
+  std::map<const Node*, size_t> of_node;        // node -> spec index
+  int unsupported = 0;
+  std::map<std::string, int> unsupported_reasons;
+};
+
+namespace {
+
+StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
+  BundleKernelPlan kp;
+  std::map<std::string, size_t> by_key;
+  INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
+  for (Node* n : order) {
+    if (!n->is("FusedMatMul") && !n->is("WeightMatMul") && !n->is("RMSNorm")) continue;
+    auto spec = kernel_spec_for(*n, "");
+    if (!spec.ok()) {
+      kp.unsupported++;
+      std::string why = spec.message();
+      if (auto at = why.find(n->name); at != std::string::npos) why.replace(at, n->name.size(), std::string(n->op_name()));
+      kp.unsupported_reasons[why]++;
+      continue;
+    }
+    const std::string key = spec_key(*spec);
+    auto [it, added] = by_key.emplace(key, kp.specs.size());
+    if (added) {
+      spec->name = "ingot_k" + std::to_string(kp.specs.size()) +
+                   (spec->kind == KernelSpec::Kind::rms_norm ? "_rms_norm" : "_matmul");
+      kp.specs.push_back(*spec);
+      kp.nodes.emplace_back();
+    }
+    kp.nodes[it->second].push_back(n->name);
+    kp.of_node[n] = it->second;
+  }
+  return kp;
+}
+
+// Compiles the kernels into a private temporary folder and returns the shared object's bytes.
+StatusOr<std::string> build_kernels(const std::vector<KernelSpec>& specs, CompileStats* stats) {
+  namespace fs = std::filesystem;
+  const char* tmp_env = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp_env && *tmp_env ? tmp_env : "/tmp") + "/ingotc-kernels-XXXXXX";
+  if (!mkdtemp(tmpl.data())) return Status::Error("cannot create a temporary folder for the kernels: " + tmpl);
+  const std::string so = tmpl + "/kernels.so";
+  Status st = compile_kernels(specs, CodegenOptions{}, so, stats);
+  StatusOr<std::string> bytes = st.ok() ? read_file(so) : StatusOr<std::string>(st);
+  std::error_code ec;
+  fs::remove_all(tmpl, ec);
+  return bytes;
+}
+
+}  // namespace
+
+StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest) {
+  INGOT_ASSIGN_OR_RETURN(BundleKernelPlan kp, plan_kernels(model));
+  BundleKernels out;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!kp.specs.empty()) {
+    INGOT_ASSIGN_OR_RETURN(out.shared_object, build_kernels(kp.specs, nullptr));
+  }
+  out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out.kernels = kp.specs.size();
+  out.nodes_covered = kp.of_node.size();
+  out.nodes_without = static_cast<size_t>(kp.unsupported);
+  out.without = kp.unsupported_reasons;
+  manifest.clear_kernels();
+  for (size_t k = 0; k < kp.specs.size(); ++k) {
+    auto* pk = manifest.add_kernels();
+    pk->set_symbol(kp.specs[k].name);
+    pk->set_kind(kp.specs[k].kind == KernelSpec::Kind::rms_norm ? "rms_norm" : "matmul");
+    pk->set_description(spec_key(kp.specs[k]));
+    for (const auto& n : kp.nodes[k]) pk->add_nodes(n);
+  }
+  out.plan = std::make_shared<const BundleKernelPlan>(std::move(kp));
+  return out;
+}
+
+namespace {
+// The weight tensors: every Constant of the graph in topological order, as stored ("ggml"), and
+// for each kernel that multiplies by it, once packed in that kernel's layout. A constant only used
+// by kernels is stored packed only.
+}  // namespace
+
+StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const BundleKernels& kernels) {
+  static const BundleKernelPlan kEmpty;
+  const BundleKernelPlan& kp = kernels.plan ? *kernels.plan : kEmpty;
+  std::vector<BundleTensor> out;
+  INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
+  for (Node* n : order) {
+    if (!n->is("Constant") || !n->constant) continue;
+    const Tensor& t = *n->constant;
+    std::set<size_t> packed;  // spec indices, ordered
+    bool raw = false;
+    for (auto [user, slot] : model.users(Value{n, 0})) {
+      auto it = kp.of_node.find(user);
+      if (it != kp.of_node.end() && slot == 1 && kp.specs[it->second].kind == KernelSpec::Kind::matmul)
+        packed.insert(it->second);
+      else
+        raw = true;
+    }
+    if (packed.empty()) raw = true;
+    if (raw) {
+      BundleTensor bt;
+      bt.name = n->name;
+      bt.type = std::string(type_name(t.type()));
+      bt.shape = t.shape();
+      bt.size = t.nbytes();
+      bt.buffer = t.buffer();
+      out.push_back(std::move(bt));
+    }
+    for (size_t k : packed) {
+      const KernelSpec& spec = kp.specs[k];
+      INGOT_ASSIGN_OR_RETURN(MatMulLayout layout, matmul_layout(spec.matmul));
+      BundleTensor bt;
+      bt.name = n->name;
+      bt.type = std::string(type_name(t.type()));
+      bt.shape = t.shape();
+      bt.layout = "matmul-packed";
+      bt.kernel = spec.name;
+      bt.size = static_cast<uint64_t>(layout.packed_bytes);
+      std::shared_ptr<const Buffer> src = t.buffer();
+      MatMulSpec ms = spec.matmul;
+      bt.produce = [src, ms]() -> StatusOr<std::vector<uint8_t>> {
+        // Buffer::read gathers a lazy concatenation's parts without materializing it on the model.
+        std::vector<uint8_t> bytes(src->size());
+        src->read(0, bytes.size(), bytes.data());
+        return pack_matmul_weights(ms, bytes.data(), bytes.size());
+      };
+      out.push_back(std::move(bt));
+    }
+  }
+  return out;
+}
+
+
+}  // namespace ingot
