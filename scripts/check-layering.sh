@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Checks that dependencies point one way (DEVELOPERS.md):
+# Checks that dependencies point one way (docs/architecture.md):
 #   ir <- frontend, passes <- codegen <- tools;  runtime <- tools.
-# frontend also uses runtime's tokenizer, the one piece compiler and runtime share.
-# and that only codegen/ includes LLVM or MLIR headers. Exits non-zero on any violation.
+# frontend also uses runtime's tokenizer, the one piece compiler and runtime share; codegen uses
+# runtime's bundle format, manifest schema and SHA-256 to write bundles. Also checks that only
+# codegen/ includes LLVM or MLIR headers, and that the `ingot` runtime executable (if built, in
+# $INGOT_BUILD_DIR or build/) links no compiler library and no LLVM. Exits non-zero on any violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,7 @@ declare -A allowed=(
   [ir]="ir"
   [frontend]="ir frontend runtime"
   [passes]="ir passes"
-  [codegen]="ir passes codegen"
+  [codegen]="ir passes codegen runtime"
   [runtime]="runtime"
   [tools]="ir frontend passes codegen runtime tools"
 )
@@ -37,6 +39,22 @@ done
 if grep -nE '^#include <(llvm|mlir)/' codegen/*.h 2>/dev/null; then
   echo "layering: codegen headers must not include LLVM or MLIR headers"
   status=1
+fi
+# The runtime's sources may include only runtime/ (checked above); its command line must not link
+# the compiler: look at the link command CMake generated for `ingot`, and at ldd.
+build_dir=${INGOT_BUILD_DIR:-build}
+link_file=$build_dir/build.ninja
+if [ -f "$link_file" ] && grep -q 'tools/ingot:' "$link_file" 2>/dev/null; then
+  if awk '/^build tools\/ingot:/{p=1} p&&/^$/{exit} p' "$link_file" | grep -E 'libingot_(ir|frontend|passes|codegen)\.a|libLLVM|libMLIR'; then
+    echo "layering: the ingot runtime executable links a compiler library or LLVM"
+    status=1
+  fi
+fi
+if [ -x "$build_dir/tools/ingot" ] && command -v ldd >/dev/null; then
+  if ldd "$build_dir/tools/ingot" | grep -E 'LLVM|MLIR|clang'; then
+    echo "layering: the ingot runtime executable is dynamically linked against LLVM"
+    status=1
+  fi
 fi
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

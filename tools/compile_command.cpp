@@ -1,16 +1,27 @@
-// ingotc compile: import, quantize, optimize and plan memory, with stats and an accuracy report.
-// (The bundle writer arrives with codegen and the runtime.)
+// ingotc compile: import, quantize, optimize and plan memory, with stats and an accuracy report;
+// with -o OUT.ingot, generate the kernels and write the bundle (docs/bundle.md).
 #include "tools/compile_command.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "codegen/bundle_writer.h"
+#include "codegen/target.h"
+#include "frontend/gguf.h"
 #include "ir/memory_plan.h"
+#include "ir/text.h"
+#include "runtime/sha256.h"
 #include "passes/memory_planning.h"
 #include "passes/pass_manager.h"
 #include "passes/quant/accuracy_report.h"
@@ -121,6 +132,111 @@ Status write_atomic(const std::string& path, const std::string& data) {
   return Status::Ok();
 }
 
+
+// ---------------------------------------------------------------- the bundle
+
+// Streams a file through SHA-256.
+StatusOr<pb::Provenance::SourceFile> hash_file(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::Error(path.string() + ": cannot open file");
+  Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = f.gcount();
+    if (n <= 0) break;
+    sha.update(buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  if (f.bad()) return Status::Error(path.string() + ": read error");
+  pb::Provenance::SourceFile s;
+  s.set_name(path.filename().string());
+  s.set_bytes(total);
+  s.set_sha256(to_hex(sha.finish()));
+  return s;
+}
+
+// The model's name, chat template and source files (a folder: every regular file in it, by name).
+Status describe_source(const std::string& path, pb::Manifest& m) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(path);
+  while (p.has_filename() == false && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+  std::vector<fs::path> files;
+  if (fs::is_directory(p, ec)) {
+    for (const auto& e : fs::directory_iterator(p, ec))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    m.set_model_name(p.filename().string());
+    std::ifstream tc(p / "tokenizer_config.json");
+    if (tc) {
+      auto j = nlohmann::json::parse(tc, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("chat_template") && j["chat_template"].is_string())
+        m.set_chat_template(j["chat_template"].get<std::string>());
+    }
+  } else {
+    files.push_back(p);
+    m.set_model_name(p.stem().string());
+    auto gguf = GgufFile::open(path);
+    if (gguf.ok()) {
+      if (const GgufValue* v = (*gguf)->find("general.name"))
+        if (auto name = v->as_string(); name.ok() && !name->empty()) m.set_model_name(*name);
+      if (const GgufValue* v = (*gguf)->find("tokenizer.chat_template"))
+        if (auto t = v->as_string(); t.ok()) m.set_chat_template(*t);
+    }
+  }
+  for (const auto& f : files) {
+    INGOT_ASSIGN_OR_RETURN(pb::Provenance::SourceFile s, hash_file(f));
+    *m.mutable_provenance()->add_sources() = std::move(s);
+  }
+  return Status::Ok();
+}
+
+void fill_tokenizer(const TokenizerSpec& t, pb::Tokenizer& out) {
+  out.set_kind(t.kind == TokenizerSpec::Kind::ByteLevelBpe ? pb::Tokenizer::BYTE_LEVEL_BPE : pb::Tokenizer::SENTENCEPIECE);
+  out.set_pre(t.pre);
+  for (const auto& s : t.tokens) out.add_tokens(s);
+  for (float f : t.scores) out.add_scores(f);
+  for (int32_t v : t.types) out.add_types(v);
+  for (const auto& s : t.merges) out.add_merges(s);
+  out.set_bos(t.bos);
+  out.set_eos(t.eos);
+  out.set_unk(t.unk);
+  out.set_pad(t.pad);
+  out.set_add_bos(t.add_bos);
+  out.set_add_eos(t.add_eos);
+  out.set_add_space_prefix(t.add_space_prefix);
+}
+
+void fill_memory_plan(const MemoryPlan& p, pb::MemoryPlan& out) {
+  out.set_arena_bytes(p.arena_bytes);
+  out.set_alignment(p.alignment);
+  out.set_max_batch(p.max_batch);
+  out.set_max_context(p.max_context);
+  out.set_state_bytes(p.state_bytes);
+  out.set_kv_bytes_per_token(p.kv_bytes_per_token);
+  out.set_naive_bytes(p.naive_bytes);
+  out.set_lower_bound_bytes(p.lower_bound_bytes);
+  for (const auto& n : p.order) out.add_order(n);
+  for (const auto& b : p.buffers) {
+    auto* pb = out.add_buffers();
+    pb->set_value(memory_value_name(b.node, b.output));
+    pb->set_offset(b.offset);
+    pb->set_bytes(b.bytes);
+    pb->set_first_step(b.first_step);
+    pb->set_last_step(b.last_step);
+    pb->set_in_place_of(b.in_place_of);
+    pb->set_view(b.view);
+  }
+  for (const auto& s : p.state) {
+    auto* ps = out.add_state();
+    ps->set_variable(s.variable);
+    ps->set_offset(s.offset);
+    ps->set_bytes(s.bytes);
+  }
+}
+
 }  // namespace
 
 bool parse_quant_option(const std::vector<std::string>& args, size_t& i, QuantCliOptions& o, std::string* error) {
@@ -166,6 +282,7 @@ struct CompileCli {
   bool stats = false;
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
+  std::string output;  // -o OUT.ingot: generate kernels and write the bundle
 };
 
 // The accuracy report: the model imported twice (as stored, and quantized), unfused, with logits
@@ -214,6 +331,9 @@ int cmd_compile(const std::vector<std::string>& args) {
     } else if (take_value(args, i, "--kv-type", &cli.kv_type, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
       if (cli.kv_type != "f32" && cli.kv_type != "f16") return usage_error("compile: --kv-type must be f32 or f16");
+    } else if (take_value(args, i, "-o", &cli.output, &error) || take_value(args, i, "--output", &cli.output, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
+      if (cli.output.empty()) return usage_error("compile: -o needs a file name");
     } else if (take_value(args, i, "--accuracy-report", &cli.accuracy_report, &error) ||
                take_value(args, i, "--calib", &cli.calib_file, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
@@ -239,7 +359,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
 
   const auto t_start = std::chrono::steady_clock::now();
-  Progress progress(cli.accuracy_report.empty() ? 4 : 5);
+  Progress progress(4 + !cli.accuracy_report.empty() + (cli.output.empty() ? 0 : 2));
   progress.begin("import " + cli.path);
   auto im = import_model(cli.path, import_opts);
   if (!im.ok()) {
@@ -304,6 +424,77 @@ int cmd_compile(const std::vector<std::string>& args) {
     progress.end(std::to_string(acc.matmuls.size()) + " matmuls measured");
   }
 
+  BundleWriteStats written;
+  size_t kernel_count = 0;
+  if (!cli.output.empty()) {
+    auto fail_stage = [&](const Status& s) {
+      std::fprintf(stderr, "\n");
+      return fail(s);
+    };
+    progress.begin("generate kernels");
+    BundleContents bc;
+    pb::Manifest& m = bc.manifest;
+    auto kernels = build_bundle_kernels(*im->model, m);
+    if (!kernels.ok()) return fail_stage(kernels.status());
+    kernel_count = kernels->kernels;
+    std::string why;
+    for (auto& [reason, count] : kernels->without) why += "\n  no kernel yet (" + std::to_string(count) + " nodes): " + reason;
+    progress.end(std::to_string(kernels->kernels) + " kernels for " + std::to_string(kernels->nodes_covered) +
+                 " nodes, " + format_byte_size(static_cast<int64_t>(kernels->shared_object.size())) + " shared object" + why);
+
+    progress.begin("write " + cli.output);
+    Status st = describe_source(cli.path, m);
+    if (!st.ok()) return fail_stage(st);
+    m.set_architecture(im->architecture);
+    m.set_graph_text(print_model(*im->model));
+    for (Node* p : im->model->parameters()) {
+      auto* io = m.add_inputs();
+      io->set_name(p->name);
+      io->set_type(p->outputs[0].str());
+    }
+    for (Node* r : im->model->results()) {
+      auto* io = m.add_outputs();
+      io->set_name(r->name);
+      io->set_type(r->inputs[0].type().str());
+    }
+    for (const StateVariable& v : im->model->variables()) {
+      auto* sv = m.add_state();
+      sv->set_name(v.name);
+      sv->set_type(std::string(type_name(v.type)));
+      for (int64_t d : v.max_shape) sv->add_max_shape(d);
+    }
+    fill_memory_plan(*plan, *m.mutable_memory_plan());
+    fill_tokenizer(im->tokenizer, *m.mutable_tokenizer());
+    auto* g = m.mutable_generation();
+    if (im->generation.temperature) g->set_temperature(*im->generation.temperature);
+    if (im->generation.top_p) g->set_top_p(*im->generation.top_p);
+    if (im->generation.repetition_penalty) g->set_repetition_penalty(*im->generation.repetition_penalty);
+    if (im->generation.top_k) g->set_top_k(*im->generation.top_k);
+    if (im->generation.max_new_tokens) g->set_max_new_tokens(*im->generation.max_new_tokens);
+    pb::Provenance* pv = m.mutable_provenance();
+    const TargetInfo target = host_target();
+    pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
+    for (const auto& pass : default_pipeline()) pv->add_passes(pass);
+    pv->add_passes("memory-planning");
+    pv->set_quantization(recipe->str());
+    pv->set_act_quant(cli.quant.act_quant);
+    pv->set_kv_type(cli.kv_type);
+    pv->set_target_triple(target.triple);
+    pv->set_target_cpu(target.cpu);
+    for (const auto& f : target.features) pv->add_target_features(f);
+    bc.kernels = std::move(kernels->shared_object);
+    auto tensors = bundle_tensors(*im->model, *kernels);
+    if (!tensors.ok()) return fail_stage(tensors.status());
+    bc.tensors = std::move(*tensors);
+    st = write_bundle(cli.output, bc, &written);
+    if (!st.ok()) return fail_stage(st);
+    progress.end(format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
+                 format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
+                 format_byte_size(static_cast<int64_t>(written.kernels_bytes)) + ", weights " +
+                 format_byte_size(static_cast<int64_t>(written.weights_bytes)) + " in " +
+                 std::to_string(bc.tensors.size()) + " tensors)");
+  }
+
   std::printf("compiled %s in %.0f ms\n", cli.path.c_str(), ms_since(t_start));
   std::printf("  weights: %s (%s as imported)\n", mib(w_after).c_str(), mib(w_before).c_str());
   std::string oplist;
@@ -323,6 +514,9 @@ int cmd_compile(const std::vector<std::string>& args) {
     if (!w.ok()) return fail(w);
     std::printf("wrote %s\n", cli.accuracy_report.c_str());
   }
+  if (!cli.output.empty())
+    std::printf("  bundle: %s, %s, %zu kernels\n", cli.output.c_str(),
+                format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count);
   return 0;
 }
 

@@ -1,0 +1,211 @@
+// ingot: the Ingot runtime's command line. Links only the runtime (no compiler, no LLVM): it reads
+// bundles written by `ingotc compile -o OUT.ingot`.
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/bundle.h"
+#include "runtime/cpu_features.h"
+
+namespace ingot {
+namespace {
+
+constexpr const char* kUsage = R"(ingot: the Ingot runtime
+
+Usage:
+  ingot info BUNDLE [--graph] [--tensors]
+                          the manifest, readable: model, inputs and outputs, tensors, kernels,
+                          memory plan, state, tokenizer, generation defaults, provenance;
+                          --graph adds the optimized graph (IR text), --tensors every tensor
+  ingot verify BUNDLE     check every section's SHA-256, the CPU features the kernels need,
+                          and that the kernels load and export every listed symbol
+  ingot --help            this text
+
+Not yet: run, bench, perplexity (issue 7).
+Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
+)";
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", msg.c_str());
+  return 2;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "ingot: error: %s\n", msg.c_str());
+  return 1;
+}
+
+std::string bytes_str(uint64_t b) {
+  char buf[64];
+  if (b < 1024) std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));
+  else if (b < (1u << 20)) std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
+  else if (b < (1ull << 30)) std::snprintf(buf, sizeof(buf), "%.2f MiB", b / 1048576.0);
+  else std::snprintf(buf, sizeof(buf), "%.2f GiB", b / 1073741824.0);
+  return buf;
+}
+
+template <typename Seq>
+std::string dims(const Seq& s) {
+  std::string r = "[";
+  bool first = true;
+  for (auto d : s) {
+    r += (first ? "" : ", ") + std::to_string(d);
+    first = false;
+  }
+  return r + "]";
+}
+
+template <typename Seq>
+std::string join(const Seq& s, const char* sep = ", ") {
+  std::string r;
+  for (const auto& x : s) r += (r.empty() ? "" : sep) + std::string(x);
+  return r;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int cmd_info(const std::vector<std::string>& args) {
+  std::string path;
+  bool graph = false, all_tensors = false;
+  for (const std::string& a : args) {
+    if (a == "--graph") graph = true;
+    else if (a == "--tensors") all_tensors = true;
+    else if (!a.empty() && a[0] == '-') return usage_error("info: unknown option '" + a + "'");
+    else if (path.empty()) path = a;
+    else return usage_error("info: more than one bundle given");
+  }
+  if (path.empty()) return usage_error("info: no bundle given");
+  std::string error;
+  const auto t0 = std::chrono::steady_clock::now();
+  // A bundle for another CPU can still be described.
+  auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
+  if (!b) return fail(error);
+  const double open_ms = ms_since(t0);
+  const pb::Manifest& m = b->manifest();
+
+  std::printf("bundle: %s, %s, format version %u, opened in %.2f ms\n", path.c_str(), bytes_str(b->file_size()).c_str(),
+              bundle::kFormatVersion, open_ms);
+  for (size_t i = 0; i < b->sections().size(); ++i) {
+    const BundleSection& s = b->sections()[i];
+    std::printf("  section %zu: %-8s offset %10llu  %10s\n", i, bundle::section_kind_name(s.kind),
+                static_cast<unsigned long long>(s.offset), bytes_str(s.size).c_str());
+  }
+  std::printf("model: %s (%s)\n", m.model_name().c_str(), m.architecture().empty() ? "?" : m.architecture().c_str());
+  for (const auto& io : m.inputs()) std::printf("  input  %s: %s\n", io.name().c_str(), io.type().c_str());
+  for (const auto& io : m.outputs()) std::printf("  output %s: %s\n", io.name().c_str(), io.type().c_str());
+
+  // Tensors, summarized by type and layout.
+  std::map<std::string, std::pair<int, uint64_t>> by_kind;
+  uint64_t total = 0;
+  for (const auto& t : m.tensors()) {
+    auto& e = by_kind[t.type() + (t.layout() == "ggml" ? "" : " " + t.layout())];
+    e.first++;
+    e.second += t.size();
+    total += t.size();
+  }
+  std::printf("tensors: %d, %s\n", m.tensors_size(), bytes_str(total).c_str());
+  for (const auto& [kind, e] : by_kind) std::printf("  %-22s %5d  %s\n", kind.c_str(), e.first, bytes_str(e.second).c_str());
+  if (all_tensors)
+    for (const auto& t : m.tensors())
+      std::printf("  %-40s %-5s %-16s %-14s offset %llu, %s%s%s\n", t.name().c_str(), t.type().c_str(),
+                  dims(t.shape()).c_str(), t.layout().c_str(), static_cast<unsigned long long>(t.offset()),
+                  bytes_str(t.size()).c_str(), t.kernel().empty() ? "" : ", for ", t.kernel().c_str());
+
+  std::printf("kernels: %d\n", m.kernels_size());
+  for (const auto& k : m.kernels())
+    std::printf("  %-24s %s, %d node(s)\n", k.symbol().c_str(), k.description().c_str(), k.nodes_size());
+  std::printf("schedule: %d kernel calls%s\n", m.schedule().calls_size(),
+              m.schedule().calls_size() == 0 ? " (not generated yet)" : "");
+
+  const pb::MemoryPlan& p = m.memory_plan();
+  std::printf("memory plan: arena %s for up to %lld tokens per call (%d buffers, %lld-byte alignment; naive %s, lower bound %s)\n",
+              bytes_str(p.arena_bytes()).c_str(), static_cast<long long>(p.max_batch()), p.buffers_size(),
+              static_cast<long long>(p.alignment()), bytes_str(p.naive_bytes()).c_str(),
+              bytes_str(p.lower_bound_bytes()).c_str());
+  std::printf("  state: %s for a context of %lld tokens (%s per token), %d slots\n", bytes_str(p.state_bytes()).c_str(),
+              static_cast<long long>(p.max_context()), bytes_str(p.kv_bytes_per_token()).c_str(), p.state_size());
+  std::printf("state variables: %d\n", m.state_size());
+  for (const auto& v : m.state())
+    std::printf("  %s: %s%s\n", v.name().c_str(), v.type().c_str(), dims(v.max_shape()).c_str());
+
+  const pb::Tokenizer& t = m.tokenizer();
+  std::printf("tokenizer: %s%s, %d tokens, %d merges, bos %d, eos %d, unk %d, pad %d%s%s%s\n",
+              t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? "byte-level BPE" : "SentencePiece",
+              t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? (" (" + t.pre() + ")").c_str() : "", t.tokens_size(),
+              t.merges_size(), t.bos(), t.eos(), t.unk(), t.pad(), t.add_bos() ? ", adds BOS" : "",
+              t.add_eos() ? ", adds EOS" : "", t.add_space_prefix() ? ", space prefix" : "");
+  std::printf("chat template: %s\n",
+              m.chat_template().empty() ? "none" : (std::to_string(m.chat_template().size()) + " characters").c_str());
+  const pb::GenerationDefaults& g = m.generation();
+  std::string gen;
+  if (g.has_temperature()) gen += "temperature " + std::to_string(g.temperature()) + " ";
+  if (g.has_top_k()) gen += "top_k " + std::to_string(g.top_k()) + " ";
+  if (g.has_top_p()) gen += "top_p " + std::to_string(g.top_p()) + " ";
+  if (g.has_repetition_penalty()) gen += "repetition_penalty " + std::to_string(g.repetition_penalty()) + " ";
+  if (g.has_max_new_tokens()) gen += "max_new_tokens " + std::to_string(g.max_new_tokens()) + " ";
+  std::printf("generation defaults: %s\n", gen.empty() ? "none" : gen.c_str());
+
+  const pb::Provenance& pv = m.provenance();
+  std::printf("provenance:\n  compiler: %s\n", pv.compiler_version().c_str());
+  std::printf("  target: %s, cpu %s\n  features: %s\n", pv.target_triple().c_str(), pv.target_cpu().c_str(),
+              join(pv.target_features(), " ").c_str());
+  std::printf("  quantization: %s, activations %s, KV cache %s\n", pv.quantization().c_str(), pv.act_quant().c_str(),
+              pv.kv_type().c_str());
+  std::printf("  passes: %s\n", join(pv.passes()).c_str());
+  for (const auto& s : pv.sources())
+    std::printf("  source: %s, %s, sha256 %s\n", s.name().c_str(), bytes_str(s.bytes()).c_str(), s.sha256().c_str());
+  const std::string cpu = b->check_cpu();
+  std::printf("this host: %s\n", cpu.empty() ? "has every feature the kernels need" : cpu.c_str());
+  if (graph) std::printf("graph:\n%s", m.graph_text().c_str());
+  return 0;
+}
+
+int cmd_verify(const std::vector<std::string>& args) {
+  std::string path;
+  for (const std::string& a : args) {
+    if (!a.empty() && a[0] == '-') return usage_error("verify: unknown option '" + a + "'");
+    if (!path.empty()) return usage_error("verify: more than one bundle given");
+    path = a;
+  }
+  if (path.empty()) return usage_error("verify: no bundle given");
+  std::string error;
+  auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
+  if (!b) return fail(error);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!b->verify(&error)) return fail(error);
+  std::printf("%s: %zu sections, SHA-256 ok (%s in %.0f ms)\n", path.c_str(), b->sections().size(),
+              bytes_str(b->file_size()).c_str(), ms_since(t0));
+  const std::string cpu = b->check_cpu();
+  if (!cpu.empty()) return fail(path + ": " + cpu);
+  std::printf("%s: this CPU has all %d features the kernels need\n", path.c_str(),
+              b->manifest().provenance().target_features_size());
+  if (b->manifest().kernels_size() > 0) {
+    auto lib = b->load_kernels(&error);
+    if (!lib) return fail(error);
+    for (const auto& k : b->manifest().kernels())
+      if (!lib->symbol(k.symbol(), &error)) return fail(error);
+    std::printf("%s: kernels load, all %d symbols found\n", path.c_str(), b->manifest().kernels_size());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ingot
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return ingot::usage_error("no command given");
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::printf("%s", ingot::kUsage);
+    return 0;
+  }
+  if (cmd == "info") return ingot::cmd_info(args);
+  if (cmd == "verify") return ingot::cmd_verify(args);
+  return ingot::usage_error("unknown command '" + cmd + "'");
+}
