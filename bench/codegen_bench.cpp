@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
     ElementType t;
     bool aq8;
   };
-  const Wt decode_types[] = {{ElementType::q4_0, true}, {ElementType::q8_0, true}, {ElementType::f16, false}};
+  const Wt decode_types[] = {{ElementType::q4_0, true}, {ElementType::q8_0, true}, {ElementType::f16, false},
+                             {ElementType::q4_k, false}, {ElementType::q6_k, false}};
   if (only.empty() || only == "decode") {
   std::printf("decode (M=1): effective weight bandwidth, %% of the measured bandwidth\n");
   std::printf("| weight | act | N x K | what | MB | 1 thread GB/s | %% | 2 threads GB/s | %% |\n|---|---|---|---|---|---|---|---|---|\n");

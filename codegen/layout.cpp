@@ -16,6 +16,24 @@ bool is_quant(ElementType t) { return t == ElementType::q8_0 || t == ElementType
 // Bytes of quants of one row in one 32-element block: q8_0 32, q4_0 16 (two elements a byte).
 int quant_bytes(ElementType t) { return t == ElementType::q8_0 ? 32 : 16; }
 
+bool is_kquant(ElementType t) { return t == ElementType::q4_k || t == ElementType::q6_k; }
+
+// Packed bytes of one row of one 256-element super-block: q4_k d, dmin (f16), 8 scales, 8 mins
+// (one byte each, unpacked from ggml's 12-byte 6-bit form), 128 quant bytes; q6_k d (f16), 16
+// scales, 192 quant bytes (ggml's sizes: 144 and 210).
+int64_t kquant_row_bytes(ElementType t) { return t == ElementType::q4_k ? 4 + 16 + 128 : 2 + 16 + 192; }
+
+// ggml's get_scale_min_k4: eight 6-bit scales and mins in 12 bytes.
+void k4_scale_min(const uint8_t* q, int j, uint8_t& sc, uint8_t& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = static_cast<uint8_t>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Source row of panel p, lane l; -1 for padding. With SwiGLU a panel holds out_cols gate rows
@@ -31,14 +49,57 @@ int64_t source_row(const MatMulSpec& s, const MatMulLayout& L, int64_t p, int l)
   return l < L.out_cols ? c : half + c;
 }
 
+// One lane (row r, or padding when r < 0) of a k-quant panel. Per super-block, with P lanes:
+//   q4_k: d[P] f16, dmin[P] f16, sc[8][P], m[8][P], then [j 0..4][l 0..32][P] bytes qs[32j + l]
+//         (low nibble: element 64j + l of sub-block 2j; high: 64j + 32 + l of sub-block 2j + 1)
+//   q6_k: d[P] f16, sc[16][P] i8, then [h 0..2][l 0..32][3][P] bytes ql[64h + l],
+//         ql[64h + l + 32], qh[32h + l] (the four elements 128h + l + 32i, i = 0..3)
+void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
+  const int64_t sbs = s.K / kQK_K;
+  const int64_t rb = kquant_row_bytes(s.weight);
+  for (int64_t b = 0; b < sbs; ++b) {
+    uint8_t* d = panel + b * P * rb;
+    if (s.weight == ElementType::q4_k) {
+      BlockQ4_K blk{};
+      if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ4_K), sizeof(blk));
+      std::memcpy(d + 2 * l, &blk.d, 2);
+      std::memcpy(d + 2 * P + 2 * l, &blk.dmin, 2);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        k4_scale_min(blk.scales, j, sc, m);
+        d[4 * P + j * P + l] = sc;
+        d[12 * P + j * P + l] = m;
+      }
+      uint8_t* q = d + 20 * P;
+      for (int j = 0; j < 4; ++j)
+        for (int i = 0; i < 32; ++i) q[(j * 32 + i) * P + l] = blk.qs[32 * j + i];
+    } else {
+      BlockQ6_K blk{};
+      if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ6_K), sizeof(blk));
+      std::memcpy(d + 2 * l, &blk.d, 2);
+      for (int j = 0; j < 16; ++j) d[2 * P + j * P + l] = static_cast<uint8_t>(blk.scales[j]);
+      uint8_t* q = d + 18 * P;
+      for (int h = 0; h < 2; ++h)
+        for (int i = 0; i < 32; ++i) {
+          uint8_t* o = q + ((h * 32 + i) * 3) * P + l;
+          o[0] = blk.ql[64 * h + i];
+          o[P] = blk.ql[64 * h + i + 32];
+          o[2 * P] = blk.qh[32 * h + i];
+        }
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   const ElementType t = s.weight;
-  if (t != ElementType::f32 && t != ElementType::f16 && !is_quant(t))
+  if (t != ElementType::f32 && t != ElementType::f16 && !is_quant(t) && !is_kquant(t))
     return err("codegen: matmul weights of type " + std::string(type_name(t)) + " are not implemented yet");
   if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
   if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
+  if (is_kquant(t) && s.K % kQK_K != 0) return err("codegen: k-quant weights need K to be a multiple of 256");
+  if (is_kquant(t) && s.act_q8) return err("codegen: 8-bit activations with k-quant weights are not implemented");
   if (s.swiglu && s.N % 2 != 0) return err("codegen: SwiGLU needs an even N");
   if (s.rope != RopeLayout::none) {
     if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.rope_heads < 0 || s.rope_heads * s.head_dim > s.N)
@@ -60,7 +121,9 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   L.out_cols = s.swiglu ? L.panel_rows / 2 : L.panel_rows;
   const int64_t nout = s.swiglu ? s.N / 2 : s.N;
   L.panels = (nout + L.out_cols - 1) / L.out_cols;
-  if (is_quant(t))
+  if (is_kquant(t))
+    L.panel_bytes = s.K / kQK_K * L.panel_rows * kquant_row_bytes(t);
+  else if (is_quant(t))
     L.panel_bytes = s.K / kQK * (2 * L.panel_rows + static_cast<int64_t>(L.panel_rows) * quant_bytes(t));
   else
     L.panel_bytes = s.K * L.panel_rows * (t == ElementType::f32 ? 4 : 2);
@@ -112,6 +175,10 @@ StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const vo
           uint8_t* d = panel + (k * P + l) * es;
           if (r >= 0) std::memcpy(d, src + (r * s.K + k) * es, static_cast<size_t>(es));
         }
+        continue;
+      }
+      if (is_kquant(s.weight)) {
+        pack_kquant_lane(s, src, r, l, P, panel);
         continue;
       }
       // Quantized: per block, the panel's f16 scales, then the quants as [group][lane][G bytes].

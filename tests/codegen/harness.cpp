@@ -76,6 +76,26 @@ Tensor weight_tensor(ElementType t, int64_t N, int64_t K, const std::vector<floa
       break;
     case ElementType::q8_0: quantize_row_q8_0(f.data(), reinterpret_cast<BlockQ8_0*>(d), N * K); break;
     case ElementType::q4_0: quantize_row_q4_0(f.data(), reinterpret_cast<BlockQ4_0*>(d), N * K); break;
+    case ElementType::q4_k:
+    case ElementType::q6_k: {
+      // No k-quant quantizer in ir/ yet: random blocks (every byte pattern is a valid block) with
+      // scales chosen so values are of order one, like the other types.
+      std::mt19937_64 rng(static_cast<uint64_t>(N * 1000003 + K));
+      for (size_t i = 0; i < w.nbytes(); ++i) d[i] = static_cast<uint8_t>(rng());
+      const int64_t blocks = N * K / kQK_K;
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      for (int64_t b = 0; b < blocks; ++b) {
+        if (t == ElementType::q4_k) {
+          auto* blk = reinterpret_cast<BlockQ4_K*>(d) + b;
+          blk->d = f32_to_f16(u(rng) / 63 / 15);
+          blk->dmin = f32_to_f16(u(rng) / 63 / 2);
+        } else {
+          auto* blk = reinterpret_cast<BlockQ6_K*>(d) + b;
+          blk->d = f32_to_f16(u(rng) / 127 / 32);
+        }
+      }
+      break;
+    }
     default: INGOT_ASSERT(false, "unsupported weight type in a test case");
   }
   return w;
