@@ -358,7 +358,9 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
       std::shared_ptr<const Buffer> src = t.buffer();
       MatMulSpec ms = spec.matmul;
       bt.produce = [src, ms]() -> StatusOr<std::vector<uint8_t>> {
-        // Buffer::read gathers a lazy concatenation's parts without materializing it on the model.
+        if (src->parts().empty()) return pack_matmul_weights(ms, src->data(), src->size());
+        // Buffer::read gathers a lazy concatenation's parts without materializing it on the model
+        // (this copy lives only while the tensor is packed).
         std::vector<uint8_t> bytes(src->size());
         src->read(0, bytes.size(), bytes.data());
         return pack_matmul_weights(ms, bytes.data(), bytes.size());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -105,9 +106,21 @@ CpuFeatures detect() {
   const bool avx_ok = osxsave && (xcr0 & 0x6) == 0x6;                  // XMM, YMM
   const bool avx512_ok = avx_ok && (xcr0 & 0xe0) == 0xe0;               // opmask, ZMM
   const bool amx_ok = osxsave && (xcr0 & 0x60000) == 0x60000;           // TILECFG, TILEDATA
+  // cpuid traps to the hypervisor in a VM: ask each leaf once.
+  struct Leaf {
+    uint32_t leaf, subleaf, r[4];
+  };
+  std::vector<Leaf> leaves;
   for (const Bit& b : kBits) {
-    uint32_t r[4];
-    cpuid(b.leaf, b.subleaf, r);
+    const Leaf* found = nullptr;
+    for (const Leaf& l : leaves)
+      if (l.leaf == b.leaf && l.subleaf == b.subleaf) found = &l;
+    if (!found) {
+      leaves.push_back({b.leaf, b.subleaf, {}});
+      cpuid(b.leaf, b.subleaf, leaves.back().r);
+      found = &leaves.back();
+    }
+    const uint32_t* r = found->r;
     if (!((r[b.reg] >> b.bit) & 1)) continue;
     if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok) || (b.save == kAmx && !amx_ok)) continue;
     f.present.push_back(b.name);

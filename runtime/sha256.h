@@ -25,8 +25,13 @@ class Sha256 {
   static Digest hash(const void* data, size_t size);
   static Digest hash(std::string_view s) { return hash(s.data(), s.size()); }
 
+  // Whether blocks are compressed with the x86 SHA extensions (when the CPU has them); tests
+  // switch it off to check the portable code too. Returns the previous setting.
+  static bool set_accelerated(bool on);
+  static bool accelerated();
+
  private:
-  void block(const uint8_t* p);
+  void blocks(const uint8_t* p, size_t n);
   uint32_t h_[8];
   uint8_t buf_[64];
   size_t buf_len_ = 0;

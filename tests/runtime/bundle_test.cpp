@@ -36,7 +36,17 @@ using ::ingot::testing::read_file;
 
 std::string sha_hex(std::string_view s) { return to_hex(Sha256::hash(s)); }
 
-TEST(Sha256, Fips180Vectors) {
+// Each test runs with the SHA extensions (where the CPU has them) and with the portable code.
+class Sha256Test : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { previous_ = Sha256::set_accelerated(GetParam()); }
+  void TearDown() override { Sha256::set_accelerated(previous_); }
+  bool previous_ = true;
+};
+INSTANTIATE_TEST_SUITE_P(Modes, Sha256Test, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "accelerated" : "portable"; });
+
+TEST_P(Sha256Test, Fips180Vectors) {
   EXPECT_EQ(sha_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
@@ -45,7 +55,7 @@ TEST(Sha256, Fips180Vectors) {
   EXPECT_EQ(sha_hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST(Sha256, StreamingInOddChunksMatchesOneShot) {
+TEST_P(Sha256Test, StreamingInOddChunksMatchesOneShot) {
   std::mt19937 rng(7);
   std::string data(100003, '\0');
   for (char& c : data) c = static_cast<char>(rng());
@@ -72,6 +82,21 @@ TEST(Sha256, StreamingInOddChunksMatchesOneShot) {
     left -= n;
   }
   EXPECT_EQ(to_hex(s.finish()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, AcceleratedAndPortableAgree) {
+  std::mt19937 rng(11);
+  std::string data(1 << 16, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  const bool prev = Sha256::set_accelerated(true);
+  std::printf("SHA extensions: %s\n", Sha256::accelerated() ? "used" : "not available");
+  std::vector<std::string> fast;
+  for (size_t len = 0; len < data.size(); len = len * 2 + 1) fast.push_back(sha_hex(std::string_view(data).substr(0, len)));
+  Sha256::set_accelerated(false);
+  size_t i = 0;
+  for (size_t len = 0; len < data.size(); len = len * 2 + 1, ++i)
+    EXPECT_EQ(sha_hex(std::string_view(data).substr(0, len)), fast[i]) << "length " << len;
+  Sha256::set_accelerated(prev);
 }
 
 // ---------------------------------------------------------------- helpers
