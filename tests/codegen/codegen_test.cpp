@@ -141,7 +141,9 @@ TEST(CodegenRMSNorm, OddSizesAndThreads) {
 TEST(CodegenHarness, CatchesAnOffByOneInTheTail) {
   CodegenOptions broken;
   broken.debug_tail_overrun = true;
-  for (ElementType t : {ElementType::f32, ElementType::q4_0}) {
+  std::vector<std::unique_ptr<CaseData>> data;
+  std::vector<KernelSpec> specs;
+  for (ElementType t : {ElementType::f32, ElementType::q4_0})
     for (bool aq : {false, true}) {
       MatMulCase c;
       c.weight = t;
@@ -151,15 +153,18 @@ TEST(CodegenHarness, CatchesAnOffByOneInTheTail) {
       c.K = 64;
       auto d = make_case(c, 7);
       ASSERT_TRUE(d.ok()) << d.message();
-      auto good = compile_and_open({(*d)->spec}, CodegenOptions{});
-      auto bad = compile_and_open({(*d)->spec}, broken);
-      ASSERT_TRUE(good.ok() && bad.ok());
-      RunResult ok = run_case((*good)->find((*d)->spec.name), **d, 2);
-      EXPECT_TRUE(ok.sentinels_ok && ok.nmse <= kMatMulBound) << c.name() << ": " << ok.problem;
-      RunResult r = run_case((*bad)->find((*d)->spec.name), **d, 2);
-      EXPECT_FALSE(r.sentinels_ok && r.nmse <= kMatMulBound) << c.name() << ": the broken kernel passed";
-      EXPECT_FALSE(r.problem.empty());
+      specs.push_back((*d)->spec);
+      data.push_back(std::move(*d));
     }
+  auto good = compile_and_open(specs, CodegenOptions{});
+  auto bad = compile_and_open(specs, broken);
+  ASSERT_TRUE(good.ok() && bad.ok());
+  for (auto& d : data) {
+    RunResult ok = run_case((*good)->find(d->spec.name), *d, 2);
+    EXPECT_TRUE(ok.sentinels_ok && ok.nmse <= kMatMulBound) << d->spec.name << ": " << ok.problem;
+    RunResult r = run_case((*bad)->find(d->spec.name), *d, 2);
+    EXPECT_FALSE(r.sentinels_ok && r.nmse <= kMatMulBound) << d->spec.name << ": the broken kernel passed";
+    EXPECT_FALSE(r.problem.empty());
   }
 }
 
