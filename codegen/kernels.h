@@ -58,6 +58,8 @@ struct MatMulSpec {
   int64_t rope_heads = 0, head_dim = 0;  // q + k heads rotated
   bool swiglu = false;
   bool residual = false;
+  // Tuning: tokens per cache block (rounded up to whole tiles); 0 lets the layout choose.
+  int64_t block_tokens = 0;
 };
 
 struct RMSNormSpec {

@@ -145,6 +145,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them.
   const int64_t budget = 256 * 1024;
   L.tokens_per_block = std::max<int64_t>(1, budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
+  if (s.block_tokens > 0) L.tokens_per_block = round_up(s.block_tokens, L.tile_tokens);
   return L;
 }
 

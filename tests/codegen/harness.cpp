@@ -119,6 +119,7 @@ std::string MatMulCase::kernel_name() const {
   if (rope != RopeLayout::none) n += std::string("_") + rope_name(rope) + std::to_string(rope_heads) + "x" + std::to_string(head_dim);
   if (swiglu) n += "_swiglu";
   if (residual) n += "_res";
+  if (block_tokens) n += "_bt" + std::to_string(block_tokens);
   return n;
 }
 
@@ -177,6 +178,7 @@ StatusOr<std::unique_ptr<CaseData>> make_case(const MatMulCase& c, uint64_t seed
   b.result(n->out(0), "y");
   INGOT_RETURN_IF_ERROR(b.status());
   INGOT_ASSIGN_OR_RETURN(d->spec, kernel_spec_for(*n, c.kernel_name()));
+  d->spec.matmul.block_tokens = c.block_tokens;
   INGOT_ASSIGN_OR_RETURN(d->packed, pack_matmul_weights(d->spec.matmul, w->raw(), w->nbytes()));
   if (with_reference) INGOT_RETURN_IF_ERROR(run_reference(*d));
   return d;

@@ -41,6 +41,7 @@ struct MatMulCase {
   int64_t rope_heads = 0, head_dim = 0;
   bool swiglu = false;
   bool residual = false;
+  int64_t block_tokens = 0;  // MatMulSpec::block_tokens (0: the layout's choice)
   std::string name() const;         // the case, for messages
   std::string kernel_name() const;  // the kernel's symbol: everything but the dynamic M
 };
