@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
 
@@ -197,6 +199,9 @@ int cmd_verify(const std::vector<std::string>& args) {
 }  // namespace ingot
 
 int main(int argc, char** argv) {
+  // A corrupt manifest is reported by the loader with the file's name; protobuf's own log line
+  // ("String field contains invalid UTF-8 ...") would only add noise.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return ingot::usage_error("no command given");
   const std::string cmd = args[0];

@@ -426,8 +426,7 @@ TEST(BundleErrors, ManifestContents) {
     EXPECT_TRUE(write_bundle(dir + "/m.ingot", c).ok());
     return read_file(dir + "/m.ingot");
   };
-  // The writer fills tensors; patch the manifest after the fact through a custom producer order:
-  // simplest is to corrupt the plan, which the writer copies verbatim.
+  // The writer copies everything but the tensors verbatim, so a bad plan or schedule reaches the file.
   expect_open_error(write_with([](BundleContents& c) { c.manifest.mutable_memory_plan()->mutable_buffers(0)->set_offset(4090); }),
                     "buffer 'x:0' lies outside the arena");
   expect_open_error(write_with([](BundleContents& c) { c.manifest.mutable_memory_plan()->set_alignment(48); }),
@@ -460,8 +459,8 @@ TEST(BundleErrors, ManifestContents) {
 }
 
 TEST(BundleErrors, TensorOutsideWeights) {
-  // Hand-edit a tensor's offset in the serialized manifest: rebuild the file with the writer's
-  // layout but a manifest whose tensor points past the weights section.
+  // The writer computes tensor offsets itself, so put a bad one in by re-serializing the manifest
+  // in place (the manifest section's size in the table is updated; hashes are not checked on open).
   const std::string bytes = read_file(write_small(make_temp_dir("bundle_tensor")));
   std::string error;
   auto b = Bundle::from_bytes("x.ingot", bytes, &error);
@@ -474,8 +473,6 @@ TEST(BundleErrors, TensorOutsideWeights) {
   ASSERT_LE(ms.size(), 4096u);
   std::string bad = bytes;
   bad.replace(s0.offset, s0.size, std::string(s0.size, '\0'));
-  // Keep the section size: pad the message with an unknown-field-free trailing... not possible;
-  // instead rewrite the table's size for the manifest (the next section starts a page later).
   bad.replace(s0.offset, ms.size(), ms);
   put_u64(bad, bundle::FileHeader::kSize + 16, ms.size());
   expect_open_error(bad, "tensor 1 'cat' [64000, +300) lies outside the weights section");
