@@ -51,10 +51,11 @@ Usage:
                                          and --debug-match write to stderr
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
-  ingotc compile MODEL [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
+  ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
-                                         import, quantize, optimize and plan memory; --stats prints
+                                         import, quantize, optimize, plan memory, generate kernels
+                                         and (with -o) write a bundle for `ingot`; --stats prints
                                          the quantization table and memory plan; the accuracy report
                                          measures every quantized matmul (SQNR, cosine) and the end
                                          to end KL, top-1 agreement and perplexity (docs/quantization.md)
