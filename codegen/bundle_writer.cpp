@@ -1,4 +1,5 @@
 #include "codegen/bundle_writer.h"
+#include "codegen/bundle_plan.h"
 
 #include <cerrno>
 #include <chrono>
@@ -234,13 +235,6 @@ StatusOr<std::string> read_file(const std::string& path) {
 // Kernels for the nodes codegen supports, one symbol per distinct spec, in topological order.
 }  // namespace
 
-struct BundleKernelPlan {
-  std::vector<KernelSpec> specs;
-  std::vector<std::vector<std::string>> nodes;  // per spec
-  std::map<const Node*, size_t> of_node;        // node -> spec index
-  int unsupported = 0;
-  std::map<std::string, int> unsupported_reasons;
-};
 
 namespace {
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/bundle_writer.h"
+#include "codegen/schedule.h"
 #include "codegen/target.h"
 #include "frontend/gguf.h"
 #include "ir/memory_plan.h"
@@ -426,6 +427,7 @@ int cmd_compile(const std::vector<std::string>& args) {
 
   BundleWriteStats written;
   size_t kernel_count = 0;
+  std::string schedule_note;
   if (!cli.output.empty()) {
     auto fail_stage = [&](const Status& s) {
       std::fprintf(stderr, "\n");
@@ -486,6 +488,9 @@ int cmd_compile(const std::vector<std::string>& args) {
     auto tensors = bundle_tensors(*im->model, *kernels);
     if (!tensors.ok()) return fail_stage(tensors.status());
     bc.tensors = std::move(*tensors);
+    // Without a kernel for every node the bundle is still written (for inspection), unrunnable.
+    Status scheduled = build_schedule(*im->model, *plan, *kernels, bc.tensors, m);
+    if (!scheduled.ok()) schedule_note = scheduled.message();
     st = write_bundle(cli.output, bc, &written);
     if (!st.ok()) return fail_stage(st);
     progress.end(format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
@@ -517,6 +522,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   if (!cli.output.empty())
     std::printf("  bundle: %s, %s, %zu kernels\n", cli.output.c_str(),
                 format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count);
+    if (!schedule_note.empty()) std::printf("  note: the bundle cannot run yet, %s\n", schedule_note.c_str());
   return 0;
 }
 

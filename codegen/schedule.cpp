@@ -1,0 +1,161 @@
+#include "codegen/schedule.h"
+
+#include <cstdint>
+#include <map>
+#include <set>
+
+#include "codegen/bundle_plan.h"
+#include "codegen/kernels.h"
+
+namespace ingot {
+namespace {
+
+class Scheduler {
+ public:
+  Scheduler(const Model& m, const MemoryPlan& plan, const BundleKernelPlan& kp, const std::vector<BundleTensor>& tensors,
+            pb::Manifest& manifest)
+      : m_(m), plan_(plan), kp_(kp), tensors_(tensors), manifest_(manifest) {}
+
+  Status run() {
+    pb::Schedule& sched = *manifest_.mutable_schedule();
+    sched.Clear();
+    INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, m_.topological_order());
+    std::vector<std::string> missing;
+    for (Node* n : order) {
+      Status st = schedule(n, sched);
+      if (!st.ok()) missing.push_back(st.message());
+    }
+    if (!missing.empty()) {
+      sched.Clear();
+      std::string msg = "no schedule: " + std::to_string(missing.size()) + " node(s) cannot run yet";
+      std::set<std::string> distinct(missing.begin(), missing.end());
+      for (const auto& why : distinct) msg += "\n  " + why;
+      return Status::Error(msg);
+    }
+    for (const auto& c : sched.calls()) sched.set_max_scratch_per_thread(std::max(sched.max_scratch_per_thread(), c.scratch_per_thread()));
+    // Model inputs and outputs: where they live in the arena.
+    int i = 0;
+    for (Node* p : m_.parameters()) {
+      const MemoryPlan::Buffer* b = plan_.find(p->name, 0);
+      if (!b) return Status::Error("schedule: input '" + p->name + "' has no buffer in the memory plan");
+      manifest_.mutable_inputs(i)->set_arena_offset(b->offset);
+      manifest_.mutable_inputs(i++)->set_max_bytes(b->bytes);
+    }
+    i = 0;
+    for (Node* r : m_.results()) {
+      const MemoryPlan::Buffer* b = plan_.find(r->name, 0);
+      if (!b) return Status::Error("schedule: output '" + r->name + "' has no buffer in the memory plan");
+      manifest_.mutable_outputs(i)->set_arena_offset(b->offset);
+      manifest_.mutable_outputs(i++)->set_max_bytes(b->bytes);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status schedule(Node* n, pb::Schedule& sched) {
+    if (n->is("Constant") || n->is("Parameter")) return Status::Ok();
+    if (const MemoryPlan::Buffer* b = plan_.find(n->name, 0); b && b->view) return Status::Ok();  // Reshape, Result
+    if (n->is("Slice")) return last_row_copy(n, sched);
+    auto it = kp_.of_node.find(n);
+    if (it == kp_.of_node.end()) return Status::Error(std::string(n->op_name()) + ": no kernel yet");
+    const KernelSpec& spec = kp_.specs[it->second];
+    pb::KernelCall& call = *sched.add_calls();
+    call.set_symbol(spec.name);
+    call.set_node(n->name);
+    call.add_dims(pb::DIM_TOKENS);
+    call.add_dims(pb::DIM_PAST);
+    call.set_scratch_per_thread(scratch_bytes_per_thread(spec, plan_.max_batch));
+    switch (spec.kind) {
+      case KernelSpec::Kind::matmul: return matmul_args(n, spec, call);
+      case KernelSpec::Kind::rms_norm: {
+        std::vector<pb::ArgRef> args(kRMSNormArgCount);
+        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kRMSNormY]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kRMSNormX]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kRMSNormW]));
+        for (auto& a : args) *call.add_args() = a;
+        return Status::Ok();
+      }
+    }
+    return Status::Error(std::string(n->op_name()) + ": the schedule does not know this kernel kind");
+  }
+
+  Status matmul_args(Node* n, const KernelSpec& spec, pb::KernelCall& call) {
+    std::vector<pb::ArgRef> args(kMatMulArgCount);
+    for (auto& a : args) a.mutable_null();
+    INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kMatMulY]));
+    INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kMatMulX]));
+    // The weight in this kernel's packed layout.
+    const Node* w = n->inputs[1].node;
+    int index = -1;
+    for (size_t t = 0; t < tensors_.size(); ++t)
+      if (tensors_[t].name == w->name && tensors_[t].layout == "matmul-packed" && tensors_[t].kernel == spec.name)
+        index = static_cast<int>(t);
+    if (index < 0) return Status::Error(n->name + ": its packed weight '" + w->name + "' is not in the bundle");
+    args[kMatMulW].set_weight(static_cast<uint32_t>(index));
+    // Optional inputs follow FusedMatMul's order: bias, cos, sin, residual.
+    size_t next = 2;
+    if (spec.matmul.bias) INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulBias]));
+    if (spec.matmul.rope != RopeLayout::none) {
+      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulCos]));
+      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulSin]));
+    }
+    if (spec.matmul.residual) INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulResidual]));
+    if (call.scratch_per_thread() > 0) args[kMatMulScratch].mutable_scratch();
+    for (auto& a : args) *call.add_args() = a;
+    return Status::Ok();
+  }
+
+  // Slice of the last row along axis 0 (what last-position-first leaves before the final norm).
+  Status last_row_copy(Node* n, pb::Schedule& sched) {
+    const TensorType& in = n->inputs[0].type();
+    const TensorType& out = n->outputs[0];
+    const auto& axes = n->attr("axes").as_ints();
+    const auto& begin = n->attr("begin").as_ints();
+    const auto& end = n->attr("end").as_ints();
+    const auto& step = n->attr("step").as_ints();
+    const bool last_row = axes == std::vector<int64_t>{0} && begin == std::vector<int64_t>{-1} && end.size() == 1 &&
+                          end[0] == INT64_MAX && (step.empty() || step == std::vector<int64_t>{1}) && out.shape.size() == 2 &&
+                          out.shape[0] == Dim(1) && in.shape.size() == 2 && in.shape[1].is_static() && in.type == out.type;
+    if (!last_row) return Status::Error("Slice: only the last row along axis 0 runs yet");
+    pb::KernelCall& call = *sched.add_calls();
+    call.set_node(n->name);
+    call.set_builtin("copy_last_row");
+    call.set_row_bytes(in.shape[1].value() * type_info(in.type).block_bytes);
+    call.add_dims(pb::DIM_TOKENS);
+    INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, *call.add_args()));
+    return value_ref(n->inputs[0], *call.add_args());
+  }
+
+  // A value as an argument: its arena buffer, or the bundle's raw tensor for a constant.
+  Status value_ref(Value v, pb::ArgRef& ref) {
+    if (v.node->is("Constant")) {
+      for (size_t t = 0; t < tensors_.size(); ++t)
+        if (tensors_[t].name == v.node->name && tensors_[t].layout == "ggml") {
+          ref.set_weight(static_cast<uint32_t>(t));
+          return Status::Ok();
+        }
+      return Status::Error("constant '" + v.node->name + "' is not in the bundle");
+    }
+    const MemoryPlan::Buffer* b = plan_.find(v.node->name, v.index);
+    if (!b) return Status::Error("value '" + memory_value_name(v.node->name, v.index) + "' has no buffer");
+    ref.set_arena_offset(b->offset);
+    return Status::Ok();
+  }
+
+  const Model& m_;
+  const MemoryPlan& plan_;
+  const BundleKernelPlan& kp_;
+  const std::vector<BundleTensor>& tensors_;
+  pb::Manifest& manifest_;
+};
+
+}  // namespace
+
+Status build_schedule(const Model& model, const MemoryPlan& plan, const BundleKernels& kernels,
+                      const std::vector<BundleTensor>& tensors, pb::Manifest& manifest) {
+  static const BundleKernelPlan kEmpty;
+  Scheduler s(model, plan, kernels.plan ? *kernels.plan : kEmpty, tensors, manifest);
+  return s.run();
+}
+
+}  // namespace ingot
