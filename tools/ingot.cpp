@@ -10,6 +10,7 @@
 
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
+#include "tools/ingot_run.h"
 
 namespace ingot {
 namespace {
@@ -23,9 +24,18 @@ Usage:
                           --graph adds the optimized graph (IR text), --tensors every tensor
   ingot verify BUNDLE     check every section's SHA-256, the CPU features the kernels need,
                           and that the kernels load and export every listed symbol
+  ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
+            [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
+            [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop]
+                          generate and stream the continuation; --temp 0 is greedy; --json prints
+                          prompt_ids, ids, text and timings instead
+  ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json]
+                          prompt processing (ppP) and generation (tgN) tokens/s, mean and
+                          deviation over -r runs, load time and peak resident memory
+  ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T]
+                          perplexity of a text file in chunks of N tokens (default 512)
   ingot --help            this text
 
-Not yet: run, bench, perplexity (issue 7).
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
 
@@ -212,5 +222,8 @@ int main(int argc, char** argv) {
   }
   if (cmd == "info") return ingot::cmd_info(args);
   if (cmd == "verify") return ingot::cmd_verify(args);
+  if (cmd == "run") return ingot::cmd_run(args);
+  if (cmd == "bench") return ingot::cmd_bench(args);
+  if (cmd == "perplexity") return ingot::cmd_perplexity(args);
   return ingot::usage_error("unknown command '" + cmd + "'");
 }

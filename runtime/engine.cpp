@@ -1,0 +1,353 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+namespace ingot {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool fail(std::string* error, const std::string& msg) {
+  if (error) *error = msg;
+  return false;
+}
+
+TokenizerSpec tokenizer_spec(const pb::Tokenizer& t) {
+  TokenizerSpec s;
+  s.kind = t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? TokenizerSpec::Kind::ByteLevelBpe : TokenizerSpec::Kind::SentencePiece;
+  s.pre = t.pre();
+  s.tokens.assign(t.tokens().begin(), t.tokens().end());
+  s.scores.assign(t.scores().begin(), t.scores().end());
+  s.types.assign(t.types().begin(), t.types().end());
+  s.merges.assign(t.merges().begin(), t.merges().end());
+  s.bos = t.bos();
+  s.eos = t.eos();
+  s.unk = t.unk();
+  s.pad = t.pad();
+  s.add_bos = t.add_bos();
+  s.add_eos = t.add_eos();
+  s.add_space_prefix = t.add_space_prefix();
+  return s;
+}
+
+uint8_t* aligned_zeroed(int64_t bytes) {
+  const size_t n = static_cast<size_t>(std::max<int64_t>(64, (bytes + 63) / 64 * 64));
+  void* p = std::aligned_alloc(64, n);
+  if (p) std::memset(p, 0, n);
+  return static_cast<uint8_t*>(p);
+}
+
+// The vocabulary size from the logits output's type "f32[1, 512]".
+int64_t last_dim(const std::string& type) {
+  const size_t close = type.rfind(']');
+  const size_t comma = type.rfind(',', close);
+  const size_t open = type.rfind('[', close);
+  const size_t from = (comma != std::string::npos && comma > open ? comma : open) + 1;
+  if (open == std::string::npos || close == std::string::npos || from >= close) return 0;
+  return std::atoll(type.substr(from, close - from).c_str());
+}
+
+}  // namespace
+
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options, std::string* error) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  e->bundle_ = Bundle::open(path, error);
+  if (!e->bundle_) return nullptr;
+  if (options.verify && !e->bundle_->verify(error)) return nullptr;
+  const pb::Manifest& m = e->bundle_->manifest();
+  const std::string& name = e->bundle_->name();
+  if (m.schedule().calls_size() == 0) {
+    fail(error, name + ": the bundle has no schedule (some nodes had no kernel when it was compiled); it cannot run");
+    return nullptr;
+  }
+  const pb::MemoryPlan& plan = m.memory_plan();
+  e->max_context_ = plan.max_context();
+  e->max_batch_ = plan.max_batch();
+  e->arena_bytes_ = plan.arena_bytes();
+  e->state_bytes_ = plan.state_bytes();
+  e->scratch_per_thread_ = m.schedule().max_scratch_per_thread();
+  for (const auto& in : m.inputs()) {
+    if (in.name() == "token_ids") e->token_ids_offset_ = in.arena_offset();
+    if (in.name() == "pos") e->pos_offset_ = in.arena_offset();
+  }
+  if (m.outputs_size() > 0) {
+    e->logits_offset_ = m.outputs(0).arena_offset();
+    e->vocab_ = last_dim(m.outputs(0).type());
+  }
+  if (e->token_ids_offset_ < 0 || e->pos_offset_ < 0 || e->logits_offset_ < 0 || e->vocab_ <= 0) {
+    fail(error, name + ": not a decoder bundle (inputs token_ids and pos, output logits)");
+    return nullptr;
+  }
+  const int64_t need = e->logits_offset_ + e->vocab_ * 4;
+  if (need > e->arena_bytes_ || e->token_ids_offset_ + e->max_batch_ * 8 > e->arena_bytes_ || e->pos_offset_ + 8 > e->arena_bytes_) {
+    fail(error, name + ": the inputs or outputs lie outside the arena");
+    return nullptr;
+  }
+
+  if (!m.kernels().empty()) {
+    e->kernels_ = e->bundle_->load_kernels(error);
+    if (!e->kernels_) return nullptr;
+  }
+  for (const pb::KernelCall& c : m.schedule().calls()) {
+    Call call;
+    call.node = c.node();
+    if (!c.builtin().empty()) {
+      if (c.builtin() != "copy_last_row" || c.args_size() != 2 || c.row_bytes() <= 0) {
+        fail(error, name + ": unknown builtin '" + c.builtin() + "' in the schedule (node " + c.node() + ")");
+        return nullptr;
+      }
+      call.copy_last_row = true;
+      call.row_bytes = c.row_bytes();
+    } else {
+      std::string why;
+      call.fn = reinterpret_cast<Call::Fn>(e->kernels_ ? e->kernels_->symbol(c.symbol(), &why) : nullptr);
+      if (!call.fn) {
+        fail(error, name + ": kernel '" + c.symbol() + "' (node " + c.node() + "): " + (why.empty() ? "no kernels section" : why));
+        return nullptr;
+      }
+    }
+    for (const pb::ArgRef& a : c.args()) {
+      Arg arg;
+      if (a.has_arena_offset()) {
+        arg.kind = Arg::Kind::arena;
+        arg.offset = a.arena_offset();
+      } else if (a.has_weight()) {
+        arg.kind = Arg::Kind::weight;
+        arg.data = e->bundle_->tensor_data(static_cast<int>(a.weight()));
+      } else if (a.has_state_slot()) {
+        arg.kind = Arg::Kind::state;
+        arg.offset = plan.state(static_cast<int>(a.state_slot())).offset();
+      } else if (a.has_scratch()) {
+        arg.kind = Arg::Kind::scratch;
+      } else if (a.has_input() || a.has_output()) {
+        const auto& io = a.has_input() ? m.inputs(static_cast<int>(a.input())) : m.outputs(static_cast<int>(a.output()));
+        arg.kind = Arg::Kind::arena;
+        arg.offset = io.arena_offset();
+      }
+      call.args.push_back(arg);
+    }
+    for (int d : c.dims()) call.dims.push_back(d);
+    e->calls_.push_back(std::move(call));
+  }
+  if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
+    std::string why;
+    e->tokenizer_ = Tokenizer::create(tokenizer_spec(m.tokenizer()), &why);
+    if (!e->tokenizer_) {
+      fail(error, name + ": the bundle's tokenizer: " + why);
+      return nullptr;
+    }
+  }
+  e->load_ms_ = ms_since(t0);
+  return e;
+}
+
+// ---------------------------------------------------------------- Session
+
+Session::Session(const Engine& e, int threads) : engine_(e), pool_(threads) {}
+
+Session::~Session() {
+  std::free(arena_);
+  std::free(state_);
+  std::free(scratch_);
+}
+
+std::unique_ptr<Session> Session::create(const Engine& engine, int threads, std::string* error) {
+  if (threads < 1) {
+    fail(error, "a session needs at least one thread");
+    return nullptr;
+  }
+  std::unique_ptr<Session> s(new Session(engine, threads));
+  s->arena_ = aligned_zeroed(engine.arena_bytes());
+  s->state_ = aligned_zeroed(engine.state_bytes());
+  s->scratch_ = aligned_zeroed(engine.scratch_per_thread() * threads);
+  if (!s->arena_ || !s->state_ || !s->scratch_) {
+    fail(error, "out of memory for the session's arena (" + std::to_string(engine.arena_bytes()) + " bytes) and KV cache (" +
+                    std::to_string(engine.state_bytes()) + " bytes)");
+    return nullptr;
+  }
+  s->logits_.assign(static_cast<size_t>(engine.vocab()), 0.0f);
+  return s;
+}
+
+void Session::reset() {
+  past_ = 0;
+  history_.clear();
+  std::fill(logits_.begin(), logits_.end(), 0.0f);
+  // The cache rows beyond the position are never read; no need to clear them.
+}
+
+bool Session::prefill(std::span<const int32_t> ids, std::string* error) {
+  if (ids.empty()) return fail(error, "no tokens to process");
+  for (int32_t id : ids)
+    if (id < 0 || id >= engine_.vocab())
+      return fail(error, "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(engine_.vocab()));
+  if (past_ + static_cast<int64_t>(ids.size()) > engine_.max_context())
+    return fail(error, "the context is full: " + std::to_string(past_) + " tokens cached + " + std::to_string(ids.size()) +
+                           " new > " + std::to_string(engine_.max_context()) + " (the bundle's --max-context)");
+  for (size_t at = 0; at < ids.size(); at += static_cast<size_t>(engine_.max_batch())) {
+    const size_t n = std::min(ids.size() - at, static_cast<size_t>(engine_.max_batch()));
+    if (!run_chunk(ids.subspan(at, n), error)) return false;
+  }
+  return true;
+}
+
+bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
+  const int64_t T = static_cast<int64_t>(ids.size());
+  int64_t* tok = reinterpret_cast<int64_t*>(arena_ + engine_.token_ids_offset());
+  for (int64_t i = 0; i < T; ++i) tok[i] = ids[static_cast<size_t>(i)];
+  const int64_t pos = past_;
+  std::memcpy(arena_ + engine_.pos_offset(), &pos, sizeof(pos));
+
+  for (const Engine::Call& c : engine_.calls()) {
+    if (c.copy_last_row) {
+      std::memcpy(arena_ + c.args[0].offset, arena_ + c.args[1].offset + (T - 1) * c.row_bytes, static_cast<size_t>(c.row_bytes));
+      continue;
+    }
+    argv_.assign(c.args.size(), nullptr);
+    for (size_t i = 0; i < c.args.size(); ++i) {
+      const Engine::Arg& a = c.args[i];
+      switch (a.kind) {
+        case Engine::Arg::Kind::null: break;
+        case Engine::Arg::Kind::arena: argv_[i] = arena_ + a.offset; break;
+        case Engine::Arg::Kind::weight: argv_[i] = a.data; break;
+        case Engine::Arg::Kind::state: argv_[i] = state_ + a.offset; break;
+        case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
+      }
+    }
+    int64_t dims[4] = {0, 0, 0, 0};
+    for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
+      dims[d] = c.dims[d] == pb::DIM_TOKENS ? T : c.dims[d] == pb::DIM_PAST ? past_ : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past_ + T : 0;
+    const void* const* argv = argv_.data();
+    const Engine::Call::Fn fn = c.fn;
+    pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
+  }
+  std::memcpy(logits_.data(), arena_ + engine_.logits_offset(), logits_.size() * sizeof(float));
+  past_ += T;
+  history_.insert(history_.end(), ids.begin(), ids.end());
+  (void)error;
+  return true;
+}
+
+bool Session::generate(std::span<const int32_t> prompt, const GenerateOptions& o, std::vector<int32_t>* out,
+                       GenerateTimings* timings, std::string* error) {
+  if (std::string bad = o.sampling.validate(); !bad.empty()) return fail(error, bad);
+  if (past_ + static_cast<int64_t>(prompt.size()) > engine_.max_context())
+    return fail(error, "the prompt (" + std::to_string(prompt.size()) + " tokens) is longer than the context left (" +
+                           std::to_string(engine_.max_context() - past_) + " of " + std::to_string(engine_.max_context()) + ")");
+  Sampler sampler(o.sampling);
+  GenerateTimings t;
+  auto t0 = std::chrono::steady_clock::now();
+  if (!prefill(prompt, error)) return false;
+  t.prefill_ms = ms_since(t0);
+  t.prefill_tokens = static_cast<int64_t>(prompt.size());
+  const int32_t eos = engine_.tokenizer() ? engine_.tokenizer()->spec().eos : -1;
+  t0 = std::chrono::steady_clock::now();
+  for (int32_t i = 0; i < o.max_new_tokens; ++i) {
+    const int32_t next = sampler.sample(logits_, history_);
+    if (out) out->push_back(next);
+    const bool keep_going = !o.on_token || o.on_token(next);
+    if ((o.stop_at_eos && next == eos) || !keep_going || i + 1 == o.max_new_tokens) break;
+    if (past_ + 1 > engine_.max_context()) break;  // the context is full: stop, as llama.cpp does
+    if (!decode(next, error)) return false;
+    ++t.decode_tokens;
+  }
+  t.decode_ms = ms_since(t0);
+  if (timings) *timings = t;
+  return true;
+}
+
+// File: magic, version, the manifest's size and the bundle's file size (a cheap identity check),
+// position, history, then for every state slot the first `position` rows.
+namespace {
+constexpr char kSessionMagic[8] = {'I', 'N', 'G', 'O', 'T', 'K', 'V', '1'};
+
+// Bytes of one context position of a state slot: its variable's max shape without the first dim.
+int64_t row_bytes(const pb::Manifest& m, const pb::MemoryPlan::StateSlot& slot) {
+  for (const auto& v : m.state()) {
+    if (v.name() != slot.variable() || v.max_shape_size() == 0) continue;
+    int64_t n = v.type() == "f16" || v.type() == "bf16" ? 2 : 4;
+    for (int d = 1; d < v.max_shape_size(); ++d) n *= v.max_shape(d);
+    return n;
+  }
+  return 0;
+}
+}
+
+bool Session::save(const std::string& path, std::string* error) const {
+  const std::string tmp = path + ".tmp-session";
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) return fail(error, path + ": cannot create file");
+  const pb::Manifest& m = engine_.bundle().manifest();
+  const uint64_t identity[2] = {engine_.bundle().file_size(), static_cast<uint64_t>(m.memory_plan().state_bytes())};
+  const int64_t past = past_, hist = static_cast<int64_t>(history_.size());
+  f.write(kSessionMagic, 8);
+  f.write(reinterpret_cast<const char*>(identity), sizeof(identity));
+  f.write(reinterpret_cast<const char*>(&past), 8);
+  f.write(reinterpret_cast<const char*>(&hist), 8);
+  f.write(reinterpret_cast<const char*>(history_.data()), static_cast<std::streamsize>(history_.size() * 4));
+  for (const auto& slot : m.memory_plan().state()) {
+    const int64_t row = row_bytes(m, slot);
+    f.write(reinterpret_cast<const char*>(state_ + slot.offset()), static_cast<std::streamsize>(row * past_));
+  }
+  f.write(reinterpret_cast<const char*>(logits_.data()), static_cast<std::streamsize>(logits_.size() * 4));
+  f.flush();
+  if (!f) {
+    std::remove(tmp.c_str());
+    return fail(error, path + ": write failed");
+  }
+  f.close();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return fail(error, path + ": cannot replace file");
+  }
+  return true;
+}
+
+bool Session::restore(const std::string& path, std::string* error) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return fail(error, path + ": cannot open file");
+  const pb::Manifest& m = engine_.bundle().manifest();
+  char magic[8];
+  uint64_t identity[2];
+  int64_t past = 0, hist = 0;
+  f.read(magic, 8);
+  f.read(reinterpret_cast<char*>(identity), sizeof(identity));
+  f.read(reinterpret_cast<char*>(&past), 8);
+  f.read(reinterpret_cast<char*>(&hist), 8);
+  if (!f || std::memcmp(magic, kSessionMagic, 8) != 0) return fail(error, path + ": not an Ingot session file");
+  if (identity[0] != engine_.bundle().file_size() || identity[1] != static_cast<uint64_t>(m.memory_plan().state_bytes()))
+    return fail(error, path + ": saved from a different bundle");
+  if (past < 0 || past > engine_.max_context() || hist < 0 || hist > engine_.max_context())
+    return fail(error, path + ": corrupt session file (position " + std::to_string(past) + ")");
+  std::vector<int32_t> history(static_cast<size_t>(hist));
+  f.read(reinterpret_cast<char*>(history.data()), static_cast<std::streamsize>(history.size() * 4));
+  std::vector<uint8_t> state(static_cast<size_t>(engine_.state_bytes()));
+  for (const auto& slot : m.memory_plan().state()) {
+    const int64_t row = row_bytes(m, slot);
+    if (row * past > slot.bytes()) return fail(error, path + ": corrupt session file (state larger than its slot)");
+    f.read(reinterpret_cast<char*>(state.data() + slot.offset()), static_cast<std::streamsize>(row * past));
+  }
+  std::vector<float> logits(logits_.size());
+  f.read(reinterpret_cast<char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
+  if (!f) return fail(error, path + ": truncated session file");
+  // Only now, with everything read, does the session change.
+  for (const auto& slot : m.memory_plan().state()) {
+    const int64_t row = row_bytes(m, slot);
+    std::memcpy(state_ + slot.offset(), state.data() + slot.offset(), static_cast<size_t>(row * past));
+  }
+  past_ = past;
+  history_ = std::move(history);
+  logits_ = std::move(logits);
+  return true;
+}
+
+}  // namespace ingot

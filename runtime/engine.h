@@ -1,0 +1,128 @@
+// Running a bundle: an Engine is a loaded model (the mapped bundle, its kernels resolved, the
+// schedule turned into calls); it is immutable after load and shared by any number of Sessions.
+// A Session owns everything one conversation changes: the activation arena, the KV cache (state
+// arena), scratch, its thread pool and the position. Sessions on one Engine may run concurrently
+// on different threads; one Session is used by one thread at a time.
+//
+// Errors follow the runtime's convention: false / null and a message in *error; nothing throws.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/bundle.h"
+#include "runtime/kernel_library.h"
+#include "runtime/sampler.h"
+#include "runtime/thread_pool.h"
+#include "runtime/tokenizer.h"
+
+namespace ingot {
+
+struct EngineOptions {
+  bool verify = false;  // check every section's SHA-256 before loading
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options, std::string* error);
+  ~Engine();
+
+  const Bundle& bundle() const { return *bundle_; }
+  // The model's tokenizer; null if the bundle has none.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  int64_t max_context() const { return max_context_; }
+  int64_t max_batch() const { return max_batch_; }
+  int64_t vocab() const { return vocab_; }
+  double load_ms() const { return load_ms_; }
+
+  // One resolved step of the schedule.
+  struct Arg {
+    enum class Kind { null, arena, weight, state, scratch } kind = Kind::null;
+    int64_t offset = 0;              // arena or state arena offset
+    const uint8_t* data = nullptr;   // weights: in the mapping
+  };
+  struct Call {
+    using Fn = void (*)(const void* const*, const int64_t*, int32_t, int32_t);
+    Fn fn = nullptr;                 // null for a builtin
+    std::string node;
+    std::vector<Arg> args;
+    std::vector<int> dims;           // pb::DynamicDim values
+    bool copy_last_row = false;
+    int64_t row_bytes = 0;
+  };
+  const std::vector<Call>& calls() const { return calls_; }
+  int64_t arena_bytes() const { return arena_bytes_; }
+  int64_t state_bytes() const { return state_bytes_; }
+  int64_t scratch_per_thread() const { return scratch_per_thread_; }
+  // Arena offsets of the inputs token_ids and pos, and of the logits output.
+  int64_t token_ids_offset() const { return token_ids_offset_; }
+  int64_t pos_offset() const { return pos_offset_; }
+  int64_t logits_offset() const { return logits_offset_; }
+
+ private:
+  Engine() = default;
+  std::unique_ptr<Bundle> bundle_;
+  std::unique_ptr<KernelLibrary> kernels_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<Call> calls_;
+  int64_t max_context_ = 0, max_batch_ = 0, vocab_ = 0;
+  int64_t arena_bytes_ = 0, state_bytes_ = 0, scratch_per_thread_ = 0;
+  int64_t token_ids_offset_ = -1, pos_offset_ = -1, logits_offset_ = -1;
+  double load_ms_ = 0;
+};
+
+struct GenerateOptions {
+  SamplingParams sampling;
+  int32_t max_new_tokens = 32;
+  bool stop_at_eos = true;
+  // Called with each new id as soon as it is sampled; return false to stop.
+  std::function<bool(int32_t)> on_token;
+};
+
+struct GenerateTimings {
+  double prefill_ms = 0, decode_ms = 0;
+  int64_t prefill_tokens = 0, decode_tokens = 0;
+};
+
+class Session {
+ public:
+  // `threads` >= 1 kernel threads (the caller's thread is one of them).
+  static std::unique_ptr<Session> create(const Engine& engine, int threads, std::string* error);
+  ~Session();
+
+  // Appends tokens to the context (in chunks of at most max_batch) and leaves the next-token
+  // logits of the last one in logits(). An error (bad id, the context would overflow) changes nothing.
+  bool prefill(std::span<const int32_t> ids, std::string* error);
+  bool decode(int32_t id, std::string* error) { return prefill(std::span<const int32_t>(&id, 1), error); }
+  std::span<const float> logits() const { return logits_; }
+  int64_t position() const { return past_; }  // tokens in the KV cache
+  const std::vector<int32_t>& history() const { return history_; }
+  void reset();
+
+  // Prefills `prompt`, then samples up to max_new_tokens. Returns the new ids (the prompt excluded).
+  bool generate(std::span<const int32_t> prompt, const GenerateOptions& options, std::vector<int32_t>* out,
+                GenerateTimings* timings, std::string* error);
+
+  // The KV cache, position and history to a file, and back (same bundle only).
+  bool save(const std::string& path, std::string* error) const;
+  bool restore(const std::string& path, std::string* error);
+
+ private:
+  Session(const Engine& e, int threads);
+  bool run_chunk(std::span<const int32_t> ids, std::string* error);
+  const Engine& engine_;
+  ThreadPool pool_;
+  uint8_t* arena_ = nullptr;
+  uint8_t* state_ = nullptr;
+  uint8_t* scratch_ = nullptr;
+  int64_t past_ = 0;
+  std::vector<int32_t> history_;
+  std::vector<float> logits_;
+  std::vector<const void*> argv_;
+};
+
+}  // namespace ingot

@@ -1,0 +1,338 @@
+// ingot run / bench / perplexity: thin front ends over runtime/engine.h.
+#include "tools/ingot_run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <sys/resource.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine.h"
+
+namespace ingot {
+namespace {
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", msg.c_str());
+  return 2;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "ingot: error: %s\n", msg.c_str());
+  return 1;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Parses a number option's value; false (and a usage message) if it is not one.
+template <typename T>
+bool number(const std::string& opt, const std::string& text, T* out, std::string* error) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v)) {
+      *out = static_cast<T>(v);
+      return true;
+    }
+  } catch (...) {
+  }
+  *error = opt + " needs a number, got '" + text + "'";
+  return false;
+}
+
+bool int_list(const std::string& opt, const std::string& text, std::vector<int>* out, std::string* error) {
+  out->clear();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    int v = 0;
+    if (!number(opt, item, &v, error) || v < 1) {
+      *error = opt + " needs positive whole numbers, e.g. 128,512; got '" + text + "'";
+      return false;
+    }
+    out->push_back(v);
+  }
+  return !out->empty();
+}
+
+int default_threads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(std::min(hc, 8u));
+}
+
+std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+std::unique_ptr<Engine> load(const std::string& path, bool verify, std::string* error) {
+  EngineOptions o;
+  o.verify = verify;
+  return Engine::load(path, o, error);
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& args) {
+  std::string path, prompt;
+  int n = 32, threads = default_threads();
+  int64_t ctx = 0;
+  bool json = false, verify = false, have_temp = false;
+  GenerateOptions go;
+  go.sampling = SamplingParams{};
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string error;
+    auto value = [&](std::string* v) {
+      if (i + 1 >= args.size()) {
+        error = a + " needs a value";
+        return false;
+      }
+      *v = args[++i];
+      return true;
+    };
+    std::string v;
+    bool ok = true;
+    if (a == "-p" || a == "--prompt") ok = value(&prompt);
+    else if (a == "-n") ok = value(&v) && number(a, v, &n, &error) && (n >= 0 || (error = "-n must be >= 0", false));
+    else if (a == "--temp") ok = value(&v) && number(a, v, &go.sampling.temperature, &error) && (have_temp = true);
+    else if (a == "--top-k") ok = value(&v) && number(a, v, &go.sampling.top_k, &error);
+    else if (a == "--top-p") ok = value(&v) && number(a, v, &go.sampling.top_p, &error);
+    else if (a == "--min-p") ok = value(&v) && number(a, v, &go.sampling.min_p, &error);
+    else if (a == "--repeat-penalty") ok = value(&v) && number(a, v, &go.sampling.repeat_penalty, &error);
+    else if (a == "--repeat-last-n") ok = value(&v) && number(a, v, &go.sampling.repeat_last_n, &error);
+    else if (a == "--presence-penalty") ok = value(&v) && number(a, v, &go.sampling.presence_penalty, &error);
+    else if (a == "--seed") ok = value(&v) && number(a, v, &go.sampling.seed, &error);
+    else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error) && (threads >= 1 || (error = "--threads must be >= 1", false));
+    else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error) && (ctx >= 1 || (error = "--ctx must be >= 1", false));
+    else if (a == "--json") json = true;
+    else if (a == "--verify") verify = true;
+    else if (a == "--no-eos-stop") go.stop_at_eos = false;
+    else if (!a.empty() && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
+    else if (path.empty()) path = a;
+    else return usage_error("run: more than one bundle given");
+    if (!ok) return usage_error("run: " + (error.empty() ? a + " needs a value" : error));
+  }
+  if (path.empty()) return usage_error("run: no bundle given");
+  if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
+
+  std::string error;
+  auto engine = load(path, verify, &error);
+  if (!engine) return fail(error);
+  if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer; run needs one to read the prompt");
+  if (ctx > engine->max_context())
+    return fail("--ctx " + std::to_string(ctx) + " is larger than the bundle's context of " + std::to_string(engine->max_context()) +
+                " (compile with --max-context)");
+  const int64_t limit = ctx > 0 ? ctx : engine->max_context();
+  if (!have_temp && engine->bundle().manifest().generation().has_temperature())
+    go.sampling.temperature = static_cast<float>(engine->bundle().manifest().generation().temperature());
+  const Tokenizer& tok = *engine->tokenizer();
+  std::vector<int32_t> prompt_ids = tok.encode(prompt, true);
+  if (prompt_ids.empty()) return fail("the prompt encodes to no tokens and the model adds no BOS");
+  if (static_cast<int64_t>(prompt_ids.size()) > limit)
+    return fail("the prompt is " + std::to_string(prompt_ids.size()) + " tokens, longer than the context of " + std::to_string(limit));
+  go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(n, limit - static_cast<int64_t>(prompt_ids.size())));
+
+  auto session = Session::create(*engine, threads, &error);
+  if (!session) return fail(error);
+  std::vector<int32_t> generated;
+  std::string streamed;
+  if (!json) {
+    go.on_token = [&](int32_t id) {
+      generated.push_back(id);
+      const std::string text = tok.decode(generated, true);
+      if (text.size() > streamed.size() && text.compare(0, streamed.size(), streamed) == 0) {
+        std::fwrite(text.data() + streamed.size(), 1, text.size() - streamed.size(), stdout);
+        std::fflush(stdout);
+        streamed = text;
+      }
+      return true;
+    };
+  }
+  std::vector<int32_t> ids;
+  GenerateTimings t;
+  if (go.max_new_tokens > 0 && !session->generate(prompt_ids, go, &ids, &t, &error)) return fail(error);
+  const std::string text = tok.decode(ids, true);
+  const double prefill_tok_s = t.prefill_ms > 0 ? 1000.0 * static_cast<double>(t.prefill_tokens) / t.prefill_ms : 0;
+  const double decode_tok_s = t.decode_ms > 0 ? 1000.0 * static_cast<double>(t.decode_tokens) / t.decode_ms : 0;
+  if (json) {
+    nlohmann::json j;
+    j["prompt_ids"] = prompt_ids;
+    j["ids"] = ids;
+    j["text"] = text;
+    j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
+                    {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s}};
+    std::printf("%s\n", json_dump(j).c_str());
+  } else {
+    if (text.size() > streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
+    std::fprintf(stderr, "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; generated %zu, %.1f tok/s; %d threads]\n",
+                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, ids.size(), decode_tok_s, threads);
+  }
+  return 0;
+}
+
+int cmd_bench(const std::vector<std::string>& args) {
+  std::string path;
+  std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
+  int gen = 64, reps = 3;
+  bool json = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string error;
+    const bool has = i + 1 < args.size();
+    bool ok = true;
+    if (a == "-p") ok = has && int_list(a, args[++i], &prompts, &error);
+    else if (a == "-n") ok = has && number(a, args[++i], &gen, &error) && gen >= 0;
+    else if (a == "-t") ok = has && int_list(a, args[++i], &thread_counts, &error);
+    else if (a == "-r") ok = has && number(a, args[++i], &reps, &error) && reps >= 1;
+    else if (a == "--json") json = true;
+    else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
+    else if (path.empty()) path = a;
+    else return usage_error("bench: more than one bundle given");
+    if (!ok) return usage_error("bench: " + (error.empty() ? "bad value for " + a : error));
+  }
+  if (path.empty()) return usage_error("bench: no bundle given");
+
+  std::string error;
+  std::vector<double> load_ms;
+  std::unique_ptr<Engine> engine;
+  for (int r = 0; r < reps; ++r) {
+    engine.reset();
+    engine = load(path, false, &error);
+    if (!engine) return fail(error);
+    load_ms.push_back(engine->load_ms());
+  }
+  auto stats = [](const std::vector<double>& v) {
+    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    double var = 0;
+    for (double x : v) var += (x - mean) * (x - mean);
+    return std::pair<double, double>{mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
+  };
+  std::mt19937 rng(1234);
+  auto random_ids = [&](int count) {
+    std::vector<int32_t> ids(static_cast<size_t>(count));
+    std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(engine->vocab() - 1));
+    for (auto& id : ids) id = d(rng);
+    return ids;
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  if (!json) std::printf("| bundle | test | threads | tokens/s | +/- |\n|---|---|---:|---:|---:|\n");
+  for (int threads : thread_counts) {
+    auto session = Session::create(*engine, threads, &error);
+    if (!session) return fail(error);
+    auto report = [&](const std::string& test, const std::vector<double>& tok_s) {
+      auto [mean, sd] = stats(tok_s);
+      rows.push_back({{"test", test}, {"threads", threads}, {"tok_s", mean}, {"stddev", sd}, {"reps", reps}});
+      if (!json) std::printf("| %s | %s | %d | %.2f | %.2f |\n", path.c_str(), test.c_str(), threads, mean, sd);
+    };
+    for (int p : prompts) {
+      if (p > engine->max_context()) return fail("-p " + std::to_string(p) + " exceeds the bundle's context of " + std::to_string(engine->max_context()));
+      std::vector<double> tok_s;
+      for (int r = 0; r < reps; ++r) {
+        session->reset();
+        auto ids = random_ids(p);
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!session->prefill(ids, &error)) return fail(error);
+        tok_s.push_back(1000.0 * p / ms_since(t0));
+      }
+      report("pp" + std::to_string(p), tok_s);
+    }
+    if (gen > 0) {
+      if (gen + 1 > engine->max_context()) return fail("-n exceeds the bundle's context");
+      std::vector<double> tok_s;
+      for (int r = 0; r < reps; ++r) {
+        session->reset();
+        auto ids = random_ids(gen + 1);
+        if (!session->prefill(std::span<const int32_t>(ids.data(), 1), &error)) return fail(error);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int g = 1; g <= gen; ++g)
+          if (!session->decode(ids[static_cast<size_t>(g)], &error)) return fail(error);
+        tok_s.push_back(1000.0 * gen / ms_since(t0));
+      }
+      report("tg" + std::to_string(gen), tok_s);
+    }
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  auto [lmean, lsd] = stats(load_ms);
+  if (json) {
+    nlohmann::json j;
+    j["bundle"] = path;
+    j["results"] = rows;
+    j["load_ms"] = {{"mean", lmean}, {"stddev", lsd}};
+    j["peak_rss_mib"] = peak_mib;
+    std::printf("%s\n", json_dump(j).c_str());
+  } else {
+    std::printf("load %.2f +/- %.2f ms; peak resident memory %.1f MiB\n", lmean, lsd, peak_mib);
+  }
+  return 0;
+}
+
+int cmd_perplexity(const std::vector<std::string>& args) {
+  std::string path, file;
+  int64_t ctx = 0;
+  int threads = default_threads();
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string error;
+    const bool has = i + 1 < args.size();
+    bool ok = true;
+    if (a == "-f") ok = has && !(file = args[++i]).empty();
+    else if (a == "--ctx" || a == "-c") ok = has && number(a, args[++i], &ctx, &error) && ctx >= 2;
+    else if (a == "--threads" || a == "-t") ok = has && number(a, args[++i], &threads, &error) && threads >= 1;
+    else if (!a.empty() && a[0] == '-') return usage_error("perplexity: unknown option '" + a + "'");
+    else if (path.empty()) path = a;
+    else return usage_error("perplexity: more than one bundle given");
+    if (!ok) return usage_error("perplexity: " + (error.empty() ? "bad value for " + a : error));
+  }
+  if (path.empty() || file.empty()) return usage_error("perplexity: needs BUNDLE -f FILE");
+  std::ifstream f(file, std::ios::binary);
+  if (!f) return fail(file + ": cannot open file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string error;
+  auto engine = load(path, false, &error);
+  if (!engine) return fail(error);
+  if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer");
+  if (ctx == 0) ctx = std::min<int64_t>(512, engine->max_context());
+  if (ctx > engine->max_context()) return fail("--ctx is larger than the bundle's context of " + std::to_string(engine->max_context()));
+  const std::vector<int32_t> ids = engine->tokenizer()->encode(ss.str(), false);
+  const int32_t bos = engine->tokenizer()->spec().bos;
+  auto session = Session::create(*engine, threads, &error);
+  if (!session) return fail(error);
+  // Chunks of ctx tokens, each started fresh with BOS (llama.cpp's perplexity convention): every
+  // token after the first of a chunk is scored from the logits before it.
+  double nll = 0;
+  int64_t scored = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t body = bos >= 0 ? ctx - 1 : ctx;
+  for (size_t at = 0; at + 1 < ids.size(); at += static_cast<size_t>(body)) {
+    session->reset();
+    std::vector<int32_t> chunk;
+    if (bos >= 0) chunk.push_back(bos);
+    for (size_t k = at; k < ids.size() && chunk.size() < static_cast<size_t>(ctx); ++k) chunk.push_back(ids[k]);
+    for (size_t k = 0; k + 1 < chunk.size(); ++k) {
+      if (!session->decode(chunk[k], &error)) return fail(error);
+      auto l = session->logits();
+      const double mx = *std::max_element(l.begin(), l.end());
+      double sum = 0;
+      for (float v : l) sum += std::exp(static_cast<double>(v) - mx);
+      nll += -(static_cast<double>(l[static_cast<size_t>(chunk[k + 1])]) - mx - std::log(sum));
+      ++scored;
+    }
+  }
+  if (scored == 0) return fail(file + ": fewer than 2 tokens to score");
+  std::printf("perplexity %.4f over %lld tokens (chunks of %lld, %.1f s)\n", std::exp(nll / static_cast<double>(scored)),
+              static_cast<long long>(scored), static_cast<long long>(ctx), ms_since(t0) / 1000);
+  return 0;
+}
+
+}  // namespace ingot
