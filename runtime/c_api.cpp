@@ -1,0 +1,214 @@
+// The C API over Engine and Session. Every entry point catches everything: no exception crosses.
+#include "runtime/ingot.h"
+
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "runtime/engine.h"
+
+struct ingot_model {
+  std::unique_ptr<ingot::Engine> engine;
+};
+
+struct ingot_session {
+  const ingot_model* model = nullptr;
+  std::unique_ptr<ingot::Session> session;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+ingot_status set_error(ingot_status s, const std::string& msg) {
+  g_last_error = msg;
+  return s;
+}
+
+ingot_status ok() {
+  g_last_error.clear();
+  return INGOT_OK;
+}
+
+// Runs `f`, turning any exception into INGOT_ERR_INTERNAL with its message.
+template <typename F>
+ingot_status guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return set_error(INGOT_ERR_INTERNAL, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(INGOT_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return set_error(INGOT_ERR_INTERNAL, "internal error");
+  }
+}
+
+ingot_status classify(const std::string& error) {
+  if (error.find("context") != std::string::npos) return INGOT_ERR_CONTEXT_FULL;
+  return INGOT_ERR_INVALID_ARGUMENT;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* ingot_last_error(void) { return g_last_error.c_str(); }
+
+ingot_status ingot_model_load(const char* path, int verify, ingot_model** out) {
+  return guarded([&] {
+    if (!path || !out) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_model_load: null argument");
+    *out = nullptr;
+    ingot::EngineOptions o;
+    o.verify = verify != 0;
+    std::string error;
+    auto engine = ingot::Engine::load(path, o, &error);
+    if (!engine) return set_error(INGOT_ERR_LOAD, error);
+    *out = new ingot_model{std::move(engine)};
+    return ok();
+  });
+}
+
+void ingot_model_free(ingot_model* model) { delete model; }
+
+int32_t ingot_model_vocab_size(const ingot_model* model) { return model ? static_cast<int32_t>(model->engine->vocab()) : 0; }
+int64_t ingot_model_context_length(const ingot_model* model) { return model ? model->engine->max_context() : 0; }
+int32_t ingot_model_eos(const ingot_model* model) {
+  return model && model->engine->tokenizer() ? model->engine->tokenizer()->spec().eos : -1;
+}
+
+ingot_status ingot_tokenize(const ingot_model* model, const char* text, int add_special, int32_t* ids, int32_t capacity,
+                            int32_t* n_out) {
+  return guarded([&] {
+    if (!model || !text || !n_out || (capacity > 0 && !ids) || capacity < 0)
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_tokenize: bad argument");
+    if (!model->engine->tokenizer()) return set_error(INGOT_ERR_INVALID_ARGUMENT, "the bundle has no tokenizer");
+    const auto v = model->engine->tokenizer()->encode(text, add_special != 0);
+    *n_out = static_cast<int32_t>(v.size());
+    if (static_cast<int64_t>(v.size()) > capacity)
+      return set_error(INGOT_ERR_BUFFER_TOO_SMALL, "ingot_tokenize: " + std::to_string(v.size()) + " ids do not fit in " + std::to_string(capacity));
+    std::memcpy(ids, v.data(), v.size() * sizeof(int32_t));
+    return ok();
+  });
+}
+
+ingot_status ingot_detokenize(const ingot_model* model, const int32_t* ids, int32_t n, char* text, size_t capacity,
+                              size_t* len_out) {
+  return guarded([&] {
+    if (!model || (n > 0 && !ids) || n < 0 || !len_out || (capacity > 0 && !text))
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_detokenize: bad argument");
+    const ingot::Tokenizer* tok = model->engine->tokenizer();
+    if (!tok) return set_error(INGOT_ERR_INVALID_ARGUMENT, "the bundle has no tokenizer");
+    for (int32_t i = 0; i < n; ++i)
+      if (ids[i] < 0 || ids[i] >= tok->vocab_size())
+        return set_error(INGOT_ERR_INVALID_ARGUMENT, "token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+    const std::string s = tok->decode(std::vector<int32_t>(ids, ids + n), true);
+    *len_out = s.size();
+    if (s.size() + 1 > capacity) return set_error(INGOT_ERR_BUFFER_TOO_SMALL, "ingot_detokenize: the text needs " + std::to_string(s.size() + 1) + " bytes");
+    std::memcpy(text, s.c_str(), s.size() + 1);
+    return ok();
+  });
+}
+
+ingot_status ingot_session_create(const ingot_model* model, int32_t threads, ingot_session** out) {
+  return guarded([&] {
+    if (!model || !out || threads < 1) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_create: bad argument");
+    *out = nullptr;
+    std::string error;
+    auto s = ingot::Session::create(*model->engine, threads, &error);
+    if (!s) return set_error(INGOT_ERR_INTERNAL, error);
+    *out = new ingot_session{model, std::move(s)};
+    return ok();
+  });
+}
+
+void ingot_session_free(ingot_session* session) { delete session; }
+
+ingot_status ingot_session_prefill(ingot_session* session, const int32_t* ids, int32_t n) {
+  return guarded([&] {
+    if (!session || !ids || n <= 0) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_prefill: bad argument");
+    std::string error;
+    if (!session->session->prefill(std::span<const int32_t>(ids, static_cast<size_t>(n)), &error)) return set_error(classify(error), error);
+    return ok();
+  });
+}
+
+ingot_status ingot_session_decode(ingot_session* session, int32_t id) { return ingot_session_prefill(session, &id, 1); }
+
+const float* ingot_session_logits(const ingot_session* session, int32_t* n_vocab) {
+  if (!session) return nullptr;
+  auto l = session->session->logits();
+  if (n_vocab) *n_vocab = static_cast<int32_t>(l.size());
+  return l.data();
+}
+
+int64_t ingot_session_position(const ingot_session* session) { return session ? session->session->position() : 0; }
+
+void ingot_session_reset(ingot_session* session) {
+  if (session) session->session->reset();
+}
+
+ingot_status ingot_session_save(const ingot_session* session, const char* path) {
+  return guarded([&] {
+    if (!session || !path) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_save: null argument");
+    std::string error;
+    if (!session->session->save(path, &error)) return set_error(INGOT_ERR_IO, error);
+    return ok();
+  });
+}
+
+ingot_status ingot_session_restore(ingot_session* session, const char* path) {
+  return guarded([&] {
+    if (!session || !path) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_restore: null argument");
+    std::string error;
+    if (!session->session->restore(path, &error)) return set_error(INGOT_ERR_IO, error);
+    return ok();
+  });
+}
+
+void ingot_sampling_default(ingot_sampling* s) {
+  if (!s) return;
+  const ingot::SamplingParams d;
+  s->temperature = d.temperature;
+  s->top_k = d.top_k;
+  s->top_p = d.top_p;
+  s->min_p = d.min_p;
+  s->repeat_penalty = d.repeat_penalty;
+  s->repeat_last_n = d.repeat_last_n;
+  s->presence_penalty = d.presence_penalty;
+  s->seed = d.seed;
+}
+
+ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
+                            int32_t max_new_tokens, ingot_token_callback on_token, void* user) {
+  return guarded([&] {
+    if (!session || !prompt || max_new_tokens < 0) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate: bad argument");
+    const ingot::Tokenizer* tok = session->model->engine->tokenizer();
+    if (!tok) return set_error(INGOT_ERR_INVALID_ARGUMENT, "the bundle has no tokenizer");
+    ingot::GenerateOptions go;
+    if (sampling) {
+      go.sampling.temperature = sampling->temperature;
+      go.sampling.top_k = sampling->top_k;
+      go.sampling.top_p = sampling->top_p;
+      go.sampling.min_p = sampling->min_p;
+      go.sampling.repeat_penalty = sampling->repeat_penalty;
+      go.sampling.repeat_last_n = sampling->repeat_last_n;
+      go.sampling.presence_penalty = sampling->presence_penalty;
+      go.sampling.seed = sampling->seed;
+    }
+    go.max_new_tokens = max_new_tokens;
+    if (on_token) {
+      go.on_token = [&](int32_t id) {
+        const std::string piece = tok->token_to_piece(id);
+        return on_token(id, piece.c_str(), user) == 0;
+      };
+    }
+    const auto ids = tok->encode(prompt, session->session->position() == 0);
+    std::string error;
+    if (!session->session->generate(ids, go, nullptr, nullptr, &error)) return set_error(classify(error), error);
+    return ok();
+  });
+}
+
+}  // extern "C"

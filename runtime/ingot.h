@@ -1,0 +1,85 @@
+/* The Ingot runtime's C API: load a bundle (*.ingot), open sessions, generate text.
+ *
+ * Handles are opaque. Every function that can fail returns an ingot_status; the message of the
+ * last failure on the calling thread is ingot_last_error(). No C++ exception crosses this API.
+ * A model may be shared by sessions on different threads; one session is used by one thread at a
+ * time. See docs/runtime.md for an example. */
+#ifndef INGOT_H
+#define INGOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ingot_model ingot_model;
+typedef struct ingot_session ingot_session;
+
+typedef enum {
+  INGOT_OK = 0,
+  INGOT_ERR_INVALID_ARGUMENT = 1, /* a null pointer, a bad value, a token outside the vocabulary */
+  INGOT_ERR_LOAD = 2,             /* the bundle cannot be opened, verified or loaded */
+  INGOT_ERR_CONTEXT_FULL = 3,     /* the tokens do not fit in the session's context */
+  INGOT_ERR_IO = 4,               /* saving or restoring a session */
+  INGOT_ERR_BUFFER_TOO_SMALL = 5, /* the output did not fit; the size needed is returned */
+  INGOT_ERR_INTERNAL = 6          /* out of memory or a bug: the message says which */
+} ingot_status;
+
+/* The message of the last failure on this thread ("" if none). Valid until the next call. */
+const char* ingot_last_error(void);
+
+/* verify != 0: check every section's SHA-256 first. */
+ingot_status ingot_model_load(const char* path, int verify, ingot_model** out);
+void ingot_model_free(ingot_model* model);
+int32_t ingot_model_vocab_size(const ingot_model* model);
+int64_t ingot_model_context_length(const ingot_model* model);
+int32_t ingot_model_eos(const ingot_model* model); /* -1 if none */
+
+/* Text to ids (with BOS when add_special and the model adds one). Writes up to `capacity` ids;
+ * *n_out is the number of ids the text has (INGOT_ERR_BUFFER_TOO_SMALL if more than capacity). */
+ingot_status ingot_tokenize(const ingot_model* model, const char* text, int add_special, int32_t* ids,
+                            int32_t capacity, int32_t* n_out);
+/* Ids to UTF-8 text, NUL-terminated; *len_out is the length without the NUL. */
+ingot_status ingot_detokenize(const ingot_model* model, const int32_t* ids, int32_t n, char* text, size_t capacity,
+                              size_t* len_out);
+
+ingot_status ingot_session_create(const ingot_model* model, int32_t threads, ingot_session** out);
+void ingot_session_free(ingot_session* session);
+ingot_status ingot_session_prefill(ingot_session* session, const int32_t* ids, int32_t n);
+ingot_status ingot_session_decode(ingot_session* session, int32_t id);
+/* The next-token logits after the last prefill/decode; *n_vocab gets their count. */
+const float* ingot_session_logits(const ingot_session* session, int32_t* n_vocab);
+int64_t ingot_session_position(const ingot_session* session);
+void ingot_session_reset(ingot_session* session);
+ingot_status ingot_session_save(const ingot_session* session, const char* path);
+ingot_status ingot_session_restore(ingot_session* session, const char* path);
+
+typedef struct {
+  float temperature; /* 0: greedy */
+  int32_t top_k;     /* 0: off */
+  float top_p;       /* 1: off */
+  float min_p;       /* 0: off */
+  float repeat_penalty;
+  int32_t repeat_last_n;
+  float presence_penalty;
+  uint64_t seed;
+} ingot_sampling;
+
+/* llama.cpp-like defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties. */
+void ingot_sampling_default(ingot_sampling* s);
+
+/* Called with each new token and its text; return non-zero to stop. */
+typedef int (*ingot_token_callback)(int32_t id, const char* piece, void* user);
+
+/* Tokenizes `prompt` (with BOS), prefills it, samples up to max_new_tokens (stopping at EOS).
+ * The session keeps the context: call again to continue. */
+ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
+                            int32_t max_new_tokens, ingot_token_callback on_token, void* user);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INGOT_H */
