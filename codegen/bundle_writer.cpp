@@ -204,9 +204,39 @@ Status write_bundle(const std::string& path, BundleContents& contents, BundleWri
 // ---------------------------------------------------------------- kernels and tensors of a model
 namespace {
 
+// The manifest's kernel kind and the symbol suffix.
+const char* kind_name(KernelSpec::Kind k) {
+  switch (k) {
+    case KernelSpec::Kind::matmul: return "matmul";
+    case KernelSpec::Kind::rms_norm: return "rms_norm";
+    case KernelSpec::Kind::attention: return "attention";
+    case KernelSpec::Kind::embedding: return "embedding";
+    case KernelSpec::Kind::rope_table: return "rope_table";
+  }
+  return "unknown";
+}
+
 // Everything that distinguishes two kernels: identical specs share one symbol.
 std::string spec_key(const KernelSpec& k) {
   char buf[256];
+  if (k.kind == KernelSpec::Kind::attention) {
+    const AttentionSpec& a = k.attention;
+    std::snprintf(buf, sizeof(buf), "attention H=%lld KV=%lld D=%lld %s cache=%s scale=%a", static_cast<long long>(a.H),
+                  static_cast<long long>(a.KV), static_cast<long long>(a.D), a.packed ? "packed" : "separate",
+                  std::string(type_name(a.cache)).c_str(), static_cast<double>(a.scale));
+    return buf;
+  }
+  if (k.kind == KernelSpec::Kind::embedding) {
+    const EmbeddingSpec& e = k.embedding;
+    std::snprintf(buf, sizeof(buf), "embedding %s V=%lld D=%lld ids=%s", std::string(type_name(e.table)).c_str(),
+                  static_cast<long long>(e.V), static_cast<long long>(e.D), e.ids_i32 ? "i32" : "i64");
+    return buf;
+  }
+  if (k.kind == KernelSpec::Kind::rope_table) {
+    std::snprintf(buf, sizeof(buf), "rope_table H=%lld pos=%s", static_cast<long long>(k.rope_table.H),
+                  k.rope_table.pos_i32 ? "i32" : "i64");
+    return buf;
+  }
   if (k.kind == KernelSpec::Kind::rms_norm) {
     std::snprintf(buf, sizeof(buf), "rms_norm D=%lld eps=%a", static_cast<long long>(k.rms_norm.D),
                   static_cast<double>(k.rms_norm.eps));
@@ -243,8 +273,10 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
   std::map<std::string, size_t> by_key;
   INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
   for (Node* n : order) {
-    if (!n->is("FusedMatMul") && !n->is("WeightMatMul") && !n->is("RMSNorm")) continue;
-    auto spec = kernel_spec_for(*n, "");
+    if (!n->is("FusedMatMul") && !n->is("WeightMatMul") && !n->is("RMSNorm") && !n->is("Attention") &&
+        !n->is("Embedding") && !n->is("RopeTable"))
+      continue;
+    auto spec = kernel_spec_for(*n, "", &model);
     if (!spec.ok()) {
       kp.unsupported++;
       std::string why = spec.message();
@@ -255,8 +287,7 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
     const std::string key = spec_key(*spec);
     auto [it, added] = by_key.emplace(key, kp.specs.size());
     if (added) {
-      spec->name = "ingot_k" + std::to_string(kp.specs.size()) +
-                   (spec->kind == KernelSpec::Kind::rms_norm ? "_rms_norm" : "_matmul");
+      spec->name = "ingot_k" + std::to_string(kp.specs.size()) + "_" + kind_name(spec->kind);
       kp.specs.push_back(*spec);
       kp.nodes.emplace_back();
     }
@@ -298,7 +329,7 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
   for (size_t k = 0; k < kp.specs.size(); ++k) {
     auto* pk = manifest.add_kernels();
     pk->set_symbol(kp.specs[k].name);
-    pk->set_kind(kp.specs[k].kind == KernelSpec::Kind::rms_norm ? "rms_norm" : "matmul");
+    pk->set_kind(kind_name(kp.specs[k].kind));
     pk->set_description(spec_key(kp.specs[k]));
     for (const auto& n : kp.nodes[k]) pk->add_nodes(n);
   }

@@ -17,4 +17,9 @@ struct EmitTarget {
 // Adds the exported function `spec.name` (the C ABI of kernels.h) to `module`.
 Status emit_kernel(llvm::Module& module, const KernelSpec& spec, const CodegenOptions& options, const EmitTarget& target);
 
+// The generators of emit_attention.cpp and emit_misc.cpp, dispatched by emit_kernel.
+Status emit_attention(llvm::Module& module, const KernelSpec& spec);
+Status emit_embedding(llvm::Module& module, const KernelSpec& spec);
+Status emit_rope_table(llvm::Module& module, const KernelSpec& spec);
+
 }  // namespace ingot

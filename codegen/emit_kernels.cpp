@@ -729,6 +729,9 @@ Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
 
 Status emit_kernel(llvm::Module& module, const KernelSpec& spec, const CodegenOptions& options, const EmitTarget& target) {
   if (module.getFunction(spec.name)) return Status::Error("codegen: duplicate kernel name " + spec.name);
+  if (spec.kind == KernelSpec::Kind::attention) return emit_attention(module, spec);
+  if (spec.kind == KernelSpec::Kind::embedding) return emit_embedding(module, spec);
+  if (spec.kind == KernelSpec::Kind::rope_table) return emit_rope_table(module, spec);
   Emitter e(module, spec.name);
   if (spec.kind == KernelSpec::Kind::rms_norm) {
     if (spec.rms_norm.D <= 0) return Status::Error("codegen: RMSNorm needs D > 0");

@@ -44,6 +44,43 @@ enum MatMulArg : int {
 // Argument slots of an RMSNorm kernel.
 enum RMSNormArg : int { kRMSNormY = 0, kRMSNormX = 1, kRMSNormW = 2, kRMSNormArgCount = 3 };
 
+// For the kernels below dims[0] = T (tokens of this call) and dims[1] = past (tokens already in the
+// KV cache before this call); every kernel receives both.
+
+// Argument slots of an Attention kernel. The K and V caches are [max_context, KV, D] in the cache
+// variable's type (f32 or f16); the kernel writes the T fresh rows at positions past..past+T-1
+// itself (split over threads, disjoint) and reads only positions < past from the caches: fresh
+// keys and values are read from the inputs (rounded to the cache type), so no thread ever reads
+// what another writes in the same call. See docs/codegen.md.
+enum AttentionArg : int {
+  kAttnY = 0,        // f32 [T, H*D]
+  kAttnQ = 1,        // packed: qkv f32 [T, (H + 2*KV)*D]; separate: q f32 [T, H, D]
+  kAttnK = 2,        // separate inputs only: k f32 [T, KV, D]
+  kAttnV = 3,        // separate inputs only: v f32 [T, KV, D]
+  kAttnKCache = 4,   // K cache base pointer, [max_context, KV, D] f32 or f16
+  kAttnVCache = 5,   // V cache base pointer
+  kAttnScratch = 6,  // nthreads * scratch_bytes_per_thread(spec, T) bytes, 64-byte aligned
+  kAttnArgCount = 7,
+};
+
+// Argument slots of an Embedding kernel. The kernel assumes 0 <= id < V for every id: the runtime
+// validates token ids before the call.
+enum EmbeddingArg : int {
+  kEmbedY = 0,      // f32 [T, D]
+  kEmbedIds = 1,    // i64 (or i32) [T]
+  kEmbedTable = 2,  // the table as stored (ggml row layout: f32, f16, q8_0, q4_0, q4_k, q6_k)
+  kEmbedArgCount = 3,
+};
+
+// Argument slots of a RopeTable kernel: cos/sin of (pos + t) * inv_freq[j].
+enum RopeTableArg : int {
+  kRopeTableCos = 0,      // f32 [T, H]
+  kRopeTableSin = 1,      // f32 [T, H]
+  kRopeTablePos = 2,      // one i64 (or i32): the position of the first token
+  kRopeTableInvFreq = 3,  // f32 [H]
+  kRopeTableArgCount = 4,
+};
+
 // ---------------------------------------------------------------- specs
 enum class RopeLayout { none, interleaved, rotate_half };
 
@@ -67,16 +104,59 @@ struct RMSNormSpec {
   float eps = 1e-5f;
 };
 
+// Causal grouped-query attention over the KV cache (the Attention op): query head h uses KV head
+// h / (H / KV); the fresh k, v rows are appended to the caches by the kernel.
+struct AttentionSpec {
+  int64_t H = 0, KV = 0, D = 0;  // query heads, KV heads, head_dim (a multiple of 8)
+  bool packed = false;           // one qkv input [T, (H + 2*KV)*D] instead of q, k, v
+  ElementType cache = ElementType::f32;  // f32 or f16 (the cache variables' type)
+  float scale = 1.0f;
+};
+
+// Rows of a table in its stored type, dequantized to f32 (the Embedding op).
+struct EmbeddingSpec {
+  ElementType table = ElementType::f32;  // f32, f16, q8_0, q4_0, q4_k, q6_k
+  int64_t V = 0, D = 0;
+  bool ids_i32 = false;  // i32 ids instead of i64
+};
+
+// cos and sin of the rotary angles (the RopeTable op).
+struct RopeTableSpec {
+  int64_t H = 0;         // inverse frequencies (head_dim / 2)
+  bool pos_i32 = false;  // an i32 position instead of i64
+};
+
 struct KernelSpec {
-  enum class Kind { matmul, rms_norm };
+  enum class Kind { matmul, rms_norm, attention, embedding, rope_table };
   std::string name;  // the exported symbol
   Kind kind = Kind::matmul;
   MatMulSpec matmul;
   RMSNormSpec rms_norm;
+  AttentionSpec attention;
+  EmbeddingSpec embedding;
+  RopeTableSpec rope_table;
 };
 
-// The kernel spec for a FusedMatMul, WeightMatMul or RMSNorm node (static N, K, D required).
+// The kernel spec for a FusedMatMul, WeightMatMul, RMSNorm, Embedding or RopeTable node (static N,
+// K, D required). Attention also needs the model (the type of its cache variables): use the
+// overload taking the model.
 StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol);
+class Model;
+StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol, const Model* model);
+
+// Attention scratch: the token block of queries one work unit handles at a time, and the keys of
+// one chunk (see docs/codegen.md).
+constexpr int64_t kAttentionTokenBlock = 16;
+constexpr int64_t kAttentionKeyChunk = 32;
+
+// Byte offsets inside one thread's attention scratch: the key chunk's K and V rows staged as f32
+// [chunk][D], then per query of a work unit (group * token block queries) the running output
+// acc f32[D], max m and sum l of the online softmax.
+struct AttentionScratch {
+  int64_t queries = 0;
+  int64_t k = 0, v = 0, acc = 0, m = 0, l = 0, total = 0;
+};
+AttentionScratch attention_scratch(const AttentionSpec& spec);
 
 // ---------------------------------------------------------------- weight layouts
 // How a matmul kernel sees its weight: output columns are computed in panels of `panel_rows`

@@ -150,6 +150,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
 }
 
 int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
+  if (spec.kind == KernelSpec::Kind::attention) return attention_scratch(spec.attention).total;
   if (spec.kind != KernelSpec::Kind::matmul) return 0;
   auto L = matmul_layout(spec.matmul);
   if (!L.ok()) return 0;
@@ -208,13 +209,77 @@ StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const vo
   return out;
 }
 
-StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol) {
+AttentionScratch attention_scratch(const AttentionSpec& s) {
+  AttentionScratch a;
+  const int64_t group = s.KV > 0 ? s.H / s.KV : 0;
+  a.queries = group * kAttentionTokenBlock;
+  const int64_t chunk = kAttentionKeyChunk * s.D * 4;
+  a.k = 0;
+  a.v = chunk;
+  a.acc = 2 * chunk;
+  a.m = a.acc + a.queries * s.D * 4;
+  a.l = a.m + a.queries * 4;
+  a.total = round_up(a.l + a.queries * 4, 64);
+  return a;
+}
+
+StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol) { return kernel_spec_for(n, symbol, nullptr); }
+
+StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol, const Model* model) {
   KernelSpec k;
   k.name = symbol;
   auto static_dim = [&](const Dim& d, const char* what) -> StatusOr<int64_t> {
     if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
     return d.value();
   };
+  if (n.is("Attention")) {
+    k.kind = KernelSpec::Kind::attention;
+    AttentionSpec& a = k.attention;
+    a.packed = n.inputs.size() == 1;
+    if (a.packed) {
+      a.H = n.attr("q_heads").as_int();
+      a.KV = n.attr("kv_heads").as_int();
+      a.D = n.attr("head_dim").as_int();
+    } else {
+      INGOT_ASSIGN_OR_RETURN(a.H, static_dim(n.inputs[0].type().shape[1], "query heads"));
+      INGOT_ASSIGN_OR_RETURN(a.KV, static_dim(n.inputs[1].type().shape[1], "KV heads"));
+      INGOT_ASSIGN_OR_RETURN(a.D, static_dim(n.inputs[0].type().shape[2], "head_dim"));
+    }
+    a.scale = static_cast<float>(n.attr("scale").as_float());
+    if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return err("codegen: " + n.name + ": bad head counts");
+    if (a.D <= 0 || a.D % 8 != 0)
+      return err("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
+    if (!model) return err("codegen: " + n.name + ": the attention kernel needs the model (its cache variables)");
+    const StateVariable* kv[2] = {model->find_variable(n.attr("k_variable").as_string()),
+                                  model->find_variable(n.attr("v_variable").as_string())};
+    if (!kv[0] || !kv[1]) return err("codegen: " + n.name + ": unknown cache variable");
+    if (kv[0]->type != kv[1]->type) return err("codegen: " + n.name + ": K and V caches differ in type");
+    a.cache = kv[0]->type;
+    if (a.cache != ElementType::f32 && a.cache != ElementType::f16)
+      return err("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
+    return k;
+  }
+  if (n.is("Embedding")) {
+    k.kind = KernelSpec::Kind::embedding;
+    EmbeddingSpec& e = k.embedding;
+    const TensorType& t = n.inputs[0].type();
+    e.table = t.type;
+    INGOT_ASSIGN_OR_RETURN(e.V, static_dim(t.shape[0], "the vocabulary"));
+    INGOT_ASSIGN_OR_RETURN(e.D, static_dim(t.shape[1], "the embedding width"));
+    e.ids_i32 = n.inputs[1].type().type == ElementType::i32;
+    switch (e.table) {
+      case ElementType::f32: case ElementType::f16: case ElementType::q8_0: case ElementType::q4_0:
+      case ElementType::q4_k: case ElementType::q6_k: break;
+      default: return err("codegen: " + n.name + ": no embedding kernel for " + std::string(type_name(e.table)) + " tables");
+    }
+    return k;
+  }
+  if (n.is("RopeTable")) {
+    k.kind = KernelSpec::Kind::rope_table;
+    INGOT_ASSIGN_OR_RETURN(k.rope_table.H, static_dim(n.inputs[1].type().shape[0], "the inverse frequencies"));
+    k.rope_table.pos_i32 = n.inputs[0].type().type == ElementType::i32;
+    return k;
+  }
   if (n.is("RMSNorm")) {
     k.kind = KernelSpec::Kind::rms_norm;
     INGOT_ASSIGN_OR_RETURN(k.rms_norm.D, static_dim(n.inputs[1].type().shape[0], "the normalized dimension"));

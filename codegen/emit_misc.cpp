@@ -1,0 +1,217 @@
+// LLVM IR for the small kernels around the matmuls: Embedding (rows of a table in its stored
+// type, dequantized with the reference's rounding) and RopeTable (cos and sin of the rotary
+// angles). See docs/codegen.md.
+#include "codegen/emit.h"
+#include "codegen/emit_ir.h"
+#include "ir/quant.h"
+
+namespace ingot {
+namespace {
+
+using llvm::Value;
+using ir_emit::Fn;
+
+// ---------------------------------------------------------------- Embedding
+class EmbeddingEmitter {
+ public:
+  EmbeddingEmitter(Fn& f, const EmbeddingSpec& s) : f(f), B(f.B), s(s) {}
+
+  Status emit() {
+    const ElementTypeInfo& ti = type_info(s.table);
+    if (s.D <= 0 || s.D % ti.block_elems != 0) return Status::Error("codegen: embedding rows are not whole blocks");
+    row_bytes_ = s.D / ti.block_elems * ti.block_bytes;
+    switch (s.table) {
+      case ElementType::f32:
+      case ElementType::f16: chunk_ = s.D % 8 == 0 ? 8 : s.D; break;
+      case ElementType::q8_0:
+      case ElementType::q4_0: chunk_ = kQK; break;
+      case ElementType::q4_k:
+      case ElementType::q6_k: chunk_ = kQK_K; break;
+      default: return Status::Error("codegen: no embedding kernel for " + std::string(type_name(s.table)) + " tables");
+    }
+    chunk_bytes_ = chunk_ / ti.block_elems * ti.block_bytes;
+    const int64_t nc = s.D / chunk_;
+    Value* y = f.arg_ptr(kEmbedY);
+    Value* ids = f.arg_ptr(kEmbedIds);
+    Value* table = f.arg_ptr(kEmbedTable);
+    Value* T = f.dim(0);
+    // Units are chunks of rows: whole tokens when there are many, parts of one row when T = 1.
+    auto [u0, u1] = f.thread_range(B.CreateMul(T, f.c64(nc)));
+    Value* r0 = B.CreateSDiv(u0, f.c64(nc));
+    Value* r1 = B.CreateSDiv(B.CreateAdd(u1, f.c64(nc - 1)), f.c64(nc));
+    f.loop(r0, r1, 1, [&](Value* r) {
+      Value* base = B.CreateMul(r, f.c64(nc));
+      Value* c0 = f.smax(B.CreateSub(u0, base), f.c64(0));
+      Value* c1 = f.smin(B.CreateSub(u1, base), f.c64(nc));
+      Value* id = s.ids_i32 ? B.CreateSExt(f.load(f.i32, f.at(ids, r, 4), 4), f.i64) : f.load(f.i64, f.at(ids, r, 8), 8);
+      Value* src_row = f.at(table, id, row_bytes_);
+      Value* dst_row = f.at(y, r, s.D * 4);
+      f.loop(c0, c1, 1, [&](Value* c) {
+        emit_chunk(f.at(src_row, c, chunk_bytes_), f.at(dst_row, c, chunk_ * 4));
+      }, "chunk");
+    }, "row");
+    B.CreateRetVoid();
+    return Status::Ok();
+  }
+
+ private:
+  Fn& f;
+  llvm::IRBuilder<>& B;
+  const EmbeddingSpec& s;
+  int64_t row_bytes_ = 0, chunk_ = 0, chunk_bytes_ = 0;
+
+  Value* half_scalar(Value* p) { return B.CreateFPExt(f.load(f.f16, p, 2), f.f32); }
+  Value* bytes8(Value* p, int64_t off) { return f.load(f.vec(f.i8, 8), f.at(p, off), 1); }
+  Value* i32x8(int v) { return f.splat(B.getInt32(static_cast<uint32_t>(v))); }
+  Value* to_f(Value* iv) { return B.CreateSIToFP(iv, f.vf()); }
+  void put(Value* v, Value* dst, int64_t element) { f.store(v, f.at(dst, element * 4), 4); }
+
+  // Dequantizes one chunk (one block, or 8 float elements) at src into dst, rounding exactly as
+  // ir/quant.cpp does: q8_0 q*d, q4_0 (q-8)*d, q4_k (d*sc)*q - dmin*m (both products exact),
+  // q6_k (d*sc)*q.
+  void emit_chunk(Value* src, Value* dst) {
+    switch (s.table) {
+      case ElementType::f32:
+      case ElementType::f16: {
+        const int64_t es = s.table == ElementType::f32 ? 4 : 2;
+        if (chunk_ == 8) {
+          Value* v = s.table == ElementType::f32 ? f.load(f.vf(), src, 4)
+                                                 : B.CreateFPExt(f.load(f.vec(f.f16, 8), src, 2), f.vf());
+          put(v, dst, 0);
+        } else {
+          f.loop(f.c64(0), f.c64(chunk_), 1, [&](Value* k) {
+            Value* p = f.at(src, k, es);
+            Value* v = es == 4 ? f.load(f.f32, p, 4) : half_scalar(p);
+            f.store(v, f.at(dst, k, 4), 4);
+          }, "elem");
+        }
+        break;
+      }
+      case ElementType::q8_0: {
+        Value* d = f.splat(half_scalar(src));
+        for (int k = 0; k < 4; ++k) put(B.CreateFMul(to_f(B.CreateSExt(bytes8(src, 2 + 8 * k), f.vec(f.i32, 8))), d), dst, 8 * k);
+        break;
+      }
+      case ElementType::q4_0: {
+        Value* d = f.splat(half_scalar(src));
+        for (int k = 0; k < 2; ++k) {
+          Value* b = B.CreateZExt(bytes8(src, 2 + 8 * k), f.vec(f.i32, 8));
+          Value* lo = B.CreateSub(B.CreateAnd(b, i32x8(15)), i32x8(8));
+          Value* hi = B.CreateSub(B.CreateLShr(b, i32x8(4)), i32x8(8));
+          put(B.CreateFMul(to_f(lo), d), dst, 8 * k);
+          put(B.CreateFMul(to_f(hi), d), dst, 16 + 8 * k);
+        }
+        break;
+      }
+      case ElementType::q4_k: emit_q4_k(src, dst); break;
+      case ElementType::q6_k: emit_q6_k(src, dst); break;
+      default: break;
+    }
+  }
+
+  Value* byte_at(Value* p, int64_t off) { return B.CreateZExt(f.load(f.i8, f.at(p, off), 1), f.i32); }
+
+  // ggml's get_scale_min_k4 on the 12 scale bytes at sp: six-bit scale and min of sub-block j.
+  std::pair<Value*, Value*> scale_min(Value* sp, int j) {
+    if (j < 4) {
+      return {B.CreateAnd(byte_at(sp, j), B.getInt32(63)), B.CreateAnd(byte_at(sp, j + 4), B.getInt32(63))};
+    }
+    Value* hi = byte_at(sp, j + 4);
+    Value* sc = B.CreateOr(B.CreateAnd(hi, B.getInt32(15)), B.CreateShl(B.CreateLShr(byte_at(sp, j - 4), B.getInt32(6)), B.getInt32(4)));
+    Value* m = B.CreateOr(B.CreateLShr(hi, B.getInt32(4)), B.CreateShl(B.CreateLShr(byte_at(sp, j), B.getInt32(6)), B.getInt32(4)));
+    return {sc, m};
+  }
+
+  void emit_q4_k(Value* src, Value* dst) {
+    Value* d = half_scalar(src);
+    Value* dmin = half_scalar(f.at(src, 2));
+    Value* sp = f.at(src, 4);
+    Value* qs = f.at(src, 16);
+    for (int j = 0; j < 4; ++j) {
+      Value* dd[2];
+      Value* mm[2];
+      for (int h = 0; h < 2; ++h) {
+        auto [sc, m] = scale_min(sp, 2 * j + h);
+        dd[h] = f.splat(B.CreateFMul(d, B.CreateUIToFP(sc, f.f32)));
+        mm[h] = f.splat(B.CreateFMul(dmin, B.CreateUIToFP(m, f.f32)));
+      }
+      for (int l = 0; l < 32; l += 8) {
+        Value* b = B.CreateZExt(bytes8(qs, 32 * j + l), f.vec(f.i32, 8));
+        Value* lo = to_f(B.CreateAnd(b, i32x8(15)));
+        Value* hi = to_f(B.CreateLShr(b, i32x8(4)));
+        put(B.CreateFSub(B.CreateFMul(dd[0], lo), mm[0]), dst, 64 * j + l);
+        put(B.CreateFSub(B.CreateFMul(dd[1], hi), mm[1]), dst, 64 * j + 32 + l);
+      }
+    }
+  }
+
+  void emit_q6_k(Value* src, Value* dst) {
+    Value* d = half_scalar(f.at(src, 208));
+    for (int half = 0; half < 2; ++half) {
+      Value* ql = f.at(src, 64 * half);
+      Value* qh = f.at(src, 128 + 32 * half);
+      Value* sc = f.at(src, 192 + 8 * half);
+      for (int l = 0; l < 32; l += 8) {
+        const int is = l / 16;
+        Value* a = B.CreateZExt(bytes8(ql, l), f.vec(f.i32, 8));
+        Value* b = B.CreateZExt(bytes8(ql, l + 32), f.vec(f.i32, 8));
+        Value* h = B.CreateZExt(bytes8(qh, l), f.vec(f.i32, 8));
+        auto high = [&](int shift) { return B.CreateShl(B.CreateAnd(B.CreateLShr(h, i32x8(shift)), i32x8(3)), i32x8(4)); };
+        Value* q[4] = {B.CreateOr(B.CreateAnd(a, i32x8(15)), high(0)), B.CreateOr(B.CreateAnd(b, i32x8(15)), high(2)),
+                       B.CreateOr(B.CreateLShr(a, i32x8(4)), high(4)), B.CreateOr(B.CreateLShr(b, i32x8(4)), high(6))};
+        for (int k = 0; k < 4; ++k) {
+          Value* s8 = B.CreateSExt(f.load(f.i8, f.at(sc, is + 2 * k), 1), f.i32);
+          Value* dsc = f.splat(B.CreateFMul(d, B.CreateSIToFP(s8, f.f32)));
+          put(B.CreateFMul(dsc, to_f(B.CreateSub(q[k], i32x8(32)))), dst, 128 * half + 32 * k + l);
+        }
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- RopeTable
+// cos/sin[t, j] of angle = f32(f32(pos + t) * inv_freq[j]), through libm's double cos and sin and
+// rounded to f32: the reference's exact computation, so the tables are bitwise equal to it (with the
+// same libm). A few dozen values per token: not worth a vectorized approximation.
+Status emit_rope_table_body(Fn& f, const RopeTableSpec& s) {
+  auto& B = f.B;
+  if (s.H <= 0) return Status::Error("codegen: RopeTable needs H > 0");
+  llvm::FunctionType* dd = llvm::FunctionType::get(f.f64, {f.f64}, false);
+  llvm::FunctionCallee cos_fn = f.M.getOrInsertFunction("cos", dd);
+  llvm::FunctionCallee sin_fn = f.M.getOrInsertFunction("sin", dd);
+  Value* cp = f.arg_ptr(kRopeTableCos);
+  Value* sp = f.arg_ptr(kRopeTableSin);
+  Value* posp = f.arg_ptr(kRopeTablePos);
+  Value* inv = f.arg_ptr(kRopeTableInvFreq);
+  Value* T = f.dim(0);
+  Value* pos = s.pos_i32 ? B.CreateSExt(f.load(f.i32, posp, 4), f.i64) : f.load(f.i64, posp, 8);
+  auto [e0, e1] = f.thread_range(B.CreateMul(T, f.c64(s.H)));
+  f.loop(e0, e1, 1, [&](Value* e) {
+    Value* t = B.CreateSDiv(e, f.c64(s.H));
+    Value* j = B.CreateSRem(e, f.c64(s.H));
+    Value* p = B.CreateSIToFP(B.CreateAdd(pos, t), f.f32);
+    Value* angle = B.CreateFPExt(B.CreateFMul(p, f.load(f.f32, f.at(inv, j, 4), 4)), f.f64);
+    f.store(B.CreateFPTrunc(B.CreateCall(cos_fn, {angle}), f.f32), f.at(cp, e, 4), 4);
+    f.store(B.CreateFPTrunc(B.CreateCall(sin_fn, {angle}), f.f32), f.at(sp, e, 4), 4);
+  }, "elem");
+  B.CreateRetVoid();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status emit_embedding(llvm::Module& module, const KernelSpec& spec) {
+  Fn f(module, spec.name);
+  Status st = EmbeddingEmitter(f, spec.embedding).emit();
+  if (!st.ok()) f.F->eraseFromParent();
+  return st;
+}
+
+Status emit_rope_table(llvm::Module& module, const KernelSpec& spec) {
+  Fn f(module, spec.name);
+  Status st = emit_rope_table_body(f, spec.rope_table);
+  if (!st.ok()) f.F->eraseFromParent();
+  return st;
+}
+
+}  // namespace ingot

@@ -1,0 +1,349 @@
+// The attention, embedding and RopeTable kernels against the reference evaluator (see
+// attention_cases.h): decode and prefill over a KV cache with past rows, grouped-query head
+// ratios, f32 and f16 caches, packed and separate q/k/v, 1..3 threads; every table type of the
+// embedding; odd sizes and positions for the rotary tables.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "codegen/kernels.h"
+#include "ir/quant.h"
+#include "tests/codegen/attention_cases.h"
+#include "tests/codegen/harness.h"
+
+namespace ingot::cgtest {
+namespace {
+
+// Attention error bound (normalized MSE against the double-precision reference). The kernel
+// reads exactly the reference's operands (f16 caches: the same round-to-nearest-even values, fresh
+// rows included), so the differences are f32 arithmetic: dot products of D terms (relative error
+// about sqrt(D) * 6e-8, i.e. under 1e-6 absolute on scores of a few units), exp by a polynomial
+// (1-2 ulp), and f32 sums of the weights and of the weighted values over up to 233 keys. Each
+// output is then off by about 1e-7 relative: an NMSE near 1e-14 (measured: below 1e-13). 1e-10
+// leaves a wide margin and still catches any real mistake: a query that sees one key too many or
+// too few among n <= 233 changes its output by about 1/n relative, an NMSE above 1e-6.
+constexpr double kAttentionBound = 1e-10;
+
+struct HeadConfig {
+  int64_t H, KV;
+};
+
+// Compiles the distinct kernels of `cases` once and runs each case on 1, 2 and 3 threads.
+void check_attention(const std::vector<AttentionCase>& cases) {
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  std::vector<std::unique_ptr<AttentionData>> data;
+  uint64_t seed = 100;
+  for (const AttentionCase& c : cases) {
+    auto d = make_attention(c, seed++);
+    ASSERT_TRUE(d.ok()) << c.name() << ": " << d.message();
+    if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
+    data.push_back(std::move(*d));
+  }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  double worst = 0;
+  for (const auto& d : data) {
+    KernelFn fn = (*lib)->find(d->spec.name);
+    ASSERT_NE(fn, nullptr) << d->spec.name;
+    for (int threads = 1; threads <= 3; ++threads) {
+      KernelCheck r = run_attention(fn, *d, threads);
+      EXPECT_TRUE(r.problem.empty() && r.nmse <= kAttentionBound)
+          << d->c.name() << " threads=" << threads << ": nmse " << r.nmse << " " << r.problem;
+      worst = std::max(worst, r.nmse);
+    }
+  }
+  std::printf("largest attention nmse: %.3g (bound %.0e)\n", worst, kAttentionBound);
+}
+
+// Every token count with every past length for one kernel configuration per cache type: decode (1
+// and 3 tokens, one token block) and prefill (17 and 33 tokens: two and three blocks of 16, the
+// last partial), on an empty cache, one row, a partial key chunk (31) and many chunks (200).
+std::vector<AttentionCase> full_grid(bool f16, bool packed, HeadConfig hc, int64_t D) {
+  std::vector<AttentionCase> out;
+  for (int64_t T : {1, 3, 17, 33})
+    for (int64_t past : {0, 1, 31, 200}) {
+      AttentionCase c;
+      c.T = T;
+      c.past = past;
+      c.H = hc.H;
+      c.KV = hc.KV;
+      c.D = D;
+      c.f16 = f16;
+      c.packed = packed;
+      out.push_back(c);
+    }
+  return out;
+}
+
+// The other configurations at fewer (T, past) points: one decode and one prefill with a cache.
+std::vector<AttentionCase> sparse_grid(bool f16, bool packed, HeadConfig hc, int64_t D) {
+  std::vector<AttentionCase> out;
+  for (auto [T, past] : {std::pair<int64_t, int64_t>{1, 200}, {3, 31}, {33, 1}, {17, 200}}) {
+    AttentionCase c;
+    c.T = T;
+    c.past = past;
+    c.H = hc.H;
+    c.KV = hc.KV;
+    c.D = D;
+    c.f16 = f16;
+    c.packed = packed;
+    out.push_back(c);
+  }
+  return out;
+}
+
+TEST(CodegenAttention, F32CacheAllTokenCountsAndPastLengths) {
+  check_attention(full_grid(false, true, {8, 4}, 64));
+}
+
+TEST(CodegenAttention, F16CacheAllTokenCountsAndPastLengths) {
+  check_attention(full_grid(true, true, {8, 4}, 64));
+}
+
+TEST(CodegenAttention, HeadRatiosHeadDimsAndInputForms) {
+  std::vector<AttentionCase> cases;
+  for (HeadConfig hc : {HeadConfig{8, 4}, HeadConfig{4, 4}, HeadConfig{6, 2}})
+    for (int64_t D : {8, 64})
+      for (bool f16 : {false, true})
+        for (bool packed : {true, false}) {
+          if (hc.H == 8 && D == 64 && packed) continue;  // the full grids above
+          auto g = sparse_grid(f16, packed, hc, D);
+          cases.insert(cases.end(), g.begin(), g.end());
+        }
+  check_attention(cases);
+}
+
+// The checks can fail: the right kernel told a wrong past (one row less) writes its fresh rows one
+// position early, over an old row, and lets every query see one key too few.
+TEST(CodegenAttention, CheckerCatchesAWrongPast) {
+  AttentionCase c;
+  c.T = 3;
+  c.past = 31;
+  auto d = make_attention(c, 3);
+  ASSERT_TRUE(d.ok()) << d.message();
+  auto lib = compile_and_open({(*d)->spec}, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  KernelFn fn = (*lib)->find((*d)->spec.name);
+  ASSERT_TRUE(run_attention(fn, **d, 2).problem.empty());
+  AttentionData wrong = **d;
+  wrong.c.past = 30;
+  KernelCheck r = run_attention(fn, wrong, 2);
+  EXPECT_NE(r.problem.find("cache position 30"), std::string::npos) << r.problem;
+  EXPECT_GT(r.nmse, 1e-6);
+}
+
+// The spec comes from the graph: packed or not, the cache variables' type, head_dim a multiple of 8.
+TEST(CodegenAttention, SpecFromTheGraph) {
+  AttentionCase c;
+  c.f16 = true;
+  c.packed = false;
+  c.H = 6;
+  c.KV = 2;
+  c.D = 8;
+  auto d = make_attention(c, 1, false);
+  ASSERT_TRUE(d.ok()) << d.message();
+  const AttentionSpec& a = (*d)->spec.attention;
+  EXPECT_EQ((*d)->spec.kind, KernelSpec::Kind::attention);
+  EXPECT_EQ(a.H, 6);
+  EXPECT_EQ(a.KV, 2);
+  EXPECT_EQ(a.D, 8);
+  EXPECT_FALSE(a.packed);
+  EXPECT_EQ(a.cache, ElementType::f16);
+  EXPECT_FLOAT_EQ(a.scale, 1.0f / std::sqrt(8.0f));
+  c.D = 6;
+  auto bad = make_attention(c, 1, false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("head_dim a multiple of 8"), std::string::npos) << bad.message();
+}
+
+// ---------------------------------------------------------------- embedding
+struct EmbeddingCase {
+  ElementType type;
+  int64_t V, D, T;
+};
+
+// A [V, D] table of type t: reference quantizers for q8_0/q4_0, random blocks with sane f16
+// scales for the k-quants (every byte pattern of their quants is valid).
+Tensor random_table(ElementType t, int64_t V, int64_t D, std::mt19937_64& rng) {
+  Tensor w = Tensor::zeros(t, {V, D});
+  uint8_t* p = w.mutable_raw();
+  const auto f = uniform_floats(rng, V * D, -1, 1);
+  switch (t) {
+    case ElementType::f32: std::memcpy(p, f.data(), f.size() * 4); break;
+    case ElementType::f16:
+      for (size_t i = 0; i < f.size(); ++i) {
+        const uint16_t h = f32_to_f16(f[i]);
+        std::memcpy(p + 2 * i, &h, 2);
+      }
+      break;
+    case ElementType::q8_0: quantize_row_q8_0(f.data(), reinterpret_cast<BlockQ8_0*>(p), V * D); break;
+    case ElementType::q4_0: quantize_row_q4_0(f.data(), reinterpret_cast<BlockQ4_0*>(p), V * D); break;
+    case ElementType::q4_k:
+    case ElementType::q6_k: {
+      for (size_t i = 0; i < w.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      for (int64_t b = 0; b < V * D / kQK_K; ++b) {
+        if (t == ElementType::q4_k) {
+          auto* blk = reinterpret_cast<BlockQ4_K*>(p) + b;
+          blk->d = f32_to_f16(u(rng) / 63 / 15);
+          blk->dmin = f32_to_f16(u(rng) / 63 / 2);
+        } else {
+          reinterpret_cast<BlockQ6_K*>(p)[b].d = f32_to_f16(u(rng) / 127 / 32);
+        }
+      }
+      break;
+    }
+    default: break;
+  }
+  return w;
+}
+
+// Dequantization is exact arithmetic with the reference's rounding: the rows must be bitwise equal.
+TEST(CodegenEmbedding, EveryTableTypeBitwise) {
+  std::vector<EmbeddingCase> cases;
+  for (int64_t T : {1, 3, 17, 33}) {
+    cases.push_back({ElementType::f32, 37, 13, T});
+    cases.push_back({ElementType::f32, 37, 64, T});
+    cases.push_back({ElementType::f16, 37, 13, T});
+    cases.push_back({ElementType::f16, 37, 72, T});
+    cases.push_back({ElementType::q8_0, 37, 96, T});
+    cases.push_back({ElementType::q4_0, 37, 96, T});
+    cases.push_back({ElementType::q4_k, 19, 512, T});
+    cases.push_back({ElementType::q6_k, 19, 512, T});
+  }
+  struct Data {
+    EmbeddingCase c;
+    KernelSpec spec;
+    std::shared_ptr<Tensor> table;
+    std::vector<int64_t> ids;
+    std::vector<float> expected;
+  };
+  std::vector<Data> data;
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  std::mt19937_64 rng(7);
+  for (const auto& c : cases) {
+    Data d{c, {}, std::make_shared<Tensor>(random_table(c.type, c.V, c.D, rng)), {}, {}};
+    // The first and last rows, then random ones.
+    for (int64_t t = 0; t < c.T; ++t) d.ids.push_back(t == 0 ? c.V - 1 : t == 1 ? 0 : static_cast<int64_t>(rng() % c.V));
+    Model m;
+    GraphBuilder b(m);
+    Node* n = b.node("Embedding", {b.constant(d.table, "table"), b.parameter("ids", ElementType::i64, static_shape({c.T}))}, {}, "embed");
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    b.result(n->out(0), "y");
+    const std::string name = "embed_" + std::string(type_name(c.type)) + "_v" + std::to_string(c.V) + "_d" + std::to_string(c.D);
+    auto spec = kernel_spec_for(*n, name);
+    ASSERT_TRUE(spec.ok()) << spec.message();
+    d.spec = *spec;
+    Evaluator ev(m);
+    auto r = ev.run({{"ids", Tensor::from_i64({c.T}, d.ids)}});
+    ASSERT_TRUE(r.ok()) << r.message();
+    d.expected = (*r)[0].to_f32_vector();
+    if (seen.insert(name).second) specs.push_back(d.spec);
+    data.push_back(std::move(d));
+  }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (const auto& d : data)
+    for (int threads = 1; threads <= 3; ++threads) {
+      KernelFn fn = (*lib)->find(d.spec.name);
+      ASSERT_NE(fn, nullptr);
+      GuardedBytes y(static_cast<size_t>(d.c.T * d.c.D) * 4);
+      const float nan = std::nanf("");
+      for (size_t i = 0; i < y.size() / 4; ++i) std::memcpy(y.data() + 4 * i, &nan, 4);
+      auto ids = guarded_copy(d.ids.data(), d.ids.size() * 8);
+      auto table = guarded_copy(d.table->raw(), d.table->nbytes());
+      const void* args[kEmbedArgCount] = {y.data(), ids->data(), table->data()};
+      const int64_t dims[2] = {d.c.T, 5};
+      run_threads(fn, args, dims, threads);
+      EXPECT_TRUE(y.intact()) << d.spec.name << " T=" << d.c.T << " threads=" << threads;
+      int64_t wrong = 0;
+      for (size_t i = 0; i < d.expected.size(); ++i) {
+        float v;
+        std::memcpy(&v, y.data() + 4 * i, 4);
+        if (std::memcmp(&v, &d.expected[i], 4) != 0) ++wrong;
+      }
+      EXPECT_EQ(wrong, 0) << d.spec.name << " T=" << d.c.T << " threads=" << threads;
+    }
+}
+
+// ---------------------------------------------------------------- RopeTable
+// The kernel computes the reference's angle (an f32 product) and rounds libm's double cos and sin
+// to f32, as the reference does: bitwise equal tables.
+TEST(CodegenRopeTable, OddSizesAndPositionsBitwise) {
+  struct Case {
+    int64_t H, T, pos;
+    bool i32;
+  };
+  std::vector<Case> cases;
+  for (int64_t H : {1, 5, 32})
+    for (int64_t T : {1, 3, 17, 33})
+      for (int64_t pos : {0, 7, 1001, 123457}) cases.push_back({H, T, pos, false});
+  cases.push_back({5, 3, 99, true});
+  cases.push_back({32, 17, 4093, true});
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  struct Data {
+    Case c;
+    KernelSpec spec;
+    std::vector<float> inv, cos, sin;
+  };
+  std::vector<Data> data;
+  for (const auto& c : cases) {
+    Data d{c, {}, {}, {}, {}};
+    // Inverse frequencies of a LLaMA-style base plus one unusual value (an odd, large one).
+    for (int64_t j = 0; j < c.H; ++j)
+      d.inv.push_back(j == c.H - 1 && c.H > 1 ? 3.3f : static_cast<float>(std::pow(10000.0, -2.0 * j / (2.0 * c.H))));
+    Model m;
+    GraphBuilder b(m);
+    const ElementType pt = c.i32 ? ElementType::i32 : ElementType::i64;
+    Node* n = b.node("RopeTable", {b.parameter("pos", pt, {}), b.parameter("inv", ElementType::f32, static_shape({c.H}))},
+                     {{"length", Attribute::Dims({Dim(c.T)})}}, "rope");
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    b.result(n->out(0), "cos");
+    b.result(n->out(1), "sin");
+    const std::string name = "rope_h" + std::to_string(c.H) + (c.i32 ? "_i32" : "");
+    auto spec = kernel_spec_for(*n, name);
+    ASSERT_TRUE(spec.ok()) << spec.message();
+    d.spec = *spec;
+    Tensor pos = Tensor::zeros(pt, {});
+    std::memcpy(pos.mutable_raw(), &c.pos, c.i32 ? 4 : 8);  // little-endian: the low half
+    Evaluator ev(m);
+    auto r = ev.run({{"pos", pos}, {"inv", Tensor::from_f32({c.H}, d.inv)}});
+    ASSERT_TRUE(r.ok()) << r.message();
+    d.cos = (*r)[0].to_f32_vector();
+    d.sin = (*r)[1].to_f32_vector();
+    if (seen.insert(name).second) specs.push_back(d.spec);
+    data.push_back(std::move(d));
+  }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (const auto& d : data)
+    for (int threads = 1; threads <= 3; ++threads) {
+      KernelFn fn = (*lib)->find(d.spec.name);
+      ASSERT_NE(fn, nullptr);
+      const size_t n = static_cast<size_t>(d.c.T * d.c.H);
+      GuardedBytes cs(n * 4), sn(n * 4);
+      const float nan = std::nanf("");
+      for (size_t i = 0; i < n; ++i) {
+        std::memcpy(cs.data() + 4 * i, &nan, 4);
+        std::memcpy(sn.data() + 4 * i, &nan, 4);
+      }
+      int64_t pos = d.c.pos;
+      auto inv = guarded_copy(d.inv.data(), d.inv.size() * 4);
+      const void* args[kRopeTableArgCount] = {cs.data(), sn.data(), &pos, inv->data()};
+      const int64_t dims[2] = {d.c.T, 0};
+      run_threads(fn, args, dims, threads);
+      EXPECT_TRUE(cs.intact() && sn.intact()) << d.spec.name;
+      EXPECT_EQ(std::memcmp(cs.data(), d.cos.data(), n * 4), 0) << d.spec.name << " T=" << d.c.T << " pos=" << d.c.pos;
+      EXPECT_EQ(std::memcmp(sn.data(), d.sin.data(), n * 4), 0) << d.spec.name << " T=" << d.c.T << " pos=" << d.c.pos;
+    }
+}
+
+}  // namespace
+}  // namespace ingot::cgtest
