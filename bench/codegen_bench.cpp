@@ -24,9 +24,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Read bandwidth of a 1 GiB buffer with `threads` threads (each reads its half), best of 3.
-double measure_bandwidth(int threads) {
-  const size_t bytes = size_t{1} << 30;
+// Read bandwidth of a buffer of `bytes` (1 GiB by default) with `threads` threads (each reads
+// its part), best of 3.
+double measure_bandwidth(int threads, size_t bytes = size_t{1} << 30) {
   auto* buf = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
   const size_t n = bytes / 8;
   for (size_t i = 0; i < n; ++i) buf[i] = i;
@@ -78,10 +78,12 @@ double time_adaptive(KernelFn fn, const CaseData& d, int threads, double seconds
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;  // decode, prefill or compile: run one part
+  double copies_bytes = 0;  // decode: bytes of weight copies to rotate through (default 1.1 GB)
   CodegenOptions opt;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--copies-bytes") && i + 1 < argc) copies_bytes = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--cpu") && i + 1 < argc) opt.cpu = argv[++i];
     else if (!std::strcmp(argv[i], "--dump-ir") && i + 3 < argc) {
       KernelSpec k;
@@ -120,8 +122,9 @@ int main(int argc, char** argv) {
   const Wt decode_types[] = {{ElementType::q4_0, true}, {ElementType::q8_0, true}, {ElementType::f16, false},
                              {ElementType::q4_k, false}, {ElementType::q6_k, false}};
   if (only.empty() || only == "decode") {
-  std::printf("decode (M=1): effective weight bandwidth, %% of the measured bandwidth\n");
-  std::printf("| weight | act | N x K | what | MB | 1 thread GB/s | %% | 2 threads GB/s | %% |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("decode (M=1): effective weight bandwidth; %% of the read bandwidth measured (512 MiB, best of 3)\n"
+              "just before each kernel measurement, with the same thread count\n");
+  std::printf("| weight | act | N x K | what | MB | 1 thread GB/s | bw | %% | 2 threads GB/s | bw | %% |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Wt& w : decode_types) {
     for (const BenchShape& s : kShapes) {
       if (quick && s.N == 32000) continue;
@@ -138,12 +141,16 @@ int main(int argc, char** argv) {
       KernelFn fn = (*lib)->find((*d)->spec.name);
       const double mb = static_cast<double>((*d)->packed.size()) / 1e6;
       // Rotate through copies totalling >= 1 GiB so that weights come from memory, not cache.
-      const int copies = std::max(1, static_cast<int>(std::ceil((quick ? 256e6 : 1.1e9) / ((*d)->packed.size()))));
-      double gb[2];
-      for (int th = 1; th <= 2; ++th) gb[th - 1] = static_cast<double>((*d)->packed.size()) / time_adaptive(fn, **d, th, secs, copies) / 1e9;
-      std::printf("| %s | %s | %lld x %lld | %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", std::string(type_name(w.t)).c_str(),
-                  w.aq8 ? "q8" : "f32", static_cast<long long>(s.N), static_cast<long long>(s.K), s.what, mb, gb[0],
-                  100 * gb[0] / bw1, gb[1], 100 * gb[1] / bw2);
+      const double rotate = copies_bytes > 0 ? copies_bytes : quick ? 256e6 : 1.1e9;
+      const int copies = std::max(1, static_cast<int>(std::ceil(rotate / static_cast<double>((*d)->packed.size()))));
+      double gb[2], bw[2];
+      for (int th = 1; th <= 2; ++th) {
+        bw[th - 1] = measure_bandwidth(th, size_t{512} << 20);
+        gb[th - 1] = static_cast<double>((*d)->packed.size()) / time_adaptive(fn, **d, th, secs, copies) / 1e9;
+      }
+      std::printf("| %s | %s | %lld x %lld | %s | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n", std::string(type_name(w.t)).c_str(),
+                  w.aq8 ? "q8" : "f32", static_cast<long long>(s.N), static_cast<long long>(s.K), s.what, mb, gb[0], bw[0],
+                  100 * gb[0] / bw[0], gb[1], bw[1], 100 * gb[1] / bw[1]);
       std::fflush(stdout);
     }
   }
