@@ -129,20 +129,36 @@ class AttentionEmitter {
     }, "stage");
   }
 
+  // Software prefetch of the cache rows of the chunk at c1 (positions c1..c1+CH-1 of KV head g):
+  // the rows of one head are D * es bytes every KV * D * es bytes, a pattern the hardware
+  // prefetchers follow poorly; one chunk ahead hides the memory latency in decode. Prefetches past
+  // the valid rows are harmless (they never fault and change nothing).
+  void emit_prefetch(Value* c1, Value* g) {
+    const int64_t CH = kAttentionKeyChunk;
+    const int64_t row = D_ * es_;
+    for (int c = 0; c < 2; ++c) {
+      Value* base = cache_row(c == 0 ? kc_ : vc_, c1, g);
+      for (int64_t j = 0; j < CH; ++j)
+        for (int64_t off = 0; off < row; off += 64)
+          B.CreateIntrinsic(llvm::Intrinsic::prefetch, {f.ptr},
+                            {f.at(base, j * KV_ * row + off), B.getInt32(0), B.getInt32(3), B.getInt32(1)});
+    }
+  }
+
   Value* lane_splat(Value* v, int lane) {
     return B.CreateShuffleVector(v, llvm::PoisonValue::get(f.vf()), std::vector<int>(8, lane));
   }
 
   // One query (row qrow, scratch slot i) against one chunk of keys: scores, online softmax update,
   // weighted V accumulation. nvalid: keys of the chunk this query sees (may exceed the chunk).
-  void emit_query_chunk(Value* qrow, Value* i, Value* kbase, Value* kstride, Value* vbase, Value* vstride,
-                        Value* nvalid) {
+  // `stride` (bytes between key rows) is a constant, so every row address is base + constant.
+  void emit_query_chunk(Value* qrow, Value* i, Value* kbase, Value* vbase, int64_t stride, Value* nvalid) {
     const int64_t CH = kAttentionKeyChunk;
     const int groups = static_cast<int>(CH / 8);
     std::vector<Value*> krow(CH), vrow(CH);
     for (int64_t j = 0; j < CH; ++j) {
-      krow[j] = f.at(kbase, B.CreateMul(f.c64(j), kstride));
-      vrow[j] = f.at(vbase, B.CreateMul(f.c64(j), vstride));
+      krow[j] = f.at(kbase, j * stride);
+      vrow[j] = f.at(vbase, j * stride);
     }
     // Scores of 8 keys at a time: one accumulator per key, summed across lanes by a transpose tree.
     Value* nv32 = B.CreateTrunc(f.smin(nvalid, f.c64(CH)), f.i32);
@@ -185,16 +201,19 @@ class AttentionEmitter {
     Value* accp = f.at(f.at(scratch_, S_.acc), i, D_ * 4);
     const int64_t splits = DV_ >= 4 ? 1 : 4 / DV_;
     Value* valpha = f.splat(alpha);
-    for (int64_t dv = 0; dv < DV_; ++dv) {
-      std::vector<Value*> a(static_cast<size_t>(splits), zero);
-      a[0] = B.CreateFMul(f.load(f.vf(), f.at(accp, dv * 32), 4), valpha);
-      for (int64_t j = 0; j < CH; ++j) {
-        Value* pj = lane_splat(p[j / 8], static_cast<int>(j % 8));
-        Value*& dst = a[static_cast<size_t>(j % splits)];
+    // Key-major: one p_j broadcast feeds DV independent accumulators (interleaved FMA chains).
+    std::vector<std::vector<Value*>> a(static_cast<size_t>(DV_), std::vector<Value*>(static_cast<size_t>(splits), zero));
+    for (int64_t dv = 0; dv < DV_; ++dv) a[dv][0] = B.CreateFMul(f.load(f.vf(), f.at(accp, dv * 32), 4), valpha);
+    for (int64_t j = 0; j < CH; ++j) {
+      Value* pj = lane_splat(p[j / 8], static_cast<int>(j % 8));
+      for (int64_t dv = 0; dv < DV_; ++dv) {
+        Value*& dst = a[dv][static_cast<size_t>(j % splits)];
         dst = f.fma(pj, f.load(f.vf(), f.at(vrow[j], dv * 32), 4), dst);
       }
-      Value* sum = a[0];
-      for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[static_cast<size_t>(k)]);
+    }
+    for (int64_t dv = 0; dv < DV_; ++dv) {
+      Value* sum = a[dv][0];
+      for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[dv][static_cast<size_t>(k)]);
       f.store(sum, f.at(accp, dv * 32), 4);
     }
   }
@@ -221,31 +240,35 @@ class AttentionEmitter {
       }, "init");
       Value* limit = B.CreateAdd(past_, t1);  // keys the unit's last token sees
       f.loop(f.c64(0), limit, CH, [&](Value* c0) {
-        // Whole chunks of an f32 cache below past are read in place; others are staged.
-        Value* direct = f16() ? B.getFalse() : B.CreateICmpSLE(B.CreateAdd(c0, f.c64(CH)), past_);
-        if (f16()) {
+        emit_prefetch(B.CreateAdd(c0, f.c64(CH)), g);
+        // The unit's queries against this chunk, reading key rows `stride` bytes apart.
+        auto queries = [&](Value* kbase, Value* vbase, int64_t stride) {
+          f.loop(f.c64(0), nt, 1, [&](Value* tt) {
+            Value* t = B.CreateAdd(t0, tt);
+            Value* vis = B.CreateAdd(B.CreateAdd(past_, t), f.c64(1));
+            f.if_then(B.CreateICmpSLT(c0, vis), [&] {
+              Value* nvalid = B.CreateSub(vis, c0);
+              f.loop(f.c64(0), f.c64(G_), 1, [&](Value* hh) {
+                Value* i = B.CreateAdd(B.CreateMul(tt, f.c64(G_)), hh);
+                Value* h = B.CreateAdd(B.CreateMul(g, f.c64(G_)), hh);
+                Value* qrow = f.at(f.at(q_, t, qstride_), h, D_ * 4);
+                emit_query_chunk(qrow, i, kbase, vbase, stride, nvalid);
+              }, "head");
+            });
+          }, "qtok");
+        };
+        auto staged = [&] {
           emit_stage(c0, limit, g);
+          queries(f.at(scratch_, S_.k), f.at(scratch_, S_.v), D_ * 4);
+        };
+        if (f16()) {
+          staged();
         } else {
-          f.if_then(B.CreateNot(direct), [&] { emit_stage(c0, limit, g); });
+          // Whole chunks of an f32 cache below past are read in place (two copies of the query
+          // loop, each with constant row strides); others are staged.
+          f.if_else(B.CreateICmpSLE(B.CreateAdd(c0, f.c64(CH)), past_),
+                    [&] { queries(cache_row(kc_, c0, g), cache_row(vc_, c0, g), KV_ * D_ * es_); }, staged);
         }
-        Value* cstride = f.c64(KV_ * D_ * es_);
-        Value* sstride = f.c64(D_ * 4);
-        Value* kbase = B.CreateSelect(direct, cache_row(kc_, c0, g), f.at(scratch_, S_.k));
-        Value* vbase = B.CreateSelect(direct, cache_row(vc_, c0, g), f.at(scratch_, S_.v));
-        Value* stride = B.CreateSelect(direct, cstride, sstride);
-        f.loop(f.c64(0), nt, 1, [&](Value* tt) {
-          Value* t = B.CreateAdd(t0, tt);
-          Value* vis = B.CreateAdd(B.CreateAdd(past_, t), f.c64(1));
-          f.if_then(B.CreateICmpSLT(c0, vis), [&] {
-            Value* nvalid = B.CreateSub(vis, c0);
-            f.loop(f.c64(0), f.c64(G_), 1, [&](Value* hh) {
-              Value* i = B.CreateAdd(B.CreateMul(tt, f.c64(G_)), hh);
-              Value* h = B.CreateAdd(B.CreateMul(g, f.c64(G_)), hh);
-              Value* qrow = f.at(f.at(q_, t, qstride_), h, D_ * 4);
-              emit_query_chunk(qrow, i, kbase, stride, vbase, stride, nvalid);
-            }, "head");
-          });
-        }, "qtok");
       }, "chunk");
       // y = acc / l
       f.loop(f.c64(0), nq, 1, [&](Value* i) {
