@@ -75,8 +75,50 @@ class Scheduler {
         for (auto& a : args) *call.add_args() = a;
         return Status::Ok();
       }
+      case KernelSpec::Kind::attention: return attention_args(n, spec, call);
+      case KernelSpec::Kind::embedding: {
+        std::vector<pb::ArgRef> args(kEmbedArgCount);
+        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kEmbedY]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kEmbedIds]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kEmbedTable]));
+        for (auto& a : args) *call.add_args() = a;
+        return Status::Ok();
+      }
+      case KernelSpec::Kind::rope_table: {
+        std::vector<pb::ArgRef> args(kRopeTableArgCount);
+        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kRopeTableCos]));
+        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 1}, args[kRopeTableSin]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kRopeTablePos]));
+        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kRopeTableInvFreq]));
+        for (auto& a : args) *call.add_args() = a;
+        return Status::Ok();
+      }
     }
     return Status::Error(std::string(n->op_name()) + ": the schedule does not know this kernel kind");
+  }
+
+  // Attention: the inputs, the state slots of its cache variables (the kernel appends the fresh
+  // rows itself) and the call's scratch.
+  Status attention_args(Node* n, const KernelSpec& spec, pb::KernelCall& call) {
+    std::vector<pb::ArgRef> args(kAttnArgCount);
+    for (auto& a : args) a.mutable_null();
+    INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kAttnY]));
+    INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kAttnQ]));
+    if (!spec.attention.packed) {
+      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(1), args[kAttnK]));
+      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(2), args[kAttnV]));
+    }
+    const std::string vars[2] = {n->attr("k_variable").as_string(), n->attr("v_variable").as_string()};
+    for (int c = 0; c < 2; ++c) {
+      int slot = -1;
+      for (size_t i = 0; i < plan_.state.size(); ++i)
+        if (plan_.state[i].variable == vars[c]) slot = static_cast<int>(i);
+      if (slot < 0) return Status::Error(n->name + ": state variable '" + vars[c] + "' has no slot in the memory plan");
+      args[kAttnKCache + c].set_state_slot(static_cast<uint32_t>(slot));
+    }
+    args[kAttnScratch].mutable_scratch();
+    for (auto& a : args) *call.add_args() = a;
+    return Status::Ok();
   }
 
   Status matmul_args(Node* n, const KernelSpec& spec, pb::KernelCall& call) {
