@@ -62,7 +62,12 @@ class Scheduler {
     pb::KernelCall& call = *sched.add_calls();
     call.set_symbol(spec.name);
     call.set_node(n->name);
-    call.add_dims(pb::DIM_TOKENS);
+    // dims[0] is the node's row count: the call's tokens, or 1 after the last-row slice.
+    const Shape& out_shape = n->outputs[0].shape;
+    if (out_shape.empty()) return Status::Error(std::string(n->op_name()) + " '" + n->name + "': a scalar output has no rows");
+    if (out_shape[0] == Dim::symbol("tokens")) call.add_dims(pb::DIM_TOKENS);
+    else if (out_shape[0] == Dim(1)) call.add_dims(pb::DIM_ONE);
+    else return Status::Error(std::string(n->op_name()) + " '" + n->name + "': rows " + out_shape[0].str() + " are neither tokens nor 1");
     call.add_dims(pb::DIM_PAST);
     call.set_scratch_per_thread(scratch_bytes_per_thread(spec, plan_.max_batch));
     switch (spec.kind) {

@@ -225,7 +225,8 @@ bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
     }
     int64_t dims[4] = {0, 0, 0, 0};
     for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
-      dims[d] = c.dims[d] == pb::DIM_TOKENS ? T : c.dims[d] == pb::DIM_PAST ? past_ : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past_ + T : 0;
+      dims[d] = c.dims[d] == pb::DIM_TOKENS ? T : c.dims[d] == pb::DIM_PAST ? past_ : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past_ + T
+                : c.dims[d] == pb::DIM_ONE ? 1 : 0;
     const void* const* argv = argv_.data();
     const Engine::Call::Fn fn = c.fn;
     pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });

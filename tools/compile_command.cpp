@@ -281,6 +281,7 @@ struct CompileCli {
   int64_t max_context = 0, max_batch = 512;
   std::string kv_type = "f32";
   bool stats = false;
+  bool print_plan = false;  // every buffer of the memory plan
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
@@ -340,6 +341,8 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--stats") {
       cli.stats = true;
+    } else if (args[i] == "--print-plan") {
+      cli.print_plan = true;
     } else if (!args[i].empty() && args[i][0] == '-') {
       return usage_error("compile: unknown option '" + args[i] + "'");
     } else if (cli.path.empty()) {
@@ -509,6 +512,7 @@ int cmd_compile(const std::vector<std::string>& args) {
               format_byte_size(plan->arena_bytes).c_str(), static_cast<long long>(plan->max_batch),
               format_byte_size(plan->state_bytes).c_str(), static_cast<long long>(plan->max_context),
               format_byte_size(plan->kv_bytes_per_token).c_str());
+  if (cli.print_plan) std::printf("%s", print_memory_plan(*im->model, *plan).c_str());
   if (cli.stats) {
     std::printf("quantization:\n%s", qpass.report().c_str());
     std::printf("%s", memory_plan_report(*plan).c_str());
