@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Bundles against ../shared/models/reference.json, through the command lines.
+
+`ingotc compile MODEL -o B.ingot` then `ingot run B.ingot --temp 0 --json -n 100` for each prompt:
+stories260K.gguf and stories260K-hf must reproduce every greedy id; stories260K-q8_0.gguf and
+stories260K-q4_0.gguf (--act-quant q8) print how many of the 300 match.
+Also: `ingot run` with 1 and 2 threads gives the same ids; `ingot verify` passes.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ingotc, ingot = sys.argv[1], sys.argv[2]
+models = os.environ.get("INGOT_MODELS", sys.argv[3])
+ref_path = os.path.join(models, "reference.json")
+if not os.path.exists(ref_path):
+    if os.environ.get("CI") == "true":
+        sys.exit(f"FAIL: {ref_path} missing under CI")
+    print(f"SKIP: {ref_path} not found")
+    sys.exit(0)
+ref = json.load(open(ref_path))["models"]
+
+cases = [  # (path, reference key, compile args, exact)
+    ("stories260K.gguf", "stories260K.gguf", [], True),
+    ("stories260K-hf", "stories260K.gguf", [], True),
+    # Not exact yet: the kernels' f32 accumulation order differs from the reference evaluator's
+    # (which reproduces llama.cpp 300/300); one prompt flips a near-tie at token 29 (229/300).
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8"], False),
+    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", ["--act-quant", "q8"], False),
+]
+failures = 0
+with tempfile.TemporaryDirectory() as tmp:
+    for path, key, extra, exact in cases:
+        bundle = os.path.join(tmp, key + ".ingot")
+        subprocess.run([ingotc, "compile", os.path.join(models, path), "-o", bundle] + extra,
+                       check=True, capture_output=True, text=True)
+        subprocess.run([ingot, "verify", bundle], check=True, capture_output=True, text=True)
+        matched = total = 0
+        for run in ref[key]["runs"]:
+            n = len(run["greedy_ids"])
+            outs = []
+            for threads in ("1", "2"):
+                cmd = [ingot, "run", bundle, "-p", run["prompt"], "-n", str(n), "--temp", "0", "--json",
+                       "--threads", threads, "--no-eos-stop"]
+                outs.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+            out = outs[0]
+            if outs[1]["ids"] != out["ids"]:
+                print(f"FAIL {path} {run['prompt']!r}: 2 threads give other ids than 1")
+                failures += 1
+            if out["prompt_ids"] != run["prompt_ids"]:
+                print(f"FAIL {path} {run['prompt']!r}: prompt ids {out['prompt_ids']} != {run['prompt_ids']}")
+                failures += 1
+            same = 0
+            while same < n and same < len(out["ids"]) and out["ids"][same] == run["greedy_ids"][same]:
+                same += 1
+            matched += same
+            total += n
+            if exact and same != n:
+                print(f"FAIL {path} {run['prompt']!r}: first mismatch at token {same}")
+                failures += 1
+            if exact and out["text"] != run["text"]:
+                print(f"FAIL {path} {run['prompt']!r}: text {out['text'][:40]!r} != {run['text'][:40]!r}")
+                failures += 1
+            for k in ("load_ms", "prefill_ms", "decode_ms", "prefill_tok_s", "decode_tok_s"):
+                if k not in out["timings"]:
+                    print(f"FAIL {path}: timings lack {k}")
+                    failures += 1
+        print(f"{path}: {matched}/{total} greedy ids match llama.cpp through ingot run")
+sys.exit(1 if failures else 0)
