@@ -42,7 +42,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
   fn(0, threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) INGOT_PAUSE();
+  // Spin briefly, then give the core away: a worker that the OS has descheduled (another process
+  // on its core) would otherwise have this thread burn its whole time slice waiting.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinIterations / 4) INGOT_PAUSE();
+    else std::this_thread::yield();
+  }
   task_ = nullptr;
 }
 
