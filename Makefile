@@ -22,8 +22,17 @@ configure: deps $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+MODELS ?= ../shared/models
 demo: build
 	$(BUILD_DIR)/tools/ingotc demo
+	@echo; echo "== the demo model, compiled to a bundle and run by the runtime"
+	$(BUILD_DIR)/tools/ingotc compile demo -o $(BUILD_DIR)/demo.ingot
+	$(BUILD_DIR)/tools/ingot run $(BUILD_DIR)/demo.ingot -p "Hello" -n 12 --temp 0
+	@if [ -f $(MODELS)/stories260K.gguf ]; then \
+	  echo; echo "== stories260K.gguf, compiled and run"; \
+	  $(BUILD_DIR)/tools/ingotc compile $(MODELS)/stories260K.gguf -o $(BUILD_DIR)/stories260K.ingot && \
+	  $(BUILD_DIR)/tools/ingot run $(BUILD_DIR)/stories260K.ingot -p "Once upon a time" -n 60 --temp 0; \
+	fi
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

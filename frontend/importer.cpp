@@ -1,5 +1,9 @@
 #include "frontend/importer.h"
 
+#include <cstdio>
+
+#include "frontend/demo_model.h"
+
 #include <sys/stat.h>
 
 #include "frontend/gguf.h"
@@ -252,7 +256,37 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
 
 }  // namespace
 
+// "demo": the built-in demo model (frontend/demo_model.h) with its byte-level vocabulary as a
+// SentencePiece byte-fallback tokenizer, so that it compiles to a runnable bundle like any model.
+StatusOr<ImportedModel> import_demo() {
+  ImportedModel im;
+  INGOT_ASSIGN_OR_RETURN(im.model, build_demo_model());
+  im.config = demo_config();
+  im.architecture = "llama";
+  im.format = "demo";
+  im.path = "demo";
+  TokenizerSpec& t = im.tokenizer;
+  t.kind = TokenizerSpec::Kind::SentencePiece;
+  char piece[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(piece, sizeof(piece), "<0x%02X>", b);
+    t.tokens.push_back(piece);
+    t.types.push_back(TokenizerSpec::Byte);
+  }
+  t.tokens.push_back("<s>");
+  t.types.push_back(TokenizerSpec::Control);
+  t.tokens.push_back("</s>");
+  t.types.push_back(TokenizerSpec::Control);
+  t.scores.assign(t.tokens.size(), 0.0f);
+  t.bos = static_cast<int32_t>(kDemoBos);
+  t.eos = static_cast<int32_t>(kDemoEos);
+  t.add_bos = true;
+  t.add_space_prefix = false;
+  return im;
+}
+
 StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options) {
+  if (path == "demo") return import_demo();
   if (is_directory(path)) return import_hf_folder(path, options);
   return import_gguf(path, options);
 }

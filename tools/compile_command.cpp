@@ -448,7 +448,9 @@ int cmd_compile(const std::vector<std::string>& args) {
                  " nodes, " + format_byte_size(static_cast<int64_t>(kernels->shared_object.size())) + " shared object" + why);
 
     progress.begin("write " + cli.output);
-    Status st = describe_source(cli.path, m);
+    // The built-in demo model has no source file; it is named as such.
+    Status st = cli.path == "demo" ? (m.set_model_name("demo"), m.mutable_provenance()->add_sources()->set_name("demo (built in)"), Status::Ok())
+                                   : describe_source(cli.path, m);
     if (!st.ok()) return fail_stage(st);
     m.set_architecture(im->architecture);
     m.set_graph_text(print_model(*im->model));
