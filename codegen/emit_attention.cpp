@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "codegen/emit.h"
-#include "codegen/emit_ir.h"
+#include "codegen/llvm/emit_ir.h"
 
 namespace ingot {
 namespace {

@@ -2,7 +2,7 @@
 // type, dequantized with the reference's rounding) and RopeTable (cos and sin of the rotary
 // angles). See docs/codegen.md.
 #include "codegen/emit.h"
-#include "codegen/emit_ir.h"
+#include "codegen/llvm/emit_ir.h"
 #include "ir/quant.h"
 
 namespace ingot {
