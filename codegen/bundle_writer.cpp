@@ -298,13 +298,15 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
 }
 
 // Compiles the kernels into a private temporary folder and returns the shared object's bytes.
-StatusOr<std::string> build_kernels(const std::vector<KernelSpec>& specs, CompileStats* stats) {
+StatusOr<std::string> build_kernels(const std::vector<KernelSpec>& specs, const std::string& cpu, CompileStats* stats) {
   namespace fs = std::filesystem;
   const char* tmp_env = std::getenv("TMPDIR");
   std::string tmpl = std::string(tmp_env && *tmp_env ? tmp_env : "/tmp") + "/ingotc-kernels-XXXXXX";
   if (!mkdtemp(tmpl.data())) return Status::Error("cannot create a temporary folder for the kernels: " + tmpl);
   const std::string so = tmpl + "/kernels.so";
-  Status st = compile_kernels(specs, CodegenOptions{}, so, stats);
+  CodegenOptions options;
+  options.cpu = cpu;
+  Status st = compile_kernels(specs, options, so, stats);
   StatusOr<std::string> bytes = st.ok() ? read_file(so) : StatusOr<std::string>(st);
   std::error_code ec;
   fs::remove_all(tmpl, ec);
@@ -313,12 +315,12 @@ StatusOr<std::string> build_kernels(const std::vector<KernelSpec>& specs, Compil
 
 }  // namespace
 
-StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest) {
+StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest, const std::string& cpu) {
   INGOT_ASSIGN_OR_RETURN(BundleKernelPlan kp, plan_kernels(model));
   BundleKernels out;
   const auto t0 = std::chrono::steady_clock::now();
   if (!kp.specs.empty()) {
-    INGOT_ASSIGN_OR_RETURN(out.shared_object, build_kernels(kp.specs, nullptr));
+    INGOT_ASSIGN_OR_RETURN(out.shared_object, build_kernels(kp.specs, cpu, nullptr));
   }
   out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.kernels = kp.specs.size();

@@ -61,7 +61,8 @@ struct BundleKernels {
 };
 
 // Plans and compiles the kernels and lists them in manifest.kernels.
-StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest);
+// `cpu`: "native" or an LLVM CPU name (codegen/kernels.h CodegenOptions::cpu).
+StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest, const std::string& cpu = "native");
 
 // The weights: every Constant of the graph in topological order, as stored ("ggml"), and for each
 // kernel that multiplies by it, once more packed in that kernel's layout (pack_matmul_weights, run

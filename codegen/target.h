@@ -16,4 +16,9 @@ struct TargetInfo {
 // What LLVM detects for the machine this runs on.
 TargetInfo host_target();
 
+// The target `cpu` names ("native": the host; otherwise an LLVM CPU name such as x86-64-v3,
+// znver3, skylake-avx512) with every feature that CPU has. An unknown name is an error listing
+// what to use instead. Returns false with *error set.
+bool named_target(const std::string& cpu, TargetInfo* out, std::string* error);
+
 }  // namespace ingot

@@ -282,6 +282,7 @@ struct CompileCli {
   std::string kv_type = "f32";
   bool stats = false;
   bool print_plan = false;  // every buffer of the memory plan
+  std::string target = "native";  // LLVM CPU name the kernels are generated for
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
@@ -341,6 +342,8 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--stats") {
       cli.stats = true;
+    } else if (take_value(args, i, "--target", &cli.target, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--print-plan") {
       cli.print_plan = true;
     } else if (!args[i].empty() && args[i][0] == '-') {
@@ -439,7 +442,7 @@ int cmd_compile(const std::vector<std::string>& args) {
     progress.begin("generate kernels");
     BundleContents bc;
     pb::Manifest& m = bc.manifest;
-    auto kernels = build_bundle_kernels(*im->model, m);
+    auto kernels = build_bundle_kernels(*im->model, m, cli.target);
     if (!kernels.ok()) return fail_stage(kernels.status());
     kernel_count = kernels->kernels;
     std::string why;
@@ -479,7 +482,9 @@ int cmd_compile(const std::vector<std::string>& args) {
     if (im->generation.top_k) g->set_top_k(*im->generation.top_k);
     if (im->generation.max_new_tokens) g->set_max_new_tokens(*im->generation.max_new_tokens);
     pb::Provenance* pv = m.mutable_provenance();
-    const TargetInfo target = host_target();
+    TargetInfo target;
+    std::string target_error;
+    if (!named_target(cli.target, &target, &target_error)) return fail_stage(Status::Error(target_error));
     pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
     for (const auto& pass : default_pipeline()) pv->add_passes(pass);
     pv->add_passes("memory-planning");

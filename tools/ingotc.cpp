@@ -53,6 +53,7 @@ Usage:
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
+                 [--target native|CPU] [--print-plan]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                                          import, quantize, optimize, plan memory, generate kernels
                                          and (with -o) write a bundle for `ingot`; --stats prints
