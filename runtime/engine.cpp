@@ -6,8 +6,15 @@
 #include <cstring>
 #include <fstream>
 
+#include <sys/mman.h>
+
 namespace ingot {
 namespace {
+
+size_t page_rounded(int64_t bytes) {
+  const int64_t page = 4096;
+  return static_cast<size_t>(std::max<int64_t>(page, (bytes + page - 1) / page * page));
+}
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -36,11 +43,15 @@ TokenizerSpec tokenizer_spec(const pb::Tokenizer& t) {
   return s;
 }
 
-uint8_t* aligned_zeroed(int64_t bytes) {
-  const size_t n = static_cast<size_t>(std::max<int64_t>(64, (bytes + 63) / 64 * 64));
-  void* p = std::aligned_alloc(64, n);
-  if (p) std::memset(p, 0, n);
-  return static_cast<uint8_t*>(p);
+// Zeroed, page-aligned memory from the kernel: pages become resident only when first written, so
+// a session's KV cache costs memory for the context actually used, not for --max-context.
+uint8_t* zeroed_pages(int64_t bytes) {
+  void* p = ::mmap(nullptr, page_rounded(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
+}
+
+void release_pages(uint8_t* p, int64_t bytes) {
+  if (p) ::munmap(p, page_rounded(bytes));
 }
 
 // The vocabulary size from the logits output's type "f32[1, 512]".
@@ -155,9 +166,9 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
 Session::Session(const Engine& e, int threads) : engine_(e), pool_(threads) {}
 
 Session::~Session() {
-  std::free(arena_);
-  std::free(state_);
-  std::free(scratch_);
+  release_pages(arena_, engine_.arena_bytes());
+  release_pages(state_, engine_.state_bytes());
+  release_pages(scratch_, engine_.scratch_per_thread() * pool_.size());
 }
 
 std::unique_ptr<Session> Session::create(const Engine& engine, int threads, std::string* error) {
@@ -166,9 +177,9 @@ std::unique_ptr<Session> Session::create(const Engine& engine, int threads, std:
     return nullptr;
   }
   std::unique_ptr<Session> s(new Session(engine, threads));
-  s->arena_ = aligned_zeroed(engine.arena_bytes());
-  s->state_ = aligned_zeroed(engine.state_bytes());
-  s->scratch_ = aligned_zeroed(engine.scratch_per_thread() * threads);
+  s->arena_ = zeroed_pages(engine.arena_bytes());
+  s->state_ = zeroed_pages(engine.state_bytes());
+  s->scratch_ = zeroed_pages(engine.scratch_per_thread() * threads);
   if (!s->arena_ || !s->state_ || !s->scratch_) {
     fail(error, "out of memory for the session's arena (" + std::to_string(engine.arena_bytes()) + " bytes) and KV cache (" +
                     std::to_string(engine.state_bytes()) + " bytes)");
