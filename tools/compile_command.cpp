@@ -28,8 +28,15 @@
 #include "passes/quant/accuracy_report.h"
 #include "passes/quant/quantize_weights.h"
 #include "runtime/tokenizer.h"
+#include "tools/ingotc_cli.h"
 
 namespace ingot {
+
+using cli::fail;
+using cli::option_value;
+using cli::read_file;
+using cli::usage_error;
+using cli::write_file_atomic;
 
 namespace {
 
@@ -42,29 +49,6 @@ constexpr const char* kBuiltinCalibration =
     "it to her mother. \"It is very pretty,\" her mother said. \"Where did you find it?\" Mia smiled "
     "and said, \"By the river, where the big tree grows.\" That night, Mia put the stone next to her "
     "bed and dreamed of the river, the fish and the tall green trees.";
-
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingotc: %s\nRun 'ingotc --help' for usage.\n", msg.c_str());
-  return 2;
-}
-
-int fail(const Status& st) {
-  std::fprintf(stderr, "ingotc: error: %s\n", st.message().c_str());
-  return 1;
-}
-
-bool take_value(const std::vector<std::string>& args, size_t& i, const std::string& name, std::string* value,
-                std::string* error) {
-  const std::string& a = args[i];
-  if (a.rfind(name + "=", 0) == 0) {
-    *value = a.substr(name.size() + 1);
-    return true;
-  }
-  if (a != name) return false;
-  if (i + 1 >= args.size()) *error = name + " needs a value";
-  else *value = args[++i];
-  return true;
-}
 
 StatusOr<int64_t> parse_count(const std::string& option, const std::string& text, int64_t min) {
   try {
@@ -102,35 +86,6 @@ std::string mib(int64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
   return buf;
-}
-
-StatusOr<std::string> read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return Status::Error(path + ": read error");
-  return ss.str();
-}
-
-// Writes through a temporary file and a rename, so a failure never leaves a partial output.
-Status write_atomic(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp-ingotc";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::Error(path + ": cannot create file");
-    f << data;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status::Error(path + ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": cannot replace file");
-  }
-  return Status::Ok();
 }
 
 
@@ -242,20 +197,20 @@ void fill_memory_plan(const MemoryPlan& p, pb::MemoryPlan& out) {
 
 bool parse_quant_option(const std::vector<std::string>& args, size_t& i, QuantCliOptions& o, std::string* error) {
   std::string v;
-  if (take_value(args, i, "--quant", &v, error)) {
+  if (option_value(args, i, "--quant", &v, error)) {
     o.quant = v;
     if (error->empty() && !QuantTarget::parse(v).ok())
       *error = "--quant must be keep, f32, f16, q8_0, q4_0 or q4_k, got '" + v + "'";
     return true;
   }
-  if (take_value(args, i, "--quant-override", &v, error)) {
+  if (option_value(args, i, "--quant-override", &v, error)) {
     std::stringstream ss(v);
     std::string item;
     while (std::getline(ss, item, ','))
       if (!item.empty()) o.overrides.push_back(item);
     return true;
   }
-  if (take_value(args, i, "--act-quant", &v, error)) {
+  if (option_value(args, i, "--act-quant", &v, error)) {
     if (v == "off" || v == "none") o.act_quant = "none";
     else if (v == "q8") o.act_quant = "q8";
     else if (error->empty()) *error = "--act-quant must be q8 or off, got '" + v + "'";
@@ -302,7 +257,7 @@ StatusOr<AccuracyReport> accuracy_report(const CompileCli& cli, const ImportOpti
 
   std::string text = kBuiltinCalibration;
   if (!cli.calib_file.empty()) {
-    INGOT_ASSIGN_OR_RETURN(text, read_text(cli.calib_file));
+    INGOT_ASSIGN_OR_RETURN(text, read_file(cli.calib_file));
   }
   std::string error;
   auto tok = Tokenizer::create(ref.tokenizer, &error);
@@ -324,25 +279,25 @@ int cmd_compile(const std::vector<std::string>& args) {
     std::string error, v;
     if (parse_quant_option(args, i, cli.quant, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
-    } else if (std::string name; (take_value(args, i, name = "--max-context", &v, &error) ||
-                                  take_value(args, i, name = "--max-batch", &v, &error) ||
-                                  take_value(args, i, name = "--calib-tokens", &v, &error))) {
+    } else if (std::string name; (option_value(args, i, name = "--max-context", &v, &error) ||
+                                  option_value(args, i, name = "--max-batch", &v, &error) ||
+                                  option_value(args, i, name = "--calib-tokens", &v, &error))) {
       if (!error.empty()) return usage_error("compile: " + error);
       auto n = parse_count(name, v, name == "--calib-tokens" ? 2 : 1);
       if (!n.ok()) return usage_error("compile: " + n.message());
       (name == "--max-context" ? cli.max_context : name == "--max-batch" ? cli.max_batch : cli.calib_tokens) = *n;
-    } else if (take_value(args, i, "--kv-type", &cli.kv_type, &error)) {
+    } else if (option_value(args, i, "--kv-type", &cli.kv_type, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
       if (cli.kv_type != "f32" && cli.kv_type != "f16") return usage_error("compile: --kv-type must be f32 or f16");
-    } else if (take_value(args, i, "-o", &cli.output, &error) || take_value(args, i, "--output", &cli.output, &error)) {
+    } else if (option_value(args, i, "-o", &cli.output, &error) || option_value(args, i, "--output", &cli.output, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
       if (cli.output.empty()) return usage_error("compile: -o needs a file name");
-    } else if (take_value(args, i, "--accuracy-report", &cli.accuracy_report, &error) ||
-               take_value(args, i, "--calib", &cli.calib_file, &error)) {
+    } else if (option_value(args, i, "--accuracy-report", &cli.accuracy_report, &error) ||
+               option_value(args, i, "--calib", &cli.calib_file, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--stats") {
       cli.stats = true;
-    } else if (take_value(args, i, "--target", &cli.target, &error)) {
+    } else if (option_value(args, i, "--target", &cli.target, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--print-plan") {
       cli.print_plan = true;
@@ -526,14 +481,14 @@ int cmd_compile(const std::vector<std::string>& args) {
   }
   if (!cli.accuracy_report.empty()) {
     std::printf("%s", acc.table().c_str());
-    Status w = write_atomic(cli.accuracy_report, acc.json());
+    Status w = write_file_atomic(cli.accuracy_report, acc.json());
     if (!w.ok()) return fail(w);
     std::printf("wrote %s\n", cli.accuracy_report.c_str());
   }
   if (!cli.output.empty())
     std::printf("  bundle: %s, %s, %zu kernels\n", cli.output.c_str(),
                 format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count);
-    if (!schedule_note.empty()) std::printf("  note: the bundle cannot run yet, %s\n", schedule_note.c_str());
+  if (!schedule_note.empty()) std::printf("  note: the bundle cannot run yet, %s\n", schedule_note.c_str());
   return 0;
 }
 

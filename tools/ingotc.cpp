@@ -27,9 +27,16 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "tools/compile_command.h"
+#include "tools/ingotc_cli.h"
 
 namespace ingot {
 namespace {
+
+using cli::fail;
+using cli::option_value;
+using cli::read_file;
+using cli::usage_error;
+using cli::write_file_atomic;
 
 constexpr const char* kUsage = R"(ingotc: the Ingot ahead-of-time compiler for LLMs on CPUs
 
@@ -78,45 +85,6 @@ Usage:
 
 Errors go to stderr; the exit status is 0 on success, 1 on a user error, 2 on bad usage.
 )";
-
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingotc: %s\nRun 'ingotc --help' for usage.\n", msg.c_str());
-  return 2;
-}
-
-int fail(const Status& st) {
-  std::fprintf(stderr, "ingotc: error: %s\n", st.message().c_str());
-  return 1;
-}
-
-StatusOr<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return Status::Error(path + ": read error");
-  return ss.str();
-}
-
-// Writes through a temporary file and a rename, so a failure never leaves a partial output.
-Status write_file_atomic(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp-ingotc";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::Error(path + ": cannot create file");
-    f << data;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status::Error(path + ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": cannot replace file");
-  }
-  return Status::Ok();
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -264,21 +232,6 @@ struct PassCliOptions {
   bool stats = false, verify_each = false, debug_match = false;
   bool any() const { return !print_after.empty() || !stop_after.empty() || stats || verify_each || debug_match; }
 };
-
-// Reads "--name=VALUE" or "--name VALUE" at args[i] (advancing i past a separate value). Returns
-// false when args[i] is not that option; sets *error when its value is missing.
-bool option_value(const std::vector<std::string>& args, size_t& i, const std::string& name, std::string* value,
-                  std::string* error) {
-  const std::string& a = args[i];
-  if (a.rfind(name + "=", 0) == 0) {
-    *value = a.substr(name.size() + 1);
-    return true;
-  }
-  if (a != name) return false;
-  if (i + 1 >= args.size()) *error = name + " needs a value";
-  else *value = args[++i];
-  return true;
-}
 
 // Consumes one pass-manager option at args[i]; false if args[i] is not one.
 bool parse_pass_option(const std::vector<std::string>& args, size_t& i, PassCliOptions& o, std::string* error) {
