@@ -17,6 +17,7 @@
 #include <llvm/IR/Module.h>
 
 #include "codegen/emit.h"
+#include "ir/float_spec.h"
 #include "ir/quant.h"
 
 namespace ingot {
@@ -143,18 +144,16 @@ class Emitter {
   }
   Value* x86(llvm::Intrinsic::ID id, Value* a, Value* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
 
-  // exp of an <8 x float>, about 1 ulp: x = n ln2 + r (Cody-Waite), e^r by its degree-7 Taylor
-  // polynomial (|r| <= ln2/2: truncation 5e-9 relative), times 2^n built in the exponent bits.
-  // Inputs are clamped to [-87.3, 88.3], where 2^n stays a normal float.
+  // e^x on <8 x float>: exactly float_spec::expf (ir/float_spec.h), lane by lane.
   Value* vexp(Value* x) {
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, splat(cf(-87.3f)));
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(88.3f)));
-    Value* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(1.44269504088896341f))));
-    Value* r = fma(n, splat(cf(-0.693359375f)), x);
-    r = fma(n, splat(cf(2.12194440e-4f)), r);
-    const float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    Value* p = splat(cf(c[0]));
-    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(c[i])));
+    namespace fs = float_spec;
+    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, splat(cf(fs::kExpMin)));
+    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(fs::kExpMax)));
+    Value* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(fs::kLog2e))));
+    Value* r = fma(n, splat(cf(-fs::kLn2Hi)), x);
+    r = fma(n, splat(cf(-fs::kLn2Lo)), r);
+    Value* p = splat(cf(fs::kExpPoly[0]));
+    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(fs::kExpPoly[i])));
     Value* bits = B.CreateShl(B.CreateAdd(B.CreateFPToSI(n, vec(i32, 8)), splat(B.getInt32(127))), splat(B.getInt32(23)));
     return B.CreateFMul(p, B.CreateBitCast(bits, vec(f32, 8)));
   }
@@ -589,8 +588,11 @@ class MatMulEmitter {
       for (int t = 0; t < T; ++t) {
         Value* dxs = e.splat(dx[static_cast<size_t>(t)]);
         for (int v = 0; v < V; ++v) {
+          // The reference's order (q8_row_dot): f32 block value, then an f32 add (no fused multiply-add).
           Value* scale = B.CreateFMul(dw[static_cast<size_t>(v)], dxs);
-          fma_into(acc.at(t, v, 0), B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf()), scale);
+          Value* value = B.CreateFMul(B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf()), scale);
+          Value* a = acc.at(t, v, 0);
+          e.store(B.CreateFAdd(e.load(vf(), a, 32), value), a, 32);
         }
       }
     }, "blk");
@@ -692,7 +694,8 @@ class MatMulEmitter {
 };
 
 // ---------------------------------------------------------------- RMSNorm
-// Rows split over threads; scalar loops with reassociable sums, vectorized by LLVM's loop vectorizer.
+// Rows split over threads; scalar loops vectorized by LLVM's loop vectorizer (the sum of squares is
+// reassociable).
 Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
   auto& B = e.B;
   Value* y = e.arg_ptr(kRMSNormY);
@@ -705,14 +708,18 @@ Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
   e.loop(r0, r1, 1, [&](Value* r) {
     Value* xr = e.at(x, B.CreateMul(r, e.c64(s.D * 4)));
     Value* yr = e.at(y, B.CreateMul(r, e.c64(s.D * 4)));
-    Value* ss = e.var(e.f32, e.cf(0.0f));
+    // llama.cpp's rounding order (the reference evaluator's spec): f32 squares summed in double
+    // (reassociated, so vectorized; the order moves the double sum by far less than an f32 ulp),
+    // the mean rounded to f32.
+    llvm::Type* f64 = B.getDoubleTy();
+    Value* ss = e.var(f64, llvm::ConstantFP::get(f64, 0.0));
     e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
       Value* v = e.load(e.f32, e.at(xr, B.CreateMul(i, e.c64(4))), 4);
-      Value* sum = B.CreateFAdd(e.load(e.f32, ss, 4), B.CreateFMul(v, v));
+      Value* sum = B.CreateFAdd(B.CreateLoad(f64, ss), B.CreateFPExt(B.CreateFMul(v, v), f64));
       llvm::cast<llvm::Instruction>(sum)->setFastMathFlags(fm);
-      e.store(sum, ss, 4);
+      B.CreateStore(sum, ss);
     }, "ss");
-    Value* mean = B.CreateFDiv(e.load(e.f32, ss, 4), e.cf(static_cast<float>(s.D)));
+    Value* mean = B.CreateFPTrunc(B.CreateFDiv(B.CreateLoad(f64, ss), llvm::ConstantFP::get(f64, static_cast<double>(s.D))), e.f32);
     Value* inv = B.CreateFDiv(e.cf(1.0f), B.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, B.CreateFAdd(mean, e.cf(s.eps))));
     e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
       Value* off = B.CreateMul(i, e.c64(4));

@@ -3,6 +3,7 @@
 // Reference kernels compute in double (floats) or int64 (integers) and round once on store:
 // they are the numerical spec, written to be obviously correct rather than fast.
 #include "ir/ops.h"
+#include "ir/float_spec.h"
 
 #include "ir/quant.h"
 
@@ -657,21 +658,24 @@ bool act_quant_supported(ElementType w) {
   }
 }
 
-// One weight row (K / 32 activation blocks) times q8_0 activations: integer dots per 32-element
-// block, each scaled in float by the weight's and the activation's scales, summed in double.
-double q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64_t blocks) {
-  double sum = 0;
+// One weight row (K / 32 activation blocks) times q8_0 activations: an integer dot per 32-element
+// block, times the product of the weight's and the activation's scales (rounded to f32), added to
+// an f32 sum block after block (a separate multiply and add, not a fused multiply-add). The
+// generated kernels accumulate in exactly this order, so they match this bit for bit. (Of the
+// exact orders the kernels can afford, this one reproduces llama.cpp's greedy ids on the q8_0
+// test model; a fused multiply-add per block flips one near-tie.)
+float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64_t blocks) {
+  float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const float da = f16_to_f32(act[b].d);
-    float value;
     if (wt == ElementType::q8_0) {
       BlockQ8_0 blk;
       std::memcpy(&blk, row + b * sizeof(BlockQ8_0), sizeof(blk));
-      value = static_cast<float>(dot_block_q8_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+      sum += static_cast<float>(dot_block_q8_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
     } else if (wt == ElementType::q4_0) {
       BlockQ4_0 blk;
       std::memcpy(&blk, row + b * sizeof(BlockQ4_0), sizeof(blk));
-      value = static_cast<float>(dot_block_q4_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+      sum += static_cast<float>(dot_block_q4_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
     } else {
       INGOT_ASSERT(wt == ElementType::q4_k, "q8_row_dot: unsupported weight type");
       BlockQ4_K blk;
@@ -682,9 +686,8 @@ double q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int6
       int32_t qa, asum;
       dot_subblock_q4_k_q8_0(blk, sub, act[b], qa, asum);
       const float dl = f16_to_f32(blk.d) * sc, ml = f16_to_f32(blk.dmin) * mn;
-      value = da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
+      sum += da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
     }
-    sum += static_cast<double>(value);
   }
   return sum;
 }
@@ -733,7 +736,7 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
     for (int64_t m = 0; m < M; ++m) {
       quantize_row_q8_0_activations(xf + m * K, act.data(), K);
       for (int64_t j = 0; j < N; ++j)
-        y[m * N + j] = static_cast<float>(q8_row_dot(wt, w.raw() + j * row_bytes, act.data(), blocks));
+        y[m * N + j] = q8_row_dot(wt, w.raw() + j * row_bytes, act.data(), blocks);
     }
     out = {r};
     return Status::Ok();
@@ -1244,11 +1247,21 @@ Status eval_rms_norm(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   const double eps = n.attr("eps").as_float();
   Tensor r = Tensor::zeros(ElementType::f32, x.shape());
   const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  // llama.cpp's rounding order, which the kernels reproduce exactly: f32 squares summed in double,
+  // the mean and the scale in f32, then x * scale and * w, each rounded to f32.
+  const float eps_f = static_cast<float>(eps);
   for (int64_t row = 0; row < rows; ++row) {
     double ss = 0;
-    for (int64_t i = 0; i < D; ++i) ss += x.get_f(row * D + i) * x.get_f(row * D + i);
-    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(D) + eps);
-    for (int64_t i = 0; i < D; ++i) r.set_f(row * D + i, x.get_f(row * D + i) * inv * in[1].get_f(i));
+    for (int64_t i = 0; i < D; ++i) {
+      const float v = static_cast<float>(x.get_f(row * D + i));
+      ss += static_cast<double>(v * v);
+    }
+    const float mean = static_cast<float>(ss / static_cast<double>(D));
+    const float scale = 1.0f / std::sqrt(mean + eps_f);
+    for (int64_t i = 0; i < D; ++i) {
+      const float scaled = static_cast<float>(x.get_f(row * D + i)) * scale;
+      r.set_f(row * D + i, scaled * static_cast<float>(in[1].get_f(i)));
+    }
   }
   out = {r};
   return Status::Ok();
@@ -1268,12 +1281,15 @@ void rope_row(Tensor& y, int64_t base, int64_t heads, int64_t hd, const Tensor& 
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t o = base + h * hd;
     for (int64_t i = 0; i < half; ++i) {
-      const double c = cos.get_f(row * half + i), s = sin.get_f(row * half + i);
+      // f32 arithmetic, every product and sum rounded (no fused multiply-add), as llama.cpp's
+      // rope and the kernels' RoPE epilogue compute it.
+      const float c = static_cast<float>(cos.get_f(row * half + i)), s = static_cast<float>(sin.get_f(row * half + i));
       const int64_t a = interleaved ? o + 2 * i : o + i;
       const int64_t b = interleaved ? o + 2 * i + 1 : o + i + half;
-      const double x0 = y.get_f(a), x1 = y.get_f(b);
-      y.set_f(a, x0 * c - x1 * s);
-      y.set_f(b, x0 * s + x1 * c);
+      const float x0 = static_cast<float>(y.get_f(a)), x1 = static_cast<float>(y.get_f(b));
+      const float x0c = x0 * c, x1s = x1 * s, x0s = x0 * s, x1c = x1 * c;
+      y.set_f(a, x0c - x1s);
+      y.set_f(b, x0s + x1c);
     }
   }
 }
@@ -1339,11 +1355,12 @@ Tensor swiglu(const Tensor& gate_or_both, const Tensor* up) {
   const int64_t rows = F == 0 ? 0 : r.numel() / F;
   for (int64_t row = 0; row < rows; ++row)
     for (int64_t i = 0; i < F; ++i) {
-      // SiLU and the product round to f32 separately, as Multiply(g, Sigmoid(g)) then Multiply(., up) do.
-      const double g = up ? gate_or_both.get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + i);
-      const double u = up ? up->get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + F + i);
-      const float act = static_cast<float>(g * static_cast<float>(1.0 / (1.0 + std::exp(-g))));
-      r.set_f(row * F + i, static_cast<double>(act) * u);
+      // f32 throughout with the specified exp (ir/float_spec.h), as the kernels' epilogue: the
+      // sigmoid, g * sigmoid and the product with up each round to f32.
+      const float g = static_cast<float>(up ? gate_or_both.get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + i));
+      const float u = static_cast<float>(up ? up->get_f(row * F + i) : gate_or_both.get_f(row * 2 * F + F + i));
+      const float act = g * float_spec::sigmoid(g);
+      r.set_f(row * F + i, act * u);
     }
   return r;
 }
@@ -1501,6 +1518,56 @@ std::array<Tensor, 3> unpack_qkv(const Tensor& qkv, const AttentionDims& a) {
   return r;
 }
 
+// One query row against `visible` keys (rows `stride` floats apart), in f32 with the order the
+// attention kernel uses, so that it matches bit for bit: keys in chunks of kAttentionKeyChunk; per
+// chunk the scores (dot8, times scale), the new running maximum m, the chunk's exps summed lane
+// by lane over its 8-key groups then across the lanes in order, the running sum l = l * alpha +
+// that (one fused multiply-add, alpha = e^(m_old - m_new)) and the output accumulator
+// acc * alpha + sum p_j v_j, the latter in `splits` interleaved fused multiply-add chains per
+// 8-lane vector (4 / (D / 8) of them when D < 32, so short rows still pipeline). Finally acc / l.
+void attention_row(const float* qrow, const float* k0, const float* v0, int64_t stride, int64_t visible, int64_t D, float scale,
+                   float* y) {
+  namespace fs = float_spec;
+  constexpr int64_t CH = fs::kAttentionKeyChunk;
+  const int64_t DV = (D + 7) / 8;
+  const int64_t splits = DV >= 4 ? 1 : 4 / DV;
+  float m = -INFINITY, l = 0;
+  std::vector<float> acc(static_cast<size_t>(D), 0.0f), part(static_cast<size_t>(D * splits));
+  float sc[CH], p[CH];
+  for (int64_t c0 = 0; c0 < visible; c0 += CH) {
+    const int64_t n = std::min(CH, visible - c0);
+    float cmax = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      sc[j] = fs::dot8(qrow, k0 + (c0 + j) * stride, D) * scale;
+      cmax = std::fmax(cmax, sc[j]);
+    }
+    const float mnew = std::fmax(m, cmax);
+    const float alpha = m == -INFINITY ? 0.0f : fs::expf(m - mnew);
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; j < CH; ++j) {
+      p[j] = j < n ? fs::expf(sc[j] - mnew) : 0.0f;
+      lanes[j % 8] = j < 8 ? p[j] : lanes[j % 8] + p[j];
+    }
+    float lsum = 0;
+    for (float v : lanes) lsum += v;
+    l = std::fma(l, alpha, lsum);
+    m = mnew;
+    std::fill(part.begin(), part.end(), 0.0f);
+    for (int64_t d = 0; d < D; ++d) part[static_cast<size_t>(d)] = acc[static_cast<size_t>(d)] * alpha;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t d = 0; d < D; ++d) {
+        float& a = part[static_cast<size_t>((j % splits) * D + d)];
+        a = std::fma(p[j], v0[(c0 + j) * stride + d], a);
+      }
+    for (int64_t d = 0; d < D; ++d) {
+      float sum = part[static_cast<size_t>(d)];
+      for (int64_t k = 1; k < splits; ++k) sum += part[static_cast<size_t>(k * D + d)];
+      acc[static_cast<size_t>(d)] = sum;
+    }
+  }
+  for (int64_t d = 0; d < D; ++d) y[d] = acc[static_cast<size_t>(d)] / l;
+}
+
 Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& out);
 
 Status eval_attention(const Node& n, EvalContext& ctx, Tensors in, Outputs& out) {
@@ -1543,28 +1610,17 @@ Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& 
   }
   const int64_t S = cache[0].shape()[0], past = S - T, group = H / KV;
   if (cache[1].shape()[0] != S) return err("Attention key and value caches have different lengths");
-  const double scale = n.attr("scale").as_float();
+  const float scale = static_cast<float>(n.attr("scale").as_float());
   Tensor y = Tensor::zeros(ElementType::f32, q.shape());
-  std::vector<double> w(static_cast<size_t>(S));
-  for (int64_t t = 0; t < T; ++t) {
+  // f32 rows of the keys and values (as the cache holds them) and of the queries.
+  const std::vector<float> keys = cache[0].to_f32_vector(), values = cache[1].to_f32_vector(), queries = q.to_f32_vector();
+  std::vector<float> row(static_cast<size_t>(D));
+  for (int64_t t = 0; t < T; ++t)
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t kvh = h / group, visible = past + t + 1;
-      double m = -INFINITY;
-      for (int64_t s = 0; s < visible; ++s) {
-        double dot = 0;
-        for (int64_t d = 0; d < D; ++d) dot += q.get_f((t * H + h) * D + d) * cache[0].get_f((s * KV + kvh) * D + d);
-        w[static_cast<size_t>(s)] = dot * scale;
-        m = std::max(m, w[static_cast<size_t>(s)]);
-      }
-      double sum = 0;
-      for (int64_t s = 0; s < visible; ++s) sum += (w[static_cast<size_t>(s)] = std::exp(w[static_cast<size_t>(s)] - m));
-      for (int64_t d = 0; d < D; ++d) {
-        double acc = 0;
-        for (int64_t s = 0; s < visible; ++s) acc += w[static_cast<size_t>(s)] / sum * cache[1].get_f((s * KV + kvh) * D + d);
-        y.set_f((t * H + h) * D + d, acc);
-      }
+      attention_row(queries.data() + (t * H + h) * D, keys.data() + (h / group) * D, values.data() + (h / group) * D, KV * D,
+                    past + t + 1, D, scale, row.data());
+      for (int64_t d = 0; d < D; ++d) y.set_f((t * H + h) * D + d, row[static_cast<size_t>(d)]);
     }
-  }
   (*ctx.next_state)[vars[0]] = cache[0];
   (*ctx.next_state)[vars[1]] = cache[1];
   out = {y};

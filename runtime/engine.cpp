@@ -218,9 +218,12 @@ bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
   const int64_t pos = past_;
   std::memcpy(arena_ + engine_.pos_offset(), &pos, sizeof(pos));
 
-  for (const Engine::Call& c : engine_.calls()) {
+  const std::vector<Engine::Call>& calls = engine_.calls();
+  for (size_t step = 0; step < calls.size(); ++step) {
+    const Engine::Call& c = calls[step];
     if (c.copy_last_row) {
       std::memcpy(arena_ + c.args[0].offset, arena_ + c.args[1].offset + (T - 1) * c.row_bytes, static_cast<size_t>(c.row_bytes));
+      if (step_observer_) step_observer_(step, c, arena_, T);
       continue;
     }
     argv_.assign(c.args.size(), nullptr);
@@ -241,6 +244,7 @@ bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
     const void* const* argv = argv_.data();
     const Engine::Call::Fn fn = c.fn;
     pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
+    if (step_observer_) step_observer_(step, c, arena_, T);
   }
   std::memcpy(logits_.data(), arena_ + engine_.logits_offset(), logits_.size() * sizeof(float));
   past_ += T;

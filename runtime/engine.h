@@ -111,6 +111,12 @@ class Session {
   bool save(const std::string& path, std::string* error) const;
   bool restore(const std::string& path, std::string* error);
 
+  // Called after every step of the schedule with the step's index, the call, the session's
+  // activation arena and the step's token count: `ingotc check` compares each kernel's output
+  // with the reference evaluator this way. Empty (the default) costs nothing.
+  using StepObserver = std::function<void(size_t step, const Engine::Call& call, const uint8_t* arena, int64_t tokens)>;
+  void set_step_observer(StepObserver o) { step_observer_ = std::move(o); }
+
  private:
   Session(const Engine& e, int threads);
   bool run_chunk(std::span<const int32_t> ids, std::string* error);
@@ -123,6 +129,7 @@ class Session {
   std::vector<int32_t> history_;
   std::vector<float> logits_;
   std::vector<const void*> argv_;
+  StepObserver step_observer_;
 };
 
 }  // namespace ingot

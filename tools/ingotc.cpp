@@ -26,6 +26,7 @@
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
+#include "tools/check_command.h"
 #include "tools/compile_command.h"
 #include "tools/ingotc_cli.h"
 
@@ -72,6 +73,13 @@ Usage:
                                          greedy generation with the reference evaluator (slow, exact)
                                          on the optimized graph (default) or the imported one;
                                          --act-quant q8 reproduces llama.cpp's quantized matmuls
+  ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads T]
+               [--tolerance X] [--all-steps]
+                                         run a bundle's kernels and the reference evaluator side by
+                                         side (prompt, then N greedy steps) and report every schedule
+                                         step's normalized error; exit 3 if one exceeds X (1e-6).
+                                         MODEL and the --quant options are those the bundle was
+                                         compiled from; --act-quant and the KV type come from it
   ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
                [--seed S] -o OUT.gguf    write a random-weight LLaMA GGUF (shapes: tiny, s110m,
                                          tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
@@ -692,6 +700,7 @@ int main(int argc, char** argv) {
   if (cmd == "tokenize") return cmd_tokenize(args);
   if (cmd == "eval") return cmd_eval(args);
   if (cmd == "compile") return cmd_compile(args);
+  if (cmd == "check") return cmd_check(args);
   if (cmd == "synth") return cmd_synth(args);
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "summary") return cmd_summary(args);

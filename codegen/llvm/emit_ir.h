@@ -16,6 +16,8 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
+#include "ir/float_spec.h"
+
 namespace ingot::ir_emit {
 
 // One exported kernel function with the C ABI of kernels.h and helpers for loops, branches,
@@ -150,19 +152,16 @@ class Fn {
     return B.CreateFAdd(shuffle(a, b, {0, 1, 2, 3, 8, 9, 10, 11}), shuffle(a, b, {4, 5, 6, 7, 12, 13, 14, 15}));
   }
 
-  // e^x on <8 x float>: x = n ln2 + r with a two-constant Cody-Waite split, e^r by a degree-7
-  // Horner polynomial on |r| <= ln2/2 (truncation below 5e-9 relative), scaled by 2^n assembled in
-  // the exponent field. x is clamped to [-87.3, 88.3], so 2^n stays normal; callers that need an
-  // exact zero for -inf select it themselves. About 1-2 ulp.
+  // e^x on <8 x float>: exactly float_spec::expf (ir/float_spec.h), lane by lane.
   V* vexp(V* x) {
-    x = fmax(x, splat(cf(-87.3f)));
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(88.3f)));
-    V* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(1.44269504088896341f))));
-    V* r = fma(n, splat(cf(-0.693145751953125f)), x);  // ln2 high part (exact in 16 bits)
-    r = fma(n, splat(cf(-1.4286068203094173e-06f)), r);  // ln2 - high part
-    static const float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    V* p = splat(cf(c[0]));
-    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(c[i])));
+    namespace fs = float_spec;
+    x = fmax(x, splat(cf(fs::kExpMin)));
+    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(fs::kExpMax)));
+    V* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(fs::kLog2e))));
+    V* r = fma(n, splat(cf(-fs::kLn2Hi)), x);
+    r = fma(n, splat(cf(-fs::kLn2Lo)), r);
+    V* p = splat(cf(fs::kExpPoly[0]));
+    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(fs::kExpPoly[i])));
     V* e = B.CreateShl(B.CreateAdd(B.CreateFPToSI(n, vec(i32, 8)), splat(B.getInt32(127))), splat(B.getInt32(23)));
     return B.CreateFMul(p, B.CreateBitCast(e, vf()));
   }
