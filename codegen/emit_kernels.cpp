@@ -313,7 +313,10 @@ class MatMulEmitter {
     Accs acc;
     acc.T = T;
     acc.V = L.vectors;
-    acc.S = int_dots_ ? 1 : std::max(1, std::min(4, 8 / (T * L.vectors)));
+    // One chain per output where the reference specifies the order (8-bit activations; f16
+    // weights in the q8 mode: k in order), so every tile size rounds alike.
+    const bool ordered = int_dots_ || (s.act_q8 && s.weight == ElementType::f16);
+    acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * L.vectors)));
     for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vf(), llvm::Constant::getNullValue(vf())));
     Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
     if (int_dots_)

@@ -753,8 +753,16 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
       row[static_cast<size_t>(k)] = v;
     }
     for (int64_t j = 0; j < N; ++j) {
-      double sum = 0;
       const float* wr = wf.data() + j * K;
+      if (q8 && wt == ElementType::f16) {
+        // llama.cpp's f16 dot: f16 x f16 products (exact in f32) accumulated in f32, here in one
+        // fused multiply-add chain in k order, as the kernels do in this mode.
+        float sum = 0;
+        for (int64_t k = 0; k < K; ++k) sum = std::fma(static_cast<float>(row[static_cast<size_t>(k)]), wr[k], sum);
+        y[m * N + j] = sum;
+        continue;
+      }
+      double sum = 0;
       for (int64_t k = 0; k < K; ++k) sum += row[static_cast<size_t>(k)] * static_cast<double>(wr[k]);
       y[m * N + j] = static_cast<float>(sum);
     }

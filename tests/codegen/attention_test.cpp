@@ -18,15 +18,12 @@
 namespace ingot::cgtest {
 namespace {
 
-// Attention error bound (normalized MSE against the double-precision reference). The kernel
-// reads exactly the reference's operands (f16 caches: the same round-to-nearest-even values, fresh
-// rows included), so the differences are f32 arithmetic: dot products of D terms (relative error
-// about sqrt(D) * 6e-8, i.e. under 1e-6 absolute on scores of a few units), exp by a polynomial
-// (1-2 ulp), and f32 sums of the weights and of the weighted values over up to 233 keys. Each
-// output is then off by about 1e-7 relative: an NMSE near 1e-14 (measured: below 1e-13). 1e-10
-// leaves a wide margin and still catches any real mistake: a query that sees one key too many or
-// too few among n <= 233 changes its output by about 1/n relative, an NMSE above 1e-6.
-constexpr double kAttentionBound = 1e-10;
+// Attention is exact: the reference (attention_row in ir/ops.cpp) specifies the kernel's f32
+// algorithm (chunks of 32 keys, 8-lane dot products summed by the same tree, float_spec::expf,
+// the same sums and FMA chains) and the kernel reads exactly its operands (f16 caches: the same
+// round-to-nearest-even values, fresh rows included). So every output must be bitwise equal,
+// NMSE 0; a query that sees one key too many or too few gives an NMSE above 1e-6.
+constexpr double kAttentionBound = 0.0;
 
 struct HeadConfig {
   int64_t H, KV;

@@ -23,10 +23,21 @@ namespace {
 //   to the reference's (same rounding, same f16 scales), so again only f32 versus double
 //   accumulation remains: 1e-9. One activation off by one quantum would give about
 //   (1/127)^2 / K ~ 1e-6, well above the bound.
-// - Epilogues: SiLU's exp and RoPE's products in f32 add a few ulps: still far below 1e-9.
+// - Epilogues: bias, residual, SwiGLU (with float_spec::expf) and RoPE compute the reference's f32
+//   operations in its order.
+// - Exact modes: where the reference specifies the f32 order (ir/float_spec.h and q8_row_dot),
+//   the kernels must match it bit for bit, NMSE 0: 8-bit activations with q8_0/q4_0 weights (block
+//   values added in block order) and f16 weights in the q8 mode (one FMA chain in k order).
+//   With 8-bit activations a last-bit difference can cross a quantization step downstream, so
+//   anything but exact would let generated text drift from the reference.
 constexpr double kMatMulBound = 1e-9;
-// RMSNorm: the sum of squares in f32 (reassociated, vectorized) against double: about 1e-14.
-constexpr double kNormBound = 1e-10;
+double matmul_bound(const MatMulCase& c) {
+  const bool exact = c.act_q8 && (c.weight == ElementType::q8_0 || c.weight == ElementType::q4_0 || c.weight == ElementType::f16);
+  return exact ? 0.0 : kMatMulBound;
+}
+// RMSNorm follows llama.cpp's order (f32 squares summed in double, f32 mean and scale): the
+// kernel's reassociated double sum rounds to the same f32 mean, so the rows are bitwise equal.
+constexpr double kNormBound = 0.0;
 
 constexpr int kTokens[] = {1, 3, 17, 33};
 
@@ -83,6 +94,7 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases) {
   std::set<std::string> seen;
   std::vector<std::unique_ptr<CaseData>> data;
   std::vector<std::string> names;
+  std::vector<MatMulCase> cases_run;
   uint64_t seed = 1;
   for (const MatMulCase& base : cases)
     for (int m : {1, 3, 17, 33, 255}) {
@@ -94,6 +106,7 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases) {
       if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
       data.push_back(std::move(*d));
       names.push_back(c.name());
+      cases_run.push_back(c);
     }
   auto lib = compile_and_open(specs, CodegenOptions{});
   ASSERT_TRUE(lib.ok()) << lib.message();
@@ -102,8 +115,8 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases) {
     ASSERT_NE(fn, nullptr) << data[i]->spec.name;
     for (int threads = 1; threads <= 3; ++threads) {
       RunResult r = run_case(fn, *data[i], threads);
-      EXPECT_TRUE(r.sentinels_ok && r.nmse <= kMatMulBound)
-          << names[i] << " threads=" << threads << ": nmse " << r.nmse << " " << r.problem;
+      EXPECT_TRUE(r.sentinels_ok && r.nmse <= matmul_bound(cases_run[i]))
+          << names[i] << " threads=" << threads << ": nmse " << r.nmse << " (bound " << matmul_bound(cases_run[i]) << ") " << r.problem;
     }
   }
 }

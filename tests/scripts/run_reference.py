@@ -39,7 +39,10 @@ with tempfile.TemporaryDirectory() as tmp:
                        check=True, capture_output=True, text=True)
         subprocess.run([ingot, "verify", bundle], check=True, capture_output=True, text=True)
         # Every kernel against the reference evaluator, step by step (prompt, then 16 greedy calls).
-        chk = subprocess.run([ingotc, "check", bundle, os.path.join(models, path), "-n", "16"], capture_output=True, text=True)
+        # With 8-bit activations every kernel computes the reference's f32 numerics exactly: zero tolerance.
+        tolerance = ["--tolerance", "0"] if "q8" in extra else []
+        chk = subprocess.run([ingotc, "check", bundle, os.path.join(models, path), "-n", "16"] + tolerance,
+                             capture_output=True, text=True)
         if chk.returncode != 0:
             print(f"FAIL {path} {' '.join(extra)}: ingotc check exits {chk.returncode}\n{chk.stdout[-3000:]}{chk.stderr}")
             failures += 1
