@@ -51,7 +51,9 @@ int64_t source_row(const MatMulSpec& s, const MatMulLayout& L, int64_t p, int l)
 
 // One lane (row r, or padding when r < 0) of a k-quant panel. Per super-block, with P lanes:
 //   q4_k: d[P] f16, dmin[P] f16, sc[8][P], m[8][P], then [j 0..4][l 0..32][P] bytes qs[32j + l]
-//         (low nibble: element 64j + l of sub-block 2j; high: 64j + 32 + l of sub-block 2j + 1)
+//         (low nibble: element 64j + l of sub-block 2j; high: 64j + 32 + l of sub-block 2j + 1);
+//         with 8-bit activations the quants are [j 0..4][g 0..8][P][4] bytes qs[32j + 4g + i],
+//         so one 32-byte load is 8 rows x 4 consecutive elements of sub-blocks 2j and 2j + 1
 //   q6_k: d[P] f16, sc[16][P] i8, then [h 0..2][l 0..32][3][P] bytes ql[64h + l],
 //         ql[64h + l + 32], qh[32h + l] (the four elements 128h + l + 32i, i = 0..3)
 void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
@@ -72,7 +74,12 @@ void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l,
       }
       uint8_t* q = d + 20 * P;
       for (int j = 0; j < 4; ++j)
-        for (int i = 0; i < 32; ++i) q[(j * 32 + i) * P + l] = blk.qs[32 * j + i];
+        for (int i = 0; i < 32; ++i) {
+          if (s.act_q8)
+            q[((j * 8 + i / 4) * P + l) * 4 + i % 4] = blk.qs[32 * j + i];
+          else
+            q[(j * 32 + i) * P + l] = blk.qs[32 * j + i];
+        }
     } else {
       BlockQ6_K blk{};
       if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ6_K), sizeof(blk));
@@ -99,7 +106,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
   if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
   if (is_kquant(t) && s.K % kQK_K != 0) return err("codegen: k-quant weights need K to be a multiple of 256");
-  if (is_kquant(t) && s.act_q8) return err("codegen: 8-bit activations with k-quant weights are not implemented");
+  if (t == ElementType::q6_k && s.act_q8) return err("codegen: 8-bit activations with q6_k weights are not implemented");
   if (s.swiglu && s.N % 2 != 0) return err("codegen: SwiGLU needs an even N");
   if (s.rope != RopeLayout::none) {
     if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.rope_heads < 0 || s.rope_heads * s.head_dim > s.N)
@@ -107,7 +114,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     if (s.swiglu || s.residual) return err("codegen: RoPE together with SwiGLU or a residual is not implemented");
   }
   MatMulLayout L;
-  const bool int_dots = is_quant(t) && s.act_q8;
+  const bool int_dots = (is_quant(t) || t == ElementType::q4_k) && s.act_q8;
   if (int_dots) {
     L.vectors = s.swiglu ? 2 : 1;
     L.tile_tokens = s.swiglu ? 3 : 4;

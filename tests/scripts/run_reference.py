@@ -84,4 +84,19 @@ with tempfile.TemporaryDirectory() as tmp:
                     print(f"FAIL {path}: timings lack {k}")
                     failures += 1
         print(f"{path}: {matched}/{total} greedy ids match llama.cpp through ingot run")
+
+    # q4_k weights with 8-bit activations (no real q4_k file here: a synthesized model whose widths
+    # are whole 256-element super-blocks): every kernel must equal the reference exactly.
+    synth = os.path.join(tmp, "k4.gguf")
+    subprocess.run([ingotc, "synth", "--dims", "vocab=512,dim=256,layers=2,heads=4,kv=2,ffn=768,ctx=256", "--type", "q4_k",
+                    "-o", synth], check=True, capture_output=True, text=True)
+    k4 = os.path.join(tmp, "k4.ingot")
+    subprocess.run([ingotc, "compile", synth, "-o", k4, "--act-quant", "q8"], check=True, capture_output=True, text=True)
+    chk = subprocess.run([ingotc, "check", k4, synth, "-n", "16", "--tolerance", "0", "--threads", "2"],
+                         capture_output=True, text=True)
+    if chk.returncode != 0:
+        print(f"FAIL synthesized q4_k model: ingotc check exits {chk.returncode}\n{chk.stdout[-3000:]}{chk.stderr}")
+        failures += 1
+    else:
+        print("synthesized q4_k model, 8-bit activations: every kernel call equals the reference")
 sys.exit(1 if failures else 0)
