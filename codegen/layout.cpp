@@ -55,7 +55,11 @@ int64_t source_row(const MatMulSpec& s, const MatMulLayout& L, int64_t p, int l)
 //         with 8-bit activations the quants are [j 0..4][g 0..8][P][4] bytes qs[32j + 4g + i],
 //         so one 32-byte load is 8 rows x 4 consecutive elements of sub-blocks 2j and 2j + 1
 //   q6_k: d[P] f16, sc[16][P] i8, then [h 0..2][l 0..32][3][P] bytes ql[64h + l],
-//         ql[64h + l + 32], qh[32h + l] (the four elements 128h + l + 32i, i = 0..3)
+//         ql[64h + l + 32], qh[32h + l] (the four elements 128h + l + 32i, i = 0..3);
+//         with 8-bit activations the quants are [h 0..2][g 0..8][part 0..3][P][4 bytes]: for the
+//         four elements l = 4g + i of the 32-element blocks 4h + k (k = 0..3), part 0 holds
+//         k = 0 (low nibble) and 1 (high), part 1 k = 2 and 3, part 2 the four high 2-bit pairs
+//         (bits 2k..2k+1), so one 32-byte load is 8 rows x 4 elements
 void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
   const int64_t sbs = s.K / kQK_K;
   const int64_t rb = kquant_row_bytes(s.weight);
@@ -86,6 +90,20 @@ void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l,
       std::memcpy(d + 2 * l, &blk.d, 2);
       for (int j = 0; j < 16; ++j) d[2 * P + j * P + l] = static_cast<uint8_t>(blk.scales[j]);
       uint8_t* q = d + 18 * P;
+      if (s.act_q8) {
+        for (int h = 0; h < 2; ++h)
+          for (int g = 0; g < 8; ++g)
+            for (int i = 0; i < 4; ++i) {
+              int qv[4];
+              for (int k = 0; k < 4; ++k) qv[k] = q6_k_quant(blk, 128 * h + 32 * k + 4 * g + i);
+              uint8_t* o = q + ((static_cast<int64_t>(h * 8 + g) * 3) * P + l) * 4 + i;
+              o[0] = static_cast<uint8_t>((qv[0] & 15) | ((qv[1] & 15) << 4));
+              o[static_cast<int64_t>(P) * 4] = static_cast<uint8_t>((qv[2] & 15) | ((qv[3] & 15) << 4));
+              o[static_cast<int64_t>(P) * 8] =
+                  static_cast<uint8_t>((qv[0] >> 4) | ((qv[1] >> 4) << 2) | ((qv[2] >> 4) << 4) | ((qv[3] >> 4) << 6));
+            }
+        continue;
+      }
       for (int h = 0; h < 2; ++h)
         for (int i = 0; i < 32; ++i) {
           uint8_t* o = q + ((h * 32 + i) * 3) * P + l;
@@ -106,7 +124,6 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
   if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
   if (is_kquant(t) && s.K % kQK_K != 0) return err("codegen: k-quant weights need K to be a multiple of 256");
-  if (t == ElementType::q6_k && s.act_q8) return err("codegen: 8-bit activations with q6_k weights are not implemented");
   if (s.swiglu && s.N % 2 != 0) return err("codegen: SwiGLU needs an even N");
   if (s.rope != RopeLayout::none) {
     if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.rope_heads < 0 || s.rope_heads * s.head_dim > s.N)
@@ -114,7 +131,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     if (s.swiglu || s.residual) return err("codegen: RoPE together with SwiGLU or a residual is not implemented");
   }
   MatMulLayout L;
-  const bool int_dots = (is_quant(t) || t == ElementType::q4_k) && s.act_q8;
+  const bool int_dots = (is_quant(t) || is_kquant(t)) && s.act_q8;
   if (int_dots) {
     L.vectors = s.swiglu ? 2 : 1;
     L.tile_tokens = s.swiglu ? 3 : 4;

@@ -651,7 +651,7 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 bool act_quant_supported(ElementType w) {
   switch (w) {
     case ElementType::f32: case ElementType::f16: case ElementType::bf16:
-    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k:
+    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k: case ElementType::q6_k:
       return true;
     default:
       return false;
@@ -676,6 +676,16 @@ float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64
       BlockQ4_0 blk;
       std::memcpy(&blk, row + b * sizeof(BlockQ4_0), sizeof(blk));
       sum += static_cast<float>(dot_block_q4_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else if (wt == ElementType::q6_k) {
+      BlockQ6_K blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ6_K), sizeof(blk));
+      const int block = static_cast<int>(b % 8);
+      int32_t isum[2];
+      dot_block_q6_k_q8_0(blk, block, act[b], isum);
+      const float d = f16_to_f32(blk.d);
+      const float sc0 = blk.scales[q6_k_scale_index(block * kQK)], sc1 = blk.scales[q6_k_scale_index(block * kQK + 16)];
+      const float lo = (d * sc0) * static_cast<float>(isum[0]), hi = (d * sc1) * static_cast<float>(isum[1]);
+      sum += da * (lo + hi);
     } else {
       INGOT_ASSERT(wt == ElementType::q4_k, "q8_row_dot: unsupported weight type");
       BlockQ4_K blk;

@@ -460,6 +460,18 @@ void quantize_row_q4_k(const float* x, BlockQ4_K* out, int64_t n) {
   }
 }
 
+int q6_k_quant(const BlockQ6_K& b, int e) {
+  const int half = e / 128, r = e % 128, k = r / 32, l = r % 32;
+  const uint8_t lo = b.ql[half * 64 + l + 32 * (k % 2)];
+  const int nibble = k < 2 ? (lo & 0x0F) : (lo >> 4);
+  return nibble | (((b.qh[half * 32 + l] >> (2 * k)) & 3) << 4);
+}
+
+void dot_block_q6_k_q8_0(const BlockQ6_K& w, int block, const BlockQ8_0& a, int32_t isum[2]) {
+  isum[0] = isum[1] = 0;
+  for (int i = 0; i < kQK; ++i) isum[i / 16] += (q6_k_quant(w, block * kQK + i) - 32) * static_cast<int32_t>(a.qs[i]);
+}
+
 void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
   qa = 0;
   asum = 0;

@@ -72,4 +72,13 @@ int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a);
 // with qa = sum of q * a and asum = sum of a over the 32 elements.
 void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 
+// Element e (0..255) of a q6_k super-block as its unsigned 6-bit quant (value = d * scale * (q - 32)),
+// and the index of its 16-element scale.
+int q6_k_quant(const BlockQ6_K& b, int e);
+inline int q6_k_scale_index(int e) { return e / 16; }
+// q6_k weights meet q8_0 activations one 32-element block (`block` 0..7 of the super-block) at a
+// time; its two 16-element halves have their own scales. isum[h] = sum of (q - 32) * a over half h.
+// The block's value is f16(a.d) * ((d * sc0) * isum[0] + (d * sc1) * isum[1])       (in float)
+void dot_block_q6_k_q8_0(const BlockQ6_K& w, int block, const BlockQ8_0& a, int32_t isum[2]);
+
 }  // namespace ingot

@@ -121,11 +121,10 @@ TEST(WeightMatMul, Q8ModeRoundsActivationsToHalfForF16Weights) {
 
 TEST(WeightMatMul, Errors) {
   Tensor x = Tensor::from_f32({1, 256}, std::vector<float>(256, 1.0f));
-  std::vector<BlockQ6_K> k(1);
-  std::memset(k.data(), 0, sizeof(BlockQ6_K));
-  auto not_implemented = run_wmm(x, blocks_tensor(ElementType::q6_k, {1, 256}, k), "q8");
+  std::vector<uint8_t> k(static_cast<size_t>(type_info(ElementType::q5_k).block_bytes), 0);
+  auto not_implemented = run_wmm(x, blocks_tensor(ElementType::q5_k, {1, 256}, k), "q8");
   ASSERT_FALSE(not_implemented.ok());
-  EXPECT_NE(not_implemented.message().find("not implemented for q6_k"), std::string::npos) << not_implemented.message();
+  EXPECT_NE(not_implemented.message().find("not implemented for q5_k"), std::string::npos) << not_implemented.message();
   auto bad_k = run_wmm(Tensor::from_f32({1, 3}, {1, 2, 3}), std::make_shared<Tensor>(Tensor::from_f32({1, 2}, {1, 2})), "none");
   ASSERT_FALSE(bad_k.ok());
   EXPECT_NE(bad_k.message().find("contraction"), std::string::npos) << bad_k.message();
