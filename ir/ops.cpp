@@ -645,8 +645,9 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // x[..., K] times a weight matrix w[N, K] stored in any type (f32, f16, bf16, quantized), the
 // layout of llama.cpp's tensors. act_quant "none": exact (w dequantized, sums in double).
 // act_quant "q8": llama.cpp's CPU numerics: activations are rounded to f16/bf16 for f16/bf16
-// weights and quantized to q8_0 blocks for q8_0/q4_0 weights; blocks are dotted in integers and
-// scaled by d_w * d_x (in float), block results summed in double.
+// weights (f16: one f32 FMA chain in k order) and quantized to q8_0 blocks for q8_0, q4_0, q4_k
+// and q6_k weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
+// order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
 
 bool act_quant_supported(ElementType w) {
   switch (w) {
