@@ -512,6 +512,16 @@ class MatMulEmitter {
     }, "sblk");
   }
 
+  // This thread's quantized activations of the tile's T tokens from t0 (one row each in scratch).
+  std::vector<Value*> activation_rows(int T, Value* t0) {
+    std::vector<Value*> rows;
+    for (int t = 0; t < T; ++t) rows.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    return rows;
+  }
+
+  // acc += value: one f32 add per block, the reference's order (q8_row_dot), no fused multiply-add.
+  void add_block_value(Value* accp, Value* value) { e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32); }
+
   // q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd.
   // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
   // 8 rows x 4 consecutive elements, dotted with 4 activation bytes broadcast to every row.
@@ -521,9 +531,7 @@ class MatMulEmitter {
     auto v16i16 = e.vec(e.i16, 16);
     auto v8i32 = e.vec(e.i32, 8);
     Value* ones = e.splat(B.getInt16(1), 16);
-    std::vector<Value*> ar;
-    for (int t = 0; t < T; ++t)
-      ar.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    const std::vector<Value*> ar = activation_rows(T, t0);
     e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
       Value* bp = e.at(wp, B.CreateMul(b, e.c64(block_out_)));
       Value* qp = e.at(bp, 2 * P);
@@ -598,8 +606,7 @@ class MatMulEmitter {
           // The reference's order (q8_row_dot): f32 block value, then an f32 add (no fused multiply-add).
           Value* scale = B.CreateFMul(dw[static_cast<size_t>(v)], dxs);
           Value* value = B.CreateFMul(B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf()), scale);
-          Value* a = acc.at(t, v, 0);
-          e.store(B.CreateFAdd(e.load(vf(), a, 32), value), a, 32);
+          add_block_value(acc.at(t, v, 0), value);
         }
       }
     }, "blk");
@@ -615,9 +622,7 @@ class MatMulEmitter {
     const int V = L.vectors, P = L.panel_rows;
     auto v32i8 = e.vec(e.i8, 32);
     Value* ones = e.splat(B.getInt16(1), 16);
-    std::vector<Value*> ar;
-    for (int t = 0; t < T; ++t)
-      ar.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    const std::vector<Value*> ar = activation_rows(T, t0);
     const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
     e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
       Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
@@ -673,8 +678,7 @@ class MatMulEmitter {
                   e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd, isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones), vf());
               Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
               Value* value = B.CreateFMul(da, inner);
-              Value* accp = acc.at(t, v, 0);
-              e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32);
+              add_block_value(acc.at(t, v, 0), value);
             }
           }
         }
@@ -694,9 +698,7 @@ class MatMulEmitter {
     auto v32i8 = e.vec(e.i8, 32);
     Value* ones = e.splat(B.getInt16(1), 16);
     auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), 32); };
-    std::vector<Value*> ar;
-    for (int t = 0; t < T; ++t)
-      ar.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    const std::vector<Value*> ar = activation_rows(T, t0);
     const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
     e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
       Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
@@ -750,8 +752,7 @@ class MatMulEmitter {
                 parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
               }
               Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));
-              Value* accp = acc.at(t, v, 0);
-              e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32);
+              add_block_value(acc.at(t, v, 0), value);
             }
           }
         }
