@@ -1,11 +1,14 @@
 // LLVM IR for the attention kernel (the Attention op): the fused KV-cache write, then causal
 // grouped-query attention with an online (flash-style) softmax over chunks of keys. See
 // docs/codegen.md, "Attention".
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "codegen/emit.h"
 #include "codegen/llvm/emit_ir.h"
+
+#include <llvm/IR/InlineAsm.h>
 
 namespace ingot {
 namespace {
@@ -23,6 +26,9 @@ class AttentionEmitter {
     D_ = s.D;
     G_ = H_ / KV_;
     DV_ = D_ / 8;
+    NQ_ = 1;  // the largest divisor of G up to kMaxHeadsPerPass
+    for (int64_t n = 1; n <= kMaxHeadsPerPass; ++n)
+      if (G_ % n == 0) NQ_ = n;
     es_ = s.cache == ElementType::f16 ? 2 : 4;
     S_ = attention_scratch(s);
 
@@ -55,7 +61,12 @@ class AttentionEmitter {
   Fn& f;
   llvm::IRBuilder<>& B;
   const AttentionSpec& s;
-  int64_t H_ = 0, KV_ = 0, D_ = 0, G_ = 0, DV_ = 0, es_ = 4;
+  // Query heads of a group processed together per key chunk: 2 when G is even, else 1. A pair
+  // holds its 16 query vectors, 8 score accumulators and a key vector in registers (D = 64).
+  // emit_queries_chunk takes up to 8; 8 at once (the whole tinyllama group) was slower: a 10k-
+  // instruction block per chunk (instruction fetch) and spilled scores.
+  static constexpr int64_t kMaxHeadsPerPass = 2;
+  int64_t H_ = 0, KV_ = 0, D_ = 0, G_ = 0, DV_ = 0, NQ_ = 1, es_ = 4;
   AttentionScratch S_;
   int64_t qstride_ = 0, kstride_ = 0;
   Value *y_ = nullptr, *T_ = nullptr, *past_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr;
@@ -149,72 +160,158 @@ class AttentionEmitter {
     return B.CreateShuffleVector(v, llvm::PoisonValue::get(f.vf()), std::vector<int>(8, lane));
   }
 
-  // One query (row qrow, scratch slot i) against one chunk of keys: scores, online softmax update,
-  // weighted V accumulation. nvalid: keys of the chunk this query sees (may exceed the chunk).
-  // `stride` (bytes between key rows) is a constant, so every row address is base + constant.
-  void emit_query_chunk(Value* qrow, Value* i, Value* kbase, Value* vbase, int64_t stride, Value* nvalid) {
+  // Lane-pair sums of a and b: one step of the transpose-add tree of ir_emit::Fn::transpose_sum8.
+  Value* hadd(Value* a, Value* b) {
+    return B.CreateFAdd(f.shuffle(a, b, {0, 2, 8, 10, 4, 6, 12, 14}), f.shuffle(a, b, {1, 3, 9, 11, 5, 7, 13, 15}));
+  }
+
+  // NQ <= 8 queries of one token (rows qrows[h], scratch slots i0 + h: heads of the same KV head)
+  // against one chunk of keys: scores, online softmax update, weighted V accumulation. nvalid: keys
+  // of the chunk the token sees (may exceed the chunk). `stride` (bytes between key rows) is a
+  // constant, so every row address is base + constant.
+  //
+  // Every query's floating-point operations are exactly those of one query alone (the reference's
+  // attention_row); only the schedule is shared. Scores and the V accumulation run over pairs of
+  // queries, each key or value vector loaded once for both (half the loads per FMA of one query at
+  // a time); the softmax updates of all NQ queries sit between them, lane by lane in shared vectors
+  // (the scalars m, alpha, l of query h in lane h), where their independent dependency chains overlap.
+  void emit_queries_chunk(const std::vector<Value*>& qrows, Value* i0, Value* kbase, Value* vbase, int64_t stride,
+                          Value* nvalid) {
     const int64_t CH = kAttentionKeyChunk;
     const int groups = static_cast<int>(CH / 8);
+    const size_t NQ = qrows.size();
     std::vector<Value*> krow(CH), vrow(CH);
     for (int64_t j = 0; j < CH; ++j) {
       krow[j] = f.at(kbase, j * stride);
       vrow[j] = f.at(vbase, j * stride);
     }
-    // Scores of 8 keys at a time: one accumulator per key, summed across lanes by a transpose tree.
+    // Pairs of queries (a single one last when NQ is odd).
+    std::vector<std::pair<size_t, size_t>> pairs;
+    for (size_t h = 0; h < NQ; h += 2) pairs.push_back({h, std::min(NQ, h + 2)});
+
+    // Scores of 8 keys at a time: per query one accumulator per key (an FMA chain over dv), summed
+    // across lanes by the transpose tree of transpose_sum8. The accumulators of 4 keys are done and
+    // reduced to one vector (the tree's first two levels) before the next 4 start, so a pair holds
+    // its 2 x 8 query vectors, 8 accumulators and one key vector in registers.
     Value* nv32 = B.CreateTrunc(f.smin(nvalid, f.c64(CH)), f.i32);
-    std::vector<Value*> sc(groups), mask(groups);
+    std::vector<std::vector<Value*>> sc(NQ, std::vector<Value*>(groups));
+    std::vector<Value*> mask(groups);
     Value* neg_inf = f.splat(f.cf(-std::numeric_limits<float>::infinity()));
     Value* scale = f.splat(f.cf(s.scale));
+    Value* zero = llvm::Constant::getNullValue(f.vf());
     for (int gr = 0; gr < groups; ++gr) {
-      std::vector<Value*> acc(8, llvm::Constant::getNullValue(f.vf()));
-      for (int64_t dv = 0; dv < DV_; ++dv) {
-        Value* qv = f.load(f.vf(), f.at(qrow, dv * 32), 4);
-        for (int j = 0; j < 8; ++j) acc[j] = f.fma(qv, f.load(f.vf(), f.at(krow[gr * 8 + j], dv * 32), 4), acc[j]);
-      }
-      Value* dots = B.CreateFMul(f.transpose_sum8(acc), scale);
       std::vector<llvm::Constant*> idx;
       for (int l = 0; l < 8; ++l) idx.push_back(B.getInt32(static_cast<uint32_t>(gr * 8 + l)));
       mask[gr] = B.CreateICmpSLT(llvm::ConstantVector::get(idx), f.splat(nv32));
-      sc[gr] = B.CreateSelect(mask[gr], dots, neg_inf);
     }
-    Value* cm = sc[0];
-    for (int gr = 1; gr < groups; ++gr) cm = f.fmax(cm, sc[gr]);
-    Value* cmax = B.CreateFPMaxReduce(cm);
-    Value* mp = f.at(f.at(scratch_, S_.m), i, 4);
-    Value* lp = f.at(f.at(scratch_, S_.l), i, 4);
-    Value* mold = f.load(f.f32, mp, 4);
-    Value* mnew = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, mold, cmax);
-    // alpha = e^(m_old - m_new) rescales what was accumulated under the old maximum (0 at first).
-    Value* alpha = B.CreateExtractElement(f.vexp(f.splat(B.CreateFSub(mold, mnew))), uint64_t{0});
-    alpha = B.CreateSelect(B.CreateFCmpOEQ(mold, f.cf(-std::numeric_limits<float>::infinity())), f.cf(0.0f), alpha);
-    Value* zero = llvm::Constant::getNullValue(f.vf());
-    std::vector<Value*> p(groups);
-    Value* psum = nullptr;
-    for (int gr = 0; gr < groups; ++gr) {
-      p[gr] = B.CreateSelect(mask[gr], f.vexp(B.CreateFSub(sc[gr], f.splat(mnew))), zero);
-      psum = psum ? B.CreateFAdd(psum, p[gr]) : p[gr];
-    }
-    Value* lsum = B.CreateFAddReduce(f.cf(0.0f), psum);
-    f.store(f.fma(f.load(f.f32, lp, 4), alpha, lsum), lp, 4);
-    f.store(mnew, mp, 4);
-    // acc = acc * alpha + sum_j p_j v_j, with independent chains when a row is short.
-    Value* accp = f.at(f.at(scratch_, S_.acc), i, D_ * 4);
-    const int64_t splits = DV_ >= 4 ? 1 : 4 / DV_;
-    Value* valpha = f.splat(alpha);
-    // Key-major: one p_j broadcast feeds DV independent accumulators (interleaved FMA chains).
-    std::vector<std::vector<Value*>> a(static_cast<size_t>(DV_), std::vector<Value*>(static_cast<size_t>(splits), zero));
-    for (int64_t dv = 0; dv < DV_; ++dv) a[dv][0] = B.CreateFMul(f.load(f.vf(), f.at(accp, dv * 32), 4), valpha);
-    for (int64_t j = 0; j < CH; ++j) {
-      Value* pj = lane_splat(p[j / 8], static_cast<int>(j % 8));
-      for (int64_t dv = 0; dv < DV_; ++dv) {
-        Value*& dst = a[dv][static_cast<size_t>(j % splits)];
-        dst = f.fma(pj, f.load(f.vf(), f.at(vrow[j], dv * 32), 4), dst);
+    for (auto [h0, h1] : pairs) {
+      std::vector<std::vector<Value*>> qv(NQ);
+      for (size_t h = h0; h < h1; ++h)
+        for (int64_t dv = 0; dv < DV_; ++dv) qv[h].push_back(f.load(f.vf(), f.at(qrows[h], dv * 32), 4));
+      for (int gr = 0; gr < groups; ++gr) {
+        std::vector<std::vector<Value*>> half(NQ, std::vector<Value*>(2));
+        for (int hf = 0; hf < 2; ++hf) {
+          std::vector<std::vector<Value*>> acc(NQ, std::vector<Value*>(4, zero));
+          for (int64_t dv = 0; dv < DV_; ++dv)
+            for (int j = 0; j < 4; ++j) {
+              Value* kv = f.load(f.vf(), f.at(krow[gr * 8 + hf * 4 + j], dv * 32), 4);
+              for (size_t h = h0; h < h1; ++h) acc[h][j] = f.fma(qv[h][dv], kv, acc[h][j]);
+            }
+          for (size_t h = h0; h < h1; ++h) half[h][hf] = hadd(hadd(acc[h][0], acc[h][1]), hadd(acc[h][2], acc[h][3]));
+        }
+        for (size_t h = h0; h < h1; ++h) {
+          Value* a = half[h][0];
+          Value* b = half[h][1];
+          Value* dots = B.CreateFAdd(f.shuffle(a, b, {0, 1, 2, 3, 8, 9, 10, 11}), f.shuffle(a, b, {4, 5, 6, 7, 12, 13, 14, 15}));
+          sc[h][gr] = B.CreateSelect(mask[gr], B.CreateFMul(dots, scale), neg_inf);
+        }
       }
     }
-    for (int64_t dv = 0; dv < DV_; ++dv) {
-      Value* sum = a[dv][0];
-      for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[dv][static_cast<size_t>(k)]);
-      f.store(sum, f.at(accp, dv * 32), 4);
+
+    // Softmax update. The per-query scalars of query h live in lane h of 8-lane vectors: one vexp
+    // computes every alpha, one FMA every l (lane-wise, the same operations as one query's scalars).
+    Value* mp = f.at(f.at(scratch_, S_.m), i0, 4);
+    Value* lp = f.at(f.at(scratch_, S_.l), i0, 4);
+    Value* mold = zero;
+    Value* lold = zero;
+    Value* cmax = zero;
+    for (size_t h = 0; h < NQ; ++h) {
+      const int64_t hb = static_cast<int64_t>(h) * 4;
+      mold = B.CreateInsertElement(mold, f.load(f.f32, f.at(mp, hb), 4), static_cast<uint64_t>(h));
+      lold = B.CreateInsertElement(lold, f.load(f.f32, f.at(lp, hb), 4), static_cast<uint64_t>(h));
+      Value* cm = sc[h][0];
+      for (int gr = 1; gr < groups; ++gr) cm = f.fmax(cm, sc[h][gr]);
+      cmax = B.CreateInsertElement(cmax, B.CreateFPMaxReduce(cm), static_cast<uint64_t>(h));
+    }
+    Value* mnew = f.fmax(mold, cmax);
+    // alpha = e^(m_old - m_new) rescales what was accumulated under the old maximum (0 at first).
+    Value* alpha = f.vexp(B.CreateFSub(mold, mnew));
+    alpha = B.CreateSelect(B.CreateFCmpOEQ(mold, neg_inf), zero, alpha);
+    std::vector<std::vector<Value*>> p(NQ, std::vector<Value*>(groups));
+    Value* lsum = zero;
+    for (size_t h = 0; h < NQ; ++h) {
+      Value* mh = lane_splat(mnew, static_cast<int>(h));
+      Value* psum = nullptr;
+      for (int gr = 0; gr < groups; ++gr) {
+        p[h][gr] = B.CreateSelect(mask[gr], f.vexp(B.CreateFSub(sc[h][gr], mh)), zero);
+        psum = psum ? B.CreateFAdd(psum, p[h][gr]) : p[h][gr];
+      }
+      lsum = B.CreateInsertElement(lsum, B.CreateFAddReduce(f.cf(0.0f), psum), static_cast<uint64_t>(h));
+    }
+    Value* lnew = f.fma(lold, alpha, lsum);
+    // The weights p go through a stack buffer, so that the V accumulation broadcasts p_j with a
+    // load (vbroadcastss from memory: no shuffle on a vector pipe the FMAs need). The buffer is
+    // read through an opaque copy of its address, or the optimizer would forward the stored vectors
+    // and broadcast from registers again.
+    Value* pbuf = f.entryB.CreateAlloca(llvm::ArrayType::get(f.f32, static_cast<uint64_t>(NQ * CH)));
+    llvm::cast<llvm::AllocaInst>(pbuf)->setAlignment(llvm::Align(32));
+    for (size_t h = 0; h < NQ; ++h)
+      for (int gr = 0; gr < groups; ++gr) f.store(p[h][gr], f.at(pbuf, (static_cast<int64_t>(h) * CH + gr * 8) * 4), 32);
+    auto* launder = llvm::InlineAsm::get(llvm::FunctionType::get(f.ptr, {f.ptr}, false), "", "=r,0", false);
+    Value* pread = B.CreateCall(launder, {pbuf});
+    for (size_t h = 0; h < NQ; ++h) {
+      const int64_t hb = static_cast<int64_t>(h) * 4;
+      f.store(B.CreateExtractElement(lnew, static_cast<uint64_t>(h)), f.at(lp, hb), 4);
+      f.store(B.CreateExtractElement(mnew, static_cast<uint64_t>(h)), f.at(mp, hb), 4);
+    }
+
+    // acc = acc * alpha + sum_j p_j v_j, with independent chains when a row is short. Key-major:
+    // one value vector feeds the pair's queries, one p_j broadcast feeds a block of up to 8
+    // accumulators per query (all of D = 64); longer rows take several passes over the keys (each
+    // accumulator's chain is unchanged).
+    const int64_t splits = DV_ >= 4 ? 1 : 4 / DV_;
+    const int64_t VB = std::max<int64_t>(1, std::min<int64_t>(DV_, 8 / splits));
+    for (auto [h0, h1] : pairs) {
+      std::vector<Value*> accp(NQ), valpha(NQ);
+      for (size_t h = h0; h < h1; ++h) {
+        accp[h] = f.at(f.at(f.at(scratch_, S_.acc), i0, D_ * 4), static_cast<int64_t>(h) * D_ * 4);
+        valpha[h] = lane_splat(alpha, static_cast<int>(h));
+      }
+      for (int64_t d0 = 0; d0 < DV_; d0 += VB) {
+        const int64_t d1 = std::min(DV_, d0 + VB);
+        std::vector<std::vector<std::vector<Value*>>> a(
+            NQ, std::vector<std::vector<Value*>>(static_cast<size_t>(d1 - d0), std::vector<Value*>(static_cast<size_t>(splits), zero)));
+        for (size_t h = h0; h < h1; ++h)
+          for (int64_t dv = d0; dv < d1; ++dv) a[h][dv - d0][0] = B.CreateFMul(f.load(f.vf(), f.at(accp[h], dv * 32), 4), valpha[h]);
+        for (int64_t j = 0; j < CH; ++j) {
+          std::vector<Value*> pj(NQ);
+          for (size_t h = h0; h < h1; ++h)
+            pj[h] = f.splat(f.load(f.f32, f.at(pread, (static_cast<int64_t>(h) * CH + j) * 4), 4));
+          for (int64_t dv = d0; dv < d1; ++dv) {
+            Value* vv = f.load(f.vf(), f.at(vrow[j], dv * 32), 4);
+            for (size_t h = h0; h < h1; ++h) {
+              Value*& dst = a[h][dv - d0][static_cast<size_t>(j % splits)];
+              dst = f.fma(pj[h], vv, dst);
+            }
+          }
+        }
+        for (size_t h = h0; h < h1; ++h)
+          for (int64_t dv = d0; dv < d1; ++dv) {
+            Value* sum = a[h][dv - d0][0];
+            for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[h][dv - d0][static_cast<size_t>(k)]);
+            f.store(sum, f.at(accp[h], dv * 32), 4);
+          }
+      }
     }
   }
 
@@ -248,11 +345,14 @@ class AttentionEmitter {
             Value* vis = B.CreateAdd(B.CreateAdd(past_, t), f.c64(1));
             f.if_then(B.CreateICmpSLT(c0, vis), [&] {
               Value* nvalid = B.CreateSub(vis, c0);
-              f.loop(f.c64(0), f.c64(G_), 1, [&](Value* hh) {
-                Value* i = B.CreateAdd(B.CreateMul(tt, f.c64(G_)), hh);
-                Value* h = B.CreateAdd(B.CreateMul(g, f.c64(G_)), hh);
-                Value* qrow = f.at(f.at(q_, t, qstride_), h, D_ * 4);
-                emit_query_chunk(qrow, i, kbase, vbase, stride, nvalid);
+              // NQ query heads of the group at a time, sharing every key and value load.
+              f.loop(f.c64(0), f.c64(G_), NQ_, [&](Value* hh) {
+                Value* i0 = B.CreateAdd(B.CreateMul(tt, f.c64(G_)), hh);
+                Value* h0 = B.CreateAdd(B.CreateMul(g, f.c64(G_)), hh);
+                Value* q0 = f.at(f.at(q_, t, qstride_), h0, D_ * 4);
+                std::vector<Value*> qrows;
+                for (int64_t h = 0; h < NQ_; ++h) qrows.push_back(f.at(q0, h * D_ * 4));
+                emit_queries_chunk(qrows, i0, kbase, vbase, stride, nvalid);
               }, "head");
             });
           }, "qtok");
