@@ -79,12 +79,14 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only;  // decode, prefill or compile: run one part
   double copies_bytes = 0;  // decode: bytes of weight copies to rotate through (default 1.1 GB)
+  std::string weights_filter;  // --weights q4_k,q6_k
   CodegenOptions opt;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--copies-bytes") && i + 1 < argc) copies_bytes = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--cpu") && i + 1 < argc) opt.cpu = argv[++i];
+    else if (!std::strcmp(argv[i], "--weights") && i + 1 < argc) weights_filter = argv[++i];
     else if (!std::strcmp(argv[i], "--dump-ir") && i + 3 < argc) {
       KernelSpec k;
       k.name = "kernel";
@@ -100,7 +102,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     else {
-      std::fprintf(stderr, "usage: codegen_bench [--quick] [--cpu NAME] [--only decode|prefill|compile] | --dump-ir TYPE N K [q8]\n");
+      std::fprintf(stderr, "usage: codegen_bench [--quick] [--cpu NAME] [--only decode|prefill|compile] [--weights T,T] | --dump-ir TYPE N K [q8]\n");
       return 2;
     }
   }
@@ -120,12 +122,16 @@ int main(int argc, char** argv) {
     bool aq8;
   };
   const Wt decode_types[] = {{ElementType::q4_0, true}, {ElementType::q8_0, true}, {ElementType::f16, false},
-                             {ElementType::q4_k, false}, {ElementType::q6_k, false}};
+                             {ElementType::q4_k, true},  {ElementType::q6_k, true},  {ElementType::q4_k, false},
+                             {ElementType::q6_k, false}};
+  // --weights q4_k,q6_k: only these weight types.
+  auto wanted = [&](ElementType t) { return weights_filter.empty() || ("," + weights_filter + ",").find("," + std::string(type_name(t)) + ",") != std::string::npos; };
   if (only.empty() || only == "decode") {
   std::printf("decode (M=1): effective weight bandwidth; %% of the read bandwidth measured (512 MiB, best of 3)\n"
               "just before each kernel measurement, with the same thread count\n");
   std::printf("| weight | act | N x K | what | MB | 1 thread GB/s | bw | %% | 2 threads GB/s | bw | %% |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Wt& w : decode_types) {
+    if (!wanted(w.t)) continue;
     for (const BenchShape& s : kShapes) {
       if (quick && s.N == 32000) continue;
       MatMulCase c;
@@ -160,11 +166,12 @@ int main(int argc, char** argv) {
   // ---- prefill: 512 tokens.
   if (only.empty() || only == "prefill") {
   const Wt prefill_types[] = {{ElementType::f32, false}, {ElementType::f16, false}, {ElementType::q8_0, true}, {ElementType::q4_0, true},
-                              {ElementType::q4_0, false}};
+                              {ElementType::q4_k, true}, {ElementType::q6_k, true}, {ElementType::q4_0, false}};
   const int64_t M = quick ? 128 : 512;
   std::printf("\nprefill (M=%lld): G(FL)OP/s = 2*M*N*K / time (int ops for q8 activations)\n", static_cast<long long>(M));
   std::printf("| weight | act | N x K | 1 thread | 2 threads | per core (2 threads) |\n|---|---|---|---|---|---|\n");
   for (const Wt& w : prefill_types) {
+    if (!wanted(w.t)) continue;
     for (const BenchShape& s : {kShapes[0], kShapes[2]}) {
       if (quick && s.N != 2048) continue;
       MatMulCase c;
