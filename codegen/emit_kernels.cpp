@@ -144,6 +144,38 @@ class Emitter {
   }
   Value* x86(llvm::Intrinsic::ID id, Value* a, Value* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
 
+  // The integer dot steps of the 8-bit kernels: AVX2's instructions when the target has them,
+  // otherwise the same arithmetic in generic vector IR that any LLVM target lowers (SSE, NEON...).
+  // The callers keep every sum in range, so AVX2's saturation never applies and both are exact.
+  bool avx2 = true;
+  // <32 x i8> unsigned a, signed b -> <16 x i16>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddubsw).
+  Value* maddubs(Value* a, Value* b) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, a, b);
+    auto v = vec(B.getInt16Ty(), 32);
+    return pair_sums(B.CreateMul(B.CreateZExt(a, v), B.CreateSExt(b, v)), 16);
+  }
+  // <16 x i16> a, b -> <8 x i32>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddwd).
+  Value* maddwd(Value* a, Value* b) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_wd, a, b);
+    auto v = vec(i32, 16);
+    return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 8);
+  }
+  // <32 x i8>: x where w > 0, -x where w < 0, 0 where w == 0 (psignb).
+  Value* sign8(Value* x, Value* w) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
+    Value* zero = llvm::Constant::getNullValue(w->getType());
+    return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
+  }
+  // Sums of adjacent pairs of a 2n-lane vector: n lanes.
+  Value* pair_sums(Value* v, int n) {
+    std::vector<int> even, odd;
+    for (int i = 0; i < n; ++i) {
+      even.push_back(2 * i);
+      odd.push_back(2 * i + 1);
+    }
+    return B.CreateAdd(B.CreateShuffleVector(v, even), B.CreateShuffleVector(v, odd));
+  }
+
   // e^x on <8 x float>: exactly float_spec::expf (ir/float_spec.h), lane by lane.
   Value* vexp(Value* x) {
     namespace fs = float_spec;
@@ -169,7 +201,7 @@ class MatMulEmitter {
     quant_ = s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0;
     kquant_ = s.weight == ElementType::q4_k || s.weight == ElementType::q6_k;
     int_dots_ = (quant_ || kquant_) && s.act_q8;
-    if (int_dots_ && !tgt.avx2) return Status::Error("codegen: 8-bit activation kernels need AVX2 on the target for now");
+    e.avx2 = tgt.avx2;
     nout_ = s.swiglu ? s.N / 2 : s.N;
     nb_ = s.K / kQK;
     qb_ = s.weight == ElementType::q8_0 ? 32 : 16;
@@ -562,8 +594,8 @@ class MatMulEmitter {
             Value* xl = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * gp));
             Value* xh = e.bcast32(e.at(ab[static_cast<size_t>(t)], 16 + 4 * gp));
             for (int v = 0; v < V; ++v) {
-              Value* m = B.CreateAdd(e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, lo[static_cast<size_t>(v)], xl),
-                                     e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, hi[static_cast<size_t>(v)], xh));
+              Value* m = B.CreateAdd(e.maddubs(lo[static_cast<size_t>(v)], xl),
+                                     e.maddubs(hi[static_cast<size_t>(v)], xh));
               Value*& acc16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
               acc16 = acc16 ? B.CreateAdd(acc16, m) : m;
             }
@@ -572,7 +604,7 @@ class MatMulEmitter {
         for (int t = 0; t < T; ++t)
           for (int v = 0; v < V; ++v) {
             Value*& s16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
-            s16 = B.CreateSub(e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd, s16, ones), e.splat(sx[static_cast<size_t>(t)]));
+            s16 = B.CreateSub(e.maddwd(s16, ones), e.splat(sx[static_cast<size_t>(t)]));
           }
       } else {
         // Signed weights: |w| (unsigned) times x with w's sign (psignb), then pairs to i32.
@@ -586,9 +618,9 @@ class MatMulEmitter {
           for (int t = 0; t < T; ++t) {
             Value* xb = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * g));
             for (int v = 0; v < V; ++v) {
-              Value* sg = e.x86(llvm::Intrinsic::x86_avx2_psign_b, xb, raw[static_cast<size_t>(v)]);
-              Value* m = e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd,
-                               e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, aw[static_cast<size_t>(v)], sg), ones);
+              Value* sg = e.sign8(xb, raw[static_cast<size_t>(v)]);
+              Value* m = e.maddwd(
+                               e.maddubs(aw[static_cast<size_t>(v)], sg), ones);
               Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
               a32 = a32 ? B.CreateAdd(a32, m) : m;
             }
@@ -651,8 +683,8 @@ class MatMulEmitter {
             for (int v = 0; v < V; ++v) {
               Value*& sl = isum[0][static_cast<size_t>(t)][static_cast<size_t>(v)];
               Value*& sh = isum[1][static_cast<size_t>(t)][static_cast<size_t>(v)];
-              Value* ml = e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, lo[static_cast<size_t>(v)], xl);
-              Value* mh = e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, hi[static_cast<size_t>(v)], xh);
+              Value* ml = e.maddubs(lo[static_cast<size_t>(v)], xl);
+              Value* mh = e.maddubs(hi[static_cast<size_t>(v)], xh);
               sl = sl ? B.CreateAdd(sl, ml) : ml;
               sh = sh ? B.CreateAdd(sh, mh) : mh;
             }
@@ -675,7 +707,7 @@ class MatMulEmitter {
             Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
             for (int v = 0; v < V; ++v) {
               Value* qa = B.CreateSIToFP(
-                  e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd, isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones), vf());
+                  e.maddwd(isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones), vf());
               Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
               Value* value = B.CreateFMul(da, inner);
               add_block_value(acc.at(t, v, 0), value);
@@ -729,8 +761,8 @@ class MatMulEmitter {
             for (int t = 0; t < T; ++t) {
               Value* xb = e.bcast32(e.at(ar[static_cast<size_t>(t)], B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(blk)), e.c64(32)), e.c64(4 * g))));
               for (int v = 0; v < V; ++v) {
-                Value* sg = e.x86(llvm::Intrinsic::x86_avx2_psign_b, xb, wv[static_cast<size_t>(v)]);
-                Value* m = e.x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, aw[static_cast<size_t>(v)], sg);
+                Value* sg = e.sign8(xb, wv[static_cast<size_t>(v)]);
+                Value* m = e.maddubs(aw[static_cast<size_t>(v)], sg);
                 Value*& a16 = isum[static_cast<size_t>(g / 4)][static_cast<size_t>(t)][static_cast<size_t>(v)];
                 a16 = a16 ? B.CreateAdd(a16, m) : m;
               }
@@ -748,7 +780,7 @@ class MatMulEmitter {
             for (int v = 0; v < V; ++v) {
               Value* parts[2];
               for (int half = 0; half < 2; ++half) {
-                Value* i32 = e.x86(llvm::Intrinsic::x86_avx2_pmadd_wd, isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones);
+                Value* i32 = e.maddwd(isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones);
                 parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
               }
               Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));

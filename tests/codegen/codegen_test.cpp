@@ -89,7 +89,7 @@ std::vector<MatMulCase> cases_for(ElementType t) {
 
 // Compiles every distinct kernel of `cases` into one shared object and checks each case at every
 // token count with 1, 2 and 3 threads.
-void check_matmul_cases(const std::vector<MatMulCase>& cases) {
+void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptions& options = CodegenOptions{}) {
   std::vector<KernelSpec> specs;
   std::set<std::string> seen;
   std::vector<std::unique_ptr<CaseData>> data;
@@ -108,7 +108,7 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases) {
       names.push_back(c.name());
       cases_run.push_back(c);
     }
-  auto lib = compile_and_open(specs, CodegenOptions{});
+  auto lib = compile_and_open(specs, options);
   ASSERT_TRUE(lib.ok()) << lib.message();
   for (size_t i = 0; i < data.size(); ++i) {
     KernelFn fn = (*lib)->find(data[i]->spec.name);
@@ -127,6 +127,28 @@ TEST(CodegenMatMul, Q8_0) { check_matmul_cases(cases_for(ElementType::q8_0)); }
 TEST(CodegenMatMul, Q4_0) { check_matmul_cases(cases_for(ElementType::q4_0)); }
 TEST(CodegenMatMul, Q4_K) { check_matmul_cases(cases_for(ElementType::q4_k)); }
 TEST(CodegenMatMul, Q6_K) { check_matmul_cases(cases_for(ElementType::q6_k)); }
+
+// Without AVX2 (x86-64-v2: SSE4.2) the 8-bit kernels use generic vector IR for pmaddubsw,
+// pmaddwd and psignb; they must still equal the reference bit for bit.
+TEST(CodegenMatMul, IntegerDotsWithoutAvx2) {
+  std::vector<MatMulCase> cases;
+  for (ElementType t : {ElementType::q8_0, ElementType::q4_0, ElementType::q4_k, ElementType::q6_k}) {
+    const bool kq = t == ElementType::q4_k || t == ElementType::q6_k;
+    MatMulCase c;
+    c.weight = t;
+    c.act_q8 = true;
+    c.N = 33;
+    c.K = kq ? 256 : 64;
+    cases.push_back(c);
+    c.N = 2 * 21;
+    c.swiglu = true;
+    c.bias = true;
+    cases.push_back(c);
+  }
+  CodegenOptions sse;
+  sse.cpu = "x86-64-v2";
+  check_matmul_cases(cases, sse);
+}
 
 TEST(CodegenRMSNorm, OddSizesAndThreads) {
   std::vector<std::unique_ptr<CaseData>> data;
