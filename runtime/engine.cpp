@@ -93,12 +93,14 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   if (m.outputs_size() > 0) {
     e->logits_offset_ = m.outputs(0).arena_offset();
     e->vocab_ = last_dim(m.outputs(0).type());
+    // "f32[tokens, V]": compiled with --all-logits, a row per token of the call; else "f32[1, V]".
+    e->all_logits_ = m.outputs(0).type().find("[1,") == std::string::npos;
   }
   if (e->token_ids_offset_ < 0 || e->pos_offset_ < 0 || e->logits_offset_ < 0 || e->vocab_ <= 0) {
     fail(error, name + ": not a decoder bundle (inputs token_ids and pos, output logits)");
     return nullptr;
   }
-  const int64_t need = e->logits_offset_ + e->vocab_ * 4;
+  const int64_t need = e->logits_offset_ + e->vocab_ * 4 * (e->all_logits_ ? e->max_batch_ : 1);
   if (need > e->arena_bytes_ || e->token_ids_offset_ + e->max_batch_ * 8 > e->arena_bytes_ || e->pos_offset_ + 8 > e->arena_bytes_) {
     fail(error, name + ": the inputs or outputs lie outside the arena");
     return nullptr;
@@ -191,6 +193,7 @@ std::unique_ptr<Session> Session::create(const Engine& engine, int threads, std:
 
 void Session::reset() {
   past_ = 0;
+  chunk_rows_ = 0;
   history_.clear();
   std::fill(logits_.begin(), logits_.end(), 0.0f);
   // The cache rows beyond the position are never read; no need to clear them.
@@ -246,7 +249,11 @@ bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
     pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
     if (step_observer_) step_observer_(step, c, arena_, T);
   }
-  std::memcpy(logits_.data(), arena_ + engine_.logits_offset(), logits_.size() * sizeof(float));
+  // The next-token logits: the call's last row (the only one unless the bundle has all logits).
+  const float* rows = reinterpret_cast<const float*>(arena_ + engine_.logits_offset());
+  const int64_t last = engine_.all_logits() ? T - 1 : 0;
+  std::memcpy(logits_.data(), rows + last * engine_.vocab(), logits_.size() * sizeof(float));
+  chunk_rows_ = engine_.all_logits() ? T : 1;
   past_ += T;
   history_.insert(history_.end(), ids.begin(), ids.end());
   (void)error;

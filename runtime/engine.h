@@ -37,6 +37,9 @@ class Engine {
   int64_t max_context() const { return max_context_; }
   int64_t max_batch() const { return max_batch_; }
   int64_t vocab() const { return vocab_; }
+  // Compiled with `ingotc compile --all-logits`: every call leaves logits for each of its tokens
+  // (Session::chunk_logits), not just the last.
+  bool all_logits() const { return all_logits_; }
   double load_ms() const { return load_ms_; }
 
   // One resolved step of the schedule.
@@ -70,6 +73,7 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<Call> calls_;
   int64_t max_context_ = 0, max_batch_ = 0, vocab_ = 0;
+  bool all_logits_ = false;
   int64_t arena_bytes_ = 0, state_bytes_ = 0, scratch_per_thread_ = 0;
   int64_t token_ids_offset_ = -1, pos_offset_ = -1, logits_offset_ = -1;
   double load_ms_ = 0;
@@ -99,6 +103,11 @@ class Session {
   bool prefill(std::span<const int32_t> ids, std::string* error);
   bool decode(int32_t id, std::string* error) { return prefill(std::span<const int32_t>(&id, 1), error); }
   std::span<const float> logits() const { return logits_; }
+  // The logits rows of the last call (the last chunk of a prefill): one row per token of it when
+  // the engine has all_logits(), else the last token's row only. Valid until the next call.
+  std::span<const float> chunk_logits() const {
+    return {reinterpret_cast<const float*>(arena_ + engine_.logits_offset()), static_cast<size_t>(chunk_rows_ * engine_.vocab())};
+  }
   int64_t position() const { return past_; }  // tokens in the KV cache
   const std::vector<int32_t>& history() const { return history_; }
   void reset();
@@ -126,6 +135,7 @@ class Session {
   uint8_t* state_ = nullptr;
   uint8_t* scratch_ = nullptr;
   int64_t past_ = 0;
+  int64_t chunk_rows_ = 0;
   std::vector<int32_t> history_;
   std::vector<float> logits_;
   std::vector<const void*> argv_;

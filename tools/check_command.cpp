@@ -115,6 +115,7 @@ int cmd_check(const std::vector<std::string>& args) {
   opts.act_quant = prov.act_quant().empty() ? "none" : prov.act_quant();
   opts.kv_type = prov.kv_type() == "f16" ? ElementType::f16 : ElementType::f32;
   opts.max_context = engine->max_context();
+  opts.all_logits = engine->all_logits();
   auto im = import_model(model_path, opts);
   if (!im.ok()) return fail(im.status());
   auto recipe = QuantRecipe::parse(quant.quant, quant.overrides);

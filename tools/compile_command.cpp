@@ -237,6 +237,7 @@ struct CompileCli {
   std::string kv_type = "f32";
   bool stats = false;
   bool print_plan = false;  // every buffer of the memory plan
+  bool all_logits = false;  // logits for every token of a call (ingot perplexity), not just the last
   std::string target = "native";  // LLVM CPU name the kernels are generated for
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
@@ -301,6 +302,8 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--print-plan") {
       cli.print_plan = true;
+    } else if (args[i] == "--all-logits") {
+      cli.all_logits = true;
     } else if (!args[i].empty() && args[i][0] == '-') {
       return usage_error("compile: unknown option '" + args[i] + "'");
     } else if (cli.path.empty()) {
@@ -319,6 +322,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   import_opts.act_quant = cli.quant.act_quant;
   import_opts.max_context = cli.max_context;
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
+  import_opts.all_logits = cli.all_logits;
 
   const auto t_start = std::chrono::steady_clock::now();
   Progress progress(4 + !cli.accuracy_report.empty() + (cli.output.empty() ? 0 : 2));

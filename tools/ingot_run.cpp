@@ -319,18 +319,33 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     std::vector<int32_t> chunk;
     if (bos >= 0) chunk.push_back(bos);
     for (size_t k = at; k < ids.size() && chunk.size() < static_cast<size_t>(ctx); ++k) chunk.push_back(ids[k]);
-    for (size_t k = 0; k + 1 < chunk.size(); ++k) {
-      if (!session->decode(chunk[k], &error)) return fail(error);
-      auto l = session->logits();
+    // -log p(next | row's logits)
+    auto score = [&](std::span<const float> l, int32_t next) {
       const double mx = *std::max_element(l.begin(), l.end());
       double sum = 0;
       for (float v : l) sum += std::exp(static_cast<double>(v) - mx);
-      nll += -(static_cast<double>(l[static_cast<size_t>(chunk[k + 1])]) - mx - std::log(sum));
+      nll += -(static_cast<double>(l[static_cast<size_t>(next)]) - mx - std::log(sum));
       ++scored;
+    };
+    if (engine->all_logits()) {
+      // Calls of up to max_batch tokens, each leaving a row of logits per token.
+      const size_t V = static_cast<size_t>(engine->vocab()), step = static_cast<size_t>(engine->max_batch());
+      for (size_t k = 0; k + 1 < chunk.size(); k += step) {
+        const size_t n = std::min(step, chunk.size() - 1 - k);
+        if (!session->prefill(std::span<const int32_t>(chunk.data() + k, n), &error)) return fail(error);
+        const auto rows = session->chunk_logits();
+        for (size_t r = 0; r < n; ++r) score(rows.subspan(r * V, V), chunk[k + r + 1]);
+      }
+    } else {
+      // Only the last position's logits: one token per call.
+      for (size_t k = 0; k + 1 < chunk.size(); ++k) {
+        if (!session->decode(chunk[k], &error)) return fail(error);
+        score(session->logits(), chunk[k + 1]);
+      }
     }
   }
   if (scored == 0) return fail(file + ": fewer than 2 tokens to score");
-  std::printf("perplexity %.4f over %lld tokens (chunks of %lld, %.1f s)\n", std::exp(nll / static_cast<double>(scored)),
+  std::printf("perplexity %.6f over %lld tokens (chunks of %lld, %.1f s)\n", std::exp(nll / static_cast<double>(scored)),
               static_cast<long long>(scored), static_cast<long long>(ctx), ms_since(t0) / 1000);
   return 0;
 }

@@ -61,13 +61,15 @@ Usage:
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
-                 [--target native|CPU] [--print-plan]
+                 [--target native|CPU] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                                          import, quantize, optimize, plan memory, generate kernels
                                          and (with -o) write a bundle for `ingot`; --stats prints
                                          the quantization table and memory plan; the accuracy report
                                          measures every quantized matmul (SQNR, cosine) and the end
-                                         to end KL, top-1 agreement and perplexity (docs/quantization.md)
+                                         to end KL, top-1 agreement and perplexity (docs/quantization.md);
+                                         --all-logits keeps every position's logits, so that
+                                         `ingot perplexity` scores whole chunks per call
   ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant q8|off]
               [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)

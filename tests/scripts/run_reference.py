@@ -29,6 +29,8 @@ cases = [  # (path, reference key, compile args, exact)
     ("stories260K-hf", "stories260K.gguf", [], True),
     # Exact: the kernels compute the reference evaluator's f32 numerics bit for bit (ir/float_spec.h).
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8"], True),
+    # Logits for every token of a call (ingot perplexity scores whole chunks), 64 tokens a call.
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8", "--all-logits", "--max-batch", "64"], True),
     # Without AVX2: the integer dots in generic vector IR (SSE4.2 here), still exact.
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8", "--target", "x86-64-v2"], True),
     ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", ["--act-quant", "q8"], False),
@@ -86,6 +88,24 @@ with tempfile.TemporaryDirectory() as tmp:
                     print(f"FAIL {path}: timings lack {k}")
                     failures += 1
         print(f"{path}: {matched}/{total} greedy ids match llama.cpp through ingot run")
+
+    # Perplexity from whole chunks (all-logits bundle) equals the token-by-token one: with 8-bit
+    # activations every kernel rounds alike for any number of tokens per call.
+    text = os.path.join(tmp, "story.txt")
+    with open(text, "w") as f:
+        f.write(" ".join(r["text"] for r in ref["stories260K.gguf"]["runs"]) * 2)
+    ppl = {}
+    for extra in (["--act-quant", "q8"], ["--act-quant", "q8", "--all-logits", "--max-batch", "64"]):
+        bundle = os.path.join(tmp, "stories260K-q8_0.gguf" + "-".join(extra) + ".ingot")
+        out = subprocess.run([ingot, "perplexity", bundle, "-f", text, "--ctx", "128"], check=True, capture_output=True,
+                             text=True).stdout
+        ppl[" ".join(extra)] = out.split()[1]
+    values = list(ppl.values())
+    if values[0] != values[1]:
+        print(f"FAIL perplexity differs between per-token and all-logits bundles: {ppl}")
+        failures += 1
+    else:
+        print(f"stories260K-q8_0 perplexity {values[0]}, the same per token and from whole chunks")
 
     # q4_k weights with 8-bit activations (no real q4_k file here: a synthesized model whose widths
     # are whole 256-element super-blocks): every kernel must equal the reference exactly.
