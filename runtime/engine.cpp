@@ -8,6 +8,8 @@
 
 #include <sys/mman.h>
 
+#include "runtime/bundle_tokenizer.h"
+
 namespace ingot {
 namespace {
 
@@ -23,24 +25,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 bool fail(std::string* error, const std::string& msg) {
   if (error) *error = msg;
   return false;
-}
-
-TokenizerSpec tokenizer_spec(const pb::Tokenizer& t) {
-  TokenizerSpec s;
-  s.kind = t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? TokenizerSpec::Kind::ByteLevelBpe : TokenizerSpec::Kind::SentencePiece;
-  s.pre = t.pre();
-  s.tokens.assign(t.tokens().begin(), t.tokens().end());
-  s.scores.assign(t.scores().begin(), t.scores().end());
-  s.types.assign(t.types().begin(), t.types().end());
-  s.merges.assign(t.merges().begin(), t.merges().end());
-  s.bos = t.bos();
-  s.eos = t.eos();
-  s.unk = t.unk();
-  s.pad = t.pad();
-  s.add_bos = t.add_bos();
-  s.add_eos = t.add_eos();
-  s.add_space_prefix = t.add_space_prefix();
-  return s;
 }
 
 // Zeroed, page-aligned memory from the kernel: pages become resident only when first written, so
@@ -153,7 +137,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   }
   if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
     std::string why;
-    e->tokenizer_ = Tokenizer::create(tokenizer_spec(m.tokenizer()), &why);
+    e->tokenizer_ = Tokenizer::create(tokenizer_from_proto(m.tokenizer()), &why);
     if (!e->tokenizer_) {
       fail(error, name + ": the bundle's tokenizer: " + why);
       return nullptr;

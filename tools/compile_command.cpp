@@ -27,6 +27,7 @@
 #include "passes/pass_manager.h"
 #include "passes/quant/accuracy_report.h"
 #include "passes/quant/quantize_weights.h"
+#include "runtime/bundle_tokenizer.h"
 #include "runtime/tokenizer.h"
 #include "tools/ingotc_cli.h"
 
@@ -147,22 +148,6 @@ Status describe_source(const std::string& path, pb::Manifest& m) {
     *m.mutable_provenance()->add_sources() = std::move(s);
   }
   return Status::Ok();
-}
-
-void fill_tokenizer(const TokenizerSpec& t, pb::Tokenizer& out) {
-  out.set_kind(t.kind == TokenizerSpec::Kind::ByteLevelBpe ? pb::Tokenizer::BYTE_LEVEL_BPE : pb::Tokenizer::SENTENCEPIECE);
-  out.set_pre(t.pre);
-  for (const auto& s : t.tokens) out.add_tokens(s);
-  for (float f : t.scores) out.add_scores(f);
-  for (int32_t v : t.types) out.add_types(v);
-  for (const auto& s : t.merges) out.add_merges(s);
-  out.set_bos(t.bos);
-  out.set_eos(t.eos);
-  out.set_unk(t.unk);
-  out.set_pad(t.pad);
-  out.set_add_bos(t.add_bos);
-  out.set_add_eos(t.add_eos);
-  out.set_add_space_prefix(t.add_space_prefix);
 }
 
 void fill_memory_plan(const MemoryPlan& p, pb::MemoryPlan& out) {
@@ -433,7 +418,7 @@ int cmd_compile(const std::vector<std::string>& args) {
       for (int64_t d : v.max_shape) sv->add_max_shape(d);
     }
     fill_memory_plan(*plan, *m.mutable_memory_plan());
-    fill_tokenizer(im->tokenizer, *m.mutable_tokenizer());
+    tokenizer_to_proto(im->tokenizer, *m.mutable_tokenizer());
     auto* g = m.mutable_generation();
     if (im->generation.temperature) g->set_temperature(*im->generation.temperature);
     if (im->generation.top_p) g->set_top_p(*im->generation.top_p);

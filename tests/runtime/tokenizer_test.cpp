@@ -1,6 +1,7 @@
 // Tests of runtime/tokenizer and runtime/unicode: the algorithms on tiny hand-made vocabularies,
 // then llama.cpp's test vectors (tests/test-tokenizer-0) on the real LLaMA and GPT-2 vocabularies
 // read from GGUF by frontend/tokenizer_gguf.
+#include "runtime/bundle_tokenizer.h"
 #include "runtime/tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -740,6 +741,52 @@ TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
   EXPECT_EQ(spec->bos, -1);
   auto t = make(std::move(*spec));
   EXPECT_EQ(t->encode("ab", true), (Ids{2}));
+}
+
+}  // namespace
+}  // namespace ingot
+
+namespace ingot {
+namespace {
+
+TEST(BundleTokenizer, RoundTripsThroughTheManifest) {
+  TokenizerSpec s;
+  s.kind = TokenizerSpec::Kind::ByteLevelBpe;
+  s.pre = "llama3";
+  s.tokens = {"a", "b", "ab", "<s>"};
+  s.scores = {0.5f, -1.0f, 2.0f, 0.0f};
+  s.types = {1, 1, 1, 3};
+  s.merges = {"a b"};
+  s.bos = 3;
+  s.eos = 2;
+  s.unk = 1;
+  s.pad = 0;
+  s.add_bos = true;
+  s.add_eos = true;
+  s.add_space_prefix = false;
+  pb::Tokenizer proto;
+  tokenizer_to_proto(s, proto);
+  const TokenizerSpec back = tokenizer_from_proto(proto);
+  EXPECT_EQ(back.kind, s.kind);
+  EXPECT_EQ(back.pre, s.pre);
+  EXPECT_EQ(back.tokens, s.tokens);
+  EXPECT_EQ(back.scores, s.scores);
+  EXPECT_EQ(back.types, s.types);
+  EXPECT_EQ(back.merges, s.merges);
+  EXPECT_EQ(back.bos, s.bos);
+  EXPECT_EQ(back.eos, s.eos);
+  EXPECT_EQ(back.unk, s.unk);
+  EXPECT_EQ(back.pad, s.pad);
+  EXPECT_EQ(back.add_bos, s.add_bos);
+  EXPECT_EQ(back.add_eos, s.add_eos);
+  EXPECT_EQ(back.add_space_prefix, s.add_space_prefix);
+  // A default spec (no special ids, leading space on) survives the trip too.
+  pb::Tokenizer empty_proto;
+  tokenizer_to_proto(TokenizerSpec{}, empty_proto);
+  const TokenizerSpec d = tokenizer_from_proto(empty_proto);
+  EXPECT_EQ(d.kind, TokenizerSpec::Kind::SentencePiece);
+  EXPECT_EQ(d.bos, -1);
+  EXPECT_TRUE(d.add_space_prefix);
 }
 
 }  // namespace
