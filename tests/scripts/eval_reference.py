@@ -14,15 +14,11 @@ import os
 import subprocess
 import sys
 
+from reference_check import compare_run, load_reference
+
 ingotc = sys.argv[1]
 models = os.environ.get("INGOT_MODELS", sys.argv[2])
-ref_path = os.path.join(models, "reference.json")
-if not os.path.exists(ref_path):
-    if os.environ.get("CI") == "true":
-        sys.exit(f"FAIL: {ref_path} missing under CI")
-    print(f"SKIP: {ref_path} not found")
-    sys.exit(0)
-ref = json.load(open(ref_path))["models"]
+ref = load_reference(models)
 
 cases = [  # (path, reference key, extra args, must match exactly, check logits)
     ("stories260K.gguf", "stories260K.gguf", [], True, True),
@@ -48,20 +44,12 @@ for path, key, extra, exact, check_logits in cases:
             if err >= 1e-4:
                 print(f"FAIL {path} {run['prompt']!r}: optimized logits differ from the imported graph's by {err:.2e}")
                 failures += 1
-        if out["prompt_ids"] != run["prompt_ids"]:
-            print(f"FAIL {path} {run['prompt']!r}: prompt ids {out['prompt_ids']} != {run['prompt_ids']}")
-            failures += 1
-        same = 0
-        while same < n and out["ids"][same] == run["greedy_ids"][same]:
-            same += 1
+        same, problems = compare_run(f"{path} ({stage})", out, run, exact)
+        for p in problems:
+            print(p)
+        failures += len(problems)
         matched += same
         total += n
-        if exact and same != n:
-            print(f"FAIL {path} {run['prompt']!r}: first mismatch at token {same}")
-            failures += 1
-        if exact and out["text"] != run["text"]:
-            print(f"FAIL {path} {run['prompt']!r}: text {out['text'][:40]!r} != {run['text'][:40]!r}")
-            failures += 1
         if check_logits:
             err = max(abs(a - b) for a, b in zip(out["logits_after_prompt"], run["logits_after_prompt"]))
             if len(out["logits_after_prompt"]) != len(run["logits_after_prompt"]) or err >= 1e-4:

@@ -12,15 +12,11 @@ import subprocess
 import sys
 import tempfile
 
+from reference_check import compare_run, load_reference
+
 ingotc, ingot = sys.argv[1], sys.argv[2]
 models = os.environ.get("INGOT_MODELS", sys.argv[3])
-ref_path = os.path.join(models, "reference.json")
-if not os.path.exists(ref_path):
-    if os.environ.get("CI") == "true":
-        sys.exit(f"FAIL: {ref_path} missing under CI")
-    print(f"SKIP: {ref_path} not found")
-    sys.exit(0)
-ref = json.load(open(ref_path))["models"]
+ref = load_reference(models)
 
 cases = [  # (path, reference key, compile args, exact)
     ("stories260K.gguf", "stories260K.gguf", [], True),
@@ -69,20 +65,12 @@ with tempfile.TemporaryDirectory() as tmp:
             if outs[1]["ids"] != out["ids"]:
                 print(f"FAIL {path} {run['prompt']!r}: 2 threads give other ids than 1")
                 failures += 1
-            if out["prompt_ids"] != run["prompt_ids"]:
-                print(f"FAIL {path} {run['prompt']!r}: prompt ids {out['prompt_ids']} != {run['prompt_ids']}")
-                failures += 1
-            same = 0
-            while same < n and same < len(out["ids"]) and out["ids"][same] == run["greedy_ids"][same]:
-                same += 1
+            same, problems = compare_run(path + " " + " ".join(extra), out, run, exact)
+            for p in problems:
+                print(p)
+            failures += len(problems)
             matched += same
             total += n
-            if exact and same != n:
-                print(f"FAIL {path} {run['prompt']!r}: first mismatch at token {same}")
-                failures += 1
-            if exact and out["text"] != run["text"]:
-                print(f"FAIL {path} {run['prompt']!r}: text {out['text'][:40]!r} != {run['text'][:40]!r}")
-                failures += 1
             for k in ("load_ms", "prefill_ms", "decode_ms", "prefill_tok_s", "decode_tok_s"):
                 if k not in out["timings"]:
                     print(f"FAIL {path}: timings lack {k}")
