@@ -17,7 +17,7 @@
 #include <llvm/IR/Module.h>
 
 #include "codegen/emit.h"
-#include "ir/float_spec.h"
+#include "codegen/llvm/emit_ir.h"
 #include "ir/quant.h"
 
 namespace ingot {
@@ -176,19 +176,7 @@ class Emitter {
     return B.CreateAdd(B.CreateShuffleVector(v, even), B.CreateShuffleVector(v, odd));
   }
 
-  // e^x on <8 x float>: exactly float_spec::expf (ir/float_spec.h), lane by lane.
-  Value* vexp(Value* x) {
-    namespace fs = float_spec;
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, splat(cf(fs::kExpMin)));
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(fs::kExpMax)));
-    Value* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(fs::kLog2e))));
-    Value* r = fma(n, splat(cf(-fs::kLn2Hi)), x);
-    r = fma(n, splat(cf(-fs::kLn2Lo)), r);
-    Value* p = splat(cf(fs::kExpPoly[0]));
-    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(fs::kExpPoly[i])));
-    Value* bits = B.CreateShl(B.CreateAdd(B.CreateFPToSI(n, vec(i32, 8)), splat(B.getInt32(127))), splat(B.getInt32(23)));
-    return B.CreateFMul(p, B.CreateBitCast(bits, vec(f32, 8)));
-  }
+  Value* vexp(Value* x) { return ir_emit::emit_vexp(B, x); }
 };
 
 // ---------------------------------------------------------------- matmul

@@ -48,6 +48,14 @@ int64_t last_dim(const std::string& type) {
   return std::atoll(type.substr(from, close - from).c_str());
 }
 
+// The first dimension of "f32[tokens, 512]" as written: "tokens".
+std::string first_dim(const std::string& type) {
+  const size_t open = type.find('[');
+  const size_t end = type.find_first_of(",]", open);
+  if (open == std::string::npos || end == std::string::npos) return "";
+  return type.substr(open + 1, end - open - 1);
+}
+
 }  // namespace
 
 Engine::~Engine() = default;
@@ -78,7 +86,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     e->logits_offset_ = m.outputs(0).arena_offset();
     e->vocab_ = last_dim(m.outputs(0).type());
     // "f32[tokens, V]": compiled with --all-logits, a row per token of the call; else "f32[1, V]".
-    e->all_logits_ = m.outputs(0).type().find("[1,") == std::string::npos;
+    e->all_logits_ = first_dim(m.outputs(0).type()) != "1";
   }
   if (e->token_ids_offset_ < 0 || e->pos_offset_ < 0 || e->logits_offset_ < 0 || e->vocab_ <= 0) {
     fail(error, name + ": not a decoder bundle (inputs token_ids and pos, output logits)");

@@ -29,13 +29,13 @@
 #include "passes/quant/quantize_weights.h"
 #include "runtime/bundle_tokenizer.h"
 #include "runtime/tokenizer.h"
+#include "frontend/hf_config.h"
 #include "tools/ingotc_cli.h"
 
 namespace ingot {
 
 using cli::fail;
 using cli::option_value;
-using cli::read_file;
 using cli::usage_error;
 using cli::write_file_atomic;
 
@@ -243,7 +243,7 @@ StatusOr<AccuracyReport> accuracy_report(const CompileCli& cli, const ImportOpti
 
   std::string text = kBuiltinCalibration;
   if (!cli.calib_file.empty()) {
-    INGOT_ASSIGN_OR_RETURN(text, read_file(cli.calib_file));
+    INGOT_ASSIGN_OR_RETURN(text, hf::read_file(cli.calib_file));
   }
   std::string error;
   auto tok = Tokenizer::create(ref.tokenizer, &error);

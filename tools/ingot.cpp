@@ -39,16 +39,6 @@ Usage:
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
 
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", msg.c_str());
-  return 2;
-}
-
-int fail(const std::string& msg) {
-  std::fprintf(stderr, "ingot: error: %s\n", msg.c_str());
-  return 1;
-}
-
 std::string bytes_str(uint64_t b) {
   char buf[64];
   if (b < 1024) std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));

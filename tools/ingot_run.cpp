@@ -20,16 +20,6 @@
 namespace ingot {
 namespace {
 
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", msg.c_str());
-  return 2;
-}
-
-int fail(const std::string& msg) {
-  std::fprintf(stderr, "ingot: error: %s\n", msg.c_str());
-  return 1;
-}
-
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -28,6 +28,7 @@
 #include "passes/pass_manager.h"
 #include "tools/check_command.h"
 #include "tools/compile_command.h"
+#include "frontend/hf_config.h"
 #include "tools/ingotc_cli.h"
 
 namespace ingot {
@@ -35,7 +36,6 @@ namespace {
 
 using cli::fail;
 using cli::option_value;
-using cli::read_file;
 using cli::usage_error;
 using cli::write_file_atomic;
 
@@ -104,7 +104,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const ImportOptions& opts = {}) {
   if (path == "demo") return build_demo_model();
   if (ends_with(path, ".ir")) {
-    INGOT_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    INGOT_ASSIGN_OR_RETURN(std::string text, hf::read_file(path));
     return parse_model(text, path);
   }
   INGOT_ASSIGN_OR_RETURN(ImportedModel im, import_model(path, opts));

@@ -1,5 +1,6 @@
 // Helpers shared by ingotc's commands (tools/ingotc.cpp, tools/compile_command.cpp): messages and
-// exit codes, "--name VALUE" / "--name=VALUE" options, whole-file reads and atomic writes.
+// exit codes, "--name VALUE" / "--name=VALUE" options and atomic writes (whole-file reads:
+// hf::read_file in frontend/hf_config.h).
 #pragma once
 
 #include <cstdio>
@@ -37,15 +38,6 @@ inline bool option_value(const std::vector<std::string>& args, size_t& i, const 
   if (i + 1 >= args.size()) *error = name + " needs a value";
   else *value = args[++i];
   return true;
-}
-
-inline StatusOr<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return Status::Error(path + ": read error");
-  return ss.str();
 }
 
 // Writes through a temporary file and a rename, so a failure never leaves a partial output.

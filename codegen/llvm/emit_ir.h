@@ -20,6 +20,27 @@
 
 namespace ingot::ir_emit {
 
+// e^x on a float vector: exactly float_spec::expf (ir/float_spec.h), lane by lane. Every kernel
+// that needs exp emits it through here, so all of them round as the reference does.
+inline llvm::Value* emit_vexp(llvm::IRBuilder<>& B, llvm::Value* x) {
+  namespace fs = float_spec;
+  auto* vt = llvm::cast<llvm::FixedVectorType>(x->getType());
+  const unsigned n = vt->getNumElements();
+  auto c = [&](float v) { return B.CreateVectorSplat(n, llvm::ConstantFP::get(B.getFloatTy(), v)); };
+  auto fma = [&](llvm::Value* a, llvm::Value* b, llvm::Value* d) { return B.CreateIntrinsic(llvm::Intrinsic::fma, {vt}, {a, b, d}); };
+  x = B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, c(fs::kExpMin));
+  x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, c(fs::kExpMax));
+  llvm::Value* k = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, c(fs::kLog2e)));
+  llvm::Value* r = fma(k, c(-fs::kLn2Hi), x);
+  r = fma(k, c(-fs::kLn2Lo), r);
+  llvm::Value* p = c(fs::kExpPoly[0]);
+  for (int i = 1; i < 8; ++i) p = fma(p, r, c(fs::kExpPoly[i]));
+  auto* it = llvm::FixedVectorType::get(B.getInt32Ty(), n);
+  llvm::Value* e = B.CreateShl(B.CreateAdd(B.CreateFPToSI(k, it), B.CreateVectorSplat(n, B.getInt32(127))),
+                               B.CreateVectorSplat(n, B.getInt32(23)));
+  return B.CreateFMul(p, B.CreateBitCast(e, vt));
+}
+
 // One exported kernel function with the C ABI of kernels.h and helpers for loops, branches,
 // thread ranges and 8-lane float math. Mutable values are entry-block allocas (SROA promotes them).
 class Fn {
@@ -152,19 +173,7 @@ class Fn {
     return B.CreateFAdd(shuffle(a, b, {0, 1, 2, 3, 8, 9, 10, 11}), shuffle(a, b, {4, 5, 6, 7, 12, 13, 14, 15}));
   }
 
-  // e^x on <8 x float>: exactly float_spec::expf (ir/float_spec.h), lane by lane.
-  V* vexp(V* x) {
-    namespace fs = float_spec;
-    x = fmax(x, splat(cf(fs::kExpMin)));
-    x = B.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x, splat(cf(fs::kExpMax)));
-    V* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, splat(cf(fs::kLog2e))));
-    V* r = fma(n, splat(cf(-fs::kLn2Hi)), x);
-    r = fma(n, splat(cf(-fs::kLn2Lo)), r);
-    V* p = splat(cf(fs::kExpPoly[0]));
-    for (int i = 1; i < 8; ++i) p = fma(p, r, splat(cf(fs::kExpPoly[i])));
-    V* e = B.CreateShl(B.CreateAdd(B.CreateFPToSI(n, vec(i32, 8)), splat(B.getInt32(127))), splat(B.getInt32(23)));
-    return B.CreateFMul(p, B.CreateBitCast(e, vf()));
-  }
+  V* vexp(V* x) { return emit_vexp(B, x); }
 };
 
 }  // namespace ingot::ir_emit

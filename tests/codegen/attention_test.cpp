@@ -57,40 +57,33 @@ void check_attention(const std::vector<AttentionCase>& cases) {
   std::printf("largest attention nmse: %.3g (bound %.0e)\n", worst, kAttentionBound);
 }
 
+AttentionCase attention_case(int64_t T, int64_t past, bool f16, bool packed, HeadConfig hc, int64_t D) {
+  AttentionCase c;
+  c.T = T;
+  c.past = past;
+  c.H = hc.H;
+  c.KV = hc.KV;
+  c.D = D;
+  c.f16 = f16;
+  c.packed = packed;
+  return c;
+}
+
 // Every token count with every past length for one kernel configuration per cache type: decode (1
 // and 3 tokens, one token block) and prefill (17 and 33 tokens: two and three blocks of 16, the
 // last partial), on an empty cache, one row, a partial key chunk (31) and many chunks (200).
 std::vector<AttentionCase> full_grid(bool f16, bool packed, HeadConfig hc, int64_t D) {
   std::vector<AttentionCase> out;
   for (int64_t T : {1, 3, 17, 33})
-    for (int64_t past : {0, 1, 31, 200}) {
-      AttentionCase c;
-      c.T = T;
-      c.past = past;
-      c.H = hc.H;
-      c.KV = hc.KV;
-      c.D = D;
-      c.f16 = f16;
-      c.packed = packed;
-      out.push_back(c);
-    }
+    for (int64_t past : {0, 1, 31, 200}) out.push_back(attention_case(T, past, f16, packed, hc, D));
   return out;
 }
 
 // The other configurations at fewer (T, past) points: one decode and one prefill with a cache.
 std::vector<AttentionCase> sparse_grid(bool f16, bool packed, HeadConfig hc, int64_t D) {
   std::vector<AttentionCase> out;
-  for (auto [T, past] : {std::pair<int64_t, int64_t>{1, 200}, {3, 31}, {33, 1}, {17, 200}}) {
-    AttentionCase c;
-    c.T = T;
-    c.past = past;
-    c.H = hc.H;
-    c.KV = hc.KV;
-    c.D = D;
-    c.f16 = f16;
-    c.packed = packed;
-    out.push_back(c);
-  }
+  for (auto [T, past] : {std::pair<int64_t, int64_t>{1, 200}, {3, 31}, {33, 1}, {17, 200}})
+    out.push_back(attention_case(T, past, f16, packed, hc, D));
   return out;
 }
 
