@@ -61,7 +61,7 @@ struct BundleKernels {
 };
 
 // Plans and compiles the kernels and lists them in manifest.kernels.
-// `cpu`: "native" or an LLVM CPU name (codegen/kernels.h CodegenOptions::cpu).
+// `cpu`: a CPU tier or "native" (codegen/kernels.h CodegenOptions::cpu).
 StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest, const std::string& cpu = "native");
 
 // The weights: every Constant of the graph in topological order, as stored ("ggml"), and for each

@@ -26,6 +26,7 @@
 
 #include "codegen/emit.h"
 #include "codegen/kernels.h"
+#include "codegen/target.h"
 
 namespace ingot {
 namespace {
@@ -51,16 +52,12 @@ StatusOr<Target> make_target(const CodegenOptions& o) {
   std::string error;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
   if (!target) return Status::Error("codegen: no LLVM target for " + triple + ": " + error);
-  if (o.cpu.empty() || o.cpu == "native") {
-    t.cpu = llvm::sys::getHostCPUName().str();
-    for (auto& f : llvm::sys::getHostCPUFeatures()) {
-      if (!t.features.empty()) t.features += ",";
-      t.features += (f.second ? "+" : "-") + f.first().str();
-    }
-  } else {
-    t.cpu = o.cpu;
-  }
-  if (!o.features.empty()) t.features += (t.features.empty() ? "" : ",") + o.features;
+  // The tier's LLVM CPU and its features, spelled out: the code may use exactly what the bundle
+  // says it needs, never a feature of the compiling host that the tier lacks.
+  TargetInfo info;
+  if (!named_target(o.cpu, &info, &error)) return Status::Error("codegen: " + error);
+  t.cpu = info.cpu;
+  t.features = llvm_feature_string(info.features);
   llvm::TargetOptions topts;
   t.tm.reset(target->createTargetMachine(triple, t.cpu, t.features, topts, llvm::Reloc::PIC_, std::nullopt,
                                          llvm::CodeGenOptLevel::Aggressive));

@@ -192,8 +192,9 @@ int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens);
 
 // ---------------------------------------------------------------- compiling
 struct CodegenOptions {
-  std::string cpu = "native";  // "native" or an LLVM CPU name: x86-64-v3, znver3, skylake-avx512
-  std::string features;        // extra LLVM features ("+avx2,-avx512f"); native adds the host's
+  // A CPU tier (x86-64-v2, x86-64-v3, x86-64-v4; runtime/cpu_features.h) or "native", the best
+  // tier this host runs. The kernels use exactly that tier's features.
+  std::string cpu = "native";
   int opt_level = 3;
   std::string linker = "cc";   // driver used to link the shared object (brings memset/memcpy, libm)
   // Debug: matmul kernels store one lane too many in the last (partial) panel. Only for proving

@@ -1,6 +1,7 @@
 #include "codegen/target.h"
 
 #include <algorithm>
+#include <memory>
 
 #include <llvm/ADT/StringMap.h>
 #include <llvm/ADT/StringRef.h>
@@ -8,10 +9,9 @@
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Support/TargetSelect.h>
-#include <llvm/Target/TargetMachine.h>
-#include <llvm/Target/TargetOptions.h>
 #include <llvm/TargetParser/Host.h>
-#include <memory>
+
+#include "runtime/cpu_features.h"
 
 namespace ingot {
 
@@ -26,35 +26,53 @@ TargetInfo host_target() {
   return t;
 }
 
-bool named_target(const std::string& cpu, TargetInfo* out, std::string* error) {
-  if (cpu.empty() || cpu == "native") {
-    *out = host_target();
-    return true;
+bool named_target(const std::string& name, TargetInfo* out, std::string* error) {
+  const CpuTier* tier = nullptr;
+  if (name.empty() || name == "native") {
+    tier = best_cpu_tier(host_cpu_features());
+    if (!tier) {
+      *error = "--target native: this CPU is below every tier Ingot compiles for (" + cpu_tier_names() + ")";
+      return false;
+    }
+  } else {
+    tier = find_cpu_tier(name);
+    if (!tier) {
+      *error = "unknown target '" + name + "': use native (the best tier this CPU runs) or a tier: " + cpu_tier_names();
+      return false;
+    }
   }
-  llvm::InitializeNativeTarget();
   TargetInfo t;
   t.triple = llvm::sys::getProcessTriple();
-  t.cpu = cpu;
+  t.tier = tier->name;
+  t.cpu = tier->llvm_cpu;
+  t.features = tier->features;
   t.llvm_version = LLVM_VERSION_STRING;
-  std::string why;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, why);
-  if (!target) {
-    *error = "no LLVM target for " + t.triple + ": " + why;
-    return false;
-  }
-  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(t.triple, cpu, ""));
-  if (!sti || !sti->isCPUStringValid(cpu)) {
-    *error = "unknown target cpu '" + cpu + "' (use native, or an LLVM CPU name such as x86-64-v3, znver3, skylake-avx512)";
-    return false;
-  }
-  // Instruction-set features only: the ones LLVM can detect on a host (its tuning flags such as
-  // "fast-15bytenop" say nothing about whether a CPU can run the code).
-  const auto detectable = llvm::sys::getHostCPUFeatures();
-  for (const llvm::SubtargetFeatureKV& kv : sti->getAllProcessorFeatures())
-    if (sti->getFeatureBits().test(kv.Value) && detectable.count(kv.Key)) t.features.push_back(kv.Key);
-  std::sort(t.features.begin(), t.features.end());
   *out = std::move(t);
   return true;
+}
+
+std::vector<std::string> llvm_isa_features(const std::string& llvm_cpu, const std::string& feature_string) {
+  llvm::InitializeNativeTarget();
+  const std::string triple = llvm::sys::getProcessTriple();
+  std::string why;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, why);
+  if (!target) return {};
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, llvm_cpu, feature_string));
+  if (!sti || !sti->isCPUStringValid(llvm_cpu)) return {};
+  // LLVM's host detection names every instruction-set feature it knows (true or false), whatever
+  // the host; tuning flags such as "fast-15bytenop" are not among them.
+  const auto detectable = llvm::sys::getHostCPUFeatures();
+  std::vector<std::string> out;
+  for (const llvm::SubtargetFeatureKV& kv : sti->getAllProcessorFeatures())
+    if (sti->getFeatureBits().test(kv.Value) && detectable.count(kv.Key)) out.push_back(kv.Key);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string llvm_feature_string(const std::vector<std::string>& features) {
+  std::string s;
+  for (const std::string& f : features) s += (s.empty() ? "+" : ",+") + f;
+  return s;
 }
 
 }  // namespace ingot

@@ -223,10 +223,10 @@ bool Bundle::verify(std::string* error) const {
 
 std::string Bundle::check_cpu() const {
   const auto& f = manifest_.provenance().target_features();
-  std::string msg = check_cpu_features(std::vector<std::string>(f.begin(), f.end()));
-  if (!msg.empty() && !manifest_.provenance().target_cpu().empty())
-    msg += " (compiled for " + manifest_.provenance().target_cpu() + ")";
-  return msg;
+  const pb::Provenance& pv = manifest_.provenance();
+  // Bundles from before tiers name only an LLVM CPU.
+  return check_cpu_features(std::vector<std::string>(f.begin(), f.end()),
+                            !pv.target_tier().empty() ? pv.target_tier() : pv.target_cpu());
 }
 
 const uint8_t* Bundle::tensor_data(int i) const {

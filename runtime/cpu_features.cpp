@@ -148,19 +148,76 @@ const CpuFeatures& host_cpu_features() {
   return f;
 }
 
-std::string check_cpu_features(const std::vector<std::string>& required) {
-  const CpuFeatures& host = host_cpu_features();
+namespace {
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+std::vector<std::string> plus(std::vector<std::string> base, std::initializer_list<const char*> more) {
+  for (const char* f : more) base.emplace_back(f);
+  return sorted(std::move(base));
+}
+}  // namespace
+
+const std::vector<CpuTier>& cpu_tiers() {
+  // Exactly the instruction-set features LLVM 19 enables for each CPU name (a codegen test checks
+  // that against LLVM itself); LLVM's tuning flags are not features a CPU can lack.
+  static const std::vector<CpuTier> tiers = [] {
+    const std::vector<std::string> v1 = {"64bit", "cmov", "cx8", "fxsr", "mmx", "sse", "sse2"};
+    const auto v2 = plus(v1, {"crc32", "cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"});
+    const auto v3 = plus(v2, {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"});
+    const auto v4 = plus(v3, {"avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl", "evex512"});
+    return std::vector<CpuTier>{
+        {"x86-64-v2", "x86-64-v2", "SSE4.2, POPCNT (Nehalem, Bulldozer and later)", v2},
+        {"x86-64-v3", "x86-64-v3", "AVX2, FMA, F16C, BMI2 (Haswell, Zen 1 and later)", v3},
+        {"x86-64-v4", "x86-64-v4", "AVX-512 F/BW/CD/DQ/VL (Skylake-SP, Zen 4 and later)", v4},
+    };
+  }();
+  return tiers;
+}
+
+const CpuTier* find_cpu_tier(const std::string& name) {
+  for (const CpuTier& t : cpu_tiers())
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+const CpuTier* best_cpu_tier(const CpuFeatures& cpu) {
+  const CpuTier* best = nullptr;
+  for (const CpuTier& t : cpu_tiers())
+    if (std::all_of(t.features.begin(), t.features.end(), [&](const std::string& f) { return cpu.has(f); })) best = &t;
+  return best;
+}
+
+std::string cpu_tier_names() {
+  std::string s;
+  for (const CpuTier& t : cpu_tiers()) s += (s.empty() ? "" : ", ") + std::string(t.name);
+  return s;
+}
+
+std::string check_cpu_features(const std::vector<std::string>& required, const std::string& tier) {
+  return check_cpu_features(required, tier, host_cpu_features());
+}
+
+std::string check_cpu_features(const std::vector<std::string>& required, const std::string& tier,
+                               const CpuFeatures& cpu) {
   std::string missing, unknown;
   for (std::string name : required) {
     if (name.empty() || name[0] == '-') continue;
     if (name[0] == '+') name.erase(0, 1);
     if (!CpuFeatures::known(name)) unknown += (unknown.empty() ? "" : ", ") + name;
-    else if (!host.has(name)) missing += (missing.empty() ? "" : ", ") + name;
+    else if (!cpu.has(name)) missing += (missing.empty() ? "" : ", ") + name;
   }
+  if (missing.empty() && unknown.empty()) return "";
+  const std::string of_tier = tier.empty() ? "" : " (tier " + tier + ")";
   std::string msg;
-  if (!missing.empty()) msg = "this CPU lacks feature(s) the kernels were compiled for: " + missing;
+  if (!missing.empty()) msg = "this CPU lacks feature(s) the kernels were compiled for" + of_tier + ": " + missing;
   if (!unknown.empty())
-    msg += (msg.empty() ? "" : "; ") + std::string("the bundle requires CPU feature(s) this runtime cannot check: ") + unknown;
+    msg += (msg.empty() ? "" : "; ") + std::string("the bundle requires CPU feature(s) this runtime cannot check") +
+           (msg.empty() ? of_tier : "") + ": " + unknown;
+  const CpuTier* best = best_cpu_tier(cpu);
+  msg += best ? "; this CPU runs tier " + std::string(best->name) + ": recompile with --target " + best->name
+              : "; this CPU is below every tier Ingot compiles for (" + cpu_tier_names() + ")";
   return msg;
 }
 

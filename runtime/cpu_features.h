@@ -1,7 +1,8 @@
 // The host CPU's features under LLVM's names ("avx2", "fma", "avx512vnni", ...), detected with
 // cpuid and xgetbv the way LLVM's host detection does (AVX and AVX-512 count only when the OS
-// saves their registers). The bundle lists the features its kernels may use; the runtime checks
-// them here before loading any code. No dependency on LLVM.
+// saves their registers), and the CPU tiers kernels are compiled for. A bundle names its tier and
+// that tier's feature list; the runtime checks exactly that list here before loading any code.
+// No dependency on LLVM.
 #pragma once
 
 #include <string>
@@ -19,9 +20,36 @@ struct CpuFeatures {
 // Detected once, then cached.
 const CpuFeatures& host_cpu_features();
 
+// A CPU tier: a stable name, the LLVM CPU the kernels are generated for, and every instruction-set
+// feature (LLVM names) that code may use. Tiers nest: each has every feature of the ones before it.
+// The names are the x86-64 psABI micro-architecture levels, so any x86-64 CPU of that level runs
+// the code, whoever made it; host-only extras (AMX, AVX-512 FP16, "avx10.1-256") are in no tier.
+struct CpuTier {
+  const char* name;                   // "x86-64-v3"
+  const char* llvm_cpu;               // the LLVM CPU name whose ISA is exactly `features`
+  const char* summary;                // "AVX2, FMA, F16C (Haswell, Zen 1 and later)"
+  std::vector<std::string> features;  // sorted
+};
+
+// Every tier, from the most portable to the most demanding.
+const std::vector<CpuTier>& cpu_tiers();
+// The tier `ingotc compile` uses without --target: one that both the AVX2-only and the AVX-512
+// machines this project is tested on run, so a bundle moves between them.
+inline constexpr const char* kDefaultCpuTier = "x86-64-v3";
+// nullptr for an unknown name.
+const CpuTier* find_cpu_tier(const std::string& name);
+// The most demanding tier whose every feature `cpu` has (nullptr if not even the first).
+const CpuTier* best_cpu_tier(const CpuFeatures& cpu);
+// "x86-64-v2, x86-64-v3, x86-64-v4"
+std::string cpu_tier_names();
+
 // Checks that the host has every feature of `required` (LLVM names; a leading '+' is allowed, and
 // entries starting with '-' disable a feature, so they require nothing). Returns "" when all are
-// present, otherwise a message naming each missing or unknown feature.
-std::string check_cpu_features(const std::vector<std::string>& required);
+// present, otherwise a message naming each missing or unknown feature, the tier the kernels were
+// compiled for (`tier`, when not empty) and the best tier this host runs.
+std::string check_cpu_features(const std::vector<std::string>& required, const std::string& tier = "");
+// The same against a given CPU instead of the host (for tests).
+std::string check_cpu_features(const std::vector<std::string>& required, const std::string& tier,
+                               const CpuFeatures& cpu);
 
 }  // namespace ingot

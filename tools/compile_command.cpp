@@ -28,6 +28,7 @@
 #include "passes/quant/accuracy_report.h"
 #include "passes/quant/quantize_weights.h"
 #include "runtime/bundle_tokenizer.h"
+#include "runtime/cpu_features.h"
 #include "runtime/tokenizer.h"
 #include "frontend/hf_config.h"
 #include "tools/ingotc_cli.h"
@@ -223,7 +224,7 @@ struct CompileCli {
   bool stats = false;
   bool print_plan = false;  // every buffer of the memory plan
   bool all_logits = false;  // logits for every token of a call (ingot perplexity), not just the last
-  std::string target = "native";  // LLVM CPU name the kernels are generated for
+  std::string target = kDefaultCpuTier;  // the CPU tier the kernels are generated for, or "native"
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
@@ -302,6 +303,9 @@ int cmd_compile(const std::vector<std::string>& args) {
     return usage_error("compile: --calib only makes sense with --accuracy-report");
   auto recipe = QuantRecipe::parse(cli.quant.quant, cli.quant.overrides);
   if (!recipe.ok()) return usage_error("compile: " + recipe.message());
+  TargetInfo target;
+  if (std::string target_error; !named_target(cli.target, &target, &target_error))
+    return usage_error("compile: " + target_error);
 
   ImportOptions import_opts;
   import_opts.act_quant = cli.quant.act_quant;
@@ -383,10 +387,10 @@ int cmd_compile(const std::vector<std::string>& args) {
       std::fprintf(stderr, "\n");
       return fail(s);
     };
-    progress.begin("generate kernels");
+    progress.begin("generate kernels for " + target.tier + (cli.target == "native" ? " (native)" : ""));
     BundleContents bc;
     pb::Manifest& m = bc.manifest;
-    auto kernels = build_bundle_kernels(*im->model, m, cli.target);
+    auto kernels = build_bundle_kernels(*im->model, m, target.tier);
     if (!kernels.ok()) return fail_stage(kernels.status());
     kernel_count = kernels->kernels;
     std::string why;
@@ -426,9 +430,6 @@ int cmd_compile(const std::vector<std::string>& args) {
     if (im->generation.top_k) g->set_top_k(*im->generation.top_k);
     if (im->generation.max_new_tokens) g->set_max_new_tokens(*im->generation.max_new_tokens);
     pb::Provenance* pv = m.mutable_provenance();
-    TargetInfo target;
-    std::string target_error;
-    if (!named_target(cli.target, &target, &target_error)) return fail_stage(Status::Error(target_error));
     pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
     for (const auto& pass : default_pipeline()) pv->add_passes(pass);
     pv->add_passes("memory-planning");
@@ -437,6 +438,7 @@ int cmd_compile(const std::vector<std::string>& args) {
     pv->set_kv_type(cli.kv_type);
     pv->set_target_triple(target.triple);
     pv->set_target_cpu(target.cpu);
+    pv->set_target_tier(target.tier);
     for (const auto& f : target.features) pv->add_target_features(f);
     bc.kernels = std::move(kernels->shared_object);
     auto tensors = bundle_tensors(*im->model, *kernels);

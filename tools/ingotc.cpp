@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/target.h"
+#include "runtime/cpu_features.h"
 #include "frontend/demo_model.h"
 #include "frontend/gguf.h"
 #include "frontend/importer.h"
@@ -61,7 +62,7 @@ Usage:
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
-                 [--target native|CPU] [--print-plan] [--all-logits]
+                 [--target x86-64-v3|x86-64-v2|x86-64-v4|native] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                                          import, quantize, optimize, plan memory, generate kernels
                                          and (with -o) write a bundle for `ingot`; --stats prints
@@ -69,7 +70,10 @@ Usage:
                                          measures every quantized matmul (SQNR, cosine) and the end
                                          to end KL, top-1 agreement and perplexity (docs/quantization.md);
                                          --all-logits keeps every position's logits, so that
-                                         `ingot perplexity` scores whole chunks per call
+                                         `ingot perplexity` scores whole chunks per call;
+                                         --target picks the CPU tier (default x86-64-v3, which every
+                                         AVX2 CPU runs; native: the best tier of this host; see
+                                         `ingotc --version`)
   ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant q8|off]
               [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
@@ -675,7 +679,13 @@ int cmd_version() {
   TargetInfo t = host_target();
   std::printf("ingotc 0.1.0\nLLVM %s\nhost target: %s, cpu %s\nfeatures:", t.llvm_version.c_str(), t.triple.c_str(), t.cpu.c_str());
   for (auto& f : t.features) std::printf(" %s", f.c_str());
-  std::printf("\n");
+  std::printf("\ncompile targets (--target):\n");
+  TargetInfo native;
+  std::string error;
+  const bool has_native = named_target("native", &native, &error);
+  for (const CpuTier& tier : cpu_tiers())
+    std::printf("  %-10s %s%s%s\n", tier.name, tier.summary, tier.name == std::string(kDefaultCpuTier) ? " [default]" : "",
+                has_native && native.tier == tier.name ? " [native: the best this host runs]" : "");
   return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "codegen/kernels.h"
 #include "ir/quant.h"
+#include "runtime/cpu_features.h"
 #include "tests/codegen/attention_cases.h"
 #include "tests/codegen/harness.h"
 
@@ -30,7 +31,7 @@ struct HeadConfig {
 };
 
 // Compiles the distinct kernels of `cases` once and runs each case on 1, 2 and 3 threads.
-void check_attention(const std::vector<AttentionCase>& cases) {
+void check_attention(const std::vector<AttentionCase>& cases, const CodegenOptions& options = CodegenOptions{}) {
   std::vector<KernelSpec> specs;
   std::set<std::string> seen;
   std::vector<std::unique_ptr<AttentionData>> data;
@@ -41,7 +42,7 @@ void check_attention(const std::vector<AttentionCase>& cases) {
     if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
     data.push_back(std::move(*d));
   }
-  auto lib = compile_and_open(specs, CodegenOptions{});
+  auto lib = compile_and_open(specs, options);
   ASSERT_TRUE(lib.ok()) << lib.message();
   double worst = 0;
   for (const auto& d : data) {
@@ -107,6 +108,30 @@ TEST(CodegenAttention, HeadRatiosHeadDimsAndInputForms) {
         }
   check_attention(cases);
 }
+
+// Every CPU tier the host runs gives the same bits (both cache types, GQA, decode and prefill).
+class CodegenAttentionTiers : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CodegenAttentionTiers, BitwiseOnEveryTier) {
+  const CpuTier* tier = find_cpu_tier(GetParam());
+  ASSERT_NE(tier, nullptr);
+  if (std::string lacks = check_cpu_features(tier->features, tier->name); !lacks.empty())
+    GTEST_SKIP() << "this host cannot run tier " << tier->name << ": " << lacks;
+  CodegenOptions options;
+  options.cpu = tier->name;
+  auto cases = sparse_grid(false, true, {8, 4}, 64);
+  auto f16 = sparse_grid(true, false, {6, 2}, 8);
+  cases.insert(cases.end(), f16.begin(), f16.end());
+  check_attention(cases, options);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CodegenAttentionTiers, ::testing::Values("x86-64-v2", "x86-64-v3", "x86-64-v4"),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           std::string n = p.param;
+                           for (char& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
 
 // The checks can fail: the right kernel told a wrong past (one row less) writes its fresh rows one
 // position early, over an old row, and lets every query see one key too few.

@@ -12,7 +12,9 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -485,15 +487,87 @@ TEST(BundleErrors, TensorOutsideWeights) {
 
 // ---------------------------------------------------------------- CPU features
 
-TEST(CpuFeatures, RuntimeDetectsEveryFeatureLlvmSeesOnThisHost) {
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+
+// Each tier's list is exactly what LLVM enables for its CPU name (so generated code can use no
+// feature the bundle does not list), every name in it is one the runtime detects, and the tiers nest.
+TEST(CpuTiers, ListExactlyWhatLlvmEnablesAndNest) {
+  const std::vector<CpuTier>& tiers = cpu_tiers();
+  ASSERT_EQ(cpu_tier_names(), "x86-64-v2, x86-64-v3, x86-64-v4");
+  for (size_t i = 0; i < tiers.size(); ++i) {
+    const CpuTier& t = tiers[i];
+    EXPECT_TRUE(std::is_sorted(t.features.begin(), t.features.end())) << t.name;
+    EXPECT_EQ(llvm_isa_features(t.llvm_cpu, ""), t.features) << t.name;
+    // The feature string the compiler passes adds nothing beyond the list.
+    EXPECT_EQ(llvm_isa_features(t.llvm_cpu, llvm_feature_string(t.features)), t.features) << t.name;
+    for (const std::string& f : t.features) EXPECT_TRUE(CpuFeatures::known(f)) << t.name << ": " << f;
+    if (i > 0)
+      EXPECT_TRUE(std::includes(t.features.begin(), t.features.end(), tiers[i - 1].features.begin(),
+                                tiers[i - 1].features.end()))
+          << t.name;
+    // Nothing only some CPUs of a level have.
+    for (const char* extra : {"avx10.1-256", "amx-tile", "avx512fp16", "avx512vnni", "avxvnni", "sha", "aes"})
+      EXPECT_FALSE(std::binary_search(t.features.begin(), t.features.end(), extra)) << t.name << ": " << extra;
+  }
+  EXPECT_EQ(find_cpu_tier(kDefaultCpuTier)->name, std::string("x86-64-v3"));
+  EXPECT_EQ(find_cpu_tier("znver3"), nullptr);
+}
+
+// Where LLVM and the runtime both name a feature, they agree about this host. LLVM may report
+// names the runtime does not know ("avx10.1-256" on Sapphire Rapids class hosts): those are in no
+// tier, so they decide nothing.
+TEST(CpuFeatures, RuntimeAgreesWithLlvmOnThisHost) {
   const TargetInfo t = host_target();
   const CpuFeatures& f = host_cpu_features();
+  std::vector<std::string> unknown;
   for (const std::string& name : t.features) {
-    EXPECT_TRUE(CpuFeatures::known(name)) << "LLVM reports '" << name << "', the runtime cannot check it";
+    if (!CpuFeatures::known(name)) {
+      unknown.push_back(name);
+      continue;
+    }
     EXPECT_TRUE(f.has(name)) << "LLVM sees '" << name << "' on this host, the runtime does not";
   }
-  EXPECT_EQ(check_cpu_features(t.features), "");
+  for (const CpuTier& tier : cpu_tiers())
+    for (const std::string& name : tier.features)
+      EXPECT_EQ(f.has(name), std::binary_search(t.features.begin(), t.features.end(), name)) << name;
+  if (!unknown.empty()) std::printf("LLVM names on this host that the runtime does not check: %s\n", join_names(unknown).c_str());
   EXPECT_EQ(check_cpu_features({"+avx2", "-avx512f"}).empty(), f.has("avx2"));
+  // This host runs at least the most portable tier, and native names the best one.
+  const CpuTier* best = best_cpu_tier(f);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(check_cpu_features(best->features, best->name), "");
+  TargetInfo native;
+  std::string error;
+  ASSERT_TRUE(named_target("native", &native, &error)) << error;
+  EXPECT_EQ(native.tier, best->name);
+  EXPECT_EQ(native.features, best->features);
+}
+
+// A CPU that reports feature names nobody knows still runs every tier whose features it has.
+TEST(CpuFeatures, UnknownHostFeatureNamesDoNotBlockATier) {
+  CpuFeatures cpu;
+  cpu.present = find_cpu_tier("x86-64-v3")->features;
+  for (const char* f : {"avx10.1-256", "ingot-future-feature", "avx512vnni"}) cpu.present.push_back(f);
+  std::sort(cpu.present.begin(), cpu.present.end());
+  ASSERT_EQ(best_cpu_tier(cpu), find_cpu_tier("x86-64-v3"));
+  for (const char* tier : {"x86-64-v2", "x86-64-v3"})
+    EXPECT_EQ(check_cpu_features(find_cpu_tier(tier)->features, tier, cpu), "") << tier;
+  // A feature the kernels use and the CPU lacks: named with the tier, and the tier it can run.
+  const std::string msg = check_cpu_features(find_cpu_tier("x86-64-v4")->features, "x86-64-v4", cpu);
+  EXPECT_NE(msg.find("this CPU lacks feature(s) the kernels were compiled for (tier x86-64-v4): avx512bw, avx512cd, "
+                     "avx512dq, avx512f, avx512vl, evex512"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("this CPU runs tier x86-64-v3: recompile with --target x86-64-v3"), std::string::npos) << msg;
+  CpuFeatures old;
+  old.present = {"cmov", "cx8", "fxsr", "mmx", "sse", "sse2"};
+  EXPECT_EQ(best_cpu_tier(old), nullptr);
+  EXPECT_NE(check_cpu_features({"sse4.2"}, "x86-64-v2", old).find("below every tier"), std::string::npos);
 }
 
 TEST(BundleErrors, TargetFeatureTheHostLacks) {
@@ -503,7 +577,7 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
   {
     const std::string path = write_small(dir, {"sse2", "+ingot-imaginary-feature"});
     EXPECT_EQ(Bundle::open(path, &error), nullptr);
-    EXPECT_NE(error.find("cannot check: ingot-imaginary-feature"), std::string::npos) << error;
+    EXPECT_NE(error.find("cannot check (tier test-cpu): ingot-imaginary-feature"), std::string::npos) << error;
     EXPECT_NE(error.find(path + ": "), std::string::npos) << error;
     // Described anyway when asked not to check.
     auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
@@ -521,9 +595,9 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
   if (lacking.empty()) GTEST_SKIP() << "this host has every candidate feature";
   const std::string path = write_small(dir, {"sse2", lacking});
   EXPECT_EQ(Bundle::open(path, &error), nullptr);
-  EXPECT_NE(error.find("this CPU lacks feature(s) the kernels were compiled for: " + lacking), std::string::npos)
+  EXPECT_NE(error.find("this CPU lacks feature(s) the kernels were compiled for (tier test-cpu): " + lacking),
+            std::string::npos)
       << error;
-  EXPECT_NE(error.find("(compiled for test-cpu)"), std::string::npos) << error;
 }
 
 // ---------------------------------------------------------------- kernels from memory
@@ -681,6 +755,76 @@ TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("ingot verify BUNDLE"), std::string::npos);
   EXPECT_EQ(run(std::string(INGOT_INGOT) + " frobnicate").status, 2);
+}
+
+// A bundle lists exactly its tier's features, whatever the compiling host has, and the code in it
+// uses no instruction outside that tier: disassembled, x86-64-v2 kernels have no VEX/EVEX
+// instruction, x86-64-v3 kernels no AVX-512 register or mask.
+TEST(BundleCommands, KernelsNeedOnlyTheirTiersFeatures) {
+  const std::string dir = make_temp_dir("bundle_tiers");
+  struct Want {
+    const char* target;
+    const char* forbidden;  // a regular expression no disassembled instruction may match
+  };
+  const std::vector<Want> wants = {
+      // VEX and EVEX mnemonics all start with v; SSE code has only xmm registers.
+      {"x86-64-v2", "%[yz]mm|\\tv[a-z]"},
+      // AVX-512: zmm, the upper 16 vector registers, mask registers, embedded broadcast, and
+      // EVEX-only instructions.
+      {"x86-64-v3", "%zmm|%[xy]mm(1[6-9]|2[0-9]|3[01])\\b|%k[0-7]|\\{1to|vpternlog|vperm[it]2|vpmov[qdw][bwd]|"
+                    "vrndscale|vscalef|vpcompress|vpexpand|\\tk[a-z]"},
+      {"native", nullptr},
+  };
+  for (const Want& w : wants) {
+    const std::string out = dir + "/" + w.target + ".ingot";
+    CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target " + w.target + " -o " + out);
+    ASSERT_EQ(r.status, 0) << r.out;
+    std::string error;
+    auto b = Bundle::open(out, &error, BundleOpenOptions{.check_cpu = false});
+    ASSERT_NE(b, nullptr) << error;
+    const pb::Provenance& pv = b->manifest().provenance();
+    const CpuTier* tier = w.target == std::string("native") ? best_cpu_tier(host_cpu_features()) : find_cpu_tier(w.target);
+    ASSERT_NE(tier, nullptr);
+    EXPECT_EQ(pv.target_tier(), tier->name);
+    EXPECT_EQ(pv.target_cpu(), tier->llvm_cpu);
+    EXPECT_EQ(std::vector<std::string>(pv.target_features().begin(), pv.target_features().end()), tier->features);
+    EXPECT_EQ(b->check_cpu(), "") << w.target;  // this host runs its own tiers
+    if (!w.forbidden) continue;
+    const BundleSection* k = b->find_section(bundle::SectionKind::kernels);
+    ASSERT_NE(k, nullptr);
+    const std::string so = dir + "/" + w.target + ".so";
+    std::ofstream(so, std::ios::binary) << read_file(out).substr(k->offset, k->size);
+    CmdResult dis = run(std::string(INGOT_OBJDUMP) + " -d --no-show-raw-insn " + so);
+    ASSERT_EQ(dis.status, 0) << dis.out.substr(0, 2000);
+    ASSERT_NE(dis.out.find("mm"), std::string::npos) << "no vector code at all?";
+    // The check can fail: AVX2 kernels are caught by the x86-64-v2 expression.
+    if (w.target == std::string("x86-64-v3"))
+      EXPECT_TRUE(std::regex_search(dis.out, std::regex(wants[0].forbidden))) << "the v2 check would not see AVX2";
+    std::istringstream lines(dis.out);
+    const std::regex forbidden(w.forbidden);
+    int bad = 0;
+    for (std::string line; std::getline(lines, line);)
+      if (std::regex_search(line, forbidden) && bad++ < 5) ADD_FAILURE() << w.target << " kernel: " << line;
+    EXPECT_EQ(bad, 0) << w.target;
+  }
+  // Tiers are the only targets; an LLVM CPU name is refused before any work, with the choices.
+  CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target znver3 -o " + dir + "/z.ingot");
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown target 'znver3'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x86-64-v2, x86-64-v3, x86-64-v4"), std::string::npos) << r.out;
+}
+
+// A tier this host lacks compiles, and the runtime refuses it by name.
+TEST(BundleCommands, TierTheHostLacksIsRefusedByName) {
+  const std::string dir = make_temp_dir("bundle_tier_lacking");
+  const CpuTier* best = best_cpu_tier(host_cpu_features());
+  if (best == &cpu_tiers().back()) GTEST_SKIP() << "this host runs every tier (" << best->name << ")";
+  const std::string v4 = dir + "/v4.ingot";
+  ASSERT_EQ(run(std::string(INGOT_INGOTC) + " compile demo --target x86-64-v4 -o " + v4).status, 0);
+  CmdResult refused = run(std::string(INGOT_INGOT) + " run " + v4 + " -p Hi -n 2");
+  EXPECT_EQ(refused.status, 1) << refused.out;
+  EXPECT_NE(refused.out.find("(tier x86-64-v4): avx512"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("recompile with --target " + std::string(best->name)), std::string::npos) << refused.out;
 }
 
 TEST(BundleCommands, FailedCompileLeavesNoOutput) {
