@@ -11,6 +11,7 @@
 #include "frontend/safetensors.h"
 #include "frontend/tokenizer_gguf.h"
 #include "frontend/tokenizer_hf.h"
+#include "ir/ops.h"
 
 namespace ingot {
 namespace {
@@ -121,7 +122,7 @@ StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions
   INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_gguf(*file));
   INGOT_ASSIGN_OR_RETURN(im.config, gguf_config(*file, im.architecture));
   im.config.all_logits = opts.all_logits;
-  im.config.act_quant = opts.act_quant;
+  im.config.act_quant = resolve_act_quant(opts.act_quant, im.tensors);
   im.config.kv_type = opts.kv_type;
   if (opts.max_context > 0) im.config.max_context = opts.max_context;
 
@@ -225,7 +226,7 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
   INGOT_ASSIGN_OR_RETURN(im.config, hf_llama_config(hc, dir));
   im.architecture = model_type_to_arch(hc.model_type);
   im.config.all_logits = opts.all_logits;
-  im.config.act_quant = opts.act_quant;
+  im.config.act_quant = opts.act_quant == "auto" ? "none" : opts.act_quant;  // safetensors hold float weights
   im.config.kv_type = opts.kv_type;
   if (opts.max_context > 0) im.config.max_context = opts.max_context;
   // A checkpoint without lm_head shares the embedding table even if config.json forgot to say so.
@@ -283,6 +284,17 @@ StatusOr<ImportedModel> import_demo() {
   t.add_bos = true;
   t.add_space_prefix = false;
   return im;
+}
+
+std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors) {
+  if (requested != "auto") return requested;
+  bool quantized = false;
+  for (const TensorSummary& t : tensors) {
+    if (t.shape.size() != 2) continue;  // norms, biases, RoPE factors: never a matmul weight
+    if (!weight_matmul_supports_act_q8(t.type)) return "none";
+    quantized |= type_info(t.type).is_quantized;
+  }
+  return quantized ? "q8" : "none";
 }
 
 StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options) {

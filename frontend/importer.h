@@ -17,7 +17,10 @@ namespace ingot {
 
 struct ImportOptions {
   bool all_logits = false;        // logits for every position, not just the last
-  std::string act_quant = "none"; // "q8": llama.cpp's activation numerics for quantized weights
+  // "q8": llama.cpp's activation numerics for quantized weights (8-bit activations); "none": f32
+  // activations; "auto": "q8" when the stored projection weights are block-quantized and every
+  // one has 8-bit-activation kernels, otherwise "none". The choice is in ImportedModel::config.
+  std::string act_quant = "auto";
   int64_t max_context = 0;        // 0: the model's own context length
   ElementType kv_type = ElementType::f32;  // the KV cache: f32 or f16
 };
@@ -48,6 +51,9 @@ struct ImportedModel {
 
 // MODEL is a .gguf file or a Hugging Face folder (config.json + safetensors + tokenizer).
 StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options = {});
+
+// What act_quant "auto" becomes for a model whose tensors are `tensors` (see ImportOptions).
+std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors);
 
 // Only the tokenizer: a model or a vocabulary-only GGUF, or a Hugging Face folder.
 StatusOr<TokenizerSpec> import_tokenizer(const std::string& path);

@@ -649,15 +649,6 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // and q6_k weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
 // order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
 
-bool act_quant_supported(ElementType w) {
-  switch (w) {
-    case ElementType::f32: case ElementType::f16: case ElementType::bf16:
-    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k: case ElementType::q6_k:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // One weight row (K / 32 activation blocks) times q8_0 activations: an integer dot per 32-element
 // block, times the product of the weight's and the activation's scales (rounded to f32), added to
@@ -713,7 +704,7 @@ Status infer_weight_matmul(Node& n) {
     return err("WeightMatMul weights must be float or quantized, got " + w.str());
   const std::string& aq = n.attr("act_quant").as_string();
   if (aq != "none" && aq != "q8") return err("act_quant must be \"none\" or \"q8\", got \"" + aq + "\"");
-  if (aq == "q8" && !act_quant_supported(w.type))
+  if (aq == "q8" && !weight_matmul_supports_act_q8(w.type))
     return err("act_quant \"q8\" is not implemented for " + std::string(type_name(w.type)) + " weights");
   auto k = unify(x.shape.back(), w.shape[1], "WeightMatMul contraction dimensions differ");
   if (!k.ok()) return Status::Error(k.message() + " (" + x.str() + " x " + w.str() + "^T)");
@@ -1729,5 +1720,15 @@ const OpDef* find_op(std::string_view name) {
 }
 
 std::span<const OpDef> all_ops() { return op_table(); }
+
+bool weight_matmul_supports_act_q8(ElementType w) {
+  switch (w) {
+    case ElementType::f32: case ElementType::f16: case ElementType::bf16:
+    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k: case ElementType::q6_k:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace ingot

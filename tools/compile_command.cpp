@@ -198,11 +198,22 @@ bool parse_quant_option(const std::vector<std::string>& args, size_t& i, QuantCl
   }
   if (option_value(args, i, "--act-quant", &v, error)) {
     if (v == "off" || v == "none") o.act_quant = "none";
-    else if (v == "q8") o.act_quant = "q8";
-    else if (error->empty()) *error = "--act-quant must be q8 or off, got '" + v + "'";
+    else if (v == "q8" || v == "auto") o.act_quant = v;
+    else if (error->empty()) *error = "--act-quant must be auto, q8 or off, got '" + v + "'";
     return true;
   }
   return false;
+}
+
+std::string import_act_quant(const QuantCliOptions& o) {
+  if (o.act_quant != "auto") return o.act_quant;
+  auto recipe = QuantRecipe::parse(o.quant, o.overrides);
+  if (!recipe.ok()) return o.act_quant;  // reported where the recipe is used
+  auto to_blocks = [](const QuantTarget& t) { return !t.keep && type_info(t.type).is_quantized; };
+  bool any_blocks = to_blocks(recipe->mode);
+  for (const QuantOverride& ov : recipe->overrides) any_blocks |= to_blocks(ov.target);
+  if (any_blocks) return "q8";
+  return recipe->mode.keep ? "auto" : "none";
 }
 
 Status apply_quantization(Model& m, const QuantCliOptions& o, std::string* report) {
@@ -308,7 +319,7 @@ int cmd_compile(const std::vector<std::string>& args) {
     return usage_error("compile: " + target_error);
 
   ImportOptions import_opts;
-  import_opts.act_quant = cli.quant.act_quant;
+  import_opts.act_quant = import_act_quant(cli.quant);
   import_opts.max_context = cli.max_context;
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
   import_opts.all_logits = cli.all_logits;
@@ -323,7 +334,9 @@ int cmd_compile(const std::vector<std::string>& args) {
   }
   progress.end(std::to_string(im->model->nodes().size()) + " nodes");
 
-  progress.begin("quantize weights (" + recipe->str() + ", activations " + (cli.quant.act_quant == "q8" ? "q8" : "f32") + ")");
+  const std::string act_quant = im->config.act_quant;  // "auto" resolved by the importer
+  progress.begin("quantize weights (" + recipe->str() + ", activations " + (act_quant == "q8" ? "q8" : "f32") +
+                 (cli.quant.act_quant == "auto" ? " by default" : "") + ")");
   QuantizeWeightsPass qpass(*recipe);
   auto qrun = qpass.run(*im->model);
   if (!qrun.ok()) {
@@ -434,7 +447,7 @@ int cmd_compile(const std::vector<std::string>& args) {
     for (const auto& pass : default_pipeline()) pv->add_passes(pass);
     pv->add_passes("memory-planning");
     pv->set_quantization(recipe->str());
-    pv->set_act_quant(cli.quant.act_quant);
+    pv->set_act_quant(act_quant);
     pv->set_kv_type(cli.kv_type);
     pv->set_target_triple(target.triple);
     pv->set_target_cpu(target.cpu);

@@ -10,13 +10,21 @@
 
 namespace ingot {
 
-// --quant MODE, --quant-override PATTERN=TYPE (repeatable, or comma-separated), --act-quant q8|off.
+// --quant MODE, --quant-override PATTERN=TYPE (repeatable, or comma-separated),
+// --act-quant auto|q8|off.
 struct QuantCliOptions {
   std::string quant = "keep";
   std::vector<std::string> overrides;
-  std::string act_quant = "none";  // "none" or "q8"; the CLI also accepts "off" for "none"
+  // "auto" (the default: 8-bit activations when the weights end up block-quantized, llama.cpp's
+  // numerics and the fast kernels), "q8" or "none"; the CLI also accepts "off" for "none".
+  std::string act_quant = "auto";
   bool quantizes() const { return quant != "keep" || !overrides.empty(); }
 };
+
+// The act_quant to import with: "q8" when the recipe turns weights into a block-quantized type,
+// "none" when it turns every weight into floats, otherwise the request ("auto" lets the importer
+// decide from the stored types).
+std::string import_act_quant(const QuantCliOptions& o);
 
 // Consumes one quantization option at args[i] (advancing i past its value); false if args[i] is
 // not one. Sets *error on a missing or bad value.

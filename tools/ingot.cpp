@@ -153,7 +153,8 @@ int cmd_info(const std::vector<std::string>& args) {
 
   const pb::Provenance& pv = m.provenance();
   std::printf("provenance:\n  compiler: %s\n", pv.compiler_version().c_str());
-  std::printf("  target: %s, cpu %s\n  features: %s\n", pv.target_triple().c_str(), pv.target_cpu().c_str(),
+  std::printf("  target: %s, tier %s (LLVM cpu %s)\n  features the kernels need: %s\n", pv.target_triple().c_str(),
+              pv.target_tier().empty() ? "(none recorded)" : pv.target_tier().c_str(), pv.target_cpu().c_str(),
               join(pv.target_features(), " ").c_str());
   std::printf("  quantization: %s, activations %s, KV cache %s\n", pv.quantization().c_str(), pv.act_quant().c_str(),
               pv.kv_type().c_str());
@@ -183,8 +184,8 @@ int cmd_verify(const std::vector<std::string>& args) {
               bytes_str(b->file_size()).c_str(), ms_since(t0));
   const std::string cpu = b->check_cpu();
   if (!cpu.empty()) return fail(path + ": " + cpu);
-  std::printf("%s: this CPU has all %d features the kernels need\n", path.c_str(),
-              b->manifest().provenance().target_features_size());
+  std::printf("%s: this CPU has all %d features the kernels need (tier %s)\n", path.c_str(),
+              b->manifest().provenance().target_features_size(), b->manifest().provenance().target_tier().c_str());
   if (b->manifest().kernels_size() > 0) {
     auto lib = b->load_kernels(&error);
     if (!lib) return fail(error);

@@ -61,7 +61,7 @@ Usage:
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
-                 [--act-quant q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
+                 [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--target x86-64-v3|x86-64-v2|x86-64-v4|native] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                                          import, quantize, optimize, plan memory, generate kernels
@@ -73,12 +73,15 @@ Usage:
                                          `ingot perplexity` scores whole chunks per call;
                                          --target picks the CPU tier (default x86-64-v3, which every
                                          AVX2 CPU runs; native: the best tier of this host; see
-                                         `ingotc --version`)
-  ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant q8|off]
+                                         `ingotc --version`); --act-quant auto (the default) gives
+                                         block-quantized weights 8-bit activations, llama.cpp's
+                                         numerics and the fast kernels; off keeps f32 activations
+  ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant auto|q8|off]
               [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
                                          on the optimized graph (default) or the imported one;
-                                         --act-quant q8 reproduces llama.cpp's quantized matmuls
+                                         --act-quant as for compile (q8, the default for quantized
+                                         weights, reproduces llama.cpp's quantized matmuls)
   ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads T]
                [--tolerance X] [--all-steps]
                                          run a bundle's kernels and the reference evaluator side by
@@ -368,7 +371,7 @@ int cmd_dump(const std::vector<std::string>& args) {
   if (format != "text" && format != "json" && format != "dot") return usage_error("dump: --format must be text, json or dot");
   auto pipeline = stage_pipeline(stage, pass_opts);
   if (!pipeline.ok()) return usage_error("dump: " + pipeline.message());
-  import_opts.act_quant = quant.act_quant;
+  import_opts.act_quant = import_act_quant(quant);
   auto m = load_model(path, import_opts);
   if (!m.ok()) return fail(m.status());
   if (Status q = apply_quantization(**m, quant); !q.ok()) return fail(q);
@@ -534,7 +537,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     else return usage_error("eval: more than one model given");
   }
   if (path.empty()) return usage_error("eval: no model given");
-  opts.act_quant = quant.act_quant;
+  opts.act_quant = import_act_quant(quant);
   auto im = import_model(path, opts);
   if (!im.ok()) return fail(im.status());
   Status quantized = apply_quantization(*im->model, quant);

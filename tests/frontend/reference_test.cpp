@@ -100,6 +100,39 @@ TEST(Reference, Stories260KQ8_0WithQ8ActivationsMatchesLlamaCpp) {
   expect_exact(run_reference(path, "stories260K-q8_0.gguf", "q8"), 3, false);
 }
 
+// The importer's default ("auto") gives block-quantized weights 8-bit activations and keeps
+// float-only models in f32; a weight type without 8-bit-activation kernels keeps f32 too.
+TEST(Reference, DefaultActivationNumericsFollowTheStoredWeights) {
+  auto summary = [](std::vector<std::pair<ElementType, std::vector<int64_t>>> ts) {
+    std::vector<TensorSummary> out;
+    for (auto& [t, shape] : ts) out.push_back({"w", t, shape, 0});
+    return out;
+  };
+  using E = ElementType;
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::f16, {4, 4}}})), "none");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q6_k, {4, 256}}, {E::f32, {4}}})), "q8");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q8_0, {4, 32}}, {E::f16, {4, 4}}})), "q8");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}})), "none");
+  // 1-D tensors (norms) are never matmul weights.
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::q4_0, {32}}})), "none");
+  // An explicit choice stands.
+  EXPECT_EQ(resolve_act_quant("none", summary({{E::q4_0, {4, 32}}})), "none");
+  EXPECT_EQ(resolve_act_quant("q8", summary({{E::f32, {4, 4}}})), "q8");
+
+  INGOT_MODEL_PATH(q8, "stories260K-q8_0.gguf");
+  auto im = import_model(q8);
+  ASSERT_TRUE(im.ok()) << im.message();
+  EXPECT_EQ(im->config.act_quant, "q8");
+  INGOT_MODEL_PATH(f32, "stories260K.gguf");
+  im = import_model(f32);
+  ASSERT_TRUE(im.ok()) << im.message();
+  EXPECT_EQ(im->config.act_quant, "none");
+  INGOT_MODEL_PATH(hf, "stories260K-hf");
+  im = import_model(hf);
+  ASSERT_TRUE(im.ok()) << im.message();
+  EXPECT_EQ(im->config.act_quant, "none");
+}
+
 TEST(Reference, Stories260KQ4_0WithQ8Activations) {
   INGOT_MODEL_PATH(path, "stories260K-q4_0.gguf");
   auto outcomes = run_reference(path, "stories260K-q4_0.gguf", "q8");

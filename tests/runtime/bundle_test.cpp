@@ -814,6 +814,29 @@ TEST(BundleCommands, KernelsNeedOnlyTheirTiersFeatures) {
   EXPECT_NE(r.out.find("x86-64-v2, x86-64-v3, x86-64-v4"), std::string::npos) << r.out;
 }
 
+// Activations follow the weights by default: a recipe that makes block-quantized weights gives
+// them 8-bit activations, one that makes floats keeps f32, and --act-quant off opts out.
+TEST(BundleCommands, DefaultActivationsFollowTheWeights) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  INGOT_MODEL_PATH(q8, "stories260K-q8_0.gguf");
+  struct Want {
+    std::string args, line;
+  };
+  for (const Want& w : {Want{model, "(keep, activations f32 by default)"},
+                        Want{model + " --quant q4_0", "(q4_0, activations q8 by default)"},
+                        Want{model + " --quant-override 'blk.0.*=q8_0'", "activations q8 by default"},
+                        Want{q8, "(keep, activations q8 by default)"},
+                        Want{q8 + " --quant f16", "(f16, activations f32 by default)"},
+                        Want{q8 + " --act-quant off", "(keep, activations f32)"}}) {
+    CmdResult r = run(std::string(INGOT_INGOTC) + " compile " + w.args);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find(w.line), std::string::npos) << w.args << "\n" << r.out;
+  }
+  CmdResult bad = run(std::string(INGOT_INGOTC) + " compile " + model + " --act-quant q4");
+  EXPECT_EQ(bad.status, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--act-quant must be auto, q8 or off"), std::string::npos) << bad.out;
+}
+
 // A tier this host lacks compiles, and the runtime refuses it by name.
 TEST(BundleCommands, TierTheHostLacksIsRefusedByName) {
   const std::string dir = make_temp_dir("bundle_tier_lacking");

@@ -2,8 +2,9 @@
 """Bundles against ../shared/models/reference.json, through the command lines.
 
 `ingotc compile MODEL -o B.ingot` then `ingot run B.ingot --temp 0 --json -n 100` for each prompt:
-stories260K.gguf, stories260K-hf and stories260K-q8_0.gguf (--act-quant q8) must reproduce every
-greedy id; stories260K-q4_0.gguf (--act-quant q8) prints how many of the 300 match.
+stories260K.gguf, stories260K-hf and stories260K-q8_0.gguf (8-bit activations, the default for
+quantized weights) must reproduce every greedy id with the default target and options;
+stories260K-q4_0.gguf prints how many of the 300 match.
 Also: `ingot run` with 1 and 2 threads gives the same ids; `ingot verify` passes.
 """
 import json
@@ -19,17 +20,22 @@ models = os.environ.get("INGOT_MODELS", sys.argv[3])
 ref = load_reference(models)
 
 cases = [  # (path, reference key, compile args, exact)
+    # The default target (x86-64-v3) and options, as a user gets them.
     ("stories260K.gguf", "stories260K.gguf", [], True),
-    # A named target instead of the host: AVX2-only code, the manifest lists x86-64-v3's features.
-    ("stories260K.gguf", "stories260K.gguf", ["--target", "x86-64-v3"], True),
+    # The best tier this host runs (x86-64-v4 on AVX-512 hosts): the same ids.
+    ("stories260K.gguf", "stories260K.gguf", ["--target", "native"], True),
     ("stories260K-hf", "stories260K.gguf", [], True),
-    # Exact: the kernels compute the reference evaluator's f32 numerics bit for bit (ir/float_spec.h).
-    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8"], True),
+    # Quantized weights get 8-bit activations by default. Exact: the kernels compute the reference
+    # evaluator's f32 numerics bit for bit (ir/float_spec.h).
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", [], True),
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--target", "native"], True),
     # Logits for every token of a call (ingot perplexity scores whole chunks), 64 tokens a call.
-    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8", "--all-logits", "--max-batch", "64"], True),
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--all-logits", "--max-batch", "64"], True),
     # Without AVX2: the integer dots in generic vector IR (SSE4.2 here), still exact.
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8", "--target", "x86-64-v2"], True),
-    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", ["--act-quant", "q8"], False),
+    # The opt-out: f32 activations, not llama.cpp's numerics (prints how many ids match).
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "off"], False),
+    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", [], False),
 ]
 failures = 0
 with tempfile.TemporaryDirectory() as tmp:
@@ -38,9 +44,19 @@ with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([ingotc, "compile", os.path.join(models, path), "-o", bundle] + extra,
                        check=True, capture_output=True, text=True)
         subprocess.run([ingot, "verify", bundle], check=True, capture_output=True, text=True)
+        info = subprocess.run([ingot, "info", bundle], check=True, capture_output=True, text=True).stdout
+        act_q8 = "activations q8" in info
+        want_q8 = "-q" in path and "off" not in extra
+        if act_q8 != want_q8:
+            print(f"FAIL {path} {' '.join(extra)}: activations {'q8' if act_q8 else 'f32'}, expected the other")
+            failures += 1
+        tier = "x86-64-v2" if "x86-64-v2" in extra else None if "native" in extra else "x86-64-v3"
+        if tier and f"tier {tier}" not in info:
+            print(f"FAIL {path} {' '.join(extra)}: the bundle is not for {tier}:\n{info}")
+            failures += 1
         # Every kernel against the reference evaluator, step by step (prompt, then 16 greedy calls).
         # With 8-bit activations every kernel computes the reference's f32 numerics exactly: zero tolerance.
-        tolerance = ["--tolerance", "0"] if "q8" in extra else []
+        tolerance = ["--tolerance", "0"] if act_q8 else []
         chk = subprocess.run([ingotc, "check", bundle, os.path.join(models, path), "-n", "16"] + tolerance,
                              capture_output=True, text=True)
         if chk.returncode != 0:
@@ -83,7 +99,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(text, "w") as f:
         f.write(" ".join(r["text"] for r in ref["stories260K.gguf"]["runs"]) * 2)
     ppl = {}
-    for extra in (["--act-quant", "q8"], ["--act-quant", "q8", "--all-logits", "--max-batch", "64"]):
+    for extra in ([], ["--all-logits", "--max-batch", "64"]):
         bundle = os.path.join(tmp, "stories260K-q8_0.gguf" + "-".join(extra) + ".ingot")
         out = subprocess.run([ingot, "perplexity", bundle, "-f", text, "--ctx", "128"], check=True, capture_output=True,
                              text=True).stdout
@@ -101,7 +117,7 @@ with tempfile.TemporaryDirectory() as tmp:
     subprocess.run([ingotc, "synth", "--dims", "vocab=512,dim=256,layers=2,heads=4,kv=2,ffn=768,ctx=256", "--type", "q4_k",
                     "-o", synth], check=True, capture_output=True, text=True)
     k4 = os.path.join(tmp, "k4.ingot")
-    subprocess.run([ingotc, "compile", synth, "-o", k4, "--act-quant", "q8"], check=True, capture_output=True, text=True)
+    subprocess.run([ingotc, "compile", synth, "-o", k4], check=True, capture_output=True, text=True)
     chk = subprocess.run([ingotc, "check", k4, synth, "-n", "16", "--tolerance", "0", "--threads", "2"],
                          capture_output=True, text=True)
     if chk.returncode != 0:
