@@ -28,10 +28,12 @@ Usage:
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
             [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop]
                           generate and stream the continuation; --temp 0 is greedy; --json prints
-                          prompt_ids, ids, text and timings instead
-  ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json]
+                          prompt_ids, ids, text and timings (load, prompt, decode, and
+                          time_to_first_token_ms: from process start to the first new token)
+  ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process]
                           prompt processing (ppP) and generation (tgN) tokens/s, mean and
-                          deviation over -r runs, load time and peak resident memory
+                          deviation over -r runs, load time and peak resident memory; then
+                          time to first token of a fresh `ingot run` process per thread count
   ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T]
                           perplexity of a text file in chunks of N tokens (default 512)
   ingot --help            this text

@@ -11,14 +11,24 @@
 #include <sstream>
 #include <thread>
 
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
 
+extern char** environ;
+
 namespace ingot {
 namespace {
+
+// When this process started running its own code (static initialization, before main): the
+// origin of time to first token, so that it includes loading the bundle, creating the session,
+// tokenizing and the prompt. (exec and the dynamic loader, about a millisecond, come before it.)
+const std::chrono::steady_clock::time_point g_process_start = std::chrono::steady_clock::now();
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -134,18 +144,19 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!session) return fail(error);
   std::vector<int32_t> generated;
   std::string streamed;
-  if (!json) {
-    go.on_token = [&](int32_t id) {
-      generated.push_back(id);
-      const std::string text = tok.decode(generated, true);
-      if (text.size() > streamed.size() && text.compare(0, streamed.size(), streamed) == 0) {
-        std::fwrite(text.data() + streamed.size(), 1, text.size() - streamed.size(), stdout);
-        std::fflush(stdout);
-        streamed = text;
-      }
-      return true;
-    };
-  }
+  double first_token_ms = 0;  // since the process started
+  go.on_token = [&](int32_t id) {
+    if (first_token_ms == 0) first_token_ms = ms_since(g_process_start);
+    if (json) return true;
+    generated.push_back(id);
+    const std::string text = tok.decode(generated, true);
+    if (text.size() > streamed.size() && text.compare(0, streamed.size(), streamed) == 0) {
+      std::fwrite(text.data() + streamed.size(), 1, text.size() - streamed.size(), stdout);
+      std::fflush(stdout);
+      streamed = text;
+    }
+    return true;
+  };
   std::vector<int32_t> ids;
   GenerateTimings t;
   if (go.max_new_tokens > 0 && !session->generate(prompt_ids, go, &ids, &t, &error)) return fail(error);
@@ -158,21 +169,59 @@ int cmd_run(const std::vector<std::string>& args) {
     j["ids"] = ids;
     j["text"] = text;
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
-                    {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s}};
+                    {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},
+                    {"time_to_first_token_ms", first_token_ms}};
     std::printf("%s\n", json_dump(j).c_str());
   } else {
     if (text.size() > streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
-    std::fprintf(stderr, "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; generated %zu, %.1f tok/s; %d threads]\n",
-                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, ids.size(), decode_tok_s, threads);
+    std::fprintf(stderr,
+                 "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; first token %.1f ms after start; generated %zu, %.1f "
+                 "tok/s; %d threads]\n",
+                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s, threads);
   }
   return 0;
 }
+
+namespace {
+
+// Runs `argv` (argv[0] a path) and returns its standard output; the exit status in *status.
+std::string run_child(const std::vector<std::string>& argv, int* status) {
+  *status = -1;
+  int fds[2];
+  if (pipe(fds) != 0) return "";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  std::vector<char*> cargv;
+  for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string out;
+  if (spawned == 0) {
+    char buf[4096];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+    int st = 0;
+    if (waitpid(pid, &st, 0) == pid && WIFEXITED(st)) *status = WEXITSTATUS(st);
+  }
+  close(fds[0]);
+  return out;
+}
+
+// The prompt of the fresh-process row: a first impression, a few tokens.
+constexpr const char* kTtftPrompt = "Hello world";
+
+}  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
   std::string path;
   std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
   int gen = 64, reps = 3;
-  bool json = false;
+  bool json = false, fresh_process = true;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string error;
@@ -183,6 +232,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     else if (a == "-t") ok = has && int_list(a, args[++i], &thread_counts, &error);
     else if (a == "-r") ok = has && number(a, args[++i], &reps, &error) && reps >= 1;
     else if (a == "--json") json = true;
+    else if (a == "--no-fresh-process") fresh_process = false;
     else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("bench: more than one bundle given");
@@ -205,6 +255,51 @@ int cmd_bench(const std::vector<std::string>& args) {
     for (double x : v) var += (x - mean) * (x - mean);
     return std::pair<double, double>{mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
   };
+  // A user's first impression: a fresh `ingot run` process, from its start to the first generated
+  // token, and its load time. Measured first, with the bundle in the page cache (read once here)
+  // but not yet in this process's CPU caches.
+  nlohmann::json fresh = nlohmann::json::array();
+  if (fresh_process && engine->tokenizer()) {
+    if (std::ifstream in(path, std::ios::binary); in) {
+      std::vector<char> buf(1 << 22);
+      while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+      }
+    }
+    const std::string self = "/proc/self/exe";
+    std::string exe(4096, '\0');
+    const ssize_t len = readlink(self.c_str(), exe.data(), exe.size() - 1);
+    if (len <= 0) return fail("bench: cannot find this executable to start a fresh process");
+    exe.resize(static_cast<size_t>(len));
+    if (!json)
+      std::printf("\n| bundle | fresh process: \"%s\", 1 token | threads | first token ms | +/- | load ms | prompt tokens |\n"
+                  "|---|---|---:|---:|---:|---:|---:|\n",
+                  kTtftPrompt);
+    for (int threads : thread_counts) {
+      std::vector<double> ttft, loads;
+      size_t prompt_tokens = 0;
+      for (int r = 0; r < reps; ++r) {
+        int status = 0;
+        const std::string out = run_child({exe, "run", path, "-p", kTtftPrompt, "-n", "1", "--temp", "0", "--json",
+                                           "--threads", std::to_string(threads)},
+                                          &status);
+        if (status != 0) return fail("bench: the fresh `ingot run` process failed (exit " + std::to_string(status) + ")");
+        const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+        if (j.is_discarded() || !j.contains("timings")) return fail("bench: the fresh `ingot run` process printed no timings");
+        ttft.push_back(j["timings"]["time_to_first_token_ms"].get<double>());
+        loads.push_back(j["timings"]["load_ms"].get<double>());
+        prompt_tokens = j["prompt_ids"].size();
+      }
+      auto [tmean, tsd] = stats(ttft);
+      auto [fl, fls] = stats(loads);
+      (void)fls;
+      fresh.push_back({{"prompt", kTtftPrompt}, {"prompt_tokens", prompt_tokens}, {"threads", threads},
+                       {"time_to_first_token_ms", {{"mean", tmean}, {"stddev", tsd}, {"runs", ttft}}},
+                       {"load_ms", fl}});
+      if (!json)
+        std::printf("| %s | ttft | %d | %.1f | %.1f | %.1f | %zu |\n", path.c_str(), threads, tmean, tsd, fl, prompt_tokens);
+    }
+    if (!json) std::printf("\n");
+  }
   std::mt19937 rng(1234);
   auto random_ids = [&](int count) {
     std::vector<int32_t> ids(static_cast<size_t>(count));
@@ -253,10 +348,12 @@ int cmd_bench(const std::vector<std::string>& args) {
   getrusage(RUSAGE_SELF, &ru);
   const double peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
   auto [lmean, lsd] = stats(load_ms);
+
   if (json) {
     nlohmann::json j;
     j["bundle"] = path;
     j["results"] = rows;
+    j["fresh_process"] = fresh;
     j["load_ms"] = {{"mean", lmean}, {"stddev", lsd}};
     j["peak_rss_mib"] = peak_mib;
     std::printf("%s\n", json_dump(j).c_str());

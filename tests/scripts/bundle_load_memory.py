@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Issue 7's load acceptance on a tinyllama-1.1b q4_0 bundle made from an `ingotc synth` GGUF:
-loading takes under 50 ms with a warm page cache, and resident memory stays within the weights
-(at most every page of the bundle) plus arena plus KV cache plus 20 MB.
+"""Load, memory and first-token acceptance on a tinyllama-1.1b q4_0 bundle made from an
+`ingotc synth` GGUF, compiled with the default options:
+- loading takes under 50 ms with a warm page cache;
+- resident memory stays within the weights (at most every page of the bundle) plus arena plus KV
+  cache plus 20 MB;
+- a fresh `ingot run` process (2 threads, "Hello world", warm page cache) has its first token
+  within twice the time it takes to read the bundle from the page cache, plus 50 ms.
 
 usage: bundle_load_memory.py INGOTC INGOT [sanitize]   (under sanitizers only the load is checked,
 and its limit is 5x: ASan slows parsing and inflates resident memory)
@@ -12,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 ingotc, ingot = sys.argv[1], sys.argv[2]
 sanitize = len(sys.argv) > 3 and sys.argv[3] == "sanitize"
@@ -23,17 +28,37 @@ def mib(text):
     return float(value) * UNITS[unit]
 
 
+def page_cache_read_ms(path):
+    """Best of three whole-file reads (the file is in the page cache): what the weights cost to touch once."""
+    best = float("inf")
+    buf = bytearray(16 << 20)
+    view = memoryview(buf)
+    for _ in range(3):
+        start = time.monotonic()
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(view):
+                pass
+        best = min(best, 1000 * (time.monotonic() - start))
+    return best
+
+
 with tempfile.TemporaryDirectory() as tmp:
     gguf, bundle = os.path.join(tmp, "t.gguf"), os.path.join(tmp, "t.ingot")
     subprocess.run([ingotc, "synth", "--shape", "tinyllama-1.1b", "--type", "q4_0", "-o", gguf], check=True, capture_output=True)
-    subprocess.run([ingotc, "compile", gguf, "-o", bundle, "--act-quant", "q8"], check=True, capture_output=True)
+    subprocess.run([ingotc, "compile", gguf, "-o", bundle], check=True, capture_output=True)
     os.remove(gguf)
     info = subprocess.run([ingot, "info", bundle], check=True, capture_output=True, text=True).stdout
     arena = mib(re.search(r"memory plan: arena ([\d.]+ \w+)", info).group(1))
     kv = mib(re.search(r"state: ([\d.]+ \w+) for a context", info).group(1))
-    # Three loads (the file was just written: its pages are cached), then a short prompt and decode.
-    out = json.loads(subprocess.run([ingot, "bench", bundle, "-p", "16", "-n", "4", "-t", "1", "-r", "3", "--json"],
+    read_ms = page_cache_read_ms(bundle)
+    # Fresh `ingot run` processes, then three loads (the file was just written: its pages are
+    # cached), then a short prompt and decode.
+    out = json.loads(subprocess.run([ingot, "bench", bundle, "-p", "16", "-n", "4", "-t", "1,2", "-r", "3", "--json"],
                                     check=True, capture_output=True, text=True).stdout)
+    ttft = {row["threads"]: row["time_to_first_token_ms"]["mean"] for row in out["fresh_process"]}
+    ttft_limit = 2 * read_ms + 50
+    print(f"time to first token, fresh process: {ttft[1]:.1f} ms (1 thread), {ttft[2]:.1f} ms (2 threads); "
+          f"limit {ttft_limit:.1f} ms (page-cache read of the bundle {read_ms:.1f} ms)")
     load_ms = out["load_ms"]["mean"]
     peak = out["peak_rss_mib"]
     bundle_mib = os.path.getsize(bundle) / 2**20
@@ -41,5 +66,5 @@ with tempfile.TemporaryDirectory() as tmp:
     bound = bundle_mib + arena + kv + 20 * 1e6 / 2**20
     print(f"load {load_ms:.1f} ms (limit {limit_ms}); peak resident {peak:.1f} MiB; bound {bound:.1f} MiB "
           f"(bundle {bundle_mib:.1f} + arena {arena:.1f} + KV {kv:.1f} + 20 MB)")
-    failed = load_ms >= limit_ms or (not sanitize and peak > bound)
+    failed = load_ms >= limit_ms or (not sanitize and (peak > bound or ttft[2] > ttft_limit))
     sys.exit(1 if failed else 0)
