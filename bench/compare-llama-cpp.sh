@@ -72,7 +72,9 @@ for shape in $SHAPES; do
 done
 first_bundle=$(ls "$WORK"/*.ingot | head -1)
 TIER=$("$INGOT" info "$first_bundle" | sed -nE 's/.*tier ([^ ]+) .*/\1/p' | head -1)
-ACT=$("$INGOT" info "$(ls "$WORK"/*q4_0.ingot "$WORK"/*.ingot 2>/dev/null | head -1)" | sed -nE 's/.*activations ([a-z0-9]+),.*/\1/p')
+# The activations of a quantized bundle (a q4_0 one when there is one).
+quantized_bundle=$(ls "$WORK"/*-q4_0.ingot 2>/dev/null | head -1)
+ACT=$("$INGOT" info "${quantized_bundle:-$first_bundle}" | sed -nE 's/.*activations ([a-z0-9]+),.*/\1/p')
 
 ms_now() { date +%s%N; }
 # A fresh process that reads "Hello world" and makes one token, timed from start to exit.
@@ -134,7 +136,7 @@ done
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 LLVM_CPU=$("$INGOTC" --version | sed -nE 's/^host target: .*, cpu (.*)/\1/p')
 python3 - "$WORK/raw" "$ROUNDS" "$PP" "$TG" "$THREADS" "$CPU" "$LLVM_CPU" "$TIER" "$ACT" "$LLAMA_COMMIT" \
-  "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+changes')" "${INGOT_COMPILE:-}" \
+  "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' ':!*.md' 2>/dev/null || echo '+changes')" "${INGOT_COMPILE:-}" \
   "$SHAPES" "$TYPES" <<'EOF' | tee "$WORK/compare.md"
 import json, statistics, sys, datetime
 raw, rounds, pp, tg, threads, cpu, llvm_cpu, tier, act, llama_commit, ingot_commit, extra, shapes, types = sys.argv[1:]
