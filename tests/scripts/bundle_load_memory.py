@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import statistics
 import tempfile
 import time
 
@@ -55,7 +56,8 @@ with tempfile.TemporaryDirectory() as tmp:
     # cached), then a short prompt and decode.
     out = json.loads(subprocess.run([ingot, "bench", bundle, "-p", "16", "-n", "4", "-t", "1,2", "-r", "3", "--json"],
                                     check=True, capture_output=True, text=True).stdout)
-    ttft = {row["threads"]: row["time_to_first_token_ms"]["mean"] for row in out["fresh_process"]}
+    # The median of the fresh processes (ctest runs this test alone: RUN_SERIAL).
+    ttft = {row["threads"]: statistics.median(row["time_to_first_token_ms"]["runs"]) for row in out["fresh_process"]}
     ttft_limit = 2 * read_ms + 50
     print(f"time to first token, fresh process: {ttft[1]:.1f} ms (1 thread), {ttft[2]:.1f} ms (2 threads); "
           f"limit {ttft_limit:.1f} ms (page-cache read of the bundle {read_ms:.1f} ms)")
