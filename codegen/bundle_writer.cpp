@@ -273,8 +273,8 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
   std::map<std::string, size_t> by_key;
   INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
   for (Node* n : order) {
-    if (!n->is("FusedMatMul") && !n->is("WeightMatMul") && !n->is("RMSNorm") && !n->is("Attention") &&
-        !n->is("Embedding") && !n->is("RopeTable"))
+    if (!n->is(Op::FusedMatMul) && !n->is(Op::WeightMatMul) && !n->is(Op::RMSNorm) && !n->is(Op::Attention) &&
+        !n->is(Op::Embedding) && !n->is(Op::RopeTable))
       continue;
     auto spec = kernel_spec_for(*n, "", &model);
     if (!spec.ok()) {
@@ -351,7 +351,7 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
   std::vector<BundleTensor> out;
   INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
   for (Node* n : order) {
-    if (!n->is("Constant") || !n->constant) continue;
+    if (!n->is(Op::Constant) || !n->constant) continue;
     const Tensor& t = *n->constant;
     std::set<size_t> packed;  // spec indices, ordered
     bool raw = false;

@@ -256,7 +256,7 @@ StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol, c
     if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
     return d.value();
   };
-  if (n.is("Attention")) {
+  if (n.is(Op::Attention)) {
     k.kind = KernelSpec::Kind::attention;
     AttentionSpec& a = k.attention;
     a.packed = n.inputs.size() == 1;
@@ -283,7 +283,7 @@ StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol, c
       return err("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
     return k;
   }
-  if (n.is("Embedding")) {
+  if (n.is(Op::Embedding)) {
     k.kind = KernelSpec::Kind::embedding;
     EmbeddingSpec& e = k.embedding;
     const TensorType& t = n.inputs[0].type();
@@ -298,26 +298,26 @@ StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol, c
     }
     return k;
   }
-  if (n.is("RopeTable")) {
+  if (n.is(Op::RopeTable)) {
     k.kind = KernelSpec::Kind::rope_table;
     INGOT_ASSIGN_OR_RETURN(k.rope_table.H, static_dim(n.inputs[1].type().shape[0], "the inverse frequencies"));
     k.rope_table.pos_i32 = n.inputs[0].type().type == ElementType::i32;
     return k;
   }
-  if (n.is("RMSNorm")) {
+  if (n.is(Op::RMSNorm)) {
     k.kind = KernelSpec::Kind::rms_norm;
     INGOT_ASSIGN_OR_RETURN(k.rms_norm.D, static_dim(n.inputs[1].type().shape[0], "the normalized dimension"));
     k.rms_norm.eps = static_cast<float>(n.attr("eps").as_float());
     return k;
   }
-  if (!n.is("FusedMatMul") && !n.is("WeightMatMul")) return err("codegen: no kernel for op " + std::string(n.op_name()));
+  if (!n.is(Op::FusedMatMul) && !n.is(Op::WeightMatMul)) return err("codegen: no kernel for op " + std::string(n.op_name()));
   MatMulSpec& s = k.matmul;
   const TensorType& w = n.inputs[1].type();
   s.weight = w.type;
   INGOT_ASSIGN_OR_RETURN(s.N, static_dim(w.shape[0], "N"));
   INGOT_ASSIGN_OR_RETURN(s.K, static_dim(w.shape[1], "K"));
   s.act_q8 = n.attr("act_quant").as_string() == "q8";
-  if (n.is("FusedMatMul")) {
+  if (n.is(Op::FusedMatMul)) {
     s.bias = n.attr("has_bias").as_bool();
     const std::string rope = n.attr("rope").as_string();
     s.rope = rope == "interleaved" ? RopeLayout::interleaved : rope == "rotate_half" ? RopeLayout::rotate_half : RopeLayout::none;

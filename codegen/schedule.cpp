@@ -53,9 +53,9 @@ class Scheduler {
 
  private:
   Status schedule(Node* n, pb::Schedule& sched) {
-    if (n->is("Constant") || n->is("Parameter")) return Status::Ok();
+    if (n->is(Op::Constant) || n->is(Op::Parameter)) return Status::Ok();
     if (const MemoryPlan::Buffer* b = plan_.find(n->name, 0); b && b->view) return Status::Ok();  // Reshape, Result
-    if (n->is("Slice")) return last_row_copy(n, sched);
+    if (n->is(Op::Slice)) return last_row_copy(n, sched);
     auto it = kp_.of_node.find(n);
     if (it == kp_.of_node.end()) return Status::Error(std::string(n->op_name()) + ": no kernel yet");
     const KernelSpec& spec = kp_.specs[it->second];
@@ -175,7 +175,7 @@ class Scheduler {
 
   // A value as an argument: its arena buffer, or the bundle's raw tensor for a constant.
   Status value_ref(Value v, pb::ArgRef& ref) {
-    if (v.node->is("Constant")) {
+    if (v.node->is(Op::Constant)) {
       for (size_t t = 0; t < tensors_.size(); ++t)
         if (tensors_[t].name == v.node->name && tensors_[t].layout == "ggml") {
           ref.set_weight(static_cast<uint32_t>(t));

@@ -91,21 +91,21 @@ class LlamaGraph {
     Value ids = b_.parameter("token_ids", ElementType::i64, {tokens});
     Value pos = b_.parameter("pos", ElementType::i64, {});
     Value table = weight("token_embd.weight", {c_.vocab, c_.dim});
-    Value x = b_.op("Gather", {table, ids}, {{"axis", Attribute::Int(0)}}, "embed");
+    Value x = b_.op(Op::Gather, {table, ids}, {{"axis", Attribute::Int(0)}}, "embed");
 
     // RoPE angles: positions [tokens] x inverse frequencies [hd/2].
-    Value positions = b_.op("Range", {pos}, {{"length", Attribute::Dims({tokens})}}, "positions");
+    Value positions = b_.op(Op::Range, {pos}, {{"length", Attribute::Dims({tokens})}}, "positions");
     Value posf = b_.convert(positions, ElementType::f32);
     std::vector<float> inv_freq;
     for (double f : c_.rope_inv_freq()) inv_freq.push_back(static_cast<float>(f));
     Value freqs = b_.constant(std::make_shared<Tensor>(Tensor::from_f32({hd / 2}, inv_freq)), "rope.inv_freq");
     Value angles = b_.mul(b_.reshape(posf, {tokens, 1}), freqs);
-    cos_ = b_.op("Cos", {angles}, {}, "rope.cos");
-    sin_ = b_.op("Sin", {angles}, {}, "rope.sin");
+    cos_ = b_.op(Op::Cos, {angles}, {}, "rope.cos");
+    sin_ = b_.op(Op::Sin, {angles}, {}, "rope.sin");
 
     // Causal mask [tokens, past+tokens]: key position <= query position.
-    Value key_pos = b_.op("Range", {b_.scalar_i64(0)}, {{"length", Attribute::Dims({past + tokens})}}, "key_positions");
-    mask_ = b_.op("LessEqual", {key_pos, b_.reshape(positions, {tokens, 1})}, {}, "causal_mask");
+    Value key_pos = b_.op(Op::Range, {b_.scalar_i64(0)}, {{"length", Attribute::Dims({past + tokens})}}, "key_positions");
+    mask_ = b_.op(Op::LessEqual, {key_pos, b_.reshape(positions, {tokens, 1})}, {}, "causal_mask");
 
     for (int64_t l = 0; l < c_.n_layers; ++l) x = layer(x, l, tokens, past);
 
@@ -133,7 +133,7 @@ class LlamaGraph {
     if (c_.act_quant == "q8") {
       Value w = raw_weight(name, shape);
       if (!w.node) return {};
-      return b_.op("WeightMatMul", {x, w}, {{"act_quant", Attribute::String("q8")}});
+      return b_.op(Op::WeightMatMul, {x, w}, {{"act_quant", Attribute::String("q8")}});
     }
     return b_.matmul(x, weight(name, shape), true);
   }
@@ -167,9 +167,9 @@ class LlamaGraph {
 
   // x / sqrt(mean(x^2) + eps) * w
   Value rms_norm(Value x, const std::string& w) {
-    Value sq = b_.op("Power", {x, b_.scalar_f32(2.0f)});
-    Value mean = b_.op("ReduceMean", {sq}, {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
-    Value denom = b_.op("Sqrt", {b_.add(mean, b_.scalar_f32(static_cast<float>(c_.rms_eps)))});
+    Value sq = b_.op(Op::Power, {x, b_.scalar_f32(2.0f)});
+    Value mean = b_.op(Op::ReduceMean, {sq}, {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
+    Value denom = b_.op(Op::Sqrt, {b_.add(mean, b_.scalar_f32(static_cast<float>(c_.rms_eps)))});
     return b_.mul(b_.div(x, denom), weight(w, {c_.dim}));
   }
 
@@ -189,7 +189,7 @@ class LlamaGraph {
     }
     Value x1 = b_.slice(x, 2, 0, half);
     Value x2 = b_.slice(x, 2, half, hd);
-    Value rotated = b_.concat({b_.op("Negative", {x2}), x1}, 2);
+    Value rotated = b_.concat({b_.op(Op::Negative, {x2}), x1}, 2);
     Value cos_full = b_.concat({cos, cos}, 2);
     Value sin_full = b_.concat({sin, sin}, 2);
     return b_.add(b_.mul(x, cos_full), b_.mul(rotated, sin_full));
@@ -212,7 +212,7 @@ class LlamaGraph {
   Value repeat_kv(Value x, const Dim& seq) {
     const int64_t kv = c_.n_kv_heads, group = c_.n_heads / c_.n_kv_heads, hd = c_.head_dim();
     if (group == 1) return x;
-    Value e = b_.op("Broadcast", {b_.reshape(x, {seq, kv, 1, hd})}, {{"shape", Attribute::Dims({seq, kv, group, hd})}});
+    Value e = b_.op(Op::Broadcast, {b_.reshape(x, {seq, kv, 1, hd})}, {{"shape", Attribute::Dims({seq, kv, group, hd})}});
     return b_.reshape(e, {seq, c_.n_heads, hd});
   }
 
@@ -246,15 +246,15 @@ class LlamaGraph {
     Value kh = b_.transpose(k_all, {1, 0, 2});  // [h, seq, hd]
     Value vh = b_.transpose(v_all, {1, 0, 2});  // [h, seq, hd]
     Value scores = b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))));
-    Value masked = b_.op("Select", {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
-    Value probs = b_.op("Softmax", {masked}, {{"axis", Attribute::Int(-1)}});
+    Value masked = b_.op(Op::Select, {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
+    Value probs = b_.op(Op::Softmax, {masked}, {{"axis", Attribute::Int(-1)}});
     Value attn = b_.reshape(b_.transpose(b_.matmul(llama_cpp_half(probs), vh), {1, 0, 2}), {tokens, h * hd});
     x = b_.add(x, project(attn, p + "attn_output.weight", {d, h * hd}));
 
     Value fn = rms_norm(x, p + "ffn_norm.weight");
     Value gate = project(fn, p + "ffn_gate.weight", {c_.ffn, d});
     Value up = project(fn, p + "ffn_up.weight", {c_.ffn, d});
-    Value act = b_.mul(b_.mul(gate, b_.op("Sigmoid", {gate})), up);  // SiLU(gate) * up
+    Value act = b_.mul(b_.mul(gate, b_.op(Op::Sigmoid, {gate})), up);  // SiLU(gate) * up
     return b_.add(x, project(act, p + "ffn_down.weight", {d, c_.ffn}));
   }
 

@@ -6,7 +6,7 @@ Node* GraphBuilder::add(NodeSpec spec) {
   if (!status_.ok()) return nullptr;
   for (auto& v : spec.inputs)
     if (!v.node) {
-      status_ = Status::Error("GraphBuilder: null input to " + spec.op);
+      status_ = Status::Error(std::string("GraphBuilder: null input to ") + op_name(spec.op));
       return nullptr;
     }
   auto n = m_.add_node(std::move(spec));
@@ -20,7 +20,7 @@ Node* GraphBuilder::add(NodeSpec spec) {
 static Value first(Node* n) { return n && !n->outputs.empty() ? Value{n, 0} : Value{}; }
 
 Value GraphBuilder::parameter(const std::string& name, ElementType t, Shape s) {
-  NodeSpec spec{"Parameter", {}, {}, name, {TensorType{t, std::move(s)}}, nullptr, ""};
+  NodeSpec spec{Op::Parameter, {}, {}, name, {TensorType{t, std::move(s)}}, nullptr, ""};
   return first(add(std::move(spec)));
 }
 
@@ -30,7 +30,7 @@ Value GraphBuilder::constant(std::shared_ptr<const Tensor> data, const std::stri
     return {};
   }
   TensorType t{data->type(), static_shape(data->shape())};
-  NodeSpec spec{"Constant", {}, {}, name, {t}, std::move(data), ""};
+  NodeSpec spec{Op::Constant, {}, {}, name, {t}, std::move(data), ""};
   return first(add(std::move(spec)));
 }
 
@@ -43,23 +43,23 @@ Value GraphBuilder::scalar_i64(int64_t v, const std::string& name) {
 }
 
 Value GraphBuilder::read_value(const std::string& variable, ElementType t, Shape s, const std::string& name) {
-  NodeSpec spec{"ReadValue", {}, {{"variable", Attribute::String(variable)}}, name, {TensorType{t, std::move(s)}}, nullptr, ""};
+  NodeSpec spec{Op::ReadValue, {}, {{"variable", Attribute::String(variable)}}, name, {TensorType{t, std::move(s)}}, nullptr, ""};
   return first(add(std::move(spec)));
 }
 
 Node* GraphBuilder::assign(const std::string& variable, Value v, const std::string& name) {
-  return add(NodeSpec{"Assign", {v}, {{"variable", Attribute::String(variable)}}, name, {}, nullptr, ""});
+  return add(NodeSpec{Op::Assign, {v}, {{"variable", Attribute::String(variable)}}, name, {}, nullptr, ""});
 }
 
 Value GraphBuilder::result(Value v, const std::string& name) {
-  return first(add(NodeSpec{"Result", {v}, {}, name, {}, nullptr, ""}));
+  return first(add(NodeSpec{Op::Result, {v}, {}, name, {}, nullptr, ""}));
 }
 
-Value GraphBuilder::op(const std::string& op, std::vector<Value> inputs, AttrMap attrs, const std::string& name) {
+Value GraphBuilder::op(Op op, std::vector<Value> inputs, AttrMap attrs, const std::string& name) {
   return first(node(op, std::move(inputs), std::move(attrs), name));
 }
 
-Node* GraphBuilder::node(const std::string& op, std::vector<Value> inputs, AttrMap attrs, const std::string& name) {
+Node* GraphBuilder::node(Op op, std::vector<Value> inputs, AttrMap attrs, const std::string& name) {
   return add(NodeSpec{op, std::move(inputs), std::move(attrs), name, {}, nullptr, ""});
 }
 

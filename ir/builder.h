@@ -23,24 +23,24 @@ class GraphBuilder {
   Value result(Value v, const std::string& name = "");
 
   // Any op with one output.
-  Value op(const std::string& op, std::vector<Value> inputs, AttrMap attrs = {}, const std::string& name = "");
+  Value op(Op op, std::vector<Value> inputs, AttrMap attrs = {}, const std::string& name = "");
   // Any op, returning the node (for zero or several outputs).
-  Node* node(const std::string& op, std::vector<Value> inputs, AttrMap attrs = {}, const std::string& name = "");
+  Node* node(Op op, std::vector<Value> inputs, AttrMap attrs = {}, const std::string& name = "");
 
-  Value add(Value a, Value b) { return op("Add", {a, b}); }
-  Value sub(Value a, Value b) { return op("Subtract", {a, b}); }
-  Value mul(Value a, Value b) { return op("Multiply", {a, b}); }
-  Value div(Value a, Value b) { return op("Divide", {a, b}); }
-  Value reshape(Value a, Shape s) { return op("Reshape", {a}, {{"shape", Attribute::Dims(std::move(s))}}); }
-  Value transpose(Value a, std::vector<int64_t> perm) { return op("Transpose", {a}, {{"perm", Attribute::Ints(std::move(perm))}}); }
+  Value add(Value a, Value b) { return op(Op::Add, {a, b}); }
+  Value sub(Value a, Value b) { return op(Op::Subtract, {a, b}); }
+  Value mul(Value a, Value b) { return op(Op::Multiply, {a, b}); }
+  Value div(Value a, Value b) { return op(Op::Divide, {a, b}); }
+  Value reshape(Value a, Shape s) { return op(Op::Reshape, {a}, {{"shape", Attribute::Dims(std::move(s))}}); }
+  Value transpose(Value a, std::vector<int64_t> perm) { return op(Op::Transpose, {a}, {{"perm", Attribute::Ints(std::move(perm))}}); }
   Value matmul(Value a, Value b, bool transpose_b = false) {
-    return op("MatMul", {a, b}, {{"transpose_b", Attribute::Bool(transpose_b)}});
+    return op(Op::MatMul, {a, b}, {{"transpose_b", Attribute::Bool(transpose_b)}});
   }
   Value slice(Value a, int64_t axis, int64_t begin, int64_t end) {
-    return op("Slice", {a}, {{"axes", Attribute::Ints({axis})}, {"begin", Attribute::Ints({begin})}, {"end", Attribute::Ints({end})}});
+    return op(Op::Slice, {a}, {{"axes", Attribute::Ints({axis})}, {"begin", Attribute::Ints({begin})}, {"end", Attribute::Ints({end})}});
   }
-  Value concat(std::vector<Value> vs, int64_t axis) { return op("Concat", std::move(vs), {{"axis", Attribute::Int(axis)}}); }
-  Value convert(Value a, ElementType t) { return op("Convert", {a}, {{"to", Attribute::Type(t)}}); }
+  Value concat(std::vector<Value> vs, int64_t axis) { return op(Op::Concat, std::move(vs), {{"axis", Attribute::Int(axis)}}); }
+  Value convert(Value a, ElementType t) { return op(Op::Convert, {a}, {{"to", Attribute::Type(t)}}); }
 
   const Status& status() const { return status_; }
   bool ok() const { return status_.ok(); }

@@ -43,13 +43,13 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
   // nodes' attributes use. They have no inputs, so the order stays topological.
   {
     std::vector<Node*> sources, rest;
-    for (Node* n : order) (n->is("Parameter") || n->is("ReadValue") ? sources : rest).push_back(n);
+    for (Node* n : order) (n->is(Op::Parameter) || n->is(Op::ReadValue) ? sources : rest).push_back(n);
     sources.insert(sources.end(), rest.begin(), rest.end());
     order = std::move(sources);
   }
   for (auto& [name, t] : inputs) {
     Node* p = model_.find(name);
-    if (!p || !p->is("Parameter")) return Status::Error("input '" + name + "' is not a parameter of the model");
+    if (!p || !p->is(Op::Parameter)) return Status::Error("input '" + name + "' is not a parameter of the model");
   }
   SymbolBindings symbols;
   std::map<std::string, Tensor> next_state = state_;
@@ -77,7 +77,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run(const std::map<std::string, Tensor>
     for (size_t i = 0; i < out.size(); ++i)
       INGOT_RETURN_IF_ERROR(bind_and_check(*n, static_cast<int>(i), n->outputs[i], out[i], symbols));
     if (observer_) observer_(*n, out);
-    if (n->is("Result")) results[result_slot.at(n)] = out[0];
+    if (n->is(Op::Result)) results[result_slot.at(n)] = out[0];
     values[n] = std::move(out);
     for (auto& v : n->inputs)
       if (--remaining[v.node] == 0) values.erase(v.node);
@@ -124,7 +124,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run_planned(const std::map<std::string,
   }
   for (auto& [name, t] : inputs) {
     auto it = by_name.find(name);
-    if (it == by_name.end() || !it->second->is("Parameter"))
+    if (it == by_name.end() || !it->second->is(Op::Parameter))
       return Status::Error("input '" + name + "' is not a parameter of the model");
   }
   if (plan.arena_bytes < 0) return Status::Error("memory plan: negative arena size");
@@ -138,7 +138,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run_planned(const std::map<std::string,
   // attributes use.
   std::unordered_map<const Node*, std::vector<Tensor>> sources;
   for (Node* n : order) {
-    if (!n->is("Parameter") && !n->is("ReadValue")) continue;
+    if (!n->is(Op::Parameter) && !n->is(Op::ReadValue)) continue;
     std::vector<Tensor> out;
     Status st = n->op().eval(*n, ctx, {}, out);
     if (!st.ok()) return fail_at(*n, st);
@@ -170,7 +170,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run_planned(const std::map<std::string,
     return Status::Ok();
   };
   auto load = [&](const Value& v) -> StatusOr<Tensor> {
-    if (v.node->is("Constant")) return constants.at(v.node).at(static_cast<size_t>(v.index));
+    if (v.node->is(Op::Constant)) return constants.at(v.node).at(static_cast<size_t>(v.index));
     INGOT_ASSIGN_OR_RETURN(const Buffer* b, buffer_of(v.node, v.index));
     auto it = shapes.find({v.node, v.index});
     if (it == shapes.end()) return Status::Error("memory plan: '" + v.node->name + "' is read before it is written");
@@ -195,7 +195,7 @@ StatusOr<std::vector<Tensor>> Evaluator::run_planned(const std::map<std::string,
 
   // The runtime copies the inputs into the arena before the first step.
   for (Node* n : order)
-    if (n->is("Parameter")) INGOT_RETURN_IF_ERROR(store(n, 0, sources.at(n)[0]));
+    if (n->is(Op::Parameter)) INGOT_RETURN_IF_ERROR(store(n, 0, sources.at(n)[0]));
 
   std::vector<Node*> result_nodes;
   for (size_t s = 0; s < order.size(); ++s) {
@@ -219,12 +219,12 @@ StatusOr<std::vector<Tensor>> Evaluator::run_planned(const std::map<std::string,
     for (size_t i = 0; i < out.size(); ++i)
       INGOT_RETURN_IF_ERROR(bind_and_check(*n, static_cast<int>(i), n->outputs[i], out[i], symbols));
     if (observer_) observer_(*n, out);
-    if (n->is("Constant")) {
+    if (n->is(Op::Constant)) {
       constants[n] = std::move(out);
-    } else if (!n->is("Parameter")) {
+    } else if (!n->is(Op::Parameter)) {
       for (size_t i = 0; i < out.size(); ++i) INGOT_RETURN_IF_ERROR(store(n, static_cast<int>(i), out[i]));
     }
-    if (n->is("Result")) result_nodes.push_back(n);
+    if (n->is(Op::Result)) result_nodes.push_back(n);
     if (garbage_ && s + 1 < order.size()) scrub(static_cast<int>(s));
   }
   // Results stay live to the end: read them back only now.

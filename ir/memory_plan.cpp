@@ -165,10 +165,10 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
   // What liveness the model needs.
   std::map<ValueKey, std::pair<int, int>> need;  // first, last step
   for (const auto& n : m.nodes()) {
-    if (n->is("Constant")) continue;
+    if (n->is(Op::Constant)) continue;
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       const int s = step.at(n->name);
-      need[{n->name, static_cast<int>(i)}] = {n->is("Parameter") ? 0 : s, n->is("Result") ? last : s};
+      need[{n->name, static_cast<int>(i)}] = {n->is(Op::Parameter) ? 0 : s, n->is(Op::Result) ? last : s};
     }
   }
   for (const auto& n : m.nodes())
@@ -184,7 +184,7 @@ Status check_memory_plan(const Model& m, const MemoryPlan& plan) {
     if (!need.count(key)) {
       const Node* n = find(b.node);
       return plan_error("buffer '" + value_str(key) + "' is not a value to plan" +
-                        (n && n->is("Constant") ? " (Constants stay outside the arena)" : ""));
+                        (n && n->is(Op::Constant) ? " (Constants stay outside the arena)" : ""));
     }
     if (!by_value.emplace(key, &b).second) return plan_error("'" + value_str(key) + "' has two buffers");
     if (b.offset < 0 || b.bytes < 0 || !aligned(b.offset, align) || !aligned(b.bytes, align))

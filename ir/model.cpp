@@ -14,7 +14,6 @@ const TensorType& Value::type() const {
   return node->outputs[static_cast<size_t>(index)];
 }
 
-std::string_view Node::op_name() const { return op_->name; }
 
 const Attribute& Node::attr(const std::string& key) const {
   auto it = attrs.find(key);
@@ -40,45 +39,45 @@ std::string Model::unique_name(std::string_view op) {
 static Status check_attrs(const OpDef& op, AttrMap& attrs) {
   for (auto& [key, value] : attrs) {
     auto it = std::find_if(op.attrs.begin(), op.attrs.end(), [&](const AttrSpec& s) { return key == s.name; });
-    if (it == op.attrs.end()) return Status::Error(std::string(op.name) + " has no attribute '" + key + "'");
+    if (it == op.attrs.end()) return Status::Error(std::string(op.name()) + " has no attribute '" + key + "'");
     if (value.kind() != it->kind)
-      return Status::Error(std::string(op.name) + " attribute '" + key + "' must be " +
+      return Status::Error(std::string(op.name()) + " attribute '" + key + "' must be " +
                            attr_kind_name(it->kind) + ", got " + attr_kind_name(value.kind()));
   }
   for (auto& spec : op.attrs) {
     if (attrs.count(spec.name)) continue;
-    if (spec.required) return Status::Error(std::string(op.name) + " requires attribute '" + spec.name + "'");
+    if (spec.required) return Status::Error(std::string(op.name()) + " requires attribute '" + spec.name + "'");
     attrs[spec.name] = spec.default_value;
   }
   return Status::Ok();
 }
 
 StatusOr<Node*> Model::add_node(NodeSpec spec) {
-  const OpDef* op = find_op(spec.op);
-  if (!op) return Status::Error("unknown op '" + spec.op + "'");
+  const OpDef* op = &op_def(spec.op);
+  const std::string op_name = op->name();
   int n_in = static_cast<int>(spec.inputs.size());
   if (n_in < op->min_inputs || (op->max_inputs >= 0 && n_in > op->max_inputs)) {
     std::string expected = op->min_inputs == op->max_inputs ? std::to_string(op->min_inputs)
                            : op->max_inputs < 0 ? "at least " + std::to_string(op->min_inputs)
                            : std::to_string(op->min_inputs) + " to " + std::to_string(op->max_inputs);
-    return Status::Error(spec.op + " takes " + expected + " inputs, got " + std::to_string(n_in));
+    return Status::Error(op_name + " takes " + expected + " inputs, got " + std::to_string(n_in));
   }
   for (auto& v : spec.inputs) {
     if (!v.node || v.index < 0 || v.index >= static_cast<int>(v.node->outputs.size()))
-      return Status::Error(spec.op + ": input does not name an existing output");
+      return Status::Error(op_name + ": input does not name an existing output");
   }
-  std::string ctx = spec.op + (spec.name.empty() ? "" : " '" + spec.name + "'");
+  std::string ctx = op_name + (spec.name.empty() ? "" : " '" + spec.name + "'");
   INGOT_RETURN_IF_ERROR(check_attrs(*op, spec.attrs).with_context(ctx));
   if (!spec.name.empty() && find(spec.name)) return Status::Error("duplicate node name '" + spec.name + "'");
 
-  auto node = std::unique_ptr<Node>(new Node(op));
-  node->name = spec.name.empty() ? unique_name(op->name) : spec.name;
+  auto node = std::unique_ptr<Node>(new Node(op, spec.op));
+  node->name = spec.name.empty() ? unique_name(op_name) : spec.name;
   node->inputs = std::move(spec.inputs);
   node->attrs = std::move(spec.attrs);
   node->outputs = std::move(spec.declared);
   node->constant = std::move(spec.constant);
   node->constant_hash = std::move(spec.constant_hash);
-  INGOT_RETURN_IF_ERROR(op->infer(*node).with_context(std::string(op->name) + " '" + node->name + "'"));
+  INGOT_RETURN_IF_ERROR(op->infer(*node).with_context(std::string(op->name()) + " '" + node->name + "'"));
   nodes_.push_back(std::move(node));
   memory_plan_.reset();
   return nodes_.back().get();
@@ -107,21 +106,21 @@ Node* Model::find(std::string_view name) const {
 std::vector<Node*> Model::parameters() const {
   std::vector<Node*> r;
   for (auto& n : nodes_)
-    if (n->is("Parameter")) r.push_back(n.get());
+    if (n->is(Op::Parameter)) r.push_back(n.get());
   return r;
 }
 
 std::vector<Node*> Model::results() const {
   std::vector<Node*> r;
   for (auto& n : nodes_)
-    if (n->is("Result")) r.push_back(n.get());
+    if (n->is(Op::Result)) r.push_back(n.get());
   return r;
 }
 
 std::vector<Node*> Model::sinks() const {
   std::vector<Node*> r;
   for (auto& n : nodes_)
-    if (n->is("Result") || n->is("Assign")) r.push_back(n.get());
+    if (n->is(Op::Result) || n->is(Op::Assign)) r.push_back(n.get());
   return r;
 }
 
@@ -180,7 +179,7 @@ int Model::remove_dead_nodes() {
     for (auto& n : nodes_)
       for (auto& v : n->inputs) used.insert(v.node);
     auto dead = [&](const std::unique_ptr<Node>& n) {
-      return !n->is("Result") && !n->is("Assign") && !n->is("Parameter") && !used.count(n.get());
+      return !n->is(Op::Result) && !n->is(Op::Assign) && !n->is(Op::Parameter) && !used.count(n.get());
     };
     size_t before = nodes_.size();
     nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), dead), nodes_.end());

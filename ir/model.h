@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/attribute.h"
+#include "ir/op_kind.h"
 #include "ir/shape.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
@@ -41,8 +42,9 @@ struct StateVariable {
 class Node {
  public:
   const OpDef& op() const { return *op_; }
-  std::string_view op_name() const;
-  bool is(std::string_view op) const { return op_name() == op; }
+  Op kind() const { return kind_; }
+  std::string_view op_name() const { return ingot::op_name(kind_); }
+  bool is(Op op) const { return kind_ == op; }
 
   std::string name;
   std::vector<Value> inputs;
@@ -61,13 +63,14 @@ class Node {
 
  private:
   friend class Model;
-  explicit Node(const OpDef* op) : op_(op) {}
+  Node(const OpDef* op, Op kind) : op_(op), kind_(kind) {}
   const OpDef* op_;
+  Op kind_;
 };
 
 // Everything needed to create one node.
 struct NodeSpec {
-  std::string op;
+  Op op;
   std::vector<Value> inputs;
   AttrMap attrs;
   std::string name;                     // empty: a unique name is generated

@@ -496,7 +496,7 @@ StatusOr<std::vector<int64_t>> reduce_axes(const Node& n, int64_t rank) {
 }
 
 Status infer_reduce(Node& n) {
-  bool mean = n.is("ReduceMean");
+  bool mean = n.is(Op::ReduceMean);
   INGOT_RETURN_IF_ERROR(mean ? expect_float(n, 0) : expect_numeric(n, 0));
   const TensorType& t = in_type(n, 0);
   INGOT_ASSIGN_OR_RETURN(auto axes, reduce_axes(n, static_cast<int64_t>(t.shape.size())));
@@ -524,7 +524,7 @@ Status eval_reduce(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   }
   int64_t groups = numel_of(kept_shape);
   int64_t count = groups == 0 ? 0 : x.numel() / std::max<int64_t>(groups, 1);
-  bool is_max = n.is("ReduceMax"), is_mean = n.is("ReduceMean");
+  bool is_max = n.is(Op::ReduceMax), is_mean = n.is(Op::ReduceMean);
   if ((is_max || is_mean) && count == 0 && groups > 0)
     return err(std::string(n.op_name()) + " over an empty axis");
   bool ints = !is_float(x.type());
@@ -1637,6 +1637,36 @@ Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& 
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- in place
+// The inputs whose bytes an op's output may take (memory planning). In place: the kernel must read
+// an input element before it writes the output element at the same index, and never write an
+// element it has yet to read. Memory planning takes an input only when it has exactly the output's
+// shape, the same plain element size and no later reader.
+//  - Element-wise ops (unary, binary, Select, Convert between types of one size) read element i
+//    only to write element i.
+//  - RMSNorm and Softmax are row-wise: the kernel reduces a whole row (Softmax: a lane along its
+//    axis) before writing any of it, and rows are disjoint. Kernels must keep to that order.
+//  - RoPE reads both values of a rotated pair before writing either.
+//  - FusedMatMul's residual: its epilogue reads residual[i] just before it writes out[i], once,
+//    from the accumulated tile (kernels must not store partial sums in the output). Its other
+//    inputs are read whole-row for every output element: never taken.
+//  - Views (Reshape, Result) write nothing: Reshape keeps the flat order of its input, and a
+//    Result is its value.
+
+std::vector<int> first_input(const Node&) { return {0}; }
+std::vector<int> every_input(const Node& n) {
+  std::vector<int> all(n.inputs.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return all;
+}
+// FusedMatMul's residual is its last input when has_residual is set.
+std::vector<int> residual_input(const Node& n) {
+  if (!n.attr("has_residual").as_bool()) return {};
+  return {static_cast<int>(n.inputs.size()) - 1};
+}
+// SwiGLU's two-input form is element-wise; the one-input form halves each row.
+std::vector<int> swiglu_inputs(const Node& n) { return n.inputs.size() == 2 ? every_input(n) : std::vector<int>{}; }
+
 // ---------------------------------------------------------------- the table
 
 AttrSpec req(const char* name, AttrKind k) { return AttrSpec{name, k, true, Attribute()}; }
@@ -1646,62 +1676,70 @@ const std::vector<OpDef>& op_table() {
   using A = Attribute;
   using K = AttrKind;
   static const std::vector<OpDef> kOps = {
-      // name, min in, max in, attributes, infer, reference kernel, summary
-      {"Parameter", 0, 0, {}, infer_parameter, eval_parameter, "a model input"},
-      {"Constant", 0, 0, {}, infer_constant, eval_constant, "a constant tensor (may point into a mapped file)"},
-      {"Result", 1, 1, {}, infer_result, eval_identity, "a model output"},
-      {"ReadValue", 0, 0, {req("variable", K::String)}, infer_read_value, eval_read_value, "reads a state variable"},
-      {"Assign", 1, 1, {req("variable", K::String)}, infer_assign, eval_assign, "writes a state variable at the end of the call"},
-      {"Convert", 1, 1, {req("to", K::Type)}, infer_convert, eval_convert, "element type conversion; dequantizes"},
-      {"Add", 2, 2, {}, infer_binary_arith, eval_add, "a + b, numpy broadcasting"},
-      {"Subtract", 2, 2, {}, infer_binary_arith, eval_sub, "a - b"},
-      {"Multiply", 2, 2, {}, infer_binary_arith, eval_mul, "a * b"},
-      {"Divide", 2, 2, {}, infer_binary_arith, eval_div, "a / b (integers: floor division)"},
-      {"Power", 2, 2, {}, infer_binary_arith, eval_pow, "a ** b"},
-      {"Maximum", 2, 2, {}, infer_binary_arith, eval_max, "max(a, b)"},
-      {"Minimum", 2, 2, {}, infer_binary_arith, eval_min, "min(a, b)"},
-      {"Equal", 2, 2, {}, infer_compare, eval_eq, "a == b -> bool"},
-      {"NotEqual", 2, 2, {}, infer_compare, eval_ne, "a != b -> bool"},
-      {"Less", 2, 2, {}, infer_compare, eval_lt, "a < b -> bool"},
-      {"LessEqual", 2, 2, {}, infer_compare, eval_le, "a <= b -> bool"},
-      {"Greater", 2, 2, {}, infer_compare, eval_gt, "a > b -> bool"},
-      {"GreaterEqual", 2, 2, {}, infer_compare, eval_ge, "a >= b -> bool"},
-      {"LogicalAnd", 2, 2, {}, infer_logical_binary, eval_and, "a && b"},
-      {"LogicalOr", 2, 2, {}, infer_logical_binary, eval_or, "a || b"},
-      {"LogicalNot", 1, 1, {}, infer_logical_not, eval_logical_not, "!a"},
-      {"Sqrt", 1, 1, {}, infer_unary_float, eval_sqrt, "square root"},
-      {"Exp", 1, 1, {}, infer_unary_float, eval_exp, "e ** x"},
-      {"Log", 1, 1, {}, infer_unary_float, eval_log, "natural logarithm"},
-      {"Negative", 1, 1, {}, infer_unary_numeric, eval_negative, "-x"},
-      {"Abs", 1, 1, {}, infer_unary_numeric, eval_abs, "|x|"},
-      {"Sin", 1, 1, {}, infer_unary_float, eval_sin, "sine"},
-      {"Cos", 1, 1, {}, infer_unary_float, eval_cos, "cosine"},
-      {"Sigmoid", 1, 1, {}, infer_unary_float, eval_sigmoid, "1 / (1 + e ** -x)"},
-      {"Tanh", 1, 1, {}, infer_unary_float, eval_tanh, "hyperbolic tangent"},
-      {"Erf", 1, 1, {}, infer_unary_float, eval_erf, "error function"},
-      {"Gelu", 1, 1, {opt("approximation", A::String("erf"))}, infer_gelu, eval_gelu, "GELU, exact (erf) or tanh form"},
-      {"ReduceMean", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "mean over axes"},
-      {"ReduceSum", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "sum over axes"},
-      {"ReduceMax", 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
-      {"Softmax", 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax"},
-      {"MatMul", 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
-      {"WeightMatMul", 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp numerics"},
-      {"RMSNorm", 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis"},
-      {"RoPE", 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half"},
-      {"SwiGLU", 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves"},
-      {"RopeTable", 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
-      {"Embedding", 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
-      {"FusedMatMul", 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues"},
-      {"Attention", 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", {"k_variable", "v_variable"}},
-      {"Gather", 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
-      {"Reshape", 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred"},
-      {"Transpose", 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},
-      {"Concat", 1, -1, {req("axis", K::Int)}, infer_concat, eval_concat, "join along axis"},
-      {"Slice", 1, 1, {req("begin", K::Ints), req("end", K::Ints), req("axes", K::Ints), opt("step", A::Ints({}))}, infer_slice, eval_slice, "python-style slice per axis"},
-      {"Broadcast", 1, 1, {req("shape", K::Dims)}, infer_broadcast, eval_broadcast, "numpy broadcast to a shape"},
-      {"Select", 3, 3, {}, infer_select, eval_select, "cond ? a : b, numpy broadcasting"},
-      {"Range", 1, 1, {req("length", K::Dims), opt("step", A::Float(1.0))}, infer_range_checked, eval_range, "start + i * step for i < length"},
+      // kind, min in, max in, attributes, infer, reference kernel, summary, traits, in-place inputs
+      {Op::Parameter, 0, 0, {}, infer_parameter, eval_parameter, "a model input", kSource},
+      {Op::Constant, 0, 0, {}, infer_constant, eval_constant, "a constant tensor (may point into a mapped file)", kSource},
+      {Op::Result, 1, 1, {}, infer_result, eval_identity, "a model output", kSink | kView, first_input},
+      {Op::ReadValue, 0, 0, {req("variable", K::String)}, infer_read_value, eval_read_value, "reads a state variable", kSource | kStateful},
+      {Op::Assign, 1, 1, {req("variable", K::String)}, infer_assign, eval_assign, "writes a state variable at the end of the call", kSink | kStateful},
+      {Op::Convert, 1, 1, {req("to", K::Type)}, infer_convert, eval_convert, "element type conversion; dequantizes", kElementwise, first_input},
+      {Op::Add, 2, 2, {}, infer_binary_arith, eval_add, "a + b, numpy broadcasting", kElementwise | kCommutative, every_input},
+      {Op::Subtract, 2, 2, {}, infer_binary_arith, eval_sub, "a - b", kElementwise, every_input},
+      {Op::Multiply, 2, 2, {}, infer_binary_arith, eval_mul, "a * b", kElementwise | kCommutative, every_input},
+      {Op::Divide, 2, 2, {}, infer_binary_arith, eval_div, "a / b (integers: floor division)", kElementwise, every_input},
+      {Op::Power, 2, 2, {}, infer_binary_arith, eval_pow, "a ** b", kElementwise, every_input},
+      {Op::Maximum, 2, 2, {}, infer_binary_arith, eval_max, "max(a, b)", kElementwise | kCommutative, every_input},
+      {Op::Minimum, 2, 2, {}, infer_binary_arith, eval_min, "min(a, b)", kElementwise | kCommutative, every_input},
+      {Op::Equal, 2, 2, {}, infer_compare, eval_eq, "a == b -> bool", kElementwise | kCommutative, every_input},
+      {Op::NotEqual, 2, 2, {}, infer_compare, eval_ne, "a != b -> bool", kElementwise | kCommutative, every_input},
+      {Op::Less, 2, 2, {}, infer_compare, eval_lt, "a < b -> bool", kElementwise, every_input},
+      {Op::LessEqual, 2, 2, {}, infer_compare, eval_le, "a <= b -> bool", kElementwise, every_input},
+      {Op::Greater, 2, 2, {}, infer_compare, eval_gt, "a > b -> bool", kElementwise, every_input},
+      {Op::GreaterEqual, 2, 2, {}, infer_compare, eval_ge, "a >= b -> bool", kElementwise, every_input},
+      {Op::LogicalAnd, 2, 2, {}, infer_logical_binary, eval_and, "a && b", kElementwise | kCommutative, every_input},
+      {Op::LogicalOr, 2, 2, {}, infer_logical_binary, eval_or, "a || b", kElementwise | kCommutative, every_input},
+      {Op::LogicalNot, 1, 1, {}, infer_logical_not, eval_logical_not, "!a", kElementwise, first_input},
+      {Op::Sqrt, 1, 1, {}, infer_unary_float, eval_sqrt, "square root", kElementwise, first_input},
+      {Op::Exp, 1, 1, {}, infer_unary_float, eval_exp, "e ** x", kElementwise, first_input},
+      {Op::Log, 1, 1, {}, infer_unary_float, eval_log, "natural logarithm", kElementwise, first_input},
+      {Op::Negative, 1, 1, {}, infer_unary_numeric, eval_negative, "-x", kElementwise, first_input},
+      {Op::Abs, 1, 1, {}, infer_unary_numeric, eval_abs, "|x|", kElementwise, first_input},
+      {Op::Sin, 1, 1, {}, infer_unary_float, eval_sin, "sine", kElementwise, first_input},
+      {Op::Cos, 1, 1, {}, infer_unary_float, eval_cos, "cosine", kElementwise, first_input},
+      {Op::Sigmoid, 1, 1, {}, infer_unary_float, eval_sigmoid, "1 / (1 + e ** -x)", kElementwise, first_input},
+      {Op::Tanh, 1, 1, {}, infer_unary_float, eval_tanh, "hyperbolic tangent", kElementwise, first_input},
+      {Op::Erf, 1, 1, {}, infer_unary_float, eval_erf, "error function", kElementwise, first_input},
+      {Op::Gelu, 1, 1, {opt("approximation", A::String("erf"))}, infer_gelu, eval_gelu, "GELU, exact (erf) or tanh form", kElementwise, first_input},
+      {Op::ReduceMean, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "mean over axes"},
+      {Op::ReduceSum, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "sum over axes"},
+      {Op::ReduceMax, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
+      {Op::Softmax, 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax", 0, first_input},
+      {Op::MatMul, 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
+      {Op::WeightMatMul, 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp numerics"},
+      {Op::RMSNorm, 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis", 0, first_input},
+      {Op::RoPE, 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half", 0, first_input},
+      {Op::SwiGLU, 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves", 0, swiglu_inputs},
+      {Op::RopeTable, 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
+      {Op::Embedding, 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
+      {Op::FusedMatMul, 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues", 0, residual_input},
+      {Op::Attention, 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", kStateful, nullptr, {"k_variable", "v_variable"}},
+      {Op::Gather, 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
+      {Op::Reshape, 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred", kView, first_input},
+      {Op::Transpose, 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},
+      {Op::Concat, 1, -1, {req("axis", K::Int)}, infer_concat, eval_concat, "join along axis"},
+      {Op::Slice, 1, 1, {req("begin", K::Ints), req("end", K::Ints), req("axes", K::Ints), opt("step", A::Ints({}))}, infer_slice, eval_slice, "python-style slice per axis"},
+      {Op::Broadcast, 1, 1, {req("shape", K::Dims)}, infer_broadcast, eval_broadcast, "numpy broadcast to a shape"},
+      {Op::Select, 3, 3, {}, infer_select, eval_select, "cond ? a : b, numpy broadcasting", kElementwise, every_input},
+      {Op::Range, 1, 1, {req("length", K::Dims), opt("step", A::Float(1.0))}, infer_range_checked, eval_range, "start + i * step for i < length"},
   };
+  // One entry per kind, in the enum's order (op_def indexes the table).
+  static const bool in_order = [] {
+    INGOT_ASSERT(kOps.size() == static_cast<size_t>(kNumOps), "the op table has an entry per Op");
+    for (size_t i = 0; i < kOps.size(); ++i)
+      INGOT_ASSERT(kOps[i].kind == static_cast<Op>(i), "the op table follows ir/op_list.h's order");
+    return true;
+  }();
+  (void)in_order;
   return kOps;
 }
 
@@ -1713,9 +1751,11 @@ std::optional<ElementType> EvalContext::variable_type(const std::string& name) c
   return v->type;
 }
 
+const OpDef& op_def(Op kind) { return op_table()[static_cast<size_t>(kind)]; }
+
 const OpDef* find_op(std::string_view name) {
   for (auto& op : op_table())
-    if (name == op.name) return &op;
+    if (name == op.name()) return &op;
   return nullptr;
 }
 

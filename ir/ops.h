@@ -11,6 +11,7 @@
 
 #include "ir/attribute.h"
 #include "ir/model.h"
+#include "ir/op_kind.h"
 #include "ir/shape.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
@@ -38,20 +39,42 @@ using InferFn = Status (*)(Node& node);
 using EvalFn = Status (*)(const Node& node, EvalContext& ctx, std::span<const Tensor> inputs,
                           std::vector<Tensor>& outputs);
 
+// What passes may assume about an op, whatever its attributes (bit flags of OpDef::traits).
+enum OpTrait : unsigned {
+  kSource = 1u << 0,       // no inputs; declares its output type (Parameter, Constant, ReadValue)
+  kSink = 1u << 1,         // an end of the graph that must stay (Result, Assign)
+  kElementwise = 1u << 2,  // output element i reads only element i of each (broadcast) input
+  kCommutative = 1u << 3,  // exactly commutative in the reference kernel, NaNs and wrap-around included
+  kStateful = 1u << 4,     // reads or writes state variables
+  kView = 1u << 5,         // writes nothing: its output is its first input's bytes (Reshape, Result)
+};
+
+// The inputs whose bytes an op's output may take over (run in place), given the node; see
+// docs/passes.md, memory planning. nullptr: none.
+using InPlaceFn = std::vector<int> (*)(const Node& node);
+
 struct OpDef {
-  const char* name;
+  Op kind;
   int min_inputs;
   int max_inputs;  // -1: any number
   std::vector<AttrSpec> attrs;
   InferFn infer;   // checks inputs and attributes, sets node.outputs (source ops check declared ones)
   EvalFn eval;     // the reference kernel: plain, obviously correct, the numerical spec
   const char* summary;
+  unsigned traits = 0;           // OpTrait flags
+  InPlaceFn in_place = nullptr;  // views and ops that may run in place (kView: the first input)
   // String attributes naming state variables this op both reads (at the start of a call) and
   // writes (at its end), as a stateful fused op does. ReadValue and Assign are the primitive
   // reader and writer and are not listed here.
   std::vector<const char*> state_attrs = {};
+
+  const char* name() const { return op_name(kind); }
+  bool has(OpTrait t) const { return (traits & t) != 0; }
 };
 
+// The definition of an op kind (always exists).
+const OpDef& op_def(Op kind);
+// By name, as the text format and importers spell it; nullptr for an unknown name.
 const OpDef* find_op(std::string_view name);
 std::span<const OpDef> all_ops();
 

@@ -95,8 +95,6 @@ std::string outputs_str(const std::vector<TensorType>& outs) {
   return r + ")";
 }
 
-bool is_source_op(std::string_view op) { return op == "Parameter" || op == "ReadValue" || op == "Constant"; }
-
 }  // namespace
 
 // ================================================================ printer
@@ -119,7 +117,7 @@ std::string print_model(const Model& m, const PrintOptions& opts) {
       out += "}";
     }
     out += " : " + outputs_str(n->outputs);
-    if (n->is("Constant")) {
+    if (n->is(Op::Constant)) {
       if (prints_inline(*n, opts)) {
         out += " = [";
         for (int64_t i = 0; i < n->constant->numel(); ++i) out += (i ? ", " : "") + element_str(*n->constant, i);
@@ -616,7 +614,7 @@ class Parser {
       const AttrSpec* spec = nullptr;
       for (const AttrSpec& s : op.attrs)
         if (key.text == s.name) spec = &s;
-      if (!spec) return error_at(key, std::string(op.name) + " has no attribute '" + std::string(key.text) + "'");
+      if (!spec) return error_at(key, std::string(op.name()) + " has no attribute '" + std::string(key.text) + "'");
       std::string name(key.text);
       if (attrs.count(name)) return error_at(key, "attribute '" + name + "' is given twice");
       take();
@@ -626,7 +624,7 @@ class Parser {
       if (!value.ok()) {
         // Name the attribute and its kind unless the problem is lexical.
         if (value_tok.kind == Tok::Error) return value.status();
-        return Status::Error(value.message() + " (attribute '" + name + "' of " + op.name + " is " +
+        return Status::Error(value.message() + " (attribute '" + name + "' of " + op.name() + " is " +
                              attr_kind_name(spec->kind) + ")");
       }
       attrs[name] = std::move(*value);
@@ -800,7 +798,7 @@ class Parser {
     take();
 
     NodeSpec spec;
-    spec.op = op->name;
+    spec.op = op->kind;
     spec.name = name_tok.value;
     INGOT_RETURN_IF_ERROR(expect('('));
     while (!peek().is(')')) {
@@ -819,13 +817,13 @@ class Parser {
     const Token& outputs_tok = peek();
     INGOT_ASSIGN_OR_RETURN(WrittenOutputs outs, parse_outputs());
 
-    bool is_constant = spec.op == "Constant";
+    bool is_constant = spec.op == Op::Constant;
     if (is_constant) {
       if (!peek().is('=')) return error_at(peek(), "expected '=' and the Constant's values or hash");
       take();
       INGOT_RETURN_IF_ERROR(parse_constant(spec, outputs_tok, outs));
     }
-    bool declares = is_source_op(spec.op);
+    bool declares = op->has(kSource);
     if (declares) spec.declared = outs.types;
 
     auto node = model_->add_node(std::move(spec));
@@ -954,7 +952,7 @@ std::string export_json(const Model& m, const PrintOptions& opts) {
     for (const TensorType& t : n->outputs)
       outputs.push_back(Json{{"type", std::string(type_name(t.type))}, {"shape", shape_json(t.shape)}});
     j["outputs"] = std::move(outputs);
-    if (n->is("Constant")) j["constant"] = constant_json(*n, opts);
+    if (n->is(Op::Constant)) j["constant"] = constant_json(*n, opts);
     nodes.push_back(std::move(j));
   }
   root["nodes"] = std::move(nodes);
@@ -986,10 +984,10 @@ std::string dot_escape(std::string_view s) {
 }
 
 std::string dot_style(const Node& n) {
-  if (n.is("Parameter")) return "shape=invhouse, style=filled, fillcolor=lightblue";
-  if (n.is("Constant")) return "shape=box, style=filled, fillcolor=lightgray";
-  if (n.is("Result")) return "shape=house, style=filled, fillcolor=palegreen";
-  if (n.is("ReadValue") || n.is("Assign")) return "shape=cylinder, style=filled, fillcolor=orange";
+  if (n.is(Op::Parameter)) return "shape=invhouse, style=filled, fillcolor=lightblue";
+  if (n.is(Op::Constant)) return "shape=box, style=filled, fillcolor=lightgray";
+  if (n.is(Op::Result)) return "shape=house, style=filled, fillcolor=palegreen";
+  if (n.is(Op::ReadValue) || n.is(Op::Assign)) return "shape=cylinder, style=filled, fillcolor=orange";
   return "shape=box, style=rounded";
 }
 
@@ -1005,7 +1003,7 @@ std::string export_dot(const Model& m) {
   out += "  rankdir=TB;\n  node [fontname=\"monospace\"];\n";
   for (const Node* n : order) {
     std::string label = n->name + "\n" + std::string(n->op_name());
-    if (n->is("ReadValue") || n->is("Assign")) {
+    if (n->is(Op::ReadValue) || n->is(Op::Assign)) {
       if (n->has_attr("variable") && n->attr("variable").kind() == AttrKind::String)
         label += " " + quote_string(n->attr("variable").as_string());
     }
@@ -1028,9 +1026,9 @@ std::string export_dot(const Model& m) {
     return &n->attr("variable").as_string();
   };
   for (const Node* a : order) {
-    if (!a->is("Assign") || !variable_of(a)) continue;
+    if (!a->is(Op::Assign) || !variable_of(a)) continue;
     for (const Node* r : order) {
-      if (!r->is("ReadValue") || !variable_of(r) || *variable_of(r) != *variable_of(a)) continue;
+      if (!r->is(Op::ReadValue) || !variable_of(r) || *variable_of(r) != *variable_of(a)) continue;
       out += "  " + node_id(a) + " -> " + node_id(r) + " [style=dashed, constraint=false, label=\"" +
              dot_escape(*variable_of(a)) + "\"];\n";
     }

@@ -58,7 +58,7 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
     const OpDef& op = n->op();
     int n_in = static_cast<int>(n->inputs.size());
     if (n_in < op.min_inputs || (op.max_inputs >= 0 && n_in > op.max_inputs)) {
-      add(VerifyCode::Arity, n->name, std::string(op.name) + " '" + n->name + "' has " + std::to_string(n_in) + " inputs");
+      add(VerifyCode::Arity, n->name, std::string(op.name()) + " '" + n->name + "' has " + std::to_string(n_in) + " inputs");
       structure_ok = false;
     }
     for (size_t i = 0; i < n->inputs.size(); ++i) {
@@ -73,7 +73,7 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
     }
     for (auto& [key, value] : n->attrs) {
       auto it = std::find_if(op.attrs.begin(), op.attrs.end(), [&](const AttrSpec& s) { return key == s.name; });
-      if (it == op.attrs.end()) add(VerifyCode::BadAttribute, n->name, std::string(op.name) + " has no attribute '" + key + "'");
+      if (it == op.attrs.end()) add(VerifyCode::BadAttribute, n->name, std::string(op.name()) + " has no attribute '" + key + "'");
       else if (it->kind != value.kind())
         add(VerifyCode::BadAttribute, n->name, "attribute '" + key + "' of '" + n->name + "' must be " + attr_kind_name(it->kind));
     }
@@ -99,7 +99,7 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
       std::vector<TensorType> inferred = node.outputs;
       node.outputs = stored;  // restore: the verifier never changes the model
       if (!st.ok()) {
-        bool constant = node.is("Constant");
+        bool constant = node.is(Op::Constant);
         add(constant ? VerifyCode::BadConstant : VerifyCode::TypeMismatch, node.name,
             std::string(node.op_name()) + " '" + node.name + "': " + st.message());
       } else if (inferred != stored) {
@@ -116,7 +116,7 @@ std::vector<VerifyDiagnostic> verify_diagnostics(const Model& m) {
   for (auto& v : m.variables())
     if (++var_count[v.name] == 2) add(VerifyCode::DuplicateVariable, "", "state variable '" + v.name + "' is declared twice");
   for (auto& n : m.nodes()) {
-    bool rv = n->is("ReadValue"), as = n->is("Assign");
+    bool rv = n->is(Op::ReadValue), as = n->is(Op::Assign);
     // Stateful fused ops (Attention) both read and write the variables their attributes name.
     for (const char* key : n->op().state_attrs) {
       if (!n->has_attr(key) || n->attr(key).kind() != AttrKind::String) continue;

@@ -14,6 +14,7 @@
 // - nodes whose evaluation fails (an integer division by zero, an index out of range): the error
 //   stays where it will be reported at run time.
 #include "ir/evaluator.h"
+#include "ir/ops.h"
 #include "passes/generic_passes.h"
 
 namespace ingot {
@@ -23,11 +24,12 @@ constexpr int64_t kAlwaysFoldBytes = 256;
 constexpr int64_t kMaxFoldBytes = int64_t{64} << 20;
 
 bool is_foldable_op(const Node& n) {
-  return !(n.is("Parameter") || n.is("Constant") || n.is("ReadValue") || n.is("Assign") || n.is("Result")) &&
+  // Sources (inputs, constants, state reads) and sinks (results, state writes) are not computations.
+  return !(n.op().has(kSource) || n.op().has(kSink)) &&
          !n.inputs.empty() && !n.outputs.empty();
 }
 
-bool has_data(const Node& n) { return n.is("Constant") && n.constant && n.constant->defined(); }
+bool has_data(const Node& n) { return n.is(Op::Constant) && n.constant && n.constant->defined(); }
 
 // Bytes of the outputs when every shape is static; nullopt otherwise.
 std::optional<int64_t> static_output_bytes(const Node& n) {
@@ -59,16 +61,16 @@ bool worth_folding(const Node& n) {
 // Evaluates `n` on its constant inputs through a model of its own; nullopt if evaluation fails.
 std::optional<std::vector<Tensor>> evaluate(const Node& n) {
   Model tiny("fold");
-  NodeSpec spec{std::string(n.op_name()), {}, n.attrs, "", {}, nullptr, ""};
+  NodeSpec spec{n.kind(), {}, n.attrs, "", {}, nullptr, ""};
   for (const Value& v : n.inputs) {
-    auto c = tiny.add_node(NodeSpec{"Constant", {}, {}, "", {v.node->outputs[0]}, v.node->constant, ""});
+    auto c = tiny.add_node(NodeSpec{Op::Constant, {}, {}, "", {v.node->outputs[0]}, v.node->constant, ""});
     if (!c.ok()) return std::nullopt;
     spec.inputs.push_back(Value{*c, v.index});
   }
   auto op = tiny.add_node(std::move(spec));
   if (!op.ok() || (*op)->outputs != n.outputs) return std::nullopt;
   for (size_t i = 0; i < n.outputs.size(); ++i)
-    if (!tiny.add_node(NodeSpec{"Result", {Value{*op, static_cast<int>(i)}}, {}, "", {}, nullptr, ""}).ok())
+    if (!tiny.add_node(NodeSpec{Op::Result, {Value{*op, static_cast<int>(i)}}, {}, "", {}, nullptr, ""}).ok())
       return std::nullopt;
   Evaluator ev(tiny);
   auto out = ev.run({});
@@ -90,7 +92,7 @@ class ConstantFolding : public Pass {
       if (!values) continue;
       for (size_t i = 0; i < values->size(); ++i) {
         auto data = std::make_shared<const Tensor>(std::move((*values)[i]));
-        INGOT_ASSIGN_OR_RETURN(Node * c, m.add_node(NodeSpec{"Constant", {}, {}, "", {n->outputs[i]}, data, ""}));
+        INGOT_ASSIGN_OR_RETURN(Node * c, m.add_node(NodeSpec{Op::Constant, {}, {}, "", {n->outputs[i]}, data, ""}));
         INGOT_RETURN_IF_ERROR(replace_value(m, Value{n, static_cast<int>(i)}, c->out()));
         // Single-output nodes hand their name to the constant: the IR still reads "%positions = ...".
         if (n->outputs.size() == 1) take_name(n, c);

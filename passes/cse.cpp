@@ -10,12 +10,13 @@
 #include <unordered_map>
 
 #include "passes/generic_passes.h"
+#include "ir/ops.h"
 
 namespace ingot {
 namespace {
 
 bool never_merged(const Node& n) {
-  return n.is("Parameter") || n.is("ReadValue") || n.is("Assign") || n.is("Result");
+  return n.is(Op::Parameter) || n.is(Op::ReadValue) || n.is(Op::Assign) || n.is(Op::Result);
 }
 
 bool has_data(const Node& n) { return n.constant && n.constant->defined(); }
@@ -67,7 +68,7 @@ class CommonSubexpressionElimination : public Pass {
     for (Node* n : order) {
       if (never_merged(*n)) continue;
       Node* same = nullptr;
-      if (n->is("Constant")) {
+      if (n->is(Op::Constant)) {
         // Opaque constants (parsed from a summarized text) have no bytes to compare: kept apart.
         if (!has_data(*n)) continue;
         std::string key = n->outputs[0].str() + "/" + std::to_string(n->constant->nbytes()) + "/" +
@@ -101,7 +102,7 @@ class CommonSubexpressionElimination : public Pass {
   static std::string op_key(const Node& n, const std::unordered_map<const Node*, size_t>& id) {
     std::vector<std::string> inputs;
     for (const Value& v : n.inputs) inputs.push_back(std::to_string(id.at(v.node)) + ":" + std::to_string(v.index));
-    if (inputs.size() == 2 && is_commutative(n.op_name()) && inputs[1] < inputs[0]) std::swap(inputs[0], inputs[1]);
+    if (inputs.size() == 2 && n.op().has(kCommutative) && inputs[1] < inputs[0]) std::swap(inputs[0], inputs[1]);
     std::string key(n.op_name());
     key += "(";
     for (auto& s : inputs) key += s + ",";

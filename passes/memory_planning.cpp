@@ -11,12 +11,14 @@
 // 4. Placement: offline, every group at once: best fit over the groups sorted by size (largest
 //    first), and again sorted by first step; the smaller arena wins.
 #include "passes/memory_planning.h"
+#include "ir/ops.h"
 
 #include <algorithm>
 #include <map>
 #include <numeric>
 #include <string>
 #include <unordered_map>
+#include <optional>
 #include <vector>
 
 namespace ingot {
@@ -26,87 +28,20 @@ namespace {
 
 enum class Reuse { none, in_place, view };
 
-using InputsFn = std::vector<int> (*)(const Node&);
-
-std::vector<int> first_input(const Node&) { return {0}; }
-std::vector<int> every_input(const Node& n) {
-  std::vector<int> r(n.inputs.size());
-  std::iota(r.begin(), r.end(), 0);
-  return r;
-}
-// FusedMatMul's residual is its last input when has_residual is set.
-std::vector<int> residual_input(const Node& n) {
-  if (!n.attr("has_residual").as_bool()) return {};
-  return {static_cast<int>(n.inputs.size()) - 1};
-}
-// SwiGLU's two-input form is element-wise; the one-input form halves each row.
-std::vector<int> swiglu_inputs(const Node& n) { return n.inputs.size() == 2 ? every_input(n) : std::vector<int>{}; }
-
+// Which inputs an op's output may share bytes with is part of the op's definition
+// (OpDef::in_place and the kView trait, ir/ops.cpp, where the kernels' obligations are listed).
+// Whatever the op, an input is taken only when it has exactly the output's shape (no broadcast),
+// the same plain element size (so element i sits at the same byte offset in both), and nothing
+// reads its bytes after this node.
 struct ReuseRule {
-  const char* op;
   Reuse reuse;
-  InputsFn inputs;  // the inputs whose bytes the output may take
+  InPlaceFn inputs;  // the inputs whose bytes the output may take
 };
 
-// In place: the kernel must read an input element before it writes the output element at the same
-// index, and never write an element it has yet to read. Whatever the rule, an input is taken only
-// when it has exactly the output's shape (no broadcast), the same plain element size (so element i
-// sits at the same byte offset in both), and nothing reads its bytes after this node.
-//  - Element-wise ops (unary, binary, Select, Convert between types of one size) read element i
-//    only to write element i.
-//  - RMSNorm and Softmax are row-wise: the kernel reduces a whole row (Softmax: a lane along its
-//    axis) before writing any of it, and rows are disjoint. Kernels must keep to that order.
-//  - RoPE reads both values of a rotated pair before writing either.
-//  - FusedMatMul's residual: its epilogue reads residual[i] just before it writes out[i], once,
-//    from the accumulated tile (kernels must not store partial sums in the output). Its other
-//    inputs are read whole-row for every output element: never taken.
-// Views write nothing: Reshape keeps the flat order of its input, and a Result is its value.
-const std::vector<ReuseRule>& reuse_rules() {
-  static const std::vector<ReuseRule> rules = {
-      {"Reshape", Reuse::view, first_input},
-      {"Result", Reuse::view, first_input},
-      {"Convert", Reuse::in_place, first_input},
-      {"Sqrt", Reuse::in_place, first_input},
-      {"Exp", Reuse::in_place, first_input},
-      {"Log", Reuse::in_place, first_input},
-      {"Negative", Reuse::in_place, first_input},
-      {"Abs", Reuse::in_place, first_input},
-      {"Sin", Reuse::in_place, first_input},
-      {"Cos", Reuse::in_place, first_input},
-      {"Sigmoid", Reuse::in_place, first_input},
-      {"Tanh", Reuse::in_place, first_input},
-      {"Erf", Reuse::in_place, first_input},
-      {"Gelu", Reuse::in_place, first_input},
-      {"LogicalNot", Reuse::in_place, first_input},
-      {"Add", Reuse::in_place, every_input},
-      {"Subtract", Reuse::in_place, every_input},
-      {"Multiply", Reuse::in_place, every_input},
-      {"Divide", Reuse::in_place, every_input},
-      {"Power", Reuse::in_place, every_input},
-      {"Maximum", Reuse::in_place, every_input},
-      {"Minimum", Reuse::in_place, every_input},
-      {"Equal", Reuse::in_place, every_input},
-      {"NotEqual", Reuse::in_place, every_input},
-      {"Less", Reuse::in_place, every_input},
-      {"LessEqual", Reuse::in_place, every_input},
-      {"Greater", Reuse::in_place, every_input},
-      {"GreaterEqual", Reuse::in_place, every_input},
-      {"LogicalAnd", Reuse::in_place, every_input},
-      {"LogicalOr", Reuse::in_place, every_input},
-      {"Select", Reuse::in_place, every_input},
-      {"SwiGLU", Reuse::in_place, swiglu_inputs},
-      {"RMSNorm", Reuse::in_place, first_input},
-      {"Softmax", Reuse::in_place, first_input},
-      {"RoPE", Reuse::in_place, first_input},
-      {"FusedMatMul", Reuse::in_place, residual_input},
-  };
-  return rules;
-}
-
-const ReuseRule* find_rule(const Node& n) {
-  for (const ReuseRule& r : reuse_rules())
-    if (n.is(r.op)) return &r;
-  return nullptr;
+std::optional<ReuseRule> find_rule(const Node& n) {
+  const OpDef& op = n.op();
+  if (!op.in_place) return std::nullopt;
+  return ReuseRule{op.has(kView) ? Reuse::view : Reuse::in_place, op.in_place};
 }
 
 bool same_plain_element_size(ElementType a, ElementType b) {
@@ -192,7 +127,7 @@ StatusOr<MemoryPlan> plan_memory(const Model& m, const MemoryPlanOptions& option
     Node* n = order[static_cast<size_t>(s)];
     step[n] = s;
     plan.order.push_back(n->name);
-    if (n->is("Constant")) continue;
+    if (n->is(Op::Constant)) continue;
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       StatusOr<int64_t> size = max_storage_bytes(n->outputs[i], plan.max_batch, plan.max_context);
       if (!size.ok())
@@ -201,8 +136,8 @@ StatusOr<MemoryPlan> plan_memory(const Model& m, const MemoryPlanOptions& option
       ValueInfo v;
       v.node = n;
       v.output = static_cast<int>(i);
-      v.first = n->is("Parameter") ? 0 : s;
-      v.last = n->is("Result") ? last_step : s;
+      v.first = n->is(Op::Parameter) ? 0 : s;
+      v.last = n->is(Op::Result) ? last_step : s;
       v.bytes = round_up(*size, plan.alignment);
       value_index[{n, static_cast<int>(i)}] = static_cast<int>(values.size());
       values.push_back(v);
@@ -221,7 +156,7 @@ StatusOr<MemoryPlan> plan_memory(const Model& m, const MemoryPlanOptions& option
   for (ValueInfo& v : values) {
     const Node& n = *v.node;
     const int s = step.at(v.node);
-    const ReuseRule* rule = n.outputs.size() == 1 ? find_rule(n) : nullptr;
+    const std::optional<ReuseRule> rule = n.outputs.size() == 1 ? find_rule(n) : std::nullopt;
     const TensorType& out = n.outputs[static_cast<size_t>(v.output)];
     if (rule && (rule->reuse == Reuse::view || options.in_place)) {
       for (int k : rule->inputs(n)) {

@@ -1,4 +1,5 @@
 #include "passes/pattern.h"
+#include "ir/ops.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -11,7 +12,7 @@ namespace ingot {
 struct PatternNode {
   enum class Kind { Any, Op, Constant };
   Kind kind = Kind::Any;
-  std::string op;                  // Kind::Op
+  Op op = Op::Parameter;           // Kind::Op
   bool check_inputs = false;       // Kind::Op: inputs given
   std::vector<Pattern> inputs;
   std::optional<double> scalar;    // Kind::Constant: exactly one element, equal to this
@@ -52,7 +53,7 @@ std::string describe_typed(Value v) {
 bool has_output(Value v) { return v.node && v.index >= 0 && v.index < static_cast<int>(v.node->outputs.size()); }
 
 const Tensor* constant_data(Value v) {
-  if (!v.node || !v.node->is("Constant") || !v.node->constant || !v.node->constant->defined()) return nullptr;
+  if (!v.node || !v.node->is(Op::Constant) || !v.node->constant || !v.node->constant->defined()) return nullptr;
   return v.node->constant.get();
 }
 
@@ -97,13 +98,13 @@ class Matcher {
       case PatternNode::Kind::Any:
         break;
       case PatternNode::Kind::Op:
-        if (!v.node || v.node->op_name() != p.op) {
-          fail(at, p.op, describe(v));
+        if (!v.node || !v.node->is(p.op)) {
+          fail(at, op_name(p.op), describe(v));
           return false;
         }
         break;
       case PatternNode::Kind::Constant: {
-        if (!v.node || !v.node->is("Constant")) {
+        if (!v.node || !v.node->is(Op::Constant)) {
           fail(at, expected_constant(p), describe(v));
           return false;
         }
@@ -130,14 +131,14 @@ class Matcher {
 
   bool match_inputs(const PatternNode& p, Node* n, const std::function<bool()>& rest) {
     if (n->inputs.size() != p.inputs.size()) {
-      fail(Location{}, p.op + " with " + std::to_string(p.inputs.size()) + " inputs",
+      fail(Location{}, std::string(op_name(p.op)) + (" with " + std::to_string(p.inputs.size()) + " inputs"),
            describe(n) + " with " + std::to_string(n->inputs.size()));
       return false;
     }
     std::vector<int> order(p.inputs.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
     if (try_order(p, n, order, 0, rest)) return true;
-    if (order.size() == 2 && is_commutative(p.op)) {
+    if (order.size() == 2 && op_def(p.op).has(kCommutative)) {
       std::swap(order[0], order[1]);
       return try_order(p, n, order, 0, rest);
     }
@@ -190,7 +191,7 @@ std::string pattern_str(const PatternNode& p) {
       if (!p.capture.empty()) s += "@" + p.capture;
       break;
     case PatternNode::Kind::Op:
-      s = p.op;
+      s = op_name(p.op);
       if (p.check_inputs) {
         s += "(";
         for (size_t i = 0; i < p.inputs.size(); ++i) s += (i ? ", " : "") + p.inputs[i].str();
@@ -219,23 +220,26 @@ Pattern Pattern::capture(std::string name) const {
   return Pattern(std::move(n));
 }
 
-const std::string& Pattern::root_op() const { return node_->op; }
+std::optional<Op> Pattern::root_op() const {
+  if (node_->kind != PatternNode::Kind::Op) return std::nullopt;
+  return node_->op;
+}
 
 std::string Pattern::str() const { return pattern_str(*node_); }
 
 Pattern any(std::string name) { return Pattern(make_node(PatternNode::Kind::Any, std::move(name))); }
 
-Pattern op(std::string op_name) {
+Pattern op(Op op_kind) {
   auto n = make_node(PatternNode::Kind::Op, "");
-  n->op = std::move(op_name);
+  n->op = op_kind;
   return Pattern(std::move(n));
 }
 
-Pattern op(std::string op_name, std::vector<Pattern> inputs) { return op(std::move(op_name), std::move(inputs), ""); }
+Pattern op(Op op_kind, std::vector<Pattern> inputs) { return op(op_kind, std::move(inputs), ""); }
 
-Pattern op(std::string op_name, std::vector<Pattern> inputs, std::string name) {
+Pattern op(Op op_kind, std::vector<Pattern> inputs, std::string name) {
   auto n = make_node(PatternNode::Kind::Op, std::move(name));
-  n->op = std::move(op_name);
+  n->op = op_kind;
   n->check_inputs = true;
   n->inputs = std::move(inputs);
   return Pattern(std::move(n));
@@ -249,14 +253,6 @@ Pattern constant_scalar(double v, std::string name) {
   return Pattern(std::move(n));
 }
 
-bool is_commutative(std::string_view op_name) {
-  // Exactly commutative in the reference kernels, NaNs and integer wrap-around included.
-  static const std::string_view kOps[] = {"Add", "Multiply", "Maximum", "Minimum",
-                                          "Equal", "NotEqual", "LogicalAnd", "LogicalOr"};
-  for (auto o : kOps)
-    if (o == op_name) return true;
-  return false;
-}
 
 // ---------------------------------------------------------------- predicates
 
@@ -415,7 +411,7 @@ std::optional<double> scalar_constant(Value v) {
 
 namespace {
 
-bool is_sink_or_input(const Node* n) { return n->is("Result") || n->is("Assign") || n->is("Parameter"); }
+bool is_sink_or_input(const Node* n) { return n->is(Op::Result) || n->is(Op::Assign) || n->is(Op::Parameter); }
 
 }  // namespace
 
@@ -432,8 +428,8 @@ StatusOr<bool> apply_patterns_greedily(Model& m, std::span<const RewritePattern>
       if (!is_sink_or_input(n) && uses.total(n) == 0) continue;
       Value root{n, 0};
       for (const RewritePattern& rp : patterns) {
-        const std::string& want = rp.pattern.root_op();
-        if (!want.empty() && n->op_name() != want) continue;
+        const std::optional<Op> want = rp.pattern.root_op();
+        if (want && !n->is(*want)) continue;
         Captures caps(m, &uses);
         std::string why;
         if (!match(rp.pattern, root, caps, debug ? &why : nullptr)) {

@@ -1,13 +1,15 @@
 // Declarative graph patterns, a backtracking matcher that explains its failures, and a greedy
-// rewrite driver. A fusion is one RewritePattern: a pattern tree plus a rewrite function.
+// rewrite driver. A rewrite is one RewritePattern: a pattern tree plus a rewrite function. The
+// simplifications (passes/simplify.cpp) are written this way; the LLM fusions
+// (passes/fusion/llm_fusions.cpp) are still hand-written matchers that do not use it.
 //
 //   // x * 1 -> x  (commutative ops also try the swapped input order)
-//   RewritePattern mul_one{"mul-one", op("Multiply", {any("x"), constant_scalar(1.0)}), replace_with("x")};
+//   RewritePattern mul_one{"mul-one", op(Op::Multiply, {any("x"), constant_scalar(1.0)}), replace_with("x")};
 //
 // Patterns match Values. op(...) checks the producing node's op and, when inputs are given, its
 // input count and each input; any(...) matches everything; constants and predicates narrow a
 // pattern. A capture name binds a Value (and thereby its Node); a name used twice must bind the
-// same Value both times, so op("Add", {any("x"), any("x")}) matches x + x only.
+// same Value both times, so op(Op::Add, {any("x"), any("x")}) matches x + x only.
 #pragma once
 
 #include <functional>
@@ -68,8 +70,8 @@ class Pattern {
   Pattern where(Predicate p) const;
   // Binds the matched value to `name` in the Captures.
   Pattern capture(std::string name) const;
-  // The op the root must have; empty for any(...) and constant(...) roots.
-  const std::string& root_op() const;
+  // The op the root must have; nullopt for any(...) and constant(...) roots.
+  std::optional<Op> root_op() const;
   std::string str() const;  // "Multiply(x, <constant 1>)@m [a single use]": for debug output
 
   const PatternNode& node() const { return *node_; }
@@ -81,19 +83,19 @@ class Pattern {
 
 // Any value; captured as `name` when it is not empty.
 Pattern any(std::string name = "");
-// A value produced by `op_name`, inputs not examined.
-Pattern op(std::string op_name);
-// A value produced by `op_name` with exactly these inputs. Add, Multiply, Maximum, Minimum,
-// Equal, NotEqual, LogicalAnd and LogicalOr (is_commutative) also match with the two inputs swapped.
-Pattern op(std::string op_name, std::vector<Pattern> inputs);
+// A value produced by an `kind` node, inputs not examined.
+Pattern op(Op kind);
+// A value produced by an `kind` node with exactly these inputs. Commutative ops (the kCommutative
+// trait: Add, Multiply, Maximum, Minimum, Equal, NotEqual, LogicalAnd, LogicalOr) also match with
+// the two inputs swapped.
+Pattern op(Op kind, std::vector<Pattern> inputs);
 // The same with the node's output captured as `name`.
-Pattern op(std::string op_name, std::vector<Pattern> inputs, std::string name);
+Pattern op(Op kind, std::vector<Pattern> inputs, std::string name);
 // A Constant node (with or without data).
 Pattern constant(std::string name = "");
 // A Constant with data and exactly one element, equal to v (any rank: f32[], f32[1, 1], ...).
 Pattern constant_scalar(double v, std::string name = "");
 
-bool is_commutative(std::string_view op_name);
 
 // What a match binds: capture names to Values. Constructed with the model when a pattern uses
 // use counts (single_use); the driver passes the use counts it maintains, else they are counted

@@ -1,9 +1,11 @@
-// A pass made of rewrite patterns, applied greedily to a fixed point: the usual shape of a
-// simplification or fusion pass.
+// A pass made of rewrite patterns, applied greedily to a fixed point: the shape of the
+// simplification pass (passes/simplify.cpp); a sketch of how a fusion would look:
 //
 //   std::unique_ptr<Pass> create_fuse_rms_norm_pass() {
 //     return make_pattern_pass("fuse-rms-norm", {{"rms-norm", rms_norm_pattern(), rewrite_rms_norm}});
 //   }
+//
+// (The LLM fusions in passes/fusion/ do not use patterns yet.)
 #pragma once
 
 #include <memory>

@@ -86,20 +86,20 @@ StatusOr<bool> convert_chain(Model& m, const Captures& c, Node* root) {
 std::vector<RewritePattern> simplify_patterns() {
   Pattern zero = constant().where(constant_value(0.0));
   Pattern one = constant().where(constant_value(1.0));
-  // Add and Multiply match either input order (is_commutative): x*1 also covers 1*x.
+  // Add and Multiply match either input order (the kCommutative trait): x*1 also covers 1*x.
   return {
-      {"mul-one", op("Multiply", {any("x"), one}), replace_with("x")},                   // x*1 -> x, 1*x -> x
-      {"add-zero", op("Add", {any("x"), zero}), replace_with("x")},                      // x+0 -> x, 0+x -> x
-      {"sub-zero", op("Subtract", {any("x"), zero}), replace_with("x")},                 // x-0 -> x
-      {"div-one", op("Divide", {any("x"), one}), replace_with("x")},                     // x/1 -> x
-      {"neg-neg", op("Negative", {op("Negative", {any("x")})}), replace_with("x")},       // -(-x) -> x
-      {"reshape-same", op("Reshape", {any("x")}), replace_with("x")},                    // reshape to x's own type -> x
-      {"reshape-reshape", op("Reshape", {op("Reshape", {any("x")}).where(single_use())}), reshape_of_reshape},  // reshape(reshape(x)) -> reshape(x)
-      {"transpose-identity", op("Transpose", {any("x")}).where(identity_perm()), replace_with("x")},  // transpose(x, [0, 1, ..]) -> x
-      {"transpose-transpose", op("Transpose", {op("Transpose", {any("x")}, "inner").where(single_use())}), transpose_of_transpose},  // transpose(transpose(x)) -> transpose(x, composed)
-      {"broadcast-same", op("Broadcast", {any("x")}), replace_with("x")},                // broadcast to x's own type -> x
-      {"convert-same", op("Convert", {any("x")}), replace_with("x")},                    // convert to x's own type -> x
-      {"convert-convert", op("Convert", {op("Convert", {any("x")}, "inner").where(single_use())}), convert_chain},  // convert(convert(x)) -> convert(x) when the first is exact
+      {"mul-one", op(Op::Multiply, {any("x"), one}), replace_with("x")},                   // x*1 -> x, 1*x -> x
+      {"add-zero", op(Op::Add, {any("x"), zero}), replace_with("x")},                      // x+0 -> x, 0+x -> x
+      {"sub-zero", op(Op::Subtract, {any("x"), zero}), replace_with("x")},                 // x-0 -> x
+      {"div-one", op(Op::Divide, {any("x"), one}), replace_with("x")},                     // x/1 -> x
+      {"neg-neg", op(Op::Negative, {op(Op::Negative, {any("x")})}), replace_with("x")},       // -(-x) -> x
+      {"reshape-same", op(Op::Reshape, {any("x")}), replace_with("x")},                    // reshape to x's own type -> x
+      {"reshape-reshape", op(Op::Reshape, {op(Op::Reshape, {any("x")}).where(single_use())}), reshape_of_reshape},  // reshape(reshape(x)) -> reshape(x)
+      {"transpose-identity", op(Op::Transpose, {any("x")}).where(identity_perm()), replace_with("x")},  // transpose(x, [0, 1, ..]) -> x
+      {"transpose-transpose", op(Op::Transpose, {op(Op::Transpose, {any("x")}, "inner").where(single_use())}), transpose_of_transpose},  // transpose(transpose(x)) -> transpose(x, composed)
+      {"broadcast-same", op(Op::Broadcast, {any("x")}), replace_with("x")},                // broadcast to x's own type -> x
+      {"convert-same", op(Op::Convert, {any("x")}), replace_with("x")},                    // convert to x's own type -> x
+      {"convert-convert", op(Op::Convert, {op(Op::Convert, {any("x")}, "inner").where(single_use())}), convert_chain},  // convert(convert(x)) -> convert(x) when the first is exact
   };
 }
 

@@ -364,7 +364,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   }
   std::map<std::string, int> ops;
   for (auto& n : im->model->nodes())
-    if (!n->is("Constant")) ops[std::string(n->op_name())]++;
+    if (!n->is(Op::Constant)) ops[std::string(n->op_name())]++;
   progress.end(std::to_string(im->model->nodes().size()) + " nodes");
 
   progress.begin("plan memory (max batch " + std::to_string(cli.max_batch) + ")");

@@ -133,7 +133,7 @@ void print_summary(const Model& m) {
   std::set<std::string> symbols;
   for (auto& n : m.nodes()) {
     ops[std::string(n->op_name())]++;
-    if (n->is("Constant") && n->constant) {
+    if (n->is(Op::Constant) && n->constant) {
       const_bytes += static_cast<int64_t>(n->constant->nbytes());
       ++const_count;
     }
@@ -673,7 +673,7 @@ int cmd_ops() {
     std::string arity = op.max_inputs < 0 ? std::to_string(op.min_inputs) + "+" :
                         op.min_inputs == op.max_inputs ? std::to_string(op.min_inputs) :
                         std::to_string(op.min_inputs) + "-" + std::to_string(op.max_inputs);
-    std::printf("%-13s in %-3s {%s}  %s\n", op.name, arity.c_str(), attrs.c_str(), op.summary);
+    std::printf("%-13s in %-3s {%s}  %s\n", op.name(), arity.c_str(), attrs.c_str(), op.summary);
   }
   return 0;
 }

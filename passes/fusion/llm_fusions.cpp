@@ -17,7 +17,7 @@ constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
 // ------------------------------------------------------------------ matching helpers
 
 // The node producing `v` when it is `op`, else null.
-Node* def(Value v, std::string_view op) { return v.node && v.node->is(op) ? v.node : nullptr; }
+Node* def(Value v, Op op) { return v.node && v.node->is(op) ? v.node : nullptr; }
 
 bool single_use(const Model& m, Value v) { return m.users(v).size() == 1; }
 
@@ -37,7 +37,7 @@ bool commuted(Node* n, Pred first_ok, Value& a, Value& b) {
 
 // Multiply with exactly the operands {a, b} in either order.
 bool is_product_of(Value v, Value a, Value b) {
-  Node* n = def(v, "Multiply");
+  Node* n = def(v, Op::Multiply);
   return n && ((n->inputs[0] == a && n->inputs[1] == b) || (n->inputs[0] == b && n->inputs[1] == a));
 }
 
@@ -52,7 +52,7 @@ struct SliceInfo {
 };
 
 std::optional<SliceInfo> slice_info(Value v) {
-  Node* n = def(v, "Slice");
+  Node* n = def(v, Op::Slice);
   if (!n) return std::nullopt;
   const auto& axes = n->attr("axes").as_ints();
   const auto& step = n->attr("step").as_ints();
@@ -87,7 +87,7 @@ StatusOr<bool> for_each_node(Model& m, F try_at) {
   return changed;
 }
 
-NodeSpec spec(const char* op, std::vector<Value> inputs, AttrMap attrs = {}) {
+NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
 }
 
@@ -96,17 +96,17 @@ NodeSpec spec(const char* op, std::vector<Value> inputs, AttrMap attrs = {}) {
 bool try_rms_norm(Model& m, Node* root) {
   // root = Multiply(x / sqrt(mean(x^2) + eps), w)
   Value normed, w;
-  auto is_divide = [&](Value v) { return def(v, "Divide") != nullptr; };
-  if (!root->is("Multiply") || !commuted(root, is_divide, normed, w)) return false;
-  Node* div = def(normed, "Divide");
-  Node* sqrt = def(div->inputs[1], "Sqrt");
+  auto is_divide = [&](Value v) { return def(v, Op::Divide) != nullptr; };
+  if (!root->is(Op::Multiply) || !commuted(root, is_divide, normed, w)) return false;
+  Node* div = def(normed, Op::Divide);
+  Node* sqrt = def(div->inputs[1], Op::Sqrt);
   if (!sqrt) return false;
   Value mean, eps;
-  auto is_mean = [&](Value v) { return def(v, "ReduceMean") != nullptr; };
-  Node* plus = def(sqrt->inputs[0], "Add");
+  auto is_mean = [&](Value v) { return def(v, Op::ReduceMean) != nullptr; };
+  Node* plus = def(sqrt->inputs[0], Op::Add);
   if (!plus || !commuted(plus, is_mean, mean, eps)) return false;
-  Node* rm = def(mean, "ReduceMean");
-  Node* pw = def(rm->inputs[0], "Power");
+  Node* rm = def(mean, Op::ReduceMean);
+  Node* pw = def(rm->inputs[0], Op::Power);
   Value x = div->inputs[0];
   const TensorType& xt = x.type();
   if (!pw || pw->inputs[0] != x || scalar_constant(pw->inputs[1]) != 2.0) return false;
@@ -118,7 +118,7 @@ bool try_rms_norm(Model& m, Node* root) {
   // A shared intermediate would have to be computed anyway: fusing would not save it.
   for (Value v : {normed, sqrt->inputs[0], mean, rm->inputs[0], div->inputs[1]})
     if (!single_use(m, v)) return false;
-  Value fused = add_value(m, spec("RMSNorm", {x, w}, {{"eps", Attribute::Float(*eps_value)}}));
+  Value fused = add_value(m, spec(Op::RMSNorm, {x, w}, {{"eps", Attribute::Float(*eps_value)}}));
   return replace(m, root->out(), fused);
 }
 
@@ -126,21 +126,21 @@ bool try_rms_norm(Model& m, Node* root) {
 
 bool try_swiglu(Model& m, Node* root) {
   // root = Multiply(Multiply(g, Sigmoid(g)), u)
-  if (!root->is("Multiply")) return false;
+  if (!root->is(Op::Multiply)) return false;
   for (int i = 0; i < 2; ++i) {
     Value silu = root->inputs[static_cast<size_t>(i)], up = root->inputs[static_cast<size_t>(1 - i)];
-    Node* inner = def(silu, "Multiply");
+    Node* inner = def(silu, Op::Multiply);
     if (!inner) continue;
     Value g, sig;
     auto is_sigmoid_of_other = [&](Value v) {
-      Node* s = def(v, "Sigmoid");
+      Node* s = def(v, Op::Sigmoid);
       Value other = inner->inputs[0] == v ? inner->inputs[1] : inner->inputs[0];
       return s && s->inputs[0] == other;
     };
     if (!commuted(inner, is_sigmoid_of_other, sig, g)) continue;
     if (g.type() != up.type() || g.type().type != ElementType::f32) continue;
     if (!single_use(m, silu) || !single_use(m, sig)) continue;
-    return replace(m, root->out(), add_value(m, spec("SwiGLU", {g, up})));
+    return replace(m, root->out(), add_value(m, spec(Op::SwiGLU, {g, up})));
   }
   return false;
 }
@@ -149,7 +149,7 @@ bool try_swiglu(Model& m, Node* root) {
 
 // Reshape(table[T, half]) -> [T, 1, half]: the table itself.
 std::optional<Value> rope_table(Value v) {
-  Node* r = def(v, "Reshape");
+  Node* r = def(v, Op::Reshape);
   if (!r || r->inputs[0].type().shape.size() != 2 || v.type().shape.size() != 3) return std::nullopt;
   return r->inputs[0];
 }
@@ -157,37 +157,37 @@ std::optional<Value> rope_table(Value v) {
 bool try_rope_interleaved(Model& m, Node* root) {
   // root = Reshape(Concat(Reshape(y0), Reshape(y1)), axis 3) where y0 = x0*c - x1*s, y1 = x0*s + x1*c
   // and x0, x1 are the even and odd members of the pairs of Reshape(x, [T, H, D/2, 2]).
-  if (!root->is("Reshape")) return false;
-  Node* cat = def(root->inputs[0], "Concat");
+  if (!root->is(Op::Reshape)) return false;
+  Node* cat = def(root->inputs[0], Op::Concat);
   if (!cat || cat->inputs.size() != 2) return false;
   int64_t rank = static_cast<int64_t>(cat->outputs[0].shape.size());
   if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1)) return false;
-  Node* r0 = def(cat->inputs[0], "Reshape");
-  Node* r1 = def(cat->inputs[1], "Reshape");
+  Node* r0 = def(cat->inputs[0], Op::Reshape);
+  Node* r1 = def(cat->inputs[1], Op::Reshape);
   if (!r0 || !r1) return false;
-  Node* sub = def(r0->inputs[0], "Subtract");
-  Node* plus = def(r1->inputs[0], "Add");
+  Node* sub = def(r0->inputs[0], Op::Subtract);
+  Node* plus = def(r1->inputs[0], Op::Add);
   if (!sub || !plus) return false;
   // x0 * c: find which operand is the even slice.
   auto even_odd = [&](Value v, int64_t begin) -> std::optional<Value> {
-    Node* r = def(v, "Reshape");
+    Node* r = def(v, Op::Reshape);
     if (!r) return std::nullopt;
     auto s = slice_info(r->inputs[0]);
     if (!s || s->axis != 3 || s->begin != begin || s->end != begin + 1) return std::nullopt;
     return s->input;
   };
-  Node* m0 = def(sub->inputs[0], "Multiply");
+  Node* m0 = def(sub->inputs[0], Op::Multiply);
   if (!m0) return false;
   Value x0, c;
   if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c)) return false;
   Value pairs = *even_odd(x0, 0);
-  Node* m1 = def(sub->inputs[1], "Multiply");
+  Node* m1 = def(sub->inputs[1], Op::Multiply);
   Value x1, s;
   if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s)) return false;
   bool y1_ok = (is_product_of(plus->inputs[0], x0, s) && is_product_of(plus->inputs[1], x1, c)) ||
                (is_product_of(plus->inputs[1], x0, s) && is_product_of(plus->inputs[0], x1, c));
   if (!y1_ok) return false;
-  Node* split = def(pairs, "Reshape");
+  Node* split = def(pairs, Op::Reshape);
   auto cos = rope_table(c), sin = rope_table(s);
   if (!split || !cos || !sin) return false;
   Value x = split->inputs[0];
@@ -196,32 +196,32 @@ bool try_rope_interleaved(Model& m, Node* root) {
   // Simplification may have folded the head split into the pair split: restore [T, H, D].
   if (x.type() != out) {
     if (num_elements(x.type().shape) != num_elements(out.shape)) return false;
-    x = add_value(m, spec("Reshape", {x}, {{"shape", Attribute::Dims(out.shape)}}));
+    x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
   }
-  auto fused = m.add_node(spec("RoPE", {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
+  auto fused = m.add_node(spec(Op::RoPE, {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
   if (!fused.ok()) return false;  // tables that do not fit this x: not the pattern after all
   return replace(m, root->out(), (*fused)->out());
 }
 
 bool try_rope_rotate_half(Model& m, Node* root) {
   // root = x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s), along the last axis.
-  if (!root->is("Add")) return false;
+  if (!root->is(Op::Add)) return false;
   auto doubled = [](Value v) -> std::optional<Value> {
-    Node* cat = def(v, "Concat");
+    Node* cat = def(v, Op::Concat);
     if (!cat || cat->inputs.size() != 2 || cat->inputs[0] != cat->inputs[1]) return std::nullopt;
     return rope_table(cat->inputs[0]);
   };
   for (int i = 0; i < 2; ++i) {
-    Node* direct = def(root->inputs[static_cast<size_t>(i)], "Multiply");
-    Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], "Multiply");
+    Node* direct = def(root->inputs[static_cast<size_t>(i)], Op::Multiply);
+    Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], Op::Multiply);
     if (!direct || !rotated) continue;
     Value x, cf;
     if (!commuted(direct, [&](Value v) { return !doubled(v).has_value(); }, x, cf) || !doubled(cf)) continue;
     Value rot, sf;
-    if (!commuted(rotated, [&](Value v) { return def(v, "Concat") && !doubled(v); }, rot, sf) || !doubled(sf)) continue;
-    Node* rc = def(rot, "Concat");
+    if (!commuted(rotated, [&](Value v) { return def(v, Op::Concat) && !doubled(v); }, rot, sf) || !doubled(sf)) continue;
+    Node* rc = def(rot, Op::Concat);
     if (rc->inputs.size() != 2) continue;
-    Node* neg = def(rc->inputs[0], "Negative");
+    Node* neg = def(rc->inputs[0], Op::Negative);
     if (!neg) continue;
     auto hi = slice_info(neg->inputs[0]);
     auto lo = slice_info(rc->inputs[1]);
@@ -230,7 +230,7 @@ bool try_rope_rotate_half(Model& m, Node* root) {
     int64_t d = shape[2].value(), half = d / 2;
     if (!hi || !lo || hi->input != x || lo->input != x || hi->axis != 2 || lo->axis != 2) continue;
     if (hi->begin != half || (hi->end != d && hi->end != kEnd) || lo->begin != 0 || lo->end != half) continue;
-    auto fused = m.add_node(spec("RoPE", {x, *doubled(cf), *doubled(sf)}, {{"layout", Attribute::String("rotate_half")}}));
+    auto fused = m.add_node(spec(Op::RoPE, {x, *doubled(cf), *doubled(sf)}, {{"layout", Attribute::String("rotate_half")}}));
     if (!fused.ok()) continue;
     return replace(m, root->out(), (*fused)->out());
   }
@@ -249,24 +249,24 @@ struct CacheMatch {
 // A cache of another type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32):
 // the fused op stores into and reads from the variable's own type, the same rounding.
 std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
-  Node* widen = def(all, "Convert");
+  Node* widen = def(all, Op::Convert);
   if (widen) {
     if (widen->attr("to").as_type() != ElementType::f32) return std::nullopt;
     all = widen->inputs[0];
   }
-  Node* cat = def(all, "Concat");
+  Node* cat = def(all, Op::Concat);
   if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) return std::nullopt;
-  Node* read = def(cat->inputs[0], "ReadValue");
+  Node* read = def(cat->inputs[0], Op::ReadValue);
   if (!read) return std::nullopt;
   Value fresh = cat->inputs[1];
   if (widen) {
-    Node* narrow = def(fresh, "Convert");
+    Node* narrow = def(fresh, Op::Convert);
     if (!narrow || narrow->inputs[0].type().type != ElementType::f32) return std::nullopt;
     fresh = narrow->inputs[0];
   }
   CacheMatch c{read->attr("variable").as_string(), fresh, nullptr};
   for (auto& [user, slot] : m.users(all)) {
-    if (user->is("Assign") && user->attr("variable").as_string() == c.variable) c.assign = user;
+    if (user->is(Op::Assign) && user->attr("variable").as_string() == c.variable) c.assign = user;
   }
   if (!c.assign || m.users(cat->inputs[0]).size() != 1) return std::nullopt;
   return c;
@@ -274,12 +274,12 @@ std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
 
 // Transpose(repeat(kall), [1, 0, 2]) with repeat = Reshape(Broadcast(Reshape(kall))) or nothing.
 std::optional<Value> heads_first_cache(Value v) {
-  Node* t = def(v, "Transpose");
+  Node* t = def(v, Op::Transpose);
   if (!t || !attr_ints_are(t, "perm", {1, 0, 2})) return std::nullopt;
   Value x = t->inputs[0];
-  if (Node* merge = def(x, "Reshape")) {
-    Node* b = def(merge->inputs[0], "Broadcast");
-    Node* split = b ? def(b->inputs[0], "Reshape") : nullptr;
+  if (Node* merge = def(x, Op::Reshape)) {
+    Node* b = def(merge->inputs[0], Op::Broadcast);
+    Node* split = b ? def(b->inputs[0], Op::Reshape) : nullptr;
     if (!split) return std::nullopt;
     return split->inputs[0];
   }
@@ -288,11 +288,11 @@ std::optional<Value> heads_first_cache(Value v) {
 
 // LessEqual(Range(0, length past+tokens), Reshape(Range(pos, length tokens), [tokens, 1])).
 bool is_causal_mask(Value v) {
-  Node* le = def(v, "LessEqual");
+  Node* le = def(v, Op::LessEqual);
   if (!le) return false;
-  Node* keys = def(le->inputs[0], "Range");
-  Node* col = def(le->inputs[1], "Reshape");
-  Node* queries = col ? def(col->inputs[0], "Range") : nullptr;
+  Node* keys = def(le->inputs[0], Op::Range);
+  Node* col = def(le->inputs[1], Op::Reshape);
+  Node* queries = col ? def(col->inputs[0], Op::Range) : nullptr;
   if (!keys || !queries || scalar_constant(keys->inputs[0]) != 0.0) return false;
   if (keys->attr("step").as_float() != 1.0 || queries->attr("step").as_float() != 1.0) return false;
   const Shape& q = queries->outputs[0].shape;
@@ -303,24 +303,24 @@ bool is_causal_mask(Value v) {
 }
 
 bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
-  if (!root->is("Transpose") || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
-  Node* pv = def(root->inputs[0], "MatMul");
+  if (!root->is(Op::Transpose) || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
+  Node* pv = def(root->inputs[0], Op::MatMul);
   if (!pv || pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return false;
-  Node* softmax = def(pv->inputs[0], "Softmax");
+  Node* softmax = def(pv->inputs[0], Op::Softmax);
   if (!softmax) return false;
   int64_t axis = softmax->attr("axis").as_int();
   if (axis != -1 && axis != 2) return false;
-  Node* select = def(softmax->inputs[0], "Select");
+  Node* select = def(softmax->inputs[0], Op::Select);
   if (!select || !is_causal_mask(select->inputs[0])) return false;
   auto fill = scalar_constant(select->inputs[2]);
   if (!fill || !(std::isinf(*fill) && *fill < 0)) return false;
-  Node* scaled = def(select->inputs[1], "Multiply");
+  Node* scaled = def(select->inputs[1], Op::Multiply);
   Value qk, scale_v;
-  if (!commuted(scaled, [](Value v) { return def(v, "MatMul") != nullptr; }, qk, scale_v)) return false;
+  if (!commuted(scaled, [](Value v) { return def(v, Op::MatMul) != nullptr; }, qk, scale_v)) return false;
   auto scale = scalar_constant(scale_v);
-  Node* qkm = def(qk, "MatMul");
+  Node* qkm = def(qk, Op::MatMul);
   if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool()) return false;
-  Node* qt = def(qkm->inputs[0], "Transpose");
+  Node* qt = def(qkm->inputs[0], Op::Transpose);
   if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return false;
   auto kall = heads_first_cache(qkm->inputs[1]);
   auto vall = heads_first_cache(pv->inputs[1]);
@@ -328,7 +328,7 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
   auto kc = kv_cache(m, *kall), vc = kv_cache(m, *vall);
   if (!kc || !vc) return false;
   Value q = qt->inputs[0];
-  auto fused = m.add_node(spec("Attention", {q, kc->fresh, vc->fresh},
+  auto fused = m.add_node(spec(Op::Attention, {q, kc->fresh, vc->fresh},
                                {{"k_variable", Attribute::String(kc->variable)},
                                 {"v_variable", Attribute::String(vc->variable)},
                                 {"scale", Attribute::Float(*scale)}}));
@@ -344,24 +344,24 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 // Cos(a) and Sin(a) of a = Reshape(Convert(Range(pos, step 1), f32), [L, 1]) * inv_freq[H]
 // -> RopeTable(pos, inv_freq){length = [L]}: one small kernel instead of six ops.
 bool try_rope_table(Model& m, Node* root) {
-  if (!root->is("Cos")) return false;
-  Node* mul = def(root->inputs[0], "Multiply");
+  if (!root->is(Op::Cos)) return false;
+  Node* mul = def(root->inputs[0], Op::Multiply);
   if (!mul) return false;
   Value col = mul->inputs[0], inv = mul->inputs[1];
-  if (!def(col, "Reshape")) std::swap(col, inv);
-  Node* reshape = def(col, "Reshape");
-  if (!reshape || !def(inv, "Constant") || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1) return false;
+  if (!def(col, Op::Reshape)) std::swap(col, inv);
+  Node* reshape = def(col, Op::Reshape);
+  if (!reshape || !def(inv, Op::Constant) || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1) return false;
   const Shape& cs = col.type().shape;
   if (cs.size() != 2 || !(cs[1] == Dim(1))) return false;
-  Node* conv = def(reshape->inputs[0], "Convert");
+  Node* conv = def(reshape->inputs[0], Op::Convert);
   if (!conv || conv->attr("to").as_type() != ElementType::f32) return false;
-  Node* range = def(conv->inputs[0], "Range");
+  Node* range = def(conv->inputs[0], Op::Range);
   if (!range || range->attr("step").as_float() != 1.0 || range->inputs[0].type().type != ElementType::i64) return false;
   // The Sin of the same angles, if any.
   Node* sin = nullptr;
   for (auto [user, slot] : m.users(mul->out()))
-    if (user->is("Sin")) sin = user;
-  auto t = m.add_node(spec("RopeTable", {range->inputs[0], inv}, {{"length", range->attr("length")}}));
+    if (user->is(Op::Sin)) sin = user;
+  auto t = m.add_node(spec(Op::RopeTable, {range->inputs[0], inv}, {{"length", range->attr("length")}}));
   if (!t.ok()) return false;
   Value cos_v{*t, 0}, sin_v{*t, 1};
   if (cos_v.type() != root->outputs[0]) return false;
@@ -373,56 +373,56 @@ bool try_rope_table(Model& m, Node* root) {
 // Gather(Convert(table, f32), ids, axis 0) -> Embedding(table, ids): the table stays in its
 // stored type and only looked-up rows are converted.
 bool try_embedding(Model& m, Node* root) {
-  if (!root->is("Gather") || root->attr("axis").as_int() != 0) return false;
+  if (!root->is(Op::Gather) || root->attr("axis").as_int() != 0) return false;
   Value table = root->inputs[0];
-  if (Node* conv = def(table, "Convert")) {
+  if (Node* conv = def(table, Op::Convert)) {
     if (conv->attr("to").as_type() != ElementType::f32) return false;
     table = conv->inputs[0];
   } else if (table.type().type != ElementType::f32) {
     return false;
   }
-  if (!def(table, "Constant") || table.type().shape.size() != 2) return false;
-  auto e = m.add_node(spec("Embedding", {table, root->inputs[1]}));
+  if (!def(table, Op::Constant) || table.type().shape.size() != 2) return false;
+  auto e = m.add_node(spec(Op::Embedding, {table, root->inputs[1]}));
   if (!e.ok()) return false;
   return replace(m, root->out(), (*e)->out());
 }
 
 bool try_matmul_to_fused(Model& m, Node* root) {
-  if (root->is("WeightMatMul")) {
-    if (!def(root->inputs[1], "Constant")) return false;
-    Value f = add_value(m, spec("FusedMatMul", {root->inputs[0], root->inputs[1]}, {{"act_quant", root->attr("act_quant")}}));
+  if (root->is(Op::WeightMatMul)) {
+    if (!def(root->inputs[1], Op::Constant)) return false;
+    Value f = add_value(m, spec(Op::FusedMatMul, {root->inputs[0], root->inputs[1]}, {{"act_quant", root->attr("act_quant")}}));
     return replace(m, root->out(), f);
   }
-  if (!root->is("MatMul") || root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return false;
+  if (!root->is(Op::MatMul) || root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return false;
   Value w = root->inputs[1];
-  if (Node* conv = def(w, "Convert")) {
+  if (Node* conv = def(w, Op::Convert)) {
     if (conv->attr("to").as_type() != ElementType::f32) return false;
     w = conv->inputs[0];
   }
-  Node* c = def(w, "Constant");
+  Node* c = def(w, Op::Constant);
   if (!c || w.type().shape.size() != 2 || root->inputs[0].type().type != ElementType::f32) return false;
   if (type_info(w.type().type).is_integer || w.type().type == ElementType::boolean) return false;
-  auto f = m.add_node(spec("FusedMatMul", {root->inputs[0], w}));
+  auto f = m.add_node(spec(Op::FusedMatMul, {root->inputs[0], w}));
   if (!f.ok()) return false;
   return replace(m, root->out(), (*f)->out());
 }
 
 bool plain_fused(const Node* n) {
-  return n->is("FusedMatMul") && !n->attr("has_bias").as_bool() && n->attr("rope").as_string() == "none" &&
+  return n->is(Op::FusedMatMul) && !n->attr("has_bias").as_bool() && n->attr("rope").as_string() == "none" &&
          n->attr("activation").as_string() == "none" && !n->attr("has_residual").as_bool();
 }
 
 // A copy of `n`'s attributes and its first two inputs, to build a variant of it.
 NodeSpec fused_like(const Node* n, std::vector<Value> inputs) {
-  NodeSpec s = spec("FusedMatMul", std::move(inputs), n->attrs);
+  NodeSpec s = spec(Op::FusedMatMul, std::move(inputs), n->attrs);
   return s;
 }
 
 bool try_fuse_bias(Model& m, Node* root) {
-  if (!root->is("Add")) return false;
+  if (!root->is(Op::Add)) return false;
   Value mm, bias;
   if (!commuted(root, [](Value v) { return v.node && plain_fused(v.node); }, mm, bias)) return false;
-  if (!def(bias, "Constant") || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1) return false;
+  if (!def(bias, Op::Constant) || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1) return false;
   if (!single_use(m, mm)) return false;
   NodeSpec s = fused_like(mm.node, {mm.node->inputs[0], mm.node->inputs[1], bias});
   s.attrs["has_bias"] = Attribute::Bool(true);
@@ -452,14 +452,14 @@ bool try_merge_parallel(Model& m, Node* root) {
   if (root->outputs.size() != 1) return false;
   std::map<std::pair<ElementType, std::string>, std::vector<Node*>> groups;
   for (auto& [user, slot] : m.users(root->out())) {
-    if (slot != 0 || !user->is("FusedMatMul")) continue;
+    if (slot != 0 || !user->is(Op::FusedMatMul)) continue;
     bool bias = user->attr("has_bias").as_bool();
     if (user->attr("rope").as_string() != "none" || user->attr("activation").as_string() != "none" ||
         user->attr("has_residual").as_bool())
       continue;
-    Node* w = def(user->inputs[1], "Constant");
+    Node* w = def(user->inputs[1], Op::Constant);
     if (!w || !w->constant) continue;
-    if (bias && !def(user->inputs[2], "Constant")) continue;
+    if (bias && !def(user->inputs[2], Op::Constant)) continue;
     groups[{w->constant->type(), user->attr("act_quant").as_string() + (bias ? "+bias" : "")}].push_back(user);
   }
   bool changed = false;
@@ -468,23 +468,23 @@ bool try_merge_parallel(Model& m, Node* root) {
     bool bias = members[0]->attr("has_bias").as_bool();
     std::vector<const Tensor*> weights, biases;
     for (Node* u : members) {
-      weights.push_back(def(u->inputs[1], "Constant")->constant.get());
-      if (bias) biases.push_back(def(u->inputs[2], "Constant")->constant.get());
+      weights.push_back(def(u->inputs[1], Op::Constant)->constant.get());
+      if (bias) biases.push_back(def(u->inputs[2], Op::Constant)->constant.get());
     }
     std::string name = members[0]->inputs[1].node->name + ".merged";
     for (int i = 0; m.find(name); ++i) name = members[0]->inputs[1].node->name + ".merged" + std::to_string(i);
     auto wt = concat_rows(weights);
-    Value w = add_value(m, NodeSpec{"Constant", {}, {}, name, {{wt->type(), static_shape(wt->shape())}}, wt, ""});
+    Value w = add_value(m, NodeSpec{Op::Constant, {}, {}, name, {{wt->type(), static_shape(wt->shape())}}, wt, ""});
     std::vector<Value> inputs = {root->out(), w};
     if (bias) {
       auto bt = concat_rows(biases);
-      inputs.push_back(add_value(m, NodeSpec{"Constant", {}, {}, name + ".bias", {{bt->type(), static_shape(bt->shape())}}, bt, ""}));
+      inputs.push_back(add_value(m, NodeSpec{Op::Constant, {}, {}, name + ".bias", {{bt->type(), static_shape(bt->shape())}}, bt, ""}));
     }
     Value merged = add_value(m, fused_like(members[0], inputs));
     int64_t col = 0;
     for (Node* u : members) {
       int64_t n = u->outputs[0].shape.back().value();
-      Value part = add_value(m, spec("Slice", {merged}, {{"axes", Attribute::Ints({-1})}, {"begin", Attribute::Ints({col})},
+      Value part = add_value(m, spec(Op::Slice, {merged}, {{"axes", Attribute::Ints({-1})}, {"begin", Attribute::Ints({col})},
                                                          {"end", Attribute::Ints({col + n})}}));
       changed |= replace(m, u->out(), part);
       col += n;
@@ -500,11 +500,11 @@ struct HeadsView {
 };
 
 std::optional<HeadsView> heads_view(Value v) {
-  Node* r = def(v, "Reshape");
+  Node* r = def(v, Op::Reshape);
   if (!r) return std::nullopt;
   auto s = slice_info(r->inputs[0]);
   const Shape& shape = r->outputs[0].shape;
-  if (!s || !s->input.node || !s->input.node->is("FusedMatMul") || s->axis != 1 || shape.size() != 3) return std::nullopt;
+  if (!s || !s->input.node || !s->input.node->is(Op::FusedMatMul) || s->axis != 1 || shape.size() != 3) return std::nullopt;
   if (!shape[1].is_static() || !shape[2].is_static()) return std::nullopt;
   int64_t heads = shape[1].value(), hd = shape[2].value();
   if (s->end - s->begin != heads * hd) return std::nullopt;
@@ -512,7 +512,7 @@ std::optional<HeadsView> heads_view(Value v) {
 }
 
 bool try_rope_into_matmul(Model& m, Node* fm) {
-  if (!fm->is("FusedMatMul") || fm->attr("rope").as_string() != "none" || fm->attr("activation").as_string() != "none" ||
+  if (!fm->is(Op::FusedMatMul) || fm->attr("rope").as_string() != "none" || fm->attr("activation").as_string() != "none" ||
       fm->attr("has_residual").as_bool())
     return false;
   // The RoPEs applied to head ranges of this projection: q at column 0, k right after it.
@@ -522,7 +522,7 @@ bool try_rope_into_matmul(Model& m, Node* fm) {
   for (auto& [slice, slot] : m.users(fm->out())) {
     for (auto& [reshape, s2] : m.users(slice->out())) {
       for (auto& [rope, s3] : m.users(reshape->out())) {
-        if (!rope->is("RoPE") || s3 != 0) continue;
+        if (!rope->is(Op::RoPE) || s3 != 0) continue;
         auto hv = heads_view(rope->inputs[0]);
         if (!hv || hv->fm != fm) continue;
         if (hv->begin == 0) { rq = rope; q = *hv; }
@@ -549,7 +549,7 @@ bool try_rope_into_matmul(Model& m, Node* fm) {
 }
 
 bool try_pack_attention(Model& m, Node* att) {
-  if (!att->is("Attention") || att->inputs.size() != 3) return false;
+  if (!att->is(Op::Attention) || att->inputs.size() != 3) return false;
   auto q = heads_view(att->inputs[0]), k = heads_view(att->inputs[1]), v = heads_view(att->inputs[2]);
   if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return false;
   if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd) return false;
@@ -559,16 +559,16 @@ bool try_pack_attention(Model& m, Node* att) {
   attrs["q_heads"] = Attribute::Int(q->heads);
   attrs["kv_heads"] = Attribute::Int(k->heads);
   attrs["head_dim"] = Attribute::Int(q->hd);
-  auto packed = m.add_node(spec("Attention", {q->fm->out()}, attrs));
+  auto packed = m.add_node(spec(Op::Attention, {q->fm->out()}, attrs));
   if (!packed.ok()) return false;
   // Users that flatten the heads read the packed output directly; others get a reshaped view.
   const Shape& out_shape = att->outputs[0].shape;
   Value view;
   for (auto& [user, slot] : m.users(att->out())) {
-    if (user->is("Reshape") && user->outputs[0] == (*packed)->outputs[0]) {
+    if (user->is(Op::Reshape) && user->outputs[0] == (*packed)->outputs[0]) {
       m.replace_all_uses(user->out(), (*packed)->out());
     } else {
-      if (!view.node) view = add_value(m, spec("Reshape", {(*packed)->out()}, {{"shape", Attribute::Dims(out_shape)}}));
+      if (!view.node) view = add_value(m, spec(Op::Reshape, {(*packed)->out()}, {{"shape", Attribute::Dims(out_shape)}}));
       user->inputs[static_cast<size_t>(slot)] = view;
     }
   }
@@ -576,9 +576,9 @@ bool try_pack_attention(Model& m, Node* att) {
 }
 
 bool try_swiglu_into_matmul(Model& m, Node* root) {
-  if (!root->is("SwiGLU") || root->inputs.size() != 2) return false;
+  if (!root->is(Op::SwiGLU) || root->inputs.size() != 2) return false;
   auto g = slice_info(root->inputs[0]), u = slice_info(root->inputs[1]);
-  if (!g || !u || g->input != u->input || !g->input.node->is("FusedMatMul")) return false;
+  if (!g || !u || g->input != u->input || !g->input.node->is(Op::FusedMatMul)) return false;
   Node* fm = g->input.node;
   const Dim width = fm->outputs[0].shape.back();
   int64_t rank = static_cast<int64_t>(fm->outputs[0].shape.size());
@@ -595,10 +595,10 @@ bool try_swiglu_into_matmul(Model& m, Node* root) {
 }
 
 bool try_residual(Model& m, Node* root) {
-  if (!root->is("Add")) return false;
+  if (!root->is(Op::Add)) return false;
   for (int i = 0; i < 2; ++i) {
     Value mm = root->inputs[static_cast<size_t>(i)], res = root->inputs[static_cast<size_t>(1 - i)];
-    if (!mm.node->is("FusedMatMul") || mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) continue;
+    if (!mm.node->is(Op::FusedMatMul) || mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) continue;
     if (res.type() != mm.type()) continue;
     std::vector<Value> inputs = mm.node->inputs;
     inputs.push_back(res);
@@ -613,10 +613,10 @@ bool try_residual(Model& m, Node* root) {
 bool try_last_position_first(Model& m, Node* root) {
   auto s = slice_info(root->out());
   if (!s || s->axis != 0 || s->begin != -1 || s->end != kEnd) return false;
-  Node* norm = def(s->input, "RMSNorm");
+  Node* norm = def(s->input, Op::RMSNorm);
   if (!norm || !single_use(m, s->input) || norm->outputs[0].shape.size() != 2) return false;
-  Value last = add_value(m, spec("Slice", {norm->inputs[0]}, root->attrs));
-  Value fused = add_value(m, spec("RMSNorm", {last, norm->inputs[1]}, norm->attrs));
+  Value last = add_value(m, spec(Op::Slice, {norm->inputs[0]}, root->attrs));
+  Value fused = add_value(m, spec(Op::RMSNorm, {last, norm->inputs[1]}, norm->attrs));
   return replace(m, root->out(), fused);
 }
 

@@ -18,16 +18,16 @@ namespace {
 // The constant a matmul's weight operand comes from, through Convert nodes; null if none.
 const Node* weight_constant(Value v) {
   const Node* n = v.node;
-  while (n && n->is("Convert")) n = n->inputs[0].node;
-  return n && n->is("Constant") && n->constant ? n : nullptr;
+  while (n && n->is(Op::Convert)) n = n->inputs[0].node;
+  return n && n->is(Op::Constant) && n->constant ? n : nullptr;
 }
 
 // A matmul of x[..., K] by a weight [N, K] (transposed): MatMul with transpose_b and not
 // transpose_a, WeightMatMul or FusedMatMul (epilogues excluded: only their plain product is ours
 // to recompute, so fused matmuls are skipped by the caller's unfused-graph contract).
 bool is_weight_matmul(const Node& n) {
-  if (n.is("WeightMatMul")) return true;
-  return n.is("MatMul") && n.attr("transpose_b").as_bool() && !n.attr("transpose_a").as_bool();
+  if (n.is(Op::WeightMatMul)) return true;
+  return n.is(Op::MatMul) && n.attr("transpose_b").as_bool() && !n.attr("transpose_a").as_bool();
 }
 
 // log softmax of one row, in double.

@@ -141,10 +141,10 @@ namespace {
 // directly or through Convert nodes.
 bool feeds_weight_operand(const Model& m, Value v) {
   for (auto [user, slot] : m.users(v)) {
-    if (user->is("Convert") && feeds_weight_operand(m, user->out())) return true;
-    if ((user->is("WeightMatMul") || user->is("FusedMatMul")) && slot == 1) return true;
-    if (user->is("MatMul") && slot == 1) return true;
-    if (user->is("Gather") && slot == 0) return true;
+    if (user->is(Op::Convert) && feeds_weight_operand(m, user->out())) return true;
+    if ((user->is(Op::WeightMatMul) || user->is(Op::FusedMatMul)) && slot == 1) return true;
+    if (user->is(Op::MatMul) && slot == 1) return true;
+    if (user->is(Op::Gather) && slot == 0) return true;
   }
   return false;
 }
@@ -159,7 +159,7 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
   decisions_.clear();
   std::vector<Node*> weights;
   for (auto& n : m.nodes())
-    if (n->is("Constant") && n->constant && n->outputs[0].shape.size() == 2 && feeds_weight_operand(m, n->out()))
+    if (n->is(Op::Constant) && n->constant && n->outputs[0].shape.size() == 2 && feeds_weight_operand(m, n->out()))
       weights.push_back(n.get());
 
   bool changed = false;
@@ -209,13 +209,13 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
       // same type) were built for the old type: give them a Convert back to it.
       Node* back = nullptr;
       for (auto [user, slot] : m.users(w->out())) {
-        const bool any_type = (user->is("WeightMatMul") || user->is("FusedMatMul")) && slot == 1;
-        if (any_type || user->is("Convert")) {
+        const bool any_type = (user->is(Op::WeightMatMul) || user->is(Op::FusedMatMul)) && slot == 1;
+        if (any_type || user->is(Op::Convert)) {
           INGOT_RETURN_IF_ERROR(m.reinfer(user));
           continue;
         }
         if (!back) {
-          NodeSpec spec{"Convert", {w->out()}, {{"to", Attribute::Type(old_type.type)}}, w->name + ".dequantized", {}, nullptr, ""};
+          NodeSpec spec{Op::Convert, {w->out()}, {{"to", Attribute::Type(old_type.type)}}, w->name + ".dequantized", {}, nullptr, ""};
           INGOT_ASSIGN_OR_RETURN(back, m.add_node(std::move(spec)));
         }
         user->inputs[static_cast<size_t>(slot)] = back->out();

@@ -125,13 +125,13 @@ inline StatusOr<std::unique_ptr<AttentionData>> make_attention(const AttentionCa
     attrs["q_heads"] = Attribute::Int(c.H);
     attrs["kv_heads"] = Attribute::Int(c.KV);
     attrs["head_dim"] = Attribute::Int(c.D);
-    n = b.node("Attention", {b.parameter("qkv", ElementType::f32, static_shape({c.T, W}))}, attrs, "attn");
+    n = b.node(Op::Attention, {b.parameter("qkv", ElementType::f32, static_shape({c.T, W}))}, attrs, "attn");
     inputs["qkv"] = Tensor::from_f32({c.T, W}, d->q);
   } else {
     d->q = uniform_floats(rng, c.T * c.H * c.D, -4, 4);
     d->k = uniform_floats(rng, c.T * c.KV * c.D, -1, 1);
     d->v = uniform_floats(rng, c.T * c.KV * c.D, -1, 1);
-    n = b.node("Attention",
+    n = b.node(Op::Attention,
                {b.parameter("q", ElementType::f32, static_shape({c.T, c.H, c.D})),
                 b.parameter("k_new", ElementType::f32, static_shape({c.T, c.KV, c.D})),
                 b.parameter("v_new", ElementType::f32, static_shape({c.T, c.KV, c.D}))},

@@ -248,7 +248,7 @@ TEST(CodegenEmbedding, EveryTableTypeBitwise) {
     for (int64_t t = 0; t < c.T; ++t) d.ids.push_back(t == 0 ? c.V - 1 : t == 1 ? 0 : static_cast<int64_t>(rng() % c.V));
     Model m;
     GraphBuilder b(m);
-    Node* n = b.node("Embedding", {b.constant(d.table, "table"), b.parameter("ids", ElementType::i64, static_shape({c.T}))}, {}, "embed");
+    Node* n = b.node(Op::Embedding, {b.constant(d.table, "table"), b.parameter("ids", ElementType::i64, static_shape({c.T}))}, {}, "embed");
     ASSERT_TRUE(b.ok()) << b.status().message();
     b.result(n->out(0), "y");
     const std::string name = "embed_" + std::string(type_name(c.type)) + "_v" + std::to_string(c.V) + "_d" + std::to_string(c.D);
@@ -317,7 +317,7 @@ TEST(CodegenRopeTable, OddSizesAndPositionsBitwise) {
     Model m;
     GraphBuilder b(m);
     const ElementType pt = c.i32 ? ElementType::i32 : ElementType::i64;
-    Node* n = b.node("RopeTable", {b.parameter("pos", pt, {}), b.parameter("inv", ElementType::f32, static_shape({c.H}))},
+    Node* n = b.node(Op::RopeTable, {b.parameter("pos", pt, {}), b.parameter("inv", ElementType::f32, static_shape({c.H}))},
                      {{"length", Attribute::Dims({Dim(c.T)})}}, "rope");
     ASSERT_TRUE(b.ok()) << b.status().message();
     b.result(n->out(0), "cos");

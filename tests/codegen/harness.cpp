@@ -174,7 +174,7 @@ StatusOr<std::unique_ptr<CaseData>> make_case(const MatMulCase& c, uint64_t seed
       attrs["head_dim"] = Attribute::Int(c.head_dim);
     }
   }
-  Node* n = b.node(fused ? "FusedMatMul" : "WeightMatMul", ins, attrs, "mm");
+  Node* n = b.node(fused ? Op::FusedMatMul : Op::WeightMatMul, ins, attrs, "mm");
   if (!b.ok()) return b.status();
   b.result(n->out(0), "y");
   INGOT_RETURN_IF_ERROR(b.status());
@@ -197,7 +197,7 @@ StatusOr<std::unique_ptr<CaseData>> make_case(const RMSNormCase& c, uint64_t see
   Value w = b.parameter("w", ElementType::f32, static_shape({c.D}));
   d->inputs["x"] = Tensor::from_f32({c.M, c.D}, d->x);
   d->inputs["w"] = Tensor::from_f32({c.D}, d->norm_weight);
-  Node* n = b.node("RMSNorm", {x, w}, {{"eps", Attribute::Float(c.eps)}}, "norm");
+  Node* n = b.node(Op::RMSNorm, {x, w}, {{"eps", Attribute::Float(c.eps)}}, "norm");
   if (!b.ok()) return b.status();
   b.result(n->out(0), "y");
   INGOT_RETURN_IF_ERROR(b.status());

@@ -482,7 +482,7 @@ const Node* convert_after(const Model& m, const std::string& weight) {
   const Node* constant = m.find(weight);
   if (!constant) return nullptr;
   for (const auto& n : m.nodes())
-    if (n->is("Convert") && n->inputs.size() == 1 && n->inputs[0].node == constant) return n.get();
+    if (n->is(Op::Convert) && n->inputs.size() == 1 && n->inputs[0].node == constant) return n.get();
   return nullptr;
 }
 
@@ -519,7 +519,7 @@ TEST(LlamaBuilder, HalfPrecisionWeightsGetAConvertAndMatchRoundedOracle) {
     for (auto& [name, type] : narrow) {
       const Node* constant = model->find(name);
       ASSERT_NE(constant, nullptr) << name;
-      ASSERT_TRUE(constant->is("Constant")) << name;
+      ASSERT_TRUE(constant->is(Op::Constant)) << name;
       EXPECT_EQ(constant->outputs[0].type, type) << name << " should stay narrow in the graph";
       const Node* conv = convert_after(*model, name);
       ASSERT_NE(conv, nullptr) << "no Convert after " << name;

@@ -25,13 +25,13 @@ std::unique_ptr<Model> small_model() {
   GraphBuilder b(*m);
   Value x = b.parameter("x", ElementType::f32, {kTokens, 3});
   Value old = b.read_value("cache", ElementType::f32, {kPast, 3}, "old");
-  Value all = b.op("Concat", {old, x}, {{"axis", Attribute::Int(0)}}, "all");
+  Value all = b.op(Op::Concat, {old, x}, {{"axis", Attribute::Int(0)}}, "all");
   b.assign("cache", all, "save");
   Value w = b.constant(std::make_shared<Tensor>(Tensor::from_f32({3}, {0.5f, -2.0f, 1.5f})), "w");
-  Value t = b.op("Tanh", {x}, {}, "t");
-  Value y = b.op("Multiply", {t, w}, {}, "y");
+  Value t = b.op(Op::Tanh, {x}, {}, "t");
+  Value y = b.op(Op::Multiply, {t, w}, {}, "y");
   b.result(y, "out");
-  b.result(b.op("ReduceMean", {all}, {{"axes", Attribute::Ints({0})}}, "mean"), "mean_out");
+  b.result(b.op(Op::ReduceMean, {all}, {{"axes", Attribute::Ints({0})}}, "mean"), "mean_out");
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }
@@ -46,7 +46,7 @@ MemoryPlan separate_plan(const Model& m, int64_t max_batch) {
   for (Node* n : *order) p.order.push_back(n->name);
   const int last = static_cast<int>(p.order.size()) - 1;
   for (Node* n : *order) {
-    if (n->is("Constant")) continue;
+    if (n->is(Op::Constant)) continue;
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       auto bytes = max_storage_bytes(n->outputs[i], p.max_batch, p.max_context);
       EXPECT_TRUE(bytes.ok()) << bytes.message();
@@ -169,8 +169,8 @@ TEST(CheckMemoryPlan, AcceptsAnInPlaceHandOverAtTheStepWhereTheInputDies) {
   Model m("chain");
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {kTokens, 16});
-  Value t = b.op("Tanh", {x}, {}, "t");
-  b.result(b.op("Exp", {t}, {}, "e"), "out");
+  Value t = b.op(Op::Tanh, {x}, {}, "t");
+  b.result(b.op(Op::Exp, {t}, {}, "e"), "out");
   ASSERT_TRUE(b.ok());
   MemoryPlan p;
   p.max_batch = 2;

@@ -16,8 +16,8 @@ std::unique_ptr<Model> accumulator() {
   Value r = b.read_value("s", ElementType::f32, {Dim::symbol("past"), 2}, "read");
   Value c = b.concat({r, x}, 0);
   b.assign("s", c, "write");
-  b.result(b.op("ReduceSum", {c}, {{"axes", Attribute::Ints({0})}}), "sum");
-  b.result(b.op("Range", {b.scalar_i64(0)}, {{"length", Attribute::Dims({Dim::symbol("past") + Dim::symbol("tokens")})}}), "positions");
+  b.result(b.op(Op::ReduceSum, {c}, {{"axes", Attribute::Ints({0})}}), "sum");
+  b.result(b.op(Op::Range, {b.scalar_i64(0)}, {{"length", Attribute::Dims({Dim::symbol("past") + Dim::symbol("tokens")})}}), "positions");
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }
@@ -81,9 +81,9 @@ TEST(Evaluator, SymbolsMustAgreeAcrossInputs) {
 
 TEST(Evaluator, OpaqueConstantCannotRun) {
   Model m;
-  auto c = m.add_node({"Constant", {}, {}, "w", {{ElementType::f32, {2}}}, nullptr, "0123456789abcdef"});
+  auto c = m.add_node({Op::Constant, {}, {}, "w", {{ElementType::f32, {2}}}, nullptr, "0123456789abcdef"});
   ASSERT_TRUE(c.ok()) << c.message();
-  ASSERT_TRUE(m.add_node({"Result", {(*c)->out()}, {}, "out", {}, nullptr, ""}).ok());
+  ASSERT_TRUE(m.add_node({Op::Result, {(*c)->out()}, {}, "out", {}, nullptr, ""}).ok());
   Evaluator ev(m);
   auto r = ev.run({});
   ASSERT_FALSE(r.ok());
@@ -149,7 +149,7 @@ TEST(Evaluator, ResultsComeBackInModelOrderNotExecutionOrder) {
   b.result(b.mul(x, x), "second");
   ASSERT_TRUE(b.status().ok());
   // Rewire "first" to a node created after "second": it now executes last.
-  Value late = b.op("Negative", {x});
+  Value late = b.op(Op::Negative, {x});
   ASSERT_TRUE(b.status().ok()) << b.status().message();
   first.node->inputs[0] = late;
   Evaluator ev(m);

@@ -52,9 +52,9 @@ void expect_close(const std::vector<std::vector<float>>& a, const std::vector<st
 }
 
 Value rms_norm_primitive(GraphBuilder& b, Value x, Value w, float eps) {
-  Value mean = b.op("ReduceMean", {b.op("Power", {x, b.scalar_f32(2.0f)})},
+  Value mean = b.op(Op::ReduceMean, {b.op(Op::Power, {x, b.scalar_f32(2.0f)})},
                     {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
-  return b.mul(b.div(x, b.op("Sqrt", {b.add(mean, b.scalar_f32(eps))})), w);
+  return b.mul(b.div(x, b.op(Op::Sqrt, {b.add(mean, b.scalar_f32(eps))})), w);
 }
 
 TEST(FusedOps, RMSNormMatchesPrimitiveGraph) {
@@ -65,7 +65,7 @@ TEST(FusedOps, RMSNormMatchesPrimitiveGraph) {
     Model prim, fused;
     GraphBuilder bp(prim), bf(fused);
     bp.result(rms_norm_primitive(bp, bp.parameter("x", ElementType::f32, {Dim::symbol("tokens"), 33}), bp.constant(w), 1e-5f));
-    bf.result(bf.op("RMSNorm", {bf.parameter("x", ElementType::f32, {Dim::symbol("tokens"), 33}), bf.constant(w)},
+    bf.result(bf.op(Op::RMSNorm, {bf.parameter("x", ElementType::f32, {Dim::symbol("tokens"), 33}), bf.constant(w)},
                     {{"eps", Attribute::Float(static_cast<double>(1e-5f))}}));
     ASSERT_TRUE(bp.ok() && bf.ok()) << bp.status().message() << bf.status().message();
     expect_close(run_calls(fused, {{{"x", x}}}), run_calls(prim, {{{"x", x}}}));
@@ -86,7 +86,7 @@ Value rope_primitive(GraphBuilder& b, Value x, Value cos, Value sin, int64_t T, 
     return b.reshape(b.concat({b.reshape(y0, {T, H, half, 1}), b.reshape(y1, {T, H, half, 1})}, 3), {T, H, D});
   }
   Value x1 = b.slice(x, 2, 0, half), x2 = b.slice(x, 2, half, D);
-  Value rotated = b.concat({b.op("Negative", {x2}), x1}, 2);
+  Value rotated = b.concat({b.op(Op::Negative, {x2}), x1}, 2);
   return b.add(b.mul(x, b.concat({c, c}, 2)), b.mul(rotated, b.concat({s, s}, 2)));
 }
 
@@ -113,7 +113,7 @@ TEST(FusedOps, RoPEMatchesPrimitiveGraphInBothLayouts) {
     auto p = params(bp);
     bp.result(rope_primitive(bp, p[0], p[1], p[2], T, H, D, interleaved));
     auto f = params(bf);
-    bf.result(bf.op("RoPE", {f[0], f[1], f[2]}, {{"layout", Attribute::String(interleaved ? "interleaved" : "rotate_half")}}));
+    bf.result(bf.op(Op::RoPE, {f[0], f[1], f[2]}, {{"layout", Attribute::String(interleaved ? "interleaved" : "rotate_half")}}));
     ASSERT_TRUE(bp.ok() && bf.ok()) << bp.status().message() << bf.status().message();
     auto got = run_calls(fused, {in});
     expect_close(got, run_calls(prim, {in}));
@@ -129,9 +129,9 @@ TEST(FusedOps, SwiGLUMatchesPrimitiveGraph) {
   Model prim, two, one;
   GraphBuilder bp(prim), b2(two), b1(one);
   Value pg = bp.parameter("g", ElementType::f32, {3, 7}), pu = bp.parameter("u", ElementType::f32, {3, 7});
-  bp.result(bp.mul(bp.mul(pg, bp.op("Sigmoid", {pg})), pu));
-  b2.result(b2.op("SwiGLU", {b2.parameter("g", ElementType::f32, {3, 7}), b2.parameter("u", ElementType::f32, {3, 7})}));
-  b1.result(b1.op("SwiGLU", {b1.concat({b1.parameter("g", ElementType::f32, {3, 7}), b1.parameter("u", ElementType::f32, {3, 7})}, 1)}));
+  bp.result(bp.mul(bp.mul(pg, bp.op(Op::Sigmoid, {pg})), pu));
+  b2.result(b2.op(Op::SwiGLU, {b2.parameter("g", ElementType::f32, {3, 7}), b2.parameter("u", ElementType::f32, {3, 7})}));
+  b1.result(b1.op(Op::SwiGLU, {b1.concat({b1.parameter("g", ElementType::f32, {3, 7}), b1.parameter("u", ElementType::f32, {3, 7})}, 1)}));
   ASSERT_TRUE(bp.ok() && b2.ok() && b1.ok()) << b1.status().message();
   std::map<std::string, Tensor> in = {{"g", g}, {"u", u}};
   auto want = run_calls(prim, {in});
@@ -160,14 +160,14 @@ TEST(FusedOps, FusedMatMulEpiloguesMatchPrimitiveGraph) {
   Value rest = bp.slice(y, 1, (qh + kh) * hd, N);
   Value roped = bp.concat({bp.reshape(rope_primitive(bp, qk, pc, ps, T, qh + kh, hd, true), {T, (qh + kh) * hd}), rest}, 1);
   Value gate = bp.slice(roped, 1, 0, N / 2), up = bp.slice(roped, 1, N / 2, N);
-  bp.result(bp.add(bp.mul(bp.mul(gate, bp.op("Sigmoid", {gate})), up), pr));
+  bp.result(bp.add(bp.mul(bp.mul(gate, bp.op(Op::Sigmoid, {gate})), up), pr));
 
   Model fused;
   GraphBuilder bf(fused);
   Value fx = bf.parameter("x", ElementType::f32, {T, K});
   Value fc = bf.parameter("cos", ElementType::f32, {T, hd / 2}), fs = bf.parameter("sin", ElementType::f32, {T, hd / 2});
   Value fr = bf.parameter("res", ElementType::f32, {T, N / 2});
-  bf.result(bf.op("FusedMatMul", {fx, bf.constant(w), bf.constant(bias), fc, fs, fr},
+  bf.result(bf.op(Op::FusedMatMul, {fx, bf.constant(w), bf.constant(bias), fc, fs, fr},
                   {{"has_bias", Attribute::Bool(true)}, {"rope", Attribute::String("interleaved")},
                    {"rope_q_heads", Attribute::Int(qh)}, {"rope_k_heads", Attribute::Int(kh)}, {"head_dim", Attribute::Int(hd)},
                    {"activation", Attribute::String("swiglu")}, {"has_residual", Attribute::Bool(true)}}));
@@ -180,13 +180,13 @@ TEST(FusedOps, FusedMatMulChecksItsInputsAgainstItsAttributes) {
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {2, 4});
   Value w = b.constant(std::make_shared<Tensor>(Tensor::from_f32({6, 4}, std::vector<float>(24, 1.0f))));
-  b.op("FusedMatMul", {x, w}, {{"has_bias", Attribute::Bool(true)}});
+  b.op(Op::FusedMatMul, {x, w}, {{"has_bias", Attribute::Bool(true)}});
   EXPECT_NE(b.status().message().find("takes 3 inputs"), std::string::npos) << b.status().message();
   Model m2;
   GraphBuilder b2(m2);
   Value x2 = b2.parameter("x", ElementType::f32, {2, 4});
   Value w2 = b2.constant(std::make_shared<Tensor>(Tensor::from_f32({5, 4}, std::vector<float>(20, 1.0f))));
-  b2.op("FusedMatMul", {x2, w2}, {{"activation", Attribute::String("swiglu")}});
+  b2.op(Op::FusedMatMul, {x2, w2}, {{"activation", Attribute::String("swiglu")}});
   EXPECT_NE(b2.status().message().find("even N"), std::string::npos) << b2.status().message();
 }
 
@@ -212,14 +212,14 @@ TEST(FusedOps, AttentionMatchesPrimitiveGraphAcrossCalls) {
     b.assign("k", ks);
     b.assign("v", vs);
     auto repeat = [&](Value x) {
-      Value e = b.op("Broadcast", {b.reshape(x, {P + T, KV, 1, D})}, {{"shape", Attribute::Dims({P + T, KV, group, D})}});
+      Value e = b.op(Op::Broadcast, {b.reshape(x, {P + T, KV, 1, D})}, {{"shape", Attribute::Dims({P + T, KV, group, D})}});
       return b.transpose(b.reshape(e, {P + T, H, D}), {1, 0, 2});
     };
     Value scores = b.mul(b.matmul(b.transpose(q, {1, 0, 2}), repeat(ks), true), b.scalar_f32(scale));
-    Value qpos = b.reshape(b.op("Range", {pos}, {{"length", Attribute::Dims({T})}}), {T, 1});
-    Value kpos = b.op("Range", {b.scalar_i64(0)}, {{"length", Attribute::Dims({P + T})}});
-    Value masked = b.op("Select", {b.op("LessEqual", {kpos, qpos}), scores, b.scalar_f32(-INFINITY)});
-    Value probs = b.op("Softmax", {masked}, {{"axis", Attribute::Int(-1)}});
+    Value qpos = b.reshape(b.op(Op::Range, {pos}, {{"length", Attribute::Dims({T})}}), {T, 1});
+    Value kpos = b.op(Op::Range, {b.scalar_i64(0)}, {{"length", Attribute::Dims({P + T})}});
+    Value masked = b.op(Op::Select, {b.op(Op::LessEqual, {kpos, qpos}), scores, b.scalar_f32(-INFINITY)});
+    Value probs = b.op(Op::Softmax, {masked}, {{"axis", Attribute::Int(-1)}});
     b.result(b.transpose(b.matmul(probs, repeat(vs)), {1, 0, 2}));
     ASSERT_TRUE(b.ok()) << b.status().message();
   }
@@ -232,7 +232,7 @@ TEST(FusedOps, AttentionMatchesPrimitiveGraphAcrossCalls) {
     Value k = b.parameter("k_new", ElementType::f32, {T, KV, D});
     Value v = b.parameter("v_new", ElementType::f32, {T, KV, D});
     b.parameter("pos", ElementType::i64, {});
-    b.result(b.op("Attention", {q, k, v}, {{"k_variable", Attribute::String("k")}, {"v_variable", Attribute::String("v")},
+    b.result(b.op(Op::Attention, {q, k, v}, {{"k_variable", Attribute::String("k")}, {"v_variable", Attribute::String("v")},
                                           {"scale", Attribute::Float(scale)}}));
     ASSERT_TRUE(b.ok()) << b.status().message();
   }
@@ -252,7 +252,7 @@ TEST(FusedOps, AttentionStateIsVerified) {
   GraphBuilder b(m);
   Value q = b.parameter("q", ElementType::f32, {Dim::symbol("tokens"), 4, 6});
   Value k = b.parameter("k", ElementType::f32, {Dim::symbol("tokens"), 2, 6});
-  b.result(b.op("Attention", {q, k, k}, {{"k_variable", Attribute::String("kc")}, {"v_variable", Attribute::String("vc")},
+  b.result(b.op(Op::Attention, {q, k, k}, {{"k_variable", Attribute::String("kc")}, {"v_variable", Attribute::String("vc")},
                                         {"scale", Attribute::Float(0.5)}}));
   ASSERT_TRUE(b.ok());
   auto diags = verify_diagnostics(m);
@@ -286,12 +286,12 @@ TEST(FusedOps, PackedAttentionMatchesSeparateInputs) {
   declare(packed);
   declare(separate);
   GraphBuilder bp(packed), bs(separate);
-  bp.result(bp.op("Attention", {bp.parameter("qkv", ElementType::f32, {T, W})}, attrs));
+  bp.result(bp.op(Op::Attention, {bp.parameter("qkv", ElementType::f32, {T, W})}, attrs));
   Value qkv = bs.parameter("qkv", ElementType::f32, {T, W});
   Value q = bs.reshape(bs.slice(qkv, 1, 0, H * D), {T, H, D});
   Value k = bs.reshape(bs.slice(qkv, 1, H * D, (H + KV) * D), {T, KV, D});
   Value v = bs.reshape(bs.slice(qkv, 1, (H + KV) * D, W), {T, KV, D});
-  bs.result(bs.reshape(bs.op("Attention", {q, k, v}, attrs), {T, H * D}));
+  bs.result(bs.reshape(bs.op(Op::Attention, {q, k, v}, attrs), {T, H * D}));
   ASSERT_TRUE(bp.ok() && bs.ok()) << bp.status().message() << bs.status().message();
   ASSERT_TRUE(verify(packed).ok()) << verify(packed).message();
   EXPECT_EQ(packed.results()[0]->outputs[0].str(), "f32[tokens, 24]");
@@ -319,7 +319,7 @@ TEST(Embedding, LooksUpDequantizedRowsAndRejectsBadIds) {
   GraphBuilder b(m);
   Value ids = b.parameter("ids", ElementType::i64, {Dim::symbol("tokens")});
   Value t = b.constant(std::make_shared<Tensor>(*table), "table");
-  b.result(b.op("Embedding", {t, ids}), "x");
+  b.result(b.op(Op::Embedding, {t, ids}), "x");
   ASSERT_TRUE(b.status().ok()) << b.status().message();
   Evaluator ev(m);
   auto r = ev.run({{"ids", Tensor::from_i64({2}, {2, 0})}});

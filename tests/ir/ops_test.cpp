@@ -12,6 +12,7 @@
 #include "ir/evaluator.h"
 #include "ir/ops.h"
 #include "ir/quant.h"
+#include "ir/text.h"
 
 namespace ingot {
 namespace {
@@ -28,7 +29,9 @@ StatusOr<Tensor> run_op(const std::string& op, const std::vector<Tensor>& inputs
     vals.push_back(b.parameter(name, inputs[i].type(), static_shape(inputs[i].shape())));
     feed[name] = inputs[i];
   }
-  Value out = b.op(op, vals, std::move(attrs));
+  const OpDef* def = find_op(op);  // tests name ops as the text format does
+  if (!def) return Status::Error("unknown op '" + op + "'");
+  Value out = b.op(def->kind, vals, std::move(attrs));
   b.result(out, "out");
   INGOT_RETURN_IF_ERROR(b.status());
   Evaluator ev(m);
@@ -384,10 +387,10 @@ TEST(Ops, ConvertCannotQuantize) {
 TEST(Ops, EveryOpIsRegisteredOnceWithKernelAndInference) {
   std::set<std::string> names;
   for (auto& op : all_ops()) {
-    EXPECT_TRUE(names.insert(op.name).second) << "duplicate op " << op.name;
-    EXPECT_NE(op.infer, nullptr) << op.name;
-    EXPECT_NE(op.eval, nullptr) << op.name;
-    EXPECT_NE(std::string(op.summary), "") << op.name;
+    EXPECT_TRUE(names.insert(op.name()).second) << "duplicate op " << op.name();
+    EXPECT_NE(op.infer, nullptr) << op.name();
+    EXPECT_NE(op.eval, nullptr) << op.name();
+    EXPECT_NE(std::string(op.summary), "") << op.name();
   }
   for (const char* required : {"Parameter", "Constant", "Result", "ReadValue", "Assign", "Convert", "Add", "Subtract",
                                "Multiply", "Divide", "Power", "Sqrt", "Exp", "Negative", "Sin", "Cos", "Sigmoid", "Tanh",
@@ -397,28 +400,29 @@ TEST(Ops, EveryOpIsRegisteredOnceWithKernelAndInference) {
 }
 
 TEST(Ops, UnknownOpAndBadAttributesAreUserErrors) {
-  Model m;
-  GraphBuilder b(m);
-  Value x = b.parameter("x", ElementType::f32, {2});
-  b.op("Frobnicate", {x});
-  EXPECT_NE(b.status().message().find("unknown op 'Frobnicate'"), std::string::npos) << b.status().message();
+  // Ops are typed (Op::X); an unknown name can only come from text, and the parser names it.
+  EXPECT_EQ(find_op("Frobnicate"), nullptr);
+  EXPECT_EQ(find_op("Softmax")->kind, Op::Softmax);
+  auto parsed = parse_model("model \"m\" {\n  %x = Parameter() : f32[2]\n  %y = Frobnicate(%x) : f32[2]\n}\n");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.message().find("unknown op 'Frobnicate'"), std::string::npos) << parsed.message();
 
   Model m2;
   GraphBuilder b2(m2);
   Value y = b2.parameter("y", ElementType::f32, {2});
-  b2.op("Softmax", {y}, {{"axis", Attribute::Float(1.0)}});
+  b2.op(Op::Softmax, {y}, {{"axis", Attribute::Float(1.0)}});
   EXPECT_NE(b2.status().message().find("must be int"), std::string::npos) << b2.status().message();
 
   Model m3;
   GraphBuilder b3(m3);
   Value z = b3.parameter("z", ElementType::f32, {2});
-  b3.op("Transpose", {z});
+  b3.op(Op::Transpose, {z});
   EXPECT_NE(b3.status().message().find("requires attribute 'perm'"), std::string::npos) << b3.status().message();
 
   Model m4;
   GraphBuilder b4(m4);
   Value w = b4.parameter("w", ElementType::f32, {2});
-  b4.op("Add", {w});
+  b4.op(Op::Add, {w});
   EXPECT_NE(b4.status().message().find("takes 2 inputs"), std::string::npos) << b4.status().message();
 }
 

@@ -127,7 +127,7 @@ TEST(QuantizeQ4K, WeightMatMulQ8ModeMatchesDequantizedProductOnOddRows) {
   GraphBuilder b(m);
   Value xv = b.parameter("x", ElementType::f32, static_shape({M, K}));
   Value wv = b.constant(std::make_shared<Tensor>(*w), "w");
-  b.result(b.op("WeightMatMul", {xv, wv}, {{"act_quant", Attribute::String("q8")}}), "y");
+  b.result(b.op(Op::WeightMatMul, {xv, wv}, {{"act_quant", Attribute::String("q8")}}), "y");
   ASSERT_TRUE(b.status().ok()) << b.status().message();
   Evaluator ev(m);
   auto r = ev.run({{"x", Tensor::from_f32({M, K}, xf)}});
@@ -211,7 +211,7 @@ TEST(Q6K, WeightMatMulQ8ModeIsCloseToTheExactProduct) {
     GraphBuilder b(m);
     Value xv = b.parameter("x", ElementType::f32, static_shape({M, K}));
     Value wv = b.constant(std::make_shared<Tensor>(*w), "w");
-    b.result(b.op("WeightMatMul", {xv, wv}, {{"act_quant", Attribute::String(mode)}}), "y");
+    b.result(b.op(Op::WeightMatMul, {xv, wv}, {{"act_quant", Attribute::String(mode)}}), "y");
     EXPECT_TRUE(b.status().ok()) << b.status().message();
     Evaluator ev(m);
     auto r = ev.run({{"x", Tensor::from_f32({M, K}, xf)}});

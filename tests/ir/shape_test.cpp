@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ir/builder.h"
+#include "ir/ops.h"
 
 namespace ingot {
 namespace {
@@ -40,9 +41,9 @@ TEST(Dim, OverflowBecomesUnknown) {
 TEST(ShapeInference, HugeShapesDoNotOverflow) {
   const int64_t big = std::numeric_limits<int64_t>::max();
   Model m;
-  auto c = m.add_node({"Constant", {}, {}, "c", {{ElementType::f32, {big, big}}}, nullptr, "00"});
+  auto c = m.add_node({Op::Constant, {}, {}, "c", {{ElementType::f32, {big, big}}}, nullptr, "00"});
   ASSERT_TRUE(c.ok()) << c.message();
-  auto r = m.add_node({"Reshape", {(*c)->out()}, {{"shape", Attribute::Dims({-1})}}, "r", {}, nullptr, ""});
+  auto r = m.add_node({Op::Reshape, {(*c)->out()}, {{"shape", Attribute::Dims({-1})}}, "r", {}, nullptr, ""});
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_EQ((*r)->outputs[0].str(), "f32[?]");  // not a wrapped-around size
 }
@@ -67,7 +68,9 @@ StatusOr<TensorType> infer(const std::string& op, std::vector<TensorType> ins, A
   GraphBuilder b(m);
   std::vector<Value> vals;
   for (size_t i = 0; i < ins.size(); ++i) vals.push_back(b.parameter("p" + std::to_string(i), ins[i].type, ins[i].shape));
-  Value v = b.op(op, vals, std::move(attrs));
+  const OpDef* def = find_op(op);  // tests name ops as the text format does
+  if (!def) return Status::Error("unknown op '" + op + "'");
+  Value v = b.op(def->kind, vals, std::move(attrs));
   if (!b.ok()) return b.status();
   return v.type();
 }
@@ -158,13 +161,13 @@ TEST(ShapeInference, Errors) {
 
 TEST(ShapeInference, ConstantsNeedStaticWholeBlockShapes) {
   Model m;
-  auto bad = m.add_node({"Constant", {}, {}, "c", {{ElementType::q4_0, {4, 48}}}, nullptr, "0000"});
+  auto bad = m.add_node({Op::Constant, {}, {}, "c", {{ElementType::q4_0, {4, 48}}}, nullptr, "0000"});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.message().find("multiple of 32"), std::string::npos) << bad.message();
-  auto sym = m.add_node({"Constant", {}, {}, "d", {{ElementType::f32, {T}}}, nullptr, "0000"});
+  auto sym = m.add_node({Op::Constant, {}, {}, "d", {{ElementType::f32, {T}}}, nullptr, "0000"});
   ASSERT_FALSE(sym.ok());
   EXPECT_NE(sym.message().find("static"), std::string::npos) << sym.message();
-  auto mismatch = m.add_node({"Constant", {}, {}, "e", {{ElementType::f32, {3}}},
+  auto mismatch = m.add_node({Op::Constant, {}, {}, "e", {{ElementType::f32, {3}}},
                               std::make_shared<Tensor>(Tensor::from_f32({2}, {1, 2})), ""});
   ASSERT_FALSE(mismatch.ok());
   EXPECT_NE(mismatch.message().find("declared"), std::string::npos) << mismatch.message();

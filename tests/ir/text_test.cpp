@@ -43,7 +43,7 @@ Dim sym(const char* name) { return Dim::symbol(name); }
 
 Node* param(Model& m, const std::string& name, ET type, Shape shape) {
   NodeSpec s;
-  s.op = "Parameter";
+  s.op = Op::Parameter;
   s.name = name;
   s.declared = {TensorType{type, std::move(shape)}};
   return add(m, std::move(s));
@@ -51,16 +51,16 @@ Node* param(Model& m, const std::string& name, ET type, Shape shape) {
 
 Node* constant(Model& m, const std::string& name, Tensor data) {
   NodeSpec s;
-  s.op = "Constant";
+  s.op = Op::Constant;
   s.name = name;
   s.declared = {TensorType{data.type(), static_shape(data.shape())}};
   s.constant = std::make_shared<const Tensor>(std::move(data));
   return add(m, std::move(s));
 }
 
-Node* op(Model& m, const std::string& op_name, std::vector<Value> inputs, AttrMap attrs = {}, std::string name = "") {
+Node* op(Model& m, Op kind, std::vector<Value> inputs, AttrMap attrs = {}, std::string name = "") {
   NodeSpec s;
-  s.op = op_name;
+  s.op = kind;
   s.inputs = std::move(inputs);
   s.attrs = std::move(attrs);
   s.name = std::move(name);
@@ -69,7 +69,7 @@ Node* op(Model& m, const std::string& op_name, std::vector<Value> inputs, AttrMa
 
 Node* read_value(Model& m, const std::string& name, const std::string& var, TensorType type) {
   NodeSpec s;
-  s.op = "ReadValue";
+  s.op = Op::ReadValue;
   s.name = name;
   s.attrs = {{"variable", Attribute::String(var)}};
   s.declared = {std::move(type)};
@@ -120,33 +120,33 @@ std::unique_ptr<Model> rich_model() {
   constant(*m, "empty", values(ET::f32, {0, 3}, {}));
   constant(*m, "q", Tensor::zeros(ET::q8_0, {2, 32}));
 
-  Node* sum = op(*m, "Add", {x->out(), w->out()}, {}, "sum");
-  Node* sm = op(*m, "Softmax", {sum->out()}, {{"axis", Attribute::Int(-1)}});
-  Node* mean = op(*m, "ReduceMean", {sm->out()}, {{"axes", Attribute::Ints({1})}, {"keep_dims", Attribute::Bool(true)}});
-  Node* gelu = op(*m, "Gelu", {mean->out()}, {{"approximation", Attribute::String("tanh")}});
-  Node* half = op(*m, "Convert", {gelu->out()}, {{"to", Attribute::Type(ET::f16)}});
-  Node* back = op(*m, "Convert", {half->out()}, {{"to", Attribute::Type(ET::f32)}});
-  Node* bc = op(*m, "Broadcast", {back->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(8)})}});
-  Node* rs = op(*m, "Reshape", {bc->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(2), Dim(-1)})}});
-  Node* tr = op(*m, "Transpose", {rs->out()}, {{"perm", Attribute::Ints({2, 0, 1})}});
-  Node* sl = op(*m, "Slice", {tr->out()},
+  Node* sum = op(*m, Op::Add, {x->out(), w->out()}, {}, "sum");
+  Node* sm = op(*m, Op::Softmax, {sum->out()}, {{"axis", Attribute::Int(-1)}});
+  Node* mean = op(*m, Op::ReduceMean, {sm->out()}, {{"axes", Attribute::Ints({1})}, {"keep_dims", Attribute::Bool(true)}});
+  Node* gelu = op(*m, Op::Gelu, {mean->out()}, {{"approximation", Attribute::String("tanh")}});
+  Node* half = op(*m, Op::Convert, {gelu->out()}, {{"to", Attribute::Type(ET::f16)}});
+  Node* back = op(*m, Op::Convert, {half->out()}, {{"to", Attribute::Type(ET::f32)}});
+  Node* bc = op(*m, Op::Broadcast, {back->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(8)})}});
+  Node* rs = op(*m, Op::Reshape, {bc->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(2), Dim(-1)})}});
+  Node* tr = op(*m, Op::Transpose, {rs->out()}, {{"perm", Attribute::Ints({2, 0, 1})}});
+  Node* sl = op(*m, Op::Slice, {tr->out()},
                 {{"begin", Attribute::Ints({1})}, {"end", Attribute::Ints({kInt64Max})}, {"axes", Attribute::Ints({1})}});
-  op(*m, "Result", {sl->out()}, {}, "sliced");
+  op(*m, Op::Result, {sl->out()}, {}, "sliced");
   for (double step : {1e-5, -0.0, kInf, -kInf, kNaN, 1e300, 5e-324, -1.7976931348623157e308}) {
     Node* start = constant(*m, "start " + format_double(step), values(ET::f32, {}, {0.5}));
-    Node* r = op(*m, "Range", {start->out()}, {{"length", Attribute::Dims({sym("tokens")})}, {"step", Attribute::Float(step)}});
-    op(*m, "Result", {r->out()});
+    Node* r = op(*m, Op::Range, {start->out()}, {{"length", Attribute::Dims({sym("tokens")})}, {"step", Attribute::Float(step)}});
+    op(*m, Op::Result, {r->out()});
   }
   Node* k = read_value(*m, "k", "kv.k.0", TensorType{ET::f32, {sym("past"), Dim(4), Dim(8)}});
-  Node* knew = op(*m, "Reshape", {x->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(4), Dim(2)})}});
-  Node* pad = op(*m, "Concat", {knew->out(), knew->out(), knew->out(), knew->out()}, {{"axis", Attribute::Int(2)}});
-  Node* kc = op(*m, "Concat", {k->out(), pad->out()}, {{"axis", Attribute::Int(0)}}, "k cat");
-  op(*m, "Assign", {kc->out()}, {{"variable", Attribute::String("kv.k.0")}}, "a0");
+  Node* knew = op(*m, Op::Reshape, {x->out()}, {{"shape", Attribute::Dims({sym("tokens"), Dim(4), Dim(2)})}});
+  Node* pad = op(*m, Op::Concat, {knew->out(), knew->out(), knew->out(), knew->out()}, {{"axis", Attribute::Int(2)}});
+  Node* kc = op(*m, Op::Concat, {k->out(), pad->out()}, {{"axis", Attribute::Int(0)}}, "k cat");
+  op(*m, Op::Assign, {kc->out()}, {{"variable", Attribute::String("kv.k.0")}}, "a0");
   Node* v = read_value(*m, "v", "kv v\t1", TensorType{ET::f16, {sym("past"), Dim(4), Dim(8)}});
-  op(*m, "Assign", {v->out()}, {{"variable", Attribute::String("kv v\t1")}}, "a1");
-  op(*m, "Result", {tokens->out()}, {}, "ids");
-  op(*m, "Result", {odd->out()}, {}, "odd");
-  op(*m, "Result", {big->out()}, {}, "\xc3\xa9t\xc3\xa9");
+  op(*m, Op::Assign, {v->out()}, {{"variable", Attribute::String("kv v\t1")}}, "a1");
+  op(*m, Op::Result, {tokens->out()}, {}, "ids");
+  op(*m, Op::Result, {odd->out()}, {}, "odd");
+  op(*m, Op::Result, {big->out()}, {}, "\xc3\xa9t\xc3\xa9");
   return m;
 }
 
@@ -159,10 +159,10 @@ TEST(TextPrint, WritesTheDocumentedFormat) {
   Node* x = param(m, "x", ET::f32, {sym("tokens"), Dim(4), Dim(8)});
   Node* c = constant(m, "c", values(ET::f32, {8}, {1, 2, 3.5, -0.0, 1e-5, kInf, kNaN, -2}));
   constant(m, "w", values(ET::f32, {64, 64}, std::vector<double>(64 * 64, 0.0)));
-  Node* sum = op(m, "Add", {x->out(), c->out()}, {}, "sum a");
-  Node* kc = op(m, "Concat", {k->out(), sum->out()}, {{"axis", Attribute::Int(0)}}, "kc");
-  op(m, "Assign", {kc->out()}, {{"variable", Attribute::String("kv.k.0")}}, "a0");
-  op(m, "Result", {sum->out()}, {}, "out");
+  Node* sum = op(m, Op::Add, {x->out(), c->out()}, {}, "sum a");
+  Node* kc = op(m, Op::Concat, {k->out(), sum->out()}, {{"axis", Attribute::Int(0)}}, "kc");
+  op(m, Op::Assign, {kc->out()}, {{"variable", Attribute::String("kv.k.0")}}, "a0");
+  op(m, Op::Result, {sum->out()}, {}, "out");
   std::string hash = m.find("w")->constant_content_hash();
   EXPECT_EQ(print_model(m),
             "model \"demo\" {\n"
@@ -181,10 +181,10 @@ TEST(TextPrint, WritesTheDocumentedFormat) {
 TEST(TextPrint, NodesComeInTopologicalOrder) {
   Model m("order");
   Node* a = param(m, "a", ET::f32, {Dim(2)});
-  Node* n = op(m, "Negative", {a->out()}, {}, "n");
-  Node* r = op(m, "Result", {n->out()}, {}, "r");
+  Node* n = op(m, Op::Negative, {a->out()}, {}, "n");
+  Node* r = op(m, Op::Result, {n->out()}, {}, "r");
   // A pass rewires the Result to a node created after it.
-  Node* e = op(m, "Exp", {a->out()}, {}, "e");
+  Node* e = op(m, Op::Exp, {a->out()}, {}, "e");
   r->inputs[0] = e->out();
   std::string text = print_model(m);
   EXPECT_LT(text.find("%e = Exp"), text.find("%r = Result(%e)")) << text;
@@ -194,8 +194,8 @@ TEST(TextPrint, NodesComeInTopologicalOrder) {
 TEST(TextPrint, BrokenGraphsStillPrint) {
   Model m("cycle");
   Node* a = param(m, "a", ET::f32, {Dim(2)});
-  Node* x = op(m, "Exp", {a->out()}, {}, "x");
-  Node* y = op(m, "Exp", {x->out()}, {}, "y");
+  Node* x = op(m, Op::Exp, {a->out()}, {}, "x");
+  Node* y = op(m, Op::Exp, {x->out()}, {}, "y");
   x->inputs[0] = y->out();  // x <-> y
   std::string text = print_model(m);
   EXPECT_NE(text.find("%x = Exp(%y)"), std::string::npos) << text;
@@ -211,10 +211,10 @@ TEST(TextPrint, MultipleOutputsAndOutputIndices) {
   // No op in the table has two outputs yet: give one a second output by hand (as a pass might).
   Model m("multi");
   Node* a = param(m, "a", ET::f32, {Dim(3)});
-  Node* two = op(m, "Exp", {a->out()}, {}, "two");
+  Node* two = op(m, Op::Exp, {a->out()}, {}, "two");
   two->outputs.push_back(TensorType{ET::f16, {sym("tokens")}});
-  Node* user = op(m, "Negative", {two->out(1)}, {}, "user");
-  op(m, "Result", {user->out()}, {}, "r");
+  Node* user = op(m, Op::Negative, {two->out(1)}, {}, "user");
+  op(m, Op::Result, {user->out()}, {}, "r");
   std::string text = print_model(m);
   EXPECT_NE(text.find("  %two = Exp(%a) : (f32[3], f16[tokens])\n"), std::string::npos) << text;
   EXPECT_NE(text.find("  %user = Negative(%two:1) : f16[tokens]\n"), std::string::npos) << text;
@@ -269,7 +269,7 @@ TEST(TextRoundTrip, ParsedModelKeepsEverything) {
     EXPECT_EQ(q->outputs, n->outputs) << n->name;
     ASSERT_EQ(q->inputs.size(), n->inputs.size());
     for (size_t i = 0; i < n->inputs.size(); ++i) EXPECT_EQ(q->inputs[i].node->name, n->inputs[i].node->name);
-    if (n->is("Constant")) EXPECT_EQ(q->constant_content_hash(), n->constant_content_hash()) << n->name;
+    if (n->is(Op::Constant)) EXPECT_EQ(q->constant_content_hash(), n->constant_content_hash()) << n->name;
   }
 }
 
@@ -360,7 +360,7 @@ class RandomGraph {
     int steps = 8 + pick(16);
     for (int i = 0; i < steps; ++i) try_random_op();
     int results = 1 + pick(3);
-    for (int i = 0; i < results; ++i) op(*m_, "Result", {values_[pick(values_.size())]}, {}, fresh_name());
+    for (int i = 0; i < results; ++i) op(*m_, Op::Result, {values_[pick(values_.size())]}, {}, fresh_name());
     return std::move(m_);
   }
 
@@ -429,8 +429,8 @@ class RandomGraph {
     NodeSpec s;
     s.name = fresh_name();
     s.inputs = {x};
-    static const char* kUnary[] = {"Exp", "Negative", "Abs", "Sigmoid", "Tanh", "Sqrt"};
-    static const char* kBinary[] = {"Add", "Multiply", "Subtract", "Maximum"};
+    static const Op kUnary[] = {Op::Exp, Op::Negative, Op::Abs, Op::Sigmoid, Op::Tanh, Op::Sqrt};
+    static const Op kBinary[] = {Op::Add, Op::Multiply, Op::Subtract, Op::Maximum};
     switch (pick(9)) {
       case 0: s.op = kUnary[pick(6)]; break;
       case 1:
@@ -438,7 +438,7 @@ class RandomGraph {
         s.inputs.push_back(coin() ? x : any_value());
         break;
       case 2: {
-        s.op = "Transpose";
+        s.op = Op::Transpose;
         std::vector<int64_t> perm(static_cast<size_t>(rank));
         for (int i = 0; i < rank; ++i) perm[static_cast<size_t>(i)] = i;
         std::shuffle(perm.begin(), perm.end(), rng_);
@@ -446,31 +446,31 @@ class RandomGraph {
         break;
       }
       case 3: {
-        s.op = "Reshape";
+        s.op = Op::Reshape;
         Shape target = coin() ? Shape{Dim(-1)} : Shape{random_dim(), Dim(-1)};
         s.attrs["shape"] = Attribute::Dims(target);
         break;
       }
       case 4:
-        s.op = "Concat";
+        s.op = Op::Concat;
         s.inputs.push_back(coin() ? x : any_value());
         s.attrs["axis"] = Attribute::Int(rank ? pick(static_cast<size_t>(rank)) - (coin() ? rank : 0) : 0);
         break;
       case 5:
-        s.op = "Softmax";
+        s.op = Op::Softmax;
         s.attrs["axis"] = Attribute::Int(-1 - (rank ? pick(static_cast<size_t>(rank)) : 0));
         break;
       case 6:
-        s.op = "ReduceSum";
+        s.op = Op::ReduceSum;
         s.attrs["axes"] = Attribute::Ints({rank ? pick(static_cast<size_t>(rank)) : 0});
         s.attrs["keep_dims"] = Attribute::Bool(coin());
         break;
       case 7:
-        s.op = "Convert";
+        s.op = Op::Convert;
         s.attrs["to"] = Attribute::Type(coin() ? ET::f32 : ET::bf16);
         break;
       case 8:
-        s.op = "Slice";
+        s.op = Op::Slice;
         s.attrs["begin"] = Attribute::Ints({pick(3)});
         s.attrs["end"] = Attribute::Ints({coin() ? kInt64Max : -1});
         s.attrs["axes"] = Attribute::Ints({rank ? pick(static_cast<size_t>(rank)) : 0});
@@ -642,19 +642,19 @@ TEST(TextEvaluate, ParsedModelComputesTheSame) {
   Node* x = param(m, "x", ET::f32, {sym("tokens"), Dim(4)});
   Node* scale = constant(m, "scale", values(ET::f32, {4}, {0.1, -2.5, 1e-5, 3.0}));
   Node* bias = constant(m, "bias h", values(ET::f16, {4}, {0.333, -1.0, 6e-8, 100.0}));
-  Node* y = op(m, "Multiply", {x->out(), scale->out()});
-  Node* yh = op(m, "Convert", {y->out()}, {{"to", Attribute::Type(ET::f16)}});
-  Node* z = op(m, "Add", {yh->out(), bias->out()});
-  Node* zf = op(m, "Convert", {z->out()}, {{"to", Attribute::Type(ET::f32)}});
-  Node* s = op(m, "Softmax", {zf->out()}, {{"axis", Attribute::Int(-1)}});
+  Node* y = op(m, Op::Multiply, {x->out(), scale->out()});
+  Node* yh = op(m, Op::Convert, {y->out()}, {{"to", Attribute::Type(ET::f16)}});
+  Node* z = op(m, Op::Add, {yh->out(), bias->out()});
+  Node* zf = op(m, Op::Convert, {z->out()}, {{"to", Attribute::Type(ET::f32)}});
+  Node* s = op(m, Op::Softmax, {zf->out()}, {{"axis", Attribute::Int(-1)}});
   Node* k = read_value(m, "k", "kv", TensorType{ET::f32, {sym("past"), Dim(4)}});
-  Node* kc = op(m, "Concat", {k->out(), s->out()}, {{"axis", Attribute::Int(0)}});
-  op(m, "Assign", {kc->out()}, {{"variable", Attribute::String("kv")}});
+  Node* kc = op(m, Op::Concat, {k->out(), s->out()}, {{"axis", Attribute::Int(0)}});
+  op(m, Op::Assign, {kc->out()}, {{"variable", Attribute::String("kv")}});
   Node* ids = constant(m, "ids", Tensor::from_i64({3}, {2, -7, 40}));
-  Node* idx2 = op(m, "Multiply", {ids->out(), ids->out()});
-  op(m, "Result", {s->out()}, {}, "probs");
-  op(m, "Result", {kc->out()}, {}, "cache");
-  op(m, "Result", {idx2->out()}, {}, "squares");
+  Node* idx2 = op(m, Op::Multiply, {ids->out(), ids->out()});
+  op(m, Op::Result, {s->out()}, {}, "probs");
+  op(m, Op::Result, {kc->out()}, {}, "cache");
+  op(m, Op::Result, {idx2->out()}, {}, "squares");
 
   auto parsed = parse_model(print_model(m));
   ASSERT_TRUE(parsed.ok()) << parsed.message();
@@ -684,16 +684,16 @@ TEST(TextJson, DescribesTheModel) {
   Node* c = constant(m, "c", values(ET::f32, {2}, {1.5, kInf}));
   Node* w = constant(m, "w", values(ET::i32, {4, 8}, std::vector<double>(32, 7)));
   Node* st = constant(m, "start", values(ET::f32, {}, {0}));
-  Node* r = op(m, "Range", {st->out()}, {{"length", Attribute::Dims({sym("tokens") + Dim(1)})}, {"step", Attribute::Float(-kInf)}}, "r");
-  Node* t = op(m, "Transpose", {x->out()}, {{"perm", Attribute::Ints({1, 0})}}, "t");
-  Node* red = op(m, "ReduceMax", {t->out()}, {{"axes", Attribute::Ints({0})}}, "red");
-  Node* cv = op(m, "Convert", {red->out()}, {{"to", Attribute::Type(ET::bf16)}}, "cv");
-  Node* g = op(m, "Gelu", {x->out()}, {}, "g");
-  op(m, "Result", {cv->out()}, {}, "out");
-  op(m, "Result", {r->out()}, {}, "out2");
-  op(m, "Result", {g->out()}, {}, "out3");
-  op(m, "Result", {c->out()}, {}, "out4");
-  op(m, "Result", {w->out()}, {}, "out5");
+  Node* r = op(m, Op::Range, {st->out()}, {{"length", Attribute::Dims({sym("tokens") + Dim(1)})}, {"step", Attribute::Float(-kInf)}}, "r");
+  Node* t = op(m, Op::Transpose, {x->out()}, {{"perm", Attribute::Ints({1, 0})}}, "t");
+  Node* red = op(m, Op::ReduceMax, {t->out()}, {{"axes", Attribute::Ints({0})}}, "red");
+  Node* cv = op(m, Op::Convert, {red->out()}, {{"to", Attribute::Type(ET::bf16)}}, "cv");
+  Node* g = op(m, Op::Gelu, {x->out()}, {}, "g");
+  op(m, Op::Result, {cv->out()}, {}, "out");
+  op(m, Op::Result, {r->out()}, {}, "out2");
+  op(m, Op::Result, {g->out()}, {}, "out3");
+  op(m, Op::Result, {c->out()}, {}, "out4");
+  op(m, Op::Result, {w->out()}, {}, "out5");
 
   auto j = nlohmann::json::parse(export_json(m));
   EXPECT_EQ(j["name"], "json");
@@ -763,10 +763,10 @@ TEST(TextDot, DrawsNodesEdgesAndStateFlow) {
   Node* x = param(m, "x", ET::f32, {sym("tokens"), Dim(2)});
   Node* k = read_value(m, "k", "kv", TensorType{ET::f32, {sym("past"), Dim(2)}});
   Node* c = constant(m, "c\"q\\", values(ET::f32, {2}, {1, 2}));
-  Node* y = op(m, "Add", {x->out(), c->out()}, {}, "y");
-  Node* kc = op(m, "Concat", {k->out(), y->out()}, {{"axis", Attribute::Int(0)}}, "kc");
-  op(m, "Assign", {kc->out()}, {{"variable", Attribute::String("kv")}}, "a");
-  op(m, "Result", {y->out()}, {}, "out");
+  Node* y = op(m, Op::Add, {x->out(), c->out()}, {}, "y");
+  Node* kc = op(m, Op::Concat, {k->out(), y->out()}, {{"axis", Attribute::Int(0)}}, "kc");
+  op(m, Op::Assign, {kc->out()}, {{"variable", Attribute::String("kv")}}, "a");
+  op(m, Op::Result, {y->out()}, {}, "out");
   std::string dot = export_dot(m);
   auto has = [&](const std::string& s) { EXPECT_NE(dot.find(s), std::string::npos) << s << "\n" << dot; };
   has("digraph \"g\\\"raph\" {\n");

@@ -17,7 +17,7 @@ std::unique_ptr<Model> valid_model() {
   Value c = b.concat({r, x}, 0);
   c.node->name = "cat";
   b.assign("s", c, "write");
-  b.result(b.op("ReduceSum", {c}, {{"axes", Attribute::Ints({0})}}, "sum"), "out");
+  b.result(b.op(Op::ReduceSum, {c}, {{"axes", Attribute::Ints({0})}}, "sum"), "out");
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }
@@ -70,7 +70,7 @@ TEST(Verifier, Cycle) {
   // read -> cat -> sum; make cat also read sum's output through a reshape-free path: cat's first input
   // becomes a node that depends on cat.
   GraphBuilder b(*m);
-  Value neg = b.op("Negative", {node(*m, "cat")->out()}, {}, "neg");
+  Value neg = b.op(Op::Negative, {node(*m, "cat")->out()}, {}, "neg");
   ASSERT_TRUE(b.ok());
   node(*m, "cat")->inputs[0] = neg;
   expect_code(*m, VerifyCode::Cycle, "cycle through");
@@ -206,8 +206,8 @@ TEST(Model, AddNodeRejectsDuplicateNames) {
 TEST(Model, TopologicalOrderAndDeadCode) {
   auto m = valid_model();
   GraphBuilder b(*m);
-  b.op("Negative", {node(*m, "x")->out()}, {}, "dead1");
-  b.op("Exp", {node(*m, "dead1")->out()}, {}, "dead2");
+  b.op(Op::Negative, {node(*m, "x")->out()}, {}, "dead1");
+  b.op(Op::Exp, {node(*m, "dead1")->out()}, {}, "dead2");
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(m->remove_dead_nodes(), 2);
   EXPECT_EQ(m->find("dead1"), nullptr);

@@ -16,7 +16,7 @@ StatusOr<Tensor> run_wmm(const Tensor& x, std::shared_ptr<Tensor> w, const std::
   GraphBuilder b(m);
   Value xv = b.parameter("x", ElementType::f32, static_shape(x.shape()));
   Value wv = b.constant(std::move(w), "w");
-  b.result(b.op("WeightMatMul", {xv, wv}, {{"act_quant", Attribute::String(act_quant)}}), "y");
+  b.result(b.op(Op::WeightMatMul, {xv, wv}, {{"act_quant", Attribute::String(act_quant)}}), "y");
   INGOT_RETURN_IF_ERROR(b.status());
   Evaluator ev(m);
   INGOT_ASSIGN_OR_RETURN(auto r, ev.run({{"x", x}}));

@@ -93,7 +93,7 @@ inline StatusOr<RunRecord> run_calls(const Model& m, const std::vector<SymbolBin
     // Results by name: their order in the evaluator's list follows the topological order, which
     // a pass may legitimately change.
     ev.set_observer([&](const Node& n, const std::vector<Tensor>& out) {
-      if (n.is("Result")) by_name[n.name] = out[0];
+      if (n.is(Op::Result)) by_name[n.name] = out[0];
     });
     auto r = ev.run(inputs);
     if (!r.ok()) return r.status();

@@ -31,21 +31,21 @@ std::unique_ptr<Model> kitchen_sink() {
   // Constant subexpressions: (2 + 3) * w, folded; a 2.0 made twice, merged.
   Value w = b.constant(std::make_shared<Tensor>(Tensor::from_f32({4}, {0.5f, -1.0f, 2.0f, 0.25f})), "w");
   Value scale = b.mul(b.add(b.scalar_f32(2.0f), b.scalar_f32(3.0f)), w);
-  Value p1 = b.op("Power", {all, b.scalar_f32(2.0f)});
-  Value p2 = b.op("Power", {all, b.scalar_f32(2.0f)});
+  Value p1 = b.op(Op::Power, {all, b.scalar_f32(2.0f)});
+  Value p2 = b.op(Op::Power, {all, b.scalar_f32(2.0f)});
   Value sum = b.add(b.mul(p1, scale), p2);
   // Identities: reshape chains, transposes, exact convert round trips, double negation.
   Value r = b.reshape(b.reshape(sum, {past + tokens, 2, 2}), {past + tokens, 4});
   Value t = b.transpose(b.transpose(r, {1, 0}), {1, 0});
   Value hf = b.convert(b.convert(b.convert(h, ElementType::f32), ElementType::f16), ElementType::f32);  // f16->f32->f16 exact
   Value lossy = b.convert(b.convert(x, ElementType::f16), ElementType::f32);                             // rounds: kept
-  Value neg = b.op("Negative", {b.op("Negative", {b.add(hf, lossy)})});
-  Value rows = b.op("Gather", {t, b.op("Range", {b.scalar_i64(0)}, {{"length", Attribute::Dims({tokens})}})}, {{"axis", Attribute::Int(0)}});
+  Value neg = b.op(Op::Negative, {b.op(Op::Negative, {b.add(hf, lossy)})});
+  Value rows = b.op(Op::Gather, {t, b.op(Op::Range, {b.scalar_i64(0)}, {{"length", Attribute::Dims({tokens})}})}, {{"axis", Attribute::Int(0)}});
   b.result(b.add(b.div(rows, b.scalar_f32(1.0f)), neg), "out");
-  b.result(b.op("Gather", {b.constant(std::make_shared<Tensor>(Tensor::from_f32({3, 4}, std::vector<float>(12, 0.5f)))), ids},
+  b.result(b.op(Op::Gather, {b.constant(std::make_shared<Tensor>(Tensor::from_f32({3, 4}, std::vector<float>(12, 0.5f)))), ids},
                 {{"axis", Attribute::Int(0)}}),
            "embedded");
-  b.op("Exp", {x});  // dead
+  b.op(Op::Exp, {x});  // dead
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }

@@ -52,8 +52,8 @@ void expect_fused_layers(const std::string& path) {
     std::string p = "blk." + std::to_string(l) + ".";
     int attention = 0, qkv_rope = 0, residual = 0, swiglu = 0;
     for (auto& n : im->model->nodes()) {
-      if (n->is("Attention") && n->attr("k_variable").as_string() == "kv." + std::to_string(l) + ".k" && n->inputs.size() == 1) ++attention;
-      if (!n->is("FusedMatMul") || n->inputs[1].node->name.rfind(p, 0) != 0) continue;
+      if (n->is(Op::Attention) && n->attr("k_variable").as_string() == "kv." + std::to_string(l) + ".k" && n->inputs.size() == 1) ++attention;
+      if (!n->is(Op::FusedMatMul) || n->inputs[1].node->name.rfind(p, 0) != 0) continue;
       if (n->attr("rope").as_string() != "none") ++qkv_rope;
       if (n->attr("has_residual").as_bool()) ++residual;
       if (n->attr("activation").as_string() == "swiglu") ++swiglu;

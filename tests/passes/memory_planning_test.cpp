@@ -108,7 +108,7 @@ TEST(MemoryPlanning, AnUnboundedValueIsAnErrorNamingTheNode) {
   Model m("unbounded");
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {Dim::symbol("n"), 4});
-  b.result(b.op("Tanh", {x}, {}, "squash"), "out");
+  b.result(b.op(Op::Tanh, {x}, {}, "squash"), "out");
   ASSERT_TRUE(b.ok());
   auto p = plan_memory(m);
   ASSERT_FALSE(p.ok());
@@ -130,9 +130,9 @@ std::unique_ptr<Model> chain(bool keep_a) {
   auto m = std::make_unique<Model>("chain");
   GraphBuilder b(*m);
   Value x = b.parameter("x", ElementType::f32, {kTokens, 5});
-  Value a = b.op("Tanh", {x}, {}, "a");
-  Value e = b.op("Exp", {a}, {}, "e");
-  b.result(keep_a ? b.op("Add", {e, a}, {}, "sum") : e, "out");
+  Value a = b.op(Op::Tanh, {x}, {}, "a");
+  Value e = b.op(Op::Exp, {a}, {}, "e");
+  b.result(keep_a ? b.op(Op::Add, {e, a}, {}, "sum") : e, "out");
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }
@@ -186,7 +186,7 @@ TEST(MemoryPlanning, DontInPlaceABroadcastInputOrAnotherElementSize) {
   GraphBuilder b(m);
   Value row = b.parameter("row", ElementType::f32, {1, 8});
   Value x = b.parameter("x", ElementType::f32, {kTokens, 8});
-  Value wide = b.op("Add", {row, b.op("Tanh", {x}, {}, "t")}, {}, "wide");  // row is broadcast; t dies here
+  Value wide = b.op(Op::Add, {row, b.op(Op::Tanh, {x}, {}, "t")}, {}, "wide");  // row is broadcast; t dies here
   Value half = b.convert(wide, ElementType::f16);                            // 2-byte elements
   Value back = b.convert(half, ElementType::f32);
   Value ints = b.convert(back, ElementType::i32);  // same size: in place
@@ -206,11 +206,11 @@ TEST(MemoryPlanning, DontInPlaceWhenAViewOfTheInputIsReadLaterOrIsTheOtherInput)
   Model m("views");
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {kTokens, 6});
-  Value t = b.op("Tanh", {x}, {}, "t");
+  Value t = b.op(Op::Tanh, {x}, {}, "t");
   Value r = b.reshape(t, {kTokens, 2, 3});
-  Value s = b.op("Sigmoid", {t}, {}, "s");           // t's last direct use, but its view r is read below
+  Value s = b.op(Op::Sigmoid, {t}, {}, "s");           // t's last direct use, but its view r is read below
   Value r2 = b.reshape(s, {kTokens, 2, 3});
-  Value both = b.op("Multiply", {s, b.reshape(r2, {kTokens, 6})}, {}, "both");  // the other input shares s's bytes
+  Value both = b.op(Op::Multiply, {s, b.reshape(r2, {kTokens, 6})}, {}, "both");  // the other input shares s's bytes
   b.result(b.add(b.reshape(r, {kTokens, 6}), both), "out");
   ASSERT_TRUE(b.ok()) << b.status().message();
   auto plan = plan_or_die(m, MemoryPlanOptions{.max_batch = 3});
@@ -230,10 +230,10 @@ TEST(MemoryPlanning, FusedMatMulOverwritesItsResidualOnly) {
   std::vector<float> w(7 * 7);
   for (float& v : w) v = static_cast<float>(rng.uniform(-1, 1));
   Value x = b.parameter("x", ElementType::f32, {kTokens, 7});
-  Value h = b.op("Tanh", {x}, {}, "h");
+  Value h = b.op(Op::Tanh, {x}, {}, "h");
   Value weight = b.constant(std::make_shared<Tensor>(Tensor::from_f32({7, 7}, w)), "w");
-  Value y = b.op("FusedMatMul", {h, weight, x}, {{"has_residual", Attribute::Bool(true)}}, "y");
-  Value z = b.op("FusedMatMul", {y, weight}, {}, "z");  // no residual: never in place
+  Value y = b.op(Op::FusedMatMul, {h, weight, x}, {{"has_residual", Attribute::Bool(true)}}, "y");
+  Value z = b.op(Op::FusedMatMul, {y, weight}, {}, "z");  // no residual: never in place
   b.result(z, "out");
   ASSERT_TRUE(b.ok()) << b.status().message();
   auto plan = plan_or_die(m, MemoryPlanOptions{.max_batch = 9});
@@ -283,11 +283,11 @@ std::unique_ptr<Model> random_graph(uint64_t seed) {
     b.assign("cache", cache_all);
     // Attention-like: scores over the cache, softmax, weighted sum: [tokens, past+tokens] values.
     Value scores = b.matmul(pool[0].v, cache_all, /*transpose_b=*/true);
-    Value probs = b.op("Softmax", {scores}, {{"axis", Attribute::Int(-1)}});
+    Value probs = b.op(Op::Softmax, {scores}, {{"axis", Attribute::Int(-1)}});
     pool.push_back({b.matmul(probs, cache_all), d});
   }
-  const char* unary[] = {"Tanh", "Sigmoid", "Negative", "Abs", "Sin", "Cos"};
-  const char* binary[] = {"Add", "Subtract", "Multiply", "Maximum", "Minimum"};
+  const Op unary[] = {Op::Tanh, Op::Sigmoid, Op::Negative, Op::Abs, Op::Sin, Op::Cos};
+  const Op binary[] = {Op::Add, Op::Subtract, Op::Multiply, Op::Maximum, Op::Minimum};
   const int n_ops = static_cast<int>(rng.integer(6, 26));
   for (int i = 0; i < n_ops; ++i) {
     // Later values are picked more often, so chains form as well as fans.
@@ -320,13 +320,13 @@ std::unique_ptr<Model> random_graph(uint64_t seed) {
       }
       case 5: {
         Value r = b.reshape(a.v, {kTokens, 1, a.d});
-        Value t = b.op("Tanh", {r});
+        Value t = b.op(Op::Tanh, {r});
         pool.push_back({b.reshape(t, {kTokens, a.d}), a.d});
         break;
       }
       case 6: {
         Value t = b.transpose(a.v, {1, 0});  // [d, tokens]
-        pool.push_back({b.transpose(b.op("Exp", {b.op("Negative", {b.op("Abs", {t})})}), {1, 0}), a.d});
+        pool.push_back({b.transpose(b.op(Op::Exp, {b.op(Op::Negative, {b.op(Op::Abs, {t})})}), {1, 0}), a.d});
         break;
       }
       case 7: {
@@ -335,7 +335,7 @@ std::unique_ptr<Model> random_graph(uint64_t seed) {
         break;
       }
       default: {
-        if (rng.integer(0, 2)) pool.push_back({b.op("RMSNorm", {a.v, weights({a.d})}, {{"eps", Attribute::Float(1e-5)}}), a.d});
+        if (rng.integer(0, 2)) pool.push_back({b.op(Op::RMSNorm, {a.v, weights({a.d})}, {{"eps", Attribute::Float(1e-5)}}), a.d});
         else pool.push_back({b.convert(b.convert(a.v, ElementType::i32), ElementType::f32), a.d});
         break;
       }
@@ -395,9 +395,9 @@ TEST(MemoryPlanning, ABrokenPlanIsRejectedAndCorruptsTheResults) {
   Model m("broken");
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {kTokens, 16});
-  Value a = b.op("Tanh", {x}, {}, "a");
-  Value s = b.op("Sigmoid", {x}, {}, "s");
-  b.result(b.op("Subtract", {a, s}, {}, "d"), "out");
+  Value a = b.op(Op::Tanh, {x}, {}, "a");
+  Value s = b.op(Op::Sigmoid, {x}, {}, "s");
+  b.result(b.op(Op::Subtract, {a, s}, {}, "d"), "out");
   ASSERT_TRUE(b.ok());
   auto good = plan_or_die(m, MemoryPlanOptions{.max_batch = 4});
   ASSERT_TRUE(good);
@@ -457,7 +457,7 @@ TEST(MemoryPlanningPass, StoresThePlanOnTheModelAndChangesNoNode) {
   EXPECT_EQ(m->memory_plan()->find("x")->bytes, 64);
   // Editing the graph through the model drops the plan.
   GraphBuilder b(*m);
-  b.result(b.op("Tanh", {m->find("x")->out()}));
+  b.result(b.op(Op::Tanh, {m->find("x")->out()}));
   EXPECT_FALSE(m->memory_plan());
 }
 

@@ -22,13 +22,13 @@ std::unique_ptr<Model> small_model() {
   auto m = std::make_unique<Model>("small");
   GraphBuilder b(*m);
   Value x = b.parameter("x", ElementType::f32, {2});
-  Value a = b.op("Sigmoid", {x}, {}, "a");
-  Value s = b.op("Sigmoid", {x}, {}, "b");
+  Value a = b.op(Op::Sigmoid, {x}, {}, "a");
+  Value s = b.op(Op::Sigmoid, {x}, {}, "b");
   Value c1 = b.constant(std::make_shared<Tensor>(Tensor::from_f32({2}, {1, 2})), "c1");
   Value c2 = b.constant(std::make_shared<Tensor>(Tensor::from_f32({2}, {3, 4})), "c2");
-  Value k = b.op("Add", {c1, c2}, {}, "k");
-  Value sum = b.op("Add", {a, s}, {}, "sum");
-  b.result(b.op("Multiply", {sum, k}, {}, "y"), "out");
+  Value k = b.op(Op::Add, {c1, c2}, {}, "k");
+  Value sum = b.op(Op::Add, {a, s}, {}, "sum");
+  b.result(b.op(Op::Multiply, {sum, k}, {}, "y"), "out");
   EXPECT_TRUE(b.ok()) << b.status().message();
   return m;
 }
@@ -39,7 +39,7 @@ class BreakTypesPass : public Pass {
   const char* name() const override { return "break-types"; }
   StatusOr<bool> run(Model& m) override {
     for (auto& n : m.nodes())
-      if (n->is("Sigmoid")) {
+      if (n->is(Op::Sigmoid)) {
         n->outputs[0].type = ElementType::i64;
         return true;
       }
@@ -244,7 +244,7 @@ TEST(PassManager, DebugMatchOptionReportsPatternAttempts) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {2});
-  b.result(b.op("Multiply", {x, b.scalar_f32(1.0f)}, {}, "m"), "out");
+  b.result(b.op(Op::Multiply, {x, b.scalar_f32(1.0f)}, {}, "m"), "out");
   std::ostringstream log;
   PassManagerOptions o;
   o.debug_match = &log;

@@ -1,5 +1,6 @@
 // The pattern matcher (captures, predicates, commutativity, backtracking, failure reasons) and the
 // greedy rewrite driver.
+#include "ir/ops.h"
 #include "passes/pattern.h"
 
 #include <gtest/gtest.h>
@@ -23,10 +24,10 @@ TEST(Pattern, CapturesBindValuesAndNodes) {
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
   Value one = b.scalar_f32(1.0f, "one");
-  Value y = b.op("Multiply", {x, one}, {}, "mul_3");
+  Value y = b.op(Op::Multiply, {x, one}, {}, "mul_3");
   ASSERT_TRUE(b.ok());
   Captures c(m);
-  ASSERT_TRUE(match(op("Multiply", {any("x"), constant_scalar(1.0, "c")}, "root"), y, c));
+  ASSERT_TRUE(match(op(Op::Multiply, {any("x"), constant_scalar(1.0, "c")}, "root"), y, c));
   EXPECT_EQ(c.value("x"), x);
   EXPECT_EQ(c.node("c"), one.node);
   EXPECT_EQ(c.value("root"), y);
@@ -38,13 +39,13 @@ TEST(Pattern, OpWithoutInputsIgnoresThem) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
-  Value y = b.op("Sigmoid", {x});
+  Value y = b.op(Op::Sigmoid, {x});
   Captures c;
-  EXPECT_TRUE(match(op("Sigmoid"), y, c));
-  EXPECT_TRUE(match(op("Sigmoid").capture("s"), y, c));
+  EXPECT_TRUE(match(op(Op::Sigmoid), y, c));
+  EXPECT_TRUE(match(op(Op::Sigmoid).capture("s"), y, c));
   EXPECT_EQ(c.value("s"), y);
   std::string why;
-  EXPECT_FALSE(match(op("Sigmoid", {any(), any()}), y, c, &why));
+  EXPECT_FALSE(match(op(Op::Sigmoid, {any(), any()}), y, c, &why));
   EXPECT_EQ(why, "expected Sigmoid with 2 inputs, got Sigmoid 'sigmoid_0' with 1");
 }
 
@@ -59,20 +60,20 @@ TEST(Pattern, CommutativeOpsTryBothOrders) {
   Value sub = b.sub(zero, x);
   ASSERT_TRUE(b.ok());
   Captures c;
-  EXPECT_TRUE(match(op("Multiply", {any("x"), constant_scalar(1.0)}), mul, c));
+  EXPECT_TRUE(match(op(Op::Multiply, {any("x"), constant_scalar(1.0)}), mul, c));
   EXPECT_EQ(c.value("x"), x);
   Captures c2;
-  EXPECT_TRUE(match(op("Add", {any("x"), constant_scalar(0.0)}), add, c2));
+  EXPECT_TRUE(match(op(Op::Add, {any("x"), constant_scalar(0.0)}), add, c2));
   EXPECT_EQ(c2.value("x"), x);
   // Subtract is not commutative: 0 - x is not x - 0.
   Captures c3;
   std::string why;
-  EXPECT_FALSE(match(op("Subtract", {any("x"), constant_scalar(0.0)}), sub, c3, &why));
+  EXPECT_FALSE(match(op(Op::Subtract, {any("x"), constant_scalar(0.0)}), sub, c3, &why));
   EXPECT_TRUE(c3.values().empty());
   EXPECT_NE(why.find("input 1: expected a constant equal to 0, got Parameter 'x'"), std::string::npos) << why;
-  EXPECT_TRUE(is_commutative("Add"));
-  EXPECT_TRUE(is_commutative("Maximum"));
-  EXPECT_FALSE(is_commutative("Divide"));
+  EXPECT_TRUE(op_def(Op::Add).has(kCommutative));
+  EXPECT_TRUE(op_def(Op::Maximum).has(kCommutative));
+  EXPECT_FALSE(op_def(Op::Divide).has(kCommutative));
 }
 
 TEST(Pattern, RepeatedCaptureNamesMustBindTheSameValue) {
@@ -81,9 +82,9 @@ TEST(Pattern, RepeatedCaptureNamesMustBindTheSameValue) {
   Value x = b.parameter("x", ElementType::f32, {4});
   Value y = b.parameter("y", ElementType::f32, {4});
   Value xx = b.add(x, x);
-  Value xy = b.op("Add", {x, y}, {}, "xy");
+  Value xy = b.op(Op::Add, {x, y}, {}, "xy");
   ASSERT_TRUE(b.ok());
-  Pattern twice = op("Add", {any("a"), any("a")});
+  Pattern twice = op(Op::Add, {any("a"), any("a")});
   Captures c;
   EXPECT_TRUE(match(twice, xx, c));
   EXPECT_EQ(c.value("a"), x);
@@ -103,7 +104,7 @@ TEST(Pattern, BacktracksIntoCommutativeSubpatterns) {
   Value y = b.add(b.mul(p, q), p);
   ASSERT_TRUE(b.ok());
   Captures c;
-  ASSERT_TRUE(match(op("Add", {op("Multiply", {any("a"), any("b")}), any("b")}), y, c));
+  ASSERT_TRUE(match(op(Op::Add, {op(Op::Multiply, {any("a"), any("b")}), any("b")}), y, c));
   EXPECT_EQ(c.value("a"), q);
   EXPECT_EQ(c.value("b"), p);
 }
@@ -113,10 +114,10 @@ TEST(Pattern, FailureReasonNamesNodeInputAndWhatWasFound) {
   GraphBuilder b(m);
   Value y = b.parameter("y", ElementType::f32, {4});
   Value x = b.parameter("x", ElementType::f32, {4});
-  Value mul = b.op("Multiply", {y, x}, {}, "mul_3");
-  Value add = b.op("Add", {y, x}, {}, "a");
+  Value mul = b.op(Op::Multiply, {y, x}, {}, "mul_3");
+  Value add = b.op(Op::Add, {y, x}, {}, "a");
   ASSERT_TRUE(b.ok());
-  Pattern p = op("Multiply", {any("x"), constant_scalar(1.0)});
+  Pattern p = op(Op::Multiply, {any("x"), constant_scalar(1.0)});
   Captures c;
   std::string why;
   EXPECT_FALSE(match(p, mul, c, &why));
@@ -132,27 +133,27 @@ TEST(Pattern, ConstantScalarNeedsOneEqualElement) {
   Value x = b.parameter("x", ElementType::f32, {2});
   Value two = f32_const(b, {1, 1}, {2.0f}, "two");
   Value ones = f32_const(b, {2}, {1.0f, 1.0f}, "ones");
-  Value y1 = b.op("Multiply", {x, two}, {}, "m1");
-  Value y2 = b.op("Multiply", {x, ones}, {}, "m2");
+  Value y1 = b.op(Op::Multiply, {x, two}, {}, "m1");
+  Value y2 = b.op(Op::Multiply, {x, ones}, {}, "m2");
   ASSERT_TRUE(b.ok());
   Captures c;
   std::string why;
-  EXPECT_TRUE(match(op("Multiply", {any(), constant_scalar(2.0)}), y1, c)) << "any rank with one element";
-  EXPECT_FALSE(match(op("Multiply", {any(), constant_scalar(1.0)}), y1, c, &why));
+  EXPECT_TRUE(match(op(Op::Multiply, {any(), constant_scalar(2.0)}), y1, c)) << "any rank with one element";
+  EXPECT_FALSE(match(op(Op::Multiply, {any(), constant_scalar(1.0)}), y1, c, &why));
   EXPECT_EQ(why, "Multiply 'm1' input 1: expected a constant equal to 1, got Constant 'two' = 2");
-  EXPECT_FALSE(match(op("Multiply", {any(), constant_scalar(1.0)}), y2, c, &why));
+  EXPECT_FALSE(match(op(Op::Multiply, {any(), constant_scalar(1.0)}), y2, c, &why));
   EXPECT_EQ(why, "Multiply 'm2' input 1: expected a constant equal to 1, got Constant 'ones' : f32[2]");
   // constant_value checks every element, whatever the shape.
-  EXPECT_TRUE(match(op("Multiply", {any(), constant().where(constant_value(1.0))}), y2, c));
+  EXPECT_TRUE(match(op(Op::Multiply, {any(), constant().where(constant_value(1.0))}), y2, c));
 }
 
 TEST(Pattern, Predicates) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f16, {Dim::symbol("tokens"), 4});
-  Value s = b.op("Softmax", {x}, {{"axis", Attribute::Int(-1)}}, "sm");
-  Value t = b.op("Exp", {s}, {}, "e1");
-  Value u = b.op("Exp", {s}, {}, "e2");
+  Value s = b.op(Op::Softmax, {x}, {{"axis", Attribute::Int(-1)}}, "sm");
+  Value t = b.op(Op::Exp, {s}, {}, "e1");
+  Value u = b.op(Op::Exp, {s}, {}, "e2");
   Value mixed = f32_const(b, {2}, {1.0f, 3.0f}, "mixed");
   ASSERT_TRUE(b.ok());
   (void)t;
@@ -166,8 +167,8 @@ TEST(Pattern, Predicates) {
   EXPECT_FALSE(match(any().where(rank(3)), x, c, &why));
   EXPECT_EQ(why, "expected rank 3, got Parameter 'x' : f16[tokens, 4]");
   EXPECT_TRUE(match(any().where(has_type({ElementType::f16, {Dim::symbol("tokens"), 4}})), x, c));
-  EXPECT_TRUE(match(op("Softmax").where(attr_equals("axis", Attribute::Int(-1))), s, c));
-  EXPECT_FALSE(match(op("Softmax").where(attr_equals("axis", Attribute::Int(0))), s, c, &why));
+  EXPECT_TRUE(match(op(Op::Softmax).where(attr_equals("axis", Attribute::Int(-1))), s, c));
+  EXPECT_FALSE(match(op(Op::Softmax).where(attr_equals("axis", Attribute::Int(0))), s, c, &why));
   EXPECT_EQ(why, "expected axis = 0, got Softmax 'sm' with axis = -1");
   EXPECT_TRUE(match(any().where(single_use()), x, c));
   EXPECT_FALSE(match(any().where(single_use()), s, c, &why));
@@ -189,36 +190,36 @@ TEST(Pattern, DeepestFailureIsReported) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {8});
-  Value r1 = b.op("Reshape", {x}, {{"shape", Attribute::Dims({2, 4})}}, "r1");
-  Value r2 = b.op("Reshape", {r1}, {{"shape", Attribute::Dims({4, 2})}}, "r2");
+  Value r1 = b.op(Op::Reshape, {x}, {{"shape", Attribute::Dims({2, 4})}}, "r1");
+  Value r2 = b.op(Op::Reshape, {r1}, {{"shape", Attribute::Dims({4, 2})}}, "r2");
   b.result(r1, "keep");
   ASSERT_TRUE(b.ok());
   Captures c(m);
   std::string why;
-  EXPECT_FALSE(match(op("Reshape", {op("Reshape", {any("x")}).where(single_use())}), r2, c, &why));
+  EXPECT_FALSE(match(op(Op::Reshape, {op(Op::Reshape, {any("x")}).where(single_use())}), r2, c, &why));
   EXPECT_EQ(why, "Reshape 'r2' input 0: expected a single use, got Reshape 'r1' with 2 uses");
 }
 
 TEST(Pattern, PrintsAsText) {
-  Pattern p = op("Multiply", {any("x"), constant_scalar(1.0)}, "m").where(single_use());
+  Pattern p = op(Op::Multiply, {any("x"), constant_scalar(1.0)}, "m").where(single_use());
   EXPECT_EQ(p.str(), "Multiply(x, <constant 1>)@m [a single use]");
-  EXPECT_EQ(p.root_op(), "Multiply");
-  EXPECT_EQ(any("x").root_op(), "");
+  EXPECT_EQ(p.root_op(), Op::Multiply);
+  EXPECT_EQ(any("x").root_op(), std::nullopt);
 }
 
 // The shape of a fusion pattern: the demo's RMS norms, x / sqrt(mean(x^2) + eps) * w.
 TEST(Pattern, FindsEveryRmsNormOfTheDemo) {
   auto m = build_demo_model();
   ASSERT_TRUE(m.ok());
-  Pattern mean_square = op("ReduceMean", {op("Power", {any("x"), constant_scalar(2.0)})})
+  Pattern mean_square = op(Op::ReduceMean, {op(Op::Power, {any("x"), constant_scalar(2.0)})})
                             .where(attr_equals("axes", Attribute::Ints({-1})))
                             .where(attr_equals("keep_dims", Attribute::Bool(true)));
-  Pattern rms_norm = op("Multiply", {op("Divide", {any("x"), op("Sqrt", {op("Add", {mean_square, constant("eps")})})}),
+  Pattern rms_norm = op(Op::Multiply, {op(Op::Divide, {any("x"), op(Op::Sqrt, {op(Op::Add, {mean_square, constant("eps")})})}),
                                      constant("w")});
   int found = 0;
   for (auto& n : (*m)->nodes()) {
     Captures c(**m);
-    if (!n->is("Multiply") || !match(rms_norm, n->out(), c)) continue;
+    if (!n->is(Op::Multiply) || !match(rms_norm, n->out(), c)) continue;
     ++found;
     EXPECT_EQ(scalar_constant(c.value("eps")), static_cast<double>(static_cast<float>(demo_config().rms_eps)));
     EXPECT_EQ(c.value("w").type().str(), "f32[32]");
@@ -234,7 +235,7 @@ TEST(PatternRewriteHelpers, ReplaceValueChecksTypes) {
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
   Value y = b.parameter("y", ElementType::f32, {2, 4});
-  Value e = b.op("Exp", {x});
+  Value e = b.op(Op::Exp, {x});
   b.result(e, "out");
   ASSERT_TRUE(b.ok());
   Status st = replace_value(m, e, y);
@@ -249,7 +250,7 @@ TEST(PatternRewriteHelpers, UpdateNodeRestoresOnTypeChange) {
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {8});
   Value z = b.parameter("z", ElementType::f32, {2, 4});
-  Value r = b.op("Reshape", {x}, {{"shape", Attribute::Dims({2, 4})}});
+  Value r = b.op(Op::Reshape, {x}, {{"shape", Attribute::Dims({2, 4})}});
   ASSERT_TRUE(b.ok());
   // Reading z with shape [4, 2] would change the type: refused, node untouched.
   AttrMap other = {{"shape", Attribute::Dims({4, 2})}};
@@ -264,8 +265,8 @@ TEST(PatternRewriteHelpers, TakeNameSwapsNames) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {8});
-  Value a = b.op("Exp", {x}, {}, "a");
-  Value c = b.op("Exp", {x}, {}, "c");
+  Value a = b.op(Op::Exp, {x}, {}, "a");
+  Value c = b.op(Op::Exp, {x}, {}, "c");
   take_name(a.node, c.node);
   EXPECT_EQ(a.node->name, "c");
   EXPECT_EQ(c.node->name, "a");
@@ -281,17 +282,17 @@ TEST(PatternGreedyDriver, RewritesToAFixedPoint) {
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
   Value v = x;
-  for (int i = 0; i < 5; ++i) v = b.op("Negative", {v});
+  for (int i = 0; i < 5; ++i) v = b.op(Op::Negative, {v});
   b.result(v, "out");
   ASSERT_TRUE(b.ok());
-  std::vector<RewritePattern> ps = {{"neg-neg", op("Negative", {op("Negative", {any("x")})}), replace_with("x")}};
+  std::vector<RewritePattern> ps = {{"neg-neg", op(Op::Negative, {op(Op::Negative, {any("x")})}), replace_with("x")}};
   auto r = apply_patterns_greedily(m, ps);
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_TRUE(*r);
   EXPECT_TRUE(verify(m).ok());
   // One Negative is left: five is odd.
   ASSERT_EQ(m.nodes().size(), 3u);
-  EXPECT_TRUE(m.find("out")->inputs[0].node->is("Negative"));
+  EXPECT_TRUE(m.find("out")->inputs[0].node->is(Op::Negative));
   EXPECT_EQ(m.find("out")->inputs[0].node->inputs[0], x);
   auto again = apply_patterns_greedily(m, ps);
   ASSERT_TRUE(again.ok());
@@ -302,9 +303,9 @@ TEST(PatternGreedyDriver, RewriteErrorsNameThePattern) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
-  b.result(b.op("Exp", {x}, {}, "e"), "out");
+  b.result(b.op(Op::Exp, {x}, {}, "e"), "out");
   std::vector<RewritePattern> ps = {
-      {"broken", op("Exp"), [](Model&, const Captures&, Node*) -> StatusOr<bool> { return Status::Error("boom"); }}};
+      {"broken", op(Op::Exp), [](Model&, const Captures&, Node*) -> StatusOr<bool> { return Status::Error("boom"); }}};
   auto r = apply_patterns_greedily(m, ps);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "pattern 'broken' at Exp 'e': boom");
@@ -315,10 +316,10 @@ TEST(PatternGreedyDriver, StopsAfterMaxIterations) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
-  b.result(b.op("Exp", {x}), "out");
+  b.result(b.op(Op::Exp, {x}), "out");
   int calls = 0;
   std::vector<RewritePattern> ps = {
-      {"liar", op("Exp"), [&](Model&, const Captures&, Node*) -> StatusOr<bool> { ++calls; return true; }}};
+      {"liar", op(Op::Exp), [&](Model&, const Captures&, Node*) -> StatusOr<bool> { ++calls; return true; }}};
   auto r = apply_patterns_greedily(m, ps, 3);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(*r);
@@ -330,10 +331,10 @@ TEST(PatternGreedyDriver, DebugOutputExplainsMatches) {
   GraphBuilder b(m);
   Value y = b.parameter("y", ElementType::f32, {4});
   Value x = b.parameter("x", ElementType::f32, {4});
-  Value p = b.op("Multiply", {y, x}, {}, "mul_3");
-  b.result(b.op("Multiply", {p, b.scalar_f32(1.0f, "one")}, {}, "mul_4"), "out");
+  Value p = b.op(Op::Multiply, {y, x}, {}, "mul_3");
+  b.result(b.op(Op::Multiply, {p, b.scalar_f32(1.0f, "one")}, {}, "mul_4"), "out");
   ASSERT_TRUE(b.ok());
-  std::vector<RewritePattern> ps = {{"mul-one", op("Multiply", {any("x"), constant_scalar(1.0)}), replace_with("x")}};
+  std::vector<RewritePattern> ps = {{"mul-one", op(Op::Multiply, {any("x"), constant_scalar(1.0)}), replace_with("x")}};
   std::ostringstream log;
   {
     ScopedMatchDebug debug(&log);
@@ -358,8 +359,8 @@ TEST(PatternGreedyDriver, FirstPatternThatRewritesWins) {
   b.result(b.mul(x, b.scalar_f32(1.0f)), "out");
   int seen = 0;
   std::vector<RewritePattern> ps = {
-      {"mul-one", op("Multiply", {any("x"), constant_scalar(1.0)}), replace_with("x")},
-      {"count", op("Multiply"), [&](Model&, const Captures&, Node*) -> StatusOr<bool> { ++seen; return false; }}};
+      {"mul-one", op(Op::Multiply, {any("x"), constant_scalar(1.0)}), replace_with("x")},
+      {"count", op(Op::Multiply), [&](Model&, const Captures&, Node*) -> StatusOr<bool> { ++seen; return false; }}};
   auto r = apply_patterns_greedily(m, ps);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(seen, 0);
@@ -370,8 +371,8 @@ TEST(PatternGreedyDriver, PatternPassRunsItsPatterns) {
   Model m;
   GraphBuilder b(m);
   Value x = b.parameter("x", ElementType::f32, {4});
-  b.result(b.op("Negative", {b.op("Negative", {x})}), "out");
-  auto pass = make_pattern_pass("my-pass", {{"neg-neg", op("Negative", {op("Negative", {any("x")})}), replace_with("x")}});
+  b.result(b.op(Op::Negative, {b.op(Op::Negative, {x})}), "out");
+  auto pass = make_pattern_pass("my-pass", {{"neg-neg", op(Op::Negative, {op(Op::Negative, {any("x")})}), replace_with("x")}});
   EXPECT_STREQ(pass->name(), "my-pass");
   auto r = pass->run(m);
   ASSERT_TRUE(r.ok());

@@ -95,7 +95,7 @@ TEST(QuantizeWeights, AlreadyQuantizedWeightsPassThroughUntouched) {
   ASSERT_TRUE(im.ok()) << im.message();
   std::map<std::string, const uint8_t*> before;
   for (auto& n : im->model->nodes())
-    if (n->is("Constant")) before[n->name] = n->constant->raw();
+    if (n->is(Op::Constant)) before[n->name] = n->constant->raw();
   QuantizeWeightsPass pass(recipe("q8_0"));
   auto changed = pass.run(*im->model);
   ASSERT_TRUE(changed.ok());
