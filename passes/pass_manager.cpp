@@ -103,6 +103,7 @@ Status PassManager::check_options() const {
 StatusOr<bool> PassManager::run(Model& m) {
   INGOT_RETURN_IF_ERROR(check_options());
   stats_.clear();
+  ran_.clear();
   std::optional<ScopedMatchDebug> debug;
   if (options_.debug_match) debug.emplace(options_.debug_match);
   std::ostream& print_out = options_.print_stream ? *options_.print_stream : std::cerr;
@@ -117,6 +118,7 @@ StatusOr<bool> PassManager::run(Model& m) {
     StatusOr<bool> changed = pass->run(m);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!changed.ok()) return changed.status().with_context("pass '" + name + "'");
+    ran_.push_back(name);
     changed_any = changed_any || *changed;
     PassStats st;
     st.pass = name;

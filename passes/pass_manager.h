@@ -86,6 +86,8 @@ class PassManager {
   StatusOr<bool> run(Model& m);
 
   const std::vector<PassStats>& stats() const { return stats_; }
+  // The passes the last run() ran, in order (fewer than passes() after stop_after or an error).
+  const std::vector<std::string>& ran() const { return ran_; }
   // A table of stats(), one line per pass run, and a total.
   std::string stats_report() const;
   const std::vector<std::unique_ptr<Pass>>& passes() const { return passes_; }
@@ -95,6 +97,7 @@ class PassManager {
   PassManagerOptions options_;
   std::vector<std::unique_ptr<Pass>> passes_;
   std::vector<PassStats> stats_;
+  std::vector<std::string> ran_;
 };
 
 // The header printed before the IR after a pass.

@@ -7,6 +7,7 @@
 // The kernels are fed the reference's own greedy tokens (teacher forcing), so one early flip does
 // not make every later step incomparable.
 #include "tools/check_command.h"
+#include "tools/compile_pipeline.h"
 
 #include <algorithm>
 #include <cmath>
@@ -116,19 +117,22 @@ int cmd_check(const std::vector<std::string>& args) {
   opts.kv_type = prov.kv_type() == "f16" ? ElementType::f16 : ElementType::f32;
   opts.max_context = engine->max_context();
   opts.all_logits = engine->all_logits();
-  auto im = import_model(model_path, opts);
-  if (!im.ok()) return fail(im.status());
   auto recipe = QuantRecipe::parse(quant.quant, quant.overrides);
   if (!recipe.ok()) return usage_error("check: " + recipe.message());
   if (recipe->str() != prov.quantization())
     return fail(Status::Error(bundle_path + " was compiled with the weight recipe '" + prov.quantization() +
                               "', but this check uses '" + recipe->str() + "': pass the same --quant options"));
-  Status st = apply_quantization(*im->model, quant);
-  if (!st.ok()) return fail(st);
-  PassManager pm(PassManagerOptions{.verify_each = true});
-  st = pm.add_pipeline(default_pipeline());
-  if (st.ok()) st = pm.run(*im->model).status();
-  if (!st.ok()) return fail(st);
+  // The compiler's own phases, with the passes the bundle's provenance says ran.
+  CompileState state;
+  state.path = model_path;
+  state.import = opts;
+  state.quant = quant;
+  for (const std::string& p : prov.passes())
+    if (p != "memory-planning") state.passes.push_back(p);
+  CompilePipeline pipeline(PhaseOptions{.verify_each = true});
+  auto ran = pipeline.run(state, "optimize");
+  if (!ran.ok()) return fail(ran.status());
+  ImportedModel* im = &state.im;
 
   // The steps of the schedule must be the graph's nodes, by name.
   std::map<std::string, const Node*> by_name;

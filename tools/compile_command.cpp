@@ -31,6 +31,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/tokenizer.h"
 #include "frontend/hf_config.h"
+#include "tools/compile_pipeline.h"
 #include "tools/ingotc_cli.h"
 
 namespace ingot {
@@ -65,24 +66,6 @@ StatusOr<int64_t> parse_count(const std::string& option, const std::string& text
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
-
-// Stage progress on stderr: "[2/4] quantize weights ... 130 ms".
-class Progress {
- public:
-  explicit Progress(int stages) : stages_(stages) {}
-  void begin(const std::string& what) {
-    std::fprintf(stderr, "[%d/%d] %s ...", ++stage_, stages_, what.c_str());
-    std::fflush(stderr);
-    t0_ = std::chrono::steady_clock::now();
-  }
-  void end(const std::string& detail = "") {
-    std::fprintf(stderr, " %.0f ms%s%s\n", ms_since(t0_), detail.empty() ? "" : ", ", detail.c_str());
-  }
-
- private:
-  int stages_, stage_ = 0;
-  std::chrono::steady_clock::time_point t0_;
-};
 
 std::string mib(int64_t bytes) {
   char buf[32];
@@ -239,6 +222,7 @@ struct CompileCli {
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
+  PhaseOptions phases;  // --print-after, --stop-after, --verify-each, --debug-match
 };
 
 // The accuracy report: the model imported twice (as stored, and quantized), unfused, with logits
@@ -295,6 +279,9 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--stats") {
       cli.stats = true;
+      cli.phases.stats = true;
+    } else if (parse_phase_option(args, i, cli.phases, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
     } else if (option_value(args, i, "--target", &cli.target, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (args[i] == "--print-plan") {
@@ -323,151 +310,142 @@ int cmd_compile(const std::vector<std::string>& args) {
   import_opts.max_context = cli.max_context;
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
   import_opts.all_logits = cli.all_logits;
+  if (cli.path.size() > 3 && cli.path.compare(cli.path.size() - 3, 3, ".ir") == 0)
+    return usage_error("compile: " + cli.path + ": compile needs a GGUF file, a Hugging Face folder or demo (an IR text "
+                       "file has no tokenizer); `ingotc dump` and `opt` read IR text");
 
   const auto t_start = std::chrono::steady_clock::now();
-  Progress progress(4 + !cli.accuracy_report.empty() + (cli.output.empty() ? 0 : 2));
-  progress.begin("import " + cli.path);
-  auto im = import_model(cli.path, import_opts);
-  if (!im.ok()) {
-    std::fprintf(stderr, "\n");
-    return fail(im.status());
-  }
-  progress.end(std::to_string(im->model->nodes().size()) + " nodes");
+  CompileState state;
+  state.path = cli.path;
+  state.import = import_opts;
+  state.quant = cli.quant;
+  state.max_batch = cli.max_batch;
+  // The compiler always verifies after each pass of the optimize phase.
+  PhaseOptions phase_options = cli.phases;
+  phase_options.verify_each = true;
+  CompilePipeline pipeline(phase_options);
+  pipeline.show_progress(true);
 
-  const std::string act_quant = im->config.act_quant;  // "auto" resolved by the importer
-  progress.begin("quantize weights (" + recipe->str() + ", activations " + (act_quant == "q8" ? "q8" : "f32") +
-                 (cli.quant.act_quant == "auto" ? " by default" : "") + ")");
-  QuantizeWeightsPass qpass(*recipe);
-  auto qrun = qpass.run(*im->model);
-  if (!qrun.ok()) {
-    std::fprintf(stderr, "\n");
-    return fail(qrun.status());
+  // kernels -> schedule -> bundle, with -o.
+  BundleContents bc;
+  pb::Manifest& m = bc.manifest;
+  std::optional<BundleKernels> kernels;
+  BundleWriteStats written;
+  std::string schedule_note;
+  pipeline.add({"kernels",
+                [&](const CompileState&) { return "generate kernels for " + target.tier + (cli.target == "native" ? " (native)" : ""); },
+                [&](CompileState& st) -> StatusOr<std::string> {
+                  INGOT_ASSIGN_OR_RETURN(kernels, build_bundle_kernels(st.model(), m, target.tier));
+                  std::string why;
+                  for (auto& [reason, count] : kernels->without)
+                    why += "\n  no kernel yet (" + std::to_string(count) + " nodes): " + reason;
+                  return std::to_string(kernels->kernels) + " kernels for " + std::to_string(kernels->nodes_covered) +
+                         " nodes, " + format_byte_size(static_cast<int64_t>(kernels->shared_object.size())) +
+                         " shared object" + why;
+                }});
+  pipeline.add({"schedule", [](const CompileState&) { return std::string("schedule kernel calls, pack weights"); },
+                [&](CompileState& st) -> StatusOr<std::string> {
+                  // The graph's interface and memory plan first: the schedule refers to them.
+                  ImportedModel& im = st.im;
+                  m.set_architecture(im.architecture);
+                  m.set_graph_text(print_model(*im.model));
+                  for (Node* p : im.model->parameters()) {
+                    auto* io = m.add_inputs();
+                    io->set_name(p->name);
+                    io->set_type(p->outputs[0].str());
+                  }
+                  for (Node* r : im.model->results()) {
+                    auto* io = m.add_outputs();
+                    io->set_name(r->name);
+                    io->set_type(r->inputs[0].type().str());
+                  }
+                  for (const StateVariable& v : im.model->variables()) {
+                    auto* sv = m.add_state();
+                    sv->set_name(v.name);
+                    sv->set_type(std::string(type_name(v.type)));
+                    for (int64_t d : v.max_shape) sv->add_max_shape(d);
+                  }
+                  fill_memory_plan(*st.plan, *m.mutable_memory_plan());
+                  INGOT_ASSIGN_OR_RETURN(bc.tensors, bundle_tensors(st.model(), *kernels));
+                  // Without a kernel for every node the bundle is still written (for inspection), unrunnable.
+                  Status scheduled = build_schedule(st.model(), *st.plan, *kernels, bc.tensors, m);
+                  if (!scheduled.ok()) schedule_note = scheduled.message();
+                  return std::to_string(m.schedule().calls_size()) + " calls, " + std::to_string(bc.tensors.size()) +
+                         " tensors";
+                }});
+  pipeline.add({"bundle", [&](const CompileState&) { return "write " + cli.output; },
+                [&](CompileState& st) -> StatusOr<std::string> {
+                  ImportedModel& im = st.im;
+                  // The built-in demo model has no source file; it is named as such.
+                  if (cli.path == "demo") {
+                    m.set_model_name("demo");
+                    m.mutable_provenance()->add_sources()->set_name("demo (built in)");
+                  } else {
+                    INGOT_RETURN_IF_ERROR(describe_source(cli.path, m));
+                  }
+                  tokenizer_to_proto(im.tokenizer, *m.mutable_tokenizer());
+                  auto* g = m.mutable_generation();
+                  if (im.generation.temperature) g->set_temperature(*im.generation.temperature);
+                  if (im.generation.top_p) g->set_top_p(*im.generation.top_p);
+                  if (im.generation.repetition_penalty) g->set_repetition_penalty(*im.generation.repetition_penalty);
+                  if (im.generation.top_k) g->set_top_k(*im.generation.top_k);
+                  if (im.generation.max_new_tokens) g->set_max_new_tokens(*im.generation.max_new_tokens);
+                  pb::Provenance* pv = m.mutable_provenance();
+                  pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
+                  // What ran: the passes of the optimize phase, then memory planning.
+                  for (const std::string& pass : st.ran)
+                    if (std::find(compile_phases().begin(), compile_phases().end(), pass) == compile_phases().end())
+                      pv->add_passes(pass);
+                  pv->add_passes("memory-planning");
+                  pv->set_quantization(recipe->str());
+                  pv->set_act_quant(im.config.act_quant);
+                  pv->set_kv_type(cli.kv_type);
+                  pv->set_target_triple(target.triple);
+                  pv->set_target_cpu(target.cpu);
+                  pv->set_target_tier(target.tier);
+                  for (const auto& f : target.features) pv->add_target_features(f);
+                  bc.kernels = std::move(kernels->shared_object);
+                  INGOT_RETURN_IF_ERROR(write_bundle(cli.output, bc, &written));
+                  return format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
+                         format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
+                         format_byte_size(static_cast<int64_t>(written.kernels_bytes)) + ", weights " +
+                         format_byte_size(static_cast<int64_t>(written.weights_bytes)) + " in " +
+                         std::to_string(bc.tensors.size()) + " tensors)";
+                }});
+
+  const std::string last_phase = cli.output.empty() ? "plan-memory" : "bundle";
+  if (Status named = pipeline.check_options(state, last_phase); !named.ok()) return usage_error("compile: " + named.message());
+  auto stopped = pipeline.run(state, last_phase);
+  if (!stopped.ok()) return fail(stopped.status());
+  if (!state.pass_stats.empty()) std::fprintf(stderr, "%s", state.pass_stats.c_str());
+  if (*stopped) {
+    std::printf("stopped after %s (--stop-after); nothing written\n", cli.phases.stop_after.c_str());
+    return 0;
   }
-  int64_t w_before = 0, w_after = 0, converted = 0;
+  ImportedModel* im = &state.im;
+  const std::optional<MemoryPlan>& plan = state.plan;
+  const QuantizeWeightsPass& qpass = *state.quantizer;
+  int64_t w_before = 0, w_after = 0;
   for (auto& d : qpass.decisions()) {
     w_before += d.bytes_before;
     w_after += d.bytes_after;
-    converted += d.from != d.to;
-  }
-  progress.end(std::to_string(converted) + " of " + std::to_string(qpass.decisions().size()) + " weights converted, " +
-               mib(w_before) + " -> " + mib(w_after));
-  for (auto& d : qpass.decisions())
-    if (!d.note.empty() && d.from != d.to) std::fprintf(stderr, "  note: %s: %s\n", d.tensor.c_str(), d.note.c_str());
-
-  progress.begin("optimize (default pipeline)");
-  PassManager pm(PassManagerOptions{.verify_each = true});
-  Status st = pm.add_pipeline(default_pipeline());
-  if (st.ok()) st = pm.run(*im->model).status();
-  if (!st.ok()) {
-    std::fprintf(stderr, "\n");
-    return fail(st);
   }
   std::map<std::string, int> ops;
   for (auto& n : im->model->nodes())
     if (!n->is(Op::Constant)) ops[std::string(n->op_name())]++;
-  progress.end(std::to_string(im->model->nodes().size()) + " nodes");
-
-  progress.begin("plan memory (max batch " + std::to_string(cli.max_batch) + ")");
-  auto plan = plan_memory(*im->model, MemoryPlanOptions{.max_batch = cli.max_batch});
-  if (plan.ok()) {
-    Status checked = check_memory_plan(*im->model, *plan);
-    if (!checked.ok()) plan = checked;
-  }
-  if (!plan.ok()) {
-    std::fprintf(stderr, "\n");
-    return fail(plan.status());
-  }
-  im->model->set_memory_plan(std::make_shared<MemoryPlan>(*plan));
-  progress.end("arena " + format_byte_size(plan->arena_bytes) + ", KV " + format_byte_size(plan->state_bytes));
 
   AccuracyReport acc;
   if (!cli.accuracy_report.empty()) {
-    progress.begin("accuracy report (reference evaluator)");
+    std::fprintf(stderr, "accuracy report (reference evaluator) ...");
     auto r = accuracy_report(cli, import_opts);
     if (!r.ok()) {
       std::fprintf(stderr, "\n");
       return fail(r.status());
     }
     acc = std::move(*r);
-    progress.end(std::to_string(acc.matmuls.size()) + " matmuls measured");
+    std::fprintf(stderr, " %zu matmuls measured\n", acc.matmuls.size());
   }
-
-  BundleWriteStats written;
-  size_t kernel_count = 0;
-  std::string schedule_note;
-  if (!cli.output.empty()) {
-    auto fail_stage = [&](const Status& s) {
-      std::fprintf(stderr, "\n");
-      return fail(s);
-    };
-    progress.begin("generate kernels for " + target.tier + (cli.target == "native" ? " (native)" : ""));
-    BundleContents bc;
-    pb::Manifest& m = bc.manifest;
-    auto kernels = build_bundle_kernels(*im->model, m, target.tier);
-    if (!kernels.ok()) return fail_stage(kernels.status());
-    kernel_count = kernels->kernels;
-    std::string why;
-    for (auto& [reason, count] : kernels->without) why += "\n  no kernel yet (" + std::to_string(count) + " nodes): " + reason;
-    progress.end(std::to_string(kernels->kernels) + " kernels for " + std::to_string(kernels->nodes_covered) +
-                 " nodes, " + format_byte_size(static_cast<int64_t>(kernels->shared_object.size())) + " shared object" + why);
-
-    progress.begin("write " + cli.output);
-    // The built-in demo model has no source file; it is named as such.
-    Status st = cli.path == "demo" ? (m.set_model_name("demo"), m.mutable_provenance()->add_sources()->set_name("demo (built in)"), Status::Ok())
-                                   : describe_source(cli.path, m);
-    if (!st.ok()) return fail_stage(st);
-    m.set_architecture(im->architecture);
-    m.set_graph_text(print_model(*im->model));
-    for (Node* p : im->model->parameters()) {
-      auto* io = m.add_inputs();
-      io->set_name(p->name);
-      io->set_type(p->outputs[0].str());
-    }
-    for (Node* r : im->model->results()) {
-      auto* io = m.add_outputs();
-      io->set_name(r->name);
-      io->set_type(r->inputs[0].type().str());
-    }
-    for (const StateVariable& v : im->model->variables()) {
-      auto* sv = m.add_state();
-      sv->set_name(v.name);
-      sv->set_type(std::string(type_name(v.type)));
-      for (int64_t d : v.max_shape) sv->add_max_shape(d);
-    }
-    fill_memory_plan(*plan, *m.mutable_memory_plan());
-    tokenizer_to_proto(im->tokenizer, *m.mutable_tokenizer());
-    auto* g = m.mutable_generation();
-    if (im->generation.temperature) g->set_temperature(*im->generation.temperature);
-    if (im->generation.top_p) g->set_top_p(*im->generation.top_p);
-    if (im->generation.repetition_penalty) g->set_repetition_penalty(*im->generation.repetition_penalty);
-    if (im->generation.top_k) g->set_top_k(*im->generation.top_k);
-    if (im->generation.max_new_tokens) g->set_max_new_tokens(*im->generation.max_new_tokens);
-    pb::Provenance* pv = m.mutable_provenance();
-    pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
-    for (const auto& pass : default_pipeline()) pv->add_passes(pass);
-    pv->add_passes("memory-planning");
-    pv->set_quantization(recipe->str());
-    pv->set_act_quant(act_quant);
-    pv->set_kv_type(cli.kv_type);
-    pv->set_target_triple(target.triple);
-    pv->set_target_cpu(target.cpu);
-    pv->set_target_tier(target.tier);
-    for (const auto& f : target.features) pv->add_target_features(f);
-    bc.kernels = std::move(kernels->shared_object);
-    auto tensors = bundle_tensors(*im->model, *kernels);
-    if (!tensors.ok()) return fail_stage(tensors.status());
-    bc.tensors = std::move(*tensors);
-    // Without a kernel for every node the bundle is still written (for inspection), unrunnable.
-    Status scheduled = build_schedule(*im->model, *plan, *kernels, bc.tensors, m);
-    if (!scheduled.ok()) schedule_note = scheduled.message();
-    st = write_bundle(cli.output, bc, &written);
-    if (!st.ok()) return fail_stage(st);
-    progress.end(format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
-                 format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
-                 format_byte_size(static_cast<int64_t>(written.kernels_bytes)) + ", weights " +
-                 format_byte_size(static_cast<int64_t>(written.weights_bytes)) + " in " +
-                 std::to_string(bc.tensors.size()) + " tensors)");
-  }
+  const size_t kernel_count = kernels ? kernels->kernels : 0;
 
   std::printf("compiled %s in %.0f ms\n", cli.path.c_str(), ms_since(t_start));
   std::printf("  weights: %s (%s as imported)\n", mib(w_after).c_str(), mib(w_before).c_str());

@@ -29,6 +29,7 @@
 #include "passes/pass_manager.h"
 #include "tools/check_command.h"
 #include "tools/compile_command.h"
+#include "tools/compile_pipeline.h"
 #include "frontend/hf_config.h"
 #include "tools/ingotc_cli.h"
 
@@ -51,7 +52,8 @@ Usage:
                                          the five most likely next tokens, then N greedy tokens
   ingotc inspect MODEL                   architecture, hyper-parameters, tensors, tokenizer, metadata
   ingotc dump MODEL [--format text|json|dot] [-o FILE] [--inline-limit N] [--all-logits] [--quant ...]
-             [--stage imported|optimized|after=PASS] [--print-after=PASS|all] [--stats] [--verify-each]
+             [--stage imported|optimized|after=PASS] [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS]
+             [--stats] [--verify-each]
                                          print a model's IR as imported (default), after the
                                          default pipeline, or after one pass of it
   ingotc opt MODEL --passes=A,B,... [--print-after=PASS|all] [--stop-after=PASS] [--stats]
@@ -64,8 +66,11 @@ Usage:
                  [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--target x86-64-v3|x86-64-v2|x86-64-v4|native] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
-                                         import, quantize, optimize, plan memory, generate kernels
-                                         and (with -o) write a bundle for `ingot`; --stats prints
+                 [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
+                                         the phases import, quantize, optimize, plan-memory and,
+                                         with -o, kernels, schedule, bundle (a bundle for `ingot`);
+                                         --print-after, --stop-after take a phase or a pass of
+                                         optimize (docs/architecture.md); --stats prints
                                          the quantization table and memory plan; the accuracy report
                                          measures every quantized matmul (SQNR, cosine) and the end
                                          to end KL, top-1 agreement and perplexity (docs/quantization.md);
@@ -243,23 +248,10 @@ int cmd_demo(const std::vector<std::string>& args) {
 
 // ---------------------------------------------------------------- graph passes: opt, dump --stage
 
-// The pass-manager options shared by `opt` and `dump`.
-struct PassCliOptions {
-  std::string print_after, stop_after;
-  bool stats = false, verify_each = false, debug_match = false;
-  bool any() const { return !print_after.empty() || !stop_after.empty() || stats || verify_each || debug_match; }
-};
-
-// Consumes one pass-manager option at args[i]; false if args[i] is not one.
+// `opt` runs a list of passes with the same inspection options as the compile phases.
+using PassCliOptions = PhaseOptions;
 bool parse_pass_option(const std::vector<std::string>& args, size_t& i, PassCliOptions& o, std::string* error) {
-  const std::string& a = args[i];
-  if (a == "--stats") o.stats = true;
-  else if (a == "--verify-each") o.verify_each = true;
-  else if (a == "--debug-match") o.debug_match = true;
-  else if (option_value(args, i, "--print-after", &o.print_after, error)) {}
-  else if (option_value(args, i, "--stop-after", &o.stop_after, error)) {}
-  else return false;
-  return true;
+  return parse_phase_option(args, i, o, error);
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -269,22 +261,6 @@ std::vector<std::string> split_commas(const std::string& s) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) r.push_back(item);
   return r;
-}
-
-// The passes a dump stage runs: none (imported), the default pipeline (optimized), or the default
-// pipeline up to a pass (after=PASS).
-StatusOr<std::vector<std::string>> stage_pipeline(const std::string& stage, PassCliOptions& o) {
-  if (stage == "imported") {
-    if (o.any()) return Status::Error("pass options need --stage optimized or --stage after=PASS");
-    return std::vector<std::string>{};
-  }
-  if (stage == "optimized") return default_pipeline();
-  if (stage.rfind("after=", 0) == 0 && stage.size() > 6) {
-    if (!o.stop_after.empty()) return Status::Error("--stage after=PASS and --stop-after are the same thing: give one");
-    o.stop_after = stage.substr(6);
-    return default_pipeline();
-  }
-  return Status::Error("--stage must be imported, optimized or after=PASS, got '" + stage + "'");
 }
 
 // Runs `pipeline` on `m`; IR printed after passes, statistics and match debugging go to stderr.
@@ -369,17 +345,29 @@ int cmd_dump(const std::vector<std::string>& args) {
   }
   if (path.empty()) return usage_error("dump: no model given");
   if (format != "text" && format != "json" && format != "dot") return usage_error("dump: --format must be text, json or dot");
-  auto pipeline = stage_pipeline(stage, pass_opts);
-  if (!pipeline.ok()) return usage_error("dump: " + pipeline.message());
-  import_opts.act_quant = import_act_quant(quant);
-  auto m = load_model(path, import_opts);
-  if (!m.ok()) return fail(m.status());
-  if (Status q = apply_quantization(**m, quant); !q.ok()) return fail(q);
-  if (stage != "imported") {
-    Status st = run_pass_pipeline(**m, *pipeline, pass_opts, opts);
-    if (!st.ok()) return fail(st);
+  // The compiler's phases: imported = import and quantize; optimized = and the optimize phase;
+  // after=PASS = up to that pass of it.
+  if (stage == "imported" && (pass_opts.stats || pass_opts.debug_match))
+    return usage_error("dump: pass options need --stage optimized or --stage after=PASS");
+  if (stage.rfind("after=", 0) == 0 && stage.size() > 6) {
+    if (!pass_opts.stop_after.empty()) return usage_error("dump: --stage after=PASS and --stop-after are the same thing: give one");
+    pass_opts.stop_after = stage.substr(6);
+  } else if (stage != "imported" && stage != "optimized") {
+    return usage_error("dump: --stage must be imported, optimized or after=PASS, got '" + stage + "'");
   }
-  std::string s = format == "text" ? print_model(**m, opts) : format == "json" ? export_json(**m, opts) + "\n" : export_dot(**m);
+  const std::string last = stage == "imported" ? "quantize" : "optimize";
+  pass_opts.print = opts;
+  CompileState state;
+  state.path = path;
+  state.import = import_opts;
+  state.import.act_quant = import_act_quant(quant);
+  state.quant = quant;
+  CompilePipeline pipeline(pass_opts);
+  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("dump: " + named.message());
+  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
+  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  Model* m = &state.model();
+  std::string s = format == "text" ? print_model(*m, opts) : format == "json" ? export_json(*m, opts) + "\n" : export_dot(*m);
   if (out.empty()) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     return 0;
@@ -414,18 +402,15 @@ int cmd_summary(const std::vector<std::string>& args) {
   }
   if (path.empty()) return usage_error("summary takes one model");
   if (stage != "imported" && stage != "optimized") return usage_error("summary: --stage must be imported or optimized");
-  auto t0 = std::chrono::steady_clock::now();
-  auto m = load_model(path);
-  if (!m.ok()) return fail(m.status());
-  double import_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  double pipeline_ms = 0;
-  if (stage == "optimized") {
-    t0 = std::chrono::steady_clock::now();
-    Status ran = run_pass_pipeline(**m, default_pipeline(), pass_opts, PrintOptions{});
-    if (!ran.ok()) return fail(ran);
-    pipeline_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  print_summary(**m);
+  CompileState state;
+  state.path = path;
+  const std::string last = stage == "optimized" ? "optimize" : "import";
+  CompilePipeline pipeline(pass_opts);
+  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("summary: " + named.message());
+  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
+  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  const double import_ms = state.phase_ms("import"), pipeline_ms = state.phase_ms("optimize");
+  print_summary(state.model());
   std::printf("  time: import %.0f ms%s\n", import_ms,
               stage == "optimized" ? (", default pipeline " + std::to_string(static_cast<int>(pipeline_ms)) + " ms").c_str() : "");
   // Anonymous memory is what the process allocated (a copied weight would show here); file-backed
@@ -537,18 +522,23 @@ int cmd_eval(const std::vector<std::string>& args) {
     else return usage_error("eval: more than one model given");
   }
   if (path.empty()) return usage_error("eval: no model given");
-  opts.act_quant = import_act_quant(quant);
-  auto im = import_model(path, opts);
-  if (!im.ok()) return fail(im.status());
-  Status quantized = apply_quantization(*im->model, quant);
-  if (!quantized.ok()) return fail(quantized);
-  if (stage == "imported" && pass_opts.any()) return usage_error("eval: pass options need --stage optimized");
-  if (stage == "optimized") {
-    // The graph the compiler would generate code for: the default pipeline, verified after each pass.
-    pass_opts.verify_each = true;
-    Status ran = run_pass_pipeline(*im->model, default_pipeline(), pass_opts, PrintOptions{});
-    if (!ran.ok()) return fail(ran);
-  }
+  // The graph the compiler would generate code for (its phases up to optimize, verified after
+  // each pass), or the imported one.
+  if (stage == "imported" && (pass_opts.stats || pass_opts.debug_match))
+    return usage_error("eval: pass options need --stage optimized");
+  if (stage == "optimized") pass_opts.verify_each = true;
+  const std::string last = stage == "optimized" ? "optimize" : "quantize";
+  CompileState state;
+  state.path = path;
+  state.import = opts;
+  state.import.act_quant = import_act_quant(quant);
+  state.quant = quant;
+  CompilePipeline pipeline(pass_opts);
+  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("eval: " + named.message());
+  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
+  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  if (state.im.format == "ir") return usage_error("eval: " + path + ": an IR text file has no tokenizer");
+  ImportedModel* im = &state.im;
   std::string error;
   auto tok = Tokenizer::create(im->tokenizer, &error);
   if (!tok) return fail(Status::Error(path + ": " + error));
