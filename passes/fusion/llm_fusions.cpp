@@ -5,7 +5,9 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <set>
+#include <string>
 
 #include "passes/pattern.h"
 
@@ -87,6 +89,19 @@ StatusOr<bool> for_each_node(Model& m, F try_at) {
   return changed;
 }
 
+// Why a fusion did not fire at a node whose op could start it, for --debug-match (MLIR's
+// notifyMatchFailure): written to the match debug stream when one is set. Returns false, so a
+// matcher says `return why("...")` where it gives up.
+struct Why {
+  const char* fusion;
+  const Node* root;
+  bool operator()(const std::string& reason) const {
+    if (std::ostream* out = match_debug_stream())
+      *out << "[match] " << fusion << " at " << root->op_name() << " '" << root->name << "': " << reason << "\n";
+    return false;
+  }
+};
+
 NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
 }
@@ -97,27 +112,31 @@ bool try_rms_norm(Model& m, Node* root) {
   // root = Multiply(x / sqrt(mean(x^2) + eps), w)
   Value normed, w;
   auto is_divide = [&](Value v) { return def(v, Op::Divide) != nullptr; };
-  if (!root->is(Op::Multiply) || !commuted(root, is_divide, normed, w)) return false;
+  if (!root->is(Op::Multiply)) return false;
+  const Why why{"rms-norm", root};
+  if (!commuted(root, is_divide, normed, w)) return why("neither operand is a Divide (x / sqrt(...))");
   Node* div = def(normed, Op::Divide);
   Node* sqrt = def(div->inputs[1], Op::Sqrt);
-  if (!sqrt) return false;
+  if (!sqrt) return why("the divisor is not a Sqrt");
   Value mean, eps;
   auto is_mean = [&](Value v) { return def(v, Op::ReduceMean) != nullptr; };
   Node* plus = def(sqrt->inputs[0], Op::Add);
-  if (!plus || !commuted(plus, is_mean, mean, eps)) return false;
+  if (!plus || !commuted(plus, is_mean, mean, eps)) return why("the Sqrt's input is not ReduceMean(...) + eps");
   Node* rm = def(mean, Op::ReduceMean);
   Node* pw = def(rm->inputs[0], Op::Power);
   Value x = div->inputs[0];
   const TensorType& xt = x.type();
-  if (!pw || pw->inputs[0] != x || scalar_constant(pw->inputs[1]) != 2.0) return false;
+  if (!pw || pw->inputs[0] != x || scalar_constant(pw->inputs[1]) != 2.0) return why("the mean is not of Power(x, 2) of the divided x");
   int64_t last = static_cast<int64_t>(xt.shape.size()) - 1;
-  if (!rm->attr("keep_dims").as_bool() || !(attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last}))) return false;
+  if (!rm->attr("keep_dims").as_bool() || !(attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last})))
+    return why("the mean is not over the last axis with keep_dims");
   auto eps_value = scalar_constant(eps);
-  if (!eps_value || !(*eps_value > 0) || eps.type().shape.size() > 0) return false;
-  if (xt.type != ElementType::f32 || w.type().type != ElementType::f32 || w.type().shape.size() != 1) return false;
+  if (!eps_value || !(*eps_value > 0) || eps.type().shape.size() > 0) return why("eps is not a positive scalar constant");
+  if (xt.type != ElementType::f32 || w.type().type != ElementType::f32 || w.type().shape.size() != 1)
+    return why("x is not f32, or the weight is not an f32 vector");
   // A shared intermediate would have to be computed anyway: fusing would not save it.
   for (Value v : {normed, sqrt->inputs[0], mean, rm->inputs[0], div->inputs[1]})
-    if (!single_use(m, v)) return false;
+    if (!single_use(m, v)) return why("an intermediate value has another user");
   Value fused = add_value(m, spec(Op::RMSNorm, {x, w}, {{"eps", Attribute::Float(*eps_value)}}));
   return replace(m, root->out(), fused);
 }
@@ -127,6 +146,8 @@ bool try_rms_norm(Model& m, Node* root) {
 bool try_swiglu(Model& m, Node* root) {
   // root = Multiply(Multiply(g, Sigmoid(g)), u)
   if (!root->is(Op::Multiply)) return false;
+  const Why why{"swiglu", root};
+  std::string reason = "neither operand is Multiply(g, Sigmoid(g))";
   for (int i = 0; i < 2; ++i) {
     Value silu = root->inputs[static_cast<size_t>(i)], up = root->inputs[static_cast<size_t>(1 - i)];
     Node* inner = def(silu, Op::Multiply);
@@ -138,11 +159,17 @@ bool try_swiglu(Model& m, Node* root) {
       return s && s->inputs[0] == other;
     };
     if (!commuted(inner, is_sigmoid_of_other, sig, g)) continue;
-    if (g.type() != up.type() || g.type().type != ElementType::f32) continue;
-    if (!single_use(m, silu) || !single_use(m, sig)) continue;
+    if (g.type() != up.type() || g.type().type != ElementType::f32) {
+      reason = "gate and up differ in type, or are not f32";
+      continue;
+    }
+    if (!single_use(m, silu) || !single_use(m, sig)) {
+      reason = "silu(g) or Sigmoid(g) has another user";
+      continue;
+    }
     return replace(m, root->out(), add_value(m, spec(Op::SwiGLU, {g, up})));
   }
-  return false;
+  return why(reason);
 }
 
 // ------------------------------------------------------------------ RoPE
@@ -159,15 +186,17 @@ bool try_rope_interleaved(Model& m, Node* root) {
   // and x0, x1 are the even and odd members of the pairs of Reshape(x, [T, H, D/2, 2]).
   if (!root->is(Op::Reshape)) return false;
   Node* cat = def(root->inputs[0], Op::Concat);
-  if (!cat || cat->inputs.size() != 2) return false;
+  if (!cat || cat->inputs.size() != 2) return false;  // most Reshapes: not a near miss
+  const Why why{"rope-interleaved", root};
   int64_t rank = static_cast<int64_t>(cat->outputs[0].shape.size());
-  if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1)) return false;
+  if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1))
+    return why("the Concat is not of rank 4 along the last axis");
   Node* r0 = def(cat->inputs[0], Op::Reshape);
   Node* r1 = def(cat->inputs[1], Op::Reshape);
-  if (!r0 || !r1) return false;
+  if (!r0 || !r1) return why("the Concat's inputs are not Reshapes");
   Node* sub = def(r0->inputs[0], Op::Subtract);
   Node* plus = def(r1->inputs[0], Op::Add);
-  if (!sub || !plus) return false;
+  if (!sub || !plus) return why("the pair is not (x0*c - x1*s, x0*s + x1*c)");
   // x0 * c: find which operand is the even slice.
   auto even_odd = [&](Value v, int64_t begin) -> std::optional<Value> {
     Node* r = def(v, Op::Reshape);
@@ -177,35 +206,38 @@ bool try_rope_interleaved(Model& m, Node* root) {
     return s->input;
   };
   Node* m0 = def(sub->inputs[0], Op::Multiply);
-  if (!m0) return false;
+  if (!m0) return why("x0*c is not a Multiply");
   Value x0, c;
-  if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c)) return false;
+  if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c))
+    return why("x0*c multiplies no even slice of the pairs");
   Value pairs = *even_odd(x0, 0);
   Node* m1 = def(sub->inputs[1], Op::Multiply);
   Value x1, s;
-  if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s)) return false;
+  if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s))
+    return why("x1*s multiplies no odd slice of the same pairs");
   bool y1_ok = (is_product_of(plus->inputs[0], x0, s) && is_product_of(plus->inputs[1], x1, c)) ||
                (is_product_of(plus->inputs[1], x0, s) && is_product_of(plus->inputs[0], x1, c));
-  if (!y1_ok) return false;
+  if (!y1_ok) return why("the second half is not x0*s + x1*c with the same x0, x1, c, s");
   Node* split = def(pairs, Op::Reshape);
   auto cos = rope_table(c), sin = rope_table(s);
-  if (!split || !cos || !sin) return false;
+  if (!split || !cos || !sin) return why("the pairs are not a Reshape of x, or c/s are not [T, 1, half] tables");
   Value x = split->inputs[0];
   const TensorType& out = root->outputs[0];
-  if (x.type().type != out.type || out.shape.size() != 3) return false;
+  if (x.type().type != out.type || out.shape.size() != 3) return why("the result is not x's type at rank 3");
   // Simplification may have folded the head split into the pair split: restore [T, H, D].
   if (x.type() != out) {
-    if (num_elements(x.type().shape) != num_elements(out.shape)) return false;
+    if (num_elements(x.type().shape) != num_elements(out.shape)) return why("x and the result differ in size");
     x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
   }
   auto fused = m.add_node(spec(Op::RoPE, {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
-  if (!fused.ok()) return false;  // tables that do not fit this x: not the pattern after all
+  if (!fused.ok()) return why("the tables do not fit x: " + fused.message());
   return replace(m, root->out(), (*fused)->out());
 }
 
 bool try_rope_rotate_half(Model& m, Node* root) {
   // root = x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s), along the last axis.
   if (!root->is(Op::Add)) return false;
+  bool near_miss = false;  // both operands are products: worth explaining
   auto doubled = [](Value v) -> std::optional<Value> {
     Node* cat = def(v, Op::Concat);
     if (!cat || cat->inputs.size() != 2 || cat->inputs[0] != cat->inputs[1]) return std::nullopt;
@@ -215,6 +247,7 @@ bool try_rope_rotate_half(Model& m, Node* root) {
     Node* direct = def(root->inputs[static_cast<size_t>(i)], Op::Multiply);
     Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], Op::Multiply);
     if (!direct || !rotated) continue;
+    near_miss = true;
     Value x, cf;
     if (!commuted(direct, [&](Value v) { return !doubled(v).has_value(); }, x, cf) || !doubled(cf)) continue;
     Value rot, sf;
@@ -234,7 +267,9 @@ bool try_rope_rotate_half(Model& m, Node* root) {
     if (!fused.ok()) continue;
     return replace(m, root->out(), (*fused)->out());
   }
-  return false;
+  return near_miss ? Why{"rope-rotate-half", root}(
+                         "not x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s) along the last axis")
+                   : false;
 }
 
 // ------------------------------------------------------------------ Attention
@@ -305,34 +340,39 @@ bool is_causal_mask(Value v) {
 bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
   if (!root->is(Op::Transpose) || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
   Node* pv = def(root->inputs[0], Op::MatMul);
-  if (!pv || pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return false;
+  if (!pv) return false;  // other head transposes: not a near miss
+  const Why why{"attention", root};
+  if (pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return why("P·V is a transposed MatMul");
   Node* softmax = def(pv->inputs[0], Op::Softmax);
-  if (!softmax) return false;
+  if (!softmax) return why("P is not a Softmax");
   int64_t axis = softmax->attr("axis").as_int();
-  if (axis != -1 && axis != 2) return false;
+  if (axis != -1 && axis != 2) return why("the Softmax is not over the keys (last axis)");
   Node* select = def(softmax->inputs[0], Op::Select);
-  if (!select || !is_causal_mask(select->inputs[0])) return false;
+  if (!select || !is_causal_mask(select->inputs[0])) return why("the scores are not masked by a causal Select");
   auto fill = scalar_constant(select->inputs[2]);
-  if (!fill || !(std::isinf(*fill) && *fill < 0)) return false;
+  if (!fill || !(std::isinf(*fill) && *fill < 0)) return why("the mask does not fill with -inf");
   Node* scaled = def(select->inputs[1], Op::Multiply);
   Value qk, scale_v;
-  if (!commuted(scaled, [](Value v) { return def(v, Op::MatMul) != nullptr; }, qk, scale_v)) return false;
+  if (!commuted(scaled, [](Value v) { return def(v, Op::MatMul) != nullptr; }, qk, scale_v))
+    return why("the scores are not MatMul(q, k) times a scale");
   auto scale = scalar_constant(scale_v);
   Node* qkm = def(qk, Op::MatMul);
-  if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool()) return false;
+  if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool())
+    return why("the scale is not a constant, or Q·K is not MatMul(q, k, transpose_b)");
   Node* qt = def(qkm->inputs[0], Op::Transpose);
-  if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return false;
+  if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return why("q is not Transpose(q, [1, 0, 2])");
   auto kall = heads_first_cache(qkm->inputs[1]);
   auto vall = heads_first_cache(pv->inputs[1]);
-  if (!kall || !vall) return false;
+  if (!kall || !vall) return why("k or v is not a (repeated) head-first view of the cache");
   auto kc = kv_cache(m, *kall), vc = kv_cache(m, *vall);
-  if (!kc || !vc) return false;
+  if (!kc || !vc) return why("k or v is not Concat(ReadValue(cache), fresh) written back by an Assign");
   Value q = qt->inputs[0];
   auto fused = m.add_node(spec(Op::Attention, {q, kc->fresh, vc->fresh},
                                {{"k_variable", Attribute::String(kc->variable)},
                                 {"v_variable", Attribute::String(vc->variable)},
                                 {"scale", Attribute::Float(*scale)}}));
-  if (!fused.ok() || !replace(m, root->out(), (*fused)->out())) return false;
+  if (!fused.ok()) return why("the fused op does not fit: " + fused.message());
+  if (!replace(m, root->out(), (*fused)->out())) return why("the fused op's type differs");
   // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
   replaced_assigns.push_back(kc->assign);
   replaced_assigns.push_back(vc->assign);
@@ -345,26 +385,29 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 // -> RopeTable(pos, inv_freq){length = [L]}: one small kernel instead of six ops.
 bool try_rope_table(Model& m, Node* root) {
   if (!root->is(Op::Cos)) return false;
+  const Why why{"rope-table", root};
   Node* mul = def(root->inputs[0], Op::Multiply);
-  if (!mul) return false;
+  if (!mul) return why("the angles are not a Multiply");
   Value col = mul->inputs[0], inv = mul->inputs[1];
   if (!def(col, Op::Reshape)) std::swap(col, inv);
   Node* reshape = def(col, Op::Reshape);
-  if (!reshape || !def(inv, Op::Constant) || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1) return false;
+  if (!reshape || !def(inv, Op::Constant) || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1)
+    return why("the angles are not Reshape(positions) times constant f32 inverse frequencies");
   const Shape& cs = col.type().shape;
-  if (cs.size() != 2 || !(cs[1] == Dim(1))) return false;
+  if (cs.size() != 2 || !(cs[1] == Dim(1))) return why("the positions are not a [L, 1] column");
   Node* conv = def(reshape->inputs[0], Op::Convert);
-  if (!conv || conv->attr("to").as_type() != ElementType::f32) return false;
+  if (!conv || conv->attr("to").as_type() != ElementType::f32) return why("the positions are not converted to f32");
   Node* range = def(conv->inputs[0], Op::Range);
-  if (!range || range->attr("step").as_float() != 1.0 || range->inputs[0].type().type != ElementType::i64) return false;
+  if (!range || range->attr("step").as_float() != 1.0 || range->inputs[0].type().type != ElementType::i64)
+    return why("the positions are not an i64 Range with step 1");
   // The Sin of the same angles, if any.
   Node* sin = nullptr;
   for (auto [user, slot] : m.users(mul->out()))
     if (user->is(Op::Sin)) sin = user;
   auto t = m.add_node(spec(Op::RopeTable, {range->inputs[0], inv}, {{"length", range->attr("length")}}));
-  if (!t.ok()) return false;
+  if (!t.ok()) return why("the table does not fit: " + t.message());
   Value cos_v{*t, 0}, sin_v{*t, 1};
-  if (cos_v.type() != root->outputs[0]) return false;
+  if (cos_v.type() != root->outputs[0]) return why("the table's type differs from the Cos");
   bool changed = replace(m, root->out(), cos_v);
   if (sin) changed = replace(m, sin->out(), sin_v) || changed;
   return changed;
@@ -373,37 +416,42 @@ bool try_rope_table(Model& m, Node* root) {
 // Gather(Convert(table, f32), ids, axis 0) -> Embedding(table, ids): the table stays in its
 // stored type and only looked-up rows are converted.
 bool try_embedding(Model& m, Node* root) {
-  if (!root->is(Op::Gather) || root->attr("axis").as_int() != 0) return false;
+  if (!root->is(Op::Gather)) return false;
+  const Why why{"embedding", root};
+  if (root->attr("axis").as_int() != 0) return why("the Gather is not along axis 0");
   Value table = root->inputs[0];
   if (Node* conv = def(table, Op::Convert)) {
-    if (conv->attr("to").as_type() != ElementType::f32) return false;
+    if (conv->attr("to").as_type() != ElementType::f32) return why("the table is converted to another type than f32");
     table = conv->inputs[0];
   } else if (table.type().type != ElementType::f32) {
-    return false;
+    return why("the table is not f32 nor converted to it");
   }
-  if (!def(table, Op::Constant) || table.type().shape.size() != 2) return false;
+  if (!def(table, Op::Constant) || table.type().shape.size() != 2) return why("the table is not a 2-D constant");
   auto e = m.add_node(spec(Op::Embedding, {table, root->inputs[1]}));
-  if (!e.ok()) return false;
+  if (!e.ok()) return why("Embedding does not fit: " + e.message());
   return replace(m, root->out(), (*e)->out());
 }
 
 bool try_matmul_to_fused(Model& m, Node* root) {
   if (root->is(Op::WeightMatMul)) {
-    if (!def(root->inputs[1], Op::Constant)) return false;
+    if (!def(root->inputs[1], Op::Constant)) return Why{"matmul-to-fused", root}("the weight is not a constant");
     Value f = add_value(m, spec(Op::FusedMatMul, {root->inputs[0], root->inputs[1]}, {{"act_quant", root->attr("act_quant")}}));
     return replace(m, root->out(), f);
   }
-  if (!root->is(Op::MatMul) || root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return false;
+  if (!root->is(Op::MatMul)) return false;
+  const Why why{"matmul-to-fused", root};
+  if (root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return why("not x · wᵀ (transpose_b only)");
   Value w = root->inputs[1];
   if (Node* conv = def(w, Op::Convert)) {
-    if (conv->attr("to").as_type() != ElementType::f32) return false;
+    if (conv->attr("to").as_type() != ElementType::f32) return why("the weight is converted to another type than f32");
     w = conv->inputs[0];
   }
   Node* c = def(w, Op::Constant);
-  if (!c || w.type().shape.size() != 2 || root->inputs[0].type().type != ElementType::f32) return false;
-  if (type_info(w.type().type).is_integer || w.type().type == ElementType::boolean) return false;
+  if (!c || w.type().shape.size() != 2 || root->inputs[0].type().type != ElementType::f32)
+    return why("the weight is not a 2-D constant, or x is not f32");
+  if (type_info(w.type().type).is_integer || w.type().type == ElementType::boolean) return why("the weight is not a number type");
   auto f = m.add_node(spec(Op::FusedMatMul, {root->inputs[0], w}));
-  if (!f.ok()) return false;
+  if (!f.ok()) return why("FusedMatMul does not fit: " + f.message());
   return replace(m, root->out(), (*f)->out());
 }
 
@@ -421,9 +469,11 @@ NodeSpec fused_like(const Node* n, std::vector<Value> inputs) {
 bool try_fuse_bias(Model& m, Node* root) {
   if (!root->is(Op::Add)) return false;
   Value mm, bias;
-  if (!commuted(root, [](Value v) { return v.node && plain_fused(v.node); }, mm, bias)) return false;
-  if (!def(bias, Op::Constant) || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1) return false;
-  if (!single_use(m, mm)) return false;
+  if (!commuted(root, [](Value v) { return v.node && plain_fused(v.node); }, mm, bias)) return false;  // most Adds
+  const Why why{"fuse-bias", root};
+  if (!def(bias, Op::Constant) || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1)
+    return why("the other operand is not a constant f32 vector");
+  if (!single_use(m, mm)) return why("the matmul's output has another user");
   NodeSpec s = fused_like(mm.node, {mm.node->inputs[0], mm.node->inputs[1], bias});
   s.attrs["has_bias"] = Attribute::Bool(true);
   auto f = m.add_node(std::move(s));
@@ -530,8 +580,12 @@ bool try_rope_into_matmul(Model& m, Node* fm) {
       }
     }
   }
-  if (!rq || !rk || k.begin != q.heads * q.hd || k.hd != q.hd) return false;
-  if (rq->inputs[1] != rk->inputs[1] || rq->inputs[2] != rk->inputs[2] || rq->attr("layout") != rk->attr("layout")) return false;
+  if (!rq && !rk) return false;  // a projection without RoPE users: not a near miss
+  const Why why{"fuse-rope-into-matmul", fm};
+  if (!rq || !rk) return why("RoPE is applied to only one head range (q at column 0, k after it)");
+  if (k.begin != q.heads * q.hd || k.hd != q.hd) return why("k's heads do not start right after q's, or head sizes differ");
+  if (rq->inputs[1] != rk->inputs[1] || rq->inputs[2] != rk->inputs[2] || rq->attr("layout") != rk->attr("layout"))
+    return why("q and k are rotated by different tables or layouts");
   std::vector<Value> inputs(fm->inputs.begin(), fm->inputs.end());
   inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {rq->inputs[1], rq->inputs[2]});
   NodeSpec s = fused_like(fm, inputs);
@@ -540,7 +594,7 @@ bool try_rope_into_matmul(Model& m, Node* fm) {
   s.attrs["rope_k_heads"] = Attribute::Int(k.heads);
   s.attrs["head_dim"] = Attribute::Int(q.hd);
   auto f = m.add_node(std::move(s));
-  if (!f.ok()) return false;
+  if (!f.ok()) return why("the fused projection does not fit: " + f.message());
   m.replace_all_uses(fm->out(), (*f)->out());
   // The rotation now happens inside the projection: each RoPE becomes its input view.
   m.replace_all_uses(rq->out(), rq->inputs[0]);
@@ -550,17 +604,19 @@ bool try_rope_into_matmul(Model& m, Node* fm) {
 
 bool try_pack_attention(Model& m, Node* att) {
   if (!att->is(Op::Attention) || att->inputs.size() != 3) return false;
+  const Why why{"pack-attention", att};
   auto q = heads_view(att->inputs[0]), k = heads_view(att->inputs[1]), v = heads_view(att->inputs[2]);
-  if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return false;
-  if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd) return false;
+  if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return why("q, k and v are not head views of one fused projection");
+  if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd)
+    return why("q, k and v are not adjacent column ranges in that order");
   const Dim width = q->fm->outputs[0].shape.back();
-  if (!width.is_static() || width.value() != v->begin + v->heads * v->hd) return false;
+  if (!width.is_static() || width.value() != v->begin + v->heads * v->hd) return why("the projection has columns beyond v");
   AttrMap attrs = att->attrs;
   attrs["q_heads"] = Attribute::Int(q->heads);
   attrs["kv_heads"] = Attribute::Int(k->heads);
   attrs["head_dim"] = Attribute::Int(q->hd);
   auto packed = m.add_node(spec(Op::Attention, {q->fm->out()}, attrs));
-  if (!packed.ok()) return false;
+  if (!packed.ok()) return why("packed Attention does not fit: " + packed.message());
   // Users that flatten the heads read the packed output directly; others get a reshaped view.
   const Shape& out_shape = att->outputs[0].shape;
   Value view;
@@ -576,18 +632,22 @@ bool try_pack_attention(Model& m, Node* att) {
 }
 
 bool try_swiglu_into_matmul(Model& m, Node* root) {
-  if (!root->is(Op::SwiGLU) || root->inputs.size() != 2) return false;
+  if (!root->is(Op::SwiGLU)) return false;
+  const Why why{"fuse-swiglu-into-matmul", root};
+  if (root->inputs.size() != 2) return why("the one-input form (halves of one row)");
   auto g = slice_info(root->inputs[0]), u = slice_info(root->inputs[1]);
-  if (!g || !u || g->input != u->input || !g->input.node->is(Op::FusedMatMul)) return false;
+  if (!g || !u || g->input != u->input || !g->input.node->is(Op::FusedMatMul))
+    return why("gate and up are not slices of one fused projection");
   Node* fm = g->input.node;
   const Dim width = fm->outputs[0].shape.back();
   int64_t rank = static_cast<int64_t>(fm->outputs[0].shape.size());
-  if (!width.is_static() || g->axis != rank - 1 || u->axis != rank - 1) return false;
+  if (!width.is_static() || g->axis != rank - 1 || u->axis != rank - 1) return why("the slices are not along the last axis");
   int64_t f = width.value() / 2;
-  if (width.value() % 2 || g->begin != 0 || g->end != f || u->begin != f || (u->end != 2 * f && u->end != kEnd)) return false;
+  if (width.value() % 2 || g->begin != 0 || g->end != f || u->begin != f || (u->end != 2 * f && u->end != kEnd))
+    return why("gate and up are not the two halves of the projection");
   if (fm->attr("activation").as_string() != "none" || fm->attr("has_residual").as_bool() || fm->attr("rope").as_string() != "none")
-    return false;
-  if (m.users(fm->out()).size() != 2) return false;
+    return why("the projection already has an epilogue");
+  if (m.users(fm->out()).size() != 2) return why("the projection has other users");
   NodeSpec s = fused_like(fm, fm->inputs);
   s.attrs["activation"] = Attribute::String("swiglu");
   auto fused = m.add_node(std::move(s));
@@ -596,25 +656,37 @@ bool try_swiglu_into_matmul(Model& m, Node* root) {
 
 bool try_residual(Model& m, Node* root) {
   if (!root->is(Op::Add)) return false;
+  const Why why{"fuse-residual", root};
+  std::string reason;
   for (int i = 0; i < 2; ++i) {
     Value mm = root->inputs[static_cast<size_t>(i)], res = root->inputs[static_cast<size_t>(1 - i)];
-    if (!mm.node->is(Op::FusedMatMul) || mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) continue;
-    if (res.type() != mm.type()) continue;
+    if (!mm.node->is(Op::FusedMatMul)) continue;
+    if (mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) {
+      reason = "the matmul already adds a residual, or its output has another user";
+      continue;
+    }
+    if (res.type() != mm.type()) {
+      reason = "the residual's type differs from the matmul's (a broadcast add)";
+      continue;
+    }
     std::vector<Value> inputs = mm.node->inputs;
     inputs.push_back(res);
     NodeSpec s = fused_like(mm.node, inputs);
     s.attrs["has_residual"] = Attribute::Bool(true);
     auto f = m.add_node(std::move(s));
     if (f.ok() && replace(m, root->out(), (*f)->out())) return true;
+    reason = "the fused op does not fit";
   }
-  return false;
+  return reason.empty() ? false : why(reason);
 }
 
 bool try_last_position_first(Model& m, Node* root) {
   auto s = slice_info(root->out());
   if (!s || s->axis != 0 || s->begin != -1 || s->end != kEnd) return false;
+  const Why why{"last-position-first", root};
   Node* norm = def(s->input, Op::RMSNorm);
-  if (!norm || !single_use(m, s->input) || norm->outputs[0].shape.size() != 2) return false;
+  if (!norm || !single_use(m, s->input) || norm->outputs[0].shape.size() != 2)
+    return why("the last row is not taken of a single-use 2-D RMSNorm");
   Value last = add_value(m, spec(Op::Slice, {norm->inputs[0]}, root->attrs));
   Value fused = add_value(m, spec(Op::RMSNorm, {last, norm->inputs[1]}, norm->attrs));
   return replace(m, root->out(), fused);
