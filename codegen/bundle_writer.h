@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/tensor.h"
 #include "runtime/proto/bundle.pb.h"
 

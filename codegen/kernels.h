@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ir/element_type.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

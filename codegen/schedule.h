@@ -9,7 +9,7 @@
 #include "codegen/bundle_writer.h"
 #include "ir/memory_plan.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "runtime/proto/bundle.pb.h"
 
 namespace ingot {

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

@@ -10,7 +10,7 @@
 
 #include "frontend/llama_builder.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "runtime/tokenizer.h"
 
 namespace ingot {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

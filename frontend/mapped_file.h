@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "frontend/mapped_file.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/tensor.h"
 
 namespace ingot {

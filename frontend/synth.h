@@ -9,7 +9,7 @@
 
 #include "frontend/gguf.h"
 #include "ir/element_type.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

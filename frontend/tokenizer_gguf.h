@@ -2,7 +2,7 @@
 #pragma once
 
 #include "frontend/gguf.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "runtime/tokenizer.h"
 
 namespace ingot {

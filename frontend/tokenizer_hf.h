@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "ir/status.h"
+#include "base/status.h"
 #include "runtime/tokenizer.h"
 
 namespace ingot {

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string_view>
 
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

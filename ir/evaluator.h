@@ -9,7 +9,7 @@
 
 #include "ir/memory_plan.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/tensor.h"
 
 namespace ingot {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ir/shape.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

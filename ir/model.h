@@ -11,7 +11,7 @@
 #include "ir/attribute.h"
 #include "ir/op_kind.h"
 #include "ir/shape.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/tensor.h"
 
 namespace ingot {

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

@@ -11,7 +11,7 @@
 
 #include "ir/memory_plan.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "passes/pass_manager.h"
 
 namespace ingot {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/text.h"
 
 namespace ingot {

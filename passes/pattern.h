@@ -25,7 +25,7 @@
 
 #include "ir/attribute.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot {
 

@@ -1,7 +1,7 @@
 // Reading a bundle (*.ingot, docs/bundle.md): the file is mapped read-only, its header, section
 // table and manifest are validated on open, weights are pointers into the mapping (zero copy) and
-// the kernels are loaded from memory. Errors follow the runtime's convention (runtime/tokenizer.h):
-// a null result and a message in *error that names the file and the problem; nothing throws.
+// the kernels are loaded from memory. Errors are Status values (base/status.h) whose message names
+// the file and the problem; nothing throws.
 #pragma once
 
 #include <array>
@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "runtime/bundle_format.h"
 #include "runtime/kernel_library.h"
 #include "runtime/proto/bundle.pb.h"
@@ -34,11 +35,11 @@ class Bundle {
  public:
   // Maps `path` and validates it (header, format version, section table, manifest, CPU features).
   // Section hashes are not checked here (that reads every byte): call verify().
-  static std::unique_ptr<Bundle> open(const std::string& path, std::string* error,
-                                      const BundleOpenOptions& options = {});
+  // Codes: io (cannot open or map), unsupported (this CPU lacks a feature), invalid_argument.
+  static StatusOr<std::unique_ptr<Bundle>> open(const std::string& path, const BundleOpenOptions& options = {});
   // The same over bytes in memory (copied into page-aligned storage); `name` is used in messages.
-  static std::unique_ptr<Bundle> from_bytes(const std::string& name, std::string_view bytes, std::string* error,
-                                            const BundleOpenOptions& options = {});
+  static StatusOr<std::unique_ptr<Bundle>> from_bytes(const std::string& name, std::string_view bytes,
+                                                      const BundleOpenOptions& options = {});
   ~Bundle();
   Bundle(const Bundle&) = delete;
   Bundle& operator=(const Bundle&) = delete;
@@ -51,8 +52,8 @@ class Bundle {
   const BundleSection* find_section(bundle::SectionKind kind) const;
   std::span<const uint8_t> bytes(const BundleSection& s) const { return {data_ + s.offset, s.size}; }
 
-  // Recomputes every section's SHA-256; false and a message naming the first bad section.
-  bool verify(std::string* error) const;
+  // Recomputes every section's SHA-256; an error names the first bad section.
+  Status verify() const;
   // "" when this host has every feature the manifest lists, otherwise what is missing.
   std::string check_cpu() const;
 
@@ -63,12 +64,13 @@ class Bundle {
   int find_tensor(std::string_view name, std::string_view layout = {}) const;
 
   // Loads the kernels section (memfd + dlopen); symbols are looked up by name.
-  std::unique_ptr<KernelLibrary> load_kernels(std::string* error) const;
+  StatusOr<std::unique_ptr<KernelLibrary>> load_kernels() const;
 
  private:
   Bundle() = default;
-  bool parse(const BundleOpenOptions& options, std::string* error);
-  bool fail(std::string* error, const std::string& msg) const;
+  Status parse(const BundleOpenOptions& options);
+  // "<name>: msg".
+  Status fail(const std::string& msg, StatusCode code = StatusCode::invalid_argument) const;
 
   std::string name_;
   const uint8_t* data_ = nullptr;

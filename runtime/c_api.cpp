@@ -1,6 +1,7 @@
 // The C API over Engine and Session. Every entry point catches everything: no exception crosses.
 #include "runtime/ingot.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -45,9 +46,30 @@ ingot_status guarded(F&& f) {
   }
 }
 
-ingot_status classify(const std::string& error) {
-  if (error.find("context") != std::string::npos) return INGOT_ERR_CONTEXT_FULL;
-  return INGOT_ERR_INVALID_ARGUMENT;
+// A failed Status as the C API's code, by its StatusCode (never by its text). `user_error` is what
+// an invalid_argument means where it happened (a bad bundle is INGOT_ERR_LOAD when loading).
+ingot_status set_status(const ingot::Status& st, ingot_status user_error = INGOT_ERR_INVALID_ARGUMENT) {
+  using C = ingot::StatusCode;
+  switch (st.code()) {
+    case C::ok: return ok();
+    case C::context_full: return set_error(INGOT_ERR_CONTEXT_FULL, st.message());
+    case C::io: return set_error(user_error == INGOT_ERR_LOAD ? INGOT_ERR_LOAD : INGOT_ERR_IO, st.message());
+    case C::unsupported: return set_error(INGOT_ERR_UNSUPPORTED, st.message());
+    case C::internal: return set_error(INGOT_ERR_INTERNAL, st.message());
+    case C::invalid_argument: break;
+  }
+  return set_error(user_error, st.message());
+}
+
+// Reads a caller's parameter struct of possibly another (older or newer) size: the fields both
+// know are copied, the rest keep their defaults.
+template <typename T>
+T read_params(const T* given, T defaults) {
+  if (!given) return defaults;
+  const size_t n = std::min<size_t>(given->struct_size, sizeof(T));
+  std::memcpy(&defaults, given, n);
+  defaults.struct_size = sizeof(T);
+  return defaults;
 }
 
 }  // namespace
@@ -56,18 +78,31 @@ extern "C" {
 
 const char* ingot_last_error(void) { return g_last_error.c_str(); }
 
-ingot_status ingot_model_load(const char* path, int verify, ingot_model** out) {
+void ingot_load_params_default(ingot_load_params* p) {
+  if (p) *p = ingot_load_params{sizeof(ingot_load_params), 0};
+}
+
+ingot_status ingot_model_load_with(const char* path, const ingot_load_params* params, ingot_model** out) {
   return guarded([&] {
     if (!path || !out) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_model_load: null argument");
     *out = nullptr;
+    ingot_load_params d;
+    ingot_load_params_default(&d);
+    const ingot_load_params p = read_params(params, d);
     ingot::EngineOptions o;
-    o.verify = verify != 0;
-    std::string error;
-    auto engine = ingot::Engine::load(path, o, &error);
-    if (!engine) return set_error(INGOT_ERR_LOAD, error);
-    *out = new ingot_model{std::move(engine)};
+    o.verify = p.verify != 0;
+    auto engine = ingot::Engine::load(path, o);
+    if (!engine.ok()) return set_status(engine.status(), INGOT_ERR_LOAD);
+    *out = new ingot_model{std::move(*engine)};
     return ok();
   });
+}
+
+ingot_status ingot_model_load(const char* path, int verify, ingot_model** out) {
+  ingot_load_params p;
+  ingot_load_params_default(&p);
+  p.verify = verify;
+  return ingot_model_load_with(path, &p, out);
 }
 
 void ingot_model_free(ingot_model* model) { delete model; }
@@ -111,14 +146,27 @@ ingot_status ingot_detokenize(const ingot_model* model, const int32_t* ids, int3
   });
 }
 
+void ingot_session_params_default(ingot_session_params* p) {
+  if (p) *p = ingot_session_params{sizeof(ingot_session_params), 1};
+}
+
 ingot_status ingot_session_create(const ingot_model* model, int32_t threads, ingot_session** out) {
+  ingot_session_params p;
+  ingot_session_params_default(&p);
+  p.threads = threads;
+  return ingot_session_create_with(model, &p, out);
+}
+
+ingot_status ingot_session_create_with(const ingot_model* model, const ingot_session_params* params, ingot_session** out) {
   return guarded([&] {
+    ingot_session_params d;
+    ingot_session_params_default(&d);
+    const int32_t threads = read_params(params, d).threads;
     if (!model || !out || threads < 1) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_create: bad argument");
     *out = nullptr;
-    std::string error;
-    auto s = ingot::Session::create(*model->engine, threads, &error);
-    if (!s) return set_error(INGOT_ERR_INTERNAL, error);
-    *out = new ingot_session{model, std::move(s)};
+    auto s = ingot::Session::create(*model->engine, threads);
+    if (!s.ok()) return set_status(s.status());
+    *out = new ingot_session{model, std::move(*s)};
     return ok();
   });
 }
@@ -128,9 +176,7 @@ void ingot_session_free(ingot_session* session) { delete session; }
 ingot_status ingot_session_prefill(ingot_session* session, const int32_t* ids, int32_t n) {
   return guarded([&] {
     if (!session || !ids || n <= 0) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_prefill: bad argument");
-    std::string error;
-    if (!session->session->prefill(std::span<const int32_t>(ids, static_cast<size_t>(n)), &error)) return set_error(classify(error), error);
-    return ok();
+    return set_status(session->session->prefill(std::span<const int32_t>(ids, static_cast<size_t>(n))));
   });
 }
 
@@ -152,18 +198,14 @@ void ingot_session_reset(ingot_session* session) {
 ingot_status ingot_session_save(const ingot_session* session, const char* path) {
   return guarded([&] {
     if (!session || !path) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_save: null argument");
-    std::string error;
-    if (!session->session->save(path, &error)) return set_error(INGOT_ERR_IO, error);
-    return ok();
+    return set_status(session->session->save(path));
   });
 }
 
 ingot_status ingot_session_restore(ingot_session* session, const char* path) {
   return guarded([&] {
     if (!session || !path) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_restore: null argument");
-    std::string error;
-    if (!session->session->restore(path, &error)) return set_error(INGOT_ERR_IO, error);
-    return ok();
+    return set_status(session->session->restore(path));
   });
 }
 
@@ -205,9 +247,7 @@ ingot_status ingot_generate(ingot_session* session, const char* prompt, const in
       };
     }
     const auto ids = tok->encode(prompt, session->session->position() == 0);
-    std::string error;
-    if (!session->session->generate(ids, go, nullptr, nullptr, &error)) return set_error(classify(error), error);
-    return ok();
+    return set_status(session->session->generate(ids, go, nullptr, nullptr));
   });
 }
 

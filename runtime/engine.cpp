@@ -22,10 +22,8 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool fail(std::string* error, const std::string& msg) {
-  if (error) *error = msg;
-  return false;
-}
+Status fail(const std::string& msg, StatusCode code = StatusCode::invalid_argument) { return Status::Error(code, msg); }
+Status fail(StatusCode code, const std::string& msg) { return Status::Error(code, msg); }
 
 // Zeroed, page-aligned memory from the kernel: pages become resident only when first written, so
 // a session's KV cache costs memory for the context actually used, not for --max-context.
@@ -60,17 +58,15 @@ std::string first_dim(const std::string& type) {
 
 Engine::~Engine() = default;
 
-std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options, std::string* error) {
+StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
-  e->bundle_ = Bundle::open(path, error);
-  if (!e->bundle_) return nullptr;
-  if (options.verify && !e->bundle_->verify(error)) return nullptr;
+  INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path));
+  if (options.verify) INGOT_RETURN_IF_ERROR(e->bundle_->verify());
   const pb::Manifest& m = e->bundle_->manifest();
   const std::string& name = e->bundle_->name();
   if (m.schedule().calls_size() == 0) {
-    fail(error, name + ": the bundle has no schedule (some nodes had no kernel when it was compiled); it cannot run");
-    return nullptr;
+    return fail(name + ": the bundle has no schedule (some nodes had no kernel when it was compiled); it cannot run");
   }
   const pb::MemoryPlan& plan = m.memory_plan();
   e->max_context_ = plan.max_context();
@@ -89,36 +85,30 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     e->all_logits_ = first_dim(m.outputs(0).type()) != "1";
   }
   if (e->token_ids_offset_ < 0 || e->pos_offset_ < 0 || e->logits_offset_ < 0 || e->vocab_ <= 0) {
-    fail(error, name + ": not a decoder bundle (inputs token_ids and pos, output logits)");
-    return nullptr;
+    return fail(name + ": not a decoder bundle (inputs token_ids and pos, output logits)");
   }
   const int64_t need = e->logits_offset_ + e->vocab_ * 4 * (e->all_logits_ ? e->max_batch_ : 1);
   if (need > e->arena_bytes_ || e->token_ids_offset_ + e->max_batch_ * 8 > e->arena_bytes_ || e->pos_offset_ + 8 > e->arena_bytes_) {
-    fail(error, name + ": the inputs or outputs lie outside the arena");
-    return nullptr;
+    return fail(name + ": the inputs or outputs lie outside the arena");
   }
 
   if (!m.kernels().empty()) {
-    e->kernels_ = e->bundle_->load_kernels(error);
-    if (!e->kernels_) return nullptr;
+    INGOT_ASSIGN_OR_RETURN(e->kernels_, e->bundle_->load_kernels());
   }
   for (const pb::KernelCall& c : m.schedule().calls()) {
     Call call;
     call.node = c.node();
     if (!c.builtin().empty()) {
       if (c.builtin() != "copy_last_row" || c.args_size() != 2 || c.row_bytes() <= 0) {
-        fail(error, name + ": unknown builtin '" + c.builtin() + "' in the schedule (node " + c.node() + ")");
-        return nullptr;
+        return fail(name + ": unknown builtin '" + c.builtin() + "' in the schedule (node " + c.node() + ")");
       }
       call.copy_last_row = true;
       call.row_bytes = c.row_bytes();
     } else {
-      std::string why;
-      call.fn = reinterpret_cast<Call::Fn>(e->kernels_ ? e->kernels_->symbol(c.symbol(), &why) : nullptr);
-      if (!call.fn) {
-        fail(error, name + ": kernel '" + c.symbol() + "' (node " + c.node() + "): " + (why.empty() ? "no kernels section" : why));
-        return nullptr;
-      }
+      if (!e->kernels_) return fail(name + ": kernel '" + c.symbol() + "' (node " + c.node() + "): no kernels section");
+      auto fn = e->kernels_->symbol(c.symbol());
+      if (!fn.ok()) return fn.status().with_context(name + ": node " + c.node());
+      call.fn = reinterpret_cast<Call::Fn>(*fn);
     }
     for (const pb::ArgRef& a : c.args()) {
       Arg arg;
@@ -144,12 +134,9 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     e->calls_.push_back(std::move(call));
   }
   if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
-    std::string why;
-    e->tokenizer_ = Tokenizer::create(tokenizer_from_proto(m.tokenizer()), &why);
-    if (!e->tokenizer_) {
-      fail(error, name + ": the bundle's tokenizer: " + why);
-      return nullptr;
-    }
+    auto tok = Tokenizer::create(tokenizer_from_proto(m.tokenizer()));
+    if (!tok.ok()) return tok.status().with_context(name + ": the bundle's tokenizer");
+    e->tokenizer_ = std::move(*tok);
   }
   e->load_ms_ = ms_since(t0);
   return e;
@@ -165,19 +152,18 @@ Session::~Session() {
   release_pages(scratch_, engine_.scratch_per_thread() * pool_.size());
 }
 
-std::unique_ptr<Session> Session::create(const Engine& engine, int threads, std::string* error) {
+StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int threads) {
   if (threads < 1) {
-    fail(error, "a session needs at least one thread");
-    return nullptr;
+    return fail("a session needs at least one thread");
   }
   std::unique_ptr<Session> s(new Session(engine, threads));
   s->arena_ = zeroed_pages(engine.arena_bytes());
   s->state_ = zeroed_pages(engine.state_bytes());
   s->scratch_ = zeroed_pages(engine.scratch_per_thread() * threads);
   if (!s->arena_ || !s->state_ || !s->scratch_) {
-    fail(error, "out of memory for the session's arena (" + std::to_string(engine.arena_bytes()) + " bytes) and KV cache (" +
-                    std::to_string(engine.state_bytes()) + " bytes)");
-    return nullptr;
+    return fail("out of memory for the session's arena (" + std::to_string(engine.arena_bytes()) + " bytes) and KV cache (" +
+                    std::to_string(engine.state_bytes()) + " bytes)",
+                StatusCode::internal);
   }
   s->logits_.assign(static_cast<size_t>(engine.vocab()), 0.0f);
   return s;
@@ -191,22 +177,22 @@ void Session::reset() {
   // The cache rows beyond the position are never read; no need to clear them.
 }
 
-bool Session::prefill(std::span<const int32_t> ids, std::string* error) {
-  if (ids.empty()) return fail(error, "no tokens to process");
+Status Session::prefill(std::span<const int32_t> ids) {
+  if (ids.empty()) return fail("no tokens to process");
   for (int32_t id : ids)
     if (id < 0 || id >= engine_.vocab())
-      return fail(error, "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(engine_.vocab()));
+      return fail("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(engine_.vocab()));
   if (past_ + static_cast<int64_t>(ids.size()) > engine_.max_context())
-    return fail(error, "the context is full: " + std::to_string(past_) + " tokens cached + " + std::to_string(ids.size()) +
+    return fail(StatusCode::context_full, "the context is full: " + std::to_string(past_) + " tokens cached + " + std::to_string(ids.size()) +
                            " new > " + std::to_string(engine_.max_context()) + " (the bundle's --max-context)");
   for (size_t at = 0; at < ids.size(); at += static_cast<size_t>(engine_.max_batch())) {
     const size_t n = std::min(ids.size() - at, static_cast<size_t>(engine_.max_batch()));
-    if (!run_chunk(ids.subspan(at, n), error)) return false;
+    INGOT_RETURN_IF_ERROR(run_chunk(ids.subspan(at, n)));
   }
-  return true;
+  return Status::Ok();
 }
 
-bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
+Status Session::run_chunk(std::span<const int32_t> ids) {
   const int64_t T = static_cast<int64_t>(ids.size());
   int64_t* tok = reinterpret_cast<int64_t*>(arena_ + engine_.token_ids_offset());
   for (int64_t i = 0; i < T; ++i) tok[i] = ids[static_cast<size_t>(i)];
@@ -248,20 +234,20 @@ bool Session::run_chunk(std::span<const int32_t> ids, std::string* error) {
   chunk_rows_ = engine_.all_logits() ? T : 1;
   past_ += T;
   history_.insert(history_.end(), ids.begin(), ids.end());
-  (void)error;
-  return true;
+  return Status::Ok();
 }
 
-bool Session::generate(std::span<const int32_t> prompt, const GenerateOptions& o, std::vector<int32_t>* out,
-                       GenerateTimings* timings, std::string* error) {
-  if (std::string bad = o.sampling.validate(); !bad.empty()) return fail(error, bad);
+Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions& o, std::vector<int32_t>* out,
+                         GenerateTimings* timings) {
+  if (std::string bad = o.sampling.validate(); !bad.empty()) return fail(bad);
   if (past_ + static_cast<int64_t>(prompt.size()) > engine_.max_context())
-    return fail(error, "the prompt (" + std::to_string(prompt.size()) + " tokens) is longer than the context left (" +
-                           std::to_string(engine_.max_context() - past_) + " of " + std::to_string(engine_.max_context()) + ")");
+    return fail(StatusCode::context_full, "the prompt (" + std::to_string(prompt.size()) +
+                " tokens) is longer than the context left (" + std::to_string(engine_.max_context() - past_) + " of " +
+                std::to_string(engine_.max_context()) + ")");
   Sampler sampler(o.sampling);
   GenerateTimings t;
   auto t0 = std::chrono::steady_clock::now();
-  if (!prefill(prompt, error)) return false;
+  INGOT_RETURN_IF_ERROR(prefill(prompt));
   t.prefill_ms = ms_since(t0);
   t.prefill_tokens = static_cast<int64_t>(prompt.size());
   const int32_t eos = engine_.tokenizer() ? engine_.tokenizer()->spec().eos : -1;
@@ -272,12 +258,12 @@ bool Session::generate(std::span<const int32_t> prompt, const GenerateOptions& o
     const bool keep_going = !o.on_token || o.on_token(next);
     if ((o.stop_at_eos && next == eos) || !keep_going || i + 1 == o.max_new_tokens) break;
     if (past_ + 1 > engine_.max_context()) break;  // the context is full: stop, as llama.cpp does
-    if (!decode(next, error)) return false;
+    INGOT_RETURN_IF_ERROR(decode(next));
     ++t.decode_tokens;
   }
   t.decode_ms = ms_since(t0);
   if (timings) *timings = t;
-  return true;
+  return Status::Ok();
 }
 
 // File: magic, version, the manifest's size and the bundle's file size (a cheap identity check),
@@ -297,10 +283,10 @@ int64_t row_bytes(const pb::Manifest& m, const pb::MemoryPlan::StateSlot& slot) 
 }
 }
 
-bool Session::save(const std::string& path, std::string* error) const {
+Status Session::save(const std::string& path) const {
   const std::string tmp = path + ".tmp-session";
   std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  if (!f) return fail(error, path + ": cannot create file");
+  if (!f) return fail(StatusCode::io, path + ": cannot create file");
   const pb::Manifest& m = engine_.bundle().manifest();
   const uint64_t identity[2] = {engine_.bundle().file_size(), static_cast<uint64_t>(m.memory_plan().state_bytes())};
   const int64_t past = past_, hist = static_cast<int64_t>(history_.size());
@@ -317,19 +303,19 @@ bool Session::save(const std::string& path, std::string* error) const {
   f.flush();
   if (!f) {
     std::remove(tmp.c_str());
-    return fail(error, path + ": write failed");
+    return fail(StatusCode::io, path + ": write failed");
   }
   f.close();
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return fail(error, path + ": cannot replace file");
+    return fail(StatusCode::io, path + ": cannot replace file");
   }
-  return true;
+  return Status::Ok();
 }
 
-bool Session::restore(const std::string& path, std::string* error) {
+Status Session::restore(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) return fail(error, path + ": cannot open file");
+  if (!f) return fail(StatusCode::io, path + ": cannot open file");
   const pb::Manifest& m = engine_.bundle().manifest();
   char magic[8];
   uint64_t identity[2];
@@ -338,22 +324,22 @@ bool Session::restore(const std::string& path, std::string* error) {
   f.read(reinterpret_cast<char*>(identity), sizeof(identity));
   f.read(reinterpret_cast<char*>(&past), 8);
   f.read(reinterpret_cast<char*>(&hist), 8);
-  if (!f || std::memcmp(magic, kSessionMagic, 8) != 0) return fail(error, path + ": not an Ingot session file");
+  if (!f || std::memcmp(magic, kSessionMagic, 8) != 0) return fail(StatusCode::io, path + ": not an Ingot session file");
   if (identity[0] != engine_.bundle().file_size() || identity[1] != static_cast<uint64_t>(m.memory_plan().state_bytes()))
-    return fail(error, path + ": saved from a different bundle");
+    return fail(StatusCode::io, path + ": saved from a different bundle");
   if (past < 0 || past > engine_.max_context() || hist < 0 || hist > engine_.max_context())
-    return fail(error, path + ": corrupt session file (position " + std::to_string(past) + ")");
+    return fail(StatusCode::io, path + ": corrupt session file (position " + std::to_string(past) + ")");
   std::vector<int32_t> history(static_cast<size_t>(hist));
   f.read(reinterpret_cast<char*>(history.data()), static_cast<std::streamsize>(history.size() * 4));
   std::vector<uint8_t> state(static_cast<size_t>(engine_.state_bytes()));
   for (const auto& slot : m.memory_plan().state()) {
     const int64_t row = row_bytes(m, slot);
-    if (row * past > slot.bytes()) return fail(error, path + ": corrupt session file (state larger than its slot)");
+    if (row * past > slot.bytes()) return fail(StatusCode::io, path + ": corrupt session file (state larger than its slot)");
     f.read(reinterpret_cast<char*>(state.data() + slot.offset()), static_cast<std::streamsize>(row * past));
   }
   std::vector<float> logits(logits_.size());
   f.read(reinterpret_cast<char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
-  if (!f) return fail(error, path + ": truncated session file");
+  if (!f) return fail(StatusCode::io, path + ": truncated session file");
   // Only now, with everything read, does the session change.
   for (const auto& slot : m.memory_plan().state()) {
     const int64_t row = row_bytes(m, slot);
@@ -362,7 +348,7 @@ bool Session::restore(const std::string& path, std::string* error) {
   past_ = past;
   history_ = std::move(history);
   logits_ = std::move(logits);
-  return true;
+  return Status::Ok();
 }
 
 }  // namespace ingot

@@ -4,7 +4,7 @@
 // arena), scratch, its thread pool and the position. Sessions on one Engine may run concurrently
 // on different threads; one Session is used by one thread at a time.
 //
-// Errors follow the runtime's convention: false / null and a message in *error; nothing throws.
+// Errors are Status values (base/status.h) with a code a caller can act on; nothing throws.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,7 @@ struct EngineOptions {
 
 class Engine {
  public:
-  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options, std::string* error);
+  static StatusOr<std::unique_ptr<Engine>> load(const std::string& path, const EngineOptions& options = {});
   ~Engine();
 
   const Bundle& bundle() const { return *bundle_; }
@@ -95,13 +95,14 @@ struct GenerateTimings {
 class Session {
  public:
   // `threads` >= 1 kernel threads (the caller's thread is one of them).
-  static std::unique_ptr<Session> create(const Engine& engine, int threads, std::string* error);
+  static StatusOr<std::unique_ptr<Session>> create(const Engine& engine, int threads);
   ~Session();
 
   // Appends tokens to the context (in chunks of at most max_batch) and leaves the next-token
-  // logits of the last one in logits(). An error (bad id, the context would overflow) changes nothing.
-  bool prefill(std::span<const int32_t> ids, std::string* error);
-  bool decode(int32_t id, std::string* error) { return prefill(std::span<const int32_t>(&id, 1), error); }
+  // logits of the last one in logits(). An error (bad id; the context would overflow: code
+  // context_full) changes nothing.
+  Status prefill(std::span<const int32_t> ids);
+  Status decode(int32_t id) { return prefill(std::span<const int32_t>(&id, 1)); }
   std::span<const float> logits() const { return logits_; }
   // The logits rows of the last call (the last chunk of a prefill): one row per token of it when
   // the engine has all_logits(), else the last token's row only. Valid until the next call.
@@ -113,12 +114,13 @@ class Session {
   void reset();
 
   // Prefills `prompt`, then samples up to max_new_tokens. Returns the new ids (the prompt excluded).
-  bool generate(std::span<const int32_t> prompt, const GenerateOptions& options, std::vector<int32_t>* out,
-                GenerateTimings* timings, std::string* error);
+  Status generate(std::span<const int32_t> prompt, const GenerateOptions& options, std::vector<int32_t>* out,
+                  GenerateTimings* timings = nullptr);
 
   // The KV cache, position and history to a file, and back (same bundle only).
-  bool save(const std::string& path, std::string* error) const;
-  bool restore(const std::string& path, std::string* error);
+  // Errors have the code io.
+  Status save(const std::string& path) const;
+  Status restore(const std::string& path);
 
   // Called after every step of the schedule with the step's index, the call, the session's
   // activation arena and the step's token count: `ingotc check` compares each kernel's output
@@ -128,7 +130,7 @@ class Session {
 
  private:
   Session(const Engine& e, int threads);
-  bool run_chunk(std::span<const int32_t> ids, std::string* error);
+  Status run_chunk(std::span<const int32_t> ids);
   const Engine& engine_;
   ThreadPool pool_;
   uint8_t* arena_ = nullptr;

@@ -24,13 +24,24 @@ typedef enum {
   INGOT_ERR_CONTEXT_FULL = 3,     /* the tokens do not fit in the session's context */
   INGOT_ERR_IO = 4,               /* saving or restoring a session */
   INGOT_ERR_BUFFER_TOO_SMALL = 5, /* the output did not fit; the size needed is returned */
-  INGOT_ERR_INTERNAL = 6          /* out of memory or a bug: the message says which */
+  INGOT_ERR_INTERNAL = 6,         /* out of memory or a bug: the message says which */
+  INGOT_ERR_UNSUPPORTED = 7       /* valid, but this CPU or runtime cannot run it (a missing CPU feature) */
 } ingot_status;
 
 /* The message of the last failure on this thread ("" if none). Valid until the next call. */
 const char* ingot_last_error(void);
 
-/* verify != 0: check every section's SHA-256 first. */
+/* Options of ingot_model_load_with. Fill with ingot_load_params_default, then set fields: a
+ * program built against an older or newer header passes its struct_size, and fields it does not
+ * know keep their defaults, so new options never break the ABI. */
+typedef struct {
+  uint32_t struct_size; /* sizeof(ingot_load_params) as the caller knows it */
+  int32_t verify;       /* != 0: check every section's SHA-256 first */
+} ingot_load_params;
+void ingot_load_params_default(ingot_load_params* p);
+/* params may be NULL (the defaults). */
+ingot_status ingot_model_load_with(const char* path, const ingot_load_params* params, ingot_model** out);
+/* The same with one option (kept for existing callers). */
 ingot_status ingot_model_load(const char* path, int verify, ingot_model** out);
 void ingot_model_free(ingot_model* model);
 int32_t ingot_model_vocab_size(const ingot_model* model);
@@ -45,6 +56,15 @@ ingot_status ingot_tokenize(const ingot_model* model, const char* text, int add_
 ingot_status ingot_detokenize(const ingot_model* model, const int32_t* ids, int32_t n, char* text, size_t capacity,
                               size_t* len_out);
 
+/* Options of ingot_session_create_with (sized like ingot_load_params). */
+typedef struct {
+  uint32_t struct_size; /* sizeof(ingot_session_params) as the caller knows it */
+  int32_t threads;      /* kernel threads, >= 1 (default 1) */
+} ingot_session_params;
+void ingot_session_params_default(ingot_session_params* p);
+/* params may be NULL (the defaults). */
+ingot_status ingot_session_create_with(const ingot_model* model, const ingot_session_params* params, ingot_session** out);
+/* The same with one option (kept for existing callers). */
 ingot_status ingot_session_create(const ingot_model* model, int32_t threads, ingot_session** out);
 void ingot_session_free(ingot_session* session);
 ingot_status ingot_session_prefill(ingot_session* session, const int32_t* ids, int32_t n);

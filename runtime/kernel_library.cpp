@@ -25,21 +25,14 @@ bool write_all(int fd, const uint8_t* p, size_t n) {
 
 }  // namespace
 
-std::unique_ptr<KernelLibrary> KernelLibrary::load(const std::string& name, const uint8_t* data, size_t size,
-                                                   std::string* error) {
-  if (size == 0) {
-    *error = name + ": the kernels section is empty";
-    return nullptr;
-  }
+StatusOr<std::unique_ptr<KernelLibrary>> KernelLibrary::load(const std::string& name, const uint8_t* data, size_t size) {
+  if (size == 0) return Status::Error(name + ": the kernels section is empty");
   const int fd = ::memfd_create("ingot-kernels", MFD_CLOEXEC);
-  if (fd < 0) {
-    *error = name + ": memfd_create failed: " + std::strerror(errno);
-    return nullptr;
-  }
+  if (fd < 0) return Status::Error(StatusCode::io, name + ": memfd_create failed: " + std::strerror(errno));
   if (!write_all(fd, data, size)) {
-    *error = name + ": writing the kernels to memory failed: " + std::strerror(errno);
+    const std::string why = std::strerror(errno);
     ::close(fd);
-    return nullptr;
+    return Status::Error(StatusCode::io, name + ": writing the kernels to memory failed: " + why);
   }
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
   // RTLD_LOCAL: two bundles loaded at once may export the same symbol names.
@@ -48,8 +41,7 @@ std::unique_ptr<KernelLibrary> KernelLibrary::load(const std::string& name, cons
   ::close(fd);
   if (!handle) {
     const char* msg = ::dlerror();
-    *error = name + ": cannot load the kernels: " + (msg ? msg : "dlopen failed");
-    return nullptr;
+    return Status::Error(name + ": cannot load the kernels: " + (msg ? msg : "dlopen failed"));
   }
   std::unique_ptr<KernelLibrary> lib(new KernelLibrary());
   lib->name_ = name;
@@ -61,10 +53,10 @@ KernelLibrary::~KernelLibrary() {
   if (handle_) ::dlclose(handle_);
 }
 
-void* KernelLibrary::symbol(const std::string& name, std::string* error) const {
+StatusOr<void*> KernelLibrary::symbol(const std::string& name) const {
   ::dlerror();
   void* p = ::dlsym(handle_, name.c_str());
-  if (!p && error) *error = name_ + ": the kernels do not export '" + name + "'";
+  if (!p) return Status::Error(name_ + ": the kernels do not export '" + name + "'");
   return p;
 }
 

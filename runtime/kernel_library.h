@@ -8,19 +8,20 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
+
 namespace ingot {
 
 class KernelLibrary {
  public:
   // `name` appears in messages (and as the memfd's name in /proc/self/maps).
-  static std::unique_ptr<KernelLibrary> load(const std::string& name, const uint8_t* data, size_t size,
-                                             std::string* error);
+  static StatusOr<std::unique_ptr<KernelLibrary>> load(const std::string& name, const uint8_t* data, size_t size);
   ~KernelLibrary();
   KernelLibrary(const KernelLibrary&) = delete;
   KernelLibrary& operator=(const KernelLibrary&) = delete;
 
-  // The address of an exported symbol, or null (and *error says which symbol is missing).
-  void* symbol(const std::string& name, std::string* error = nullptr) const;
+  // The address of an exported symbol, or an error naming the missing symbol.
+  StatusOr<void*> symbol(const std::string& name) const;
 
  private:
   KernelLibrary() = default;

@@ -531,19 +531,19 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::create(TokenizerSpec spec, std::string* error) {
-  const auto fail = [&](const std::string& message) -> std::unique_ptr<Tokenizer> {
-    if (error) *error = "invalid tokenizer: " + message;
-    return nullptr;
+StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
+  const auto fail = [&](const std::string& message) -> StatusOr<std::unique_ptr<Tokenizer>> {
+    return Status::Error("invalid tokenizer: " + message);
   };
   // In order: later checks index the arrays whose sizes the earlier ones checked.
   for (auto check : {check_sizes, check_tokens, check_special_ids, check_kind}) {
     if (std::string problem = check(spec); !problem.empty()) return fail(problem);
   }
-  if (spec.kind == TokenizerSpec::Kind::SentencePiece) return std::make_unique<SentencePieceTokenizer>(std::move(spec));
+  if (spec.kind == TokenizerSpec::Kind::SentencePiece)
+    return std::unique_ptr<Tokenizer>(std::make_unique<SentencePieceTokenizer>(std::move(spec)));
   auto bpe = std::make_unique<ByteLevelBpeTokenizer>(std::move(spec));
   if (std::string problem = bpe->index_merges(); !problem.empty()) return fail(problem);
-  return bpe;
+  return std::unique_ptr<Tokenizer>(std::move(bpe));
 }
 
 }  // namespace ingot

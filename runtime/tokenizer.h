@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
+
 namespace ingot {
 
 // Everything a tokenizer needs, as stored in GGUF's `tokenizer.ggml.*` keys or derived from
@@ -33,7 +35,7 @@ struct TokenizerSpec {
 class Tokenizer {
  public:
   // Validates the spec (ids in range, sizes agree, merges name known tokens). The error says what.
-  static std::unique_ptr<Tokenizer> create(TokenizerSpec spec, std::string* error);
+  static StatusOr<std::unique_ptr<Tokenizer>> create(TokenizerSpec spec);
   virtual ~Tokenizer() = default;
 
   // Text to ids. add_special: BOS (and EOS) as the spec says. parse_special: text such as "<s>"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that dependencies point one way (docs/architecture.md):
-#   ir <- frontend, passes <- codegen <- tools;  runtime <- tools.
+#   base <- everything; ir <- frontend, passes <- codegen <- tools;  runtime <- tools.
 # frontend also uses runtime's tokenizer, the one piece compiler and runtime share; codegen uses
 # runtime's bundle format, manifest schema and SHA-256 to write bundles. Also checks that only
 # codegen/ includes LLVM or MLIR headers, and that the `ingot` runtime executable (if built, in
@@ -9,12 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A allowed=(
-  [ir]="ir"
-  [frontend]="ir frontend runtime"
-  [passes]="ir passes"
-  [codegen]="ir passes codegen runtime"
-  [runtime]="runtime"
-  [tools]="ir frontend passes codegen runtime tools"
+  [base]="base"
+  [ir]="base ir"
+  [frontend]="base ir frontend runtime"
+  [passes]="base ir passes"
+  [codegen]="base ir passes codegen runtime"
+  [runtime]="base runtime"
+  [tools]="base ir frontend passes codegen runtime tools"
 )
 
 status=0

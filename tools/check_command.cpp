@@ -106,9 +106,9 @@ int cmd_check(const std::vector<std::string>& args) {
   }
   if (bundle_path.empty() || model_path.empty()) return usage_error("check: needs BUNDLE and MODEL");
 
-  std::string error;
-  auto engine = Engine::load(bundle_path, EngineOptions{}, &error);
-  if (!engine) return fail(Status::Error(error));
+  auto loaded = Engine::load(bundle_path);
+  if (!loaded.ok()) return fail(loaded.status());
+  std::unique_ptr<Engine> engine = std::move(*loaded);
   const pb::Provenance& prov = engine->bundle().manifest().provenance();
   if (!engine->tokenizer()) return fail(Status::Error(bundle_path + ": the bundle has no tokenizer"));
 
@@ -146,8 +146,9 @@ int cmd_check(const std::vector<std::string>& args) {
   if (prompt_ids.empty()) return fail(Status::Error("the prompt encodes to no tokens"));
   if (static_cast<int64_t>(prompt_ids.size()) + n > engine->max_context())
     return fail(Status::Error("the prompt and -n exceed the bundle's context of " + std::to_string(engine->max_context())));
-  auto session = Session::create(*engine, threads, &error);
-  if (!session) return fail(Status::Error(error));
+  auto created = Session::create(*engine, threads);
+  if (!created.ok()) return fail(created.status());
+  std::unique_ptr<Session> session = std::move(*created);
 
   Evaluator ev(*im->model);
   std::map<std::string, std::vector<float>> reference;  // node -> output 0 of this step
@@ -184,7 +185,7 @@ int cmd_check(const std::vector<std::string>& args) {
       return fail(Status::Error("the prompt (" + std::to_string(feed.size()) + " tokens) exceeds the bundle's --max-batch " +
                                 std::to_string(engine->max_batch())));
     std::fill(step_diffs.begin(), step_diffs.end(), Difference{});
-    if (!session->prefill(feed, &error)) return fail(Status::Error(error));
+    if (Status st = session->prefill(feed); !st.ok()) return fail(st);
     pos += static_cast<int64_t>(feed.size());
 
     std::vector<float> want = (*out)[0].to_f32_vector();

@@ -241,9 +241,7 @@ StatusOr<AccuracyReport> accuracy_report(const CompileCli& cli, const ImportOpti
   if (!cli.calib_file.empty()) {
     INGOT_ASSIGN_OR_RETURN(text, hf::read_file(cli.calib_file));
   }
-  std::string error;
-  auto tok = Tokenizer::create(ref.tokenizer, &error);
-  if (!tok) return Status::Error(cli.path + ": " + error);
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::create(ref.tokenizer));
   std::vector<int32_t> ids = tok->encode(text, true);
   const int64_t limit = std::min<int64_t>(cli.calib_tokens, ref.config.max_context);
   if (static_cast<int64_t>(ids.size()) > limit) ids.resize(static_cast<size_t>(limit));

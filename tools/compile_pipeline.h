@@ -17,7 +17,7 @@
 #include "frontend/importer.h"
 #include "ir/memory_plan.h"
 #include "ir/model.h"
-#include "ir/status.h"
+#include "base/status.h"
 #include "ir/text.h"
 #include "passes/quant/quantize_weights.h"
 #include "tools/compile_command.h"

@@ -83,11 +83,11 @@ int cmd_info(const std::vector<std::string>& args) {
     else return usage_error("info: more than one bundle given");
   }
   if (path.empty()) return usage_error("info: no bundle given");
-  std::string error;
   const auto t0 = std::chrono::steady_clock::now();
   // A bundle for another CPU can still be described.
-  auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
-  if (!b) return fail(error);
+  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false});
+  if (!opened.ok()) return fail(opened.message());
+  std::unique_ptr<Bundle> b = std::move(*opened);
   const double open_ms = ms_since(t0);
   const pb::Manifest& m = b->manifest();
 
@@ -177,11 +177,11 @@ int cmd_verify(const std::vector<std::string>& args) {
     path = a;
   }
   if (path.empty()) return usage_error("verify: no bundle given");
-  std::string error;
-  auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
-  if (!b) return fail(error);
+  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false});
+  if (!opened.ok()) return fail(opened.message());
+  std::unique_ptr<Bundle> b = std::move(*opened);
   const auto t0 = std::chrono::steady_clock::now();
-  if (!b->verify(&error)) return fail(error);
+  if (Status st = b->verify(); !st.ok()) return fail(st.message());
   std::printf("%s: %zu sections, SHA-256 ok (%s in %.0f ms)\n", path.c_str(), b->sections().size(),
               bytes_str(b->file_size()).c_str(), ms_since(t0));
   const std::string cpu = b->check_cpu();
@@ -189,10 +189,10 @@ int cmd_verify(const std::vector<std::string>& args) {
   std::printf("%s: this CPU has all %d features the kernels need (tier %s)\n", path.c_str(),
               b->manifest().provenance().target_features_size(), b->manifest().provenance().target_tier().c_str());
   if (b->manifest().kernels_size() > 0) {
-    auto lib = b->load_kernels(&error);
-    if (!lib) return fail(error);
+    auto lib = b->load_kernels();
+    if (!lib.ok()) return fail(lib.message());
     for (const auto& k : b->manifest().kernels())
-      if (!lib->symbol(k.symbol(), &error)) return fail(error);
+      if (auto sym = (*lib)->symbol(k.symbol()); !sym.ok()) return fail(sym.message());
     std::printf("%s: kernels load, all %d symbols found\n", path.c_str(), b->manifest().kernels_size());
   }
   return 0;

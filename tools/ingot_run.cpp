@@ -75,7 +75,21 @@ std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, n
 std::unique_ptr<Engine> load(const std::string& path, bool verify, std::string* error) {
   EngineOptions o;
   o.verify = verify;
-  return Engine::load(path, o, error);
+  auto e = Engine::load(path, o);
+  if (!e.ok()) {
+    *error = e.message();
+    return nullptr;
+  }
+  return std::move(*e);
+}
+
+std::unique_ptr<Session> create_session(const Engine& engine, int threads, std::string* error) {
+  auto s = Session::create(engine, threads);
+  if (!s.ok()) {
+    *error = s.message();
+    return nullptr;
+  }
+  return std::move(*s);
 }
 
 }  // namespace
@@ -140,7 +154,7 @@ int cmd_run(const std::vector<std::string>& args) {
     return fail("the prompt is " + std::to_string(prompt_ids.size()) + " tokens, longer than the context of " + std::to_string(limit));
   go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(n, limit - static_cast<int64_t>(prompt_ids.size())));
 
-  auto session = Session::create(*engine, threads, &error);
+  auto session = create_session(*engine, threads, &error);
   if (!session) return fail(error);
   std::vector<int32_t> generated;
   std::string streamed;
@@ -159,7 +173,9 @@ int cmd_run(const std::vector<std::string>& args) {
   };
   std::vector<int32_t> ids;
   GenerateTimings t;
-  if (go.max_new_tokens > 0 && !session->generate(prompt_ids, go, &ids, &t, &error)) return fail(error);
+  if (go.max_new_tokens > 0) {
+    if (Status st = session->generate(prompt_ids, go, &ids, &t); !st.ok()) return fail(st.message());
+  }
   const std::string text = tok.decode(ids, true);
   const double prefill_tok_s = t.prefill_ms > 0 ? 1000.0 * static_cast<double>(t.prefill_tokens) / t.prefill_ms : 0;
   const double decode_tok_s = t.decode_ms > 0 ? 1000.0 * static_cast<double>(t.decode_tokens) / t.decode_ms : 0;
@@ -310,7 +326,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   nlohmann::json rows = nlohmann::json::array();
   if (!json) std::printf("| bundle | test | threads | tokens/s | +/- |\n|---|---|---:|---:|---:|\n");
   for (int threads : thread_counts) {
-    auto session = Session::create(*engine, threads, &error);
+    auto session = create_session(*engine, threads, &error);
     if (!session) return fail(error);
     auto report = [&](const std::string& test, const std::vector<double>& tok_s) {
       auto [mean, sd] = stats(tok_s);
@@ -324,7 +340,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         session->reset();
         auto ids = random_ids(p);
         const auto t0 = std::chrono::steady_clock::now();
-        if (!session->prefill(ids, &error)) return fail(error);
+        if (Status st = session->prefill(ids); !st.ok()) return fail(st.message());
         tok_s.push_back(1000.0 * p / ms_since(t0));
       }
       report("pp" + std::to_string(p), tok_s);
@@ -335,10 +351,10 @@ int cmd_bench(const std::vector<std::string>& args) {
       for (int r = 0; r < reps; ++r) {
         session->reset();
         auto ids = random_ids(gen + 1);
-        if (!session->prefill(std::span<const int32_t>(ids.data(), 1), &error)) return fail(error);
+        if (Status st = session->prefill(std::span<const int32_t>(ids.data(), 1)); !st.ok()) return fail(st.message());
         const auto t0 = std::chrono::steady_clock::now();
         for (int g = 1; g <= gen; ++g)
-          if (!session->decode(ids[static_cast<size_t>(g)], &error)) return fail(error);
+          if (Status st = session->decode(ids[static_cast<size_t>(g)]); !st.ok()) return fail(st.message());
         tok_s.push_back(1000.0 * gen / ms_since(t0));
       }
       report("tg" + std::to_string(gen), tok_s);
@@ -393,7 +409,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
   if (ctx > engine->max_context()) return fail("--ctx is larger than the bundle's context of " + std::to_string(engine->max_context()));
   const std::vector<int32_t> ids = engine->tokenizer()->encode(ss.str(), false);
   const int32_t bos = engine->tokenizer()->spec().bos;
-  auto session = Session::create(*engine, threads, &error);
+  auto session = create_session(*engine, threads, &error);
   if (!session) return fail(error);
   // Chunks of ctx tokens, each started fresh with BOS (llama.cpp's perplexity convention): every
   // token after the first of a chunk is scored from the logits before it.
@@ -419,14 +435,14 @@ int cmd_perplexity(const std::vector<std::string>& args) {
       const size_t V = static_cast<size_t>(engine->vocab()), step = static_cast<size_t>(engine->max_batch());
       for (size_t k = 0; k + 1 < chunk.size(); k += step) {
         const size_t n = std::min(step, chunk.size() - 1 - k);
-        if (!session->prefill(std::span<const int32_t>(chunk.data() + k, n), &error)) return fail(error);
+        if (Status st = session->prefill(std::span<const int32_t>(chunk.data() + k, n)); !st.ok()) return fail(st.message());
         const auto rows = session->chunk_logits();
         for (size_t r = 0; r < n; ++r) score(rows.subspan(r * V, V), chunk[k + r + 1]);
       }
     } else {
       // Only the last position's logits: one token per call.
       for (size_t k = 0; k + 1 < chunk.size(); ++k) {
-        if (!session->decode(chunk[k], &error)) return fail(error);
+        if (Status st = session->decode(chunk[k]); !st.ok()) return fail(st.message());
         score(session->logits(), chunk[k + 1]);
       }
     }

@@ -472,9 +472,9 @@ int cmd_tokenize(const std::vector<std::string>& args) {
   if (pos.size() != 2) return usage_error("tokenize takes a model and a text");
   auto spec = import_tokenizer(pos[0]);
   if (!spec.ok()) return fail(spec.status());
-  std::string error;
-  auto tok = Tokenizer::create(*spec, &error);
-  if (!tok) return fail(Status::Error(pos[0] + ": " + error));
+  auto created = Tokenizer::create(*spec);
+  if (!created.ok()) return fail(created.status().with_context(pos[0]));
+  std::unique_ptr<Tokenizer> tok = std::move(*created);
   std::vector<int32_t> ids = tok->encode(pos[1], bos, special);
   // Control tokens decode to nothing; show their text (e.g. "<s>") instead.
   auto piece = [&](int32_t id) {
@@ -539,9 +539,9 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
   if (state.im.format == "ir") return usage_error("eval: " + path + ": an IR text file has no tokenizer");
   ImportedModel* im = &state.im;
-  std::string error;
-  auto tok = Tokenizer::create(im->tokenizer, &error);
-  if (!tok) return fail(Status::Error(path + ": " + error));
+  auto created = Tokenizer::create(im->tokenizer);
+  if (!created.ok()) return fail(created.status().with_context(path));
+  std::unique_ptr<Tokenizer> tok = std::move(*created);
   std::vector<int32_t> prompt_ids = tok->encode(prompt, true);
   if (prompt_ids.empty()) return fail(Status::Error("the prompt encodes to no tokens and the model adds no BOS"));
   if (static_cast<int64_t>(prompt_ids.size()) + n > im->config.max_context)

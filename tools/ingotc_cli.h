@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ir/status.h"
+#include "base/status.h"
 
 namespace ingot::cli {
 

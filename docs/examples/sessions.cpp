@@ -9,21 +9,24 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
-  std::string error;
-  auto engine = ingot::Engine::load(argv[1], ingot::EngineOptions{}, &error);
-  if (!engine) {
-    std::fprintf(stderr, "error: %s\n", error.c_str());
+  auto loaded = ingot::Engine::load(argv[1]);  // a StatusOr: the engine, or why not
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "error: %s\n", loaded.message().c_str());
     return 1;
   }
+  const std::unique_ptr<ingot::Engine> engine = std::move(*loaded);
   // Each thread gets its own session (its own KV cache); the engine is shared and read-only.
   auto run = [&](const char* prompt, std::vector<int32_t>* out) {
-    std::string err;
-    auto session = ingot::Session::create(*engine, /*threads=*/1, &err);
+    auto session = ingot::Session::create(*engine, /*threads=*/1);
+    if (!session.ok()) {
+      std::fprintf(stderr, "error: %s\n", session.message().c_str());
+      return;
+    }
     ingot::GenerateOptions go;
     go.sampling.temperature = 0;  // greedy
     go.max_new_tokens = 16;
     const auto ids = engine->tokenizer()->encode(prompt, true);
-    if (!session || !session->generate(ids, go, out, nullptr, &err)) std::fprintf(stderr, "error: %s\n", err.c_str());
+    if (ingot::Status st = (*session)->generate(ids, go, out); !st.ok()) std::fprintf(stderr, "error: %s\n", st.message().c_str());
   };
   std::vector<int32_t> a, b;
   std::thread t1(run, "Once upon a time", &a), t2(run, "The little dog", &b);

@@ -11,6 +11,7 @@
 #include "frontend/hf_config.h"
 #include "frontend/tokenizer_hf.h"
 #include "tests/common/models.h"
+#include "tests/common/status.h"
 
 // The runtime tokenizer and the GGUF tokenizer reader are written concurrently: the checks that
 // need them compile in once their sources exist.
@@ -396,7 +397,7 @@ TEST(HfTokenizerTest, MatchesTheGgufVocabulary) {
 #ifdef INGOT_HAVE_RUNTIME_TOKENIZER
 std::vector<int32_t> encode_with(const TokenizerSpec& spec, const std::string& text) {
   std::string error;
-  auto tok = Tokenizer::create(spec, &error);
+  auto tok = take(Tokenizer::create(spec), &error);
   EXPECT_NE(tok, nullptr) << error;
   if (!tok) return {};
   return tok->encode(text, /*add_special=*/true);

@@ -9,6 +9,7 @@
 #include "frontend/importer.h"
 #include "frontend/reference_generation.h"
 #include "tests/common/models.h"
+#include "tests/common/status.h"
 
 namespace ingot {
 namespace {
@@ -40,7 +41,7 @@ std::vector<RunOutcome> run_reference(const std::string& model_path, const std::
   EXPECT_TRUE(im.ok()) << im.message();
   if (!im.ok()) return {};
   std::string error;
-  auto tok = Tokenizer::create(im->tokenizer, &error);
+  auto tok = take(Tokenizer::create(im->tokenizer), &error);
   EXPECT_TRUE(tok) << error;
   if (!tok) return {};
   std::vector<RunOutcome> outcomes;

@@ -9,11 +9,12 @@
 #include <string_view>
 
 #include "runtime/bundle.h"
+#include "tests/common/status.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  auto b = ingot::Bundle::from_bytes("fuzz.ingot", bytes, &error, ingot::BundleOpenOptions{.check_cpu = false});
+  auto b = take(ingot::Bundle::from_bytes("fuzz.ingot", bytes, ingot::BundleOpenOptions{.check_cpu = false}), &error);
   if (!b) {
     if (error.rfind("fuzz.ingot: ", 0) != 0) {
       std::fprintf(stderr, "error without the file name: %s\n", error.c_str());
@@ -40,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     sum += p[0] + p[t.size() - 1];
   }
-  if (!b->verify(&error) && error.find("fuzz.ingot: section ") != 0) {
+  if (!succeeded(b->verify(), &error) && error.find("fuzz.ingot: section ") != 0) {
     std::fprintf(stderr, "verify error without a section: %s\n", error.c_str());
     std::abort();
   }

@@ -11,6 +11,7 @@
 #include "frontend/hf_config.h"
 #include "frontend/safetensors.h"
 #include "frontend/tokenizer_hf.h"
+#include "tests/common/status.h"
 
 namespace {
 
@@ -34,7 +35,7 @@ void fuzz_safetensors(const std::string& bytes) {
 void check_tokenizer(const ingot::StatusOr<ingot::TokenizerSpec>& spec) {
   if (!spec.ok()) return;
   std::string error;
-  auto tok = ingot::Tokenizer::create(*spec, &error);
+  auto tok = take(ingot::Tokenizer::create(*spec), &error);
   if (!tok) {
     std::fprintf(stderr, "accepted tokenizer is rejected by the runtime: %s\n", error.c_str());
     std::abort();

@@ -26,6 +26,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/sha256.h"
 #include "tests/common/files.h"
+#include "tests/common/status.h"
 #include "tests/common/models.h"
 
 namespace ingot {
@@ -204,7 +205,7 @@ void put_u64(std::string& s, size_t at, uint64_t v) {
 // Opens bytes and expects failure with a message naming the file and containing `what`.
 void expect_open_error(const std::string& bytes, const std::string& what, const BundleOpenOptions& o = {}) {
   std::string error;
-  auto b = Bundle::from_bytes("bad.ingot", bytes, &error, o);
+  auto b = take(Bundle::from_bytes("bad.ingot", bytes, o), &error);
   EXPECT_EQ(b, nullptr);
   EXPECT_EQ(error.rfind("bad.ingot: ", 0), 0u) << error;
   EXPECT_NE(error.find(what), std::string::npos) << "expected '" << what << "' in: " << error;
@@ -223,9 +224,9 @@ TEST(Bundle, RoundTrip) {
   EXPECT_EQ(list_dir(dir), (std::vector<std::string>{".", "..", "small.ingot"})) << "no temporary file left";
 
   std::string error;
-  auto b = Bundle::open(path, &error);
+  auto b = take(Bundle::open(path), &error);
   ASSERT_NE(b, nullptr) << error;
-  EXPECT_TRUE(b->verify(&error)) << error;
+  EXPECT_TRUE(succeeded(b->verify(), &error)) << error;
   EXPECT_EQ(b->file_size(), stats.file_bytes);
   ASSERT_EQ(b->sections().size(), 3u);
   for (const BundleSection& s : b->sections()) EXPECT_EQ(s.offset % bundle::kSectionAlignment, 0u);
@@ -309,21 +310,21 @@ TEST(BundleErrors, TruncatedFileOnDisk) {
   const std::string bytes = read_file(write_small(dir));
   std::ofstream(dir + "/cut.ingot", std::ios::binary) << bytes.substr(0, bytes.size() - 100);
   std::string error;
-  EXPECT_EQ(Bundle::open(dir + "/cut.ingot", &error), nullptr);
+  EXPECT_EQ(take(Bundle::open(dir + "/cut.ingot"), &error), nullptr);
   EXPECT_NE(error.find(dir + "/cut.ingot: truncated"), std::string::npos) << error;
   std::ofstream(dir + "/empty.ingot", std::ios::binary);
-  EXPECT_EQ(Bundle::open(dir + "/empty.ingot", &error), nullptr);
+  EXPECT_EQ(take(Bundle::open(dir + "/empty.ingot"), &error), nullptr);
   EXPECT_NE(error.find("truncated"), std::string::npos) << error;
-  EXPECT_EQ(Bundle::open(dir + "/missing.ingot", &error), nullptr);
+  EXPECT_EQ(take(Bundle::open(dir + "/missing.ingot"), &error), nullptr);
   EXPECT_NE(error.find("missing.ingot: cannot open"), std::string::npos) << error;
-  EXPECT_EQ(Bundle::open(dir, &error), nullptr);
+  EXPECT_EQ(take(Bundle::open(dir), &error), nullptr);
   EXPECT_NE(error.find("not a regular file"), std::string::npos) << error;
 }
 
 TEST(BundleErrors, FlippedByteInEachSectionFailsVerify) {
   const std::string bytes = read_file(write_small(make_temp_dir("bundle_flip")));
   std::string error;
-  auto good = Bundle::from_bytes("good.ingot", bytes, &error);
+  auto good = take(Bundle::from_bytes("good.ingot", bytes), &error);
   ASSERT_NE(good, nullptr) << error;
   const auto sections = good->sections();
   for (size_t i = 0; i < sections.size(); ++i) {
@@ -332,14 +333,14 @@ TEST(BundleErrors, FlippedByteInEachSectionFailsVerify) {
       SCOPED_TRACE("section " + std::to_string(i) + " byte " + std::to_string(at));
       std::string bad = bytes;
       bad[at] ^= 0x10;
-      auto b = Bundle::from_bytes("bad.ingot", bad, &error);
+      auto b = take(Bundle::from_bytes("bad.ingot", bad), &error);
       if (!b) {
         // A corrupt manifest may already fail to parse; the message says so.
         EXPECT_EQ(i, 0u);
         EXPECT_NE(error.find("manifest"), std::string::npos) << error;
         continue;
       }
-      EXPECT_FALSE(b->verify(&error));
+      EXPECT_FALSE(succeeded(b->verify(), &error));
       const std::string want = "bad.ingot: section " + std::to_string(i) + " (" +
                                bundle::section_kind_name(sections[i].kind) + ") is corrupt";
       EXPECT_EQ(error.rfind(want, 0), 0u) << error;
@@ -448,15 +449,14 @@ TEST(BundleErrors, ManifestContents) {
                     "the manifest lists kernels but there is no kernels section");
   // A schedule that refers to existing things is accepted.
   std::string error;
-  auto ok = Bundle::from_bytes("ok.ingot", write_with([](BundleContents& c) {
+  auto ok = take(Bundle::from_bytes("ok.ingot", write_with([](BundleContents& c) {
                                  auto* call = c.manifest.mutable_schedule()->add_calls();
                                  call->set_symbol("k0");
                                  call->add_args()->set_weight(2);
                                  call->add_args()->mutable_null();
                                  call->add_args()->set_arena_offset(64);
                                  call->add_dims(pb::DIM_TOKENS);
-                               }),
-                               &error);
+                               })), &error);
   EXPECT_NE(ok, nullptr) << error;
 }
 
@@ -465,7 +465,7 @@ TEST(BundleErrors, TensorOutsideWeights) {
   // in place (the manifest section's size in the table is updated; hashes are not checked on open).
   const std::string bytes = read_file(write_small(make_temp_dir("bundle_tensor")));
   std::string error;
-  auto b = Bundle::from_bytes("x.ingot", bytes, &error);
+  auto b = take(Bundle::from_bytes("x.ingot", bytes), &error);
   ASSERT_NE(b, nullptr) << error;
   pb::Manifest m = b->manifest();
   m.mutable_tensors(1)->set_offset(64 * 1000);
@@ -576,11 +576,11 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
   // A made-up feature: the runtime cannot check it, so it refuses.
   {
     const std::string path = write_small(dir, {"sse2", "+ingot-imaginary-feature"});
-    EXPECT_EQ(Bundle::open(path, &error), nullptr);
+    EXPECT_EQ(take(Bundle::open(path), &error), nullptr);
     EXPECT_NE(error.find("cannot check (tier test-cpu): ingot-imaginary-feature"), std::string::npos) << error;
     EXPECT_NE(error.find(path + ": "), std::string::npos) << error;
     // Described anyway when asked not to check.
-    auto b = Bundle::open(path, &error, BundleOpenOptions{.check_cpu = false});
+    auto b = take(Bundle::open(path, BundleOpenOptions{.check_cpu = false}), &error);
     ASSERT_NE(b, nullptr) << error;
     EXPECT_NE(b->check_cpu().find("ingot-imaginary-feature"), std::string::npos);
   }
@@ -594,7 +594,8 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
     }
   if (lacking.empty()) GTEST_SKIP() << "this host has every candidate feature";
   const std::string path = write_small(dir, {"sse2", lacking});
-  EXPECT_EQ(Bundle::open(path, &error), nullptr);
+  EXPECT_EQ(Bundle::open(path).code(), StatusCode::unsupported);  // the C API's INGOT_ERR_UNSUPPORTED
+  EXPECT_EQ(take(Bundle::open(path), &error), nullptr);
   EXPECT_NE(error.find("this CPU lacks feature(s) the kernels were compiled for (tier test-cpu): " + lacking),
             std::string::npos)
       << error;
@@ -622,15 +623,15 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
   const auto tmp_before = list_dir(tmp);
   const auto fds_before = list_dir("/proc/self/fd");
   std::string error;
-  auto b = Bundle::open(path, &error);
+  auto b = take(Bundle::open(path), &error);
   ASSERT_NE(b, nullptr) << error;
-  ASSERT_TRUE(b->verify(&error)) << error;
+  ASSERT_TRUE(succeeded(b->verify(), &error)) << error;
   {
-    auto lib = b->load_kernels(&error);
+    auto lib = take(b->load_kernels(), &error);
     ASSERT_NE(lib, nullptr) << error;
-    EXPECT_EQ(lib->symbol("nope", &error), nullptr);
+    EXPECT_EQ(take(lib->symbol("nope"), &error), nullptr);
     EXPECT_NE(error.find("do not export 'nope'"), std::string::npos) << error;
-    auto fn = reinterpret_cast<KernelFn>(lib->symbol("test_rms_norm", &error));
+    auto fn = reinterpret_cast<KernelFn>(take(lib->symbol("test_rms_norm"), &error));
     ASSERT_NE(fn, nullptr) << error;
     // Loaded from an anonymous memfd, not a file.
     EXPECT_NE(read_file("/proc/self/maps").find("memfd:ingot-kernels"), std::string::npos);
@@ -648,18 +649,18 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
       for (int i = 0; i < 8; ++i) EXPECT_NEAR(y[r * 8 + i], x[r * 8 + i] * inv * w[i], 1e-5) << r << "," << i;
     }
     // A second library from the same bundle loads independently.
-    auto lib2 = b->load_kernels(&error);
+    auto lib2 = take(b->load_kernels(), &error);
     ASSERT_NE(lib2, nullptr) << error;
-    EXPECT_NE(lib2->symbol("test_rms_norm"), nullptr);
+    EXPECT_TRUE(lib2->symbol("test_rms_norm").ok());
   }
   EXPECT_EQ(list_dir(tmp), tmp_before) << "loading kernels must not create files in " << tmp;
   EXPECT_EQ(list_dir("/proc/self/fd"), fds_before) << "no descriptor left open";
 
   // Kernels bytes that are not a shared object: a clear error, no crash.
   std::string error2;
-  auto junk = Bundle::open(write_small(make_temp_dir("bundle_junk")), &error2);
+  auto junk = take(Bundle::open(write_small(make_temp_dir("bundle_junk"))), &error2);
   ASSERT_NE(junk, nullptr) << error2;
-  EXPECT_EQ(junk->load_kernels(&error2), nullptr);
+  EXPECT_EQ(take(junk->load_kernels(), &error2), nullptr);
   EXPECT_NE(error2.find("cannot load the kernels"), std::string::npos) << error2;
 }
 
@@ -697,9 +698,9 @@ TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   EXPECT_EQ(list_dir(dir), (std::vector<std::string>{".", "..", "a.ingot", "b.ingot"}));
 
   std::string error;
-  auto bundle = Bundle::open(a, &error);
+  auto bundle = take(Bundle::open(a), &error);
   ASSERT_NE(bundle, nullptr) << error;
-  ASSERT_TRUE(bundle->verify(&error)) << error;
+  ASSERT_TRUE(succeeded(bundle->verify(), &error)) << error;
   const pb::Manifest& m = bundle->manifest();
   EXPECT_GT(m.kernels_size(), 0);
   EXPECT_EQ(m.tokenizer().tokens_size(), 512);
@@ -709,11 +710,11 @@ TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   EXPECT_EQ(m.provenance().sources(0).sha256(), to_hex(Sha256::hash(read_file(model))));
   EXPECT_NE(m.graph_text().find("FusedMatMul"), std::string::npos);
   // Every kernel the manifest lists loads, and every packed tensor names one of them.
-  auto lib = bundle->load_kernels(&error);
+  auto lib = take(bundle->load_kernels(), &error);
   ASSERT_NE(lib, nullptr) << error;
   std::set<std::string> symbols;
   for (const auto& k : m.kernels()) {
-    EXPECT_NE(lib->symbol(k.symbol(), &error), nullptr) << error;
+    EXPECT_NE(take(lib->symbol(k.symbol()), &error), nullptr) << error;
     symbols.insert(k.symbol());
   }
   int packed = 0;
@@ -780,7 +781,7 @@ TEST(BundleCommands, KernelsNeedOnlyTheirTiersFeatures) {
     CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target " + w.target + " -o " + out);
     ASSERT_EQ(r.status, 0) << r.out;
     std::string error;
-    auto b = Bundle::open(out, &error, BundleOpenOptions{.check_cpu = false});
+    auto b = take(Bundle::open(out, BundleOpenOptions{.check_cpu = false}), &error);
     ASSERT_NE(b, nullptr) << error;
     const pb::Provenance& pv = b->manifest().provenance();
     const CpuTier* tier = w.target == std::string("native") ? best_cpu_tier(host_cpu_features()) : find_cpu_tier(w.target);
@@ -872,9 +873,9 @@ TEST(BundleFuzzSeed, IsCurrent) {
     std::ofstream(seed, std::ios::binary) << fresh;
   }
   std::string error;
-  auto b = Bundle::from_bytes("seed.ingot", read_file(seed), &error);
+  auto b = take(Bundle::from_bytes("seed.ingot", read_file(seed)), &error);
   ASSERT_NE(b, nullptr) << error << " (regenerate with INGOT_UPDATE_FUZZ_SEED=1)";
-  EXPECT_TRUE(b->verify(&error)) << error;
+  EXPECT_TRUE(succeeded(b->verify(), &error)) << error;
 }
 
 }  // namespace

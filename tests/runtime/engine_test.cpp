@@ -11,6 +11,7 @@
 #include "runtime/engine.h"
 #include "runtime/ingot.h"
 #include "tests/common/files.h"
+#include "tests/common/status.h"
 #include "tests/common/models.h"
 
 namespace ingot {
@@ -35,7 +36,7 @@ class EngineTest : public ::testing::Test {
     INGOT_MODEL_PATH(path, "stories260K.gguf");
     (void)path;
     std::string error;
-    engine_ = Engine::load(bundle_, EngineOptions{}, &error);
+    engine_ = take(Engine::load(bundle_, EngineOptions{}), &error);
     ASSERT_TRUE(engine_) << error;
   }
   std::vector<int32_t> greedy(Session& s, const std::vector<int32_t>& prompt, int n) {
@@ -45,7 +46,7 @@ class EngineTest : public ::testing::Test {
     go.stop_at_eos = false;
     std::vector<int32_t> out;
     std::string error;
-    EXPECT_TRUE(s.generate(prompt, go, &out, nullptr, &error)) << error;
+    EXPECT_TRUE(succeeded(s.generate(prompt, go, &out, nullptr), &error)) << error;
     return out;
   }
   static inline std::string model_, dir_, bundle_;
@@ -55,7 +56,7 @@ class EngineTest : public ::testing::Test {
 
 TEST_F(EngineTest, GreedyIdsMatchLlamaCppWithChunkedPrefill) {
   std::string error;
-  auto s = Session::create(*engine_, 2, &error);
+  auto s = take(Session::create(*engine_, 2), &error);
   ASSERT_TRUE(s) << error;
   for (const auto& run : reference_) {
     s->reset();
@@ -68,17 +69,17 @@ TEST_F(EngineTest, GreedyIdsMatchLlamaCppWithChunkedPrefill) {
 TEST_F(EngineTest, SaveRestoreContinueEqualsUninterrupted) {
   std::string error;
   const auto prompt = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
-  auto a = Session::create(*engine_, 1, &error);
+  auto a = take(Session::create(*engine_, 1), &error);
   const auto whole = greedy(*a, prompt, 40);
 
-  auto b = Session::create(*engine_, 1, &error);
+  auto b = take(Session::create(*engine_, 1), &error);
   const auto first = greedy(*b, prompt, 20);
   // generate() samples the 20th token without feeding it: feed it, as the whole run did.
-  ASSERT_TRUE(b->decode(first.back(), &error)) << error;
+  ASSERT_TRUE(succeeded(b->decode(first.back()), &error)) << error;
   const std::string file = dir_ + "/session.bin";
-  ASSERT_TRUE(b->save(file, &error)) << error;
-  auto c = Session::create(*engine_, 2, &error);
-  ASSERT_TRUE(c->restore(file, &error)) << error;
+  ASSERT_TRUE(succeeded(b->save(file), &error)) << error;
+  auto c = take(Session::create(*engine_, 2), &error);
+  ASSERT_TRUE(succeeded(c->restore(file), &error)) << error;
   EXPECT_EQ(c->position(), b->position());
   // Continue from the restored logits: sample greedily token by token.
   std::vector<int32_t> rest;
@@ -86,14 +87,14 @@ TEST_F(EngineTest, SaveRestoreContinueEqualsUninterrupted) {
     auto l = c->logits();
     const int32_t next = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
     rest.push_back(next);
-    ASSERT_TRUE(c->decode(next, &error)) << error;
+    ASSERT_TRUE(succeeded(c->decode(next), &error)) << error;
   }
   std::vector<int32_t> joined = first;
   joined.insert(joined.end(), rest.begin(), rest.end());
   EXPECT_EQ(joined, whole);
   // A corrupt or foreign file changes nothing and says why.
   std::ofstream(dir_ + "/junk.bin") << "junk";
-  EXPECT_FALSE(c->restore(dir_ + "/junk.bin", &error));
+  EXPECT_FALSE(succeeded(c->restore(dir_ + "/junk.bin"), &error));
   EXPECT_NE(error.find("not an Ingot session file"), std::string::npos) << error;
 }
 
@@ -101,19 +102,19 @@ TEST_F(EngineTest, TwoSessionsInTwoThreadsMatchEachAlone) {
   std::string error;
   const auto p0 = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
   const auto p1 = reference_[1]["prompt_ids"].get<std::vector<int32_t>>();
-  auto solo = Session::create(*engine_, 1, &error);
+  auto solo = take(Session::create(*engine_, 1), &error);
   const auto a = greedy(*solo, p0, 50);
   solo->reset();
   const auto b = greedy(*solo, p1, 50);
   std::vector<int32_t> ra, rb;
   std::thread t0([&] {
     std::string e;
-    auto s = Session::create(*engine_, 1, &e);
+    auto s = take(Session::create(*engine_, 1), &e);
     ra = greedy(*s, p0, 50);
   });
   std::thread t1([&] {
     std::string e;
-    auto s = Session::create(*engine_, 2, &e);
+    auto s = take(Session::create(*engine_, 2), &e);
     rb = greedy(*s, p1, 50);
   });
   t0.join();
@@ -124,12 +125,12 @@ TEST_F(EngineTest, TwoSessionsInTwoThreadsMatchEachAlone) {
 
 TEST_F(EngineTest, ErrorsChangeNothing) {
   std::string error;
-  auto s = Session::create(*engine_, 1, &error);
-  ASSERT_TRUE(s->prefill(std::vector<int32_t>{1, 2, 3}, &error));
-  EXPECT_FALSE(s->prefill(std::vector<int32_t>{5, 9999}, &error));
+  auto s = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(succeeded(s->prefill(std::vector<int32_t>{1, 2, 3}), &error));
+  EXPECT_FALSE(succeeded(s->prefill(std::vector<int32_t>{5, 9999}), &error));
   EXPECT_NE(error.find("outside the vocabulary"), std::string::npos) << error;
   std::vector<int32_t> huge(static_cast<size_t>(engine_->max_context()), 5);
-  EXPECT_FALSE(s->prefill(huge, &error));
+  EXPECT_FALSE(succeeded(s->prefill(huge), &error));
   EXPECT_NE(error.find("context is full"), std::string::npos) << error;
   EXPECT_EQ(s->position(), 3);
 }
@@ -153,8 +154,51 @@ TEST_F(EngineTest, CApiGeneratesTheSameGreedyText) {
   want.resize(ids.size());
   EXPECT_EQ(ids, want);
   EXPECT_EQ(ingot_session_decode(session, 100000), INGOT_ERR_INVALID_ARGUMENT);
+  // The codes come from the runtime's StatusCode, not from the message: a prompt longer than the
+  // context is CONTEXT_FULL whatever its message says, a bad session file IO.
+  std::vector<int32_t> huge(static_cast<size_t>(ingot_model_context_length(model)), 5);
+  EXPECT_EQ(ingot_session_prefill(session, huge.data(), static_cast<int32_t>(huge.size())), INGOT_ERR_CONTEXT_FULL)
+      << ingot_last_error();
+  std::ofstream(dir_ + "/not-a-session.bin") << "junk";
+  EXPECT_EQ(ingot_session_restore(session, (dir_ + "/not-a-session.bin").c_str()), INGOT_ERR_IO) << ingot_last_error();
   ingot_session_free(session);
   ingot_model_free(model);
+}
+
+// Options travel in structs that carry their size: a caller built against an older, shorter
+// struct still works (the fields it does not know keep their defaults), and NULL means defaults.
+TEST_F(EngineTest, CApiParameterStructsKeepTheAbi) {
+  ingot_model* model = nullptr;
+  ASSERT_EQ(ingot_model_load_with(bundle_.c_str(), nullptr, &model), INGOT_OK) << ingot_last_error();
+  ingot_model_free(model);
+  ingot_load_params p;
+  ingot_load_params_default(&p);
+  EXPECT_EQ(p.struct_size, sizeof(ingot_load_params));
+  EXPECT_EQ(p.verify, 0);
+  p.verify = 1;
+  ASSERT_EQ(ingot_model_load_with(bundle_.c_str(), &p, &model), INGOT_OK) << ingot_last_error();
+  ingot_model_free(model);
+  struct OlderParams {
+    uint32_t struct_size;  // knew no fields yet
+  } older{sizeof(OlderParams)};
+  ASSERT_EQ(ingot_model_load_with(bundle_.c_str(), reinterpret_cast<const ingot_load_params*>(&older), &model), INGOT_OK)
+      << ingot_last_error();
+  ingot_model_free(model);
+  ASSERT_EQ(ingot_model_load_with(bundle_.c_str(), nullptr, &model), INGOT_OK) << ingot_last_error();
+  ingot_session_params sp;
+  ingot_session_params_default(&sp);
+  EXPECT_EQ(sp.threads, 1);
+  sp.threads = 2;
+  ingot_session* session = nullptr;
+  ASSERT_EQ(ingot_session_create_with(model, &sp, &session), INGOT_OK) << ingot_last_error();
+  ingot_session_free(session);
+  ASSERT_EQ(ingot_session_create_with(model, nullptr, &session), INGOT_OK) << ingot_last_error();
+  ingot_session_free(session);
+  sp.threads = 0;
+  EXPECT_EQ(ingot_session_create_with(model, &sp, &session), INGOT_ERR_INVALID_ARGUMENT);
+  ingot_model_free(model);
+  EXPECT_EQ(ingot_model_load_with((dir_ + "/missing.ingot").c_str(), &p, &model), INGOT_ERR_LOAD);
+  EXPECT_EQ(model, nullptr);
 }
 
 }  // namespace

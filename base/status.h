@@ -1,4 +1,6 @@
-// Status values for user errors; INGOT_ASSERT for broken internal invariants.
+// Status values for user errors; INGOT_ASSERT for broken internal invariants. The base of every
+// Ingot library (ir, frontend, passes, codegen, runtime, tools): one error type from the compiler
+// to the runtime's C API, which maps codes, never message text.
 #pragma once
 
 #include <cstdio>
@@ -10,26 +12,42 @@
 
 namespace ingot {
 
-// A user-facing error travels as a Status: ok, or a message that says what is wrong and where.
+// What kind of error: what a caller may act on (the C API maps these to its codes). The message
+// says what is wrong and where, for people.
+enum class StatusCode {
+  ok = 0,
+  invalid_argument,  // bad input: a file, a model, an option, a value (the default)
+  io,                // a file cannot be read or written
+  context_full,      // the tokens do not fit in the context (a session's KV cache)
+  unsupported,       // valid, but this build or this CPU cannot do it
+  internal,          // out of memory, or a bug
+};
+
+// A user-facing error travels as a Status: ok, or a code and a message that says what is wrong
+// and where.
 class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message)); }
+  static Status Error(std::string message) { return Status(StatusCode::invalid_argument, std::move(message)); }
+  static Status Error(StatusCode code, std::string message) { return Status(code, std::move(message)); }
 
   bool ok() const { return !message_.has_value(); }
+  StatusCode code() const { return ok() ? StatusCode::ok : code_; }
   const std::string& message() const {
     static const std::string kEmpty;
     return message_ ? *message_ : kEmpty;
   }
-  // Prefixes the message with context ("file.gguf: ..."); no-op when ok.
+  // Prefixes the message with context ("file.gguf: ..."); keeps the code; no-op when ok.
   Status with_context(const std::string& context) const {
     if (ok()) return *this;
-    return Status(context + ": " + *message_);
+    return Status(code_, context + ": " + *message_);
   }
 
  private:
-  explicit Status(std::string message) : message_(std::move(message)) {}
+  Status(StatusCode code, std::string message)
+      : code_(code == StatusCode::ok ? StatusCode::internal : code), message_(std::move(message)) {}
+  StatusCode code_ = StatusCode::ok;
   std::optional<std::string> message_;
 };
 
@@ -42,6 +60,7 @@ class [[nodiscard]] StatusOr {
     if (std::get<Status>(v_).ok()) std::get<Status>(v_) = Status::Error("internal: StatusOr built from an ok Status");
   }
   bool ok() const { return std::holds_alternative<T>(v_); }
+  StatusCode code() const { return ok() ? StatusCode::ok : std::get<Status>(v_).code(); }
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }
   const std::string& message() const { return std::get<Status>(v_).message(); }
   T& value() & { return std::get<T>(v_); }
