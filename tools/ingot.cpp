@@ -31,9 +31,10 @@ Usage:
                           prompt_ids, ids, text and timings (load, prompt, decode, and
                           time_to_first_token_ms: from process start to the first new token)
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process]
-                          prompt processing (ppP) and generation (tgN) tokens/s, mean and
-                          deviation over -r runs, load time and peak resident memory; then
-                          time to first token of a fresh `ingot run` process per thread count
+                          first the time to first token of fresh `ingot run` processes (page
+                          cache warm) per thread count; then prompt processing (ppP) and
+                          generation (tgN) tokens/s, mean and deviation over -r runs, load time
+                          and peak resident memory
   ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T]
                           perplexity of a text file in chunks of N tokens (default 512)
   ingot --help            this text
