@@ -106,70 +106,65 @@ NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
 }
 
-// ------------------------------------------------------------------ RMSNorm
+// ------------------------------------------------------------------ RMSNorm, SwiGLU: patterns
+// These two are RewritePatterns run by the greedy driver (passes/pattern.h): the pattern says
+// what is matched, predicates say what must hold, and --debug-match reports where a match fails.
 
-bool try_rms_norm(Model& m, Node* root) {
-  // root = Multiply(x / sqrt(mean(x^2) + eps), w)
-  Value normed, w;
-  auto is_divide = [&](Value v) { return def(v, Op::Divide) != nullptr; };
-  if (!root->is(Op::Multiply)) return false;
-  const Why why{"rms-norm", root};
-  if (!commuted(root, is_divide, normed, w)) return why("neither operand is a Divide (x / sqrt(...))");
-  Node* div = def(normed, Op::Divide);
-  Node* sqrt = def(div->inputs[1], Op::Sqrt);
-  if (!sqrt) return why("the divisor is not a Sqrt");
-  Value mean, eps;
-  auto is_mean = [&](Value v) { return def(v, Op::ReduceMean) != nullptr; };
-  Node* plus = def(sqrt->inputs[0], Op::Add);
-  if (!plus || !commuted(plus, is_mean, mean, eps)) return why("the Sqrt's input is not ReduceMean(...) + eps");
-  Node* rm = def(mean, Op::ReduceMean);
-  Node* pw = def(rm->inputs[0], Op::Power);
-  Value x = div->inputs[0];
-  const TensorType& xt = x.type();
-  if (!pw || pw->inputs[0] != x || scalar_constant(pw->inputs[1]) != 2.0) return why("the mean is not of Power(x, 2) of the divided x");
-  int64_t last = static_cast<int64_t>(xt.shape.size()) - 1;
-  if (!rm->attr("keep_dims").as_bool() || !(attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last})))
-    return why("the mean is not over the last axis with keep_dims");
-  auto eps_value = scalar_constant(eps);
-  if (!eps_value || !(*eps_value > 0) || eps.type().shape.size() > 0) return why("eps is not a positive scalar constant");
-  if (xt.type != ElementType::f32 || w.type().type != ElementType::f32 || w.type().shape.size() != 1)
-    return why("x is not f32, or the weight is not an f32 vector");
-  // A shared intermediate would have to be computed anyway: fusing would not save it.
-  for (Value v : {normed, sqrt->inputs[0], mean, rm->inputs[0], div->inputs[1]})
-    if (!single_use(m, v)) return why("an intermediate value has another user");
-  Value fused = add_value(m, spec(Op::RMSNorm, {x, w}, {{"eps", Attribute::Float(*eps_value)}}));
+// A ReduceMean over the last axis, keeping it.
+Predicate mean_over_last_axis() {
+  return predicate("a mean over the last axis with keep_dims", [](Value v) {
+    const Node* rm = v.node;
+    const int64_t last = static_cast<int64_t>(rm->inputs[0].type().shape.size()) - 1;
+    return rm->attr("keep_dims").as_bool() && (attr_ints_are(rm, "axes", {-1}) || attr_ints_are(rm, "axes", {last}));
+  });
+}
+// A positive scalar constant.
+Predicate positive_scalar() {
+  return predicate("a positive scalar", [](Value v) {
+    auto e = scalar_constant(v);
+    return e && *e > 0 && v.type().shape.empty();
+  });
+}
+// An f32 vector.
+Predicate f32_vector() {
+  return predicate("an f32 vector", [](Value v) { return v.type().type == ElementType::f32 && v.type().shape.size() == 1; });
+}
+// The same type as the value captured as `name` (matched earlier in the pattern).
+Predicate same_type_as(std::string name) {
+  return Predicate{"the type of " + name, [name](Value v, const Captures& c) -> std::optional<std::string> {
+                     if (c.has(name) && v.type() == c.value(name).type()) return std::nullopt;
+                     return v.type().str();
+                   }};
+}
+
+StatusOr<bool> rewrite_rms_norm(Model& m, const Captures& c, Node* root) {
+  Value fused = add_value(m, spec(Op::RMSNorm, {c.value("x"), c.value("w")},
+                                  {{"eps", Attribute::Float(*scalar_constant(c.value("eps")))}}));
   return replace(m, root->out(), fused);
 }
 
-// ------------------------------------------------------------------ SwiGLU
+StatusOr<bool> rewrite_swiglu(Model& m, const Captures& c, Node* root) {
+  return replace(m, root->out(), add_value(m, spec(Op::SwiGLU, {c.value("g"), c.value("up")})));
+}
 
-bool try_swiglu(Model& m, Node* root) {
-  // root = Multiply(Multiply(g, Sigmoid(g)), u)
-  if (!root->is(Op::Multiply)) return false;
-  const Why why{"swiglu", root};
-  std::string reason = "neither operand is Multiply(g, Sigmoid(g))";
-  for (int i = 0; i < 2; ++i) {
-    Value silu = root->inputs[static_cast<size_t>(i)], up = root->inputs[static_cast<size_t>(1 - i)];
-    Node* inner = def(silu, Op::Multiply);
-    if (!inner) continue;
-    Value g, sig;
-    auto is_sigmoid_of_other = [&](Value v) {
-      Node* s = def(v, Op::Sigmoid);
-      Value other = inner->inputs[0] == v ? inner->inputs[1] : inner->inputs[0];
-      return s && s->inputs[0] == other;
-    };
-    if (!commuted(inner, is_sigmoid_of_other, sig, g)) continue;
-    if (g.type() != up.type() || g.type().type != ElementType::f32) {
-      reason = "gate and up differ in type, or are not f32";
-      continue;
-    }
-    if (!single_use(m, silu) || !single_use(m, sig)) {
-      reason = "silu(g) or Sigmoid(g) has another user";
-      continue;
-    }
-    return replace(m, root->out(), add_value(m, spec(Op::SwiGLU, {g, up})));
-  }
-  return why(reason);
+std::vector<RewritePattern> rms_norm_patterns() {
+  // A shared intermediate would have to be computed anyway: fusing would not save it (single_use).
+  Pattern x = any("x").where(element_type(ElementType::f32));
+  Pattern squares = op(Op::Power, {x, constant_scalar(2.0)}).where(::ingot::single_use());
+  Pattern mean = op(Op::ReduceMean, {squares}).where(::ingot::single_use()).where(mean_over_last_axis());
+  Pattern rms = op(Op::Sqrt, {op(Op::Add, {mean, constant("eps").where(positive_scalar())}).where(::ingot::single_use())}).where(::ingot::single_use());
+  return {
+      // x / sqrt(mean(x^2, -1) + eps) * w -> RMSNorm(x, w){eps}
+      {"rms-norm", op(Op::Multiply, {op(Op::Divide, {x, rms}).where(::ingot::single_use()), any("w").where(f32_vector())}), rewrite_rms_norm},
+  };
+}
+
+std::vector<RewritePattern> swiglu_patterns() {
+  Pattern silu = op(Op::Multiply, {any("g"), op(Op::Sigmoid, {any("g")}).where(::ingot::single_use())}).where(::ingot::single_use());
+  return {
+      // (g * sigmoid(g)) * up -> SwiGLU(g, up), g and up f32 of one type
+      {"swiglu", op(Op::Multiply, {silu, any("up").where(same_type_as("g")).where(element_type(ElementType::f32))}), rewrite_swiglu},
+  };
 }
 
 // ------------------------------------------------------------------ RoPE
@@ -699,8 +694,8 @@ StatusOr<bool> run(Model& m) {
 
 }  // namespace
 
-StatusOr<bool> fuse_rms_norm(Model& m) { return run<try_rms_norm>(m); }
-StatusOr<bool> fuse_swiglu(Model& m) { return run<try_swiglu>(m); }
+StatusOr<bool> fuse_rms_norm(Model& m) { return apply_patterns_greedily(m, rms_norm_patterns()); }
+StatusOr<bool> fuse_swiglu(Model& m) { return apply_patterns_greedily(m, swiglu_patterns()); }
 StatusOr<bool> fuse_rope(Model& m) {
   return for_each_node(m, [&](Node* n) { return try_rope_interleaved(m, n) || try_rope_rotate_half(m, n); });
 }
