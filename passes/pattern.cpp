@@ -119,13 +119,17 @@ class Matcher {
         break;
       }
     }
+    checks_passed_ = 1;
     for (const Predicate& pred : p.predicates) {
       auto got = pred.check(v, caps_);
       if (got) {
         fail(at, pred.description, *got);
+        checks_passed_ = 0;
         return false;
       }
+      ++checks_passed_;
     }
+    checks_passed_ = 0;
     return true;
   }
 
@@ -166,9 +170,13 @@ class Matcher {
   }
 
   // Keeps the failure that came after the most matched pattern nodes: the closest miss.
+  // Keeps the failure that got furthest: the most pattern nodes matched, then, at the failing
+  // node, the most of its checks passed (its op, then each predicate). For a commutative op
+  // that is the input order that came closer.
   void fail(Location at, const std::string& expected, const std::string& got) {
-    if (!explain_ || progress_ <= best_progress_) return;
-    best_progress_ = progress_;
+    const int depth = progress_ * 64 + checks_passed_;
+    if (!explain_ || depth <= best_progress_) return;
+    best_progress_ = depth;
     std::string where = at.str();
     why_ = (where.empty() ? "" : where + ": ") + "expected " + expected + ", got " + got;
   }
@@ -176,6 +184,7 @@ class Matcher {
   Captures& caps_;
   bool explain_;
   int progress_ = 0;
+  int checks_passed_ = 0;  // at the node head_matches is looking at
   int best_progress_ = -1;
   std::string why_;
 };

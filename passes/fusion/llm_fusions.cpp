@@ -408,51 +408,40 @@ bool try_rope_table(Model& m, Node* root) {
   return changed;
 }
 
-// Gather(Convert(table, f32), ids, axis 0) -> Embedding(table, ids): the table stays in its
-// stored type and only looked-up rows are converted.
-bool try_embedding(Model& m, Node* root) {
-  if (!root->is(Op::Gather)) return false;
-  const Why why{"embedding", root};
-  if (root->attr("axis").as_int() != 0) return why("the Gather is not along axis 0");
-  Value table = root->inputs[0];
-  if (Node* conv = def(table, Op::Convert)) {
-    if (conv->attr("to").as_type() != ElementType::f32) return why("the table is converted to another type than f32");
-    table = conv->inputs[0];
-  } else if (table.type().type != ElementType::f32) {
-    return why("the table is not f32 nor converted to it");
-  }
-  if (!def(table, Op::Constant) || table.type().shape.size() != 2) return why("the table is not a 2-D constant");
-  auto e = m.add_node(spec(Op::Embedding, {table, root->inputs[1]}));
-  if (!e.ok()) return why("Embedding does not fit: " + e.message());
-  return replace(m, root->out(), (*e)->out());
-}
+// Embedding, matmul-to-fused, fuse-bias and fuse-residual are patterns too.
 
-bool try_matmul_to_fused(Model& m, Node* root) {
-  if (root->is(Op::WeightMatMul)) {
-    if (!def(root->inputs[1], Op::Constant)) return Why{"matmul-to-fused", root}("the weight is not a constant");
-    Value f = add_value(m, spec(Op::FusedMatMul, {root->inputs[0], root->inputs[1]}, {{"act_quant", root->attr("act_quant")}}));
-    return replace(m, root->out(), f);
-  }
-  if (!root->is(Op::MatMul)) return false;
-  const Why why{"matmul-to-fused", root};
-  if (root->attr("transpose_a").as_bool() || !root->attr("transpose_b").as_bool()) return why("not x · wᵀ (transpose_b only)");
-  Value w = root->inputs[1];
-  if (Node* conv = def(w, Op::Convert)) {
-    if (conv->attr("to").as_type() != ElementType::f32) return why("the weight is converted to another type than f32");
-    w = conv->inputs[0];
-  }
-  Node* c = def(w, Op::Constant);
-  if (!c || w.type().shape.size() != 2 || root->inputs[0].type().type != ElementType::f32)
-    return why("the weight is not a 2-D constant, or x is not f32");
-  if (type_info(w.type().type).is_integer || w.type().type == ElementType::boolean) return why("the weight is not a number type");
-  auto f = m.add_node(spec(Op::FusedMatMul, {root->inputs[0], w}));
-  if (!f.ok()) return why("FusedMatMul does not fit: " + f.message());
-  return replace(m, root->out(), (*f)->out());
+Predicate attr_int_is(const char* key, int64_t want) {
+  return predicate(std::string(key) + " = " + std::to_string(want),
+                   [key, want](Value v) { return v.node->attr(key).as_int() == want; });
+}
+Predicate converts_to_f32() {
+  return predicate("a conversion to f32", [](Value v) { return v.node->attr("to").as_type() == ElementType::f32; });
+}
+// x · wᵀ: transpose_b only.
+Predicate transposed_weight() {
+  return predicate("x · wᵀ (transpose_b only)", [](Value v) {
+    return !v.node->attr("transpose_a").as_bool() && v.node->attr("transpose_b").as_bool();
+  });
+}
+// A 2-D weight of a number type (not integers or booleans).
+Predicate number_matrix() {
+  return predicate("a 2-D number matrix", [](Value v) {
+    const ElementType t = v.type().type;
+    return v.type().shape.size() == 2 && !type_info(t).is_integer && t != ElementType::boolean;
+  });
 }
 
 bool plain_fused(const Node* n) {
   return n->is(Op::FusedMatMul) && !n->attr("has_bias").as_bool() && n->attr("rope").as_string() == "none" &&
          n->attr("activation").as_string() == "none" && !n->attr("has_residual").as_bool();
+}
+Predicate plain_fused_matmul() {
+  return predicate("a FusedMatMul without epilogues", [](Value v) { return v.node && plain_fused(v.node); });
+}
+Predicate fused_without_residual() {
+  return predicate("a FusedMatMul without a residual", [](Value v) {
+    return v.node && v.node->is(Op::FusedMatMul) && !v.node->attr("has_residual").as_bool();
+  });
 }
 
 // A copy of `n`'s attributes and its first two inputs, to build a variant of it.
@@ -461,18 +450,72 @@ NodeSpec fused_like(const Node* n, std::vector<Value> inputs) {
   return s;
 }
 
-bool try_fuse_bias(Model& m, Node* root) {
-  if (!root->is(Op::Add)) return false;
-  Value mm, bias;
-  if (!commuted(root, [](Value v) { return v.node && plain_fused(v.node); }, mm, bias)) return false;  // most Adds
-  const Why why{"fuse-bias", root};
-  if (!def(bias, Op::Constant) || bias.type().type != ElementType::f32 || bias.type().shape.size() != 1)
-    return why("the other operand is not a constant f32 vector");
-  if (!single_use(m, mm)) return why("the matmul's output has another user");
-  NodeSpec s = fused_like(mm.node, {mm.node->inputs[0], mm.node->inputs[1], bias});
-  s.attrs["has_bias"] = Attribute::Bool(true);
-  auto f = m.add_node(std::move(s));
-  return f.ok() && replace(m, root->out(), (*f)->out());
+// Adds `s` and replaces the root's output with it; declines (false) if the node does not fit.
+StatusOr<bool> replace_root_with(Model& m, Node* root, NodeSpec s) {
+  auto n = m.add_node(std::move(s));
+  if (!n.ok()) return false;
+  return replace(m, root->out(), (*n)->out());
+}
+
+std::vector<RewritePattern> embedding_patterns() {
+  // The table stays in its stored type and only looked-up rows are converted.
+  auto embed = [](Model& m, const Captures& c, Node* root) {
+    return replace_root_with(m, root, spec(Op::Embedding, {c.value("table"), c.value("ids")}));
+  };
+  Pattern table = constant("table").where(rank(2));
+  return {
+      // Gather(Convert(table, f32), ids){axis 0} -> Embedding(table, ids)
+      {"embedding", op(Op::Gather, {op(Op::Convert, {table}).where(converts_to_f32()), any("ids")}).where(attr_int_is("axis", 0)), embed},
+      // Gather(table f32, ids){axis 0} -> Embedding(table, ids)
+      {"embedding-f32", op(Op::Gather, {table.where(element_type(ElementType::f32)), any("ids")}).where(attr_int_is("axis", 0)), embed},
+  };
+}
+
+std::vector<RewritePattern> matmul_to_fused_patterns() {
+  auto fused = [](Model& m, const Captures& c, Node* root) {
+    return replace_root_with(m, root, spec(Op::FusedMatMul, {c.value("x"), c.value("w")}));
+  };
+  Pattern x = any("x").where(element_type(ElementType::f32));
+  Pattern w = constant("w").where(number_matrix());
+  return {
+      // WeightMatMul(x, w constant) -> FusedMatMul(x, w){act_quant}
+      {"weight-matmul", op(Op::WeightMatMul, {any("x"), constant("w")}),
+       [](Model& m, const Captures& c, Node* root) {
+         return replace_root_with(m, root, spec(Op::FusedMatMul, {c.value("x"), c.value("w")}, {{"act_quant", root->attr("act_quant")}}));
+       }},
+      // MatMul(x, Convert(w, f32)){transpose_b} -> FusedMatMul(x, w): w stays in its stored type
+      {"matmul-converted", op(Op::MatMul, {x, op(Op::Convert, {w}).where(converts_to_f32())}).where(transposed_weight()), fused},
+      // MatMul(x, w f32){transpose_b} -> FusedMatMul(x, w)
+      {"matmul", op(Op::MatMul, {x, w}).where(transposed_weight()), fused},
+  };
+}
+
+std::vector<RewritePattern> fuse_bias_patterns() {
+  return {
+      // FusedMatMul(x, w) + bias -> FusedMatMul(x, w, bias){has_bias}
+      {"fuse-bias", op(Op::Add, {any("mm").where(plain_fused_matmul()).where(::ingot::single_use()), constant("bias").where(f32_vector())}),
+       [](Model& m, const Captures& c, Node* root) {
+         Node* mm = c.node("mm");
+         NodeSpec s = fused_like(mm, {mm->inputs[0], mm->inputs[1], c.value("bias")});
+         s.attrs["has_bias"] = Attribute::Bool(true);
+         return replace_root_with(m, root, std::move(s));
+       }},
+  };
+}
+
+std::vector<RewritePattern> residual_patterns() {
+  return {
+      // FusedMatMul(...) + r -> FusedMatMul(..., r){has_residual}, r of the matmul's type
+      {"fuse-residual", op(Op::Add, {any("mm").where(fused_without_residual()).where(::ingot::single_use()), any("res").where(same_type_as("mm"))}),
+       [](Model& m, const Captures& c, Node* root) {
+         Node* mm = c.node("mm");
+         std::vector<Value> inputs = mm->inputs;
+         inputs.push_back(c.value("res"));
+         NodeSpec s = fused_like(mm, inputs);
+         s.attrs["has_residual"] = Attribute::Bool(true);
+         return replace_root_with(m, root, std::move(s));
+       }},
+  };
 }
 
 // Concatenates constants along rows (axis 0); block formats concatenate as bytes since every row
@@ -649,32 +692,6 @@ bool try_swiglu_into_matmul(Model& m, Node* root) {
   return fused.ok() && replace(m, root->out(), (*fused)->out());
 }
 
-bool try_residual(Model& m, Node* root) {
-  if (!root->is(Op::Add)) return false;
-  const Why why{"fuse-residual", root};
-  std::string reason;
-  for (int i = 0; i < 2; ++i) {
-    Value mm = root->inputs[static_cast<size_t>(i)], res = root->inputs[static_cast<size_t>(1 - i)];
-    if (!mm.node->is(Op::FusedMatMul)) continue;
-    if (mm.node->attr("has_residual").as_bool() || !single_use(m, mm)) {
-      reason = "the matmul already adds a residual, or its output has another user";
-      continue;
-    }
-    if (res.type() != mm.type()) {
-      reason = "the residual's type differs from the matmul's (a broadcast add)";
-      continue;
-    }
-    std::vector<Value> inputs = mm.node->inputs;
-    inputs.push_back(res);
-    NodeSpec s = fused_like(mm.node, inputs);
-    s.attrs["has_residual"] = Attribute::Bool(true);
-    auto f = m.add_node(std::move(s));
-    if (f.ok() && replace(m, root->out(), (*f)->out())) return true;
-    reason = "the fused op does not fit";
-  }
-  return reason.empty() ? false : why(reason);
-}
-
 bool try_last_position_first(Model& m, Node* root) {
   auto s = slice_info(root->out());
   if (!s || s->axis != 0 || s->begin != -1 || s->end != kEnd) return false;
@@ -708,15 +725,15 @@ StatusOr<bool> fuse_attention(Model& m) {
   m.remove_dead_nodes();
   return true;
 }
-StatusOr<bool> matmul_to_fused(Model& m) { return run<try_matmul_to_fused>(m); }
-StatusOr<bool> fuse_embedding(Model& m) { return run<try_embedding>(m); }
+StatusOr<bool> matmul_to_fused(Model& m) { return apply_patterns_greedily(m, matmul_to_fused_patterns()); }
+StatusOr<bool> fuse_embedding(Model& m) { return apply_patterns_greedily(m, embedding_patterns()); }
 StatusOr<bool> fuse_rope_table(Model& m) { return run<try_rope_table>(m); }
-StatusOr<bool> fuse_bias(Model& m) { return run<try_fuse_bias>(m); }
+StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias_patterns()); }
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
 StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
 StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return run<try_swiglu_into_matmul>(m); }
-StatusOr<bool> fuse_residual(Model& m) { return run<try_residual>(m); }
+StatusOr<bool> fuse_residual(Model& m) { return apply_patterns_greedily(m, residual_patterns()); }
 StatusOr<bool> last_position_first(Model& m) { return run<try_last_position_first>(m); }
 
 }  // namespace ingot::fusion

@@ -618,8 +618,12 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
   ASSERT_TRUE(write_bundle(path, c).ok());
   std::remove((dir + "/k.so").c_str());
 
+  // A private TMPDIR for the load: other tests running beside this one (ctest -j) create files in
+  // the shared /tmp, and a loader that wrote a temporary file would put it here.
   const char* tmp_env = std::getenv("TMPDIR");
-  const std::string tmp = tmp_env && *tmp_env ? tmp_env : "/tmp";
+  const std::string saved_tmpdir = tmp_env ? tmp_env : "";
+  const std::string tmp = make_temp_dir("bundle_kernels_tmpdir");
+  setenv("TMPDIR", tmp.c_str(), 1);
   const auto tmp_before = list_dir(tmp);
   const auto fds_before = list_dir("/proc/self/fd");
   std::string error;
@@ -654,6 +658,8 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
     EXPECT_TRUE(lib2->symbol("test_rms_norm").ok());
   }
   EXPECT_EQ(list_dir(tmp), tmp_before) << "loading kernels must not create files in " << tmp;
+  if (tmp_env) setenv("TMPDIR", saved_tmpdir.c_str(), 1);
+  else unsetenv("TMPDIR");
   EXPECT_EQ(list_dir("/proc/self/fd"), fds_before) << "no descriptor left open";
 
   // Kernels bytes that are not a shared object: a clear error, no crash.
