@@ -669,39 +669,66 @@ bool try_pack_attention(Model& m, Node* att) {
   return true;
 }
 
-bool try_swiglu_into_matmul(Model& m, Node* root) {
-  if (!root->is(Op::SwiGLU)) return false;
-  const Why why{"fuse-swiglu-into-matmul", root};
-  if (root->inputs.size() != 2) return why("the one-input form (halves of one row)");
-  auto g = slice_info(root->inputs[0]), u = slice_info(root->inputs[1]);
-  if (!g || !u || g->input != u->input || !g->input.node->is(Op::FusedMatMul))
-    return why("gate and up are not slices of one fused projection");
-  Node* fm = g->input.node;
-  const Dim width = fm->outputs[0].shape.back();
-  int64_t rank = static_cast<int64_t>(fm->outputs[0].shape.size());
-  if (!width.is_static() || g->axis != rank - 1 || u->axis != rank - 1) return why("the slices are not along the last axis");
-  int64_t f = width.value() / 2;
-  if (width.value() % 2 || g->begin != 0 || g->end != f || u->begin != f || (u->end != 2 * f && u->end != kEnd))
-    return why("gate and up are not the two halves of the projection");
-  if (fm->attr("activation").as_string() != "none" || fm->attr("has_residual").as_bool() || fm->attr("rope").as_string() != "none")
-    return why("the projection already has an epilogue");
-  if (m.users(fm->out()).size() != 2) return why("the projection has other users");
-  NodeSpec s = fused_like(fm, fm->inputs);
-  s.attrs["activation"] = Attribute::String("swiglu");
-  auto fused = m.add_node(std::move(s));
-  return fused.ok() && replace(m, root->out(), (*fused)->out());
+
+
+// swiglu-into-matmul and last-position-first: patterns over slices.
+
+// A one-axis, step-1 slice: [begin, end) along the last axis of a value of rank `rank`... checked
+// by the predicates below against SliceInfo.
+Predicate slice_is(std::string description, std::function<bool(const SliceInfo&, Value v)> test) {
+  return predicate(std::move(description), [test](Value v) {
+    auto s = slice_info(v);
+    return s && test(*s, v);
+  });
 }
 
-bool try_last_position_first(Model& m, Node* root) {
-  auto s = slice_info(root->out());
-  if (!s || s->axis != 0 || s->begin != -1 || s->end != kEnd) return false;
-  const Why why{"last-position-first", root};
-  Node* norm = def(s->input, Op::RMSNorm);
-  if (!norm || !single_use(m, s->input) || norm->outputs[0].shape.size() != 2)
-    return why("the last row is not taken of a single-use 2-D RMSNorm");
-  Value last = add_value(m, spec(Op::Slice, {norm->inputs[0]}, root->attrs));
-  Value fused = add_value(m, spec(Op::RMSNorm, {last, norm->inputs[1]}, norm->attrs));
-  return replace(m, root->out(), fused);
+std::vector<RewritePattern> swiglu_into_matmul_patterns() {
+  // gate = fm[..., :F], up = fm[..., F:2F] of one projection fm with no epilogue and no other user
+  Predicate no_epilogue = predicate("a FusedMatMul without activation, residual or RoPE, used only by the halves", [](Value v) {
+    const Node* fm = v.node;
+    return fm && fm->is(Op::FusedMatMul) && fm->attr("activation").as_string() == "none" &&
+           !fm->attr("has_residual").as_bool() && fm->attr("rope").as_string() == "none";
+  });
+  Pattern fm = any("fm").where(no_epilogue);
+  auto half = [](bool upper) {
+    return slice_is(upper ? "the upper half along the last axis" : "the lower half along the last axis",
+                    [upper](const SliceInfo& s, Value v) {
+                      const Shape& shape = s.input.type().shape;
+                      const Dim width = shape.back();
+                      if (!width.is_static() || width.value() % 2 || s.axis != static_cast<int64_t>(shape.size()) - 1)
+                        return false;
+                      const int64_t f = width.value() / 2;
+                      (void)v;
+                      return upper ? s.begin == f && (s.end == 2 * f || s.end == kEnd) : s.begin == 0 && s.end == f;
+                    });
+  };
+  return {
+      // SwiGLU(fm[..., :F], fm[..., F:]) -> FusedMatMul{activation swiglu}
+      {"fuse-swiglu-into-matmul", op(Op::SwiGLU, {op(Op::Slice, {fm}).where(half(false)), op(Op::Slice, {fm}).where(half(true))}),
+       [](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         Node* fm = c.node("fm");
+         if (m.users(fm->out()).size() != 2) return false;  // the projection is needed whole elsewhere
+         NodeSpec s = fused_like(fm, fm->inputs);
+         s.attrs["activation"] = Attribute::String("swiglu");
+         return replace_root_with(m, root, std::move(s));
+       }},
+  };
+}
+
+std::vector<RewritePattern> last_position_first_patterns() {
+  Predicate last_row = slice_is("the last row (axis 0, [-1, end))", [](const SliceInfo& s, Value) {
+    return s.axis == 0 && s.begin == -1 && s.end == kEnd;
+  });
+  return {
+      // RMSNorm(x, w)[-1:] -> RMSNorm(x[-1:], w): normalize only the row the logits need
+      {"last-position-first", op(Op::Slice, {op(Op::RMSNorm, {any("x"), any("w")}, "norm").where(::ingot::single_use()).where(rank(2))}).where(last_row),
+       [](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         Node* norm = c.node("norm");
+         Value last = add_value(m, spec(Op::Slice, {c.value("x")}, root->attrs));
+         Value fused = add_value(m, spec(Op::RMSNorm, {last, c.value("w")}, norm->attrs));
+         return replace(m, root->out(), fused);
+       }},
+  };
 }
 
 template <bool (*Try)(Model&, Node*)>
@@ -732,8 +759,8 @@ StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
 StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
-StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return run<try_swiglu_into_matmul>(m); }
+StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return apply_patterns_greedily(m, swiglu_into_matmul_patterns()); }
 StatusOr<bool> fuse_residual(Model& m) { return apply_patterns_greedily(m, residual_patterns()); }
-StatusOr<bool> last_position_first(Model& m) { return run<try_last_position_first>(m); }
+StatusOr<bool> last_position_first(Model& m) { return apply_patterns_greedily(m, last_position_first_patterns()); }
 
 }  // namespace ingot::fusion
