@@ -1,8 +1,9 @@
 // Declarative graph patterns, a backtracking matcher that explains its failures, and a greedy
 // rewrite driver. A rewrite is one RewritePattern: a pattern tree plus a rewrite function. The
-// simplifications (passes/simplify.cpp) and eight of the LLM fusions (passes/fusion/llm_fusions.cpp:
+// simplifications (passes/simplify.cpp) and nine of the LLM fusions (passes/fusion/llm_fusions.cpp:
 // rms-norm, swiglu, embedding, matmul-to-fused, fuse-bias, fuse-residual, swiglu-into-matmul,
-// last-position-first) are written this way; the other LLM fusions are still hand-written matchers.
+// last-position-first, rope-table) are written this way; the other five (rope, attention,
+// merge-parallel-matmuls, rope-into-matmul, pack-attention) are still hand-written matchers.
 //
 //   // x * 1 -> x  (commutative ops also try the swapped input order)
 //   RewritePattern mul_one{"mul-one", op(Op::Multiply, {any("x"), constant_scalar(1.0)}), replace_with("x")};

@@ -5,7 +5,7 @@
 //     return make_pattern_pass("fuse-rms-norm", {{"rms-norm", rms_norm_pattern(), rewrite_rms_norm}});
 //   }
 //
-// (Eight of the LLM fusions in passes/fusion/ are patterns; the rest not yet.)
+// (Nine of the fourteen LLM fusions in passes/fusion/ are patterns; the rest not yet.)
 #pragma once
 
 #include <memory>

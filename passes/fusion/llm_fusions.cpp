@@ -378,34 +378,33 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 
 // Cos(a) and Sin(a) of a = Reshape(Convert(Range(pos, step 1), f32), [L, 1]) * inv_freq[H]
 // -> RopeTable(pos, inv_freq){length = [L]}: one small kernel instead of six ops.
-bool try_rope_table(Model& m, Node* root) {
-  if (!root->is(Op::Cos)) return false;
-  const Why why{"rope-table", root};
-  Node* mul = def(root->inputs[0], Op::Multiply);
-  if (!mul) return why("the angles are not a Multiply");
-  Value col = mul->inputs[0], inv = mul->inputs[1];
-  if (!def(col, Op::Reshape)) std::swap(col, inv);
-  Node* reshape = def(col, Op::Reshape);
-  if (!reshape || !def(inv, Op::Constant) || inv.type().type != ElementType::f32 || inv.type().shape.size() != 1)
-    return why("the angles are not Reshape(positions) times constant f32 inverse frequencies");
-  const Shape& cs = col.type().shape;
-  if (cs.size() != 2 || !(cs[1] == Dim(1))) return why("the positions are not a [L, 1] column");
-  Node* conv = def(reshape->inputs[0], Op::Convert);
-  if (!conv || conv->attr("to").as_type() != ElementType::f32) return why("the positions are not converted to f32");
-  Node* range = def(conv->inputs[0], Op::Range);
-  if (!range || range->attr("step").as_float() != 1.0 || range->inputs[0].type().type != ElementType::i64)
-    return why("the positions are not an i64 Range with step 1");
-  // The Sin of the same angles, if any.
-  Node* sin = nullptr;
-  for (auto [user, slot] : m.users(mul->out()))
-    if (user->is(Op::Sin)) sin = user;
-  auto t = m.add_node(spec(Op::RopeTable, {range->inputs[0], inv}, {{"length", range->attr("length")}}));
-  if (!t.ok()) return why("the table does not fit: " + t.message());
-  Value cos_v{*t, 0}, sin_v{*t, 1};
-  if (cos_v.type() != root->outputs[0]) return why("the table's type differs from the Cos");
-  bool changed = replace(m, root->out(), cos_v);
-  if (sin) changed = replace(m, sin->out(), sin_v) || changed;
-  return changed;
+Predicate converts_to_f32();
+
+std::vector<RewritePattern> rope_table_patterns() {
+  Predicate step_one = predicate("step 1", [](Value v) { return v.node->attr("step").as_float() == 1.0; });
+  Predicate column = predicate("a [L, 1] column", [](Value v) {
+    const Shape& cs = v.type().shape;
+    return cs.size() == 2 && cs[1] == Dim(1);
+  });
+  Pattern positions = op(Op::Range, {any("start").where(element_type(ElementType::i64))}, "range").where(step_one);
+  Pattern column_f32 = op(Op::Reshape, {op(Op::Convert, {positions}).where(converts_to_f32())}).where(column);
+  return {
+      // Cos(Reshape(Convert(Range(pos), f32), [L, 1]) * inv_freq), and the Sin of the same angles
+      // -> RopeTable(pos, inv_freq){length}: one small kernel instead of six ops
+      {"rope-table", op(Op::Cos, {op(Op::Multiply, {column_f32, constant("inv").where(f32_vector())}, "angles")}),
+       [](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         Node* sin = nullptr;
+         for (auto [user, slot] : m.users(c.value("angles")))
+           if (user->is(Op::Sin)) sin = user;
+         auto t = m.add_node(spec(Op::RopeTable, {c.value("start"), c.value("inv")}, {{"length", c.node("range")->attr("length")}}));
+         if (!t.ok()) return false;
+         Value cos_v{*t, 0}, sin_v{*t, 1};
+         if (cos_v.type() != root->outputs[0]) return false;
+         bool changed = replace(m, root->out(), cos_v);
+         if (sin) changed = replace(m, sin->out(), sin_v) || changed;
+         return changed;
+       }},
+  };
 }
 
 // Embedding, matmul-to-fused, fuse-bias and fuse-residual are patterns too.
@@ -754,7 +753,7 @@ StatusOr<bool> fuse_attention(Model& m) {
 }
 StatusOr<bool> matmul_to_fused(Model& m) { return apply_patterns_greedily(m, matmul_to_fused_patterns()); }
 StatusOr<bool> fuse_embedding(Model& m) { return apply_patterns_greedily(m, embedding_patterns()); }
-StatusOr<bool> fuse_rope_table(Model& m) { return run<try_rope_table>(m); }
+StatusOr<bool> fuse_rope_table(Model& m) { return apply_patterns_greedily(m, rope_table_patterns()); }
 StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias_patterns()); }
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
