@@ -21,7 +21,6 @@ constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
 // The node producing `v` when it is `op`, else null.
 Node* def(Value v, Op op) { return v.node && v.node->is(op) ? v.node : nullptr; }
 
-bool single_use(const Model& m, Value v) { return m.users(v).size() == 1; }
 
 // Operands of a commutative binary op, in the order that makes `first_ok(a)` true, if any.
 template <typename Pred>
@@ -150,17 +149,17 @@ StatusOr<bool> rewrite_swiglu(Model& m, const Captures& c, Node* root) {
 std::vector<RewritePattern> rms_norm_patterns() {
   // A shared intermediate would have to be computed anyway: fusing would not save it (single_use).
   Pattern x = any("x").where(element_type(ElementType::f32));
-  Pattern squares = op(Op::Power, {x, constant_scalar(2.0)}).where(::ingot::single_use());
-  Pattern mean = op(Op::ReduceMean, {squares}).where(::ingot::single_use()).where(mean_over_last_axis());
-  Pattern rms = op(Op::Sqrt, {op(Op::Add, {mean, constant("eps").where(positive_scalar())}).where(::ingot::single_use())}).where(::ingot::single_use());
+  Pattern squares = op(Op::Power, {x, constant_scalar(2.0)}).where(single_use());
+  Pattern mean = op(Op::ReduceMean, {squares}).where(single_use()).where(mean_over_last_axis());
+  Pattern rms = op(Op::Sqrt, {op(Op::Add, {mean, constant("eps").where(positive_scalar())}).where(single_use())}).where(single_use());
   return {
       // x / sqrt(mean(x^2, -1) + eps) * w -> RMSNorm(x, w){eps}
-      {"rms-norm", op(Op::Multiply, {op(Op::Divide, {x, rms}).where(::ingot::single_use()), any("w").where(f32_vector())}), rewrite_rms_norm},
+      {"rms-norm", op(Op::Multiply, {op(Op::Divide, {x, rms}).where(single_use()), any("w").where(f32_vector())}), rewrite_rms_norm},
   };
 }
 
 std::vector<RewritePattern> swiglu_patterns() {
-  Pattern silu = op(Op::Multiply, {any("g"), op(Op::Sigmoid, {any("g")}).where(::ingot::single_use())}).where(::ingot::single_use());
+  Pattern silu = op(Op::Multiply, {any("g"), op(Op::Sigmoid, {any("g")}).where(single_use())}).where(single_use());
   return {
       // (g * sigmoid(g)) * up -> SwiGLU(g, up), g and up f32 of one type
       {"swiglu", op(Op::Multiply, {silu, any("up").where(same_type_as("g")).where(element_type(ElementType::f32))}), rewrite_swiglu},
@@ -492,7 +491,7 @@ std::vector<RewritePattern> matmul_to_fused_patterns() {
 std::vector<RewritePattern> fuse_bias_patterns() {
   return {
       // FusedMatMul(x, w) + bias -> FusedMatMul(x, w, bias){has_bias}
-      {"fuse-bias", op(Op::Add, {any("mm").where(plain_fused_matmul()).where(::ingot::single_use()), constant("bias").where(f32_vector())}),
+      {"fuse-bias", op(Op::Add, {any("mm").where(plain_fused_matmul()).where(single_use()), constant("bias").where(f32_vector())}),
        [](Model& m, const Captures& c, Node* root) {
          Node* mm = c.node("mm");
          NodeSpec s = fused_like(mm, {mm->inputs[0], mm->inputs[1], c.value("bias")});
@@ -505,7 +504,7 @@ std::vector<RewritePattern> fuse_bias_patterns() {
 std::vector<RewritePattern> residual_patterns() {
   return {
       // FusedMatMul(...) + r -> FusedMatMul(..., r){has_residual}, r of the matmul's type
-      {"fuse-residual", op(Op::Add, {any("mm").where(fused_without_residual()).where(::ingot::single_use()), any("res").where(same_type_as("mm"))}),
+      {"fuse-residual", op(Op::Add, {any("mm").where(fused_without_residual()).where(single_use()), any("res").where(same_type_as("mm"))}),
        [](Model& m, const Captures& c, Node* root) {
          Node* mm = c.node("mm");
          std::vector<Value> inputs = mm->inputs;
@@ -720,7 +719,7 @@ std::vector<RewritePattern> last_position_first_patterns() {
   });
   return {
       // RMSNorm(x, w)[-1:] -> RMSNorm(x[-1:], w): normalize only the row the logits need
-      {"last-position-first", op(Op::Slice, {op(Op::RMSNorm, {any("x"), any("w")}, "norm").where(::ingot::single_use()).where(rank(2))}).where(last_row),
+      {"last-position-first", op(Op::Slice, {op(Op::RMSNorm, {any("x"), any("w")}, "norm").where(single_use()).where(rank(2))}).where(last_row),
        [](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
          Node* norm = c.node("norm");
          Value last = add_value(m, spec(Op::Slice, {c.value("x")}, root->attrs));
