@@ -308,7 +308,7 @@ int cmd_compile(const std::vector<std::string>& args) {
   import_opts.max_context = cli.max_context;
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
   import_opts.all_logits = cli.all_logits;
-  if (cli.path.size() > 3 && cli.path.compare(cli.path.size() - 3, 3, ".ir") == 0)
+  if (cli::ends_with(cli.path, ".ir"))
     return usage_error("compile: " + cli.path + ": compile needs a GGUF file, a Hugging Face folder or demo (an IR text "
                        "file has no tokenizer); `ingotc dump` and `opt` read IR text");
 

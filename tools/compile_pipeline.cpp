@@ -14,11 +14,8 @@
 namespace ingot {
 namespace {
 
+using cli::ends_with;
 using cli::option_value;
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -95,7 +92,8 @@ CompilePipeline::CompilePipeline(PhaseOptions options) : options_(std::move(opti
   add({"quantize",
        [](const CompileState& s) {
          const std::string& aq = s.im.config.act_quant;
-         return "quantize weights (" + (s.quant.quant + (s.quant.overrides.empty() ? "" : ", overrides")) +
+         auto recipe = QuantRecipe::parse(s.quant.quant, s.quant.overrides);
+         return "quantize weights (" + (recipe.ok() ? recipe->str() : s.quant.quant) +
                 ", activations " + (aq == "q8" ? "q8" : "f32") + (s.quant.act_quant == "auto" ? " by default" : "") + ")";
        },
        run_quantize});

@@ -29,8 +29,8 @@ const std::vector<std::string>& compile_phases();
 
 // Inspection options, for every phase and for each pass of the optimize phase.
 struct PhaseOptions {
-  std::string print_after;  // a phase or pass name, or "all": the IR after it, on stderr
-  std::string stop_after;   // a phase or pass name: nothing runs after it
+  std::string print_after{};  // a phase or pass name, or "all": the IR after it, on stderr
+  std::string stop_after{};   // a phase or pass name: nothing runs after it
   bool verify_each = false; // the verifier after every phase and pass; a failure names it
   bool stats = false;       // pass statistics on stderr
   bool debug_match = false; // pattern-match explanations on stderr

@@ -72,24 +72,12 @@ int default_threads() {
 
 std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
-std::unique_ptr<Engine> load(const std::string& path, bool verify, std::string* error) {
-  EngineOptions o;
-  o.verify = verify;
-  auto e = Engine::load(path, o);
-  if (!e.ok()) {
-    *error = e.message();
-    return nullptr;
-  }
-  return std::move(*e);
-}
-
-std::unique_ptr<Session> create_session(const Engine& engine, int threads, std::string* error) {
-  auto s = Session::create(engine, threads);
-  if (!s.ok()) {
-    *error = s.message();
-    return nullptr;
-  }
-  return std::move(*s);
+// A runtime result's value, or an empty one with its message in *error.
+template <typename T>
+T value_or_error(StatusOr<T> result, std::string* error) {
+  if (result.ok()) return std::move(*result);
+  *error = result.message();
+  return T{};
 }
 
 }  // namespace
@@ -138,7 +126,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
 
   std::string error;
-  auto engine = load(path, verify, &error);
+  auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer; run needs one to read the prompt");
   if (ctx > engine->max_context())
@@ -154,7 +142,7 @@ int cmd_run(const std::vector<std::string>& args) {
     return fail("the prompt is " + std::to_string(prompt_ids.size()) + " tokens, longer than the context of " + std::to_string(limit));
   go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(n, limit - static_cast<int64_t>(prompt_ids.size())));
 
-  auto session = create_session(*engine, threads, &error);
+  auto session = value_or_error(Session::create(*engine, threads), &error);
   if (!session) return fail(error);
   std::vector<int32_t> generated;
   std::string streamed;
@@ -261,7 +249,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   std::unique_ptr<Engine> engine;
   for (int r = 0; r < reps; ++r) {
     engine.reset();
-    engine = load(path, false, &error);
+    engine = value_or_error(Engine::load(path), &error);
     if (!engine) return fail(error);
     load_ms.push_back(engine->load_ms());
   }
@@ -326,7 +314,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   nlohmann::json rows = nlohmann::json::array();
   if (!json) std::printf("| bundle | test | threads | tokens/s | +/- |\n|---|---|---:|---:|---:|\n");
   for (int threads : thread_counts) {
-    auto session = create_session(*engine, threads, &error);
+    auto session = value_or_error(Session::create(*engine, threads), &error);
     if (!session) return fail(error);
     auto report = [&](const std::string& test, const std::vector<double>& tok_s) {
       auto [mean, sd] = stats(tok_s);
@@ -402,14 +390,14 @@ int cmd_perplexity(const std::vector<std::string>& args) {
   std::stringstream ss;
   ss << f.rdbuf();
   std::string error;
-  auto engine = load(path, false, &error);
+  auto engine = value_or_error(Engine::load(path), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer");
   if (ctx == 0) ctx = std::min<int64_t>(512, engine->max_context());
   if (ctx > engine->max_context()) return fail("--ctx is larger than the bundle's context of " + std::to_string(engine->max_context()));
   const std::vector<int32_t> ids = engine->tokenizer()->encode(ss.str(), false);
   const int32_t bos = engine->tokenizer()->spec().bos;
-  auto session = create_session(*engine, threads, &error);
+  auto session = value_or_error(Session::create(*engine, threads), &error);
   if (!session) return fail(error);
   // Chunks of ctx tokens, each started fresh with BOS (llama.cpp's perplexity convention): every
   // token after the first of a chunk is scored from the logits before it.

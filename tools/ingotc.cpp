@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -108,19 +109,25 @@ Usage:
 Errors go to stderr; the exit status is 0 on success, 1 on a user error, 2 on bad usage.
 )";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+// Any MODEL argument ("demo", an IR text file, or a model file or folder), through the compiler's
+// import phase.
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& path) {
+  CompileState state;
+  state.path = path;
+  INGOT_RETURN_IF_ERROR(CompilePipeline(PhaseOptions{}).run(state, "import").status());
+  return std::move(state.im.model);
 }
 
-// Any MODEL argument: "demo", an IR text file, or a model file/folder to import.
-StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const ImportOptions& opts = {}) {
-  if (path == "demo") return build_demo_model();
-  if (ends_with(path, ".ir")) {
-    INGOT_ASSIGN_OR_RETURN(std::string text, hf::read_file(path));
-    return parse_model(text, path);
-  }
-  INGOT_ASSIGN_OR_RETURN(ImportedModel im, import_model(path, opts));
-  return std::move(im.model);
+// Runs the compiler's phases up to `last` for `command`: a bad phase or pass name is a usage
+// error, a failing phase an error; pass statistics go to stderr. Returns the exit status to leave
+// with, or nothing when every phase ran.
+std::optional<int> run_phases(const std::string& command, CompileState& state, const PhaseOptions& options,
+                              const std::string& last) {
+  CompilePipeline pipeline(options);
+  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error(command + ": " + named.message());
+  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
+  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  return std::nullopt;
 }
 
 std::string human_bytes(double b) {
@@ -362,10 +369,7 @@ int cmd_dump(const std::vector<std::string>& args) {
   state.import = import_opts;
   state.import.act_quant = import_act_quant(quant);
   state.quant = quant;
-  CompilePipeline pipeline(pass_opts);
-  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("dump: " + named.message());
-  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
-  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  if (auto exit_status = run_phases("dump", state, pass_opts, last)) return *exit_status;
   Model* m = &state.model();
   std::string s = format == "text" ? print_model(*m, opts) : format == "json" ? export_json(*m, opts) + "\n" : export_dot(*m);
   if (out.empty()) {
@@ -405,10 +409,7 @@ int cmd_summary(const std::vector<std::string>& args) {
   CompileState state;
   state.path = path;
   const std::string last = stage == "optimized" ? "optimize" : "import";
-  CompilePipeline pipeline(pass_opts);
-  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("summary: " + named.message());
-  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
-  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  if (auto exit_status = run_phases("summary", state, pass_opts, last)) return *exit_status;
   const double import_ms = state.phase_ms("import"), pipeline_ms = state.phase_ms("optimize");
   print_summary(state.model());
   std::printf("  time: import %.0f ms%s\n", import_ms,
@@ -533,10 +534,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   state.import = opts;
   state.import.act_quant = import_act_quant(quant);
   state.quant = quant;
-  CompilePipeline pipeline(pass_opts);
-  if (Status named = pipeline.check_options(state, last); !named.ok()) return usage_error("eval: " + named.message());
-  if (auto ran = pipeline.run(state, last); !ran.ok()) return fail(ran.status());
-  if (!state.pass_stats.empty()) std::cerr << state.pass_stats;
+  if (auto exit_status = run_phases("eval", state, pass_opts, last)) return *exit_status;
   if (state.im.format == "ir") return usage_error("eval: " + path + ": an IR text file has no tokenizer");
   ImportedModel* im = &state.im;
   auto created = Tokenizer::create(im->tokenizer);

@@ -14,6 +14,10 @@
 namespace ingot::cli {
 
 // Bad usage: the message, a pointer to --help, exit status 2.
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 inline int usage_error(const std::string& msg) {
   std::fprintf(stderr, "ingotc: %s\nRun 'ingotc --help' for usage.\n", msg.c_str());
   return 2;

@@ -113,25 +113,19 @@ TEST(CodegenAttention, HeadRatiosHeadDimsAndInputForms) {
 class CodegenAttentionTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenAttentionTiers, BitwiseOnEveryTier) {
-  const CpuTier* tier = find_cpu_tier(GetParam());
-  ASSERT_NE(tier, nullptr);
-  if (std::string lacks = check_cpu_features(tier->features, tier->name); !lacks.empty())
-    GTEST_SKIP() << "this host cannot run tier " << tier->name << ": " << lacks;
+  ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
+  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
+    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
   CodegenOptions options;
-  options.cpu = tier->name;
+  options.cpu = GetParam();
   auto cases = sparse_grid(false, true, {8, 4}, 64);
   auto f16 = sparse_grid(true, false, {6, 2}, 8);
   cases.insert(cases.end(), f16.begin(), f16.end());
   check_attention(cases, options);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CodegenAttentionTiers, ::testing::Values("x86-64-v2", "x86-64-v3", "x86-64-v4"),
-                         [](const ::testing::TestParamInfo<std::string>& p) {
-                           std::string n = p.param;
-                           for (char& ch : n)
-                             if (ch == '-') ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(, CodegenAttentionTiers, ::testing::ValuesIn(tier_names()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return tier_test_name(p.param); });
 
 // The checks can fail: the right kernel told a wrong past (one row less) writes its fresh rows one
 // position early, over an old row, and lets every query see one key too few.

@@ -136,10 +136,9 @@ TEST(CodegenMatMul, Q6_K) { check_matmul_cases(cases_for(ElementType::q6_k)); }
 class CodegenTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
-  const CpuTier* tier = find_cpu_tier(GetParam());
-  ASSERT_NE(tier, nullptr);
-  if (std::string lacks = check_cpu_features(tier->features, tier->name); !lacks.empty())
-    GTEST_SKIP() << "this host cannot run tier " << tier->name << ": " << lacks;
+  ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
+  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
+    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
   std::vector<MatMulCase> cases;
   for (ElementType t : {ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q4_k,
                         ElementType::q6_k})
@@ -160,7 +159,7 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
       cases.push_back(c);
     }
   CodegenOptions options;
-  options.cpu = tier->name;
+  options.cpu = GetParam();
   check_matmul_cases(cases, options);
 
   std::vector<std::unique_ptr<CaseData>> norms;
@@ -182,18 +181,8 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
   }
 }
 
-std::vector<std::string> tier_names() {
-  std::vector<std::string> out;
-  for (const CpuTier& t : cpu_tiers()) out.push_back(t.name);
-  return out;
-}
 INSTANTIATE_TEST_SUITE_P(, CodegenTiers, ::testing::ValuesIn(tier_names()),
-                         [](const ::testing::TestParamInfo<std::string>& p) {
-                           std::string n = p.param;
-                           for (char& ch : n)
-                             if (ch == '-') ch = '_';
-                           return n;
-                         });
+                         [](const ::testing::TestParamInfo<std::string>& p) { return tier_test_name(p.param); });
 
 TEST(CodegenRMSNorm, OddSizesAndThreads) {
   std::vector<std::unique_ptr<CaseData>> data;

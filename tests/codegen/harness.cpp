@@ -1,4 +1,5 @@
 #include "tests/codegen/harness.h"
+#include "runtime/cpu_features.h"
 
 #include <dlfcn.h>
 #include <sys/mman.h>
@@ -341,6 +342,25 @@ double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
   if (region) ::munmap(region, region_bytes);
   return seconds;
+}
+
+std::vector<std::string> tier_names() {
+  std::vector<std::string> out;
+  for (const CpuTier& t : cpu_tiers()) out.push_back(t.name);
+  return out;
+}
+
+std::string tier_test_name(const std::string& tier) {
+  std::string n = tier;
+  for (char& ch : n)
+    if (ch == '-') ch = '_';
+  return n;
+}
+
+std::string host_lacks_tier(const std::string& tier) {
+  const CpuTier* t = find_cpu_tier(tier);
+  if (!t) return "no tier named " + tier;
+  return check_cpu_features(t->features, t->name);
 }
 
 }  // namespace ingot::cgtest

@@ -82,4 +82,10 @@ RunResult run_case(KernelFn fn, const CaseData& d, int threads);
 // weight, so that a working set larger than the caches is streamed from memory.
 double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, int weight_copies = 1);
 
+// CPU tiers as test parameters: every tier's name, a test-name form of one ("x86_64_v3"), and
+// what this host lacks to run one ("" when it runs it; a test then skips with that reason).
+std::vector<std::string> tier_names();
+std::string tier_test_name(const std::string& tier);
+std::string host_lacks_tier(const std::string& tier);
+
 }  // namespace ingot::cgtest
