@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--dump-ir") && i + 3 < argc) {
       KernelSpec k;
       k.name = "kernel";
+      k.kind = "matmul";
       auto t = parse_element_type(argv[i + 1]);
       if (!t) return 2;
       k.matmul.weight = *t;
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
   std::vector<KernelSpec> layer(6);
   auto mm = [&](size_t i, const char* name, int64_t N, int64_t K) {
     layer[i].name = name;
+    layer[i].kind = "matmul";
     layer[i].matmul.weight = ElementType::q4_0;
     layer[i].matmul.act_q8 = true;
     layer[i].matmul.N = N;
@@ -216,7 +218,7 @@ int main(int argc, char** argv) {
   mm(3, "down", 2048, 5632)->residual = true;
   for (size_t i : {size_t{4}, size_t{5}}) {
     layer[i].name = i == 4 ? "attn_norm" : "ffn_norm";
-    layer[i].kind = KernelSpec::Kind::rms_norm;
+    layer[i].kind = "rms_norm";
     layer[i].rms_norm.D = 2048;
   }
   CompileStats st;

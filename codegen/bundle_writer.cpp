@@ -1,6 +1,7 @@
 #include "codegen/bundle_writer.h"
 #include "codegen/bundle_plan.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +15,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "codegen/kernels.h"
+#include "codegen/kernel_registry.h"
 #include "ir/model.h"
 #include "runtime/bundle_format.h"
 #include "runtime/sha256.h"
@@ -204,55 +205,6 @@ Status write_bundle(const std::string& path, BundleContents& contents, BundleWri
 // ---------------------------------------------------------------- kernels and tensors of a model
 namespace {
 
-// The manifest's kernel kind and the symbol suffix.
-const char* kind_name(KernelSpec::Kind k) {
-  switch (k) {
-    case KernelSpec::Kind::matmul: return "matmul";
-    case KernelSpec::Kind::rms_norm: return "rms_norm";
-    case KernelSpec::Kind::attention: return "attention";
-    case KernelSpec::Kind::embedding: return "embedding";
-    case KernelSpec::Kind::rope_table: return "rope_table";
-  }
-  return "unknown";
-}
-
-// Everything that distinguishes two kernels: identical specs share one symbol.
-std::string spec_key(const KernelSpec& k) {
-  char buf[256];
-  if (k.kind == KernelSpec::Kind::attention) {
-    const AttentionSpec& a = k.attention;
-    std::snprintf(buf, sizeof(buf), "attention H=%lld KV=%lld D=%lld %s cache=%s scale=%a", static_cast<long long>(a.H),
-                  static_cast<long long>(a.KV), static_cast<long long>(a.D), a.packed ? "packed" : "separate",
-                  std::string(type_name(a.cache)).c_str(), static_cast<double>(a.scale));
-    return buf;
-  }
-  if (k.kind == KernelSpec::Kind::embedding) {
-    const EmbeddingSpec& e = k.embedding;
-    std::snprintf(buf, sizeof(buf), "embedding %s V=%lld D=%lld ids=%s", std::string(type_name(e.table)).c_str(),
-                  static_cast<long long>(e.V), static_cast<long long>(e.D), e.ids_i32 ? "i32" : "i64");
-    return buf;
-  }
-  if (k.kind == KernelSpec::Kind::rope_table) {
-    std::snprintf(buf, sizeof(buf), "rope_table H=%lld pos=%s", static_cast<long long>(k.rope_table.H),
-                  k.rope_table.pos_i32 ? "i32" : "i64");
-    return buf;
-  }
-  if (k.kind == KernelSpec::Kind::rms_norm) {
-    std::snprintf(buf, sizeof(buf), "rms_norm D=%lld eps=%a", static_cast<long long>(k.rms_norm.D),
-                  static_cast<double>(k.rms_norm.eps));
-    return buf;
-  }
-  const MatMulSpec& m = k.matmul;
-  std::snprintf(buf, sizeof(buf), "matmul %s N=%lld K=%lld act=%s%s%s%s%s", std::string(type_name(m.weight)).c_str(),
-                static_cast<long long>(m.N), static_cast<long long>(m.K), m.act_q8 ? "q8" : "f32",
-                m.bias ? " bias" : "",
-                m.rope == RopeLayout::none ? ""
-                : (std::string(m.rope == RopeLayout::interleaved ? " rope=interleaved" : " rope=rotate_half") +
-                   " heads=" + std::to_string(m.rope_heads) + " head_dim=" + std::to_string(m.head_dim)).c_str(),
-                m.swiglu ? " swiglu" : "", m.residual ? " residual" : "");
-  return buf;
-}
-
 StatusOr<std::string> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return Status::Error(path + ": cannot open file");
@@ -273,10 +225,9 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
   std::map<std::string, size_t> by_key;
   INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
   for (Node* n : order) {
-    if (!n->is(Op::FusedMatMul) && !n->is(Op::WeightMatMul) && !n->is(Op::RMSNorm) && !n->is(Op::Attention) &&
-        !n->is(Op::Embedding) && !n->is(Op::RopeTable))
+    if (!std::any_of(kernel_families().begin(), kernel_families().end(), [&](const KernelFamily* f) { return f->computes(*n); }))
       continue;
-    auto spec = kernel_spec_for(*n, "", &model);
+    auto spec = kernel_for_node(*n, &model);
     if (!spec.ok()) {
       kp.unsupported++;
       std::string why = spec.message();
@@ -284,10 +235,10 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
       kp.unsupported_reasons[why]++;
       continue;
     }
-    const std::string key = spec_key(*spec);
+    const std::string key = family_of(*spec).key(*spec);
     auto [it, added] = by_key.emplace(key, kp.specs.size());
     if (added) {
-      spec->name = "ingot_k" + std::to_string(kp.specs.size()) + "_" + kind_name(spec->kind);
+      spec->name = "ingot_k" + std::to_string(kp.specs.size()) + "_" + spec->kind;
       kp.specs.push_back(*spec);
       kp.nodes.emplace_back();
     }
@@ -331,8 +282,8 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
   for (size_t k = 0; k < kp.specs.size(); ++k) {
     auto* pk = manifest.add_kernels();
     pk->set_symbol(kp.specs[k].name);
-    pk->set_kind(kind_name(kp.specs[k].kind));
-    pk->set_description(spec_key(kp.specs[k]));
+    pk->set_kind(kp.specs[k].kind);
+    pk->set_description(family_of(kp.specs[k]).key(kp.specs[k]));
     for (const auto& n : kp.nodes[k]) pk->add_nodes(n);
   }
   out.plan = std::make_shared<const BundleKernelPlan>(std::move(kp));
@@ -357,10 +308,14 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
     bool raw = false;
     for (auto [user, slot] : model.users(Value{n, 0})) {
       auto it = kp.of_node.find(user);
-      if (it != kp.of_node.end() && slot == 1 && kp.specs[it->second].kind == KernelSpec::Kind::matmul)
-        packed.insert(it->second);
-      else
-        raw = true;
+      bool repacked = false;
+      if (it != kp.of_node.end()) {
+        const KernelSpec& spec = kp.specs[it->second];
+        const KernelFamily& f = family_of(spec);
+        repacked = f.packed_input && f.packed_input(spec, slot).has_value();
+      }
+      if (repacked) packed.insert(it->second);
+      else raw = true;
     }
     if (packed.empty()) raw = true;
     if (raw) {
@@ -374,23 +329,28 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
     }
     for (size_t k : packed) {
       const KernelSpec& spec = kp.specs[k];
-      INGOT_ASSIGN_OR_RETURN(MatMulLayout layout, matmul_layout(spec.matmul));
+      // The input slot this constant fills (the first one, if several).
+      int slot = -1;
+      for (auto [user, s] : model.users(Value{n, 0}))
+        if (kp.of_node.count(user) && kp.of_node.at(user) == k && slot < 0) slot = s;
+      std::optional<PackedWeight> pw = family_of(spec).packed_input(spec, slot);
+      if (!pw) return Status::Error("kernel " + spec.name + ": no packed layout for '" + n->name + "'");
       BundleTensor bt;
       bt.name = n->name;
       bt.type = std::string(type_name(t.type()));
       bt.shape = t.shape();
-      bt.layout = "matmul-packed";
+      bt.layout = pw->layout;
       bt.kernel = spec.name;
-      bt.size = static_cast<uint64_t>(layout.packed_bytes);
+      bt.size = static_cast<uint64_t>(pw->bytes);
       std::shared_ptr<const Buffer> src = t.buffer();
-      MatMulSpec ms = spec.matmul;
-      bt.produce = [src, ms]() -> StatusOr<std::vector<uint8_t>> {
-        if (src->parts().empty()) return pack_matmul_weights(ms, src->data(), src->size());
+      auto pack = pw->pack;
+      bt.produce = [src, pack]() -> StatusOr<std::vector<uint8_t>> {
+        if (src->parts().empty()) return pack(src->data(), src->size());
         // Buffer::read gathers a lazy concatenation's parts without materializing it on the model
         // (this copy lives only while the tensor is packed).
         std::vector<uint8_t> bytes(src->size());
         src->read(0, bytes.size(), bytes.data());
-        return pack_matmul_weights(ms, bytes.data(), bytes.size());
+        return pack(bytes.data(), bytes.size());
       };
       out.push_back(std::move(bt));
     }

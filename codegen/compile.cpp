@@ -1,4 +1,4 @@
-// The compiler driver: a TargetMachine for the requested CPU, the kernels' IR (emit_kernels.cpp),
+// The compiler driver: a TargetMachine for the requested CPU, the kernels' IR (each family's emitter),
 // LLVM's O3 pipeline, an object file and one shared object linked by the system C driver.
 #include <chrono>
 #include <cstdio>
@@ -24,8 +24,8 @@
 #include <llvm/Target/TargetOptions.h>
 #include <llvm/TargetParser/Host.h>
 
-#include "codegen/emit.h"
-#include "codegen/kernels.h"
+#include "codegen/kernel_registry.h"
+#include "codegen/llvm/emit_ir.h"
 #include "codegen/target.h"
 
 namespace ingot {
@@ -37,7 +37,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 struct Target {
   std::unique_ptr<llvm::TargetMachine> tm;
   std::string cpu, features;
-  EmitTarget emit;
+  bool avx2 = false, avx512 = false;
 };
 
 StatusOr<Target> make_target(const CodegenOptions& o) {
@@ -64,7 +64,8 @@ StatusOr<Target> make_target(const CodegenOptions& o) {
   if (!t.tm) return Status::Error("codegen: cannot create a target machine for cpu " + t.cpu);
   if (!t.tm->getMCSubtargetInfo()->isCPUStringValid(t.cpu))
     return Status::Error("codegen: unknown target cpu \"" + t.cpu + "\"");
-  t.emit.avx2 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx2");
+  t.avx2 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx2");
+  t.avx512 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx512f,+avx512bw,+avx512dq,+avx512vl");
   return t;
 }
 
@@ -74,7 +75,13 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
   auto t0 = Clock::now();
   m.setTargetTriple(t.tm->getTargetTriple().str());
   m.setDataLayout(t.tm->createDataLayout());
-  for (const KernelSpec& k : kernels) INGOT_RETURN_IF_ERROR(emit_kernel(m, k, o, t.emit).with_context(k.name));
+  EmitContext ctx{m, o, t.avx2, t.avx512};
+  for (const KernelSpec& k : kernels) {
+    const KernelFamily* f = find_kernel_family(k.kind);
+    if (!f) return Status::Error("codegen: " + k.name + ": unknown kernel family \"" + k.kind + "\"");
+    if (m.getFunction(k.name)) return Status::Error("codegen: duplicate kernel name " + k.name);
+    INGOT_RETURN_IF_ERROR(f->emit(ctx, k).with_context(k.name));
+  }
   for (llvm::Function& f : m) {
     f.addFnAttr("target-cpu", t.cpu);
     if (!t.features.empty()) f.addFnAttr("target-features", t.features);

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "ir/attribute.h"
 #include "ir/element_type.h"
+#include "ir/op_kind.h"
+#include "ir/shape.h"
 #include "base/status.h"
 
 namespace ingot {
@@ -126,20 +129,30 @@ struct RopeTableSpec {
   bool pos_i32 = false;  // an i32 position instead of i64
 };
 
+// The node itself, for families that need nothing beyond its op, attributes and types (GeGLU, and
+// every op of the generic MLIR path): dim 0 of a value may be the symbol `tokens`, which is
+// dims[0] at run time; every other dimension is static.
+struct OpKernelSpec {
+  Op op = Op::Add;
+  AttrMap attrs;
+  std::vector<TensorType> inputs, outputs;
+};
+
+// What one kernel computes. `kind` names its family in the registry (codegen/kernel_registry.h),
+// which says which of the parts below the family reads.
 struct KernelSpec {
-  enum class Kind { matmul, rms_norm, attention, embedding, rope_table };
   std::string name;  // the exported symbol
-  Kind kind = Kind::matmul;
+  std::string kind;  // the family: "matmul", "rms_norm", "attention", "embedding", "rope_table", ...
   MatMulSpec matmul;
   RMSNormSpec rms_norm;
   AttentionSpec attention;
   EmbeddingSpec embedding;
   RopeTableSpec rope_table;
+  OpKernelSpec op;
 };
 
-// The kernel spec for a FusedMatMul, WeightMatMul, RMSNorm, Embedding or RopeTable node (static N,
-// K, D required). Attention also needs the model (the type of its cache variables): use the
-// overload taking the model.
+// The kernel spec for a node, from the first family of the registry that computes it (static
+// sizes required; Attention also needs the model, for the type of its cache variables).
 StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol);
 class Model;
 StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol, const Model* model);

@@ -1,8 +1,8 @@
-// Kernel specs from IR nodes, matmul layouts and compile-time weight packing. Plain C++: no LLVM.
+// Matmul layouts and compile-time weight packing, attention scratch. Plain C++: no LLVM.
 #include <cstring>
 #include <numeric>
 
-#include "codegen/kernels.h"
+#include "codegen/kernel_registry.h"
 #include "ir/model.h"
 #include "ir/quant.h"
 
@@ -173,15 +173,6 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   return L;
 }
 
-int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
-  if (spec.kind == KernelSpec::Kind::attention) return attention_scratch(spec.attention).total;
-  if (spec.kind != KernelSpec::Kind::matmul) return 0;
-  auto L = matmul_layout(spec.matmul);
-  if (!L.ok()) return 0;
-  if (L->scratch_per_block) tokens = round_up(std::min(tokens, L->tokens_per_block), L->tile_tokens);
-  return L->scratch_per_token * tokens;
-}
-
 StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const void* src_v, size_t src_bytes) {
   INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(s));
   INGOT_ASSIGN_OR_RETURN(int64_t want, storage_bytes(s.weight, s.N * s.K));
@@ -247,87 +238,11 @@ AttentionScratch attention_scratch(const AttentionSpec& s) {
   return a;
 }
 
-StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol) { return kernel_spec_for(n, symbol, nullptr); }
+}  // namespace ingot
 
-StatusOr<KernelSpec> kernel_spec_for(const Node& n, const std::string& symbol, const Model* model) {
-  KernelSpec k;
-  k.name = symbol;
-  auto static_dim = [&](const Dim& d, const char* what) -> StatusOr<int64_t> {
-    if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
-    return d.value();
-  };
-  if (n.is(Op::Attention)) {
-    k.kind = KernelSpec::Kind::attention;
-    AttentionSpec& a = k.attention;
-    a.packed = n.inputs.size() == 1;
-    if (a.packed) {
-      a.H = n.attr("q_heads").as_int();
-      a.KV = n.attr("kv_heads").as_int();
-      a.D = n.attr("head_dim").as_int();
-    } else {
-      INGOT_ASSIGN_OR_RETURN(a.H, static_dim(n.inputs[0].type().shape[1], "query heads"));
-      INGOT_ASSIGN_OR_RETURN(a.KV, static_dim(n.inputs[1].type().shape[1], "KV heads"));
-      INGOT_ASSIGN_OR_RETURN(a.D, static_dim(n.inputs[0].type().shape[2], "head_dim"));
-    }
-    a.scale = static_cast<float>(n.attr("scale").as_float());
-    if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return err("codegen: " + n.name + ": bad head counts");
-    if (a.D <= 0 || a.D % 8 != 0)
-      return err("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
-    if (!model) return err("codegen: " + n.name + ": the attention kernel needs the model (its cache variables)");
-    const StateVariable* kv[2] = {model->find_variable(n.attr("k_variable").as_string()),
-                                  model->find_variable(n.attr("v_variable").as_string())};
-    if (!kv[0] || !kv[1]) return err("codegen: " + n.name + ": unknown cache variable");
-    if (kv[0]->type != kv[1]->type) return err("codegen: " + n.name + ": K and V caches differ in type");
-    a.cache = kv[0]->type;
-    if (a.cache != ElementType::f32 && a.cache != ElementType::f16)
-      return err("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
-    return k;
-  }
-  if (n.is(Op::Embedding)) {
-    k.kind = KernelSpec::Kind::embedding;
-    EmbeddingSpec& e = k.embedding;
-    const TensorType& t = n.inputs[0].type();
-    e.table = t.type;
-    INGOT_ASSIGN_OR_RETURN(e.V, static_dim(t.shape[0], "the vocabulary"));
-    INGOT_ASSIGN_OR_RETURN(e.D, static_dim(t.shape[1], "the embedding width"));
-    e.ids_i32 = n.inputs[1].type().type == ElementType::i32;
-    switch (e.table) {
-      case ElementType::f32: case ElementType::f16: case ElementType::q8_0: case ElementType::q4_0:
-      case ElementType::q4_k: case ElementType::q6_k: break;
-      default: return err("codegen: " + n.name + ": no embedding kernel for " + std::string(type_name(e.table)) + " tables");
-    }
-    return k;
-  }
-  if (n.is(Op::RopeTable)) {
-    k.kind = KernelSpec::Kind::rope_table;
-    INGOT_ASSIGN_OR_RETURN(k.rope_table.H, static_dim(n.inputs[1].type().shape[0], "the inverse frequencies"));
-    k.rope_table.pos_i32 = n.inputs[0].type().type == ElementType::i32;
-    return k;
-  }
-  if (n.is(Op::RMSNorm)) {
-    k.kind = KernelSpec::Kind::rms_norm;
-    INGOT_ASSIGN_OR_RETURN(k.rms_norm.D, static_dim(n.inputs[1].type().shape[0], "the normalized dimension"));
-    k.rms_norm.eps = static_cast<float>(n.attr("eps").as_float());
-    return k;
-  }
-  if (!n.is(Op::FusedMatMul) && !n.is(Op::WeightMatMul)) return err("codegen: no kernel for op " + std::string(n.op_name()));
-  MatMulSpec& s = k.matmul;
-  const TensorType& w = n.inputs[1].type();
-  s.weight = w.type;
-  INGOT_ASSIGN_OR_RETURN(s.N, static_dim(w.shape[0], "N"));
-  INGOT_ASSIGN_OR_RETURN(s.K, static_dim(w.shape[1], "K"));
-  s.act_q8 = n.attr("act_quant").as_string() == "q8";
-  if (n.is(Op::FusedMatMul)) {
-    s.bias = n.attr("has_bias").as_bool();
-    const std::string rope = n.attr("rope").as_string();
-    s.rope = rope == "interleaved" ? RopeLayout::interleaved : rope == "rotate_half" ? RopeLayout::rotate_half : RopeLayout::none;
-    s.rope_heads = n.attr("rope_q_heads").as_int() + n.attr("rope_k_heads").as_int();
-    s.head_dim = n.attr("head_dim").as_int();
-    s.swiglu = n.attr("activation").as_string() == "swiglu";
-    s.residual = n.attr("has_residual").as_bool();
-  }
-  INGOT_RETURN_IF_ERROR(matmul_layout(s).status());
-  return k;
+namespace ingot {
+int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
+  const KernelFamily& f = family_of(spec);
+  return f.scratch_per_thread ? f.scratch_per_thread(spec, tokens) : 0;
 }
-
 }  // namespace ingot

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "codegen/bundle_plan.h"
-#include "codegen/kernels.h"
+#include "codegen/kernel_registry.h"
 
 namespace ingot {
 namespace {
@@ -70,86 +70,42 @@ class Scheduler {
     else return Status::Error(std::string(n->op_name()) + " '" + n->name + "': rows " + out_shape[0].str() + " are neither tokens nor 1");
     call.add_dims(pb::DIM_PAST);
     call.set_scratch_per_thread(scratch_bytes_per_thread(spec, plan_.max_batch));
-    switch (spec.kind) {
-      case KernelSpec::Kind::matmul: return matmul_args(n, spec, call);
-      case KernelSpec::Kind::rms_norm: {
-        std::vector<pb::ArgRef> args(kRMSNormArgCount);
-        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kRMSNormY]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kRMSNormX]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kRMSNormW]));
-        for (auto& a : args) *call.add_args() = a;
-        return Status::Ok();
-      }
-      case KernelSpec::Kind::attention: return attention_args(n, spec, call);
-      case KernelSpec::Kind::embedding: {
-        std::vector<pb::ArgRef> args(kEmbedArgCount);
-        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kEmbedY]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kEmbedIds]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kEmbedTable]));
-        for (auto& a : args) *call.add_args() = a;
-        return Status::Ok();
-      }
-      case KernelSpec::Kind::rope_table: {
-        std::vector<pb::ArgRef> args(kRopeTableArgCount);
-        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kRopeTableCos]));
-        INGOT_RETURN_IF_ERROR(value_ref(Value{n, 1}, args[kRopeTableSin]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kRopeTablePos]));
-        INGOT_RETURN_IF_ERROR(value_ref(n->inputs[1], args[kRopeTableInvFreq]));
-        for (auto& a : args) *call.add_args() = a;
-        return Status::Ok();
-      }
-    }
-    return Status::Error(std::string(n->op_name()) + ": the schedule does not know this kernel kind");
-  }
-
-  // Attention: the inputs, the state slots of its cache variables (the kernel appends the fresh
-  // rows itself) and the call's scratch.
-  Status attention_args(Node* n, const KernelSpec& spec, pb::KernelCall& call) {
-    std::vector<pb::ArgRef> args(kAttnArgCount);
-    for (auto& a : args) a.mutable_null();
-    INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kAttnY]));
-    INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kAttnQ]));
-    if (!spec.attention.packed) {
-      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(1), args[kAttnK]));
-      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(2), args[kAttnV]));
-    }
-    const std::string vars[2] = {n->attr("k_variable").as_string(), n->attr("v_variable").as_string()};
-    for (int c = 0; c < 2; ++c) {
-      int slot = -1;
-      for (size_t i = 0; i < plan_.state.size(); ++i)
-        if (plan_.state[i].variable == vars[c]) slot = static_cast<int>(i);
-      if (slot < 0) return Status::Error(n->name + ": state variable '" + vars[c] + "' has no slot in the memory plan");
-      args[kAttnKCache + c].set_state_slot(static_cast<uint32_t>(slot));
-    }
-    args[kAttnScratch].mutable_scratch();
-    for (auto& a : args) *call.add_args() = a;
+    INGOT_ASSIGN_OR_RETURN(std::vector<KernelArg> args, family_of(spec).args(*n, spec));
+    for (const KernelArg& a : args) INGOT_RETURN_IF_ERROR(arg_ref(n, spec, a, call, *call.add_args()));
     return Status::Ok();
   }
 
-  Status matmul_args(Node* n, const KernelSpec& spec, pb::KernelCall& call) {
-    std::vector<pb::ArgRef> args(kMatMulArgCount);
-    for (auto& a : args) a.mutable_null();
-    INGOT_RETURN_IF_ERROR(value_ref(Value{n, 0}, args[kMatMulY]));
-    INGOT_RETURN_IF_ERROR(value_ref(n->inputs[0], args[kMatMulX]));
-    // The weight in this kernel's packed layout.
-    const Node* w = n->inputs[1].node;
-    int index = -1;
-    for (size_t t = 0; t < tensors_.size(); ++t)
-      if (tensors_[t].name == w->name && tensors_[t].layout == "matmul-packed" && tensors_[t].kernel == spec.name)
-        index = static_cast<int>(t);
-    if (index < 0) return Status::Error(n->name + ": its packed weight '" + w->name + "' is not in the bundle");
-    args[kMatMulW].set_weight(static_cast<uint32_t>(index));
-    // Optional inputs follow FusedMatMul's order: bias, cos, sin, residual.
-    size_t next = 2;
-    if (spec.matmul.bias) INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulBias]));
-    if (spec.matmul.rope != RopeLayout::none) {
-      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulCos]));
-      INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulSin]));
+  // One argument of the registry's bindings as the manifest's reference.
+  Status arg_ref(Node* n, const KernelSpec& spec, const KernelArg& a, const pb::KernelCall& call, pb::ArgRef& ref) {
+    switch (a.kind) {
+      case KernelArg::Kind::null: ref.mutable_null(); return Status::Ok();
+      case KernelArg::Kind::output: return value_ref(Value{n, a.index}, ref);
+      case KernelArg::Kind::input:
+        if (a.index >= static_cast<int>(n->inputs.size())) return Status::Error(n->name + ": kernel argument names a missing input");
+        return value_ref(n->inputs[static_cast<size_t>(a.index)], ref);
+      case KernelArg::Kind::packed_input: {
+        // The constant in this kernel's packed layout.
+        const Node* w = n->inputs.at(static_cast<size_t>(a.index)).node;
+        for (size_t t = 0; t < tensors_.size(); ++t)
+          if (tensors_[t].name == w->name && tensors_[t].layout != "ggml" && tensors_[t].kernel == spec.name) {
+            ref.set_weight(static_cast<uint32_t>(t));
+            return Status::Ok();
+          }
+        return Status::Error(n->name + ": its packed weight '" + w->name + "' is not in the bundle");
+      }
+      case KernelArg::Kind::state:
+        for (size_t i = 0; i < plan_.state.size(); ++i)
+          if (plan_.state[i].variable == a.variable) {
+            ref.set_state_slot(static_cast<uint32_t>(i));
+            return Status::Ok();
+          }
+        return Status::Error(n->name + ": state variable '" + a.variable + "' has no slot in the memory plan");
+      case KernelArg::Kind::scratch:
+        if (call.scratch_per_thread() > 0) ref.mutable_scratch();
+        else ref.mutable_null();
+        return Status::Ok();
     }
-    if (spec.matmul.residual) INGOT_RETURN_IF_ERROR(value_ref(n->inputs.at(next++), args[kMatMulResidual]));
-    if (call.scratch_per_thread() > 0) args[kMatMulScratch].mutable_scratch();
-    for (auto& a : args) *call.add_args() = a;
-    return Status::Ok();
+    return Status::Error(n->name + ": unknown kernel argument kind");
   }
 
   // Slice of the last row along axis 0 (what last-position-first leaves before the final norm).

@@ -1,6 +1,6 @@
-// Internal to codegen/: a small IRBuilder helper shared by the attention, embedding and RopeTable
-// generators (emit_attention.cpp, emit_misc.cpp). Includes LLVM IR headers: include it only from
-// codegen/ translation units that already depend on LLVM.
+// Internal to codegen/: the one IR-emission helper layer every hand-written kernel family
+// (codegen/kernels/*.cpp) writes with, and the EmitContext the registry's emitters receive.
+// Includes LLVM IR headers: include it only from codegen/ translation units.
 #pragma once
 
 #include <functional>
@@ -14,9 +14,24 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Instructions.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
+#include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
 
+#include "codegen/kernels.h"
 #include "ir/float_spec.h"
+
+namespace ingot {
+
+// What an emitter writes into and for which CPU tier (codegen/kernel_registry.h).
+struct EmitContext {
+  llvm::Module& module;
+  const CodegenOptions& options;
+  bool avx2 = false;     // the tier has AVX2 (x86-64-v3 and up): its integer intrinsics may be used
+  bool avx512 = false;   // the tier has AVX-512 F/BW/DQ/VL (x86-64-v4)
+};
+
+}  // namespace ingot
 
 namespace ingot::ir_emit {
 
@@ -57,6 +72,8 @@ class Fn {
     auto* fty = llvm::FunctionType::get(B.getVoidTy(), {ptr, ptr, i32, i32}, false);
     F = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, M);
     F->addFnAttr(llvm::Attribute::NoUnwind);
+    F->addFnAttr(llvm::Attribute::NoFree);
+    F->addFnAttr(llvm::Attribute::NoSync);
     llvm::BasicBlock* entry = llvm::BasicBlock::Create(C, "allocas", F);
     llvm::BasicBlock* start = llvm::BasicBlock::Create(C, "start", F);
     entryB.SetInsertPoint(llvm::BranchInst::Create(start, entry));
@@ -100,8 +117,10 @@ class Fn {
   V* smax(V* a, V* b) { return B.CreateSelect(B.CreateICmpSGT(a, b), a, b); }
   V* fmax(V* a, V* b) { return B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, a, b); }
 
-  // for (iv = lo; iv < hi; iv += step) body(iv)
-  void loop(V* lo, V* hi, int64_t step, const std::function<void(V*)>& body, const char* name = "loop") {
+  // for (iv = lo; iv < hi; iv += step) body(iv); no_unroll for bodies that are already unrolled
+  // straight-line code (unrolling them again only costs compile time and instruction cache).
+  void loop(V* lo, V* hi, int64_t step, const std::function<void(V*)>& body, const char* name = "loop",
+            bool no_unroll = false) {
     llvm::BasicBlock* pre = B.GetInsertBlock();
     llvm::BasicBlock* head = llvm::BasicBlock::Create(C, std::string(name) + ".head", F);
     llvm::BasicBlock* bodyb = llvm::BasicBlock::Create(C, std::string(name) + ".body", F);
@@ -114,7 +133,13 @@ class Fn {
     B.SetInsertPoint(bodyb);
     body(iv);
     iv->addIncoming(B.CreateAdd(iv, c64(step)), B.GetInsertBlock());
-    B.CreateBr(head);
+    llvm::BranchInst* latch = B.CreateBr(head);
+    if (no_unroll) {
+      llvm::MDNode* disable = llvm::MDNode::get(C, {llvm::MDString::get(C, "llvm.loop.unroll.disable")});
+      llvm::MDNode* id = llvm::MDNode::getDistinct(C, {nullptr, disable});
+      id->replaceOperandWith(0, id);
+      latch->setMetadata(llvm::LLVMContext::MD_loop, id);
+    }
     B.SetInsertPoint(exit);
   }
 
@@ -174,6 +199,52 @@ class Fn {
   }
 
   V* vexp(V* x) { return emit_vexp(B, x); }
+
+  // A constant <lanes x i1> mask: the first `count` lanes set.
+  V* mask(int lanes, int count) {
+    std::vector<llvm::Constant*> bits;
+    for (int i = 0; i < lanes; ++i) bits.push_back(B.getInt1(i < count));
+    return llvm::ConstantVector::get(bits);
+  }
+
+  // Broadcast of 4 bytes at p to all 8 i32 lanes, as <32 x i8>.
+  V* bcast32(V* p) {
+    V* v = load(i32, p, 1);
+    return B.CreateBitCast(splat(v, 8), vec(i8, 32));
+  }
+  V* x86(llvm::Intrinsic::ID id, V* a, V* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
+
+  // The integer dot steps of the 8-bit kernels: AVX2's instructions when the tier has them,
+  // otherwise the same arithmetic in generic vector IR that any LLVM target lowers (SSE, NEON...).
+  // The callers keep every sum in range, so AVX2's saturation never applies and both are exact.
+  bool avx2 = true;
+  // <32 x i8> unsigned a, signed b -> <16 x i16>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddubsw).
+  V* maddubs(V* a, V* b) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, a, b);
+    auto v = vec(i16, 32);
+    return pair_sums(B.CreateMul(B.CreateZExt(a, v), B.CreateSExt(b, v)), 16);
+  }
+  // <16 x i16> a, b -> <8 x i32>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddwd).
+  V* maddwd(V* a, V* b) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_wd, a, b);
+    auto v = vec(i32, 16);
+    return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 8);
+  }
+  // <32 x i8>: x where w > 0, -x where w < 0, 0 where w == 0 (psignb).
+  V* sign8(V* x, V* w) {
+    if (avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
+    V* zero = llvm::Constant::getNullValue(w->getType());
+    return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
+  }
+  // Sums of adjacent pairs of a 2n-lane vector: n lanes.
+  V* pair_sums(V* v, int n) {
+    std::vector<int> even, odd;
+    for (int i = 0; i < n; ++i) {
+      even.push_back(2 * i);
+      odd.push_back(2 * i + 1);
+    }
+    return B.CreateAdd(B.CreateShuffleVector(v, even), B.CreateShuffleVector(v, odd));
+  }
 };
 
 }  // namespace ingot::ir_emit

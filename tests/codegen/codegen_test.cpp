@@ -296,6 +296,7 @@ TEST(CodegenCompile, ReportsUnsupportedInput) {
   EXPECT_FALSE(matmul_layout(s).ok());
   KernelSpec k;
   k.name = "k";
+  k.kind = "matmul";
   k.matmul.N = 8;
   k.matmul.K = 8;
   CodegenOptions o;

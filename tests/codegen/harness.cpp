@@ -253,7 +253,7 @@ void fill_args(Args& a, const CaseData& d, void* y, void* scratch) {
   a.dims[0] = d.rows;
   a.slots[0] = y;
   a.slots[1] = a.put(d.x.data(), d.x.size() * 4);
-  if (d.spec.kind == KernelSpec::Kind::rms_norm) {
+  if (d.spec.kind == "rms_norm") {
     a.slots[kRMSNormW] = a.put(d.norm_weight.data(), d.norm_weight.size() * 4);
     return;
   }
@@ -309,7 +309,7 @@ double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, 
   // gigabyte of scattered copies, expensive under a VM's nested paging, cost more than the reads.
   void* region = nullptr;
   size_t region_bytes = 0;
-  if (d.spec.kind == KernelSpec::Kind::matmul && weight_copies > 1) {
+  if (d.spec.kind == "matmul" && weight_copies > 1) {
     const size_t stride = (d.packed.size() + 4095) / 4096 * 4096;
     region_bytes = stride * static_cast<size_t>(weight_copies - 1);
     region = ::mmap(nullptr, region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

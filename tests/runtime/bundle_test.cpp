@@ -606,7 +606,7 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
 TEST(BundleKernels, LoadedFromMemoryAndCalled) {
   KernelSpec spec;
   spec.name = "test_rms_norm";
-  spec.kind = KernelSpec::Kind::rms_norm;
+  spec.kind = "rms_norm";
   spec.rms_norm.D = 8;
   spec.rms_norm.eps = 1e-5f;
   const std::string dir = make_temp_dir("bundle_kernels");

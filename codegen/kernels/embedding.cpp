@@ -1,7 +1,6 @@
-// LLVM IR for the small kernels around the matmuls: Embedding (rows of a table in its stored
-// type, dequantized with the reference's rounding) and RopeTable (cos and sin of the rotary
-// angles). See docs/codegen.md.
-#include "codegen/emit.h"
+// The embedding kernel family (the Embedding op): rows of a table in its stored type, dequantized
+// with the reference's rounding. See docs/codegen.md.
+#include "codegen/kernel_registry.h"
 #include "codegen/llvm/emit_ir.h"
 #include "ir/quant.h"
 
@@ -169,49 +168,59 @@ class EmbeddingEmitter {
   }
 };
 
-// ---------------------------------------------------------------- RopeTable
-// cos/sin[t, j] of angle = f32(f32(pos + t) * inv_freq[j]), through libm's double cos and sin and
-// rounded to f32: the reference's exact computation, so the tables are bitwise equal to it (with the
-// same libm). A few dozen values per token: not worth a vectorized approximation.
-Status emit_rope_table_body(Fn& f, const RopeTableSpec& s) {
-  auto& B = f.B;
-  if (s.H <= 0) return Status::Error("codegen: RopeTable needs H > 0");
-  llvm::FunctionType* dd = llvm::FunctionType::get(f.f64, {f.f64}, false);
-  llvm::FunctionCallee cos_fn = f.M.getOrInsertFunction("cos", dd);
-  llvm::FunctionCallee sin_fn = f.M.getOrInsertFunction("sin", dd);
-  Value* cp = f.arg_ptr(kRopeTableCos);
-  Value* sp = f.arg_ptr(kRopeTableSin);
-  Value* posp = f.arg_ptr(kRopeTablePos);
-  Value* inv = f.arg_ptr(kRopeTableInvFreq);
-  Value* T = f.dim(0);
-  Value* pos = s.pos_i32 ? B.CreateSExt(f.load(f.i32, posp, 4), f.i64) : f.load(f.i64, posp, 8);
-  auto [e0, e1] = f.thread_range(B.CreateMul(T, f.c64(s.H)));
-  f.loop(e0, e1, 1, [&](Value* e) {
-    Value* t = B.CreateSDiv(e, f.c64(s.H));
-    Value* j = B.CreateSRem(e, f.c64(s.H));
-    Value* p = B.CreateSIToFP(B.CreateAdd(pos, t), f.f32);
-    Value* angle = B.CreateFPExt(B.CreateFMul(p, f.load(f.f32, f.at(inv, j, 4), 4)), f.f64);
-    f.store(B.CreateFPTrunc(B.CreateCall(cos_fn, {angle}), f.f32), f.at(cp, e, 4), 4);
-    f.store(B.CreateFPTrunc(B.CreateCall(sin_fn, {angle}), f.f32), f.at(sp, e, 4), 4);
-  }, "elem");
-  B.CreateRetVoid();
-  return Status::Ok();
-}
-
 }  // namespace
 
-Status emit_embedding(llvm::Module& module, const KernelSpec& spec) {
-  Fn f(module, spec.name);
+namespace {
+
+bool embedding_computes(const Node& n) { return n.is(Op::Embedding); }
+
+StatusOr<KernelSpec> embedding_spec(const Node& n, const Model*) {
+  KernelSpec k;
+  EmbeddingSpec& e = k.embedding;
+  const TensorType& t = n.inputs[0].type();
+  e.table = t.type;
+  for (int i = 0; i < 2; ++i)
+    if (!t.shape[i].is_static())
+      return Status::Error("codegen: " + n.name + ": " + (i == 0 ? "the vocabulary" : "the embedding width") +
+                           " must be static, got " + t.shape[i].str());
+  e.V = t.shape[0].value();
+  e.D = t.shape[1].value();
+  e.ids_i32 = n.inputs[1].type().type == ElementType::i32;
+  switch (e.table) {
+    case ElementType::f32: case ElementType::f16: case ElementType::q8_0: case ElementType::q4_0:
+    case ElementType::q4_k: case ElementType::q6_k: break;
+    default: return Status::Error("codegen: " + n.name + ": no embedding kernel for " + std::string(type_name(e.table)) + " tables");
+  }
+  return k;
+}
+
+std::string embedding_key(const KernelSpec& k) {
+  const EmbeddingSpec& e = k.embedding;
+  return "embedding " + std::string(type_name(e.table)) + " V=" + std::to_string(e.V) + " D=" + std::to_string(e.D) +
+         " ids=" + (e.ids_i32 ? "i32" : "i64");
+}
+
+StatusOr<std::vector<KernelArg>> embedding_args(const Node&, const KernelSpec&) {
+  std::vector<KernelArg> a(kEmbedArgCount);
+  a[kEmbedY] = KernelArg::output(0);
+  a[kEmbedIds] = KernelArg::input(1);
+  a[kEmbedTable] = KernelArg::input(0);
+  return a;
+}
+
+Status embedding_emit(EmitContext& ctx, const KernelSpec& spec) {
+  Fn f(ctx.module, spec.name);
   Status st = EmbeddingEmitter(f, spec.embedding).emit();
   if (!st.ok()) f.F->eraseFromParent();
   return st;
 }
 
-Status emit_rope_table(llvm::Module& module, const KernelSpec& spec) {
-  Fn f(module, spec.name);
-  Status st = emit_rope_table_body(f, spec.rope_table);
-  if (!st.ok()) f.F->eraseFromParent();
-  return st;
-}
+}  // namespace
+
+// Cases: tests/codegen/attention_test.cpp (EmbeddingKernel: every table type, first and last rows,
+// odd widths, every CPU tier); its ids must be valid rows, which random inputs are not.
+extern const KernelFamily kEmbeddingFamily = {
+    "embedding", "rows of a table in its stored type (f32, f16, q8_0, q4_0, q4_k, q6_k), dequantized to f32",
+    embedding_computes, embedding_spec, embedding_key, embedding_args, nullptr, nullptr, embedding_emit, nullptr};
 
 }  // namespace ingot

@@ -1,4 +1,5 @@
-// LLVM IR for the matmul and RMSNorm kernels, written with IRBuilder. Loops whose bodies are
+// The matmul kernel family (WeightMatMul, FusedMatMul): spec, arguments, packed weights, the
+// emitter and harness cases. LLVM IR written with IRBuilder. Loops whose bodies are
 // register tiles are emitted fully unrolled from C++ loops (so every static size is a constant);
 // mutable values live in entry-block allocas that SROA turns into registers.
 #include <functional>
@@ -16,7 +17,7 @@
 #include <llvm/IR/IntrinsicsX86.h>
 #include <llvm/IR/Module.h>
 
-#include "codegen/emit.h"
+#include "codegen/kernel_registry.h"
 #include "codegen/llvm/emit_ir.h"
 #include "ir/quant.h"
 
@@ -26,163 +27,12 @@ namespace {
 using llvm::BasicBlock;
 using llvm::Value;
 
-class Emitter {
- public:
-  Emitter(llvm::Module& m, const std::string& name)
-      : C(m.getContext()), M(m), B(C), entryB(C) {
-    i8 = B.getInt8Ty();
-    i16 = B.getInt16Ty();
-    i32 = B.getInt32Ty();
-    i64 = B.getInt64Ty();
-    f32 = B.getFloatTy();
-    f16 = B.getHalfTy();
-    ptr = B.getPtrTy();
-    auto* fty = llvm::FunctionType::get(B.getVoidTy(), {ptr, ptr, i32, i32}, false);
-    F = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, M);
-    F->addFnAttr(llvm::Attribute::NoUnwind);
-    F->addFnAttr(llvm::Attribute::NoFree);
-    F->addFnAttr(llvm::Attribute::NoSync);
-    BasicBlock* entry = BasicBlock::Create(C, "allocas", F);
-    BasicBlock* start = BasicBlock::Create(C, "start", F);
-    entryB.SetInsertPoint(llvm::BranchInst::Create(start, entry));
-    B.SetInsertPoint(start);
-  }
-
-  llvm::LLVMContext& C;
-  llvm::Module& M;
-  llvm::IRBuilder<> B;
-  llvm::IRBuilder<> entryB;  // allocas, at the top of the entry block
-  llvm::Function* F = nullptr;
-  llvm::Type *i8, *i16, *i32, *i64, *f32, *f16, *ptr;
-
-  llvm::FixedVectorType* vec(llvm::Type* t, unsigned n) { return llvm::FixedVectorType::get(t, n); }
-  Value* c64(int64_t v) { return B.getInt64(static_cast<uint64_t>(v)); }
-  Value* cf(float v) { return llvm::ConstantFP::get(f32, v); }
-  Value* at(Value* base, Value* byte_offset) { return B.CreateGEP(i8, base, byte_offset); }
-  Value* at(Value* base, int64_t byte_offset) { return byte_offset == 0 ? base : at(base, c64(byte_offset)); }
-  Value* load(llvm::Type* t, Value* p, unsigned align = 1) { return B.CreateAlignedLoad(t, p, llvm::Align(align)); }
-  void store(Value* v, Value* p, unsigned align = 1) { B.CreateAlignedStore(v, p, llvm::Align(align)); }
-  Value* arg_ptr(int slot) {
-    Value* args = F->getArg(0);
-    return load(ptr, at(args, slot * 8), 8);
-  }
-
-  // A mutable variable: an entry-block alloca (promoted to a register by SROA).
-  Value* var(llvm::Type* t, Value* init) {
-    Value* a = entryB.CreateAlloca(t);
-    B.CreateStore(init, a);
-    return a;
-  }
-
-  Value* splat(Value* scalar, unsigned n = 8) { return B.CreateVectorSplat(n, scalar); }
-  Value* fma(Value* a, Value* b, Value* c) {
-    return B.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, b, c});
-  }
-  Value* smin(Value* a, Value* b) { return B.CreateSelect(B.CreateICmpSLT(a, b), a, b); }
-
-  // for (iv = lo; iv < hi; iv += step) body(iv)
-  void loop(Value* lo, Value* hi, int64_t step, const std::function<void(Value*)>& body, const char* name = "loop",
-            bool no_unroll = false) {
-    BasicBlock* pre = B.GetInsertBlock();
-    BasicBlock* head = BasicBlock::Create(C, std::string(name) + ".head", F);
-    BasicBlock* bodyb = BasicBlock::Create(C, std::string(name) + ".body", F);
-    BasicBlock* exit = BasicBlock::Create(C, std::string(name) + ".exit", F);
-    B.CreateBr(head);
-    B.SetInsertPoint(head);
-    llvm::PHINode* iv = B.CreatePHI(i64, 2, name);
-    iv->addIncoming(lo, pre);
-    B.CreateCondBr(B.CreateICmpSLT(iv, hi), bodyb, exit);
-    B.SetInsertPoint(bodyb);
-    body(iv);
-    iv->addIncoming(B.CreateAdd(iv, c64(step)), B.GetInsertBlock());
-    llvm::BranchInst* latch = B.CreateBr(head);
-    if (no_unroll) {
-      // Bodies that are already unrolled straight-line code: unrolling them again only costs
-      // compile time and instruction cache.
-      llvm::MDNode* disable = llvm::MDNode::get(C, {llvm::MDString::get(C, "llvm.loop.unroll.disable")});
-      llvm::MDNode* id = llvm::MDNode::getDistinct(C, {nullptr, disable});
-      id->replaceOperandWith(0, id);
-      latch->setMetadata(llvm::LLVMContext::MD_loop, id);
-    }
-    B.SetInsertPoint(exit);
-  }
-
-  // if (cond) then() else otherwise()
-  void if_else(Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise) {
-    BasicBlock* tb = BasicBlock::Create(C, "then", F);
-    BasicBlock* eb = BasicBlock::Create(C, "else", F);
-    BasicBlock* jb = BasicBlock::Create(C, "join", F);
-    B.CreateCondBr(cond, tb, eb);
-    B.SetInsertPoint(tb);
-    then();
-    B.CreateBr(jb);
-    B.SetInsertPoint(eb);
-    otherwise();
-    B.CreateBr(jb);
-    B.SetInsertPoint(jb);
-  }
-
-  // This thread's share [lo, hi) of `count` items split evenly over nthreads.
-  std::pair<Value*, Value*> thread_range(Value* count) {
-    Value* t = B.CreateSExt(F->getArg(2), i64);
-    Value* n = B.CreateSExt(F->getArg(3), i64);
-    Value* lo = B.CreateSDiv(B.CreateMul(count, t), n);
-    Value* hi = B.CreateSDiv(B.CreateMul(count, B.CreateAdd(t, c64(1))), n);
-    return {lo, hi};
-  }
-
-  Value* mask(int lanes, int count) {
-    std::vector<llvm::Constant*> bits;
-    for (int i = 0; i < lanes; ++i) bits.push_back(B.getInt1(i < count));
-    return llvm::ConstantVector::get(bits);
-  }
-
-  // Broadcast of 4 bytes at p to all 8 i32 lanes, as <32 x i8>.
-  Value* bcast32(Value* p) {
-    Value* v = load(i32, p, 1);
-    return B.CreateBitCast(splat(v, 8), vec(i8, 32));
-  }
-  Value* x86(llvm::Intrinsic::ID id, Value* a, Value* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
-
-  // The integer dot steps of the 8-bit kernels: AVX2's instructions when the target has them,
-  // otherwise the same arithmetic in generic vector IR that any LLVM target lowers (SSE, NEON...).
-  // The callers keep every sum in range, so AVX2's saturation never applies and both are exact.
-  bool avx2 = true;
-  // <32 x i8> unsigned a, signed b -> <16 x i16>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddubsw).
-  Value* maddubs(Value* a, Value* b) {
-    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, a, b);
-    auto v = vec(B.getInt16Ty(), 32);
-    return pair_sums(B.CreateMul(B.CreateZExt(a, v), B.CreateSExt(b, v)), 16);
-  }
-  // <16 x i16> a, b -> <8 x i32>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddwd).
-  Value* maddwd(Value* a, Value* b) {
-    if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_wd, a, b);
-    auto v = vec(i32, 16);
-    return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 8);
-  }
-  // <32 x i8>: x where w > 0, -x where w < 0, 0 where w == 0 (psignb).
-  Value* sign8(Value* x, Value* w) {
-    if (avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
-    Value* zero = llvm::Constant::getNullValue(w->getType());
-    return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
-  }
-  // Sums of adjacent pairs of a 2n-lane vector: n lanes.
-  Value* pair_sums(Value* v, int n) {
-    std::vector<int> even, odd;
-    for (int i = 0; i < n; ++i) {
-      even.push_back(2 * i);
-      odd.push_back(2 * i + 1);
-    }
-    return B.CreateAdd(B.CreateShuffleVector(v, even), B.CreateShuffleVector(v, odd));
-  }
-
-  Value* vexp(Value* x) { return ir_emit::emit_vexp(B, x); }
-};
+using Emitter = ir_emit::Fn;
 
 // ---------------------------------------------------------------- matmul
 class MatMulEmitter {
  public:
-  MatMulEmitter(Emitter& e, const MatMulSpec& s, const MatMulLayout& L, const CodegenOptions& o, const EmitTarget& t)
+  MatMulEmitter(Emitter& e, const MatMulSpec& s, const MatMulLayout& L, const CodegenOptions& o, const EmitContext& t)
       : e(e), B(e.B), s(s), L(L), opt(o), tgt(t) {}
 
   Status emit() {
@@ -257,7 +107,7 @@ class MatMulEmitter {
   const MatMulSpec& s;
   const MatMulLayout& L;
   const CodegenOptions& opt;
-  const EmitTarget& tgt;
+  const EmitContext& tgt;
   bool quant_ = false, int_dots_ = false, kquant_ = false;
   int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
   int qb_ = 0, tail_valid_ = 0;
@@ -874,62 +724,102 @@ class MatMulEmitter {
   }
 };
 
-// ---------------------------------------------------------------- RMSNorm
-// Rows split over threads; scalar loops vectorized by LLVM's loop vectorizer (the sum of squares is
-// reassociable).
-Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
-  auto& B = e.B;
-  Value* y = e.arg_ptr(kRMSNormY);
-  Value* x = e.arg_ptr(kRMSNormX);
-  Value* w = e.arg_ptr(kRMSNormW);
-  Value* rows = e.load(e.i64, e.F->getArg(1), 8);
-  auto [r0, r1] = e.thread_range(rows);
-  llvm::FastMathFlags fm;
-  fm.setAllowReassoc();
-  e.loop(r0, r1, 1, [&](Value* r) {
-    Value* xr = e.at(x, B.CreateMul(r, e.c64(s.D * 4)));
-    Value* yr = e.at(y, B.CreateMul(r, e.c64(s.D * 4)));
-    // llama.cpp's rounding order (the reference evaluator's spec): f32 squares summed in double
-    // (reassociated, so vectorized; the order moves the double sum by far less than an f32 ulp),
-    // the mean rounded to f32.
-    llvm::Type* f64 = B.getDoubleTy();
-    Value* ss = e.var(f64, llvm::ConstantFP::get(f64, 0.0));
-    e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
-      Value* v = e.load(e.f32, e.at(xr, B.CreateMul(i, e.c64(4))), 4);
-      Value* sum = B.CreateFAdd(B.CreateLoad(f64, ss), B.CreateFPExt(B.CreateFMul(v, v), f64));
-      llvm::cast<llvm::Instruction>(sum)->setFastMathFlags(fm);
-      B.CreateStore(sum, ss);
-    }, "ss");
-    Value* mean = B.CreateFPTrunc(B.CreateFDiv(B.CreateLoad(f64, ss), llvm::ConstantFP::get(f64, static_cast<double>(s.D))), e.f32);
-    Value* inv = B.CreateFDiv(e.cf(1.0f), B.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, B.CreateFAdd(mean, e.cf(s.eps))));
-    e.loop(e.c64(0), e.c64(s.D), 1, [&](Value* i) {
-      Value* off = B.CreateMul(i, e.c64(4));
-      Value* v = e.load(e.f32, e.at(xr, off), 4);
-      Value* wv = e.load(e.f32, e.at(w, off), 4);
-      e.store(B.CreateFMul(B.CreateFMul(v, inv), wv), e.at(yr, off), 4);
-    }, "scale");
-  }, "row");
-  B.CreateRetVoid();
-  return Status::Ok();
-}
-
 }  // namespace
 
-Status emit_kernel(llvm::Module& module, const KernelSpec& spec, const CodegenOptions& options, const EmitTarget& target) {
-  if (module.getFunction(spec.name)) return Status::Error("codegen: duplicate kernel name " + spec.name);
-  if (spec.kind == KernelSpec::Kind::attention) return emit_attention(module, spec);
-  if (spec.kind == KernelSpec::Kind::embedding) return emit_embedding(module, spec);
-  if (spec.kind == KernelSpec::Kind::rope_table) return emit_rope_table(module, spec);
-  Emitter e(module, spec.name);
-  if (spec.kind == KernelSpec::Kind::rms_norm) {
-    if (spec.rms_norm.D <= 0) return Status::Error("codegen: RMSNorm needs D > 0");
-    return emit_rms_norm(e, spec.rms_norm);
+// ---------------------------------------------------------------- the family
+namespace {
+
+Status err(const std::string& m) { return Status::Error(m); }
+
+StatusOr<int64_t> static_dim(const Node& n, const Dim& d, const char* what) {
+  if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
+  return d.value();
+}
+
+bool matmul_computes(const Node& n) { return n.is(Op::FusedMatMul) || n.is(Op::WeightMatMul); }
+
+StatusOr<KernelSpec> matmul_spec(const Node& n, const Model*) {
+  KernelSpec k;
+  MatMulSpec& s = k.matmul;
+  const TensorType& w = n.inputs[1].type();
+  s.weight = w.type;
+  INGOT_ASSIGN_OR_RETURN(s.N, static_dim(n, w.shape[0], "N"));
+  INGOT_ASSIGN_OR_RETURN(s.K, static_dim(n, w.shape[1], "K"));
+  s.act_q8 = n.attr("act_quant").as_string() == "q8";
+  if (n.is(Op::FusedMatMul)) {
+    s.bias = n.attr("has_bias").as_bool();
+    const std::string rope = n.attr("rope").as_string();
+    s.rope = rope == "interleaved" ? RopeLayout::interleaved : rope == "rotate_half" ? RopeLayout::rotate_half : RopeLayout::none;
+    s.rope_heads = n.attr("rope_q_heads").as_int() + n.attr("rope_k_heads").as_int();
+    s.head_dim = n.attr("head_dim").as_int();
+    s.swiglu = n.attr("activation").as_string() == "swiglu";
+    s.residual = n.attr("has_residual").as_bool();
   }
+  INGOT_RETURN_IF_ERROR(matmul_layout(s).status());
+  return k;
+}
+
+std::string matmul_key(const KernelSpec& k) {
+  const MatMulSpec& m = k.matmul;
+  std::string key = "matmul " + std::string(type_name(m.weight)) + " N=" + std::to_string(m.N) + " K=" + std::to_string(m.K) +
+                    " act=" + (m.act_q8 ? "q8" : "f32");
+  if (m.bias) key += " bias";
+  if (m.rope != RopeLayout::none)
+    key += std::string(m.rope == RopeLayout::interleaved ? " rope=interleaved" : " rope=rotate_half") +
+           " heads=" + std::to_string(m.rope_heads) + " head_dim=" + std::to_string(m.head_dim);
+  if (m.swiglu) key += " swiglu";
+  if (m.residual) key += " residual";
+  return key;
+}
+
+// The slots of MatMulArg; the optional inputs follow FusedMatMul's order: bias, cos, sin, residual.
+StatusOr<std::vector<KernelArg>> matmul_args(const Node&, const KernelSpec& spec) {
+  std::vector<KernelArg> a(kMatMulArgCount);
+  a[kMatMulY] = KernelArg::output(0);
+  a[kMatMulX] = KernelArg::input(0);
+  a[kMatMulW] = KernelArg::packed(1);
+  int next = 2;
+  if (spec.matmul.bias) a[kMatMulBias] = KernelArg::input(next++);
+  if (spec.matmul.rope != RopeLayout::none) {
+    a[kMatMulCos] = KernelArg::input(next++);
+    a[kMatMulSin] = KernelArg::input(next++);
+  }
+  if (spec.matmul.residual) a[kMatMulResidual] = KernelArg::input(next++);
+  a[kMatMulScratch] = KernelArg::scratch();
+  return a;
+}
+
+int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
+  auto L = matmul_layout(spec.matmul);
+  if (!L.ok()) return 0;
+  if (L->scratch_per_block) tokens = (std::min(tokens, L->tokens_per_block) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
+  return L->scratch_per_token * tokens;
+}
+
+std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {
+  if (input != 1) return std::nullopt;
+  auto L = matmul_layout(spec.matmul);
+  if (!L.ok()) return std::nullopt;
+  MatMulSpec ms = spec.matmul;
+  return PackedWeight{"matmul-packed", L->packed_bytes,
+                      [ms](const void* src, size_t bytes) { return pack_matmul_weights(ms, src, bytes); }};
+}
+
+Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
   INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(spec.matmul));
-  MatMulEmitter m(e, spec.matmul, L, options, target);
+  Emitter e(ctx.module, spec.name);
+  MatMulEmitter m(e, spec.matmul, L, ctx.options, ctx);
   Status st = m.emit();
   if (!st.ok()) e.F->eraseFromParent();
   return st;
 }
+
+}  // namespace
+
+// Cases: tests/codegen/codegen_test.cpp (MatMulCase: every weight type, activation mode, epilogue,
+// odd sizes and every CPU tier) drives this family through the same harness.
+extern const KernelFamily kMatMulFamily = {
+    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, q8_0, q4_0, q4_k, q6_k",
+    matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_scratch, matmul_packed, matmul_emit, nullptr};
 
 }  // namespace ingot

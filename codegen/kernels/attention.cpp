@@ -1,11 +1,11 @@
-// LLVM IR for the attention kernel (the Attention op): the fused KV-cache write, then causal
+// The attention kernel family (the Attention op): the fused KV-cache write, then causal
 // grouped-query attention with an online (flash-style) softmax over chunks of keys. See
 // docs/codegen.md, "Attention".
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "codegen/emit.h"
+#include "codegen/kernel_registry.h"
 #include "codegen/llvm/emit_ir.h"
 
 #include <llvm/IR/InlineAsm.h>
@@ -388,14 +388,88 @@ class AttentionEmitter {
 
 }  // namespace
 
-Status emit_attention(llvm::Module& module, const KernelSpec& spec) {
+namespace {
+
+Status err(const std::string& m) { return Status::Error(m); }
+
+bool attention_computes(const Node& n) { return n.is(Op::Attention); }
+
+StatusOr<KernelSpec> attention_spec(const Node& n, const Model* model) {
+  auto static_dim = [&](const Dim& d, const char* what) -> StatusOr<int64_t> {
+    if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
+    return d.value();
+  };
+  KernelSpec k;
+  AttentionSpec& a = k.attention;
+  a.packed = n.inputs.size() == 1;
+  if (a.packed) {
+    a.H = n.attr("q_heads").as_int();
+    a.KV = n.attr("kv_heads").as_int();
+    a.D = n.attr("head_dim").as_int();
+  } else {
+    INGOT_ASSIGN_OR_RETURN(a.H, static_dim(n.inputs[0].type().shape[1], "query heads"));
+    INGOT_ASSIGN_OR_RETURN(a.KV, static_dim(n.inputs[1].type().shape[1], "KV heads"));
+    INGOT_ASSIGN_OR_RETURN(a.D, static_dim(n.inputs[0].type().shape[2], "head_dim"));
+  }
+  a.scale = static_cast<float>(n.attr("scale").as_float());
+  if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return err("codegen: " + n.name + ": bad head counts");
+  if (a.D <= 0 || a.D % 8 != 0)
+    return err("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
+  if (!model) return err("codegen: " + n.name + ": the attention kernel needs the model (its cache variables)");
+  const StateVariable* kv[2] = {model->find_variable(n.attr("k_variable").as_string()),
+                                model->find_variable(n.attr("v_variable").as_string())};
+  if (!kv[0] || !kv[1]) return err("codegen: " + n.name + ": unknown cache variable");
+  if (kv[0]->type != kv[1]->type) return err("codegen: " + n.name + ": K and V caches differ in type");
+  a.cache = kv[0]->type;
+  if (a.cache != ElementType::f32 && a.cache != ElementType::f16)
+    return err("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
+  return k;
+}
+
+std::string attention_key(const KernelSpec& k) {
+  const AttentionSpec& a = k.attention;
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "attention H=%lld KV=%lld D=%lld %s cache=%s scale=%a", static_cast<long long>(a.H),
+                static_cast<long long>(a.KV), static_cast<long long>(a.D), a.packed ? "packed" : "separate",
+                std::string(type_name(a.cache)).c_str(), static_cast<double>(a.scale));
+  return buf;
+}
+
+// The inputs, the state slots of its cache variables (the kernel appends the fresh rows itself)
+// and the call's scratch.
+StatusOr<std::vector<KernelArg>> attention_args(const Node& n, const KernelSpec& spec) {
+  std::vector<KernelArg> a(kAttnArgCount);
+  a[kAttnY] = KernelArg::output(0);
+  a[kAttnQ] = KernelArg::input(0);
+  if (!spec.attention.packed) {
+    a[kAttnK] = KernelArg::input(1);
+    a[kAttnV] = KernelArg::input(2);
+  }
+  a[kAttnKCache] = KernelArg::state(n.attr("k_variable").as_string());
+  a[kAttnVCache] = KernelArg::state(n.attr("v_variable").as_string());
+  a[kAttnScratch] = KernelArg::scratch();
+  return a;
+}
+
+int64_t attention_scratch_bytes(const KernelSpec& spec, int64_t) { return attention_scratch(spec.attention).total; }
+
+Status attention_emit(EmitContext& ctx, const KernelSpec& spec) {
   const AttentionSpec& s = spec.attention;
   if (s.H <= 0 || s.KV <= 0 || s.H % s.KV != 0) return Status::Error("codegen: attention needs KV heads dividing query heads");
   if (s.D <= 0 || s.D % 8 != 0) return Status::Error("codegen: attention needs head_dim a multiple of 8");
   if (s.cache != ElementType::f32 && s.cache != ElementType::f16) return Status::Error("codegen: attention caches must be f32 or f16");
-  Fn f(module, spec.name);
+  Fn f(ctx.module, spec.name);
   AttentionEmitter(f, s).emit();
   return Status::Ok();
 }
+
+}  // namespace
+
+// Cases: tests/codegen/attention_test.cpp (attention_cases.h: head layouts, cache types, odd
+// lengths, several calls over a growing cache, every CPU tier); the state makes them multi-call.
+extern const KernelFamily kAttentionFamily = {
+    "attention", "causal grouped-query attention over the KV cache, which it appends to",
+    attention_computes, attention_spec, attention_key, attention_args, attention_scratch_bytes, nullptr, attention_emit,
+    nullptr};
 
 }  // namespace ingot

@@ -1,0 +1,57 @@
+// The list of kernel families (codegen/kernel_registry.h). A family is one file in
+// codegen/kernels/ that defines one KernelFamily; adding one is a line here.
+#include "codegen/kernel_registry.h"
+
+// X(name): the family `k<name>Family`, defined in codegen/kernels/. Order matters: the first
+// family that computes a node gets it, so hand-written kernels come before the generic path.
+#define INGOT_KERNEL_FAMILIES(X) X(MatMul) X(RMSNorm) X(Attention) X(Embedding) X(RopeTable)
+
+namespace ingot {
+
+#define INGOT_DECLARE_FAMILY(name) extern const KernelFamily k##name##Family;
+INGOT_KERNEL_FAMILIES(INGOT_DECLARE_FAMILY)
+#undef INGOT_DECLARE_FAMILY
+
+std::span<const KernelFamily* const> kernel_families() {
+#define INGOT_FAMILY_ADDRESS(name) &k##name##Family,
+  static const KernelFamily* const kFamilies[] = {INGOT_KERNEL_FAMILIES(INGOT_FAMILY_ADDRESS)};
+#undef INGOT_FAMILY_ADDRESS
+  return kFamilies;
+}
+
+const KernelFamily* find_kernel_family(std::string_view kind) {
+  for (const KernelFamily* f : kernel_families())
+    if (kind == f->kind) return f;
+  return nullptr;
+}
+
+const KernelFamily& family_of(const KernelSpec& spec) {
+  const KernelFamily* f = find_kernel_family(spec.kind);
+  INGOT_ASSERT(f != nullptr, "kernel spec of unknown family");
+  return *f;
+}
+
+StatusOr<KernelSpec> kernel_for_node(const Node& node, const Model* model) {
+  std::string why;
+  for (const KernelFamily* f : kernel_families()) {
+    if (!f->computes(node)) continue;
+    StatusOr<KernelSpec> spec = f->spec_for(node, model);
+    if (spec.ok()) {
+      spec->kind = f->kind;
+      return spec;
+    }
+    why += (why.empty() ? "" : "; ") + spec.message();
+  }
+  if (why.empty()) return Status::Error("codegen: no kernel for op " + std::string(node.op_name()));
+  return Status::Error(why);
+}
+
+StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol) { return kernel_spec_for(node, symbol, nullptr); }
+
+StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol, const Model* model) {
+  INGOT_ASSIGN_OR_RETURN(KernelSpec spec, kernel_for_node(node, model));
+  spec.name = symbol;
+  return spec;
+}
+
+}  // namespace ingot
