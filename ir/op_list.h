@@ -12,5 +12,5 @@
   X(LogicalAnd) X(LogicalOr) X(LogicalNot)                                                          \
   X(Sqrt) X(Exp) X(Log) X(Negative) X(Abs) X(Sin) X(Cos) X(Sigmoid) X(Tanh) X(Erf) X(Gelu)          \
   X(ReduceMean) X(ReduceSum) X(ReduceMax) X(Softmax) X(MatMul)                                      \
-  X(WeightMatMul) X(RMSNorm) X(RoPE) X(SwiGLU) X(RopeTable) X(Embedding) X(FusedMatMul) X(Attention) \
+  X(WeightMatMul) X(RMSNorm) X(RoPE) X(SwiGLU) X(GeGLU) X(RopeTable) X(Embedding) X(FusedMatMul) X(Attention) \
   X(Gather) X(Reshape) X(Transpose) X(Concat) X(Slice) X(Broadcast) X(Select) X(Range)

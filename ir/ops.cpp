@@ -3,6 +3,7 @@
 // Reference kernels compute in double (floats) or int64 (integers) and round once on store:
 // they are the numerical spec, written to be obviously correct rather than fast.
 #include "ir/ops.h"
+#include "ir/builder.h"
 #include "ir/float_spec.h"
 
 #include "ir/quant.h"
@@ -1382,6 +1383,36 @@ Status eval_swiglu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   return Status::Ok();
 }
 
+// GeGLU(gate, up) = Gelu_tanh(gate) * up (Gemma's feed-forward, llama.cpp's ggml_geglu): each
+// step rounded to f32, exactly its decomposition.
+Status infer_geglu(Node& n) {
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 0));
+  INGOT_RETURN_IF_ERROR(expect_f32(n, 1));
+  if (in_type(n, 1) != in_type(n, 0)) return err("GeGLU gate and up differ: " + in_type(n, 0).str() + " vs " + in_type(n, 1).str());
+  n.outputs = {in_type(n, 0)};
+  return Status::Ok();
+}
+
+Status eval_geglu(const Node&, EvalContext&, Tensors in, Outputs& out) {
+  if (in[0].shape() != in[1].shape()) return err("GeGLU gate and up differ at run time");
+  Tensor r = Tensor::zeros(ElementType::f32, in[0].shape());
+  const double k = std::sqrt(2.0 / M_PI);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    const double g = in[0].get_f(i);
+    const float gelu = static_cast<float>(0.5 * g * (1.0 + std::tanh(k * (g + 0.044715 * g * g * g))));  // Gelu's
+    r.set_f(i, static_cast<double>(gelu) * in[1].get_f(i));                                                // Multiply's
+  }
+  out = {r};
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Value>> decompose_geglu(const Node&, GraphBuilder& b, const std::vector<Value>& in) {
+  Value gelu = b.op(Op::Gelu, {in[0]}, {{"approximation", Attribute::String("tanh")}});
+  Value y = b.mul(gelu, in[1]);
+  INGOT_RETURN_IF_ERROR(b.status());
+  return std::vector<Value>{y};
+}
+
 // FusedMatMul(x, w, [bias], [cos, sin], [residual]): WeightMatMul, then in order: + bias;
 // RoPE on the first rope_q_heads + rope_k_heads heads of head_dim values of each row (rows are
 // tokens); SwiGLU over the two halves; + residual. Which optional inputs exist follows the
@@ -1719,6 +1750,7 @@ const std::vector<OpDef>& op_table() {
       {Op::RMSNorm, 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis", 0, first_input},
       {Op::RoPE, 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half", 0, first_input},
       {Op::SwiGLU, 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves", 0, swiglu_inputs},
+      {Op::GeGLU, 2, 2, {}, infer_geglu, eval_geglu, "Gelu_tanh(gate) * up", kElementwise, first_input, {}, decompose_geglu},
       {Op::RopeTable, 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
       {Op::Embedding, 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
       {Op::FusedMatMul, 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues", 0, residual_input},

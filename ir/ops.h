@@ -53,6 +53,12 @@ enum OpTrait : unsigned {
 // docs/passes.md, memory planning. nullptr: none.
 using InPlaceFn = std::vector<int> (*)(const Node& node);
 
+class GraphBuilder;
+// An op that is a composition of simpler ops: builds that graph on `b` from `inputs` and returns
+// its outputs. The op's reference kernel computes exactly the composition (the same roundings);
+// codegen's generic path lowers the composition when no hand-written kernel takes the op.
+using DecomposeFn = StatusOr<std::vector<Value>> (*)(const Node& node, GraphBuilder& b, const std::vector<Value>& inputs);
+
 struct OpDef {
   Op kind;
   int min_inputs;
@@ -67,6 +73,7 @@ struct OpDef {
   // writes (at its end), as a stateful fused op does. ReadValue and Assign are the primitive
   // reader and writer and are not listed here.
   std::vector<const char*> state_attrs = {};
+  DecomposeFn decompose = nullptr;  // composite ops only
 
   const char* name() const { return op_name(kind); }
   bool has(OpTrait t) const { return (traits & t) != 0; }

@@ -1,0 +1,815 @@
+// The generic kernel family: any node no hand-written family takes, lowered through MLIR. The node
+// becomes a func of linalg.generic ops on memrefs (text built here), MLIR lowers it to loops and
+// then to LLVM IR (codegen/mlir/lower_to_llvm.cpp, the one MLIR translation unit), LLVM's O3
+// pipeline unrolls and vectorizes the loops for the tier, and a small IRBuilder wrapper gives it
+// the kernel ABI of kernels.h: it splits the rows over threads and passes memref descriptors.
+//
+// Numerics follow the reference evaluator literally: float math in double, rounded once to the
+// output type; sums in the reference's order into a double accumulator. So these kernels are
+// bitwise equal to the reference (the harness checks NMSE 0). They are correct first and fast
+// second: a node that matters gets a hand-written family when a benchmark says so.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include <llvm/Linker/Linker.h>
+
+#include "codegen/kernel_registry.h"
+#include "codegen/llvm/emit_ir.h"
+#include "codegen/mlir/lower_to_llvm.h"
+#include "ir/builder.h"
+#include "ir/ops.h"
+
+namespace ingot {
+namespace {
+
+Status unsupported(const Node& n, const std::string& why) {
+  return Status::Error(StatusCode::unsupported, "codegen: " + n.name + " (" + std::string(n.op_name()) + "): the generic path " + why);
+}
+
+bool is_tokens(const Dim& d) { return d == Dim::symbol("tokens"); }
+
+// Storage types the generic path handles, as MLIR spells them (booleans are bytes 0/1).
+const char* mlir_type(ElementType t) {
+  switch (t) {
+    case ElementType::f32: return "f32";
+    case ElementType::i64: return "i64";
+    case ElementType::i32: return "i32";
+    case ElementType::boolean: return "i8";
+    default: return nullptr;
+  }
+}
+
+std::string memref(const TensorType& t, const char* elem = nullptr) {
+  std::string s = "memref<";
+  for (size_t i = 0; i < t.shape.size(); ++i) s += (t.shape[i].is_static() ? std::to_string(t.shape[i].value()) : "?") + "x";
+  return s + (elem ? elem : mlir_type(t.type)) + ">";
+}
+
+std::string f64_const(double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, 8);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "arith.constant 0x%016llX : f64", static_cast<unsigned long long>(bits));
+  return buf;
+}
+
+std::string affine_map(int rank, const std::vector<std::string>& results) {
+  std::string s = "affine_map<(";
+  for (int i = 0; i < rank; ++i) s += (i ? ", d" : "d") + std::to_string(i);
+  s += ") -> (";
+  for (size_t i = 0; i < results.size(); ++i) s += (i ? ", " : "") + results[i];
+  return s + ")>";
+}
+
+// Map of a (numpy-broadcast) input of rank r into an iteration space of rank R: right-aligned;
+// a dim of 1 where the space's dim is not 1 reads index 0.
+std::string broadcast_map(const Shape& in, const Shape& space) {
+  const size_t R = space.size(), r = in.size();
+  std::vector<std::string> res;
+  for (size_t i = 0; i < r; ++i) {
+    const size_t d = R - r + i;
+    res.push_back(in[i] == Dim(1) && space[d] != Dim(1) ? "0" : "d" + std::to_string(d));
+  }
+  return affine_map(static_cast<int>(R), res);
+}
+
+std::string iterators(const std::vector<bool>& reduction) {
+  std::string s = "[";
+  for (size_t i = 0; i < reduction.size(); ++i) s += std::string(i ? ", " : "") + (reduction[i] ? "\"reduction\"" : "\"parallel\"");
+  return s + "]";
+}
+
+// The body of a linalg.generic region: SSA values, one per line.
+class Body {
+ public:
+  std::string let(const std::string& rhs) {
+    const std::string v = "%v" + std::to_string(next_++);
+    os_ << "      " << v << " = " << rhs << "\n";
+    return v;
+  }
+  std::string f64(double v) { return let(f64_const(v)); }
+  std::string text() const { return os_.str(); }
+
+ private:
+  std::ostringstream os_;
+  int next_ = 0;
+};
+
+// A scalar loaded from storage type t, widened to the reference's math type: double for floats,
+// int64 for integers, i1 for booleans.
+std::string widen(Body& b, const std::string& v, ElementType t) {
+  switch (t) {
+    case ElementType::f32: return b.let("arith.extf " + v + " : f32 to f64");
+    case ElementType::i32: return b.let("arith.extsi " + v + " : i32 to i64");
+    case ElementType::boolean: return b.let("arith.cmpi ne, " + v + ", " + b.let("arith.constant 0 : i8") + " : i8");
+    default: return v;
+  }
+}
+
+// A math-type value rounded once to storage type t.
+std::string narrow(Body& b, const std::string& v, ElementType t) {
+  switch (t) {
+    case ElementType::f32: return b.let("arith.truncf " + v + " : f64 to f32");
+    case ElementType::i32: return b.let("arith.trunci " + v + " : i64 to i32");
+    case ElementType::boolean: return b.let("arith.extui " + v + " : i1 to i8");
+    default: return v;
+  }
+}
+
+// GELU's tanh form, as the reference evaluates it in double.
+std::string gelu_tanh(Body& b, const std::string& x) {
+  const std::string x3 = b.let("arith.mulf " + b.let("arith.mulf " + x + ", " + x + " : f64") + ", " + x + " : f64");
+  const std::string inner = b.let("arith.addf " + x + ", " + b.let("arith.mulf " + b.f64(0.044715) + ", " + x3 + " : f64") + " : f64");
+  const std::string t = b.let("math.tanh " + b.let("arith.mulf " + b.f64(std::sqrt(2.0 / M_PI)) + ", " + inner + " : f64") + " : f64");
+  const std::string half_x = b.let("arith.mulf " + b.f64(0.5) + ", " + x + " : f64");
+  return b.let("arith.mulf " + half_x + ", " + b.let("arith.addf " + b.f64(1.0) + ", " + t + " : f64") + " : f64");
+}
+
+// One element of an element-wise op from its widened inputs; the result in the math type of the
+// output. Mirrors the reference kernels of ir/ops.cpp expression by expression.
+StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std::string>& x, const std::vector<ElementType>& types) {
+  const bool fl = types[0] == ElementType::f32;
+  const std::string ft = " : f64", it = " : i64";
+  auto bin = [&](const char* fop, const char* iop) -> StatusOr<std::string> {
+    if (fl) return b.let(std::string(fop) + " " + x[0] + ", " + x[1] + ft);
+    if (!iop) return unsupported(n, "has no integer form of this op");
+    return b.let(std::string(iop) + " " + x[0] + ", " + x[1] + it);
+  };
+  auto cmp = [&](const char* fpred, const char* ipred) {
+    return fl ? b.let(std::string("arith.cmpf ") + fpred + ", " + x[0] + ", " + x[1] + ft)
+              : b.let(std::string("arith.cmpi ") + ipred + ", " + x[0] + ", " + x[1] + it);
+  };
+  auto unary = [&](const char* op) -> StatusOr<std::string> {
+    if (!fl) return unsupported(n, "computes this op on floats only");
+    return b.let(std::string(op) + " " + x[0] + ft);
+  };
+  // max/min as the reference: NaN if either is NaN, else std::max(a, b) (a unless a < b).
+  auto minmax = [&](bool is_max) -> StatusOr<std::string> {
+    if (!fl) {
+      const std::string lt = b.let("arith.cmpi slt, " + x[0] + ", " + x[1] + it);
+      return b.let("arith.select " + lt + ", " + x[is_max ? 1 : 0] + ", " + x[is_max ? 0 : 1] + " : i64");
+    }
+    const std::string lt = is_max ? b.let("arith.cmpf olt, " + x[0] + ", " + x[1] + ft) : b.let("arith.cmpf olt, " + x[1] + ", " + x[0] + ft);
+    const std::string pick = b.let("arith.select " + lt + ", " + x[1] + ", " + x[0] + " : f64");
+    const std::string nan = b.let("arith.cmpf uno, " + x[0] + ", " + x[1] + ft);
+    return b.let("arith.select " + nan + ", " + b.f64(NAN) + ", " + pick + " : f64");
+  };
+  switch (n.kind()) {
+    case Op::Add: return bin("arith.addf", "arith.addi");
+    case Op::Subtract: return bin("arith.subf", "arith.subi");
+    case Op::Multiply: return bin("arith.mulf", "arith.muli");
+    case Op::Divide: return bin("arith.divf", nullptr);  // integer floor division checks for zero: not here
+    case Op::Power: return bin("math.powf", nullptr);
+    case Op::Maximum: return minmax(true);
+    case Op::Minimum: return minmax(false);
+    case Op::Equal: return cmp("oeq", "eq");
+    case Op::NotEqual: return cmp("une", "ne");
+    case Op::Less: return cmp("olt", "slt");
+    case Op::LessEqual: return cmp("ole", "sle");
+    case Op::Greater: return cmp("ogt", "sgt");
+    case Op::GreaterEqual: return cmp("oge", "sge");
+    case Op::LogicalAnd: return b.let("arith.andi " + x[0] + ", " + x[1] + " : i1");
+    case Op::LogicalOr: return b.let("arith.ori " + x[0] + ", " + x[1] + " : i1");
+    case Op::LogicalNot: return b.let("arith.xori " + x[0] + ", " + b.let("arith.constant true") + " : i1");
+    case Op::Sqrt: return unary("math.sqrt");
+    case Op::Exp: return unary("math.exp");
+    case Op::Log: return unary("math.log");
+    case Op::Sin: return unary("math.sin");
+    case Op::Cos: return unary("math.cos");
+    case Op::Tanh: return unary("math.tanh");
+    case Op::Erf: return unary("math.erf");
+    case Op::Negative:
+      return fl ? b.let("arith.negf " + x[0] + ft) : b.let("arith.subi " + b.let("arith.constant 0 : i64") + ", " + x[0] + it);
+    case Op::Abs:
+      if (fl) return b.let("math.absf " + x[0] + ft);
+      return b.let("arith.select " + b.let("arith.cmpi slt, " + x[0] + ", " + b.let("arith.constant 0 : i64") + it) + ", " +
+                   b.let("arith.subi " + b.let("arith.constant 0 : i64") + ", " + x[0] + it) + ", " + x[0] + " : i64");
+    case Op::Sigmoid: {
+      if (!fl) return unsupported(n, "computes Sigmoid on floats only");
+      const std::string e = b.let("math.exp " + b.let("arith.negf " + x[0] + ft) + ft);
+      return b.let("arith.divf " + b.f64(1.0) + ", " + b.let("arith.addf " + b.f64(1.0) + ", " + e + ft) + ft);
+    }
+    case Op::Gelu: {
+      if (!fl) return unsupported(n, "computes Gelu on floats only");
+      if (n.attr("approximation").as_string() == "tanh") return gelu_tanh(b, x[0]);
+      const std::string e = b.let("math.erf " + b.let("arith.divf " + x[0] + ", " + b.f64(std::sqrt(2.0)) + ft) + ft);
+      const std::string half_x = b.let("arith.mulf " + b.f64(0.5) + ", " + x[0] + ft);
+      return b.let("arith.mulf " + half_x + ", " + b.let("arith.addf " + b.f64(1.0) + ", " + e + ft) + ft);
+    }
+    case Op::Select: {
+      const char* t = types[1] == ElementType::f32 ? "f64" : types[1] == ElementType::boolean ? "i1" : "i64";
+      return b.let("arith.select " + x[0] + ", " + x[1] + ", " + x[2] + " : " + t);
+    }
+    default: return unsupported(n, "has no element-wise form of this op");
+  }
+}
+
+enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, none };
+
+Lowering category(const Node& n) {
+  if (n.is(Op::Convert) || n.is(Op::Select)) return Lowering::elementwise;
+  if (op_def(n.kind()).has(kElementwise)) return Lowering::elementwise;
+  switch (n.kind()) {
+    case Op::ReduceSum: case Op::ReduceMean: case Op::ReduceMax: return Lowering::reduce;
+    case Op::Softmax: return Lowering::softmax;
+    case Op::MatMul: return Lowering::matmul;
+    case Op::RMSNorm: return Lowering::rms_norm;
+    default: return Lowering::none;
+  }
+}
+
+// ---------------------------------------------------------------- the MLIR function of a node
+// func @NAME_body(inputs..., outputs...): every memref has the node's static dims and `?` where
+// the value has `tokens` rows.
+class FuncText {
+ public:
+  FuncText(const KernelSpec& k) : s_(k.op) {
+    os_ << "func.func @" << k.name << "_body(";
+    int i = 0;
+    for (const TensorType& t : s_.inputs) os_ << (i++ ? ", " : "") << "%in" << i - 1 << ": " << memref(t);
+    for (size_t o = 0; o < s_.outputs.size(); ++o) os_ << (i++ ? ", " : "") << "%out" << o << ": " << memref(s_.outputs[o]);
+    os_ << ") {\n";
+    os_ << "    %c0 = arith.constant 0 : index\n";
+  }
+
+  // The dynamic dim 0 (rows) of a memref value, for allocations.
+  std::string rows_of(const std::string& v, const TensorType& t) {
+    const std::string r = "%rows" + std::to_string(tmp_++);
+    os_ << "    " << r << " = memref.dim " << v << ", %c0 : " << memref(t) << "\n";
+    return r;
+  }
+
+  // A temporary f64 buffer of `shape` (rows taken from `like` when dim 0 is dynamic).
+  std::string alloc_f64(const Shape& shape, const std::string& like, const TensorType& like_type, double fill) {
+    const std::string v = "%acc" + std::to_string(tmp_++);
+    TensorType t{ElementType::f32, shape};
+    std::string dyn = !shape.empty() && !shape[0].is_static() ? rows_of(like, like_type) : "";
+    os_ << "    " << v << " = memref.alloc(" << dyn << ") : " << memref(t, "f64") << "\n";
+    const std::string c = "%fill" + std::to_string(tmp_++);
+    os_ << "    " << c << " = " << f64_const(fill) << "\n";
+    os_ << "    linalg.fill ins(" << c << " : f64) outs(" << v << " : " << memref(t, "f64") << ")\n";
+    frees_.push_back(v + " : " + memref(t, "f64"));
+    return v;
+  }
+
+  struct Operand {
+    std::string value, type, map;
+  };
+  // linalg.generic over `space` (rank of the iteration domain) with the body `body` (block
+  // arguments %a0.. for ins, %o0.. for outs).
+  void generic(int rank, const std::vector<bool>& reduction, const std::vector<Operand>& ins, const std::vector<Operand>& outs,
+               const std::vector<std::string>& arg_types, const std::string& body, const std::string& yields,
+               const std::string& yield_types) {
+    (void)rank;
+    os_ << "    linalg.generic {indexing_maps = [";
+    bool first = true;
+    for (const auto* list : {&ins, &outs})
+      for (const Operand& o : *list) {
+        os_ << (first ? "" : ", ") << o.map;
+        first = false;
+      }
+    os_ << "], iterator_types = " << iterators(reduction) << "}";
+    os_ << " ins(";
+    for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].value;
+    os_ << " : ";
+    for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].type;
+    os_ << ") outs(";
+    for (size_t i = 0; i < outs.size(); ++i) os_ << (i ? ", " : "") << outs[i].value;
+    os_ << " : ";
+    for (size_t i = 0; i < outs.size(); ++i) os_ << (i ? ", " : "") << outs[i].type;
+    os_ << ") {\n    ^bb0(";
+    size_t a = 0;
+    for (size_t i = 0; i < ins.size(); ++i, ++a) os_ << (a ? ", " : "") << "%a" << i << ": " << arg_types[a];
+    for (size_t i = 0; i < outs.size(); ++i, ++a) os_ << (a ? ", " : "") << "%o" << i << ": " << arg_types[a];
+    os_ << "):\n" << body << "      linalg.yield " << yields << " : " << yield_types << "\n    }\n";
+  }
+
+  std::string finish() {
+    for (const auto& f : frees_) os_ << "    memref.dealloc " << f << "\n";
+    os_ << "    return\n  }\n";
+    return "module {\n  " + os_.str() + "}\n";
+  }
+
+ private:
+  const OpKernelSpec& s_;
+  std::ostringstream os_;
+  int tmp_ = 0;
+  std::vector<std::string> frees_;
+};
+
+std::string in_name(size_t i) { return "%in" + std::to_string(i); }
+std::string out_name(size_t i) { return "%out" + std::to_string(i); }
+std::string identity(int rank) {
+  std::vector<std::string> r;
+  for (int i = 0; i < rank; ++i) r.push_back("d" + std::to_string(i));
+  return affine_map(rank, r);
+}
+
+// One element of a node of an element-wise chain, in the math type of its output type.
+StatusOr<std::string> scalar_op(Body& b, const Node& n, const std::vector<std::string>& xs, const std::vector<ElementType>& types) {
+  if (!n.is(Op::Convert)) return elementwise(b, n, xs, types);
+  const ElementType from = types[0], to = n.outputs[0].type;
+  const bool int_from = from == ElementType::i64 || from == ElementType::i32;
+  const bool int_to = to == ElementType::i64 || to == ElementType::i32;
+  if (from == to || (int_from && int_to)) return xs[0];
+  if (to == ElementType::f32 && int_from) return b.let("arith.sitofp " + xs[0] + " : i64 to f64");
+  if (to == ElementType::f32 && from == ElementType::boolean) return b.let("arith.uitofp " + xs[0] + " : i1 to f64");
+  return unsupported(n, "converts only integers and booleans to f32 and integers to integers");
+}
+
+// Element-wise ops, alone or as the chain their op decomposes into (OpDef::decompose): one
+// linalg.generic over the output's shape, each step rounded to its own type as the reference.
+StatusOr<std::string> elementwise_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& out = s.outputs[0];
+  const int R = static_cast<int>(out.shape.size());
+  Model sub;
+  GraphBuilder gb(sub);
+  std::vector<ingot::Value> params;
+  for (size_t i = 0; i < s.inputs.size(); ++i) params.push_back(gb.parameter("in" + std::to_string(i), s.inputs[i].type, s.inputs[i].shape));
+  ingot::Value result;
+  if (const DecomposeFn decompose = op_def(n.kind()).decompose) {
+    INGOT_ASSIGN_OR_RETURN(std::vector<ingot::Value> outs, decompose(n, gb, params));
+    result = outs.at(0);
+  } else {
+    result = gb.node(n.kind(), params, n.attrs, "n")->out(0);
+  }
+  INGOT_RETURN_IF_ERROR(gb.status());
+  INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, sub.topological_order());
+
+  FuncText f(k);
+  std::vector<FuncText::Operand> ins;
+  std::vector<std::string> arg_types;
+  Body b;
+  std::map<const Node*, std::string> scalar;  // each value of the chain, widened
+  for (size_t i = 0; i < s.inputs.size(); ++i) {
+    ins.push_back({in_name(i), memref(s.inputs[i]), broadcast_map(s.inputs[i].shape, out.shape)});
+    arg_types.push_back(mlir_type(s.inputs[i].type));
+    scalar[params[i].node] = widen(b, "%a" + std::to_string(i), s.inputs[i].type);
+  }
+  arg_types.push_back(mlir_type(out.type));
+  std::string y;
+  for (Node* c : order) {
+    if (c->is(Op::Parameter)) continue;
+    if (c != result.node && c->outputs[0].shape != out.shape) return unsupported(n, "fuses element-wise chains of one shape only");
+    if (category(*c) != Lowering::elementwise || op_def(c->kind()).decompose) return unsupported(n, "decomposes into a non-element-wise op");
+    std::vector<std::string> xs;
+    std::vector<ElementType> types;
+    for (const ingot::Value& v : c->inputs) {
+      xs.push_back(scalar.at(v.node));
+      types.push_back(v.type().type);
+    }
+    INGOT_ASSIGN_OR_RETURN(std::string v, scalar_op(b, *c, xs, types));
+    if (c == result.node) y = narrow(b, v, out.type);
+    else scalar[c] = widen(b, narrow(b, v, c->outputs[0].type), c->outputs[0].type);  // rounded as the reference stores it
+  }
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, arg_types,
+            b.text(), y, mlir_type(out.type));
+  return f.finish();
+}
+
+// ReduceSum/Mean/Max: a double accumulator shaped like the input with the reduced axes 1,
+// filled in the input's order, then rounded into the output.
+StatusOr<std::string> reduce_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  const TensorType& out = s.outputs[0];
+  if (x.type != ElementType::f32) return unsupported(n, "reduces f32 only");
+  const int r = static_cast<int>(x.shape.size());
+  std::vector<int64_t> axes;
+  for (int64_t a : s.attrs.at("axes").as_ints()) axes.push_back(a < 0 ? a + r : a);
+  std::vector<bool> reduced(static_cast<size_t>(r), false);
+  for (int64_t a : axes) reduced[static_cast<size_t>(a)] = true;
+  Shape kept;
+  std::vector<std::string> kept_map;
+  int64_t count = 1;
+  for (int i = 0; i < r; ++i) {
+    kept.push_back(reduced[static_cast<size_t>(i)] ? Dim(1) : x.shape[static_cast<size_t>(i)]);
+    kept_map.push_back(reduced[static_cast<size_t>(i)] ? "0" : "d" + std::to_string(i));
+    if (reduced[static_cast<size_t>(i)]) {
+      if (!x.shape[static_cast<size_t>(i)].is_static()) return unsupported(n, "reduces static axes only");
+      count *= x.shape[static_cast<size_t>(i)].value();
+    }
+  }
+  const bool is_max = n.is(Op::ReduceMax);
+  FuncText f(k);
+  const std::string acc = f.alloc_f64(kept, in_name(0), x, is_max ? -INFINITY : 0.0);
+  const std::string acc_type = memref(TensorType{ElementType::f32, kept}, "f64");
+  Body b;
+  const std::string v = widen(b, "%a0", ElementType::f32);
+  std::string next;
+  if (is_max) {
+    // NaN if either is NaN, else std::max(acc, v).
+    const std::string lt = b.let("arith.cmpf olt, %o0, " + v + " : f64");
+    const std::string pick = b.let("arith.select " + lt + ", " + v + ", %o0 : f64");
+    const std::string nan = b.let("arith.cmpf uno, %o0, " + v + " : f64");
+    next = b.let("arith.select " + nan + ", " + b.f64(NAN) + ", " + pick + " : f64");
+  } else {
+    next = b.let("arith.addf %o0, " + v + " : f64");
+  }
+  f.generic(r, reduced, {{in_name(0), memref(x), identity(r)}}, {{acc, acc_type, affine_map(r, kept_map)}}, {"f32", "f64"},
+            b.text(), next, "f64");
+  // acc (kept shape) -> out (kept or dropped axes).
+  Body c;
+  std::string y = "%a0";
+  if (n.is(Op::ReduceMean)) y = c.let("arith.divf %a0, " + c.f64(static_cast<double>(count)) + " : f64");
+  const std::string rounded = narrow(c, y, ElementType::f32);
+  std::vector<std::string> out_map;
+  for (int i = 0; i < r; ++i)
+    if (!reduced[static_cast<size_t>(i)] || out.shape.size() == static_cast<size_t>(r)) out_map.push_back("d" + std::to_string(i));
+  f.generic(r, std::vector<bool>(static_cast<size_t>(r), false), {{acc, acc_type, identity(r)}},
+            {{out_name(0), memref(out), affine_map(r, out_map)}}, {"f64", "f32"}, c.text(), rounded, "f32");
+  return f.finish();
+}
+
+// Softmax along one axis, as the reference: max (NaNs skipped, as std::max does), sum of exp(x -
+// max) in order, then exp(x - max) / sum, all in double.
+StatusOr<std::string> softmax_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  if (x.type != ElementType::f32) return unsupported(n, "computes Softmax on f32 only");
+  const int r = static_cast<int>(x.shape.size());
+  int64_t axis = s.attrs.at("axis").as_int();
+  if (axis < 0) axis += r;
+  Shape kept = x.shape;
+  kept[static_cast<size_t>(axis)] = Dim(1);
+  std::vector<std::string> kept_map;
+  std::vector<bool> red(static_cast<size_t>(r), false);
+  red[static_cast<size_t>(axis)] = true;
+  for (int i = 0; i < r; ++i) kept_map.push_back(i == axis ? "0" : "d" + std::to_string(i));
+  const std::string km = affine_map(r, kept_map), id = identity(r);
+  FuncText f(k);
+  const std::string m = f.alloc_f64(kept, in_name(0), x, -INFINITY);
+  const std::string sum = f.alloc_f64(kept, in_name(0), x, 0.0);
+  const std::string kt = memref(TensorType{ElementType::f32, kept}, "f64");
+  {
+    Body b;
+    const std::string v = widen(b, "%a0", ElementType::f32);
+    const std::string lt = b.let("arith.cmpf olt, %o0, " + v + " : f64");
+    const std::string next = b.let("arith.select " + lt + ", " + v + ", %o0 : f64");
+    f.generic(r, red, {{in_name(0), memref(x), id}}, {{m, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
+  }
+  {
+    Body b;
+    const std::string v = widen(b, "%a0", ElementType::f32);
+    const std::string e = b.let("math.exp " + b.let("arith.subf " + v + ", %a1 : f64") + " : f64");
+    const std::string next = b.let("arith.addf %o0, " + e + " : f64");
+    f.generic(r, red, {{in_name(0), memref(x), id}, {m, kt, km}}, {{sum, kt, km}}, {"f32", "f64", "f64"}, b.text(), next, "f64");
+  }
+  {
+    Body b;
+    const std::string v = widen(b, "%a0", ElementType::f32);
+    const std::string e = b.let("math.exp " + b.let("arith.subf " + v + ", %a1 : f64") + " : f64");
+    const std::string y = narrow(b, b.let("arith.divf " + e + ", %a2 : f64"), ElementType::f32);
+    f.generic(r, std::vector<bool>(static_cast<size_t>(r), false), {{in_name(0), memref(x), id}, {m, kt, km}, {sum, kt, km}},
+              {{out_name(0), memref(s.outputs[0]), id}}, {"f32", "f64", "f64", "f32"}, b.text(), y, "f32");
+  }
+  return f.finish();
+}
+
+// MatMul (batched, broadcast, transposes): sum over p of a * b in double, in p order.
+StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& A = s.inputs[0];
+  const TensorType& B = s.inputs[1];
+  const TensorType& out = s.outputs[0];
+  if (A.type != ElementType::f32) return unsupported(n, "multiplies f32 only");
+  const bool ta = s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
+  const bool tb = s.attrs.count("transpose_b") && s.attrs.at("transpose_b").as_bool();
+  const int R = static_cast<int>(out.shape.size());  // batch..., i, j; plus p
+  const std::string di = "d" + std::to_string(R - 2), dj = "d" + std::to_string(R - 1), dp = "d" + std::to_string(R);
+  auto operand_map = [&](const Shape& shape, bool transposed, bool is_a) {
+    const size_t rk = shape.size();
+    std::vector<std::string> res;
+    for (size_t i = 0; i + 2 < rk; ++i) {
+      const size_t d = static_cast<size_t>(R - 2) - (rk - 2) + i;
+      res.push_back(shape[i] == Dim(1) && out.shape[d] != Dim(1) ? "0" : "d" + std::to_string(d));
+    }
+    const std::string outer = is_a ? di : dj;
+    if (is_a != transposed) {  // A: [i, p]; B transposed: [j, p]
+      res.push_back(outer);
+      res.push_back(dp);
+    } else {
+      res.push_back(dp);
+      res.push_back(outer);
+    }
+    return affine_map(R + 1, res);
+  };
+  std::vector<std::string> out_map;
+  for (int i = 0; i < R; ++i) out_map.push_back("d" + std::to_string(i));
+  std::vector<bool> red(static_cast<size_t>(R + 1), false);
+  red[static_cast<size_t>(R)] = true;
+  FuncText f(k);
+  const std::string acc = f.alloc_f64(out.shape, in_name(0), A, 0.0);
+  const std::string at = memref(TensorType{ElementType::f32, out.shape}, "f64");
+  Body b;
+  const std::string av = widen(b, "%a0", ElementType::f32), bv = widen(b, "%a1", ElementType::f32);
+  const std::string next = b.let("arith.addf %o0, " + b.let("arith.mulf " + av + ", " + bv + " : f64") + " : f64");
+  f.generic(R + 1, red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
+            {{acc, at, affine_map(R + 1, out_map)}}, {"f32", "f32", "f64"}, b.text(), next, "f64");
+  Body c;
+  const std::string y = narrow(c, "%a0", ElementType::f32);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{acc, at, identity(R)}}, {{out_name(0), memref(out), identity(R)}},
+            {"f64", "f32"}, c.text(), y, "f32");
+  return f.finish();
+}
+
+// RMSNorm in the reference's (llama.cpp's) f32 order: f32 squares summed in double, the mean and
+// the scale in f32, then (x * scale) * w each rounded to f32.
+StatusOr<std::string> rms_norm_func(const Node&, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  const int r = static_cast<int>(x.shape.size());
+  const int64_t D = x.shape.back().value();
+  Shape kept = x.shape;
+  kept.back() = Dim(1);
+  std::vector<std::string> kept_map;
+  std::vector<bool> red(static_cast<size_t>(r), false);
+  red.back() = true;
+  for (int i = 0; i < r; ++i) kept_map.push_back(i == r - 1 ? "0" : "d" + std::to_string(i));
+  const std::string km = affine_map(r, kept_map), id = identity(r);
+  FuncText f(k);
+  const std::string ss = f.alloc_f64(kept, in_name(0), x, 0.0);
+  const std::string kt = memref(TensorType{ElementType::f32, kept}, "f64");
+  {
+    Body b;
+    const std::string sq = b.let("arith.extf " + b.let("arith.mulf %a0, %a0 : f32") + " : f32 to f64");
+    const std::string next = b.let("arith.addf %o0, " + sq + " : f64");
+    f.generic(r, red, {{in_name(0), memref(x), id}}, {{ss, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
+  }
+  Body b;
+  const std::string mean = b.let("arith.truncf " + b.let("arith.divf %a1, " + b.f64(static_cast<double>(D)) + " : f64") + " : f64 to f32");
+  float eps_f = static_cast<float>(s.attrs.at("eps").as_float());
+  uint32_t eb;
+  std::memcpy(&eb, &eps_f, 4);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "arith.constant 0x%08X : f32", eb);
+  const std::string e = b.let(buf);
+  const std::string scale = b.let("arith.divf " + b.let("arith.constant 1.0 : f32") + ", " +
+                                  b.let("math.sqrt " + b.let("arith.addf " + mean + ", " + e + " : f32") + " : f32") + " : f32");
+  const std::string y = b.let("arith.mulf " + b.let("arith.mulf %a0, " + scale + " : f32") + ", %a2 : f32");
+  std::vector<std::string> wmap = {"d" + std::to_string(r - 1)};
+  f.generic(r, std::vector<bool>(static_cast<size_t>(r), false),
+            {{in_name(0), memref(x), id}, {ss, kt, km}, {in_name(1), memref(s.inputs[1]), affine_map(r, wmap)}},
+            {{out_name(0), memref(s.outputs[0]), id}}, {"f32", "f64", "f32", "f32"}, b.text(), y, "f32");
+  return f.finish();
+}
+
+StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
+  switch (category(n)) {
+    case Lowering::elementwise: return elementwise_func(n, k);
+    case Lowering::reduce: return reduce_func(n, k);
+    case Lowering::softmax: return softmax_func(n, k);
+    case Lowering::matmul: return matmul_func(n, k);
+    case Lowering::rms_norm: return rms_norm_func(n, k);
+    case Lowering::none: break;
+  }
+  return unsupported(n, "has no lowering for this op yet");
+}
+
+// Whether thread t may compute rows [lo, hi) of the output from rows [lo, hi) of the inputs that
+// have rows: true unless the op mixes rows (a reduction or softmax over axis 0, a matmul whose
+// rows are not the output's rows).
+bool rows_independent(const Node& n, const OpKernelSpec& s) {
+  if (s.outputs.size() != 1 || s.outputs[0].shape.empty() || !is_tokens(s.outputs[0].shape[0])) return false;
+  const size_t R = s.outputs[0].shape.size();
+  for (size_t i = 0; i < s.inputs.size(); ++i)
+    if (!s.inputs[i].shape.empty() && is_tokens(s.inputs[i].shape[0]) && s.inputs[i].shape.size() != R) return false;
+  switch (category(n)) {
+    case Lowering::reduce: {
+      for (int64_t a : s.attrs.at("axes").as_ints())
+        if (a == 0 || a == -static_cast<int64_t>(s.inputs[0].shape.size())) return false;
+      return s.outputs[0].shape.size() == s.inputs[0].shape.size();
+    }
+    case Lowering::softmax: {
+      const int64_t a = s.attrs.at("axis").as_int();
+      return a != 0 && a != -static_cast<int64_t>(s.inputs[0].shape.size());
+    }
+    case Lowering::matmul: {
+      const bool ta = s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
+      for (const Dim& d : s.inputs[1].shape)
+        if (!d.is_static()) return false;
+      return R > 2 || !ta;
+    }
+    default: return true;
+  }
+}
+
+// ---------------------------------------------------------------- the family
+
+bool generic_computes(const Node& n) {
+  const OpDef& def = op_def(n.kind());
+  return !def.has(kSource) && !def.has(kSink) && !def.has(kView) && !def.has(kStateful) && category(n) != Lowering::none;
+}
+
+StatusOr<KernelSpec> generic_spec(const Node& n, const Model*) {
+  KernelSpec k;
+  k.op.op = n.kind();
+  k.op.attrs = n.attrs;
+  for (const Value& v : n.inputs) k.op.inputs.push_back(v.type());
+  k.op.outputs = n.outputs;
+  bool any_rows = false;
+  for (const auto* list : {&k.op.inputs, &k.op.outputs})
+    for (const TensorType& t : *list) {
+      if (!mlir_type(t.type)) return unsupported(n, "does not handle " + std::string(type_name(t.type)) + " values");
+      for (size_t d = 0; d < t.shape.size(); ++d) {
+        if (t.shape[d].is_static()) continue;
+        if (d != 0 || !is_tokens(t.shape[d])) return unsupported(n, "needs static shapes but for `tokens` rows, got " + t.str());
+        any_rows = true;
+      }
+    }
+  if (any_rows && (k.op.outputs[0].shape.empty() || !is_tokens(k.op.outputs[0].shape[0])))
+    return unsupported(n, "needs an output with `tokens` rows when an input has them");
+  // The MLIR text is built now, so that a node the path cannot lower is refused at planning.
+  k.name = "probe";
+  INGOT_RETURN_IF_ERROR(func_text(n, k).status());
+  return k;
+}
+
+std::string generic_key(const KernelSpec& k) {
+  std::string key = std::string("generic ") + op_name(k.op.op);
+  for (const auto& [name, a] : k.op.attrs) key += " " + name + "=" + a.str();
+  for (const TensorType& t : k.op.inputs) key += " in:" + t.str();
+  for (const TensorType& t : k.op.outputs) key += " out:" + t.str();
+  return key;
+}
+
+// Outputs first, then inputs, in node order.
+StatusOr<std::vector<KernelArg>> generic_args(const Node& n, const KernelSpec&) {
+  std::vector<KernelArg> a;
+  for (size_t o = 0; o < n.outputs.size(); ++o) a.push_back(KernelArg::output(static_cast<int>(o)));
+  for (size_t i = 0; i < n.inputs.size(); ++i) a.push_back(KernelArg::input(static_cast<int>(i)));
+  return a;
+}
+
+// A node with the spec's op, attributes and input types, to build the MLIR text from.
+struct SpecNode {
+  Model model;
+  Node* node = nullptr;
+};
+StatusOr<std::unique_ptr<SpecNode>> node_of(const KernelSpec& k) {
+  auto s = std::make_unique<SpecNode>();
+  GraphBuilder b(s->model);
+  std::vector<ingot::Value> ins;
+  for (size_t i = 0; i < k.op.inputs.size(); ++i)
+    ins.push_back(b.parameter("in" + std::to_string(i), k.op.inputs[i].type, k.op.inputs[i].shape));
+  s->node = b.node(k.op.op, ins, k.op.attrs, k.name);
+  INGOT_RETURN_IF_ERROR(b.status());
+  return s;
+}
+
+Status generic_emit(EmitContext& ctx, const KernelSpec& k) {
+  INGOT_ASSIGN_OR_RETURN(auto sn, node_of(k));
+  const Node& n = *sn->node;
+  INGOT_ASSIGN_OR_RETURN(std::string text, func_text(n, k));
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> body, lower_mlir_to_llvm(text, ctx.module.getContext()));
+  body->setDataLayout(ctx.module.getDataLayout());
+  body->setTargetTriple(ctx.module.getTargetTriple());
+  if (llvm::Linker::linkModules(ctx.module, std::move(body)))
+    return Status::Error(StatusCode::internal, "codegen: " + k.name + ": linking the MLIR kernel failed");
+  llvm::Function* inner = ctx.module.getFunction(k.name + "_body");
+  if (!inner) return Status::Error(StatusCode::internal, "codegen: " + k.name + ": the MLIR kernel has no body function");
+  inner->setLinkage(llvm::GlobalValue::InternalLinkage);
+
+  // The ABI wrapper: rows split over threads (or thread 0 alone), memref descriptors
+  // (allocated, aligned, offset, sizes..., strides...) built from the argument slots.
+  ir_emit::Fn f(ctx.module, k.name);
+  auto& B = f.B;
+  const bool split = rows_independent(n, k.op);
+  llvm::Value* rows = f.dim(0);
+  llvm::Value *lo = f.c64(0), *hi = rows;
+  if (split) {
+    std::tie(lo, hi) = f.thread_range(rows);
+  } else {
+    llvm::BasicBlock* work = llvm::BasicBlock::Create(f.C, "work", f.F);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(f.C, "done", f.F);
+    B.CreateCondBr(B.CreateICmpEQ(f.thread(), f.c64(0)), work, done);
+    B.SetInsertPoint(done);
+    B.CreateRetVoid();
+    B.SetInsertPoint(work);
+  }
+  std::vector<llvm::Value*> call_args;
+  auto add_memref = [&](int slot, const TensorType& t) {
+    llvm::Value* p = f.arg_ptr(slot);
+    const size_t r = t.shape.size();
+    std::vector<int64_t> strides(r, 1);
+    for (size_t d = r; d-- > 1;) strides[d - 1] = strides[d] * t.shape[d].value();
+    const int64_t elem = type_info(t.type).block_bytes;
+    const bool rowed = r > 0 && !t.shape[0].is_static();
+    if (rowed) p = f.at(p, lo, strides[0] * elem);
+    call_args.push_back(p);
+    call_args.push_back(p);
+    call_args.push_back(f.c64(0));
+    for (size_t d = 0; d < r; ++d) call_args.push_back(d == 0 && rowed ? B.CreateSub(hi, lo) : f.c64(t.shape[d].value()));
+    for (size_t d = 0; d < r; ++d) call_args.push_back(f.c64(strides[d]));
+  };
+  const int outs = static_cast<int>(k.op.outputs.size());
+  for (size_t i = 0; i < k.op.inputs.size(); ++i) add_memref(outs + static_cast<int>(i), k.op.inputs[i]);
+  for (int o = 0; o < outs; ++o) add_memref(o, k.op.outputs[static_cast<size_t>(o)]);
+  if (call_args.size() != inner->arg_size())
+    return Status::Error(StatusCode::internal, "codegen: " + k.name + ": the MLIR kernel takes " + std::to_string(inner->arg_size()) +
+                                                   " values, the wrapper passes " + std::to_string(call_args.size()));
+  B.CreateCall(inner, call_args);
+  B.CreateRetVoid();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- harness cases
+// Odd sizes, broadcasts in both directions, scalars; NMSE 0: double math rounded once, as the
+// reference.
+KernelCase unary_case(Op op, AttrMap attrs = {}, const std::string& suffix = "") {
+  return {std::string("generic_") + op_name(op) + suffix, 5, [op, attrs](Model& m) -> StatusOr<Node*> {
+            GraphBuilder b(m);
+            Node* n = b.node(op, {b.parameter("x", ElementType::f32, Shape{Dim::symbol("tokens"), Dim(67)})}, attrs, "n");
+            INGOT_RETURN_IF_ERROR(b.status());
+            return n;
+          }, 0.0};
+}
+
+KernelCase binary_case(Op op, Shape a, Shape b_shape, ElementType t = ElementType::f32, const std::string& suffix = "") {
+  return {std::string("generic_") + op_name(op) + suffix, 3, [=](Model& m) -> StatusOr<Node*> {
+            GraphBuilder b(m);
+            Node* n = b.node(op, {b.parameter("a", t, a), b.parameter("b", t, b_shape)}, {}, "n");
+            INGOT_RETURN_IF_ERROR(b.status());
+            return n;
+          }, 0.0};
+}
+
+std::vector<KernelCase> generic_cases() {
+  const Dim T = Dim::symbol("tokens");
+  std::vector<KernelCase> c;
+  for (Op op : {Op::Sqrt, Op::Exp, Op::Log, Op::Negative, Op::Abs, Op::Sin, Op::Cos, Op::Sigmoid, Op::Tanh, Op::Erf})
+    c.push_back(unary_case(op));
+  c.push_back(unary_case(Op::Gelu, {{"approximation", Attribute::String("tanh")}}, "_tanh"));
+  c.push_back(unary_case(Op::Gelu, {{"approximation", Attribute::String("erf")}}, "_erf"));
+  for (Op op : {Op::Add, Op::Subtract, Op::Multiply, Op::Divide, Op::Maximum, Op::Minimum, Op::Power, Op::Less, Op::Equal})
+    c.push_back(binary_case(op, Shape{T, Dim(37)}, Shape{Dim(37)}));
+  c.push_back(binary_case(Op::Add, Shape{T, Dim(1)}, Shape{T, Dim(19)}, ElementType::f32, "_column"));
+  c.push_back(binary_case(Op::Multiply, Shape{T, Dim(3), Dim(9)}, Shape{}, ElementType::f32, "_scalar"));
+  c.push_back(binary_case(Op::Add, Shape{T, Dim(11)}, Shape{T, Dim(11)}, ElementType::i64, "_i64"));
+  c.push_back(binary_case(Op::GreaterEqual, Shape{T, Dim(11)}, Shape{Dim(11)}, ElementType::i32, "_i32"));
+  c.push_back({"generic_ReduceSum_last", 4, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::ReduceSum, {b.parameter("x", ElementType::f32, Shape{T, Dim(5), Dim(33)})},
+                                  {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_ReduceMean_dropped", 4, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::ReduceMean, {b.parameter("x", ElementType::f32, Shape{T, Dim(5), Dim(33)})},
+                                  {{"axes", Attribute::Ints({1, 2})}, {"keep_dims", Attribute::Bool(false)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_ReduceMax_middle", 6, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::ReduceMax, {b.parameter("x", ElementType::f32, Shape{T, Dim(7), Dim(3)})},
+                                  {{"axes", Attribute::Ints({1})}, {"keep_dims", Attribute::Bool(false)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_Softmax", 5, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::Softmax, {b.parameter("x", ElementType::f32, Shape{T, Dim(3), Dim(29)})},
+                                  {{"axis", Attribute::Int(-1)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_MatMul_tb", 7, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::MatMul, {b.parameter("a", ElementType::f32, Shape{T, Dim(35)}),
+                                               b.parameter("w", ElementType::f32, static_shape({13, 35}))},
+                                  {{"transpose_b", Attribute::Bool(true)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_MatMul_batched", 3, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::MatMul, {b.parameter("a", ElementType::f32, Shape{T, Dim(4), Dim(9)}),
+                                               b.parameter("w", ElementType::f32, static_shape({1, 9, 6}))}, {}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  c.push_back({"generic_RMSNorm", 5, [T](Model& m) -> StatusOr<Node*> {
+                 GraphBuilder b(m);
+                 Node* n = b.node(Op::RMSNorm, {b.parameter("x", ElementType::f32, Shape{T, Dim(67)}),
+                                                b.parameter("w", ElementType::f32, static_shape({67}))},
+                                  {{"eps", Attribute::Float(1e-6)}}, "n");
+                 INGOT_RETURN_IF_ERROR(b.status());
+                 return n;
+               }, 0.0});
+  return c;
+}
+
+}  // namespace
+
+extern const KernelFamily kGenericFamily = {
+    "generic", "any element-wise op, reduction, Softmax, MatMul or RMSNorm without a hand-written kernel, through MLIR",
+    generic_computes, generic_spec, generic_key, generic_args, nullptr, nullptr, generic_emit, generic_cases};
+
+}  // namespace ingot

@@ -1,0 +1,295 @@
+// Every kernel family of the registry against the reference evaluator, through the family's own
+// spec, argument bindings and emitter (the ones the scheduler and compiler use): each case is a
+// one-node model with random inputs, run on 1..3 threads on every CPU tier this host runs, with
+// sentinel bytes around every output. The generic MLIR family is additionally asked to compile
+// every node the hand-written families take, so both paths are checked on the same cases.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "codegen/kernel_registry.h"
+#include "ir/builder.h"
+#include "ir/evaluator.h"
+#include "tests/codegen/harness.h"
+
+namespace ingot {
+namespace {
+
+using cgtest::compile_and_open;
+
+constexpr size_t kGuard = 128;
+constexpr uint8_t kSentinel = 0xA5;
+
+// A 64-byte aligned copy with sentinels on both sides.
+struct Buffer64 {
+  explicit Buffer64(size_t n) : bytes(n), mem(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 2 * kGuard + 63) / 64 * 64))) {
+    std::memset(mem, kSentinel, (n + 2 * kGuard + 63) / 64 * 64);
+  }
+  ~Buffer64() { std::free(mem); }
+  Buffer64(const Buffer64&) = delete;
+  uint8_t* data() { return mem + kGuard; }
+  bool intact() const {
+    for (size_t i = 0; i < kGuard; ++i)
+      if (mem[i] != kSentinel || mem[kGuard + bytes + i] != kSentinel) return false;
+    return true;
+  }
+  size_t bytes;
+  uint8_t* mem;
+};
+
+// Random data for a parameter: floats in [-2, 2] (positive for Sqrt, Log and Power's base),
+// small integers, booleans.
+Tensor random_input(const TensorType& t, const std::vector<int64_t>& shape, bool positive, std::mt19937_64& rng) {
+  Tensor r = Tensor::zeros(t.type, shape);
+  std::uniform_real_distribution<double> u(positive ? 0.05 : -2.0, 2.0);
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    if (t.type == ElementType::f32) r.set_f(i, static_cast<float>(u(rng)));
+    else if (t.type == ElementType::boolean) r.set_i(i, static_cast<int64_t>(rng() % 2));
+    else r.set_i(i, static_cast<int64_t>(rng() % 41) - 20);
+  }
+  return r;
+}
+
+struct Outcome {
+  std::string problem;  // empty when the kernel matched
+};
+
+// Runs `c` through family `f` (already compiled into `fn`), on `threads` threads.
+std::string check_case(const KernelFamily& f, const KernelCase& c, KernelFn fn, const Model& m, Node* n,
+                       const std::map<std::string, Tensor>& inputs, const std::vector<Tensor>& expected, const KernelSpec& spec,
+                       int threads) {
+  auto args = f.args(*n, spec);
+  if (!args.ok()) return args.message();
+  std::vector<std::unique_ptr<Buffer64>> owned;
+  std::vector<const void*> slots;
+  std::vector<std::pair<Buffer64*, int>> outputs;
+  auto tensor_of = [&](const Value& v) -> const Tensor* {
+    if (v.node->is(Op::Constant)) return v.node->constant.get();
+    auto it = inputs.find(v.node->name);
+    return it == inputs.end() ? nullptr : &it->second;
+  };
+  for (const KernelArg& a : *args) {
+    switch (a.kind) {
+      case KernelArg::Kind::null: slots.push_back(nullptr); break;
+      case KernelArg::Kind::output: {
+        auto b = std::make_unique<Buffer64>(expected[static_cast<size_t>(a.index)].nbytes());
+        outputs.push_back({b.get(), a.index});
+        slots.push_back(b->data());
+        owned.push_back(std::move(b));
+        break;
+      }
+      case KernelArg::Kind::input: {
+        const Tensor* t = tensor_of(n->inputs[static_cast<size_t>(a.index)]);
+        if (!t) return "input " + std::to_string(a.index) + " has no data";
+        auto b = std::make_unique<Buffer64>(t->nbytes());
+        std::memcpy(b->data(), t->raw(), t->nbytes());
+        slots.push_back(b->data());
+        owned.push_back(std::move(b));
+        break;
+      }
+      case KernelArg::Kind::packed_input: {
+        const Tensor* t = tensor_of(n->inputs[static_cast<size_t>(a.index)]);
+        auto pw = f.packed_input(spec, a.index);
+        if (!t || !pw) return "packed input " + std::to_string(a.index) + " has no data or layout";
+        auto bytes = pw->pack(t->raw(), t->nbytes());
+        if (!bytes.ok()) return bytes.message();
+        auto b = std::make_unique<Buffer64>(bytes->size());
+        std::memcpy(b->data(), bytes->data(), bytes->size());
+        slots.push_back(b->data());
+        owned.push_back(std::move(b));
+        break;
+      }
+      case KernelArg::Kind::scratch: {
+        const int64_t per = f.scratch_per_thread ? f.scratch_per_thread(spec, c.rows) : 0;
+        auto b = std::make_unique<Buffer64>(static_cast<size_t>(per * threads));
+        slots.push_back(per > 0 ? b->data() : nullptr);
+        owned.push_back(std::move(b));
+        break;
+      }
+      case KernelArg::Kind::state: return "state arguments are tested by the family's own test";
+    }
+  }
+  const int64_t dims[2] = {c.rows, 0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(slots.data(), dims, t, threads); });
+  for (auto& t : pool) t.join();
+  (void)m;
+  for (auto [b, index] : outputs) {
+    if (!b->intact()) return "wrote outside output " + std::to_string(index);
+    const Tensor& ref = expected[static_cast<size_t>(index)];
+    Tensor got = Tensor::zeros(ref.type(), ref.shape());
+    std::memcpy(got.mutable_raw(), b->data(), ref.nbytes());
+    double err = 0, norm = 0;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      const double r = ref.get_f(i), g = got.get_f(i);
+      if (std::isnan(r) || std::isnan(g)) {
+        if (std::isnan(r) != std::isnan(g)) return "element " + std::to_string(i) + ": NaN where the other is not";
+        continue;
+      }
+      err += (g - r) * (g - r);
+      norm += r * r;
+    }
+    const double nmse = norm > 0 ? err / norm : err;
+    if (nmse > c.max_nmse) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), ": NMSE %.3g > %.3g", nmse, c.max_nmse);
+      return "output " + std::to_string(index) + buf;
+    }
+  }
+  return "";
+}
+
+struct Prepared {
+  Model model;
+  Node* node = nullptr;
+  std::map<std::string, Tensor> inputs;
+  std::vector<Tensor> expected;
+};
+
+StatusOr<std::unique_ptr<Prepared>> prepare(const KernelCase& c, uint64_t seed) {
+  auto p = std::make_unique<Prepared>();
+  INGOT_ASSIGN_OR_RETURN(p->node, c.build(p->model));
+  GraphBuilder b(p->model);
+  for (size_t o = 0; o < p->node->outputs.size(); ++o) b.result(p->node->out(static_cast<int>(o)), "y" + std::to_string(o));
+  INGOT_RETURN_IF_ERROR(b.status());
+  std::mt19937_64 rng(seed);
+  const bool positive = p->node->is(Op::Sqrt) || p->node->is(Op::Log) || p->node->is(Op::Power);
+  for (Node* prm : p->model.parameters()) {
+    std::vector<int64_t> shape;
+    for (const Dim& d : prm->outputs[0].shape) shape.push_back(d.is_static() ? d.value() : c.rows);
+    p->inputs[prm->name] = random_input(prm->outputs[0], shape, positive, rng);
+  }
+  Evaluator ev(p->model);
+  INGOT_ASSIGN_OR_RETURN(p->expected, ev.run(p->inputs));
+  return p;
+}
+
+// Every family's cases, through that family; then the same cases through the generic family.
+void check_family(const KernelFamily& f, const KernelFamily& runner, const std::string& tier) {
+  if (!f.cases) GTEST_SKIP() << f.kind << ": cases live in the family's own test";
+  std::vector<std::unique_ptr<Prepared>> prepared;
+  std::vector<KernelSpec> specs;
+  std::vector<KernelCase> cases = f.cases();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto p = prepare(cases[i], 1000 + i);
+    ASSERT_TRUE(p.ok()) << cases[i].name << ": " << p.message();
+    auto spec = runner.spec_for(*(*p)->node, &(*p)->model);
+    ASSERT_TRUE(spec.ok()) << cases[i].name << " via " << runner.kind << ": " << spec.message();
+    spec->kind = runner.kind;
+    spec->name = "case" + std::to_string(i);
+    specs.push_back(*spec);
+    prepared.push_back(std::move(*p));
+  }
+  CodegenOptions o;
+  o.cpu = tier;
+  auto lib = compile_and_open(specs, o);
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    KernelFn fn = (*lib)->find(specs[i].name);
+    ASSERT_NE(fn, nullptr) << cases[i].name;
+    for (int threads : {1, 2, 3}) {
+      const std::string problem = check_case(runner, cases[i], fn, prepared[i]->model, prepared[i]->node, prepared[i]->inputs,
+                                             prepared[i]->expected, specs[i], threads);
+      EXPECT_EQ(problem, "") << cases[i].name << " via " << runner.kind << " on " << tier << ", " << threads << " thread(s)";
+    }
+  }
+}
+
+class FamilyCases : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(FamilyCases, MatchTheReference) {
+  const auto& [kind, tier] = GetParam();
+  if (std::string lacks = cgtest::host_lacks_tier(tier); !lacks.empty()) GTEST_SKIP() << lacks;
+  const KernelFamily* f = find_kernel_family(kind);
+  ASSERT_NE(f, nullptr);
+  check_family(*f, *f, tier);
+}
+
+// Before a node gets a hand-written kernel it runs through MLIR: the generic family must compute
+// every case of the hand-written families it can express, exactly as well.
+TEST_P(FamilyCases, GenericPathMatchesTheReferenceToo) {
+  const auto& [kind, tier] = GetParam();
+  if (std::string lacks = cgtest::host_lacks_tier(tier); !lacks.empty()) GTEST_SKIP() << lacks;
+  const KernelFamily* f = find_kernel_family(kind);
+  const KernelFamily* generic = find_kernel_family("generic");
+  ASSERT_NE(f, nullptr);
+  ASSERT_NE(generic, nullptr);
+  if (f == generic) GTEST_SKIP() << "the generic family's own cases are the other test";
+  if (!f->cases) GTEST_SKIP() << kind << ": no registry cases";
+  for (const KernelCase& c : f->cases()) {
+    Model m;
+    auto n = c.build(m);
+    ASSERT_TRUE(n.ok()) << n.message();
+    if (!generic->computes(**n)) GTEST_SKIP() << kind << ": the generic path does not lower " << (*n)->op_name() << " yet";
+  }
+  check_family(*f, *generic, tier);
+}
+
+// Families with registry cases (the others name the test that covers them, next to their entry).
+std::vector<std::string> family_kinds() {
+  std::vector<std::string> out;
+  for (const KernelFamily* f : kernel_families())
+    if (f->cases) out.push_back(f->kind);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, FamilyCases, ::testing::Combine(::testing::ValuesIn(family_kinds()), ::testing::ValuesIn(cgtest::tier_names())),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + cgtest::tier_test_name(std::get<1>(info.param));
+                         });
+
+// A composite op (OpDef::decompose) with no hand-written kernel compiles through the generic path
+// as one fused element-wise chain, bitwise equal to the reference: GeGLU = Gelu_tanh(gate) * up,
+// on odd sizes, one row and many, on every tier this host runs.
+TEST(GenericFamily, CompositeOpGeGLUMatchesTheReference) {
+  const KernelFamily& generic = *find_kernel_family("generic");
+  int checked = 0;
+  for (const std::string& tier : cgtest::tier_names()) {
+    if (!cgtest::host_lacks_tier(tier).empty()) continue;
+    for (int64_t width : {1, 45, 256}) {
+      for (int64_t rows : {1, 7}) {
+        KernelCase c{"geglu_" + std::to_string(width), rows, [width](Model& m) -> StatusOr<Node*> {
+                       GraphBuilder b(m);
+                       const Shape s{Dim::symbol("tokens"), Dim(width)};
+                       Node* n = b.node(Op::GeGLU, {b.parameter("gate", ElementType::f32, s), b.parameter("up", ElementType::f32, s)}, {}, "ffn");
+                       INGOT_RETURN_IF_ERROR(b.status());
+                       return n;
+                     }, 0.0};
+        auto p = prepare(c, 7 + static_cast<uint64_t>(width));
+        ASSERT_TRUE(p.ok()) << p.message();
+        auto spec = generic.spec_for(*(*p)->node, &(*p)->model);
+        ASSERT_TRUE(spec.ok()) << spec.message();
+        spec->kind = "generic";
+        spec->name = "geglu";
+        CodegenOptions o;
+        o.cpu = tier;
+        auto lib = compile_and_open({*spec}, o);
+        ASSERT_TRUE(lib.ok()) << lib.message();
+        for (int threads : {1, 3}) {
+          EXPECT_EQ(check_case(generic, c, (*lib)->find("geglu"), (*p)->model, (*p)->node, (*p)->inputs, (*p)->expected, *spec, threads), "")
+              << c.name << " rows " << rows << " on " << tier;
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+
+// A case the generic family cannot express is refused at planning with the reason.
+TEST(GenericFamily, RefusesWhatItCannotLowerWithAReason) {
+  Model m;
+  GraphBuilder b(m);
+  Node* n = b.node(Op::Add, {b.parameter("a", ElementType::f16, static_shape({4, 8})), b.parameter("b", ElementType::f16, static_shape({4, 8}))},
+                   {}, "half_add");
+  ASSERT_TRUE(b.ok());
+  auto spec = find_kernel_family("generic")->spec_for(*n, &m);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.message().find("half_add (Add): the generic path does not handle f16 values"), std::string::npos) << spec.message();
+}
+
+}  // namespace
+}  // namespace ingot
