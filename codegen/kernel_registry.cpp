@@ -4,7 +4,7 @@
 
 // X(name): the family `k<name>Family`, defined in codegen/kernels/. Order matters: the first
 // family that computes a node gets it, so hand-written kernels come before the generic path.
-#define INGOT_KERNEL_FAMILIES(X) X(MatMul) X(RMSNorm) X(Attention) X(Embedding) X(RopeTable) X(Generic)
+#define INGOT_KERNEL_FAMILIES(X) X(MatMul) X(RMSNorm) X(Attention) X(Embedding) X(RopeTable) X(GeGLU) X(Generic)
 
 namespace ingot {
 
