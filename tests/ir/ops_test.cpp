@@ -428,3 +428,24 @@ TEST(Ops, UnknownOpAndBadAttributesAreUserErrors) {
 
 }  // namespace
 }  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// GeGLU(g, u) = Gelu_tanh(g) * u: hand-computed values, and bitwise its own decomposition.
+TEST(Ops, GeGLUIsGeluTanhTimesUp) {
+  // gelu_tanh(1) = 0.8411920, gelu_tanh(-1) = -0.1588080, gelu_tanh(0) = 0.
+  expect_values(run_op("GeGLU", {f32({3}, {1, -1, 0}), f32({3}, {2, 3, 5})}), {3}, {1.682384, -0.476424, 0}, 1e-5);
+  const Tensor g = f32({2, 5}, {-3, -0.5f, 0.25f, 1.5f, 4, 0.1f, -0.1f, 2.5f, -2.5f, 7});
+  const Tensor u = f32({2, 5}, {0.3f, -1, 2, 0.7f, -0.2f, 1, 1, -3, 0.5f, 0.01f});
+  auto fused = run_op("GeGLU", {g, u});
+  auto gelu = run_op("Gelu", {g}, {{"approximation", Attribute::String("tanh")}});
+  ASSERT_TRUE(fused.ok() && gelu.ok());
+  auto composed = run_op("Multiply", {*gelu, u});
+  ASSERT_TRUE(composed.ok());
+  EXPECT_EQ(std::memcmp(fused->raw(), composed->raw(), fused->nbytes()), 0);
+  expect_error(run_op("GeGLU", {f32({2}, {1, 2}), f32({3}, {1, 2, 3})}), "GeGLU gate and up differ");
+}
+
+}  // namespace
+}  // namespace ingot
