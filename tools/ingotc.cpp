@@ -683,6 +683,18 @@ int cmd_version() {
 }  // namespace
 }  // namespace ingot
 
+// `ingotc CMD --help`: the usage lines of that command (its block of the usage text).
+static bool print_command_help(const char* usage, const std::string& cmd) {
+  const std::string text = usage, start = "  ingotc " + cmd + " ";
+  size_t at = text.find(start);
+  if (at == std::string::npos) at = text.find("  ingotc " + cmd + "\n");
+  if (at == std::string::npos) return false;
+  size_t end = text.find("\n  ingotc ", at + 1);
+  if (end == std::string::npos) end = text.find("\n\n", at);
+  std::fputs(("Usage:\n" + text.substr(at, end == std::string::npos ? std::string::npos : end - at + 1)).c_str(), stdout);
+  return true;
+}
+
 int main(int argc, char** argv) {
   using namespace ingot;
   if (argc < 2) {
@@ -695,6 +707,8 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  for (const std::string& a : args)
+    if ((a == "--help" || a == "-h") && print_command_help(kUsage, cmd)) return 0;
   if (cmd == "--version") return cmd_version();
   if (cmd == "demo") return cmd_demo(args);
   if (cmd == "dump") return cmd_dump(args);
