@@ -36,12 +36,6 @@ bool commuted(Node* n, Pred first_ok, Value& a, Value& b) {
   return false;
 }
 
-// Multiply with exactly the operands {a, b} in either order.
-bool is_product_of(Value v, Value a, Value b) {
-  Node* n = def(v, Op::Multiply);
-  return n && ((n->inputs[0] == a && n->inputs[1] == b) || (n->inputs[0] == b && n->inputs[1] == a));
-}
-
 bool attr_ints_are(const Node* n, const char* key, std::vector<int64_t> want) {
   return n->has_attr(key) && n->attr(key).kind() == AttrKind::Ints && n->attr(key).as_ints() == want;
 }
@@ -100,6 +94,14 @@ struct Why {
     return false;
   }
 };
+
+// "Reshape 'r'", and with its type "Reshape 'r' : f32[T, 4]": values as the matcher names them in
+// its explanations (the output index when it is not 0).
+std::string describe(Value v) {
+  if (!v.node) return "nothing";
+  return std::string(v.node->op_name()) + " '" + v.node->name + "'" + (v.index ? " output " + std::to_string(v.index) : "");
+}
+std::string describe_typed(Value v) { return describe(v) + " : " + v.type().str(); }
 
 NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
@@ -168,102 +170,94 @@ std::vector<RewritePattern> swiglu_patterns() {
 
 // ------------------------------------------------------------------ RoPE
 
-// Reshape(table[T, half]) -> [T, 1, half]: the table itself.
-std::optional<Value> rope_table(Value v) {
-  Node* r = def(v, Op::Reshape);
-  if (!r || r->inputs[0].type().shape.size() != 2 || v.type().shape.size() != 3) return std::nullopt;
-  return r->inputs[0];
+// A [T, 1, half] view Reshape(table[T, half]) of a cos or sin table: the view captured as `view`,
+// the table as `table`. (The ranks are checked here; RoPE's type inference checks the sizes.)
+Pattern rope_table_view(const std::string& view, const std::string& table) {
+  return op(Op::Reshape, {any(table).where(rank(2))}, view).where(rank(3));
 }
 
-bool try_rope_interleaved(Model& m, Node* root) {
-  // root = Reshape(Concat(Reshape(y0), Reshape(y1)), axis 3) where y0 = x0*c - x1*s, y1 = x0*s + x1*c
-  // and x0, x1 are the even and odd members of the pairs of Reshape(x, [T, H, D/2, 2]).
-  if (!root->is(Op::Reshape)) return false;
-  Node* cat = def(root->inputs[0], Op::Concat);
-  if (!cat || cat->inputs.size() != 2) return false;  // most Reshapes: not a near miss
-  const Why why{"rope-interleaved", root};
-  int64_t rank = static_cast<int64_t>(cat->outputs[0].shape.size());
-  if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1))
-    return why("the Concat is not of rank 4 along the last axis");
-  Node* r0 = def(cat->inputs[0], Op::Reshape);
-  Node* r1 = def(cat->inputs[1], Op::Reshape);
-  if (!r0 || !r1) return why("the Concat's inputs are not Reshapes");
-  Node* sub = def(r0->inputs[0], Op::Subtract);
-  Node* plus = def(r1->inputs[0], Op::Add);
-  if (!sub || !plus) return why("the pair is not (x0*c - x1*s, x0*s + x1*c)");
-  // x0 * c: find which operand is the even slice.
-  auto even_odd = [&](Value v, int64_t begin) -> std::optional<Value> {
-    Node* r = def(v, Op::Reshape);
-    if (!r) return std::nullopt;
-    auto s = slice_info(r->inputs[0]);
-    if (!s || s->axis != 3 || s->begin != begin || s->end != begin + 1) return std::nullopt;
-    return s->input;
-  };
-  Node* m0 = def(sub->inputs[0], Op::Multiply);
-  if (!m0) return why("x0*c is not a Multiply");
-  Value x0, c;
-  if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c))
-    return why("x0*c multiplies no even slice of the pairs");
-  Value pairs = *even_odd(x0, 0);
-  Node* m1 = def(sub->inputs[1], Op::Multiply);
-  Value x1, s;
-  if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s))
-    return why("x1*s multiplies no odd slice of the same pairs");
-  bool y1_ok = (is_product_of(plus->inputs[0], x0, s) && is_product_of(plus->inputs[1], x1, c)) ||
-               (is_product_of(plus->inputs[1], x0, s) && is_product_of(plus->inputs[0], x1, c));
-  if (!y1_ok) return why("the second half is not x0*s + x1*c with the same x0, x1, c, s");
-  Node* split = def(pairs, Op::Reshape);
-  auto cos = rope_table(c), sin = rope_table(s);
-  if (!split || !cos || !sin) return why("the pairs are not a Reshape of x, or c/s are not [T, 1, half] tables");
-  Value x = split->inputs[0];
+// Slice(pairs, axis 3, [i, i + 1)): the even (i = 0) or odd (i = 1) members of the pairs.
+Predicate pair_member(int64_t i) {
+  return predicate(i == 0 ? "the even members [0, 1) along axis 3" : "the odd members [1, 2) along axis 3", [i](Value v) {
+    auto s = slice_info(v);
+    return s && s->axis == 3 && s->begin == i && s->end == i + 1;
+  });
+}
+
+// A Concat of rank 4 along its last axis.
+Predicate concat_of_pairs() {
+  return predicate("a rank-4 Concat along the last axis", [](Value v) {
+    const int64_t axis = v.node->attr("axis").as_int();
+    return v.type().shape.size() == 4 && (axis == 3 || axis == -1);
+  });
+}
+
+// x of the result's element type and element count (captured as `result`): RoPE(x) or a Reshape
+// of x to [T, H, D] replaces it.
+Predicate elements_of(std::string result) {
+  return Predicate{"the element type and count of " + result, [result](Value v, const Captures& c) -> std::optional<std::string> {
+                     const TensorType& out = c.value(result).type();
+                     if (v.type().type == out.type && num_elements(v.type().shape) == num_elements(out.shape)) return std::nullopt;
+                     return describe_typed(v) + " for " + out.str();
+                   }};
+}
+
+// A rank-3 value [T, H, D] with D static.
+Predicate static_head_dim() {
+  return predicate("rank 3 with a static last dimension", [](Value v) {
+    const Shape& s = v.type().shape;
+    return s.size() == 3 && s[2].is_static();
+  });
+}
+
+// x[:, :, D/2:] (upper) or x[:, :, :D/2] (lower) of x [T, H, D].
+Predicate rotate_half_slice(bool upper) {
+  return predicate(upper ? "the upper half [D/2, D) along axis 2" : "the lower half [0, D/2) along axis 2", [upper](Value v) {
+    auto s = slice_info(v);
+    if (!s) return false;
+    const Shape& shape = s->input.type().shape;
+    if (shape.size() != 3 || !shape[2].is_static() || s->axis != 2) return false;
+    const int64_t d = shape[2].value(), half = d / 2;
+    return upper ? s->begin == half && (s->end == d || s->end == kEnd) : s->begin == 0 && s->end == half;
+  });
+}
+
+// Adds RoPE(x, cos, sin){layout} and replaces the root with it; declines if it does not fit.
+StatusOr<bool> replace_with_rope(Model& m, Node* root, Value x, const Captures& c, const char* layout) {
+  auto fused = m.add_node(spec(Op::RoPE, {x, c.value("cos"), c.value("sin")}, {{"layout", Attribute::String(layout)}}));
+  if (!fused.ok()) return decline("the tables do not fit x: " + fused.message());
+  if (!replace(m, root->out(), (*fused)->out())) return decline("RoPE's type differs from the result's");
+  return true;
+}
+
+StatusOr<bool> rewrite_rope_interleaved(Model& m, const Captures& c, Node* root) {
+  Value x = c.value("x");
   const TensorType& out = root->outputs[0];
-  if (x.type().type != out.type || out.shape.size() != 3) return why("the result is not x's type at rank 3");
   // Simplification may have folded the head split into the pair split: restore [T, H, D].
-  if (x.type() != out) {
-    if (num_elements(x.type().shape) != num_elements(out.shape)) return why("x and the result differ in size");
-    x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
-  }
-  auto fused = m.add_node(spec(Op::RoPE, {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
-  if (!fused.ok()) return why("the tables do not fit x: " + fused.message());
-  return replace(m, root->out(), (*fused)->out());
+  if (x.type() != out) x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
+  return replace_with_rope(m, root, x, c, "interleaved");
 }
 
-bool try_rope_rotate_half(Model& m, Node* root) {
-  // root = x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s), along the last axis.
-  if (!root->is(Op::Add)) return false;
-  bool near_miss = false;  // both operands are products: worth explaining
-  auto doubled = [](Value v) -> std::optional<Value> {
-    Node* cat = def(v, Op::Concat);
-    if (!cat || cat->inputs.size() != 2 || cat->inputs[0] != cat->inputs[1]) return std::nullopt;
-    return rope_table(cat->inputs[0]);
+std::vector<RewritePattern> rope_patterns() {
+  // Interleaved: x0, x1 are the even and odd members of the pairs Reshape(x, [T, H, D/2, 2]).
+  Pattern pairs = op(Op::Reshape, {any("x").where(elements_of("y"))}, "pairs");
+  Pattern x0 = op(Op::Reshape, {op(Op::Slice, {pairs}).where(pair_member(0))}, "x0");
+  Pattern x1 = op(Op::Reshape, {op(Op::Slice, {pairs}).where(pair_member(1))}, "x1");
+  Pattern c = rope_table_view("c", "cos"), s = rope_table_view("s", "sin");
+  Pattern y0 = op(Op::Subtract, {op(Op::Multiply, {x0, c}), op(Op::Multiply, {x1, s})});
+  Pattern y1 = op(Op::Add, {op(Op::Multiply, {x0, s}), op(Op::Multiply, {x1, c})});
+  Pattern rotated_pairs = op(Op::Concat, {op(Op::Reshape, {y0}), op(Op::Reshape, {y1})}).where(concat_of_pairs());
+  // Rotate-half: x [T, H, D] with the halves x[:D/2], x[D/2:] along the last axis.
+  Pattern x = any("x").where(static_head_dim());
+  Pattern rotated = op(Op::Concat, {op(Op::Negative, {op(Op::Slice, {any("x")}).where(rotate_half_slice(true))}),
+                                    op(Op::Slice, {any("x")}).where(rotate_half_slice(false))});
+  return {
+      // Reshape(Concat(Reshape(x0*c - x1*s), Reshape(x0*s + x1*c)), [T, H, D]) -> RoPE(x, cos, sin){interleaved}
+      {"rope-interleaved", op(Op::Reshape, {rotated_pairs}, "y").where(rank(3)), rewrite_rope_interleaved},
+      // x * Concat(c, c) + Concat(-x[D/2:], x[:D/2]) * Concat(s, s) -> RoPE(x, cos, sin){rotate_half}
+      {"rope-rotate-half", op(Op::Add, {op(Op::Multiply, {x, op(Op::Concat, {c, any("c")})}), op(Op::Multiply, {rotated, op(Op::Concat, {s, any("s")})})}),
+       [](Model& m, const Captures& c, Node* root) { return replace_with_rope(m, root, c.value("x"), c, "rotate_half"); }},
   };
-  for (int i = 0; i < 2; ++i) {
-    Node* direct = def(root->inputs[static_cast<size_t>(i)], Op::Multiply);
-    Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], Op::Multiply);
-    if (!direct || !rotated) continue;
-    near_miss = true;
-    Value x, cf;
-    if (!commuted(direct, [&](Value v) { return !doubled(v).has_value(); }, x, cf) || !doubled(cf)) continue;
-    Value rot, sf;
-    if (!commuted(rotated, [&](Value v) { return def(v, Op::Concat) && !doubled(v); }, rot, sf) || !doubled(sf)) continue;
-    Node* rc = def(rot, Op::Concat);
-    if (rc->inputs.size() != 2) continue;
-    Node* neg = def(rc->inputs[0], Op::Negative);
-    if (!neg) continue;
-    auto hi = slice_info(neg->inputs[0]);
-    auto lo = slice_info(rc->inputs[1]);
-    const auto& shape = x.type().shape;
-    if (shape.size() != 3 || !shape[2].is_static()) continue;
-    int64_t d = shape[2].value(), half = d / 2;
-    if (!hi || !lo || hi->input != x || lo->input != x || hi->axis != 2 || lo->axis != 2) continue;
-    if (hi->begin != half || (hi->end != d && hi->end != kEnd) || lo->begin != 0 || lo->end != half) continue;
-    auto fused = m.add_node(spec(Op::RoPE, {x, *doubled(cf), *doubled(sf)}, {{"layout", Attribute::String("rotate_half")}}));
-    if (!fused.ok()) continue;
-    return replace(m, root->out(), (*fused)->out());
-  }
-  return near_miss ? Why{"rope-rotate-half", root}(
-                         "not x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s) along the last axis")
-                   : false;
 }
 
 // ------------------------------------------------------------------ Attention
@@ -738,9 +732,7 @@ StatusOr<bool> run(Model& m) {
 
 StatusOr<bool> fuse_rms_norm(Model& m) { return apply_patterns_greedily(m, rms_norm_patterns()); }
 StatusOr<bool> fuse_swiglu(Model& m) { return apply_patterns_greedily(m, swiglu_patterns()); }
-StatusOr<bool> fuse_rope(Model& m) {
-  return for_each_node(m, [&](Node* n) { return try_rope_interleaved(m, n) || try_rope_rotate_half(m, n); });
-}
+StatusOr<bool> fuse_rope(Model& m) { return apply_patterns_greedily(m, rope_patterns()); }
 StatusOr<bool> fuse_attention(Model& m) {
   std::vector<Node*> assigns;
   INGOT_ASSIGN_OR_RETURN(bool changed, for_each_node(m, [&](Node* n) { return try_attention(m, n, assigns); }));
