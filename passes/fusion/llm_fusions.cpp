@@ -262,109 +262,144 @@ std::vector<RewritePattern> rope_patterns() {
 
 // ------------------------------------------------------------------ Attention
 
-// kall = Concat(ReadValue(var), fresh, axis 0) whose other user is Assign(var): the cache.
+// A KV cache: kall = Concat(ReadValue(var), fresh, axis 0) whose other user is Assign(var).
 struct CacheMatch {
   std::string variable;
   Value fresh;
   Node* assign = nullptr;
 };
 
-// A cache of another type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32):
-// the fused op stores into and reads from the variable's own type, the same rounding.
-std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
+// The cache behind `heads`, the input of a head-first Transpose: kall itself, or kall with its KV
+// heads repeated for grouped-query attention, Reshape(Broadcast(Reshape(kall))). A cache of another
+// type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32): the fused op stores
+// into and reads from the variable's own type, the same rounding. Without a cache, `why` says what
+// was found instead.
+std::optional<CacheMatch> kv_cache(const Model& m, Value heads, std::string& why) {
+  Value all = heads;
+  if (Node* merge = def(heads, Op::Reshape)) {
+    Node* b = def(merge->inputs[0], Op::Broadcast);
+    Node* split = b ? def(b->inputs[0], Op::Reshape) : nullptr;
+    if (!split) {
+      why = describe(heads) + ", not heads repeated by Reshape(Broadcast(Reshape(cache)))";
+      return std::nullopt;
+    }
+    all = split->inputs[0];
+  }
   Node* widen = def(all, Op::Convert);
   if (widen) {
-    if (widen->attr("to").as_type() != ElementType::f32) return std::nullopt;
+    if (widen->attr("to").as_type() != ElementType::f32) {
+      why = describe_typed(all) + ", a conversion to another type than f32";
+      return std::nullopt;
+    }
     all = widen->inputs[0];
   }
   Node* cat = def(all, Op::Concat);
-  if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) return std::nullopt;
+  if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) {
+    why = describe_typed(all) + ", not a Concat of two along axis 0";
+    return std::nullopt;
+  }
   Node* read = def(cat->inputs[0], Op::ReadValue);
-  if (!read) return std::nullopt;
+  if (!read) {
+    why = describe(all) + " of " + describe(cat->inputs[0]) + ", not of a ReadValue";
+    return std::nullopt;
+  }
   Value fresh = cat->inputs[1];
   if (widen) {
     Node* narrow = def(fresh, Op::Convert);
-    if (!narrow || narrow->inputs[0].type().type != ElementType::f32) return std::nullopt;
+    if (!narrow || narrow->inputs[0].type().type != ElementType::f32) {
+      why = describe(all) + " appending " + describe(fresh) + ", not a conversion of f32 values";
+      return std::nullopt;
+    }
     fresh = narrow->inputs[0];
   }
   CacheMatch c{read->attr("variable").as_string(), fresh, nullptr};
   for (auto& [user, slot] : m.users(all)) {
     if (user->is(Op::Assign) && user->attr("variable").as_string() == c.variable) c.assign = user;
   }
-  if (!c.assign || m.users(cat->inputs[0]).size() != 1) return std::nullopt;
+  if (!c.assign) {
+    why = describe(all) + ", not written back by an Assign to '" + c.variable + "'";
+    return std::nullopt;
+  }
+  if (const size_t uses = m.users(cat->inputs[0]).size(); uses != 1) {
+    why = describe(cat->inputs[0]) + " with " + std::to_string(uses) + " uses";
+    return std::nullopt;
+  }
   return c;
 }
 
-// Transpose(repeat(kall), [1, 0, 2]) with repeat = Reshape(Broadcast(Reshape(kall))) or nothing.
-std::optional<Value> heads_first_cache(Value v) {
-  Node* t = def(v, Op::Transpose);
-  if (!t || !attr_ints_are(t, "perm", {1, 0, 2})) return std::nullopt;
-  Value x = t->inputs[0];
-  if (Node* merge = def(x, Op::Reshape)) {
-    Node* b = def(merge->inputs[0], Op::Broadcast);
-    Node* split = b ? def(b->inputs[0], Op::Reshape) : nullptr;
-    if (!split) return std::nullopt;
-    return split->inputs[0];
-  }
-  return x;
+// The input of a head-first Transpose is a KV cache (kv_cache).
+Predicate kv_cache_heads() {
+  return Predicate{"a cache Concat(ReadValue(var), new) written back by Assign(var), heads maybe repeated",
+                   [](Value v, const Captures& c) -> std::optional<std::string> {
+                     if (!c.model()) return describe(v) + " (no model given to find the Assign)";
+                     std::string why;
+                     if (kv_cache(*c.model(), v, why)) return std::nullopt;
+                     return why;
+                   }};
 }
 
-// LessEqual(Range(0, length past+tokens), Reshape(Range(pos, length tokens), [tokens, 1])).
-bool is_causal_mask(Value v) {
-  Node* le = def(v, Op::LessEqual);
-  if (!le) return false;
-  Node* keys = def(le->inputs[0], Op::Range);
-  Node* col = def(le->inputs[1], Op::Reshape);
-  Node* queries = col ? def(col->inputs[0], Op::Range) : nullptr;
-  if (!keys || !queries || scalar_constant(keys->inputs[0]) != 0.0) return false;
-  if (keys->attr("step").as_float() != 1.0 || queries->attr("step").as_float() != 1.0) return false;
-  const Shape& q = queries->outputs[0].shape;
-  const Shape& k = keys->outputs[0].shape;
-  // Keys 0 .. past+tokens-1 and queries pos .. pos+tokens-1: causal when pos = past, the
-  // contract of the graph's `pos` input.
-  return q.size() == 1 && k.size() == 1 && col->outputs[0].shape.size() == 2 && k[0] == Dim::symbol("past") + q[0];
+Predicate step_one() {
+  return predicate("step 1", [](Value v) { return v.node->attr("step").as_float() == 1.0; });
 }
 
-bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
-  if (!root->is(Op::Transpose) || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
-  Node* pv = def(root->inputs[0], Op::MatMul);
-  if (!pv) return false;  // other head transposes: not a near miss
-  const Why why{"attention", root};
-  if (pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return why("P·V is a transposed MatMul");
-  Node* softmax = def(pv->inputs[0], Op::Softmax);
-  if (!softmax) return why("P is not a Softmax");
-  int64_t axis = softmax->attr("axis").as_int();
-  if (axis != -1 && axis != 2) return why("the Softmax is not over the keys (last axis)");
-  Node* select = def(softmax->inputs[0], Op::Select);
-  if (!select || !is_causal_mask(select->inputs[0])) return why("the scores are not masked by a causal Select");
-  auto fill = scalar_constant(select->inputs[2]);
-  if (!fill || !(std::isinf(*fill) && *fill < 0)) return why("the mask does not fill with -inf");
-  Node* scaled = def(select->inputs[1], Op::Multiply);
-  Value qk, scale_v;
-  if (!commuted(scaled, [](Value v) { return def(v, Op::MatMul) != nullptr; }, qk, scale_v))
-    return why("the scores are not MatMul(q, k) times a scale");
-  auto scale = scalar_constant(scale_v);
-  Node* qkm = def(qk, Op::MatMul);
-  if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool())
-    return why("the scale is not a constant, or Q·K is not MatMul(q, k, transpose_b)");
-  Node* qt = def(qkm->inputs[0], Op::Transpose);
-  if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return why("q is not Transpose(q, [1, 0, 2])");
-  auto kall = heads_first_cache(qkm->inputs[1]);
-  auto vall = heads_first_cache(pv->inputs[1]);
-  if (!kall || !vall) return why("k or v is not a (repeated) head-first view of the cache");
-  auto kc = kv_cache(m, *kall), vc = kv_cache(m, *vall);
-  if (!kc || !vc) return why("k or v is not Concat(ReadValue(cache), fresh) written back by an Assign");
-  Value q = qt->inputs[0];
-  auto fused = m.add_node(spec(Op::Attention, {q, kc->fresh, vc->fresh},
-                               {{"k_variable", Attribute::String(kc->variable)},
-                                {"v_variable", Attribute::String(vc->variable)},
-                                {"scale", Attribute::Float(*scale)}}));
-  if (!fused.ok()) return why("the fused op does not fit: " + fused.message());
-  if (!replace(m, root->out(), (*fused)->out())) return why("the fused op's type differs");
-  // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
-  replaced_assigns.push_back(kc->assign);
-  replaced_assigns.push_back(vc->assign);
-  return true;
+// Queries pos .. pos+L-1 against keys 0 .. past+L-1 (captured as `keys`): key <= query is causal
+// when pos = past, the contract of the graph's `pos` input.
+Predicate queries_after_past_keys() {
+  return Predicate{"L queries for past+L keys", [](Value v, const Captures& c) -> std::optional<std::string> {
+                     const Shape& q = v.type().shape;
+                     const Shape& k = c.value("keys").type().shape;
+                     if (q.size() == 1 && k.size() == 1 && k[0] == Dim::symbol("past") + q[0]) return std::nullopt;
+                     return describe_typed(v) + " for keys " + c.value("keys").type().str();
+                   }};
+}
+
+// A MatMul without transposes, or with transpose_b only.
+Predicate transposes_b(bool b) {
+  return predicate(b ? "transpose_b only" : "no transposes", [b](Value v) {
+    return !v.node->attr("transpose_a").as_bool() && v.node->attr("transpose_b").as_bool() == b;
+  });
+}
+
+std::vector<RewritePattern> attention_patterns(std::vector<Node*>& replaced_assigns) {
+  Predicate heads_first = attr_equals("perm", Attribute::Ints({1, 0, 2}));  // [T, H, D] <-> [H, T, D]
+  Predicate one_element = predicate("one element", [](Value v) { return scalar_constant(v).has_value(); });
+  Predicate minus_infinity = predicate("-inf", [](Value v) {
+    auto f = scalar_constant(v);
+    return f && std::isinf(*f) && *f < 0;
+  });
+  Predicate over_keys = predicate("a softmax over the keys (last axis)", [](Value v) {
+    const int64_t axis = v.node->attr("axis").as_int();
+    return axis == -1 || axis == 2;
+  });
+  // LessEqual(Range(0), Reshape(Range(pos), [L, 1])): key position <= query position.
+  Pattern keys = op(Op::Range, {constant_scalar(0.0)}, "keys").where(step_one());
+  Pattern queries = op(Op::Reshape, {op(Op::Range, {any()}).where(step_one()).where(queries_after_past_keys())}).where(rank(2));
+  Pattern causal = op(Op::LessEqual, {keys, queries});
+  Pattern q = op(Op::Transpose, {any("q")}).where(heads_first);
+  Pattern k = op(Op::Transpose, {any("k_heads").where(kv_cache_heads())}).where(heads_first);
+  Pattern v = op(Op::Transpose, {any("v_heads").where(kv_cache_heads())}).where(heads_first);
+  Pattern scores = op(Op::Multiply, {op(Op::MatMul, {q, k}).where(transposes_b(true)), constant("scale").where(one_element)});
+  Pattern probs = op(Op::Softmax, {op(Op::Select, {causal, scores, constant().where(minus_infinity)})}).where(over_keys);
+  return {
+      // Transpose(softmax(causal ? q·kᵀ * scale : -inf) · v), k and v read from, appended to and written back to their caches
+      // -> Attention(q, k_new, v_new){k_variable, v_variable, scale}, which owns the cache update
+      {"attention", op(Op::Transpose, {op(Op::MatMul, {probs, v}).where(transposes_b(false))}).where(heads_first),
+       [&replaced_assigns](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         std::string why;
+         auto kc = kv_cache(m, c.value("k_heads"), why), vc = kv_cache(m, c.value("v_heads"), why);
+         if (!kc || !vc) return decline(why);  // the predicates found both: not reached
+         auto fused = m.add_node(spec(Op::Attention, {c.value("q"), kc->fresh, vc->fresh},
+                                      {{"k_variable", Attribute::String(kc->variable)},
+                                       {"v_variable", Attribute::String(vc->variable)},
+                                       {"scale", Attribute::Float(*scalar_constant(c.value("scale")))}}));
+         if (!fused.ok()) return decline("the fused op does not fit: " + fused.message());
+         if (!replace(m, root->out(), (*fused)->out())) return decline("the fused op's type differs");
+         // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
+         replaced_assigns.push_back(kc->assign);
+         replaced_assigns.push_back(vc->assign);
+         return true;
+       }},
+  };
 }
 
 // ------------------------------------------------------------------ matmuls
@@ -374,12 +409,11 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 Predicate converts_to_f32();
 
 std::vector<RewritePattern> rope_table_patterns() {
-  Predicate step_one = predicate("step 1", [](Value v) { return v.node->attr("step").as_float() == 1.0; });
   Predicate column = predicate("a [L, 1] column", [](Value v) {
     const Shape& cs = v.type().shape;
     return cs.size() == 2 && cs[1] == Dim(1);
   });
-  Pattern positions = op(Op::Range, {any("start").where(element_type(ElementType::i64))}, "range").where(step_one);
+  Pattern positions = op(Op::Range, {any("start").where(element_type(ElementType::i64))}, "range").where(step_one());
   Pattern column_f32 = op(Op::Reshape, {op(Op::Convert, {positions}).where(converts_to_f32())}).where(column);
   return {
       // Cos(Reshape(Convert(Range(pos), f32), [L, 1]) * inv_freq), and the Sin of the same angles
@@ -735,7 +769,7 @@ StatusOr<bool> fuse_swiglu(Model& m) { return apply_patterns_greedily(m, swiglu_
 StatusOr<bool> fuse_rope(Model& m) { return apply_patterns_greedily(m, rope_patterns()); }
 StatusOr<bool> fuse_attention(Model& m) {
   std::vector<Node*> assigns;
-  INGOT_ASSIGN_OR_RETURN(bool changed, for_each_node(m, [&](Node* n) { return try_attention(m, n, assigns); }));
+  INGOT_ASSIGN_OR_RETURN(bool changed, apply_patterns_greedily(m, attention_patterns(assigns)));
   if (!changed) return false;
   std::set<const Node*> doomed(assigns.begin(), assigns.end());
   m.remove_nodes([&](const Node& n) { return doomed.count(&n) != 0; });
