@@ -561,23 +561,59 @@ std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
   return std::make_shared<Tensor>(*t);
 }
 
-bool try_merge_parallel(Model& m, Node* root) {
-  // `root` is any value; merge its plain FusedMatMul users that share weight type and numerics.
-  if (root->outputs.size() != 1) return false;
-  std::map<std::pair<ElementType, std::string>, std::vector<Node*>> groups;
-  for (auto& [user, slot] : m.users(root->out())) {
-    if (slot != 0 || !user->is(Op::FusedMatMul)) continue;
-    bool bias = user->attr("has_bias").as_bool();
-    if (user->attr("rope").as_string() != "none" || user->attr("activation").as_string() != "none" ||
-        user->attr("has_residual").as_bool())
-      continue;
-    Node* w = def(user->inputs[1], Op::Constant);
-    if (!w || !w->constant) continue;
-    if (bias && !def(user->inputs[2], Op::Constant)) continue;
-    groups[{w->constant->type(), user->attr("act_quant").as_string() + (bias ? "+bias" : "")}].push_back(user);
-  }
+// Projections of one input can share a matmul when their weights have one element type and they
+// have the same numerics (act_quant) and bias epilogue: the key they are grouped by. nullopt for
+// a FusedMatMul that cannot be merged: another epilogue, or a weight or bias that is no constant.
+using MergeKey = std::pair<ElementType, std::string>;
+
+std::optional<MergeKey> merge_key(const Node* u) {
+  if (!u->is(Op::FusedMatMul) || u->attr("rope").as_string() != "none" || u->attr("activation").as_string() != "none" ||
+      u->attr("has_residual").as_bool())
+    return std::nullopt;
+  const bool bias = u->attr("has_bias").as_bool();
+  Node* w = def(u->inputs[1], Op::Constant);
+  if (!w || !w->constant) return std::nullopt;
+  Node* b = bias ? def(u->inputs[2], Op::Constant) : nullptr;
+  if (bias && (!b || !b->constant)) return std::nullopt;
+  return MergeKey{w->constant->type(), u->attr("act_quant").as_string() + (bias ? "+bias" : "")};
+}
+
+// The mergeable FusedMatMuls that read `x` as their input (slot 0), grouped by key.
+std::map<MergeKey, std::vector<Node*>> parallel_projections(const Model& m, Value x) {
+  std::map<MergeKey, std::vector<Node*>> groups;
+  for (auto& [user, slot] : m.users(x))
+    if (slot == 0)
+      if (auto key = merge_key(user)) groups[*key].push_back(user);
+  return groups;
+}
+
+Predicate mergeable_projection() {
+  return predicate("a FusedMatMul without RoPE, activation or residual, of constant weights",
+                   [](Value v) { return merge_key(v.node).has_value(); });
+}
+
+// Another projection of the same input (the only output of its node) with the same key.
+Predicate has_parallel_projection() {
+  return Predicate{"another FusedMatMul of its input with its weight type, act_quant and bias",
+                   [](Value v, const Captures& c) -> std::optional<std::string> {
+                     const Value x = v.node->inputs[0];
+                     if (!c.model()) return describe(x) + " (no model given to find its users)";
+                     if (x.node->outputs.size() != 1) return describe(x) + ", one of several outputs";
+                     const MergeKey key = *merge_key(v.node);
+                     auto groups = parallel_projections(*c.model(), x);
+                     if (groups[key].size() >= 2) return std::nullopt;
+                     return describe(x) + " read by no other FusedMatMul of " + std::string(type_name(key.first)) +
+                            " weights with act_quant " + v.node->attr("act_quant").as_string() +
+                            (v.node->attr("has_bias").as_bool() ? " and a bias" : "");
+                   }};
+}
+
+// Merges every group of the root's input at once, in key order: the nodes are created in the same
+// order whichever projection of the input the walk meets first.
+StatusOr<bool> rewrite_merge_parallel(Model& m, const Captures&, Node* root) {
+  const Value x = root->inputs[0];
   bool changed = false;
-  for (auto& [key, members] : groups) {
+  for (auto& [key, members] : parallel_projections(m, x)) {
     if (members.size() < 2) continue;
     bool bias = members[0]->attr("has_bias").as_bool();
     std::vector<const Tensor*> weights, biases;
@@ -589,7 +625,7 @@ bool try_merge_parallel(Model& m, Node* root) {
     for (int i = 0; m.find(name); ++i) name = members[0]->inputs[1].node->name + ".merged" + std::to_string(i);
     auto wt = concat_rows(weights);
     Value w = add_value(m, NodeSpec{Op::Constant, {}, {}, name, {{wt->type(), static_shape(wt->shape())}}, wt, ""});
-    std::vector<Value> inputs = {root->out(), w};
+    std::vector<Value> inputs = {x, w};
     if (bias) {
       auto bt = concat_rows(biases);
       inputs.push_back(add_value(m, NodeSpec{Op::Constant, {}, {}, name + ".bias", {{bt->type(), static_shape(bt->shape())}}, bt, ""}));
@@ -605,6 +641,15 @@ bool try_merge_parallel(Model& m, Node* root) {
     }
   }
   return changed;
+}
+
+std::vector<RewritePattern> merge_parallel_patterns() {
+  return {
+      // FusedMatMul(x, w1[, b1]), FusedMatMul(x, w2[, b2]), ... of one weight type and act_quant
+      // -> FusedMatMul(x, [w1; w2; ...][, [b1; b2; ...]]) and a Slice of its columns for each
+      {"merge-parallel-matmuls", op(Op::FusedMatMul).where(mergeable_projection()).where(has_parallel_projection()),
+       rewrite_merge_parallel},
+  };
 }
 
 // Reshape(Slice(fm, last axis, [begin, end)), [T, heads, hd]) -> (fm, begin, heads, hd).
@@ -780,7 +825,7 @@ StatusOr<bool> matmul_to_fused(Model& m) { return apply_patterns_greedily(m, mat
 StatusOr<bool> fuse_embedding(Model& m) { return apply_patterns_greedily(m, embedding_patterns()); }
 StatusOr<bool> fuse_rope_table(Model& m) { return apply_patterns_greedily(m, rope_table_patterns()); }
 StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias_patterns()); }
-StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
+StatusOr<bool> merge_parallel_matmuls(Model& m) { return apply_patterns_greedily(m, merge_parallel_patterns()); }
 StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
 StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
 StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return apply_patterns_greedily(m, swiglu_into_matmul_patterns()); }
