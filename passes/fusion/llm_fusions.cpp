@@ -561,15 +561,19 @@ std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
   return std::make_shared<Tensor>(*t);
 }
 
+// A FusedMatMul without RoPE, activation or residual epilogues (a bias is fine).
+bool only_bias_epilogue(const Node* n) {
+  return n->is(Op::FusedMatMul) && n->attr("rope").as_string() == "none" && n->attr("activation").as_string() == "none" &&
+         !n->attr("has_residual").as_bool();
+}
+
 // Projections of one input can share a matmul when their weights have one element type and they
 // have the same numerics (act_quant) and bias epilogue: the key they are grouped by. nullopt for
 // a FusedMatMul that cannot be merged: another epilogue, or a weight or bias that is no constant.
 using MergeKey = std::pair<ElementType, std::string>;
 
 std::optional<MergeKey> merge_key(const Node* u) {
-  if (!u->is(Op::FusedMatMul) || u->attr("rope").as_string() != "none" || u->attr("activation").as_string() != "none" ||
-      u->attr("has_residual").as_bool())
-    return std::nullopt;
+  if (!only_bias_epilogue(u)) return std::nullopt;
   const bool bias = u->attr("has_bias").as_bool();
   Node* w = def(u->inputs[1], Op::Constant);
   if (!w || !w->constant) return std::nullopt;
@@ -670,62 +674,137 @@ std::optional<HeadsView> heads_view(Value v) {
   return HeadsView{s->input.node, s->begin, heads, hd};
 }
 
-bool try_rope_into_matmul(Model& m, Node* fm) {
-  if (!fm->is(Op::FusedMatMul) || fm->attr("rope").as_string() != "none" || fm->attr("activation").as_string() != "none" ||
-      fm->attr("has_residual").as_bool())
-    return false;
-  // The RoPEs applied to head ranges of this projection: q at column 0, k right after it.
+// The RoPEs applied to head views of a projection fm: q at column 0, k at another column (null
+// when there is none).
+struct RotatedHeads {
   Node* rq = nullptr;
   Node* rk = nullptr;
   HeadsView q{}, k{};
+};
+
+RotatedHeads rotated_heads(const Model& m, Node* fm) {
+  RotatedHeads r;
   for (auto& [slice, slot] : m.users(fm->out())) {
     for (auto& [reshape, s2] : m.users(slice->out())) {
       for (auto& [rope, s3] : m.users(reshape->out())) {
         if (!rope->is(Op::RoPE) || s3 != 0) continue;
         auto hv = heads_view(rope->inputs[0]);
         if (!hv || hv->fm != fm) continue;
-        if (hv->begin == 0) { rq = rope; q = *hv; }
-        else { rk = rope; k = *hv; }
+        if (hv->begin == 0) {
+          r.rq = rope;
+          r.q = *hv;
+        } else {
+          r.rk = rope;
+          r.k = *hv;
+        }
       }
     }
   }
-  if (!rq && !rk) return false;  // a projection without RoPE users: not a near miss
-  const Why why{"fuse-rope-into-matmul", fm};
-  if (!rq || !rk) return why("RoPE is applied to only one head range (q at column 0, k after it)");
-  if (k.begin != q.heads * q.hd || k.hd != q.hd) return why("k's heads do not start right after q's, or head sizes differ");
-  if (rq->inputs[1] != rk->inputs[1] || rq->inputs[2] != rk->inputs[2] || rq->attr("layout") != rk->attr("layout"))
-    return why("q and k are rotated by different tables or layouts");
+  return r;
+}
+
+// A predicate on a projection about its rotated head views; `test` sees both RoPEs found.
+Predicate rotated_heads_are(std::string description, std::function<std::optional<std::string>(const RotatedHeads&)> test) {
+  return Predicate{std::move(description), [test](Value v, const Captures& c) -> std::optional<std::string> {
+                     if (!c.model()) return describe(v) + " (no model given to find its users)";
+                     RotatedHeads r = rotated_heads(*c.model(), v.node);
+                     if (!r.rq && !r.rk) return describe(v) + " without RoPE of its head views";
+                     if (!r.rq) return describe(v) + " with RoPE of its heads from column " + std::to_string(r.k.begin) + " only";
+                     if (!r.rk) return describe(v) + " with RoPE of its q heads only";
+                     return test(r);
+                   }};
+}
+
+Predicate rope_of_q_and_k() {
+  return rotated_heads_are("RoPE of its q heads (column 0) and of its k heads", [](const RotatedHeads&) { return std::nullopt; });
+}
+
+Predicate k_heads_after_q() {
+  return rotated_heads_are("k heads right after the q heads, of their head size", [](const RotatedHeads& r) -> std::optional<std::string> {
+    if (r.k.begin == r.q.heads * r.q.hd && r.k.hd == r.q.hd) return std::nullopt;
+    return std::to_string(r.q.heads) + " q heads of size " + std::to_string(r.q.hd) + ", k heads from column " +
+           std::to_string(r.k.begin) + " of size " + std::to_string(r.k.hd);
+  });
+}
+
+Predicate one_rotation() {
+  return rotated_heads_are("q and k rotated by the same tables and layout", [](const RotatedHeads& r) -> std::optional<std::string> {
+    if (r.rq->inputs[1] == r.rk->inputs[1] && r.rq->inputs[2] == r.rk->inputs[2] && r.rq->attr("layout") == r.rk->attr("layout"))
+      return std::nullopt;
+    auto rotation = [](Node* rope) {
+      return describe(rope->out()) + " by " + describe(rope->inputs[1]) + " and " + describe(rope->inputs[2]) + ", layout " +
+             rope->attr("layout").as_string();
+    };
+    return rotation(r.rq) + "; " + rotation(r.rk);
+  });
+}
+
+StatusOr<bool> rewrite_rope_into_matmul(Model& m, const Captures&, Node* fm) {
+  const RotatedHeads r = rotated_heads(m, fm);
   std::vector<Value> inputs(fm->inputs.begin(), fm->inputs.end());
-  inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {rq->inputs[1], rq->inputs[2]});
+  inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {r.rq->inputs[1], r.rq->inputs[2]});
   NodeSpec s = fused_like(fm, inputs);
-  s.attrs["rope"] = rq->attr("layout");
-  s.attrs["rope_q_heads"] = Attribute::Int(q.heads);
-  s.attrs["rope_k_heads"] = Attribute::Int(k.heads);
-  s.attrs["head_dim"] = Attribute::Int(q.hd);
+  s.attrs["rope"] = r.rq->attr("layout");
+  s.attrs["rope_q_heads"] = Attribute::Int(r.q.heads);
+  s.attrs["rope_k_heads"] = Attribute::Int(r.k.heads);
+  s.attrs["head_dim"] = Attribute::Int(r.q.hd);
   auto f = m.add_node(std::move(s));
-  if (!f.ok()) return why("the fused projection does not fit: " + f.message());
+  if (!f.ok()) return decline("the fused projection does not fit: " + f.message());
   m.replace_all_uses(fm->out(), (*f)->out());
   // The rotation now happens inside the projection: each RoPE becomes its input view.
-  m.replace_all_uses(rq->out(), rq->inputs[0]);
-  m.replace_all_uses(rk->out(), rk->inputs[0]);
+  m.replace_all_uses(r.rq->out(), r.rq->inputs[0]);
+  m.replace_all_uses(r.rk->out(), r.rk->inputs[0]);
   return true;
 }
 
-bool try_pack_attention(Model& m, Node* att) {
-  if (!att->is(Op::Attention) || att->inputs.size() != 3) return false;
-  const Why why{"pack-attention", att};
-  auto q = heads_view(att->inputs[0]), k = heads_view(att->inputs[1]), v = heads_view(att->inputs[2]);
-  if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return why("q, k and v are not head views of one fused projection");
-  if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd)
-    return why("q, k and v are not adjacent column ranges in that order");
-  const Dim width = q->fm->outputs[0].shape.back();
-  if (!width.is_static() || width.value() != v->begin + v->heads * v->hd) return why("the projection has columns beyond v");
+std::vector<RewritePattern> rope_into_matmul_patterns() {
+  Predicate no_epilogue = predicate("a FusedMatMul without RoPE, activation or residual", [](Value v) { return only_bias_epilogue(v.node); });
+  return {
+      // FusedMatMul(x, w[, b]) whose q and k head views are rotated by RoPE(., cos, sin)
+      // -> FusedMatMul(x, w[, b], cos, sin){rope, rope_q_heads, rope_k_heads, head_dim}; each RoPE becomes its view
+      {"fuse-rope-into-matmul", op(Op::FusedMatMul).where(no_epilogue).where(rope_of_q_and_k()).where(k_heads_after_q()).where(one_rotation()),
+       rewrite_rope_into_matmul},
+  };
+}
+
+// A head view (heads_view) of a projection's columns: from column 0 when `after` is empty, else
+// right after the head view captured as `after`, of the same projection.
+Predicate head_view_after(std::string after) {
+  std::string description = after.empty() ? "a head view Reshape(Slice(FusedMatMul)) of its columns from 0"
+                                          : "a head view of the same projection's columns right after " + after + "'s";
+  return Predicate{description, [after](Value v, const Captures& c) -> std::optional<std::string> {
+                     auto hv = heads_view(v);
+                     if (!hv) return describe_typed(v);
+                     if (after.empty() && hv->begin == 0) return std::nullopt;
+                     if (!after.empty()) {
+                       auto prev = heads_view(c.value(after));
+                       if (prev && prev->fm == hv->fm && hv->begin == prev->begin + prev->heads * prev->hd) return std::nullopt;
+                     }
+                     return describe(v) + ", heads of " + describe(hv->fm->out()) + " from column " + std::to_string(hv->begin);
+                   }};
+}
+
+// A head view that ends at the projection's last column.
+Predicate ends_projection() {
+  return Predicate{"the projection's last columns", [](Value v, const Captures&) -> std::optional<std::string> {
+                     auto hv = heads_view(v);
+                     if (!hv) return describe_typed(v);
+                     const Dim width = hv->fm->outputs[0].shape.back();
+                     const int64_t end = hv->begin + hv->heads * hv->hd;
+                     if (width.is_static() && width.value() == end) return std::nullopt;
+                     return describe(v) + ", heads of " + describe(hv->fm->out()) + " up to column " + std::to_string(end) +
+                            " of " + width.str();
+                   }};
+}
+
+StatusOr<bool> rewrite_pack_attention(Model& m, const Captures& c, Node* att) {
+  auto q = heads_view(c.value("q")), k = heads_view(c.value("k"));
   AttrMap attrs = att->attrs;
   attrs["q_heads"] = Attribute::Int(q->heads);
   attrs["kv_heads"] = Attribute::Int(k->heads);
   attrs["head_dim"] = Attribute::Int(q->hd);
   auto packed = m.add_node(spec(Op::Attention, {q->fm->out()}, attrs));
-  if (!packed.ok()) return why("packed Attention does not fit: " + packed.message());
+  if (!packed.ok()) return decline("packed Attention does not fit: " + packed.message());
   // Users that flatten the heads read the packed output directly; others get a reshaped view.
   const Shape& out_shape = att->outputs[0].shape;
   Value view;
@@ -740,6 +819,16 @@ bool try_pack_attention(Model& m, Node* att) {
   return true;
 }
 
+std::vector<RewritePattern> pack_attention_patterns() {
+  Pattern q = any("q").where(head_view_after(""));
+  Pattern k = any("k").where(head_view_after("q"));
+  Pattern v = any("v").where(head_view_after("k")).where(ends_projection());
+  return {
+      // Attention(q, k, v) of the head views of one projection's columns, q | k | v
+      // -> Attention(projection){q_heads, kv_heads, head_dim}
+      {"pack-attention", op(Op::Attention, {q, k, v}), rewrite_pack_attention},
+  };
+}
 
 
 // swiglu-into-matmul and last-position-first: patterns over slices.
@@ -826,8 +915,8 @@ StatusOr<bool> fuse_embedding(Model& m) { return apply_patterns_greedily(m, embe
 StatusOr<bool> fuse_rope_table(Model& m) { return apply_patterns_greedily(m, rope_table_patterns()); }
 StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias_patterns()); }
 StatusOr<bool> merge_parallel_matmuls(Model& m) { return apply_patterns_greedily(m, merge_parallel_patterns()); }
-StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
-StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
+StatusOr<bool> fuse_rope_into_matmul(Model& m) { return apply_patterns_greedily(m, rope_into_matmul_patterns()); }
+StatusOr<bool> pack_attention(Model& m) { return apply_patterns_greedily(m, pack_attention_patterns()); }
 StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return apply_patterns_greedily(m, swiglu_into_matmul_patterns()); }
 StatusOr<bool> fuse_residual(Model& m) { return apply_patterns_greedily(m, residual_patterns()); }
 StatusOr<bool> last_position_first(Model& m) { return apply_patterns_greedily(m, last_position_first_patterns()); }
