@@ -420,9 +420,17 @@ std::optional<double> scalar_constant(Value v) {
 
 namespace {
 
+// The reason the rewrite the driver is running gave for declining, when debug output is on.
+thread_local std::string g_decline_reason;
+
 bool is_sink_or_input(const Node* n) { return n->is(Op::Result) || n->is(Op::Assign) || n->is(Op::Parameter); }
 
 }  // namespace
+
+StatusOr<bool> decline(std::string why) {
+  if (match_debug_stream()) g_decline_reason = std::move(why);
+  return false;
+}
 
 StatusOr<bool> apply_patterns_greedily(Model& m, std::span<const RewritePattern> patterns, int max_iterations) {
   std::ostream* debug = match_debug_stream();
@@ -445,10 +453,14 @@ StatusOr<bool> apply_patterns_greedily(Model& m, std::span<const RewritePattern>
           if (debug) *debug << "[match] " << rp.name << " at " << describe(root) << ": " << why << "\n";
           continue;
         }
+        g_decline_reason.clear();
         auto r = rp.rewrite(m, caps, n);
         if (!r.ok()) return r.status().with_context("pattern '" + rp.name + "' at " + describe(root));
-        if (debug) *debug << "[match] " << rp.name << " at " << describe(root) << ": matched, "
-                          << (*r ? "rewritten" : "rewrite declined") << "\n";
+        if (debug) {
+          *debug << "[match] " << rp.name << " at " << describe(root) << ": matched, ";
+          if (*r) *debug << "rewritten\n";
+          else *debug << "rewrite declined" << (g_decline_reason.empty() ? "" : ": " + g_decline_reason) << "\n";
+        }
         if (*r) {
           changed = true;
           uses = UseCounts(m);

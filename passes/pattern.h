@@ -146,6 +146,11 @@ struct RewritePattern {
 // nothing or `max_iterations` walks were made. Deterministic. Returns whether anything changed.
 StatusOr<bool> apply_patterns_greedily(Model& m, std::span<const RewritePattern> patterns, int max_iterations = 16);
 
+// A rewrite whose pattern matched but that cannot be done after all (a fused node that does not
+// fit, say) returns decline("why"): false, the model unchanged, and the debug output reads
+// "matched, rewrite declined: why" (MLIR's notifyMatchFailure).
+StatusOr<bool> decline(std::string why);
+
 // Rewrite helpers.
 // A rewrite that replaces the root's output 0 by the captured value `name` when their types are
 // equal and fully known (no '?' dims); else it does nothing and returns false.

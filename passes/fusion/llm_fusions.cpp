@@ -36,12 +36,6 @@ bool commuted(Node* n, Pred first_ok, Value& a, Value& b) {
   return false;
 }
 
-// Multiply with exactly the operands {a, b} in either order.
-bool is_product_of(Value v, Value a, Value b) {
-  Node* n = def(v, Op::Multiply);
-  return n && ((n->inputs[0] == a && n->inputs[1] == b) || (n->inputs[0] == b && n->inputs[1] == a));
-}
-
 bool attr_ints_are(const Node* n, const char* key, std::vector<int64_t> want) {
   return n->has_attr(key) && n->attr(key).kind() == AttrKind::Ints && n->attr(key).as_ints() == want;
 }
@@ -100,6 +94,14 @@ struct Why {
     return false;
   }
 };
+
+// "Reshape 'r'", and with its type "Reshape 'r' : f32[T, 4]": values as the matcher names them in
+// its explanations (the output index when it is not 0).
+std::string describe(Value v) {
+  if (!v.node) return "nothing";
+  return std::string(v.node->op_name()) + " '" + v.node->name + "'" + (v.index ? " output " + std::to_string(v.index) : "");
+}
+std::string describe_typed(Value v) { return describe(v) + " : " + v.type().str(); }
 
 NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
@@ -168,209 +170,236 @@ std::vector<RewritePattern> swiglu_patterns() {
 
 // ------------------------------------------------------------------ RoPE
 
-// Reshape(table[T, half]) -> [T, 1, half]: the table itself.
-std::optional<Value> rope_table(Value v) {
-  Node* r = def(v, Op::Reshape);
-  if (!r || r->inputs[0].type().shape.size() != 2 || v.type().shape.size() != 3) return std::nullopt;
-  return r->inputs[0];
+// A [T, 1, half] view Reshape(table[T, half]) of a cos or sin table: the view captured as `view`,
+// the table as `table`. (The ranks are checked here; RoPE's type inference checks the sizes.)
+Pattern rope_table_view(const std::string& view, const std::string& table) {
+  return op(Op::Reshape, {any(table).where(rank(2))}, view).where(rank(3));
 }
 
-bool try_rope_interleaved(Model& m, Node* root) {
-  // root = Reshape(Concat(Reshape(y0), Reshape(y1)), axis 3) where y0 = x0*c - x1*s, y1 = x0*s + x1*c
-  // and x0, x1 are the even and odd members of the pairs of Reshape(x, [T, H, D/2, 2]).
-  if (!root->is(Op::Reshape)) return false;
-  Node* cat = def(root->inputs[0], Op::Concat);
-  if (!cat || cat->inputs.size() != 2) return false;  // most Reshapes: not a near miss
-  const Why why{"rope-interleaved", root};
-  int64_t rank = static_cast<int64_t>(cat->outputs[0].shape.size());
-  if (rank != 4 || (cat->attr("axis").as_int() != 3 && cat->attr("axis").as_int() != -1))
-    return why("the Concat is not of rank 4 along the last axis");
-  Node* r0 = def(cat->inputs[0], Op::Reshape);
-  Node* r1 = def(cat->inputs[1], Op::Reshape);
-  if (!r0 || !r1) return why("the Concat's inputs are not Reshapes");
-  Node* sub = def(r0->inputs[0], Op::Subtract);
-  Node* plus = def(r1->inputs[0], Op::Add);
-  if (!sub || !plus) return why("the pair is not (x0*c - x1*s, x0*s + x1*c)");
-  // x0 * c: find which operand is the even slice.
-  auto even_odd = [&](Value v, int64_t begin) -> std::optional<Value> {
-    Node* r = def(v, Op::Reshape);
-    if (!r) return std::nullopt;
-    auto s = slice_info(r->inputs[0]);
-    if (!s || s->axis != 3 || s->begin != begin || s->end != begin + 1) return std::nullopt;
-    return s->input;
-  };
-  Node* m0 = def(sub->inputs[0], Op::Multiply);
-  if (!m0) return why("x0*c is not a Multiply");
-  Value x0, c;
-  if (!commuted(m0, [&](Value v) { return even_odd(v, 0).has_value(); }, x0, c))
-    return why("x0*c multiplies no even slice of the pairs");
-  Value pairs = *even_odd(x0, 0);
-  Node* m1 = def(sub->inputs[1], Op::Multiply);
-  Value x1, s;
-  if (!m1 || !commuted(m1, [&](Value v) { return even_odd(v, 1) == std::optional<Value>(pairs); }, x1, s))
-    return why("x1*s multiplies no odd slice of the same pairs");
-  bool y1_ok = (is_product_of(plus->inputs[0], x0, s) && is_product_of(plus->inputs[1], x1, c)) ||
-               (is_product_of(plus->inputs[1], x0, s) && is_product_of(plus->inputs[0], x1, c));
-  if (!y1_ok) return why("the second half is not x0*s + x1*c with the same x0, x1, c, s");
-  Node* split = def(pairs, Op::Reshape);
-  auto cos = rope_table(c), sin = rope_table(s);
-  if (!split || !cos || !sin) return why("the pairs are not a Reshape of x, or c/s are not [T, 1, half] tables");
-  Value x = split->inputs[0];
+// Slice(pairs, axis 3, [i, i + 1)): the even (i = 0) or odd (i = 1) members of the pairs.
+Predicate pair_member(int64_t i) {
+  return predicate(i == 0 ? "the even members [0, 1) along axis 3" : "the odd members [1, 2) along axis 3", [i](Value v) {
+    auto s = slice_info(v);
+    return s && s->axis == 3 && s->begin == i && s->end == i + 1;
+  });
+}
+
+// A Concat of rank 4 along its last axis.
+Predicate concat_of_pairs() {
+  return predicate("a rank-4 Concat along the last axis", [](Value v) {
+    const int64_t axis = v.node->attr("axis").as_int();
+    return v.type().shape.size() == 4 && (axis == 3 || axis == -1);
+  });
+}
+
+// x of the result's element type and element count (captured as `result`): RoPE(x) or a Reshape
+// of x to [T, H, D] replaces it.
+Predicate elements_of(std::string result) {
+  return Predicate{"the element type and count of " + result, [result](Value v, const Captures& c) -> std::optional<std::string> {
+                     const TensorType& out = c.value(result).type();
+                     if (v.type().type == out.type && num_elements(v.type().shape) == num_elements(out.shape)) return std::nullopt;
+                     return describe_typed(v) + " for " + out.str();
+                   }};
+}
+
+// A rank-3 value [T, H, D] with D static.
+Predicate static_head_dim() {
+  return predicate("rank 3 with a static last dimension", [](Value v) {
+    const Shape& s = v.type().shape;
+    return s.size() == 3 && s[2].is_static();
+  });
+}
+
+// x[:, :, D/2:] (upper) or x[:, :, :D/2] (lower) of x [T, H, D].
+Predicate rotate_half_slice(bool upper) {
+  return predicate(upper ? "the upper half [D/2, D) along axis 2" : "the lower half [0, D/2) along axis 2", [upper](Value v) {
+    auto s = slice_info(v);
+    if (!s) return false;
+    const Shape& shape = s->input.type().shape;
+    if (shape.size() != 3 || !shape[2].is_static() || s->axis != 2) return false;
+    const int64_t d = shape[2].value(), half = d / 2;
+    return upper ? s->begin == half && (s->end == d || s->end == kEnd) : s->begin == 0 && s->end == half;
+  });
+}
+
+// Adds RoPE(x, cos, sin){layout} and replaces the root with it; declines if it does not fit.
+StatusOr<bool> replace_with_rope(Model& m, Node* root, Value x, const Captures& c, const char* layout) {
+  auto fused = m.add_node(spec(Op::RoPE, {x, c.value("cos"), c.value("sin")}, {{"layout", Attribute::String(layout)}}));
+  if (!fused.ok()) return decline("the tables do not fit x: " + fused.message());
+  if (!replace(m, root->out(), (*fused)->out())) return decline("RoPE's type differs from the result's");
+  return true;
+}
+
+StatusOr<bool> rewrite_rope_interleaved(Model& m, const Captures& c, Node* root) {
+  Value x = c.value("x");
   const TensorType& out = root->outputs[0];
-  if (x.type().type != out.type || out.shape.size() != 3) return why("the result is not x's type at rank 3");
   // Simplification may have folded the head split into the pair split: restore [T, H, D].
-  if (x.type() != out) {
-    if (num_elements(x.type().shape) != num_elements(out.shape)) return why("x and the result differ in size");
-    x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
-  }
-  auto fused = m.add_node(spec(Op::RoPE, {x, *cos, *sin}, {{"layout", Attribute::String("interleaved")}}));
-  if (!fused.ok()) return why("the tables do not fit x: " + fused.message());
-  return replace(m, root->out(), (*fused)->out());
+  if (x.type() != out) x = add_value(m, spec(Op::Reshape, {x}, {{"shape", Attribute::Dims(out.shape)}}));
+  return replace_with_rope(m, root, x, c, "interleaved");
 }
 
-bool try_rope_rotate_half(Model& m, Node* root) {
-  // root = x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s), along the last axis.
-  if (!root->is(Op::Add)) return false;
-  bool near_miss = false;  // both operands are products: worth explaining
-  auto doubled = [](Value v) -> std::optional<Value> {
-    Node* cat = def(v, Op::Concat);
-    if (!cat || cat->inputs.size() != 2 || cat->inputs[0] != cat->inputs[1]) return std::nullopt;
-    return rope_table(cat->inputs[0]);
+std::vector<RewritePattern> rope_patterns() {
+  // Interleaved: x0, x1 are the even and odd members of the pairs Reshape(x, [T, H, D/2, 2]).
+  Pattern pairs = op(Op::Reshape, {any("x").where(elements_of("y"))}, "pairs");
+  Pattern x0 = op(Op::Reshape, {op(Op::Slice, {pairs}).where(pair_member(0))}, "x0");
+  Pattern x1 = op(Op::Reshape, {op(Op::Slice, {pairs}).where(pair_member(1))}, "x1");
+  Pattern c = rope_table_view("c", "cos"), s = rope_table_view("s", "sin");
+  Pattern y0 = op(Op::Subtract, {op(Op::Multiply, {x0, c}), op(Op::Multiply, {x1, s})});
+  Pattern y1 = op(Op::Add, {op(Op::Multiply, {x0, s}), op(Op::Multiply, {x1, c})});
+  Pattern rotated_pairs = op(Op::Concat, {op(Op::Reshape, {y0}), op(Op::Reshape, {y1})}).where(concat_of_pairs());
+  // Rotate-half: x [T, H, D] with the halves x[:D/2], x[D/2:] along the last axis.
+  Pattern x = any("x").where(static_head_dim());
+  Pattern rotated = op(Op::Concat, {op(Op::Negative, {op(Op::Slice, {any("x")}).where(rotate_half_slice(true))}),
+                                    op(Op::Slice, {any("x")}).where(rotate_half_slice(false))});
+  return {
+      // Reshape(Concat(Reshape(x0*c - x1*s), Reshape(x0*s + x1*c)), [T, H, D]) -> RoPE(x, cos, sin){interleaved}
+      {"rope-interleaved", op(Op::Reshape, {rotated_pairs}, "y").where(rank(3)), rewrite_rope_interleaved},
+      // x * Concat(c, c) + Concat(-x[D/2:], x[:D/2]) * Concat(s, s) -> RoPE(x, cos, sin){rotate_half}
+      {"rope-rotate-half", op(Op::Add, {op(Op::Multiply, {x, op(Op::Concat, {c, any("c")})}), op(Op::Multiply, {rotated, op(Op::Concat, {s, any("s")})})}),
+       [](Model& m, const Captures& c, Node* root) { return replace_with_rope(m, root, c.value("x"), c, "rotate_half"); }},
   };
-  for (int i = 0; i < 2; ++i) {
-    Node* direct = def(root->inputs[static_cast<size_t>(i)], Op::Multiply);
-    Node* rotated = def(root->inputs[static_cast<size_t>(1 - i)], Op::Multiply);
-    if (!direct || !rotated) continue;
-    near_miss = true;
-    Value x, cf;
-    if (!commuted(direct, [&](Value v) { return !doubled(v).has_value(); }, x, cf) || !doubled(cf)) continue;
-    Value rot, sf;
-    if (!commuted(rotated, [&](Value v) { return def(v, Op::Concat) && !doubled(v); }, rot, sf) || !doubled(sf)) continue;
-    Node* rc = def(rot, Op::Concat);
-    if (rc->inputs.size() != 2) continue;
-    Node* neg = def(rc->inputs[0], Op::Negative);
-    if (!neg) continue;
-    auto hi = slice_info(neg->inputs[0]);
-    auto lo = slice_info(rc->inputs[1]);
-    const auto& shape = x.type().shape;
-    if (shape.size() != 3 || !shape[2].is_static()) continue;
-    int64_t d = shape[2].value(), half = d / 2;
-    if (!hi || !lo || hi->input != x || lo->input != x || hi->axis != 2 || lo->axis != 2) continue;
-    if (hi->begin != half || (hi->end != d && hi->end != kEnd) || lo->begin != 0 || lo->end != half) continue;
-    auto fused = m.add_node(spec(Op::RoPE, {x, *doubled(cf), *doubled(sf)}, {{"layout", Attribute::String("rotate_half")}}));
-    if (!fused.ok()) continue;
-    return replace(m, root->out(), (*fused)->out());
-  }
-  return near_miss ? Why{"rope-rotate-half", root}(
-                         "not x * Concat(c, c) + Concat(-x[half:], x[:half]) * Concat(s, s) along the last axis")
-                   : false;
 }
 
 // ------------------------------------------------------------------ Attention
 
-// kall = Concat(ReadValue(var), fresh, axis 0) whose other user is Assign(var): the cache.
+// A KV cache: kall = Concat(ReadValue(var), fresh, axis 0) whose other user is Assign(var).
 struct CacheMatch {
   std::string variable;
   Value fresh;
   Node* assign = nullptr;
 };
 
-// A cache of another type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32):
-// the fused op stores into and reads from the variable's own type, the same rounding.
-std::optional<CacheMatch> kv_cache(const Model& m, Value all) {
+// The cache behind `heads`, the input of a head-first Transpose: kall itself, or kall with its KV
+// heads repeated for grouped-query attention, Reshape(Broadcast(Reshape(kall))). A cache of another
+// type (f16) is read through Convert(Concat(ReadValue, Convert(fresh)), f32): the fused op stores
+// into and reads from the variable's own type, the same rounding. Without a cache, `why` says what
+// was found instead.
+std::optional<CacheMatch> kv_cache(const Model& m, Value heads, std::string& why) {
+  Value all = heads;
+  if (Node* merge = def(heads, Op::Reshape)) {
+    Node* b = def(merge->inputs[0], Op::Broadcast);
+    Node* split = b ? def(b->inputs[0], Op::Reshape) : nullptr;
+    if (!split) {
+      why = describe(heads) + ", not heads repeated by Reshape(Broadcast(Reshape(cache)))";
+      return std::nullopt;
+    }
+    all = split->inputs[0];
+  }
   Node* widen = def(all, Op::Convert);
   if (widen) {
-    if (widen->attr("to").as_type() != ElementType::f32) return std::nullopt;
+    if (widen->attr("to").as_type() != ElementType::f32) {
+      why = describe_typed(all) + ", a conversion to another type than f32";
+      return std::nullopt;
+    }
     all = widen->inputs[0];
   }
   Node* cat = def(all, Op::Concat);
-  if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) return std::nullopt;
+  if (!cat || cat->inputs.size() != 2 || cat->attr("axis").as_int() != 0) {
+    why = describe_typed(all) + ", not a Concat of two along axis 0";
+    return std::nullopt;
+  }
   Node* read = def(cat->inputs[0], Op::ReadValue);
-  if (!read) return std::nullopt;
+  if (!read) {
+    why = describe(all) + " of " + describe(cat->inputs[0]) + ", not of a ReadValue";
+    return std::nullopt;
+  }
   Value fresh = cat->inputs[1];
   if (widen) {
     Node* narrow = def(fresh, Op::Convert);
-    if (!narrow || narrow->inputs[0].type().type != ElementType::f32) return std::nullopt;
+    if (!narrow || narrow->inputs[0].type().type != ElementType::f32) {
+      why = describe(all) + " appending " + describe(fresh) + ", not a conversion of f32 values";
+      return std::nullopt;
+    }
     fresh = narrow->inputs[0];
   }
   CacheMatch c{read->attr("variable").as_string(), fresh, nullptr};
   for (auto& [user, slot] : m.users(all)) {
     if (user->is(Op::Assign) && user->attr("variable").as_string() == c.variable) c.assign = user;
   }
-  if (!c.assign || m.users(cat->inputs[0]).size() != 1) return std::nullopt;
+  if (!c.assign) {
+    why = describe(all) + ", not written back by an Assign to '" + c.variable + "'";
+    return std::nullopt;
+  }
+  if (const size_t uses = m.users(cat->inputs[0]).size(); uses != 1) {
+    why = describe(cat->inputs[0]) + " with " + std::to_string(uses) + " uses";
+    return std::nullopt;
+  }
   return c;
 }
 
-// Transpose(repeat(kall), [1, 0, 2]) with repeat = Reshape(Broadcast(Reshape(kall))) or nothing.
-std::optional<Value> heads_first_cache(Value v) {
-  Node* t = def(v, Op::Transpose);
-  if (!t || !attr_ints_are(t, "perm", {1, 0, 2})) return std::nullopt;
-  Value x = t->inputs[0];
-  if (Node* merge = def(x, Op::Reshape)) {
-    Node* b = def(merge->inputs[0], Op::Broadcast);
-    Node* split = b ? def(b->inputs[0], Op::Reshape) : nullptr;
-    if (!split) return std::nullopt;
-    return split->inputs[0];
-  }
-  return x;
+// The input of a head-first Transpose is a KV cache (kv_cache).
+Predicate kv_cache_heads() {
+  return Predicate{"a cache Concat(ReadValue(var), new) written back by Assign(var), heads maybe repeated",
+                   [](Value v, const Captures& c) -> std::optional<std::string> {
+                     if (!c.model()) return describe(v) + " (no model given to find the Assign)";
+                     std::string why;
+                     if (kv_cache(*c.model(), v, why)) return std::nullopt;
+                     return why;
+                   }};
 }
 
-// LessEqual(Range(0, length past+tokens), Reshape(Range(pos, length tokens), [tokens, 1])).
-bool is_causal_mask(Value v) {
-  Node* le = def(v, Op::LessEqual);
-  if (!le) return false;
-  Node* keys = def(le->inputs[0], Op::Range);
-  Node* col = def(le->inputs[1], Op::Reshape);
-  Node* queries = col ? def(col->inputs[0], Op::Range) : nullptr;
-  if (!keys || !queries || scalar_constant(keys->inputs[0]) != 0.0) return false;
-  if (keys->attr("step").as_float() != 1.0 || queries->attr("step").as_float() != 1.0) return false;
-  const Shape& q = queries->outputs[0].shape;
-  const Shape& k = keys->outputs[0].shape;
-  // Keys 0 .. past+tokens-1 and queries pos .. pos+tokens-1: causal when pos = past, the
-  // contract of the graph's `pos` input.
-  return q.size() == 1 && k.size() == 1 && col->outputs[0].shape.size() == 2 && k[0] == Dim::symbol("past") + q[0];
+Predicate step_one() {
+  return predicate("step 1", [](Value v) { return v.node->attr("step").as_float() == 1.0; });
 }
 
-bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
-  if (!root->is(Op::Transpose) || !attr_ints_are(root, "perm", {1, 0, 2})) return false;
-  Node* pv = def(root->inputs[0], Op::MatMul);
-  if (!pv) return false;  // other head transposes: not a near miss
-  const Why why{"attention", root};
-  if (pv->attr("transpose_a").as_bool() || pv->attr("transpose_b").as_bool()) return why("P·V is a transposed MatMul");
-  Node* softmax = def(pv->inputs[0], Op::Softmax);
-  if (!softmax) return why("P is not a Softmax");
-  int64_t axis = softmax->attr("axis").as_int();
-  if (axis != -1 && axis != 2) return why("the Softmax is not over the keys (last axis)");
-  Node* select = def(softmax->inputs[0], Op::Select);
-  if (!select || !is_causal_mask(select->inputs[0])) return why("the scores are not masked by a causal Select");
-  auto fill = scalar_constant(select->inputs[2]);
-  if (!fill || !(std::isinf(*fill) && *fill < 0)) return why("the mask does not fill with -inf");
-  Node* scaled = def(select->inputs[1], Op::Multiply);
-  Value qk, scale_v;
-  if (!commuted(scaled, [](Value v) { return def(v, Op::MatMul) != nullptr; }, qk, scale_v))
-    return why("the scores are not MatMul(q, k) times a scale");
-  auto scale = scalar_constant(scale_v);
-  Node* qkm = def(qk, Op::MatMul);
-  if (!scale || !qkm || qkm->attr("transpose_a").as_bool() || !qkm->attr("transpose_b").as_bool())
-    return why("the scale is not a constant, or Q·K is not MatMul(q, k, transpose_b)");
-  Node* qt = def(qkm->inputs[0], Op::Transpose);
-  if (!qt || !attr_ints_are(qt, "perm", {1, 0, 2})) return why("q is not Transpose(q, [1, 0, 2])");
-  auto kall = heads_first_cache(qkm->inputs[1]);
-  auto vall = heads_first_cache(pv->inputs[1]);
-  if (!kall || !vall) return why("k or v is not a (repeated) head-first view of the cache");
-  auto kc = kv_cache(m, *kall), vc = kv_cache(m, *vall);
-  if (!kc || !vc) return why("k or v is not Concat(ReadValue(cache), fresh) written back by an Assign");
-  Value q = qt->inputs[0];
-  auto fused = m.add_node(spec(Op::Attention, {q, kc->fresh, vc->fresh},
-                               {{"k_variable", Attribute::String(kc->variable)},
-                                {"v_variable", Attribute::String(vc->variable)},
-                                {"scale", Attribute::Float(*scale)}}));
-  if (!fused.ok()) return why("the fused op does not fit: " + fused.message());
-  if (!replace(m, root->out(), (*fused)->out())) return why("the fused op's type differs");
-  // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
-  replaced_assigns.push_back(kc->assign);
-  replaced_assigns.push_back(vc->assign);
-  return true;
+// Queries pos .. pos+L-1 against keys 0 .. past+L-1 (captured as `keys`): key <= query is causal
+// when pos = past, the contract of the graph's `pos` input.
+Predicate queries_after_past_keys() {
+  return Predicate{"L queries for past+L keys", [](Value v, const Captures& c) -> std::optional<std::string> {
+                     const Shape& q = v.type().shape;
+                     const Shape& k = c.value("keys").type().shape;
+                     if (q.size() == 1 && k.size() == 1 && k[0] == Dim::symbol("past") + q[0]) return std::nullopt;
+                     return describe_typed(v) + " for keys " + c.value("keys").type().str();
+                   }};
+}
+
+// A MatMul without transposes, or with transpose_b only.
+Predicate transposes_b(bool b) {
+  return predicate(b ? "transpose_b only" : "no transposes", [b](Value v) {
+    return !v.node->attr("transpose_a").as_bool() && v.node->attr("transpose_b").as_bool() == b;
+  });
+}
+
+std::vector<RewritePattern> attention_patterns(std::vector<Node*>& replaced_assigns) {
+  Predicate heads_first = attr_equals("perm", Attribute::Ints({1, 0, 2}));  // [T, H, D] <-> [H, T, D]
+  Predicate one_element = predicate("one element", [](Value v) { return scalar_constant(v).has_value(); });
+  Predicate minus_infinity = predicate("-inf", [](Value v) {
+    auto f = scalar_constant(v);
+    return f && std::isinf(*f) && *f < 0;
+  });
+  Predicate over_keys = predicate("a softmax over the keys (last axis)", [](Value v) {
+    const int64_t axis = v.node->attr("axis").as_int();
+    return axis == -1 || axis == 2;
+  });
+  // LessEqual(Range(0), Reshape(Range(pos), [L, 1])): key position <= query position.
+  Pattern keys = op(Op::Range, {constant_scalar(0.0)}, "keys").where(step_one());
+  Pattern queries = op(Op::Reshape, {op(Op::Range, {any()}).where(step_one()).where(queries_after_past_keys())}).where(rank(2));
+  Pattern causal = op(Op::LessEqual, {keys, queries});
+  Pattern q = op(Op::Transpose, {any("q")}).where(heads_first);
+  Pattern k = op(Op::Transpose, {any("k_heads").where(kv_cache_heads())}).where(heads_first);
+  Pattern v = op(Op::Transpose, {any("v_heads").where(kv_cache_heads())}).where(heads_first);
+  Pattern scores = op(Op::Multiply, {op(Op::MatMul, {q, k}).where(transposes_b(true)), constant("scale").where(one_element)});
+  Pattern probs = op(Op::Softmax, {op(Op::Select, {causal, scores, constant().where(minus_infinity)})}).where(over_keys);
+  return {
+      // Transpose(softmax(causal ? q·kᵀ * scale : -inf) · v), k and v read from, appended to and written back to their caches
+      // -> Attention(q, k_new, v_new){k_variable, v_variable, scale}, which owns the cache update
+      {"attention", op(Op::Transpose, {op(Op::MatMul, {probs, v}).where(transposes_b(false))}).where(heads_first),
+       [&replaced_assigns](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         std::string why;
+         auto kc = kv_cache(m, c.value("k_heads"), why), vc = kv_cache(m, c.value("v_heads"), why);
+         if (!kc || !vc) return decline(why);  // the predicates found both: not reached
+         auto fused = m.add_node(spec(Op::Attention, {c.value("q"), kc->fresh, vc->fresh},
+                                      {{"k_variable", Attribute::String(kc->variable)},
+                                       {"v_variable", Attribute::String(vc->variable)},
+                                       {"scale", Attribute::Float(*scalar_constant(c.value("scale")))}}));
+         if (!fused.ok()) return decline("the fused op does not fit: " + fused.message());
+         if (!replace(m, root->out(), (*fused)->out())) return decline("the fused op's type differs");
+         // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
+         replaced_assigns.push_back(kc->assign);
+         replaced_assigns.push_back(vc->assign);
+         return true;
+       }},
+  };
 }
 
 // ------------------------------------------------------------------ matmuls
@@ -380,12 +409,11 @@ bool try_attention(Model& m, Node* root, std::vector<Node*>& replaced_assigns) {
 Predicate converts_to_f32();
 
 std::vector<RewritePattern> rope_table_patterns() {
-  Predicate step_one = predicate("step 1", [](Value v) { return v.node->attr("step").as_float() == 1.0; });
   Predicate column = predicate("a [L, 1] column", [](Value v) {
     const Shape& cs = v.type().shape;
     return cs.size() == 2 && cs[1] == Dim(1);
   });
-  Pattern positions = op(Op::Range, {any("start").where(element_type(ElementType::i64))}, "range").where(step_one);
+  Pattern positions = op(Op::Range, {any("start").where(element_type(ElementType::i64))}, "range").where(step_one());
   Pattern column_f32 = op(Op::Reshape, {op(Op::Convert, {positions}).where(converts_to_f32())}).where(column);
   return {
       // Cos(Reshape(Convert(Range(pos), f32), [L, 1]) * inv_freq), and the Sin of the same angles
@@ -533,23 +561,63 @@ std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
   return std::make_shared<Tensor>(*t);
 }
 
-bool try_merge_parallel(Model& m, Node* root) {
-  // `root` is any value; merge its plain FusedMatMul users that share weight type and numerics.
-  if (root->outputs.size() != 1) return false;
-  std::map<std::pair<ElementType, std::string>, std::vector<Node*>> groups;
-  for (auto& [user, slot] : m.users(root->out())) {
-    if (slot != 0 || !user->is(Op::FusedMatMul)) continue;
-    bool bias = user->attr("has_bias").as_bool();
-    if (user->attr("rope").as_string() != "none" || user->attr("activation").as_string() != "none" ||
-        user->attr("has_residual").as_bool())
-      continue;
-    Node* w = def(user->inputs[1], Op::Constant);
-    if (!w || !w->constant) continue;
-    if (bias && !def(user->inputs[2], Op::Constant)) continue;
-    groups[{w->constant->type(), user->attr("act_quant").as_string() + (bias ? "+bias" : "")}].push_back(user);
-  }
+// A FusedMatMul without RoPE, activation or residual epilogues (a bias is fine).
+bool only_bias_epilogue(const Node* n) {
+  return n->is(Op::FusedMatMul) && n->attr("rope").as_string() == "none" && n->attr("activation").as_string() == "none" &&
+         !n->attr("has_residual").as_bool();
+}
+
+// Projections of one input can share a matmul when their weights have one element type and they
+// have the same numerics (act_quant) and bias epilogue: the key they are grouped by. nullopt for
+// a FusedMatMul that cannot be merged: another epilogue, or a weight or bias that is no constant.
+using MergeKey = std::pair<ElementType, std::string>;
+
+std::optional<MergeKey> merge_key(const Node* u) {
+  if (!only_bias_epilogue(u)) return std::nullopt;
+  const bool bias = u->attr("has_bias").as_bool();
+  Node* w = def(u->inputs[1], Op::Constant);
+  if (!w || !w->constant) return std::nullopt;
+  Node* b = bias ? def(u->inputs[2], Op::Constant) : nullptr;
+  if (bias && (!b || !b->constant)) return std::nullopt;
+  return MergeKey{w->constant->type(), u->attr("act_quant").as_string() + (bias ? "+bias" : "")};
+}
+
+// The mergeable FusedMatMuls that read `x` as their input (slot 0), grouped by key.
+std::map<MergeKey, std::vector<Node*>> parallel_projections(const Model& m, Value x) {
+  std::map<MergeKey, std::vector<Node*>> groups;
+  for (auto& [user, slot] : m.users(x))
+    if (slot == 0)
+      if (auto key = merge_key(user)) groups[*key].push_back(user);
+  return groups;
+}
+
+Predicate mergeable_projection() {
+  return predicate("a FusedMatMul without RoPE, activation or residual, of constant weights",
+                   [](Value v) { return merge_key(v.node).has_value(); });
+}
+
+// Another projection of the same input (the only output of its node) with the same key.
+Predicate has_parallel_projection() {
+  return Predicate{"another FusedMatMul of its input with its weight type, act_quant and bias",
+                   [](Value v, const Captures& c) -> std::optional<std::string> {
+                     const Value x = v.node->inputs[0];
+                     if (!c.model()) return describe(x) + " (no model given to find its users)";
+                     if (x.node->outputs.size() != 1) return describe(x) + ", one of several outputs";
+                     const MergeKey key = *merge_key(v.node);
+                     auto groups = parallel_projections(*c.model(), x);
+                     if (groups[key].size() >= 2) return std::nullopt;
+                     return describe(x) + " read by no other FusedMatMul of " + std::string(type_name(key.first)) +
+                            " weights with act_quant " + v.node->attr("act_quant").as_string() +
+                            (v.node->attr("has_bias").as_bool() ? " and a bias" : "");
+                   }};
+}
+
+// Merges every group of the root's input at once, in key order: the nodes are created in the same
+// order whichever projection of the input the walk meets first.
+StatusOr<bool> rewrite_merge_parallel(Model& m, const Captures&, Node* root) {
+  const Value x = root->inputs[0];
   bool changed = false;
-  for (auto& [key, members] : groups) {
+  for (auto& [key, members] : parallel_projections(m, x)) {
     if (members.size() < 2) continue;
     bool bias = members[0]->attr("has_bias").as_bool();
     std::vector<const Tensor*> weights, biases;
@@ -561,7 +629,7 @@ bool try_merge_parallel(Model& m, Node* root) {
     for (int i = 0; m.find(name); ++i) name = members[0]->inputs[1].node->name + ".merged" + std::to_string(i);
     auto wt = concat_rows(weights);
     Value w = add_value(m, NodeSpec{Op::Constant, {}, {}, name, {{wt->type(), static_shape(wt->shape())}}, wt, ""});
-    std::vector<Value> inputs = {root->out(), w};
+    std::vector<Value> inputs = {x, w};
     if (bias) {
       auto bt = concat_rows(biases);
       inputs.push_back(add_value(m, NodeSpec{Op::Constant, {}, {}, name + ".bias", {{bt->type(), static_shape(bt->shape())}}, bt, ""}));
@@ -577,6 +645,15 @@ bool try_merge_parallel(Model& m, Node* root) {
     }
   }
   return changed;
+}
+
+std::vector<RewritePattern> merge_parallel_patterns() {
+  return {
+      // FusedMatMul(x, w1[, b1]), FusedMatMul(x, w2[, b2]), ... of one weight type and act_quant
+      // -> FusedMatMul(x, [w1; w2; ...][, [b1; b2; ...]]) and a Slice of its columns for each
+      {"merge-parallel-matmuls", op(Op::FusedMatMul).where(mergeable_projection()).where(has_parallel_projection()),
+       rewrite_merge_parallel},
+  };
 }
 
 // Reshape(Slice(fm, last axis, [begin, end)), [T, heads, hd]) -> (fm, begin, heads, hd).
@@ -597,62 +674,137 @@ std::optional<HeadsView> heads_view(Value v) {
   return HeadsView{s->input.node, s->begin, heads, hd};
 }
 
-bool try_rope_into_matmul(Model& m, Node* fm) {
-  if (!fm->is(Op::FusedMatMul) || fm->attr("rope").as_string() != "none" || fm->attr("activation").as_string() != "none" ||
-      fm->attr("has_residual").as_bool())
-    return false;
-  // The RoPEs applied to head ranges of this projection: q at column 0, k right after it.
+// The RoPEs applied to head views of a projection fm: q at column 0, k at another column (null
+// when there is none).
+struct RotatedHeads {
   Node* rq = nullptr;
   Node* rk = nullptr;
   HeadsView q{}, k{};
+};
+
+RotatedHeads rotated_heads(const Model& m, Node* fm) {
+  RotatedHeads r;
   for (auto& [slice, slot] : m.users(fm->out())) {
     for (auto& [reshape, s2] : m.users(slice->out())) {
       for (auto& [rope, s3] : m.users(reshape->out())) {
         if (!rope->is(Op::RoPE) || s3 != 0) continue;
         auto hv = heads_view(rope->inputs[0]);
         if (!hv || hv->fm != fm) continue;
-        if (hv->begin == 0) { rq = rope; q = *hv; }
-        else { rk = rope; k = *hv; }
+        if (hv->begin == 0) {
+          r.rq = rope;
+          r.q = *hv;
+        } else {
+          r.rk = rope;
+          r.k = *hv;
+        }
       }
     }
   }
-  if (!rq && !rk) return false;  // a projection without RoPE users: not a near miss
-  const Why why{"fuse-rope-into-matmul", fm};
-  if (!rq || !rk) return why("RoPE is applied to only one head range (q at column 0, k after it)");
-  if (k.begin != q.heads * q.hd || k.hd != q.hd) return why("k's heads do not start right after q's, or head sizes differ");
-  if (rq->inputs[1] != rk->inputs[1] || rq->inputs[2] != rk->inputs[2] || rq->attr("layout") != rk->attr("layout"))
-    return why("q and k are rotated by different tables or layouts");
+  return r;
+}
+
+// A predicate on a projection about its rotated head views; `test` sees both RoPEs found.
+Predicate rotated_heads_are(std::string description, std::function<std::optional<std::string>(const RotatedHeads&)> test) {
+  return Predicate{std::move(description), [test](Value v, const Captures& c) -> std::optional<std::string> {
+                     if (!c.model()) return describe(v) + " (no model given to find its users)";
+                     RotatedHeads r = rotated_heads(*c.model(), v.node);
+                     if (!r.rq && !r.rk) return describe(v) + " without RoPE of its head views";
+                     if (!r.rq) return describe(v) + " with RoPE of its heads from column " + std::to_string(r.k.begin) + " only";
+                     if (!r.rk) return describe(v) + " with RoPE of its q heads only";
+                     return test(r);
+                   }};
+}
+
+Predicate rope_of_q_and_k() {
+  return rotated_heads_are("RoPE of its q heads (column 0) and of its k heads", [](const RotatedHeads&) { return std::nullopt; });
+}
+
+Predicate k_heads_after_q() {
+  return rotated_heads_are("k heads right after the q heads, of their head size", [](const RotatedHeads& r) -> std::optional<std::string> {
+    if (r.k.begin == r.q.heads * r.q.hd && r.k.hd == r.q.hd) return std::nullopt;
+    return std::to_string(r.q.heads) + " q heads of size " + std::to_string(r.q.hd) + ", k heads from column " +
+           std::to_string(r.k.begin) + " of size " + std::to_string(r.k.hd);
+  });
+}
+
+Predicate one_rotation() {
+  return rotated_heads_are("q and k rotated by the same tables and layout", [](const RotatedHeads& r) -> std::optional<std::string> {
+    if (r.rq->inputs[1] == r.rk->inputs[1] && r.rq->inputs[2] == r.rk->inputs[2] && r.rq->attr("layout") == r.rk->attr("layout"))
+      return std::nullopt;
+    auto rotation = [](Node* rope) {
+      return describe(rope->out()) + " by " + describe(rope->inputs[1]) + " and " + describe(rope->inputs[2]) + ", layout " +
+             rope->attr("layout").as_string();
+    };
+    return rotation(r.rq) + "; " + rotation(r.rk);
+  });
+}
+
+StatusOr<bool> rewrite_rope_into_matmul(Model& m, const Captures&, Node* fm) {
+  const RotatedHeads r = rotated_heads(m, fm);
   std::vector<Value> inputs(fm->inputs.begin(), fm->inputs.end());
-  inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {rq->inputs[1], rq->inputs[2]});
+  inputs.insert(inputs.begin() + (fm->attr("has_bias").as_bool() ? 3 : 2), {r.rq->inputs[1], r.rq->inputs[2]});
   NodeSpec s = fused_like(fm, inputs);
-  s.attrs["rope"] = rq->attr("layout");
-  s.attrs["rope_q_heads"] = Attribute::Int(q.heads);
-  s.attrs["rope_k_heads"] = Attribute::Int(k.heads);
-  s.attrs["head_dim"] = Attribute::Int(q.hd);
+  s.attrs["rope"] = r.rq->attr("layout");
+  s.attrs["rope_q_heads"] = Attribute::Int(r.q.heads);
+  s.attrs["rope_k_heads"] = Attribute::Int(r.k.heads);
+  s.attrs["head_dim"] = Attribute::Int(r.q.hd);
   auto f = m.add_node(std::move(s));
-  if (!f.ok()) return why("the fused projection does not fit: " + f.message());
+  if (!f.ok()) return decline("the fused projection does not fit: " + f.message());
   m.replace_all_uses(fm->out(), (*f)->out());
   // The rotation now happens inside the projection: each RoPE becomes its input view.
-  m.replace_all_uses(rq->out(), rq->inputs[0]);
-  m.replace_all_uses(rk->out(), rk->inputs[0]);
+  m.replace_all_uses(r.rq->out(), r.rq->inputs[0]);
+  m.replace_all_uses(r.rk->out(), r.rk->inputs[0]);
   return true;
 }
 
-bool try_pack_attention(Model& m, Node* att) {
-  if (!att->is(Op::Attention) || att->inputs.size() != 3) return false;
-  const Why why{"pack-attention", att};
-  auto q = heads_view(att->inputs[0]), k = heads_view(att->inputs[1]), v = heads_view(att->inputs[2]);
-  if (!q || !k || !v || q->fm != k->fm || k->fm != v->fm) return why("q, k and v are not head views of one fused projection");
-  if (q->begin != 0 || k->begin != q->heads * q->hd || v->begin != k->begin + k->heads * k->hd)
-    return why("q, k and v are not adjacent column ranges in that order");
-  const Dim width = q->fm->outputs[0].shape.back();
-  if (!width.is_static() || width.value() != v->begin + v->heads * v->hd) return why("the projection has columns beyond v");
+std::vector<RewritePattern> rope_into_matmul_patterns() {
+  Predicate no_epilogue = predicate("a FusedMatMul without RoPE, activation or residual", [](Value v) { return only_bias_epilogue(v.node); });
+  return {
+      // FusedMatMul(x, w[, b]) whose q and k head views are rotated by RoPE(., cos, sin)
+      // -> FusedMatMul(x, w[, b], cos, sin){rope, rope_q_heads, rope_k_heads, head_dim}; each RoPE becomes its view
+      {"fuse-rope-into-matmul", op(Op::FusedMatMul).where(no_epilogue).where(rope_of_q_and_k()).where(k_heads_after_q()).where(one_rotation()),
+       rewrite_rope_into_matmul},
+  };
+}
+
+// A head view (heads_view) of a projection's columns: from column 0 when `after` is empty, else
+// right after the head view captured as `after`, of the same projection.
+Predicate head_view_after(std::string after) {
+  std::string description = after.empty() ? "a head view Reshape(Slice(FusedMatMul)) of its columns from 0"
+                                          : "a head view of the same projection's columns right after " + after + "'s";
+  return Predicate{description, [after](Value v, const Captures& c) -> std::optional<std::string> {
+                     auto hv = heads_view(v);
+                     if (!hv) return describe_typed(v);
+                     if (after.empty() && hv->begin == 0) return std::nullopt;
+                     if (!after.empty()) {
+                       auto prev = heads_view(c.value(after));
+                       if (prev && prev->fm == hv->fm && hv->begin == prev->begin + prev->heads * prev->hd) return std::nullopt;
+                     }
+                     return describe(v) + ", heads of " + describe(hv->fm->out()) + " from column " + std::to_string(hv->begin);
+                   }};
+}
+
+// A head view that ends at the projection's last column.
+Predicate ends_projection() {
+  return Predicate{"the projection's last columns", [](Value v, const Captures&) -> std::optional<std::string> {
+                     auto hv = heads_view(v);
+                     if (!hv) return describe_typed(v);
+                     const Dim width = hv->fm->outputs[0].shape.back();
+                     const int64_t end = hv->begin + hv->heads * hv->hd;
+                     if (width.is_static() && width.value() == end) return std::nullopt;
+                     return describe(v) + ", heads of " + describe(hv->fm->out()) + " up to column " + std::to_string(end) +
+                            " of " + width.str();
+                   }};
+}
+
+StatusOr<bool> rewrite_pack_attention(Model& m, const Captures& c, Node* att) {
+  auto q = heads_view(c.value("q")), k = heads_view(c.value("k"));
   AttrMap attrs = att->attrs;
   attrs["q_heads"] = Attribute::Int(q->heads);
   attrs["kv_heads"] = Attribute::Int(k->heads);
   attrs["head_dim"] = Attribute::Int(q->hd);
   auto packed = m.add_node(spec(Op::Attention, {q->fm->out()}, attrs));
-  if (!packed.ok()) return why("packed Attention does not fit: " + packed.message());
+  if (!packed.ok()) return decline("packed Attention does not fit: " + packed.message());
   // Users that flatten the heads read the packed output directly; others get a reshaped view.
   const Shape& out_shape = att->outputs[0].shape;
   Value view;
@@ -667,6 +819,16 @@ bool try_pack_attention(Model& m, Node* att) {
   return true;
 }
 
+std::vector<RewritePattern> pack_attention_patterns() {
+  Pattern q = any("q").where(head_view_after(""));
+  Pattern k = any("k").where(head_view_after("q"));
+  Pattern v = any("v").where(head_view_after("k")).where(ends_projection());
+  return {
+      // Attention(q, k, v) of the head views of one projection's columns, q | k | v
+      // -> Attention(projection){q_heads, kv_heads, head_dim}
+      {"pack-attention", op(Op::Attention, {q, k, v}), rewrite_pack_attention},
+  };
+}
 
 
 // swiglu-into-matmul and last-position-first: patterns over slices.
@@ -738,12 +900,10 @@ StatusOr<bool> run(Model& m) {
 
 StatusOr<bool> fuse_rms_norm(Model& m) { return apply_patterns_greedily(m, rms_norm_patterns()); }
 StatusOr<bool> fuse_swiglu(Model& m) { return apply_patterns_greedily(m, swiglu_patterns()); }
-StatusOr<bool> fuse_rope(Model& m) {
-  return for_each_node(m, [&](Node* n) { return try_rope_interleaved(m, n) || try_rope_rotate_half(m, n); });
-}
+StatusOr<bool> fuse_rope(Model& m) { return apply_patterns_greedily(m, rope_patterns()); }
 StatusOr<bool> fuse_attention(Model& m) {
   std::vector<Node*> assigns;
-  INGOT_ASSIGN_OR_RETURN(bool changed, for_each_node(m, [&](Node* n) { return try_attention(m, n, assigns); }));
+  INGOT_ASSIGN_OR_RETURN(bool changed, apply_patterns_greedily(m, attention_patterns(assigns)));
   if (!changed) return false;
   std::set<const Node*> doomed(assigns.begin(), assigns.end());
   m.remove_nodes([&](const Node& n) { return doomed.count(&n) != 0; });
@@ -754,9 +914,9 @@ StatusOr<bool> matmul_to_fused(Model& m) { return apply_patterns_greedily(m, mat
 StatusOr<bool> fuse_embedding(Model& m) { return apply_patterns_greedily(m, embedding_patterns()); }
 StatusOr<bool> fuse_rope_table(Model& m) { return apply_patterns_greedily(m, rope_table_patterns()); }
 StatusOr<bool> fuse_bias(Model& m) { return apply_patterns_greedily(m, fuse_bias_patterns()); }
-StatusOr<bool> merge_parallel_matmuls(Model& m) { return run<try_merge_parallel>(m); }
-StatusOr<bool> fuse_rope_into_matmul(Model& m) { return run<try_rope_into_matmul>(m); }
-StatusOr<bool> pack_attention(Model& m) { return run<try_pack_attention>(m); }
+StatusOr<bool> merge_parallel_matmuls(Model& m) { return apply_patterns_greedily(m, merge_parallel_patterns()); }
+StatusOr<bool> fuse_rope_into_matmul(Model& m) { return apply_patterns_greedily(m, rope_into_matmul_patterns()); }
+StatusOr<bool> pack_attention(Model& m) { return apply_patterns_greedily(m, pack_attention_patterns()); }
 StatusOr<bool> fuse_swiglu_into_matmul(Model& m) { return apply_patterns_greedily(m, swiglu_into_matmul_patterns()); }
 StatusOr<bool> fuse_residual(Model& m) { return apply_patterns_greedily(m, residual_patterns()); }
 StatusOr<bool> last_position_first(Model& m) { return apply_patterns_greedily(m, last_position_first_patterns()); }

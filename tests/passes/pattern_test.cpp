@@ -351,6 +351,32 @@ TEST(PatternGreedyDriver, DebugOutputExplainsMatches) {
   EXPECT_EQ(m.find("out")->inputs[0], p);
 }
 
+TEST(PatternGreedyDriver, DeclinedRewritesSayWhy) {
+  Model m;
+  GraphBuilder b(m);
+  Value x = b.parameter("x", ElementType::f32, {4});
+  b.result(b.op(Op::Exp, {x}, {}, "e"), "out");
+  std::vector<RewritePattern> ps = {
+      {"picky", op(Op::Exp), [](Model&, const Captures&, Node*) { return decline("the fused node does not fit"); }},
+      {"shy", op(Op::Exp), [](Model&, const Captures&, Node*) -> StatusOr<bool> { return false; }}};
+  std::ostringstream log;
+  {
+    ScopedMatchDebug debug(&log);
+    auto r = apply_patterns_greedily(m, ps);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(*r);
+  }
+  EXPECT_NE(log.str().find("[match] picky at Exp 'e': matched, rewrite declined: the fused node does not fit\n"),
+            std::string::npos)
+      << log.str();
+  // A rewrite that declines without a reason does not inherit the previous one.
+  EXPECT_NE(log.str().find("[match] shy at Exp 'e': matched, rewrite declined\n"), std::string::npos) << log.str();
+  // Without debug output decline is just false.
+  auto quiet = decline("unused");
+  ASSERT_TRUE(quiet.ok());
+  EXPECT_FALSE(*quiet);
+}
+
 TEST(PatternGreedyDriver, FirstPatternThatRewritesWins) {
   // x*1 -> x rewrites the Multiply; the later pattern never sees it, then or in the next walk.
   Model m;
