@@ -1,0 +1,38 @@
+// The matmul inner loop for f32 and f16 weights, f32 activations (see matmul_emitter.h).
+#include "codegen/kernels/matmul/matmul_emitter.h"
+
+namespace ingot::matmul {
+
+// f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k].
+void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc) {
+  const int V = L.vectors;
+  const int es = s.weight == ElementType::f32 ? 4 : 2;
+  std::vector<Value*> xr;
+  for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
+  auto step = [&](Value* k, int split) {
+    std::vector<Value*> wv;
+    Value* wk = e.at(wp, B.CreateMul(k, e.c64(static_cast<int64_t>(L.panel_rows) * es)));
+    for (int v = 0; v < V; ++v) {
+      if (es == 4) {
+        wv.push_back(e.load(vf(), e.at(wk, v * 32), 4));
+      } else {
+        wv.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(wk, v * 16), 2), vf()));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      Value* xs = x_splat(xr[static_cast<size_t>(t)], k);
+      for (int v = 0; v < V; ++v) fma_into(acc.at(t, v, split % acc.S), wv[static_cast<size_t>(v)], xs);
+    }
+  };
+  const int U = 4;
+  const int64_t main = s.K / U * U;
+  e.loop(e.c64(0), e.c64(main), U, [&](Value* k) {
+    for (int u = 0; u < U; ++u) step(B.CreateAdd(k, e.c64(u)), u);
+  }, "k");
+  for (int64_t k = main; k < s.K; ++k) step(e.c64(k), static_cast<int>(k));
+}
+
+extern const MatMulInnerLoop kMatMulInner_float_fma = {"float_fma", "f32 and f16 weights, f32 activations", [](const MatMulEmitter& m) { return !m.int_dots_ && !m.kquant_ && !m.quant_; },
+                                               &MatMulEmitter::emit_float_fma};
+
+}  // namespace ingot::matmul

@@ -1,0 +1,83 @@
+// The matmul inner loop for q4_k weights, q8_0 activations (see matmul_emitter.h).
+#include "codegen/kernels/matmul/matmul_emitter.h"
+
+namespace ingot::matmul {
+
+// q4_k weights with q8_0 activations: per super-block the panel's d, dmin (f16) and the eight
+// sub-blocks' 6-bit scales and mins (bytes), then [j][group][lanes][4 bytes] of quants whose low
+// nibbles belong to sub-block 2j and high nibbles to 2j + 1. Unsigned nibbles times signed
+// activations with pmaddubsw (eight groups of pairs: at most 8 * 2 * 15 * 127 = 30480, fits i16),
+// pairs to i32 with pmaddwd. Each sub-block then adds, in the reference's f32 order (q8_row_dot),
+// d_a * ((d * sc) * qa - (dmin * m) * sum(a)).
+void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc) {
+  const int V = L.vectors, P = L.panel_rows;
+  auto v32i8 = e.vec(e.i8, 32);
+  Value* ones = e.splat(B.getInt16(1), 16);
+  const std::vector<Value*> ar = activation_rows(T, t0);
+  const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
+  e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
+    Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
+    Value* qp = e.at(bp, 20 * P);
+    std::vector<Value*> d, dmin;
+    for (int v = 0; v < V; ++v) {
+      d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
+      dmin.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, 2 * P + v * 16), 2), vf()));
+    }
+    Value* b0 = B.CreateMul(sb, e.c64(8));  // the first activation block of this super-block
+    for (int j = 0; j < 4; ++j) {
+      // isum[half][t][v]: half 0 = sub-block 2j (low nibbles), 1 = 2j + 1 (high nibbles).
+      std::vector<std::vector<std::vector<Value*>>> isum(2, std::vector<std::vector<Value*>>(
+                                                                static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr)));
+      for (int g = 0; g < 8; ++g) {
+        std::vector<Value*> lo, hi;
+        for (int v = 0; v < V; ++v) {
+          Value* raw = e.load(v32i8, e.at(qp, ((j * 8 + g) * P + v * 8) * 4), 1);
+          lo.push_back(B.CreateAnd(raw, e.splat(B.getInt8(15), 32)));
+          hi.push_back(B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
+        }
+        for (int t = 0; t < T; ++t) {
+          Value* a = ar[static_cast<size_t>(t)];
+          Value* xl = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j)), e.c64(32)), e.c64(4 * g))));
+          Value* xh = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + 1)), e.c64(32)), e.c64(4 * g))));
+          for (int v = 0; v < V; ++v) {
+            Value*& sl = isum[0][static_cast<size_t>(t)][static_cast<size_t>(v)];
+            Value*& sh = isum[1][static_cast<size_t>(t)][static_cast<size_t>(v)];
+            Value* ml = e.maddubs(lo[static_cast<size_t>(v)], xl);
+            Value* mh = e.maddubs(hi[static_cast<size_t>(v)], xh);
+            sl = sl ? B.CreateAdd(sl, ml) : ml;
+            sh = sh ? B.CreateAdd(sh, mh) : mh;
+          }
+        }
+      }
+      for (int half = 0; half < 2; ++half) {
+        const int sub = 2 * j + half;
+        std::vector<Value*> dl, mlv;
+        for (int v = 0; v < V; ++v) {
+          Value* sc = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 4 * P + sub * P + v * 8), 1), vf());
+          Value* mn = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 12 * P + sub * P + v * 8), 1), vf());
+          dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
+          mlv.push_back(B.CreateFMul(dmin[static_cast<size_t>(v)], mn));
+        }
+        Value* blk = B.CreateAdd(b0, e.c64(sub));
+        for (int t = 0; t < T; ++t) {
+          Value* a = ar[static_cast<size_t>(t)];
+          Value* da = e.splat(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
+          Value* s8 = e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
+          Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
+          for (int v = 0; v < V; ++v) {
+            Value* qa = B.CreateSIToFP(
+                e.maddwd(isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones), vf());
+            Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
+            Value* value = B.CreateFMul(da, inner);
+            add_block_value(acc.at(t, v, 0), value);
+          }
+        }
+      }
+    }
+  }, "sblk8");
+}
+
+extern const MatMulInnerLoop kMatMulInner_int_dots_q4k = {"int_dots_q4k", "q4_k weights, q8_0 activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q4_k; },
+                                               &MatMulEmitter::emit_int_dots_q4k};
+
+}  // namespace ingot::matmul

@@ -1,0 +1,112 @@
+// Internal to the matmul kernel family: the emitter's state and helpers, shared by the driver
+// (kernels/matmul.cpp: thread split, token blocks, activation packing or quantization, tiles,
+// epilogues, RoPE) and the inner loops, one file each in kernels/matmul/ (the K loop of a register
+// tile for one weight type and activation mode). Includes LLVM IR headers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "codegen/kernel_registry.h"
+#include "codegen/llvm/emit_ir.h"
+#include "ir/quant.h"
+
+namespace ingot::matmul {
+
+using llvm::BasicBlock;
+using llvm::Value;
+using Emitter = ir_emit::Fn;
+
+struct MatMulInnerLoop;
+
+class MatMulEmitter {
+ public:
+  MatMulEmitter(Emitter& e, const MatMulSpec& s, const MatMulLayout& L, const CodegenOptions& o, const EmitContext& t)
+      : e(e), B(e.B), s(s), L(L), opt(o), tgt(t) {}
+
+  Status emit();  // the whole kernel (kernels/matmul.cpp)
+
+  // The state the driver sets up and the inner loops read.
+  Emitter& e;
+  llvm::IRBuilder<>& B;
+  const MatMulSpec& s;
+  const MatMulLayout& L;
+  const CodegenOptions& opt;
+  const EmitContext& tgt;
+  bool quant_ = false, int_dots_ = false, kquant_ = false;
+  int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
+  int qb_ = 0, tail_valid_ = 0;
+  Value *y_ = nullptr, *x_ = nullptr, *w_ = nullptr, *bias_ = nullptr, *res_ = nullptr, *M_ = nullptr, *act_ = nullptr;
+  Value *xp_ = nullptr, *mb_ = nullptr;  // packed float activations of the current token block
+
+  // Float activations of tokens [mb, mend) packed tile by tile as [tile][k][T], so that a tile's
+  // broadcasts read one sequential stream; f16-rounded here for f16 weights in the q8 mode
+  // (llama.cpp converts activations to f16 for its f16 dot products).
+  void emit_pack_activations(Value* mb, Value* mend);
+
+  llvm::Type* vf() { return e.vec(e.f32, 8); }
+
+  // q8 activations of rows 0..M into this thread's scratch: per row K quant bytes, then nb f32
+  // scales (f16-rounded, as ggml stores them), then nb i32 sums times 8 (the q4_0 offset).
+  void emit_quantize_activations();
+
+  // Accumulators of a tile: [token][vector][split]. With few tokens, several independent
+  // accumulators per output vector (alternate k steps) hide the FMA latency: one token and one
+  // accumulator chain would stall on every FMA.
+  struct Accs {
+    int T = 0, V = 0, S = 1;
+    std::vector<Value*> vars;
+    Value* at(int t, int v, int s) const { return vars[static_cast<size_t>((t * V + v) * S + s)]; }
+  };
+
+  // One register tile: T tokens starting at t0, the whole panel p.
+  void emit_tile(int T, Value* p, Value* t0);
+
+  // The inner loops (one file each in matmul/): the K loop of one register tile.
+  void emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/float_fma.cpp
+  void emit_dequant_fma(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/dequant_fma.cpp
+  void emit_kquant_fma(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/kquant_fma.cpp
+  void emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots.cpp
+  void emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q4k.cpp
+  void emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q6k.cpp
+
+  void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(vf(), a, 32)), a, 32); }
+
+  // Token t of the tile at t0 in the packed activations; x_splat(row, k) broadcasts its element k.
+  Value* x_row(Value* t0, int t) {
+    return e.at(xp_, B.CreateAdd(B.CreateMul(B.CreateSub(t0, mb_), e.c64(s.K * 4)), e.c64(4 * t)));
+  }
+
+  Value* x_splat(Value* xr, Value* k) {
+    return e.splat(e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(L.tile_tokens * 4))), 4));
+  }
+
+  // This thread's quantized activations of the tile's T tokens from t0 (one row each in scratch).
+  std::vector<Value*> activation_rows(int T, Value* t0) {
+    std::vector<Value*> rows;
+    for (int t = 0; t < T; ++t) rows.push_back(e.at(act_, B.CreateMul(B.CreateAdd(t0, e.c64(t)), e.c64(L.scratch_per_token))));
+    return rows;
+  }
+
+  // acc += value: one f32 add per block, the reference's order (q8_row_dot), no fused multiply-add.
+  void add_block_value(Value* accp, Value* value) { e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32); }
+
+  // Bias, SwiGLU, residual, store; the last panel with constant lane masks when it is partial.
+  void emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums);
+
+  // RoPE on the heads this thread computed, after all its panels (a thread owns whole heads).
+  void emit_rope(Value* p0, Value* p1);
+};
+
+// One inner loop and when it applies (exactly one applies to any supported spec).
+struct MatMulInnerLoop {
+  const char* name;
+  const char* what;
+  bool (*applies)(const MatMulEmitter& m);
+  void (MatMulEmitter::*emit)(int T, Value* wp, Value* t0, const MatMulEmitter::Accs& acc);
+};
+
+// Every inner loop, from kernels/matmul/*.cpp.
+extern const MatMulInnerLoop* const kMatMulInnerLoops[6];
+
+}  // namespace ingot::matmul
