@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "codegen/kernel_registry.h"
+#include "codegen/schedule.h"
 #include "ir/model.h"
 #include "runtime/bundle_format.h"
 #include "runtime/sha256.h"
@@ -225,6 +226,7 @@ StatusOr<BundleKernelPlan> plan_kernels(const Model& model) {
   std::map<std::string, size_t> by_key;
   INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, model.topological_order());
   for (Node* n : order) {
+    if (is_last_row_slice(*n)) continue;  // a runtime builtin
     if (!std::any_of(kernel_families().begin(), kernel_families().end(), [&](const KernelFamily* f) { return f->computes(*n); }))
       continue;
     auto spec = kernel_for_node(*n, &model);

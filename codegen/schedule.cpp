@@ -55,18 +55,27 @@ class Scheduler {
   Status schedule(Node* n, pb::Schedule& sched) {
     if (n->is(Op::Constant) || n->is(Op::Parameter)) return Status::Ok();
     if (const MemoryPlan::Buffer* b = plan_.find(n->name, 0); b && b->view) return Status::Ok();  // Reshape, Result
-    if (n->is(Op::Slice)) return last_row_copy(n, sched);
+    if (is_last_row_slice(*n)) return last_row_copy(n, sched);
     auto it = kp_.of_node.find(n);
     if (it == kp_.of_node.end()) return Status::Error(std::string(n->op_name()) + ": no kernel yet");
     const KernelSpec& spec = kp_.specs[it->second];
     pb::KernelCall& call = *sched.add_calls();
     call.set_symbol(spec.name);
     call.set_node(n->name);
-    // dims[0] is the node's row count: the call's tokens, or 1 after the last-row slice.
+    // dims[0] is the node's row count: the call's tokens, or 1 after the last-row slice
     const Shape& out_shape = n->outputs[0].shape;
     if (out_shape.empty()) return Status::Error(std::string(n->op_name()) + " '" + n->name + "': a scalar output has no rows");
+    // (or the call's tokens when they appear elsewhere in the node's values, as in a transpose;
+    // 1 for a node of static shapes).
+    bool has_tokens = false;
+    for (const Value& in : n->inputs)
+      for (const Dim& d : in.type().shape) has_tokens |= d == Dim::symbol("tokens");
+    for (const TensorType& t : n->outputs)
+      for (const Dim& d : t.shape) has_tokens |= d == Dim::symbol("tokens");
     if (out_shape[0] == Dim::symbol("tokens")) call.add_dims(pb::DIM_TOKENS);
-    else if (out_shape[0] == Dim(1)) call.add_dims(pb::DIM_ONE);
+    else if (out_shape[0] == Dim(1) && !has_tokens) call.add_dims(pb::DIM_ONE);
+    else if (has_tokens) call.add_dims(pb::DIM_TOKENS);
+    else if (is_static(out_shape)) call.add_dims(pb::DIM_ONE);
     else return Status::Error(std::string(n->op_name()) + " '" + n->name + "': rows " + out_shape[0].str() + " are neither tokens nor 1");
     call.add_dims(pb::DIM_PAST);
     call.set_scratch_per_thread(scratch_bytes_per_thread(spec, plan_.max_batch));
@@ -111,15 +120,6 @@ class Scheduler {
   // Slice of the last row along axis 0 (what last-position-first leaves before the final norm).
   Status last_row_copy(Node* n, pb::Schedule& sched) {
     const TensorType& in = n->inputs[0].type();
-    const TensorType& out = n->outputs[0];
-    const auto& axes = n->attr("axes").as_ints();
-    const auto& begin = n->attr("begin").as_ints();
-    const auto& end = n->attr("end").as_ints();
-    const auto& step = n->attr("step").as_ints();
-    const bool last_row = axes == std::vector<int64_t>{0} && begin == std::vector<int64_t>{-1} && end.size() == 1 &&
-                          end[0] == INT64_MAX && (step.empty() || step == std::vector<int64_t>{1}) && out.shape.size() == 2 &&
-                          out.shape[0] == Dim(1) && in.shape.size() == 2 && in.shape[1].is_static() && in.type == out.type;
-    if (!last_row) return Status::Error("Slice: only the last row along axis 0 runs yet");
     pb::KernelCall& call = *sched.add_calls();
     call.set_node(n->name);
     call.set_builtin("copy_last_row");
@@ -153,6 +153,19 @@ class Scheduler {
 };
 
 }  // namespace
+
+bool is_last_row_slice(const Node& n) {
+  if (!n.is(Op::Slice)) return false;
+  const TensorType& in = n.inputs[0].type();
+  const TensorType& out = n.outputs[0];
+  const auto& axes = n.attr("axes").as_ints();
+  const auto& begin = n.attr("begin").as_ints();
+  const auto& end = n.attr("end").as_ints();
+  const auto& step = n.attr("step").as_ints();
+  return axes == std::vector<int64_t>{0} && begin == std::vector<int64_t>{-1} && end.size() == 1 && end[0] == INT64_MAX &&
+         (step.empty() || step == std::vector<int64_t>{1}) && out.shape.size() == 2 && out.shape[0] == Dim(1) &&
+         in.shape.size() == 2 && in.shape[1].is_static() && in.type == out.type;
+}
 
 Status build_schedule(const Model& model, const MemoryPlan& plan, const BundleKernels& kernels,
                       const std::vector<BundleTensor>& tensors, pb::Manifest& manifest) {

@@ -21,6 +21,7 @@
 #include "codegen/llvm/emit_ir.h"
 #include "codegen/mlir/lower_to_llvm.h"
 #include "ir/builder.h"
+#include "ir/float_spec.h"
 #include "ir/ops.h"
 
 namespace ingot {
@@ -36,6 +37,7 @@ bool is_tokens(const Dim& d) { return d == Dim::symbol("tokens"); }
 const char* mlir_type(ElementType t) {
   switch (t) {
     case ElementType::f32: return "f32";
+    case ElementType::f16: return "f16";
     case ElementType::i64: return "i64";
     case ElementType::i32: return "i32";
     case ElementType::boolean: return "i8";
@@ -104,6 +106,7 @@ class Body {
 std::string widen(Body& b, const std::string& v, ElementType t) {
   switch (t) {
     case ElementType::f32: return b.let("arith.extf " + v + " : f32 to f64");
+    case ElementType::f16: return b.let("arith.extf " + v + " : f16 to f64");
     case ElementType::i32: return b.let("arith.extsi " + v + " : i32 to i64");
     case ElementType::boolean: return b.let("arith.cmpi ne, " + v + ", " + b.let("arith.constant 0 : i8") + " : i8");
     default: return v;
@@ -114,6 +117,8 @@ std::string widen(Body& b, const std::string& v, ElementType t) {
 std::string narrow(Body& b, const std::string& v, ElementType t) {
   switch (t) {
     case ElementType::f32: return b.let("arith.truncf " + v + " : f64 to f32");
+    // Through f32, as the reference stores an f16 (Tensor::set_f): two roundings.
+    case ElementType::f16: return b.let("arith.truncf " + b.let("arith.truncf " + v + " : f64 to f32") + " : f32 to f16");
     case ElementType::i32: return b.let("arith.trunci " + v + " : i64 to i32");
     case ElementType::boolean: return b.let("arith.extui " + v + " : i1 to i8");
     default: return v;
@@ -132,7 +137,7 @@ std::string gelu_tanh(Body& b, const std::string& x) {
 // One element of an element-wise op from its widened inputs; the result in the math type of the
 // output. Mirrors the reference kernels of ir/ops.cpp expression by expression.
 StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std::string>& x, const std::vector<ElementType>& types) {
-  const bool fl = types[0] == ElementType::f32;
+  const bool fl = types[0] == ElementType::f32 || types[0] == ElementType::f16;
   const std::string ft = " : f64", it = " : i64";
   auto bin = [&](const char* fop, const char* iop) -> StatusOr<std::string> {
     if (fl) return b.let(std::string(fop) + " " + x[0] + ", " + x[1] + ft);
@@ -201,14 +206,14 @@ StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std:
       return b.let("arith.mulf " + half_x + ", " + b.let("arith.addf " + b.f64(1.0) + ", " + e + ft) + ft);
     }
     case Op::Select: {
-      const char* t = types[1] == ElementType::f32 ? "f64" : types[1] == ElementType::boolean ? "i1" : "i64";
+      const char* t = type_info(types[1]).is_float ? "f64" : types[1] == ElementType::boolean ? "i1" : "i64";
       return b.let("arith.select " + x[0] + ", " + x[1] + ", " + x[2] + " : " + t);
     }
     default: return unsupported(n, "has no element-wise form of this op");
   }
 }
 
-enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, none };
+enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, transpose, broadcast, slice, concat, gather, range, swiglu, rope, none };
 
 Lowering category(const Node& n) {
   if (n.is(Op::Convert) || n.is(Op::Select)) return Lowering::elementwise;
@@ -218,6 +223,14 @@ Lowering category(const Node& n) {
     case Op::Softmax: return Lowering::softmax;
     case Op::MatMul: return Lowering::matmul;
     case Op::RMSNorm: return Lowering::rms_norm;
+    case Op::Transpose: return Lowering::transpose;
+    case Op::Broadcast: return Lowering::broadcast;
+    case Op::Slice: return Lowering::slice;
+    case Op::Concat: return Lowering::concat;
+    case Op::Gather: return Lowering::gather;
+    case Op::Range: return Lowering::range;
+    case Op::SwiGLU: return Lowering::swiglu;
+    case Op::RoPE: return Lowering::rope;
     default: return Lowering::none;
   }
 }
@@ -273,11 +286,14 @@ class FuncText {
         first = false;
       }
     os_ << "], iterator_types = " << iterators(reduction) << "}";
-    os_ << " ins(";
-    for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].value;
-    os_ << " : ";
-    for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].type;
-    os_ << ") outs(";
+    if (!ins.empty()) {
+      os_ << " ins(";
+      for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].value;
+      os_ << " : ";
+      for (size_t i = 0; i < ins.size(); ++i) os_ << (i ? ", " : "") << ins[i].type;
+      os_ << ")";
+    }
+    os_ << " outs(";
     for (size_t i = 0; i < outs.size(); ++i) os_ << (i ? ", " : "") << outs[i].value;
     os_ << " : ";
     for (size_t i = 0; i < outs.size(); ++i) os_ << (i ? ", " : "") << outs[i].type;
@@ -315,10 +331,23 @@ StatusOr<std::string> scalar_op(Body& b, const Node& n, const std::vector<std::s
   const ElementType from = types[0], to = n.outputs[0].type;
   const bool int_from = from == ElementType::i64 || from == ElementType::i32;
   const bool int_to = to == ElementType::i64 || to == ElementType::i32;
-  if (from == to || (int_from && int_to)) return xs[0];
-  if (to == ElementType::f32 && int_from) return b.let("arith.sitofp " + xs[0] + " : i64 to f64");
-  if (to == ElementType::f32 && from == ElementType::boolean) return b.let("arith.uitofp " + xs[0] + " : i1 to f64");
-  return unsupported(n, "converts only integers and booleans to f32 and integers to integers");
+  const bool float_from = from == ElementType::f32 || from == ElementType::f16;
+  const bool float_to = to == ElementType::f32 || to == ElementType::f16;
+  if (from == to || (int_from && int_to) || (float_from && float_to)) return xs[0];
+  if (float_to && int_from) return b.let("arith.sitofp " + xs[0] + " : i64 to f64");
+  if (float_to && from == ElementType::boolean) return b.let("arith.uitofp " + xs[0] + " : i1 to f64");
+  if (to == ElementType::boolean && float_from) return b.let("arith.cmpf une, " + xs[0] + ", " + b.f64(0.0) + " : f64");
+  if (to == ElementType::i64 && float_from) {
+    // As Tensor::set_f: toward zero, saturating, NaN to 0.
+    const std::string v = xs[0];
+    const std::string t = b.let("arith.fptosi " + b.let("arith.select " + b.let("arith.cmpf uno, " + v + ", " + v + " : f64") + ", " +
+                                                        b.f64(0.0) + ", " + v + " : f64") + " : f64 to i64");
+    const std::string hi = b.let("arith.cmpf oge, " + v + ", " + b.f64(9.2233720368547758e18) + " : f64");
+    const std::string lo = b.let("arith.cmpf ole, " + v + ", " + b.f64(-9.2233720368547758e18) + " : f64");
+    const std::string r = b.let("arith.select " + hi + ", " + b.let("arith.constant 9223372036854775807 : i64") + ", " + t + " : i64");
+    return b.let("arith.select " + lo + ", " + b.let("arith.constant -9223372036854775808 : i64") + ", " + r + " : i64");
+  }
+  return unsupported(n, "converts floats, integers and booleans among f32, f16, i64, i32 and bool, not this pair");
 }
 
 // Element-wise ops, alone or as the chain their op decomposes into (OpDef::decompose): one
@@ -559,6 +588,227 @@ StatusOr<std::string> rms_norm_func(const Node&, const KernelSpec& k) {
   return f.finish();
 }
 
+
+// Transpose, Broadcast, Slice: out[i] = in[map(i)], one copy loop; the map permutes, broadcasts
+// or steps through the input.
+StatusOr<std::string> copy_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  const TensorType& out = s.outputs[0];
+  const int R = static_cast<int>(out.shape.size());
+  std::string map;
+  if (n.is(Op::Transpose)) {
+    const auto& perm = s.attrs.at("perm").as_ints();
+    std::vector<std::string> res(perm.size());
+    for (size_t j = 0; j < perm.size(); ++j) res[static_cast<size_t>(perm[j])] = "d" + std::to_string(j);
+    map = affine_map(R, res);
+  } else if (n.is(Op::Broadcast)) {
+    map = broadcast_map(x.shape, out.shape);
+  } else {
+    const auto& axes = s.attrs.at("axes").as_ints();
+    const auto& begin = s.attrs.at("begin").as_ints();
+    const auto& end = s.attrs.at("end").as_ints();
+    const auto& step = s.attrs.at("step").as_ints();
+    std::vector<std::string> res;
+    for (int d = 0; d < R; ++d) res.push_back("d" + std::to_string(d));
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const int64_t axis = axes[i] < 0 ? axes[i] + R : axes[i];
+      const Dim& len = x.shape[static_cast<size_t>(axis)];
+      if (!len.is_static()) return unsupported(n, "slices static axes only");
+      const int64_t st = step.empty() ? 1 : step[i];
+      // Python's clamping, as the reference (slice_range in ir/ops.cpp).
+      const int64_t L = len.value();
+      auto clamp = [](int64_t v, int64_t lo, int64_t hi) { return std::min(std::max(v, lo), hi); };
+      const int64_t b = st > 0 ? (begin[i] < 0 ? clamp(begin[i] + L, 0, L) : clamp(begin[i], 0, L))
+                               : (begin[i] < 0 ? clamp(begin[i] + L, -1, L - 1) : clamp(begin[i], -1, L - 1));
+      (void)end;
+      res[static_cast<size_t>(axis)] = "d" + std::to_string(axis) + " * " + std::to_string(st) + " + " + std::to_string(b);
+    }
+    map = affine_map(R, res);
+  }
+  FuncText f(k);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{in_name(0), memref(x), map}},
+            {{out_name(0), memref(out), identity(R)}}, {mlir_type(x.type), mlir_type(out.type)}, "", "%a0", mlir_type(out.type));
+  return f.finish();
+}
+
+// Concat: one loop over the output; each element loads from the input its index along the axis
+// falls in (every input's index is clamped into range, so the loads not selected stay in bounds).
+StatusOr<std::string> concat_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& out = s.outputs[0];
+  const int R = static_cast<int>(out.shape.size());
+  int64_t axis = s.attrs.at("axis").as_int();
+  if (axis < 0) axis += R;
+  Body b;
+  std::vector<std::string> idx;
+  for (int d = 0; d < R; ++d) idx.push_back(b.let("linalg.index " + std::to_string(d) + " : index"));
+  const std::string at = idx[static_cast<size_t>(axis)];
+  std::string y;
+  int64_t offset = 0;
+  for (size_t i = 0; i < s.inputs.size(); ++i) {
+    const Dim& len = s.inputs[i].shape[static_cast<size_t>(axis)];
+    if (!len.is_static()) return unsupported(n, "concatenates along static axes only");
+    const std::string local = b.let("arith.subi " + at + ", " + b.let("arith.constant " + std::to_string(offset) + " : index") + " : index");
+    const std::string lo = b.let("arith.maxsi " + local + ", " + b.let("arith.constant 0 : index") + " : index");
+    const std::string cl = b.let("arith.minsi " + lo + ", " + b.let("arith.constant " + std::to_string(len.value() - 1) + " : index") + " : index");
+    std::string subs;
+    for (int d = 0; d < R; ++d) subs += std::string(d ? ", " : "") + (d == axis ? cl : idx[static_cast<size_t>(d)]);
+    const std::string v = b.let("memref.load " + in_name(i) + "[" + subs + "] : " + memref(s.inputs[i]));
+    offset += len.value();
+    if (y.empty()) {
+      y = v;
+    } else {
+      const std::string here = b.let("arith.cmpi sge, " + local + ", " + b.let("arith.constant 0 : index") + " : index");
+      y = b.let("arith.select " + here + ", " + v + ", " + y + " : " + mlir_type(out.type));
+    }
+  }
+  FuncText f(k);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {mlir_type(out.type)},
+            b.text(), y, mlir_type(out.type));
+  return f.finish();
+}
+
+// Gather along an axis: the index read per output element, normalized (negative counts from the
+// end) and clamped into range (the reference reports an out-of-range index as an error; a kernel
+// must not read outside the data, so it reads the nearest slice instead).
+StatusOr<std::string> gather_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& data = s.inputs[0];
+  const TensorType& idx = s.inputs[1];
+  const TensorType& out = s.outputs[0];
+  const int R = static_cast<int>(out.shape.size());
+  const int rd = static_cast<int>(data.shape.size()), ri = static_cast<int>(idx.shape.size());
+  int64_t axis = s.attrs.at("axis").as_int();
+  if (axis < 0) axis += rd;
+  if (!data.shape[static_cast<size_t>(axis)].is_static()) return unsupported(n, "gathers along a static axis only");
+  const int64_t len = data.shape[static_cast<size_t>(axis)].value();
+  std::vector<std::string> imap;
+  for (int j = 0; j < ri; ++j) imap.push_back("d" + std::to_string(axis + j));
+  Body b;
+  const std::string i64v = widen(b, "%a0", idx.type);
+  const std::string neg = b.let("arith.cmpi slt, " + i64v + ", " + b.let("arith.constant 0 : i64") + " : i64");
+  const std::string wrapped = b.let("arith.select " + neg + ", " + b.let("arith.addi " + i64v + ", " + b.let("arith.constant " + std::to_string(len) + " : i64") + " : i64") + ", " + i64v + " : i64");
+  const std::string lo = b.let("arith.maxsi " + wrapped + ", " + b.let("arith.constant 0 : i64") + " : i64");
+  const std::string cl = b.let("arith.minsi " + lo + ", " + b.let("arith.constant " + std::to_string(len - 1) + " : i64") + " : i64");
+  const std::string at = b.let("arith.index_cast " + cl + " : i64 to index");
+  std::string subs;
+  for (int d = 0; d < rd; ++d) {
+    std::string v;
+    if (d < axis) v = b.let("linalg.index " + std::to_string(d) + " : index");
+    else if (d == axis) v = at;
+    else v = b.let("linalg.index " + std::to_string(d - 1 + ri) + " : index");
+    subs += (d ? ", " : "") + v;
+  }
+  const std::string y = b.let("memref.load " + in_name(0) + "[" + subs + "] : " + memref(data));
+  FuncText f(k);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(idx), affine_map(R, imap)}},
+            {{out_name(0), memref(out), identity(R)}}, {mlir_type(idx.type), mlir_type(out.type)}, b.text(), y, mlir_type(out.type));
+  return f.finish();
+}
+
+// Range: start + i * step (floats in double, integers in int64 with a whole step).
+StatusOr<std::string> range_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& start = s.inputs[0];
+  const TensorType& out = s.outputs[0];
+  const double step = s.attrs.at("step").as_float();
+  Body b;
+  const std::string i = b.let("arith.index_cast " + b.let("linalg.index 0 : index") + " : index to i64");
+  const std::string st = widen(b, "%a0", start.type);
+  std::string y;
+  if (type_info(start.type).is_float) y = b.let("arith.addf " + st + ", " + b.let("arith.mulf " + b.let("arith.sitofp " + i + " : i64 to f64") + ", " + b.f64(step) + " : f64") + " : f64");
+  else y = b.let("arith.addi " + st + ", " + b.let("arith.muli " + i + ", " + b.let("arith.constant " + std::to_string(static_cast<int64_t>(step)) + " : i64") + " : i64") + " : i64");
+  (void)n;
+  const std::string r = narrow(b, y, out.type);
+  FuncText f(k);
+  f.generic(1, {false}, {{in_name(0), memref(start), "affine_map<(d0) -> ()>"}}, {{out_name(0), memref(out), identity(1)}},
+            {mlir_type(start.type), mlir_type(out.type)}, b.text(), r, mlir_type(out.type));
+  return f.finish();
+}
+
+// float_spec::expf (ir/float_spec.h) on an f32 value, operation for operation.
+std::string spec_expf(Body& b, const std::string& x0) {
+  auto c = [&](float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "arith.constant 0x%08X : f32", bits);
+    return b.let(buf);
+  };
+  std::string x = b.let("arith.maxnumf " + x0 + ", " + c(float_spec::kExpMin) + " : f32");
+  x = b.let("arith.minnumf " + x + ", " + c(float_spec::kExpMax) + " : f32");
+  const std::string nn = b.let("math.roundeven " + b.let("arith.mulf " + x + ", " + c(float_spec::kLog2e) + " : f32") + " : f32");
+  std::string r = b.let("math.fma " + nn + ", " + c(-float_spec::kLn2Hi) + ", " + x + " : f32");
+  r = b.let("math.fma " + nn + ", " + c(-float_spec::kLn2Lo) + ", " + r + " : f32");
+  std::string p = c(float_spec::kExpPoly[0]);
+  for (int i = 1; i < 8; ++i) p = b.let("math.fma " + p + ", " + r + ", " + c(float_spec::kExpPoly[i]) + " : f32");
+  const std::string e = b.let("arith.shli " + b.let("arith.addi " + b.let("arith.fptosi " + nn + " : f32 to i32") + ", " + b.let("arith.constant 127 : i32") + " : i32") + ", " + b.let("arith.constant 23 : i32") + " : i32");
+  return b.let("arith.mulf " + p + ", " + b.let("arith.bitcast " + e + " : i32 to f32") + " : f32");
+}
+
+// SwiGLU in f32 as the reference: silu(g) = g * float_spec::sigmoid(g), times up; the one-input
+// form reads gate and up from the two halves of each row.
+StatusOr<std::string> swiglu_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& out = s.outputs[0];
+  const int R = static_cast<int>(out.shape.size());
+  if (!out.shape.back().is_static()) return unsupported(n, "needs a static last dimension");
+  // Loop bounds come from the first operand that has a dimension as a plain index, so the halves
+  // form reads gate and up by index (two loads) rather than as operands of twice the width.
+  std::vector<FuncText::Operand> ins;
+  std::vector<std::string> types;
+  Body b;
+  std::string g = "%a0", u = "%a1";
+  if (s.inputs.size() == 2) {
+    ins = {{in_name(0), memref(s.inputs[0]), identity(R)}, {in_name(1), memref(s.inputs[1]), identity(R)}};
+    types = {"f32", "f32", "f32"};
+  } else {
+    std::string subs, up_subs;
+    for (int d = 0; d < R; ++d) {
+      const std::string i = b.let("linalg.index " + std::to_string(d) + " : index");
+      subs += std::string(d ? ", " : "") + i;
+      up_subs += std::string(d ? ", " : "") +
+                 (d == R - 1 ? b.let("arith.addi " + i + ", " + b.let("arith.constant " + std::to_string(out.shape.back().value()) + " : index") + " : index") : i);
+    }
+    g = b.let("memref.load " + in_name(0) + "[" + subs + "] : " + memref(s.inputs[0]));
+    u = b.let("memref.load " + in_name(0) + "[" + up_subs + "] : " + memref(s.inputs[0]));
+    types = {"f32"};
+  }
+  const std::string e = spec_expf(b, b.let("arith.negf " + g + " : f32"));
+  const std::string sig = b.let("arith.divf " + b.let("arith.constant 1.0 : f32") + ", " + b.let("arith.addf " + b.let("arith.constant 1.0 : f32") + ", " + e + " : f32") + " : f32");
+  const std::string y = b.let("arith.mulf " + b.let("arith.mulf " + g + ", " + sig + " : f32") + ", " + u + " : f32");
+  FuncText f(k);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, types, b.text(), y, "f32");
+  return f.finish();
+}
+
+// RoPE on x[T, H, D]: per pair (a, b) of each head, a = x_a c - x_b s, b = x_a s + x_b c, each
+// product rounded to f32 (rope_row in ir/ops.cpp); interleaved pairs (2i, 2i+1), rotate-half
+// pairs (i, i + D/2). One loop over (t, h, i) writes both elements of the pair.
+StatusOr<std::string> rope_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  const int64_t D = x.shape[2].value(), half = D / 2;
+  const bool inter = s.attrs.at("layout").as_string() == "interleaved";
+  const std::string ma = inter ? "affine_map<(d0, d1, d2) -> (d0, d1, d2 * 2)>" : "affine_map<(d0, d1, d2) -> (d0, d1, d2)>";
+  const std::string mb = inter ? "affine_map<(d0, d1, d2) -> (d0, d1, d2 * 2 + 1)>"
+                               : "affine_map<(d0, d1, d2) -> (d0, d1, d2 + " + std::to_string(half) + ")>";
+  const std::string mt = "affine_map<(d0, d1, d2) -> (d0, d2)>";
+  (void)n;
+  Body b;
+  // Operands: cos, sin (first: they give the loop over i its D/2 bound), x_a, x_b.
+  const std::string x0c = b.let("arith.mulf %a2, %a0 : f32"), x1s = b.let("arith.mulf %a3, %a1 : f32");
+  const std::string x0s = b.let("arith.mulf %a2, %a1 : f32"), x1c = b.let("arith.mulf %a3, %a0 : f32");
+  const std::string ya = b.let("arith.subf " + x0c + ", " + x1s + " : f32"), yb = b.let("arith.addf " + x0s + ", " + x1c + " : f32");
+  FuncText f(k);
+  f.generic(3, {false, false, false},
+            {{in_name(1), memref(s.inputs[1]), mt}, {in_name(2), memref(s.inputs[2]), mt}, {in_name(0), memref(x), ma}, {in_name(0), memref(x), mb}},
+            {{out_name(0), memref(s.outputs[0]), ma}, {out_name(0), memref(s.outputs[0]), mb}}, {"f32", "f32", "f32", "f32", "f32", "f32"},
+            b.text(), ya + ", " + yb, "f32, f32");
+  return f.finish();
+}
+
 StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
   switch (category(n)) {
     case Lowering::elementwise: return elementwise_func(n, k);
@@ -566,6 +816,12 @@ StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
     case Lowering::softmax: return softmax_func(n, k);
     case Lowering::matmul: return matmul_func(n, k);
     case Lowering::rms_norm: return rms_norm_func(n, k);
+    case Lowering::transpose: case Lowering::broadcast: case Lowering::slice: return copy_func(n, k);
+    case Lowering::concat: return concat_func(n, k);
+    case Lowering::gather: return gather_func(n, k);
+    case Lowering::range: return range_func(n, k);
+    case Lowering::swiglu: return swiglu_func(n, k);
+    case Lowering::rope: return rope_func(n, k);
     case Lowering::none: break;
   }
   return unsupported(n, "has no lowering for this op yet");
@@ -576,6 +832,7 @@ StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
 // rows are not the output's rows).
 bool rows_independent(const Node& n, const OpKernelSpec& s) {
   if (s.outputs.size() != 1 || s.outputs[0].shape.empty() || !is_tokens(s.outputs[0].shape[0])) return false;
+  if (category(n) == Lowering::rope) return true;  // x, cos and sin all have a row per token
   const size_t R = s.outputs[0].shape.size();
   for (size_t i = 0; i < s.inputs.size(); ++i)
     if (!s.inputs[i].shape.empty() && is_tokens(s.inputs[i].shape[0]) && s.inputs[i].shape.size() != R) return false;
@@ -589,6 +846,18 @@ bool rows_independent(const Node& n, const OpKernelSpec& s) {
       const int64_t a = s.attrs.at("axis").as_int();
       return a != 0 && a != -static_cast<int64_t>(s.inputs[0].shape.size());
     }
+    case Lowering::transpose: return s.attrs.at("perm").as_ints().at(0) == 0;
+    case Lowering::slice: {
+      for (int64_t a : s.attrs.at("axes").as_ints())
+        if (a == 0 || a == -static_cast<int64_t>(R)) return false;
+      return true;
+    }
+    case Lowering::concat: {
+      const int64_t a = s.attrs.at("axis").as_int();
+      return a != 0 && a != -static_cast<int64_t>(R);
+    }
+    case Lowering::range: return false;  // element i is start + i * step: global indices
+    case Lowering::gather: return false;  // rows of the indices are not rows of the data
     case Lowering::matmul: {
       const bool ta = s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
       for (const Dim& d : s.inputs[1].shape)
@@ -612,17 +881,22 @@ StatusOr<KernelSpec> generic_spec(const Node& n, const Model*) {
   k.op.attrs = n.attrs;
   for (const Value& v : n.inputs) k.op.inputs.push_back(v.type());
   k.op.outputs = n.outputs;
+  // `tokens` may stand anywhere in the ops that allocate no temporaries; elsewhere only in dim 0.
+  const Lowering how = category(n);
+  const bool anywhere = how == Lowering::elementwise || how == Lowering::transpose || how == Lowering::broadcast ||
+                        how == Lowering::slice || how == Lowering::concat || how == Lowering::gather || how == Lowering::range;
   bool any_rows = false;
   for (const auto* list : {&k.op.inputs, &k.op.outputs})
     for (const TensorType& t : *list) {
       if (!mlir_type(t.type)) return unsupported(n, "does not handle " + std::string(type_name(t.type)) + " values");
       for (size_t d = 0; d < t.shape.size(); ++d) {
         if (t.shape[d].is_static()) continue;
-        if (d != 0 || !is_tokens(t.shape[d])) return unsupported(n, "needs static shapes but for `tokens` rows, got " + t.str());
+        if (!is_tokens(t.shape[d]) || (d != 0 && !anywhere))
+          return unsupported(n, "needs static shapes but for `tokens` rows, got " + t.str());
         any_rows = true;
       }
     }
-  if (any_rows && (k.op.outputs[0].shape.empty() || !is_tokens(k.op.outputs[0].shape[0])))
+  if (any_rows && !anywhere && (k.op.outputs[0].shape.empty() || !is_tokens(k.op.outputs[0].shape[0])))
     return unsupported(n, "needs an output with `tokens` rows when an input has them");
   // The MLIR text is built now, so that a node the path cannot lower is refused at planning.
   k.name = "probe";
@@ -693,19 +967,28 @@ Status generic_emit(EmitContext& ctx, const KernelSpec& k) {
     B.SetInsertPoint(work);
   }
   std::vector<llvm::Value*> call_args;
+  // Sizes and strides at run time: every `tokens` dim is dims[0] rows (dim 0 of a split kernel:
+  // this thread's hi - lo, starting at row lo).
   auto add_memref = [&](int slot, const TensorType& t) {
     llvm::Value* p = f.arg_ptr(slot);
     const size_t r = t.shape.size();
-    std::vector<int64_t> strides(r, 1);
-    for (size_t d = r; d-- > 1;) strides[d - 1] = strides[d] * t.shape[d].value();
+    std::vector<llvm::Value*> sizes(r), strides(r);
+    for (size_t d = 0; d < r; ++d) sizes[d] = t.shape[d].is_static() ? f.c64(t.shape[d].value()) : rows;
+    llvm::Value* stride = f.c64(1);
+    for (size_t d = r; d-- > 0;) {
+      strides[d] = stride;
+      stride = B.CreateMul(stride, sizes[d]);
+    }
     const int64_t elem = type_info(t.type).block_bytes;
-    const bool rowed = r > 0 && !t.shape[0].is_static();
-    if (rowed) p = f.at(p, lo, strides[0] * elem);
+    if (r > 0 && !t.shape[0].is_static() && split) {
+      p = f.at(p, B.CreateMul(B.CreateMul(lo, strides[0]), f.c64(elem)));
+      sizes[0] = B.CreateSub(hi, lo);
+    }
     call_args.push_back(p);
     call_args.push_back(p);
     call_args.push_back(f.c64(0));
-    for (size_t d = 0; d < r; ++d) call_args.push_back(d == 0 && rowed ? B.CreateSub(hi, lo) : f.c64(t.shape[d].value()));
-    for (size_t d = 0; d < r; ++d) call_args.push_back(f.c64(strides[d]));
+    for (size_t d = 0; d < r; ++d) call_args.push_back(sizes[d]);
+    for (size_t d = 0; d < r; ++d) call_args.push_back(strides[d]);
   };
   const int outs = static_cast<int>(k.op.outputs.size());
   for (size_t i = 0; i < k.op.inputs.size(); ++i) add_memref(outs + static_cast<int>(i), k.op.inputs[i]);
@@ -795,6 +1078,50 @@ std::vector<KernelCase> generic_cases() {
                  INGOT_RETURN_IF_ERROR(b.status());
                  return n;
                }, 0.0});
+  // One case: the op, a name suffix, its rows, its inputs' types and shapes, its attributes.
+  auto one = [&](const std::string& suffix, int64_t rows, Op op, std::vector<std::pair<ElementType, Shape>> ins, AttrMap attrs) {
+    c.push_back({"generic_" + std::string(op_name(op)) + suffix, rows, [op, ins, attrs](Model& m) -> StatusOr<Node*> {
+                   GraphBuilder b(m);
+                   std::vector<ingot::Value> vs;
+                   for (size_t i = 0; i < ins.size(); ++i) vs.push_back(b.parameter("in" + std::to_string(i), ins[i].first, ins[i].second));
+                   Node* n = b.node(op, vs, attrs, "n");
+                   INGOT_RETURN_IF_ERROR(b.status());
+                   return n;
+                 }, 0.0});
+  };
+  const ElementType F = ElementType::f32;
+  one("_inner", 4, Op::Transpose, {{F, Shape{T, Dim(3), Dim(5)}}}, {{"perm", Attribute::Ints({0, 2, 1})}});
+  one("_rows", 4, Op::Transpose, {{F, Shape{T, Dim(3), Dim(5)}}}, {{"perm", Attribute::Ints({1, 0, 2})}});
+  one("", 3, Op::Broadcast, {{F, Shape{T, Dim(1)}}}, {{"shape", Attribute::Dims({T, Dim(7)})}});
+  one("_rank", 3, Op::Broadcast, {{F, Shape{Dim(5)}}}, {{"shape", Attribute::Dims({Dim(2), Dim(1), Dim(5)})}});
+  one("_step", 3, Op::Slice, {{F, Shape{T, Dim(11)}}},
+      {{"axes", Attribute::Ints({1})}, {"begin", Attribute::Ints({1})}, {"end", Attribute::Ints({9})}, {"step", Attribute::Ints({3})}});
+  one("_reverse", 3, Op::Slice, {{F, Shape{T, Dim(11)}}},
+      {{"axes", Attribute::Ints({-1})}, {"begin", Attribute::Ints({-2})}, {"end", Attribute::Ints({-12})}, {"step", Attribute::Ints({-2})}});
+  one("", 5, Op::Concat, {{F, Shape{T, Dim(3)}}, {F, Shape{T, Dim(5)}}, {F, Shape{T, Dim(1)}}}, {{"axis", Attribute::Int(1)}});
+  one("_static", 1, Op::Concat, {{F, static_shape({2, 3})}, {F, static_shape({4, 3})}}, {{"axis", Attribute::Int(0)}});
+  one("_rows", 6, Op::Gather, {{F, static_shape({41, 3})}, {ElementType::i64, Shape{T}}}, {{"axis", Attribute::Int(0)}});
+  one("_inner", 2, Op::Gather, {{F, Shape{T, Dim(41)}}, {ElementType::i32, static_shape({2, 3})}}, {{"axis", Attribute::Int(1)}});
+  for (ElementType t : {F, ElementType::i64})
+    c.push_back({std::string("generic_Range_") + std::string(type_name(t)), 6, [t, T](Model& m) -> StatusOr<Node*> {
+                   GraphBuilder b(m);
+                   b.parameter("ids", ElementType::i64, Shape{T});  // binds `tokens`, as a model's token ids do
+                   Node* n = b.node(Op::Range, {b.parameter("start", t, Shape{})},
+                                    {{"length", Attribute::Dims({T})}, {"step", Attribute::Float(t == F ? 0.75 : 3.0)}}, "n");
+                   INGOT_RETURN_IF_ERROR(b.status());
+                   return n;
+                 }, 0.0});
+  one("", 5, Op::SwiGLU, {{F, Shape{T, Dim(19)}}, {F, Shape{T, Dim(19)}}}, {});
+  one("_halves", 5, Op::SwiGLU, {{F, Shape{T, Dim(38)}}}, {});
+  one("_interleaved", 5, Op::RoPE, {{F, Shape{T, Dim(3), Dim(8)}}, {F, Shape{T, Dim(4)}}, {F, Shape{T, Dim(4)}}},
+      {{"layout", Attribute::String("interleaved")}});
+  one("_rotate_half", 5, Op::RoPE, {{F, Shape{T, Dim(3), Dim(8)}}, {F, Shape{T, Dim(4)}}, {F, Shape{T, Dim(4)}}},
+      {{"layout", Attribute::String("rotate_half")}});
+  one("_f32_f16", 3, Op::Convert, {{F, Shape{T, Dim(13)}}}, {{"to", Attribute::Type(ElementType::f16)}});
+  one("_f16_f32", 3, Op::Convert, {{ElementType::f16, Shape{T, Dim(13)}}}, {{"to", Attribute::Type(F)}});
+  one("_f32_i64", 3, Op::Convert, {{F, Shape{T, Dim(13)}}}, {{"to", Attribute::Type(ElementType::i64)}});
+  one("_f16", 3, Op::Add, {{ElementType::f16, Shape{T, Dim(13)}}, {ElementType::f16, Shape{Dim(13)}}}, {});
+  one("", 3, Op::Select, {{ElementType::boolean, Shape{T, Dim(9)}}, {F, Shape{T, Dim(9)}}, {F, Shape{Dim(9)}}}, {});
   c.push_back({"generic_RMSNorm", 5, [T](Model& m) -> StatusOr<Node*> {
                  GraphBuilder b(m);
                  Node* n = b.node(Op::RMSNorm, {b.parameter("x", ElementType::f32, Shape{T, Dim(67)}),

@@ -283,12 +283,12 @@ TEST(GenericFamily, CompositeOpGeGLUMatchesTheReference) {
 TEST(GenericFamily, RefusesWhatItCannotLowerWithAReason) {
   Model m;
   GraphBuilder b(m);
-  Node* n = b.node(Op::Add, {b.parameter("a", ElementType::f16, static_shape({4, 8})), b.parameter("b", ElementType::f16, static_shape({4, 8}))},
+  Node* n = b.node(Op::Add, {b.parameter("a", ElementType::bf16, static_shape({4, 8})), b.parameter("b", ElementType::bf16, static_shape({4, 8}))},
                    {}, "half_add");
   ASSERT_TRUE(b.ok());
   auto spec = find_kernel_family("generic")->spec_for(*n, &m);
   ASSERT_FALSE(spec.ok());
-  EXPECT_NE(spec.message().find("half_add (Add): the generic path does not handle f16 values"), std::string::npos) << spec.message();
+  EXPECT_NE(spec.message().find("half_add (Add): the generic path does not handle bf16 values"), std::string::npos) << spec.message();
 }
 
 }  // namespace
