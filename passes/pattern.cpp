@@ -2,6 +2,7 @@
 #include "ir/ops.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 
@@ -320,26 +321,54 @@ Predicate attr_equals(std::string key, Attribute a) {
 
 // ---------------------------------------------------------------- captures and match
 
+namespace {
+
+size_t node_hash(const Node* n, size_t mask) {
+  return static_cast<size_t>((reinterpret_cast<uintptr_t>(n) >> 4) * 0x9E3779B97F4A7C15ull >> 17) & mask;
+}
+
+}  // namespace
+
 UseCounts::UseCounts(const Model& m) {
-  for (auto& n : m.nodes()) counts_[n.get()].resize(n->outputs.size(), 0);
+  size_t size = 16;
+  while (size < 2 * m.nodes().size()) size *= 2;
+  table_.resize(size);
+  int next = 0;
+  for (auto& n : m.nodes()) {
+    size_t i = node_hash(n.get(), size - 1);
+    while (table_[i].node) i = (i + 1) & (size - 1);
+    const int outputs = static_cast<int>(n->outputs.size());
+    table_[i] = Entry{n.get(), next, outputs};
+    next += outputs;
+  }
+  counts_.assign(static_cast<size_t>(next), 0);
   for (auto& n : m.nodes())
     for (const Value& v : n->inputs) {
-      auto& c = counts_[v.node];
-      if (v.index >= 0 && static_cast<size_t>(v.index) < c.size()) ++c[static_cast<size_t>(v.index)];
+      const Entry* e = find(v.node);
+      if (e && v.index >= 0 && v.index < e->outputs) ++counts_[static_cast<size_t>(e->first + v.index)];
     }
 }
 
+const UseCounts::Entry* UseCounts::find(const Node* n) const {
+  if (!n) return nullptr;
+  const size_t mask = table_.size() - 1;
+  for (size_t i = node_hash(n, mask);; i = (i + 1) & mask) {
+    if (table_[i].node == n) return &table_[i];
+    if (!table_[i].node) return nullptr;
+  }
+}
+
 int UseCounts::count(Value v) const {
-  auto it = counts_.find(v.node);
-  if (it == counts_.end() || v.index < 0 || static_cast<size_t>(v.index) >= it->second.size()) return 0;
-  return it->second[static_cast<size_t>(v.index)];
+  const Entry* e = find(v.node);
+  if (!e || v.index < 0 || v.index >= e->outputs) return 0;
+  return counts_[static_cast<size_t>(e->first + v.index)];
 }
 
 int UseCounts::total(const Node* n) const {
-  auto it = counts_.find(n);
-  if (it == counts_.end()) return 0;
+  const Entry* e = find(n);
+  if (!e) return 0;
   int t = 0;
-  for (int c : it->second) t += c;
+  for (int i = 0; i < e->outputs; ++i) t += counts_[static_cast<size_t>(e->first + i)];
   return t;
 }
 

@@ -1,9 +1,8 @@
 // Declarative graph patterns, a backtracking matcher that explains its failures, and a greedy
 // rewrite driver. A rewrite is one RewritePattern: a pattern tree plus a rewrite function. The
-// simplifications (passes/simplify.cpp) and nine of the LLM fusions (passes/fusion/llm_fusions.cpp:
-// rms-norm, swiglu, embedding, matmul-to-fused, fuse-bias, fuse-residual, swiglu-into-matmul,
-// last-position-first, rope-table) are written this way; the other five (rope, attention,
-// merge-parallel-matmuls, rope-into-matmul, pack-attention) are still hand-written matchers.
+// simplifications (passes/simplify.cpp) and all fourteen LLM fusions (passes/fusion/llm_fusions.cpp)
+// are written this way; a fusion that matches more than one tree (parallel projections of one
+// input, a KV cache's Concat and Assign) is rooted on one node, with the rest as predicates.
 //
 //   // x * 1 -> x  (commutative ops also try the swapped input order)
 //   RewritePattern mul_one{"mul-one", op(Op::Multiply, {any("x"), constant_scalar(1.0)}), replace_with("x")};
@@ -22,7 +21,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "ir/attribute.h"
@@ -34,6 +32,7 @@ namespace ingot {
 class Captures;
 
 // Users of every node output, counted in one walk over the model (an input slot is one use).
+// The greedy driver counts again after every rewrite: two flat arrays, no allocation per node.
 class UseCounts {
  public:
   explicit UseCounts(const Model& m);
@@ -41,7 +40,14 @@ class UseCounts {
   int total(const Node* n) const;  // uses of all of a node's outputs
 
  private:
-  std::unordered_map<const Node*, std::vector<int>> counts_;
+  struct Entry {
+    const Node* node = nullptr;  // null: an empty slot
+    int first = 0;               // its output 0 in counts_
+    int outputs = 0;             // its number of outputs
+  };
+  const Entry* find(const Node* n) const;
+  std::vector<Entry> table_;  // open addressing by node address, a power of two long
+  std::vector<int> counts_;   // uses of each output, node after node
 };
 
 // A condition on a matched Value. `check` returns nullopt when the value satisfies it, else a

@@ -1,13 +1,13 @@
 #include "passes/fusion/llm_fusions.h"
 
 #include <cmath>
-#include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
-#include <ostream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "passes/pattern.h"
 
@@ -20,21 +20,6 @@ constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
 
 // The node producing `v` when it is `op`, else null.
 Node* def(Value v, Op op) { return v.node && v.node->is(op) ? v.node : nullptr; }
-
-
-// Operands of a commutative binary op, in the order that makes `first_ok(a)` true, if any.
-template <typename Pred>
-bool commuted(Node* n, Pred first_ok, Value& a, Value& b) {
-  if (!n || n->inputs.size() != 2) return false;
-  for (int i = 0; i < 2; ++i) {
-    if (first_ok(n->inputs[static_cast<size_t>(i)])) {
-      a = n->inputs[static_cast<size_t>(i)];
-      b = n->inputs[static_cast<size_t>(1 - i)];
-      return true;
-    }
-  }
-  return false;
-}
 
 bool attr_ints_are(const Node* n, const char* key, std::vector<int64_t> want) {
   return n->has_attr(key) && n->attr(key).kind() == AttrKind::Ints && n->attr(key).as_ints() == want;
@@ -72,29 +57,6 @@ bool replace(Model& m, Value old, Value fresh) {
   return true;
 }
 
-// Runs `try_at` on every node in topological order; removes what became dead.
-template <typename F>
-StatusOr<bool> for_each_node(Model& m, F try_at) {
-  INGOT_ASSIGN_OR_RETURN(std::vector<Node*> order, m.topological_order());
-  bool changed = false;
-  for (Node* n : order) changed |= try_at(n);
-  if (changed) m.remove_dead_nodes();
-  return changed;
-}
-
-// Why a fusion did not fire at a node whose op could start it, for --debug-match (MLIR's
-// notifyMatchFailure): written to the match debug stream when one is set. Returns false, so a
-// matcher says `return why("...")` where it gives up.
-struct Why {
-  const char* fusion;
-  const Node* root;
-  bool operator()(const std::string& reason) const {
-    if (std::ostream* out = match_debug_stream())
-      *out << "[match] " << fusion << " at " << root->op_name() << " '" << root->name << "': " << reason << "\n";
-    return false;
-  }
-};
-
 // "Reshape 'r'", and with its type "Reshape 'r' : f32[T, 4]": values as the matcher names them in
 // its explanations (the output index when it is not 0).
 std::string describe(Value v) {
@@ -107,9 +69,14 @@ NodeSpec spec(Op op, std::vector<Value> inputs, AttrMap attrs = {}) {
   return NodeSpec{op, std::move(inputs), std::move(attrs), "", {}, nullptr, ""};
 }
 
-// ------------------------------------------------------------------ RMSNorm, SwiGLU: patterns
-// These two are RewritePatterns run by the greedy driver (passes/pattern.h): the pattern says
-// what is matched, predicates say what must hold, and --debug-match reports where a match fails.
+// Every fusion is a list of RewritePatterns run by the greedy driver (passes/pattern.h), one rule
+// per line: the pattern says what is matched, named predicates say what must hold, and
+// --debug-match reports where a match fails. What a tree cannot say (a match with several roots:
+// the parallel projections of one input, the KV cache's Concat and Assign, the rotated head views
+// of a projection) is a predicate on a matched value that reports what it found; a rewrite that
+// cannot be done after all declines with the reason.
+
+// ------------------------------------------------------------------ RMSNorm, SwiGLU
 
 // A ReduceMean over the last axis, keeping it.
 Predicate mean_over_last_axis() {
@@ -544,6 +511,9 @@ std::vector<RewritePattern> residual_patterns() {
   };
 }
 
+// ------------------------------------------------------------------ merged projections
+// merge-parallel-matmuls, fuse-rope-into-matmul, pack-attention
+
 // Concatenates constants along rows (axis 0); block formats concatenate as bytes since every row
 // is whole blocks.
 std::shared_ptr<Tensor> concat_rows(const std::vector<const Tensor*>& parts) {
@@ -830,7 +800,6 @@ std::vector<RewritePattern> pack_attention_patterns() {
   };
 }
 
-
 // swiglu-into-matmul and last-position-first: patterns over slices.
 
 // A one-axis, step-1 slice: [begin, end) along the last axis of a value of rank `rank`... checked
@@ -889,11 +858,6 @@ std::vector<RewritePattern> last_position_first_patterns() {
          return replace(m, root->out(), fused);
        }},
   };
-}
-
-template <bool (*Try)(Model&, Node*)>
-StatusOr<bool> run(Model& m) {
-  return for_each_node(m, [&](Node* n) { return Try(m, n); });
 }
 
 }  // namespace

@@ -230,6 +230,37 @@ TEST(Pattern, FindsEveryRmsNormOfTheDemo) {
 
 // ---------------------------------------------------------------- rewrite helpers
 
+TEST(PatternRewriteHelpers, UseCountsCountInputSlots) {
+  Model m;
+  GraphBuilder b(m);
+  Value x = b.parameter("x", ElementType::f32, {4});
+  Value y = b.parameter("y", ElementType::f32, {4});
+  Value sq = b.op(Op::Multiply, {x, x}, {}, "sq");  // x is read twice by one node
+  b.result(b.op(Op::Add, {sq, y}, {}, "sum"), "out");
+  b.result(sq, "also");
+  ASSERT_TRUE(b.ok());
+  // Enough nodes that the table grows past its first size.
+  Value chain = y;
+  for (int i = 0; i < 40; ++i) chain = b.op(Op::Negative, {chain});
+  b.result(chain, "chain");
+  ASSERT_TRUE(b.ok());
+  UseCounts uses(m);
+  EXPECT_EQ(uses.count(x), 2);
+  EXPECT_EQ(uses.count(y), 2);
+  EXPECT_EQ(uses.count(sq), 2);
+  EXPECT_EQ(uses.total(m.find("sum")), 1);
+  EXPECT_EQ(uses.total(m.find("out")), 0);
+  EXPECT_EQ(uses.count(chain), 1);
+  for (auto& n : m.nodes()) EXPECT_EQ(uses.total(n.get()), static_cast<int>(m.users(n->out()).size())) << n->name;
+  // Not a node of the model, or not one of its outputs: no uses.
+  EXPECT_EQ(uses.count(Value{x.node, 1}), 0);
+  EXPECT_EQ(uses.total(nullptr), 0);
+  Model other;
+  GraphBuilder ob(other);
+  Value z = ob.parameter("z", ElementType::f32, {4});
+  EXPECT_EQ(uses.count(z), 0);
+}
+
 TEST(PatternRewriteHelpers, ReplaceValueChecksTypes) {
   Model m;
   GraphBuilder b(m);
