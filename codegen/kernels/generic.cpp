@@ -119,7 +119,11 @@ std::string narrow(Body& b, const std::string& v, ElementType t) {
     case ElementType::f32: return b.let("arith.truncf " + v + " : f64 to f32");
     // Through f32, as the reference stores an f16 (Tensor::set_f): two roundings.
     case ElementType::f16: return b.let("arith.truncf " + b.let("arith.truncf " + v + " : f64 to f32") + " : f32 to f16");
-    case ElementType::i32: return b.let("arith.trunci " + v + " : i64 to i32");
+    case ElementType::i32: {  // saturating, as Tensor::set_i
+      const std::string lo = b.let("arith.maxsi " + v + ", " + b.let("arith.constant -2147483648 : i64") + " : i64");
+      const std::string hi = b.let("arith.minsi " + lo + ", " + b.let("arith.constant 2147483647 : i64") + " : i64");
+      return b.let("arith.trunci " + hi + " : i64 to i32");
+    }
     case ElementType::boolean: return b.let("arith.extui " + v + " : i1 to i8");
     default: return v;
   }
@@ -213,7 +217,7 @@ StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std:
   }
 }
 
-enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, transpose, broadcast, slice, concat, gather, range, swiglu, rope, none };
+enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, transpose, broadcast, slice, concat, gather, range, swiglu, rope, rope_table, embedding, none };
 
 Lowering category(const Node& n) {
   if (n.is(Op::Convert) || n.is(Op::Select)) return Lowering::elementwise;
@@ -221,7 +225,9 @@ Lowering category(const Node& n) {
   switch (n.kind()) {
     case Op::ReduceSum: case Op::ReduceMean: case Op::ReduceMax: return Lowering::reduce;
     case Op::Softmax: return Lowering::softmax;
-    case Op::MatMul: return Lowering::matmul;
+    case Op::MatMul: case Op::WeightMatMul: return Lowering::matmul;
+    case Op::RopeTable: return Lowering::rope_table;
+    case Op::Embedding: return Lowering::embedding;
     case Op::RMSNorm: return Lowering::rms_norm;
     case Op::Transpose: return Lowering::transpose;
     case Op::Broadcast: return Lowering::broadcast;
@@ -507,8 +513,15 @@ StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
   const TensorType& B = s.inputs[1];
   const TensorType& out = s.outputs[0];
   if (A.type != ElementType::f32) return unsupported(n, "multiplies f32 only");
-  const bool ta = s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
-  const bool tb = s.attrs.count("transpose_b") && s.attrs.at("transpose_b").as_bool();
+  // WeightMatMul is x · wᵀ with w [N, K] (f32 or f16 weights here; quantized ones need a
+  // hand-written kernel). With act_quant "q8" and f16 weights the reference rounds x to f16 and
+  // accumulates f16 products in one f32 fused multiply-add chain (llama.cpp's f16 dot).
+  const bool weight = n.is(Op::WeightMatMul);
+  if (weight && B.type != ElementType::f32 && B.type != ElementType::f16)
+    return unsupported(n, "multiplies by f32 and f16 weights only, not " + std::string(type_name(B.type)));
+  const bool f16_chain = weight && B.type == ElementType::f16 && s.attrs.at("act_quant").as_string() == "q8";
+  const bool ta = !weight && s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
+  const bool tb = weight || (s.attrs.count("transpose_b") && s.attrs.at("transpose_b").as_bool());
   const int R = static_cast<int>(out.shape.size());  // batch..., i, j; plus p
   const std::string di = "d" + std::to_string(R - 2), dj = "d" + std::to_string(R - 1), dp = "d" + std::to_string(R);
   auto operand_map = [&](const Shape& shape, bool transposed, bool is_a) {
@@ -533,13 +546,26 @@ StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
   std::vector<bool> red(static_cast<size_t>(R + 1), false);
   red[static_cast<size_t>(R)] = true;
   FuncText f(k);
+  const std::string bt = mlir_type(B.type);
+  if (f16_chain) {
+    // Straight into the f32 output: zero it, then one fma per k in order.
+    Body z;
+    const std::string zero = z.let("arith.constant 0.0 : f32");
+    f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {"f32"}, z.text(), zero, "f32");
+    Body b;
+    const std::string x16 = b.let("arith.extf " + b.let("arith.truncf %a0 : f32 to f16") + " : f16 to f32");
+    const std::string next = b.let("math.fma " + x16 + ", " + b.let("arith.extf %a1 : f16 to f32") + ", %o0 : f32");
+    f.generic(R + 1, red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
+              {{out_name(0), memref(out), affine_map(R + 1, out_map)}}, {"f32", "f16", "f32"}, b.text(), next, "f32");
+    return f.finish();
+  }
   const std::string acc = f.alloc_f64(out.shape, in_name(0), A, 0.0);
   const std::string at = memref(TensorType{ElementType::f32, out.shape}, "f64");
   Body b;
-  const std::string av = widen(b, "%a0", ElementType::f32), bv = widen(b, "%a1", ElementType::f32);
+  const std::string av = widen(b, "%a0", ElementType::f32), bv = widen(b, "%a1", B.type);
   const std::string next = b.let("arith.addf %o0, " + b.let("arith.mulf " + av + ", " + bv + " : f64") + " : f64");
   f.generic(R + 1, red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
-            {{acc, at, affine_map(R + 1, out_map)}}, {"f32", "f32", "f64"}, b.text(), next, "f64");
+            {{acc, at, affine_map(R + 1, out_map)}}, {"f32", bt, "f64"}, b.text(), next, "f64");
   Body c;
   const std::string y = narrow(c, "%a0", ElementType::f32);
   f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{acc, at, identity(R)}}, {{out_name(0), memref(out), identity(R)}},
@@ -809,6 +835,53 @@ StatusOr<std::string> rope_func(const Node& n, const KernelSpec& k) {
   return f.finish();
 }
 
+
+// RopeTable: cos and sin of angle = f32(pos + t) * inv_freq[j] (an f32 product), each the double
+// function of the angle rounded to f32, as eval_rope_table.
+StatusOr<std::string> rope_table_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  (void)n;
+  Body b;
+  const std::string t = b.let("arith.index_cast " + b.let("linalg.index 0 : index") + " : index to i64");
+  const std::string pos = widen(b, "%a0", s.inputs[0].type);
+  const std::string p = b.let("arith.sitofp " + b.let("arith.addi " + pos + ", " + t + " : i64") + " : i64 to f32");
+  const std::string angle = b.let("arith.extf " + b.let("arith.mulf " + p + ", %a1 : f32") + " : f32 to f64");
+  const std::string c = narrow(b, b.let("math.cos " + angle + " : f64"), ElementType::f32);
+  const std::string sn = narrow(b, b.let("math.sin " + angle + " : f64"), ElementType::f32);
+  FuncText f(k);
+  f.generic(2, {false, false}, {{in_name(0), memref(s.inputs[0]), "affine_map<(d0, d1) -> ()>"}, {in_name(1), memref(s.inputs[1]), "affine_map<(d0, d1) -> (d1)>"}},
+            {{out_name(0), memref(s.outputs[0]), identity(2)}, {out_name(1), memref(s.outputs[1]), identity(2)}},
+            {mlir_type(s.inputs[0].type), "f32", "f32", "f32"}, b.text(), c + ", " + sn, "f32, f32");
+  return f.finish();
+}
+
+// Embedding of an f32 or f16 table: rows by id, converted to f32 (ids clamped into the
+// vocabulary; the runtime validates token ids before a call, the reference reports them).
+StatusOr<std::string> embedding_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& table = s.inputs[0];
+  const TensorType& ids = s.inputs[1];
+  const TensorType& out = s.outputs[0];
+  if (table.type != ElementType::f32 && table.type != ElementType::f16)
+    return unsupported(n, "reads f32 and f16 tables only, not " + std::string(type_name(table.type)));
+  const int R = static_cast<int>(out.shape.size());
+  const int64_t V = table.shape[0].value();
+  std::vector<std::string> imap;
+  for (int d = 0; d + 1 < R; ++d) imap.push_back("d" + std::to_string(d));
+  Body b;
+  const std::string id = widen(b, "%a0", ids.type);
+  const std::string lo = b.let("arith.maxsi " + id + ", " + b.let("arith.constant 0 : i64") + " : i64");
+  const std::string cl = b.let("arith.minsi " + lo + ", " + b.let("arith.constant " + std::to_string(V - 1) + " : i64") + " : i64");
+  const std::string row = b.let("arith.index_cast " + cl + " : i64 to index");
+  const std::string col = b.let("linalg.index " + std::to_string(R - 1) + " : index");
+  const std::string v = b.let("memref.load " + in_name(0) + "[" + row + ", " + col + "] : " + memref(table));
+  const std::string y = narrow(b, widen(b, v, table.type), ElementType::f32);
+  FuncText f(k);
+  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(ids), affine_map(R, imap)}},
+            {{out_name(0), memref(out), identity(R)}}, {mlir_type(ids.type), "f32"}, b.text(), y, "f32");
+  return f.finish();
+}
+
 StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
   switch (category(n)) {
     case Lowering::elementwise: return elementwise_func(n, k);
@@ -822,6 +895,8 @@ StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
     case Lowering::range: return range_func(n, k);
     case Lowering::swiglu: return swiglu_func(n, k);
     case Lowering::rope: return rope_func(n, k);
+    case Lowering::rope_table: return rope_table_func(n, k);
+    case Lowering::embedding: return embedding_func(n, k);
     case Lowering::none: break;
   }
   return unsupported(n, "has no lowering for this op yet");
@@ -856,7 +931,8 @@ bool rows_independent(const Node& n, const OpKernelSpec& s) {
       const int64_t a = s.attrs.at("axis").as_int();
       return a != 0 && a != -static_cast<int64_t>(R);
     }
-    case Lowering::range: return false;  // element i is start + i * step: global indices
+    case Lowering::range: case Lowering::rope_table: return false;  // element i depends on its global index
+    case Lowering::embedding: return s.inputs[1].shape.size() == 1;  // one id per row
     case Lowering::gather: return false;  // rows of the indices are not rows of the data
     case Lowering::matmul: {
       const bool ta = s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
@@ -1122,6 +1198,21 @@ std::vector<KernelCase> generic_cases() {
   one("_f32_i64", 3, Op::Convert, {{F, Shape{T, Dim(13)}}}, {{"to", Attribute::Type(ElementType::i64)}});
   one("_f16", 3, Op::Add, {{ElementType::f16, Shape{T, Dim(13)}}, {ElementType::f16, Shape{Dim(13)}}}, {});
   one("", 3, Op::Select, {{ElementType::boolean, Shape{T, Dim(9)}}, {F, Shape{T, Dim(9)}}, {F, Shape{Dim(9)}}}, {});
+  one("_f32", 5, Op::WeightMatMul, {{F, Shape{T, Dim(35)}}, {F, static_shape({13, 35})}}, {{"act_quant", Attribute::String("none")}});
+  one("_f16", 5, Op::WeightMatMul, {{F, Shape{T, Dim(35)}}, {ElementType::f16, static_shape({13, 35})}}, {{"act_quant", Attribute::String("none")}});
+  one("_f16_q8", 5, Op::WeightMatMul, {{F, Shape{T, Dim(35)}}, {ElementType::f16, static_shape({13, 35})}}, {{"act_quant", Attribute::String("q8")}});
+  one("_i64_to_i32", 3, Op::Convert, {{ElementType::i64, Shape{T, Dim(5)}}}, {{"to", Attribute::Type(ElementType::i32)}});
+  for (ElementType t : {ElementType::i64, ElementType::i32})
+    c.push_back({std::string("generic_") + op_name(Op::RopeTable) + "_" + std::string(type_name(t)), 6, [t, T](Model& m) -> StatusOr<Node*> {
+                   GraphBuilder b(m);
+                   b.parameter("ids", ElementType::i64, Shape{T});
+                   Node* n = b.node(Op::RopeTable, {b.parameter("pos", t, Shape{}), b.parameter("inv_freq", ElementType::f32, static_shape({7}))},
+                                    {{"length", Attribute::Dims({T})}}, "n");
+                   INGOT_RETURN_IF_ERROR(b.status());
+                   return n;
+                 }, 0.0});
+  for (ElementType t : {ElementType::f32, ElementType::f16})
+    one(std::string("_") + std::string(type_name(t)), 4, Op::Embedding, {{t, static_shape({41, 6})}, {ElementType::i64, Shape{T}}}, {});
   c.push_back({"generic_RMSNorm", 5, [T](Model& m) -> StatusOr<Node*> {
                  GraphBuilder b(m);
                  Node* n = b.node(Op::RMSNorm, {b.parameter("x", ElementType::f32, Shape{T, Dim(67)}),
