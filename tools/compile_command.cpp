@@ -223,6 +223,7 @@ struct CompileCli {
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
   PhaseOptions phases;  // --print-after, --stop-after, --verify-each, --debug-match
+  std::vector<std::string> disabled_passes;  // --disable-pass: left out of the default pipeline
 };
 
 // The accuracy report: the model imported twice (as stored, and quantized), unfused, with logits
@@ -282,6 +283,20 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (option_value(args, i, "--target", &cli.target, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
+    } else if (option_value(args, i, "--disable-pass", &v, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
+      const std::vector<std::string> pipeline = default_pipeline();
+      for (size_t at = 0; at <= v.size();) {
+        const size_t comma = std::min(v.find(',', at), v.size());
+        const std::string name = v.substr(at, comma - at);
+        if (std::find(pipeline.begin(), pipeline.end(), name) == pipeline.end()) {
+          std::string known;
+          for (const auto& p : pipeline) known += (known.empty() ? "" : ", ") + p;
+          return usage_error("compile: --disable-pass: '" + name + "' is not a pass of the default pipeline (" + known + ")");
+        }
+        cli.disabled_passes.push_back(name);
+        at = comma + 1;
+      }
     } else if (args[i] == "--print-plan") {
       cli.print_plan = true;
     } else if (args[i] == "--all-logits") {
@@ -318,6 +333,12 @@ int cmd_compile(const std::vector<std::string>& args) {
   state.import = import_opts;
   state.quant = cli.quant;
   state.max_batch = cli.max_batch;
+  if (!cli.disabled_passes.empty()) {
+    // Every occurrence of a disabled pass leaves; the bundle's provenance records what ran, so
+    // `ingotc check` compares against the same pipeline.
+    for (const std::string& p : default_pipeline())
+      if (std::find(cli.disabled_passes.begin(), cli.disabled_passes.end(), p) == cli.disabled_passes.end()) state.passes.push_back(p);
+  }
   // The compiler always verifies after each pass of the optimize phase.
   PhaseOptions phase_options = cli.phases;
   phase_options.verify_each = true;

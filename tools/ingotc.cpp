@@ -68,6 +68,7 @@ Usage:
                  [--target x86-64-v3|x86-64-v2|x86-64-v4|native] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
+                 [--disable-pass=PASS[,PASS...]]
                                          the phases import, quantize, optimize, plan-memory and,
                                          with -o, kernels, schedule, bundle (a bundle for `ingot`);
                                          --print-after, --stop-after take a phase or a pass of

@@ -20,7 +20,7 @@ namespace {
 
 using cgtest::compile_and_open;
 
-constexpr size_t kGuard = 128;
+constexpr size_t kGuard = 4096;  // wide: a loop that runs past its output shows as a sentinel, not heap damage
 constexpr uint8_t kSentinel = 0xA5;
 
 // A 64-byte aligned copy with sentinels on both sides.
