@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/attribute.h"
+#include "ir/model.h"
 #include "ir/element_type.h"
 #include "ir/op_kind.h"
 #include "ir/shape.h"
@@ -136,6 +137,8 @@ struct OpKernelSpec {
   Op op = Op::Add;
   AttrMap attrs;
   std::vector<TensorType> inputs, outputs;
+  // The state variables a stateful op reads and writes (OpDef::state_attrs), as declared.
+  std::vector<StateVariable> state;
 };
 
 // What one kernel computes. `kind` names its family in the registry (codegen/kernel_registry.h),

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -217,7 +218,7 @@ StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std:
   }
 }
 
-enum class Lowering { elementwise, reduce, softmax, matmul, rms_norm, transpose, broadcast, slice, concat, gather, range, swiglu, rope, rope_table, embedding, none };
+enum class Lowering { elementwise, reduce, softmax, matmul, fused_matmul, attention, rms_norm, transpose, broadcast, slice, concat, gather, range, swiglu, rope, rope_table, embedding, none };
 
 Lowering category(const Node& n) {
   if (n.is(Op::Convert) || n.is(Op::Select)) return Lowering::elementwise;
@@ -226,6 +227,8 @@ Lowering category(const Node& n) {
     case Op::ReduceSum: case Op::ReduceMean: case Op::ReduceMax: return Lowering::reduce;
     case Op::Softmax: return Lowering::softmax;
     case Op::MatMul: case Op::WeightMatMul: return Lowering::matmul;
+    case Op::FusedMatMul: return Lowering::fused_matmul;
+    case Op::Attention: return Lowering::attention;
     case Op::RopeTable: return Lowering::rope_table;
     case Op::Embedding: return Lowering::embedding;
     case Op::RMSNorm: return Lowering::rms_norm;
@@ -246,12 +249,13 @@ Lowering category(const Node& n) {
 // the value has `tokens` rows.
 class FuncText {
  public:
-  FuncText(const KernelSpec& k) : s_(k.op) {
+  // `extra`: parameters after the outputs (Attention: its two caches and %past).
+  explicit FuncText(const KernelSpec& k, const std::string& extra = "") : s_(k.op) {
     os_ << "func.func @" << k.name << "_body(";
     int i = 0;
     for (const TensorType& t : s_.inputs) os_ << (i++ ? ", " : "") << "%in" << i - 1 << ": " << memref(t);
     for (size_t o = 0; o < s_.outputs.size(); ++o) os_ << (i++ ? ", " : "") << "%out" << o << ": " << memref(s_.outputs[o]);
-    os_ << ") {\n";
+    os_ << (extra.empty() ? "" : ", " + extra) << ") {\n";
     os_ << "    %c0 = arith.constant 0 : index\n";
   }
 
@@ -308,6 +312,19 @@ class FuncText {
     for (size_t i = 0; i < ins.size(); ++i, ++a) os_ << (a ? ", " : "") << "%a" << i << ": " << arg_types[a];
     for (size_t i = 0; i < outs.size(); ++i, ++a) os_ << (a ? ", " : "") << "%o" << i << ": " << arg_types[a];
     os_ << "):\n" << body << "      linalg.yield " << yields << " : " << yield_types << "\n    }\n";
+  }
+
+  // Raw lines (scf loops, loads, stores) into the function body.
+  void raw(const std::string& text) { os_ << text; }
+
+  // A temporary f32 buffer shaped like `shape` (rows from `like` when dim 0 is dynamic).
+  std::string alloc_f32(const Shape& shape, const std::string& like, const TensorType& like_type) {
+    const std::string v = "%tmp" + std::to_string(tmp_++);
+    TensorType t{ElementType::f32, shape};
+    std::string dyn = !shape.empty() && !shape[0].is_static() ? rows_of(like, like_type) : "";
+    os_ << "    " << v << " = memref.alloc(" << dyn << ") : " << memref(t) << "\n";
+    frees_.push_back(v + " : " + memref(t));
+    return v;
   }
 
   std::string finish() {
@@ -890,6 +907,221 @@ StatusOr<std::string> embedding_func(const Node& n, const KernelSpec& k) {
   return f.finish();
 }
 
+
+// FusedMatMul with f32 or f16 weights: the WeightMatMul lowering, then the epilogues in the
+// reference's order (eval_fused_matmul): + bias, RoPE on the first heads, SwiGLU over the two
+// halves, + residual, each an f32 step in place.
+StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const TensorType& x = s.inputs[0];
+  const TensorType& w = s.inputs[1];
+  const TensorType& out = s.outputs[0];
+  if (x.type != ElementType::f32 || (w.type != ElementType::f32 && w.type != ElementType::f16))
+    return unsupported(n, "multiplies by f32 and f16 weights only, not " + std::string(type_name(w.type)));
+  if (x.shape.size() != 2) return unsupported(n, "needs 2-D activations");
+  const bool swiglu = s.attrs.at("activation").as_string() == "swiglu";
+  const bool bias = s.attrs.at("has_bias").as_bool(), residual = s.attrs.at("has_residual").as_bool();
+  const std::string rope = s.attrs.at("rope").as_string();
+  const int64_t N = w.shape[0].value(), K = w.shape[1].value();
+  int next = 2;
+  const int bias_in = bias ? next++ : -1;
+  const int cos_in = rope != "none" ? next++ : -1;
+  const int sin_in = rope != "none" ? next++ : -1;
+  const int res_in = residual ? next++ : -1;
+  const bool f16_chain = w.type == ElementType::f16 && s.attrs.at("act_quant").as_string() == "q8";
+  FuncText f(k);
+  const TensorType full{ElementType::f32, {x.shape[0], Dim(N)}};
+  const std::string y = swiglu ? f.alloc_f32(full.shape, in_name(0), x) : out_name(0);
+  const std::string yt = memref(full);
+  const std::string mm_in = "affine_map<(d0, d1, d2) -> (d0, d2)>", mm_w = "affine_map<(d0, d1, d2) -> (d1, d2)>";
+  const std::string mm_out = "affine_map<(d0, d1, d2) -> (d0, d1)>";
+  // x · wᵀ
+  if (f16_chain) {
+    Body z;
+    const std::string zero = z.let("arith.constant 0.0 : f32");
+    f.generic(2, {false, false}, {}, {{y, yt, identity(2)}}, {"f32"}, z.text(), zero, "f32");
+    Body b;
+    const std::string x16 = b.let("arith.extf " + b.let("arith.truncf %a0 : f32 to f16") + " : f16 to f32");
+    const std::string nx = b.let("math.fma " + x16 + ", " + b.let("arith.extf %a1 : f16 to f32") + ", %o0 : f32");
+    f.generic(3, {false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{y, yt, mm_out}},
+              {"f32", "f16", "f32"}, b.text(), nx, "f32");
+  } else {
+    const std::string acc = f.alloc_f64(full.shape, in_name(0), x, 0.0);
+    const std::string at = memref(full, "f64");
+    Body b;
+    const std::string nx = b.let("arith.addf %o0, " + b.let("arith.mulf " + widen(b, "%a0", ElementType::f32) + ", " + widen(b, "%a1", w.type) + " : f64") + " : f64");
+    f.generic(3, {false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{acc, at, mm_out}},
+              {"f32", mlir_type(w.type), "f64"}, b.text(), nx, "f64");
+    Body c;
+    const std::string rounded = narrow(c, "%a0", ElementType::f32);
+    f.generic(2, {false, false}, {{acc, at, identity(2)}}, {{y, yt, identity(2)}}, {"f64", "f32"}, c.text(), rounded, "f32");
+  }
+  (void)K;
+  if (bias) {
+    Body b;
+    const std::string v = b.let("arith.addf %o0, %a0 : f32");
+    f.generic(2, {false, false}, {{in_name(static_cast<size_t>(bias_in)), memref(s.inputs[static_cast<size_t>(bias_in)]), "affine_map<(d0, d1) -> (d1)>"}},
+              {{y, yt, identity(2)}}, {"f32", "f32"}, b.text(), v, "f32");
+  }
+  if (rope != "none") {
+    const int64_t hd = s.attrs.at("head_dim").as_int(), half = hd / 2;
+    const int64_t heads = s.attrs.at("rope_q_heads").as_int() + s.attrs.at("rope_k_heads").as_int();
+    const bool inter = rope == "interleaved";
+    // (t, head, i < hd/2) over the rotated heads; pairs as in rope_func.
+    const std::string hb = "d1 * " + std::to_string(hd);
+    const std::string ma = "affine_map<(d0, d1, d2) -> (d0, " + hb + (inter ? " + d2 * 2)>" : " + d2)>");
+    const std::string mb = "affine_map<(d0, d1, d2) -> (d0, " + hb + (inter ? " + d2 * 2 + 1)>" : " + d2 + " + std::to_string(half) + ")>");
+    const std::string mt = "affine_map<(d0, d1, d2) -> (d0, d2)>";
+    // The head loop's bound: a [heads] operand (the bias-free way to give linalg the count).
+    const std::string hcount = "%heads" + std::to_string(heads);
+    f.raw("    " + hcount + " = memref.alloca() : memref<" + std::to_string(heads) + "xi8>\n");
+    Body b;
+    const std::string x0c = b.let("arith.mulf %o0, %a0 : f32"), x1s = b.let("arith.mulf %o1, %a1 : f32");
+    const std::string x0s = b.let("arith.mulf %o0, %a1 : f32"), x1c = b.let("arith.mulf %o1, %a0 : f32");
+    const std::string ya = b.let("arith.subf " + x0c + ", " + x1s + " : f32"), yb = b.let("arith.addf " + x0s + ", " + x1c + " : f32");
+    f.generic(3, {false, false, false},
+              {{in_name(static_cast<size_t>(cos_in)), memref(s.inputs[static_cast<size_t>(cos_in)]), mt},
+               {in_name(static_cast<size_t>(sin_in)), memref(s.inputs[static_cast<size_t>(sin_in)]), mt},
+               {hcount, "memref<" + std::to_string(heads) + "xi8>", "affine_map<(d0, d1, d2) -> (d1)>"}},
+              {{y, yt, ma}, {y, yt, mb}}, {"f32", "f32", "i8", "f32", "f32"}, b.text(), ya + ", " + yb, "f32, f32");
+  }
+  if (swiglu) {
+    // out[t, j] = silu(y[t, j]) * y[t, j + N/2] with float_spec's sigmoid, as swiglu() does.
+    Body b;
+    const std::string t = b.let("linalg.index 0 : index"), j = b.let("linalg.index 1 : index");
+    const std::string ju = b.let("arith.addi " + j + ", " + b.let("arith.constant " + std::to_string(N / 2) + " : index") + " : index");
+    const std::string g = b.let("memref.load " + y + "[" + t + ", " + j + "] : " + yt);
+    const std::string u = b.let("memref.load " + y + "[" + t + ", " + ju + "] : " + yt);
+    const std::string e = spec_expf(b, b.let("arith.negf " + g + " : f32"));
+    const std::string sig = b.let("arith.divf " + b.let("arith.constant 1.0 : f32") + ", " + b.let("arith.addf " + b.let("arith.constant 1.0 : f32") + ", " + e + " : f32") + " : f32");
+    const std::string v = b.let("arith.mulf " + b.let("arith.mulf " + g + ", " + sig + " : f32") + ", " + u + " : f32");
+    f.generic(2, {false, false}, {}, {{out_name(0), memref(out), identity(2)}}, {"f32"}, b.text(), v, "f32");
+  }
+  if (residual) {
+    Body b;
+    const std::string v = b.let("arith.addf %o0, %a0 : f32");
+    f.generic(2, {false, false}, {{in_name(static_cast<size_t>(res_in)), memref(s.inputs[static_cast<size_t>(res_in)]), identity(2)}},
+              {{out_name(0), memref(out), identity(2)}}, {"f32", "f32"}, b.text(), v, "f32");
+  }
+  return f.finish();
+}
+
+// Attention with its KV cache (state slots: [max_context, KV, D] in the variables' type): the
+// fresh keys and values are appended at rows past..past+T-1 (rounded to the cache type), then
+// query t of head h attends to keys 0..past+t of KV head h / (H / KV): scores q·k in double
+// times scale, softmax in double, the weighted sum of values in double, rounded once. The
+// reference's f32 order (an online softmax over chunks of keys, ir/float_spec.h) is not
+// reproduced: results differ by f32 rounding (NMSE 2e-15 to 7e-15 on the cases); the bound is 1e-9.
+// One thread computes the node (the thread that appends a row is the one that reads it).
+StatusOr<std::string> attention_func(const Node& n, const KernelSpec& k) {
+  const OpKernelSpec& s = k.op;
+  const bool packed = s.inputs.size() == 1;
+  int64_t H, KV, D;
+  if (packed) {
+    H = s.attrs.at("q_heads").as_int();
+    KV = s.attrs.at("kv_heads").as_int();
+    D = s.attrs.at("head_dim").as_int();
+  } else {
+    H = s.inputs[0].shape[1].value();
+    KV = s.inputs[1].shape[1].value();
+    D = s.inputs[0].shape[2].value();
+  }
+  const ElementType ct = s.state[0].type;
+  if (ct != ElementType::f32 && ct != ElementType::f16) return unsupported(n, "keeps f32 and f16 caches only");
+  const TensorType cache{ct, static_shape(s.state[0].max_shape)};
+  const std::string cty = memref(cache), c_el = mlir_type(ct);
+  FuncText f(k, "%kc: " + cty + ", %vc: " + cty + ", %past: index");
+  std::ostringstream o;
+  auto ci = [](int64_t v) { return "%ci" + std::to_string(v); };
+  std::vector<int64_t> consts = {0, 1, D, H, KV, H / KV, (H + KV) * D, H * D};
+  std::sort(consts.begin(), consts.end());
+  consts.erase(std::unique(consts.begin(), consts.end()), consts.end());
+  for (int64_t v : consts) o << "    " << ci(v) << " = arith.constant " << v << " : index\n";
+  o << "    %T = memref.dim %in0, " << ci(0) << " : " << memref(s.inputs[0]) << "\n";
+  const std::string scale = f64_const(static_cast<double>(static_cast<float>(s.attrs.at("scale").as_float())));
+  o << "    %scale = " << scale << "\n    %zero = arith.constant 0.0 : f64\n    %ninf = arith.constant 0xFFF0000000000000 : f64\n";
+  // Loads of q, k, v element (t, head, d) from the separate or packed inputs.
+  auto load = [&](int which, const std::string& t, const std::string& h, const std::string& d, const std::string& tag) {
+    std::ostringstream l;
+    if (!packed) {
+      l << "      %" << tag << " = memref.load " << in_name(static_cast<size_t>(which)) << "[" << t << ", " << h << ", " << d << "] : "
+        << memref(s.inputs[static_cast<size_t>(which)]) << "\n";
+    } else {
+      const int64_t base = which == 0 ? 0 : which == 1 ? H * D : (H + KV) * D;
+      l << "      %" << tag << "_c0 = arith.muli " << h << ", " << ci(D) << " : index\n";
+      l << "      %" << tag << "_c1 = arith.addi %" << tag << "_c0, " << d << " : index\n";
+      l << "      %" << tag << "_b = arith.constant " << base << " : index\n";
+      l << "      %" << tag << "_c = arith.addi %" << tag << "_c1, %" << tag << "_b : index\n";
+      l << "      %" << tag << " = memref.load " << in_name(0) << "[" << t << ", %" << tag << "_c] : " << memref(s.inputs[0]) << "\n";
+    }
+    return l.str();
+  };
+  // 1. Append.
+  o << "    scf.for %t = " << ci(0) << " to %T step " << ci(1) << " {\n";
+  o << "     %pt = arith.addi %past, %t : index\n";
+  o << "     scf.for %j = " << ci(0) << " to " << ci(KV) << " step " << ci(1) << " {\n";
+  o << "      scf.for %d = " << ci(0) << " to " << ci(D) << " step " << ci(1) << " {\n";
+  for (int c = 0; c < 2; ++c) {
+    const std::string tag = c == 0 ? "kx" : "vx";
+    o << load(1 + c, "%t", "%j", "%d", tag);
+    const std::string v = ct == ElementType::f16 ? "%" + tag + "_h" : "%" + tag;
+    if (ct == ElementType::f16) o << "      %" << tag << "_h = arith.truncf %" << tag << " : f32 to f16\n";
+    o << "      memref.store " << v << ", " << (c == 0 ? "%kc" : "%vc") << "[%pt, %j, %d] : " << cty << "\n";
+  }
+  o << "      }\n     }\n    }\n";
+  // 2. Attend.
+  const TensorType& out = s.outputs[0];
+  o << "    %acc = memref.alloca() : memref<" << D << "xf64>\n";
+  o << "    scf.for %t = " << ci(0) << " to %T step " << ci(1) << " {\n";
+  o << "     %vis0 = arith.addi %past, %t : index\n     %vis = arith.addi %vis0, " << ci(1) << " : index\n";
+  o << "     scf.for %h = " << ci(0) << " to " << ci(H) << " step " << ci(1) << " {\n";
+  o << "      %kvh = arith.divui %h, " << ci(H / KV) << " : index\n";
+  auto widen_c = [&](const std::string& v, const std::string& tag) {
+    return ct == ElementType::f16 ? "      %" + tag + " = arith.extf " + v + " : f16 to f64\n" : "      %" + tag + " = arith.extf " + v + " : f32 to f64\n";
+  };
+  auto score = [&](const std::string& j, const std::string& tag) {
+    std::ostringstream l;
+    l << "      %" << tag << "_dot = scf.for %d = " << ci(0) << " to " << ci(D) << " step " << ci(1) << " iter_args(%sum = %zero) -> (f64) {\n";
+    l << load(0, "%t", "%h", "%d", tag + "_q");
+    l << "      %" << tag << "_qd = arith.extf %" << tag << "_q : f32 to f64\n";
+    l << "      %" << tag << "_k = memref.load %kc[" << j << ", %kvh, %d] : " << cty << "\n";
+    l << widen_c("%" + tag + "_k", tag + "_kd");
+    l << "      %" << tag << "_p = arith.mulf %" << tag << "_qd, %" << tag << "_kd : f64\n";
+    l << "      %" << tag << "_s = arith.addf %sum, %" << tag << "_p : f64\n";
+    l << "      scf.yield %" << tag << "_s : f64\n      }\n";
+    l << "      %" << tag << " = arith.mulf %" << tag << "_dot, %scale : f64\n";
+    return l.str();
+  };
+  // max
+  o << "      %m = scf.for %j = " << ci(0) << " to %vis step " << ci(1) << " iter_args(%mx = %ninf) -> (f64) {\n";
+  o << score("%j", "s1");
+  o << "      %mn = arith.maximumf %mx, %s1 : f64\n      scf.yield %mn : f64\n      }\n";
+  // sum and weighted values
+  o << "      scf.for %d = " << ci(0) << " to " << ci(D) << " step " << ci(1) << " {\n       memref.store %zero, %acc[%d] : memref<" << D << "xf64>\n      }\n";
+  o << "      %l = scf.for %j = " << ci(0) << " to %vis step " << ci(1) << " iter_args(%ls = %zero) -> (f64) {\n";
+  o << score("%j", "s2");
+  o << "      %e0 = arith.subf %s2, %m : f64\n      %e = math.exp %e0 : f64\n";
+  o << "      scf.for %d = " << ci(0) << " to " << ci(D) << " step " << ci(1) << " {\n";
+  o << "       %v = memref.load %vc[%j, %kvh, %d] : " << cty << "\n";
+  o << widen_c("%v", "vd");
+  o << "       %a = memref.load %acc[%d] : memref<" << D << "xf64>\n       %ev = arith.mulf %e, %vd : f64\n";
+  o << "       %a2 = arith.addf %a, %ev : f64\n       memref.store %a2, %acc[%d] : memref<" << D << "xf64>\n      }\n";
+  o << "      %ls2 = arith.addf %ls, %e : f64\n      scf.yield %ls2 : f64\n      }\n";
+  // out
+  o << "      scf.for %d = " << ci(0) << " to " << ci(D) << " step " << ci(1) << " {\n";
+  o << "       %a = memref.load %acc[%d] : memref<" << D << "xf64>\n       %yv = arith.divf %a, %l : f64\n";
+  o << "       %yf = arith.truncf %yv : f64 to f32\n";
+  if (packed) {
+    o << "       %oc0 = arith.muli %h, " << ci(D) << " : index\n       %oc = arith.addi %oc0, %d : index\n";
+    o << "       memref.store %yf, " << out_name(0) << "[%t, %oc] : " << memref(out) << "\n";
+  } else {
+    o << "       memref.store %yf, " << out_name(0) << "[%t, %h, %d] : " << memref(out) << "\n";
+  }
+  o << "      }\n     }\n    }\n";
+  f.raw(o.str());
+  return f.finish();
+}
+
 StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
   switch (category(n)) {
     case Lowering::elementwise: return elementwise_func(n, k);
@@ -904,6 +1136,8 @@ StatusOr<std::string> func_text(const Node& n, const KernelSpec& k) {
     case Lowering::swiglu: return swiglu_func(n, k);
     case Lowering::rope: return rope_func(n, k);
     case Lowering::rope_table: return rope_table_func(n, k);
+    case Lowering::fused_matmul: return fused_matmul_func(n, k);
+    case Lowering::attention: return attention_func(n, k);
     case Lowering::embedding: return embedding_func(n, k);
     case Lowering::none: break;
   }
@@ -940,6 +1174,8 @@ bool rows_independent(const Node& n, const OpKernelSpec& s) {
       return a != 0 && a != -static_cast<int64_t>(R);
     }
     case Lowering::range: case Lowering::rope_table: return false;  // element i depends on its global index
+    case Lowering::attention: return false;  // rows read the keys other rows append
+    case Lowering::fused_matmul: return true;
     case Lowering::embedding: return s.inputs[1].shape.size() == 1;  // one id per row
     case Lowering::gather: return false;  // rows of the indices are not rows of the data
     case Lowering::matmul: {
@@ -956,15 +1192,22 @@ bool rows_independent(const Node& n, const OpKernelSpec& s) {
 
 bool generic_computes(const Node& n) {
   const OpDef& def = op_def(n.kind());
-  return !def.has(kSource) && !def.has(kSink) && !def.has(kView) && !def.has(kStateful) && category(n) != Lowering::none;
+  // Attention is the one stateful op lowered: its caches are arguments (state slots).
+  return !def.has(kSource) && !def.has(kSink) && !def.has(kView) && (!def.has(kStateful) || n.is(Op::Attention)) &&
+         category(n) != Lowering::none;
 }
 
-StatusOr<KernelSpec> generic_spec(const Node& n, const Model*) {
+StatusOr<KernelSpec> generic_spec(const Node& n, const Model* model) {
   KernelSpec k;
   k.op.op = n.kind();
   k.op.attrs = n.attrs;
   for (const Value& v : n.inputs) k.op.inputs.push_back(v.type());
   k.op.outputs = n.outputs;
+  for (const char* attr : op_def(n.kind()).state_attrs) {
+    const StateVariable* var = model ? model->find_variable(n.attr(attr).as_string()) : nullptr;
+    if (!var) return unsupported(n, std::string("needs the model's declaration of its state variable (") + attr + ")");
+    k.op.state.push_back(*var);
+  }
   // `tokens` may stand anywhere in the ops that allocate no temporaries; elsewhere only in dim 0.
   const Lowering how = category(n);
   const bool anywhere = how == Lowering::elementwise || how == Lowering::transpose || how == Lowering::broadcast ||
@@ -993,14 +1236,16 @@ std::string generic_key(const KernelSpec& k) {
   for (const auto& [name, a] : k.op.attrs) key += " " + name + "=" + a.str();
   for (const TensorType& t : k.op.inputs) key += " in:" + t.str();
   for (const TensorType& t : k.op.outputs) key += " out:" + t.str();
+  for (const StateVariable& v : k.op.state) key += " state:" + std::string(type_name(v.type)) + shape_str(static_shape(v.max_shape));
   return key;
 }
 
-// Outputs first, then inputs, in node order.
-StatusOr<std::vector<KernelArg>> generic_args(const Node& n, const KernelSpec&) {
+// Outputs first, then inputs, in node order, then the state variables (OpDef::state_attrs order).
+StatusOr<std::vector<KernelArg>> generic_args(const Node& n, const KernelSpec& k) {
   std::vector<KernelArg> a;
   for (size_t o = 0; o < n.outputs.size(); ++o) a.push_back(KernelArg::output(static_cast<int>(o)));
   for (size_t i = 0; i < n.inputs.size(); ++i) a.push_back(KernelArg::input(static_cast<int>(i)));
+  for (const StateVariable& v : k.op.state) a.push_back(KernelArg::state(v.name));
   return a;
 }
 
@@ -1011,6 +1256,7 @@ struct SpecNode {
 };
 StatusOr<std::unique_ptr<SpecNode>> node_of(const KernelSpec& k) {
   auto s = std::make_unique<SpecNode>();
+  for (const StateVariable& v : k.op.state) INGOT_RETURN_IF_ERROR(s->model.add_variable(v));
   GraphBuilder b(s->model);
   std::vector<ingot::Value> ins;
   for (size_t i = 0; i < k.op.inputs.size(); ++i)
@@ -1024,6 +1270,8 @@ Status generic_emit(EmitContext& ctx, const KernelSpec& k) {
   INGOT_ASSIGN_OR_RETURN(auto sn, node_of(k));
   const Node& n = *sn->node;
   INGOT_ASSIGN_OR_RETURN(std::string text, func_text(n, k));
+  // INGOT_DEBUG_MLIR=1: every generated MLIR function on stderr (lines numbered as MLIR reports them).
+  if (const char* dbg = std::getenv("INGOT_DEBUG_MLIR"); dbg && *dbg == '1') std::fprintf(stderr, "// %s\n%s", k.name.c_str(), text.c_str());
   INGOT_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> body, lower_mlir_to_llvm(text, ctx.module.getContext()));
   body->setDataLayout(ctx.module.getDataLayout());
   body->setTargetTriple(ctx.module.getTargetTriple());
@@ -1077,6 +1325,13 @@ Status generic_emit(EmitContext& ctx, const KernelSpec& k) {
   const int outs = static_cast<int>(k.op.outputs.size());
   for (size_t i = 0; i < k.op.inputs.size(); ++i) add_memref(outs + static_cast<int>(i), k.op.inputs[i]);
   for (int o = 0; o < outs; ++o) add_memref(o, k.op.outputs[static_cast<size_t>(o)]);
+  if (!k.op.state.empty()) {
+    // The caches (whole, static: [max_context, ...]) and the tokens already in them (dims[1]).
+    const int first = outs + static_cast<int>(k.op.inputs.size());
+    for (size_t v = 0; v < k.op.state.size(); ++v)
+      add_memref(first + static_cast<int>(v), TensorType{k.op.state[v].type, static_shape(k.op.state[v].max_shape)});
+    call_args.push_back(f.dim(1));
+  }
   if (call_args.size() != inner->arg_size())
     return Status::Error(StatusCode::internal, "codegen: " + k.name + ": the MLIR kernel takes " + std::to_string(inner->arg_size()) +
                                                    " values, the wrapper passes " + std::to_string(call_args.size()));
@@ -1223,6 +1478,41 @@ std::vector<KernelCase> generic_cases() {
                  }, 0.0});
   for (ElementType t : {ElementType::f32, ElementType::f16})
     one(std::string("_") + std::string(type_name(t)), 4, Op::Embedding, {{t, static_shape({41, 6})}, {ElementType::i64, Shape{T}}}, {});
+  // Attention over a KV cache of 16 rows: separate and packed inputs, f32 and f16 caches, 3 query
+  // heads per KV head; two calls (the harness repeats the inputs after the first call's rows).
+  // Bound 1e-9: the reference's f32 online softmax against this double one (2e-15 to 7e-15 measured).
+  for (bool packed : {false, true})
+    for (ElementType ct : {F, ElementType::f16})
+      c.push_back({std::string("generic_") + op_name(Op::Attention) + (packed ? "_packed_" : "_") + std::string(type_name(ct)), 3,
+                   [packed, ct, T](Model& m) -> StatusOr<Node*> {
+                     const int64_t H = 6, KV = 2, D = 12;
+                     INGOT_RETURN_IF_ERROR(m.add_variable({"kc", ct, {16, KV, D}}));
+                     INGOT_RETURN_IF_ERROR(m.add_variable({"vc", ct, {16, KV, D}}));
+                     GraphBuilder b(m);
+                     AttrMap attrs = {{"k_variable", Attribute::String("kc")}, {"v_variable", Attribute::String("vc")},
+                                      {"scale", Attribute::Float(0.3)}};
+                     std::vector<ingot::Value> ins;
+                     if (packed) {
+                       ins = {b.parameter("qkv", F, Shape{T, Dim((H + 2 * KV) * D)})};
+                       attrs["q_heads"] = Attribute::Int(H);
+                       attrs["kv_heads"] = Attribute::Int(KV);
+                       attrs["head_dim"] = Attribute::Int(D);
+                     } else {
+                       ins = {b.parameter("q", F, Shape{T, Dim(H), Dim(D)}), b.parameter("k", F, Shape{T, Dim(KV), Dim(D)}),
+                              b.parameter("v", F, Shape{T, Dim(KV), Dim(D)})};
+                     }
+                     Node* n = b.node(Op::Attention, ins, attrs, "n");
+                     INGOT_RETURN_IF_ERROR(b.status());
+                     return n;
+                   }, 1e-9});
+  one("_f32", 5, Op::FusedMatMul, {{F, Shape{T, Dim(35)}}, {F, static_shape({26, 35})}, {F, static_shape({26})}, {F, Shape{T, Dim(13)}}},
+      {{"act_quant", Attribute::String("none")}, {"has_bias", Attribute::Bool(true)}, {"activation", Attribute::String("swiglu")},
+       {"has_residual", Attribute::Bool(true)}});
+  for (const char* layout : {"interleaved", "rotate_half"})
+    one(std::string("_rope_") + layout, 5, Op::FusedMatMul,
+        {{F, Shape{T, Dim(35)}}, {ElementType::f16, static_shape({40, 35})}, {F, Shape{T, Dim(4)}}, {F, Shape{T, Dim(4)}}},
+        {{"act_quant", Attribute::String("q8")}, {"rope", Attribute::String(layout)}, {"rope_q_heads", Attribute::Int(3)},
+         {"rope_k_heads", Attribute::Int(1)}, {"head_dim", Attribute::Int(8)}});
   c.push_back({"generic_RMSNorm", 5, [T](Model& m) -> StatusOr<Node*> {
                  GraphBuilder b(m);
                  Node* n = b.node(Op::RMSNorm, {b.parameter("x", ElementType::f32, Shape{T, Dim(67)}),

@@ -58,9 +58,12 @@ struct Outcome {
 };
 
 // Runs `c` through family `f` (already compiled into `fn`), on `threads` threads.
+// State buffers (the caches of a stateful kernel), by variable name: they persist across calls.
+using StateBuffers = std::map<std::string, std::unique_ptr<Buffer64>>;
+
 std::string check_case(const KernelFamily& f, const KernelCase& c, KernelFn fn, const Model& m, Node* n,
                        const std::map<std::string, Tensor>& inputs, const std::vector<Tensor>& expected, const KernelSpec& spec,
-                       int threads) {
+                       int threads, StateBuffers* state = nullptr, int64_t past = 0) {
   auto args = f.args(*n, spec);
   if (!args.ok()) return args.message();
   std::vector<std::unique_ptr<Buffer64>> owned;
@@ -109,14 +112,29 @@ std::string check_case(const KernelFamily& f, const KernelCase& c, KernelFn fn, 
         owned.push_back(std::move(b));
         break;
       }
-      case KernelArg::Kind::state: return "state arguments are tested by the family's own test";
+      case KernelArg::Kind::state: {
+        if (!state) return "state arguments need state buffers";
+        const StateVariable* v = m.find_variable(a.variable);
+        if (!v) return "no state variable " + a.variable;
+        auto& b = (*state)[a.variable];
+        if (!b) {
+          int64_t elems = 1;
+          for (int64_t d : v->max_shape) elems *= d;
+          b = std::make_unique<Buffer64>(static_cast<size_t>(elems * type_info(v->type).block_bytes));
+          std::memset(b->data(), 0, b->bytes);
+        }
+        slots.push_back(b->data());
+        break;
+      }
     }
   }
-  const int64_t dims[2] = {c.rows, 0};
+  const int64_t dims[2] = {c.rows, past};
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(slots.data(), dims, t, threads); });
   for (auto& t : pool) t.join();
-  (void)m;
+  if (state)
+    for (const auto& [name, b] : *state)
+      if (!b->intact()) return "wrote outside state " + name;
   for (auto [b, index] : outputs) {
     if (!b->intact()) return "wrote outside output " + std::to_string(index);
     const Tensor& ref = expected[static_cast<size_t>(index)];
@@ -147,6 +165,7 @@ struct Prepared {
   Node* node = nullptr;
   std::map<std::string, Tensor> inputs;
   std::vector<Tensor> expected;
+  std::vector<Tensor> expected_again;  // stateful models: a second call with the same inputs
 };
 
 StatusOr<std::unique_ptr<Prepared>> prepare(const KernelCase& c, uint64_t seed) {
@@ -164,6 +183,9 @@ StatusOr<std::unique_ptr<Prepared>> prepare(const KernelCase& c, uint64_t seed) 
   }
   Evaluator ev(p->model);
   INGOT_ASSIGN_OR_RETURN(p->expected, ev.run(p->inputs));
+  if (!p->model.variables().empty()) {
+    INGOT_ASSIGN_OR_RETURN(p->expected_again, ev.run(p->inputs));
+  }
   return p;
 }
 
@@ -191,9 +213,15 @@ void check_family(const KernelFamily& f, const KernelFamily& runner, const std::
     KernelFn fn = (*lib)->find(specs[i].name);
     ASSERT_NE(fn, nullptr) << cases[i].name;
     for (int threads : {1, 2, 3}) {
-      const std::string problem = check_case(runner, cases[i], fn, prepared[i]->model, prepared[i]->node, prepared[i]->inputs,
-                                             prepared[i]->expected, specs[i], threads);
+      const Prepared& p = *prepared[i];
+      StateBuffers state;
+      const std::string problem = check_case(runner, cases[i], fn, p.model, p.node, p.inputs, p.expected, specs[i], threads, &state);
       EXPECT_EQ(problem, "") << cases[i].name << " via " << runner.kind << " on " << tier << ", " << threads << " thread(s)";
+      if (!p.expected_again.empty()) {  // the same inputs again, after the first call's rows
+        const std::string again = check_case(runner, cases[i], fn, p.model, p.node, p.inputs, p.expected_again, specs[i], threads,
+                                             &state, cases[i].rows);
+        EXPECT_EQ(again, "") << cases[i].name << " (second call) via " << runner.kind << " on " << tier << ", " << threads << " thread(s)";
+      }
     }
   }
 }
