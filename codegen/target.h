@@ -18,7 +18,7 @@ struct TargetInfo {
 // What LLVM detects for the machine this runs on (for `ingotc --version`; never a compile target).
 TargetInfo host_target();
 
-// Resolves a --target name: a tier name (x86-64-v2, x86-64-v3, x86-64-v4) or "native", the most
+// Resolves a --target name: a tier name (x86-64-v2, x86-64-v3, x86-64-v4, avx512) or "native", the most
 // demanding tier this host runs (detected as the runtime detects it). `features` is exactly the
 // tier's list. An unknown name is an error listing the tiers. Returns false with *error set.
 bool named_target(const std::string& name, TargetInfo* out, std::string* error);

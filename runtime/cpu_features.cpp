@@ -160,17 +160,21 @@ std::vector<std::string> plus(std::vector<std::string> base, std::initializer_li
 }  // namespace
 
 const std::vector<CpuTier>& cpu_tiers() {
-  // Exactly the instruction-set features LLVM 19 enables for each CPU name (a codegen test checks
-  // that against LLVM itself); LLVM's tuning flags are not features a CPU can lack.
+  // Exactly the instruction-set features LLVM 19 enables for each CPU name plus, for a tier that
+  // is not a psABI level, the ones it adds (a codegen test checks that against LLVM itself);
+  // LLVM's tuning flags are not features a CPU can lack.
   static const std::vector<CpuTier> tiers = [] {
     const std::vector<std::string> v1 = {"64bit", "cmov", "cx8", "fxsr", "mmx", "sse", "sse2"};
     const auto v2 = plus(v1, {"crc32", "cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"});
     const auto v3 = plus(v2, {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"});
     const auto v4 = plus(v3, {"avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl", "evex512"});
+    const auto avx512 = plus(v4, {"avx512vnni"});
     return std::vector<CpuTier>{
         {"x86-64-v2", "x86-64-v2", "SSE4.2, POPCNT (Nehalem, Bulldozer and later)", v2},
         {"x86-64-v3", "x86-64-v3", "AVX2, FMA, F16C, BMI2 (Haswell, Zen 1 and later)", v3},
         {"x86-64-v4", "x86-64-v4", "AVX-512 F/BW/CD/DQ/VL (Skylake-SP, Zen 4 and later)", v4},
+        // Not a psABI level: x86-64-v4 plus VNNI's vpdpbusd (the 8-bit dot products in one step).
+        {"avx512", "x86-64-v4", "x86-64-v4 + AVX-512 VNNI (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4 and later)", avx512},
     };
   }();
   return tiers;

@@ -26,7 +26,7 @@ const CpuFeatures& host_cpu_features();
 // the code, whoever made it; host-only extras (AMX, AVX-512 FP16, "avx10.1-256") are in no tier.
 struct CpuTier {
   const char* name;                   // "x86-64-v3"
-  const char* llvm_cpu;               // the LLVM CPU name whose ISA is exactly `features`
+  const char* llvm_cpu;               // the LLVM CPU name whose ISA, plus the tier's additions, is `features`
   const char* summary;                // "AVX2, FMA, F16C (Haswell, Zen 1 and later)"
   std::vector<std::string> features;  // sorted
 };
@@ -40,7 +40,7 @@ inline constexpr const char* kDefaultCpuTier = "x86-64-v3";
 const CpuTier* find_cpu_tier(const std::string& name);
 // The most demanding tier whose every feature `cpu` has (nullptr if not even the first).
 const CpuTier* best_cpu_tier(const CpuFeatures& cpu);
-// "x86-64-v2, x86-64-v3, x86-64-v4"
+// "x86-64-v2, x86-64-v3, x86-64-v4, avx512"
 std::string cpu_tier_names();
 
 // Checks that the host has every feature of `required` (LLVM names; a leading '+' is allowed, and

@@ -29,6 +29,7 @@ struct EmitContext {
   const CodegenOptions& options;
   bool avx2 = false;     // the tier has AVX2 (x86-64-v3 and up): its integer intrinsics may be used
   bool avx512 = false;   // the tier has AVX-512 F/BW/DQ/VL (x86-64-v4)
+  bool vnni = false;     // the tier has AVX-512 VNNI (tier avx512): vpdpbusd
 };
 
 }  // namespace ingot
@@ -236,6 +237,22 @@ class Fn {
     V* zero = llvm::Constant::getNullValue(w->getType());
     return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
   }
+  // acc (<8 x i32>, or null for 0) + the sums of 4 adjacent products of unsigned a and signed b
+  // (<32 x i8>): one vpdpbusd with VNNI, else pmaddubsw + pmaddwd + add. Exact either way where
+  // the callers use it (every pair sum fits i16; VNNI has no intermediate i16 at all).
+  bool vnni = false;
+  V* dot4(V* acc, V* a, V* b) {
+    if (vnni) {
+      auto v8 = vec(i32, 8);
+      V* start = acc ? acc : llvm::Constant::getNullValue(v8);
+      return B.CreateIntrinsic(llvm::Intrinsic::x86_avx512_vpdpbusd_256, {},
+                               {start, B.CreateBitCast(a, v8), B.CreateBitCast(b, v8)});
+    }
+    std::vector<llvm::Constant*> one(16, B.getInt16(1));
+    V* m = maddwd(maddubs(a, b), llvm::ConstantVector::get(one));
+    return acc ? B.CreateAdd(acc, m) : m;
+  }
+
   // Sums of adjacent pairs of a 2n-lane vector: n lanes.
   V* pair_sums(V* v, int n) {
     std::vector<int> even, odd;

@@ -3,7 +3,8 @@
 
 namespace ingot::matmul {
 
-// q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd.
+// q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd, or
+// AVX-512 VNNI's vpdpbusd on the avx512 tier (the same exact integers).
 // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
 // 8 rows x 4 consecutive elements, dotted with 4 activation bytes broadcast to every row.
 void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) {
@@ -43,17 +44,21 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
           Value* xl = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * gp));
           Value* xh = e.bcast32(e.at(ab[static_cast<size_t>(t)], 16 + 4 * gp));
           for (int v = 0; v < V; ++v) {
+            Value*& acc = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            if (e.vnni) {  // straight to i32: two vpdpbusd
+              acc = e.dot4(e.dot4(acc, lo[static_cast<size_t>(v)], xl), hi[static_cast<size_t>(v)], xh);
+              continue;
+            }
             Value* m = B.CreateAdd(e.maddubs(lo[static_cast<size_t>(v)], xl),
                                    e.maddubs(hi[static_cast<size_t>(v)], xh));
-            Value*& acc16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
-            acc16 = acc16 ? B.CreateAdd(acc16, m) : m;
+            acc = acc ? B.CreateAdd(acc, m) : m;
           }
         }
       }
       for (int t = 0; t < T; ++t)
         for (int v = 0; v < V; ++v) {
-          Value*& s16 = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
-          s16 = B.CreateSub(e.maddwd(s16, ones), e.splat(sx[static_cast<size_t>(t)]));
+          Value*& s = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+          s = B.CreateSub(e.vnni ? s : e.maddwd(s, ones), e.splat(sx[static_cast<size_t>(t)]));
         }
     } else {
       // Signed weights: |w| (unsigned) times x with w's sign (psignb), then pairs to i32.
@@ -68,10 +73,8 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
           Value* xb = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * g));
           for (int v = 0; v < V; ++v) {
             Value* sg = e.sign8(xb, raw[static_cast<size_t>(v)]);
-            Value* m = e.maddwd(
-                             e.maddubs(aw[static_cast<size_t>(v)], sg), ones);
             Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
-            a32 = a32 ? B.CreateAdd(a32, m) : m;
+            a32 = e.dot4(a32, aw[static_cast<size_t>(v)], sg);
           }
         }
       }
