@@ -42,6 +42,11 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
           for (int v = 0; v < V; ++v) {
             Value*& sl = isum[0][static_cast<size_t>(t)][static_cast<size_t>(v)];
             Value*& sh = isum[1][static_cast<size_t>(t)][static_cast<size_t>(v)];
+            if (e.vnni) {  // straight to i32 (vpdpbusd)
+              sl = e.dot4(sl, lo[static_cast<size_t>(v)], xl);
+              sh = e.dot4(sh, hi[static_cast<size_t>(v)], xh);
+              continue;
+            }
             Value* ml = e.maddubs(lo[static_cast<size_t>(v)], xl);
             Value* mh = e.maddubs(hi[static_cast<size_t>(v)], xh);
             sl = sl ? B.CreateAdd(sl, ml) : ml;
@@ -65,8 +70,8 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
           Value* s8 = e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
           Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
           for (int v = 0; v < V; ++v) {
-            Value* qa = B.CreateSIToFP(
-                e.maddwd(isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones), vf());
+            Value* is = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
+            Value* qa = B.CreateSIToFP(e.vnni ? is : e.maddwd(is, ones), vf());
             Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
             Value* value = B.CreateFMul(da, inner);
             add_block_value(acc.at(t, v, 0), value);

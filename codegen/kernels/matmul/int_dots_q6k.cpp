@@ -47,8 +47,12 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
             Value* xb = e.bcast32(e.at(ar[static_cast<size_t>(t)], B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(blk)), e.c64(32)), e.c64(4 * g))));
             for (int v = 0; v < V; ++v) {
               Value* sg = e.sign8(xb, wv[static_cast<size_t>(v)]);
-              Value* m = e.maddubs(aw[static_cast<size_t>(v)], sg);
               Value*& a16 = isum[static_cast<size_t>(g / 4)][static_cast<size_t>(t)][static_cast<size_t>(v)];
+              if (e.vnni) {  // straight to i32 (vpdpbusd)
+                a16 = e.dot4(a16, aw[static_cast<size_t>(v)], sg);
+                continue;
+              }
+              Value* m = e.maddubs(aw[static_cast<size_t>(v)], sg);
               a16 = a16 ? B.CreateAdd(a16, m) : m;
             }
           }
@@ -65,7 +69,8 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
           for (int v = 0; v < V; ++v) {
             Value* parts[2];
             for (int half = 0; half < 2; ++half) {
-              Value* i32 = e.maddwd(isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)], ones);
+              Value* is = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
+              Value* i32 = e.vnni ? is : e.maddwd(is, ones);
               parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
             }
             Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));
