@@ -28,7 +28,7 @@ Usage:
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
             [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop]
                           generate and stream the continuation; --temp 0 is greedy; --json prints
-                          prompt_ids, ids, text and timings (load, prompt, decode, and
+                          prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings (load, prompt, decode, and
                           time_to_first_token_ms: from process start to the first new token)
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process]
                           first the time to first token of fresh `ingot run` processes (page

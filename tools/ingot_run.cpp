@@ -30,6 +30,12 @@ namespace {
 // tokenizing and the prompt. (exec and the dynamic loader, about a millisecond, come before it.)
 const std::chrono::steady_clock::time_point g_process_start = std::chrono::steady_clock::now();
 
+// The CPU tier a bundle's kernels were compiled for, as its provenance records it.
+std::string tier_of(const Bundle& b) {
+  const auto& pv = b.manifest().provenance();
+  return pv.target_tier().empty() ? pv.target_cpu() : pv.target_tier();
+}
+
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -172,6 +178,7 @@ int cmd_run(const std::vector<std::string>& args) {
     j["prompt_ids"] = prompt_ids;
     j["ids"] = ids;
     j["text"] = text;
+    j["tier"] = tier_of(engine->bundle());  // the CPU tier whose kernels ran
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
                     {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},
                     {"time_to_first_token_ms", first_token_ms}};
@@ -180,8 +187,9 @@ int cmd_run(const std::vector<std::string>& args) {
     if (text.size() > streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
     std::fprintf(stderr,
                  "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; first token %.1f ms after start; generated %zu, %.1f "
-                 "tok/s; %d threads]\n",
-                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s, threads);
+                 "tok/s; %d threads; tier %s]\n",
+                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s, threads,
+                 tier_of(engine->bundle()).c_str());
   }
   return 0;
 }
@@ -253,6 +261,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!engine) return fail(error);
     load_ms.push_back(engine->load_ms());
   }
+  const std::string bundle_tier = tier_of(engine->bundle());
   auto stats = [](const std::vector<double>& v) {
     const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
     double var = 0;
@@ -356,13 +365,14 @@ int cmd_bench(const std::vector<std::string>& args) {
   if (json) {
     nlohmann::json j;
     j["bundle"] = path;
+    j["tier"] = bundle_tier;
     j["results"] = rows;
     j["fresh_process"] = fresh;
     j["load_ms"] = {{"mean", lmean}, {"stddev", lsd}};
     j["peak_rss_mib"] = peak_mib;
     std::printf("%s\n", json_dump(j).c_str());
   } else {
-    std::printf("load %.2f +/- %.2f ms; peak resident memory %.1f MiB\n", lmean, lsd, peak_mib);
+    std::printf("load %.2f +/- %.2f ms; peak resident memory %.1f MiB; kernels of tier %s\n", lmean, lsd, peak_mib, bundle_tier.c_str());
   }
   return 0;
 }

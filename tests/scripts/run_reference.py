@@ -91,6 +91,12 @@ with tempfile.TemporaryDirectory() as tmp:
                 if k not in out["timings"]:
                     print(f"FAIL {path}: timings lack {k}")
                     failures += 1
+            # run --json names the tier that ran: the --target given (native: one of the tiers), else x86-64-v3.
+            want = extra[extra.index("--target") + 1] if "--target" in extra else "x86-64-v3"
+            tiers = ("x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512")
+            if out.get("tier") not in tiers or (want != "native" and out.get("tier") != want):
+                print(f"FAIL {path} {' '.join(extra)}: run --json says tier {out.get('tier')!r}, expected {want}")
+                failures += 1
         print(f"{path}: {matched}/{total} greedy ids match llama.cpp through ingot run")
 
     # Perplexity from whole chunks (all-logits bundle) equals the token-by-token one: with 8-bit
