@@ -9,7 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include <fcntl.h>
@@ -306,17 +307,17 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
   for (Node* n : order) {
     if (!n->is(Op::Constant) || !n->constant) continue;
     const Tensor& t = *n->constant;
-    std::set<size_t> packed;  // spec indices, ordered
+    std::map<size_t, PackedWeight> packed;  // by spec index, ordered: the first slot it fills
     bool raw = false;
     for (auto [user, slot] : model.users(Value{n, 0})) {
       auto it = kp.of_node.find(user);
-      bool repacked = false;
+      std::optional<PackedWeight> pw;
       if (it != kp.of_node.end()) {
         const KernelSpec& spec = kp.specs[it->second];
         const KernelFamily& f = family_of(spec);
-        repacked = f.packed_input && f.packed_input(spec, slot).has_value();
+        if (f.packed_input) pw = f.packed_input(spec, slot);
       }
-      if (repacked) packed.insert(it->second);
+      if (pw) packed.emplace(it->second, std::move(*pw));
       else raw = true;
     }
     if (packed.empty()) raw = true;
@@ -329,23 +330,17 @@ StatusOr<std::vector<BundleTensor>> bundle_tensors(const Model& model, const Bun
       bt.buffer = t.buffer();
       out.push_back(std::move(bt));
     }
-    for (size_t k : packed) {
+    for (auto& [k, pw] : packed) {
       const KernelSpec& spec = kp.specs[k];
-      // The input slot this constant fills (the first one, if several).
-      int slot = -1;
-      for (auto [user, s] : model.users(Value{n, 0}))
-        if (kp.of_node.count(user) && kp.of_node.at(user) == k && slot < 0) slot = s;
-      std::optional<PackedWeight> pw = family_of(spec).packed_input(spec, slot);
-      if (!pw) return Status::Error("kernel " + spec.name + ": no packed layout for '" + n->name + "'");
       BundleTensor bt;
       bt.name = n->name;
       bt.type = std::string(type_name(t.type()));
       bt.shape = t.shape();
-      bt.layout = pw->layout;
+      bt.layout = pw.layout;
       bt.kernel = spec.name;
-      bt.size = static_cast<uint64_t>(pw->bytes);
+      bt.size = static_cast<uint64_t>(pw.bytes);
       std::shared_ptr<const Buffer> src = t.buffer();
-      auto pack = pw->pack;
+      auto pack = pw.pack;
       bt.produce = [src, pack]() -> StatusOr<std::vector<uint8_t>> {
         if (src->parts().empty()) return pack(src->data(), src->size());
         // Buffer::read gathers a lazy concatenation's parts without materializing it on the model

@@ -81,6 +81,7 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
     const KernelFamily* f = find_kernel_family(k.kind);
     if (!f) return Status::Error("codegen: " + k.name + ": unknown kernel family \"" + k.kind + "\"");
     if (m.getFunction(k.name)) return Status::Error("codegen: duplicate kernel name " + k.name);
+    // A failed emitter may leave a half-built function: the module is discarded with the error.
     INGOT_RETURN_IF_ERROR(f->emit(ctx, k).with_context(k.name));
   }
   for (llvm::Function& f : m) {

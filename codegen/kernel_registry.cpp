@@ -2,6 +2,8 @@
 // codegen/kernels/ that defines one KernelFamily; adding one is a line here.
 #include "codegen/kernel_registry.h"
 
+#include "ir/builder.h"
+
 // X(name): the family `k<name>Family`, defined in codegen/kernels/. Order matters: the first
 // family that computes a node gets it, so hand-written kernels come before the generic path.
 #define INGOT_KERNEL_FAMILIES(X) X(MatMul) X(RMSNorm) X(Attention) X(Embedding) X(RopeTable) X(GeGLU) X(Generic)
@@ -44,6 +46,19 @@ StatusOr<KernelSpec> kernel_for_node(const Node& node, const Model* model) {
   }
   if (why.empty()) return Status::Error("codegen: no kernel for op " + std::string(node.op_name()));
   return Status::Error(why);
+}
+
+KernelCase node_case(std::string name, int64_t rows, Op op, std::vector<TensorType> inputs, AttrMap attrs, double max_nmse) {
+  return {std::move(name), rows,
+          [op, inputs = std::move(inputs), attrs = std::move(attrs)](Model& m) -> StatusOr<Node*> {
+            GraphBuilder b(m);
+            std::vector<Value> params;
+            for (size_t i = 0; i < inputs.size(); ++i) params.push_back(b.parameter("in" + std::to_string(i), inputs[i].type, inputs[i].shape));
+            Node* n = b.node(op, params, attrs, "n");
+            INGOT_RETURN_IF_ERROR(b.status());
+            return n;
+          },
+          max_nmse};
 }
 
 StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol) { return kernel_spec_for(node, symbol, nullptr); }

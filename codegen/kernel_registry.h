@@ -55,6 +55,10 @@ struct KernelCase {
   double max_nmse = 0;
 };
 
+// The common case: Parameters in0, in1, ... of `inputs`' types and shapes, then `op` on them.
+KernelCase node_case(std::string name, int64_t rows, Op op, std::vector<TensorType> inputs, AttrMap attrs = {},
+                     double max_nmse = 0);
+
 struct KernelFamily {
   const char* kind;     // the manifest's kernel kind and the symbol suffix
   const char* summary;  // one line, for docs and --help

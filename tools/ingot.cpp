@@ -10,6 +10,7 @@
 
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
+#include "tools/command_help.h"
 #include "tools/ingot_run.h"
 
 namespace ingot {
@@ -202,18 +203,6 @@ int cmd_verify(const std::vector<std::string>& args) {
 }  // namespace
 }  // namespace ingot
 
-// `ingot CMD --help`: the usage lines of that command (its block of the usage text).
-static bool print_command_help(const char* usage, const std::string& cmd) {
-  const std::string text = usage, start = "  ingot " + cmd + " ";
-  size_t at = text.find(start);
-  if (at == std::string::npos) at = text.find("  ingot " + cmd + "\n");
-  if (at == std::string::npos) return false;
-  size_t end = text.find("\n  ingot ", at + 1);
-  if (end == std::string::npos) end = text.find("\n\n", at);
-  std::fputs(("Usage:\n" + text.substr(at, end == std::string::npos ? std::string::npos : end - at + 1)).c_str(), stdout);
-  return true;
-}
-
 int main(int argc, char** argv) {
   // A corrupt manifest is reported by the loader with the file's name; protobuf's own log line
   // ("String field contains invalid UTF-8 ...") would only add noise.
@@ -227,7 +216,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const std::string& a : args)
-    if ((a == "--help" || a == "-h") && print_command_help(ingot::kUsage, cmd)) return 0;
+    if ((a == "--help" || a == "-h") && ingot::cli::print_command_help(ingot::kUsage, "ingot", cmd)) return 0;
   if (cmd == "info") return ingot::cmd_info(args);
   if (cmd == "verify") return ingot::cmd_verify(args);
   if (cmd == "run") return ingot::cmd_run(args);

@@ -28,6 +28,7 @@
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
+#include "tools/command_help.h"
 #include "tools/check_command.h"
 #include "tools/compile_command.h"
 #include "tools/compile_pipeline.h"
@@ -684,18 +685,6 @@ int cmd_version() {
 }  // namespace
 }  // namespace ingot
 
-// `ingotc CMD --help`: the usage lines of that command (its block of the usage text).
-static bool print_command_help(const char* usage, const std::string& cmd) {
-  const std::string text = usage, start = "  ingotc " + cmd + " ";
-  size_t at = text.find(start);
-  if (at == std::string::npos) at = text.find("  ingotc " + cmd + "\n");
-  if (at == std::string::npos) return false;
-  size_t end = text.find("\n  ingotc ", at + 1);
-  if (end == std::string::npos) end = text.find("\n\n", at);
-  std::fputs(("Usage:\n" + text.substr(at, end == std::string::npos ? std::string::npos : end - at + 1)).c_str(), stdout);
-  return true;
-}
-
 int main(int argc, char** argv) {
   using namespace ingot;
   if (argc < 2) {
@@ -709,7 +698,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const std::string& a : args)
-    if ((a == "--help" || a == "-h") && print_command_help(kUsage, cmd)) return 0;
+    if ((a == "--help" || a == "-h") && ingot::cli::print_command_help(kUsage, "ingotc", cmd)) return 0;
   if (cmd == "--version") return cmd_version();
   if (cmd == "demo") return cmd_demo(args);
   if (cmd == "dump") return cmd_dump(args);

@@ -210,9 +210,7 @@ StatusOr<std::vector<KernelArg>> embedding_args(const Node&, const KernelSpec&) 
 
 Status embedding_emit(EmitContext& ctx, const KernelSpec& spec) {
   Fn f(ctx.module, spec.name);
-  Status st = EmbeddingEmitter(f, spec.embedding).emit();
-  if (!st.ok()) f.F->eraseFromParent();
-  return st;
+  return EmbeddingEmitter(f, spec.embedding).emit();
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 
 #include "codegen/kernel_registry.h"
 #include "codegen/llvm/emit_ir.h"
-#include "ir/builder.h"
 
 namespace ingot {
 namespace {
@@ -79,13 +78,8 @@ std::vector<KernelCase> geglu_cases() {
   const Dim T = Dim::symbol("tokens");
   for (Shape shape : {Shape{T, Dim(1)}, Shape{T, Dim(8)}, Shape{T, Dim(45)}, Shape{T, Dim(256)}, Shape{T, Dim(3), Dim(13)}})
     for (int64_t rows : {1, 5})
-      cases.push_back({"geglu_" + shape_str(shape) + "_m" + std::to_string(rows), rows, [shape](Model& m) -> StatusOr<Node*> {
-                         GraphBuilder b(m);
-                         Node* n = b.node(Op::GeGLU, {b.parameter("gate", ElementType::f32, shape), b.parameter("up", ElementType::f32, shape)},
-                                          {}, "ffn");
-                         INGOT_RETURN_IF_ERROR(b.status());
-                         return n;
-                       }, 1e-10});
+      cases.push_back(node_case("geglu_" + shape_str(shape) + "_m" + std::to_string(rows), rows, Op::GeGLU,
+                                {{ElementType::f32, shape}, {ElementType::f32, shape}}, {}, 1e-10));
   return cases;
 }
 

@@ -282,12 +282,11 @@ class FuncText {
   struct Operand {
     std::string value, type, map;
   };
-  // linalg.generic over `space` (rank of the iteration domain) with the body `body` (block
-  // arguments %a0.. for ins, %o0.. for outs).
-  void generic(int rank, const std::vector<bool>& reduction, const std::vector<Operand>& ins, const std::vector<Operand>& outs,
+  // linalg.generic over an iteration domain of reduction.size() dimensions with the body `body`
+  // (block arguments %a0.. for ins, %o0.. for outs).
+  void generic(const std::vector<bool>& reduction, const std::vector<Operand>& ins, const std::vector<Operand>& outs,
                const std::vector<std::string>& arg_types, const std::string& body, const std::string& yields,
                const std::string& yield_types) {
-    (void)rank;
     os_ << "    linalg.generic {indexing_maps = [";
     bool first = true;
     for (const auto* list : {&ins, &outs})
@@ -419,7 +418,7 @@ StatusOr<std::string> elementwise_func(const Node& n, const KernelSpec& k) {
     if (c == result.node) y = narrow(b, v, out.type);
     else scalar[c] = widen(b, narrow(b, v, c->outputs[0].type), c->outputs[0].type);  // rounded as the reference stores it
   }
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, arg_types,
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, arg_types,
             b.text(), y, mlir_type(out.type));
   return f.finish();
 }
@@ -463,7 +462,7 @@ StatusOr<std::string> reduce_func(const Node& n, const KernelSpec& k) {
   } else {
     next = b.let("arith.addf %o0, " + v + " : f64");
   }
-  f.generic(r, reduced, {{in_name(0), memref(x), identity(r)}}, {{acc, acc_type, affine_map(r, kept_map)}}, {"f32", "f64"},
+  f.generic(reduced, {{in_name(0), memref(x), identity(r)}}, {{acc, acc_type, affine_map(r, kept_map)}}, {"f32", "f64"},
             b.text(), next, "f64");
   // acc (kept shape) -> out (kept or dropped axes).
   Body c;
@@ -473,7 +472,7 @@ StatusOr<std::string> reduce_func(const Node& n, const KernelSpec& k) {
   std::vector<std::string> out_map;
   for (int i = 0; i < r; ++i)
     if (!reduced[static_cast<size_t>(i)] || out.shape.size() == static_cast<size_t>(r)) out_map.push_back("d" + std::to_string(i));
-  f.generic(r, std::vector<bool>(static_cast<size_t>(r), false), {{acc, acc_type, identity(r)}},
+  f.generic(std::vector<bool>(static_cast<size_t>(r), false), {{acc, acc_type, identity(r)}},
             {{out_name(0), memref(out), affine_map(r, out_map)}}, {"f64", "f32"}, c.text(), rounded, "f32");
   return f.finish();
 }
@@ -503,21 +502,21 @@ StatusOr<std::string> softmax_func(const Node& n, const KernelSpec& k) {
     const std::string v = widen(b, "%a0", ElementType::f32);
     const std::string lt = b.let("arith.cmpf olt, %o0, " + v + " : f64");
     const std::string next = b.let("arith.select " + lt + ", " + v + ", %o0 : f64");
-    f.generic(r, red, {{in_name(0), memref(x), id}}, {{m, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
+    f.generic(red, {{in_name(0), memref(x), id}}, {{m, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
   }
   {
     Body b;
     const std::string v = widen(b, "%a0", ElementType::f32);
     const std::string e = b.let("math.exp " + b.let("arith.subf " + v + ", %a1 : f64") + " : f64");
     const std::string next = b.let("arith.addf %o0, " + e + " : f64");
-    f.generic(r, red, {{in_name(0), memref(x), id}, {m, kt, km}}, {{sum, kt, km}}, {"f32", "f64", "f64"}, b.text(), next, "f64");
+    f.generic(red, {{in_name(0), memref(x), id}, {m, kt, km}}, {{sum, kt, km}}, {"f32", "f64", "f64"}, b.text(), next, "f64");
   }
   {
     Body b;
     const std::string v = widen(b, "%a0", ElementType::f32);
     const std::string e = b.let("math.exp " + b.let("arith.subf " + v + ", %a1 : f64") + " : f64");
     const std::string y = narrow(b, b.let("arith.divf " + e + ", %a2 : f64"), ElementType::f32);
-    f.generic(r, std::vector<bool>(static_cast<size_t>(r), false), {{in_name(0), memref(x), id}, {m, kt, km}, {sum, kt, km}},
+    f.generic(std::vector<bool>(static_cast<size_t>(r), false), {{in_name(0), memref(x), id}, {m, kt, km}, {sum, kt, km}},
               {{out_name(0), memref(s.outputs[0]), id}}, {"f32", "f64", "f64", "f32"}, b.text(), y, "f32");
   }
   return f.finish();
@@ -568,11 +567,11 @@ StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
     // Straight into the f32 output: zero it, then one fma per k in order.
     Body z;
     const std::string zero = z.let("arith.constant 0.0 : f32");
-    f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {"f32"}, z.text(), zero, "f32");
+    f.generic(std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {"f32"}, z.text(), zero, "f32");
     Body b;
     const std::string x16 = b.let("arith.extf " + b.let("arith.truncf %a0 : f32 to f16") + " : f16 to f32");
     const std::string next = b.let("math.fma " + x16 + ", " + b.let("arith.extf %a1 : f16 to f32") + ", %o0 : f32");
-    f.generic(R + 1, red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
+    f.generic(red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
               {{out_name(0), memref(out), affine_map(R + 1, out_map)}}, {"f32", "f16", "f32"}, b.text(), next, "f32");
     return f.finish();
   }
@@ -581,11 +580,11 @@ StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
   Body b;
   const std::string av = widen(b, "%a0", ElementType::f32), bv = widen(b, "%a1", B.type);
   const std::string next = b.let("arith.addf %o0, " + b.let("arith.mulf " + av + ", " + bv + " : f64") + " : f64");
-  f.generic(R + 1, red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
+  f.generic(red, {{in_name(0), memref(A), operand_map(A.shape, ta, true)}, {in_name(1), memref(B), operand_map(B.shape, tb, false)}},
             {{acc, at, affine_map(R + 1, out_map)}}, {"f32", bt, "f64"}, b.text(), next, "f64");
   Body c;
   const std::string y = narrow(c, "%a0", ElementType::f32);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{acc, at, identity(R)}}, {{out_name(0), memref(out), identity(R)}},
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), {{acc, at, identity(R)}}, {{out_name(0), memref(out), identity(R)}},
             {"f64", "f32"}, c.text(), y, "f32");
   return f.finish();
 }
@@ -611,7 +610,7 @@ StatusOr<std::string> rms_norm_func(const Node&, const KernelSpec& k) {
     Body b;
     const std::string sq = b.let("arith.extf " + b.let("arith.mulf %a0, %a0 : f32") + " : f32 to f64");
     const std::string next = b.let("arith.addf %o0, " + sq + " : f64");
-    f.generic(r, red, {{in_name(0), memref(x), id}}, {{ss, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
+    f.generic(red, {{in_name(0), memref(x), id}}, {{ss, kt, km}}, {"f32", "f64"}, b.text(), next, "f64");
   }
   Body b;
   const std::string mean = b.let("arith.truncf " + b.let("arith.divf %a1, " + b.f64(static_cast<double>(D)) + " : f64") + " : f64 to f32");
@@ -625,7 +624,7 @@ StatusOr<std::string> rms_norm_func(const Node&, const KernelSpec& k) {
                                   b.let("math.sqrt " + b.let("arith.addf " + mean + ", " + e + " : f32") + " : f32") + " : f32");
   const std::string y = b.let("arith.mulf " + b.let("arith.mulf %a0, " + scale + " : f32") + ", %a2 : f32");
   std::vector<std::string> wmap = {"d" + std::to_string(r - 1)};
-  f.generic(r, std::vector<bool>(static_cast<size_t>(r), false),
+  f.generic(std::vector<bool>(static_cast<size_t>(r), false),
             {{in_name(0), memref(x), id}, {ss, kt, km}, {in_name(1), memref(s.inputs[1]), affine_map(r, wmap)}},
             {{out_name(0), memref(s.outputs[0]), id}}, {"f32", "f64", "f32", "f32"}, b.text(), y, "f32");
   return f.finish();
@@ -678,7 +677,7 @@ StatusOr<std::string> copy_func(const Node& n, const KernelSpec& k) {
   for (int i = 0; i < r; ++i) subs += std::string(i ? ", " : "") + in_idx[static_cast<size_t>(i)];
   const std::string v = b.let("memref.load " + in_name(0) + "[" + subs + "] : " + memref(x));
   FuncText f(k);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {mlir_type(out.type)},
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {mlir_type(out.type)},
             b.text(), v, mlir_type(out.type));
   return f.finish();
 }
@@ -715,7 +714,7 @@ StatusOr<std::string> concat_func(const Node& n, const KernelSpec& k) {
     }
   }
   FuncText f(k);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {mlir_type(out.type)},
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), {}, {{out_name(0), memref(out), identity(R)}}, {mlir_type(out.type)},
             b.text(), y, mlir_type(out.type));
   return f.finish();
 }
@@ -753,7 +752,7 @@ StatusOr<std::string> gather_func(const Node& n, const KernelSpec& k) {
   }
   const std::string y = b.let("memref.load " + in_name(0) + "[" + subs + "] : " + memref(data));
   FuncText f(k);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(idx), affine_map(R, imap)}},
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(idx), affine_map(R, imap)}},
             {{out_name(0), memref(out), identity(R)}}, {mlir_type(idx.type), mlir_type(out.type)}, b.text(), y, mlir_type(out.type));
   return f.finish();
 }
@@ -773,7 +772,7 @@ StatusOr<std::string> range_func(const Node& n, const KernelSpec& k) {
   (void)n;
   const std::string r = narrow(b, y, out.type);
   FuncText f(k);
-  f.generic(1, {false}, {{in_name(0), memref(start), "affine_map<(d0) -> ()>"}}, {{out_name(0), memref(out), identity(1)}},
+  f.generic({false}, {{in_name(0), memref(start), "affine_map<(d0) -> ()>"}}, {{out_name(0), memref(out), identity(1)}},
             {mlir_type(start.type), mlir_type(out.type)}, b.text(), r, mlir_type(out.type));
   return f.finish();
 }
@@ -796,6 +795,14 @@ std::string spec_expf(Body& b, const std::string& x0) {
   for (int i = 1; i < 8; ++i) p = b.let("math.fma " + p + ", " + r + ", " + c(float_spec::kExpPoly[i]) + " : f32");
   const std::string e = b.let("arith.shli " + b.let("arith.addi " + b.let("arith.fptosi " + nn + " : f32 to i32") + ", " + b.let("arith.constant 127 : i32") + " : i32") + ", " + b.let("arith.constant 23 : i32") + " : i32");
   return b.let("arith.mulf " + p + ", " + b.let("arith.bitcast " + e + " : i32 to f32") + " : f32");
+}
+
+// silu(g) * u in f32 as the reference's swiglu(): g * float_spec::sigmoid(g), then times u.
+std::string spec_swiglu(Body& b, const std::string& g, const std::string& u) {
+  const std::string one = b.let("arith.constant 1.0 : f32");
+  const std::string e = spec_expf(b, b.let("arith.negf " + g + " : f32"));
+  const std::string sig = b.let("arith.divf " + one + ", " + b.let("arith.addf " + one + ", " + e + " : f32") + " : f32");
+  return b.let("arith.mulf " + b.let("arith.mulf " + g + ", " + sig + " : f32") + ", " + u + " : f32");
 }
 
 // SwiGLU in f32 as the reference: silu(g) = g * float_spec::sigmoid(g), times up; the one-input
@@ -826,11 +833,9 @@ StatusOr<std::string> swiglu_func(const Node& n, const KernelSpec& k) {
     u = b.let("memref.load " + in_name(0) + "[" + up_subs + "] : " + memref(s.inputs[0]));
     types = {"f32"};
   }
-  const std::string e = spec_expf(b, b.let("arith.negf " + g + " : f32"));
-  const std::string sig = b.let("arith.divf " + b.let("arith.constant 1.0 : f32") + ", " + b.let("arith.addf " + b.let("arith.constant 1.0 : f32") + ", " + e + " : f32") + " : f32");
-  const std::string y = b.let("arith.mulf " + b.let("arith.mulf " + g + ", " + sig + " : f32") + ", " + u + " : f32");
+  const std::string y = spec_swiglu(b, g, u);
   FuncText f(k);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, types, b.text(), y, "f32");
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), ins, {{out_name(0), memref(out), identity(R)}}, types, b.text(), y, "f32");
   return f.finish();
 }
 
@@ -853,7 +858,7 @@ StatusOr<std::string> rope_func(const Node& n, const KernelSpec& k) {
   const std::string x0s = b.let("arith.mulf %a2, %a1 : f32"), x1c = b.let("arith.mulf %a3, %a0 : f32");
   const std::string ya = b.let("arith.subf " + x0c + ", " + x1s + " : f32"), yb = b.let("arith.addf " + x0s + ", " + x1c + " : f32");
   FuncText f(k);
-  f.generic(3, {false, false, false},
+  f.generic({false, false, false},
             {{in_name(1), memref(s.inputs[1]), mt}, {in_name(2), memref(s.inputs[2]), mt}, {in_name(0), memref(x), ma}, {in_name(0), memref(x), mb}},
             {{out_name(0), memref(s.outputs[0]), ma}, {out_name(0), memref(s.outputs[0]), mb}}, {"f32", "f32", "f32", "f32", "f32", "f32"},
             b.text(), ya + ", " + yb, "f32, f32");
@@ -874,7 +879,7 @@ StatusOr<std::string> rope_table_func(const Node& n, const KernelSpec& k) {
   const std::string c = narrow(b, b.let("math.cos " + angle + " : f64"), ElementType::f32);
   const std::string sn = narrow(b, b.let("math.sin " + angle + " : f64"), ElementType::f32);
   FuncText f(k);
-  f.generic(2, {false, false}, {{in_name(0), memref(s.inputs[0]), "affine_map<(d0, d1) -> ()>"}, {in_name(1), memref(s.inputs[1]), "affine_map<(d0, d1) -> (d1)>"}},
+  f.generic({false, false}, {{in_name(0), memref(s.inputs[0]), "affine_map<(d0, d1) -> ()>"}, {in_name(1), memref(s.inputs[1]), "affine_map<(d0, d1) -> (d1)>"}},
             {{out_name(0), memref(s.outputs[0]), identity(2)}, {out_name(1), memref(s.outputs[1]), identity(2)}},
             {mlir_type(s.inputs[0].type), "f32", "f32", "f32"}, b.text(), c + ", " + sn, "f32, f32");
   return f.finish();
@@ -902,7 +907,7 @@ StatusOr<std::string> embedding_func(const Node& n, const KernelSpec& k) {
   const std::string v = b.let("memref.load " + in_name(0) + "[" + row + ", " + col + "] : " + memref(table));
   const std::string y = narrow(b, widen(b, v, table.type), ElementType::f32);
   FuncText f(k);
-  f.generic(R, std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(ids), affine_map(R, imap)}},
+  f.generic(std::vector<bool>(static_cast<size_t>(R), false), {{in_name(1), memref(ids), affine_map(R, imap)}},
             {{out_name(0), memref(out), identity(R)}}, {mlir_type(ids.type), "f32"}, b.text(), y, "f32");
   return f.finish();
 }
@@ -922,7 +927,7 @@ StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
   const bool swiglu = s.attrs.at("activation").as_string() == "swiglu";
   const bool bias = s.attrs.at("has_bias").as_bool(), residual = s.attrs.at("has_residual").as_bool();
   const std::string rope = s.attrs.at("rope").as_string();
-  const int64_t N = w.shape[0].value(), K = w.shape[1].value();
+  const int64_t N = w.shape[0].value();
   int next = 2;
   const int bias_in = bias ? next++ : -1;
   const int cos_in = rope != "none" ? next++ : -1;
@@ -939,28 +944,27 @@ StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
   if (f16_chain) {
     Body z;
     const std::string zero = z.let("arith.constant 0.0 : f32");
-    f.generic(2, {false, false}, {}, {{y, yt, identity(2)}}, {"f32"}, z.text(), zero, "f32");
+    f.generic({false, false}, {}, {{y, yt, identity(2)}}, {"f32"}, z.text(), zero, "f32");
     Body b;
     const std::string x16 = b.let("arith.extf " + b.let("arith.truncf %a0 : f32 to f16") + " : f16 to f32");
     const std::string nx = b.let("math.fma " + x16 + ", " + b.let("arith.extf %a1 : f16 to f32") + ", %o0 : f32");
-    f.generic(3, {false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{y, yt, mm_out}},
+    f.generic({false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{y, yt, mm_out}},
               {"f32", "f16", "f32"}, b.text(), nx, "f32");
   } else {
     const std::string acc = f.alloc_f64(full.shape, in_name(0), x, 0.0);
     const std::string at = memref(full, "f64");
     Body b;
     const std::string nx = b.let("arith.addf %o0, " + b.let("arith.mulf " + widen(b, "%a0", ElementType::f32) + ", " + widen(b, "%a1", w.type) + " : f64") + " : f64");
-    f.generic(3, {false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{acc, at, mm_out}},
+    f.generic({false, false, true}, {{in_name(0), memref(x), mm_in}, {in_name(1), memref(w), mm_w}}, {{acc, at, mm_out}},
               {"f32", mlir_type(w.type), "f64"}, b.text(), nx, "f64");
     Body c;
     const std::string rounded = narrow(c, "%a0", ElementType::f32);
-    f.generic(2, {false, false}, {{acc, at, identity(2)}}, {{y, yt, identity(2)}}, {"f64", "f32"}, c.text(), rounded, "f32");
+    f.generic({false, false}, {{acc, at, identity(2)}}, {{y, yt, identity(2)}}, {"f64", "f32"}, c.text(), rounded, "f32");
   }
-  (void)K;
   if (bias) {
     Body b;
     const std::string v = b.let("arith.addf %o0, %a0 : f32");
-    f.generic(2, {false, false}, {{in_name(static_cast<size_t>(bias_in)), memref(s.inputs[static_cast<size_t>(bias_in)]), "affine_map<(d0, d1) -> (d1)>"}},
+    f.generic({false, false}, {{in_name(static_cast<size_t>(bias_in)), memref(s.inputs[static_cast<size_t>(bias_in)]), "affine_map<(d0, d1) -> (d1)>"}},
               {{y, yt, identity(2)}}, {"f32", "f32"}, b.text(), v, "f32");
   }
   if (rope != "none") {
@@ -979,7 +983,7 @@ StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
     const std::string x0c = b.let("arith.mulf %o0, %a0 : f32"), x1s = b.let("arith.mulf %o1, %a1 : f32");
     const std::string x0s = b.let("arith.mulf %o0, %a1 : f32"), x1c = b.let("arith.mulf %o1, %a0 : f32");
     const std::string ya = b.let("arith.subf " + x0c + ", " + x1s + " : f32"), yb = b.let("arith.addf " + x0s + ", " + x1c + " : f32");
-    f.generic(3, {false, false, false},
+    f.generic({false, false, false},
               {{in_name(static_cast<size_t>(cos_in)), memref(s.inputs[static_cast<size_t>(cos_in)]), mt},
                {in_name(static_cast<size_t>(sin_in)), memref(s.inputs[static_cast<size_t>(sin_in)]), mt},
                {hcount, "memref<" + std::to_string(heads) + "xi8>", "affine_map<(d0, d1, d2) -> (d1)>"}},
@@ -992,15 +996,13 @@ StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
     const std::string ju = b.let("arith.addi " + j + ", " + b.let("arith.constant " + std::to_string(N / 2) + " : index") + " : index");
     const std::string g = b.let("memref.load " + y + "[" + t + ", " + j + "] : " + yt);
     const std::string u = b.let("memref.load " + y + "[" + t + ", " + ju + "] : " + yt);
-    const std::string e = spec_expf(b, b.let("arith.negf " + g + " : f32"));
-    const std::string sig = b.let("arith.divf " + b.let("arith.constant 1.0 : f32") + ", " + b.let("arith.addf " + b.let("arith.constant 1.0 : f32") + ", " + e + " : f32") + " : f32");
-    const std::string v = b.let("arith.mulf " + b.let("arith.mulf " + g + ", " + sig + " : f32") + ", " + u + " : f32");
-    f.generic(2, {false, false}, {}, {{out_name(0), memref(out), identity(2)}}, {"f32"}, b.text(), v, "f32");
+    const std::string v = spec_swiglu(b, g, u);
+    f.generic({false, false}, {}, {{out_name(0), memref(out), identity(2)}}, {"f32"}, b.text(), v, "f32");
   }
   if (residual) {
     Body b;
     const std::string v = b.let("arith.addf %o0, %a0 : f32");
-    f.generic(2, {false, false}, {{in_name(static_cast<size_t>(res_in)), memref(s.inputs[static_cast<size_t>(res_in)]), identity(2)}},
+    f.generic({false, false}, {{in_name(static_cast<size_t>(res_in)), memref(s.inputs[static_cast<size_t>(res_in)]), identity(2)}},
               {{out_name(0), memref(out), identity(2)}}, {"f32", "f32"}, b.text(), v, "f32");
   }
   return f.finish();
@@ -1343,92 +1345,30 @@ Status generic_emit(EmitContext& ctx, const KernelSpec& k) {
 // ---------------------------------------------------------------- harness cases
 // Odd sizes, broadcasts in both directions, scalars; NMSE 0: double math rounded once, as the
 // reference.
-KernelCase unary_case(Op op, AttrMap attrs = {}, const std::string& suffix = "") {
-  return {std::string("generic_") + op_name(op) + suffix, 5, [op, attrs](Model& m) -> StatusOr<Node*> {
-            GraphBuilder b(m);
-            Node* n = b.node(op, {b.parameter("x", ElementType::f32, Shape{Dim::symbol("tokens"), Dim(67)})}, attrs, "n");
-            INGOT_RETURN_IF_ERROR(b.status());
-            return n;
-          }, 0.0};
-}
-
-KernelCase binary_case(Op op, Shape a, Shape b_shape, ElementType t = ElementType::f32, const std::string& suffix = "") {
-  return {std::string("generic_") + op_name(op) + suffix, 3, [=](Model& m) -> StatusOr<Node*> {
-            GraphBuilder b(m);
-            Node* n = b.node(op, {b.parameter("a", t, a), b.parameter("b", t, b_shape)}, {}, "n");
-            INGOT_RETURN_IF_ERROR(b.status());
-            return n;
-          }, 0.0};
-}
-
 std::vector<KernelCase> generic_cases() {
   const Dim T = Dim::symbol("tokens");
-  std::vector<KernelCase> c;
-  for (Op op : {Op::Sqrt, Op::Exp, Op::Log, Op::Negative, Op::Abs, Op::Sin, Op::Cos, Op::Sigmoid, Op::Tanh, Op::Erf})
-    c.push_back(unary_case(op));
-  c.push_back(unary_case(Op::Gelu, {{"approximation", Attribute::String("tanh")}}, "_tanh"));
-  c.push_back(unary_case(Op::Gelu, {{"approximation", Attribute::String("erf")}}, "_erf"));
-  for (Op op : {Op::Add, Op::Subtract, Op::Multiply, Op::Divide, Op::Maximum, Op::Minimum, Op::Power, Op::Less, Op::Equal})
-    c.push_back(binary_case(op, Shape{T, Dim(37)}, Shape{Dim(37)}));
-  c.push_back(binary_case(Op::Add, Shape{T, Dim(1)}, Shape{T, Dim(19)}, ElementType::f32, "_column"));
-  c.push_back(binary_case(Op::Multiply, Shape{T, Dim(3), Dim(9)}, Shape{}, ElementType::f32, "_scalar"));
-  c.push_back(binary_case(Op::Add, Shape{T, Dim(11)}, Shape{T, Dim(11)}, ElementType::i64, "_i64"));
-  c.push_back(binary_case(Op::GreaterEqual, Shape{T, Dim(11)}, Shape{Dim(11)}, ElementType::i32, "_i32"));
-  c.push_back({"generic_ReduceSum_last", 4, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::ReduceSum, {b.parameter("x", ElementType::f32, Shape{T, Dim(5), Dim(33)})},
-                                  {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  c.push_back({"generic_ReduceMean_dropped", 4, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::ReduceMean, {b.parameter("x", ElementType::f32, Shape{T, Dim(5), Dim(33)})},
-                                  {{"axes", Attribute::Ints({1, 2})}, {"keep_dims", Attribute::Bool(false)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  c.push_back({"generic_ReduceMax_middle", 6, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::ReduceMax, {b.parameter("x", ElementType::f32, Shape{T, Dim(7), Dim(3)})},
-                                  {{"axes", Attribute::Ints({1})}, {"keep_dims", Attribute::Bool(false)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  c.push_back({"generic_Softmax", 5, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::Softmax, {b.parameter("x", ElementType::f32, Shape{T, Dim(3), Dim(29)})},
-                                  {{"axis", Attribute::Int(-1)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  c.push_back({"generic_MatMul_tb", 7, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::MatMul, {b.parameter("a", ElementType::f32, Shape{T, Dim(35)}),
-                                               b.parameter("w", ElementType::f32, static_shape({13, 35}))},
-                                  {{"transpose_b", Attribute::Bool(true)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  c.push_back({"generic_MatMul_batched", 3, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::MatMul, {b.parameter("a", ElementType::f32, Shape{T, Dim(4), Dim(9)}),
-                                               b.parameter("w", ElementType::f32, static_shape({1, 9, 6}))}, {}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
-  // One case: the op, a name suffix, its rows, its inputs' types and shapes, its attributes.
-  auto one = [&](const std::string& suffix, int64_t rows, Op op, std::vector<std::pair<ElementType, Shape>> ins, AttrMap attrs) {
-    c.push_back({"generic_" + std::string(op_name(op)) + suffix, rows, [op, ins, attrs](Model& m) -> StatusOr<Node*> {
-                   GraphBuilder b(m);
-                   std::vector<ingot::Value> vs;
-                   for (size_t i = 0; i < ins.size(); ++i) vs.push_back(b.parameter("in" + std::to_string(i), ins[i].first, ins[i].second));
-                   Node* n = b.node(op, vs, attrs, "n");
-                   INGOT_RETURN_IF_ERROR(b.status());
-                   return n;
-                 }, 0.0});
-  };
   const ElementType F = ElementType::f32;
+  std::vector<KernelCase> c;
+  // One case: a name suffix, its rows, the op, its inputs' types and shapes, its attributes.
+  auto one = [&](const std::string& suffix, int64_t rows, Op op, std::vector<TensorType> ins, AttrMap attrs) {
+    c.push_back(node_case("generic_" + std::string(op_name(op)) + suffix, rows, op, std::move(ins), std::move(attrs)));
+  };
+  for (Op op : {Op::Sqrt, Op::Exp, Op::Log, Op::Negative, Op::Abs, Op::Sin, Op::Cos, Op::Sigmoid, Op::Tanh, Op::Erf})
+    one("", 5, op, {{F, Shape{T, Dim(67)}}}, {});
+  for (const char* form : {"tanh", "erf"})
+    one(std::string("_") + form, 5, Op::Gelu, {{F, Shape{T, Dim(67)}}}, {{"approximation", Attribute::String(form)}});
+  for (Op op : {Op::Add, Op::Subtract, Op::Multiply, Op::Divide, Op::Maximum, Op::Minimum, Op::Power, Op::Less, Op::Equal})
+    one("", 3, op, {{F, Shape{T, Dim(37)}}, {F, Shape{Dim(37)}}}, {});
+  one("_column", 3, Op::Add, {{F, Shape{T, Dim(1)}}, {F, Shape{T, Dim(19)}}}, {});
+  one("_scalar", 3, Op::Multiply, {{F, Shape{T, Dim(3), Dim(9)}}, {F, Shape{}}}, {});
+  one("_i64", 3, Op::Add, {{ElementType::i64, Shape{T, Dim(11)}}, {ElementType::i64, Shape{T, Dim(11)}}}, {});
+  one("_i32", 3, Op::GreaterEqual, {{ElementType::i32, Shape{T, Dim(11)}}, {ElementType::i32, Shape{Dim(11)}}}, {});
+  one("_last", 4, Op::ReduceSum, {{F, Shape{T, Dim(5), Dim(33)}}}, {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
+  one("_dropped", 4, Op::ReduceMean, {{F, Shape{T, Dim(5), Dim(33)}}}, {{"axes", Attribute::Ints({1, 2})}, {"keep_dims", Attribute::Bool(false)}});
+  one("_middle", 6, Op::ReduceMax, {{F, Shape{T, Dim(7), Dim(3)}}}, {{"axes", Attribute::Ints({1})}, {"keep_dims", Attribute::Bool(false)}});
+  one("", 5, Op::Softmax, {{F, Shape{T, Dim(3), Dim(29)}}}, {{"axis", Attribute::Int(-1)}});
+  one("_tb", 7, Op::MatMul, {{F, Shape{T, Dim(35)}}, {F, static_shape({13, 35})}}, {{"transpose_b", Attribute::Bool(true)}});
+  one("_batched", 3, Op::MatMul, {{F, Shape{T, Dim(4), Dim(9)}}, {F, static_shape({1, 9, 6})}}, {});
   one("_inner", 4, Op::Transpose, {{F, Shape{T, Dim(3), Dim(5)}}}, {{"perm", Attribute::Ints({0, 2, 1})}});
   one("_rows", 4, Op::Transpose, {{F, Shape{T, Dim(3), Dim(5)}}}, {{"perm", Attribute::Ints({1, 0, 2})}});
   one("", 3, Op::Broadcast, {{F, Shape{T, Dim(1)}}}, {{"shape", Attribute::Dims({T, Dim(7)})}});
@@ -1513,14 +1453,7 @@ std::vector<KernelCase> generic_cases() {
         {{F, Shape{T, Dim(35)}}, {ElementType::f16, static_shape({40, 35})}, {F, Shape{T, Dim(4)}}, {F, Shape{T, Dim(4)}}},
         {{"act_quant", Attribute::String("q8")}, {"rope", Attribute::String(layout)}, {"rope_q_heads", Attribute::Int(3)},
          {"rope_k_heads", Attribute::Int(1)}, {"head_dim", Attribute::Int(8)}});
-  c.push_back({"generic_RMSNorm", 5, [T](Model& m) -> StatusOr<Node*> {
-                 GraphBuilder b(m);
-                 Node* n = b.node(Op::RMSNorm, {b.parameter("x", ElementType::f32, Shape{T, Dim(67)}),
-                                                b.parameter("w", ElementType::f32, static_shape({67}))},
-                                  {{"eps", Attribute::Float(1e-6)}}, "n");
-                 INGOT_RETURN_IF_ERROR(b.status());
-                 return n;
-               }, 0.0});
+  one("", 5, Op::RMSNorm, {{F, Shape{T, Dim(67)}}, {F, static_shape({67})}}, {{"eps", Attribute::Float(1e-6)}});
   return c;
 }
 

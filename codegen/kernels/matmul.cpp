@@ -351,10 +351,7 @@ std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {
 Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
   INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(spec.matmul));
   Emitter e(ctx.module, spec.name);
-  MatMulEmitter m(e, spec.matmul, L, ctx.options, ctx);
-  Status st = m.emit();
-  if (!st.ok()) e.F->eraseFromParent();
-  return st;
+  return MatMulEmitter(e, spec.matmul, L, ctx.options, ctx).emit();
 }
 
 }  // namespace

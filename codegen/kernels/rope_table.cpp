@@ -65,9 +65,7 @@ StatusOr<std::vector<KernelArg>> rope_table_args(const Node&, const KernelSpec&)
 
 Status rope_table_emit(EmitContext& ctx, const KernelSpec& spec) {
   Fn f(ctx.module, spec.name);
-  Status st = emit_rope_table_body(f, spec.rope_table);
-  if (!st.ok()) f.F->eraseFromParent();
-  return st;
+  return emit_rope_table_body(f, spec.rope_table);
 }
 
 }  // namespace
