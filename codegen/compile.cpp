@@ -37,7 +37,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 struct Target {
   std::unique_ptr<llvm::TargetMachine> tm;
   std::string cpu, features;
-  bool avx2 = false, avx512 = false, vnni = false;
+  bool avx2 = false, avx512 = false, vnni = false, amx = false;
 };
 
 StatusOr<Target> make_target(const CodegenOptions& o) {
@@ -67,6 +67,7 @@ StatusOr<Target> make_target(const CodegenOptions& o) {
   t.avx2 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx2");
   t.avx512 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx512f,+avx512bw,+avx512dq,+avx512vl");
   t.vnni = t.avx512 && t.tm->getMCSubtargetInfo()->checkFeatures("+avx512vnni");
+  t.amx = t.vnni && t.tm->getMCSubtargetInfo()->checkFeatures("+amx-tile,+amx-int8");
   return t;
 }
 
@@ -76,7 +77,7 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
   auto t0 = Clock::now();
   m.setTargetTriple(t.tm->getTargetTriple().str());
   m.setDataLayout(t.tm->createDataLayout());
-  EmitContext ctx{m, o, t.avx2, t.avx512, t.vnni};
+  EmitContext ctx{m, o, t.avx2, t.avx512, t.vnni, t.amx};
   for (const KernelSpec& k : kernels) {
     const KernelFamily* f = find_kernel_family(k.kind);
     if (!f) return Status::Error("codegen: " + k.name + ": unknown kernel family \"" + k.kind + "\"");

@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define INGOT_X86 1
 #endif
 
@@ -85,6 +87,18 @@ constexpr Bit kBits[] = {
     {"wbnoinvd", 0x80000008, 0, EBX, 9, kNone},
 };
 
+#ifdef INGOT_X86
+// Asks the kernel for AMX tile data once per process (every thread may then use the tiles).
+bool amx_granted() {
+  static const bool granted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023;  // ARCH_REQ_XCOMP_PERM
+    constexpr long kXfeatureXtiledata = 18;     // XFEATURE_XTILEDATA
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+}
+#endif
+
 CpuFeatures detect() {
   CpuFeatures f;
 #ifdef INGOT_X86
@@ -123,6 +137,9 @@ CpuFeatures detect() {
     const uint32_t* r = found->r;
     if (!((r[b.reg] >> b.bit) & 1)) continue;
     if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok) || (b.save == kAmx && !amx_ok)) continue;
+    // Linux hands out the 8 KiB of tile state only to a process that asks (arch_prctl, 5.16+);
+    // without that grant the first tile instruction faults, so AMX counts as absent.
+    if (b.save == kAmx && !amx_granted()) continue;
     f.present.push_back(b.name);
   }
 #endif
@@ -169,12 +186,16 @@ const std::vector<CpuTier>& cpu_tiers() {
     const auto v3 = plus(v2, {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"});
     const auto v4 = plus(v3, {"avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl", "evex512"});
     const auto avx512 = plus(v4, {"avx512vnni"});
+    const auto amx = plus(avx512, {"amx-int8", "amx-tile"});
     return std::vector<CpuTier>{
         {"x86-64-v2", "x86-64-v2", "SSE4.2, POPCNT (Nehalem, Bulldozer and later)", v2},
         {"x86-64-v3", "x86-64-v3", "AVX2, FMA, F16C, BMI2 (Haswell, Zen 1 and later)", v3},
         {"x86-64-v4", "x86-64-v4", "AVX-512 F/BW/CD/DQ/VL (Skylake-SP, Zen 4 and later)", v4},
         // Not a psABI level: x86-64-v4 plus VNNI's vpdpbusd (the 8-bit dot products in one step).
         {"avx512", "x86-64-v4", "x86-64-v4 + AVX-512 VNNI (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4 and later)", avx512},
+        // avx512 plus AMX-INT8 tiles (tdpbssd: 16x16 int32 from 16x64 int8 in one step), for prompt
+        // processing; counts only when the OS grants the process tile state.
+        {"amx", "x86-64-v4", "avx512 + AMX-INT8 (Sapphire Rapids, Granite Rapids and later)", amx},
     };
   }();
   return tiers;

@@ -23,7 +23,8 @@ const CpuFeatures& host_cpu_features();
 // A CPU tier: a stable name, the LLVM CPU the kernels are generated for, and every instruction-set
 // feature (LLVM names) that code may use. Tiers nest: each has every feature of the ones before it.
 // The names are the x86-64 psABI micro-architecture levels, so any x86-64 CPU of that level runs
-// the code, whoever made it; host-only extras (AMX, AVX-512 FP16, "avx10.1-256") are in no tier.
+// the code, whoever made it; host-only extras (AVX-512 FP16, "avx10.1-256") are in no tier. AMX counts only once the OS granted
+// this process tile state (detection asks for it).
 struct CpuTier {
   const char* name;                   // "x86-64-v3"
   const char* llvm_cpu;               // the LLVM CPU name whose ISA, plus the tier's additions, is `features`

@@ -66,7 +66,7 @@ Usage:
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
-                 [--target x86-64-v3|x86-64-v2|x86-64-v4|avx512|native] [--print-plan] [--all-logits]
+                 [--target x86-64-v3|x86-64-v2|x86-64-v4|avx512|amx|native] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
                  [--disable-pass=PASS[,PASS...]]

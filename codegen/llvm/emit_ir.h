@@ -30,6 +30,7 @@ struct EmitContext {
   bool avx2 = false;     // the tier has AVX2 (x86-64-v3 and up): its integer intrinsics may be used
   bool avx512 = false;   // the tier has AVX-512 F/BW/DQ/VL (x86-64-v4)
   bool vnni = false;     // the tier has AVX-512 VNNI (tier avx512): vpdpbusd
+  bool amx = false;      // the tier has AMX-INT8 (tier amx): tile dot products for prompt processing
 };
 
 }  // namespace ingot

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 #include <set>
@@ -498,13 +499,18 @@ std::string join_names(const std::vector<std::string>& names) {
 // feature the bundle does not list), every name in it is one the runtime detects, and the tiers nest.
 TEST(CpuTiers, ListExactlyWhatLlvmEnablesAndNest) {
   const std::vector<CpuTier>& tiers = cpu_tiers();
-  ASSERT_EQ(cpu_tier_names(), "x86-64-v2, x86-64-v3, x86-64-v4, avx512");
+  ASSERT_EQ(cpu_tier_names(), "x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx");
+  // What each tier that is not a psABI level adds to its LLVM CPU.
+  const std::map<std::string, std::vector<std::string>> additions = {
+      {"avx512", {"avx512vnni"}}, {"amx", {"amx-int8", "amx-tile", "avx512vnni"}}};
   for (size_t i = 0; i < tiers.size(); ++i) {
     const CpuTier& t = tiers[i];
     EXPECT_TRUE(std::is_sorted(t.features.begin(), t.features.end())) << t.name;
-    // The psABI levels are exactly their LLVM CPU; avx512 adds VNNI to x86-64-v4.
+    // The psABI levels are exactly their LLVM CPU; avx512 adds VNNI to x86-64-v4, amx AMX-INT8.
     std::vector<std::string> own = llvm_isa_features(t.llvm_cpu, "");
-    if (std::string(t.name) == "avx512") own.insert(std::upper_bound(own.begin(), own.end(), "avx512vnni"), "avx512vnni");
+    const auto added = additions.find(t.name);
+    if (added != additions.end())
+      for (const std::string& f : added->second) own.insert(std::upper_bound(own.begin(), own.end(), f), f);
     EXPECT_EQ(own, t.features) << t.name;
     // The feature string the compiler passes adds nothing beyond the list.
     EXPECT_EQ(llvm_isa_features(t.llvm_cpu, llvm_feature_string(t.features)), t.features) << t.name;
@@ -514,8 +520,8 @@ TEST(CpuTiers, ListExactlyWhatLlvmEnablesAndNest) {
                                 tiers[i - 1].features.end()))
           << t.name;
     // Nothing only some CPUs of a level have.
-    for (const char* extra : {"avx10.1-256", "amx-tile", "avx512fp16", "avx512vnni", "avxvnni", "sha", "aes"})
-      if (std::string(t.name) != "avx512" || std::string(extra) != "avx512vnni")
+    for (const char* extra : {"avx10.1-256", "amx-tile", "amx-int8", "avx512fp16", "avx512vnni", "avxvnni", "sha", "aes"})
+      if (added == additions.end() || !std::count(added->second.begin(), added->second.end(), extra))
         EXPECT_FALSE(std::binary_search(t.features.begin(), t.features.end(), extra)) << t.name << ": " << extra;
   }
   EXPECT_EQ(find_cpu_tier(kDefaultCpuTier)->name, std::string("x86-64-v3"));
@@ -822,7 +828,7 @@ TEST(BundleCommands, KernelsNeedOnlyTheirTiersFeatures) {
   CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target znver3 -o " + dir + "/z.ingot");
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_NE(r.out.find("unknown target 'znver3'"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("x86-64-v2, x86-64-v3, x86-64-v4, avx512"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"), std::string::npos) << r.out;
 }
 
 // Activations follow the weights by default: a recipe that makes block-quantized weights gives

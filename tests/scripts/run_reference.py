@@ -93,7 +93,7 @@ with tempfile.TemporaryDirectory() as tmp:
                     failures += 1
             # run --json names the tier that ran: the --target given (native: one of the tiers), else x86-64-v3.
             want = extra[extra.index("--target") + 1] if "--target" in extra else "x86-64-v3"
-            tiers = ("x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512")
+            tiers = ("x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512", "amx")
             if out.get("tier") not in tiers or (want != "native" and out.get("tier") != want):
                 print(f"FAIL {path} {' '.join(extra)}: run --json says tier {out.get('tier')!r}, expected {want}")
                 failures += 1
