@@ -133,8 +133,10 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   MatMulLayout L;
   const bool int_dots = (is_quant(t) || is_kquant(t)) && s.act_q8;
   if (int_dots) {
-    L.vectors = s.swiglu ? 2 : 1;
-    L.tile_tokens = s.swiglu ? 3 : 4;
+    // q8_0 and q4_0: panels of 16 rows on every tier, the amx tier's B tiles (16 outputs x 4
+    // bytes a row; an AMX tile store costs the same per row at 8 outputs as at 16).
+    L.vectors = s.swiglu || is_quant(t) ? 2 : 1;
+    L.tile_tokens = L.vectors == 2 ? 3 : 4;
     L.group = 4;
   } else {
     L.vectors = 2;
@@ -169,6 +171,8 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them.
   const int64_t budget = 256 * 1024;
   L.tokens_per_block = std::max<int64_t>(1, budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
+  // The amx tier's steps take 16 tokens (kAmxTokens): whole steps per block, on every tier alike.
+  if (int_dots && is_quant(t)) L.tokens_per_block = round_up(L.tokens_per_block, std::lcm<int64_t>(16, L.tile_tokens));
   if (s.block_tokens > 0) L.tokens_per_block = round_up(s.block_tokens, L.tile_tokens);
   return L;
 }

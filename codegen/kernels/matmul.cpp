@@ -52,7 +52,13 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    act_ = e.at(scratch, B.CreateMul(B.CreateMul(tid, M_), e.c64(L.scratch_per_token)));
+    const int64_t extra = quant_ ? amx_extra_scratch(s, L) : 0;
+    Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
+    act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(extra))));
+    if (quant_) {
+      amx_c_ = e.at(act_, acts);
+      amx_q4_ = e.at(amx_c_, 2 * kAmxTokens * 64);
+    }
     emit_quantize_activations();
   } else {
     // This thread's packed activations: round_up(min(M, tokens_per_block), T) tokens.
@@ -64,14 +70,26 @@ Status MatMulEmitter::emit() {
   }
 
   const int T = L.tile_tokens;
+  // The amx tier takes 16 tokens at a time while at least 16 remain; the rest (and decoding) go
+  // through the register tiles below, which compute the same numbers.
+  const bool amx = amx_applies();
+  Value* use_tiles = amx ? B.CreateICmpSGE(M_, e.c64(kAmxTokens)) : nullptr;
+  if (amx) e.if_then(use_tiles, [&] { emit_amx_config(); });
   e.loop(e.c64(0), M_, L.tokens_per_block, [&](Value* mb) {
     Value* mend = e.smin(B.CreateAdd(mb, e.c64(L.tokens_per_block)), M_);
     mb_ = mb;
     if (!int_dots_) emit_pack_activations(mb, mend);
     e.loop(p0, p1, 1, [&](Value* p) {
-      Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(T)), e.c64(T));
-      Value* tfull = B.CreateAdd(mb, full);
-      e.loop(mb, tfull, T, [&](Value* t) { emit_tile(T, p, t); }, "tile");
+      Value* tstart = mb;
+      if (amx) {
+        Value* t16 = B.CreateAdd(mb, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(kAmxTokens)), e.c64(kAmxTokens)));
+        if (s.weight == ElementType::q4_0) e.if_then(B.CreateICmpSGT(t16, mb), [&] { emit_amx_unpack_q4_0(p); });
+        e.loop(mb, t16, kAmxTokens, [&](Value* t) { emit_amx_tile(p, t); }, "amx.tile");
+        tstart = t16;
+      }
+      Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(T)), e.c64(T));
+      Value* tfull = B.CreateAdd(tstart, full);
+      e.loop(tstart, tfull, T, [&](Value* t) { emit_tile(T, p, t); }, "tile");
       if (T > 1) {
         Value* rem = B.CreateSub(mend, tfull);
         BasicBlock* done = BasicBlock::Create(e.C, "rem.done", e.F);
@@ -88,6 +106,7 @@ Status MatMulEmitter::emit() {
     }, "panel");
   }, "mblock");
 
+  if (amx) e.if_then(use_tiles, [&] { emit_amx_release(); });
   if (s.rope != RopeLayout::none) emit_rope(p0, p1);
   B.CreateRetVoid();
   return Status::Ok();
@@ -336,7 +355,9 @@ int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
   auto L = matmul_layout(spec.matmul);
   if (!L.ok()) return 0;
   if (L->scratch_per_block) tokens = (std::min(tokens, L->tokens_per_block) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
-  return L->scratch_per_token * tokens;
+  const MatMulSpec& s = spec.matmul;
+  const bool q8_quant = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0);
+  return L->scratch_per_token * tokens + (q8_quant ? matmul::amx_extra_scratch(s, *L) : 0);
 }
 
 std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {

@@ -151,6 +151,16 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
       c.N = 33;
       c.K = kq ? 256 : t == ElementType::f32 ? 37 : 64;
       cases.push_back(c);
+      if ((t == ElementType::q8_0 || t == ElementType::q4_0) && aq) {
+        // The amx tier's 16-token steps: an odd number of blocks (its block pairs plus one), and
+        // token blocks of 42 that end in steps of 16 and register tiles (255 tokens).
+        MatMulCase odd = c;
+        odd.N = 37;
+        odd.K = 96;
+        odd.block_tokens = 40;
+        odd.residual = true;
+        cases.push_back(odd);
+      }
       // The epilogues do not depend on the weight type (and k-quant kernels are slow to compile).
       if (t != ElementType::q4_0) continue;
       c.N = 2 * 21;
@@ -260,7 +270,8 @@ TEST(CodegenLayout, PacksPanelsAndPadsTheTail) {
   EXPECT_EQ(at(1, 8), w[8 * 3 + 1]);
   EXPECT_EQ(at(1, 9), 0.0f);
 
-  // q4_0 with int8 dots: per block 8 f16 scales, then [group][lane][4 bytes] = qs[4g + i].
+  // q4_0 with int8 dots: panels of 16 rows (the amx tier's B tiles) on every tier; per block 16
+  // f16 scales, then [group][lane][4 bytes] = qs[4g + i]; rows 8..15 pad (scale 0, quants 8).
   MatMulSpec q;
   q.weight = ElementType::q4_0;
   q.act_q8 = true;
@@ -273,12 +284,15 @@ TEST(CodegenLayout, PacksPanelsAndPadsTheTail) {
   }
   auto pq = pack_matmul_weights(q, blocks.data(), blocks.size() * sizeof(BlockQ4_0));
   ASSERT_TRUE(pq.ok()) << pq.message();
-  ASSERT_EQ(pq->size(), 8u * 18);
-  uint16_t d3;
+  ASSERT_EQ(pq->size(), 16u * 18);
+  uint16_t d3, d12;
   std::memcpy(&d3, pq->data() + 2 * 3, 2);
+  std::memcpy(&d12, pq->data() + 2 * 12, 2);
   EXPECT_EQ(d3, 0x3C03);
-  // group 2, lane 5, byte 1: row 5's qs[9].
-  EXPECT_EQ((*pq)[16 + (2 * 8 + 5) * 4 + 1], 5 * 16 + 9);
+  EXPECT_EQ(d12, 0);
+  // group 2, lane 5, byte 1: row 5's qs[9]; lane 12 is padding.
+  EXPECT_EQ((*pq)[32 + (2 * 16 + 5) * 4 + 1], 5 * 16 + 9);
+  EXPECT_EQ((*pq)[32 + (2 * 16 + 12) * 4 + 1], 0x88);
 }
 
 TEST(CodegenCompile, ReportsUnsupportedInput) {
