@@ -87,6 +87,12 @@ Status MatMulEmitter::emit() {
         e.loop(mb, t16, kAmxTokens, [&](Value* t) { emit_amx_tile(p, t); }, "amx.tile");
         tstart = t16;
       }
+      if (float_lanes() == 16) {
+        // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles).
+        Value* t2 = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(2 * T)), e.c64(2 * T)));
+        e.loop(tstart, t2, 2 * T, [&](Value* t) { emit_tile(2 * T, p, t); }, "tile2");
+        tstart = t2;
+      }
       Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(T)), e.c64(T));
       Value* tfull = B.CreateAdd(tstart, full);
       e.loop(tstart, tfull, T, [&](Value* t) { emit_tile(T, p, t); }, "tile");
@@ -163,12 +169,14 @@ void MatMulEmitter::emit_quantize_activations() {
 void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   Accs acc;
   acc.T = T;
-  acc.V = L.vectors;
+  acc.W = float_lanes();
+  acc.V = L.vectors * 8 / acc.W;
   // One chain per output where the reference specifies the order (8-bit activations; f16
   // weights in the q8 mode: k in order), so every tile size rounds alike.
   const bool ordered = int_dots_ || (s.act_q8 && s.weight == ElementType::f16);
-  acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * L.vectors)));
-  for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vf(), llvm::Constant::getNullValue(vf())));
+  acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * acc.V)));
+  llvm::Type* vacc = e.vec(e.f32, static_cast<unsigned>(acc.W));
+  for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vacc, llvm::Constant::getNullValue(vacc)));
   Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
   const MatMulInnerLoop* inner = nullptr;
   for (const MatMulInnerLoop* v : kMatMulInnerLoops)
@@ -181,9 +189,18 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   std::vector<std::vector<Value*>> sums(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < acc.V; ++v) {
-      Value* sum = e.load(vf(), acc.at(t, v, 0), 32);
-      for (int k = 1; k < acc.S; ++k) sum = B.CreateFAdd(sum, e.load(vf(), acc.at(t, v, k), 32));
-      sums[static_cast<size_t>(t)].push_back(sum);
+      Value* sum = e.load(vacc, acc.at(t, v, 0), 32);
+      for (int k = 1; k < acc.S; ++k) sum = B.CreateFAdd(sum, e.load(vacc, acc.at(t, v, k), 32));
+      // The epilogue works on 8-lane vectors.
+      for (int h = 0; h < acc.W / 8; ++h) {
+        if (acc.W == 8) {
+          sums[static_cast<size_t>(t)].push_back(sum);
+          continue;
+        }
+        std::vector<int> lanes;
+        for (int l = 0; l < 8; ++l) lanes.push_back(8 * h + l);
+        sums[static_cast<size_t>(t)].push_back(B.CreateShuffleVector(sum, lanes));
+      }
     }
   emit_epilogue(T, p, t0, sums);
 }

@@ -3,9 +3,11 @@
 
 namespace ingot::matmul {
 
-// f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k].
+// f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k], with vectors of
+// acc.W lanes (16 on AVX-512: each lane still one output's chain in k order).
 void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc) {
-  const int V = L.vectors;
+  const int V = acc.V;
+  const unsigned W = static_cast<unsigned>(acc.W);
   const int es = s.weight == ElementType::f32 ? 4 : 2;
   std::vector<Value*> xr;
   for (int t = 0; t < T; ++t) xr.push_back(x_row(t0, t));
@@ -14,13 +16,13 @@ void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc)
     Value* wk = e.at(wp, B.CreateMul(k, e.c64(static_cast<int64_t>(L.panel_rows) * es)));
     for (int v = 0; v < V; ++v) {
       if (es == 4) {
-        wv.push_back(e.load(vf(), e.at(wk, v * 32), 4));
+        wv.push_back(e.load(e.vec(e.f32, W), e.at(wk, v * W * 4), 4));
       } else {
-        wv.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(wk, v * 16), 2), vf()));
+        wv.push_back(B.CreateFPExt(e.load(e.vec(e.f16, W), e.at(wk, v * W * 2), 2), e.vec(e.f32, W)));
       }
     }
     for (int t = 0; t < T; ++t) {
-      Value* xs = x_splat(xr[static_cast<size_t>(t)], k);
+      Value* xs = x_splat(xr[static_cast<size_t>(t)], k, W);
       for (int v = 0; v < V; ++v) fma_into(acc.at(t, v, split % acc.S), wv[static_cast<size_t>(v)], xs);
     }
   };

@@ -62,6 +62,7 @@ class MatMulEmitter {
   // accumulator chain would stall on every FMA.
   struct Accs {
     int T = 0, V = 0, S = 1;
+    int W = 8;  // lanes per accumulator: 8, or 16 on AVX-512 tiers for float weights (one zmm per panel)
     std::vector<Value*> vars;
     Value* at(int t, int v, int s) const { return vars[static_cast<size_t>((t * V + v) * S + s)]; }
   };
@@ -77,15 +78,22 @@ class MatMulEmitter {
   void emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q4k.cpp
   void emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q6k.cpp
 
-  void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(vf(), a, 32)), a, 32); }
+  void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(x->getType(), a, 32)), a, 32); }
 
-  // Token t of the tile at t0 in the packed activations; x_splat(row, k) broadcasts its element k.
+  // Lanes of the float accumulators (Accs::W): 16 where AVX-512 doubles the FMA width and a panel
+  // is 16 rows (f32 and f16 weights), else 8.
+  int float_lanes() const { return tgt.avx512 && !int_dots_ && !quant_ && !kquant_ && L.vectors == 2 ? 16 : 8; }
+
+  // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
+  // 2 x tile_tokens spans two packed tiles); x_splat(row, k, lanes) broadcasts its element k.
   Value* x_row(Value* t0, int t) {
-    return e.at(xp_, B.CreateAdd(B.CreateMul(B.CreateSub(t0, mb_), e.c64(s.K * 4)), e.c64(4 * t)));
+    const int T = L.tile_tokens;
+    Value* first = B.CreateAdd(t0, e.c64(t / T * T));
+    return e.at(xp_, B.CreateAdd(B.CreateMul(B.CreateSub(first, mb_), e.c64(s.K * 4)), e.c64(4 * (t % T))));
   }
 
-  Value* x_splat(Value* xr, Value* k) {
-    return e.splat(e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(L.tile_tokens * 4))), 4));
+  Value* x_splat(Value* xr, Value* k, unsigned lanes = 8) {
+    return e.splat(e.load(e.f32, e.at(xr, B.CreateMul(k, e.c64(L.tile_tokens * 4))), 4), lanes);
   }
 
   // This thread's quantized activations of the tile's T tokens from t0 (one row each in scratch).
