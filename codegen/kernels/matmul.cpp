@@ -52,12 +52,13 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    const int64_t extra = quant_ ? amx_extra_scratch(s, L) : 0;
+    const bool tiles = quant_ || s.weight == ElementType::q4_k;
+    const int64_t extra = tiles ? amx_extra_scratch(s, L) : 0;
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
     act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(extra))));
-    if (quant_) {
+    if (tiles) {
       amx_c_ = e.at(act_, acts);
-      amx_q4_ = e.at(amx_c_, 2 * kAmxTokens * 64);
+      amx_b_ = e.at(amx_c_, 2 * kAmxTokens * 64);
     }
     emit_quantize_activations();
   } else {
@@ -83,7 +84,7 @@ Status MatMulEmitter::emit() {
       Value* tstart = mb;
       if (amx) {
         Value* t16 = B.CreateAdd(mb, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(kAmxTokens)), e.c64(kAmxTokens)));
-        if (s.weight == ElementType::q4_0) e.if_then(B.CreateICmpSGT(t16, mb), [&] { emit_amx_unpack_q4_0(p); });
+        if (s.weight != ElementType::q8_0) e.if_then(B.CreateICmpSGT(t16, mb), [&] { emit_amx_unpack(p); });
         e.loop(mb, t16, kAmxTokens, [&](Value* t) { emit_amx_tile(p, t); }, "amx.tile");
         tstart = t16;
       }
@@ -373,8 +374,8 @@ int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
   if (!L.ok()) return 0;
   if (L->scratch_per_block) tokens = (std::min(tokens, L->tokens_per_block) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
   const MatMulSpec& s = spec.matmul;
-  const bool q8_quant = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0);
-  return L->scratch_per_token * tokens + (q8_quant ? matmul::amx_extra_scratch(s, *L) : 0);
+  const bool tiles = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 || s.weight == ElementType::q4_k);
+  return L->scratch_per_token * tokens + (tiles ? matmul::amx_extra_scratch(s, *L) : 0);
 }
 
 std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {

@@ -151,12 +151,12 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
       c.N = 33;
       c.K = kq ? 256 : t == ElementType::f32 ? 37 : 64;
       cases.push_back(c);
-      if ((t == ElementType::q8_0 || t == ElementType::q4_0) && aq) {
-        // The amx tier's 16-token steps: an odd number of blocks (its block pairs plus one), and
-        // token blocks of 42 that end in steps of 16 and register tiles (255 tokens).
+      if ((t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k) && aq) {
+        // The amx tier's 16-token steps: an odd number of blocks (its block pairs plus one) or two
+        // super-blocks, and token blocks of 42 that end in steps of 16 and register tiles (255 tokens).
         MatMulCase odd = c;
         odd.N = 37;
-        odd.K = 96;
+        odd.K = kq ? 512 : 96;
         odd.block_tokens = 40;
         odd.residual = true;
         cases.push_back(odd);

@@ -1,6 +1,8 @@
-// The matmul step of the amx tier for q8_0 and q4_0 weights with q8_0 activations (see
+// The matmul step of the amx tier for q8_0, q4_0 and q4_k weights with q8_0 activations (see
 // matmul_emitter.h): 16 tokens x one panel per step, every 32-element block's integer dots from
 // one AMX tile multiply (tdpbssd), then scaled and added in f32 exactly as q8_row_dot does.
+// Measured bound (bench/probes/amx_block_scaling.c, docs/benchmarks.md): the per-block tile store
+// and the f32 scaling, not the tile multiply, limit this; neither overlaps the other.
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
@@ -11,13 +13,13 @@ namespace {
 constexpr int kTileC0 = 0, kTileA0 = 2, kTileB0 = 4;
 }  // namespace
 
-bool MatMulEmitter::amx_applies() const { return tgt.amx && quant_ && int_dots_; }
+bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_ && (quant_ || s.weight == ElementType::q4_k); }
 
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
-  // Two stored C tiles (16 rows of up to 64 bytes), then for q4_0 one panel's quants unpacked to
-  // signed bytes (the B tiles of every block).
+  // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants
+  // unpacked to bytes (the B tiles of every block).
   int64_t bytes = 2 * kAmxTokens * 64;
-  if (s.weight == ElementType::q4_0) bytes += s.K * L.panel_rows;
+  if (s.weight == ElementType::q4_0 || s.weight == ElementType::q4_k) bytes += s.K * L.panel_rows;
   return bytes;
 }
 
@@ -43,23 +45,40 @@ void MatMulEmitter::emit_amx_config() {
 
 void MatMulEmitter::emit_amx_release() { B.CreateIntrinsic(llvm::Intrinsic::x86_tilerelease, {}, {}); }
 
-void MatMulEmitter::emit_amx_unpack_q4_0(Value* p) {
-  // Block b's B tile at amx_q4_ + b * 8 * 4P: rows 0..3 the low nibbles of groups 0..3 (elements
-  // 0..15), rows 4..7 the high ones (16..31), minus 8: q4_0's signed values, so tdpbssd gives the
-  // reference's integer dot directly.
+void MatMulEmitter::emit_amx_unpack(Value* p) {
   const int P = L.panel_rows;
   auto v = e.vec(e.i8, static_cast<unsigned>(4 * P));
   Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
-  e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
-    Value* qp = e.at(e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2 * P);
-    Value* dst = e.at(amx_q4_, B.CreateMul(b, e.c64(8 * 4 * P)));
-    for (int g = 0; g < 4; ++g) {
-      Value* raw = e.load(v, e.at(qp, g * 4 * P), 1);
-      Value* lo = B.CreateSub(B.CreateAnd(raw, e.splat(B.getInt8(15), 4 * P)), e.splat(B.getInt8(8), 4 * P));
-      Value* hi = B.CreateSub(B.CreateLShr(raw, e.splat(B.getInt8(4), 4 * P)), e.splat(B.getInt8(8), 4 * P));
-      e.store(lo, e.at(dst, g * 4 * P), 1);
-      e.store(hi, e.at(dst, (4 + g) * 4 * P), 1);
-    }
+  Value* mask = e.splat(B.getInt8(15), 4 * P);
+  Value* four = e.splat(B.getInt8(4), 4 * P);
+  if (s.weight == ElementType::q4_0) {
+    // Block b's B tile at amx_b_ + b * 8 * 4P: rows 0..3 the low nibbles of groups 0..3
+    // (elements 0..15), rows 4..7 the high ones (16..31), minus 8: q4_0's signed values, so
+    // tdpbssd gives the reference's integer dot directly.
+    Value* eight = e.splat(B.getInt8(8), 4 * P);
+    e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
+      Value* qp = e.at(e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2 * P);
+      Value* dst = e.at(amx_b_, B.CreateMul(b, e.c64(8 * 4 * P)));
+      for (int g = 0; g < 4; ++g) {
+        Value* raw = e.load(v, e.at(qp, g * 4 * P), 1);
+        e.store(B.CreateSub(B.CreateAnd(raw, mask), eight), e.at(dst, g * 4 * P), 1);
+        e.store(B.CreateSub(B.CreateLShr(raw, four), eight), e.at(dst, (4 + g) * 4 * P), 1);
+      }
+    }, "amx.unpack");
+    return;
+  }
+  // q4_k: super-block sb, pair j: group g's low nibbles are row g of sub-block 2j's B tile, the
+  // high nibbles row g of 2j + 1's (unsigned 0..15, which tdpbssd reads as the same bytes).
+  const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
+  e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
+    Value* qp = e.at(e.at(wp, B.CreateMul(sb, e.c64(sb_bytes))), 20 * P);
+    Value* dst = e.at(amx_b_, B.CreateMul(sb, e.c64(8 * 8 * 4 * P)));
+    for (int j = 0; j < 4; ++j)
+      for (int g = 0; g < 8; ++g) {
+        Value* raw = e.load(v, e.at(qp, (j * 8 + g) * 4 * P), 1);
+        e.store(B.CreateAnd(raw, mask), e.at(dst, ((2 * j) * 8 + g) * 4 * P), 1);
+        e.store(B.CreateLShr(raw, four), e.at(dst, ((2 * j + 1) * 8 + g) * 4 * P), 1);
+      }
   }, "amx.unpack");
 }
 
@@ -80,7 +99,7 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
                   w = static_cast<uint8_t>(kTileB0 + slot);
     B.CreateIntrinsic(llvm::Intrinsic::x86_tilezero, {}, {B.getInt8(c)});
     B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {}, {B.getInt8(a), e.at(a0, B.CreateMul(b, e.c64(kQK))), a_stride});
-    Value* bq = s.weight == ElementType::q4_0 ? e.at(amx_q4_, B.CreateMul(b, e.c64(8 * 4 * P)))
+    Value* bq = s.weight != ElementType::q8_0 ? e.at(amx_b_, B.CreateMul(b, e.c64(8 * 4 * P)))
                                               : e.at(e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2 * P);
     B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {}, {B.getInt8(w), bq, b_stride});
     B.CreateIntrinsic(llvm::Intrinsic::x86_tdpbssd, {}, {B.getInt8(c), B.getInt8(a), B.getInt8(w)});
@@ -91,12 +110,39 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
     Value* buf = e.at(amx_c_, slot * T * 64);
     B.CreateIntrinsic(llvm::Intrinsic::x86_tilestored64, {},
                       {B.getInt8(static_cast<uint8_t>(kTileC0 + slot)), buf, b_stride});
-    Value* dw = B.CreateFPExt(e.load(e.vec(e.f16, static_cast<unsigned>(P)), e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2), vP);
+    auto halfs = e.vec(e.f16, static_cast<unsigned>(P));
+    auto bytes = e.vec(e.i8, static_cast<unsigned>(P));
     Value* dxo = B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)));
+    auto splat = [&](Value* x) { return e.splat(x, static_cast<unsigned>(P)); };
+    if (s.weight != ElementType::q4_k) {
+      Value* dw = B.CreateFPExt(e.load(halfs, e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2), vP);
+      for (int t = 0; t < T; ++t) {
+        Value* dx = e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4);
+        Value* dot = e.load(viP, e.at(buf, t * 4 * P), 64);
+        Value* value = B.CreateFMul(B.CreateSIToFP(dot, vP), B.CreateFMul(dw, splat(dx)));
+        e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+      }
+      return;
+    }
+    // q4_k sub-block b % 8 of super-block b / 8: d_a * ((d * sc) * qa - (dmin * m) * sum(a)).
+    const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
+    Value* sub = B.CreateSRem(b, e.c64(8));
+    Value* bp = e.at(wp, B.CreateMul(B.CreateSDiv(b, e.c64(8)), e.c64(sb_bytes)));
+    Value* d = B.CreateFPExt(e.load(halfs, bp, 2), vP);
+    Value* dmin = B.CreateFPExt(e.load(halfs, e.at(bp, 2 * P), 2), vP);
+    Value* sc = B.CreateUIToFP(e.load(bytes, e.at(e.at(bp, 4 * P), B.CreateMul(sub, e.c64(P))), 1), vP);
+    Value* mn = B.CreateUIToFP(e.load(bytes, e.at(e.at(bp, 12 * P), B.CreateMul(sub, e.c64(P))), 1), vP);
+    Value* dl = B.CreateFMul(d, sc);
+    Value* ml = B.CreateFMul(dmin, mn);
+    Value* so = B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)));
     for (int t = 0; t < T; ++t) {
-      Value* dx = e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4);
-      Value* dot = e.load(viP, e.at(buf, t * 4 * P), 64);
-      Value* value = B.CreateFMul(B.CreateSIToFP(dot, vP), B.CreateFMul(dw, e.splat(dx, static_cast<unsigned>(P))));
+      Value* row = e.at(a0, t * L.scratch_per_token);
+      Value* da = splat(e.load(e.f32, e.at(row, dxo), 4));
+      Value* s8 = e.load(e.i32, e.at(row, so), 4);
+      Value* asum = splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
+      Value* qa = B.CreateSIToFP(e.load(viP, e.at(buf, t * 4 * P), 64), vP);
+      Value* inner = B.CreateFSub(B.CreateFMul(dl, qa), B.CreateFMul(ml, asum));
+      Value* value = B.CreateFMul(da, inner);
       e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
     }
   };
