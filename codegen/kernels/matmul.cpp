@@ -76,8 +76,16 @@ Status MatMulEmitter::emit() {
   const bool amx = amx_applies();
   Value* use_tiles = amx ? B.CreateICmpSGE(M_, e.c64(kAmxTokens)) : nullptr;
   if (amx) e.if_then(use_tiles, [&] { emit_amx_config(); });
-  e.loop(e.c64(0), M_, L.tokens_per_block, [&](Value* mb) {
-    Value* mend = e.smin(B.CreateAdd(mb, e.c64(L.tokens_per_block)), M_);
+  // Every token block streams the weights once more. The amx tier computes a block so much
+  // faster that streaming them dominates with the portable size: there a block's activations may
+  // fill more of the L2 (AMX CPUs have 2 MiB a core), unless a test asked for small blocks.
+  int64_t tokens_per_block = L.tokens_per_block;
+  if (amx && s.block_tokens == 0) {
+    const int64_t steps = (int64_t{1} << 20) / (L.scratch_per_token * kAmxTokens);
+    tokens_per_block = std::max(tokens_per_block, steps * kAmxTokens);
+  }
+  e.loop(e.c64(0), M_, tokens_per_block, [&](Value* mb) {
+    Value* mend = e.smin(B.CreateAdd(mb, e.c64(tokens_per_block)), M_);
     mb_ = mb;
     if (!int_dots_) emit_pack_activations(mb, mend);
     e.loop(p0, p1, 1, [&](Value* p) {
