@@ -1,6 +1,14 @@
-// AMX probe: exact per-block int8 dots (one 32-element q8_0 block per tdpbssd), scaled and added in f32
-// as the reference (acc += float(dot) * (dw * dx)), for a 32x32 output macro tile; measures the
-// effective int8 ops/s of the loop with AVX-512 doing the per-block scaling.
+// AMX probe: where the time of an exact q8_0 AMX matmul goes. The amx tier's kernel
+// (codegen/kernels/matmul/amx_tiles.cpp) computes every 32-element block's integer dots with one
+// tdpbssd (K = 32), stores the 16 x 16 C tile, and scales and adds it in f32 as the reference
+// does (acc += float(dot) * (d_w * d_x)), 16 tokens x 16 outputs per step, accumulators in zmm.
+// This loop has the same structure on 512 x 2048 x 2048 and takes it apart, one core:
+//
+//   cc -O2 -march=sapphirerapids bench/probes/amx_block_scaling.c -o /tmp/amx && /tmp/amx
+//
+// modes: full (the kernel's step), vector (scaling only), tiles (zero, loads, tdpbssd, store),
+// loads+tdp, stores, stores+vector, loads+tdp+vector, tdp (tdpbssd only). If two parts
+// overlapped, the full time would be near the larger of them; it is near their sum.
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,22 +27,72 @@ typedef struct {
   uint8_t rows[16];
 } __attribute__((packed)) TileCfg;
 
+enum { FULL, VECTOR, TILES, LOADS_TDP, STORES, STORES_VECTOR, LOADS_TDP_VECTOR, TDP, MODES };
+static const char* kNames[MODES] = {"full", "vector", "tiles", "loads+tdp", "stores", "stores+vector", "loads+tdp+vector", "tdp"};
+
+enum { M = 512, N = 2048, K = 2048, NB = K / 32 };
+static int8_t *A, *B;
+static float *dx, *dw, *Y;
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-int main(int argc, char** argv) {
+// The reference's f32 order for one block of a 16 x 16 step.
+static inline void scale(const int32_t* C, int blk, int mt, int nt, __m512* acc) {
+  const __m512 w = _mm512_load_ps(dw + (size_t)blk * N + nt);
+#pragma unroll
+  for (int r = 0; r < 16; ++r) {
+    const __m512 s = _mm512_mul_ps(w, _mm512_set1_ps(dx[(size_t)blk * M + mt + r]));
+    acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(C + r * 16)), s));
+  }
+}
+
+static double run(int mode) {
+  int32_t C[2][256] __attribute__((aligned(64))) = {{0}};
+  double best = 1e9;
+  for (int rep = 0; rep < 5; ++rep) {
+    const double t0 = now();
+    for (int nt = 0; nt < N; nt += 16)
+      for (int mt = 0; mt < M; mt += 16) {
+        __m512 acc[16];
+        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+        const int8_t* a = A + (size_t)mt * K;  // 16 token rows of K bytes
+        const int8_t* b = B + (size_t)nt * K;  // per block one B tile: 8 rows x 64 bytes
+        for (int blk = 0; blk < NB; blk += 2) {
+          const int load = mode == FULL || mode == TILES || mode == LOADS_TDP || mode == LOADS_TDP_VECTOR;
+          const int store = mode == FULL || mode == TILES || mode == STORES || mode == STORES_VECTOR;
+          const int vector = mode == FULL || mode == VECTOR || mode == STORES_VECTOR || mode == LOADS_TDP_VECTOR;
+          if (load || mode == TDP) {
+            _tile_zero(0);
+            if (load) { _tile_loadd(2, a + blk * 32, K); _tile_loadd(4, b + blk * 512, 64); }
+            _tile_dpbssd(0, 2, 4);
+            _tile_zero(1);
+            if (load) { _tile_loadd(3, a + blk * 32 + 32, K); _tile_loadd(5, b + blk * 512 + 512, 64); }
+            _tile_dpbssd(1, 3, 5);
+          }
+          if (store) _tile_stored(0, C[0], 64);
+          if (vector) scale(C[0], blk, mt, nt, acc);
+          if (store) _tile_stored(1, C[1], 64);
+          if (vector) scale(C[1], blk + 1, mt, nt, acc);
+        }
+        for (int r = 0; r < 16; ++r) _mm512_store_ps(Y + (size_t)(mt + r) * N + nt, acc[r]);
+      }
+    const double dt = now() - t0;
+    if (dt < best) best = dt;
+  }
+  return best;
+}
+
+int main(void) {
   if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)) { perror("arch_prctl"); return 1; }
-  const int M = 512, N = 2048, K = 2048, NB = K / 32;  // tokens, outputs, inner
-  const int mode = argc > 1 ? atoi(argv[1]) : 0;      // 0: exact per block; 1: K=64 per op, no per-block scaling (upper bound)
-  // A: activations [M/16][NB][16 rows][32 bytes]; B: weights [N/16][NB][8 rows][64 bytes] (VNNI layout)
-  int8_t* A = aligned_alloc(64, (size_t)M * K);
-  int8_t* B = aligned_alloc(64, (size_t)N * K);
-  float* dx = aligned_alloc(64, (size_t)M * NB * 4);
-  float* dw = aligned_alloc(64, (size_t)N * NB * 4);
-  float* Y = aligned_alloc(64, (size_t)M * N * 4);
+  A = aligned_alloc(64, (size_t)M * K);
+  B = aligned_alloc(64, (size_t)N * K);
+  dx = aligned_alloc(64, (size_t)M * NB * 4);
+  dw = aligned_alloc(64, (size_t)N * NB * 4);
+  Y = aligned_alloc(64, (size_t)M * N * 4);
   for (size_t i = 0; i < (size_t)M * K; ++i) A[i] = (int8_t)(rand() % 255 - 127);
   for (size_t i = 0; i < (size_t)N * K; ++i) B[i] = (int8_t)(rand() % 255 - 127);
   for (int i = 0; i < M * NB; ++i) dx[i] = 0.01f;
@@ -42,53 +100,15 @@ int main(int argc, char** argv) {
   TileCfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
-  const int kb = mode == 0 ? 32 : 64;
-  for (int t = 0; t < 4; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }        // C: 16 x 16 i32
-  for (int t = 4; t < 6; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = kb; }        // A: 16 rows x kb bytes
-  for (int t = 6; t < 8; ++t) { cfg.rows[t] = kb / 4; cfg.colsb[t] = 64; }    // B: kb/4 rows x 64 bytes
+  for (int t = 0; t < 2; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }      // C: 16 tokens x 16 i32
+  for (int t = 2; t < 4; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = 32; }      // A: 16 tokens x 32 bytes
+  for (int t = 4; t < 6; ++t) { cfg.rows[t] = 8; cfg.colsb[t] = 64; }       // B: 8 rows x 16 outputs x 4
   _tile_loadconfig(&cfg);
-  int32_t C[4][16 * 16] __attribute__((aligned(64)));
-  double best = 1e9;
-  for (int rep = 0; rep < 5; ++rep) {
-    const double t0 = now();
-    for (int mt = 0; mt < M; mt += 32)
-      for (int nt = 0; nt < N; nt += 32) {
-        __m512 acc[32][2];
-        for (int r = 0; r < 32; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        const int steps = mode == 0 ? NB : NB / 2;
-        for (int b = 0; b < steps; ++b) {
-          const int8_t* a0 = A + ((size_t)(mt / 16) * NB * 512) + (size_t)b * kb * 16;
-          const int8_t* a1 = A + ((size_t)(mt / 16 + 1) * NB * 512) + (size_t)b * kb * 16;
-          const int8_t* b0 = B + ((size_t)(nt / 16) * NB * 512) + (size_t)b * kb * 16;
-          const int8_t* b1 = B + ((size_t)(nt / 16 + 1) * NB * 512) + (size_t)b * kb * 16;
-          if (mode == 0 || b == 0) { _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); }
-          _tile_loadd(4, a0, kb); _tile_loadd(5, a1, kb);
-          _tile_loadd(6, b0, 64); _tile_loadd(7, b1, 64);
-          _tile_dpbssd(0, 4, 6); _tile_dpbssd(1, 4, 7); _tile_dpbssd(2, 5, 6); _tile_dpbssd(3, 5, 7);
-          if (mode == 0) {
-            _tile_stored(0, C[0], 64); _tile_stored(1, C[1], 64); _tile_stored(2, C[2], 64); _tile_stored(3, C[3], 64);
-            const __m512 w0 = _mm512_load_ps(dw + (size_t)b * N + nt), w1 = _mm512_load_ps(dw + (size_t)b * N + nt + 16);
-            for (int r = 0; r < 32; ++r) {
-              const __m512 x = _mm512_set1_ps(dx[(size_t)b * M + mt + r]);
-              const int half = r / 16, rr = r % 16;
-              const __m512 s0 = _mm512_mul_ps(w0, x), s1 = _mm512_mul_ps(w1, x);
-              acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(C[half * 2] + rr * 16)), s0));
-              acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(C[half * 2 + 1] + rr * 16)), s1));
-            }
-          }
-        }
-        if (mode == 1) { _tile_stored(0, C[0], 64); _tile_stored(1, C[1], 64); _tile_stored(2, C[2], 64); _tile_stored(3, C[3], 64); }
-        for (int r = 0; r < 32; ++r) {
-          _mm512_store_ps(Y + (size_t)(mt + r) * N + nt, acc[r][0]);
-          _mm512_store_ps(Y + (size_t)(mt + r) * N + nt + 16, acc[r][1]);
-        }
-      }
-    const double dt = now() - t0;
-    if (dt < best) best = dt;
+  const double ops = 2.0 * M * N * K;
+  for (int mode = 0; mode < MODES; ++mode) {
+    const double t = run(mode);
+    printf("%-18s %7.2f ms  %6.0f G int8 ops/s (one core)\n", kNames[mode], t * 1e3, ops / t * 1e-9);
   }
   _tile_release();
-  const double ops = 2.0 * M * N * K;
-  printf("mode %d (%s): %.1f ms, %.0f G int8 ops/s (one core), y[0]=%g\n", mode, mode == 0 ? "exact per-block scaling" : "K=64, no scaling",
-         best * 1e3, ops / best * 1e-9, Y[0]);
-  return 0;
+  return (int)Y[5];
 }
