@@ -320,5 +320,38 @@ TEST(CodegenCompile, ReportsUnsupportedInput) {
   EXPECT_NE(refused.message().find("unknown target 'znver3'"), std::string::npos) << refused.message();
 }
 
+
+// The amx tier's tile code is checked without executing it (so on hosts without AMX too): only
+// amx kernels of q8_0, q4_0 and q4_k weights with 8-bit activations configure, use and release
+// tiles; other tiers and weight types have no tile instruction.
+TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
+  struct Want {
+    ElementType weight;
+    bool act_q8;
+    const char* tier;
+    bool tiles;
+  };
+  for (const Want& w : {Want{ElementType::q8_0, true, "amx", true}, Want{ElementType::q4_0, true, "amx", true},
+                        Want{ElementType::q4_k, true, "amx", true}, Want{ElementType::q8_0, true, "avx512", false},
+                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", false},
+                        Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false}}) {
+    MatMulCase c;
+    c.weight = w.weight;
+    c.act_q8 = w.act_q8;
+    c.N = 32;
+    c.K = w.weight == ElementType::q4_k || w.weight == ElementType::q6_k ? 256 : 64;
+    c.M = 16;
+    auto d = make_case(c, 1);
+    ASSERT_TRUE(d.ok()) << d.message();
+    CodegenOptions options;
+    options.cpu = w.tier;
+    auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
+    ASSERT_TRUE(ir.ok()) << ir.message();
+    const std::string what = c.name() + " on " + w.tier;
+    for (const char* intrinsic : {"@llvm.x86.ldtilecfg(", "@llvm.x86.tdpbssd(", "@llvm.x86.tilestored64(", "@llvm.x86.tilerelease("})
+      EXPECT_EQ(ir->find(intrinsic) != std::string::npos, w.tiles) << what << ": " << intrinsic;
+  }
+}
+
 }  // namespace
 }  // namespace ingot::cgtest
