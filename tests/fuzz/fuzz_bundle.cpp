@@ -14,7 +14,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  auto b = take(ingot::Bundle::from_bytes("fuzz.ingot", bytes, ingot::BundleOpenOptions{.check_cpu = false}), &error);
+  auto b = take(ingot::Bundle::from_bytes("fuzz.ingot", bytes, ingot::BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
   if (!b) {
     if (error.rfind("fuzz.ingot: ", 0) != 0) {
       std::fprintf(stderr, "error without the file name: %s\n", error.c_str());
