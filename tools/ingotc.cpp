@@ -93,10 +93,14 @@ Usage:
                                          --act-quant as for compile (q8, the default for quantized
                                          weights, reproduces llama.cpp's quantized matmuls)
   ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads T]
-               [--tolerance X] [--all-steps]
+               [--tolerance X] [--all-steps] [--tier TIER]
                                          run a bundle's kernels and the reference evaluator side by
                                          side (prompt, then N greedy steps) and report every schedule
                                          step's normalized error; exit 3 if one exceeds X (1e-6).
+                                         The kernels of the tier the runtime picks (--tier, else
+                                         $INGOT_TIER, else the best this CPU runs); with
+                                         --tolerance 0 and no --tier, of every tier in the bundle this
+                                         CPU runs, each reported (one failing tier fails the check).
                                          MODEL and the --quant options are those the bundle was
                                          compiled from; --act-quant and the KV type come from it
   ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
