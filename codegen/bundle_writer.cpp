@@ -301,41 +301,45 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
     // The same specs for every tier; only the target machine (and so EmitContext's flags) differs.
     // Each tier compiles on its own thread, with its own LLVM context and target machine.
     const size_t n = tiers.size();
-    std::vector<StatusOr<std::string>> objects(n, StatusOr<std::string>(Status::Error("not compiled")));
+    std::vector<Status> results(n);  // per tier, ok or why it failed
     out.sets.resize(n);
     out.set_compile_ms.assign(n, 0);
     std::atomic<size_t> next{0};
     std::mutex progress_mutex;
     auto work = [&] {
       for (size_t i; (i = next.fetch_add(1)) < n;) {
-        const auto started = std::chrono::steady_clock::now();
-        objects[i] = build_kernels(kp.specs, tiers[i], nullptr);
-        out.set_compile_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        if (!objects[i].ok()) continue;
+        BundleKernelSet& set = out.sets[i];
         TargetInfo target;
-        std::string error;
-        if (!named_target(tiers[i], &target, &error)) {
-          objects[i] = Status::Error(error);
+        if (std::string error; !named_target(tiers[i], &target, &error)) {
+          results[i] = Status::Error(error);
           continue;
         }
-        BundleKernelSet& set = out.sets[i];
         set.tier = target.tier;
         set.llvm_cpu = target.cpu;
         set.features = target.features;
-        set.shared_object = std::move(*objects[i]);
+        const auto started = std::chrono::steady_clock::now();
+        StatusOr<std::string> object = build_kernels(kp.specs, tiers[i], nullptr);
+        out.set_compile_ms[i] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        if (!object.ok()) {
+          results[i] = object.status();
+          continue;
+        }
+        set.shared_object = std::move(*object);
         if (progress) {
           std::lock_guard<std::mutex> lock(progress_mutex);
           progress(set, out.set_compile_ms[i]);
         }
       }
     };
-    const unsigned hardware = std::max(1u, std::thread::hardware_concurrency());
+    // The calling thread is one of the workers.
+    const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::thread> threads;
-    for (size_t t = 1; t < std::min<size_t>(n, hardware); ++t) threads.emplace_back(work);
+    for (size_t t = 1; t < workers; ++t) threads.emplace_back(work);
     work();
     for (std::thread& t : threads) t.join();
     for (size_t i = 0; i < n; ++i)
-      if (!objects[i].ok()) return objects[i].status().with_context("kernels for tier " + tiers[i]);
+      if (!results[i].ok()) return results[i].with_context("kernels for tier " + tiers[i]);
   }
   out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.kernels = kp.specs.size();

@@ -208,7 +208,8 @@ Status Bundle::parse_kernel_sets() {
   if (manifest_.kernel_sets_size() == 0) {
     // A bundle from before kernel sets: at most one kernels section, for the provenance's tier.
     if (kernel_sections.size() > 1)
-      return fail("section " + std::to_string(kernel_sections[1]) + " (kernels) appears twice and the manifest lists no kernel sets");
+      return fail("section " + std::to_string(kernel_sections[1]) +
+                  " (kernels) appears twice and the manifest lists no kernel sets");
     const pb::Provenance& pv = manifest_.provenance();
     if (kernel_sections.empty() && pv.target_features().empty() && pv.target_tier().empty() && pv.target_cpu().empty())
       return Status::Ok();
@@ -233,7 +234,8 @@ Status Bundle::parse_kernel_sets() {
       return fail(what + " says " + u64s(ks.size()) + " bytes, its section has " + u64s(sections_[ks.section()].size));
     for (const KernelSet& o : kernel_sets_) {
       if (o.tier == ks.tier()) return fail(what + " appears twice");
-      if (o.section == static_cast<int>(ks.section())) return fail(what + " shares section " + std::to_string(ks.section()) + " with tier '" + o.tier + "'");
+      if (o.section == static_cast<int>(ks.section()))
+        return fail(what + " shares section " + std::to_string(ks.section()) + " with tier '" + o.tier + "'");
     }
     KernelSet set;
     set.tier = ks.tier();
@@ -269,7 +271,8 @@ KernelSetChoice choose_kernel_set(const std::vector<KernelSet>& sets, const std:
   if (sets.empty()) return c;
   const CpuTier* best = best_cpu_tier(cpu);
   const std::string best_name = best ? best->name : "none (below " + std::string(cpu_tiers().front().name) + ")";
-  const std::string amx_refused = cpu.amx_refused ? "; this CPU has AMX, but the OS did not grant this process AMX tile state" : "";
+  const std::string amx_refused =
+      cpu.amx_refused ? "; this CPU has AMX, but the OS did not grant this process AMX tile state" : "";
   if (!requested.empty()) {
     const std::string which = "tier '" + requested + "' (requested" + (requested_by.empty() ? "" : " by " + requested_by) + ")";
     const auto it = std::find_if(sets.begin(), sets.end(), [&](const KernelSet& k) { return k.tier == requested; });
