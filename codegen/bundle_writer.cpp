@@ -2,6 +2,7 @@
 #include "codegen/bundle_plan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -10,14 +11,17 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "codegen/kernel_registry.h"
 #include "codegen/schedule.h"
+#include "codegen/target.h"
 #include "ir/model.h"
 #include "runtime/bundle_format.h"
 #include "runtime/sha256.h"
@@ -112,16 +116,37 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
                            " bytes, declared " + std::to_string(t.size));
     wsize += t.size;
   }
+  // Sections: the manifest, one kernels section per set (the manifest names each by index), the weights.
+  if (c.without_kernel_sets && c.kernel_sets.size() > 1)
+    return Status::Error(path + ": the format without kernel sets holds one kernels section, not " +
+                         std::to_string(c.kernel_sets.size()));
+  c.manifest.clear_kernel_sets();
+  for (size_t k = 0; k < c.kernel_sets.size(); ++k) {
+    const BundleKernelSet& set = c.kernel_sets[k];
+    if (set.shared_object.empty()) return Status::Error(path + ": the kernels of tier " + set.tier + " are empty");
+    if (c.without_kernel_sets) break;
+    pb::KernelSet* ks = c.manifest.add_kernel_sets();
+    ks->set_tier(set.tier);
+    ks->set_llvm_cpu(set.llvm_cpu);
+    for (const std::string& f : set.features) ks->add_features(f);
+    ks->set_section(static_cast<uint32_t>(1 + k));
+    ks->set_size(set.shared_object.size());
+  }
   std::string manifest;
   if (!c.manifest.SerializeToString(&manifest)) return Status::Error(path + ": cannot serialize the manifest");
 
   struct Planned {
     SectionKind kind;
     uint64_t size;
+    const std::string* bytes;  // manifest and kernels
   };
-  std::vector<Planned> plan = {{SectionKind::manifest, manifest.size()}};
-  if (!c.kernels.empty()) plan.push_back({SectionKind::kernels, c.kernels.size()});
-  plan.push_back({SectionKind::weights, wsize});
+  std::vector<Planned> plan = {{SectionKind::manifest, manifest.size(), &manifest}};
+  uint64_t kernels_bytes = 0;
+  for (const BundleKernelSet& set : c.kernel_sets) {
+    plan.push_back({SectionKind::kernels, set.shared_object.size(), &set.shared_object});
+    kernels_bytes += set.shared_object.size();
+  }
+  plan.push_back({SectionKind::weights, wsize, nullptr});
 
   std::vector<SectionEntry> table(plan.size());
   uint64_t offset = align_up(FileHeader::kSize + plan.size() * SectionEntry::kSize, kSectionAlignment);
@@ -139,10 +164,8 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
     out.begin_section();
     switch (plan[i].kind) {
       case SectionKind::manifest:
-        INGOT_RETURN_IF_ERROR(out.write(manifest.data(), manifest.size()));
-        break;
       case SectionKind::kernels:
-        INGOT_RETURN_IF_ERROR(out.write(c.kernels.data(), c.kernels.size()));
+        INGOT_RETURN_IF_ERROR(out.write(plan[i].bytes->data(), plan[i].bytes->size()));
         break;
       case SectionKind::weights:
         for (size_t k = 0; k < c.tensors.size(); ++k) {
@@ -182,7 +205,7 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
   if (stats) {
     stats->file_bytes = file_size;
     stats->manifest_bytes = manifest.size();
-    stats->kernels_bytes = c.kernels.size();
+    stats->kernels_bytes = kernels_bytes;
     stats->weights_bytes = wsize;
   }
   return Status::Ok();
@@ -269,12 +292,54 @@ StatusOr<std::string> build_kernels(const std::vector<KernelSpec>& specs, const 
 
 }  // namespace
 
-StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest, const std::string& cpu) {
+StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest,
+                                             const std::vector<std::string>& tiers, const KernelSetProgress& progress) {
   INGOT_ASSIGN_OR_RETURN(BundleKernelPlan kp, plan_kernels(model));
   BundleKernels out;
   const auto t0 = std::chrono::steady_clock::now();
   if (!kp.specs.empty()) {
-    INGOT_ASSIGN_OR_RETURN(out.shared_object, build_kernels(kp.specs, cpu, nullptr));
+    // The same specs for every tier; only the target machine (and so EmitContext's flags) differs.
+    // Each tier compiles on its own thread, with its own LLVM context and target machine.
+    const size_t n = tiers.size();
+    std::vector<Status> results(n);  // per tier, ok or why it failed
+    out.sets.resize(n);
+    out.set_compile_ms.assign(n, 0);
+    std::atomic<size_t> next{0};
+    std::mutex progress_mutex;
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < n;) {
+        BundleKernelSet& set = out.sets[i];
+        TargetInfo target;
+        if (std::string error; !named_target(tiers[i], &target, &error)) {
+          results[i] = Status::Error(error);
+          continue;
+        }
+        set.tier = target.tier;
+        set.llvm_cpu = target.cpu;
+        set.features = target.features;
+        const auto started = std::chrono::steady_clock::now();
+        StatusOr<std::string> object = build_kernels(kp.specs, tiers[i], nullptr);
+        out.set_compile_ms[i] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        if (!object.ok()) {
+          results[i] = object.status();
+          continue;
+        }
+        set.shared_object = std::move(*object);
+        if (progress) {
+          std::lock_guard<std::mutex> lock(progress_mutex);
+          progress(set, out.set_compile_ms[i]);
+        }
+      }
+    };
+    // The calling thread is one of the workers.
+    const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < workers; ++t) threads.emplace_back(work);
+    work();
+    for (std::thread& t : threads) t.join();
+    for (size_t i = 0; i < n; ++i)
+      if (!results[i].ok()) return results[i].with_context("kernels for tier " + tiers[i]);
   }
   out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   out.kernels = kp.specs.size();

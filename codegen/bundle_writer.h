@@ -32,10 +32,21 @@ struct BundleTensor {
   std::function<StatusOr<std::vector<uint8_t>>()> produce;
 };
 
+// The kernels compiled for one CPU tier: one shared object, one kernels section.
+struct BundleKernelSet {
+  std::string tier, llvm_cpu;
+  std::vector<std::string> features;  // exactly the tier's (cpu_tiers())
+  std::string shared_object;          // the bytes
+};
+
 struct BundleContents {
-  pb::Manifest manifest;           // everything but `tensors`, which the writer fills
-  std::string kernels;             // the shared object's bytes; empty: no kernels section
+  pb::Manifest manifest;           // everything but `tensors` and `kernel_sets`, which the writer fills
+  // One kernels section each, in this order (most portable first); empty: no kernels section.
+  std::vector<BundleKernelSet> kernel_sets;
   std::vector<BundleTensor> tensors;
+  // Writes the format from before kernel sets: at most one kernels section, and no
+  // manifest.kernel_sets (the provenance names its tier). Only for tests that such bundles load.
+  bool without_kernel_sets = false;
 };
 
 struct BundleWriteStats {
@@ -50,19 +61,28 @@ class Model;
 struct BundleKernelPlan;  // the kernel specs (codegen/kernels.h), kept out of this header
 
 // The kernels of an optimized model: one per distinct spec among the nodes codegen supports
-// (FusedMatMul, WeightMatMul, RMSNorm; kernel_spec_for), named ingot_k<i>_<kind> in topological
-// order, compiled for the host (compile_kernels) into one shared object.
+// (kernel_spec_for), named ingot_k<i>_<kind> in topological order. The plan (specs, packed
+// weights, scratch) does not depend on the CPU tier; each tier compiles the same specs into its
+// own shared object (compile_kernels).
 struct BundleKernels {
   std::shared_ptr<const BundleKernelPlan> plan;
-  std::string shared_object;               // empty when no node has a kernel
+  std::vector<BundleKernelSet> sets;       // one per tier, in the order asked; none when no node has a kernel
+  std::vector<double> set_compile_ms;      // per set
   size_t kernels = 0, nodes_covered = 0, nodes_without = 0;
   std::map<std::string, int> without;      // why nodes have no kernel yet -> count
-  double compile_ms = 0;
+  double compile_ms = 0;                   // wall time of all sets
 };
 
-// Plans and compiles the kernels and lists them in manifest.kernels.
-// `cpu`: a CPU tier or "native" (codegen/kernels.h CodegenOptions::cpu).
-StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest, const std::string& cpu = "native");
+// Called as each tier's kernels are compiled (from the thread that compiled them, one call at a
+// time): the set and its compile time.
+using KernelSetProgress = std::function<void(const BundleKernelSet&, double ms)>;
+
+// Plans the kernels, lists them in manifest.kernels and compiles them once per CPU tier in
+// `tiers` (tier names; codegen/kernels.h CodegenOptions::cpu), the tiers concurrently (a thread
+// each, each with its own LLVM context and target machine; at most hardware_concurrency() at once).
+StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& manifest,
+                                             const std::vector<std::string>& tiers,
+                                             const KernelSetProgress& progress = nullptr);
 
 // The weights: every Constant of the graph in topological order, as stored ("ggml"), and for each
 // kernel that multiplies by it, once more packed in that kernel's layout (pack_matmul_weights, run

@@ -37,7 +37,8 @@ bool named_target(const std::string& name, TargetInfo* out, std::string* error) 
   } else {
     tier = find_cpu_tier(name);
     if (!tier) {
-      *error = "unknown target '" + name + "': use native (the best tier this CPU runs) or a tier: " + cpu_tier_names();
+      *error = "unknown target '" + name + "': use portable (every tier), native (the best tier this CPU runs) or tiers, "
+               "comma-separated: " + cpu_tier_names();
       return false;
     }
   }
@@ -48,6 +49,37 @@ bool named_target(const std::string& name, TargetInfo* out, std::string* error) 
   t.features = tier->features;
   t.llvm_version = LLVM_VERSION_STRING;
   *out = std::move(t);
+  return true;
+}
+
+bool resolve_targets(const std::string& spec, std::vector<TargetInfo>* out, std::string* error) {
+  const std::vector<CpuTier>& tiers = cpu_tiers();
+  std::vector<bool> wanted(tiers.size(), false);
+  for (size_t at = 0; at <= spec.size();) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string name = spec.substr(at, comma - at);
+    at = comma + 1;
+    if (name == "portable") {
+      wanted.assign(tiers.size(), true);
+      continue;
+    }
+    if (name.empty()) {
+      *error = "--target '" + spec + "' has an empty name: use portable (every tier), native (the best tier this CPU "
+               "runs) or tiers, comma-separated: " + cpu_tier_names();
+      return false;
+    }
+    TargetInfo t;
+    if (!named_target(name, &t, error)) return false;
+    for (size_t i = 0; i < tiers.size(); ++i)
+      if (t.tier == tiers[i].name) wanted[i] = true;
+  }
+  out->clear();
+  for (size_t i = 0; i < tiers.size(); ++i) {
+    if (!wanted[i]) continue;
+    TargetInfo t;
+    if (!named_target(tiers[i].name, &t, error)) return false;
+    out->push_back(std::move(t));
+  }
   return true;
 }
 

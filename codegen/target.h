@@ -23,6 +23,15 @@ TargetInfo host_target();
 // tier's list. An unknown name is an error listing the tiers. Returns false with *error set.
 bool named_target(const std::string& name, TargetInfo* out, std::string* error);
 
+// `ingotc compile` without --target: every tier, so the bundle runs on any x86-64-v2 CPU and uses
+// the best code each CPU can run.
+inline constexpr const char* kDefaultTarget = "portable";
+
+// Resolves a --target value: a tier name, "native", "portable" (every tier) or a comma-separated
+// list of those. Duplicates collapse and the result is in cpu_tiers() order (most portable first).
+// An unknown or empty name is an error listing the choices. Returns false with *error set.
+bool resolve_targets(const std::string& spec, std::vector<TargetInfo>* out, std::string* error);
+
 // The instruction-set features (LLVM's host-detectable names) LLVM enables for `llvm_cpu` plus
 // `feature_string` ("+avx2,+fma"), sorted: what code generated for that target may use.
 // Empty on an unknown CPU name.

@@ -1,6 +1,7 @@
 #include "runtime/bundle.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -125,8 +126,8 @@ Status Bundle::parse(const BundleOpenOptions& options) {
     for (const BundleSection& o : sections_) {
       if (s.offset < o.offset + o.size && o.offset < s.offset + s.size)
         return fail(what + " overlaps section of kind " + section_kind_name(o.kind));
-      if (s.kind == o.kind && (s.kind == uint32_t(SectionKind::manifest) || s.kind == uint32_t(SectionKind::kernels) ||
-                               s.kind == uint32_t(SectionKind::weights)))
+      // Kernels sections may repeat (one per kernel set); the manifest says which is which.
+      if (s.kind == o.kind && (s.kind == uint32_t(SectionKind::manifest) || s.kind == uint32_t(SectionKind::weights)))
         return fail(what + " appears twice");
     }
     sections_.push_back(s);
@@ -184,12 +185,139 @@ Status Bundle::parse(const BundleOpenOptions& options) {
   }
   if (manifest_.kernels_size() > 0 && !find_section(SectionKind::kernels))
     return fail("the manifest lists kernels but there is no kernels section");
+  INGOT_RETURN_IF_ERROR(parse_kernel_sets());
 
-  if (options.check_cpu) {
-    const std::string cpu = check_cpu();
-    if (!cpu.empty()) return fail(cpu, StatusCode::unsupported);
+  std::string requested = options.tier, requested_by;
+  if (requested.empty()) {
+    if (const char* env = std::getenv("INGOT_TIER"); env && *env) {
+      requested = env;
+      requested_by = "INGOT_TIER";
+    }
   }
+  choice_ = choose_kernel_set(kernel_sets_, requested, requested_by, host_cpu_features());
+  chosen_ = choice_.set;
+  if (options.check_cpu && !choice_.problem.empty()) return fail(choice_.problem, choice_.code);
   return Status::Ok();
+}
+
+Status Bundle::parse_kernel_sets() {
+  kernel_sets_.clear();
+  std::vector<int> kernel_sections;
+  for (size_t i = 0; i < sections_.size(); ++i)
+    if (sections_[i].kind == uint32_t(SectionKind::kernels)) kernel_sections.push_back(static_cast<int>(i));
+  if (manifest_.kernel_sets_size() == 0) {
+    // A bundle from before kernel sets: at most one kernels section, for the provenance's tier.
+    if (kernel_sections.size() > 1)
+      return fail("section " + std::to_string(kernel_sections[1]) +
+                  " (kernels) appears twice and the manifest lists no kernel sets");
+    const pb::Provenance& pv = manifest_.provenance();
+    if (kernel_sections.empty() && pv.target_features().empty() && pv.target_tier().empty() && pv.target_cpu().empty())
+      return Status::Ok();
+    KernelSet set;
+    set.tier = !pv.target_tier().empty() ? pv.target_tier() : pv.target_cpu();
+    set.llvm_cpu = pv.target_cpu();
+    set.features.assign(pv.target_features().begin(), pv.target_features().end());
+    if (!kernel_sections.empty()) {
+      set.section = kernel_sections[0];
+      set.size = sections_[size_t(set.section)].size;
+    }
+    kernel_sets_.push_back(std::move(set));
+    return Status::Ok();
+  }
+  for (int i = 0; i < manifest_.kernel_sets_size(); ++i) {
+    const pb::KernelSet& ks = manifest_.kernel_sets(i);
+    const std::string what = "manifest: kernel set " + std::to_string(i) + " (tier '" + ks.tier() + "')";
+    if (ks.tier().empty()) return fail("manifest: kernel set " + std::to_string(i) + " has no tier name");
+    if (ks.section() >= sections_.size() || sections_[ks.section()].kind != uint32_t(SectionKind::kernels))
+      return fail(what + " names section " + std::to_string(ks.section()) + ", which is not a kernels section");
+    if (ks.size() != sections_[ks.section()].size)
+      return fail(what + " says " + u64s(ks.size()) + " bytes, its section has " + u64s(sections_[ks.section()].size));
+    for (const KernelSet& o : kernel_sets_) {
+      if (o.tier == ks.tier()) return fail(what + " appears twice");
+      if (o.section == static_cast<int>(ks.section()))
+        return fail(what + " shares section " + std::to_string(ks.section()) + " with tier '" + o.tier + "'");
+    }
+    KernelSet set;
+    set.tier = ks.tier();
+    set.llvm_cpu = ks.llvm_cpu();
+    set.features.assign(ks.features().begin(), ks.features().end());
+    set.section = static_cast<int>(ks.section());
+    set.size = ks.size();
+    kernel_sets_.push_back(std::move(set));
+  }
+  if (kernel_sets_.size() != kernel_sections.size())
+    return fail("the manifest lists " + std::to_string(kernel_sets_.size()) + " kernel set(s) for " +
+                std::to_string(kernel_sections.size()) + " kernels section(s)");
+  return Status::Ok();
+}
+
+namespace {
+
+std::string tier_list(const std::vector<KernelSet>& sets) {
+  std::string s;
+  for (const KernelSet& k : sets) s += (s.empty() ? "" : ", ") + k.tier;
+  return s;
+}
+
+bool needs_amx(const KernelSet& set) {
+  return std::find(set.features.begin(), set.features.end(), "amx-tile") != set.features.end();
+}
+
+}  // namespace
+
+KernelSetChoice choose_kernel_set(const std::vector<KernelSet>& sets, const std::string& requested,
+                                  const std::string& requested_by, const CpuFeatures& cpu) {
+  KernelSetChoice c;
+  if (sets.empty()) return c;
+  const CpuTier* best = best_cpu_tier(cpu);
+  const std::string best_name = best ? best->name : "none (below " + std::string(cpu_tiers().front().name) + ")";
+  const std::string amx_refused =
+      cpu.amx_refused ? "; this CPU has AMX, but the OS did not grant this process AMX tile state" : "";
+  if (!requested.empty()) {
+    const std::string which = "tier '" + requested + "' (requested" + (requested_by.empty() ? "" : " by " + requested_by) + ")";
+    const auto it = std::find_if(sets.begin(), sets.end(), [&](const KernelSet& k) { return k.tier == requested; });
+    if (it == sets.end()) {
+      c.problem = "the bundle has no kernels for " + which + "; its tiers: " + tier_list(sets) +
+                  "; this CPU's best tier: " + best_name;
+      if (!find_cpu_tier(requested)) c.problem += "; the CPU tiers are " + cpu_tier_names();
+      c.code = StatusCode::invalid_argument;
+      return c;
+    }
+    std::string lacks;
+    for (const std::string& f : it->features)
+      if (!f.empty() && f[0] != '-' && !cpu.has(f[0] == '+' ? f.substr(1) : f)) lacks += (lacks.empty() ? "" : ", ") + f;
+    if (!lacks.empty()) {
+      c.problem = which + " does not run on this CPU, which lacks " + lacks + "; the bundle's tiers: " + tier_list(sets) +
+                  "; this CPU's best tier: " + best_name + (needs_amx(*it) ? amx_refused : "");
+      c.code = StatusCode::unsupported;
+      return c;
+    }
+    c.set = static_cast<int>(it - sets.begin());
+    return c;
+  }
+  // Tiers nest, so the most demanding set the CPU runs is the one with the most features.
+  for (size_t i = 0; i < sets.size(); ++i)
+    if (check_cpu_features(sets[i].features, sets[i].tier, cpu).empty() &&
+        (c.set < 0 || sets[i].features.size() >= sets[size_t(c.set)].features.size()))
+      c.set = static_cast<int>(i);
+  if (c.set < 0) {
+    // The least demanding set says what is missing and which tier to compile for instead.
+    size_t least = 0;
+    for (size_t i = 1; i < sets.size(); ++i)
+      if (sets[i].features.size() < sets[least].features.size()) least = i;
+    const std::string why = check_cpu_features(sets[least].features, sets[least].tier, cpu);
+    c.problem = sets.size() == 1 ? why : "this CPU runs none of the bundle's tiers (" + tier_list(sets) + "): " + why;
+    c.code = StatusCode::unsupported;
+    return c;
+  }
+  if (cpu.amx_refused && !needs_amx(sets[size_t(c.set)]))
+    for (const KernelSet& k : sets)
+      if (needs_amx(k)) {
+        c.note = "this CPU has AMX, but the OS did not grant this process AMX tile state: running tier " +
+                 sets[size_t(c.set)].tier + " instead of " + k.tier;
+        break;
+      }
+  return c;
 }
 
 const BundleSection* Bundle::find_section(SectionKind kind) const {
@@ -212,12 +340,9 @@ Status Bundle::verify() const {
   return Status::Ok();
 }
 
-std::string Bundle::check_cpu() const {
-  const auto& f = manifest_.provenance().target_features();
-  const pb::Provenance& pv = manifest_.provenance();
-  // Bundles from before tiers name only an LLVM CPU.
-  return check_cpu_features(std::vector<std::string>(f.begin(), f.end()),
-                            !pv.target_tier().empty() ? pv.target_tier() : pv.target_cpu());
+std::string Bundle::check_cpu(int set) const {
+  assert(set >= 0 && size_t(set) < kernel_sets_.size());
+  return check_cpu_features(kernel_sets_[size_t(set)].features, kernel_sets_[size_t(set)].tier);
 }
 
 const uint8_t* Bundle::tensor_data(int i) const {
@@ -234,9 +359,19 @@ int Bundle::find_tensor(std::string_view name, std::string_view layout) const {
 }
 
 StatusOr<std::unique_ptr<KernelLibrary>> Bundle::load_kernels() const {
-  const BundleSection* ks = find_section(SectionKind::kernels);
-  if (!ks) return fail("no kernels section");
-  return KernelLibrary::load(name_, data_ + ks->offset, ks->size);
+  if (chosen_ < 0) {
+    if (!choice_.problem.empty()) return fail(choice_.problem, choice_.code);
+    return fail("no kernels section");
+  }
+  return load_kernels(chosen_);
+}
+
+StatusOr<std::unique_ptr<KernelLibrary>> Bundle::load_kernels(int set) const {
+  assert(set >= 0 && size_t(set) < kernel_sets_.size());
+  const int section = kernel_sets_[size_t(set)].section;
+  if (section < 0) return fail("no kernels section");
+  const BundleSection& ks = sections_[size_t(section)];
+  return KernelLibrary::load(name_, data_ + ks.offset, ks.size);
 }
 
 }  // namespace ingot

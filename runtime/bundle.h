@@ -14,6 +14,7 @@
 
 #include "base/status.h"
 #include "runtime/bundle_format.h"
+#include "runtime/cpu_features.h"
 #include "runtime/kernel_library.h"
 #include "runtime/proto/bundle.pb.h"
 
@@ -25,11 +26,37 @@ struct BundleSection {
   std::array<uint8_t, 32> sha256{};
 };
 
-struct BundleOpenOptions {
-  // Refuse a bundle whose kernels need a CPU feature this host lacks. `ingot info` turns it off to
-  // describe a bundle made for another CPU; anything that runs kernels must leave it on.
-  bool check_cpu = true;
+// The kernels compiled for one CPU tier, in their own kernels section (manifest.kernel_sets). A
+// bundle from before kernel sets has one, described by its provenance.
+struct KernelSet {
+  std::string tier;                   // "x86-64-v3"; an old bundle without a tier: its LLVM CPU
+  std::string llvm_cpu;
+  std::vector<std::string> features;  // every feature the code may use (LLVM names)
+  int section = -1;                   // index into Bundle::sections(); -1: no kernels section
+  uint64_t size = 0;                  // bytes of that section
 };
+
+struct BundleOpenOptions {
+  // Refuse a bundle none of whose kernel sets this host runs (or whose requested set it cannot
+  // run). `ingot info` turns it off to describe a bundle made for another CPU; anything that runs
+  // kernels must leave it on.
+  bool check_cpu = true;
+  // The kernel set to run, by tier name. Empty: $INGOT_TIER when set, otherwise the most
+  // demanding set this host runs.
+  std::string tier;
+};
+
+// Which of `sets` runs on `cpu`: the one of tier `requested` (an error if the bundle has none or
+// the CPU lacks one of its features), or without a request the most demanding one the CPU runs.
+// `requested_by` names where a request came from in messages ("INGOT_TIER"; empty for an option).
+struct KernelSetChoice {
+  int set = -1;               // index into sets; -1: none chosen (problem says why) or no sets
+  std::string problem;        // why no set runs, naming the bundle's tiers and the CPU's best tier
+  StatusCode code = StatusCode::ok;  // of the problem: invalid_argument (no such set) or unsupported
+  std::string note;           // worth a line on stderr: AMX present but not granted, so a lesser set runs
+};
+KernelSetChoice choose_kernel_set(const std::vector<KernelSet>& sets, const std::string& requested,
+                                  const std::string& requested_by, const CpuFeatures& cpu);
 
 class Bundle {
  public:
@@ -54,8 +81,20 @@ class Bundle {
 
   // Recomputes every section's SHA-256; an error names the first bad section.
   Status verify() const;
-  // "" when this host has every feature the manifest lists, otherwise what is missing.
-  std::string check_cpu() const;
+
+  // Every kernel set, most portable first (empty: the bundle has no kernels and names no tier).
+  const std::vector<KernelSet>& kernel_sets() const { return kernel_sets_; }
+  // The set chosen at open (BundleOpenOptions::tier, $INGOT_TIER, or the best this host runs):
+  // an index into kernel_sets(), or -1 (none runs here: check_cpu() says why; or there are none).
+  int chosen_kernel_set() const { return chosen_; }
+  // The chosen set's tier; "" when none.
+  std::string tier() const { return chosen_ >= 0 ? kernel_sets_[size_t(chosen_)].tier : std::string(); }
+  // "" when a kernel set was chosen (or there is none to choose), otherwise why none runs here.
+  std::string check_cpu() const { return choice_.problem; }
+  // "" when this host runs kernel set `set`, otherwise the features it lacks.
+  std::string check_cpu(int set) const;
+  // A remark about the choice worth printing (AMX present but not granted), or "".
+  const std::string& kernel_set_note() const { return choice_.note; }
 
   // Weights: manifest().tensors(i) lives at tensor_data(i), 64-byte aligned, in the mapping.
   int tensor_count() const { return manifest_.tensors_size(); }
@@ -63,12 +102,16 @@ class Bundle {
   // Index of the first tensor called `name` (with `layout`, if not empty), or -1.
   int find_tensor(std::string_view name, std::string_view layout = {}) const;
 
-  // Loads the kernels section (memfd + dlopen); symbols are looked up by name.
+  // Loads the chosen kernel set's section (memfd + dlopen); symbols are looked up by name.
   StatusOr<std::unique_ptr<KernelLibrary>> load_kernels() const;
+  // Loads kernel set `set` (an index into kernel_sets()), whatever this host runs: loading runs no
+  // kernel code, calling a kernel the CPU cannot run would fault.
+  StatusOr<std::unique_ptr<KernelLibrary>> load_kernels(int set) const;
 
  private:
   Bundle() = default;
   Status parse(const BundleOpenOptions& options);
+  Status parse_kernel_sets();
   // "<name>: msg".
   Status fail(const std::string& msg, StatusCode code = StatusCode::invalid_argument) const;
 
@@ -80,6 +123,9 @@ class Bundle {
   std::vector<BundleSection> sections_;
   pb::Manifest manifest_;
   const uint8_t* weights_ = nullptr;
+  std::vector<KernelSet> kernel_sets_;
+  KernelSetChoice choice_;
+  int chosen_ = -1;
 };
 
 }  // namespace ingot

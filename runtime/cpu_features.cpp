@@ -136,10 +136,13 @@ CpuFeatures detect() {
     }
     const uint32_t* r = found->r;
     if (!((r[b.reg] >> b.bit) & 1)) continue;
-    if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok) || (b.save == kAmx && !amx_ok)) continue;
+    if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok)) continue;
     // Linux hands out the 8 KiB of tile state only to a process that asks (arch_prctl, 5.16+);
     // without that grant the first tile instruction faults, so AMX counts as absent.
-    if (b.save == kAmx && !amx_granted()) continue;
+    if (b.save == kAmx && (!amx_ok || !amx_granted())) {
+      f.amx_refused = true;
+      continue;
+    }
     f.present.push_back(b.name);
   }
 #endif
@@ -164,6 +167,8 @@ const CpuFeatures& host_cpu_features() {
   static const CpuFeatures f = detect();
   return f;
 }
+
+bool amx_grant_refused() { return host_cpu_features().amx_refused; }
 
 namespace {
 std::vector<std::string> sorted(std::vector<std::string> v) {

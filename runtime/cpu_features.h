@@ -12,6 +12,9 @@ namespace ingot {
 
 struct CpuFeatures {
   std::vector<std::string> present;  // sorted
+  // cpuid reports AMX tiles, but the OS did not grant this process tile state (no XCR0 support,
+  // or arch_prctl refused): the AMX features are then absent from `present`.
+  bool amx_refused = false;
   // Whether this runtime knows how to detect `name` (an LLVM x86 feature name).
   static bool known(const std::string& name);
   bool has(const std::string& name) const;
@@ -19,6 +22,8 @@ struct CpuFeatures {
 
 // Detected once, then cached.
 const CpuFeatures& host_cpu_features();
+// host_cpu_features().amx_refused: the CPU has AMX, but this process may not use it.
+bool amx_grant_refused();
 
 // A CPU tier: a stable name, the LLVM CPU the kernels are generated for, and every instruction-set
 // feature (LLVM names) that code may use. Tiers nest: each has every feature of the ones before it.
@@ -34,9 +39,6 @@ struct CpuTier {
 
 // Every tier, from the most portable to the most demanding.
 const std::vector<CpuTier>& cpu_tiers();
-// The tier `ingotc compile` uses without --target: one that both the AVX2-only and the AVX-512
-// machines this project is tested on run, so a bundle moves between them.
-inline constexpr const char* kDefaultCpuTier = "x86-64-v3";
 // nullptr for an unknown name.
 const CpuTier* find_cpu_tier(const std::string& name);
 // The most demanding tier whose every feature `cpu` has (nullptr if not even the first).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -61,7 +62,9 @@ Engine::~Engine() = default;
 StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
-  INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path));
+  INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path, BundleOpenOptions{.tier = options.tier}));
+  if (!e->bundle_->kernel_set_note().empty())
+    std::fprintf(stderr, "ingot: note: %s: %s\n", path.c_str(), e->bundle_->kernel_set_note().c_str());
   if (options.verify) INGOT_RETURN_IF_ERROR(e->bundle_->verify());
   const pb::Manifest& m = e->bundle_->manifest();
   const std::string& name = e->bundle_->name();

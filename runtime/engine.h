@@ -24,6 +24,9 @@ namespace ingot {
 
 struct EngineOptions {
   bool verify = false;  // check every section's SHA-256 before loading
+  // The kernel set to run, by tier name; empty: $INGOT_TIER when set, otherwise the most
+  // demanding set this host runs (BundleOpenOptions::tier).
+  std::string tier;
 };
 
 class Engine {
@@ -32,6 +35,8 @@ class Engine {
   ~Engine();
 
   const Bundle& bundle() const { return *bundle_; }
+  // The CPU tier whose kernels run ("" for a bundle without kernels).
+  std::string tier() const { return bundle_->tier(); }
   // The model's tokenizer; null if the bundle has none.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   int64_t max_context() const { return max_context_; }

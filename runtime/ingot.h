@@ -37,6 +37,11 @@ const char* ingot_last_error(void);
 typedef struct {
   uint32_t struct_size; /* sizeof(ingot_load_params) as the caller knows it */
   int32_t verify;       /* != 0: check every section's SHA-256 first */
+  /* The kernel set to run, by CPU tier name ("x86-64-v3", "avx512", ...). NULL or "" (the
+   * default): the environment variable INGOT_TIER when set, otherwise the most demanding tier in
+   * the bundle this CPU runs. A tier the bundle lacks: INGOT_ERR_LOAD; one this CPU cannot run:
+   * INGOT_ERR_UNSUPPORTED. Copied during the call. */
+  const char* tier;
 } ingot_load_params;
 void ingot_load_params_default(ingot_load_params* p);
 /* params may be NULL (the defaults). */

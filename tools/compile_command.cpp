@@ -218,7 +218,7 @@ struct CompileCli {
   bool stats = false;
   bool print_plan = false;  // every buffer of the memory plan
   bool all_logits = false;  // logits for every token of a call (ingot perplexity), not just the last
-  std::string target = kDefaultCpuTier;  // the CPU tier the kernels are generated for, or "native"
+  std::string target = kDefaultTarget;  // --target: the CPU tiers the kernels are compiled for
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
@@ -314,9 +314,13 @@ int cmd_compile(const std::vector<std::string>& args) {
     return usage_error("compile: --calib only makes sense with --accuracy-report");
   auto recipe = QuantRecipe::parse(cli.quant.quant, cli.quant.overrides);
   if (!recipe.ok()) return usage_error("compile: " + recipe.message());
-  TargetInfo target;
-  if (std::string target_error; !named_target(cli.target, &target, &target_error))
+  std::vector<TargetInfo> targets;
+  if (std::string target_error; !resolve_targets(cli.target, &targets, &target_error))
     return usage_error("compile: " + target_error);
+  std::vector<std::string> tiers;
+  for (const TargetInfo& t : targets) tiers.push_back(t.tier);
+  std::string tier_names;
+  for (const std::string& t : tiers) tier_names += (tier_names.empty() ? "" : ", ") + t;
 
   ImportOptions import_opts;
   import_opts.act_quant = import_act_quant(cli.quant);
@@ -352,15 +356,30 @@ int cmd_compile(const std::vector<std::string>& args) {
   BundleWriteStats written;
   std::string schedule_note;
   pipeline.add({"kernels",
-                [&](const CompileState&) { return "generate kernels for " + target.tier + (cli.target == "native" ? " (native)" : ""); },
+                [&](const CompileState&) {
+                  return "generate kernels for " +
+                         (tiers.size() == 1 ? tiers[0] + (cli.target == "native" ? " (native)" : "")
+                                            : std::to_string(tiers.size()) + " tiers (" + tier_names + ")");
+                },
                 [&](CompileState& st) -> StatusOr<std::string> {
-                  INGOT_ASSIGN_OR_RETURN(kernels, build_bundle_kernels(st.model(), m, target.tier));
+                  // With several tiers, a line as each one's shared object is ready (they compile concurrently).
+                  KernelSetProgress progress;
+                  if (tiers.size() > 1)
+                    progress = [&](const BundleKernelSet& set, double ms) {
+                      pipeline.progress_line(set.tier + ": " + format_byte_size(static_cast<int64_t>(set.shared_object.size())) +
+                                             " shared object in " + std::to_string(static_cast<long>(ms + 0.5)) + " ms");
+                    };
+                  INGOT_ASSIGN_OR_RETURN(kernels, build_bundle_kernels(st.model(), m, tiers, progress));
                   std::string why;
                   for (auto& [reason, count] : kernels->without)
                     why += "\n  no kernel yet (" + std::to_string(count) + " nodes): " + reason;
+                  int64_t bytes = 0;
+                  for (const BundleKernelSet& set : kernels->sets) bytes += static_cast<int64_t>(set.shared_object.size());
                   return std::to_string(kernels->kernels) + " kernels for " + std::to_string(kernels->nodes_covered) +
-                         " nodes, " + format_byte_size(static_cast<int64_t>(kernels->shared_object.size())) +
-                         " shared object" + why;
+                         " nodes, " + format_byte_size(bytes) +
+                         (kernels->sets.size() == 1 ? std::string(" shared object")
+                                                    : " in " + std::to_string(kernels->sets.size()) + " shared objects") +
+                         why;
                 }});
   pipeline.add({"schedule", [](const CompileState&) { return std::string("schedule kernel calls, pack weights"); },
                 [&](CompileState& st) -> StatusOr<std::string> {
@@ -410,7 +429,7 @@ int cmd_compile(const std::vector<std::string>& args) {
                   if (im.generation.top_k) g->set_top_k(*im.generation.top_k);
                   if (im.generation.max_new_tokens) g->set_max_new_tokens(*im.generation.max_new_tokens);
                   pb::Provenance* pv = m.mutable_provenance();
-                  pv->set_compiler_version("ingotc 0.1.0 (LLVM " + target.llvm_version + ")");
+                  pv->set_compiler_version("ingotc 0.1.0 (LLVM " + targets[0].llvm_version + ")");
                   // What ran: the passes of the optimize phase, then memory planning.
                   for (const std::string& pass : st.ran)
                     if (std::find(compile_phases().begin(), compile_phases().end(), pass) == compile_phases().end())
@@ -419,11 +438,13 @@ int cmd_compile(const std::vector<std::string>& args) {
                   pv->set_quantization(recipe->str());
                   pv->set_act_quant(im.config.act_quant);
                   pv->set_kv_type(cli.kv_type);
-                  pv->set_target_triple(target.triple);
-                  pv->set_target_cpu(target.cpu);
-                  pv->set_target_tier(target.tier);
-                  for (const auto& f : target.features) pv->add_target_features(f);
-                  bc.kernels = std::move(kernels->shared_object);
+                  // The provenance's tier is the first (most portable) kernel set's, as a runtime from
+                  // before kernel sets read it; the manifest's kernel_sets list them all.
+                  pv->set_target_triple(targets[0].triple);
+                  pv->set_target_cpu(targets[0].cpu);
+                  pv->set_target_tier(targets[0].tier);
+                  for (const auto& f : targets[0].features) pv->add_target_features(f);
+                  bc.kernel_sets = std::move(kernels->sets);
                   INGOT_RETURN_IF_ERROR(write_bundle(cli.output, bc, &written));
                   return format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
                          format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
@@ -487,8 +508,8 @@ int cmd_compile(const std::vector<std::string>& args) {
     std::printf("wrote %s\n", cli.accuracy_report.c_str());
   }
   if (!cli.output.empty())
-    std::printf("  bundle: %s, %s, %zu kernels\n", cli.output.c_str(),
-                format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count);
+    std::printf("  bundle: %s, %s, %zu kernels for %s\n", cli.output.c_str(),
+                format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count, tier_names.c_str());
   if (!schedule_note.empty()) std::printf("  note: the bundle cannot run yet, %s\n", schedule_note.c_str());
   return 0;
 }

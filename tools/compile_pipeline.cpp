@@ -142,6 +142,13 @@ Status CompilePipeline::check_options(CompileState& state, const std::string& la
   return Status::Ok();
 }
 
+void CompilePipeline::progress_line(const std::string& line) {
+  if (!progress_) return;
+  std::fprintf(stderr, "%s  %s\n", phase_line_open_ ? "\n" : "", line.c_str());
+  std::fflush(stderr);
+  phase_line_open_ = false;
+}
+
 StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last) {
   INGOT_RETURN_IF_ERROR(check_options(state, last));
   const size_t count = static_cast<size_t>(
@@ -152,15 +159,20 @@ StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last
     if (progress_) {
       std::fprintf(stderr, "[%zu/%zu] %s ...", i + 1, count, phase.label(state).c_str());
       std::fflush(stderr);
+      phase_line_open_ = true;
     }
     const size_t ran_before = state.ran.size();
     StatusOr<std::string> summary = phase.run(state);
     if (!summary.ok()) {
-      if (progress_) std::fprintf(stderr, "\n");
+      if (progress_ && phase_line_open_) std::fprintf(stderr, "\n");
+      phase_line_open_ = false;
       return summary.status();
     }
     state.timings.emplace_back(phase.name, ms_since(t0));
+    if (progress_ && !phase_line_open_)  // progress lines came between: say again which phase ends
+      std::fprintf(stderr, "[%zu/%zu] %s: done in", i + 1, count, phase.label(state).c_str());
     if (progress_) std::fprintf(stderr, " %.0f ms%s%s\n", state.timings.back().second, summary->empty() ? "" : ", ", summary->c_str());
+    phase_line_open_ = false;
     // The optimize phase lists its passes; the others list themselves.
     if (state.ran.size() == ran_before) state.ran.push_back(phase.name);
     if (options_.verify_each && state.im.model) {

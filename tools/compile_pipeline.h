@@ -83,6 +83,10 @@ class CompilePipeline {
 
   // Progress lines ("[2/6] quantize weights ... 130 ms, ...") on stderr, for long commands.
   void show_progress(bool on) { progress_ = on; }
+  // A line of progress inside the running phase (one tier's kernels compiled), on stderr when
+  // progress is shown; the phase's closing line then repeats its label. Not thread-safe: callers
+  // on several threads serialize.
+  void progress_line(const std::string& line);
 
   // Runs the phases in order up to and including `last` (a phase name), or fewer with
   // stop_after. An unknown phase or pass name in the options is an error before anything runs.
@@ -95,6 +99,7 @@ class CompilePipeline {
   PhaseOptions options_;
   std::vector<Phase> phases_;
   bool progress_ = false;
+  bool phase_line_open_ = false;  // "[i/n] label ..." printed, its end not yet
 };
 
 }  // namespace ingot

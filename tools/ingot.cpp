@@ -1,7 +1,9 @@
 // ingot: the Ingot runtime's command line. Links only the runtime (no compiler, no LLVM): it reads
 // bundles written by `ingotc compile -o OUT.ingot`.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,24 +23,32 @@ constexpr const char* kUsage = R"(ingot: the Ingot runtime
 Usage:
   ingot info BUNDLE [--graph] [--tensors]
                           the manifest, readable: model, inputs and outputs, tensors, kernels,
+                          kernel sets (tier, size, whether this host runs it, the one chosen),
                           memory plan, state, tokenizer, generation defaults, provenance;
                           --graph adds the optimized graph (IR text), --tensors every tensor
-  ingot verify BUNDLE     check every section's SHA-256, the CPU features the kernels need,
-                          and that the kernels load and export every listed symbol
+  ingot verify BUNDLE [--tier TIER]
+                          check every section's SHA-256, that this CPU runs one of the kernel
+                          sets (or TIER's), and that every set's kernels load and export every
+                          listed symbol
   ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
-            [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop]
+            [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop] [--tier TIER]
                           generate and stream the continuation; --temp 0 is greedy; --json prints
-                          prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings (load, prompt, decode, and
-                          time_to_first_token_ms: from process start to the first new token)
-  ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process]
+                          prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings
+                          (load, prompt, decode, and time_to_first_token_ms: from process start
+                          to the first new token)
+  ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
                           first the time to first token of fresh `ingot run` processes (page
                           cache warm) per thread count; then prompt processing (ppP) and
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
                           and peak resident memory
-  ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T]
+  ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER]
                           perplexity of a text file in chunks of N tokens (default 512)
   ingot --help            this text
+
+A bundle holds kernels for one or more CPU tiers (`ingotc compile --target`); the runtime runs
+the most demanding one this CPU runs. --tier TIER, or the environment variable INGOT_TIER=TIER,
+forces one: an error if the bundle has no such tier or this CPU cannot run it.
 
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
@@ -74,6 +84,35 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Every kernel set: tier, size, whether this host runs it, which one runs; then the host's verdict.
+void print_kernel_sets(const Bundle& b) {
+  const std::vector<KernelSet>& sets = b.kernel_sets();
+  std::printf("kernel sets: %zu%s\n", sets.size(),
+              sets.size() > 1 ? " (the runtime runs the most demanding one this CPU runs; --tier or INGOT_TIER forces one)" : "");
+  const std::vector<std::string>* previous = nullptr;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    const KernelSet& k = sets[i];
+    const bool runs = b.check_cpu(static_cast<int>(i)).empty();
+    std::printf("  %-10s %-12s %10s (%llu bytes), LLVM cpu %s%s%s\n", k.tier.c_str(),
+                k.section >= 0 ? ("section " + std::to_string(k.section)).c_str() : "no section", bytes_str(k.size).c_str(),
+                static_cast<unsigned long long>(k.size), k.llvm_cpu.c_str(), runs ? ", runs here" : ", not on this CPU",
+                b.chosen_kernel_set() == static_cast<int>(i) ? "  <- chosen" : "");
+    // Tiers nest: each lists what it adds to the one before.
+    std::vector<std::string> added;
+    const bool nests = previous && std::includes(k.features.begin(), k.features.end(), previous->begin(), previous->end());
+    if (nests)
+      std::set_difference(k.features.begin(), k.features.end(), previous->begin(), previous->end(), std::back_inserter(added));
+    std::printf("    %s %s\n", nests ? "adds" : "features", join(nests ? added : k.features, " ").c_str());
+    previous = &k.features;
+  }
+  const std::string cpu = b.check_cpu();
+  if (!cpu.empty()) std::printf("this host: %s\n", cpu.c_str());
+  else if (b.chosen_kernel_set() >= 0)
+    std::printf("this host: runs tier %s (best of its own: %s)\n", b.tier().c_str(),
+                best_cpu_tier(host_cpu_features()) ? best_cpu_tier(host_cpu_features())->name : "none");
+  if (!b.kernel_set_note().empty()) std::printf("  note: %s\n", b.kernel_set_note().c_str());
+}
+
 int cmd_info(const std::vector<std::string>& args) {
   std::string path;
   bool graph = false, all_tensors = false;
@@ -87,7 +126,7 @@ int cmd_info(const std::vector<std::string>& args) {
   if (path.empty()) return usage_error("info: no bundle given");
   const auto t0 = std::chrono::steady_clock::now();
   // A bundle for another CPU can still be described.
-  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false});
+  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = {}});
   if (!opened.ok()) return fail(opened.message());
   std::unique_ptr<Bundle> b = std::move(*opened);
   const double open_ms = ms_since(t0);
@@ -157,29 +196,32 @@ int cmd_info(const std::vector<std::string>& args) {
 
   const pb::Provenance& pv = m.provenance();
   std::printf("provenance:\n  compiler: %s\n", pv.compiler_version().c_str());
-  std::printf("  target: %s, tier %s (LLVM cpu %s)\n  features the kernels need: %s\n", pv.target_triple().c_str(),
-              pv.target_tier().empty() ? "(none recorded)" : pv.target_tier().c_str(), pv.target_cpu().c_str(),
-              join(pv.target_features(), " ").c_str());
+  std::printf("  target: %s\n", pv.target_triple().c_str());
   std::printf("  quantization: %s, activations %s, KV cache %s\n", pv.quantization().c_str(), pv.act_quant().c_str(),
               pv.kv_type().c_str());
   std::printf("  passes: %s\n", join(pv.passes()).c_str());
   for (const auto& s : pv.sources())
     std::printf("  source: %s, %s, sha256 %s\n", s.name().c_str(), bytes_str(s.bytes()).c_str(), s.sha256().c_str());
-  const std::string cpu = b->check_cpu();
-  std::printf("this host: %s\n", cpu.empty() ? "has every feature the kernels need" : cpu.c_str());
+  print_kernel_sets(*b);
   if (graph) std::printf("graph:\n%s", m.graph_text().c_str());
   return 0;
 }
 
 int cmd_verify(const std::vector<std::string>& args) {
-  std::string path;
-  for (const std::string& a : args) {
+  std::string path, tier;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--tier") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return usage_error("verify: --tier needs a tier name");
+      tier = args[++i];
+      continue;
+    }
     if (!a.empty() && a[0] == '-') return usage_error("verify: unknown option '" + a + "'");
     if (!path.empty()) return usage_error("verify: more than one bundle given");
     path = a;
   }
   if (path.empty()) return usage_error("verify: no bundle given");
-  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false});
+  auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = tier});
   if (!opened.ok()) return fail(opened.message());
   std::unique_ptr<Bundle> b = std::move(*opened);
   const auto t0 = std::chrono::steady_clock::now();
@@ -188,14 +230,23 @@ int cmd_verify(const std::vector<std::string>& args) {
               bytes_str(b->file_size()).c_str(), ms_since(t0));
   const std::string cpu = b->check_cpu();
   if (!cpu.empty()) return fail(path + ": " + cpu);
-  std::printf("%s: this CPU has all %d features the kernels need (tier %s)\n", path.c_str(),
-              b->manifest().provenance().target_features_size(), b->manifest().provenance().target_tier().c_str());
+  std::vector<std::string> tiers;
+  for (const KernelSet& k : b->kernel_sets()) tiers.push_back(k.tier);
+  if (b->chosen_kernel_set() >= 0)
+    std::printf("%s: this CPU has all %zu features of tier %s (the bundle's tiers: %s)\n", path.c_str(),
+                b->kernel_sets()[size_t(b->chosen_kernel_set())].features.size(), b->tier().c_str(), join(tiers).c_str());
+  if (!b->kernel_set_note().empty()) std::printf("%s: note: %s\n", path.c_str(), b->kernel_set_note().c_str());
   if (b->manifest().kernels_size() > 0) {
-    auto lib = b->load_kernels();
-    if (!lib.ok()) return fail(lib.message());
-    for (const auto& k : b->manifest().kernels())
-      if (auto sym = (*lib)->symbol(k.symbol()); !sym.ok()) return fail(sym.message());
-    std::printf("%s: kernels load, all %d symbols found\n", path.c_str(), b->manifest().kernels_size());
+    // Every set, also those this CPU cannot run: loading runs no kernel.
+    for (int i = 0; i < static_cast<int>(b->kernel_sets().size()); ++i) {
+      auto lib = b->load_kernels(i);
+      if (!lib.ok()) return fail(lib.status().with_context("tier " + b->kernel_sets()[size_t(i)].tier).message());
+      for (const auto& k : b->manifest().kernels())
+        if (auto sym = (*lib)->symbol(k.symbol()); !sym.ok())
+          return fail(sym.status().with_context("tier " + b->kernel_sets()[size_t(i)].tier).message());
+    }
+    std::printf("%s: kernels load, all %d symbols found in %s %s\n", path.c_str(), b->manifest().kernels_size(),
+                tiers.size() == 1 ? "the kernels of" : "each of", join(tiers).c_str());
   }
   return 0;
 }

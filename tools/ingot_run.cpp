@@ -30,12 +30,6 @@ namespace {
 // tokenizing and the prompt. (exec and the dynamic loader, about a millisecond, come before it.)
 const std::chrono::steady_clock::time_point g_process_start = std::chrono::steady_clock::now();
 
-// The CPU tier a bundle's kernels were compiled for, as its provenance records it.
-std::string tier_of(const Bundle& b) {
-  const auto& pv = b.manifest().provenance();
-  return pv.target_tier().empty() ? pv.target_cpu() : pv.target_tier();
-}
-
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -93,6 +87,7 @@ int cmd_run(const std::vector<std::string>& args) {
   int n = 32, threads = default_threads();
   int64_t ctx = 0;
   bool json = false, verify = false, have_temp = false;
+  std::string tier;
   GenerateOptions go;
   go.sampling = SamplingParams{};
   for (size_t i = 0; i < args.size(); ++i) {
@@ -121,6 +116,7 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error) && (threads >= 1 || (error = "--threads must be >= 1", false));
     else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error) && (ctx >= 1 || (error = "--ctx must be >= 1", false));
     else if (a == "--json") json = true;
+    else if (a == "--tier") ok = value(&tier) && (!tier.empty() || (error = "--tier needs a tier name", false));
     else if (a == "--verify") verify = true;
     else if (a == "--no-eos-stop") go.stop_at_eos = false;
     else if (!a.empty() && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
@@ -132,7 +128,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
 
   std::string error;
-  auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify}), &error);
+  auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify, .tier = tier}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer; run needs one to read the prompt");
   if (ctx > engine->max_context())
@@ -178,7 +174,7 @@ int cmd_run(const std::vector<std::string>& args) {
     j["prompt_ids"] = prompt_ids;
     j["ids"] = ids;
     j["text"] = text;
-    j["tier"] = tier_of(engine->bundle());  // the CPU tier whose kernels ran
+    j["tier"] = engine->tier();  // the CPU tier whose kernels ran
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
                     {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},
                     {"time_to_first_token_ms", first_token_ms}};
@@ -189,7 +185,7 @@ int cmd_run(const std::vector<std::string>& args) {
                  "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; first token %.1f ms after start; generated %zu, %.1f "
                  "tok/s; %d threads; tier %s]\n",
                  engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s, threads,
-                 tier_of(engine->bundle()).c_str());
+                 engine->tier().c_str());
   }
   return 0;
 }
@@ -230,7 +226,7 @@ constexpr const char* kTtftPrompt = "Hello world";
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
-  std::string path;
+  std::string path, tier;
   std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
   int gen = 64, reps = 3;
   bool json = false, fresh_process = true;
@@ -245,6 +241,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     else if (a == "-r") ok = has && number(a, args[++i], &reps, &error) && reps >= 1;
     else if (a == "--json") json = true;
     else if (a == "--no-fresh-process") fresh_process = false;
+    else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("bench: more than one bundle given");
@@ -257,11 +254,11 @@ int cmd_bench(const std::vector<std::string>& args) {
   std::unique_ptr<Engine> engine;
   for (int r = 0; r < reps; ++r) {
     engine.reset();
-    engine = value_or_error(Engine::load(path), &error);
+    engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier}), &error);
     if (!engine) return fail(error);
     load_ms.push_back(engine->load_ms());
   }
-  const std::string bundle_tier = tier_of(engine->bundle());
+  const std::string bundle_tier = engine->tier();
   auto stats = [](const std::vector<double>& v) {
     const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
     double var = 0;
@@ -292,9 +289,11 @@ int cmd_bench(const std::vector<std::string>& args) {
       size_t prompt_tokens = 0;
       for (int r = 0; r < reps; ++r) {
         int status = 0;
-        const std::string out = run_child({exe, "run", path, "-p", kTtftPrompt, "-n", "1", "--temp", "0", "--json",
-                                           "--threads", std::to_string(threads)},
-                                          &status);
+        std::vector<std::string> argv = {exe, "run", path, "-p", kTtftPrompt, "-n", "1", "--temp", "0", "--json",
+                                         "--threads", std::to_string(threads)};
+        // The same kernel set as this process: the tier it chose (forced or not).
+        if (!bundle_tier.empty()) argv.insert(argv.end(), {"--tier", bundle_tier});
+        const std::string out = run_child(argv, &status);
         if (status != 0) return fail("bench: the fresh `ingot run` process failed (exit " + std::to_string(status) + ")");
         const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
         if (j.is_discarded() || !j.contains("timings")) return fail("bench: the fresh `ingot run` process printed no timings");
@@ -378,7 +377,7 @@ int cmd_bench(const std::vector<std::string>& args) {
 }
 
 int cmd_perplexity(const std::vector<std::string>& args) {
-  std::string path, file;
+  std::string path, file, tier;
   int64_t ctx = 0;
   int threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
@@ -389,6 +388,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     if (a == "-f") ok = has && !(file = args[++i]).empty();
     else if (a == "--ctx" || a == "-c") ok = has && number(a, args[++i], &ctx, &error) && ctx >= 2;
     else if (a == "--threads" || a == "-t") ok = has && number(a, args[++i], &threads, &error) && threads >= 1;
+    else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("perplexity: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("perplexity: more than one bundle given");
@@ -400,7 +400,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
   std::stringstream ss;
   ss << f.rdbuf();
   std::string error;
-  auto engine = value_or_error(Engine::load(path), &error);
+  auto engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer");
   if (ctx == 0) ctx = std::min<int64_t>(512, engine->max_context());

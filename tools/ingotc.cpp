@@ -66,7 +66,7 @@ Usage:
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
   ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
                  [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
-                 [--target x86-64-v3|x86-64-v2|x86-64-v4|avx512|amx|native] [--print-plan] [--all-logits]
+                 [--target portable|native|TIER[,TIER...]] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
                  [--disable-pass=PASS[,PASS...]]
@@ -79,8 +79,10 @@ Usage:
                                          to end KL, top-1 agreement and perplexity (docs/quantization.md);
                                          --all-logits keeps every position's logits, so that
                                          `ingot perplexity` scores whole chunks per call;
-                                         --target picks the CPU tier (default x86-64-v3, which every
-                                         AVX2 CPU runs; native: the best tier of this host; see
+                                         --target picks the CPU tiers, one kernel set each (default
+                                         portable: every tier, x86-64-v2 x86-64-v3 x86-64-v4 avx512
+                                         amx, compiled concurrently; native: the best tier of this
+                                         host; the runtime runs the best set its CPU can; see
                                          `ingotc --version`); --act-quant auto (the default) gives
                                          block-quantized weights 8-bit activations, llama.cpp's
                                          numerics and the fast kernels; off keeps f32 activations
@@ -91,10 +93,14 @@ Usage:
                                          --act-quant as for compile (q8, the default for quantized
                                          weights, reproduces llama.cpp's quantized matmuls)
   ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads T]
-               [--tolerance X] [--all-steps]
+               [--tolerance X] [--all-steps] [--tier TIER]
                                          run a bundle's kernels and the reference evaluator side by
                                          side (prompt, then N greedy steps) and report every schedule
                                          step's normalized error; exit 3 if one exceeds X (1e-6).
+                                         The kernels of the tier the runtime picks (--tier, else
+                                         $INGOT_TIER, else the best this CPU runs); with
+                                         --tolerance 0 and no --tier, of every tier in the bundle this
+                                         CPU runs, each reported (one failing tier fails the check).
                                          MODEL and the --quant options are those the bundle was
                                          compiled from; --act-quant and the KV type come from it
   ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
@@ -105,7 +111,7 @@ Usage:
   ingotc summary MODEL [--stage imported|optimized] [--print-after=PASS|all] [--stats] [--verify-each]
                                          op counts, inputs, outputs, state, constants, timings
   ingotc ops                             list the registered ops
-  ingotc --version                       version and the host target LLVM sees
+  ingotc --version                       version, the host target LLVM sees, the CPU tiers
   ingotc --help                          this text
 
 Errors go to stderr; the exit status is 0 on success, 1 on a user error, 2 on bad usage.
@@ -672,13 +678,12 @@ int cmd_version() {
   TargetInfo t = host_target();
   std::printf("ingotc 0.1.0\nLLVM %s\nhost target: %s, cpu %s\nfeatures:", t.llvm_version.c_str(), t.triple.c_str(), t.cpu.c_str());
   for (auto& f : t.features) std::printf(" %s", f.c_str());
-  std::printf("\ncompile targets (--target):\n");
+  std::printf("\ncompile targets (--target TIER[,TIER...] | native | portable; default %s: every tier):\n", kDefaultTarget);
   TargetInfo native;
   std::string error;
   const bool has_native = named_target("native", &native, &error);
   for (const CpuTier& tier : cpu_tiers())
-    std::printf("  %-10s %s%s%s\n", tier.name, tier.summary, tier.name == std::string(kDefaultCpuTier) ? " [default]" : "",
-                has_native && native.tier == tier.name ? " [native: the best this host runs]" : "");
+    std::printf("  %-10s %s%s\n", tier.name, tier.summary, has_native && native.tier == tier.name ? " [native: the best this host runs]" : "");
   return 0;
 }
 

@@ -14,7 +14,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  auto b = take(ingot::Bundle::from_bytes("fuzz.ingot", bytes, ingot::BundleOpenOptions{.check_cpu = false}), &error);
+  auto b = take(ingot::Bundle::from_bytes("fuzz.ingot", bytes, ingot::BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
   if (!b) {
     if (error.rfind("fuzz.ingot: ", 0) != 0) {
       std::fprintf(stderr, "error without the file name: %s\n", error.c_str());
@@ -46,6 +46,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   sum += static_cast<unsigned>(b->check_cpu().size());
+  // Every kernel set names a kernels section of the file (or none, in a bundle without kernels).
+  for (int i = 0; i < static_cast<int>(b->kernel_sets().size()); ++i) {
+    const ingot::KernelSet& k = b->kernel_sets()[size_t(i)];
+    if (k.section >= static_cast<int>(b->sections().size()) ||
+        (k.section >= 0 && b->sections()[size_t(k.section)].kind != uint32_t(ingot::bundle::SectionKind::kernels))) {
+      std::fprintf(stderr, "kernel set %d names section %d, not a kernels section\n", i, k.section);
+      std::abort();
+    }
+    sum += static_cast<unsigned>(b->check_cpu(i).size());
+  }
   asm volatile("" : : "r"(sum) : "memory");
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
@@ -25,6 +26,7 @@
 #include "runtime/bundle.h"
 #include "runtime/bundle_format.h"
 #include "runtime/cpu_features.h"
+#include "runtime/engine.h"
 #include "runtime/sha256.h"
 #include "tests/common/files.h"
 #include "tests/common/status.h"
@@ -148,7 +150,7 @@ BundleContents small_contents(const std::vector<std::string>& features = {}) {
   m.mutable_generation()->set_temperature(0.7);
   for (const auto& f : features) m.mutable_provenance()->add_target_features(f);
   m.mutable_provenance()->set_target_cpu("test-cpu");
-  c.kernels = pattern(5000, 1);
+  c.kernel_sets.push_back({"test-cpu", "test-cpu", features, pattern(5000, 1)});
 
   BundleTensor a;
   a.name = "a";
@@ -444,7 +446,7 @@ TEST(BundleErrors, ManifestContents) {
                     }),
                     "the call of 'k0' refers to something that does not exist");
   expect_open_error(write_with([](BundleContents& c) {
-                      c.kernels.clear();
+                      c.kernel_sets.clear();
                       c.manifest.add_kernels()->set_symbol("k0");
                     }),
                     "the manifest lists kernels but there is no kernels section");
@@ -486,6 +488,277 @@ TEST(BundleErrors, TensorOutsideWeights) {
   expect_open_error(bad, "tensor 1 'cat' at offset 65 is not 64-byte aligned");
 }
 
+// ---------------------------------------------------------------- kernel sets
+
+// Runs a command line; its exit status and its stdout and stderr together.
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run(const std::string& cmd) {
+  CmdResult r{-1, ""};
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  return r;
+}
+
+
+// Re-serializes a bundle's manifest in place after `edit` (it must fit before the next section),
+// with its size and SHA-256 in the section table.
+std::string with_manifest(const std::string& bytes, const std::function<void(pb::Manifest&)>& edit) {
+  std::string error;
+  auto b = take(Bundle::from_bytes("x.ingot", bytes, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+  EXPECT_NE(b, nullptr) << error;
+  if (!b) return bytes;
+  pb::Manifest m = b->manifest();
+  edit(m);
+  std::string ms;
+  EXPECT_TRUE(m.SerializeToString(&ms));
+  const BundleSection& s0 = b->sections()[0];
+  EXPECT_LE(s0.offset + ms.size(), b->sections()[1].offset) << "the edited manifest does not fit";
+  std::string out = bytes;
+  out.replace(s0.offset, s0.size, std::string(s0.size, '\0'));
+  out.replace(s0.offset, ms.size(), ms);
+  put_u64(out, bundle::FileHeader::kSize + 16, ms.size());
+  const Sha256::Digest d = Sha256::hash(ms.data(), ms.size());
+  out.replace(bundle::FileHeader::kSize + 24, 32, std::string(d.begin(), d.end()));
+  return out;
+}
+
+// Sets of real tiers, each in its own (made-up) section.
+std::vector<KernelSet> sets_of(const std::vector<std::string>& tiers) {
+  std::vector<KernelSet> sets;
+  for (const std::string& t : tiers) {
+    const CpuTier* tier = find_cpu_tier(t);
+    EXPECT_NE(tier, nullptr) << t;
+    sets.push_back({t, tier->llvm_cpu, tier->features, static_cast<int>(sets.size()) + 1, 1000});
+  }
+  return sets;
+}
+
+// A CPU with exactly a tier's features, plus `more`.
+CpuFeatures cpu_of(const std::string& tier, const std::vector<std::string>& more = {}) {
+  CpuFeatures cpu;
+  cpu.present = find_cpu_tier(tier)->features;
+  cpu.present.insert(cpu.present.end(), more.begin(), more.end());
+  std::sort(cpu.present.begin(), cpu.present.end());
+  return cpu;
+}
+
+TEST(KernelSets, TheMostDemandingSetTheCpuRunsIsChosen) {
+  const auto sets = sets_of({"x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512"});
+  EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("x86-64-v2")).set, 0);
+  EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("x86-64-v3", {"avx512vnni", "avx10.1-256"})).set, 1);
+  EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("x86-64-v4")).set, 2);
+  EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("amx")).set, 3);
+  // A bundle without the CPU's best tier: the best it has that runs.
+  EXPECT_EQ(choose_kernel_set(sets_of({"x86-64-v2", "x86-64-v3"}), "", "", cpu_of("amx")).set, 1);
+  // No sets (a bundle without kernels): nothing to choose, nothing wrong.
+  const KernelSetChoice none = choose_kernel_set({}, "", "", cpu_of("x86-64-v2"));
+  EXPECT_EQ(none.set, -1);
+  EXPECT_EQ(none.problem, "");
+}
+
+TEST(KernelSets, ARequestedTierMustBeInTheBundleAndRunHere) {
+  const auto sets = sets_of({"x86-64-v3", "x86-64-v4"});
+  // Any set the CPU runs may be requested, also a less demanding one.
+  EXPECT_EQ(choose_kernel_set(sets, "x86-64-v3", "", cpu_of("avx512")).set, 0);
+  EXPECT_EQ(choose_kernel_set(sets, "x86-64-v4", "", cpu_of("avx512")).set, 1);
+  // A tier the bundle lacks: its tiers and the CPU's best.
+  KernelSetChoice c = choose_kernel_set(sets, "avx512", "INGOT_TIER", cpu_of("avx512"));
+  EXPECT_EQ(c.set, -1);
+  EXPECT_EQ(c.code, StatusCode::invalid_argument);
+  EXPECT_EQ(c.problem, "the bundle has no kernels for tier 'avx512' (requested by INGOT_TIER); its tiers: x86-64-v3, "
+                       "x86-64-v4; this CPU's best tier: avx512");
+  // Not a tier at all: the tiers are listed too.
+  c = choose_kernel_set(sets, "znver4", "", cpu_of("x86-64-v3"));
+  EXPECT_NE(c.problem.find("no kernels for tier 'znver4' (requested)"), std::string::npos) << c.problem;
+  EXPECT_NE(c.problem.find("the CPU tiers are x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"), std::string::npos) << c.problem;
+  // A tier the CPU cannot run: what it lacks.
+  c = choose_kernel_set(sets, "x86-64-v4", "", cpu_of("x86-64-v3"));
+  EXPECT_EQ(c.set, -1);
+  EXPECT_EQ(c.code, StatusCode::unsupported);
+  EXPECT_EQ(c.problem, "tier 'x86-64-v4' (requested) does not run on this CPU, which lacks avx512bw, avx512cd, avx512dq, "
+                       "avx512f, avx512vl, evex512; the bundle's tiers: x86-64-v3, x86-64-v4; this CPU's best tier: x86-64-v3");
+}
+
+TEST(KernelSets, NoSetRunsHere) {
+  // One set: the message of a single-tier bundle, as before kernel sets.
+  KernelSetChoice c = choose_kernel_set(sets_of({"x86-64-v4"}), "", "", cpu_of("x86-64-v3"));
+  EXPECT_EQ(c.set, -1);
+  EXPECT_EQ(c.code, StatusCode::unsupported);
+  EXPECT_NE(c.problem.find("this CPU lacks feature(s) the kernels were compiled for (tier x86-64-v4): avx512bw"),
+            std::string::npos) << c.problem;
+  EXPECT_NE(c.problem.find("this CPU runs tier x86-64-v3: recompile with --target x86-64-v3"), std::string::npos) << c.problem;
+  // Several: all named, the least demanding one's missing features, the tier to compile for.
+  c = choose_kernel_set(sets_of({"x86-64-v4", "avx512", "amx"}), "", "", cpu_of("x86-64-v3"));
+  EXPECT_EQ(c.set, -1);
+  EXPECT_EQ(c.problem.rfind("this CPU runs none of the bundle's tiers (x86-64-v4, avx512, amx): this CPU lacks feature(s) "
+                            "the kernels were compiled for (tier x86-64-v4): avx512bw", 0), 0u) << c.problem;
+  EXPECT_NE(c.problem.find("recompile with --target x86-64-v3"), std::string::npos) << c.problem;
+}
+
+// cpuid says AMX, the OS did not grant tile state: the avx512 set runs, with a note; requesting
+// amx says why it cannot run.
+TEST(KernelSets, AmxWithoutTheOsGrantFallsBackWithANote) {
+  const auto sets = sets_of({"x86-64-v3", "avx512", "amx"});
+  CpuFeatures refused = cpu_of("avx512");
+  refused.amx_refused = true;
+  KernelSetChoice c = choose_kernel_set(sets, "", "", refused);
+  EXPECT_EQ(c.set, 1);
+  EXPECT_EQ(c.problem, "");
+  EXPECT_EQ(c.note, "this CPU has AMX, but the OS did not grant this process AMX tile state: running tier avx512 instead of amx");
+  // Without an amx set, or on a CPU without AMX, nothing to say.
+  EXPECT_EQ(choose_kernel_set(sets_of({"x86-64-v3", "avx512"}), "", "", refused).note, "");
+  EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("avx512")).note, "");
+  c = choose_kernel_set(sets, "amx", "", refused);
+  EXPECT_EQ(c.set, -1);
+  EXPECT_NE(c.problem.find("which lacks amx-int8, amx-tile"), std::string::npos) << c.problem;
+  EXPECT_NE(c.problem.find("this CPU has AMX, but the OS did not grant this process AMX tile state"), std::string::npos) << c.problem;
+  // This host: the flag and the detected features agree.
+  if (amx_grant_refused()) EXPECT_FALSE(host_cpu_features().has("amx-tile"));
+}
+
+TEST(Bundle, SeveralKernelSetsRoundTrip) {
+  const std::string dir = make_temp_dir("bundle_sets");
+  BundleContents c = small_contents();
+  c.kernel_sets = {{"x86-64-v2", "x86-64-v2", find_cpu_tier("x86-64-v2")->features, pattern(3000, 7)},
+                   {"x86-64-v3", "x86-64-v3", find_cpu_tier("x86-64-v3")->features, pattern(6000, 8)}};
+  BundleWriteStats stats;
+  const std::string path = dir + "/sets.ingot";
+  ASSERT_TRUE(write_bundle(path, c, &stats).ok());
+  EXPECT_EQ(stats.kernels_bytes, 9000u);
+  std::string error;
+  auto b = take(Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+  ASSERT_NE(b, nullptr) << error;
+  EXPECT_TRUE(succeeded(b->verify(), &error)) << error;
+  ASSERT_EQ(b->sections().size(), 4u);
+  EXPECT_EQ(b->sections()[1].kind, uint32_t(bundle::SectionKind::kernels));
+  EXPECT_EQ(b->sections()[2].kind, uint32_t(bundle::SectionKind::kernels));
+  ASSERT_EQ(b->manifest().kernel_sets_size(), 2);
+  ASSERT_EQ(b->kernel_sets().size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const KernelSet& k = b->kernel_sets()[size_t(i)];
+    EXPECT_EQ(k.section, i + 1);
+    EXPECT_EQ(k.size, i == 0 ? 3000u : 6000u);
+    EXPECT_EQ(k.features, find_cpu_tier(k.tier)->features);
+    const auto bytes = b->bytes(b->sections()[size_t(k.section)]);
+    EXPECT_EQ(std::string(bytes.begin(), bytes.end()), c.kernel_sets[size_t(i)].shared_object);
+  }
+  // This host runs both (every test host is x86-64-v3 or better): the more demanding one is chosen.
+  EXPECT_EQ(b->chosen_kernel_set(), 1);
+  EXPECT_EQ(b->tier(), "x86-64-v3");
+  auto v2 = take(Bundle::open(path, BundleOpenOptions{.check_cpu = true, .tier = "x86-64-v2"}), &error);
+  ASSERT_NE(v2, nullptr) << error;
+  EXPECT_EQ(v2->tier(), "x86-64-v2");
+  // The environment variable requests one when the options do not; the options win.
+  setenv("INGOT_TIER", "x86-64-v2", 1);
+  auto by_env = take(Bundle::open(path), &error);
+  auto by_option = take(Bundle::open(path, BundleOpenOptions{.check_cpu = true, .tier = "x86-64-v3"}), &error);
+  setenv("INGOT_TIER", "avx512", 1);
+  std::string env_error;
+  auto missing = take(Bundle::open(path), &env_error);
+  unsetenv("INGOT_TIER");
+  ASSERT_NE(by_env, nullptr);
+  EXPECT_EQ(by_env->tier(), "x86-64-v2");
+  ASSERT_NE(by_option, nullptr);
+  EXPECT_EQ(by_option->tier(), "x86-64-v3");
+  EXPECT_EQ(missing, nullptr);
+  EXPECT_EQ(env_error.rfind(path + ": the bundle has no kernels for tier 'avx512' (requested by INGOT_TIER); its tiers: "
+                            "x86-64-v2, x86-64-v3", 0), 0u) << env_error;
+  // The format without kernel sets holds one kernels section only.
+  c.without_kernel_sets = true;
+  Status st = write_bundle(dir + "/two.ingot", c);
+  EXPECT_NE(st.message().find("holds one kernels section, not 2"), std::string::npos) << st.message();
+}
+
+TEST(BundleErrors, KernelSetsMustMatchTheSections) {
+  BundleContents c = small_contents();
+  c.kernel_sets = {{"x86-64-v2", "x86-64-v2", find_cpu_tier("x86-64-v2")->features, pattern(3000, 7)},
+                   {"x86-64-v3", "x86-64-v3", find_cpu_tier("x86-64-v3")->features, pattern(6000, 8)}};
+  const std::string path = make_temp_dir("bundle_sets_bad") + "/sets.ingot";
+  ASSERT_TRUE(write_bundle(path, c).ok());
+  const std::string bytes = read_file(path);
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets(1)->set_section(0); }),
+                    "kernel set 1 (tier 'x86-64-v3') names section 0, which is not a kernels section");
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets(1)->set_section(9); }),
+                    "names section 9, which is not a kernels section");
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets(0)->set_size(3001); }),
+                    "kernel set 0 (tier 'x86-64-v2') says 3001 bytes, its section has 3000");
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets(1)->set_tier("x86-64-v2"); }),
+                    "kernel set 1 (tier 'x86-64-v2') appears twice");
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets(1)->set_tier(""); }),
+                    "kernel set 1 has no tier name");
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.mutable_kernel_sets()->RemoveLast(); }),
+                    "the manifest lists 1 kernel set(s) for 2 kernels section(s)");
+  expect_open_error(with_manifest(bytes,
+                                  [](pb::Manifest& m) {
+                                    m.mutable_kernel_sets(1)->set_section(1);
+                                    m.mutable_kernel_sets(1)->set_size(3000);
+                                  }),
+                    "shares section 1 with tier 'x86-64-v2'");
+  // Without kernel sets (the format before them) one kernels section at most.
+  expect_open_error(with_manifest(bytes, [](pb::Manifest& m) { m.clear_kernel_sets(); }),
+                    "section 2 (kernels) appears twice and the manifest lists no kernel sets");
+}
+
+// A bundle written before kernel sets (one kernels section, the tier in the provenance only)
+// loads: its one set comes from the provenance, and can be requested by name.
+TEST(Bundle, BundlesFromBeforeKernelSetsLoad) {
+  KernelSpec spec;
+  spec.name = "test_rms_norm";
+  spec.kind = "rms_norm";
+  spec.rms_norm.D = 8;
+  const std::string dir = make_temp_dir("bundle_old");
+  CodegenOptions options;
+  options.cpu = "x86-64-v3";
+  ASSERT_TRUE(compile_kernels({spec}, options, dir + "/k.so").ok());
+  BundleContents c = small_contents();
+  const CpuTier& v3 = *find_cpu_tier("x86-64-v3");
+  pb::Provenance* pv = c.manifest.mutable_provenance();
+  pv->clear_target_features();
+  for (const std::string& f : v3.features) pv->add_target_features(f);
+  pv->set_target_cpu("x86-64-v3");
+  pv->set_target_tier("x86-64-v3");
+  c.manifest.add_kernels()->set_symbol("test_rms_norm");
+  c.kernel_sets = {{"x86-64-v3", "x86-64-v3", v3.features, read_file(dir + "/k.so")}};
+  c.without_kernel_sets = true;
+  const std::string path = dir + "/old.ingot";
+  ASSERT_TRUE(write_bundle(path, c).ok());
+
+  std::string error;
+  auto b = take(Bundle::open(path), &error);
+  ASSERT_NE(b, nullptr) << error;
+  EXPECT_EQ(b->manifest().kernel_sets_size(), 0);
+  ASSERT_EQ(b->sections().size(), 3u);
+  ASSERT_EQ(b->kernel_sets().size(), 1u);
+  EXPECT_EQ(b->kernel_sets()[0].tier, "x86-64-v3");
+  EXPECT_EQ(b->kernel_sets()[0].llvm_cpu, "x86-64-v3");
+  EXPECT_EQ(b->kernel_sets()[0].features, v3.features);
+  EXPECT_EQ(b->kernel_sets()[0].section, 1);
+  EXPECT_EQ(b->kernel_sets()[0].size, b->sections()[1].size);
+  EXPECT_EQ(b->tier(), "x86-64-v3");
+  auto lib = take(b->load_kernels(), &error);
+  ASSERT_NE(lib, nullptr) << error;
+  EXPECT_TRUE(lib->symbol("test_rms_norm").ok());
+  EXPECT_NE(take(Bundle::open(path, BundleOpenOptions{.check_cpu = true, .tier = "x86-64-v3"}), &error), nullptr) << error;
+  EXPECT_EQ(take(Bundle::open(path, BundleOpenOptions{.check_cpu = true, .tier = "avx512"}), &error), nullptr);
+  EXPECT_NE(error.find("no kernels for tier 'avx512' (requested); its tiers: x86-64-v3"), std::string::npos) << error;
+  // The commands describe and verify it like any other.
+  CmdResult info = run(std::string(INGOT_INGOT) + " info " + path);
+  EXPECT_EQ(info.status, 0) << info.out;
+  EXPECT_NE(info.out.find("kernel sets: 1\n  x86-64-v3  section 1"), std::string::npos) << info.out;
+  CmdResult verify = run(std::string(INGOT_INGOT) + " verify " + path);
+  EXPECT_EQ(verify.status, 0) << verify.out;
+  EXPECT_NE(verify.out.find("all 1 symbols found in the kernels of x86-64-v3"), std::string::npos) << verify.out;
+}
+
 // ---------------------------------------------------------------- CPU features
 
 std::string join_names(const std::vector<std::string>& names) {
@@ -524,7 +797,6 @@ TEST(CpuTiers, ListExactlyWhatLlvmEnablesAndNest) {
       if (added == additions.end() || !std::count(added->second.begin(), added->second.end(), extra))
         EXPECT_FALSE(std::binary_search(t.features.begin(), t.features.end(), extra)) << t.name << ": " << extra;
   }
-  EXPECT_EQ(find_cpu_tier(kDefaultCpuTier)->name, std::string("x86-64-v3"));
   EXPECT_EQ(find_cpu_tier("znver3"), nullptr);
 }
 
@@ -590,7 +862,7 @@ TEST(BundleErrors, TargetFeatureTheHostLacks) {
     EXPECT_NE(error.find("cannot check (tier test-cpu): ingot-imaginary-feature"), std::string::npos) << error;
     EXPECT_NE(error.find(path + ": "), std::string::npos) << error;
     // Described anyway when asked not to check.
-    auto b = take(Bundle::open(path, BundleOpenOptions{.check_cpu = false}), &error);
+    auto b = take(Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
     ASSERT_NE(b, nullptr) << error;
     EXPECT_NE(b->check_cpu().find("ingot-imaginary-feature"), std::string::npos);
   }
@@ -622,7 +894,7 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
   const std::string dir = make_temp_dir("bundle_kernels");
   ASSERT_TRUE(compile_kernels({spec}, CodegenOptions{}, dir + "/k.so").ok());
   BundleContents c = small_contents();
-  c.kernels = read_file(dir + "/k.so");
+  c.kernel_sets[0].shared_object = read_file(dir + "/k.so");
   c.manifest.add_kernels()->set_symbol("test_rms_norm");
   const std::string path = dir + "/k.ingot";
   ASSERT_TRUE(write_bundle(path, c).ok());
@@ -681,23 +953,6 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
 }
 
 // ---------------------------------------------------------------- the commands
-
-struct CmdResult {
-  int status;
-  std::string out;
-};
-
-CmdResult run(const std::string& cmd) {
-  CmdResult r{-1, ""};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-  return r;
-}
 
 TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
@@ -760,7 +1015,9 @@ TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   std::ofstream(dir + "/bad.ingot", std::ios::binary) << bad;
   CmdResult v2 = run(std::string(INGOT_INGOT) + " verify " + dir + "/bad.ingot");
   EXPECT_EQ(v2.status, 1) << v2.out;
-  EXPECT_NE(v2.out.find(dir + "/bad.ingot: section 2 (weights) is corrupt"), std::string::npos) << v2.out;
+  EXPECT_NE(v2.out.find(dir + "/bad.ingot: section " + std::to_string(w - &bundle->sections()[0]) + " (weights) is corrupt"),
+            std::string::npos)
+      << v2.out;
   // Truncated: info and verify both refuse it cleanly.
   std::ofstream(dir + "/cut.ingot", std::ios::binary) << ba.substr(0, ba.size() / 2);
   for (const char* cmd : {" info ", " verify "}) {
@@ -774,61 +1031,238 @@ TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   EXPECT_EQ(run(std::string(INGOT_INGOT) + " frobnicate").status, 2);
 }
 
-// A bundle lists exactly its tier's features, whatever the compiling host has, and the code in it
-// uses no instruction outside that tier: disassembled, x86-64-v2 kernels have no VEX/EVEX
-// instruction, x86-64-v3 kernels no AVX-512 register or mask.
+// Each kernel set lists exactly its tier's features, whatever the compiling host has, and the
+// code in it uses no instruction outside that tier: disassembled, x86-64-v2 kernels have no
+// VEX/EVEX instruction, x86-64-v3 kernels no AVX-512 register or mask. One bundle holds the three.
 TEST(BundleCommands, KernelsNeedOnlyTheirTiersFeatures) {
   const std::string dir = make_temp_dir("bundle_tiers");
-  struct Want {
-    const char* target;
-    const char* forbidden;  // a regular expression no disassembled instruction may match
-  };
-  const std::vector<Want> wants = {
+  const std::map<std::string, std::string> forbidden = {  // a regular expression no disassembled instruction may match
       // VEX and EVEX mnemonics all start with v; SSE code has only xmm registers.
       {"x86-64-v2", "%[yz]mm|\\tv[a-z]"},
       // AVX-512: zmm, the upper 16 vector registers, mask registers, embedded broadcast, and
       // EVEX-only instructions.
       {"x86-64-v3", "%zmm|%[xy]mm(1[6-9]|2[0-9]|3[01])\\b|%k[0-7]|\\{1to|vpternlog|vperm[it]2|vpmov[qdw][bwd]|"
                     "vrndscale|vscalef|vpcompress|vpexpand|\\tk[a-z]"},
-      {"native", nullptr},
   };
-  for (const Want& w : wants) {
-    const std::string out = dir + "/" + w.target + ".ingot";
-    CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target " + w.target + " -o " + out);
-    ASSERT_EQ(r.status, 0) << r.out;
-    std::string error;
-    auto b = take(Bundle::open(out, BundleOpenOptions{.check_cpu = false}), &error);
-    ASSERT_NE(b, nullptr) << error;
-    const pb::Provenance& pv = b->manifest().provenance();
-    const CpuTier* tier = w.target == std::string("native") ? best_cpu_tier(host_cpu_features()) : find_cpu_tier(w.target);
+  const std::string out = dir + "/tiers.ingot";
+  CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target x86-64-v3,native,x86-64-v2 -o " + out);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::string error;
+  auto b = take(Bundle::open(out, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+  ASSERT_NE(b, nullptr) << error;
+  // In tier order, duplicates collapsed (native may be one of the two).
+  const CpuTier* best = best_cpu_tier(host_cpu_features());
+  ASSERT_NE(best, nullptr);
+  std::vector<std::string> want = {"x86-64-v2", "x86-64-v3"};
+  if (best->name != want[0] && best->name != want[1]) want.push_back(best->name);
+  std::vector<std::string> got;
+  for (const KernelSet& k : b->kernel_sets()) got.push_back(k.tier);
+  EXPECT_EQ(got, want);
+  // The provenance describes the first set, as a runtime from before kernel sets reads it.
+  const pb::Provenance& pv = b->manifest().provenance();
+  EXPECT_EQ(pv.target_tier(), "x86-64-v2");
+  EXPECT_EQ(pv.target_cpu(), "x86-64-v2");
+  EXPECT_EQ(std::vector<std::string>(pv.target_features().begin(), pv.target_features().end()),
+            find_cpu_tier("x86-64-v2")->features);
+  const std::string bytes = read_file(out);
+  for (int i = 0; i < static_cast<int>(b->kernel_sets().size()); ++i) {
+    const KernelSet& k = b->kernel_sets()[size_t(i)];
+    const CpuTier* tier = find_cpu_tier(k.tier);
     ASSERT_NE(tier, nullptr);
-    EXPECT_EQ(pv.target_tier(), tier->name);
-    EXPECT_EQ(pv.target_cpu(), tier->llvm_cpu);
-    EXPECT_EQ(std::vector<std::string>(pv.target_features().begin(), pv.target_features().end()), tier->features);
-    EXPECT_EQ(b->check_cpu(), "") << w.target;  // this host runs its own tiers
-    if (!w.forbidden) continue;
-    const BundleSection* k = b->find_section(bundle::SectionKind::kernels);
-    ASSERT_NE(k, nullptr);
-    const std::string so = dir + "/" + w.target + ".so";
-    std::ofstream(so, std::ios::binary) << read_file(out).substr(k->offset, k->size);
+    EXPECT_EQ(k.llvm_cpu, tier->llvm_cpu);
+    EXPECT_EQ(k.features, tier->features);
+    EXPECT_EQ(b->check_cpu(i), "") << k.tier;  // this host runs its own tiers
+    const auto f = forbidden.find(k.tier);
+    if (f == forbidden.end()) continue;
+    const BundleSection& section = b->sections()[size_t(k.section)];
+    const std::string so = dir + "/" + k.tier + ".so";
+    std::ofstream(so, std::ios::binary) << bytes.substr(section.offset, section.size);
     CmdResult dis = run(std::string(INGOT_OBJDUMP) + " -d --no-show-raw-insn " + so);
     ASSERT_EQ(dis.status, 0) << dis.out.substr(0, 2000);
     ASSERT_NE(dis.out.find("mm"), std::string::npos) << "no vector code at all?";
     // The check can fail: AVX2 kernels are caught by the x86-64-v2 expression.
-    if (w.target == std::string("x86-64-v3"))
-      EXPECT_TRUE(std::regex_search(dis.out, std::regex(wants[0].forbidden))) << "the v2 check would not see AVX2";
+    if (k.tier == "x86-64-v3")
+      EXPECT_TRUE(std::regex_search(dis.out, std::regex(forbidden.at("x86-64-v2")))) << "the v2 check would not see AVX2";
     std::istringstream lines(dis.out);
-    const std::regex forbidden(w.forbidden);
+    const std::regex forbidden_re(f->second);
     int bad = 0;
     for (std::string line; std::getline(lines, line);)
-      if (std::regex_search(line, forbidden) && bad++ < 5) ADD_FAILURE() << w.target << " kernel: " << line;
-    EXPECT_EQ(bad, 0) << w.target;
+      if (std::regex_search(line, forbidden_re) && bad++ < 5) ADD_FAILURE() << k.tier << " kernel: " << line;
+    EXPECT_EQ(bad, 0) << k.tier;
   }
-  // Tiers are the only targets; an LLVM CPU name is refused before any work, with the choices.
-  CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target znver3 -o " + dir + "/z.ingot");
-  EXPECT_EQ(r.status, 2) << r.out;
-  EXPECT_NE(r.out.find("unknown target 'znver3'"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"), std::string::npos) << r.out;
+  // Tiers are the only targets; an LLVM CPU name is refused before any work, with the choices,
+  // also inside a list; so is an empty name.
+  for (const char* target : {"znver3", "x86-64-v3,znver3"}) {
+    CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo --target " + target + " -o " + dir + "/z.ingot");
+    EXPECT_EQ(r.status, 2) << r.out;
+    EXPECT_NE(r.out.find("unknown target 'znver3': use portable (every tier), native (the best tier this CPU runs) or "
+                         "tiers, comma-separated: x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"),
+              std::string::npos) << r.out;
+  }
+  CmdResult empty = run(std::string(INGOT_INGOTC) + " compile demo --target x86-64-v3, -o " + dir + "/z.ingot");
+  EXPECT_EQ(empty.status, 2) << empty.out;
+  EXPECT_NE(empty.out.find("--target 'x86-64-v3,' has an empty name"), std::string::npos) << empty.out;
+  EXPECT_FALSE(std::ifstream(dir + "/z.ingot").good()) << "no output after a bad --target";
+}
+
+// Without --target a bundle holds every tier, and the runtime runs the best one this host runs;
+// --tier and INGOT_TIER force another; `ingot info` lists them all.
+TEST(BundleCommands, PortableIsTheDefault) {
+  const std::string dir = make_temp_dir("bundle_portable");
+  const std::string out = dir + "/demo.ingot";
+  CmdResult r = run(std::string(INGOT_INGOTC) + " compile demo -o " + out);
+  ASSERT_EQ(r.status, 0) << r.out;
+  // A progress line per tier.
+  for (const CpuTier& t : cpu_tiers())
+    EXPECT_NE(r.out.find("\n  " + std::string(t.name) + ": "), std::string::npos) << t.name << "\n" << r.out;
+  std::string error;
+  auto b = take(Bundle::open(out, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+  ASSERT_NE(b, nullptr) << error;
+  std::vector<std::string> got, all;
+  for (const KernelSet& k : b->kernel_sets()) got.push_back(k.tier);
+  for (const CpuTier& t : cpu_tiers()) all.push_back(t.name);
+  EXPECT_EQ(got, all);
+  const CpuTier* best = best_cpu_tier(host_cpu_features());
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(b->tier(), best->name);
+
+  CmdResult info = run(std::string(INGOT_INGOT) + " info " + out);
+  EXPECT_EQ(info.status, 0) << info.out;
+  EXPECT_NE(info.out.find("kernel sets: 5"), std::string::npos) << info.out;
+  for (const KernelSet& k : b->kernel_sets()) {
+    const std::regex line("\n  " + std::regex_replace(k.tier, std::regex("-"), "\\-") + " +section " +
+                          std::to_string(k.section) + " .*\\(" + std::to_string(k.size) + " bytes\\).*runs here" +
+                          (k.tier == best->name ? "  <- chosen" : "\n"));
+    EXPECT_TRUE(std::regex_search(info.out, line)) << k.tier << "\n" << info.out;
+  }
+  EXPECT_NE(info.out.find("this host: runs tier " + std::string(best->name)), std::string::npos) << info.out;
+  CmdResult verify = run(std::string(INGOT_INGOT) + " verify " + out);
+  EXPECT_EQ(verify.status, 0) << verify.out;
+  EXPECT_NE(verify.out.find("found in each of x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"), std::string::npos) << verify.out;
+
+  // run --json names the tier that ran: the best, or the one forced.
+  auto tier_of_run = [&](const std::string& prefix, const std::string& args) {
+    CmdResult r = run(prefix + std::string(INGOT_INGOT) + " run " + out + " -p Hi -n 2 --temp 0 --json" + args);
+    EXPECT_EQ(r.status, 0) << r.out;
+    const auto at = r.out.find("\"tier\":\"");
+    return at == std::string::npos ? r.out : r.out.substr(at + 8, r.out.find('"', at + 8) - at - 8);
+  };
+  EXPECT_EQ(tier_of_run("", ""), best->name);
+  for (const CpuTier& t : cpu_tiers()) {
+    if (!check_cpu_features(t.features).empty()) continue;
+    EXPECT_EQ(tier_of_run("", " --tier " + std::string(t.name)), t.name);
+    EXPECT_EQ(tier_of_run("INGOT_TIER=" + std::string(t.name) + " ", ""), t.name);
+  }
+  EXPECT_EQ(tier_of_run("INGOT_TIER=x86-64-v2 ", " --tier x86-64-v3"), "x86-64-v3") << "the option wins";
+}
+
+// A tier the bundle lacks, or one this CPU cannot run, is refused by name, with the bundle's tiers
+// and this CPU's best; so is a bundle none of whose tiers runs here. (This CPU lacking a real tier
+// is simulated: a set is made to need a feature this host does not have.)
+TEST(BundleCommands, ForcedTiersTheBundleOrTheHostLacksAreRefused) {
+  const std::string dir = make_temp_dir("bundle_forced");
+  const std::string out = dir + "/v3v4.ingot";
+  ASSERT_EQ(run(std::string(INGOT_INGOTC) + " compile demo --target x86-64-v4,x86-64-v3 -o " + out).status, 0);
+  const std::string best = best_cpu_tier(host_cpu_features())->name;
+  for (const char* cmd : {" run ", " verify ", " perplexity ", " bench "}) {
+    const std::string extra = cmd == std::string(" run ") ? " -p Hi -n 2" : cmd == std::string(" perplexity ") ? " -f " + out : "";
+    CmdResult r = run(std::string(INGOT_INGOT) + cmd + out + extra + " --tier avx512");
+    EXPECT_EQ(r.status, 1) << cmd << r.out;
+    EXPECT_NE(r.out.find(out + ": the bundle has no kernels for tier 'avx512' (requested); its tiers: x86-64-v3, "
+                               "x86-64-v4; this CPU's best tier: " + best),
+              std::string::npos) << cmd << r.out;
+  }
+  CmdResult env = run("INGOT_TIER=x86-64-v2 " + std::string(INGOT_INGOT) + " run " + out + " -p Hi -n 2");
+  EXPECT_EQ(env.status, 1) << env.out;
+  EXPECT_NE(env.out.find("no kernels for tier 'x86-64-v2' (requested by INGOT_TIER)"), std::string::npos) << env.out;
+  CmdResult check = run(std::string(INGOT_INGOTC) + " check " + out + " demo -n 1 --tier avx512");
+  EXPECT_EQ(check.status, 1) << check.out;
+  EXPECT_NE(check.out.find("no kernels for tier 'avx512'"), std::string::npos) << check.out;
+
+  std::string lacking;
+  for (const char* f : {"xop", "fma4", "tbm", "sse4a", "avx512vp2intersect", "avx512er", "amx-complex", "avxvnniint16"})
+    if (CpuFeatures::known(f) && !host_cpu_features().has(f)) {
+      lacking = f;
+      break;
+    }
+  if (lacking.empty()) GTEST_SKIP() << "this host has every candidate feature";
+  // x86-64-v4 needs a feature this host lacks: it is skipped, or refused when forced.
+  const std::string bytes = read_file(out);
+  const std::string v4_lacking = dir + "/v4-lacking.ingot";
+  std::ofstream(v4_lacking, std::ios::binary) << with_manifest(bytes, [&](pb::Manifest& m) {
+    for (auto& k : *m.mutable_kernel_sets())
+      if (k.tier() == "x86-64-v4") k.add_features(lacking);
+  });
+  CmdResult ok = run(std::string(INGOT_INGOT) + " run " + v4_lacking + " -p Hi -n 2 --json");
+  EXPECT_EQ(ok.status, 0) << ok.out;
+  EXPECT_NE(ok.out.find("\"tier\":\"x86-64-v3\""), std::string::npos) << ok.out;
+  CmdResult forced = run(std::string(INGOT_INGOT) + " run " + v4_lacking + " -p Hi -n 2 --tier x86-64-v4");
+  EXPECT_EQ(forced.status, 1) << forced.out;
+  EXPECT_NE(forced.out.find(v4_lacking + ": tier 'x86-64-v4' (requested) does not run on this CPU, which lacks " + lacking +
+                            "; the bundle's tiers: x86-64-v3, x86-64-v4; this CPU's best tier: " + best),
+            std::string::npos) << forced.out;
+  // Every set needs it: nothing runs, and the message says what to compile for.
+  const std::string none = dir + "/none.ingot";
+  std::ofstream(none, std::ios::binary) << with_manifest(bytes, [&](pb::Manifest& m) {
+    for (auto& k : *m.mutable_kernel_sets()) k.add_features(lacking);
+  });
+  for (const char* cmd : {" run ", " verify "}) {
+    CmdResult r = run(std::string(INGOT_INGOT) + cmd + none + (cmd == std::string(" run ") ? " -p Hi -n 2" : ""));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find(none + ": this CPU runs none of the bundle's tiers (x86-64-v3, x86-64-v4): this CPU lacks "
+                                "feature(s) the kernels were compiled for (tier x86-64-v3): " + lacking),
+              std::string::npos) << cmd << r.out;
+    EXPECT_NE(r.out.find("this CPU runs tier " + best + ": recompile with --target " + best), std::string::npos) << r.out;
+  }
+  // info still describes it.
+  CmdResult info = run(std::string(INGOT_INGOT) + " info " + none);
+  EXPECT_EQ(info.status, 0) << info.out;
+  EXPECT_NE(info.out.find("this host: this CPU runs none of the bundle's tiers"), std::string::npos) << info.out;
+}
+
+// The tiers differ only in machine code: on stories260K-q8_0 (8-bit activations, exact integer
+// dots) every tier this host runs gives bit-identical logits, prompt and decode steps.
+TEST(BundleCommands, EveryTierGivesBitIdenticalLogits) {
+  INGOT_MODEL_PATH(model, "stories260K-q8_0.gguf");
+  const std::string dir = make_temp_dir("bundle_tiers_logits");
+  const std::string out = dir + "/q8.ingot";
+  ASSERT_EQ(run(std::string(INGOT_INGOTC) + " compile " + model + " -o " + out).status, 0);
+  std::vector<std::vector<float>> first;  // the logits of each step on the first tier
+  std::string first_tier;
+  int tiers = 0;
+  for (const CpuTier& t : cpu_tiers()) {
+    if (!check_cpu_features(t.features).empty()) continue;
+    std::string error;
+    auto engine = take(Engine::load(out, EngineOptions{.verify = false, .tier = t.name}), &error);
+    ASSERT_NE(engine, nullptr) << error;
+    EXPECT_EQ(engine->tier(), t.name);
+    auto session = take(Session::create(*engine, 2), &error);
+    ASSERT_NE(session, nullptr) << error;
+    std::vector<std::vector<float>> steps;
+    ASSERT_TRUE(succeeded(session->prefill(engine->tokenizer()->encode("Once upon a time", true)), &error)) << error;
+    steps.emplace_back(session->logits().begin(), session->logits().end());
+    for (int32_t id : {400, 17, 260}) {
+      ASSERT_TRUE(succeeded(session->decode(id), &error)) << error;
+      steps.emplace_back(session->logits().begin(), session->logits().end());
+    }
+    ++tiers;
+    if (first.empty()) {
+      first = steps;
+      first_tier = t.name;
+      continue;
+    }
+    for (size_t s = 0; s < steps.size(); ++s) {
+      ASSERT_EQ(steps[s].size(), first[s].size());
+      EXPECT_EQ(std::memcmp(steps[s].data(), first[s].data(), steps[s].size() * sizeof(float)), 0)
+          << t.name << " and " << first_tier << " differ at step " << s;
+    }
+  }
+  EXPECT_GE(tiers, 2);  // every test host runs x86-64-v2 and x86-64-v3
+  // ingotc check --tolerance 0 runs every tier against the reference.
+  CmdResult check = run(std::string(INGOT_INGOTC) + " check " + out + " " + model + " -n 3 --tolerance 0");
+  EXPECT_EQ(check.status, 0) << check.out;
+  EXPECT_NE(check.out.find(std::to_string(tiers) + " tiers checked"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("): ok\n"), std::string::npos) << check.out;
 }
 
 // Activations follow the weights by default: a recipe that makes block-quantized weights gives

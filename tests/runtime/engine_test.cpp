@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/cpu_features.h"
 #include "runtime/engine.h"
 #include "runtime/ingot.h"
 #include "tests/common/files.h"
@@ -26,8 +27,10 @@ class EngineTest : public ::testing::Test {
     if (!std::ifstream(model_)) return;
     dir_ = testing::make_temp_dir("ingot-engine");
     bundle_ = dir_ + "/s.ingot";
-    // --max-batch 4: prompts longer than 4 tokens run in several chunks.
-    const std::string cmd = std::string(INGOT_INGOTC) + " compile " + model_ + " -o " + bundle_ + " --max-batch 4 > /dev/null 2>&1";
+    // --max-batch 4: prompts longer than 4 tokens run in several chunks. Two tiers (one if this
+    // host's best is x86-64-v3): a tier can be forced; every test compiles it, so not all five.
+    const std::string cmd = std::string(INGOT_INGOTC) + " compile " + model_ + " -o " + bundle_ +
+                            " --max-batch 4 --target x86-64-v3,native > /dev/null 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::ifstream ref(models + "/reference.json");
     reference_ = nlohmann::json::parse(ref)["models"]["stories260K.gguf"]["runs"];
@@ -199,6 +202,32 @@ TEST_F(EngineTest, CApiParameterStructsKeepTheAbi) {
   ingot_model_free(model);
   EXPECT_EQ(ingot_model_load_with((dir_ + "/missing.ingot").c_str(), &p, &model), INGOT_ERR_LOAD);
   EXPECT_EQ(model, nullptr);
+}
+
+// The engine runs the best tier this host runs, and a caller may force another through the load
+// parameters; a tier the bundle lacks is a load error that names it.
+TEST_F(EngineTest, CApiForcesATier) {
+  const CpuTier* best = best_cpu_tier(host_cpu_features());
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(engine_->tier(), best->name);
+  EXPECT_EQ(engine_->bundle().kernel_sets().size(), best->name == std::string("x86-64-v3") ? 1u : 2u);
+  ingot_load_params p;
+  ingot_load_params_default(&p);
+  EXPECT_EQ(p.tier, nullptr);
+  ingot_model* model = nullptr;
+  p.tier = "x86-64-v3";
+  ASSERT_EQ(ingot_model_load_with(bundle_.c_str(), &p, &model), INGOT_OK) << ingot_last_error();
+  ingot_session* session = nullptr;
+  ASSERT_EQ(ingot_session_create(model, 1, &session), INGOT_OK) << ingot_last_error();
+  EXPECT_EQ(ingot_session_decode(session, 1), INGOT_OK) << ingot_last_error();
+  ingot_session_free(session);
+  ingot_model_free(model);
+  p.tier = "no-such-tier";
+  EXPECT_EQ(ingot_model_load_with(bundle_.c_str(), &p, &model), INGOT_ERR_LOAD);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(ingot_last_error()).find(bundle_ + ": the bundle has no kernels for tier 'no-such-tier'"),
+            std::string::npos)
+      << ingot_last_error();
 }
 
 }  // namespace

@@ -3,9 +3,12 @@
 
 `ingotc compile MODEL -o B.ingot` then `ingot run B.ingot --temp 0 --json -n 100` for each prompt:
 stories260K.gguf, stories260K-hf and stories260K-q8_0.gguf (8-bit activations, the default for
-quantized weights) must reproduce every greedy id with the default target and options;
-stories260K-q4_0.gguf prints how many of the 300 match.
-Also: `ingot run` with 1 and 2 threads gives the same ids; `ingot verify` passes.
+quantized weights) must reproduce every greedy id with the default target (portable: every CPU
+tier) and options; stories260K-q4_0.gguf prints how many of the 300 match.
+Also: `ingot run` with 1 and 2 threads gives the same ids; `ingot verify` passes; on the portable
+q8_0 bundle every tier this host runs gives the same ids (`--tier`), and `ingotc check --tolerance
+0` checks each of them against the reference. Cases that do not test tiers compile one
+(`--target x86-64-v3`) to keep the test short.
 """
 import json
 import os
@@ -19,24 +22,40 @@ ingotc, ingot = sys.argv[1], sys.argv[2]
 models = os.environ.get("INGOT_MODELS", sys.argv[3])
 ref = load_reference(models)
 
+V3 = ["--target", "x86-64-v3"]
 cases = [  # (path, reference key, compile args, exact)
-    # The default target (x86-64-v3) and options, as a user gets them.
+    # The default target (portable: every tier) and options, as a user gets them: the runtime runs
+    # the best tier this host runs.
     ("stories260K.gguf", "stories260K.gguf", [], True),
-    # The best tier this host runs (x86-64-v4 on AVX-512 hosts): the same ids.
-    ("stories260K.gguf", "stories260K.gguf", ["--target", "native"], True),
-    ("stories260K-hf", "stories260K.gguf", [], True),
+    # x86-64-v3 alone, which every AVX2 CPU runs: the same ids.
+    ("stories260K.gguf", "stories260K.gguf", V3, True),
+    ("stories260K-hf", "stories260K.gguf", V3, True),
     # Quantized weights get 8-bit activations by default. Exact: the kernels compute the reference
-    # evaluator's f32 numerics bit for bit (ir/float_spec.h).
+    # evaluator's f32 numerics bit for bit (ir/float_spec.h), on every tier.
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", [], True),
+    # The best tier this host runs, alone (x86-64-v4 or better on AVX-512 hosts).
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--target", "native"], True),
     # Logits for every token of a call (ingot perplexity scores whole chunks), 64 tokens a call.
-    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--all-logits", "--max-batch", "64"], True),
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--all-logits", "--max-batch", "64"] + V3, True),
     # Without AVX2: the integer dots in generic vector IR (SSE4.2 here), still exact.
     ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "q8", "--target", "x86-64-v2"], True),
     # The opt-out: f32 activations, not llama.cpp's numerics (prints how many ids match).
-    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "off"], False),
-    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", [], False),
+    ("stories260K-q8_0.gguf", "stories260K-q8_0.gguf", ["--act-quant", "off"] + V3, False),
+    ("stories260K-q4_0.gguf", "stories260K-q4_0.gguf", V3, False),
 ]
+TIERS = ("x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512", "amx")
+
+
+def kernel_sets(info):
+    """The tiers `ingot info` lists, whether this host runs each, and the chosen one."""
+    sets, chosen = [], None
+    for line in info.splitlines():
+        words = line.split()
+        if line.startswith("  ") and words and words[0] in TIERS and "section" in line:
+            sets.append((words[0], "runs here" in line))
+            if line.endswith("<- chosen"):
+                chosen = words[0]
+    return sets, chosen
 failures = 0
 with tempfile.TemporaryDirectory() as tmp:
     for path, key, extra, exact in cases:
@@ -50,17 +69,29 @@ with tempfile.TemporaryDirectory() as tmp:
         if act_q8 != want_q8:
             print(f"FAIL {path} {' '.join(extra)}: activations {'q8' if act_q8 else 'f32'}, expected the other")
             failures += 1
-        tier = "x86-64-v2" if "x86-64-v2" in extra else None if "native" in extra else "x86-64-v3"
-        if tier and f"tier {tier}" not in info:
-            print(f"FAIL {path} {' '.join(extra)}: the bundle is not for {tier}:\n{info}")
+        # The kernel sets: the --target given (native: one of the tiers), else every tier; the
+        # runtime chooses the most demanding one this host runs.
+        sets, chosen = kernel_sets(info)
+        target = extra[extra.index("--target") + 1] if "--target" in extra else "portable"
+        want_sets = list(TIERS) if target == "portable" else None if target == "native" else [target]
+        if (want_sets and [t for t, _ in sets] != want_sets) or (not want_sets and len(sets) != 1):
+            print(f"FAIL {path} {' '.join(extra)}: kernel sets {sets}, expected {want_sets or 'one'}:\n{info}")
+            failures += 1
+        runnable = [t for t, runs in sets if runs]
+        if not runnable or chosen != runnable[-1]:
+            print(f"FAIL {path} {' '.join(extra)}: the chosen tier is {chosen}, expected the last of {runnable}")
             failures += 1
         # Every kernel against the reference evaluator, step by step (prompt, then 16 greedy calls).
-        # With 8-bit activations every kernel computes the reference's f32 numerics exactly: zero tolerance.
+        # With 8-bit activations every kernel computes the reference's f32 numerics exactly: zero
+        # tolerance, on every tier of the bundle this host runs.
         tolerance = ["--tolerance", "0"] if act_q8 else []
         chk = subprocess.run([ingotc, "check", bundle, os.path.join(models, path), "-n", "16"] + tolerance,
                              capture_output=True, text=True)
         if chk.returncode != 0:
             print(f"FAIL {path} {' '.join(extra)}: ingotc check exits {chk.returncode}\n{chk.stdout[-3000:]}{chk.stderr}")
+            failures += 1
+        elif act_q8 and len(runnable) > 1 and f"{len(runnable)} tiers checked" not in chk.stdout:
+            print(f"FAIL {path} {' '.join(extra)}: ingotc check --tolerance 0 did not check the {len(runnable)} tiers\n{chk.stdout[-3000:]}")
             failures += 1
         if key == "stories260K-q8_0.gguf":
             # The check can fail: the q8_0 bundle against the q4_0 model's weights.
@@ -91,12 +122,19 @@ with tempfile.TemporaryDirectory() as tmp:
                 if k not in out["timings"]:
                     print(f"FAIL {path}: timings lack {k}")
                     failures += 1
-            # run --json names the tier that ran: the --target given (native: one of the tiers), else x86-64-v3.
-            want = extra[extra.index("--target") + 1] if "--target" in extra else "x86-64-v3"
-            tiers = ("x86-64-v2", "x86-64-v3", "x86-64-v4", "avx512", "amx")
-            if out.get("tier") not in tiers or (want != "native" and out.get("tier") != want):
-                print(f"FAIL {path} {' '.join(extra)}: run --json says tier {out.get('tier')!r}, expected {want}")
+            # run --json names the tier that ran: the one the runtime chose.
+            if out.get("tier") != chosen:
+                print(f"FAIL {path} {' '.join(extra)}: run --json says tier {out.get('tier')!r}, expected {chosen}")
                 failures += 1
+            # Every other tier this host runs, forced, gives the same ids (portable q8_0: exact everywhere).
+            if key == "stories260K-q8_0.gguf" and not extra:
+                for tier in runnable:
+                    cmd = [ingot, "run", bundle, "-p", run["prompt"], "-n", str(n), "--temp", "0", "--json",
+                           "--no-eos-stop", "--tier", tier]
+                    forced = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                    if forced["tier"] != tier or forced["ids"] != out["ids"]:
+                        print(f"FAIL {path} --tier {tier}: tier {forced['tier']}, ids differ: {forced['ids'] != out['ids']}")
+                        failures += 1
         print(f"{path}: {matched}/{total} greedy ids match llama.cpp through ingot run")
 
     # Perplexity from whole chunks (all-logits bundle) equals the token-by-token one: with 8-bit
@@ -105,7 +143,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(text, "w") as f:
         f.write(" ".join(r["text"] for r in ref["stories260K.gguf"]["runs"]) * 2)
     ppl = {}
-    for extra in ([], ["--all-logits", "--max-batch", "64"]):
+    for extra in ([], ["--all-logits", "--max-batch", "64"] + V3):
         bundle = os.path.join(tmp, "stories260K-q8_0.gguf" + "-".join(extra) + ".ingot")
         out = subprocess.run([ingot, "perplexity", bundle, "-f", text, "--ctx", "128"], check=True, capture_output=True,
                              text=True).stdout
