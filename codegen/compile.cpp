@@ -8,6 +8,9 @@
 #include <llvm/ADT/StringMap.h>
 #include <llvm/Analysis/CGSCCPassManager.h>
 #include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Instructions.h>
+#include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
@@ -37,7 +40,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 struct Target {
   std::unique_ptr<llvm::TargetMachine> tm;
   std::string cpu, features;
-  bool avx2 = false, avx512 = false, vnni = false, amx = false;
+  bool avx2 = false, avx512 = false, vnni = false, amx = false, ssse3 = false, fma = false, f16c = false;
 };
 
 StatusOr<Target> make_target(const CodegenOptions& o) {
@@ -65,10 +68,62 @@ StatusOr<Target> make_target(const CodegenOptions& o) {
   if (!t.tm->getMCSubtargetInfo()->isCPUStringValid(t.cpu))
     return Status::Error("codegen: unknown target cpu \"" + t.cpu + "\"");
   t.avx2 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx2");
+  t.ssse3 = t.tm->getMCSubtargetInfo()->checkFeatures("+ssse3");
+  t.fma = t.tm->getMCSubtargetInfo()->checkFeatures("+fma");
+  t.f16c = t.tm->getMCSubtargetInfo()->checkFeatures("+f16c");
   t.avx512 = t.tm->getMCSubtargetInfo()->checkFeatures("+avx512f,+avx512bw,+avx512dq,+avx512vl");
   t.vnni = t.avx512 && t.tm->getMCSubtargetInfo()->checkFeatures("+avx512vnni");
   t.amx = t.vnni && t.tm->getMCSubtargetInfo()->checkFeatures("+amx-tile,+amx-int8");
   return t;
+}
+
+// On a tier without FMA (or F16C) LLVM expands each vector fused multiply-add (or f16 <-> f32
+// conversion) into one libm fmaf call (or compiler-rt conversion) per lane, inline: the attention
+// kernel alone grew to 17,000 call sites, 760 KiB of code and seconds of compile time. The exact
+// operation cannot be dropped (the f32 spec fixes it), so each vector one goes through one small
+// out-of-line function per vector type instead: the same arithmetic, a fraction of the code.
+void outline_soft_vector_ops(llvm::Module& m, bool fma, bool f16c) {
+  std::vector<llvm::Instruction*> todo;
+  for (llvm::Function& f : m)
+    for (llvm::BasicBlock& bb : f)
+      for (llvm::Instruction& i : bb) {
+        if (!i.getType()->isVectorTy()) continue;
+        if (auto* c = llvm::dyn_cast<llvm::CallInst>(&i); c && !fma && c->getIntrinsicID() == llvm::Intrinsic::fma)
+          todo.push_back(&i);
+        const bool half = i.getType()->getScalarType()->isHalfTy() ||
+                          (i.getNumOperands() > 0 && i.getOperand(0)->getType()->getScalarType()->isHalfTy());
+        if ((llvm::isa<llvm::FPExtInst>(i) || llvm::isa<llvm::FPTruncInst>(i)) && half && !f16c) todo.push_back(&i);
+      }
+  auto type_name = [](llvm::Type* t) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    t->print(os);
+    for (char& ch : s)
+      if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    return s;
+  };
+  for (llvm::Instruction* i : todo) {
+    const bool is_fma = llvm::isa<llvm::CallInst>(i);
+    const std::string name = std::string(is_fma ? "ingot.soft_fma." : llvm::isa<llvm::FPExtInst>(i) ? "ingot.soft_fpext." : "ingot.soft_fptrunc.") +
+                             type_name(i->getOperand(0)->getType()) + "." + type_name(i->getType());
+    llvm::Function* helper = m.getFunction(name);
+    std::vector<llvm::Value*> args(i->op_begin(), i->op_begin() + (is_fma ? 3 : 1));
+    if (!helper) {
+      std::vector<llvm::Type*> params;
+      for (llvm::Value* a : args) params.push_back(a->getType());
+      helper = llvm::Function::Create(llvm::FunctionType::get(i->getType(), params, false), llvm::Function::InternalLinkage, name, m);
+      helper->addFnAttr(llvm::Attribute::NoInline);
+      helper->addFnAttr(llvm::Attribute::NoUnwind);
+      llvm::IRBuilder<> hb(llvm::BasicBlock::Create(m.getContext(), "entry", helper));
+      llvm::Value* r = is_fma ? hb.CreateIntrinsic(llvm::Intrinsic::fma, {i->getType()}, {helper->getArg(0), helper->getArg(1), helper->getArg(2)})
+                              : hb.CreateCast(llvm::cast<llvm::CastInst>(i)->getOpcode(), helper->getArg(0), i->getType());
+      hb.CreateRet(r);
+    }
+    llvm::IRBuilder<> b(i);
+    llvm::Value* call = b.CreateCall(helper, args);
+    i->replaceAllUsesWith(call);
+    i->eraseFromParent();
+  }
 }
 
 // Builds and (optionally) optimizes the module holding every kernel.
@@ -77,7 +132,7 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
   auto t0 = Clock::now();
   m.setTargetTriple(t.tm->getTargetTriple().str());
   m.setDataLayout(t.tm->createDataLayout());
-  EmitContext ctx{m, o, t.avx2, t.avx512, t.vnni, t.amx};
+  EmitContext ctx{m, o, t.avx2, t.avx512, t.vnni, t.amx, t.ssse3};
   for (const KernelSpec& k : kernels) {
     const KernelFamily* f = find_kernel_family(k.kind);
     if (!f) return Status::Error("codegen: " + k.name + ": unknown kernel family \"" + k.kind + "\"");
@@ -85,6 +140,7 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
     // A failed emitter may leave a half-built function: the module is discarded with the error.
     INGOT_RETURN_IF_ERROR(f->emit(ctx, k).with_context(k.name));
   }
+  if (!t.fma || !t.f16c) outline_soft_vector_ops(m, t.fma, t.f16c);
   for (llvm::Function& f : m) {
     f.addFnAttr("target-cpu", t.cpu);
     if (!t.features.empty()) f.addFnAttr("target-features", t.features);

@@ -31,6 +31,7 @@ Status MatMulEmitter::emit() {
   kquant_ = s.weight == ElementType::q4_k || s.weight == ElementType::q6_k;
   int_dots_ = (quant_ || kquant_) && s.act_q8;
   e.avx2 = tgt.avx2;
+  e.ssse3 = tgt.ssse3;
   e.vnni = tgt.vnni;
   nout_ = s.swiglu ? s.N / 2 : s.N;
   nb_ = s.K / kQK;

@@ -31,6 +31,7 @@ struct EmitContext {
   bool avx512 = false;   // the tier has AVX-512 F/BW/DQ/VL (x86-64-v4)
   bool vnni = false;     // the tier has AVX-512 VNNI (tier avx512): vpdpbusd
   bool amx = false;      // the tier has AMX-INT8 (tier amx): tile dot products for prompt processing
+  bool ssse3 = false;    // the tier has SSSE3 (x86-64-v2 and up): 128-bit pmaddubsw, psignb
 };
 
 }  // namespace ingot
@@ -216,25 +217,45 @@ class Fn {
   }
   V* x86(llvm::Intrinsic::ID id, V* a, V* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
 
-  // The integer dot steps of the 8-bit kernels: AVX2's instructions when the tier has them,
-  // otherwise the same arithmetic in generic vector IR that any LLVM target lowers (SSE, NEON...).
-  // The callers keep every sum in range, so AVX2's saturation never applies and both are exact.
+  // The integer dot steps of the 8-bit kernels: AVX2's instructions when the tier has them, the
+  // 128-bit SSSE3/SSE2 ones on each half of the vector on x86-64-v2, otherwise the same
+  // arithmetic in generic vector IR that any LLVM target lowers (NEON...; on x86 LLVM expands it
+  // into long sequences, slow to compile and to run). The callers keep every sum in range, so the
+  // saturation of pmaddubsw never applies and all of them are exact.
   bool avx2 = true;
+  bool ssse3 = false;
+  // op on the two 128-bit halves of 256-bit a and b, the results joined.
+  V* by_halves(llvm::Intrinsic::ID id, V* a, V* b) {
+    const unsigned n = llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements();
+    std::vector<int> lo, hi, all;
+    for (unsigned i = 0; i < n / 2; ++i) {
+      lo.push_back(static_cast<int>(i));
+      hi.push_back(static_cast<int>(n / 2 + i));
+    }
+    V* rl = x86(id, B.CreateShuffleVector(a, lo), B.CreateShuffleVector(b, lo));
+    V* rh = x86(id, B.CreateShuffleVector(a, hi), B.CreateShuffleVector(b, hi));
+    const unsigned m = llvm::cast<llvm::FixedVectorType>(rl->getType())->getNumElements();
+    for (unsigned i = 0; i < 2 * m; ++i) all.push_back(static_cast<int>(i));
+    return B.CreateShuffleVector(rl, rh, all);
+  }
   // <32 x i8> unsigned a, signed b -> <16 x i16>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddubsw).
   V* maddubs(V* a, V* b) {
     if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_ub_sw, a, b);
+    if (ssse3) return by_halves(llvm::Intrinsic::x86_ssse3_pmadd_ub_sw_128, a, b);
     auto v = vec(i16, 32);
     return pair_sums(B.CreateMul(B.CreateZExt(a, v), B.CreateSExt(b, v)), 16);
   }
   // <16 x i16> a, b -> <8 x i32>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddwd).
   V* maddwd(V* a, V* b) {
     if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_wd, a, b);
+    if (ssse3) return by_halves(llvm::Intrinsic::x86_sse2_pmadd_wd, a, b);
     auto v = vec(i32, 16);
     return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 8);
   }
   // <32 x i8>: x where w > 0, -x where w < 0, 0 where w == 0 (psignb).
   V* sign8(V* x, V* w) {
     if (avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
+    if (ssse3) return by_halves(llvm::Intrinsic::x86_ssse3_psign_b_128, x, w);
     V* zero = llvm::Constant::getNullValue(w->getType());
     return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
   }
