@@ -191,6 +191,7 @@ struct MatMulLayout {
   int64_t panels_per_unit = 1;
   int64_t scratch_per_token = 0;  // per-thread scratch bytes per token (packed or quantized activations)
   int64_t tokens_per_block = 0;   // cache blocking over tokens
+  int64_t tokens_per_block_avx512 = 0;  // the same on AVX-512 tiers (larger L2); scratch fits both
   // Float activations are packed one token block at a time, so their scratch holds at most
   // tokens_per_block tokens; q8 activations are quantized once for all M tokens.
   bool scratch_per_block = false;

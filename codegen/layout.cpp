@@ -168,12 +168,18 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     L.scratch_per_token = s.K * 4;
     L.scratch_per_block = true;
   }
-  // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them.
+  // Activations of one token block stay in L2 (half of Zen3's 512 KiB) while a panel sweeps them;
+  // AVX-512 CPUs have at least 1 MiB of L2 a core, and there half of it saves streams of the
+  // weights (f16 tinyllama pp512 +10% on the Intel host).
   const int64_t budget = 256 * 1024;
   L.tokens_per_block = std::max<int64_t>(1, budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
+  L.tokens_per_block_avx512 = std::max<int64_t>(1, 2 * budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
   // The amx tier's steps take 16 tokens (kAmxTokens): whole steps per block, on every tier alike.
-  if (int_dots && (is_quant(t) || t == ElementType::q4_k)) L.tokens_per_block = round_up(L.tokens_per_block, std::lcm<int64_t>(16, L.tile_tokens));
-  if (s.block_tokens > 0) L.tokens_per_block = round_up(s.block_tokens, L.tile_tokens);
+  if (int_dots && (is_quant(t) || t == ElementType::q4_k)) {
+    L.tokens_per_block = round_up(L.tokens_per_block, std::lcm<int64_t>(16, L.tile_tokens));
+    L.tokens_per_block_avx512 = round_up(L.tokens_per_block_avx512, std::lcm<int64_t>(16, L.tile_tokens));
+  }
+  if (s.block_tokens > 0) L.tokens_per_block = L.tokens_per_block_avx512 = round_up(s.block_tokens, L.tile_tokens);
   return L;
 }
 

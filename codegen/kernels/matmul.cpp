@@ -67,7 +67,8 @@ Status MatMulEmitter::emit() {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
     const int64_t T = L.tile_tokens;
-    Value* cap = B.CreateMul(B.CreateSDiv(B.CreateAdd(e.smin(M_, e.c64(L.tokens_per_block)), e.c64(T - 1)), e.c64(T)), e.c64(T));
+    const int64_t tpb = std::max(L.tokens_per_block, L.tokens_per_block_avx512);  // as matmul_scratch
+    Value* cap = B.CreateMul(B.CreateSDiv(B.CreateAdd(e.smin(M_, e.c64(tpb)), e.c64(T - 1)), e.c64(T)), e.c64(T));
     xp_ = e.at(scratch, B.CreateMul(B.CreateMul(tid, cap), e.c64(L.scratch_per_token)));
   }
 
@@ -80,7 +81,7 @@ Status MatMulEmitter::emit() {
   // Every token block streams the weights once more. The amx tier computes a block so much
   // faster that streaming them dominates with the portable size: there a block's activations may
   // fill more of the L2 (AMX CPUs have 2 MiB a core), unless a test asked for small blocks.
-  int64_t tokens_per_block = L.tokens_per_block;
+  int64_t tokens_per_block = tgt.avx512 ? L.tokens_per_block_avx512 : L.tokens_per_block;
   if (amx && s.block_tokens == 0) {
     const int64_t steps = (int64_t{1} << 20) / (L.scratch_per_token * kAmxTokens);
     tokens_per_block = std::max(tokens_per_block, steps * kAmxTokens);
@@ -381,7 +382,8 @@ StatusOr<std::vector<KernelArg>> matmul_args(const Node&, const KernelSpec& spec
 int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
   auto L = matmul_layout(spec.matmul);
   if (!L.ok()) return 0;
-  if (L->scratch_per_block) tokens = (std::min(tokens, L->tokens_per_block) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
+  const int64_t tpb = std::max(L->tokens_per_block, L->tokens_per_block_avx512);  // every tier's blocks fit
+  if (L->scratch_per_block) tokens = (std::min(tokens, tpb) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
   const MatMulSpec& s = spec.matmul;
   const bool tiles = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 || s.weight == ElementType::q4_k);
   return L->scratch_per_token * tokens + (tiles ? matmul::amx_extra_scratch(s, *L) : 0);
