@@ -29,6 +29,7 @@ void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc)
   const int U = 4;
   const int64_t main = s.K / U * U;
   e.loop(e.c64(0), e.c64(main), U, [&](Value* k) {
+    prefetch_weights(T, e.at(wp, B.CreateMul(k, e.c64(static_cast<int64_t>(L.panel_rows) * es))), U * L.panel_rows * es);
     for (int u = 0; u < U; ++u) step(B.CreateAdd(k, e.c64(u)), u);
   }, "k");
   for (int64_t k = main; k < s.K; ++k) step(e.c64(k), static_cast<int>(k));

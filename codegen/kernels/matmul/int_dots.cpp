@@ -17,6 +17,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
   e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
     Value* bp = e.at(wp, B.CreateMul(b, e.c64(block_out_)));
     Value* qp = e.at(bp, 2 * P);
+    prefetch_weights(T, bp, block_out_);
     std::vector<Value*> dw, ab, dx, sx;
     for (int v = 0; v < V; ++v) dw.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
     for (int t = 0; t < T; ++t) {
