@@ -71,7 +71,8 @@ for shape in $SHAPES; do
   done
 done
 first_bundle=$(ls "$WORK"/*.ingot | head -1)
-TIER=$("$INGOT" info "$first_bundle" | sed -nE 's/.*tier ([^ ]+) .*/\1/p' | head -1)
+# The kernel set this host runs (a bundle may hold several: "this host: runs tier amx (...)").
+TIER=$("$INGOT" info "$first_bundle" | sed -nE 's/^this host: runs tier ([^ ]+).*/\1/p' | head -1)
 # The activations of a quantized bundle (a q4_0 one when there is one).
 quantized_bundle=$(ls "$WORK"/*-q4_0.ingot 2>/dev/null | head -1)
 ACT=$("$INGOT" info "${quantized_bundle:-$first_bundle}" | sed -nE 's/.*activations ([a-z0-9]+),.*/\1/p')
