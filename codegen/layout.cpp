@@ -133,9 +133,9 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   MatMulLayout L;
   const bool int_dots = (is_quant(t) || is_kquant(t)) && s.act_q8;
   if (int_dots) {
-    // q8_0, q4_0 and q4_k: panels of 16 rows on every tier, the amx tier's B tiles (16 outputs x
-    // 4 bytes a row; an AMX tile store costs the same per row at 8 outputs as at 16).
-    L.vectors = s.swiglu || is_quant(t) || t == ElementType::q4_k ? 2 : 1;
+    // Panels of 16 rows on every tier, the amx tier's B tiles (16 outputs x 4 bytes a row; an AMX
+    // tile store costs the same per row at 8 outputs as at 16).
+    L.vectors = 2;
     L.tile_tokens = L.vectors == 2 ? 3 : 4;
     L.group = 4;
   } else {
@@ -175,7 +175,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   L.tokens_per_block = std::max<int64_t>(1, budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
   L.tokens_per_block_avx512 = std::max<int64_t>(1, 2 * budget / (row_bytes * L.tile_tokens)) * L.tile_tokens;
   // The amx tier's steps take 16 tokens (kAmxTokens): whole steps per block, on every tier alike.
-  if (int_dots && (is_quant(t) || t == ElementType::q4_k)) {
+  if (int_dots) {
     L.tokens_per_block = round_up(L.tokens_per_block, std::lcm<int64_t>(16, L.tile_tokens));
     L.tokens_per_block_avx512 = round_up(L.tokens_per_block_avx512, std::lcm<int64_t>(16, L.tile_tokens));
   }

@@ -53,9 +53,10 @@ StatusOr<uint32_t> file_type_of(ElementType t) {
     case ElementType::q4_0: return 2u;  // MOSTLY_Q4_0
     case ElementType::q8_0: return 7u;  // MOSTLY_Q8_0
     case ElementType::q4_k: return 14u; // MOSTLY_Q4_K_S
+    case ElementType::q6_k: return 18u; // MOSTLY_Q6_K
     default:
       return Status::Error("synth: weight type " + std::string(type_name(t)) +
-                           " is not supported (use f32, f16, q8_0, q4_0 or q4_k)");
+                           " is not supported (use f32, f16, q8_0, q4_0, q4_k or q6_k)");
   }
 }
 
@@ -157,6 +158,20 @@ void fill_q4_k(Random& r, double a, uint8_t* dst, size_t bytes) {
   }
 }
 
+void fill_q6_k(Random& r, double a, uint8_t* dst, size_t bytes) {
+  // x = d * sc * (q - 32) with q in [0, 63] and the sixteen 8-bit scales sc in [12, 19] (mean
+  // 15.5): |x| < 32 * 19 * d, about 1.2a.
+  constexpr double kMeanScale = 15.5;
+  for (size_t b = 0; b + sizeof(BlockQ6_K) <= bytes; b += sizeof(BlockQ6_K)) {
+    const double jitter = r.uniform(0.75, 1.25);
+    put_u16(dst + b + offsetof(BlockQ6_K, d), f32_to_f16(static_cast<float>(jitter * a / (32.0 * kMeanScale))));
+    uint64_t bits = r.next_u64();
+    for (int j = 0; j < kQK_K / 16; ++j, bits >>= 3) dst[b + offsetof(BlockQ6_K, scales) + j] = static_cast<uint8_t>(12 + (bits & 7));
+    random_bytes(r, dst + b + offsetof(BlockQ6_K, ql), kQK_K / 2);
+    random_bytes(r, dst + b + offsetof(BlockQ6_K, qh), kQK_K / 4);
+  }
+}
+
 Status fill_weight(Random& r, ElementType type, double a, uint8_t* dst, size_t bytes) {
   switch (type) {
     case ElementType::f32: fill_f32(r, -a, a, dst, bytes); return Status::Ok();
@@ -164,6 +179,7 @@ Status fill_weight(Random& r, ElementType type, double a, uint8_t* dst, size_t b
     case ElementType::q8_0: fill_q8_0(r, a, dst, bytes); return Status::Ok();
     case ElementType::q4_0: fill_q4_0(r, a, dst, bytes); return Status::Ok();
     case ElementType::q4_k: fill_q4_k(r, a, dst, bytes); return Status::Ok();
+    case ElementType::q6_k: fill_q6_k(r, a, dst, bytes); return Status::Ok();
     default: return Status::Error("cannot generate weights of type " + std::string(type_name(type)));
   }
 }

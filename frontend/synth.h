@@ -29,7 +29,7 @@ StatusOr<SynthShape> synth_shape(const std::string& name);
 std::vector<std::string> synth_shape_names();
 
 // Writes a LLaMA GGUF with random weights, deterministic by `seed`. 2-D weights are stored as
-// `weight_type` (f32, f16, q8_0, q4_0 or q4_k), or as f16 where a row is not whole blocks (as
+// `weight_type` (f32, f16, q8_0, q4_0, q4_k or q6_k), or as f16 where a row is not whole blocks (as
 // llama.cpp does); norms are f32. With `vocab`, every `tokenizer.*` key is copied from it and the
 // vocabulary size is its token count; without, a small byte-fallback SentencePiece vocabulary of
 // `shape.vocab` tokens is made up. `progress` (may be empty) receives fractions from 0 to 1.

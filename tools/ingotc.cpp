@@ -103,7 +103,7 @@ Usage:
                                          CPU runs, each reported (one failing tier fails the check).
                                          MODEL and the --quant options are those the bundle was
                                          compiled from; --act-quant and the KV type come from it
-  ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k] [--vocab VOCAB.gguf]
+  ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k|q6_k] [--vocab VOCAB.gguf]
                [--seed S] -o OUT.gguf    write a random-weight LLaMA GGUF (shapes: tiny, s110m,
                                          tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
                                          ffn, ctx)

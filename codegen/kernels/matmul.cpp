@@ -53,14 +53,11 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    const bool tiles = quant_ || s.weight == ElementType::q4_k;
-    const int64_t extra = tiles ? amx_extra_scratch(s, L) : 0;
+    // Every 8-bit weight type has an amx step; its scratch follows the activations on every tier.
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
-    act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(extra))));
-    if (tiles) {
-      amx_c_ = e.at(act_, acts);
-      amx_b_ = e.at(amx_c_, 2 * kAmxTokens * 64);
-    }
+    act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(amx_extra_scratch(s, L)))));
+    amx_c_ = e.at(act_, acts);
+    amx_b_ = e.at(amx_c_, 2 * kAmxTokens * 64);
     emit_quantize_activations();
   } else {
     // This thread's packed activations: round_up(min(M, tokens_per_block), T) tokens.
@@ -385,8 +382,9 @@ int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
   const int64_t tpb = std::max(L->tokens_per_block, L->tokens_per_block_avx512);  // every tier's blocks fit
   if (L->scratch_per_block) tokens = (std::min(tokens, tpb) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
   const MatMulSpec& s = spec.matmul;
-  const bool tiles = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 || s.weight == ElementType::q4_k);
-  return L->scratch_per_token * tokens + (tiles ? matmul::amx_extra_scratch(s, *L) : 0);
+  const bool int_dots = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 ||
+                                     s.weight == ElementType::q4_k || s.weight == ElementType::q6_k);
+  return L->scratch_per_token * tokens + (int_dots ? matmul::amx_extra_scratch(s, *L) : 0);
 }
 
 std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {

@@ -151,7 +151,7 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
       c.N = 33;
       c.K = kq ? 256 : t == ElementType::f32 ? 37 : 64;
       cases.push_back(c);
-      if ((t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k) && aq) {
+      if (t != ElementType::f32 && t != ElementType::f16 && aq) {
         // The amx tier's 16-token steps: an odd number of blocks (its block pairs plus one) or two
         // super-blocks, and token blocks of 42 that end in steps of 16 and register tiles (255 tokens).
         MatMulCase odd = c;
@@ -322,8 +322,8 @@ TEST(CodegenCompile, ReportsUnsupportedInput) {
 
 
 // The amx tier's tile code is checked without executing it (so on hosts without AMX too): only
-// amx kernels of q8_0, q4_0 and q4_k weights with 8-bit activations configure, use and release
-// tiles; other tiers and weight types have no tile instruction.
+// amx kernels of 8-bit-activation matmuls (q8_0, q4_0, q4_k, q6_k weights) configure, use and
+// release tiles; other tiers and float modes have no tile instruction.
 TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
   struct Want {
     ElementType weight;
@@ -333,7 +333,7 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
   };
   for (const Want& w : {Want{ElementType::q8_0, true, "amx", true}, Want{ElementType::q4_0, true, "amx", true},
                         Want{ElementType::q4_k, true, "amx", true}, Want{ElementType::q8_0, true, "avx512", false},
-                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", false},
+                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", true},
                         Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false}}) {
     MatMulCase c;
     c.weight = w.weight;

@@ -209,7 +209,7 @@ TEST_P(SynthEachType, TinyWithMadeUpVocab) {
 
 INSTANTIATE_TEST_SUITE_P(Synth, SynthEachType,
                          ::testing::Values(ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0,
-                                           ElementType::q4_k),
+                                           ElementType::q4_k, ElementType::q6_k),
                          [](const ::testing::TestParamInfo<ElementType>& info) {
                            return std::string(type_name(info.param));
                          });
@@ -227,6 +227,19 @@ TEST(SynthModel, Q4KBlocksDequantizeSanely) {
   EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, ElementType::q4_k);
   check_values(**f, s);
   EXPECT_EQ(int_key(**f, "general.file_type"), 14);
+}
+
+TEST(SynthModel, Q6KBlocksDequantizeSanely) {
+  SynthShape s{"k-quant", 300, 256, 1, 4, 4, 512, 64};
+  const std::string out = temp_dir() + "/q6k.gguf";
+  Status st = synth_model(s, ElementType::q6_k, nullptr, 3, out, nullptr);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto f = GgufFile::open(out);
+  ASSERT_TRUE(f.ok()) << f.message();
+  check_model(**f, s, 300, ElementType::q6_k);
+  EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, ElementType::q6_k);
+  check_values(**f, s);
+  EXPECT_EQ(int_key(**f, "general.file_type"), 18);
 }
 
 TEST(SynthModel, DeterministicBySeed) {

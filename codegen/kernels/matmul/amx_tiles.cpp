@@ -1,6 +1,7 @@
-// The matmul step of the amx tier for q8_0, q4_0 and q4_k weights with q8_0 activations (see
+// The matmul step of the amx tier for q8_0, q4_0, q4_k and q6_k weights with q8_0 activations (see
 // matmul_emitter.h): 16 tokens x one panel per step, every 32-element block's integer dots from
-// one AMX tile multiply (tdpbssd), then scaled and added in f32 exactly as q8_row_dot does.
+// one AMX tile multiply (tdpbssd; q6_k: one per 16-element half, each half has its own scale),
+// then scaled and added in f32 exactly as q8_row_dot does.
 // Measured bound (bench/probes/amx_block_scaling.c, docs/benchmarks.md): the per-block tile store
 // and the f32 scaling, not the tile multiply, limit this; neither overlaps the other.
 #include "codegen/kernels/matmul/matmul_emitter.h"
@@ -13,13 +14,13 @@ namespace {
 constexpr int kTileC0 = 0, kTileA0 = 2, kTileB0 = 4;
 }  // namespace
 
-bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_ && (quant_ || s.weight == ElementType::q4_k); }
+bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_; }
 
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
   // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants
   // unpacked to bytes (the B tiles of every block).
   int64_t bytes = 2 * kAmxTokens * 64;
-  if (s.weight == ElementType::q4_0 || s.weight == ElementType::q4_k) bytes += s.K * L.panel_rows;
+  if (s.weight != ElementType::q8_0) bytes += s.K * L.panel_rows;
   return bytes;
 }
 
@@ -35,10 +36,12 @@ void MatMulEmitter::emit_amx_config() {
     e.store(B.getInt16(static_cast<uint16_t>(colsb)), e.at(cfg, 16 + 2 * t), 2);
     e.store(B.getInt8(static_cast<uint8_t>(rows)), e.at(cfg, 48 + t), 1);
   };
+  // q6_k multiplies 16-element halves (K = 16), the others whole 32-element blocks.
+  const int k = s.weight == ElementType::q6_k ? kQK / 2 : kQK;
   for (int i = 0; i < 2; ++i) {
     tile(kTileC0 + i, kAmxTokens, 4 * P);  // C: 16 tokens x P i32
-    tile(kTileA0 + i, kAmxTokens, kQK);    // A: 16 tokens x 32 activation bytes
-    tile(kTileB0 + i, kQK / 4, 4 * P);     // B: 8 rows of 4 consecutive elements x P outputs
+    tile(kTileA0 + i, kAmxTokens, k);      // A: 16 tokens x k activation bytes
+    tile(kTileB0 + i, k / 4, 4 * P);       // B: k/4 rows of 4 consecutive elements x P outputs
   }
   B.CreateIntrinsic(llvm::Intrinsic::x86_ldtilecfg, {}, {cfg});
 }
@@ -64,6 +67,31 @@ void MatMulEmitter::emit_amx_unpack(Value* p) {
         e.store(B.CreateSub(B.CreateAnd(raw, mask), eight), e.at(dst, g * 4 * P), 1);
         e.store(B.CreateSub(B.CreateLShr(raw, four), eight), e.at(dst, (4 + g) * 4 * P), 1);
       }
+    }, "amx.unpack");
+    return;
+  }
+  if (s.weight == ElementType::q6_k) {
+    // Block 4h + k of super-block sb, row g: the 6-bit quant from its nibble plane (part k / 2,
+    // low or high nibble) and its two high bits (part 2, bits 2k..2k+1), minus 32: signed bytes.
+    const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
+    Value* c30 = e.splat(B.getInt8(0x30), 4 * P);
+    Value* c32 = e.splat(B.getInt8(32), 4 * P);
+    auto c8 = [&](int n) { return e.splat(B.getInt8(static_cast<uint8_t>(n)), 4 * P); };
+    e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
+      Value* qp = e.at(e.at(wp, B.CreateMul(sb, e.c64(sb_bytes))), 18 * P);
+      Value* dst = e.at(amx_b_, B.CreateMul(sb, e.c64(8 * 8 * 4 * P)));
+      for (int h = 0; h < 2; ++h)
+        for (int g = 0; g < 8; ++g) {
+          Value* base = e.at(qp, (h * 8 + g) * 3 * P * 4);
+          Value* nib[2] = {e.load(v, base, 1), e.load(v, e.at(base, P * 4), 1)};
+          Value* hib = e.load(v, e.at(base, 2 * P * 4), 1);
+          for (int k = 0; k < 4; ++k) {
+            Value* lo = k % 2 == 0 ? B.CreateAnd(nib[k / 2], mask) : B.CreateLShr(nib[k / 2], four);
+            Value* hi2 = k == 0 ? B.CreateShl(hib, c8(4)) : k == 1 ? B.CreateShl(hib, c8(2)) : k == 2 ? hib : B.CreateLShr(hib, c8(2));
+            Value* w = B.CreateSub(B.CreateOr(lo, B.CreateAnd(hi2, c30)), c32);
+            e.store(w, e.at(dst, ((4 * h + k) * 8 + g) * 4 * P), 1);
+          }
+        }
     }, "amx.unpack");
     return;
   }
@@ -146,7 +174,48 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
       e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
     }
   };
-  const int64_t pairs = nb_ / 2;
+  if (s.weight == ElementType::q6_k) {
+    // Per block the two 16-element halves in the two tile slots, then
+    // d_a * ((d * sc0) * isum0 + (d * sc1) * isum1), the reference's order.
+    const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
+    auto halfs = e.vec(e.f16, static_cast<unsigned>(P));
+    auto bytes = e.vec(e.i8, static_cast<unsigned>(P));
+    e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t c = static_cast<uint8_t>(kTileC0 + half), a = static_cast<uint8_t>(kTileA0 + half),
+                      w = static_cast<uint8_t>(kTileB0 + half);
+        B.CreateIntrinsic(llvm::Intrinsic::x86_tilezero, {}, {B.getInt8(c)});
+        B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {},
+                          {B.getInt8(a), e.at(a0, B.CreateAdd(B.CreateMul(b, e.c64(kQK)), e.c64(16 * half))), a_stride});
+        B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {},
+                          {B.getInt8(w), e.at(amx_b_, B.CreateAdd(B.CreateMul(b, e.c64(8 * 4 * P)), e.c64(half * 4 * 4 * P))), b_stride});
+        B.CreateIntrinsic(llvm::Intrinsic::x86_tdpbssd, {}, {B.getInt8(c), B.getInt8(a), B.getInt8(w)});
+      }
+      for (int half = 0; half < 2; ++half)
+        B.CreateIntrinsic(llvm::Intrinsic::x86_tilestored64, {},
+                          {B.getInt8(static_cast<uint8_t>(kTileC0 + half)), e.at(amx_c_, half * T * 64), b_stride});
+      Value* blk = B.CreateSRem(b, e.c64(8));
+      Value* bp = e.at(wp, B.CreateMul(B.CreateSDiv(b, e.c64(8)), e.c64(sb_bytes)));
+      Value* d = B.CreateFPExt(e.load(halfs, bp, 2), vP);
+      Value* dsc[2];
+      for (int half = 0; half < 2; ++half) {
+        Value* sc = e.at(e.at(bp, 2 * P), B.CreateMul(B.CreateAdd(B.CreateMul(blk, e.c64(2)), e.c64(half)), e.c64(P)));
+        dsc[half] = B.CreateFMul(d, B.CreateSIToFP(e.load(bytes, sc, 1), vP));
+      }
+      Value* dxo = B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)));
+      for (int t = 0; t < T; ++t) {
+        Value* da = e.splat(e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4), static_cast<unsigned>(P));
+        Value* parts[2];
+        for (int half = 0; half < 2; ++half) {
+          Value* dot = e.load(viP, e.at(amx_c_, half * T * 64 + t * 4 * P), 64);
+          parts[half] = B.CreateFMul(dsc[half], B.CreateSIToFP(dot, vP));
+        }
+        Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));
+        e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+      }
+    }, "amx.blk6", true);
+  }
+  const int64_t pairs = s.weight == ElementType::q6_k ? 0 : nb_ / 2;
   e.loop(e.c64(0), e.c64(pairs), 1, [&](Value* i) {
     Value* b = B.CreateMul(i, e.c64(2));
     Value* b1 = B.CreateAdd(b, e.c64(1));
@@ -155,7 +224,7 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
     scale_add(b, 0);
     scale_add(b1, 1);
   }, "amx.blk", true);
-  if (nb_ % 2) {
+  if (nb_ % 2 && s.weight != ElementType::q6_k) {
     multiply(e.c64(nb_ - 1), 0);
     scale_add(e.c64(nb_ - 1), 0);
   }

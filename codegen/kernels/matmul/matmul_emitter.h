@@ -21,9 +21,9 @@ struct MatMulInnerLoop;
 
 // Tokens per AMX step (the rows of an A and a C tile).
 inline constexpr int kAmxTokens = 16;
-// Per-thread scratch after the q8 activations of q8_0, q4_0 and q4_k kernels on every tier (so
-// that the bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and
-// unpacked 4-bit B tiles (matmul/amx_tiles.cpp).
+// Per-thread scratch after the q8 activations of 8-bit kernels on every tier (so that the
+// bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and unpacked
+// B tiles of q4_0, q4_k and q6_k (matmul/amx_tiles.cpp).
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L);
 
 class MatMulEmitter {
@@ -125,13 +125,13 @@ class MatMulEmitter {
   // RoPE on the heads this thread computed, after all its panels (a thread owns whole heads).
   void emit_rope(Value* p0, Value* p1);
 
-  // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0 and q4_k weights, q8 activations, 16 tokens
-  // at a time.
+  // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0, q4_k and q6_k weights, q8 activations, 16
+  // tokens at a time.
   bool amx_applies() const;
   Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked 4-bit panel
   void emit_amx_config();   // ldtilecfg: the tile shapes for this kernel's panel width
   void emit_amx_release();  // tilerelease
-  void emit_amx_unpack(Value* p);  // q4_0, q4_k: panel p's quants as bytes in B-tile order
+  void emit_amx_unpack(Value* p);  // q4_0, q4_k, q6_k: panel p's quants as bytes in B-tile order
   void emit_amx_tile(Value* p, Value* t0);  // tokens t0..t0+15, panel p, epilogue included
 };
 
