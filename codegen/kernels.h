@@ -209,7 +209,7 @@ int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens);
 
 // ---------------------------------------------------------------- compiling
 struct CodegenOptions {
-  // A CPU tier (x86-64-v2, x86-64-v3, x86-64-v4, avx512; runtime/cpu_features.h) or "native", the best
+  // A CPU tier (x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx; runtime/cpu_features.h) or "native", the best
   // tier this host runs. The kernels use exactly that tier's features.
   std::string cpu = "native";
   int opt_level = 3;

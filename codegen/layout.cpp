@@ -136,7 +136,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     // Panels of 16 rows on every tier, the amx tier's B tiles (16 outputs x 4 bytes a row; an AMX
     // tile store costs the same per row at 8 outputs as at 16).
     L.vectors = 2;
-    L.tile_tokens = L.vectors == 2 ? 3 : 4;
+    L.tile_tokens = 3;
     L.group = 4;
   } else {
     L.vectors = 2;

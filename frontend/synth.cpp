@@ -160,7 +160,7 @@ void fill_q4_k(Random& r, double a, uint8_t* dst, size_t bytes) {
 
 void fill_q6_k(Random& r, double a, uint8_t* dst, size_t bytes) {
   // x = d * sc * (q - 32) with q in [0, 63] and the sixteen 8-bit scales sc in [12, 19] (mean
-  // 15.5): |x| < 32 * 19 * d, about 1.2a.
+  // 15.5): |x| <= 32 * 19 * d, about 1.2a (1.5a with the largest jitter).
   constexpr double kMeanScale = 15.5;
   for (size_t b = 0; b + sizeof(BlockQ6_K) <= bytes; b += sizeof(BlockQ6_K)) {
     const double jitter = r.uniform(0.75, 1.25);

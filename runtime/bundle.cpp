@@ -272,7 +272,7 @@ KernelSetChoice choose_kernel_set(const std::vector<KernelSet>& sets, const std:
   const CpuTier* best = best_cpu_tier(cpu);
   const std::string best_name = best ? best->name : "none (below " + std::string(cpu_tiers().front().name) + ")";
   const std::string amx_refused =
-      cpu.amx_refused ? "; this CPU has AMX, but the OS did not grant this process AMX tile state" : "";
+      cpu.amx_refused ? "; this CPU has AMX, but the OS did not enable or grant AMX tile state for this process" : "";
   if (!requested.empty()) {
     const std::string which = "tier '" + requested + "' (requested" + (requested_by.empty() ? "" : " by " + requested_by) + ")";
     const auto it = std::find_if(sets.begin(), sets.end(), [&](const KernelSet& k) { return k.tier == requested; });
@@ -313,7 +313,7 @@ KernelSetChoice choose_kernel_set(const std::vector<KernelSet>& sets, const std:
   if (cpu.amx_refused && !needs_amx(sets[size_t(c.set)]))
     for (const KernelSet& k : sets)
       if (needs_amx(k)) {
-        c.note = "this CPU has AMX, but the OS did not grant this process AMX tile state: running tier " +
+        c.note = "this CPU has AMX, but the OS did not enable or grant AMX tile state for this process: running tier " +
                  sets[size_t(c.set)].tier + " instead of " + k.tier;
         break;
       }

@@ -131,8 +131,8 @@ TEST(CodegenMatMul, Q6_K) { check_matmul_cases(cases_for(ElementType::q6_k)); }
 
 // Every CPU tier the host runs: each weight type in both activation modes, with and without an
 // epilogue, and RMSNorm, against the reference (bitwise where it is exact). Without AVX2
-// (x86-64-v2) the 8-bit kernels use generic vector IR for pmaddubsw, pmaddwd and psignb; with
-// AVX-512 (x86-64-v4) LLVM may use its wider encodings and 32 registers: same results.
+// (x86-64-v2) the 8-bit kernels use SSSE3/SSE2 on vector halves and FMA in software; with AVX-512
+// (x86-64-v4) 16-lane float tiles, with VNNI vpdpbusd, with AMX tile steps: same results.
 class CodegenTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {

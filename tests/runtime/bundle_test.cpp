@@ -613,14 +613,14 @@ TEST(KernelSets, AmxWithoutTheOsGrantFallsBackWithANote) {
   KernelSetChoice c = choose_kernel_set(sets, "", "", refused);
   EXPECT_EQ(c.set, 1);
   EXPECT_EQ(c.problem, "");
-  EXPECT_EQ(c.note, "this CPU has AMX, but the OS did not grant this process AMX tile state: running tier avx512 instead of amx");
+  EXPECT_EQ(c.note, "this CPU has AMX, but the OS did not enable or grant AMX tile state for this process: running tier avx512 instead of amx");
   // Without an amx set, or on a CPU without AMX, nothing to say.
   EXPECT_EQ(choose_kernel_set(sets_of({"x86-64-v3", "avx512"}), "", "", refused).note, "");
   EXPECT_EQ(choose_kernel_set(sets, "", "", cpu_of("avx512")).note, "");
   c = choose_kernel_set(sets, "amx", "", refused);
   EXPECT_EQ(c.set, -1);
   EXPECT_NE(c.problem.find("which lacks amx-int8, amx-tile"), std::string::npos) << c.problem;
-  EXPECT_NE(c.problem.find("this CPU has AMX, but the OS did not grant this process AMX tile state"), std::string::npos) << c.problem;
+  EXPECT_NE(c.problem.find("this CPU has AMX, but the OS did not enable or grant AMX tile state for this process"), std::string::npos) << c.problem;
   // This host: the flag and the detected features agree.
   if (amx_grant_refused()) EXPECT_FALSE(host_cpu_features().has("amx-tile"));
 }

@@ -82,7 +82,7 @@ class MatMulEmitter {
 
   // Lanes of the float accumulators (Accs::W): 16 where AVX-512 doubles the FMA width and a panel
   // is 16 rows (f32 and f16 weights), else 8.
-  int float_lanes() const { return tgt.avx512 && !int_dots_ && !quant_ && !kquant_ && L.vectors == 2 ? 16 : 8; }
+  int float_lanes() const { return tgt.avx512 && !quant_ && !kquant_ && L.vectors == 2 ? 16 : 8; }
 
   // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
   // 2 x tile_tokens spans two packed tiles); x_splat(row, k, lanes) broadcasts its element k.
@@ -128,7 +128,7 @@ class MatMulEmitter {
   // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0, q4_k and q6_k weights, q8 activations, 16
   // tokens at a time.
   bool amx_applies() const;
-  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked 4-bit panel
+  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0/q4_k/q6_k panel
   void emit_amx_config();   // ldtilecfg: the tile shapes for this kernel's panel width
   void emit_amx_release();  // tilerelease
   void emit_amx_unpack(Value* p);  // q4_0, q4_k, q6_k: panel p's quants as bytes in B-tile order
