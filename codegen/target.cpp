@@ -29,7 +29,9 @@ TargetInfo host_target() {
 bool named_target(const std::string& name, TargetInfo* out, std::string* error) {
   const CpuTier* tier = nullptr;
   if (name.empty() || name == "native") {
-    tier = best_cpu_tier(host_cpu_features());
+    // What this process can run, AMX included only with the OS's grant (which this asks for), so
+    // that code compiled for `native` runs right here.
+    tier = best_cpu_tier(usable_cpu_features());
     if (!tier) {
       *error = "--target native: this CPU is below every tier Ingot compiles for (" + cpu_tier_names() + ")";
       return false;

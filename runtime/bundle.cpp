@@ -26,6 +26,11 @@ std::string u64s(uint64_t v) { return std::to_string(v); }
 // a + b <= limit without overflow.
 bool fits(uint64_t a, uint64_t b, uint64_t limit) { return a <= limit && b <= limit - a; }
 
+// Whether a kernel set's code uses AMX tiles (and so needs the process's grant of tile state).
+bool needs_amx(const KernelSet& set) {
+  return std::find(set.features.begin(), set.features.end(), "amx-tile") != set.features.end();
+}
+
 }  // namespace
 
 Bundle::~Bundle() {
@@ -194,7 +199,9 @@ Status Bundle::parse(const BundleOpenOptions& options) {
       requested_by = "INGOT_TIER";
     }
   }
-  choice_ = choose_kernel_set(kernel_sets_, requested, requested_by, host_cpu_features());
+  // Only a bundle with AMX code makes the process ask for AMX tile state.
+  const bool any_amx = std::any_of(kernel_sets_.begin(), kernel_sets_.end(), [](const KernelSet& k) { return needs_amx(k); });
+  choice_ = choose_kernel_set(kernel_sets_, requested, requested_by, any_amx ? usable_cpu_features() : host_cpu_features());
   chosen_ = choice_.set;
   if (options.check_cpu && !choice_.problem.empty()) return fail(choice_.problem, choice_.code);
   return Status::Ok();
@@ -257,10 +264,6 @@ std::string tier_list(const std::vector<KernelSet>& sets) {
   std::string s;
   for (const KernelSet& k : sets) s += (s.empty() ? "" : ", ") + k.tier;
   return s;
-}
-
-bool needs_amx(const KernelSet& set) {
-  return std::find(set.features.begin(), set.features.end(), "amx-tile") != set.features.end();
 }
 
 }  // namespace

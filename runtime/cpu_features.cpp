@@ -137,9 +137,8 @@ CpuFeatures detect() {
     const uint32_t* r = found->r;
     if (!((r[b.reg] >> b.bit) & 1)) continue;
     if ((b.save == kAvx && !avx_ok) || (b.save == kAvx512 && !avx512_ok)) continue;
-    // Linux hands out the 8 KiB of tile state only to a process that asks (arch_prctl, 5.16+);
-    // without that grant the first tile instruction faults, so AMX counts as absent.
-    if (b.save == kAmx && (!amx_ok || !amx_granted())) {
+    // Without the OS's tile state (XCR0) the first tile instruction faults: AMX counts as absent.
+    if (b.save == kAmx && !amx_ok) {
       f.amx_refused = true;
       continue;
     }
@@ -168,7 +167,26 @@ const CpuFeatures& host_cpu_features() {
   return f;
 }
 
-bool amx_grant_refused() { return host_cpu_features().amx_refused; }
+const CpuFeatures& usable_cpu_features() {
+  // Linux hands out the 8 KiB of tile state only to a process that asks (arch_prctl, 5.16+);
+  // without that grant the first tile instruction faults.
+  static const CpuFeatures f = [] {
+    CpuFeatures u = host_cpu_features();
+#ifdef INGOT_X86
+    if (!u.has("amx-tile") || amx_granted()) return u;
+#else
+    if (!u.has("amx-tile")) return u;
+#endif
+    u.present.erase(std::remove_if(u.present.begin(), u.present.end(),
+                                   [](const std::string& n) { return n.rfind("amx-", 0) == 0; }),
+                    u.present.end());
+    u.amx_refused = true;
+    return u;
+  }();
+  return f;
+}
+
+bool amx_grant_refused() { return usable_cpu_features().amx_refused; }
 
 namespace {
 std::vector<std::string> sorted(std::vector<std::string> v) {

@@ -12,17 +12,23 @@ namespace ingot {
 
 struct CpuFeatures {
   std::vector<std::string> present;  // sorted
-  // cpuid reports AMX tiles, but the OS did not grant this process tile state (no XCR0 support,
-  // or arch_prctl refused): the AMX features are then absent from `present`.
+  // cpuid reports AMX tiles, but the OS did not enable tile state (XCR0) or refused this
+  // process's request for it (arch_prctl): the AMX features are then absent from `present`.
   bool amx_refused = false;
   // Whether this runtime knows how to detect `name` (an LLVM x86 feature name).
   static bool known(const std::string& name);
   bool has(const std::string& name) const;
 };
 
-// Detected once, then cached.
+// Detected once, then cached. AMX counts when the CPU has it and the OS enabled its tile state;
+// running tile instructions also needs this process's grant: see usable_cpu_features().
 const CpuFeatures& host_cpu_features();
-// host_cpu_features().amx_refused: the CPU has AMX, but this process may not use it.
+// host_cpu_features(), after asking Linux for AMX tile state when they include AMX (once per
+// process; arch_prctl ARCH_REQ_XCOMP_PERM): without the grant, a copy without the AMX features and
+// with amx_refused set. Call it only when code that may use AMX is about to be chosen: the grant
+// enlarges every signal frame of the process by the 8 KiB of tile state, and a sandbox may refuse it.
+const CpuFeatures& usable_cpu_features();
+// usable_cpu_features().amx_refused: the CPU has AMX, but this process may not use it.
 bool amx_grant_refused();
 
 // A CPU tier: a stable name, the LLVM CPU the kernels are generated for, and every instruction-set
