@@ -214,33 +214,23 @@ INSTANTIATE_TEST_SUITE_P(Synth, SynthEachType,
                            return std::string(type_name(info.param));
                          });
 
-// q4_k needs rows of 256: a shape with dim 256 keeps the k-quant blocks (tiny falls back to f16).
-TEST(SynthModel, Q4KBlocksDequantizeSanely) {
+// The k-quants need rows of 256: a shape with dim 256 keeps their blocks (tiny falls back to f16).
+void check_k_quant_synth(ElementType type, int64_t file_type) {
   SynthShape s{"k-quant", 300, 256, 1, 4, 4, 512, 64};
-  const std::string out = temp_dir() + "/q4k.gguf";
-  Status st = synth_model(s, ElementType::q4_k, nullptr, 3, out, nullptr);
+  const std::string out = temp_dir() + "/" + std::string(type_name(type)) + ".gguf";
+  Status st = synth_model(s, type, nullptr, 3, out, nullptr);
   ASSERT_TRUE(st.ok()) << st.message();
   auto f = GgufFile::open(out);
   ASSERT_TRUE(f.ok()) << f.message();
-  check_model(**f, s, 300, ElementType::q4_k);
-  EXPECT_EQ((*f)->find_tensor("blk.0.attn_q.weight")->type, ElementType::q4_k);
-  EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, ElementType::q4_k);
+  check_model(**f, s, 300, type);
+  EXPECT_EQ((*f)->find_tensor("blk.0.attn_q.weight")->type, type);
+  EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, type);
   check_values(**f, s);
-  EXPECT_EQ(int_key(**f, "general.file_type"), 14);
+  EXPECT_EQ(int_key(**f, "general.file_type"), file_type);
 }
 
-TEST(SynthModel, Q6KBlocksDequantizeSanely) {
-  SynthShape s{"k-quant", 300, 256, 1, 4, 4, 512, 64};
-  const std::string out = temp_dir() + "/q6k.gguf";
-  Status st = synth_model(s, ElementType::q6_k, nullptr, 3, out, nullptr);
-  ASSERT_TRUE(st.ok()) << st.message();
-  auto f = GgufFile::open(out);
-  ASSERT_TRUE(f.ok()) << f.message();
-  check_model(**f, s, 300, ElementType::q6_k);
-  EXPECT_EQ((*f)->find_tensor("blk.0.ffn_down.weight")->type, ElementType::q6_k);
-  check_values(**f, s);
-  EXPECT_EQ(int_key(**f, "general.file_type"), 18);
-}
+TEST(SynthModel, Q4KBlocksDequantizeSanely) { check_k_quant_synth(ElementType::q4_k, 14); }
+TEST(SynthModel, Q6KBlocksDequantizeSanely) { check_k_quant_synth(ElementType::q6_k, 18); }
 
 TEST(SynthModel, DeterministicBySeed) {
   const std::string a = temp_dir() + "/det-a.gguf", b = temp_dir() + "/det-b.gguf", c = temp_dir() + "/det-c.gguf";

@@ -120,35 +120,46 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
   Value* a0 = e.at(act_, B.CreateMul(t0, e.c64(L.scratch_per_token)));
   Value* a_stride = e.c64(L.scratch_per_token);
   Value* b_stride = e.c64(4 * P);
+  auto halfs = e.vec(e.f16, static_cast<unsigned>(P));
+  auto bytes = e.vec(e.i8, static_cast<unsigned>(P));
+  auto splat = [&](Value* x) { return e.splat(x, static_cast<unsigned>(P)); };
+  auto add_value = [&](int t, Value* value) {
+    e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+  };
 
-  // Block b's integer dots into C tile `slot` (tile unit only).
-  auto multiply = [&](Value* b, int slot) {
+  // C tile `slot` = the A tile at ap (16 token rows) times the B tile at bq (tile unit only).
+  auto tile_dot = [&](int slot, Value* ap, Value* bq) {
     const uint8_t c = static_cast<uint8_t>(kTileC0 + slot), a = static_cast<uint8_t>(kTileA0 + slot),
                   w = static_cast<uint8_t>(kTileB0 + slot);
     B.CreateIntrinsic(llvm::Intrinsic::x86_tilezero, {}, {B.getInt8(c)});
-    B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {}, {B.getInt8(a), e.at(a0, B.CreateMul(b, e.c64(kQK))), a_stride});
-    Value* bq = s.weight != ElementType::q8_0 ? e.at(amx_b_, B.CreateMul(b, e.c64(8 * 4 * P)))
-                                              : e.at(e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2 * P);
+    B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {}, {B.getInt8(a), ap, a_stride});
     B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {}, {B.getInt8(w), bq, b_stride});
     B.CreateIntrinsic(llvm::Intrinsic::x86_tdpbssd, {}, {B.getInt8(c), B.getInt8(a), B.getInt8(w)});
+  };
+  // C tile `slot` to this thread's buffer for it (16 rows of P i32); returns the buffer.
+  auto tile_store = [&](int slot) {
+    Value* buf = e.at(amx_c_, slot * T * 64);
+    B.CreateIntrinsic(llvm::Intrinsic::x86_tilestored64, {}, {B.getInt8(static_cast<uint8_t>(kTileC0 + slot)), buf, b_stride});
+    return buf;
+  };
+
+  // Block b's integer dots into C tile `slot`.
+  auto multiply = [&](Value* b, int slot) {
+    Value* bq = s.weight != ElementType::q8_0 ? e.at(amx_b_, B.CreateMul(b, e.c64(8 * 4 * P)))
+                                              : e.at(e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2 * P);
+    tile_dot(slot, e.at(a0, B.CreateMul(b, e.c64(kQK))), bq);
   };
   // Block b's dots, stored from C tile `slot`, scaled and added: the reference's order
   // (q8_row_dot): f32 block value float(dot) * (d_w * d_x), then an f32 add.
   auto scale_add = [&](Value* b, int slot) {
-    Value* buf = e.at(amx_c_, slot * T * 64);
-    B.CreateIntrinsic(llvm::Intrinsic::x86_tilestored64, {},
-                      {B.getInt8(static_cast<uint8_t>(kTileC0 + slot)), buf, b_stride});
-    auto halfs = e.vec(e.f16, static_cast<unsigned>(P));
-    auto bytes = e.vec(e.i8, static_cast<unsigned>(P));
+    Value* buf = tile_store(slot);
     Value* dxo = B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)));
-    auto splat = [&](Value* x) { return e.splat(x, static_cast<unsigned>(P)); };
     if (s.weight != ElementType::q4_k) {
       Value* dw = B.CreateFPExt(e.load(halfs, e.at(wp, B.CreateMul(b, e.c64(block_out_))), 2), vP);
       for (int t = 0; t < T; ++t) {
         Value* dx = e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4);
         Value* dot = e.load(viP, e.at(buf, t * 4 * P), 64);
-        Value* value = B.CreateFMul(B.CreateSIToFP(dot, vP), B.CreateFMul(dw, splat(dx)));
-        e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+        add_value(t, B.CreateFMul(B.CreateSIToFP(dot, vP), B.CreateFMul(dw, splat(dx))));
       }
       return;
     }
@@ -170,30 +181,18 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
       Value* asum = splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
       Value* qa = B.CreateSIToFP(e.load(viP, e.at(buf, t * 4 * P), 64), vP);
       Value* inner = B.CreateFSub(B.CreateFMul(dl, qa), B.CreateFMul(ml, asum));
-      Value* value = B.CreateFMul(da, inner);
-      e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+      add_value(t, B.CreateFMul(da, inner));
     }
   };
   if (s.weight == ElementType::q6_k) {
     // Per block the two 16-element halves in the two tile slots, then
     // d_a * ((d * sc0) * isum0 + (d * sc1) * isum1), the reference's order.
     const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
-    auto halfs = e.vec(e.f16, static_cast<unsigned>(P));
-    auto bytes = e.vec(e.i8, static_cast<unsigned>(P));
     e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
-      for (int half = 0; half < 2; ++half) {
-        const uint8_t c = static_cast<uint8_t>(kTileC0 + half), a = static_cast<uint8_t>(kTileA0 + half),
-                      w = static_cast<uint8_t>(kTileB0 + half);
-        B.CreateIntrinsic(llvm::Intrinsic::x86_tilezero, {}, {B.getInt8(c)});
-        B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {},
-                          {B.getInt8(a), e.at(a0, B.CreateAdd(B.CreateMul(b, e.c64(kQK)), e.c64(16 * half))), a_stride});
-        B.CreateIntrinsic(llvm::Intrinsic::x86_tileloadd64, {},
-                          {B.getInt8(w), e.at(amx_b_, B.CreateAdd(B.CreateMul(b, e.c64(8 * 4 * P)), e.c64(half * 4 * 4 * P))), b_stride});
-        B.CreateIntrinsic(llvm::Intrinsic::x86_tdpbssd, {}, {B.getInt8(c), B.getInt8(a), B.getInt8(w)});
-      }
       for (int half = 0; half < 2; ++half)
-        B.CreateIntrinsic(llvm::Intrinsic::x86_tilestored64, {},
-                          {B.getInt8(static_cast<uint8_t>(kTileC0 + half)), e.at(amx_c_, half * T * 64), b_stride});
+        tile_dot(half, e.at(a0, B.CreateAdd(B.CreateMul(b, e.c64(kQK)), e.c64(16 * half))),
+                 e.at(amx_b_, B.CreateAdd(B.CreateMul(b, e.c64(8 * 4 * P)), e.c64(half * 4 * 4 * P))));
+      Value* buf[2] = {tile_store(0), tile_store(1)};
       Value* blk = B.CreateSRem(b, e.c64(8));
       Value* bp = e.at(wp, B.CreateMul(B.CreateSDiv(b, e.c64(8)), e.c64(sb_bytes)));
       Value* d = B.CreateFPExt(e.load(halfs, bp, 2), vP);
@@ -204,14 +203,13 @@ void MatMulEmitter::emit_amx_tile(Value* p, Value* t0) {
       }
       Value* dxo = B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)));
       for (int t = 0; t < T; ++t) {
-        Value* da = e.splat(e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4), static_cast<unsigned>(P));
+        Value* da = splat(e.load(e.f32, e.at(e.at(a0, t * L.scratch_per_token), dxo), 4));
         Value* parts[2];
         for (int half = 0; half < 2; ++half) {
-          Value* dot = e.load(viP, e.at(amx_c_, half * T * 64 + t * 4 * P), 64);
+          Value* dot = e.load(viP, e.at(buf[half], t * 4 * P), 64);
           parts[half] = B.CreateFMul(dsc[half], B.CreateSIToFP(dot, vP));
         }
-        Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));
-        e.set(acc[static_cast<size_t>(t)], B.CreateFAdd(e.get(vP, acc[static_cast<size_t>(t)]), value));
+        add_value(t, B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1])));
       }
     }, "amx.blk6", true);
   }
