@@ -139,6 +139,15 @@ Status build_module(llvm::Module& m, Target& t, const std::vector<KernelSpec>& k
     if (m.getFunction(k.name)) return Status::Error("codegen: duplicate kernel name " + k.name);
     // A failed emitter may leave a half-built function: the module is discarded with the error.
     INGOT_RETURN_IF_ERROR(f->emit(ctx, k).with_context(k.name));
+    // What the kernel touches travels with its code: the runtime checks every call against it.
+    StatusOr<KernelContract> contract_or = f->contract(k);
+    if (!contract_or.ok()) return contract_or.status().with_context(k.name);
+    const KernelContract& contract = *contract_or;
+    const std::vector<uint8_t> bytes = encode_contract(contract);
+    llvm::Constant* init = llvm::ConstantDataArray::get(m.getContext(), llvm::ArrayRef<uint8_t>(bytes));
+    auto* g = new llvm::GlobalVariable(m, init->getType(), /*isConstant=*/true, llvm::GlobalValue::ExternalLinkage, init,
+                                       contract_symbol(k.name));
+    g->setAlignment(llvm::Align(8));
   }
   if (!t.fma || !t.f16c) outline_soft_vector_ops(m, t.fma, t.f16c);
   for (llvm::Function& f : m) {
@@ -212,7 +221,9 @@ Status compile_kernels(const std::vector<KernelSpec>& kernels, const CodegenOpti
   if (!cc) return Status::Error("codegen: linker driver \"" + options.linker + "\" not found in PATH");
   std::string msg;
   // -lm: the SwiGLU epilogue's expf. -z noexecstack: the object has no GNU-stack note otherwise.
-  const llvm::StringRef args[] = {*cc, "-shared", "-o", so_path, obj_path, "-lm", "-Wl,-z,noexecstack"};
+  // -nostartfiles: no crt objects, so no _init/_fini or init/fini arrays; the runtime refuses a
+  // kernels object with any (runtime/kernel_object.h).
+  const llvm::StringRef args[] = {*cc, "-shared", "-nostartfiles", "-o", so_path, obj_path, "-lm", "-Wl,-z,noexecstack"};
   const int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &msg);
   std::remove(obj_path.c_str());
   if (rc != 0) return Status::Error("codegen: linking " + so_path + " failed (" + std::to_string(rc) + ") " + msg);

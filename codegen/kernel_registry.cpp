@@ -48,6 +48,26 @@ StatusOr<KernelSpec> kernel_for_node(const Node& node, const Model* model) {
   return Status::Error(why);
 }
 
+StatusOr<ArgContract> tensor_contract(const TensorType& t, ArgAccess access) {
+  const ElementTypeInfo& ti = type_info(t.type);
+  const Dim n = num_elements(t.shape);
+  int64_t per_row = 0;
+  for (const auto& [symbol, coefficient] : n.terms()) {
+    if (symbol != "tokens" || coefficient < 0)
+      return Status::Error("codegen: no contract for a tensor of shape " + shape_str(t.shape) + " (only `tokens` may vary)");
+    per_row = coefficient;
+  }
+  if (n.is_unknown() || n.constant() < 0 || n.constant() % ti.block_elems != 0 || per_row % ti.block_elems != 0)
+    return Status::Error("codegen: no contract for a tensor of type " + t.str());
+  ArgContract a;
+  a.access = access;
+  a.align = static_cast<uint64_t>(ti.block_elems == 1 ? ti.block_bytes : 1);
+  a.fixed = n.constant() / ti.block_elems * ti.block_bytes;
+  a.per_row = per_row / ti.block_elems * ti.block_bytes;
+  a.dims_mask = per_row > 0 ? 1 : 0;
+  return a;
+}
+
 KernelCase node_case(std::string name, int64_t rows, Op op, std::vector<TensorType> inputs, AttrMap attrs, double max_nmse) {
   return {std::move(name), rows,
           [op, inputs = std::move(inputs), attrs = std::move(attrs)](Model& m) -> StatusOr<Node*> {

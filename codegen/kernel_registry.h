@@ -17,6 +17,7 @@
 
 #include "codegen/kernels.h"
 #include "ir/model.h"
+#include "runtime/kernel_contract.h"
 
 namespace ingot {
 
@@ -70,8 +71,11 @@ struct KernelFamily {
   std::string (*key)(const KernelSpec& spec);
   // The call's argument slots (the ABI of kernels.h) in terms of the node's values.
   StatusOr<std::vector<KernelArg>> (*args)(const Node& node, const KernelSpec& spec);
-  // Per-thread scratch bytes for `tokens` rows; null: none.
-  int64_t (*scratch_per_thread)(const KernelSpec& spec, int64_t tokens);
+  // What the kernel reads and writes, slot by slot, as a function of its dims: stored in the
+  // kernels object beside the code, checked by the runtime against every call's buffers, and the
+  // source of the call's scratch size (its `scratch` slot). An upper bound of what the code
+  // touches: the harness runs every case with each buffer ending at a guard page.
+  StatusOr<KernelContract> (*contract)(const KernelSpec& spec);
   // The repacked layout of a packed_input argument; null: none.
   std::optional<PackedWeight> (*packed_input)(const KernelSpec& spec, int input);
   // Adds the exported function spec.name to the context's module, for the context's CPU tier.
@@ -90,5 +94,9 @@ StatusOr<KernelSpec> kernel_for_node(const Node& node, const Model* model);
 
 // The spec's family (asserts that it exists: specs are made by the registry).
 const KernelFamily& family_of(const KernelSpec& spec);
+
+// The contract of a tensor argument whose only symbolic dimension is `tokens` (dims[0]), stored
+// whole (plain or block element types); an error for any other symbol.
+StatusOr<ArgContract> tensor_contract(const TensorType& t, ArgAccess access);
 
 }  // namespace ingot

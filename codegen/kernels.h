@@ -67,8 +67,8 @@ enum AttentionArg : int {
   kAttnArgCount = 7,
 };
 
-// Argument slots of an Embedding kernel. The kernel assumes 0 <= id < V for every id: the runtime
-// validates token ids before the call.
+// Argument slots of an Embedding kernel. Ids are clamped into [0, V) (the runtime refuses ids
+// outside the vocabulary before the call; the clamp keeps reads in the table whatever the manifest).
 enum EmbeddingArg : int {
   kEmbedY = 0,      // f32 [T, D]
   kEmbedIds = 1,    // i64 (or i32) [T]

@@ -253,6 +253,12 @@ AttentionScratch attention_scratch(const AttentionSpec& s) {
 namespace ingot {
 int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens) {
   const KernelFamily& f = family_of(spec);
-  return f.scratch_per_thread ? f.scratch_per_thread(spec, tokens) : 0;
+  auto contract = f.contract(spec);
+  if (!contract.ok()) return 0;
+  for (const ArgContract& a : contract->args) {
+    int64_t bytes = 0;
+    if (a.access == ArgAccess::scratch) return contract_bytes(a, tokens, &bytes) ? bytes : 0;
+  }
+  return 0;
 }
 }  // namespace ingot

@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include <sys/mman.h>
 
 #include "runtime/bundle_tokenizer.h"
+#include "runtime/kernel_contract.h"
 
 namespace ingot {
 namespace {
@@ -37,14 +39,63 @@ void release_pages(uint8_t* p, int64_t bytes) {
   if (p) ::munmap(p, page_rounded(bytes));
 }
 
-// The vocabulary size from the logits output's type "f32[1, 512]".
+// The vocabulary size from the logits output's type "f32[1, 512]"; 0 if it is not a number of at
+// most 2^31.
 int64_t last_dim(const std::string& type) {
   const size_t close = type.rfind(']');
   const size_t comma = type.rfind(',', close);
   const size_t open = type.rfind('[', close);
-  const size_t from = (comma != std::string::npos && comma > open ? comma : open) + 1;
-  if (open == std::string::npos || close == std::string::npos || from >= close) return 0;
-  return std::atoll(type.substr(from, close - from).c_str());
+  if (open == std::string::npos || close == std::string::npos) return 0;
+  size_t from = (comma != std::string::npos && comma > open ? comma : open) + 1;
+  while (from < close && type[from] == ' ') ++from;
+  if (from >= close || close - from > 10) return 0;
+  int64_t v = 0;
+  for (size_t i = from; i < close; ++i) {
+    if (type[i] < '0' || type[i] > '9') return 0;
+    v = v * 10 + (type[i] - '0');
+  }
+  return v <= (int64_t{1} << 31) ? v : 0;
+}
+
+// Limits on what a manifest may ask for, far above any model: a corrupt or crafted number is
+// refused by name instead of overflowing the arithmetic below.
+constexpr int64_t kMaxBatch = int64_t{1} << 20;
+constexpr int64_t kMaxContext = int64_t{1} << 31;
+constexpr int64_t kMaxArenaBytes = int64_t{1} << 46;  // 64 TiB
+
+bool add_ok(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
+bool mul_ok(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+// [offset, offset + bytes) inside [0, limit), without overflow.
+bool inside(int64_t offset, int64_t bytes, int64_t limit) {
+  return offset >= 0 && bytes >= 0 && offset <= limit && bytes <= limit - offset;
+}
+
+// Bytes of one context position of a state variable (its max shape without the first dim); -1 if
+// the shape is not one or the product overflows.
+int64_t state_row_bytes(const pb::StateVariable& v) {
+  if (v.max_shape_size() == 0) return -1;
+  int64_t n = v.type() == "f16" || v.type() == "bf16" ? 2 : 4;
+  for (int d = 1; d < v.max_shape_size(); ++d)
+    if (v.max_shape(d) < 0 || !mul_ok(n, v.max_shape(d), &n)) return -1;
+  return n;
+}
+
+// The largest value of sum(dims[i] for i in mask) over every call a session can make: T tokens
+// (1 <= T <= max_batch) after past ones (past + T <= max_context). Linear in (T, past), so the
+// largest value is at a corner of that region.
+int64_t max_dims_sum(const std::vector<int>& dims, uint64_t mask, int64_t max_batch, int64_t max_context) {
+  const int64_t b = std::min(max_batch, max_context);
+  const int64_t corners[4][2] = {{1, 0}, {b, 0}, {1, max_context - 1}, {b, max_context - b}};
+  int64_t best = 0;
+  for (const auto& [T, past] : corners) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < dims.size() && i < 4; ++i) {
+      if (!(mask & (uint64_t{1} << i))) continue;
+      sum += dims[i] == pb::DIM_TOKENS ? T : dims[i] == pb::DIM_PAST ? past : dims[i] == pb::DIM_PAST_PLUS_TOKENS ? past + T : 1;
+    }
+    best = std::max(best, sum);
+  }
+  return best;
 }
 
 // The first dimension of "f32[tokens, 512]" as written: "tokens".
@@ -77,6 +128,33 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
   e->arena_bytes_ = plan.arena_bytes();
   e->state_bytes_ = plan.state_bytes();
   e->scratch_per_thread_ = m.schedule().max_scratch_per_thread();
+  // Every size the kernels and the session rely on is checked here, overflow-safe, before any
+  // call can run: docs/security.md, "What the engine checks".
+  auto refuse = [&](const std::string& field, const std::string& why) {
+    return fail(name + ": manifest field " + field + " " + why);
+  };
+  if (e->max_batch_ < 1 || e->max_batch_ > kMaxBatch)
+    return refuse("memory_plan.max_batch", "= " + std::to_string(e->max_batch_) + " is not between 1 and " + std::to_string(kMaxBatch));
+  if (e->max_context_ < 1 || e->max_context_ > kMaxContext)
+    return refuse("memory_plan.max_context", "= " + std::to_string(e->max_context_) + " is not between 1 and " + std::to_string(kMaxContext));
+  if (e->arena_bytes_ < 0 || e->arena_bytes_ > kMaxArenaBytes)
+    return refuse("memory_plan.arena_bytes", "= " + std::to_string(e->arena_bytes_) + " is out of range");
+  if (e->state_bytes_ < 0 || e->state_bytes_ > kMaxArenaBytes)
+    return refuse("memory_plan.state_bytes", "= " + std::to_string(e->state_bytes_) + " is out of range");
+  if (e->scratch_per_thread_ < 0 || e->scratch_per_thread_ > kMaxArenaBytes)
+    return refuse("schedule.max_scratch_per_thread", "= " + std::to_string(e->scratch_per_thread_) + " is out of range");
+  // Every state slot holds max_context positions of its variable (sessions save and restore them).
+  for (const auto& slot : plan.state()) {
+    const pb::StateVariable* var = nullptr;
+    for (const auto& v : m.state())
+      if (v.name() == slot.variable()) var = &v;
+    int64_t need = 0;
+    const int64_t row = var ? state_row_bytes(*var) : -1;
+    if (row < 0 || !mul_ok(row, e->max_context_, &need) || need > slot.bytes())
+      return refuse("memory_plan.state '" + slot.variable() + "'",
+                    "holds " + std::to_string(slot.bytes()) + " bytes, less than max_context = " + std::to_string(e->max_context_) +
+                        " positions of its variable");
+  }
   for (const auto& in : m.inputs()) {
     if (in.name() == "token_ids") e->token_ids_offset_ = in.arena_offset();
     if (in.name() == "pos") e->pos_offset_ = in.arena_offset();
@@ -90,28 +168,108 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
   if (e->token_ids_offset_ < 0 || e->pos_offset_ < 0 || e->logits_offset_ < 0 || e->vocab_ <= 0) {
     return fail(name + ": not a decoder bundle (inputs token_ids and pos, output logits)");
   }
-  const int64_t need = e->logits_offset_ + e->vocab_ * 4 * (e->all_logits_ ? e->max_batch_ : 1);
-  if (need > e->arena_bytes_ || e->token_ids_offset_ + e->max_batch_ * 8 > e->arena_bytes_ || e->pos_offset_ + 8 > e->arena_bytes_) {
-    return fail(name + ": the inputs or outputs lie outside the arena");
+  {
+    int64_t logits = 0;
+    const bool ok = mul_ok(e->vocab_ * 4, e->all_logits_ ? e->max_batch_ : 1, &logits) &&
+                    inside(e->logits_offset_, logits, e->arena_bytes_) && inside(e->token_ids_offset_, e->max_batch_ * 8, e->arena_bytes_) &&
+                    inside(e->pos_offset_, 8, e->arena_bytes_);
+    if (!ok) return fail(name + ": the inputs or outputs lie outside the arena");
   }
 
   if (!m.kernels().empty()) {
     INGOT_ASSIGN_OR_RETURN(e->kernels_, e->bundle_->load_kernels());
   }
+  // The manifest's symbol table against the object's own: each listed kernel is a function the
+  // object defines, with its contract beside it.
+  std::map<std::string, KernelContract> contracts;
+  for (const pb::Kernel& k : m.kernels()) {
+    if (!e->kernels_) break;
+    if (!e->kernels_->symbol(k.symbol()).ok())
+      return fail(name + ": the manifest lists kernel '" + k.symbol() + "', which the kernels object does not define");
+    const auto section = e->bundle_->bytes(e->bundle_->sections()[size_t(e->bundle_->kernel_sets()[size_t(e->bundle_->chosen_kernel_set())].section)]);
+    const std::span<const uint8_t> blob = e->kernels_->info().data(section, contract_symbol(k.symbol()));
+    if (blob.empty())
+      return fail(name + ": kernel '" + k.symbol() + "' has no contract in the kernels object (a bundle from an older ingotc: recompile it)");
+    auto contract = decode_contract(blob);
+    if (!contract.ok()) return contract.status().with_context(name + ": kernel '" + k.symbol() + "'");
+    contracts[k.symbol()] = std::move(*contract);
+  }
+  const int64_t arena = e->arena_bytes_;
   for (const pb::KernelCall& c : m.schedule().calls()) {
     Call call;
     call.node = c.node();
+    const std::string where = "schedule call of node '" + c.node() + "'";
+    // The arena offset an argument resolves to, or -1 when it is not in the arena.
+    auto arena_offset_of = [&](const pb::ArgRef& a) -> int64_t {
+      if (a.has_arena_offset()) return a.arena_offset();
+      if (a.has_input()) return m.inputs(static_cast<int>(a.input())).arena_offset();
+      if (a.has_output()) return m.outputs(static_cast<int>(a.output())).arena_offset();
+      return -1;
+    };
+    if (c.dims_size() > 4) return refuse(where + " dims", "has " + std::to_string(c.dims_size()) + " entries (at most 4)");
+    for (int d : c.dims()) {
+      if (d != pb::DIM_TOKENS && d != pb::DIM_PAST && d != pb::DIM_PAST_PLUS_TOKENS && d != pb::DIM_ONE)
+        return refuse(where + " dims", "has an unknown dimension " + std::to_string(d));
+      call.dims.push_back(d);
+    }
     if (!c.builtin().empty()) {
-      if (c.builtin() != "copy_last_row" || c.args_size() != 2 || c.row_bytes() <= 0) {
+      if (c.builtin() != "copy_last_row" || c.args_size() != 2) {
         return fail(name + ": unknown builtin '" + c.builtin() + "' in the schedule (node " + c.node() + ")");
       }
+      const int64_t dst = arena_offset_of(c.args(0)), src = arena_offset_of(c.args(1));
+      int64_t rows = 0;
+      if (c.row_bytes() <= 0 || dst < 0 || src < 0 || !mul_ok(c.row_bytes(), e->max_batch_, &rows) || !inside(src, rows, arena) ||
+          !inside(dst, c.row_bytes(), arena))
+        return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena");
       call.copy_last_row = true;
       call.row_bytes = c.row_bytes();
     } else {
       if (!e->kernels_) return fail(name + ": kernel '" + c.symbol() + "' (node " + c.node() + "): no kernels section");
+      auto it = contracts.find(c.symbol());
+      if (it == contracts.end())
+        return fail(name + ": " + where + " calls '" + c.symbol() + "', which is not among the manifest's kernels");
       auto fn = e->kernels_->symbol(c.symbol());
       if (!fn.ok()) return fn.status().with_context(name + ": node " + c.node());
       call.fn = reinterpret_cast<Call::Fn>(*fn);
+      // Every slot the kernel touches gets a buffer at least as large as the contract says for the
+      // largest call (max_batch tokens, a full context), suitably aligned.
+      const KernelContract& contract = it->second;
+      for (size_t i = 0; i < contract.args.size(); ++i) {
+        const ArgContract& want = contract.args[i];
+        if (want.access == ArgAccess::none) continue;
+        const std::string slot = where + " args[" + std::to_string(i) + "]";
+        if (i >= size_t(c.args_size()) || c.args(int(i)).ref_case() == pb::ArgRef::REF_NOT_SET || c.args(int(i)).has_null())
+          return refuse(slot, "is missing, but kernel '" + c.symbol() + "' uses it");
+        const pb::ArgRef& a = c.args(int(i));
+        int64_t need = 0;
+        if (!contract_bytes(want, max_dims_sum(call.dims, want.dims_mask, e->max_batch_, e->max_context_), &need))
+          return refuse(slot, "needs more bytes than an int64 holds");
+        int64_t have = 0;
+        uint64_t address = 0;  // for the alignment: an offset into a page-aligned arena, or a pointer
+        if (want.access == ArgAccess::scratch) {
+          if (!a.has_scratch()) return refuse(slot, "is not the call's scratch, which kernel '" + c.symbol() + "' needs there");
+          have = e->scratch_per_thread_;
+        } else if (a.has_scratch()) {
+          return refuse(slot, "is scratch where kernel '" + c.symbol() + "' expects a tensor");
+        } else if (a.has_weight()) {
+          if (want.access != ArgAccess::read) return refuse(slot, "is a weight (read-only), but kernel '" + c.symbol() + "' writes it");
+          have = static_cast<int64_t>(m.tensors(static_cast<int>(a.weight())).size());
+          address = reinterpret_cast<uintptr_t>(e->bundle_->tensor_data(static_cast<int>(a.weight())));
+        } else if (a.has_state_slot()) {
+          const auto& s = plan.state(static_cast<int>(a.state_slot()));
+          have = s.bytes();
+          address = static_cast<uint64_t>(s.offset());
+        } else {
+          const int64_t off = arena_offset_of(a);
+          have = off >= 0 && off <= arena ? arena - off : -1;
+          address = static_cast<uint64_t>(off);
+        }
+        if (have < need)
+          return refuse(slot, "gives kernel '" + c.symbol() + "' " + std::to_string(std::max<int64_t>(have, 0)) + " bytes where it may touch " +
+                                  std::to_string(need));
+        if (address % want.align != 0)
+          return refuse(slot, "is not " + std::to_string(want.align) + "-byte aligned as kernel '" + c.symbol() + "' needs");
+      }
     }
     for (const pb::ArgRef& a : c.args()) {
       Arg arg;
@@ -133,7 +291,6 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
       }
       call.args.push_back(arg);
     }
-    for (int d : c.dims()) call.dims.push_back(d);
     e->calls_.push_back(std::move(call));
   }
   if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
@@ -159,6 +316,9 @@ StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int thr
   if (threads < 1) {
     return fail("a session needs at least one thread");
   }
+  int64_t scratch = 0;
+  if (!mul_ok(engine.scratch_per_thread(), threads, &scratch) || scratch > kMaxArenaBytes)
+    return fail("the scratch for " + std::to_string(threads) + " threads is too large");
   std::unique_ptr<Session> s(new Session(engine, threads));
   s->arena_ = zeroed_pages(engine.arena_bytes());
   s->state_ = zeroed_pages(engine.state_bytes());

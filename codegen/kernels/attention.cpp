@@ -451,7 +451,26 @@ StatusOr<std::vector<KernelArg>> attention_args(const Node& n, const KernelSpec&
   return a;
 }
 
-int64_t attention_scratch_bytes(const KernelSpec& spec, int64_t) { return attention_scratch(spec.attention).total; }
+// The caches are written at positions past..past+T-1 and read below past: T + past rows of
+// KV*D elements (dims[0] + dims[1]).
+StatusOr<KernelContract> attention_contract(const KernelSpec& spec) {
+  const AttentionSpec& s = spec.attention;
+  KernelContract c;
+  c.args.resize(kAttnArgCount);
+  c.args[kAttnY] = KernelContract::rows(ArgAccess::write, s.H * s.D * 4);
+  c.args[kAttnQ] = KernelContract::rows(ArgAccess::read, (s.packed ? s.H + 2 * s.KV : s.H) * s.D * 4);
+  if (!s.packed) {
+    c.args[kAttnK] = KernelContract::rows(ArgAccess::read, s.KV * s.D * 4);
+    c.args[kAttnV] = KernelContract::rows(ArgAccess::read, s.KV * s.D * 4);
+  }
+  const int64_t row = s.KV * s.D * static_cast<int64_t>(type_info(s.cache).block_bytes);
+  for (int slot : {kAttnKCache, kAttnVCache}) {
+    c.args[slot] = KernelContract::rows(ArgAccess::read_write, row, 2);
+    c.args[slot].dims_mask = 0b11;
+  }
+  c.args[kAttnScratch] = KernelContract::fixed_bytes(ArgAccess::scratch, attention_scratch(s).total, 64);
+  return c;
+}
 
 Status attention_emit(EmitContext& ctx, const KernelSpec& spec) {
   const AttentionSpec& s = spec.attention;
@@ -469,7 +488,7 @@ Status attention_emit(EmitContext& ctx, const KernelSpec& spec) {
 // lengths, several calls over a growing cache, every CPU tier); the state makes them multi-call.
 extern const KernelFamily kAttentionFamily = {
     "attention", "causal grouped-query attention over the KV cache, which it appends to",
-    attention_computes, attention_spec, attention_key, attention_args, attention_scratch_bytes, nullptr, attention_emit,
+    attention_computes, attention_spec, attention_key, attention_args, attention_contract, nullptr, attention_emit,
     nullptr};
 
 }  // namespace ingot

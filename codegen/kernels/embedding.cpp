@@ -43,6 +43,9 @@ class EmbeddingEmitter {
       Value* c0 = f.smax(B.CreateSub(u0, base), f.c64(0));
       Value* c1 = f.smin(B.CreateSub(u1, base), f.c64(nc));
       Value* id = s.ids_i32 ? B.CreateSExt(f.load(f.i32, f.at(ids, r, 4), 4), f.i64) : f.load(f.i64, f.at(ids, r, 8), 8);
+      // Clamped into [0, V): the runtime refuses ids outside the vocabulary before the call, but the
+      // kernel's reads must stay in the table whatever a bundle's manifest says (docs/security.md).
+      id = f.smin(f.smax(id, f.c64(0)), f.c64(s.V - 1));
       Value* src_row = f.at(table, id, row_bytes_);
       Value* dst_row = f.at(y, r, s.D * 4);
       f.loop(c0, c1, 1, [&](Value* c) {
@@ -217,8 +220,19 @@ Status embedding_emit(EmitContext& ctx, const KernelSpec& spec) {
 
 // Cases: tests/codegen/attention_test.cpp (EmbeddingKernel: every table type, first and last rows,
 // odd widths, every CPU tier); its ids must be valid rows, which random inputs are not.
+StatusOr<KernelContract> embedding_contract(const KernelSpec& spec) {
+  const EmbeddingSpec& s = spec.embedding;
+  const ElementTypeInfo& ti = type_info(s.table);
+  KernelContract c;
+  c.args.resize(kEmbedArgCount);
+  c.args[kEmbedY] = KernelContract::rows(ArgAccess::write, s.D * 4);
+  c.args[kEmbedIds] = KernelContract::rows(ArgAccess::read, s.ids_i32 ? 4 : 8, s.ids_i32 ? 4 : 8);
+  c.args[kEmbedTable] = KernelContract::fixed_bytes(ArgAccess::read, s.V * (s.D / ti.block_elems * ti.block_bytes), 1);
+  return c;
+}
+
 extern const KernelFamily kEmbeddingFamily = {
     "embedding", "rows of a table in its stored type (f32, f16, q8_0, q4_0, q4_k, q6_k), dequantized to f32",
-    embedding_computes, embedding_spec, embedding_key, embedding_args, nullptr, nullptr, embedding_emit, nullptr};
+    embedding_computes, embedding_spec, embedding_key, embedding_args, embedding_contract, nullptr, embedding_emit, nullptr};
 
 }  // namespace ingot

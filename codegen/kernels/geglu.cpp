@@ -85,8 +85,19 @@ std::vector<KernelCase> geglu_cases() {
 
 }  // namespace
 
+StatusOr<KernelContract> geglu_contract(const KernelSpec& k) {
+  KernelContract c;
+  INGOT_ASSIGN_OR_RETURN(ArgContract y, tensor_contract(k.op.outputs[0], ArgAccess::write));
+  c.args.push_back(y);
+  for (const TensorType& t : k.op.inputs) {
+    INGOT_ASSIGN_OR_RETURN(ArgContract x, tensor_contract(t, ArgAccess::read));
+    c.args.push_back(x);
+  }
+  return c;
+}
+
 extern const KernelFamily kGeGLUFamily = {
     "geglu", "Gelu_tanh(gate) * up, 8 lanes at a time",
-    geglu_computes, geglu_spec, geglu_key, geglu_args, nullptr, nullptr, geglu_emit, geglu_cases};
+    geglu_computes, geglu_spec, geglu_key, geglu_args, geglu_contract, nullptr, geglu_emit, geglu_cases};
 
 }  // namespace ingot

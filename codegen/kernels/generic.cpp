@@ -1251,6 +1251,29 @@ StatusOr<std::vector<KernelArg>> generic_args(const Node& n, const KernelSpec& k
   return a;
 }
 
+// The slots of generic_args. A state variable (Attention's caches) is written at positions
+// past..past+T-1 and read below past: T + past rows of its max shape without the first dim.
+StatusOr<KernelContract> generic_contract(const KernelSpec& k) {
+  KernelContract c;
+  for (const TensorType& t : k.op.outputs) {
+    INGOT_ASSIGN_OR_RETURN(ArgContract a, tensor_contract(t, ArgAccess::write));
+    c.args.push_back(a);
+  }
+  for (const TensorType& t : k.op.inputs) {
+    INGOT_ASSIGN_OR_RETURN(ArgContract a, tensor_contract(t, ArgAccess::read));
+    c.args.push_back(a);
+  }
+  for (const StateVariable& v : k.op.state) {
+    const ElementTypeInfo& ti = type_info(v.type);
+    int64_t row = ti.block_bytes;
+    for (size_t d = 1; d < v.max_shape.size(); ++d) row *= v.max_shape[d];
+    ArgContract a = KernelContract::rows(ArgAccess::read_write, row, static_cast<uint64_t>(ti.block_bytes));
+    a.dims_mask = 0b11;
+    c.args.push_back(a);
+  }
+  return c;
+}
+
 // A node with the spec's op, attributes and input types, to build the MLIR text from.
 struct SpecNode {
   Model model;
@@ -1461,6 +1484,6 @@ std::vector<KernelCase> generic_cases() {
 
 extern const KernelFamily kGenericFamily = {
     "generic", "any element-wise op, reduction, Softmax, MatMul or RMSNorm without a hand-written kernel, through MLIR",
-    generic_computes, generic_spec, generic_key, generic_args, nullptr, nullptr, generic_emit, generic_cases};
+    generic_computes, generic_spec, generic_key, generic_args, generic_contract, nullptr, generic_emit, generic_cases};
 
 }  // namespace ingot

@@ -376,15 +376,34 @@ StatusOr<std::vector<KernelArg>> matmul_args(const Node&, const KernelSpec& spec
   return a;
 }
 
-int64_t matmul_scratch(const KernelSpec& spec, int64_t tokens) {
-  auto L = matmul_layout(spec.matmul);
-  if (!L.ok()) return 0;
-  const int64_t tpb = std::max(L->tokens_per_block, L->tokens_per_block_avx512);  // every tier's blocks fit
-  if (L->scratch_per_block) tokens = (std::min(tokens, tpb) + L->tile_tokens - 1) / L->tile_tokens * L->tile_tokens;
+// x[M, K] and y, residual [M, Nout]; cos and sin [M, head_dim/2]; the packed weight; per thread,
+// the activations (q8: all M tokens quantized; float: one token block, whole tiles) and the amx
+// step's buffers.
+StatusOr<KernelContract> matmul_contract(const KernelSpec& spec) {
+  INGOT_ASSIGN_OR_RETURN(MatMulLayout L, matmul_layout(spec.matmul));
   const MatMulSpec& s = spec.matmul;
+  const int64_t nout = s.swiglu ? s.N / 2 : s.N;
+  KernelContract c;
+  c.args.resize(kMatMulArgCount);
+  c.args[kMatMulY] = KernelContract::rows(ArgAccess::write, nout * 4);
+  c.args[kMatMulX] = KernelContract::rows(ArgAccess::read, s.K * 4);
+  c.args[kMatMulW] = KernelContract::fixed_bytes(ArgAccess::read, L.packed_bytes, 64);
+  if (s.bias) c.args[kMatMulBias] = KernelContract::fixed_bytes(ArgAccess::read, s.N * 4);
+  if (s.rope != RopeLayout::none) {
+    c.args[kMatMulCos] = KernelContract::rows(ArgAccess::read, s.head_dim / 2 * 4);
+    c.args[kMatMulSin] = KernelContract::rows(ArgAccess::read, s.head_dim / 2 * 4);
+  }
+  if (s.residual) c.args[kMatMulResidual] = KernelContract::rows(ArgAccess::read, nout * 4);
   const bool int_dots = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 ||
                                      s.weight == ElementType::q4_k || s.weight == ElementType::q6_k);
-  return L->scratch_per_token * tokens + (int_dots ? matmul::amx_extra_scratch(s, *L) : 0);
+  ArgContract& scratch = c.args[kMatMulScratch];
+  scratch = KernelContract::rows(ArgAccess::scratch, L.scratch_per_token, 64);
+  scratch.fixed = int_dots ? matmul::amx_extra_scratch(s, L) : 0;
+  if (L.scratch_per_block) {
+    scratch.cap = std::max(L.tokens_per_block, L.tokens_per_block_avx512);  // every tier's blocks fit
+    scratch.multiple = L.tile_tokens;
+  }
+  return c;
 }
 
 std::optional<PackedWeight> matmul_packed(const KernelSpec& spec, int input) {
@@ -408,6 +427,6 @@ Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
 // odd sizes and every CPU tier) drives this family through the same harness.
 extern const KernelFamily kMatMulFamily = {
     "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, q8_0, q4_0, q4_k, q6_k",
-    matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_scratch, matmul_packed, matmul_emit, nullptr};
+    matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_contract, matmul_packed, matmul_emit, nullptr};
 
 }  // namespace ingot

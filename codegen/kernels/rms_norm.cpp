@@ -73,6 +73,15 @@ StatusOr<std::vector<KernelArg>> rms_norm_args(const Node&, const KernelSpec&) {
   return a;
 }
 
+StatusOr<KernelContract> rms_norm_contract(const KernelSpec& spec) {
+  KernelContract c;
+  c.args.resize(kRMSNormArgCount);
+  c.args[kRMSNormY] = KernelContract::rows(ArgAccess::write, spec.rms_norm.D * 4);
+  c.args[kRMSNormX] = KernelContract::rows(ArgAccess::read, spec.rms_norm.D * 4);
+  c.args[kRMSNormW] = KernelContract::fixed_bytes(ArgAccess::read, spec.rms_norm.D * 4);
+  return c;
+}
+
 Status rms_norm_emit(EmitContext& ctx, const KernelSpec& spec) {
   if (spec.rms_norm.D <= 0) return Status::Error("codegen: RMSNorm needs D > 0");
   Emitter e(ctx.module, spec.name);
@@ -96,6 +105,6 @@ std::vector<KernelCase> rms_norm_cases() {
 
 extern const KernelFamily kRMSNormFamily = {
     "rms_norm", "x / sqrt(mean(x²) + eps) · w over the last axis, in the reference's order",
-    rms_norm_computes, rms_norm_spec, rms_norm_key, rms_norm_args, nullptr, nullptr, rms_norm_emit, rms_norm_cases};
+    rms_norm_computes, rms_norm_spec, rms_norm_key, rms_norm_args, rms_norm_contract, nullptr, rms_norm_emit, rms_norm_cases};
 
 }  // namespace ingot

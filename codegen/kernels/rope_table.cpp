@@ -71,8 +71,19 @@ Status rope_table_emit(EmitContext& ctx, const KernelSpec& spec) {
 }  // namespace
 
 // Cases: tests/codegen/attention_test.cpp (RopeTableKernel: positions, odd H, i32 and i64).
+StatusOr<KernelContract> rope_table_contract(const KernelSpec& spec) {
+  const RopeTableSpec& s = spec.rope_table;
+  KernelContract c;
+  c.args.resize(kRopeTableArgCount);
+  c.args[kRopeTableCos] = KernelContract::rows(ArgAccess::write, s.H * 4);
+  c.args[kRopeTableSin] = KernelContract::rows(ArgAccess::write, s.H * 4);
+  c.args[kRopeTablePos] = KernelContract::fixed_bytes(ArgAccess::read, s.pos_i32 ? 4 : 8, s.pos_i32 ? 4 : 8);
+  c.args[kRopeTableInvFreq] = KernelContract::fixed_bytes(ArgAccess::read, s.H * 4);
+  return c;
+}
+
 extern const KernelFamily kRopeTableFamily = {
     "rope_table", "cos and sin of the rotary angles for the call's positions",
-    rope_table_computes, rope_table_spec, rope_table_key, rope_table_args, nullptr, nullptr, rope_table_emit, nullptr};
+    rope_table_computes, rope_table_spec, rope_table_key, rope_table_args, rope_table_contract, nullptr, rope_table_emit, nullptr};
 
 }  // namespace ingot

@@ -106,7 +106,7 @@ std::string check_case(const KernelFamily& f, const KernelCase& c, KernelFn fn, 
         break;
       }
       case KernelArg::Kind::scratch: {
-        const int64_t per = f.scratch_per_thread ? f.scratch_per_thread(spec, c.rows) : 0;
+        const int64_t per = scratch_bytes_per_thread(spec, c.rows);
         auto b = std::make_unique<Buffer64>(static_cast<size_t>(per * threads));
         slots.push_back(per > 0 ? b->data() : nullptr);
         owned.push_back(std::move(b));
