@@ -30,8 +30,8 @@ Usage:
                           signature (who signed, whether valid, whether the signer is trusted);
                           --graph adds the optimized graph (IR text), --tensors every tensor
   ingot verify BUNDLE [--tier TIER] [--trusted-keys FILE]
-                          check every section's SHA-256, the signature (required with trusted
-                          keys), the manifest, and that this CPU runs one of the kernel sets (or
+                          check every section's SHA-256, the signature (if any: it must hold;
+                          required with trusted keys), the manifest, and that this CPU runs one of the kernel sets (or
                           TIER's); loads and runs no kernel code
   ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
@@ -288,8 +288,10 @@ int cmd_verify(const std::vector<std::string>& args) {
   std::printf("%s: %zu sections, SHA-256 ok (%s in %.0f ms)\n", path.c_str(), b->sections().size(),
               bytes_str(b->file_size()).c_str(), ms_since(t0));
   std::string refused;
-  print_signature(*b, *keys, (path + ": ").c_str(), &refused);
+  const BundleSignatureCheck sig = print_signature(*b, *keys, (path + ": ").c_str(), &refused);
   if (!refused.empty()) return fail(refused);
+  // A signature that does not hold means changed bytes, trusted keys or not.
+  if (sig.state == BundleSignatureCheck::State::invalid) return fail(path + ": bad signature: " + sig.problem);
   std::printf("%s: manifest ok: %d tensors, %d kernels, %zu kernel set(s)\n", path.c_str(), b->manifest().tensors_size(),
               b->manifest().kernels_size(), b->kernel_sets().size());
   const std::string cpu = b->check_cpu();

@@ -346,6 +346,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
   EXPECT_NE(run(kIngotc + " sign --help").out.find("ingotc sign BUNDLE --key KEY"), std::string::npos);
 
   const std::string u = dir + "/u.ingot", s = dir + "/s.ingot", s2 = dir + "/s2.ingot";
+  std::string error_text;
   CmdResult cu = run(kIngotc + " compile demo --target native -o " + u);
   ASSERT_EQ(cu.status, 0) << cu.out;
   CmdResult cs = run(kIngotc + " compile demo --target native --sign " + key + " -o " + s);
@@ -395,6 +396,24 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
     if (bundle == s)
       EXPECT_NE(info.out.find("; signer NOT trusted (not in " + other + ".pub)"), std::string::npos) << info.out;
   }
+  // A signed bundle edited with its section hashes recomputed: verify fails even without trusted
+  // keys (a signature that does not hold means changed bytes); info reports it.
+  {
+    auto sb = take(Bundle::open(s, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error_text);
+    ASSERT_NE(sb, nullptr) << error_text;
+    std::string edited = read_file(s);
+    edited[sb->find_section(bundle::SectionKind::weights)->offset + 100] ^= 0x04;
+    write_bytes(dir + "/edited.ingot", rehash(edited));
+    CmdResult ve = run(kClean + kIngot + " verify " + dir + "/edited.ingot");
+    EXPECT_EQ(ve.status, 1) << ve.out;
+    EXPECT_NE(ve.out.find("SHA-256 ok"), std::string::npos) << ve.out;
+    EXPECT_NE(ve.out.find(dir + "/edited.ingot: bad signature: the signature does not match the bundle"), std::string::npos)
+        << ve.out;
+    CmdResult ie = run(kClean + kIngot + " info " + dir + "/edited.ingot");
+    EXPECT_EQ(ie.status, 0) << ie.out;
+    EXPECT_NE(ie.out.find("signature: by 'alice@ci' (SHA256:"), std::string::npos) << ie.out;
+    EXPECT_NE(ie.out.find("INVALID: the signature does not match the bundle"), std::string::npos) << ie.out;
+  }
   // Without any trusted keys both run; info says so.
   EXPECT_EQ(run(kClean + kIngot + " run " + u + " -p Hi -n 2").status, 0);
   EXPECT_NE(run(kClean + kIngot + " info " + s).out.find("valid (checked in"), std::string::npos);
@@ -430,6 +449,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
   model = nullptr;
   EXPECT_EQ(ingot_model_load_with(u.c_str(), &p, &model), INGOT_ERR_LOAD);
   EXPECT_EQ(model, nullptr);
+  if (model) ingot_model_free(model);
   EXPECT_NE(std::string(ingot_last_error()).find(u + ": refused: the bundle is not signed"), std::string::npos)
       << ingot_last_error();
 }
