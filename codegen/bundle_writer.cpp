@@ -1,5 +1,6 @@
 #include "codegen/bundle_writer.h"
 #include "codegen/bundle_plan.h"
+#include "codegen/bundle_signer.h"
 
 #include <algorithm>
 #include <atomic>
@@ -147,6 +148,9 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
     kernels_bytes += set.shared_object.size();
   }
   plan.push_back({SectionKind::weights, wsize, nullptr});
+  // Signed: the signature section, last; written once every byte before it is in place.
+  const std::string signature = c.signing_key ? signature_placeholder(*c.signing_key) : std::string();
+  if (c.signing_key) plan.push_back({SectionKind::signature, signature.size(), &signature});
 
   std::vector<SectionEntry> table(plan.size());
   uint64_t offset = align_up(FileHeader::kSize + plan.size() * SectionEntry::kSize, kSectionAlignment);
@@ -165,6 +169,7 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
     switch (plan[i].kind) {
       case SectionKind::manifest:
       case SectionKind::kernels:
+      case SectionKind::signature:
         INGOT_RETURN_IF_ERROR(out.write(plan[i].bytes->data(), plan[i].bytes->size()));
         break;
       case SectionKind::weights:
@@ -201,6 +206,8 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
   encode(h, head.data());
   for (size_t i = 0; i < table.size(); ++i) encode(table[i], head.data() + FileHeader::kSize + i * SectionEntry::kSize);
   INGOT_RETURN_IF_ERROR(write_all(fd, 0, head.data(), head.size(), path));
+  if (c.signing_key)
+    INGOT_RETURN_IF_ERROR(write_bundle_signature(fd, path, file_size, static_cast<uint32_t>(table.size() - 1), *c.signing_key));
 
   if (stats) {
     stats->file_bytes = file_size;

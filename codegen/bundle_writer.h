@@ -20,6 +20,8 @@
 
 namespace ingot {
 
+class SigningKey;  // codegen/bundle_signer.h
+
 struct BundleTensor {
   std::string name;
   std::string type;                // element type name
@@ -47,6 +49,8 @@ struct BundleContents {
   // Writes the format from before kernel sets: at most one kernels section, and no
   // manifest.kernel_sets (the provenance names its tier). Only for tests that such bundles load.
   bool without_kernel_sets = false;
+  // When set, a signature section by this key ends the file (codegen/bundle_signer.h).
+  std::shared_ptr<const SigningKey> signing_key;
 };
 
 struct BundleWriteStats {

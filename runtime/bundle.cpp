@@ -114,6 +114,7 @@ Status Bundle::parse(const BundleOpenOptions& options) {
 
   // ---- section table
   sections_.clear();
+  signature_ = -1;
   for (uint32_t i = 0; i < h.section_count; ++i) {
     const SectionEntry e = decode_section(data_ + FileHeader::kSize + uint64_t(i) * SectionEntry::kSize);
     const std::string what = "section " + std::to_string(i) + " (" + section_kind_name(e.kind) + ")";
@@ -132,11 +133,20 @@ Status Bundle::parse(const BundleOpenOptions& options) {
       if (s.offset < o.offset + o.size && o.offset < s.offset + s.size)
         return fail(what + " overlaps section of kind " + section_kind_name(o.kind));
       // Kernels sections may repeat (one per kernel set); the manifest says which is which.
-      if (s.kind == o.kind && (s.kind == uint32_t(SectionKind::manifest) || s.kind == uint32_t(SectionKind::weights)))
+      if (s.kind == o.kind && (s.kind == uint32_t(SectionKind::manifest) || s.kind == uint32_t(SectionKind::weights) ||
+                               s.kind == uint32_t(SectionKind::signature)))
         return fail(what + " appears twice");
+    }
+    // The signature covers every byte before it: it is the last section and ends the file.
+    if (s.kind == uint32_t(SectionKind::signature)) {
+      if (i + 1 != h.section_count) return fail(what + " is not the last section of the table");
+      if (s.offset + s.size != size_) return fail(what + " does not end the file");
+      signature_ = static_cast<int>(i);
     }
     sections_.push_back(s);
   }
+  // A bundle that must be signed by a trusted key is checked before anything else is read.
+  if (options.trusted_keys) INGOT_RETURN_IF_ERROR(require_signature(*options.trusted_keys));
 
   // ---- manifest
   const BundleSection* ms = find_section(SectionKind::manifest);
@@ -330,16 +340,70 @@ const BundleSection* Bundle::find_section(SectionKind kind) const {
 }
 
 Status Bundle::verify() const {
-  for (size_t i = 0; i < sections_.size(); ++i) {
-    const BundleSection& s = sections_[i];
-    const Sha256::Digest d = Sha256::hash(data_ + s.offset, s.size);
-    if (std::memcmp(d.data(), s.sha256.data(), 32) != 0) {
-      Sha256::Digest want;
-      std::memcpy(want.data(), s.sha256.data(), 32);
-      return fail("section " + std::to_string(i) + " (" + section_kind_name(s.kind) +
-                             ") is corrupt: SHA-256 " + to_hex(d) + ", expected " + to_hex(want));
-    }
+  for (size_t i = 0; i < sections_.size(); ++i) INGOT_RETURN_IF_ERROR(verify_section(i));
+  return Status::Ok();
+}
+
+Status Bundle::verify_section(size_t i) const {
+  assert(i < sections_.size());
+  const BundleSection& s = sections_[i];
+  const Sha256::Digest d = Sha256::hash(data_ + s.offset, s.size);
+  if (std::memcmp(d.data(), s.sha256.data(), 32) != 0) {
+    Sha256::Digest want;
+    std::memcpy(want.data(), s.sha256.data(), 32);
+    return fail("section " + std::to_string(i) + " (" + section_kind_name(s.kind) + ") is corrupt: SHA-256 " +
+                to_hex(d) + ", expected " + to_hex(want));
   }
+  return Status::Ok();
+}
+
+BundleSignatureCheck Bundle::check_signature() const {
+  BundleSignatureCheck c;
+  if (signature_ < 0) return c;
+  c.state = BundleSignatureCheck::State::invalid;
+  const BundleSection& s = sections_[size_t(signature_)];
+  SignatureBlock block;
+  if (!decode_signature(data_ + s.offset, s.size, &block, &c.problem)) return c;
+  c.has_signer = true;
+  std::memcpy(c.signer.key.data(), block.public_key, 32);
+  c.signer.comment = block.comment;
+  c.fingerprint = key_fingerprint(c.signer.key);
+  // The section's own SHA-256 in the table is not signed (it is computed after signing), so it is
+  // checked here: a changed byte of the table entry fails even when the signature still holds.
+  if (Status st = verify_section(size_t(signature_)); !st.ok()) {
+    c.problem = "the signature section's SHA-256 does not match the section table";
+    return c;
+  }
+  const uint64_t zeroed_at = FileHeader::kSize + uint64_t(signature_) * SectionEntry::kSize + 24;
+  StatusOr<std::array<uint8_t, 32>> digest = bundle_signed_digest(data_, s.offset, zeroed_at);
+  if (!digest.ok()) {
+    c.problem = digest.message();
+    return c;
+  }
+  Ed25519Signature sig;
+  std::memcpy(sig.data(), block.signature, 64);
+  if (!ed25519_verify(c.signer.key, sig, bundle_signed_message(*digest, block.comment))) {
+    c.problem = "the signature does not match the bundle (changed after signing, or a corrupt signature)";
+    return c;
+  }
+  c.state = BundleSignatureCheck::State::valid;
+  return c;
+}
+
+Status Bundle::require_signature(const TrustedKeys& keys) const { return require_signature(check_signature(), keys); }
+
+Status Bundle::require_signature(const BundleSignatureCheck& c, const TrustedKeys& keys) const {
+  const std::string need = " (trusted keys: " + keys.path + ")";
+  switch (c.state) {
+    case BundleSignatureCheck::State::unsigned_bundle:
+      return fail("refused: the bundle is not signed, and a signature by a trusted key is required" + need);
+    case BundleSignatureCheck::State::invalid:
+      return fail("refused: bad signature: " + c.problem + need);
+    case BundleSignatureCheck::State::valid:
+      break;
+  }
+  if (!keys.find(c.signer.key))
+    return fail("refused: signed by '" + c.signer.comment + "' (" + c.fingerprint + "), which is not a trusted key" + need);
   return Status::Ok();
 }
 
@@ -374,6 +438,8 @@ StatusOr<std::unique_ptr<KernelLibrary>> Bundle::load_kernels(int set) const {
   const int section = kernel_sets_[size_t(set)].section;
   if (section < 0) return fail("no kernels section");
   const BundleSection& ks = sections_[size_t(section)];
+  // Never load code whose bytes differ from those the section table records.
+  INGOT_RETURN_IF_ERROR(verify_section(size_t(section)));
   return KernelLibrary::load(name_, data_ + ks.offset, ks.size);
 }
 

@@ -17,6 +17,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/kernel_library.h"
 #include "runtime/proto/bundle.pb.h"
+#include "runtime/signature.h"
 
 namespace ingot {
 
@@ -44,6 +45,18 @@ struct BundleOpenOptions {
   // The kernel set to run, by tier name. Empty: $INGOT_TIER when set, otherwise the most
   // demanding set this host runs.
   std::string tier;
+  // When set, the bundle must carry a valid signature by one of these keys: anything else is
+  // refused right after the section table is read, before the manifest is parsed (require_signature).
+  const TrustedKeys* trusted_keys = nullptr;
+};
+
+// A bundle's signature section, checked (Bundle::check_signature).
+struct BundleSignatureCheck {
+  enum class State { unsigned_bundle, invalid, valid } state = State::unsigned_bundle;
+  std::string problem;      // invalid: why
+  bool has_signer = false;  // the section was readable: signer names the key it claims
+  PublicKey signer;         // the key and comment stored in the bundle
+  std::string fingerprint;  // key_fingerprint(signer.key)
 };
 
 // Which of `sets` runs on `cpu`: the one of tier `requested` (an error if the bundle has none or
@@ -81,6 +94,20 @@ class Bundle {
 
   // Recomputes every section's SHA-256; an error names the first bad section.
   Status verify() const;
+  // Recomputes section i's SHA-256 (Engine::load checks the manifest's and load_kernels the
+  // kernels' on every load: small sections, cheap).
+  Status verify_section(size_t i) const;
+
+  // The signature section (kind 4, last), if any: whether its Ed25519 signature over every byte
+  // before it is valid. Reads the whole file once (SHA-256).
+  BundleSignatureCheck check_signature() const;
+  // Ok only when the signature is valid and its key is in `keys`; otherwise an error naming the
+  // bundle and the reason (unsigned, invalid, or an untrusted signer).
+  Status require_signature(const TrustedKeys& keys) const;
+  // The same for a check already made.
+  Status require_signature(const BundleSignatureCheck& check, const TrustedKeys& keys) const;
+  // The index of the signature section in sections(), or -1.
+  int signature_section() const { return signature_; }
 
   // Every kernel set, most portable first (empty: the bundle has no kernels and names no tier).
   const std::vector<KernelSet>& kernel_sets() const { return kernel_sets_; }
@@ -102,7 +129,8 @@ class Bundle {
   // Index of the first tensor called `name` (with `layout`, if not empty), or -1.
   int find_tensor(std::string_view name, std::string_view layout = {}) const;
 
-  // Loads the chosen kernel set's section (memfd + dlopen); symbols are looked up by name.
+  // Loads the chosen kernel set's section (memfd + dlopen) after checking its SHA-256; symbols are
+  // looked up by name.
   StatusOr<std::unique_ptr<KernelLibrary>> load_kernels() const;
   // Loads kernel set `set` (an index into kernel_sets()), whatever this host runs: loading runs no
   // kernel code, calling a kernel the CPU cannot run would fault.
@@ -126,6 +154,7 @@ class Bundle {
   std::vector<KernelSet> kernel_sets_;
   KernelSetChoice choice_;
   int chosen_ = -1;
+  int signature_ = -1;
 };
 
 }  // namespace ingot

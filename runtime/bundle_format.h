@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace ingot::bundle {
 
@@ -31,6 +32,7 @@ enum class SectionKind : uint32_t {
   manifest = 1,  // protobuf ingot.pb.Manifest (runtime/proto/bundle.proto)
   kernels = 2,   // the kernels' ELF shared object, as linked by codegen
   weights = 3,   // pre-packed tensors, each at Tensor.offset (a multiple of kTensorAlignment)
+  signature = 4, // optional, last: an Ed25519 signature over every byte before it (SignatureBlock)
   // Values up to 0xffff are reserved for Ingot; a loader skips kinds it does not know.
 };
 
@@ -39,6 +41,7 @@ inline const char* section_kind_name(uint32_t kind) {
     case 1: return "manifest";
     case 2: return "kernels";
     case 3: return "weights";
+    case 4: return "signature";
     default: return "unknown";
   }
 }
@@ -120,5 +123,69 @@ inline SectionEntry decode_section(const uint8_t in[SectionEntry::kSize]) {
 }
 
 inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// ---------------------------------------------------------------- the signature section
+// The last section of a signed bundle (docs/bundle.md, "Signatures"; docs/security.md):
+//
+//   offset 0    magic        8 bytes  "INGOTSIG"
+//          8    version      u32      1
+//          12   algorithm    u32      1: Ed25519 (RFC 8032, pure) over kSignedMessagePrefix,
+//                                     the comment and a SHA-256 of the file (signed_message)
+//          16   public key   32 bytes Ed25519, raw
+//          48   signature    64 bytes
+//          112  comment_len  u32      at most kMaxSignatureComment
+//          116  comment      the signer's key comment (UTF-8), comment_len bytes; nothing follows
+//
+// The digest covers every byte of the file before the signature section: header, section table
+// (the signature's entry included, its sha256 field counted as 32 zero bytes: that hash is of the
+// signature section, computed after signing), padding and every other section.
+inline constexpr uint8_t kSignatureMagic[8] = {'I', 'N', 'G', 'O', 'T', 'S', 'I', 'G'};
+inline constexpr uint32_t kSignatureVersion = 1;
+inline constexpr uint32_t kSignatureEd25519Sha256 = 1;
+inline constexpr size_t kSignatureHeaderSize = 116;
+inline constexpr size_t kMaxSignatureComment = 1024;
+// Domain separation: a signed bundle digest cannot be mistaken for any other Ed25519 message.
+inline constexpr char kSignedMessagePrefix[] = "ingot bundle signature v1";  // and its NUL: 26 bytes
+
+struct SignatureBlock {
+  uint8_t public_key[32] = {};
+  uint8_t signature[64] = {};
+  std::string comment;
+};
+
+inline std::string encode_signature(const SignatureBlock& s) {
+  std::string out(kSignatureHeaderSize + s.comment.size(), '\0');
+  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
+  std::memcpy(p, kSignatureMagic, 8);
+  put_u32(p + 8, kSignatureVersion);
+  put_u32(p + 12, kSignatureEd25519Sha256);
+  std::memcpy(p + 16, s.public_key, 32);
+  std::memcpy(p + 48, s.signature, 64);
+  put_u32(p + 112, static_cast<uint32_t>(s.comment.size()));
+  std::memcpy(p + kSignatureHeaderSize, s.comment.data(), s.comment.size());
+  return out;
+}
+
+// False (with *why) when `n` bytes are not exactly one signature block this code reads.
+inline bool decode_signature(const uint8_t* in, uint64_t n, SignatureBlock* s, std::string* why) {
+  if (n < kSignatureHeaderSize) return *why = "the signature section is too short (" + std::to_string(n) + " bytes)", false;
+  if (std::memcmp(in, kSignatureMagic, 8) != 0) return *why = "the signature section has a bad magic", false;
+  if (get_u32(in + 8) != kSignatureVersion)
+    return *why = "signature version " + std::to_string(get_u32(in + 8)) + ", this runtime reads " +
+                  std::to_string(kSignatureVersion), false;
+  if (get_u32(in + 12) != kSignatureEd25519Sha256)
+    return *why = "unknown signature algorithm " + std::to_string(get_u32(in + 12)), false;
+  const uint32_t len = get_u32(in + 112);
+  if (len > kMaxSignatureComment || n != kSignatureHeaderSize + len)
+    return *why = "the signature section's size (" + std::to_string(n) + " bytes) does not match its comment length (" +
+                  std::to_string(len) + ")", false;
+  for (uint32_t i = 0; i < len; ++i)
+    if (in[kSignatureHeaderSize + i] < 0x20 || in[kSignatureHeaderSize + i] == 0x7f)
+      return *why = "the signature's comment has a control character", false;
+  std::memcpy(s->public_key, in + 16, 32);
+  std::memcpy(s->signature, in + 48, 64);
+  s->comment.assign(reinterpret_cast<const char*>(in + kSignatureHeaderSize), len);
+  return true;
+}
 
 }  // namespace ingot::bundle

@@ -79,7 +79,7 @@ extern "C" {
 const char* ingot_last_error(void) { return g_last_error.c_str(); }
 
 void ingot_load_params_default(ingot_load_params* p) {
-  if (p) *p = ingot_load_params{sizeof(ingot_load_params), 0, nullptr};
+  if (p) *p = ingot_load_params{sizeof(ingot_load_params), 0, nullptr, nullptr};
 }
 
 ingot_status ingot_model_load_with(const char* path, const ingot_load_params* params, ingot_model** out) {
@@ -92,6 +92,7 @@ ingot_status ingot_model_load_with(const char* path, const ingot_load_params* pa
     ingot::EngineOptions o;
     o.verify = p.verify != 0;
     if (p.tier) o.tier = p.tier;
+    if (p.trusted_keys) o.trusted_keys = p.trusted_keys;
     auto engine = ingot::Engine::load(path, o);
     if (!engine.ok()) return set_status(engine.status(), INGOT_ERR_LOAD);
     *out = new ingot_model{std::move(*engine)};

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include <sys/mman.h>
 
@@ -113,10 +114,16 @@ Engine::~Engine() = default;
 StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
-  INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path, BundleOpenOptions{.tier = options.tier}));
+  // With trusted keys, open refuses a bundle not signed by one of them before anything else.
+  INGOT_ASSIGN_OR_RETURN(std::optional<TrustedKeys> trusted, load_trusted_keys(options.trusted_keys));
+  INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path, BundleOpenOptions{.tier = options.tier,
+                                                                          .trusted_keys = trusted ? &*trusted : nullptr}));
   if (!e->bundle_->kernel_set_note().empty())
     std::fprintf(stderr, "ingot: note: %s: %s\n", path.c_str(), e->bundle_->kernel_set_note().c_str());
+  // Every load checks the manifest's SHA-256 (load_kernels checks the kernels'); --verify all.
   if (options.verify) INGOT_RETURN_IF_ERROR(e->bundle_->verify());
+  else if (const BundleSection* ms = e->bundle_->find_section(bundle::SectionKind::manifest))
+    INGOT_RETURN_IF_ERROR(e->bundle_->verify_section(size_t(ms - e->bundle_->sections().data())));
   const pb::Manifest& m = e->bundle_->manifest();
   const std::string& name = e->bundle_->name();
   if (m.schedule().calls_size() == 0) {

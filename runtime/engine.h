@@ -23,10 +23,15 @@
 namespace ingot {
 
 struct EngineOptions {
-  bool verify = false;  // check every section's SHA-256 before loading
+  // Check every section's SHA-256 before loading (the weights too). Without it, the manifest's and
+  // the chosen kernels section's are checked: they are small.
+  bool verify = false;
   // The kernel set to run, by tier name; empty: $INGOT_TIER when set, otherwise the most
   // demanding set this host runs (BundleOpenOptions::tier).
   std::string tier;
+  // A trusted-keys file: the bundle must be signed by one of its keys. Empty: $INGOT_TRUSTED_KEYS,
+  // else $XDG_CONFIG_HOME/ingot/trusted-keys if it exists (trusted_keys_path), else no requirement.
+  std::string trusted_keys = {};
 };
 
 class Engine {

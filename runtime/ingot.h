@@ -36,12 +36,19 @@ const char* ingot_last_error(void);
  * know keep their defaults, so new options never break the ABI. */
 typedef struct {
   uint32_t struct_size; /* sizeof(ingot_load_params) as the caller knows it */
-  int32_t verify;       /* != 0: check every section's SHA-256 first */
+  int32_t verify;       /* != 0: check every section's SHA-256 first (the manifest's and the
+                         * kernels' are checked on every load) */
   /* The kernel set to run, by CPU tier name ("x86-64-v3", "avx512", ...). NULL or "" (the
    * default): the environment variable INGOT_TIER when set, otherwise the most demanding tier in
    * the bundle this CPU runs. A tier the bundle lacks: INGOT_ERR_LOAD; one this CPU cannot run:
    * INGOT_ERR_UNSUPPORTED. Copied during the call. */
   const char* tier;
+  /* A trusted-keys file (docs/security.md): the bundle must carry a valid signature by one of its
+   * keys, else INGOT_ERR_LOAD before any kernel code is loaded. NULL or "" (the default): the
+   * environment variable INGOT_TRUSTED_KEYS when set, otherwise $XDG_CONFIG_HOME/ingot/trusted-keys
+   * (~/.config/ingot/trusted-keys) if it exists, otherwise no signature is required. Copied during
+   * the call. */
+  const char* trusted_keys;
 } ingot_load_params;
 void ingot_load_params_default(ingot_load_params* p);
 /* params may be NULL (the defaults). */

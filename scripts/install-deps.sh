@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache clang-19 lld-19 llvm-19-dev llvm-19-tools
   libmlir-19-dev mlir-19-tools protobuf-compiler libprotobuf-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libzstd-dev libclang-rt-19-dev
+  libgtest-dev libgmock-dev libzstd-dev libclang-rt-19-dev libssl-dev
 )
 
 missing=()

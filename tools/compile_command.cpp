@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "codegen/bundle_signer.h"
 #include "codegen/bundle_writer.h"
 #include "codegen/schedule.h"
 #include "codegen/target.h"
@@ -222,6 +223,7 @@ struct CompileCli {
   std::string accuracy_report, calib_file;
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
+  std::string sign_key;  // --sign KEY: an Ed25519 private key (ingotc keygen) that signs the bundle
   PhaseOptions phases;  // --print-after, --stop-after, --verify-each, --debug-match
   std::vector<std::string> disabled_passes;  // --disable-pass: left out of the default pipeline
 };
@@ -283,6 +285,9 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (option_value(args, i, "--target", &cli.target, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
+    } else if (option_value(args, i, "--sign", &cli.sign_key, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
+      if (cli.sign_key.empty()) return usage_error("compile: --sign needs a key file");
     } else if (option_value(args, i, "--disable-pass", &v, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
       const std::vector<std::string> pipeline = default_pipeline();
@@ -312,6 +317,14 @@ int cmd_compile(const std::vector<std::string>& args) {
   if (cli.path.empty()) return usage_error("compile: no model given");
   if (!cli.calib_file.empty() && cli.accuracy_report.empty())
     return usage_error("compile: --calib only makes sense with --accuracy-report");
+  if (!cli.sign_key.empty() && cli.output.empty()) return usage_error("compile: --sign needs -o OUT.ingot");
+  // The key is read before anything is compiled: a bad key fails at once.
+  std::shared_ptr<const SigningKey> signing_key;
+  if (!cli.sign_key.empty()) {
+    auto key = SigningKey::load(cli.sign_key);
+    if (!key.ok()) return fail(key.status());
+    signing_key = *key;
+  }
   auto recipe = QuantRecipe::parse(cli.quant.quant, cli.quant.overrides);
   if (!recipe.ok()) return usage_error("compile: " + recipe.message());
   std::vector<TargetInfo> targets;
@@ -351,6 +364,7 @@ int cmd_compile(const std::vector<std::string>& args) {
 
   // kernels -> schedule -> bundle, with -o.
   BundleContents bc;
+  bc.signing_key = signing_key;
   pb::Manifest& m = bc.manifest;
   std::optional<BundleKernels> kernels;
   BundleWriteStats written;
@@ -450,7 +464,10 @@ int cmd_compile(const std::vector<std::string>& args) {
                          format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
                          format_byte_size(static_cast<int64_t>(written.kernels_bytes)) + ", weights " +
                          format_byte_size(static_cast<int64_t>(written.weights_bytes)) + " in " +
-                         std::to_string(bc.tensors.size()) + " tensors)";
+                         std::to_string(bc.tensors.size()) + " tensors)" +
+                         (signing_key ? ", signed by '" + signing_key->public_key().comment + "' (" +
+                                            key_fingerprint(signing_key->public_key().key) + ")"
+                                      : std::string());
                 }});
 
   const std::string last_phase = cli.output.empty() ? "plan-memory" : "bundle";

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
+#include "runtime/signature.h"
 #include "tools/command_help.h"
 #include "tools/ingot_run.h"
 
@@ -21,34 +23,45 @@ namespace {
 constexpr const char* kUsage = R"(ingot: the Ingot runtime
 
 Usage:
-  ingot info BUNDLE [--graph] [--tensors]
+  ingot info BUNDLE [--graph] [--tensors] [--trusted-keys FILE]
                           the manifest, readable: model, inputs and outputs, tensors, kernels,
                           kernel sets (tier, size, whether this host runs it, the one chosen),
-                          memory plan, state, tokenizer, generation defaults, provenance;
+                          memory plan, state, tokenizer, generation defaults, provenance, and the
+                          signature (who signed, whether valid, whether the signer is trusted);
                           --graph adds the optimized graph (IR text), --tensors every tensor
-  ingot verify BUNDLE [--tier TIER]
-                          check every section's SHA-256, that this CPU runs one of the kernel
-                          sets (or TIER's), and that every set's kernels load and export every
-                          listed symbol
+  ingot verify BUNDLE [--tier TIER] [--trusted-keys FILE]
+                          check every section's SHA-256, the signature (if any: it must hold;
+                          required with trusted keys), the manifest, and that this CPU runs one of the kernel sets (or
+                          TIER's); loads and runs no kernel code
   ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
             [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop] [--tier TIER]
+            [--trusted-keys FILE]
                           generate and stream the continuation; --temp 0 is greedy; --json prints
                           prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings
                           (load, prompt, decode, and time_to_first_token_ms: from process start
-                          to the first new token)
+                          to the first new token); --verify checks every section's SHA-256 (the
+                          weights too) before loading
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
+            [--trusted-keys FILE]
                           first the time to first token of fresh `ingot run` processes (page
                           cache warm) per thread count; then prompt processing (ppP) and
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
                           and peak resident memory
-  ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER]
+  ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER] [--trusted-keys FILE]
                           perplexity of a text file in chunks of N tokens (default 512)
   ingot --help            this text
 
 A bundle holds kernels for one or more CPU tiers (`ingotc compile --target`); the runtime runs
 the most demanding one this CPU runs. --tier TIER, or the environment variable INGOT_TIER=TIER,
 forces one: an error if the bundle has no such tier or this CPU cannot run it.
+
+A bundle is native code: run only bundles from producers you trust (docs/security.md). Every
+load checks the SHA-256 of the manifest and of the kernels it loads. --trusted-keys FILE (one
+"ingot-ed25519 KEY COMMENT" line per key, as `ingotc keygen` writes KEY.pub), else the
+environment variable INGOT_TRUSTED_KEYS=FILE, else $XDG_CONFIG_HOME/ingot/trusted-keys
+(~/.config/ingot/trusted-keys) if it exists: run, bench and perplexity refuse a bundle that is
+not signed by one of these keys before loading any of its code, and verify fails on it.
 
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
@@ -113,17 +126,52 @@ void print_kernel_sets(const Bundle& b) {
   if (!b.kernel_set_note().empty()) std::printf("  note: %s\n", b.kernel_set_note().c_str());
 }
 
+// The signature line of info and verify: who signed, whether the signature holds, whether the
+// signer is trusted. Returns the check and, with trusted keys, whether it passes (*refused: why not).
+BundleSignatureCheck print_signature(const Bundle& b, const std::optional<TrustedKeys>& keys, const char* prefix,
+                                     std::string* refused) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const BundleSignatureCheck c = b.check_signature();
+  const double ms = ms_since(t0);
+  using State = BundleSignatureCheck::State;
+  std::string line;
+  if (c.state == State::unsigned_bundle) {
+    line = "none (the bundle is unsigned: nothing shows who produced it)";
+  } else {
+    line = c.has_signer ? "by '" + c.signer.comment + "' (" + c.fingerprint + "), " : "";
+    line += c.state == State::valid ? "valid (checked in " + std::to_string(static_cast<int>(ms + 0.5)) + " ms)"
+                                    : "INVALID: " + c.problem;
+  }
+  if (keys) {
+    const PublicKey* k = c.state == State::valid ? keys->find(c.signer.key) : nullptr;
+    if (k) line += "; signer trusted" + (k->comment != c.signer.comment ? " as '" + k->comment + "'" : "") + " (" + keys->path + ")";
+    else if (c.state == State::valid) line += "; signer NOT trusted (not in " + keys->path + ")";
+    else line += "; refused by the trusted keys (" + keys->path + ")";
+    if (Status st = b.require_signature(c, *keys); !st.ok()) *refused = st.message();
+  } else if (c.state == State::valid) {
+    line += "; no trusted keys given (--trusted-keys, INGOT_TRUSTED_KEYS, ~/.config/ingot/trusted-keys)";
+  }
+  std::printf("%ssignature: %s\n", prefix, line.c_str());
+  return c;
+}
+
 int cmd_info(const std::vector<std::string>& args) {
-  std::string path;
+  std::string path, keys_file;
   bool graph = false, all_tensors = false;
-  for (const std::string& a : args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
     if (a == "--graph") graph = true;
     else if (a == "--tensors") all_tensors = true;
-    else if (!a.empty() && a[0] == '-') return usage_error("info: unknown option '" + a + "'");
+    else if (a == "--trusted-keys") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return usage_error("info: --trusted-keys needs a file");
+      keys_file = args[++i];
+    } else if (!a.empty() && a[0] == '-') return usage_error("info: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("info: more than one bundle given");
   }
   if (path.empty()) return usage_error("info: no bundle given");
+  auto keys = load_trusted_keys(keys_file);
+  if (!keys.ok()) return fail(keys.message());
   const auto t0 = std::chrono::steady_clock::now();
   // A bundle for another CPU can still be described.
   auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = {}});
@@ -203,12 +251,15 @@ int cmd_info(const std::vector<std::string>& args) {
   for (const auto& s : pv.sources())
     std::printf("  source: %s, %s, sha256 %s\n", s.name().c_str(), bytes_str(s.bytes()).c_str(), s.sha256().c_str());
   print_kernel_sets(*b);
+  // info describes any bundle; whether the signer is trusted is reported, not enforced.
+  std::string refused;
+  print_signature(*b, *keys, "", &refused);
   if (graph) std::printf("graph:\n%s", m.graph_text().c_str());
   return 0;
 }
 
 int cmd_verify(const std::vector<std::string>& args) {
-  std::string path, tier;
+  std::string path, tier, keys_file;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--tier") {
@@ -216,11 +267,19 @@ int cmd_verify(const std::vector<std::string>& args) {
       tier = args[++i];
       continue;
     }
+    if (a == "--trusted-keys") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return usage_error("verify: --trusted-keys needs a file");
+      keys_file = args[++i];
+      continue;
+    }
     if (!a.empty() && a[0] == '-') return usage_error("verify: unknown option '" + a + "'");
     if (!path.empty()) return usage_error("verify: more than one bundle given");
     path = a;
   }
   if (path.empty()) return usage_error("verify: no bundle given");
+  auto keys = load_trusted_keys(keys_file);
+  if (!keys.ok()) return fail(keys.message());
+  // Reads bytes only: no kernel code is loaded or run here.
   auto opened = Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = tier});
   if (!opened.ok()) return fail(opened.message());
   std::unique_ptr<Bundle> b = std::move(*opened);
@@ -228,6 +287,13 @@ int cmd_verify(const std::vector<std::string>& args) {
   if (Status st = b->verify(); !st.ok()) return fail(st.message());
   std::printf("%s: %zu sections, SHA-256 ok (%s in %.0f ms)\n", path.c_str(), b->sections().size(),
               bytes_str(b->file_size()).c_str(), ms_since(t0));
+  std::string refused;
+  const BundleSignatureCheck sig = print_signature(*b, *keys, (path + ": ").c_str(), &refused);
+  if (!refused.empty()) return fail(refused);
+  // A signature that does not hold means changed bytes, trusted keys or not.
+  if (sig.state == BundleSignatureCheck::State::invalid) return fail(path + ": bad signature: " + sig.problem);
+  std::printf("%s: manifest ok: %d tensors, %d kernels, %zu kernel set(s)\n", path.c_str(), b->manifest().tensors_size(),
+              b->manifest().kernels_size(), b->kernel_sets().size());
   const std::string cpu = b->check_cpu();
   if (!cpu.empty()) return fail(path + ": " + cpu);
   std::vector<std::string> tiers;
@@ -236,18 +302,9 @@ int cmd_verify(const std::vector<std::string>& args) {
     std::printf("%s: this CPU has all %zu features of tier %s (the bundle's tiers: %s)\n", path.c_str(),
                 b->kernel_sets()[size_t(b->chosen_kernel_set())].features.size(), b->tier().c_str(), join(tiers).c_str());
   if (!b->kernel_set_note().empty()) std::printf("%s: note: %s\n", path.c_str(), b->kernel_set_note().c_str());
-  if (b->manifest().kernels_size() > 0) {
-    // Every set, also those this CPU cannot run: loading runs no kernel.
-    for (int i = 0; i < static_cast<int>(b->kernel_sets().size()); ++i) {
-      auto lib = b->load_kernels(i);
-      if (!lib.ok()) return fail(lib.status().with_context("tier " + b->kernel_sets()[size_t(i)].tier).message());
-      for (const auto& k : b->manifest().kernels())
-        if (auto sym = (*lib)->symbol(k.symbol()); !sym.ok())
-          return fail(sym.status().with_context("tier " + b->kernel_sets()[size_t(i)].tier).message());
-    }
-    std::printf("%s: kernels load, all %d symbols found in %s %s\n", path.c_str(), b->manifest().kernels_size(),
-                tiers.size() == 1 ? "the kernels of" : "each of", join(tiers).c_str());
-  }
+  if (b->manifest().kernels_size() > 0)
+    std::printf("%s: kernels not loaded or run (verify reads the bundle's bytes only; `ingot run` loads them)\n",
+                path.c_str());
   return 0;
 }
 

@@ -87,7 +87,7 @@ int cmd_run(const std::vector<std::string>& args) {
   int n = 32, threads = default_threads();
   int64_t ctx = 0;
   bool json = false, verify = false, have_temp = false;
-  std::string tier;
+  std::string tier, keys;
   GenerateOptions go;
   go.sampling = SamplingParams{};
   for (size_t i = 0; i < args.size(); ++i) {
@@ -118,6 +118,7 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--json") json = true;
     else if (a == "--tier") ok = value(&tier) && (!tier.empty() || (error = "--tier needs a tier name", false));
     else if (a == "--verify") verify = true;
+    else if (a == "--trusted-keys") ok = value(&keys) && (!keys.empty() || (error = "--trusted-keys needs a file", false));
     else if (a == "--no-eos-stop") go.stop_at_eos = false;
     else if (!a.empty() && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
     else if (path.empty()) path = a;
@@ -128,7 +129,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
 
   std::string error;
-  auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify, .tier = tier}), &error);
+  auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify, .tier = tier, .trusted_keys = keys}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer; run needs one to read the prompt");
   if (ctx > engine->max_context())
@@ -226,7 +227,7 @@ constexpr const char* kTtftPrompt = "Hello world";
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
-  std::string path, tier;
+  std::string path, tier, keys;
   std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
   int gen = 64, reps = 3;
   bool json = false, fresh_process = true;
@@ -242,6 +243,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     else if (a == "--json") json = true;
     else if (a == "--no-fresh-process") fresh_process = false;
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
+    else if (a == "--trusted-keys") ok = has && !(keys = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("bench: more than one bundle given");
@@ -254,7 +256,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   std::unique_ptr<Engine> engine;
   for (int r = 0; r < reps; ++r) {
     engine.reset();
-    engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier}), &error);
+    engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier, .trusted_keys = keys}), &error);
     if (!engine) return fail(error);
     load_ms.push_back(engine->load_ms());
   }
@@ -293,6 +295,7 @@ int cmd_bench(const std::vector<std::string>& args) {
                                          "--threads", std::to_string(threads)};
         // The same kernel set as this process: the tier it chose (forced or not).
         if (!bundle_tier.empty()) argv.insert(argv.end(), {"--tier", bundle_tier});
+        if (!keys.empty()) argv.insert(argv.end(), {"--trusted-keys", keys});
         const std::string out = run_child(argv, &status);
         if (status != 0) return fail("bench: the fresh `ingot run` process failed (exit " + std::to_string(status) + ")");
         const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
@@ -377,7 +380,7 @@ int cmd_bench(const std::vector<std::string>& args) {
 }
 
 int cmd_perplexity(const std::vector<std::string>& args) {
-  std::string path, file, tier;
+  std::string path, file, tier, keys;
   int64_t ctx = 0;
   int threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
@@ -389,6 +392,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     else if (a == "--ctx" || a == "-c") ok = has && number(a, args[++i], &ctx, &error) && ctx >= 2;
     else if (a == "--threads" || a == "-t") ok = has && number(a, args[++i], &threads, &error) && threads >= 1;
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
+    else if (a == "--trusted-keys") ok = has && !(keys = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("perplexity: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("perplexity: more than one bundle given");
@@ -400,7 +404,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
   std::stringstream ss;
   ss << f.rdbuf();
   std::string error;
-  auto engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier}), &error);
+  auto engine = value_or_error(Engine::load(path, EngineOptions{.tier = tier, .trusted_keys = keys}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer");
   if (ctx == 0) ctx = std::min<int64_t>(512, engine->max_context());

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "codegen/bundle_signer.h"
 #include "codegen/target.h"
 #include "runtime/cpu_features.h"
 #include "frontend/demo_model.h"
@@ -69,7 +71,7 @@ Usage:
                  [--target portable|native|TIER[,TIER...]] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
-                 [--disable-pass=PASS[,PASS...]]
+                 [--disable-pass=PASS[,PASS...]] [--sign KEY]
                                          the phases import, quantize, optimize, plan-memory and,
                                          with -o, kernels, schedule, bundle (a bundle for `ingot`);
                                          --print-after, --stop-after take a phase or a pass of
@@ -85,7 +87,17 @@ Usage:
                                          host; the runtime runs the best set its CPU can; see
                                          `ingotc --version`); --act-quant auto (the default) gives
                                          block-quantized weights 8-bit activations, llama.cpp's
-                                         numerics and the fast kernels; off keeps f32 activations
+                                         numerics and the fast kernels; off keeps f32 activations;
+                                         --sign KEY signs the bundle with an Ed25519 private key
+                                         (ingotc keygen; docs/security.md)
+  ingotc keygen -o KEY [--comment TEXT]  write a new Ed25519 signing key: KEY (private, PEM, mode
+                                         0600) and KEY.pub (one line "ingot-ed25519 BASE64 COMMENT",
+                                         the form of a trusted-keys file's lines); the comment
+                                         defaults to USER@HOST; never replaces existing files
+  ingotc sign BUNDLE --key KEY           sign an existing bundle in place (atomically: a new file
+                                         renamed over it), replacing any earlier signature; every
+                                         section's SHA-256 is checked first; the signer's comment
+                                         comes from KEY.pub
   ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant auto|q8|off]
               [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
@@ -661,6 +673,58 @@ int cmd_synth(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_keygen(const std::vector<std::string>& args) {
+  std::string out, comment, error;
+  bool have_comment = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (option_value(args, i, "-o", &out, &error)) {
+      if (!error.empty() || out.empty()) return usage_error("keygen: -o needs a file name");
+    } else if (option_value(args, i, "--comment", &comment, &error)) {
+      if (!error.empty()) return usage_error("keygen: " + error);
+      have_comment = true;
+    } else {
+      return usage_error("keygen: unknown argument '" + args[i] + "'");
+    }
+  }
+  if (out.empty()) return usage_error("keygen: -o KEY is required");
+  if (!have_comment) {
+    const char* user = std::getenv("USER");
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+    comment = std::string(user && *user ? user : "ingot") + "@" + (host[0] ? host : "localhost");
+  }
+  auto key = generate_signing_key(out, comment);
+  if (!key.ok()) return fail(key.status());
+  std::printf("wrote %s (Ed25519 private key, mode 0600) and %s.pub\n%s\nfingerprint %s\n", out.c_str(), out.c_str(),
+              format_public_key(*key).c_str(), key_fingerprint(key->key).c_str());
+  return 0;
+}
+
+int cmd_sign(const std::vector<std::string>& args) {
+  std::string path, key_path, error;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (option_value(args, i, "--key", &key_path, &error)) {
+      if (!error.empty() || key_path.empty()) return usage_error("sign: --key needs a key file");
+    } else if (!args[i].empty() && args[i][0] == '-') {
+      return usage_error("sign: unknown option '" + args[i] + "'");
+    } else if (path.empty()) {
+      path = args[i];
+    } else {
+      return usage_error("sign: more than one bundle given");
+    }
+  }
+  if (path.empty()) return usage_error("sign: no bundle given");
+  if (key_path.empty()) return usage_error("sign: --key KEY is required");
+  auto key = SigningKey::load(key_path);
+  if (!key.ok()) return fail(key.status());
+  const auto t0 = std::chrono::steady_clock::now();
+  if (Status st = sign_bundle(path, **key); !st.ok()) return fail(st);
+  std::printf("signed %s by '%s' (%s) in %.0f ms\n", path.c_str(), (*key)->public_key().comment.c_str(),
+              key_fingerprint((*key)->public_key().key).c_str(),
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
+}
+
 int cmd_ops() {
   for (auto& op : all_ops()) {
     std::string attrs;
@@ -714,6 +778,8 @@ int main(int argc, char** argv) {
   if (cmd == "compile") return cmd_compile(args);
   if (cmd == "check") return cmd_check(args);
   if (cmd == "synth") return cmd_synth(args);
+  if (cmd == "keygen") return cmd_keygen(args);
+  if (cmd == "sign") return cmd_sign(args);
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "summary") return cmd_summary(args);
   if (cmd == "ops") return cmd_ops();

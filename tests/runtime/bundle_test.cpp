@@ -757,7 +757,7 @@ TEST(Bundle, BundlesFromBeforeKernelSetsLoad) {
   EXPECT_NE(info.out.find("kernel sets: 1\n  x86-64-v3  section 1"), std::string::npos) << info.out;
   CmdResult verify = run(std::string(INGOT_INGOT) + " verify " + path);
   EXPECT_EQ(verify.status, 0) << verify.out;
-  EXPECT_NE(verify.out.find("all 1 symbols found in the kernels of x86-64-v3"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find(path + ": kernels not loaded or run"), std::string::npos) << verify.out;
 }
 
 // ---------------------------------------------------------------- CPU features
@@ -1139,7 +1139,8 @@ TEST(BundleCommands, PortableIsTheDefault) {
   EXPECT_NE(info.out.find("this host: runs tier " + std::string(best->name)), std::string::npos) << info.out;
   CmdResult verify = run(std::string(INGOT_INGOT) + " verify " + out);
   EXPECT_EQ(verify.status, 0) << verify.out;
-  EXPECT_NE(verify.out.find("found in each of x86-64-v2, x86-64-v3, x86-64-v4, avx512, amx"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find(out + ": manifest ok: "), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find(out + ": kernels not loaded or run"), std::string::npos) << verify.out;
 
   // run --json names the tier that ran: the best, or the one forced.
   auto tier_of_run = [&](const std::string& prefix, const std::string& args) {
