@@ -50,6 +50,10 @@ A bundle holds kernels for one or more CPU tiers (`ingotc compile --target`); th
 the most demanding one this CPU runs. --tier TIER, or the environment variable INGOT_TIER=TIER,
 forces one: an error if the bundle has no such tier or this CPU cannot run it.
 
+Numbers are range-checked whole numbers where the option counts something: -n 0..2^31-1,
+--seed 0..2^64-1, --ctx >= 1, --threads 1..1024. More threads than this machine's hardware
+threads only slow a run down: the pool is capped at the hardware threads, with a note.
+
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
 
