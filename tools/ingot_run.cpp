@@ -278,7 +278,10 @@ int cmd_bench(const std::vector<std::string>& args) {
   if (path.empty()) return usage_error("bench: no bundle given");
   for (int t : thread_counts)
     if (t > kMaxSessionThreads) return usage_error("bench: -t: at most " + std::to_string(kMaxSessionThreads) + " threads, got " + std::to_string(t));
-  for (int& t : thread_counts) t = usable_threads(t, "bench");
+  std::vector<int> usable;  // capped at the hardware threads, each count once
+  for (int t : thread_counts)
+    if (int u = usable_threads(t, "bench"); std::find(usable.begin(), usable.end(), u) == usable.end()) usable.push_back(u);
+  thread_counts = usable;
 
   std::string error;
   std::vector<double> load_ms;

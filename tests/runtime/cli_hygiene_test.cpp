@@ -211,6 +211,18 @@ TEST(CliHygiene, CompileValidatesTheTokenizer) {
   EXPECT_EQ(temporaries_in(dir), std::vector<std::string>{});
 }
 
+// Without the attention fusion the KV cache's Concat over rows has no kernel, so the bundle would
+// have no schedule, which the runtime refuses: compile fails and writes nothing.
+TEST(CliHygiene, CompileRefusesABundleWithoutASchedule) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  const std::string dir = make_temp_dir("cli_schedule");
+  CmdResult r = run(kIngotc + " compile " + model + " --disable-pass=fuse-attention -o " + dir + "/out.ingot");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "no schedule")) << r.out;  // before writing, or from the runtime after
+  EXPECT_FALSE(::ingot::testing::path_exists(dir + "/out.ingot"));
+  EXPECT_EQ(temporaries_in(dir), std::vector<std::string>{});
+}
+
 // -o that is not a new or regular writable file, or is the input: refused before compiling,
 // and left as it was.
 TEST(CliHygiene, CompileRefusesOutputsItMustNotReplace) {
