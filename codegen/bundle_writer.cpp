@@ -24,6 +24,7 @@
 #include "codegen/schedule.h"
 #include "codegen/target.h"
 #include "ir/model.h"
+#include "runtime/atomic_file.h"
 #include "runtime/bundle_format.h"
 #include "runtime/sha256.h"
 
@@ -221,16 +222,11 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
 }  // namespace
 
 Status write_bundle(const std::string& path, BundleContents& contents, BundleWriteStats* stats) {
-  // A temporary name in the same folder, so the final rename is atomic.
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return Status::Error(path + ": cannot create file: " + std::strerror(errno));
-  Status st = write_file(fd, path, contents, stats);
-  if (::close(fd) != 0 && st.ok()) st = Status::Error(path + ": write failed: " + std::strerror(errno));
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
-    st = Status::Error(path + ": cannot replace file: " + std::strerror(errno));
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
+  // A temporary name in the same folder (O_EXCL, removed on failure and on SIGINT/SIGTERM), so the
+  // final rename is atomic; only a new or regular, writable file is replaced (runtime/atomic_file.h).
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> out, AtomicFile::create(path));
+  INGOT_RETURN_IF_ERROR(write_file(out->fd(), path, contents, stats));
+  return out->commit();
 }
 
 

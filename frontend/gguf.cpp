@@ -17,6 +17,8 @@
 #include <optional>
 #include <string_view>
 
+#include "runtime/atomic_file.h"
+
 namespace ingot {
 namespace {
 
@@ -809,66 +811,30 @@ StatusOr<uint64_t> writer_alignment(const std::vector<std::pair<std::string, Ggu
   return kDefaultAlignment;
 }
 
-std::string system_error(int err) { return std::strerror(err); }
 
-// The output written under a temporary name beside the target and renamed into place on commit;
-// destroyed uncommitted, it removes the temporary, so a failed write leaves no partial file.
-class AtomicFile {
+// The output written under a temporary name beside the target and renamed into place on commit
+// (runtime/atomic_file.h: only a new or regular, writable file is replaced; the temporary goes
+// on failure and on SIGINT/SIGTERM), with zero padding to an alignment.
+class PaddedFile {
  public:
-  static StatusOr<std::unique_ptr<AtomicFile>> create(const std::string& path) {
-    static std::atomic<uint64_t> counter{0};
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-      const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd >= 0) return std::unique_ptr<AtomicFile>(new AtomicFile(path, std::move(tmp), fd));
-      if (errno != EEXIST) return Status::Error(path + ": cannot create: " + system_error(errno));
-    }
-    return Status::Error(path + ": cannot create a temporary file beside it");
+  static StatusOr<std::unique_ptr<PaddedFile>> create(const std::string& path) {
+    INGOT_ASSIGN_OR_RETURN(std::unique_ptr<ingot::AtomicFile> f, ingot::AtomicFile::create(path));
+    return std::unique_ptr<PaddedFile>(new PaddedFile(std::move(f)));
   }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  Status write(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return Status::Error(path_ + ": cannot write: " + system_error(w < 0 ? errno : EIO));
-      p += w;
-      n -= static_cast<size_t>(w);
-      written_ += static_cast<uint64_t>(w);
-    }
-    return Status::Ok();
-  }
+  Status write(const void* data, size_t n) { return f_->write(data, n); }
   Status pad_to(uint64_t alignment) {
     static const uint8_t kZeros[256] = {};
-    while (written_ % alignment != 0) {
-      const uint64_t n = std::min<uint64_t>(alignment - written_ % alignment, sizeof kZeros);
+    while (f_->written() % alignment != 0) {
+      const uint64_t n = std::min<uint64_t>(alignment - f_->written() % alignment, sizeof kZeros);
       INGOT_RETURN_IF_ERROR(write(kZeros, static_cast<size_t>(n)));
     }
     return Status::Ok();
   }
-  // No fsync: it would cost seconds on large models and only guards against power loss.
-  Status commit() {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return Status::Error(path_ + ": cannot write: " + system_error(errno));
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-      return Status::Error(path_ + ": cannot rename " + tmp_ + " into place: " + system_error(errno));
-    committed_ = true;
-    return Status::Ok();
-  }
+  Status commit() { return f_->commit(); }
 
  private:
-  AtomicFile(std::string path, std::string tmp, int fd) : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
-  std::string path_, tmp_;
-  int fd_ = -1;
-  uint64_t written_ = 0;
-  bool committed_ = false;
+  explicit PaddedFile(std::unique_ptr<ingot::AtomicFile> f) : f_(std::move(f)) {}
+  std::unique_ptr<ingot::AtomicFile> f_;
 };
 
 Status check_tensor_shape(const std::string& name, ElementType type, const std::vector<int64_t>& shape) {
@@ -974,7 +940,7 @@ Status GgufWriter::write(const std::string& path) const {
   }
   head.pad_to(alignment);
 
-  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> out, AtomicFile::create(path));
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<PaddedFile> out, PaddedFile::create(path));
   INGOT_RETURN_IF_ERROR(out->write(head.str().data(), head.str().size()));
   std::vector<uint8_t> scratch;  // generated tensors, one at a time
   for (const PendingTensor& t : tensors_) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "frontend/limits.h"
 #include "frontend/mapped_file.h"
 
 namespace ingot {
@@ -299,6 +300,13 @@ Status check_range(const KeyReader& keys, const std::string& key, int64_t v, int
 // Sizes fit comfortably in int64 products (hidden * vocab, layers * ...) below this.
 constexpr int64_t kMaxSize = int64_t{1} << 30;
 
+// Ingot's limits on model shapes (frontend/limits.h): "DIR/config.json: num_hidden_layers = 5000
+// is more than the 4096 layers Ingot accepts".
+Status check_limit(const KeyReader& keys, const std::string& key, int64_t v, const ModelLimit& limit) {
+  Status st = check_model_limit("", key, v, limit);
+  return st.ok() ? st : keys.error(st.message());
+}
+
 Status read_sizes(const KeyReader& keys, const ArchitectureInfo& arch, HfModelConfig& c) {
   INGOT_ASSIGN_OR_RETURN(c.vocab_size, keys.req_int("vocab_size"));
   INGOT_ASSIGN_OR_RETURN(c.hidden_size, keys.req_int("hidden_size"));
@@ -311,18 +319,18 @@ Status read_sizes(const KeyReader& keys, const ArchitectureInfo& arch, HfModelCo
   c.num_key_value_heads = kv_heads.value_or(c.num_attention_heads);
   c.max_position_embeddings = max_positions.value_or(arch.default_max_positions);
 
-  INGOT_RETURN_IF_ERROR(check_range(keys, "vocab_size", c.vocab_size, 1, kMaxSize));
-  INGOT_RETURN_IF_ERROR(check_range(keys, "hidden_size", c.hidden_size, 1, kMaxSize));
-  INGOT_RETURN_IF_ERROR(check_range(keys, "intermediate_size", c.intermediate_size, 1, kMaxSize));
-  INGOT_RETURN_IF_ERROR(check_range(keys, "num_hidden_layers", c.num_hidden_layers, 1, 1 << 16));
-  INGOT_RETURN_IF_ERROR(check_range(keys, "num_attention_heads", c.num_attention_heads, 1, 1 << 16));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "vocab_size", c.vocab_size, kMaxVocab));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "hidden_size", c.hidden_size, kMaxEmbedding));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "intermediate_size", c.intermediate_size, kMaxFeedForward));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "num_hidden_layers", c.num_hidden_layers, kMaxLayers));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "num_attention_heads", c.num_attention_heads, kMaxHeads));
   INGOT_RETURN_IF_ERROR(check_range(keys, "num_key_value_heads", c.num_key_value_heads, 1, c.num_attention_heads));
-  INGOT_RETURN_IF_ERROR(check_range(keys, "max_position_embeddings", c.max_position_embeddings, 1, kMaxSize));
+  INGOT_RETURN_IF_ERROR(check_limit(keys, "max_position_embeddings", c.max_position_embeddings, kMaxContext));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     return keys.error("'num_attention_heads' (" + std::to_string(c.num_attention_heads) +
                       ") must be a multiple of 'num_key_value_heads' (" + std::to_string(c.num_key_value_heads) + ")");
   if (head_dim) {
-    INGOT_RETURN_IF_ERROR(check_range(keys, "head_dim", *head_dim, 1, kMaxSize));
+    INGOT_RETURN_IF_ERROR(check_limit(keys, "head_dim", *head_dim, kMaxHeadDim));
     c.head_dim = *head_dim;
   } else {
     if (c.hidden_size % c.num_attention_heads != 0)
@@ -407,7 +415,7 @@ Status read_biases_and_window(const KeyReader& keys, HfModelConfig& c) {
     c.attention_bias = c.o_proj_bias = bias.value_or(false);
     c.mlp_bias = mlp_bias.value_or(false);
   }
-  if (c.sliding_window) INGOT_RETURN_IF_ERROR(check_range(keys, "sliding_window", *c.sliding_window, 1, kMaxSize));
+  if (c.sliding_window) INGOT_RETURN_IF_ERROR(check_limit(keys, "sliding_window", *c.sliding_window, kMaxContext));
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 
 #include "frontend/gguf.h"
 #include "frontend/hf_config.h"
+#include "frontend/limits.h"
 #include "frontend/safetensors.h"
 #include "frontend/tokenizer_gguf.h"
 #include "frontend/tokenizer_hf.h"
@@ -38,6 +39,19 @@ class GgufKeys {
   StatusOr<int64_t> int_key_or(const std::string& key, int64_t def) const {
     return f_.find(prefix_ + key) ? int_key(key) : StatusOr<int64_t>(def);
   }
+  // A size within Ingot's limits (frontend/limits.h): "model.gguf: llama.block_count = ... is
+  // more than the 4096 layers Ingot accepts".
+  StatusOr<int64_t> size_key(const std::string& key, const ModelLimit& limit) const {
+    INGOT_ASSIGN_OR_RETURN(int64_t v, int_key(key));
+    INGOT_RETURN_IF_ERROR(check(key, v, limit));
+    return v;
+  }
+  StatusOr<int64_t> size_key_or(const std::string& key, int64_t def, const ModelLimit& limit) const {
+    return f_.find(prefix_ + key) ? size_key(key, limit) : StatusOr<int64_t>(def);
+  }
+  Status check(const std::string& key, int64_t v, const ModelLimit& limit) const {
+    return check_model_limit(f_.path(), prefix_ + key, v, limit);
+  }
   StatusOr<double> float_key_or(const std::string& key, double def) const {
     const GgufValue* v = f_.find(prefix_ + key);
     if (!v) return def;
@@ -64,15 +78,16 @@ class GgufKeys {
 StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
   GgufKeys k(f, arch + ".");
   LlamaConfig c;
-  INGOT_ASSIGN_OR_RETURN(c.dim, k.int_key("embedding_length"));
-  INGOT_ASSIGN_OR_RETURN(c.n_layers, k.int_key("block_count"));
-  INGOT_ASSIGN_OR_RETURN(c.ffn, k.int_key("feed_forward_length"));
-  INGOT_ASSIGN_OR_RETURN(c.n_heads, k.int_key("attention.head_count"));
-  INGOT_ASSIGN_OR_RETURN(c.n_kv_heads, k.int_key_or("attention.head_count_kv", c.n_heads));
-  INGOT_ASSIGN_OR_RETURN(c.max_context, k.int_key("context_length"));
+  INGOT_ASSIGN_OR_RETURN(c.dim, k.size_key("embedding_length", kMaxEmbedding));
+  INGOT_ASSIGN_OR_RETURN(c.n_layers, k.size_key("block_count", kMaxLayers));
+  INGOT_ASSIGN_OR_RETURN(c.ffn, k.size_key("feed_forward_length", kMaxFeedForward));
+  INGOT_ASSIGN_OR_RETURN(c.n_heads, k.size_key("attention.head_count", kMaxHeads));
+  INGOT_ASSIGN_OR_RETURN(c.n_kv_heads, k.size_key_or("attention.head_count_kv", c.n_heads, kMaxHeads));
+  INGOT_ASSIGN_OR_RETURN(c.max_context, k.size_key("context_length", kMaxContext));
   INGOT_ASSIGN_OR_RETURN(c.rms_eps, k.float_key_or("attention.layer_norm_rms_epsilon", 1e-5));
   INGOT_ASSIGN_OR_RETURN(c.rope_base, k.float_key_or("rope.freq_base", 10000.0));
   INGOT_ASSIGN_OR_RETURN(int64_t key_length, k.int_key_or("attention.key_length", 0));
+  if (key_length != 0) INGOT_RETURN_IF_ERROR(k.check("attention.key_length", key_length, kMaxHeadDim));
   if (c.n_heads > 0 && key_length != 0 && key_length != c.dim / c.n_heads) c.head_dim_override = key_length;
   INGOT_ASSIGN_OR_RETURN(int64_t rope_dims, k.int_key_or("rope.dimension_count", c.head_dim()));
   if (rope_dims != c.head_dim())
@@ -101,6 +116,7 @@ StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
   if (!embd) return Status::Error(f.path() + ": tensor 'token_embd.weight' is missing");
   if (embd->shape.size() != 2) return Status::Error(f.path() + ": token_embd.weight must be 2-D");
   c.vocab = embd->shape[0];
+  INGOT_RETURN_IF_ERROR(check_model_limit(f.path(), "token_embd.weight's row count (the vocabulary)", c.vocab, kMaxVocab));
   return c;
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "frontend/limits.h"
 #include "ir/builder.h"
 
 namespace ingot {
@@ -20,6 +21,15 @@ Status LlamaConfig::validate() const {
   INGOT_RETURN_IF_ERROR(positive(n_kv_heads, "KV head count"));
   INGOT_RETURN_IF_ERROR(positive(ffn, "feed-forward dimension"));
   INGOT_RETURN_IF_ERROR(positive(max_context, "context length"));
+  // Ingot's limits (frontend/limits.h); the importers check them first, naming the file's field.
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the vocabulary size", vocab, kMaxVocab));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the embedding dimension", dim, kMaxEmbedding));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the layer count", n_layers, kMaxLayers));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the head count", n_heads, kMaxHeads));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the KV head count", n_kv_heads, kMaxHeads));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the feed-forward dimension", ffn, kMaxFeedForward));
+  INGOT_RETURN_IF_ERROR(check_model_limit("", "the context length", max_context, kMaxContext));
+  if (head_dim_override != 0) INGOT_RETURN_IF_ERROR(check_model_limit("", "the head dimension", head_dim_override, kMaxHeadDim));
   if (head_dim_override == 0 && dim % n_heads != 0)
     return Status::Error("embedding dimension " + std::to_string(dim) + " is not a multiple of the head count " +
                          std::to_string(n_heads));
@@ -107,7 +117,9 @@ class LlamaGraph {
     Value key_pos = b_.op(Op::Range, {b_.scalar_i64(0)}, {{"length", Attribute::Dims({past + tokens})}}, "key_positions");
     mask_ = b_.op(Op::LessEqual, {key_pos, b_.reshape(positions, {tokens, 1})}, {}, "causal_mask");
 
-    for (int64_t l = 0; l < c_.n_layers; ++l) x = layer(x, l, tokens, past);
+    // Stop at the first error (a missing tensor): the layers after it would only repeat it.
+    for (int64_t l = 0; l < c_.n_layers && status().ok(); ++l) x = layer(x, l, tokens, past);
+    if (!status().ok()) return status();
 
     Value h = rms_norm(x, "output_norm.weight");
     if (!c_.all_logits) h = b_.slice(h, 0, -1, kEnd);
@@ -140,7 +152,7 @@ class LlamaGraph {
 
   // The Constant node of a weight, created once per name.
   Value raw_weight(const std::string& name, const std::vector<int64_t>& shape) {
-    if (!b_.ok()) return {};
+    if (!b_.ok() || !errors_.ok()) return {};
     auto cached = constants_.find(name);
     if (cached != constants_.end()) return cached->second;
     auto t = weights_(name, shape);

@@ -199,10 +199,20 @@ class SafetensorsHeaderReader {
     if (it == entry.end()) return tensor_error(name, "missing key 'shape'");
     if (!it->is_array()) return tensor_error(name, "'shape' must be a list of non-negative integers, got " + show(*it));
     std::vector<int64_t> shape;
+    // Ingot's limits: a tensor of more dimensions, or a dimension of more entries, is no model's
+    // (an empty tensor, with a 0 in its shape, is otherwise not bounded by the file size).
+    constexpr size_t kMaxRank = 8;
+    constexpr uint64_t kMaxDim = uint64_t{1} << 32;
+    if (it->size() > kMaxRank)
+      return tensor_error(name, "shape has " + std::to_string(it->size()) + " dimensions, more than the " +
+                                    std::to_string(kMaxRank) + " Ingot accepts");
     for (size_t i = 0; i < it->size(); ++i) {
       const json& d = (*it)[i];
       if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         return tensor_error(name, "shape entry " + std::to_string(i) + " is " + show(d) + ", must be a non-negative integer");
+      if (d.get<uint64_t>() > kMaxDim)
+        return tensor_error(name, "shape entry " + std::to_string(i) + " = " + show(d) + " is more than the " +
+                                      std::to_string(kMaxDim) + " entries per dimension Ingot accepts");
       shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
     }
     return shape;

@@ -1,5 +1,7 @@
 #include "frontend/tokenizer_gguf.h"
 
+#include "frontend/limits.h"
+
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -138,6 +140,9 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(spec.tokens, keys.strings(kTokensKey, /*required=*/true));
   const size_t n = spec.tokens.size();
   if (n == 0) return keys.error(kTokensKey, "no tokens");
+  if (n > static_cast<size_t>(kMaxVocab.max))
+    return keys.error(kTokensKey, std::to_string(n) + " tokens is more than the " + std::to_string(kMaxVocab.max) + " " +
+                                      kMaxVocab.noun + " Ingot accepts");
   INGOT_ASSIGN_OR_RETURN(spec.scores, keys.floats(kScoresKey));
   INGOT_RETURN_IF_ERROR(check_size(keys, kScoresKey, spec.scores.size(), n));
   INGOT_ASSIGN_OR_RETURN(spec.types, keys.int32s(kTypesKey));

@@ -31,7 +31,7 @@ std::string Model::unique_name(std::string_view op) {
   for (auto& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (;;) {
     std::string candidate = base + "_" + std::to_string(next_auto_name_++);
-    if (!find(candidate)) return candidate;
+    if (!name_taken(candidate)) return candidate;
   }
 }
 
@@ -68,7 +68,7 @@ StatusOr<Node*> Model::add_node(NodeSpec spec) {
   }
   std::string ctx = op_name + (spec.name.empty() ? "" : " '" + spec.name + "'");
   INGOT_RETURN_IF_ERROR(check_attrs(*op, spec.attrs).with_context(ctx));
-  if (!spec.name.empty() && find(spec.name)) return Status::Error("duplicate node name '" + spec.name + "'");
+  if (!spec.name.empty() && name_taken(spec.name)) return Status::Error("duplicate node name '" + spec.name + "'");
 
   auto node = std::unique_ptr<Node>(new Node(op, spec.op));
   node->name = spec.name.empty() ? unique_name(op_name) : spec.name;
@@ -78,6 +78,7 @@ StatusOr<Node*> Model::add_node(NodeSpec spec) {
   node->constant = std::move(spec.constant);
   node->constant_hash = std::move(spec.constant_hash);
   INGOT_RETURN_IF_ERROR(op->infer(*node).with_context(std::string(op->name()) + " '" + node->name + "'"));
+  node_index_.try_emplace(node->name, node.get());
   nodes_.push_back(std::move(node));
   memory_plan_.reset();
   return nodes_.back().get();
@@ -87,20 +88,43 @@ Status Model::add_variable(StateVariable v) {
   if (find_variable(v.name)) return Status::Error("duplicate state variable '" + v.name + "'");
   for (int64_t d : v.max_shape)
     if (d < 0) return Status::Error("state variable '" + v.name + "' has a negative maximum dimension");
+  variable_index_.try_emplace(v.name, variables_.size());
   variables_.push_back(std::move(v));
   return Status::Ok();
 }
 
 const StateVariable* Model::find_variable(std::string_view name) const {
-  for (auto& v : variables_)
-    if (v.name == name) return &v;
-  return nullptr;
+  if (!variable_index_valid_) {
+    variable_index_.clear();
+    for (size_t i = 0; i < variables_.size(); ++i) variable_index_.try_emplace(variables_[i].name, i);
+    variable_index_valid_ = true;
+  }
+  auto it = variable_index_.find(std::string(name));
+  return it == variable_index_.end() ? nullptr : &variables_[it->second];
+}
+
+void Model::reindex_nodes() const {
+  node_index_.clear();
+  for (auto& n : nodes_) node_index_.try_emplace(n->name, n.get());  // the first of duplicates, as a scan finds
 }
 
 Node* Model::find(std::string_view name) const {
-  for (auto& n : nodes_)
-    if (n->name == name) return n.get();
+  auto it = node_index_.find(std::string(name));
+  if (it != node_index_.end() && it->second->name == name) return it->second;
+  // A node renamed directly since it was indexed: scan, and remember the answer.
+  for (auto& n : nodes_) {
+    if (n->name == name) {
+      node_index_[std::string(name)] = n.get();
+      return n.get();
+    }
+  }
   return nullptr;
+}
+
+bool Model::name_taken(std::string_view name) const {
+  auto it = node_index_.find(std::string(name));
+  if (it == node_index_.end()) return false;  // renames made directly are the verifier's to check
+  return it->second->name == name || find(name) != nullptr;
 }
 
 std::vector<Node*> Model::parameters() const {
@@ -184,6 +208,7 @@ int Model::remove_dead_nodes() {
     size_t before = nodes_.size();
     nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), dead), nodes_.end());
     if (nodes_.size() == before) return removed;
+    reindex_nodes();
     memory_plan_.reset();
     removed += static_cast<int>(before - nodes_.size());
   }
@@ -198,7 +223,10 @@ int Model::remove_nodes(const std::function<bool(const Node&)>& pred) {
       for (auto& v : n->inputs) INGOT_ASSERT(!doomed.count(v.node), "removing node '" + v.node->name + "' that '" + n->name + "' uses");
   size_t before = nodes_.size();
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](auto& n) { return doomed.count(n.get()) != 0; }), nodes_.end());
-  if (nodes_.size() != before) memory_plan_.reset();
+  if (nodes_.size() != before) {
+    reindex_nodes();
+    memory_plan_.reset();
+  }
   return static_cast<int>(before - nodes_.size());
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/attribute.h"
@@ -92,12 +93,20 @@ class Model {
   // defaults), runs shape inference, and gives it a unique name. Errors are user errors.
   StatusOr<Node*> add_node(NodeSpec spec);
 
+  // Lookups by name (find_variable, find, and the duplicate checks of add_variable / add_node) use
+  // hash indexes: building a model of n nodes is O(n), not O(n^2).
   Status add_variable(StateVariable v);
   const std::vector<StateVariable>& variables() const { return variables_; }
-  std::vector<StateVariable>& mutable_variables() { return variables_; }
+  // For edits by hand (tests, the verifier's cases); the variable index is rebuilt on next use.
+  std::vector<StateVariable>& mutable_variables() {
+    variable_index_valid_ = false;
+    return variables_;
+  }
   const StateVariable* find_variable(std::string_view name) const;
 
-  // Nodes in creation order. Passes and tests may edit them; the verifier checks the result.
+  // Nodes in creation order. Passes and tests may edit them; the verifier checks the result. Names
+  // are indexed when nodes are added; find() also finds a node renamed since (by a scan), but the
+  // duplicate checks of add_node trust the index, so a name set directly is the verifier's to check.
   const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   Node* find(std::string_view name) const;
   std::vector<Node*> parameters() const;  // in creation order: the model's inputs
@@ -130,7 +139,14 @@ class Model {
   std::string unique_name(std::string_view op);
   std::string name_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  void reindex_nodes() const;
+  bool name_taken(std::string_view name) const;  // by the index
   std::vector<StateVariable> variables_;
+  // name -> node; an entry may be stale after a rename (checked on every hit).
+  mutable std::unordered_map<std::string, Node*> node_index_;
+  // name -> index in variables_; rebuilt when mutable_variables() handed the vector out.
+  mutable std::unordered_map<std::string, size_t> variable_index_;
+  mutable bool variable_index_valid_ = true;
   int64_t next_auto_name_ = 0;
   std::shared_ptr<const MemoryPlan> memory_plan_;
 };

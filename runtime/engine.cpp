@@ -11,6 +11,7 @@
 
 #include <sys/mman.h>
 
+#include "runtime/atomic_file.h"
 #include "runtime/bundle_tokenizer.h"
 #include "runtime/kernel_contract.h"
 
@@ -227,7 +228,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
       int64_t rows = 0;
       if (c.row_bytes() <= 0 || dst < 0 || src < 0 || !mul_ok(c.row_bytes(), e->max_batch_, &rows) || !inside(src, rows, arena) ||
           !inside(dst, c.row_bytes(), arena))
-        return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena");
+        return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena at max_batch = " +
+                                               std::to_string(e->max_batch_));
       call.copy_last_row = true;
       call.row_bytes = c.row_bytes();
     } else {
@@ -273,7 +275,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
         }
         if (have < need)
           return refuse(slot, "gives kernel '" + c.symbol() + "' " + std::to_string(std::max<int64_t>(have, 0)) + " bytes where it may touch " +
-                                  std::to_string(need));
+                                  std::to_string(need) + " (max_batch = " + std::to_string(e->max_batch_) +
+                                  ", max_context = " + std::to_string(e->max_context_) + ")");
         if (address % want.align != 0)
           return refuse(slot, "is not " + std::to_string(want.align) + "-byte aligned as kernel '" + c.symbol() + "' needs");
       }
@@ -323,10 +326,14 @@ StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int thr
   if (threads < 1) {
     return fail("a session needs at least one thread");
   }
+  if (threads > kMaxSessionThreads) {
+    return fail("a session takes at most " + std::to_string(kMaxSessionThreads) + " threads, not " + std::to_string(threads));
+  }
   int64_t scratch = 0;
   if (!mul_ok(engine.scratch_per_thread(), threads, &scratch) || scratch > kMaxArenaBytes)
     return fail("the scratch for " + std::to_string(threads) + " threads is too large");
   std::unique_ptr<Session> s(new Session(engine, threads));
+  threads = s->pool_.size();  // fewer if the system could not start them all
   s->arena_ = zeroed_pages(engine.arena_bytes());
   s->state_ = zeroed_pages(engine.state_bytes());
   s->scratch_ = zeroed_pages(engine.scratch_per_thread() * threads);
@@ -454,33 +461,25 @@ int64_t row_bytes(const pb::Manifest& m, const pb::MemoryPlan::StateSlot& slot) 
 }
 
 Status Session::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp-session";
-  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  if (!f) return fail(StatusCode::io, path + ": cannot create file");
+  // Atomically (runtime/atomic_file.h): a temporary beside `path`, renamed into place; only a new
+  // or regular, writable file is replaced.
+  auto out = AtomicFile::create(path);
+  if (!out.ok()) return out.status();
+  AtomicFile& f = **out;
   const pb::Manifest& m = engine_.bundle().manifest();
   const uint64_t identity[2] = {engine_.bundle().file_size(), static_cast<uint64_t>(m.memory_plan().state_bytes())};
   const int64_t past = past_, hist = static_cast<int64_t>(history_.size());
-  f.write(kSessionMagic, 8);
-  f.write(reinterpret_cast<const char*>(identity), sizeof(identity));
-  f.write(reinterpret_cast<const char*>(&past), 8);
-  f.write(reinterpret_cast<const char*>(&hist), 8);
-  f.write(reinterpret_cast<const char*>(history_.data()), static_cast<std::streamsize>(history_.size() * 4));
+  INGOT_RETURN_IF_ERROR(f.write(kSessionMagic, 8));
+  INGOT_RETURN_IF_ERROR(f.write(identity, sizeof(identity)));
+  INGOT_RETURN_IF_ERROR(f.write(&past, 8));
+  INGOT_RETURN_IF_ERROR(f.write(&hist, 8));
+  INGOT_RETURN_IF_ERROR(f.write(history_.data(), history_.size() * 4));
   for (const auto& slot : m.memory_plan().state()) {
     const int64_t row = row_bytes(m, slot);
-    f.write(reinterpret_cast<const char*>(state_ + slot.offset()), static_cast<std::streamsize>(row * past_));
+    INGOT_RETURN_IF_ERROR(f.write(state_ + slot.offset(), static_cast<size_t>(row * past_)));
   }
-  f.write(reinterpret_cast<const char*>(logits_.data()), static_cast<std::streamsize>(logits_.size() * 4));
-  f.flush();
-  if (!f) {
-    std::remove(tmp.c_str());
-    return fail(StatusCode::io, path + ": write failed");
-  }
-  f.close();
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return fail(StatusCode::io, path + ": cannot replace file");
-  }
-  return Status::Ok();
+  INGOT_RETURN_IF_ERROR(f.write(logits_.data(), logits_.size() * 4));
+  return f.commit();
 }
 
 Status Session::restore(const std::string& path) {

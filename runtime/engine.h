@@ -22,6 +22,10 @@
 
 namespace ingot {
 
+// The most kernel threads a session takes (Session::create); the command-line tools also cap
+// them at the host's hardware threads.
+inline constexpr int kMaxSessionThreads = 1024;
+
 struct EngineOptions {
   // Check every section's SHA-256 before loading (the weights too). Without it, the manifest's and
   // the chosen kernels section's are checked: they are small.
@@ -104,7 +108,8 @@ struct GenerateTimings {
 
 class Session {
  public:
-  // `threads` >= 1 kernel threads (the caller's thread is one of them).
+  // 1 to kMaxSessionThreads kernel threads (the caller's thread is one of them). If the system
+  // cannot start them all, the session runs on those it could start.
   static StatusOr<std::unique_ptr<Session>> create(const Engine& engine, int threads);
   ~Session();
 

@@ -1,5 +1,7 @@
 #include "runtime/thread_pool.h"
 
+#include <exception>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define INGOT_PAUSE() _mm_pause()
@@ -14,7 +16,15 @@ constexpr int kSpinIterations = 20000;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
-  for (int t = 1; t < threads_; ++t) workers_.emplace_back(&ThreadPool::worker, this, t);
+  // A system that cannot start another thread (ulimit -u, memory) throws std::system_error: run
+  // on the threads already started rather than let the exception escape. No task has run yet, so
+  // the workers read the final count when they first see one.
+  try {
+    workers_.reserve(static_cast<size_t>(threads_ - 1));
+    for (int t = 1; t < threads_; ++t) workers_.emplace_back(&ThreadPool::worker, this, t);
+  } catch (const std::exception&) {
+    threads_ = static_cast<int>(workers_.size()) + 1;
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -17,7 +17,8 @@ namespace ingot {
 
 class ThreadPool {
  public:
-  // `threads` >= 1 (1: no workers, run() calls fn(0, 1) inline).
+  // `threads` >= 1 (1: no workers, run() calls fn(0, 1) inline); fewer when the system cannot
+  // start them all: size() tells.
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

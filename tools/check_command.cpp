@@ -13,12 +13,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "base/parse.h"
 #include "frontend/importer.h"
 #include "ir/evaluator.h"
 #include "passes/pass_manager.h"
@@ -88,14 +91,26 @@ int cmd_check(const std::vector<std::string>& args) {
                                  option_value(args, i, name = "--threads", &v, &error) ||
                                  option_value(args, i, name = "--tolerance", &v, &error)) {
       if (!error.empty()) return usage_error("check: " + error);
-      char* end = nullptr;
-      const double x = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !(x >= 0) || (name != "--tolerance" && x != std::floor(x)))
-        return usage_error("check: " + name + " needs a " + (name == "--tolerance" ? "non-negative number" : "whole number") +
-                           ", got '" + v + "'");
-      if (name == "-n") n = static_cast<int64_t>(x);
-      else if (name == "--threads") threads = std::max(1, static_cast<int>(x));
-      else tolerance = x;
+      // Range-checked (base/parse.h): integers never pass through a float.
+      if (name == "-n") {
+        auto x = parse_int(name, v, 0, std::numeric_limits<int32_t>::max());
+        if (!x.ok()) return usage_error("check: " + x.message());
+        n = *x;
+      } else if (name == "--threads") {
+        auto x = parse_int(name, v, 1, kMaxSessionThreads);
+        if (!x.ok()) return usage_error("check: " + x.message());
+        threads = static_cast<int>(*x);
+        const int hc = static_cast<int>(std::thread::hardware_concurrency());
+        if (hc > 0 && threads > hc) {
+          std::fprintf(stderr, "ingotc: note: check: --threads %d is more than the %d hardware threads of this machine; using %d\n",
+                       threads, hc, hc);
+          threads = hc;
+        }
+      } else {
+        auto x = parse_double(name, v, 0, 1e30);
+        if (!x.ok()) return usage_error("check: " + x.message());
+        tolerance = *x;
+      }
     } else if (option_value(args, i, "--tier", &tier, &error)) {
       if (!error.empty()) return usage_error("check: " + error);
       if (tier.empty()) return usage_error("check: --tier needs a tier name");

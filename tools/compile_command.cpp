@@ -17,10 +17,12 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/bundle_signer.h"
+#include "base/parse.h"
 #include "codegen/bundle_writer.h"
 #include "codegen/schedule.h"
 #include "codegen/target.h"
 #include "frontend/gguf.h"
+#include "frontend/limits.h"
 #include "ir/memory_plan.h"
 #include "ir/text.h"
 #include "runtime/sha256.h"
@@ -28,7 +30,10 @@
 #include "passes/pass_manager.h"
 #include "passes/quant/accuracy_report.h"
 #include "passes/quant/quantize_weights.h"
+#include "runtime/atomic_file.h"
+#include "runtime/bundle.h"
 #include "runtime/bundle_tokenizer.h"
+#include "runtime/engine.h"
 #include "runtime/cpu_features.h"
 #include "runtime/tokenizer.h"
 #include "frontend/hf_config.h"
@@ -40,7 +45,6 @@ namespace ingot {
 using cli::fail;
 using cli::option_value;
 using cli::usage_error;
-using cli::write_file_atomic;
 
 namespace {
 
@@ -54,14 +58,51 @@ constexpr const char* kBuiltinCalibration =
     "and said, \"By the river, where the big tree grows.\" That night, Mia put the stone next to her "
     "bed and dreamed of the river, the fish and the tall green trees.";
 
-StatusOr<int64_t> parse_count(const std::string& option, const std::string& text, int64_t min) {
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used == text.size() && v >= min) return static_cast<int64_t>(v);
-  } catch (...) {
+// The largest --max-batch: tokens per call (llama.cpp's default is 512).
+constexpr int64_t kMaxBatch = 65536;
+
+// The machine's physical memory in bytes (0 when unknown).
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+}
+
+// A bundle whose KV cache and activation arena do not fit in this machine's memory would be
+// refused (or swap to death) when a session is created: refuse it here, with the sizes.
+Status check_session_memory(const MemoryPlan& plan, int64_t physical) {
+  const double need = static_cast<double>(plan.state_bytes) + static_cast<double>(plan.arena_bytes);
+  if (physical <= 0 || need <= static_cast<double>(physical)) return Status::Ok();
+  const int64_t fits = plan.kv_bytes_per_token > 0 ? (physical - plan.arena_bytes) / plan.kv_bytes_per_token : 0;
+  return Status::Error("the KV cache (" + format_byte_size(plan.state_bytes) + " for " + std::to_string(plan.max_context) +
+                       " tokens of context) and activations (" + format_byte_size(plan.arena_bytes) + " for " +
+                       std::to_string(plan.max_batch) + " tokens per call) need more than this machine's " +
+                       format_byte_size(physical) + " of memory; lower --max-context" +
+                       (fits > 0 ? " (at most " + std::to_string(fits) + " tokens fit)" : std::string()) + " or --max-batch");
+}
+
+// Opens the bundle just written as the runtime will (runtime/engine.h): what it would refuse,
+// the compiler refuses too. A bundle for CPU tiers this host cannot run is checked without its
+// kernels (the format, the manifest, the schedule and the tokenizer).
+Status check_bundle_loads(const std::string& path) {
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<Bundle> b, Bundle::open(path, BundleOpenOptions{.check_cpu = false, .tier = {}}));
+  // Each kernel set this CPU runs, by name (so that $INGOT_TIER does not decide what is checked).
+  bool loaded = false;
+  for (int i = 0; i < static_cast<int>(b->kernel_sets().size()); ++i) {
+    if (!b->check_cpu(i).empty()) continue;
+    INGOT_RETURN_IF_ERROR(Engine::load(path, EngineOptions{.tier = b->kernel_sets()[static_cast<size_t>(i)].tier}).status());
+    loaded = true;
   }
-  return Status::Error(option + " needs a whole number >= " + std::to_string(min) + ", got '" + text + "'");
+  if (loaded) return Status::Ok();
+  const pb::Manifest& m = b->manifest();
+  if (m.schedule().calls_size() == 0)
+    return Status::Error(path + ": the bundle has no schedule (some nodes had no kernel when it was compiled); it cannot run");
+  if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
+    auto tok = Tokenizer::create(tokenizer_from_proto(m.tokenizer()));
+    if (!tok.ok()) return tok.status().with_context(path + ": the bundle's tokenizer");
+  }
+  std::fprintf(stderr, "ingotc: note: %s: not loaded with its kernels (this CPU runs none of its tiers); its format, "
+                       "schedule and tokenizer were checked\n", path.c_str());
+  return Status::Ok();
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -266,7 +307,10 @@ int cmd_compile(const std::vector<std::string>& args) {
                                   option_value(args, i, name = "--max-batch", &v, &error) ||
                                   option_value(args, i, name = "--calib-tokens", &v, &error))) {
       if (!error.empty()) return usage_error("compile: " + error);
-      auto n = parse_count(name, v, name == "--calib-tokens" ? 2 : 1);
+      // Range-checked (base/parse.h): the context up to Ingot's limit (frontend/limits.h).
+      auto n = name == "--max-context" ? parse_int(name, v, 1, kMaxContext.max)
+               : name == "--max-batch" ? parse_int(name, v, 1, kMaxBatch)
+                                       : parse_int(name, v, 2, int64_t{1} << 20);
       if (!n.ok()) return usage_error("compile: " + n.message());
       (name == "--max-context" ? cli.max_context : name == "--max-batch" ? cli.max_batch : cli.calib_tokens) = *n;
     } else if (option_value(args, i, "--kv-type", &cli.kv_type, &error)) {
@@ -335,6 +379,14 @@ int cmd_compile(const std::vector<std::string>& args) {
   std::string tier_names;
   for (const std::string& t : tiers) tier_names += (tier_names.empty() ? "" : ", ") + t;
 
+  if (!cli.output.empty()) {
+    // Before the work: an output that may not be replaced (a symlink, a FIFO, a device, a
+    // read-only file, the model itself) is refused now, and again when the bundle is written.
+    if (Status st = check_output_path(cli.output, cli::input_files(cli.path)); !st.ok()) return fail(st);
+  }
+  if (!cli.accuracy_report.empty())
+    if (Status st = check_output_path(cli.accuracy_report, cli::input_files(cli.path)); !st.ok()) return fail(st);
+
   ImportOptions import_opts;
   import_opts.act_quant = import_act_quant(cli.quant);
   import_opts.max_context = cli.max_context;
@@ -376,6 +428,13 @@ int cmd_compile(const std::vector<std::string>& args) {
                                             : std::to_string(tiers.size()) + " tiers (" + tier_names + ")");
                 },
                 [&](CompileState& st) -> StatusOr<std::string> {
+                  INGOT_RETURN_IF_ERROR(check_session_memory(*st.plan, physical_memory_bytes()));
+                  // The tokenizer as the runtime will build it (a flipped or corrupt vocabulary
+                  // fails here, not when the bundle is run).
+                  if (!st.im.tokenizer.tokens.empty()) {
+                    auto tok = Tokenizer::create(st.im.tokenizer);
+                    if (!tok.ok()) return tok.status().with_context(cli.path + ": the tokenizer");
+                  }
                   // With several tiers, a line as each one's shared object is ready (they compile concurrently).
                   KernelSetProgress progress;
                   if (tiers.size() > 1)
@@ -419,7 +478,7 @@ int cmd_compile(const std::vector<std::string>& args) {
                   }
                   fill_memory_plan(*st.plan, *m.mutable_memory_plan());
                   INGOT_ASSIGN_OR_RETURN(bc.tensors, bundle_tensors(st.model(), *kernels));
-                  // Without a kernel for every node the bundle is still written (for inspection), unrunnable.
+                  // Without a kernel for every node there is no schedule: the bundle phase refuses to write it.
                   Status scheduled = build_schedule(st.model(), *st.plan, *kernels, bc.tensors, m);
                   if (!scheduled.ok()) schedule_note = scheduled.message();
                   return std::to_string(m.schedule().calls_size()) + " calls, " + std::to_string(bc.tensors.size()) +
@@ -459,7 +518,14 @@ int cmd_compile(const std::vector<std::string>& args) {
                   pv->set_target_tier(targets[0].tier);
                   for (const auto& f : targets[0].features) pv->add_target_features(f);
                   bc.kernel_sets = std::move(kernels->sets);
+                  if (!schedule_note.empty())
+                    return Status::Error("the runtime refuses a bundle without a schedule, and this one has none: " +
+                                         schedule_note + "; nothing written");
                   INGOT_RETURN_IF_ERROR(write_bundle(cli.output, bc, &written));
+                  if (Status loads = check_bundle_loads(cli.output); !loads.ok()) {
+                    ::unlink(cli.output.c_str());
+                    return Status::Error(loads.code(), "the runtime would refuse the bundle, so it was removed: " + loads.message());
+                  }
                   return format_byte_size(static_cast<int64_t>(written.file_bytes)) + " (manifest " +
                          format_byte_size(static_cast<int64_t>(written.manifest_bytes)) + ", kernels " +
                          format_byte_size(static_cast<int64_t>(written.kernels_bytes)) + ", weights " +
@@ -520,14 +586,13 @@ int cmd_compile(const std::vector<std::string>& args) {
   }
   if (!cli.accuracy_report.empty()) {
     std::printf("%s", acc.table().c_str());
-    Status w = write_file_atomic(cli.accuracy_report, acc.json());
+    Status w = write_file_atomic(cli.accuracy_report, acc.json(), cli::input_files(cli.path));
     if (!w.ok()) return fail(w);
     std::printf("wrote %s\n", cli.accuracy_report.c_str());
   }
   if (!cli.output.empty())
     std::printf("  bundle: %s, %s, %zu kernels for %s\n", cli.output.c_str(),
                 format_byte_size(static_cast<int64_t>(written.file_bytes)).c_str(), kernel_count, tier_names.c_str());
-  if (!schedule_note.empty()) std::printf("  note: the bundle cannot run yet, %s\n", schedule_note.c_str());
   return 0;
 }
 

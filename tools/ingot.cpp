@@ -13,6 +13,8 @@
 
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
+#include "runtime/kernel_contract.h"
+#include "runtime/kernel_object.h"
 #include "runtime/signature.h"
 #include "tools/command_help.h"
 #include "tools/ingot_run.h"
@@ -62,6 +64,10 @@ load checks the SHA-256 of the manifest and of the kernels it loads. --trusted-k
 environment variable INGOT_TRUSTED_KEYS=FILE, else $XDG_CONFIG_HOME/ingot/trusted-keys
 (~/.config/ingot/trusted-keys) if it exists: run, bench and perplexity refuse a bundle that is
 not signed by one of these keys before loading any of its code, and verify fails on it.
+
+Numbers are range-checked whole numbers where the option counts something: -n 0..2^31-1,
+--seed 0..2^64-1, --ctx >= 1, --threads 1..1024. More threads than this machine's hardware
+threads only slow a run down: the pool is capped at the hardware threads, with a note.
 
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
@@ -302,8 +308,24 @@ int cmd_verify(const std::vector<std::string>& args) {
     std::printf("%s: this CPU has all %zu features of tier %s (the bundle's tiers: %s)\n", path.c_str(),
                 b->kernel_sets()[size_t(b->chosen_kernel_set())].features.size(), b->tier().c_str(), join(tiers).c_str());
   if (!b->kernel_set_note().empty()) std::printf("%s: note: %s\n", path.c_str(), b->kernel_set_note().c_str());
+  // Each kernels object is inspected as the loader will before dlopen (runtime/kernel_object.h):
+  // nothing in it may run at load, and it defines every listed kernel with its contract.
+  for (const KernelSet& k : b->kernel_sets()) {
+    if (k.section < 0) continue;
+    const auto image = b->bytes(b->sections()[size_t(k.section)]);
+    auto info = inspect_kernel_object(path + " (tier " + k.tier + ")", image);
+    if (!info.ok()) return fail(info.message());
+    for (const pb::Kernel& kernel : b->manifest().kernels()) {
+      auto it = info->defined.find(kernel.symbol());
+      if (it == info->defined.end() || !it->second.function)
+        return fail(path + " (tier " + k.tier + "): the kernels object does not define '" + kernel.symbol() + "'");
+      if (!decode_contract(info->data(image, contract_symbol(kernel.symbol()))).ok())
+        return fail(path + " (tier " + k.tier + "): kernel '" + kernel.symbol() + "' has no valid contract (recompile the bundle)");
+    }
+  }
   if (b->manifest().kernels_size() > 0)
-    std::printf("%s: kernels not loaded or run (verify reads the bundle's bytes only; `ingot run` loads them)\n",
+    std::printf("%s: kernels objects ok (nothing runs at load; every kernel and its contract present); kernels not loaded "
+                "or run (verify reads the bundle's bytes only; `ingot run` loads them)\n",
                 path.c_str());
   return 0;
 }

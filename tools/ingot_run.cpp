@@ -10,6 +10,8 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <type_traits>
+#include <limits>
 
 #include <spawn.h>
 #include <sys/resource.h>
@@ -18,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/parse.h"
 #include "runtime/engine.h"
 
 extern char** environ;
@@ -34,19 +37,30 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Parses a number option's value; false (and a usage message) if it is not one.
+// Parses a number option's value, range-checked (base/parse.h); false (and a usage message) if
+// it is not one. Integers are parsed as integers, never through a float.
 template <typename T>
-bool number(const std::string& opt, const std::string& text, T* out, std::string* error) {
-  try {
-    size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && std::isfinite(v)) {
-      *out = static_cast<T>(v);
-      return true;
-    }
-  } catch (...) {
+bool number(const std::string& opt, const std::string& text, T* out, std::string* error, double min = -1e30, double max = 1e30) {
+  Status bad;
+  if constexpr (std::is_same_v<T, uint64_t>) {
+    auto v = parse_uint64(opt, text);
+    if (v.ok()) *out = *v;
+    bad = v.status();
+  } else if constexpr (std::is_integral_v<T>) {
+    // The type's range, narrowed by [min, max] (compared as doubles first: no out-of-range cast).
+    const int64_t tmin = static_cast<int64_t>(std::numeric_limits<T>::min()), tmax = static_cast<int64_t>(std::numeric_limits<T>::max());
+    const int64_t lo = min <= static_cast<double>(tmin) ? tmin : static_cast<int64_t>(min);
+    const int64_t hi = max >= static_cast<double>(tmax) ? tmax : static_cast<int64_t>(max);
+    auto v = parse_int(opt, text, lo, hi);
+    if (v.ok()) *out = static_cast<T>(*v);
+    bad = v.status();
+  } else {
+    auto v = parse_double(opt, text, min, max);
+    if (v.ok()) *out = static_cast<T>(*v);
+    bad = v.status();
   }
-  *error = opt + " needs a number, got '" + text + "'";
+  if (bad.ok()) return true;
+  *error = bad.message();
   return false;
 }
 
@@ -56,7 +70,7 @@ bool int_list(const std::string& opt, const std::string& text, std::vector<int>*
   std::string item;
   while (std::getline(ss, item, ',')) {
     int v = 0;
-    if (!number(opt, item, &v, error) || v < 1) {
+    if (!number(opt, item, &v, error, 1, 1 << 22)) {
       *error = opt + " needs positive whole numbers, e.g. 128,512; got '" + text + "'";
       return false;
     }
@@ -68,6 +82,19 @@ bool int_list(const std::string& opt, const std::string& text, std::vector<int>*
 int default_threads() {
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(std::min(hc, 8u));
+}
+
+// --threads: 1 to kMaxSessionThreads (runtime/engine.h). More threads than the host has hardware
+// threads only slows a run down (the pool's workers spin and wait for each other: 1000 threads
+// on 2 cores turned 0.02 s into 40 s), so the pool is capped there, with a note.
+int usable_threads(int requested, const char* command) {
+  const int hc = static_cast<int>(std::thread::hardware_concurrency());
+  if (hc > 0 && requested > hc) {
+    std::fprintf(stderr, "ingot: note: %s: --threads %d is more than the %d hardware threads of this machine; using %d\n",
+                 command, requested, hc, hc);
+    return hc;
+  }
+  return requested;
 }
 
 std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
@@ -104,7 +131,7 @@ int cmd_run(const std::vector<std::string>& args) {
     std::string v;
     bool ok = true;
     if (a == "-p" || a == "--prompt") ok = value(&prompt);
-    else if (a == "-n") ok = value(&v) && number(a, v, &n, &error) && (n >= 0 || (error = "-n must be >= 0", false));
+    else if (a == "-n") ok = value(&v) && number(a, v, &n, &error, 0);
     else if (a == "--temp") ok = value(&v) && number(a, v, &go.sampling.temperature, &error) && (have_temp = true);
     else if (a == "--top-k") ok = value(&v) && number(a, v, &go.sampling.top_k, &error);
     else if (a == "--top-p") ok = value(&v) && number(a, v, &go.sampling.top_p, &error);
@@ -113,8 +140,8 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--repeat-last-n") ok = value(&v) && number(a, v, &go.sampling.repeat_last_n, &error);
     else if (a == "--presence-penalty") ok = value(&v) && number(a, v, &go.sampling.presence_penalty, &error);
     else if (a == "--seed") ok = value(&v) && number(a, v, &go.sampling.seed, &error);
-    else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error) && (threads >= 1 || (error = "--threads must be >= 1", false));
-    else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error) && (ctx >= 1 || (error = "--ctx must be >= 1", false));
+    else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error, 1, kMaxSessionThreads);
+    else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error, 1);
     else if (a == "--json") json = true;
     else if (a == "--tier") ok = value(&tier) && (!tier.empty() || (error = "--tier needs a tier name", false));
     else if (a == "--verify") verify = true;
@@ -128,6 +155,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (path.empty()) return usage_error("run: no bundle given");
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
 
+  threads = usable_threads(threads, "run");
   std::string error;
   auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify, .tier = tier, .trusted_keys = keys}), &error);
   if (!engine) return fail(error);
@@ -237,9 +265,9 @@ int cmd_bench(const std::vector<std::string>& args) {
     const bool has = i + 1 < args.size();
     bool ok = true;
     if (a == "-p") ok = has && int_list(a, args[++i], &prompts, &error);
-    else if (a == "-n") ok = has && number(a, args[++i], &gen, &error) && gen >= 0;
+    else if (a == "-n") ok = has && number(a, args[++i], &gen, &error, 0);
     else if (a == "-t") ok = has && int_list(a, args[++i], &thread_counts, &error);
-    else if (a == "-r") ok = has && number(a, args[++i], &reps, &error) && reps >= 1;
+    else if (a == "-r") ok = has && number(a, args[++i], &reps, &error, 1);
     else if (a == "--json") json = true;
     else if (a == "--no-fresh-process") fresh_process = false;
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
@@ -250,6 +278,12 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!ok) return usage_error("bench: " + (error.empty() ? "bad value for " + a : error));
   }
   if (path.empty()) return usage_error("bench: no bundle given");
+  for (int t : thread_counts)
+    if (t > kMaxSessionThreads) return usage_error("bench: -t: at most " + std::to_string(kMaxSessionThreads) + " threads, got " + std::to_string(t));
+  std::vector<int> usable;  // capped at the hardware threads, each count once
+  for (int t : thread_counts)
+    if (int u = usable_threads(t, "bench"); std::find(usable.begin(), usable.end(), u) == usable.end()) usable.push_back(u);
+  thread_counts = usable;
 
   std::string error;
   std::vector<double> load_ms;
@@ -389,8 +423,8 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     const bool has = i + 1 < args.size();
     bool ok = true;
     if (a == "-f") ok = has && !(file = args[++i]).empty();
-    else if (a == "--ctx" || a == "-c") ok = has && number(a, args[++i], &ctx, &error) && ctx >= 2;
-    else if (a == "--threads" || a == "-t") ok = has && number(a, args[++i], &threads, &error) && threads >= 1;
+    else if (a == "--ctx" || a == "-c") ok = has && number(a, args[++i], &ctx, &error, 2);
+    else if (a == "--threads" || a == "-t") ok = has && number(a, args[++i], &threads, &error, 1, kMaxSessionThreads);
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
     else if (a == "--trusted-keys") ok = has && !(keys = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("perplexity: unknown option '" + a + "'");
@@ -399,6 +433,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     if (!ok) return usage_error("perplexity: " + (error.empty() ? "bad value for " + a : error));
   }
   if (path.empty() || file.empty()) return usage_error("perplexity: needs BUNDLE -f FILE");
+  threads = usable_threads(threads, "perplexity");
   std::ifstream f(file, std::ios::binary);
   if (!f) return fail(file + ": cannot open file");
   std::stringstream ss;

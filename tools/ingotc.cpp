@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -18,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/bundle_signer.h"
+#include "base/parse.h"
 #include "codegen/target.h"
+#include "runtime/atomic_file.h"
 #include "runtime/cpu_features.h"
 #include "frontend/demo_model.h"
 #include "frontend/gguf.h"
@@ -43,7 +46,6 @@ namespace {
 using cli::fail;
 using cli::option_value;
 using cli::usage_error;
-using cli::write_file_atomic;
 
 constexpr const char* kUsage = R"(ingotc: the Ingot ahead-of-time compiler for LLMs on CPUs
 
@@ -87,7 +89,12 @@ Usage:
                                          host; the runtime runs the best set its CPU can; see
                                          `ingotc --version`); --act-quant auto (the default) gives
                                          block-quantized weights 8-bit activations, llama.cpp's
-                                         numerics and the fast kernels; off keeps f32 activations;
+                                         numerics and the fast kernels; off keeps f32 activations.
+                                         --max-context 1..4194304 tokens (default: the model's),
+                                         --max-batch 1..65536 (default 512); a KV cache and arena
+                                         larger than this machine's memory is refused. The bundle
+                                         written is opened as `ingot` will open it: one the runtime
+                                         would refuse is removed, and compile fails;
                                          --sign KEY signs the bundle with an Ed25519 private key
                                          (ingotc keygen; docs/security.md)
   ingotc keygen -o KEY [--comment TEXT]  write a new Ed25519 signing key: KEY (private, PEM, mode
@@ -104,7 +111,7 @@ Usage:
                                          on the optimized graph (default) or the imported one;
                                          --act-quant as for compile (q8, the default for quantized
                                          weights, reproduces llama.cpp's quantized matmuls)
-  ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads T]
+  ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads 1..1024]
                [--tolerance X] [--all-steps] [--tier TIER]
                                          run a bundle's kernels and the reference evaluator side by
                                          side (prompt, then N greedy steps) and report every schedule
@@ -125,6 +132,11 @@ Usage:
   ingotc ops                             list the registered ops
   ingotc --version                       version, the host target LLVM sees, the CPU tiers
   ingotc --help                          this text
+
+Outputs (-o, --accuracy-report) are written under a temporary name and renamed into place; an
+existing output must be a regular, writable file that is not an input (a symlink, FIFO, device,
+directory or read-only file is never replaced). Numbers are whole numbers within each option's
+range (--seed: 0 to 2^64-1).
 
 Errors go to stderr; the exit status is 0 on success, 1 on a user error, 2 on bad usage.
 )";
@@ -222,8 +234,9 @@ int cmd_demo(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "-p" || args[i] == "--prompt") && i + 1 < args.size()) prompt = args[++i];
     else if ((args[i] == "-n") && i + 1 < args.size()) {
-      try { n_gen = std::stoi(args[++i]); } catch (...) { return usage_error("-n needs a number"); }
-      if (n_gen < 0 || n_gen > 200) return usage_error("-n must be between 0 and 200");
+      auto v = parse_int("-n", args[++i], 0, 200);
+      if (!v.ok()) return usage_error("demo: " + v.message());
+      n_gen = static_cast<int>(*v);
     } else return usage_error("demo: unknown argument '" + args[i] + "'");
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -324,7 +337,9 @@ int cmd_opt(const std::vector<std::string>& args) {
     } else if (args[i] == "-o" && i + 1 < args.size()) {
       out = args[++i];
     } else if (args[i] == "--inline-limit" && i + 1 < args.size()) {
-      try { print.inline_constant_limit = std::stoll(args[++i]); } catch (...) { return usage_error("--inline-limit needs a number"); }
+      auto v = parse_int("--inline-limit", args[++i], 0, std::numeric_limits<int64_t>::max());
+      if (!v.ok()) return usage_error("opt: " + v.message());
+      print.inline_constant_limit = *v;
     } else if (!args[i].empty() && args[i][0] == '-') {
       return usage_error("opt: unknown option '" + args[i] + "'");
     } else if (path.empty()) {
@@ -344,7 +359,7 @@ int cmd_opt(const std::vector<std::string>& args) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     return 0;
   }
-  st = write_file_atomic(out, s);
+  st = write_file_atomic(out, s, cli::input_files(path));
   return st.ok() ? 0 : fail(st);
 }
 
@@ -364,7 +379,9 @@ int cmd_dump(const std::vector<std::string>& args) {
     } else if (args[i] == "--format" && i + 1 < args.size()) format = args[++i];
     else if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
     else if (args[i] == "--inline-limit" && i + 1 < args.size()) {
-      try { opts.inline_constant_limit = std::stoll(args[++i]); } catch (...) { return usage_error("--inline-limit needs a number"); }
+      auto v = parse_int("--inline-limit", args[++i], 0, std::numeric_limits<int64_t>::max());
+      if (!v.ok()) return usage_error("dump: " + v.message());
+      opts.inline_constant_limit = *v;
     } else if (args[i] == "--all-logits") import_opts.all_logits = true;
     else if (!args[i].empty() && args[i][0] == '-') return usage_error("dump: unknown option '" + args[i] + "'");
     else if (path.empty()) path = args[i];
@@ -396,7 +413,7 @@ int cmd_dump(const std::vector<std::string>& args) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     return 0;
   }
-  Status st = write_file_atomic(out, s);
+  Status st = write_file_atomic(out, s, cli::input_files(path));
   return st.ok() ? 0 : fail(st);
 }
 
@@ -530,8 +547,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     }
     if ((args[i] == "-p" || args[i] == "--prompt") && i + 1 < args.size()) prompt = args[++i];
     else if (args[i] == "-n" && i + 1 < args.size()) {
-      try { n = std::stoi(args[++i]); } catch (...) { return usage_error("-n needs a number"); }
-      if (n < 0) return usage_error("-n must not be negative");
+      auto v = parse_int("-n", args[++i], 0, std::numeric_limits<int32_t>::max());
+      if (!v.ok()) return usage_error("eval: " + v.message());
+      n = static_cast<int>(*v);
     } else if (args[i] == "--json") json = true;
     else if (args[i] == "--stop-at-eos") stop_at_eos = true;
     else if (args[i] == "--stage" && i + 1 < args.size()) {
@@ -616,11 +634,9 @@ StatusOr<SynthShape> synth_shape_from_dims(const std::string& text) {
     if (eq == std::string::npos) return Status::Error("--dims: expected KEY=VALUE, got '" + item + "'");
     auto it = fields.find(item.substr(0, eq));
     if (it == fields.end()) return Status::Error("--dims: unknown key '" + item.substr(0, eq) + "' (vocab, dim, layers, heads, kv, ffn, ctx)");
-    try {
-      *it->second = std::stoll(item.substr(eq + 1));
-    } catch (...) {
-      return Status::Error("--dims: '" + item + "' needs a number");
-    }
+    auto v = parse_int("--dims " + item.substr(0, eq), item.substr(eq + 1), 0, std::numeric_limits<int32_t>::max());
+    if (!v.ok()) return Status::Error(v.message());
+    *it->second = *v;
   }
   if (s.n_kv_heads == 0) s.n_kv_heads = s.n_heads;
   for (auto& [key, ptr] : fields)
@@ -641,10 +657,14 @@ int cmd_synth(const std::vector<std::string>& args) {
     else if (args[i] == "-o") { if (!next(out)) return usage_error("-o needs a file"); }
     else if (args[i] == "--seed") {
       if (!next(seed_text)) return usage_error("--seed needs a number");
-      try { seed = std::stoull(seed_text); } catch (...) { return usage_error("--seed needs a number"); }
+      auto v = parse_uint64("--seed", seed_text);
+      if (!v.ok()) return usage_error("synth: " + v.message());
+      seed = *v;
     } else return usage_error("synth: unknown argument '" + args[i] + "'");
   }
   if (out.empty()) return usage_error("synth: -o OUT.gguf is required");
+  if (Status st = check_output_path(out, vocab.empty() ? std::vector<std::string>{} : std::vector<std::string>{vocab}); !st.ok())
+    return fail(st);
   if (shape_name.empty() == dims.empty()) return usage_error("synth: give exactly one of --shape and --dims");
   auto wtype = parse_element_type(type);
   if (!wtype) return usage_error("synth: unknown --type '" + type + "'");

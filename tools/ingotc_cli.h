@@ -1,11 +1,10 @@
 // Helpers shared by ingotc's commands (tools/ingotc.cpp, tools/compile_command.cpp): messages and
-// exit codes, "--name VALUE" / "--name=VALUE" options and atomic writes (whole-file reads:
-// hf::read_file in frontend/hf_config.h).
+// exit codes, "--name VALUE" / "--name=VALUE" options (atomic writes: runtime/atomic_file.h; whole-file
+// reads: hf::read_file in frontend/hf_config.h).
 #pragma once
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,24 +43,15 @@ inline bool option_value(const std::vector<std::string>& args, size_t& i, const 
   return true;
 }
 
-// Writes through a temporary file and a rename, so a failure never leaves a partial output.
-inline Status write_file_atomic(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp-ingotc";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::Error(path + ": cannot create file");
-    f << data;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status::Error(path + ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": cannot replace file");
-  }
-  return Status::Ok();
+// The files a command reads from `path`: the file itself, or a folder's regular files (a Hugging
+// Face checkpoint). An output may not be any of them (runtime/atomic_file.h).
+inline std::vector<std::string> input_files(const std::string& path) {
+  std::vector<std::string> files = {path};
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    for (const auto& e : std::filesystem::directory_iterator(path, ec))
+      if (e.is_regular_file(ec)) files.push_back(e.path().string());
+  return files;
 }
 
 }  // namespace ingot::cli

@@ -277,7 +277,7 @@ TEST(HfConfigTest, Errors) {
       {"fraction where an integer", with("num_hidden_layers", 2.5), "'num_hidden_layers' must be an integer, got 2.5"},
       {"string where a float", with("rms_norm_eps", "1e-5"), "'rms_norm_eps' must be a number, got string"},
       {"number where a bool", with("tie_word_embeddings", 1), "'tie_word_embeddings' must be true or false, got integer"},
-      {"negative size", with("intermediate_size", -4), "'intermediate_size' is -4, must be in [1, "},
+      {"negative size", with("intermediate_size", -4), "intermediate_size = -4 must be positive"},
       {"huge size", with("vocab_size", 1e300), "'vocab_size' must be an integer"},
       {"bad eos list", with("eos_token_id", {1, "x"}), "'eos_token_id' entry 1 must be an integer, got string"},
       {"heads not a multiple of kv heads", with("num_key_value_heads", 3),

@@ -1,0 +1,228 @@
+// Crafted bundles (docs/security.md, "What loading runs" and "What the engine checks"): a real
+// bundle of a tiny synthetic model, taken apart and written again (section hashes valid) with one
+// manifest field changed per case, or with a kernels object that would run code at load. Each must
+// end in a clean error naming the field, before any kernel runs; the unchanged bundle must run.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "codegen/bundle_writer.h"
+#include "codegen/kernels.h"
+#include "runtime/bundle.h"
+#include "runtime/cpu_features.h"
+#include "runtime/engine.h"
+#include "tests/common/files.h"
+#include "tests/common/status.h"
+
+namespace ingot {
+namespace {
+
+using ::ingot::testing::make_temp_dir;
+
+struct CmdResult {
+  int status = -1;
+  std::string out;
+};
+
+CmdResult run(const std::string& cmd) {
+  CmdResult r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  return r;
+}
+
+const std::string kIngot = INGOT_INGOT;
+const std::string kIngotc = INGOT_INGOTC;
+const std::string kClean = "env -u INGOT_TRUSTED_KEYS -u INGOT_TIER XDG_CONFIG_HOME=/nonexistent ";
+
+class CraftedBundle : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(make_temp_dir("crafted"));
+    const std::string gguf = *dir_ + "/tiny.gguf";
+    tier_ = new std::string(best_cpu_tier(usable_cpu_features())->name);
+    CmdResult r = run(kIngotc + " synth --shape tiny --type q8_0 -o " + gguf);
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = run(kClean + kIngotc + " compile " + gguf + " --target " + *tier_ + " -o " + *dir_ + "/good.ingot");
+    ASSERT_EQ(r.status, 0) << r.out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete tier_;
+  }
+
+  // The good bundle written again with `edit` applied to its manifest (and `kernels` as the
+  // kernels object, when not empty). Returns the path.
+  std::string craft(const std::string& name, const std::function<void(pb::Manifest&)>& edit, const std::string& kernels = "") {
+    std::string error;
+    auto good = take(Bundle::open(*dir_ + "/good.ingot", BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+    EXPECT_NE(good, nullptr) << error;
+    if (!good) return "";
+    BundleContents c;
+    c.manifest = good->manifest();
+    edit(c.manifest);  // with the tensor table, which the writer then fills again in the same order
+    c.manifest.clear_tensors();
+    c.manifest.clear_kernel_sets();
+    for (const KernelSet& set : good->kernel_sets()) {
+      auto bytes = good->bytes(good->sections()[size_t(set.section)]);
+      c.kernel_sets.push_back({set.tier, set.llvm_cpu, set.features,
+                               kernels.empty() ? std::string(bytes.begin(), bytes.end()) : kernels});
+    }
+    for (int i = 0; i < good->tensor_count(); ++i) {
+      const pb::Tensor& t = good->manifest().tensors(i);
+      BundleTensor bt;
+      bt.name = t.name();
+      bt.type = t.type();
+      bt.shape.assign(t.shape().begin(), t.shape().end());
+      bt.layout = t.layout();
+      bt.kernel = t.kernel();
+      bt.size = t.size();
+      const uint8_t* p = good->tensor_data(i);
+      bt.produce = [p, n = t.size()] { return StatusOr<std::vector<uint8_t>>(std::vector<uint8_t>(p, p + n)); };
+      c.tensors.push_back(std::move(bt));
+    }
+    const std::string path = *dir_ + "/" + name + ".ingot";
+    Status st = write_bundle(path, c);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return path;
+  }
+
+  // The message Engine::load gives, or "" if it loads.
+  static std::string load_error(const std::string& path) {
+    std::string error;
+    auto e = take(Engine::load(path), &error);
+    return e ? "" : error;
+  }
+
+  // The first call of a kernel whose symbol contains `kind`.
+  static pb::KernelCall* call_of(pb::Manifest& m, const std::string& kind) {
+    for (auto& c : *m.mutable_schedule()->mutable_calls())
+      if (c.symbol().find(kind) != std::string::npos) return &c;
+    return nullptr;
+  }
+
+  static std::string* dir_;
+  static std::string* tier_;
+};
+std::string* CraftedBundle::dir_ = nullptr;
+std::string* CraftedBundle::tier_ = nullptr;
+
+TEST_F(CraftedBundle, TheUnchangedBundleLoadsAndRuns) {
+  const std::string path = craft("same", [](pb::Manifest&) {});
+  EXPECT_EQ(load_error(path), "");
+  const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi' -n 3 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// One case per manifest field a kernel or the session relies on.
+struct FieldCase {
+  const char* name;
+  std::function<void(pb::Manifest&)> edit;
+  const char* expect;  // in the message
+};
+
+TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
+  const std::vector<FieldCase> cases = {
+      {"copy_last_row_huge_row", [](pb::Manifest& m) {
+         for (auto& c : *m.mutable_schedule()->mutable_calls())
+           if (c.builtin() == "copy_last_row") c.set_row_bytes(int64_t{1} << 40);
+       }, "row_bytes"},
+      {"scratch_zero", [](pb::Manifest& m) { m.mutable_schedule()->set_max_scratch_per_thread(0); }, "bytes where it may touch"},
+      {"scratch_2_62", [](pb::Manifest& m) { m.mutable_schedule()->set_max_scratch_per_thread(int64_t{1} << 62); }, "max_scratch_per_thread"},
+      {"logits_2_62", [](pb::Manifest& m) { m.mutable_outputs(0)->set_type("f32[1, 4611686018427387904]"); }, "not a decoder bundle"},
+      {"arena_offset_at_end", [](pb::Manifest& m) {
+         auto* c = call_of(m, "matmul");
+         c->mutable_args(kMatMulY)->set_arena_offset(m.memory_plan().arena_bytes() - 4);
+       }, "args[0]"},
+      {"arena_offset_misaligned", [](pb::Manifest& m) {
+         auto* c = call_of(m, "rms_norm");
+         c->mutable_args(0)->set_arena_offset(c->args(0).arena_offset() + 2);
+       }, "aligned"},
+      {"max_batch_4096", [](pb::Manifest& m) { m.mutable_memory_plan()->set_max_batch(4096); }, "max_batch = 4096"},
+      {"max_batch_2_40", [](pb::Manifest& m) { m.mutable_memory_plan()->set_max_batch(int64_t{1} << 40); }, "max_batch"},
+      {"max_context_1e6", [](pb::Manifest& m) { m.mutable_memory_plan()->set_max_context(1000000); }, "max_context"},
+      {"small_weight", [](pb::Manifest& m) {
+         // The matmul's packed weight replaced by the smallest tensor (a norm's 64 floats).
+         int smallest = 0;
+         for (int i = 0; i < m.tensors_size(); ++i)
+           if (m.tensors(i).size() < m.tensors(smallest).size()) smallest = i;
+         call_of(m, "matmul")->mutable_args(kMatMulW)->set_weight(static_cast<uint32_t>(smallest));
+       }, "bytes where it may touch"},
+      {"weight_written", [](pb::Manifest& m) {
+         call_of(m, "matmul")->mutable_args(kMatMulY)->set_weight(0);
+       }, "writes it"},
+      {"state_slot_small", [](pb::Manifest& m) { m.mutable_memory_plan()->mutable_state(0)->set_bytes(64); }, "memory_plan.state"},
+      {"unknown_dim", [](pb::Manifest& m) { call_of(m, "attention")->set_dims(0, static_cast<pb::DynamicDim>(77)); }, "unknown dimension"},
+      {"rows_beyond_the_arena", [](pb::Manifest& m) {
+         // The rows a matmul sees become past + tokens, with a context far beyond what the arena holds.
+         call_of(m, "matmul")->set_dims(0, pb::DIM_PAST_PLUS_TOKENS);
+         m.mutable_memory_plan()->set_max_context(m.memory_plan().max_context() * 64);
+         for (auto& s : *m.mutable_memory_plan()->mutable_state()) s.set_bytes(s.bytes() * 64);
+         m.mutable_memory_plan()->set_state_bytes(m.memory_plan().state_bytes() * 64);
+       }, "bytes where it may touch"},
+      {"null_slot", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_null(); }, "is missing"},
+      {"scratch_as_tensor", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_scratch(); }, "is scratch"},
+      {"symbol_system", [](pb::Manifest& m) { call_of(m, "matmul")->set_symbol("system"); }, "not among the manifest's kernels"},
+      {"listed_system", [](pb::Manifest& m) {
+         call_of(m, "matmul")->set_symbol("system");
+         m.add_kernels()->set_symbol("system");
+       }, "does not define"},
+  };
+  for (const FieldCase& fc : cases) {
+    SCOPED_TRACE(fc.name);
+    const std::string path = craft(fc.name, fc.edit);
+    const std::string error = load_error(path);
+    EXPECT_NE(error.find(fc.expect), std::string::npos) << "message: " << error;
+    EXPECT_NE(error.find(path), std::string::npos) << "the message names the bundle: " << error;
+    const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi there' -n 2 --temp 0");
+    EXPECT_EQ(r.status, 1) << r.out;
+  }
+}
+
+// A kernels object with code that the dynamic loader would run at load: a constructor, or an IFUNC
+// resolver. Refused before dlopen by run and verify; the marker file is never written.
+TEST_F(CraftedBundle, ObjectsThatRunCodeAtLoadAreRefusedBeforeItRuns) {
+  const std::string marker = *dir_ + "/marker";
+  const char* sources[][2] = {
+      {"constructor",
+       "#include <stdio.h>\n#include <stdlib.h>\n"
+       "__attribute__((constructor)) static void boom(void) { FILE* f = fopen(getenv(\"INGOT_TEST_MARKER\"), \"w\"); if (f) fclose(f); }\n"},
+      {"ifunc",
+       "#include <stdio.h>\n#include <stdlib.h>\n"
+       "static void impl(void) {}\n"
+       "static void* resolve(void) { FILE* f = fopen(getenv(\"INGOT_TEST_MARKER\"), \"w\"); if (f) fclose(f); return (void*)impl; }\n"
+       "void ingot_evil(void) __attribute__((ifunc(\"resolve\")));\n"},
+  };
+  for (const auto& [name, source] : sources) {
+    SCOPED_TRACE(name);
+    const std::string c = *dir_ + "/" + name + ".c", so = *dir_ + "/" + name + ".so";
+    std::ofstream(c) << source;
+    CmdResult r = run("cc -shared -fPIC -o " + so + " " + c);
+    ASSERT_EQ(r.status, 0) << r.out;
+    std::ifstream in(so, std::ios::binary);
+    const std::string object((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string path = craft(name, [](pb::Manifest&) {}, object);
+    std::remove(marker.c_str());
+    for (const std::string& cmd : {"run " + path + " -p Hi -n 1", "verify " + path}) {
+      r = run("INGOT_TEST_MARKER=" + marker + " " + kClean + kIngot + " " + cmd);
+      EXPECT_NE(r.status, 0) << cmd << ": " << r.out;
+      if (cmd.rfind("run", 0) == 0) EXPECT_NE(r.out.find("the kernels object is refused"), std::string::npos) << r.out;
+      EXPECT_NE(access(marker.c_str(), F_OK), 0) << cmd << " ran the object's code";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ingot
