@@ -73,8 +73,8 @@ struct KernelFamily {
   StatusOr<std::vector<KernelArg>> (*args)(const Node& node, const KernelSpec& spec);
   // What the kernel reads and writes, slot by slot, as a function of its dims: stored in the
   // kernels object beside the code, checked by the runtime against every call's buffers, and the
-  // source of the call's scratch size (its `scratch` slot). An upper bound of what the code
-  // touches: the harness runs every case with each buffer ending at a guard page.
+  // source of the call's scratch size (its `scratch` slot). Must bound what the emitted code
+  // touches for any dims: write it from the same layout the emitter uses.
   StatusOr<KernelContract> (*contract)(const KernelSpec& spec);
   // The repacked layout of a packed_input argument; null: none.
   std::optional<PackedWeight> (*packed_input)(const KernelSpec& spec, int input);
