@@ -19,6 +19,10 @@ for exe in "$build_dir"/tests/fuzz_*; do
   case "$name" in
     fuzz_ir_text) cp tests/lit/ir/*.ir "$corpus/" ;;
     fuzz_gguf) for f in "$models"/vocab/*.gguf "$models"/*.gguf; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 2000000 ] && cp "$f" "$corpus/"; done || true ;;
+    fuzz_kernel_object) # up to 40 small shared objects of this system: real ELF tables to mutate
+      n=0; for f in /usr/lib/x86_64-linux-gnu/*.so*; do
+        [ -f "$f" ] && [ "$(stat -L -c %s "$f")" -lt 40000 ] && cp -L "$f" "$corpus/" && n=$((n + 1)); [ $n -ge 40 ] && break
+      done; true ;;
     fuzz_safetensors) for f in model.safetensors tokenizer.json tokenizer.model config.json generation_config.json; do
         [ -f "$models/stories260K-hf/$f" ] && cp "$models/stories260K-hf/$f" "$corpus/"; done; true ;;
   esac
