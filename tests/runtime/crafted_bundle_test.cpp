@@ -18,6 +18,7 @@
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
 #include "runtime/engine.h"
+#include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/status.h"
 
@@ -26,22 +27,8 @@ namespace {
 
 using ::ingot::testing::make_temp_dir;
 
-struct CmdResult {
-  int status = -1;
-  std::string out;
-};
-
-CmdResult run(const std::string& cmd) {
-  CmdResult r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  return r;
-}
+using ::ingot::testing::CmdResult;
+CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
 
 const std::string kIngot = INGOT_INGOT;
 const std::string kIngotc = INGOT_INGOTC;

@@ -25,6 +25,7 @@
 #include "runtime/ingot.h"
 #include "runtime/sha256.h"
 #include "runtime/signature.h"
+#include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/status.h"
 
@@ -34,23 +35,8 @@ namespace {
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
-
-// A command line's exit status and its stdout and stderr together.
-CmdResult run(const std::string& cmd) {
-  CmdResult r{-1, ""};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-  return r;
-}
+using ::ingot::testing::CmdResult;
+CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
 
 const std::string kIngot = INGOT_INGOT;
 const std::string kIngotc = INGOT_INGOTC;
