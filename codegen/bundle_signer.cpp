@@ -237,14 +237,7 @@ Status sign_bundle(const std::string& path, const SigningKey& key) {
   const uint64_t file_size = table.back().offset + table.back().size;
 
   std::vector<uint8_t> head(table.front().offset, 0);
-  FileHeader h;
-  std::memcpy(h.magic, kMagic, sizeof(kMagic));
-  h.version = kFormatVersion;
-  h.section_count = static_cast<uint32_t>(table.size());
-  h.flags = 0;
-  h.file_size = file_size;
-  encode(h, head.data());
-  for (size_t i = 0; i < table.size(); ++i) encode(table[i], head.data() + FileHeader::kSize + i * SectionEntry::kSize);
+  encode_header_and_table(table.data(), static_cast<uint32_t>(table.size()), file_size, head.data());
 
   const std::string tmp = path + ".tmp-sign-" + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);

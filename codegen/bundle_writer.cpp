@@ -198,14 +198,7 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
 
   // The header and the table, now that the hashes are known.
   std::vector<uint8_t> head(FileHeader::kSize + table.size() * SectionEntry::kSize);
-  FileHeader h;
-  std::memcpy(h.magic, kMagic, sizeof(kMagic));
-  h.version = kFormatVersion;
-  h.section_count = static_cast<uint32_t>(table.size());
-  h.flags = 0;
-  h.file_size = file_size;
-  encode(h, head.data());
-  for (size_t i = 0; i < table.size(); ++i) encode(table[i], head.data() + FileHeader::kSize + i * SectionEntry::kSize);
+  encode_header_and_table(table.data(), static_cast<uint32_t>(table.size()), file_size, head.data());
   INGOT_RETURN_IF_ERROR(write_all(fd, 0, head.data(), head.size(), path));
   if (c.signing_key)
     INGOT_RETURN_IF_ERROR(write_bundle_signature(fd, path, file_size, static_cast<uint32_t>(table.size() - 1), *c.signing_key));

@@ -122,6 +122,19 @@ inline SectionEntry decode_section(const uint8_t in[SectionEntry::kSize]) {
   return e;
 }
 
+// The header (this format version, no flags) and the section table, into the first
+// FileHeader::kSize + n * SectionEntry::kSize bytes of `out`.
+inline void encode_header_and_table(const SectionEntry* table, uint32_t n, uint64_t file_size, uint8_t* out) {
+  FileHeader h;
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.version = kFormatVersion;
+  h.section_count = n;
+  h.flags = 0;
+  h.file_size = file_size;
+  encode(h, out);
+  for (uint32_t i = 0; i < n; ++i) encode(table[i], out + FileHeader::kSize + size_t(i) * SectionEntry::kSize);
+}
+
 inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 // ---------------------------------------------------------------- the signature section
