@@ -132,7 +132,9 @@ StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions
 
   const GgufValue* arch_v = file->find("general.architecture");
   if (!arch_v) return Status::Error(path + ": metadata key 'general.architecture' is missing");
-  INGOT_ASSIGN_OR_RETURN(im.architecture, arch_v->as_string());
+  auto arch = arch_v->as_string();
+  if (!arch.ok()) return arch.status().with_context(path + ": general.architecture");
+  im.architecture = std::move(*arch);
   if (im.architecture != "llama" && im.architecture != "mistral" && im.architecture != "qwen2")
     return Status::Error(path + ": architecture '" + im.architecture + "' is not supported (supported: llama, mistral, qwen2)");
   INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_gguf(*file));

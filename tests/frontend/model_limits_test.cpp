@@ -62,6 +62,19 @@ TEST(ModelLimits, GgufBlockCountBeyondTheCapIsRejectedAtOnce) {
   EXPECT_LT(seconds_since(t0), 2.0);
 }
 
+// Found by fuzz_import_gguf: an architecture of the wrong type said "expected a string, got u8"
+// without naming the file or the key.
+TEST(ModelLimits, GgufArchitectureOfTheWrongTypeNamesTheFileAndKey) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  const std::string dir = make_temp_dir("limits_arch");
+  const std::string path = patched_gguf(model, dir + "/model.gguf", {{"general.architecture", GgufValue::u8(7)}});
+  auto im = import_model(path);
+  ASSERT_FALSE(im.ok());
+  EXPECT_NE(im.message().find(path), std::string::npos) << im.message();
+  EXPECT_NE(im.message().find("general.architecture"), std::string::npos) << im.message();
+  EXPECT_NE(im.message().find("expected a string"), std::string::npos) << im.message();
+}
+
 TEST(ModelLimits, GgufEveryShapeFieldIsCapped) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
   const std::string dir = make_temp_dir("limits_gguf_fields");
