@@ -106,6 +106,10 @@ struct MatMulSpec {
 struct RMSNormSpec {
   int64_t D = 0;
   float eps = 1e-5f;
+  // Rows of D per unit of dims[0] (x[tokens, heads, D]: heads, as in Qwen3's per-head Q/K norms);
+  // when static_rows > 0 (a static shape of rank 1 or >= 3), dims[0] is not read.
+  int64_t rows_per_dim0 = 1;
+  int64_t static_rows = 0;
 };
 
 // Causal grouped-query attention over the KV cache (the Attention op): query head h uses KV head

@@ -1,5 +1,6 @@
 #include "frontend/importer.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "frontend/demo_model.h"
@@ -75,6 +76,14 @@ class GgufKeys {
   std::string prefix_;
 };
 
+constexpr const char* kGgufArchitectures = "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3";
+
+bool is_supported_gguf_architecture(const std::string& arch) {
+  for (const char* a : {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"})
+    if (arch == a) return true;
+  return false;
+}
+
 StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
   GgufKeys k(f, arch + ".");
   LlamaConfig c;
@@ -107,10 +116,36 @@ StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
     for (float v : t->to_f32_vector()) c.rope_freq_factors.push_back(v);
   }
 
-  // llama.cpp's "llama" graphs rotate adjacent pairs (the converter permuted Q/K for that);
-  // "qwen2" keeps Hugging Face's rotate-half layout and has Q/K/V biases.
-  c.rope_layout = arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
+  // llama.cpp's "llama" graphs rotate adjacent pairs (the converter permuted Q/K for that); the
+  // others keep Hugging Face's rotate-half ("NEOX") layout. Qwen2 has Q/K/V biases.
+  c.rope_layout = arch == "llama" || arch == "mistral" ? RopeLayout::Interleaved : RopeLayout::RotateHalf;
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = f.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
+  c.fused_qkv = f.find_tensor("blk.0.attn_qkv.weight") != nullptr;
+  c.fused_gate_up = arch == "phi3" && f.find_tensor("blk.0.ffn_gate.weight") == nullptr;
+  if (arch == "phi3" && f.find_tensor("rope_factors_long.weight"))
+    return Status::Error(f.path() + ": Phi-3 LongRoPE (rope_factors_long) is not supported yet");
+  if (arch == "gemma2" || arch == "gemma3") {
+    // As llama.cpp's gemma2.cpp and gemma3.cpp: embeddings times sqrtf(dim), post-norms, GeGLU,
+    // queries scaled by 1/sqrt(head_dim) (1/sqrt(dim/heads) for the 27B sizes, 46 and 62 layers).
+    c.embed_scale = std::sqrt(static_cast<float>(c.dim));
+    c.post_norms = true;
+    c.geglu = true;
+    const bool is_27b = (arch == "gemma2" && c.n_layers == 46) || (arch == "gemma3" && c.n_layers == 62);
+    c.attn_scale = 1.0f / std::sqrt(static_cast<float>(is_27b ? c.dim / c.n_heads : c.head_dim()));
+    INGOT_ASSIGN_OR_RETURN(int64_t window, k.int_key_or("attention.sliding_window", arch == "gemma2" ? 4096 : 0));
+    INGOT_RETURN_IF_ERROR(k.check("attention.sliding_window", window, kMaxContext));
+    c.sliding_window = window;
+    INGOT_ASSIGN_OR_RETURN(c.swa_period, k.int_key_or("attention.sliding_window_pattern", arch == "gemma2" ? 2 : 6));
+    INGOT_RETURN_IF_ERROR(k.check("attention.sliding_window_pattern", c.swa_period, kMaxLayers));
+    INGOT_ASSIGN_OR_RETURN(c.final_softcap, k.float_key_or("final_logit_softcapping", arch == "gemma2" ? 30.0 : 0.0));
+    if (arch == "gemma2") {
+      INGOT_ASSIGN_OR_RETURN(c.attn_softcap, k.float_key_or("attn_logit_softcapping", 50.0));
+      INGOT_ASSIGN_OR_RETURN(c.rope_base_swa, k.float_key_or("rope.freq_base_swa", c.rope_base));
+    } else {
+      INGOT_ASSIGN_OR_RETURN(c.rope_base_swa, k.float_key_or("rope.freq_base_swa", 10000.0));
+    }
+  }
   c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd) return Status::Error(f.path() + ": tensor 'token_embd.weight' is missing");
@@ -135,8 +170,8 @@ StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions
   auto arch = arch_v->as_string();
   if (!arch.ok()) return arch.status().with_context(path + ": general.architecture");
   im.architecture = std::move(*arch);
-  if (im.architecture != "llama" && im.architecture != "mistral" && im.architecture != "qwen2")
-    return Status::Error(path + ": architecture '" + im.architecture + "' is not supported (supported: llama, mistral, qwen2)");
+  if (!is_supported_gguf_architecture(im.architecture))
+    return Status::Error(path + ": architecture '" + im.architecture + "' is not supported (supported: " + kGgufArchitectures + ")");
   INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_gguf(*file));
   INGOT_ASSIGN_OR_RETURN(im.config, gguf_config(*file, im.architecture));
   im.config.all_logits = opts.all_logits;

@@ -50,17 +50,24 @@ Status LlamaConfig::validate() const {
                          std::to_string(head_dim() / 2) + " frequencies");
   if (kv_type != ElementType::f32 && kv_type != ElementType::f16)
     return Status::Error("the KV cache type must be f32 or f16, got " + std::string(type_name(kv_type)));
+  if (sliding_window < 0 || swa_period < 0) return Status::Error("the sliding window and its period must not be negative");
+  if (!(rope_base_swa >= 0)) return Status::Error("the local layers' RoPE base must not be negative");
+  if (!(embed_scale >= 0) || !(attn_softcap >= 0) || !(final_softcap >= 0) || !(attn_scale >= 0))
+    return Status::Error("embedding scale, soft-caps and attention scale must not be negative");
+  if (fused_qkv && qkv_bias) return Status::Error("a fused QKV projection with biases is not supported");
   if (act_quant != "none" && act_quant != "q8")
     return Status::Error("act_quant must be \"none\" or \"q8\", got \"" + act_quant + "\"");
   return Status::Ok();
 }
 
-std::vector<double> LlamaConfig::rope_inv_freq() const {
+std::vector<double> LlamaConfig::rope_inv_freq(bool swa) const {
   const int64_t hd = head_dim();
+  const double base = swa && rope_base_swa > 0 ? rope_base_swa : rope_base;
   std::vector<double> f(static_cast<size_t>(hd / 2));
   for (int64_t i = 0; i < hd / 2; ++i) {
-    double freq = std::pow(rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-    switch (rope_scaling.type) {
+    double freq = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+    // Local (sliding-window) layers keep their frequencies unscaled, as llama.cpp's Gemma 3 does.
+    switch (swa ? RopeScaling::Type::None : rope_scaling.type) {
       case RopeScaling::Type::None: break;
       case RopeScaling::Type::Linear: freq /= rope_scaling.factor; break;
       case RopeScaling::Type::Llama3: {
@@ -102,20 +109,33 @@ class LlamaGraph {
     Value pos = b_.parameter("pos", ElementType::i64, {});
     Value table = weight("token_embd.weight", {c_.vocab, c_.dim});
     Value x = b_.op(Op::Gather, {table, ids}, {{"axis", Attribute::Int(0)}}, "embed");
+    // Gemma: x * sqrt(dim), the f32 constant llama.cpp's ggml_scale uses.
+    if (c_.embed_scale > 0) x = b_.mul(x, b_.scalar_f32(static_cast<float>(c_.embed_scale)));
 
     // RoPE angles: positions [tokens] x inverse frequencies [hd/2].
     Value positions = b_.op(Op::Range, {pos}, {{"length", Attribute::Dims({tokens})}}, "positions");
     Value posf = b_.convert(positions, ElementType::f32);
-    std::vector<float> inv_freq;
-    for (double f : c_.rope_inv_freq()) inv_freq.push_back(static_cast<float>(f));
-    Value freqs = b_.constant(std::make_shared<Tensor>(Tensor::from_f32({hd / 2}, inv_freq)), "rope.inv_freq");
-    Value angles = b_.mul(b_.reshape(posf, {tokens, 1}), freqs);
-    cos_ = b_.op(Op::Cos, {angles}, {}, "rope.cos");
-    sin_ = b_.op(Op::Sin, {angles}, {}, "rope.sin");
+    auto rope_angles = [&](bool swa, const std::string& name) {
+      std::vector<float> inv_freq;
+      for (double f : c_.rope_inv_freq(swa)) inv_freq.push_back(static_cast<float>(f));
+      Value freqs = b_.constant(std::make_shared<Tensor>(Tensor::from_f32({hd / 2}, inv_freq)), name + ".inv_freq");
+      Value angles = b_.mul(b_.reshape(posf, {tokens, 1}), freqs);
+      return std::pair{b_.op(Op::Cos, {angles}, {}, name + ".cos"), b_.op(Op::Sin, {angles}, {}, name + ".sin")};
+    };
+    std::tie(cos_, sin_) = rope_angles(false, "rope");
 
     // Causal mask [tokens, past+tokens]: key position <= query position.
     Value key_pos = b_.op(Op::Range, {b_.scalar_i64(0)}, {{"length", Attribute::Dims({past + tokens})}}, "key_positions");
-    mask_ = b_.op(Op::LessEqual, {key_pos, b_.reshape(positions, {tokens, 1})}, {}, "causal_mask");
+    Value query_pos = b_.reshape(positions, {tokens, 1});
+    mask_ = b_.op(Op::LessEqual, {key_pos, query_pos}, {}, "causal_mask");
+    bool any_swa = false;
+    for (int64_t l = 0; l < c_.n_layers; ++l) any_swa |= c_.is_swa_layer(l);
+    if (any_swa) {
+      // Local layers: also key position > query position - window (llama.cpp's standard SWA).
+      std::tie(cos_swa_, sin_swa_) = rope_angles(true, "rope_swa");
+      Value recent = b_.op(Op::Greater, {key_pos, b_.sub(query_pos, b_.scalar_i64(c_.sliding_window))});
+      mask_swa_ = b_.op(Op::LogicalAnd, {mask_, recent}, {}, "sliding_window_mask");
+    }
 
     // Stop at the first error (a missing tensor): the layers after it would only repeat it.
     for (int64_t l = 0; l < c_.n_layers && status().ok(); ++l) x = layer(x, l, tokens, past);
@@ -123,7 +143,8 @@ class LlamaGraph {
 
     Value h = rms_norm(x, "output_norm.weight");
     if (!c_.all_logits) h = b_.slice(h, 0, -1, kEnd);
-    b_.result(project(h, c_.tied_embeddings ? "token_embd.weight" : "output.weight", {c_.vocab, c_.dim}), "logits");
+    Value logits = project(h, c_.tied_embeddings ? "token_embd.weight" : "output.weight", {c_.vocab, c_.dim});
+    b_.result(softcap(logits, c_.final_softcap), "logits");
     return b_.status();
   }
 
@@ -177,19 +198,29 @@ class LlamaGraph {
     if (errors_.ok()) errors_ = s;  // the first error explains the rest
   }
 
-  // x / sqrt(mean(x^2) + eps) * w
-  Value rms_norm(Value x, const std::string& w) {
+  // x / sqrt(mean(x^2) + eps) * w over the last axis, of size n (dim, or head_dim for Q/K norms);
+  // w + offset for Hugging Face Gemma (constant folding adds it once).
+  Value rms_norm(Value x, const std::string& w, int64_t n = 0) {
     Value sq = b_.op(Op::Power, {x, b_.scalar_f32(2.0f)});
     Value mean = b_.op(Op::ReduceMean, {sq}, {{"axes", Attribute::Ints({-1})}, {"keep_dims", Attribute::Bool(true)}});
     Value denom = b_.op(Op::Sqrt, {b_.add(mean, b_.scalar_f32(static_cast<float>(c_.rms_eps)))});
-    return b_.mul(b_.div(x, denom), weight(w, {c_.dim}));
+    Value scale = weight(w, {n ? n : c_.dim});
+    if (c_.norm_weight_offset != 0 && scale.node) scale = b_.add(scale, b_.scalar_f32(static_cast<float>(c_.norm_weight_offset)));
+    return b_.mul(b_.div(x, denom), scale);
   }
 
-  // x: [tokens, heads, hd]
-  Value rope(Value x, int64_t heads, const Dim& tokens) {
+  // cap * tanh(x * (1 / cap)), llama.cpp's soft-capping (two scales around a tanh); x when cap is 0.
+  Value softcap(Value x, double cap) {
+    if (cap <= 0) return x;
+    Value t = b_.op(Op::Tanh, {b_.mul(x, b_.scalar_f32(static_cast<float>(1.0 / cap)))});
+    return b_.mul(t, b_.scalar_f32(static_cast<float>(cap)));
+  }
+
+  // x: [tokens, heads, hd]; the local layers' angles with `swa`.
+  Value rope(Value x, int64_t heads, const Dim& tokens, bool swa) {
     const int64_t hd = c_.head_dim(), half = hd / 2;
-    Value cos = b_.reshape(cos_, {tokens, 1, half});
-    Value sin = b_.reshape(sin_, {tokens, 1, half});
+    Value cos = b_.reshape(swa ? cos_swa_ : cos_, {tokens, 1, half});
+    Value sin = b_.reshape(swa ? sin_swa_ : sin_, {tokens, 1, half});
     if (c_.rope_layout == RopeLayout::Interleaved) {
       Value pairs = b_.reshape(x, {tokens, heads, half, 2});
       Value x0 = b_.reshape(b_.slice(pairs, 3, 0, 1), {tokens, heads, half});
@@ -244,12 +275,26 @@ class LlamaGraph {
     const int64_t d = c_.dim, h = c_.n_heads, kv = c_.n_kv_heads, hd = c_.head_dim();
     const Dim seq = past + tokens;
 
+    const bool swa = c_.is_swa_layer(l);
     Value xn = rms_norm(x, p + "attn_norm.weight");
-    Value q = b_.reshape(biased(project(xn, p + "attn_q.weight", {h * hd, d}), p + "attn_q.bias", h * hd), {tokens, h, hd});
-    Value k = b_.reshape(biased(project(xn, p + "attn_k.weight", {kv * hd, d}), p + "attn_k.bias", kv * hd), {tokens, kv, hd});
-    Value v = b_.reshape(biased(project(xn, p + "attn_v.weight", {kv * hd, d}), p + "attn_v.bias", kv * hd), {tokens, kv, hd});
-    q = rope(q, h, tokens);
-    k = rope(k, kv, tokens);
+    Value q, k, v;
+    if (c_.fused_qkv) {
+      // Phi-3: one projection, then Q, K and V side by side in each row.
+      Value qkv = project(xn, p + "attn_qkv.weight", {(h + 2 * kv) * hd, d});
+      q = b_.reshape(b_.slice(qkv, 1, 0, h * hd), {tokens, h, hd});
+      k = b_.reshape(b_.slice(qkv, 1, h * hd, (h + kv) * hd), {tokens, kv, hd});
+      v = b_.reshape(b_.slice(qkv, 1, (h + kv) * hd, (h + 2 * kv) * hd), {tokens, kv, hd});
+    } else {
+      q = b_.reshape(biased(project(xn, p + "attn_q.weight", {h * hd, d}), p + "attn_q.bias", h * hd), {tokens, h, hd});
+      k = b_.reshape(biased(project(xn, p + "attn_k.weight", {kv * hd, d}), p + "attn_k.bias", kv * hd), {tokens, kv, hd});
+      v = b_.reshape(biased(project(xn, p + "attn_v.weight", {kv * hd, d}), p + "attn_v.bias", kv * hd), {tokens, kv, hd});
+    }
+    if (c_.qk_norm) {
+      q = rms_norm(q, p + "attn_q_norm.weight", hd);
+      k = rms_norm(k, p + "attn_k_norm.weight", hd);
+    }
+    q = rope(q, h, tokens, swa);
+    k = rope(k, kv, tokens, swa);
 
     Value k_all = repeat_kv(kv_cache(k, l, "k", past), seq);
     Value v_all = repeat_kv(kv_cache(v, l, "v", past), seq);
@@ -257,17 +302,30 @@ class LlamaGraph {
     Value qh = llama_cpp_half(b_.transpose(q, {1, 0, 2}));  // [h, tokens, hd]
     Value kh = b_.transpose(k_all, {1, 0, 2});  // [h, seq, hd]
     Value vh = b_.transpose(v_all, {1, 0, 2});  // [h, seq, hd]
-    Value scores = b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))));
-    Value masked = b_.op(Op::Select, {mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
+    const double scale = c_.attn_scale > 0 ? c_.attn_scale : 1.0 / std::sqrt(static_cast<double>(hd));
+    Value scores = softcap(b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(scale))), c_.attn_softcap);
+    Value masked = b_.op(Op::Select, {swa ? mask_swa_ : mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
     Value probs = b_.op(Op::Softmax, {masked}, {{"axis", Attribute::Int(-1)}});
     Value attn = b_.reshape(b_.transpose(b_.matmul(llama_cpp_half(probs), vh), {1, 0, 2}), {tokens, h * hd});
-    x = b_.add(x, project(attn, p + "attn_output.weight", {d, h * hd}));
+    Value attn_out = project(attn, p + "attn_output.weight", {d, h * hd});
+    if (c_.post_norms) attn_out = rms_norm(attn_out, p + "post_attention_norm.weight");
+    x = b_.add(x, attn_out);
 
     Value fn = rms_norm(x, p + "ffn_norm.weight");
-    Value gate = project(fn, p + "ffn_gate.weight", {c_.ffn, d});
-    Value up = project(fn, p + "ffn_up.weight", {c_.ffn, d});
-    Value act = b_.mul(b_.mul(gate, b_.op(Op::Sigmoid, {gate})), up);  // SiLU(gate) * up
-    return b_.add(x, project(act, p + "ffn_down.weight", {d, c_.ffn}));
+    Value gate, up;
+    if (c_.fused_gate_up) {
+      Value both = project(fn, p + "ffn_up.weight", {2 * c_.ffn, d});
+      gate = b_.slice(both, 1, 0, c_.ffn);
+      up = b_.slice(both, 1, c_.ffn, 2 * c_.ffn);
+    } else {
+      gate = project(fn, p + "ffn_gate.weight", {c_.ffn, d});
+      up = project(fn, p + "ffn_up.weight", {c_.ffn, d});
+    }
+    Value act = c_.geglu ? b_.op(Op::GeGLU, {gate, up}, {{"approximation", Attribute::String("ggml_f16")}})
+                         : b_.mul(b_.mul(gate, b_.op(Op::Sigmoid, {gate})), up);  // SiLU(gate) * up
+    Value ffn_out = project(act, p + "ffn_down.weight", {d, c_.ffn});
+    if (c_.post_norms) ffn_out = rms_norm(ffn_out, p + "post_ffw_norm.weight");
+    return b_.add(x, ffn_out);
   }
 
  public:
@@ -278,7 +336,7 @@ class LlamaGraph {
   const WeightProvider& weights_;
   GraphBuilder b_;
   Status errors_;
-  Value cos_, sin_, mask_;
+  Value cos_, sin_, mask_, cos_swa_, sin_swa_, mask_swa_;
   std::map<std::string, Value> constants_, converted_;
 };
 

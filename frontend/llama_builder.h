@@ -42,6 +42,32 @@ struct LlamaConfig {
   std::vector<double> rope_freq_factors;  // GGUF "rope_freqs.weight": each frequency is divided by its factor
   int64_t head_dim_override = 0;  // 0: dim / n_heads
   bool qkv_bias = false;          // qwen2: attn_q/k/v carry biases ("blk.N.attn_q.bias", ...)
+  // Qwen3, Gemma 3: RMSNorm over each head of Q and K ("attn_q_norm", "attn_k_norm", [head_dim])
+  // before RoPE.
+  bool qk_norm = false;
+  // Phi-3: one [(heads + 2 kv) * head_dim, dim] projection "attn_qkv" for Q, K and V, and one
+  // [2 ffn, dim] "ffn_up" holding gate then up.
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
+  // Gemma: embeddings times sqrt(dim) (0: none), a second RMSNorm after attention and after the
+  // feed-forward ("post_attention_norm", "post_ffw_norm"), GeGLU with ggml's GELU in place of
+  // SwiGLU, and soft-capping cap * tanh(x / cap) of attention scores and final logits (0: none).
+  double embed_scale = 0.0;
+  bool post_norms = false;
+  bool geglu = false;
+  double attn_softcap = 0.0;
+  double final_softcap = 0.0;
+  // Scores are q.k times this (0: 1 / sqrt(head_dim)). Gemma: 1 / sqrt(query_pre_attn_scalar).
+  double attn_scale = 0.0;
+  // Hugging Face Gemma stores RMSNorm weights w for x * (1 + w); llama.cpp's converter adds the 1.
+  double norm_weight_offset = 0.0;
+  // Sliding-window attention (off when sliding_window is 0): layer l attends to the last
+  // `sliding_window` positions when swa_period is 0 or l % swa_period < swa_period - 1 (llama.cpp's
+  // pattern: Gemma 2 even layers, Gemma 3 five of every six), with RoPE base rope_base_swa (0:
+  // rope_base).
+  int64_t sliding_window = 0;
+  int64_t swa_period = 0;
+  double rope_base_swa = 0.0;
   bool tied_embeddings = false;   // the output projection reuses token_embd.weight
   bool all_logits = false;        // false: logits for the last position only
   // "none": weights of other types get a Convert to f32 and a MatMul, as a generic converter
@@ -53,8 +79,11 @@ struct LlamaConfig {
   // cache, as llama.cpp's f16 dot products do.
   ElementType kv_type = ElementType::f32;
   int64_t head_dim() const { return head_dim_override ? head_dim_override : (n_heads ? dim / n_heads : 0); }
-  // RoPE inverse frequencies after scaling: head_dim / 2 values.
-  std::vector<double> rope_inv_freq() const;
+  bool is_swa_layer(int64_t layer) const {
+    return sliding_window > 0 && (swa_period == 0 || layer % swa_period < swa_period - 1);
+  }
+  // RoPE inverse frequencies after scaling: head_dim / 2 values (of local layers with `swa`).
+  std::vector<double> rope_inv_freq(bool swa = false) const;
   Status validate() const;
 };
 

@@ -1,5 +1,6 @@
 #include "frontend/synth.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -42,6 +43,12 @@ Status check_shape(const SynthShape& s) {
                 std::to_string(s.n_kv_heads));
   if ((s.dim / s.n_heads) % 2 != 0)
     return fail("head dimension " + std::to_string(s.dim / s.n_heads) + " is odd (RoPE rotates pairs)");
+  const auto archs = synth_archs();
+  if (std::find(archs.begin(), archs.end(), s.arch) == archs.end()) {
+    std::string known;
+    for (const std::string& a : archs) known += (known.empty() ? "" : ", ") + a;
+    return fail("unknown architecture '" + s.arch + "' (known: " + known + ")");
+  }
   return Status::Ok();
 }
 
@@ -188,22 +195,38 @@ Status fill_weight(Random& r, ElementType type, double a, uint8_t* dst, size_t b
 
 void set_u32(GgufWriter& w, const std::string& key, int64_t v) { w.set(key, GgufValue::u32(static_cast<uint32_t>(v))); }
 
-void set_llama_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t file_type) {
-  w.set("general.architecture", GgufValue::string("llama"));
+constexpr int64_t kSynthSlidingWindow = 3;
+
+void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t file_type) {
+  const std::string a = s.arch + ".";
+  const int64_t hd = s.dim / s.n_heads;
+  w.set("general.architecture", GgufValue::string(s.arch));
   w.set("general.name", GgufValue::string(s.name.empty() ? "synth" : s.name));
   set_u32(w, "general.alignment", 32);
   set_u32(w, "general.file_type", file_type);
   set_u32(w, "general.quantization_version", 2);
-  set_u32(w, "llama.vocab_size", vocab);
-  set_u32(w, "llama.context_length", s.context);
-  set_u32(w, "llama.embedding_length", s.dim);
-  set_u32(w, "llama.block_count", s.n_layers);
-  set_u32(w, "llama.feed_forward_length", s.ffn);
-  set_u32(w, "llama.attention.head_count", s.n_heads);
-  set_u32(w, "llama.attention.head_count_kv", s.n_kv_heads);
-  set_u32(w, "llama.rope.dimension_count", s.dim / s.n_heads);
-  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
-  w.set("llama.rope.freq_base", GgufValue::f32(10000.0f));
+  set_u32(w, a + "vocab_size", vocab);
+  set_u32(w, a + "context_length", s.context);
+  set_u32(w, a + "embedding_length", s.dim);
+  set_u32(w, a + "block_count", s.n_layers);
+  set_u32(w, a + "feed_forward_length", s.ffn);
+  set_u32(w, a + "attention.head_count", s.n_heads);
+  set_u32(w, a + "attention.head_count_kv", s.n_kv_heads);
+  set_u32(w, a + "attention.key_length", hd);
+  set_u32(w, a + "attention.value_length", hd);
+  set_u32(w, a + "rope.dimension_count", hd);
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  w.set(a + "rope.freq_base", GgufValue::f32(s.arch == "gemma3" ? 1000000.0f : 10000.0f));
+  if (s.arch == "gemma2") {
+    w.set(a + "attn_logit_softcapping", GgufValue::f32(50.0f));
+    w.set(a + "final_logit_softcapping", GgufValue::f32(30.0f));
+    set_u32(w, a + "attention.sliding_window", kSynthSlidingWindow);
+  }
+  if (s.arch == "gemma3") {
+    set_u32(w, a + "attention.sliding_window", kSynthSlidingWindow);
+    set_u32(w, a + "attention.sliding_window_pattern", 2);  // layer 0 local, 1 global, ...
+    w.set(a + "rope.freq_base_swa", GgufValue::f32(10000.0f));
+  }
 }
 
 StatusOr<int64_t> vocab_token_count(const GgufFile& vocab) {
@@ -272,26 +295,49 @@ struct TensorPlan {
   std::string name;
   std::vector<int64_t> shape;  // row-major [out, in], or [dim] for norms
   bool is_norm = false;
+  bool is_bias = false;  // f32, small values around 0
 };
 
-std::vector<TensorPlan> llama_tensors(const SynthShape& s, int64_t vocab) {
-  const int64_t hd = s.dim / s.n_heads;
+// llama.cpp's tensors for each architecture: Qwen2 adds Q/K/V biases, Qwen3 and Gemma 3 per-head
+// Q/K norms, Gemma post-norms and tied embeddings, Phi-3 fused QKV and gate-up projections.
+std::vector<TensorPlan> arch_tensors(const SynthShape& s, int64_t vocab) {
+  const int64_t hd = s.dim / s.n_heads, q = s.n_heads * hd, kv = s.n_kv_heads * hd;
+  const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
   std::vector<TensorPlan> plan;
   plan.push_back({"token_embd.weight", {vocab, s.dim}});
   for (int64_t l = 0; l < s.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     plan.push_back({p + "attn_norm.weight", {s.dim}, true});
-    plan.push_back({p + "attn_q.weight", {s.n_heads * hd, s.dim}});
-    plan.push_back({p + "attn_k.weight", {s.n_kv_heads * hd, s.dim}});
-    plan.push_back({p + "attn_v.weight", {s.n_kv_heads * hd, s.dim}});
-    plan.push_back({p + "attn_output.weight", {s.dim, s.n_heads * hd}});
+    if (s.arch == "phi3") {
+      plan.push_back({p + "attn_qkv.weight", {q + 2 * kv, s.dim}});
+    } else {
+      plan.push_back({p + "attn_q.weight", {q, s.dim}});
+      plan.push_back({p + "attn_k.weight", {kv, s.dim}});
+      plan.push_back({p + "attn_v.weight", {kv, s.dim}});
+    }
+    if (s.arch == "qwen2") {
+      plan.push_back({p + "attn_q.bias", {q}, false, true});
+      plan.push_back({p + "attn_k.bias", {kv}, false, true});
+      plan.push_back({p + "attn_v.bias", {kv}, false, true});
+    }
+    if (s.arch == "qwen3" || s.arch == "gemma3") {
+      plan.push_back({p + "attn_q_norm.weight", {hd}, true});
+      plan.push_back({p + "attn_k_norm.weight", {hd}, true});
+    }
+    plan.push_back({p + "attn_output.weight", {s.dim, q}});
+    if (gemma) plan.push_back({p + "post_attention_norm.weight", {s.dim}, true});
     plan.push_back({p + "ffn_norm.weight", {s.dim}, true});
-    plan.push_back({p + "ffn_gate.weight", {s.ffn, s.dim}});
-    plan.push_back({p + "ffn_up.weight", {s.ffn, s.dim}});
+    if (s.arch == "phi3") {
+      plan.push_back({p + "ffn_up.weight", {2 * s.ffn, s.dim}});
+    } else {
+      plan.push_back({p + "ffn_gate.weight", {s.ffn, s.dim}});
+      plan.push_back({p + "ffn_up.weight", {s.ffn, s.dim}});
+    }
     plan.push_back({p + "ffn_down.weight", {s.dim, s.ffn}});
+    if (gemma) plan.push_back({p + "post_ffw_norm.weight", {s.dim}, true});
   }
   plan.push_back({"output_norm.weight", {s.dim}, true});
-  plan.push_back({"output.weight", {vocab, s.dim}});
+  if (!gemma) plan.push_back({"output.weight", {vocab, s.dim}});
   return plan;
 }
 
@@ -315,7 +361,7 @@ class ProgressMeter {
 };
 
 ElementType type_of(const TensorPlan& t, ElementType weight_type) {
-  return t.is_norm ? ElementType::f32 : stored_type(weight_type, t.shape);
+  return t.is_norm || t.is_bias ? ElementType::f32 : stored_type(weight_type, t.shape);
 }
 
 // 0 when the size overflows: the writer then rejects the tensor with the reason.
@@ -329,6 +375,8 @@ uint64_t tensor_bytes(ElementType type, const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+std::vector<std::string> synth_archs() { return {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}; }
 
 std::vector<std::string> synth_shape_names() {
   std::vector<std::string> names;
@@ -359,14 +407,14 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
                          " (control and byte-fallback tokens) and fit in 32 bits");
   }
   GgufWriter out;
-  set_llama_hparams(out, shape, n_vocab, file_type);
+  set_hparams(out, shape, n_vocab, file_type);
   if (vocab) {
     copy_tokenizer(out, *vocab);
   } else {
     add_synthetic_tokenizer(out, n_vocab);
   }
 
-  const std::vector<TensorPlan> plan = llama_tensors(shape, n_vocab);
+  const std::vector<TensorPlan> plan = arch_tensors(shape, n_vocab);
   uint64_t total = 0;
   for (const TensorPlan& t : plan) total += tensor_bytes(type_of(t, weight_type), t.shape);
   ProgressMeter meter(std::move(progress), total);
@@ -375,12 +423,14 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
   for (const TensorPlan& t : plan) {
     const ElementType type = type_of(t, weight_type);
     const double a = std::sqrt(3.0 / static_cast<double>(t.shape.back()));
-    const bool is_norm = t.is_norm;
+    const bool is_norm = t.is_norm, is_bias = t.is_bias;
     const std::string name = t.name;
-    auto fill = [&meter, seed, name, type, a, is_norm](uint8_t* dst, size_t bytes) -> Status {
+    auto fill = [&meter, seed, name, type, a, is_norm, is_bias](uint8_t* dst, size_t bytes) -> Status {
       Random r = tensor_random(seed, name);
       if (is_norm) {
         fill_f32(r, 0.95, 1.05, dst, bytes);  // norms near 1
+      } else if (is_bias) {
+        fill_f32(r, -0.1, 0.1, dst, bytes);
       } else {
         INGOT_RETURN_IF_ERROR(fill_weight(r, type, a, dst, bytes));
       }

@@ -22,13 +22,19 @@ struct SynthShape {
   int64_t n_kv_heads = 0;
   int64_t ffn = 0;
   int64_t context = 0;
+  // llama.cpp's architecture name: llama, qwen2, qwen3, gemma2, gemma3 or phi3 (synth_archs()).
+  // Each gets its own tensors and hyper-parameters (see synth.cpp); Gemma's sliding window is 3
+  // positions, so that short prompts exercise it, and Gemma 3 alternates local and global layers.
+  std::string arch = "llama";
 };
+
+std::vector<std::string> synth_archs();
 
 // A known shape by name: "tiny", "s110m" (llama2.c stories110M), "tinyllama-1.1b".
 StatusOr<SynthShape> synth_shape(const std::string& name);
 std::vector<std::string> synth_shape_names();
 
-// Writes a LLaMA GGUF with random weights, deterministic by `seed`. 2-D weights are stored as
+// Writes a GGUF of `shape.arch` with random weights, deterministic by `seed`. 2-D weights are stored as
 // `weight_type` (f32, f16, q8_0, q4_0, q4_k or q6_k), or as f16 where a row is not whole blocks (as
 // llama.cpp does); norms are f32. With `vocab`, every `tokenizer.*` key is copied from it and the
 // vocabulary size is its token count; without, a small byte-fallback SentencePiece vocabulary of

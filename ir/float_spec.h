@@ -55,4 +55,12 @@ inline float dot8(const float* a, const float* b, int64_t D) {
   return sum8(lanes);
 }
 
+// llama.cpp's GELU on f32 (ggml_vec_gelu_f32 with GGML_GELU_FP16, its default): 0 at x <= -10, x
+// at x >= 10, else a 65536-entry table indexed by x rounded to f16, whose entry is
+// 0.5 x (1 + tanhf(sqrt(2/pi) x (1 + 0.044715 x^2))) in f32 rounded to f16. Gemma's GeGLU with
+// approximation "ggml_f16" multiplies this by up; kernels read the same table (ggml_gelu_table).
+float gelu_ggml_f16(float x);
+// The table as f32 values, indexed by the f16 bits of x (65536 entries).
+const float* ggml_gelu_table();
+
 }  // namespace ingot::float_spec

@@ -412,7 +412,8 @@ Status infer_unary_numeric(Node& n) {
 
 Status infer_gelu(Node& n) {
   const std::string& a = n.attr("approximation").as_string();
-  if (a != "erf" && a != "tanh") return err("Gelu approximation must be \"erf\" or \"tanh\", got \"" + a + "\"");
+  if (a != "erf" && a != "tanh" && a != "ggml_f16")
+    return err("Gelu approximation must be \"erf\", \"tanh\" or \"ggml_f16\", got \"" + a + "\"");
   return infer_unary_float(n);
 }
 
@@ -473,6 +474,8 @@ Status eval_abs(const Node&, EvalContext&, Tensors in, Outputs& out) {
 }
 
 Status eval_gelu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
+  if (n.attr("approximation").as_string() == "ggml_f16")
+    return eval_unary(in, out, [](double x) { return static_cast<double>(float_spec::gelu_ggml_f16(static_cast<float>(x))); });
   if (n.attr("approximation").as_string() == "tanh")
     return eval_unary(in, out, [](double x) {
       const double k = std::sqrt(2.0 / M_PI);
@@ -1383,9 +1386,12 @@ Status eval_swiglu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   return Status::Ok();
 }
 
-// GeGLU(gate, up) = Gelu_tanh(gate) * up (Gemma's feed-forward, llama.cpp's ggml_geglu): each
-// step rounded to f32, exactly its decomposition.
+// GeGLU(gate, up) = Gelu(gate) * up (Gemma's feed-forward, llama.cpp's ggml_geglu): each step
+// rounded to f32, exactly its decomposition. approximation "tanh" (the default), or "ggml_f16":
+// llama.cpp's table (float_spec::gelu_ggml_f16), so that Gemma's outputs are llama.cpp's.
 Status infer_geglu(Node& n) {
+  const std::string& a = n.attr("approximation").as_string();
+  if (a != "tanh" && a != "ggml_f16") return err("GeGLU approximation must be \"tanh\" or \"ggml_f16\", got \"" + a + "\"");
   INGOT_RETURN_IF_ERROR(expect_f32(n, 0));
   INGOT_RETURN_IF_ERROR(expect_f32(n, 1));
   if (in_type(n, 1) != in_type(n, 0)) return err("GeGLU gate and up differ: " + in_type(n, 0).str() + " vs " + in_type(n, 1).str());
@@ -1393,21 +1399,23 @@ Status infer_geglu(Node& n) {
   return Status::Ok();
 }
 
-Status eval_geglu(const Node&, EvalContext&, Tensors in, Outputs& out) {
+Status eval_geglu(const Node& n, EvalContext&, Tensors in, Outputs& out) {
   if (in[0].shape() != in[1].shape()) return err("GeGLU gate and up differ at run time");
   Tensor r = Tensor::zeros(ElementType::f32, in[0].shape());
   const double k = std::sqrt(2.0 / M_PI);
+  const bool ggml = n.attr("approximation").as_string() == "ggml_f16";
   for (int64_t i = 0; i < r.numel(); ++i) {
     const double g = in[0].get_f(i);
-    const float gelu = static_cast<float>(0.5 * g * (1.0 + std::tanh(k * (g + 0.044715 * g * g * g))));  // Gelu's
+    const float gelu = ggml ? float_spec::gelu_ggml_f16(static_cast<float>(g))
+                            : static_cast<float>(0.5 * g * (1.0 + std::tanh(k * (g + 0.044715 * g * g * g))));  // Gelu's
     r.set_f(i, static_cast<double>(gelu) * in[1].get_f(i));                                                // Multiply's
   }
   out = {r};
   return Status::Ok();
 }
 
-StatusOr<std::vector<Value>> decompose_geglu(const Node&, GraphBuilder& b, const std::vector<Value>& in) {
-  Value gelu = b.op(Op::Gelu, {in[0]}, {{"approximation", Attribute::String("tanh")}});
+StatusOr<std::vector<Value>> decompose_geglu(const Node& n, GraphBuilder& b, const std::vector<Value>& in) {
+  Value gelu = b.op(Op::Gelu, {in[0]}, {{"approximation", n.attr("approximation")}});
   Value y = b.mul(gelu, in[1]);
   INGOT_RETURN_IF_ERROR(b.status());
   return std::vector<Value>{y};
@@ -1740,7 +1748,7 @@ const std::vector<OpDef>& op_table() {
       {Op::Sigmoid, 1, 1, {}, infer_unary_float, eval_sigmoid, "1 / (1 + e ** -x)", kElementwise, first_input},
       {Op::Tanh, 1, 1, {}, infer_unary_float, eval_tanh, "hyperbolic tangent", kElementwise, first_input},
       {Op::Erf, 1, 1, {}, infer_unary_float, eval_erf, "error function", kElementwise, first_input},
-      {Op::Gelu, 1, 1, {opt("approximation", A::String("erf"))}, infer_gelu, eval_gelu, "GELU, exact (erf) or tanh form", kElementwise, first_input},
+      {Op::Gelu, 1, 1, {opt("approximation", A::String("erf"))}, infer_gelu, eval_gelu, "GELU, exact (erf), tanh form or llama.cpp's f16 table (ggml_f16)", kElementwise, first_input},
       {Op::ReduceMean, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "mean over axes"},
       {Op::ReduceSum, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "sum over axes"},
       {Op::ReduceMax, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
@@ -1750,7 +1758,7 @@ const std::vector<OpDef>& op_table() {
       {Op::RMSNorm, 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis", 0, first_input},
       {Op::RoPE, 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half", 0, first_input},
       {Op::SwiGLU, 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves", 0, swiglu_inputs},
-      {Op::GeGLU, 2, 2, {}, infer_geglu, eval_geglu, "Gelu_tanh(gate) * up", kElementwise, first_input, {}, decompose_geglu},
+      {Op::GeGLU, 2, 2, {opt("approximation", A::String("tanh"))}, infer_geglu, eval_geglu, "Gelu(gate) * up; tanh form or llama.cpp's f16 table", kElementwise, first_input, {}, decompose_geglu},
       {Op::RopeTable, 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
       {Op::Embedding, 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
       {Op::FusedMatMul, 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues", 0, residual_input},

@@ -122,10 +122,12 @@ Usage:
                                          CPU runs, each reported (one failing tier fails the check).
                                          MODEL and the --quant options are those the bundle was
                                          compiled from; --act-quant and the KV type come from it
-  ingotc synth (--shape NAME | --dims K=V,...) [--type f32|f16|q8_0|q4_0|q4_k|q6_k] [--vocab VOCAB.gguf]
-               [--seed S] -o OUT.gguf    write a random-weight LLaMA GGUF (shapes: tiny, s110m,
-                                         tinyllama-1.1b; dims keys: vocab, dim, layers, heads, kv,
-                                         ffn, ctx)
+  ingotc synth (--shape NAME | --dims K=V,...) [--arch A] [--type f32|f16|q8_0|q4_0|q4_k|q6_k]
+               [--vocab VOCAB.gguf] [--seed S] -o OUT.gguf
+                                         write a random-weight GGUF that llama.cpp loads (shapes:
+                                         tiny, s110m, tinyllama-1.1b; dims keys: vocab, dim, layers,
+                                         heads, kv, ffn, ctx; --arch: llama (default), qwen2, qwen3,
+                                         gemma2, gemma3, phi3)
   ingotc verify MODEL                    check a model; lists every problem found
   ingotc summary MODEL [--stage imported|optimized] [--print-after=PASS|all] [--stats] [--verify-each]
                                          op counts, inputs, outputs, state, constants, timings
@@ -645,7 +647,7 @@ StatusOr<SynthShape> synth_shape_from_dims(const std::string& text) {
 }
 
 int cmd_synth(const std::vector<std::string>& args) {
-  std::string shape_name, dims, type = "f32", vocab, out;
+  std::string shape_name, dims, type = "f32", vocab, out, arch = "llama";
   uint64_t seed = 1;
   for (size_t i = 0; i < args.size(); ++i) {
     auto next = [&](std::string& dst) { if (i + 1 >= args.size()) return false; dst = args[++i]; return true; };
@@ -653,6 +655,7 @@ int cmd_synth(const std::vector<std::string>& args) {
     if (args[i] == "--shape") { if (!next(shape_name)) return usage_error("--shape needs a name"); }
     else if (args[i] == "--dims") { if (!next(dims)) return usage_error("--dims needs K=V,..."); }
     else if (args[i] == "--type") { if (!next(type)) return usage_error("--type needs a type"); }
+    else if (args[i] == "--arch") { if (!next(arch)) return usage_error("--arch needs a name"); }
     else if (args[i] == "--vocab") { if (!next(vocab)) return usage_error("--vocab needs a file"); }
     else if (args[i] == "-o") { if (!next(out)) return usage_error("-o needs a file"); }
     else if (args[i] == "--seed") {
@@ -670,6 +673,7 @@ int cmd_synth(const std::vector<std::string>& args) {
   if (!wtype) return usage_error("synth: unknown --type '" + type + "'");
   StatusOr<SynthShape> shape = shape_name.empty() ? synth_shape_from_dims(dims) : synth_shape(shape_name);
   if (!shape.ok()) return fail(shape.status());
+  shape->arch = arch;
   std::unique_ptr<GgufFile> vocab_file;
   if (!vocab.empty()) {
     auto v = GgufFile::open(vocab);
@@ -689,7 +693,7 @@ int cmd_synth(const std::vector<std::string>& args) {
   if (tty) std::fprintf(stderr, "\n");
   if (!st.ok()) return fail(st);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("wrote %s (%s, %s weights) in %.1f s\n", out.c_str(), shape->name.c_str(), type.c_str(), s);
+  std::printf("wrote %s (%s %s, %s weights) in %.1f s\n", out.c_str(), arch.c_str(), shape->name.c_str(), type.c_str(), s);
   return 0;
 }
 

@@ -205,6 +205,7 @@ StatusOr<std::string> elementwise(Body& b, const Node& n, const std::vector<std:
     }
     case Op::Gelu: {
       if (!fl) return unsupported(n, "computes Gelu on floats only");
+      if (n.attr("approximation").as_string() == "ggml_f16") return unsupported(n, "computes llama.cpp's table GELU in the GeGLU kernel only");
       if (n.attr("approximation").as_string() == "tanh") return gelu_tanh(b, x[0]);
       const std::string e = b.let("math.erf " + b.let("arith.divf " + x[0] + ", " + b.f64(std::sqrt(2.0)) + ft) + ft);
       const std::string half_x = b.let("arith.mulf " + b.f64(0.5) + ", " + x[0] + ft);
@@ -1195,6 +1196,8 @@ bool rows_independent(const Node& n, const OpKernelSpec& s) {
 bool generic_computes(const Node& n) {
   const OpDef& def = op_def(n.kind());
   // Attention is the one stateful op lowered: its caches are arguments (state slots).
+  // llama.cpp's table GELU (Gemma) has no MLIR form: its kernel is the GeGLU family's.
+  if ((n.is(Op::Gelu) || n.is(Op::GeGLU)) && n.attr("approximation").as_string() == "ggml_f16") return false;
   return !def.has(kSource) && !def.has(kSink) && !def.has(kView) && (!def.has(kStateful) || n.is(Op::Attention)) &&
          category(n) != Lowering::none;
 }

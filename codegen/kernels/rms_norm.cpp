@@ -15,7 +15,7 @@ Status emit_rms_norm(Emitter& e, const RMSNormSpec& s) {
   Value* y = e.arg_ptr(kRMSNormY);
   Value* x = e.arg_ptr(kRMSNormX);
   Value* w = e.arg_ptr(kRMSNormW);
-  Value* rows = e.load(e.i64, e.F->getArg(1), 8);
+  Value* rows = s.static_rows > 0 ? e.c64(s.static_rows) : B.CreateMul(e.load(e.i64, e.F->getArg(1), 8), e.c64(s.rows_per_dim0));
   auto [r0, r1] = e.thread_range(rows);
   llvm::FastMathFlags fm;
   fm.setAllowReassoc();
@@ -55,13 +55,25 @@ StatusOr<KernelSpec> rms_norm_spec(const Node& n, const Model*) {
   if (!d.is_static()) return Status::Error("codegen: " + n.name + ": the normalized dimension must be static, got " + d.str());
   k.rms_norm.D = d.value();
   k.rms_norm.eps = static_cast<float>(n.attr("eps").as_float());
+  const Shape& x = n.inputs[0].type().shape;
+  if (x.empty() || !x.back().is_static() || x.back().value() != d.value())
+    return Status::Error("codegen: " + n.name + ": RMSNorm of " + shape_str(x) + " by a weight of " + d.str() + " values");
+  for (size_t i = 1; i + 1 < x.size(); ++i) {
+    if (!x[i].is_static()) return Status::Error("codegen: " + n.name + ": RMSNorm needs static dims but the first, got " + shape_str(x));
+    k.rms_norm.rows_per_dim0 *= x[i].value();
+  }
+  // Rank 2 reads its rows from dims[0] (the schedule's tokens, or 1 for a static [1, D]); a
+  // static shape of higher rank runs all its rows.
+  if (x.size() >= 3 && x[0].is_static()) k.rms_norm.static_rows = x[0].value() * k.rms_norm.rows_per_dim0;
+  if (x.size() == 1) k.rms_norm.static_rows = 1;
   return k;
 }
 
 std::string rms_norm_key(const KernelSpec& k) {
   char buf[96];
-  std::snprintf(buf, sizeof(buf), "rms_norm D=%lld eps=%a", static_cast<long long>(k.rms_norm.D),
-                static_cast<double>(k.rms_norm.eps));
+  std::snprintf(buf, sizeof(buf), "rms_norm D=%lld eps=%a rows=%lldx/%lld", static_cast<long long>(k.rms_norm.D),
+                static_cast<double>(k.rms_norm.eps), static_cast<long long>(k.rms_norm.rows_per_dim0),
+                static_cast<long long>(k.rms_norm.static_rows));
   return buf;
 }
 
@@ -76,8 +88,10 @@ StatusOr<std::vector<KernelArg>> rms_norm_args(const Node&, const KernelSpec&) {
 StatusOr<KernelContract> rms_norm_contract(const KernelSpec& spec) {
   KernelContract c;
   c.args.resize(kRMSNormArgCount);
-  c.args[kRMSNormY] = KernelContract::rows(ArgAccess::write, spec.rms_norm.D * 4);
-  c.args[kRMSNormX] = KernelContract::rows(ArgAccess::read, spec.rms_norm.D * 4);
+  const RMSNormSpec& s = spec.rms_norm;
+  for (auto [slot, access] : {std::pair{kRMSNormY, ArgAccess::write}, std::pair{kRMSNormX, ArgAccess::read}})
+    c.args[slot] = s.static_rows > 0 ? KernelContract::fixed_bytes(access, s.static_rows * s.D * 4)
+                                     : KernelContract::rows(access, s.rows_per_dim0 * s.D * 4);
   c.args[kRMSNormW] = KernelContract::fixed_bytes(ArgAccess::read, spec.rms_norm.D * 4);
   return c;
 }
@@ -98,6 +112,13 @@ std::vector<KernelCase> rms_norm_cases() {
                                 {{"eps", Attribute::Float(1e-5)}}));
     }
   }
+  // Per-head norms (Qwen3's Q/K): x[tokens, heads, D] by w[D]; and a fully static shape.
+  for (int64_t rows : {1, 4})
+    cases.push_back(node_case("rms_norm_heads3_d16_m" + std::to_string(rows), rows, Op::RMSNorm,
+                              {{ElementType::f32, Shape{Dim::symbol("tokens"), Dim(3), Dim(16)}}, {ElementType::f32, static_shape({16})}},
+                              {{"eps", Attribute::Float(1e-6)}}));
+  cases.push_back(node_case("rms_norm_static_2x3x8", 1, Op::RMSNorm, {{ElementType::f32, static_shape({2, 3, 8})}, {ElementType::f32, static_shape({8})}},
+                            {{"eps", Attribute::Float(1e-6)}}));
   return cases;
 }
 

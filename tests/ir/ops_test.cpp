@@ -447,5 +447,28 @@ TEST(Ops, GeGLUIsGeluTanhTimesUp) {
   expect_error(run_op("GeGLU", {f32({2}, {1, 2}), f32({3}, {1, 2, 3})}), "GeGLU gate and up differ");
 }
 
+// llama.cpp's GELU (Gemma's GeGLU, approximation "ggml_f16"): 0 at or below -10, x at or above
+// 10, else gelu_tanh of x rounded to f16, rounded to f16. Hand-checked values: f16(1) = 1 and
+// gelu_tanh(1) = 0.841192 -> f16 0.84130859375; 0.3 -> f16 0.300048828125 -> gelu 0.185410 -> f16
+// 0.1854248046875 (1519 steps of 2^-13). Its decomposition is the same Gelu times up, bitwise.
+TEST(Ops, GeGLUWithLlamaCppsTable) {
+  const AttrMap ggml = {{"approximation", Attribute::String("ggml_f16")}};
+  expect_values(run_op("GeGLU", {f32({6}, {-10, -11, 10, 12.5f, 1, 0.3f}), f32({6}, {2, 2, 2, 2, 1, 1})}, ggml), {6},
+                {0, 0, 20, 25, 0.84130859375, 0.1854248046875}, 0.0);
+  const Tensor g = f32({2, 5}, {-3, -0.5f, 0.25f, 1.5f, 4, 0.1f, -0.1f, 2.5f, -9.99f, 9.99f});
+  const Tensor u = f32({2, 5}, {0.3f, -1, 2, 0.7f, -0.2f, 1, 1, -3, 0.5f, 0.01f});
+  auto fused = run_op("GeGLU", {g, u}, ggml);
+  auto gelu = run_op("Gelu", {g}, ggml);
+  ASSERT_TRUE(fused.ok() && gelu.ok());
+  auto composed = run_op("Multiply", {*gelu, u});
+  ASSERT_TRUE(composed.ok());
+  EXPECT_EQ(std::memcmp(fused->raw(), composed->raw(), fused->nbytes()), 0);
+  // Not the tanh form: some element differs.
+  auto tanh_form = run_op("GeGLU", {g, u});
+  ASSERT_TRUE(tanh_form.ok());
+  EXPECT_NE(std::memcmp(fused->raw(), tanh_form->raw(), fused->nbytes()), 0);
+  expect_error(run_op("GeGLU", {g, u}, {{"approximation", Attribute::String("erf")}}), "GeGLU approximation must be");
+}
+
 }  // namespace
 }  // namespace ingot
