@@ -37,13 +37,14 @@ Usage:
                           TIER's); loads and runs no kernel code
   ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
             [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
-            [--threads T] [--ctx N] [--json] [--verify] [--no-eos-stop] [--tier TIER]
+            [--threads T] [--ctx N] [--json [--logits]] [--verify] [--no-eos-stop] [--tier TIER]
             [--trusted-keys FILE]
                           generate and stream the continuation; --temp 0 is greedy; --json prints
                           prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings
                           (load, prompt, decode, and time_to_first_token_ms: from process start
-                          to the first new token); --verify checks every section's SHA-256 (the
-                          weights too) before loading
+                          to the first new token), with --logits also logits_after_prompt (the
+                          next-token logits after the prompt); --verify checks every section's
+                          SHA-256 (the weights too) before loading
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--trusted-keys FILE]
                           first the time to first token of fresh `ingot run` processes (page

@@ -113,7 +113,7 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string path, prompt;
   int n = 32, threads = default_threads();
   int64_t ctx = 0;
-  bool json = false, verify = false, have_temp = false;
+  bool json = false, verify = false, have_temp = false, with_logits = false;
   std::string tier, keys;
   GenerateOptions go;
   go.sampling = SamplingParams{};
@@ -143,6 +143,7 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error, 1, kMaxSessionThreads);
     else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error, 1);
     else if (a == "--json") json = true;
+    else if (a == "--logits") with_logits = true;
     else if (a == "--tier") ok = value(&tier) && (!tier.empty() || (error = "--tier needs a tier name", false));
     else if (a == "--verify") verify = true;
     else if (a == "--trusted-keys") ok = value(&keys) && (!keys.empty() || (error = "--trusted-keys needs a file", false));
@@ -153,6 +154,7 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!ok) return usage_error("run: " + (error.empty() ? a + " needs a value" : error));
   }
   if (path.empty()) return usage_error("run: no bundle given");
+  if (with_logits && !json) return usage_error("run: --logits goes with --json");
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
 
   threads = usable_threads(threads, "run");
@@ -190,6 +192,14 @@ int cmd_run(const std::vector<std::string>& args) {
     }
     return true;
   };
+  // --logits: the next-token logits after the prompt, from a prefill of their own (the session is
+  // then reset, so generation below starts as it would without).
+  std::vector<float> prompt_logits;
+  if (with_logits) {
+    if (Status st = session->prefill(prompt_ids); !st.ok()) return fail(st.message());
+    prompt_logits.assign(session->logits().begin(), session->logits().end());
+    session->reset();
+  }
   std::vector<int32_t> ids;
   GenerateTimings t;
   if (go.max_new_tokens > 0) {
@@ -204,6 +214,7 @@ int cmd_run(const std::vector<std::string>& args) {
     j["ids"] = ids;
     j["text"] = text;
     j["tier"] = engine->tier();  // the CPU tier whose kernels ran
+    if (with_logits) j["logits_after_prompt"] = prompt_logits;
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
                     {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},
                     {"time_to_first_token_ms", first_token_ms}};

@@ -1,6 +1,9 @@
+#include "frontend/importer.h"
 #include "frontend/synth.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include <cmath>
 #include <cstdlib>
@@ -272,6 +275,42 @@ TEST(SynthModel, VocabFileReplacesShapeVocab) {
   EXPECT_EQ(int_key(**f, "llama.vocab_size"), 50257);
   EXPECT_EQ((*f)->find("tokenizer.ggml.merges")->items().size(),
             (*vocab)->find("tokenizer.ggml.merges")->items().size());
+}
+
+// Each architecture: its own tensors and keys, and the importer builds it (a graph that the
+// reference evaluator runs is checked against llama.cpp by tests/scripts/arch_reference_check.py).
+TEST(SynthModel, EveryArchitectureImports) {
+  const std::map<std::string, std::vector<std::string>> marks = {
+      {"llama", {"blk.0.ffn_gate.weight", "output.weight"}},
+      {"qwen2", {"blk.0.attn_q.bias", "blk.1.attn_v.bias"}},
+      {"qwen3", {"blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"}},
+      {"gemma2", {"blk.0.post_attention_norm.weight", "blk.1.post_ffw_norm.weight"}},
+      {"gemma3", {"blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"}},
+      {"phi3", {"blk.0.attn_qkv.weight", "blk.1.ffn_up.weight"}},
+  };
+  ASSERT_EQ(marks.size(), synth_archs().size());
+  for (const std::string& arch : synth_archs()) {
+    SynthShape s = tiny();
+    s.arch = arch;
+    const std::string out = temp_dir() + "/arch-" + arch + ".gguf";
+    Status st = synth_model(s, ElementType::f32, nullptr, 3, out, nullptr);
+    ASSERT_TRUE(st.ok()) << arch << ": " << st.message();
+    auto f = GgufFile::open(out);
+    ASSERT_TRUE(f.ok()) << f.message();
+    EXPECT_EQ(*(*f)->find("general.architecture")->as_string(), arch);
+    EXPECT_EQ(int_key(**f, arch + ".block_count"), s.n_layers);
+    for (const std::string& t : marks.at(arch)) EXPECT_NE((*f)->find_tensor(t), nullptr) << arch << ": " << t;
+    // Gemma ties its output to the embeddings; Phi-3 has no separate gate.
+    EXPECT_EQ((*f)->find_tensor("output.weight") == nullptr, arch == "gemma2" || arch == "gemma3") << arch;
+    EXPECT_EQ((*f)->find_tensor("blk.0.ffn_gate.weight") == nullptr, arch == "phi3") << arch;
+    auto im = import_model(out);
+    ASSERT_TRUE(im.ok()) << arch << ": " << im.message();
+    EXPECT_EQ(im->architecture, arch);
+  }
+  SynthShape unknown = tiny();
+  unknown.arch = "gpt-neox";
+  Status st = synth_model(unknown, ElementType::f32, nullptr, 1, temp_dir() + "/neox.gguf", nullptr);
+  EXPECT_NE(st.message().find("unknown architecture 'gpt-neox'"), std::string::npos) << st.message();
 }
 
 TEST(SynthModel, RejectsBadInput) {
