@@ -119,6 +119,8 @@ struct AttentionSpec {
   bool packed = false;           // one qkv input [T, (H + 2*KV)*D] instead of q, k, v
   ElementType cache = ElementType::f32;  // f32 or f16 (the cache variables' type)
   float scale = 1.0f;
+  float softcap = 0.0f;  // > 0: scores become softcap * tanh(score / softcap) (float_spec::softcap)
+  int64_t window = 0;    // > 0: a query sees only the last `window` keys up to its own position
 };
 
 // Rows of a table in its stored type, dequantized to f32 (the Embedding op).

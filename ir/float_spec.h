@@ -43,6 +43,31 @@ inline float expf(float x) {
 // 1 / (1 + e^-x), each step rounded to f32.
 inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// tanh in f32, within a few ulp: below |x| = kTanhSmall the odd Taylor series x + x^3 P(x^2) to
+// x^13 (Horner in fused multiply-adds; the first omitted term is under 1e-10 relative there), else
+// (1 - e) / (1 + e) with e = expf(-2|x|) and x's sign (no cancellation: e <= 0.55). Attention's
+// soft-capping (Gemma 2) uses it; the attention kernel emits the same operations on vectors.
+constexpr float kTanhSmall = 0.3f;
+constexpr float kTanhPoly[6] = {static_cast<float>(21844.0 / 6081075.0), static_cast<float>(-1382.0 / 155925.0),
+                                static_cast<float>(62.0 / 2835.0),       static_cast<float>(-17.0 / 315.0),
+                                static_cast<float>(2.0 / 15.0),          static_cast<float>(-1.0 / 3.0)};
+
+inline float tanhf(float x) {
+  const float a = std::fabs(x);
+  if (a < kTanhSmall) {
+    const float u = x * x;
+    float p = kTanhPoly[0];
+    for (int i = 1; i < 6; ++i) p = std::fma(p, u, kTanhPoly[i]);
+    return std::fma(x * u, p, x);
+  }
+  const float e = expf(-2.0f * a);
+  return std::copysign((1.0f - e) / (1.0f + e), x);
+}
+
+// cap * tanh(x * (1 / cap)) as the attention kernel computes a soft-capped score (inv_cap is
+// 1 / cap rounded to f32).
+inline float softcap(float x, float cap, float inv_cap) { return cap * tanhf(x * inv_cap); }
+
 // The sum of 8 lanes as the kernels' transpose tree adds them: ((0+1)+(2+3))+((4+5)+(6+7)).
 inline float sum8(const float* v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 

@@ -1509,7 +1509,9 @@ Status eval_fused_matmul(const Node& n, EvalContext& ctx, Tensors in, Outputs& o
 // scaled-dot-product attention that owns its KV cache. It reads the cached keys and values
 // [past, KV, D] of its two state variables, appends the new ones, writes them back (like
 // ReadValue -> Concat -> Assign), and attends causally: query t (at position past + t) sees keys
-// 0 .. past + t. Query head h uses KV head h / (H / KV).
+// 0 .. past + t; with window W > 0 only the last W of them, past + t - W + 1 .. past + t (sliding-
+// window layers, llama.cpp's standard SWA). With softcap c > 0 each scaled score s becomes
+// c * tanh(s / c) (float_spec::softcap). Query head h uses KV head h / (H / KV).
 // Packed form: Attention(qkv[T, (H + 2*KV) * D]) {q_heads, kv_heads, head_dim, ...}: q, k and v
 // side by side in each row (what a merged QKV projection produces); the output is [T, H * D].
 struct AttentionDims {
@@ -1527,6 +1529,8 @@ Status infer_attention(Node& n) {
   for (size_t i = 0; i < n.inputs.size(); ++i) INGOT_RETURN_IF_ERROR(expect_f32(n, i));
   if (n.attr("k_variable").as_string().empty() || n.attr("v_variable").as_string().empty())
     return err("Attention needs k_variable and v_variable");
+  if (n.attr("window").as_int() < 0) return err("Attention window must not be negative");
+  if (!(n.attr("softcap").as_float() >= 0)) return err("Attention softcap must not be negative");
   if (n.inputs.size() == 1) {
     INGOT_ASSIGN_OR_RETURN(AttentionDims a, packed_attention_dims(n));
     const TensorType& qkv = in_type(n, 0);
@@ -1574,27 +1578,34 @@ std::array<Tensor, 3> unpack_qkv(const Tensor& qkv, const AttentionDims& a) {
 // that (one fused multiply-add, alpha = e^(m_old - m_new)) and the output accumulator
 // acc * alpha + sum p_j v_j, the latter in `splits` interleaved fused multiply-add chains per
 // 8-lane vector (4 / (D / 8) of them when D < 32, so short rows still pipeline). Finally acc / l.
-void attention_row(const float* qrow, const float* k0, const float* v0, int64_t stride, int64_t visible, int64_t D, float scale,
-                   float* y) {
+// Keys below `first` are not seen (a sliding window): chunks stay aligned at multiples of the
+// chunk size from key 0; chunks wholly below `first` are skipped, and keys below it in the first
+// chunk seen are masked (score -inf, weight 0) exactly like keys past the end. softcap > 0:
+// scores are soft-capped after scaling.
+void attention_row(const float* qrow, const float* k0, const float* v0, int64_t stride, int64_t first, int64_t visible, int64_t D,
+                   float scale, float softcap, float* y) {
   namespace fs = float_spec;
   constexpr int64_t CH = fs::kAttentionKeyChunk;
   const int64_t DV = (D + 7) / 8;
   const int64_t splits = DV >= 4 ? 1 : 4 / DV;
+  const float inv_cap = softcap > 0 ? 1.0f / softcap : 0.0f;
   float m = -INFINITY, l = 0;
   std::vector<float> acc(static_cast<size_t>(D), 0.0f), part(static_cast<size_t>(D * splits));
   float sc[CH], p[CH];
-  for (int64_t c0 = 0; c0 < visible; c0 += CH) {
-    const int64_t n = std::min(CH, visible - c0);
+  for (int64_t c0 = first / CH * CH; c0 < visible; c0 += CH) {
+    const int64_t n = std::min(CH, visible - c0), lo = std::max<int64_t>(0, first - c0);
     float cmax = -INFINITY;
     for (int64_t j = 0; j < n; ++j) {
       sc[j] = fs::dot8(qrow, k0 + (c0 + j) * stride, D) * scale;
+      if (softcap > 0) sc[j] = fs::softcap(sc[j], softcap, inv_cap);
+      if (j < lo) sc[j] = -INFINITY;
       cmax = std::fmax(cmax, sc[j]);
     }
     const float mnew = std::fmax(m, cmax);
     const float alpha = m == -INFINITY ? 0.0f : fs::expf(m - mnew);
     float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t j = 0; j < CH; ++j) {
-      p[j] = j < n ? fs::expf(sc[j] - mnew) : 0.0f;
+      p[j] = j >= lo && j < n ? fs::expf(sc[j] - mnew) : 0.0f;
       lanes[j % 8] = j < 8 ? p[j] : lanes[j % 8] + p[j];
     }
     float lsum = 0;
@@ -1606,7 +1617,7 @@ void attention_row(const float* qrow, const float* k0, const float* v0, int64_t 
     for (int64_t j = 0; j < n; ++j)
       for (int64_t d = 0; d < D; ++d) {
         float& a = part[static_cast<size_t>((j % splits) * D + d)];
-        a = std::fma(p[j], v0[(c0 + j) * stride + d], a);
+        a = std::fma(p[j], v0[(c0 + j) * stride + d], a);  // p_j = 0 below `first`: the kernel's masked FMA
       }
     for (int64_t d = 0; d < D; ++d) {
       float sum = part[static_cast<size_t>(d)];
@@ -1660,14 +1671,17 @@ Status eval_attention_qkv(const Node& n, EvalContext& ctx, Tensors in, Outputs& 
   const int64_t S = cache[0].shape()[0], past = S - T, group = H / KV;
   if (cache[1].shape()[0] != S) return err("Attention key and value caches have different lengths");
   const float scale = static_cast<float>(n.attr("scale").as_float());
+  const float softcap = static_cast<float>(n.attr("softcap").as_float());
+  const int64_t window = n.attr("window").as_int();
   Tensor y = Tensor::zeros(ElementType::f32, q.shape());
   // f32 rows of the keys and values (as the cache holds them) and of the queries.
   const std::vector<float> keys = cache[0].to_f32_vector(), values = cache[1].to_f32_vector(), queries = q.to_f32_vector();
   std::vector<float> row(static_cast<size_t>(D));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t h = 0; h < H; ++h) {
+      const int64_t first = window > 0 ? std::max<int64_t>(0, past + t + 1 - window) : 0;
       attention_row(queries.data() + (t * H + h) * D, keys.data() + (h / group) * D, values.data() + (h / group) * D, KV * D,
-                    past + t + 1, D, scale, row.data());
+                    first, past + t + 1, D, scale, softcap, row.data());
       for (int64_t d = 0; d < D; ++d) y.set_f((t * H + h) * D + d, row[static_cast<size_t>(d)]);
     }
   (*ctx.next_state)[vars[0]] = cache[0];
@@ -1762,7 +1776,7 @@ const std::vector<OpDef>& op_table() {
       {Op::RopeTable, 2, 2, {req("length", K::Dims)}, infer_rope_table, eval_rope_table, "cos and sin of positions pos.. times inverse frequencies (fused rotary tables)"},
       {Op::Embedding, 2, 2, {}, infer_embedding, eval_embedding, "rows of a float or quantized table, as f32 (fused Gather of a converted table)"},
       {Op::FusedMatMul, 2, 6, {opt("act_quant", A::String("none")), opt("has_bias", A::Bool(false)), opt("rope", A::String("none")), opt("rope_q_heads", A::Int(0)), opt("rope_k_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("activation", A::String("none")), opt("has_residual", A::Bool(false))}, infer_fused_matmul, eval_fused_matmul, "WeightMatMul + bias, RoPE, SwiGLU, residual epilogues", 0, residual_input},
-      {Op::Attention, 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state", kStateful, nullptr, {"k_variable", "v_variable"}},
+      {Op::Attention, 1, 3, {req("k_variable", K::String), req("v_variable", K::String), req("scale", K::Float), opt("q_heads", A::Int(0)), opt("kv_heads", A::Int(0)), opt("head_dim", A::Int(0)), opt("softcap", A::Float(0.0)), opt("window", A::Int(0))}, infer_attention, eval_attention, "causal attention that appends to and reads its KV cache state; optional sliding window and soft-capped scores", kStateful, nullptr, {"k_variable", "v_variable"}},
       {Op::Gather, 2, 2, {opt("axis", A::Int(0))}, infer_gather, eval_gather, "take slices along axis at indices"},
       {Op::Reshape, 1, 1, {req("shape", K::Dims)}, infer_reshape, eval_reshape, "new shape, same elements; one -1 is inferred", kView, first_input},
       {Op::Transpose, 1, 1, {req("perm", K::Ints)}, infer_transpose, eval_transpose, "permute dimensions"},

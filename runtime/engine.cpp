@@ -224,12 +224,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
       if (c.builtin() != "copy_last_row" || c.args_size() != 2) {
         return fail(name + ": unknown builtin '" + c.builtin() + "' in the schedule (node " + c.node() + ")");
       }
+      // A call has at most max_batch tokens and at most max_context (past + tokens <= max_context).
       const int64_t dst = arena_offset_of(c.args(0)), src = arena_offset_of(c.args(1));
       int64_t rows = 0;
-      if (c.row_bytes() <= 0 || dst < 0 || src < 0 || !mul_ok(c.row_bytes(), e->max_batch_, &rows) || !inside(src, rows, arena) ||
+      const int64_t max_tokens = std::min(e->max_batch_, e->max_context_);
+      if (c.row_bytes() <= 0 || dst < 0 || src < 0 || !mul_ok(c.row_bytes(), max_tokens, &rows) || !inside(src, rows, arena) ||
           !inside(dst, c.row_bytes(), arena))
-        return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena at max_batch = " +
-                                               std::to_string(e->max_batch_));
+        return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena at " +
+                                               std::to_string(max_tokens) + " tokens (source at " + std::to_string(src) + ", destination at " +
+                                               std::to_string(dst) + ", arena " + std::to_string(arena) + " bytes)");
       call.copy_last_row = true;
       call.row_bytes = c.row_bytes();
     } else {

@@ -7,6 +7,7 @@
 
 #include "codegen/kernel_registry.h"
 #include "codegen/llvm/emit_ir.h"
+#include "ir/float_spec.h"
 
 #include <llvm/IR/InlineAsm.h>
 
@@ -156,6 +157,27 @@ class AttentionEmitter {
     }
   }
 
+  // float_spec::tanhf on 8 lanes: both branches, selected by |x| < kTanhSmall.
+  Value* vtanh(Value* x) {
+    namespace fs = float_spec;
+    auto c = [&](float v) { return f.splat(f.cf(v)); };
+    Value* a = B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+    Value* u = B.CreateFMul(x, x);
+    Value* p = c(fs::kTanhPoly[0]);
+    for (int i = 1; i < 6; ++i) p = f.fma(p, u, c(fs::kTanhPoly[i]));
+    Value* small = f.fma(B.CreateFMul(x, u), p, x);
+    Value* e = f.vexp(B.CreateFMul(c(-2.0f), a));
+    Value* big = B.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, B.CreateFDiv(B.CreateFSub(c(1.0f), e), B.CreateFAdd(c(1.0f), e)), x);
+    return B.CreateSelect(B.CreateFCmpOLT(a, c(fs::kTanhSmall)), small, big);
+  }
+
+  // A scaled score as the reference has it: soft-capped when the spec says so.
+  Value* capped(Value* score) {
+    if (s.softcap <= 0) return score;
+    const float inv = 1.0f / s.softcap;
+    return B.CreateFMul(f.splat(f.cf(s.softcap)), vtanh(B.CreateFMul(score, f.splat(f.cf(inv)))));
+  }
+
   Value* lane_splat(Value* v, int lane) {
     return B.CreateShuffleVector(v, llvm::PoisonValue::get(f.vf()), std::vector<int>(8, lane));
   }
@@ -167,8 +189,9 @@ class AttentionEmitter {
 
   // NQ <= 8 queries of one token (rows qrows[h], scratch slots i0 + h: heads of the same KV head)
   // against one chunk of keys: scores, online softmax update, weighted V accumulation. nvalid: keys
-  // of the chunk the token sees (may exceed the chunk). `stride` (bytes between key rows) is a
-  // constant, so every row address is base + constant.
+  // of the chunk the token sees (may exceed the chunk); keys of the chunk below `lo` (a sliding
+  // window's start, relative to the chunk, >= 0) are masked like those past nvalid. `stride`
+  // (bytes between key rows) is a constant, so every row address is base + constant.
   //
   // Every query's floating-point operations are exactly those of one query alone (the reference's
   // attention_row); only the schedule is shared. Scores and the V accumulation run over pairs of
@@ -176,7 +199,7 @@ class AttentionEmitter {
   // a time); the softmax updates of all NQ queries sit between them, lane by lane in shared vectors
   // (the scalars m, alpha, l of query h in lane h), where their independent dependency chains overlap.
   void emit_queries_chunk(const std::vector<Value*>& qrows, Value* i0, Value* kbase, Value* vbase, int64_t stride,
-                          Value* nvalid) {
+                          Value* nvalid, Value* lo) {
     const int64_t CH = kAttentionKeyChunk;
     const int groups = static_cast<int>(CH / 8);
     const size_t NQ = qrows.size();
@@ -203,6 +226,7 @@ class AttentionEmitter {
       std::vector<llvm::Constant*> idx;
       for (int l = 0; l < 8; ++l) idx.push_back(B.getInt32(static_cast<uint32_t>(gr * 8 + l)));
       mask[gr] = B.CreateICmpSLT(llvm::ConstantVector::get(idx), f.splat(nv32));
+      if (lo) mask[gr] = B.CreateAnd(mask[gr], B.CreateICmpSGE(llvm::ConstantVector::get(idx), f.splat(B.CreateTrunc(lo, f.i32))));
     }
     for (auto [h0, h1] : pairs) {
       std::vector<std::vector<Value*>> qv(NQ);
@@ -223,7 +247,7 @@ class AttentionEmitter {
           Value* a = half[h][0];
           Value* b = half[h][1];
           Value* dots = B.CreateFAdd(f.shuffle(a, b, {0, 1, 2, 3, 8, 9, 10, 11}), f.shuffle(a, b, {4, 5, 6, 7, 12, 13, 14, 15}));
-          sc[h][gr] = B.CreateSelect(mask[gr], B.CreateFMul(dots, scale), neg_inf);
+          sc[h][gr] = B.CreateSelect(mask[gr], capped(B.CreateFMul(dots, scale)), neg_inf);
         }
       }
     }
@@ -336,15 +360,26 @@ class AttentionEmitter {
         for (int64_t dv = 0; dv < DV_; ++dv) f.store(llvm::Constant::getNullValue(f.vf()), f.at(accp, dv * 32), 4);
       }, "init");
       Value* limit = B.CreateAdd(past_, t1);  // keys the unit's last token sees
-      f.loop(f.c64(0), limit, CH, [&](Value* c0) {
+      // The first key token t sees: past + t + 1 - window with a window, else 0.
+      auto first_key = [&](Value* t) {
+        return s.window > 0 ? f.smax(B.CreateSub(B.CreateAdd(past_, t), f.c64(s.window - 1)), f.c64(0)) : f.c64(0);
+      };
+      // Chunks start at multiples of CH from key 0 (the reference's order), from the one holding
+      // the unit's first token's first key.
+      Value* cstart = s.window > 0 ? B.CreateMul(B.CreateSDiv(first_key(t0), f.c64(CH)), f.c64(CH)) : f.c64(0);
+      f.loop(cstart, limit, CH, [&](Value* c0) {
         emit_prefetch(B.CreateAdd(c0, f.c64(CH)), g);
         // The unit's queries against this chunk, reading key rows `stride` bytes apart.
         auto queries = [&](Value* kbase, Value* vbase, int64_t stride) {
           f.loop(f.c64(0), nt, 1, [&](Value* tt) {
             Value* t = B.CreateAdd(t0, tt);
             Value* vis = B.CreateAdd(B.CreateAdd(past_, t), f.c64(1));
-            f.if_then(B.CreateICmpSLT(c0, vis), [&] {
+            Value* first = first_key(t);
+            Value* sees = B.CreateICmpSLT(c0, vis);
+            if (s.window > 0) sees = B.CreateAnd(sees, B.CreateICmpSGT(B.CreateAdd(c0, f.c64(CH)), first));
+            f.if_then(sees, [&] {
               Value* nvalid = B.CreateSub(vis, c0);
+              Value* lo = s.window > 0 ? f.smax(B.CreateSub(first, c0), f.c64(0)) : nullptr;
               // NQ query heads of the group at a time, sharing every key and value load.
               f.loop(f.c64(0), f.c64(G_), NQ_, [&](Value* hh) {
                 Value* i0 = B.CreateAdd(B.CreateMul(tt, f.c64(G_)), hh);
@@ -352,7 +387,7 @@ class AttentionEmitter {
                 Value* q0 = f.at(f.at(q_, t, qstride_), h0, D_ * 4);
                 std::vector<Value*> qrows;
                 for (int64_t h = 0; h < NQ_; ++h) qrows.push_back(f.at(q0, h * D_ * 4));
-                emit_queries_chunk(qrows, i0, kbase, vbase, stride, nvalid);
+                emit_queries_chunk(qrows, i0, kbase, vbase, stride, nvalid, lo);
               }, "head");
             });
           }, "qtok");
@@ -412,6 +447,9 @@ StatusOr<KernelSpec> attention_spec(const Node& n, const Model* model) {
     INGOT_ASSIGN_OR_RETURN(a.D, static_dim(n.inputs[0].type().shape[2], "head_dim"));
   }
   a.scale = static_cast<float>(n.attr("scale").as_float());
+  a.softcap = static_cast<float>(n.attr("softcap").as_float());
+  a.window = n.attr("window").as_int();
+  if (a.softcap < 0 || a.window < 0) return err("codegen: " + n.name + ": negative softcap or window");
   if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return err("codegen: " + n.name + ": bad head counts");
   if (a.D <= 0 || a.D % 8 != 0)
     return err("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
@@ -428,10 +466,11 @@ StatusOr<KernelSpec> attention_spec(const Node& n, const Model* model) {
 
 std::string attention_key(const KernelSpec& k) {
   const AttentionSpec& a = k.attention;
-  char buf[160];
-  std::snprintf(buf, sizeof(buf), "attention H=%lld KV=%lld D=%lld %s cache=%s scale=%a", static_cast<long long>(a.H),
-                static_cast<long long>(a.KV), static_cast<long long>(a.D), a.packed ? "packed" : "separate",
-                std::string(type_name(a.cache)).c_str(), static_cast<double>(a.scale));
+  char buf[224];
+  std::snprintf(buf, sizeof(buf), "attention H=%lld KV=%lld D=%lld %s cache=%s scale=%a softcap=%a window=%lld",
+                static_cast<long long>(a.H), static_cast<long long>(a.KV), static_cast<long long>(a.D), a.packed ? "packed" : "separate",
+                std::string(type_name(a.cache)).c_str(), static_cast<double>(a.scale), static_cast<double>(a.softcap),
+                static_cast<long long>(a.window));
   return buf;
 }
 

@@ -340,32 +340,58 @@ std::vector<RewritePattern> attention_patterns(std::vector<Node*>& replaced_assi
   });
   // LessEqual(Range(0), Reshape(Range(pos), [L, 1])): key position <= query position.
   Pattern keys = op(Op::Range, {constant_scalar(0.0)}, "keys").where(step_one());
-  Pattern queries = op(Op::Reshape, {op(Op::Range, {any()}).where(step_one()).where(queries_after_past_keys())}).where(rank(2));
+  Pattern queries = op(Op::Reshape, {op(Op::Range, {any()}).where(step_one()).where(queries_after_past_keys())}, "queries").where(rank(2));
   Pattern causal = op(Op::LessEqual, {keys, queries});
+  // And key position > query position - W: a sliding window of W keys (the same key and query
+  // positions, captured by name).
+  Pattern windowed = op(Op::LogicalAnd, {causal, op(Op::Greater, {keys, op(Op::Subtract, {queries, constant("window").where(one_element)})})});
   Pattern q = op(Op::Transpose, {any("q")}).where(heads_first);
   Pattern k = op(Op::Transpose, {any("k_heads").where(kv_cache_heads())}).where(heads_first);
   Pattern v = op(Op::Transpose, {any("v_heads").where(kv_cache_heads())}).where(heads_first);
   Pattern scores = op(Op::Multiply, {op(Op::MatMul, {q, k}).where(transposes_b(true)), constant("scale").where(one_element)});
-  Pattern probs = op(Op::Softmax, {op(Op::Select, {causal, scores, constant().where(minus_infinity)})}).where(over_keys);
-  return {
-      // Transpose(softmax(causal ? q·kᵀ * scale : -inf) · v), k and v read from, appended to and written back to their caches
-      // -> Attention(q, k_new, v_new){k_variable, v_variable, scale}, which owns the cache update
-      {"attention", op(Op::Transpose, {op(Op::MatMul, {probs, v}).where(transposes_b(false))}).where(heads_first),
+  // cap * tanh(s * (1 / cap)): soft-capped scores (Gemma 2).
+  Pattern capped = op(Op::Multiply, {op(Op::Tanh, {op(Op::Multiply, {scores, constant("inv_cap").where(one_element)})}),
+                                     constant("cap").where(one_element)});
+  auto attention = [&replaced_assigns, &heads_first, &minus_infinity, &over_keys, &v](const char* name, Pattern mask, Pattern s) {
+    Pattern probs = op(Op::Softmax, {op(Op::Select, {mask, s, constant().where(minus_infinity)})}).where(over_keys);
+    return RewritePattern{name, op(Op::Transpose, {op(Op::MatMul, {probs, v}).where(transposes_b(false))}).where(heads_first),
        [&replaced_assigns](Model& m, const Captures& c, Node* root) -> StatusOr<bool> {
+         AttrMap attrs = {{"scale", Attribute::Float(*scalar_constant(c.value("scale")))}};
+         if (c.has("cap")) {
+           const double cap = *scalar_constant(c.value("cap")), inv = *scalar_constant(c.value("inv_cap"));
+           // The kernel multiplies by 1 / cap rounded to f32: the graph's constant must be that.
+           if (!(cap > 0) || static_cast<float>(inv) != 1.0f / static_cast<float>(cap))
+             return decline("soft-capping constants are not cap and 1 / cap");
+           attrs["softcap"] = Attribute::Float(cap);
+         }
+         if (c.has("window")) {
+           const double w = *scalar_constant(c.value("window"));
+           if (!(w >= 1) || w != std::floor(w)) return decline("the sliding window is not a positive whole number of keys");
+           attrs["window"] = Attribute::Int(static_cast<int64_t>(w));
+         }
          std::string why;
          auto kc = kv_cache(m, c.value("k_heads"), why), vc = kv_cache(m, c.value("v_heads"), why);
          if (!kc || !vc) return decline(why);  // the predicates found both: not reached
-         auto fused = m.add_node(spec(Op::Attention, {c.value("q"), kc->fresh, vc->fresh},
-                                      {{"k_variable", Attribute::String(kc->variable)},
-                                       {"v_variable", Attribute::String(vc->variable)},
-                                       {"scale", Attribute::Float(*scalar_constant(c.value("scale")))}}));
+         attrs["k_variable"] = Attribute::String(kc->variable);
+         attrs["v_variable"] = Attribute::String(vc->variable);
+         auto fused = m.add_node(spec(Op::Attention, {c.value("q"), kc->fresh, vc->fresh}, attrs));
          if (!fused.ok()) return decline("the fused op does not fit: " + fused.message());
          if (!replace(m, root->out(), (*fused)->out())) return decline("the fused op's type differs");
          // The fused op writes the caches now: its Assigns go (DCE keeps sinks), then DCE drops the rest.
          replaced_assigns.push_back(kc->assign);
          replaced_assigns.push_back(vc->assign);
          return true;
-       }},
+       }};
+  };
+  return {
+      // Transpose(softmax(causal ? q·kᵀ * scale : -inf) · v), k and v read from, appended to and written back to their caches
+      // -> Attention(q, k_new, v_new){k_variable, v_variable, scale}, which owns the cache update
+      attention("attention", causal, scores),
+      // the same with cap * tanh(q·kᵀ * scale / cap) -> Attention{..., softcap = cap}
+      attention("attention-softcap", causal, capped),
+      // the same where keys also lie within W of the query -> Attention{..., window = W}
+      attention("attention-window", windowed, scores),
+      attention("attention-window-softcap", windowed, capped),
   };
 }
 

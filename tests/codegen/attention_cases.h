@@ -81,9 +81,12 @@ struct AttentionCase {
   int64_t T = 1, past = 0, H = 8, KV = 4, D = 64;
   bool f16 = false;    // f16 KV cache (else f32)
   bool packed = true;  // one qkv input (else q, k, v)
+  int64_t window = 0;  // > 0: sliding-window attention over the last `window` keys
+  float softcap = 0;   // > 0: soft-capped scores
   std::string kernel_name() const {
     return "attn_h" + std::to_string(H) + "_kv" + std::to_string(KV) + "_d" + std::to_string(D) + (f16 ? "_f16" : "_f32") +
-           (packed ? "_packed" : "_qkv");
+           (packed ? "_packed" : "_qkv") + (window > 0 ? "_w" + std::to_string(window) : "") +
+           (softcap > 0 ? "_cap" + std::to_string(static_cast<int>(softcap)) : "");
   }
   std::string name() const { return kernel_name() + "_t" + std::to_string(T) + "_past" + std::to_string(past); }
 };
@@ -114,6 +117,8 @@ inline StatusOr<std::unique_ptr<AttentionData>> make_attention(const AttentionCa
   GraphBuilder b(m);
   AttrMap attrs = {{"k_variable", Attribute::String("k")}, {"v_variable", Attribute::String("v")},
                    {"scale", Attribute::Float(1.0 / std::sqrt(static_cast<double>(c.D)))}};
+  if (c.window > 0) attrs["window"] = Attribute::Int(c.window);
+  if (c.softcap > 0) attrs["softcap"] = Attribute::Float(c.softcap);
   std::map<std::string, Tensor> inputs;
   Node* n = nullptr;
   // Queries in [-4, 4] give scores of several units: the max-subtraction matters.

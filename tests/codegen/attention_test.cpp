@@ -111,6 +111,42 @@ TEST(CodegenAttention, HeadRatiosHeadDimsAndInputForms) {
   check_attention(cases);
 }
 
+// Sliding windows (Gemma 2 and 3's local layers) and soft-capped scores (Gemma 2): windows shorter
+// than a key chunk, across chunk boundaries and longer than the context; caps that bite (queries
+// in [-4, 4] give scores of several units) and loose ones; with and without an f16 cache.
+TEST(CodegenAttention, SlidingWindowsAndSoftCaps) {
+  std::vector<AttentionCase> cases;
+  for (int64_t window : {1, 3, 40, 500})
+    for (float cap : {0.0f, 2.0f, 50.0f})
+      for (auto [T, past] : {std::pair<int64_t, int64_t>{1, 0}, {1, 200}, {3, 31}, {17, 70}, {33, 1}}) {
+        if (window == 500 && cap == 0.0f) continue;  // a window beyond the context is plain causal attention: above
+        // One kernel per (window, cap): the cache type and input form vary between them.
+        AttentionCase c = attention_case(T, past, window == 3 || window == 500, cap != 2.0f, {8, 4}, 64);
+        c.window = window;
+        c.softcap = cap;
+        cases.push_back(c);
+      }
+  for (float cap : {0.0f, 30.0f}) {  // head_dim 8: short rows
+    AttentionCase c = attention_case(5, 40, false, false, {6, 2}, 8);
+    c.window = 7;
+    c.softcap = cap;
+    cases.push_back(c);
+  }
+  check_attention(cases);
+}
+
+// The window and the cap change the result (the checks above would see a kernel that ignored them).
+TEST(CodegenAttention, WindowAndCapMatter) {
+  AttentionCase plain = attention_case(3, 70, false, true, {8, 4}, 64);
+  AttentionCase windowed = plain, capped = plain;
+  windowed.window = 5;
+  capped.softcap = 2.0f;
+  auto a = make_attention(plain, 9), b = make_attention(windowed, 9), c = make_attention(capped, 9);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_GT(nmse((*b)->expected.data(), (*a)->expected), 1e-3);
+  EXPECT_GT(nmse((*c)->expected.data(), (*a)->expected), 1e-3);
+}
+
 // Every CPU tier the host runs gives the same bits (both cache types, GQA, decode and prefill).
 class CodegenAttentionTiers : public ::testing::TestWithParam<std::string> {};
 
@@ -123,6 +159,11 @@ TEST_P(CodegenAttentionTiers, BitwiseOnEveryTier) {
   auto cases = sparse_grid(false, true, {8, 4}, 64);
   auto f16 = sparse_grid(true, false, {6, 2}, 8);
   cases.insert(cases.end(), f16.begin(), f16.end());
+  for (AttentionCase c : sparse_grid(false, true, {8, 4}, 64)) {  // the vector tanh and the window masks
+    c.window = 9;
+    c.softcap = 3.0f;
+    cases.push_back(c);
+  }
   check_attention(cases, options);
 }
 

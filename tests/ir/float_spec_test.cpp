@@ -38,6 +38,23 @@ TEST(FloatSpec, ExpWithinTwoUlpOnTheClampedRange) {
   std::printf("worst exp error: %lld ulp\n", static_cast<long long>(worst));
 }
 
+// tanh within 4 ulp of the correctly rounded value over the soft-capping range, odd, saturating.
+TEST(FloatSpec, TanhWithinFourUlp) {
+  int64_t worst = 0;
+  for (float x = 1e-6f; x <= 12.0f; x *= 1.0007f) {
+    const float want = static_cast<float>(std::tanh(static_cast<double>(x)));
+    const int64_t u = ulps(float_spec::tanhf(x), want);
+    worst = std::max(worst, u);
+    ASSERT_LE(u, 4) << "x = " << x;
+    ASSERT_EQ(float_spec::tanhf(-x), -float_spec::tanhf(x)) << "x = " << x;
+  }
+  EXPECT_EQ(float_spec::tanhf(0.0f), 0.0f);
+  EXPECT_EQ(float_spec::tanhf(100.0f), 1.0f);
+  EXPECT_EQ(float_spec::tanhf(-1e30f), -1.0f);
+  EXPECT_NEAR(float_spec::softcap(120.0f, 50.0f, 1.0f / 50.0f), 50.0 * std::tanh(2.4), 1e-4);
+  std::printf("worst tanh error: %lld ulp\n", static_cast<long long>(worst));
+}
+
 TEST(FloatSpec, SigmoidAndSum8) {
   EXPECT_EQ(float_spec::sigmoid(0.0f), 0.5f);
   EXPECT_NEAR(float_spec::sigmoid(3.0f), 1.0 / (1.0 + std::exp(-3.0)), 1e-7);
