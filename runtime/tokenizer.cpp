@@ -84,11 +84,42 @@ std::optional<std::pair<std::string_view, std::string_view>> split_merge(std::st
   return std::make_pair(merge.substr(0, space), merge.substr(space + 1));
 }
 
+struct PreTokenizerName {
+  const char* name;       // as tokenizer.ggml.pre spells it
+  const char* canonical;  // the spec's name
+  unicode::PreTokenizer kind;
+};
+// llama.cpp (llama-vocab.cpp) maps each name to a list of regexes plus flags; a name is here when
+// its regexes are one of ours and its other flags change only decoding (clean_spaces).
+constexpr PreTokenizerName kPreTokenizerNames[] = {
+    {"gpt2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"default", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"gpt-2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"mpt", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"phi-2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"olmo", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"llama3", "llama3", unicode::PreTokenizer::Llama3},
+    {"llama-bpe", "llama3", unicode::PreTokenizer::Llama3},
+    {"llama-v3", "llama3", unicode::PreTokenizer::Llama3},
+    {"qwen2", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
+    {"falcon", "falcon", unicode::PreTokenizer::Falcon},
+    {"refact", "refact", unicode::PreTokenizer::Refact},
+    {"starcoder", "refact", unicode::PreTokenizer::Refact},
+    {"smollm", "refact", unicode::PreTokenizer::Refact},
+};
+
+const PreTokenizerName* find_pre_tokenizer(std::string_view name) {
+  for (const PreTokenizerName& n : kPreTokenizerNames) {
+    if (name == n.name) return &n;
+  }
+  return nullptr;
+}
+
 std::optional<unicode::PreTokenizer> pre_tokenizer_named(const std::string& name) {
-  if (name == "gpt2" || name == "gpt-2" || name == "default") return unicode::PreTokenizer::Gpt2;
-  if (name == "llama3" || name == "llama-bpe" || name == "llama-v3") return unicode::PreTokenizer::Llama3;
-  if (name == "qwen2") return unicode::PreTokenizer::Qwen2;
-  return std::nullopt;
+  const PreTokenizerName* n = find_pre_tokenizer(name);
+  if (!n) return std::nullopt;
+  return n->kind;
 }
 
 // ------------------------------------------------------------------ spec validation
@@ -136,7 +167,7 @@ std::string check_kind(const TokenizerSpec& spec) {
   if (spec.kind != TokenizerSpec::Kind::SentencePiece && spec.kind != TokenizerSpec::Kind::ByteLevelBpe)
     return "unknown kind " + std::to_string(static_cast<int>(spec.kind));
   if (spec.kind == TokenizerSpec::Kind::ByteLevelBpe && !pre_tokenizer_named(spec.pre))
-    return "unknown pre-tokenizer " + quoted(spec.pre) + " (known: gpt2, default, llama3, llama-bpe, qwen2)";
+    return "unknown pre-tokenizer " + quoted(spec.pre) + " (known: " + known_pre_tokenizers() + ")";
   return "";
 }
 
@@ -195,15 +226,17 @@ class TokenizerBase : public Tokenizer {
   // Appends the tokens of plain text (no special tokens in it).
   virtual void encode_text(std::string_view text, bool after_special, std::vector<int32_t>& out) const = 0;
 
-  // Fills pieces_: what each token decodes to. `normal_piece` decodes a normal token's text.
+  // Fills pieces_: what each token decodes to. `normal_piece` decodes a normal token's text; it
+  // decodes user-defined tokens too, as Hugging Face's decoders do (Gemma's added token "▁▁" is
+  // two spaces; DeepSeek's added "ø" is GPT-2's alphabet for the byte 0xF8).
   template <typename NormalPiece>
   void build_pieces(NormalPiece normal_piece) {
     pieces_.resize(spec_.tokens.size());
     for (size_t id = 0; id < spec_.tokens.size(); ++id) {
       const std::string& text = spec_.tokens[id];
       switch (type_of(spec_, id)) {
-        case TokenType::Normal: pieces_[id] = normal_piece(text); break;
-        case TokenType::UserDefined: pieces_[id] = text; break;
+        case TokenType::Normal:
+        case TokenType::UserDefined: pieces_[id] = normal_piece(text); break;
         case TokenType::Byte: pieces_[id] = std::string(1, static_cast<char>(*parse_byte_token(text))); break;
         case TokenType::Unknown:
         case TokenType::Control:
@@ -402,10 +435,16 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     pre_ = *pre_tokenizer_named(spec_.pre);
     // LLaMA-3's tokenizer.json sets ignore_merges: a pre-token that is a token stays whole.
     ignore_merges_ = pre_ == unicode::PreTokenizer::Llama3;
+    // The BPE model's own tokens are the normal ones. An added token may spell the same text
+    // (DeepSeek adds "ø" as a user-defined token beside the byte token "ø"); text that reaches
+    // the BPE model must become the model's token, which decodes to the same bytes.
+    for (size_t id = 0; id < spec_.tokens.size(); ++id) {
+      if (type_of(spec_, id) == TokenType::Normal) model_tokens_.emplace(spec_.tokens[id], static_cast<int32_t>(id));
+    }
     for (int b = 0; b < 256; ++b) {
       std::string ch;
       unicode::append_utf8(ch, unicode::byte_to_alphabet(static_cast<uint8_t>(b)));
-      byte_tokens_[b] = find_token(all_tokens_, ch);
+      byte_tokens_[b] = model_token(ch);
     }
     build_pieces([](const std::string& text) { return alphabet_to_bytes(text); });
   }
@@ -418,13 +457,13 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
       const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(spec_.merges[rank]); };
       const auto parts = split_merge(spec_.merges[rank]);
       if (!parts) return where() + " is not two tokens separated by a space";
-      const int32_t left = find_token(all_tokens_, parts->first), right = find_token(all_tokens_, parts->second);
+      const int32_t left = model_token(parts->first), right = model_token(parts->second);
       for (auto [part, id] : {std::pair{parts->first, left}, std::pair{parts->second, right}}) {
         if (id < 0) return where() + " names " + quoted(part) + ", which is not a token";
       }
       std::string merged(parts->first);
       merged += parts->second;
-      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), find_token(all_tokens_, merged)});
+      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), model_token(merged)});
     }
     return "";
   }
@@ -456,16 +495,14 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
 
-  // A normal token's text spells bytes in GPT-2's alphabet; a character outside it stays as is.
+  // A token's text spells bytes in GPT-2's alphabet. Hugging Face's ByteLevel decoder takes a
+  // token with a character outside the alphabet as it is (e.g. an added token "<|im_start|>\n").
   static std::string alphabet_to_bytes(const std::string& text) {
     std::string out;
     for (const unicode::Utf8Char& c : unicode::split_utf8(text)) {
       const int byte = unicode::alphabet_to_byte(c.code_point);
-      if (byte >= 0) {
-        out.push_back(static_cast<char>(byte));
-      } else {
-        out.append(text, c.offset, c.size);
-      }
+      if (byte < 0) return text;
+      out.push_back(static_cast<char>(byte));
     }
     return out;
   }
@@ -488,7 +525,7 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
   // BPE over the bytes of one pre-token: repeatedly merge the adjacent pair of lowest rank.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const {
     if (ignore_merges_) {
-      if (int32_t id = find_token(all_tokens_, bytes_to_alphabet(word)); id >= 0) {
+      if (int32_t id = model_token(bytes_to_alphabet(word)); id >= 0) {
         out.push_back(id);
         return;
       }
@@ -523,13 +560,31 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     }
   }
 
+  // The normal token spelling `text`, else any token spelling it (-1 if none).
+  int32_t model_token(std::string_view text) const {
+    const int32_t id = find_token(model_tokens_, text);
+    return id >= 0 ? id : find_token(all_tokens_, text);
+  }
+
   unicode::PreTokenizer pre_ = unicode::PreTokenizer::Gpt2;
   bool ignore_merges_ = false;
+  TokenIndex model_tokens_;  // text -> id of the normal tokens; on duplicates the first id wins
   std::array<int32_t, 256> byte_tokens_{};  // the token of each byte's alphabet character
   std::unordered_map<uint64_t, Merge> merges_;
 };
 
 }  // namespace
+
+std::string canonical_pre_tokenizer(std::string_view name) {
+  const PreTokenizerName* n = find_pre_tokenizer(name);
+  return n ? n->canonical : "";
+}
+
+std::string known_pre_tokenizers() {
+  std::string out;
+  for (const PreTokenizerName& n : kPreTokenizerNames) out += (out.empty() ? "" : ", ") + std::string(n.name);
+  return out;
+}
 
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   const auto fail = [&](const std::string& message) -> StatusOr<std::unique_ptr<Tokenizer>> {

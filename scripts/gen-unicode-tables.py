@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Generates runtime/unicode_tables.inc: the Unicode classes the tokenizers' pre-tokenizers need.
 
-The byte-level BPE pre-tokenizers are regular expressions over \\p{L}, \\p{N} and \\s. The runtime
-implements them by hand, so it needs those three classes as sorted, inclusive code point ranges:
+The byte-level BPE pre-tokenizers are regular expressions over \\p{L}, \\p{N}, \\p{P} and \\s. The runtime
+implements them by hand, so it needs those classes as sorted, inclusive code point ranges:
 
   letter      general category L* (Lu, Ll, Lt, Lm, Lo)     = \\p{L}
   number      general category N* (Nd, Nl, No)             = \\p{N}
+  punctuation general category P* (Pc Pd Ps Pe Pi Pf Po)   = \\p{P} (Falcon's pre-tokenizer)
   whitespace  the White_Space property                     = \\s in Unicode regex engines
 
 Python's unicodedata has no White_Space property. str.isspace() is White_Space plus U+001C..U+001F
@@ -68,6 +69,8 @@ def main():
     tables = [
         emit_table("kLetterRanges", "General category L (Lu Ll Lt Lm Lo)", ranges_of(category_starts_with("L"))),
         emit_table("kNumberRanges", "General category N (Nd Nl No)", ranges_of(category_starts_with("N"))),
+        emit_table("kPunctuationRanges", "General category P (Pc Pd Ps Pe Pi Pf Po)",
+                   ranges_of(category_starts_with("P"))),
         emit_table("kWhitespaceRanges", "White_Space property", whitespace),
     ]
     header = (

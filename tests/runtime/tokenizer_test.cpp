@@ -376,15 +376,32 @@ bool spm_round_trips(const TokenizerSpec& spec, const std::string& text) {
   return true;
 }
 
+// Whether byte-level BPE can spell every byte of the text: some vocabularies have no token for
+// bytes that never occur in UTF-8 (0xC0, 0xF5..0xFF) or in their training text (Falcon: 0x03).
+std::vector<bool> spelled_bytes(const TokenizerSpec& spec) {
+  std::vector<bool> spelled(256, false);
+  for (const std::string& token : spec.tokens) {
+    const std::vector<unicode::Utf8Char> chars = unicode::split_utf8(token);
+    if (chars.size() != 1) continue;
+    if (int b = unicode::alphabet_to_byte(chars[0].code_point); b >= 0) spelled[b] = true;
+  }
+  return spelled;
+}
+bool bpe_round_trips(const std::vector<bool>& spelled, const std::string& text) {
+  return std::all_of(text.begin(), text.end(), [&](char c) { return spelled[static_cast<uint8_t>(c)]; });
+}
+
 // Any bytes encode to valid ids, with and without special-token parsing, and plain text decodes
 // back to itself (SentencePiece: after dropping the added space).
 void check_any_input(const Tokenizer& t) {
   const bool spm = t.spec().kind == TokenizerSpec::Kind::SentencePiece;
+  const std::vector<bool> spelled = spelled_bytes(t.spec());
   for (const std::string& text : random_texts(300)) {
     for (bool parse_special : {false, true}) {
       const Ids ids = t.encode(text, true, parse_special);
       for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t.vocab_size());
-      if (!parse_special && (!spm || spm_round_trips(t.spec(), text))) EXPECT_EQ(t.decode(ids, true), text);
+      const bool round_trips = spm ? spm_round_trips(t.spec(), text) : bpe_round_trips(spelled, text);
+      if (!parse_special && round_trips) EXPECT_EQ(t.decode(ids, true), text);
     }
   }
 }
@@ -446,6 +463,74 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   const auto k = unicode::PreTokenizer::Qwen2;
   EXPECT_EQ(pieces("1234567 x1", k), (Pieces{"1", "2", "3", "4", "5", "6", "7", " x", "1"}));
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
+}
+
+// Expected splits computed with Python's `regex` module applying llama.cpp's regexes one after
+// another, each to every piece the previous ones left.
+TEST(PreTokenizer, DeepseekLlmMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::DeepseekLlm;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "12345"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n", "\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'", "ve", "  ", "1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9", "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "14159", " ", "12", ",", "345"}));
+}
+
+TEST(PreTokenizer, FalconMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::Falcon;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "123", "45"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'", "ve", " ", " 1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " \xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r\n\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "141", "59", " 12", ",", "345"}));
+}
+
+TEST(PreTokenizer, RefactMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::Refact;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "1", "2", "3", "4", "5"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'ve", "  ", "1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80" "!!", "\r\n\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"}));
 }
 
 TEST(PreTokenizer, InvalidUtf8IsOther) {
@@ -518,8 +603,8 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad.merges.push_back("ab zz");
   EXPECT_NE(create_error(bad).find("\"zz\", which is not a token"), std::string::npos);
   bad = v.spec;
-  bad.pre = "falcon";
-  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"falcon\""), std::string::npos);
+  bad.pre = "deepseek-coder";
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"deepseek-coder\" (known: gpt2, default"), std::string::npos);
   EXPECT_FALSE(Tokenizer::create(bad).ok());
 }
 
@@ -598,6 +683,26 @@ TEST(Vocab, LlamaSpmVectors) {
 TEST(Vocab, Gpt2Vectors) {
   INGOT_MODEL_PATH(path, "vocab/ggml-vocab-gpt-2.gguf");
   check_vectors(path, "gpt-2");
+}
+
+TEST(Vocab, DeepseekLlmVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-deepseek-llm.gguf");
+  check_vectors(path, "deepseek-llm");
+}
+
+TEST(Vocab, FalconVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-falcon.gguf");
+  check_vectors(path, "falcon");
+}
+
+TEST(Vocab, MptVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-mpt.gguf");
+  check_vectors(path, "mpt");
+}
+
+TEST(Vocab, RefactVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-refact.gguf");
+  check_vectors(path, "refact");
 }
 
 TEST(Vocab, LlamaSpmSpecialTokens) {
@@ -707,8 +812,9 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter bad_pre = base;
   bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("falcon"));
-  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer"), std::string::npos);
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("deepseek-coder"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"deepseek-coder\""),
+            std::string::npos);
 
   GgufWriter scores = base;
   scores.set("tokenizer.ggml.scores", GgufValue::f32s({0, 0}));
