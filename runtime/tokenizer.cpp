@@ -332,6 +332,82 @@ void merge_into_left(std::vector<Symbol>& symbols, size_t left) {
   if (l.next != kNone) symbols[l.next].prev = left;
 }
 
+
+// Hugging Face's BPE model: merges ranked by their order, over token ids. Symbols carry the token
+// they spell; the adjacent pair of lowest rank merges first, the leftmost among equal ranks.
+class RankedMerges {
+ public:
+  // Indexes "left right" merges; `token_of` maps a text to its token (-1 if none). The first
+  // occurrence of a pair keeps its (better) rank. Returns why a merge is invalid, "" if none is.
+  template <typename TokenOf>
+  std::string index(const std::vector<std::string>& merges, TokenOf token_of) {
+    merges_.reserve(merges.size());
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(merges[rank]); };
+      const auto parts = split_merge(merges[rank]);
+      if (!parts) return where() + " is not two tokens separated by a space";
+      const int32_t left = token_of(parts->first), right = token_of(parts->second);
+      for (auto [part, id] : {std::pair{parts->first, left}, std::pair{parts->second, right}}) {
+        if (id < 0) return where() + " names " + quoted(part) + ", which is not a token";
+      }
+      std::string merged(parts->first);
+      merged += parts->second;
+      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), token_of(merged)});
+    }
+    return "";
+  }
+
+  bool empty() const { return merges_.empty(); }
+
+  // Merges linked symbols in place; a symbol whose token is -1 never merges.
+  void apply(std::vector<Symbol>& symbols) const {
+    std::priority_queue<Candidate> queue;
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(symbols, i, queue);
+    while (!queue.empty()) {
+      const Candidate c = queue.top();
+      queue.pop();
+      const Symbol& l = symbols[c.left];
+      const bool stale = l.next != c.right || l.size != c.left_size || symbols[c.right].size != c.right_size;
+      if (stale) continue;
+      merge_into_left(symbols, c.left);
+      symbols[c.left].token = c.result;
+      push_candidate(symbols, symbols[c.left].prev, queue);
+      push_candidate(symbols, c.left, queue);
+    }
+  }
+
+ private:
+  struct Merge {
+    int32_t rank;
+    int32_t result;  // the token the merged text spells, -1 if it is none
+  };
+  // A possible merge of `left` with its right neighbour, valid while both keep their sizes.
+  struct Candidate {
+    int32_t rank;
+    int32_t result;
+    size_t left, right;
+    size_t left_size, right_size;
+    bool operator<(const Candidate& o) const {  // priority: lowest rank, then leftmost
+      return rank != o.rank ? rank > o.rank : left > o.left;
+    }
+  };
+
+  static uint64_t pair_key(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+  }
+
+  void push_candidate(const std::vector<Symbol>& symbols, size_t left, std::priority_queue<Candidate>& queue) const {
+    if (left == kNone || symbols[left].next == kNone) return;
+    const Symbol& l = symbols[left];
+    const Symbol& r = symbols[l.next];
+    if (l.token < 0 || r.token < 0) return;
+    auto it = merges_.find(pair_key(l.token, r.token));
+    if (it != merges_.end()) queue.push({it->second.rank, it->second.result, left, l.next, l.size, r.size});
+  }
+
+  std::unordered_map<uint64_t, Merge> merges_;
+};
+
 // ------------------------------------------------------------------ SentencePiece
 
 class SentencePieceTokenizer final : public TokenizerBase {
@@ -345,6 +421,11 @@ class SentencePieceTokenizer final : public TokenizerBase {
     }
     for (int b = 0; b < 256; ++b) byte_tokens_[b] = find_token(all_tokens_, byte_token_text(static_cast<uint8_t>(b)));
     build_pieces([](const std::string& text) { return unescape_spaces(text); });
+  }
+
+  // Indexes the merges, if the spec has any, or says why a merge is invalid. Called once by create().
+  std::string index_merges() {
+    return merges_.index(spec_.merges, [this](std::string_view text) { return find_token(mergeable_, text); });
   }
 
  protected:
@@ -392,13 +473,24 @@ class SentencePieceTokenizer final : public TokenizerBase {
     if (id >= 0) queue.push({score_of(id), left, size});
   }
 
-  // Repeatedly merges the adjacent pair that spells the best-scoring token; then each symbol is a
-  // token, or a single character that falls back to byte tokens.
+  // Repeatedly merges the adjacent pair that spells the best-scoring token (with merges: the
+  // pair of lowest merge rank); then each symbol is a token, or a single character that falls
+  // back to byte tokens.
   void encode_normalized(std::string_view text, std::vector<int32_t>& out) const {
     std::vector<Symbol> symbols;
-    for (const unicode::Utf8Char& c : unicode::split_utf8(text)) symbols.push_back({c.offset, c.size});
+    for (const unicode::Utf8Char& c : unicode::split_utf8(text)) {
+      symbols.push_back({c.offset, c.size, kNone, kNone, find_token(mergeable_, text.substr(c.offset, c.size))});
+    }
     if (symbols.empty()) return;
     symbols = link_symbols(std::move(symbols));
+    if (!merges_.empty()) {
+      merges_.apply(symbols);
+      for (size_t i = 0; i != kNone; i = symbols[i].next) {
+        if (symbols[i].token >= 0) out.push_back(symbols[i].token);
+        else append_fallback(text.substr(symbols[i].offset, symbols[i].size), byte_tokens_, out);
+      }
+      return;
+    }
 
     std::priority_queue<Candidate> queue;
     for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(text, symbols, i, queue);
@@ -425,6 +517,7 @@ class SentencePieceTokenizer final : public TokenizerBase {
 
   TokenIndex mergeable_;  // text -> id of the tokens plain text may become
   std::array<int32_t, 256> byte_tokens_{};
+  RankedMerges merges_;   // empty: merge by score
 };
 
 // ------------------------------------------------------------------ byte-level BPE
@@ -449,23 +542,9 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     build_pieces([](const std::string& text) { return alphabet_to_bytes(text); });
   }
 
-  // Indexes the merges by token id pair, or says why a merge is invalid. The first occurrence of
-  // a pair keeps its (better) rank. Called once by create().
+  // Indexes the merges, or says why a merge is invalid. Called once by create().
   std::string index_merges() {
-    merges_.reserve(spec_.merges.size());
-    for (size_t rank = 0; rank < spec_.merges.size(); ++rank) {
-      const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(spec_.merges[rank]); };
-      const auto parts = split_merge(spec_.merges[rank]);
-      if (!parts) return where() + " is not two tokens separated by a space";
-      const int32_t left = model_token(parts->first), right = model_token(parts->second);
-      for (auto [part, id] : {std::pair{parts->first, left}, std::pair{parts->second, right}}) {
-        if (id < 0) return where() + " names " + quoted(part) + ", which is not a token";
-      }
-      std::string merged(parts->first);
-      merged += parts->second;
-      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), model_token(merged)});
-    }
-    return "";
+    return merges_.index(spec_.merges, [this](std::string_view text) { return model_token(text); });
   }
 
  protected:
@@ -476,25 +555,6 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
   }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t result;  // the token the merged text spells, -1 if it is none
-  };
-  // A possible merge of `left` with its right neighbour, valid while both keep their sizes.
-  struct Candidate {
-    int32_t rank;
-    int32_t result;
-    size_t left, right;
-    size_t left_size, right_size;
-    bool operator<(const Candidate& o) const {  // priority: lowest rank, then leftmost
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
-  };
-
-  static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-  }
-
   // A token's text spells bytes in GPT-2's alphabet. Hugging Face's ByteLevel decoder takes a
   // token with a character outside the alphabet as it is (e.g. an added token "<|im_start|>\n").
   static std::string alphabet_to_bytes(const std::string& text) {
@@ -513,15 +573,6 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     return out;
   }
 
-  void push_candidate(const std::vector<Symbol>& symbols, size_t left, std::priority_queue<Candidate>& queue) const {
-    if (left == kNone || symbols[left].next == kNone) return;
-    const Symbol& l = symbols[left];
-    const Symbol& r = symbols[l.next];
-    if (l.token < 0 || r.token < 0) return;
-    auto it = merges_.find(pair_key(l.token, r.token));
-    if (it != merges_.end()) queue.push({it->second.rank, it->second.result, left, l.next, l.size, r.size});
-  }
-
   // BPE over the bytes of one pre-token: repeatedly merge the adjacent pair of lowest rank.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const {
     if (ignore_merges_) {
@@ -536,21 +587,7 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     }
     if (symbols.empty()) return;
     symbols = link_symbols(std::move(symbols));
-
-    std::priority_queue<Candidate> queue;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(symbols, i, queue);
-    while (!queue.empty()) {
-      const Candidate c = queue.top();
-      queue.pop();
-      const Symbol& l = symbols[c.left];
-      const bool stale = l.next != c.right || l.size != c.left_size || symbols[c.right].size != c.right_size;
-      if (stale) continue;
-      merge_into_left(symbols, c.left);
-      symbols[c.left].token = c.result;
-      push_candidate(symbols, symbols[c.left].prev, queue);
-      push_candidate(symbols, c.left, queue);
-    }
-
+    merges_.apply(symbols);
     for (size_t i = 0; i != kNone; i = symbols[i].next) {
       if (symbols[i].token >= 0) {
         out.push_back(symbols[i].token);
@@ -570,7 +607,7 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
   bool ignore_merges_ = false;
   TokenIndex model_tokens_;  // text -> id of the normal tokens; on duplicates the first id wins
   std::array<int32_t, 256> byte_tokens_{};  // the token of each byte's alphabet character
-  std::unordered_map<uint64_t, Merge> merges_;
+  RankedMerges merges_;
 };
 
 }  // namespace
@@ -594,8 +631,11 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   for (auto check : {check_sizes, check_tokens, check_special_ids, check_kind}) {
     if (std::string problem = check(spec); !problem.empty()) return fail(problem);
   }
-  if (spec.kind == TokenizerSpec::Kind::SentencePiece)
-    return std::unique_ptr<Tokenizer>(std::make_unique<SentencePieceTokenizer>(std::move(spec)));
+  if (spec.kind == TokenizerSpec::Kind::SentencePiece) {
+    auto spm = std::make_unique<SentencePieceTokenizer>(std::move(spec));
+    if (std::string problem = spm->index_merges(); !problem.empty()) return fail(problem);
+    return std::unique_ptr<Tokenizer>(std::move(spm));
+  }
   auto bpe = std::make_unique<ByteLevelBpeTokenizer>(std::move(spec));
   if (std::string problem = bpe->index_merges(); !problem.empty()) return fail(problem);
   return std::unique_ptr<Tokenizer>(std::move(bpe));

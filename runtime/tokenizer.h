@@ -27,7 +27,9 @@ struct TokenizerSpec {
   std::vector<std::string> tokens;
   std::vector<float> scores;         // SentencePiece merge priorities (may be empty for BPE)
   std::vector<int32_t> types;        // TokenType per token (empty: all Normal)
-  std::vector<std::string> merges;   // byte-level BPE: "a b", highest priority first
+  // "a b", highest priority first: byte-level BPE always; SentencePiece from tokenizer.json, which
+  // then merges by rank as Hugging Face does (without merges: by score, as SentencePiece does).
+  std::vector<std::string> merges;
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;      // SentencePiece: a leading space is added to the text

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -22,7 +23,9 @@
 
 #include "frontend/gguf.h"
 #include "frontend/tokenizer_gguf.h"
+#include "frontend/tokenizer_hf.h"
 #include "runtime/unicode.h"
+#include "tests/common/command.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
 
@@ -622,8 +625,8 @@ std::string read_file(const std::string& path) {
 
 // As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n" (so every
 // input, the last one included, ends where that line begins), outputs are one line each.
-std::vector<Vector> read_vectors(const std::string& vocab_path) {
-  const std::string raw = read_file(vocab_path + ".inp");
+std::vector<Vector> read_vectors(const std::string& inp_path, const std::string& out_path) {
+  const std::string raw = read_file(inp_path);
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<Vector> vectors;
   for (size_t pos = 0; pos < raw.size();) {
@@ -632,7 +635,7 @@ std::vector<Vector> read_vectors(const std::string& vocab_path) {
     vectors.push_back({raw.substr(pos, next - pos), {}});
     pos = next == raw.size() ? next : next + sep.size();
   }
-  std::istringstream out(read_file(vocab_path + ".out"));
+  std::istringstream out(read_file(out_path));
   std::string line;
   size_t i = 0;
   for (; std::getline(out, line); ++i) {
@@ -659,20 +662,34 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 }
 
 // Every vector must match; also decode(encode(x)) == x (SentencePiece: after dropping the added space).
-void check_vectors(const std::string& path, const char* name) {
-  auto t = load_tokenizer(path);
-  ASSERT_TRUE(t);
-  const std::vector<Vector> vectors = read_vectors(path);
+void check_vectors(const Tokenizer& t, const std::string& inp_path, const std::string& out_path, const char* name) {
+  const std::vector<Vector> vectors = read_vectors(inp_path, out_path);
   ASSERT_EQ(vectors.size(), 46u);
   size_t matched = 0;
   for (const Vector& v : vectors) {
-    const Ids ids = t->encode(v.text, /*add_special=*/false);
+    const Ids ids = t.encode(v.text, /*add_special=*/false);
     EXPECT_EQ(ids, v.ids) << "input: \"" << v.text << "\"";
     matched += ids == v.ids;
-    EXPECT_EQ(t->decode(ids, /*strip_leading_space=*/true), v.text);
+    EXPECT_EQ(t.decode(ids, /*strip_leading_space=*/true), v.text);
   }
-  check_any_input(*t);
+  check_any_input(t);
   std::printf("[ vectors  ] %s: %zu/%zu match\n", name, matched, vectors.size());
+}
+
+void check_vectors(const std::string& path, const char* name) {
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  check_vectors(*t, path + ".inp", path + ".out", name);
+}
+
+// A Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) with llama.cpp's vectors
+// in test-vectors.inp/.out.
+void check_hf_vectors(const std::string& dir, const char* name) {
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  check_vectors(*t, dir + "/test-vectors.inp", dir + "/test-vectors.out", name);
 }
 
 TEST(Vocab, LlamaSpmVectors) {
@@ -703,6 +720,123 @@ TEST(Vocab, MptVectors) {
 TEST(Vocab, RefactVectors) {
   INGOT_MODEL_PATH(path, "vocab/ggml-vocab-refact.gguf");
   check_vectors(path, "refact");
+}
+
+TEST(HfTokenizer, Llama3Vectors) {
+  INGOT_MODEL_PATH(dir, "tokenizers/llama3");
+  check_hf_vectors(dir, "llama3 tokenizer.json");
+}
+
+TEST(HfTokenizer, Qwen3Vectors) {
+  INGOT_MODEL_PATH(dir, "tokenizers/qwen3");
+  check_hf_vectors(dir, "qwen3 tokenizer.json");
+}
+
+// Gemma 3's tokenizer.json: SentencePiece-style BPE (spaces as '▁', no added prefix) with byte
+// fallback and 262k tokens. No reference vectors ship with it; the checks follow from its
+// vocabulary, added tokens and tokenizer_config.json.
+TEST(HfTokenizer, Gemma3) {
+  INGOT_MODEL_PATH(dir, "tokenizers/gemma3");
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->kind, TokenizerSpec::Kind::SentencePiece);
+  EXPECT_EQ(spec->tokens.size(), 262145u);  // model ids 0..262143, then the added <image_soft_token>
+  EXPECT_FALSE(spec->add_space_prefix);     // a Replace normalizer, no Prepend
+  EXPECT_EQ(spec->merges.size(), 514906u);
+  // tokenizer_config.json: bos <bos>, eos <end_of_turn>, pad <pad>, unk <unk>, add_bos_token.
+  EXPECT_EQ(spec->bos, 2);
+  EXPECT_EQ(spec->eos, 106);
+  EXPECT_EQ(spec->pad, 0);
+  EXPECT_EQ(spec->unk, 3);
+  EXPECT_TRUE(spec->add_bos);
+  EXPECT_FALSE(spec->add_eos);
+  // added_tokens: special ones are control tokens; the others (newline runs, '▁' runs, HTML tags,
+  // <unusedN>) user-defined; <0xHH> byte tokens follow the HTML tags.
+  EXPECT_EQ(spec->tokens[105], "<start_of_turn>");
+  EXPECT_EQ(spec->tokens[106], "<end_of_turn>");
+  EXPECT_EQ(spec->types[105], TokenType::Control);
+  EXPECT_EQ(spec->types[262144], TokenType::Control);
+  EXPECT_EQ(spec->types[107], TokenType::UserDefined);  // "\n"
+  EXPECT_EQ(spec->types[6], TokenType::UserDefined);    // "<unused0>"
+  EXPECT_EQ(spec->tokens[238], "<0x00>");
+  EXPECT_EQ(spec->types[238 + 0xFF], TokenType::Byte);
+
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  const auto id = [&](const std::string& text) {
+    const auto it = std::find(t->spec().tokens.begin(), t->spec().tokens.end(), text);
+    EXPECT_NE(it, t->spec().tokens.end()) << text;
+    return static_cast<int32_t>(it - t->spec().tokens.begin());
+  };
+  const auto has_merge = [&](const std::string& merge) {
+    return std::find(t->spec().merges.begin(), t->spec().merges.end(), merge) != t->spec().merges.end();
+  };
+  // A chat turn: special tokens parsed, "\n" split out as its added token, BOS first.
+  const Ids turn = t->encode("<start_of_turn>user\nHi<end_of_turn>", true, true);
+  ASSERT_GE(turn.size(), 5u);
+  EXPECT_EQ(turn[0], 2);
+  EXPECT_EQ(turn[1], 105);
+  EXPECT_EQ(turn.back(), 106);
+  EXPECT_NE(std::find(turn.begin(), turn.end(), 107), turn.end());
+  EXPECT_EQ(t->decode(turn), "user\nHi");
+  // Without parse_special the control tokens are text.
+  const Ids plain = t->encode("<start_of_turn>", false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 105), 0);
+  // Single merges: " a" is '▁a' when the vocabulary has it and the merge '▁ a' exists.
+  ASSERT_TRUE(has_merge("\xE2\x96\x81 a"));
+  EXPECT_EQ(t->encode(" a", false), (Ids{id("\xE2\x96\x81" "a")}));
+  EXPECT_EQ(t->encode("a", false), (Ids{id("a")}));
+  // Byte fallback: U+10FFFD (private use) is no token, so its four UTF-8 bytes become <0xHH>.
+  const std::string private_use = "\xF4\x8F\xBF\xBD";
+  EXPECT_EQ(t->spec().tokens.end(), std::find(t->spec().tokens.begin(), t->spec().tokens.end(), private_use));
+  EXPECT_EQ(t->encode(private_use, false), (Ids{238 + 0xF4, 238 + 0x8F, 238 + 0xBF, 238 + 0xBD}));
+  // Text round-trips: the llama.cpp vector inputs, and random bytes.
+  const std::string inputs = ::ingot::testing::models_dir() + "/tokenizers/llama3/test-vectors.inp";
+  if (::ingot::testing::path_exists(inputs)) {
+    for (const Vector& v : read_vectors(inputs, ::ingot::testing::models_dir() + "/tokenizers/llama3/test-vectors.out")) {
+      EXPECT_EQ(t->decode(t->encode(v.text, false)), v.text);
+    }
+  }
+  check_any_input(*t);
+}
+
+// `ingotc tokenize` on a folder that holds only tokenizer.json and tokenizer_config.json (no
+// config.json, no weights); an unsupported tokenizer.json is refused naming the file and what.
+TEST(HfTokenizer, TokenizeCommandTakesATokenizerOnlyFolder) {
+  INGOT_MODEL_PATH(source, "tokenizers/qwen3");
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("tokenizer-only-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(fs::path(source) / name, dir / name);
+  const std::string ingotc = INGOT_INGOTC;
+  // The qwen2 vectors: "Hello world" is 9707 1879; Qwen3 adds no BOS.
+  auto r = ::ingot::testing::run_command(ingotc + " tokenize " + dir.string() + " 'Hello world' --json");
+  EXPECT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j.at("ids"), nlohmann::json::parse("[9707, 1879]"));
+  EXPECT_EQ(j.at("pieces"), nlohmann::json::parse(R"(["Hello", " world"])"));
+  // Special tokens: parsed with --parse-special.
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + dir.string() + " '<|im_start|>user' --json --parse-special");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("151644"), std::string::npos) << r.out;
+
+  // A WordPiece tokenizer.json: refused, naming the file and the model type.
+  const fs::path bad = dir / "wordpiece";
+  fs::create_directories(bad);
+  std::ofstream(bad / "tokenizer.json") << R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})";
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + bad.string() + " hi");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find((bad / "tokenizer.json").string() + ": model type 'WordPiece' is not supported"), std::string::npos)
+      << r.out;
+  // No tokenizer at all.
+  const fs::path empty = dir / "empty";
+  fs::create_directories(empty);
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + empty.string() + " hi");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("no tokenizer.json or tokenizer.model"), std::string::npos) << r.out;
+  fs::remove_all(dir);
 }
 
 TEST(Vocab, LlamaSpmSpecialTokens) {
