@@ -12,6 +12,7 @@
 
 #include "frontend/hf_config.h"
 #include "frontend/safetensors.h"
+#include "runtime/unicode.h"
 // protobuf's protobuf_generate() names the output after the .proto's path relative to the first
 // import dir, which is frontend/ itself: the header lands in <out>/proto/. Accept either layout.
 #if __has_include("sentencepiece_model.pb.h")
@@ -197,11 +198,12 @@ StatusOr<std::vector<VocabEntry>> read_vocab_entries(const json& model, const js
       if (bool_member(&t, flag, false))
         return error_at(path, "added token '" + text + "' sets " + flag + "=true, which is not supported");
     }
-    // A normalized added token is matched in the normalized text: one with a space would match
-    // only where the normalizer left spaces. No supported normalizer changes any other text of
-    // an added token (NFC leaves every added token of the supported tokenizers as it is).
-    if (bool_member(&t, "normalized", false) && text.find(' ') != std::string::npos)
-      return error_at(path, "added token '" + text + "' contains a space and sets normalized=true, which is not supported");
+    // A normalized added token is matched in the normalized text, the runtime matches it in the
+    // text as given: the same when the normalizer leaves the token as it is. The supported
+    // normalizers change spaces ('▁') and what NFC changes.
+    if (bool_member(&t, "normalized", false) && (text.find(' ') != std::string::npos || unicode::nfc(text) != text))
+      return error_at(path, "added token '" + text + "' sets normalized=true but a normalizer would change it, "
+                            "which is not supported");
     entries.push_back({text, token_id, bool_member(&t, "special", false) ? Origin::AddedSpecial : Origin::Added});
   }
   return entries;
@@ -494,9 +496,9 @@ Status fill_byte_level_kind(const json& root, const json& model, const Vocab& vo
   spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
   INGOT_ASSIGN_OR_RETURN(spec.pre, byte_level_pre(root, path));
   const json* normalizer = member(&root, "normalizer");
-  // NFC changes no text the pre-tokenizer patterns care about; llama.cpp ignores it too.
   if (normalizer && type_of(normalizer) != "NFC")
     return error_at(path, "normalizer '" + type_of(normalizer) + "' is not supported for byte-level BPE (supported: none, NFC)");
+  if (normalizer) spec.normalizer = "nfc";
   spec.types.resize(vocab.tokens.size());
   for (size_t i = 0; i < vocab.tokens.size(); ++i) {
     const Origin o = vocab.origin[i];

@@ -166,6 +166,8 @@ std::string check_special_ids(const TokenizerSpec& spec) {
 std::string check_kind(const TokenizerSpec& spec) {
   if (spec.kind != TokenizerSpec::Kind::SentencePiece && spec.kind != TokenizerSpec::Kind::ByteLevelBpe)
     return "unknown kind " + std::to_string(static_cast<int>(spec.kind));
+  if (!spec.normalizer.empty() && spec.normalizer != "nfc")
+    return "unknown normalizer " + quoted(spec.normalizer) + " (known: none, nfc)";
   if (spec.kind == TokenizerSpec::Kind::ByteLevelBpe && !pre_tokenizer_named(spec.pre))
     return "unknown pre-tokenizer " + quoted(spec.pre) + " (known: " + known_pre_tokenizers() + ")";
   return "";
@@ -194,6 +196,9 @@ class TokenizerBase : public Tokenizer {
       if (f.token >= 0) {
         out.push_back(f.token);
         after_special = true;
+      } else if (spec_.normalizer == "nfc") {
+        encode_text(unicode::nfc(text.substr(f.offset, f.size)), after_special, out);
+        after_special = false;
       } else {
         encode_text(text.substr(f.offset, f.size), after_special, out);
         after_special = false;

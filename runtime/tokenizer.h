@@ -33,6 +33,9 @@ struct TokenizerSpec {
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;      // SentencePiece: a leading space is added to the text
+  // Applied to the text between special tokens before anything else: "" (none) or "nfc"
+  // (tokenizer.json's NFC normalizer; GGUF has no key for it, as llama.cpp ignores it).
+  std::string normalizer;
 };
 
 // The spec name of a byte-level BPE pre-tokenizer from any name llama.cpp gives it ("default",

@@ -12,6 +12,10 @@ struct CodePointRange {
   char32_t last;
 };
 
+struct CodePointTriple {
+  char32_t a, b, c;
+};
+
 #include "runtime/unicode_tables.inc"
 
 template <size_t N>
@@ -386,6 +390,113 @@ char32_t byte_to_alphabet(uint8_t byte) { return byte_alphabet().to_alphabet[byt
 int alphabet_to_byte(char32_t cp) {
   const auto& to_byte = byte_alphabet().to_byte;
   return cp < to_byte.size() ? to_byte[cp] : -1;
+}
+
+
+// ------------------------------------------------------------------ NFC
+
+namespace {
+
+constexpr char32_t kHangulFirst = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
+constexpr char32_t kHangulVCount = 21, kHangulTCount = 28, kHangulCount = 11172;
+// Bytes that are no UTF-8 stay bytes: kept as code points past U+10FFFF, starters that never compose.
+constexpr char32_t kRawByte = 0x110000;
+
+uint8_t combining_class(char32_t cp) {
+  if (cp < 0x300) return 0;
+  const auto* end = std::end(kCombiningClasses);
+  const auto* it = std::lower_bound(std::begin(kCombiningClasses), end, cp,
+                                    [](const CodePointTriple& t, char32_t c) { return t.b < c; });
+  return it != end && it->a <= cp ? static_cast<uint8_t>(it->c) : 0;
+}
+
+void decompose(char32_t cp, std::vector<char32_t>& out) {
+  if (cp >= kHangulFirst && cp < kHangulFirst + kHangulCount) {
+    const char32_t index = cp - kHangulFirst;
+    out.push_back(kHangulL + index / (kHangulVCount * kHangulTCount));
+    out.push_back(kHangulV + (index % (kHangulVCount * kHangulTCount)) / kHangulTCount);
+    if (index % kHangulTCount != 0) out.push_back(kHangulT + index % kHangulTCount);
+    return;
+  }
+  const auto* end = std::end(kDecompositions);
+  const auto* it = std::lower_bound(std::begin(kDecompositions), end, cp,
+                                    [](const CodePointTriple& t, char32_t c) { return t.a < c; });
+  if (it == end || it->a != cp) {
+    out.push_back(cp);
+    return;
+  }
+  decompose(it->b, out);
+  if (it->c != 0) decompose(it->c, out);
+}
+
+// The primary composite of a starter and a following character, 0 if there is none.
+char32_t compose(char32_t first, char32_t second) {
+  if (first >= kHangulL && first < kHangulL + 19 && second >= kHangulV && second < kHangulV + kHangulVCount)
+    return kHangulFirst + ((first - kHangulL) * kHangulVCount + (second - kHangulV)) * kHangulTCount;
+  if (first >= kHangulFirst && first < kHangulFirst + kHangulCount && (first - kHangulFirst) % kHangulTCount == 0 &&
+      second > kHangulT && second < kHangulT + kHangulTCount)
+    return first + (second - kHangulT);
+  const auto* end = std::end(kCompositions);
+  const auto* it = std::lower_bound(std::begin(kCompositions), end, std::pair{first, second},
+                                    [](const CodePointTriple& t, std::pair<char32_t, char32_t> key) {
+                                      return t.a != key.first ? t.a < key.first : t.b < key.second;
+                                    });
+  return it != end && it->a == first && it->b == second ? it->c : 0;
+}
+
+}  // namespace
+
+std::string nfc(std::string_view text) {
+  const std::vector<Utf8Char> chars = split_utf8(text);
+  const auto invalid = [](const Utf8Char& c) { return c.size == 1 && c.code_point == kReplacementCharacter; };
+  const bool stable = std::all_of(chars.begin(), chars.end(), [&](const Utf8Char& c) {
+    return c.code_point < 0x300 || invalid(c) || !in_ranges(kNfcUnstableRanges, c.code_point);
+  });
+  if (stable) return std::string(text);
+
+  // Canonical decomposition.
+  std::vector<char32_t> cps;
+  cps.reserve(chars.size());
+  for (const Utf8Char& c : chars) {
+    if (invalid(c)) cps.push_back(kRawByte + static_cast<uint8_t>(text[c.offset]));
+    else decompose(c.code_point, cps);
+  }
+  // Canonical ordering: each run of non-starters sorted by combining class, stably.
+  for (size_t i = 1; i < cps.size(); ++i) {
+    const uint8_t cc = combining_class(cps[i]);
+    if (cc == 0) continue;
+    for (size_t k = i; k > 0 && combining_class(cps[k - 1]) > cc; --k) std::swap(cps[k - 1], cps[k]);
+  }
+  // Canonical composition: a character joins the last starter unless blocked by a character of
+  // the same or a higher class (or a starter) in between.
+  size_t starter = 0, out = 0;
+  int last_class = -1;  // -1: no starter yet; 0: the previous kept character is the starter
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const char32_t cp = cps[i];
+    const uint8_t cc = cp >= kRawByte ? 0 : combining_class(cp);
+    if (last_class >= 0 && (last_class == 0 || last_class < cc) && cps[starter] < kRawByte && cp < kRawByte) {
+      if (const char32_t composite = compose(cps[starter], cp)) {
+        cps[starter] = composite;
+        continue;
+      }
+    }
+    if (cc == 0) {
+      starter = out;
+      last_class = 0;
+    } else if (last_class >= 0) {
+      last_class = cc;
+    }
+    cps[out++] = cp;
+  }
+  cps.resize(out);
+
+  std::string result;
+  result.reserve(text.size());
+  for (char32_t cp : cps) {
+    if (cp >= kRawByte) result.push_back(static_cast<char>(cp - kRawByte));
+    else append_utf8(result, cp);
+  }
+  return result;
 }
 
 std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {

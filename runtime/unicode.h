@@ -33,6 +33,11 @@ bool is_number(char32_t code_point);      // general category N*
 bool is_whitespace(char32_t code_point);  // White_Space property
 bool is_punctuation(char32_t code_point); // general category P*
 
+// Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical
+// composition), Hugging Face's NFC normalizer. Bytes that are not UTF-8 stay as they are and block
+// composition across them. A text without characters NFC can change is returned unchanged.
+std::string nfc(std::string_view text);
+
 // GPT-2's byte-to-unicode alphabet: printable Latin-1 bytes stand for themselves, the other 68
 // bytes for U+0100.. in byte order, so that every byte is a visible character.
 char32_t byte_to_alphabet(uint8_t byte);

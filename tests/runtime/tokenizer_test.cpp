@@ -542,6 +542,28 @@ TEST(PreTokenizer, InvalidUtf8IsOther) {
   EXPECT_EQ(pieces("\xC3", unicode::PreTokenizer::Llama3), (Pieces{"\xC3"}));
 }
 
+// Expected values from Python's unicodedata.normalize("NFC", ...).
+TEST(Unicode, NfcMatchesUnicodedata) {
+  EXPECT_EQ(unicode::nfc("e" "\xCC\x81"), "\xC3\xA9");
+  EXPECT_EQ(unicode::nfc("\xE2\x84\xAB"), "\xC3\x85");
+  EXPECT_EQ(unicode::nfc("\xE1\x84\x80" "\xE1\x85\xA1" "\xE1\x86\xA8"), "\xEA\xB0\x81");
+  EXPECT_EQ(unicode::nfc("a" "\xCC\xA3" "\xCC\x82"), "\xE1\xBA\xAD");
+  EXPECT_EQ(unicode::nfc("a" "\xCC\x82" "\xCC\xA3"), "\xE1\xBA\xAD");
+  EXPECT_EQ(unicode::nfc("\xE0\xA5\x98"), "\xE0\xA4\x95" "\xE0\xA4\xBC");
+  EXPECT_EQ(unicode::nfc("\xCD\x84"), "\xCC\x88" "\xCC\x81");
+  EXPECT_EQ(unicode::nfc("\xE0\xAD\x87" "\xE0\xAC\xBE"), "\xE0\xAD\x8B");
+  EXPECT_EQ(unicode::nfc("Caf" "\xC3\xA9" " cafe" "\xCC\x81" " " "\xE1\xBA\x9B" "\xCC\xA3"), "Caf" "\xC3\xA9" " caf" "\xC3\xA9" " " "\xE1\xBA\x9B" "\xCC\xA3");
+  EXPECT_EQ(unicode::nfc("\xCC\x81" "abc"), "\xCC\x81" "abc");
+  EXPECT_EQ(unicode::nfc("\xEA\xB0\x80" "\xE1\x86\xA8"), "\xEA\xB0\x81");
+  EXPECT_EQ(unicode::nfc("\xE2\x84\xA6" " " "\xC3\x85" "\xCC\xA7" " o" "\xCC\x88" "\xCC\x84"), "\xCE\xA9" " " "\xC3\x85" "\xCC\xA7" " " "\xC8\xAB");
+  EXPECT_EQ(unicode::nfc("\xD6\xB8" "\xD6\xB9" "\xD6\xB1" "\xD6\x91" "\xD7\x83" "\xD6\xB0" "\xD6\xAC" "\xD6\x9F"), "\xD6\xB1" "\xD6\xB8" "\xD6\xB9" "\xD6\x91" "\xD7\x83" "\xD6\xB0" "\xD6\xAC" "\xD6\x9F");
+  EXPECT_EQ(unicode::nfc("\xE1\xB8\x8A" "\xCC\xA3"), "\xE1\xB8\x8C" "\xCC\x87");
+  EXPECT_EQ(unicode::nfc("plain ascii"), "plain ascii");
+  // Bytes that are no UTF-8 stay, and block composition across them.
+  EXPECT_EQ(unicode::nfc("e\xFF" "\xCC\x81" "e" "\xCC\x81"), "e\xFF" "\xCC\x81" "\xC3\xA9");
+  EXPECT_EQ(unicode::nfc("\xC3"), "\xC3");
+}
+
 TEST(Unicode, ClassesAndUtf8) {
   EXPECT_TRUE(unicode::is_letter(U'\u00E9'));
   EXPECT_TRUE(unicode::is_letter(U'\u4E2D'));
@@ -605,6 +627,9 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad = v.spec;
   bad.merges.push_back("ab zz");
   EXPECT_NE(create_error(bad).find("\"zz\", which is not a token"), std::string::npos);
+  bad = v.spec;
+  bad.normalizer = "nfkc";
+  EXPECT_NE(create_error(bad).find("unknown normalizer \"nfkc\" (known: none, nfc)"), std::string::npos);
   bad = v.spec;
   bad.pre = "deepseek-coder";
   EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"deepseek-coder\" (known: gpt2, default"), std::string::npos);
@@ -730,6 +755,20 @@ TEST(HfTokenizer, Llama3Vectors) {
 TEST(HfTokenizer, Qwen3Vectors) {
   INGOT_MODEL_PATH(dir, "tokenizers/qwen3");
   check_hf_vectors(dir, "qwen3 tokenizer.json");
+}
+
+// Qwen3's tokenizer.json normalizes with NFC: a decomposed "é" tokenizes as the composed one.
+TEST(HfTokenizer, Qwen3NormalizesWithNfc) {
+  INGOT_MODEL_PATH(dir, "tokenizers/qwen3");
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->normalizer, "nfc");
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("caf" "e\xCC\x81 \xE1\x84\x80\xE1\x85\xA1", false), t->encode("caf\xC3\xA9 \xEA\xB0\x80", false));
+  EXPECT_NE(t->encode("e\xCC\x81", false), t->encode("e", false));
+  // Special tokens are not normalized; the text around them is.
+  EXPECT_EQ(t->encode("<|im_start|>e\xCC\x81", false, true), t->encode("<|im_start|>\xC3\xA9", false, true));
 }
 
 // Gemma 3's tokenizer.json: SentencePiece-style BPE (spaces as '▁', no added prefix) with byte
@@ -1005,11 +1044,13 @@ TEST(BundleTokenizer, RoundTripsThroughTheManifest) {
   s.add_bos = true;
   s.add_eos = true;
   s.add_space_prefix = false;
+  s.normalizer = "nfc";
   pb::Tokenizer proto;
   tokenizer_to_proto(s, proto);
   const TokenizerSpec back = tokenizer_from_proto(proto);
   EXPECT_EQ(back.kind, s.kind);
   EXPECT_EQ(back.pre, s.pre);
+  EXPECT_EQ(back.normalizer, s.normalizer);
   EXPECT_EQ(back.tokens, s.tokens);
   EXPECT_EQ(back.scores, s.scores);
   EXPECT_EQ(back.types, s.types);
