@@ -99,14 +99,6 @@ class KeyReader {
   const GgufFile& f_;
 };
 
-// llama.cpp's pre-tokenizer names for the ones the runtime implements, mapped to the spec's names.
-std::optional<std::string> canonical_pre_tokenizer(const std::string& name) {
-  if (name == "default" || name == "gpt2" || name == "gpt-2") return std::string("gpt2");
-  if (name == "llama3" || name == "llama-bpe" || name == "llama-v3") return std::string("llama3");
-  if (name == "qwen2") return std::string("qwen2");
-  return std::nullopt;
-}
-
 Status check_size(const KeyReader& keys, const std::string& key, size_t size, size_t n_tokens) {
   if (size == 0 || size == n_tokens) return Status::Ok();
   return keys.error(key, std::to_string(size) + " entries for " + std::to_string(n_tokens) + " tokens");
@@ -130,11 +122,10 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
 
   INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
   if (!spm) {
-    const auto pre = canonical_pre_tokenizer(spec.pre);
-    if (!pre)
-      return keys.error(kPreKey, "unsupported pre-tokenizer \"" + spec.pre +
-                                     "\" (supported: default, gpt2, gpt-2, llama3, llama-bpe, qwen2)");
-    spec.pre = *pre;
+    const std::string pre = canonical_pre_tokenizer(spec.pre);
+    if (pre.empty())
+      return keys.error(kPreKey, "unsupported pre-tokenizer \"" + spec.pre + "\" (supported: " + known_pre_tokenizers() + ")");
+    spec.pre = pre;
   }
 
   INGOT_ASSIGN_OR_RETURN(spec.tokens, keys.strings(kTokensKey, /*required=*/true));

@@ -12,6 +12,7 @@
 
 #include "frontend/hf_config.h"
 #include "frontend/safetensors.h"
+#include "runtime/unicode.h"
 // protobuf's protobuf_generate() names the output after the .proto's path relative to the first
 // import dir, which is frontend/ itself: the header lands in <out>/proto/. Accept either layout.
 #if __has_include("sentencepiece_model.pb.h")
@@ -191,6 +192,18 @@ StatusOr<std::vector<VocabEntry>> read_vocab_entries(const json& model, const js
       return error_at(path, "added_tokens entry " + std::to_string(i) + " needs 'id' and 'content'");
     const std::string text = content->get<std::string>();
     INGOT_ASSIGN_OR_RETURN(int64_t token_id, read_token_id(*id, "added token '" + text + "'", path));
+    // Hugging Face matches an added token in the text with these options; the runtime matches
+    // the exact content only.
+    for (const char* flag : {"lstrip", "rstrip", "single_word"}) {
+      if (bool_member(&t, flag, false))
+        return error_at(path, "added token '" + text + "' sets " + flag + "=true, which is not supported");
+    }
+    // A normalized added token is matched in the normalized text, the runtime matches it in the
+    // text as given: the same when the normalizer leaves the token as it is. The supported
+    // normalizers change spaces ('▁') and what NFC changes.
+    if (bool_member(&t, "normalized", false) && (text.find(' ') != std::string::npos || unicode::nfc(text) != text))
+      return error_at(path, "added token '" + text + "' sets normalized=true but a normalizer would change it, "
+                            "which is not supported");
     entries.push_back({text, token_id, bool_member(&t, "special", false) ? Origin::AddedSpecial : Origin::Added});
   }
   return entries;
@@ -322,6 +335,18 @@ bool spm_adds_space_prefix(const json& root) {
   return false;
 }
 
+// The spec stores merges as "a b": byte-level tokens spell spaces as 'Ġ', SentencePiece's as '▁',
+// so a space cannot occur in either part.
+Status store_merges(const std::vector<Merge>& merges, std::string_view path, TokenizerSpec& spec) {
+  spec.merges.reserve(merges.size());
+  for (size_t r = 0; r < merges.size(); ++r) {
+    if (merges[r].first.find(' ') != std::string::npos || merges[r].second.find(' ') != std::string::npos)
+      return error_at(path, "merge " + std::to_string(r) + " has a token with a space, which the tokenizer cannot store");
+    spec.merges.push_back(merges[r].first + " " + merges[r].second);
+  }
+  return Status::Ok();
+}
+
 // tokenizer.json has BPE merges, not SentencePiece scores. SentencePiece's BPE (llama.cpp's
 // "llama" tokenizer) repeatedly joins the adjacent pair whose joined token scores highest, so
 // scores that decrease with the rank of the first merge producing a token make it join pairs in
@@ -351,9 +376,42 @@ std::vector<float> scores_from_merges(const Vocab& vocab, const std::vector<Merg
   return scores;
 }
 
+// SentencePiece-style tokenizer.json: what the runtime reproduces is '▁' for spaces (a Replace
+// normalizer or a Metaspace pre-tokenizer without splitting), an optional leading '▁' (a Prepend
+// normalizer or Metaspace's prepend_scheme), then BPE over the whole text. Anything else is
+// refused by name.
+Status check_sentencepiece_pipeline(const json& root, std::string_view path) {
+  bool replaces_spaces = false;
+  for (const json* n : components(member(&root, "normalizer"), "normalizers")) {
+    const std::string t = type_of(n);
+    if (t == "Prepend" && string_member(n, "prepend") == kMetaspace) continue;
+    if (t == "Replace" && string_member(member(n, "pattern"), "String") == " " && string_member(n, "content") == kMetaspace) {
+      replaces_spaces = true;
+      continue;
+    }
+    return error_at(path, "normalizer '" + t + "' is not supported for a SentencePiece-style BPE (supported: Prepend '" +
+                              kMetaspace + "', Replace ' ' -> '" + kMetaspace + "')");
+  }
+  for (const json* p : components(member(&root, "pre_tokenizer"), "pretokenizers")) {
+    const std::string t = type_of(p);
+    if (t == "Metaspace") {
+      if (bool_member(p, "split", false))
+        return error_at(path, "Metaspace pre-tokenizer with split=true is not supported (the runtime does not split at '" +
+                                  std::string(kMetaspace) + "')");
+      continue;
+    }
+    // Gemma's Split on " " after the normalizer turned every space into '▁': it never splits.
+    if (t == "Split" && replaces_spaces && string_member(member(p, "pattern"), "String") == " ") continue;
+    return error_at(path, "pre-tokenizer '" + t + "' is not supported for a SentencePiece-style BPE (supported: none, "
+                          "Metaspace without split, Split on ' ' after a Replace ' ' -> '" + kMetaspace + "' normalizer)");
+  }
+  return Status::Ok();
+}
+
 Status fill_sentencepiece_kind(const json& root, const json& model, const Vocab& vocab, std::string_view path,
                                TokenizerSpec& spec) {
   spec.kind = TokenizerSpec::Kind::SentencePiece;
+  INGOT_RETURN_IF_ERROR(check_sentencepiece_pipeline(root, path));
   spec.pre = "default";
   const std::string unk = string_member(&model, "unk_token");
   if (!unk.empty()) {
@@ -373,6 +431,8 @@ Status fill_sentencepiece_kind(const json& root, const json& model, const Vocab&
   }
   INGOT_ASSIGN_OR_RETURN(std::vector<Merge> merges, read_merges(model, vocab, path));
   spec.scores = scores_from_merges(vocab, merges, spec.types);
+  // The merges themselves too: the runtime merges by rank, as Hugging Face's BPE model does.
+  INGOT_RETURN_IF_ERROR(store_merges(merges, path, spec));
   spec.add_space_prefix = spm_adds_space_prefix(root);
   return Status::Ok();
 }
@@ -436,9 +496,9 @@ Status fill_byte_level_kind(const json& root, const json& model, const Vocab& vo
   spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
   INGOT_ASSIGN_OR_RETURN(spec.pre, byte_level_pre(root, path));
   const json* normalizer = member(&root, "normalizer");
-  // NFC changes no text the pre-tokenizer patterns care about; llama.cpp ignores it too.
   if (normalizer && type_of(normalizer) != "NFC")
     return error_at(path, "normalizer '" + type_of(normalizer) + "' is not supported for byte-level BPE (supported: none, NFC)");
+  if (normalizer) spec.normalizer = "nfc";
   spec.types.resize(vocab.tokens.size());
   for (size_t i = 0; i < vocab.tokens.size(); ++i) {
     const Origin o = vocab.origin[i];
@@ -448,12 +508,7 @@ Status fill_byte_level_kind(const json& root, const json& model, const Vocab& vo
                                                 : TokenizerSpec::Normal;
   }
   INGOT_ASSIGN_OR_RETURN(std::vector<Merge> merges, read_merges(model, vocab, path));
-  for (size_t r = 0; r < merges.size(); ++r) {
-    // The spec stores "a b": byte-level tokens spell spaces as 'Ġ', so a space cannot occur.
-    if (merges[r].first.find(' ') != std::string::npos || merges[r].second.find(' ') != std::string::npos)
-      return error_at(path, "merge " + std::to_string(r) + " has a token with a space, which byte-level BPE cannot have");
-    spec.merges.push_back(merges[r].first + " " + merges[r].second);
-  }
+  INGOT_RETURN_IF_ERROR(store_merges(merges, path, spec));
   spec.add_space_prefix = false;
   return Status::Ok();
 }
@@ -578,7 +633,10 @@ void use_sentencepiece_scores(const std::string& model_path, TokenizerSpec& spec
   StatusOr<std::string> bytes = hf::read_file(model_path);
   if (!bytes.ok()) return;
   StatusOr<TokenizerSpec> model = parse_sentencepiece_model(*bytes, model_path);
-  if (model.ok() && model->tokens == spec.tokens) spec.scores = std::move(model->scores);
+  if (model.ok() && model->tokens == spec.tokens) {
+    spec.scores = std::move(model->scores);
+    spec.merges.clear();  // merge by the real scores, as llama.cpp does
+  }
 }
 
 }  // namespace

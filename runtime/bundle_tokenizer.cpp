@@ -16,6 +16,7 @@ void tokenizer_to_proto(const TokenizerSpec& t, pb::Tokenizer& out) {
   out.set_add_bos(t.add_bos);
   out.set_add_eos(t.add_eos);
   out.set_add_space_prefix(t.add_space_prefix);
+  out.set_normalizer(t.normalizer);
 }
 
 TokenizerSpec tokenizer_from_proto(const pb::Tokenizer& t) {
@@ -33,6 +34,7 @@ TokenizerSpec tokenizer_from_proto(const pb::Tokenizer& t) {
   s.add_bos = t.add_bos();
   s.add_eos = t.add_eos();
   s.add_space_prefix = t.add_space_prefix();
+  s.normalizer = t.normalizer();
   return s;
 }
 

@@ -84,11 +84,42 @@ std::optional<std::pair<std::string_view, std::string_view>> split_merge(std::st
   return std::make_pair(merge.substr(0, space), merge.substr(space + 1));
 }
 
+struct PreTokenizerName {
+  const char* name;       // as tokenizer.ggml.pre spells it
+  const char* canonical;  // the spec's name
+  unicode::PreTokenizer kind;
+};
+// llama.cpp (llama-vocab.cpp) maps each name to a list of regexes plus flags; a name is here when
+// its regexes are one of ours and its other flags change only decoding (clean_spaces).
+constexpr PreTokenizerName kPreTokenizerNames[] = {
+    {"gpt2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"default", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"gpt-2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"mpt", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"phi-2", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"olmo", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"llama3", "llama3", unicode::PreTokenizer::Llama3},
+    {"llama-bpe", "llama3", unicode::PreTokenizer::Llama3},
+    {"llama-v3", "llama3", unicode::PreTokenizer::Llama3},
+    {"qwen2", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
+    {"falcon", "falcon", unicode::PreTokenizer::Falcon},
+    {"refact", "refact", unicode::PreTokenizer::Refact},
+    {"starcoder", "refact", unicode::PreTokenizer::Refact},
+    {"smollm", "refact", unicode::PreTokenizer::Refact},
+};
+
+const PreTokenizerName* find_pre_tokenizer(std::string_view name) {
+  for (const PreTokenizerName& n : kPreTokenizerNames) {
+    if (name == n.name) return &n;
+  }
+  return nullptr;
+}
+
 std::optional<unicode::PreTokenizer> pre_tokenizer_named(const std::string& name) {
-  if (name == "gpt2" || name == "gpt-2" || name == "default") return unicode::PreTokenizer::Gpt2;
-  if (name == "llama3" || name == "llama-bpe" || name == "llama-v3") return unicode::PreTokenizer::Llama3;
-  if (name == "qwen2") return unicode::PreTokenizer::Qwen2;
-  return std::nullopt;
+  const PreTokenizerName* n = find_pre_tokenizer(name);
+  if (!n) return std::nullopt;
+  return n->kind;
 }
 
 // ------------------------------------------------------------------ spec validation
@@ -135,8 +166,10 @@ std::string check_special_ids(const TokenizerSpec& spec) {
 std::string check_kind(const TokenizerSpec& spec) {
   if (spec.kind != TokenizerSpec::Kind::SentencePiece && spec.kind != TokenizerSpec::Kind::ByteLevelBpe)
     return "unknown kind " + std::to_string(static_cast<int>(spec.kind));
+  if (!spec.normalizer.empty() && spec.normalizer != "nfc")
+    return "unknown normalizer " + quoted(spec.normalizer) + " (known: none, nfc)";
   if (spec.kind == TokenizerSpec::Kind::ByteLevelBpe && !pre_tokenizer_named(spec.pre))
-    return "unknown pre-tokenizer " + quoted(spec.pre) + " (known: gpt2, default, llama3, llama-bpe, qwen2)";
+    return "unknown pre-tokenizer " + quoted(spec.pre) + " (known: " + known_pre_tokenizers() + ")";
   return "";
 }
 
@@ -163,6 +196,9 @@ class TokenizerBase : public Tokenizer {
       if (f.token >= 0) {
         out.push_back(f.token);
         after_special = true;
+      } else if (spec_.normalizer == "nfc") {
+        encode_text(unicode::nfc(text.substr(f.offset, f.size)), after_special, out);
+        after_special = false;
       } else {
         encode_text(text.substr(f.offset, f.size), after_special, out);
         after_special = false;
@@ -195,15 +231,17 @@ class TokenizerBase : public Tokenizer {
   // Appends the tokens of plain text (no special tokens in it).
   virtual void encode_text(std::string_view text, bool after_special, std::vector<int32_t>& out) const = 0;
 
-  // Fills pieces_: what each token decodes to. `normal_piece` decodes a normal token's text.
+  // Fills pieces_: what each token decodes to. `normal_piece` decodes a normal token's text; it
+  // decodes user-defined tokens too, as Hugging Face's decoders do (Gemma's added token "▁▁" is
+  // two spaces; DeepSeek's added "ø" is GPT-2's alphabet for the byte 0xF8).
   template <typename NormalPiece>
   void build_pieces(NormalPiece normal_piece) {
     pieces_.resize(spec_.tokens.size());
     for (size_t id = 0; id < spec_.tokens.size(); ++id) {
       const std::string& text = spec_.tokens[id];
       switch (type_of(spec_, id)) {
-        case TokenType::Normal: pieces_[id] = normal_piece(text); break;
-        case TokenType::UserDefined: pieces_[id] = text; break;
+        case TokenType::Normal:
+        case TokenType::UserDefined: pieces_[id] = normal_piece(text); break;
         case TokenType::Byte: pieces_[id] = std::string(1, static_cast<char>(*parse_byte_token(text))); break;
         case TokenType::Unknown:
         case TokenType::Control:
@@ -299,6 +337,82 @@ void merge_into_left(std::vector<Symbol>& symbols, size_t left) {
   if (l.next != kNone) symbols[l.next].prev = left;
 }
 
+
+// Hugging Face's BPE model: merges ranked by their order, over token ids. Symbols carry the token
+// they spell; the adjacent pair of lowest rank merges first, the leftmost among equal ranks.
+class RankedMerges {
+ public:
+  // Indexes "left right" merges; `token_of` maps a text to its token (-1 if none). The first
+  // occurrence of a pair keeps its (better) rank. Returns why a merge is invalid, "" if none is.
+  template <typename TokenOf>
+  std::string index(const std::vector<std::string>& merges, TokenOf token_of) {
+    merges_.reserve(merges.size());
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(merges[rank]); };
+      const auto parts = split_merge(merges[rank]);
+      if (!parts) return where() + " is not two tokens separated by a space";
+      const int32_t left = token_of(parts->first), right = token_of(parts->second);
+      for (auto [part, id] : {std::pair{parts->first, left}, std::pair{parts->second, right}}) {
+        if (id < 0) return where() + " names " + quoted(part) + ", which is not a token";
+      }
+      std::string merged(parts->first);
+      merged += parts->second;
+      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), token_of(merged)});
+    }
+    return "";
+  }
+
+  bool empty() const { return merges_.empty(); }
+
+  // Merges linked symbols in place; a symbol whose token is -1 never merges.
+  void apply(std::vector<Symbol>& symbols) const {
+    std::priority_queue<Candidate> queue;
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(symbols, i, queue);
+    while (!queue.empty()) {
+      const Candidate c = queue.top();
+      queue.pop();
+      const Symbol& l = symbols[c.left];
+      const bool stale = l.next != c.right || l.size != c.left_size || symbols[c.right].size != c.right_size;
+      if (stale) continue;
+      merge_into_left(symbols, c.left);
+      symbols[c.left].token = c.result;
+      push_candidate(symbols, symbols[c.left].prev, queue);
+      push_candidate(symbols, c.left, queue);
+    }
+  }
+
+ private:
+  struct Merge {
+    int32_t rank;
+    int32_t result;  // the token the merged text spells, -1 if it is none
+  };
+  // A possible merge of `left` with its right neighbour, valid while both keep their sizes.
+  struct Candidate {
+    int32_t rank;
+    int32_t result;
+    size_t left, right;
+    size_t left_size, right_size;
+    bool operator<(const Candidate& o) const {  // priority: lowest rank, then leftmost
+      return rank != o.rank ? rank > o.rank : left > o.left;
+    }
+  };
+
+  static uint64_t pair_key(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+  }
+
+  void push_candidate(const std::vector<Symbol>& symbols, size_t left, std::priority_queue<Candidate>& queue) const {
+    if (left == kNone || symbols[left].next == kNone) return;
+    const Symbol& l = symbols[left];
+    const Symbol& r = symbols[l.next];
+    if (l.token < 0 || r.token < 0) return;
+    auto it = merges_.find(pair_key(l.token, r.token));
+    if (it != merges_.end()) queue.push({it->second.rank, it->second.result, left, l.next, l.size, r.size});
+  }
+
+  std::unordered_map<uint64_t, Merge> merges_;
+};
+
 // ------------------------------------------------------------------ SentencePiece
 
 class SentencePieceTokenizer final : public TokenizerBase {
@@ -312,6 +426,11 @@ class SentencePieceTokenizer final : public TokenizerBase {
     }
     for (int b = 0; b < 256; ++b) byte_tokens_[b] = find_token(all_tokens_, byte_token_text(static_cast<uint8_t>(b)));
     build_pieces([](const std::string& text) { return unescape_spaces(text); });
+  }
+
+  // Indexes the merges, if the spec has any, or says why a merge is invalid. Called once by create().
+  std::string index_merges() {
+    return merges_.index(spec_.merges, [this](std::string_view text) { return find_token(mergeable_, text); });
   }
 
  protected:
@@ -359,13 +478,24 @@ class SentencePieceTokenizer final : public TokenizerBase {
     if (id >= 0) queue.push({score_of(id), left, size});
   }
 
-  // Repeatedly merges the adjacent pair that spells the best-scoring token; then each symbol is a
-  // token, or a single character that falls back to byte tokens.
+  // Repeatedly merges the adjacent pair that spells the best-scoring token (with merges: the
+  // pair of lowest merge rank); then each symbol is a token, or a single character that falls
+  // back to byte tokens.
   void encode_normalized(std::string_view text, std::vector<int32_t>& out) const {
     std::vector<Symbol> symbols;
-    for (const unicode::Utf8Char& c : unicode::split_utf8(text)) symbols.push_back({c.offset, c.size});
+    for (const unicode::Utf8Char& c : unicode::split_utf8(text)) {
+      symbols.push_back({c.offset, c.size, kNone, kNone, find_token(mergeable_, text.substr(c.offset, c.size))});
+    }
     if (symbols.empty()) return;
     symbols = link_symbols(std::move(symbols));
+    if (!merges_.empty()) {
+      merges_.apply(symbols);
+      for (size_t i = 0; i != kNone; i = symbols[i].next) {
+        if (symbols[i].token >= 0) out.push_back(symbols[i].token);
+        else append_fallback(text.substr(symbols[i].offset, symbols[i].size), byte_tokens_, out);
+      }
+      return;
+    }
 
     std::priority_queue<Candidate> queue;
     for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(text, symbols, i, queue);
@@ -392,6 +522,7 @@ class SentencePieceTokenizer final : public TokenizerBase {
 
   TokenIndex mergeable_;  // text -> id of the tokens plain text may become
   std::array<int32_t, 256> byte_tokens_{};
+  RankedMerges merges_;   // empty: merge by score
 };
 
 // ------------------------------------------------------------------ byte-level BPE
@@ -402,31 +533,23 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     pre_ = *pre_tokenizer_named(spec_.pre);
     // LLaMA-3's tokenizer.json sets ignore_merges: a pre-token that is a token stays whole.
     ignore_merges_ = pre_ == unicode::PreTokenizer::Llama3;
+    // The BPE model's own tokens are the normal ones. An added token may spell the same text
+    // (DeepSeek adds "ø" as a user-defined token beside the byte token "ø"); text that reaches
+    // the BPE model must become the model's token, which decodes to the same bytes.
+    for (size_t id = 0; id < spec_.tokens.size(); ++id) {
+      if (type_of(spec_, id) == TokenType::Normal) model_tokens_.emplace(spec_.tokens[id], static_cast<int32_t>(id));
+    }
     for (int b = 0; b < 256; ++b) {
       std::string ch;
       unicode::append_utf8(ch, unicode::byte_to_alphabet(static_cast<uint8_t>(b)));
-      byte_tokens_[b] = find_token(all_tokens_, ch);
+      byte_tokens_[b] = model_token(ch);
     }
     build_pieces([](const std::string& text) { return alphabet_to_bytes(text); });
   }
 
-  // Indexes the merges by token id pair, or says why a merge is invalid. The first occurrence of
-  // a pair keeps its (better) rank. Called once by create().
+  // Indexes the merges, or says why a merge is invalid. Called once by create().
   std::string index_merges() {
-    merges_.reserve(spec_.merges.size());
-    for (size_t rank = 0; rank < spec_.merges.size(); ++rank) {
-      const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(spec_.merges[rank]); };
-      const auto parts = split_merge(spec_.merges[rank]);
-      if (!parts) return where() + " is not two tokens separated by a space";
-      const int32_t left = find_token(all_tokens_, parts->first), right = find_token(all_tokens_, parts->second);
-      for (auto [part, id] : {std::pair{parts->first, left}, std::pair{parts->second, right}}) {
-        if (id < 0) return where() + " names " + quoted(part) + ", which is not a token";
-      }
-      std::string merged(parts->first);
-      merged += parts->second;
-      merges_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), find_token(all_tokens_, merged)});
-    }
-    return "";
+    return merges_.index(spec_.merges, [this](std::string_view text) { return model_token(text); });
   }
 
  protected:
@@ -437,35 +560,14 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
   }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t result;  // the token the merged text spells, -1 if it is none
-  };
-  // A possible merge of `left` with its right neighbour, valid while both keep their sizes.
-  struct Candidate {
-    int32_t rank;
-    int32_t result;
-    size_t left, right;
-    size_t left_size, right_size;
-    bool operator<(const Candidate& o) const {  // priority: lowest rank, then leftmost
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
-  };
-
-  static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-  }
-
-  // A normal token's text spells bytes in GPT-2's alphabet; a character outside it stays as is.
+  // A token's text spells bytes in GPT-2's alphabet. Hugging Face's ByteLevel decoder takes a
+  // token with a character outside the alphabet as it is (e.g. an added token "<|im_start|>\n").
   static std::string alphabet_to_bytes(const std::string& text) {
     std::string out;
     for (const unicode::Utf8Char& c : unicode::split_utf8(text)) {
       const int byte = unicode::alphabet_to_byte(c.code_point);
-      if (byte >= 0) {
-        out.push_back(static_cast<char>(byte));
-      } else {
-        out.append(text, c.offset, c.size);
-      }
+      if (byte < 0) return text;
+      out.push_back(static_cast<char>(byte));
     }
     return out;
   }
@@ -476,19 +578,10 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     return out;
   }
 
-  void push_candidate(const std::vector<Symbol>& symbols, size_t left, std::priority_queue<Candidate>& queue) const {
-    if (left == kNone || symbols[left].next == kNone) return;
-    const Symbol& l = symbols[left];
-    const Symbol& r = symbols[l.next];
-    if (l.token < 0 || r.token < 0) return;
-    auto it = merges_.find(pair_key(l.token, r.token));
-    if (it != merges_.end()) queue.push({it->second.rank, it->second.result, left, l.next, l.size, r.size});
-  }
-
   // BPE over the bytes of one pre-token: repeatedly merge the adjacent pair of lowest rank.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const {
     if (ignore_merges_) {
-      if (int32_t id = find_token(all_tokens_, bytes_to_alphabet(word)); id >= 0) {
+      if (int32_t id = model_token(bytes_to_alphabet(word)); id >= 0) {
         out.push_back(id);
         return;
       }
@@ -499,21 +592,7 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     }
     if (symbols.empty()) return;
     symbols = link_symbols(std::move(symbols));
-
-    std::priority_queue<Candidate> queue;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) push_candidate(symbols, i, queue);
-    while (!queue.empty()) {
-      const Candidate c = queue.top();
-      queue.pop();
-      const Symbol& l = symbols[c.left];
-      const bool stale = l.next != c.right || l.size != c.left_size || symbols[c.right].size != c.right_size;
-      if (stale) continue;
-      merge_into_left(symbols, c.left);
-      symbols[c.left].token = c.result;
-      push_candidate(symbols, symbols[c.left].prev, queue);
-      push_candidate(symbols, c.left, queue);
-    }
-
+    merges_.apply(symbols);
     for (size_t i = 0; i != kNone; i = symbols[i].next) {
       if (symbols[i].token >= 0) {
         out.push_back(symbols[i].token);
@@ -523,13 +602,31 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
     }
   }
 
+  // The normal token spelling `text`, else any token spelling it (-1 if none).
+  int32_t model_token(std::string_view text) const {
+    const int32_t id = find_token(model_tokens_, text);
+    return id >= 0 ? id : find_token(all_tokens_, text);
+  }
+
   unicode::PreTokenizer pre_ = unicode::PreTokenizer::Gpt2;
   bool ignore_merges_ = false;
+  TokenIndex model_tokens_;  // text -> id of the normal tokens; on duplicates the first id wins
   std::array<int32_t, 256> byte_tokens_{};  // the token of each byte's alphabet character
-  std::unordered_map<uint64_t, Merge> merges_;
+  RankedMerges merges_;
 };
 
 }  // namespace
+
+std::string canonical_pre_tokenizer(std::string_view name) {
+  const PreTokenizerName* n = find_pre_tokenizer(name);
+  return n ? n->canonical : "";
+}
+
+std::string known_pre_tokenizers() {
+  std::string out;
+  for (const PreTokenizerName& n : kPreTokenizerNames) out += (out.empty() ? "" : ", ") + std::string(n.name);
+  return out;
+}
 
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   const auto fail = [&](const std::string& message) -> StatusOr<std::unique_ptr<Tokenizer>> {
@@ -539,8 +636,11 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   for (auto check : {check_sizes, check_tokens, check_special_ids, check_kind}) {
     if (std::string problem = check(spec); !problem.empty()) return fail(problem);
   }
-  if (spec.kind == TokenizerSpec::Kind::SentencePiece)
-    return std::unique_ptr<Tokenizer>(std::make_unique<SentencePieceTokenizer>(std::move(spec)));
+  if (spec.kind == TokenizerSpec::Kind::SentencePiece) {
+    auto spm = std::make_unique<SentencePieceTokenizer>(std::move(spec));
+    if (std::string problem = spm->index_merges(); !problem.empty()) return fail(problem);
+    return std::unique_ptr<Tokenizer>(std::move(spm));
+  }
   auto bpe = std::make_unique<ByteLevelBpeTokenizer>(std::move(spec));
   if (std::string problem = bpe->index_merges(); !problem.empty()) return fail(problem);
   return std::unique_ptr<Tokenizer>(std::move(bpe));

@@ -21,16 +21,29 @@ struct TokenizerSpec {
   enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
   Kind kind = Kind::SentencePiece;
-  // Pre-tokenizer of byte-level BPE: "gpt2" (also "default"), "llama3" ("llama-bpe"), "qwen2".
+  // Pre-tokenizer of byte-level BPE: "gpt2", "llama3", "qwen2", "deepseek-llm", "falcon" or
+  // "refact" (canonical_pre_tokenizer() maps llama.cpp's other names for them).
   std::string pre = "default";
   std::vector<std::string> tokens;
   std::vector<float> scores;         // SentencePiece merge priorities (may be empty for BPE)
   std::vector<int32_t> types;        // TokenType per token (empty: all Normal)
-  std::vector<std::string> merges;   // byte-level BPE: "a b", highest priority first
+  // "a b", highest priority first: byte-level BPE always; SentencePiece from tokenizer.json, which
+  // then merges by rank as Hugging Face does (without merges: by score, as SentencePiece does).
+  std::vector<std::string> merges;
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;      // SentencePiece: a leading space is added to the text
+  // Applied to the text between special tokens before anything else: "" (none) or "nfc"
+  // (tokenizer.json's NFC normalizer; GGUF has no key for it, as llama.cpp ignores it).
+  std::string normalizer;
 };
+
+// The spec name of a byte-level BPE pre-tokenizer from any name llama.cpp gives it ("default",
+// "gpt-2", "mpt" -> "gpt2"; "llama-bpe" -> "llama3"; "starcoder" -> "refact"; ...): names whose
+// llama.cpp vocabulary differs in nothing the tokenizer implements. "" for a name it does not know.
+std::string canonical_pre_tokenizer(std::string_view name);
+// Every name canonical_pre_tokenizer() accepts, comma-separated, for error messages.
+std::string known_pre_tokenizers();
 
 class Tokenizer {
  public:

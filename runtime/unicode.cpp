@@ -12,6 +12,10 @@ struct CodePointRange {
   char32_t last;
 };
 
+struct CodePointTriple {
+  char32_t a, b, c;
+};
+
 #include "runtime/unicode_tables.inc"
 
 template <size_t N>
@@ -70,12 +74,16 @@ CharClass classify(char32_t cp) {
 // a piece starts and returns the index one past its last character (always more than the start).
 class CharSequence {
  public:
-  explicit CharSequence(std::string_view text) : chars_(split_utf8(text)) {
+  explicit CharSequence(std::string_view text) : chars_(split_utf8(text)), limit_(chars_.size()) {
     classes_.reserve(chars_.size());
     for (const Utf8Char& c : chars_) classes_.push_back(classify(c.code_point));
   }
 
-  size_t size() const { return chars_.size(); }
+  // The end of the text as the matchers see it: a sequence pre-tokenizer matches within one piece
+  // at a time, and the end of the piece is the end of the text for its regexes ($, (?!\S)).
+  size_t size() const { return limit_; }
+  void set_limit(size_t limit) { limit_ = std::min(limit, chars_.size()); }
+  char32_t code_point(size_t i) const { return chars_[i].code_point; }
   const Utf8Char& operator[](size_t i) const { return chars_[i]; }
 
   bool is(size_t i, CharClass c) const { return i < size() && classes_[i] == c; }
@@ -119,6 +127,7 @@ class CharSequence {
  private:
   std::vector<Utf8Char> chars_;
   std::vector<CharClass> classes_;
+  size_t limit_;
 };
 
 size_t match_gpt2(const CharSequence& s, size_t i) {
@@ -148,6 +157,146 @@ size_t match_llama3(const CharSequence& s, size_t i, size_t max_digits) {
     if (s.is_newline(end - 1)) return end;
   }
   return s.whitespace_end(i);
+}
+
+// ------------------------------------------------------------------ sequences of regexes
+
+// A range of characters [begin, end).
+struct Piece {
+  size_t begin, end;
+};
+
+// One regex of a sequence: splits the piece [begin, end) into its matches and the text between
+// them, in order, as std::regex_iterator over the piece finds them (leftmost match, then on from
+// its end).
+using Stage = void (*)(CharSequence& s, size_t begin, size_t end, std::vector<Piece>& out);
+
+// A regex that matches where `match` says: match(s, i) is the end of the match starting at i, or i
+// when none starts there. Matches never look before i, so trying each position in turn finds
+// the leftmost one.
+template <size_t (*match)(const CharSequence&, size_t)>
+void split_by_matches(CharSequence& s, size_t begin, size_t end, std::vector<Piece>& out) {
+  s.set_limit(end);
+  size_t gap = begin;
+  for (size_t i = begin; i < end;) {
+    const size_t match_end = match(s, i);
+    if (match_end <= i) {
+      ++i;
+      continue;
+    }
+    if (gap < i) out.push_back({gap, i});
+    out.push_back({i, match_end});
+    i = gap = match_end;
+  }
+  if (gap < end) out.push_back({gap, end});
+}
+
+// One past the run of characters from i on that satisfy `pred` (i if there is none).
+template <typename Pred>
+size_t run_while(const CharSequence& s, size_t i, Pred pred) {
+  while (i < s.size() && pred(s.code_point(i))) ++i;
+  return i;
+}
+
+// \s?[C]+ for a class C that holds no whitespace: an optional whitespace character, then a run.
+template <typename Pred>
+size_t optional_whitespace_run(const CharSequence& s, size_t i, Pred in_class) {
+  const size_t start = s.is(i, CharClass::Whitespace) ? i + 1 : i;
+  const size_t end = run_while(s, start, in_class);
+  return end > start ? end : i;
+}
+
+// DeepSeek LLM's classes, copied range by range from its regexes in llama.cpp. llama.cpp runs
+// these regexes (std::wregex) on text whose non-ASCII whitespace was replaced by U+000B, so a
+// whitespace character is never in a class even where a range spans it (U+3000 in the
+// punctuation class, the spaces between U+0800 and U+9FA5 in the CJK class).
+constexpr CodePointRange kDeepseekLetterRanges[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA},
+    {0x1BC, 0x1BF}, {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D},
+    {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5},
+    {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD},
+    {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B},
+    {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4},
+    {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
+    {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124},
+    {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F},
+    {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE},
+    {0x2CF2, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E},
+    {0xAB70, 0xABBF}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F},
+    {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+constexpr CodePointRange kDeepseekPunctuationRanges[] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0x2018, 0x201F}, {0x3000, 0x3002}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E},
+};
+constexpr CodePointRange kDeepseekCjkRanges[] = {{0x800, 0x9FA5}, {0xAC00, 0xD7FF}};
+
+bool deepseek_letter(char32_t cp) { return in_ranges(kDeepseekLetterRanges, cp); }
+bool deepseek_punctuation(char32_t cp) { return in_ranges(kDeepseekPunctuationRanges, cp) && !is_whitespace(cp); }
+bool deepseek_cjk(char32_t cp) { return in_ranges(kDeepseekCjkRanges, cp) && !is_whitespace(cp); }
+
+// [\r\n]
+size_t match_newline(const CharSequence& s, size_t i) { return s.is_newline(i) ? i + 1 : i; }
+size_t match_deepseek_letters(const CharSequence& s, size_t i) { return optional_whitespace_run(s, i, deepseek_letter); }
+size_t match_deepseek_punctuation(const CharSequence& s, size_t i) {
+  return optional_whitespace_run(s, i, deepseek_punctuation);
+}
+size_t match_deepseek_cjk(const CharSequence& s, size_t i) { return run_while(s, i, deepseek_cjk); }
+// \p{N}+ and \p{N}
+size_t match_numbers(const CharSequence& s, size_t i) { return s.run_end(i, CharClass::Number); }
+size_t match_number(const CharSequence& s, size_t i) { return s.is(i, CharClass::Number) ? i + 1 : i; }
+
+// \s+$: the whitespace that ends the piece, if any. (Matching at each position in turn would
+// rescan a long whitespace run from every one of its characters.)
+void split_trailing_whitespace(CharSequence& s, size_t begin, size_t end, std::vector<Piece>& out) {
+  s.set_limit(end);
+  size_t start = end;
+  while (start > begin && s.is(start - 1, CharClass::Whitespace)) --start;
+  if (start > begin) out.push_back({begin, start});
+  if (start < end) out.push_back({start, end});
+}
+
+// [\p{P}\$\+<=>\^~\|`]+: llama.cpp matches ASCII by the listed characters and its own list of
+// ASCII \p{P} (together: every ASCII punctuation and symbol character), other characters by
+// general category P.
+bool falcon_punctuation(char32_t cp) {
+  if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
+                        (cp >= 0x7B && cp <= 0x7E);
+  return is_punctuation(cp);
+}
+size_t match_falcon_punctuation(const CharSequence& s, size_t i) { return run_while(s, i, falcon_punctuation); }
+// [0-9][0-9][0-9]
+size_t match_three_digits(const CharSequence& s, size_t i) {
+  const auto digit = [&](size_t k) { return k < s.size() && s.code_point(k) >= '0' && s.code_point(k) <= '9'; };
+  return digit(i) && digit(i + 1) && digit(i + 2) ? i + 3 : i;
+}
+
+constexpr Stage kDeepseekLlmStages[] = {
+    split_by_matches<match_newline>,      split_by_matches<match_deepseek_letters>,
+    split_by_matches<match_deepseek_punctuation>, split_trailing_whitespace,
+    split_by_matches<match_deepseek_cjk>, split_by_matches<match_numbers>,
+};
+constexpr Stage kFalconStages[] = {
+    split_by_matches<match_falcon_punctuation>,
+    split_by_matches<match_gpt2>,
+    split_by_matches<match_three_digits>,
+};
+constexpr Stage kRefactStages[] = {
+    split_by_matches<match_number>,
+    split_by_matches<match_gpt2>,
+};
+
+template <size_t N>
+std::vector<Piece> run_stages(CharSequence& s, const Stage (&stages)[N]) {
+  std::vector<Piece> pieces;
+  if (s.size() > 0) pieces.push_back({0, s.size()});
+  std::vector<Piece> next;
+  for (Stage stage : stages) {
+    next.clear();
+    for (const Piece& p : pieces) stage(s, p.begin, p.end, next);
+    pieces.swap(next);
+  }
+  return pieces;
 }
 
 }  // namespace
@@ -208,6 +357,8 @@ bool is_number(char32_t cp) {
 
 bool is_whitespace(char32_t cp) { return in_ranges(kWhitespaceRanges, cp); }
 
+bool is_punctuation(char32_t cp) { return in_ranges(kPunctuationRanges, cp); }
+
 namespace {
 
 // GPT-2's bytes_to_unicode(): bytes that are printable Latin-1 keep their code point.
@@ -241,22 +392,140 @@ int alphabet_to_byte(char32_t cp) {
   return cp < to_byte.size() ? to_byte[cp] : -1;
 }
 
-std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
-  const CharSequence chars(text);
-  std::vector<Span> spans;
-  for (size_t i = 0; i < chars.size();) {
-    size_t end = 0;
-    switch (kind) {
-      case PreTokenizer::Gpt2: end = match_gpt2(chars, i); break;
-      case PreTokenizer::Llama3: end = match_llama3(chars, i, 3); break;
-      case PreTokenizer::Qwen2: end = match_llama3(chars, i, 1); break;
-    }
-    end = std::max(end, i + 1);  // every matcher consumes a character; this keeps the loop finite regardless
-    const size_t first = chars[i].offset;
-    const size_t last_end = chars[end - 1].offset + chars[end - 1].size;
-    spans.push_back({first, last_end - first});
-    i = end;
+
+// ------------------------------------------------------------------ NFC
+
+namespace {
+
+constexpr char32_t kHangulFirst = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
+constexpr char32_t kHangulVCount = 21, kHangulTCount = 28, kHangulCount = 11172;
+// Bytes that are no UTF-8 stay bytes: kept as code points past U+10FFFF, starters that never compose.
+constexpr char32_t kRawByte = 0x110000;
+
+uint8_t combining_class(char32_t cp) {
+  if (cp < 0x300) return 0;
+  const auto* end = std::end(kCombiningClasses);
+  const auto* it = std::lower_bound(std::begin(kCombiningClasses), end, cp,
+                                    [](const CodePointTriple& t, char32_t c) { return t.b < c; });
+  return it != end && it->a <= cp ? static_cast<uint8_t>(it->c) : 0;
+}
+
+void decompose(char32_t cp, std::vector<char32_t>& out) {
+  if (cp >= kHangulFirst && cp < kHangulFirst + kHangulCount) {
+    const char32_t index = cp - kHangulFirst;
+    out.push_back(kHangulL + index / (kHangulVCount * kHangulTCount));
+    out.push_back(kHangulV + (index % (kHangulVCount * kHangulTCount)) / kHangulTCount);
+    if (index % kHangulTCount != 0) out.push_back(kHangulT + index % kHangulTCount);
+    return;
   }
+  const auto* end = std::end(kDecompositions);
+  const auto* it = std::lower_bound(std::begin(kDecompositions), end, cp,
+                                    [](const CodePointTriple& t, char32_t c) { return t.a < c; });
+  if (it == end || it->a != cp) {
+    out.push_back(cp);
+    return;
+  }
+  decompose(it->b, out);
+  if (it->c != 0) decompose(it->c, out);
+}
+
+// The primary composite of a starter and a following character, 0 if there is none.
+char32_t compose(char32_t first, char32_t second) {
+  if (first >= kHangulL && first < kHangulL + 19 && second >= kHangulV && second < kHangulV + kHangulVCount)
+    return kHangulFirst + ((first - kHangulL) * kHangulVCount + (second - kHangulV)) * kHangulTCount;
+  if (first >= kHangulFirst && first < kHangulFirst + kHangulCount && (first - kHangulFirst) % kHangulTCount == 0 &&
+      second > kHangulT && second < kHangulT + kHangulTCount)
+    return first + (second - kHangulT);
+  const auto* end = std::end(kCompositions);
+  const auto* it = std::lower_bound(std::begin(kCompositions), end, std::pair{first, second},
+                                    [](const CodePointTriple& t, std::pair<char32_t, char32_t> key) {
+                                      return t.a != key.first ? t.a < key.first : t.b < key.second;
+                                    });
+  return it != end && it->a == first && it->b == second ? it->c : 0;
+}
+
+}  // namespace
+
+std::string nfc(std::string_view text) {
+  const std::vector<Utf8Char> chars = split_utf8(text);
+  const auto invalid = [](const Utf8Char& c) { return c.size == 1 && c.code_point == kReplacementCharacter; };
+  const bool stable = std::all_of(chars.begin(), chars.end(), [&](const Utf8Char& c) {
+    return c.code_point < 0x300 || invalid(c) || !in_ranges(kNfcUnstableRanges, c.code_point);
+  });
+  if (stable) return std::string(text);
+
+  // Canonical decomposition.
+  std::vector<char32_t> cps;
+  cps.reserve(chars.size());
+  for (const Utf8Char& c : chars) {
+    if (invalid(c)) cps.push_back(kRawByte + static_cast<uint8_t>(text[c.offset]));
+    else decompose(c.code_point, cps);
+  }
+  // Canonical ordering: each run of non-starters sorted by combining class, stably.
+  for (size_t i = 1; i < cps.size(); ++i) {
+    const uint8_t cc = combining_class(cps[i]);
+    if (cc == 0) continue;
+    for (size_t k = i; k > 0 && combining_class(cps[k - 1]) > cc; --k) std::swap(cps[k - 1], cps[k]);
+  }
+  // Canonical composition: a character joins the last starter unless blocked by a character of
+  // the same or a higher class (or a starter) in between.
+  size_t starter = 0, out = 0;
+  int last_class = -1;  // -1: no starter yet; 0: the previous kept character is the starter
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const char32_t cp = cps[i];
+    const uint8_t cc = cp >= kRawByte ? 0 : combining_class(cp);
+    if (last_class >= 0 && (last_class == 0 || last_class < cc) && cps[starter] < kRawByte && cp < kRawByte) {
+      if (const char32_t composite = compose(cps[starter], cp)) {
+        cps[starter] = composite;
+        continue;
+      }
+    }
+    if (cc == 0) {
+      starter = out;
+      last_class = 0;
+    } else if (last_class >= 0) {
+      last_class = cc;
+    }
+    cps[out++] = cp;
+  }
+  cps.resize(out);
+
+  std::string result;
+  result.reserve(text.size());
+  for (char32_t cp : cps) {
+    if (cp >= kRawByte) result.push_back(static_cast<char>(cp - kRawByte));
+    else append_utf8(result, cp);
+  }
+  return result;
+}
+
+std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
+  CharSequence chars(text);
+  const auto span_of = [&](size_t begin, size_t end) {
+    const size_t first = chars[begin].offset;
+    return Span{first, chars[end - 1].offset + chars[end - 1].size - first};
+  };
+  std::vector<Span> spans;
+  std::vector<Piece> pieces;
+  switch (kind) {
+    case PreTokenizer::DeepseekLlm: pieces = run_stages(chars, kDeepseekLlmStages); break;
+    case PreTokenizer::Falcon: pieces = run_stages(chars, kFalconStages); break;
+    case PreTokenizer::Refact: pieces = run_stages(chars, kRefactStages); break;
+    case PreTokenizer::Gpt2:
+    case PreTokenizer::Llama3:
+    case PreTokenizer::Qwen2:
+      for (size_t i = 0; i < chars.size();) {
+        size_t end = 0;
+        if (kind == PreTokenizer::Gpt2) end = match_gpt2(chars, i);
+        else end = match_llama3(chars, i, kind == PreTokenizer::Llama3 ? 3 : 1);
+        end = std::max(end, i + 1);  // every matcher consumes a character; this keeps the loop finite regardless
+        spans.push_back(span_of(i, end));
+        i = end;
+      }
+      return spans;
+  }
+  spans.reserve(pieces.size());
+  for (const Piece& p : pieces) spans.push_back(span_of(p.begin, p.end));
   return spans;
 }
 

@@ -31,6 +31,12 @@ void append_utf8(std::string& out, char32_t code_point);
 bool is_letter(char32_t code_point);      // general category L*
 bool is_number(char32_t code_point);      // general category N*
 bool is_whitespace(char32_t code_point);  // White_Space property
+bool is_punctuation(char32_t code_point); // general category P*
+
+// Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical
+// composition), Hugging Face's NFC normalizer. Bytes that are not UTF-8 stay as they are and block
+// composition across them. A text without characters NFC can change is returned unchanged.
+std::string nfc(std::string_view text);
 
 // GPT-2's byte-to-unicode alphabet: printable Latin-1 bytes stand for themselves, the other 68
 // bytes for U+0100.. in byte order, so that every byte is a visible character.
@@ -38,13 +44,22 @@ char32_t byte_to_alphabet(uint8_t byte);
 // The byte an alphabet character stands for, or -1 for a character outside the alphabet.
 int alphabet_to_byte(char32_t code_point);
 
-// Byte-level BPE pre-tokenizers, each equivalent to its Hugging Face regex:
+// Byte-level BPE pre-tokenizers. Gpt2, Llama3 and Qwen2 are one regex each, equivalent to its
+// Hugging Face pattern:
 //   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //   Qwen2:  Llama3 with \p{N} instead of \p{N}{1,3}
-// (the case-insensitive contractions match ASCII letters only, as in llama.cpp). Invalid UTF-8
-// bytes count as U+FFFD, i.e. neither letter, number nor whitespace.
-enum class PreTokenizer { Gpt2, Llama3, Qwen2 };
+// (the case-insensitive contractions match ASCII letters only, as in llama.cpp). The others are
+// sequences of regexes, as llama.cpp (34af94cd, llama-vocab.cpp) defines them: each regex in turn
+// splits every piece the previous ones left into its matches and the text between them
+// (Hugging Face's Split with behavior "Isolated"):
+//   DeepseekLlm: [\r\n] | \s?[Latin, Greek, Cyrillic, ... letters]+ | \s?[ASCII and full-width
+//                punctuation]+ | \s+$ | [U+0800..U+9FA5 U+AC00..U+D7FF]+ | \p{N}+
+//   Falcon:      [\p{P}$+<=>^~|`]+ | Gpt2 | [0-9][0-9][0-9]
+//   Refact:      \p{N} | Gpt2            (also llama.cpp's "starcoder")
+// ("mpt" is Gpt2.) Invalid UTF-8 bytes count as U+FFFD, i.e. neither letter, number nor
+// whitespace.
+enum class PreTokenizer { Gpt2, Llama3, Qwen2, DeepseekLlm, Falcon, Refact };
 
 // A piece of the text as a byte range.
 struct Span {

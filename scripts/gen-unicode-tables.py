@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Generates runtime/unicode_tables.inc: the Unicode classes the tokenizers' pre-tokenizers need.
 
-The byte-level BPE pre-tokenizers are regular expressions over \\p{L}, \\p{N} and \\s. The runtime
-implements them by hand, so it needs those three classes as sorted, inclusive code point ranges:
+The byte-level BPE pre-tokenizers are regular expressions over \\p{L}, \\p{N}, \\p{P} and \\s. The runtime
+implements them by hand, so it needs those classes as sorted, inclusive code point ranges:
 
   letter      general category L* (Lu, Ll, Lt, Lm, Lo)     = \\p{L}
   number      general category N* (Nd, Nl, No)             = \\p{N}
+  punctuation general category P* (Pc Pd Ps Pe Pi Pf Po)   = \\p{P} (Falcon's pre-tokenizer)
   whitespace  the White_Space property                     = \\s in Unicode regex engines
 
 Python's unicodedata has no White_Space property. str.isspace() is White_Space plus U+001C..U+001F
 (bidi classes B/S), so those four are removed and the result is checked against the property's
 fixed list.
+
+For NFC (the normalizer of Qwen2/Qwen3's tokenizer.json) it also writes the canonical combining
+classes, the canonical decompositions (one step each), the primary compositions (pairs whose
+composite NFC keeps: composition exclusions, singletons and non-starter decompositions are not
+composed) and the characters NFC may change or that may combine with their neighbours (a text
+without any of them is already in NFC). Hangul syllables are algorithmic and not in the tables.
 
 Usage: scripts/gen-unicode-tables.py [output]   (default: runtime/unicode_tables.inc)
 """
@@ -57,6 +64,66 @@ def emit_table(name, comment, ranges, per_line=6):
     return "\n".join(lines)
 
 
+def emit_triples(name, comment, triples, per_line=4):
+    lines = [f"// {comment}: {len(triples)} entries.",
+             f"constexpr CodePointTriple {name}[] = {{"]
+    for i in range(0, len(triples), per_line):
+        chunk = triples[i:i + per_line]
+        lines.append("    " + " ".join(f"{{0x{a:X}, 0x{b:X}, 0x{c:X}}}," for a, b, c in chunk))
+    lines.append("};")
+    return "\n".join(lines)
+
+
+def is_hangul_syllable(cp):
+    return 0xAC00 <= cp < 0xAC00 + 11172
+
+
+def canonical_decompositions():
+    """(code point, first, second or 0) for each canonical one-step decomposition."""
+    out = []
+    for cp in range(MAX_CODE_POINT + 1):
+        d = unicodedata.decomposition(chr(cp))
+        if not d or d.startswith("<") or is_hangul_syllable(cp):
+            continue
+        parts = [int(x, 16) for x in d.split()]
+        assert len(parts) in (1, 2), (hex(cp), d)
+        out.append((cp, parts[0], parts[1] if len(parts) == 2 else 0))
+    return out
+
+
+def nfc_tables():
+    decompositions = canonical_decompositions()
+    compositions = sorted((a, b, cp) for cp, a, b in decompositions
+                          if b and unicodedata.normalize("NFC", chr(cp)) == chr(cp))
+    seconds = {b for _, b, _ in compositions}
+    # Hangul: L+V and LV+T compose.
+    seconds.update(range(0x1161, 0x1176))
+    seconds.update(range(0x11A8, 0x11C3))
+
+    def unstable(cp):
+        c = chr(cp)
+        return (unicodedata.combining(c) != 0 or cp in seconds or
+                (not is_hangul_syllable(cp) and unicodedata.normalize("NFC", c) != c))
+
+    ccc = []
+    start = None
+    for cp in range(MAX_CODE_POINT + 2):
+        value = unicodedata.combining(chr(cp)) if cp <= MAX_CODE_POINT else 0
+        if start is not None and value != start[1]:
+            ccc.append((start[0], cp - 1, start[1]))
+            start = None
+        if value and start is None:
+            start = (cp, value)
+    return [
+        emit_triples("kCombiningClasses", "Canonical combining class (first, last, class) of the non-zero ranges", ccc),
+        emit_triples("kDecompositions", "Canonical decomposition, one step (code point, first, second or 0)",
+                     decompositions),
+        emit_triples("kCompositions", "Primary compositions (first, second, composite), sorted", compositions),
+        emit_table("kNfcUnstableRanges", "Characters NFC may change or combine with a neighbour",
+                   ranges_of(unstable)),
+    ]
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "runtime", "unicode_tables.inc")
@@ -68,13 +135,15 @@ def main():
     tables = [
         emit_table("kLetterRanges", "General category L (Lu Ll Lt Lm Lo)", ranges_of(category_starts_with("L"))),
         emit_table("kNumberRanges", "General category N (Nd Nl No)", ranges_of(category_starts_with("N"))),
+        emit_table("kPunctuationRanges", "General category P (Pc Pd Ps Pe Pi Pf Po)",
+                   ranges_of(category_starts_with("P"))),
         emit_table("kWhitespaceRanges", "White_Space property", whitespace),
-    ]
+    ] + nfc_tables()
     header = (
         f"// Generated by scripts/gen-unicode-tables.py from Python's unicodedata (Unicode "
         f"{unicodedata.unidata_version}). Do not edit.\n"
-        "// Sorted, inclusive code point ranges; included by runtime/unicode.cpp, which defines "
-        "CodePointRange.\n")
+        "// Sorted, inclusive code point ranges and triples; included by runtime/unicode.cpp, which "
+        "defines CodePointRange and CodePointTriple.\n")
     with open(out, "w", encoding="ascii") as f:
         f.write(header + "\n" + "\n\n".join(tables) + "\n")
 

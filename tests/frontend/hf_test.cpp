@@ -320,7 +320,6 @@ void expect_stories_spec(const TokenizerSpec& spec) {
   EXPECT_EQ(spec.types[2], TokenizerSpec::Control);
   for (int i = 3; i < 259; ++i) EXPECT_EQ(spec.types[i], TokenizerSpec::Byte) << i;
   for (int i = 259; i < 512; ++i) EXPECT_EQ(spec.types[i], TokenizerSpec::Normal) << i;
-  EXPECT_TRUE(spec.merges.empty());
 }
 
 TEST(HfTokenizerTest, Stories260KFromTokenizerJson) {
@@ -329,6 +328,8 @@ TEST(HfTokenizerTest, Stories260KFromTokenizerJson) {
                                       read_all(dir + "/tokenizer_config.json"));
   ASSERT_TRUE(spec.ok()) << spec.message();
   expect_stories_spec(*spec);
+  // tokenizer.json's merges, which the runtime applies by rank as Hugging Face does.
+  EXPECT_FALSE(spec->merges.empty());
 }
 
 TEST(HfTokenizerTest, Stories260KFromTokenizerModel) {
@@ -336,6 +337,7 @@ TEST(HfTokenizerTest, Stories260KFromTokenizerModel) {
   auto spec = parse_sentencepiece_model(read_all(dir + "/tokenizer.model"), dir + "/tokenizer.model");
   ASSERT_TRUE(spec.ok()) << spec.message();
   expect_stories_spec(*spec);
+  EXPECT_TRUE(spec->merges.empty());
   EXPECT_FLOAT_EQ(spec->scores[259], 0.0f);
   EXPECT_FLOAT_EQ(spec->scores[260], -1.0f);
   EXPECT_FLOAT_EQ(spec->scores[511], -252.0f);
@@ -410,9 +412,19 @@ TEST(HfTokenizerTest, Stories260KEncodesLikeLlamaCpp) {
                                               read_all(dir + "/tokenizer_config.json"));
   ASSERT_TRUE(from_json.ok()) << from_json.message();
   ASSERT_TRUE(from_model.ok()) << from_model.message();
-  for (const TokenizerSpec* spec : {&*from_json, &*from_model}) {
+  // tokenizer.json alone: merges by rank (Hugging Face's BPE model) instead of scores.
+  auto json_only = parse_hf_tokenizer_json(read_all(dir + "/tokenizer.json"), "tokenizer.json",
+                                           read_all(dir + "/tokenizer_config.json"));
+  ASSERT_TRUE(json_only.ok()) << json_only.message();
+  ASSERT_FALSE(json_only->merges.empty());
+  for (const TokenizerSpec* spec : {&*from_json, &*from_model, &*json_only}) {
     EXPECT_EQ(encode_with(*spec, "Once upon a time"), (std::vector<int32_t>{1, 403, 407, 261, 378}));
     EXPECT_EQ(encode_with(*spec, "Tom and his dog"), (std::vector<int32_t>{1, 274, 287, 269, 345, 400, 428}));
+  }
+  // Ranks and scores agree on this converted vocabulary, text by text.
+  for (const char* text : {"The little girl said, \"Look at the big red ball!\"", "  two  spaces \n and\ttabs",
+                           "caf\xC3\xA9 na\xC3\xAFve \xE4\xBD\xA0\xE5\xA5\xBD 12345", "Lily and Ben were friends."}) {
+    EXPECT_EQ(encode_with(*json_only, text), encode_with(*from_model, text)) << text;
   }
 }
 #endif
@@ -654,6 +666,61 @@ json metaspace_tokenizer() {
         {"vocab", {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {"<0x41>", 3}, {"a", 4}, {"b", 5}, {"\xE2\x96\x81", 6},
                    {"ab", 7}, {"\xE2\x96\x81" "a", 8}, {"\xE2\x96\x81" "ab", 9}}},
         {"merges", {"a b", "\xE2\x96\x81 a", "\xE2\x96\x81" "a b"}}}}};
+}
+
+// What the SentencePiece-style path cannot reproduce is refused, naming the file and the thing.
+TEST(HfTokenizerTest, UnsupportedSentencePiecePipelinesAreRefused) {
+  struct Case {
+    const char* what;
+    std::function<void(json&)> edit;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"metaspace split", [](json& t) { t["pre_tokenizer"]["split"] = true; },
+       "Metaspace pre-tokenizer with split=true is not supported"},
+      {"other pre-tokenizer",
+       [](json& t) {
+         t["pre_tokenizer"] = {{"type", "Sequence"},
+                               {"pretokenizers", {t["pre_tokenizer"], {{"type", "Digits"}, {"individual_digits", true}}}}};
+       },
+       "pre-tokenizer 'Digits' is not supported for a SentencePiece-style BPE"},
+      {"other normalizer", [](json& t) { t["normalizer"] = {{"type", "NFKC"}}; },
+       "normalizer 'NFKC' is not supported for a SentencePiece-style BPE"},
+      {"split on space without the replace normalizer",
+       [](json& t) {
+         t["pre_tokenizer"] = {{"type", "Sequence"},
+                               {"pretokenizers",
+                                {t["pre_tokenizer"],
+                                 {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}}}}};
+       },
+       "pre-tokenizer 'Split' is not supported for a SentencePiece-style BPE"},
+      {"lstrip added token",
+       [](json& t) { t["added_tokens"].push_back({{"id", 10}, {"content", "<x>"}, {"lstrip", true}}); },
+       "added token '<x>' sets lstrip=true, which is not supported"},
+      {"single_word added token",
+       [](json& t) { t["added_tokens"].push_back({{"id", 10}, {"content", "<x>"}, {"single_word", true}}); },
+       "added token '<x>' sets single_word=true, which is not supported"},
+      {"normalized added token with a space",
+       [](json& t) { t["added_tokens"].push_back({{"id", 10}, {"content", "a b"}, {"normalized", true}}); },
+       "added token 'a b' sets normalized=true but a normalizer would change it"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    json tj = metaspace_tokenizer();
+    c.edit(tj);
+    auto r = parse_hf_tokenizer_json(tj.dump(), "tokenizer.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.message().rfind("tokenizer.json: ", 0), 0u) << r.message();
+    EXPECT_NE(r.message().find(c.expected), std::string::npos) << r.message();
+  }
+  // Gemma's Split on " " after a Replace ' ' -> '▁' normalizer splits nothing: accepted.
+  json gemma = metaspace_tokenizer();
+  gemma["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}};
+  gemma["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}};
+  auto ok = parse_hf_tokenizer_json(gemma.dump(), "tokenizer.json");
+  ASSERT_TRUE(ok.ok()) << ok.message();
+  EXPECT_FALSE(ok->add_space_prefix);
+  EXPECT_EQ(ok->merges.size(), 3u);
 }
 
 TEST(HfTokenizerTest, SentencePieceStyleTokenizerJsonWithMetaspace) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -22,7 +23,9 @@
 
 #include "frontend/gguf.h"
 #include "frontend/tokenizer_gguf.h"
+#include "frontend/tokenizer_hf.h"
 #include "runtime/unicode.h"
+#include "tests/common/command.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
 
@@ -376,15 +379,32 @@ bool spm_round_trips(const TokenizerSpec& spec, const std::string& text) {
   return true;
 }
 
+// Whether byte-level BPE can spell every byte of the text: some vocabularies have no token for
+// bytes that never occur in UTF-8 (0xC0, 0xF5..0xFF) or in their training text (Falcon: 0x03).
+std::vector<bool> spelled_bytes(const TokenizerSpec& spec) {
+  std::vector<bool> spelled(256, false);
+  for (const std::string& token : spec.tokens) {
+    const std::vector<unicode::Utf8Char> chars = unicode::split_utf8(token);
+    if (chars.size() != 1) continue;
+    if (int b = unicode::alphabet_to_byte(chars[0].code_point); b >= 0) spelled[b] = true;
+  }
+  return spelled;
+}
+bool bpe_round_trips(const std::vector<bool>& spelled, const std::string& text) {
+  return std::all_of(text.begin(), text.end(), [&](char c) { return spelled[static_cast<uint8_t>(c)]; });
+}
+
 // Any bytes encode to valid ids, with and without special-token parsing, and plain text decodes
 // back to itself (SentencePiece: after dropping the added space).
 void check_any_input(const Tokenizer& t) {
   const bool spm = t.spec().kind == TokenizerSpec::Kind::SentencePiece;
+  const std::vector<bool> spelled = spelled_bytes(t.spec());
   for (const std::string& text : random_texts(300)) {
     for (bool parse_special : {false, true}) {
       const Ids ids = t.encode(text, true, parse_special);
       for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t.vocab_size());
-      if (!parse_special && (!spm || spm_round_trips(t.spec(), text))) EXPECT_EQ(t.decode(ids, true), text);
+      const bool round_trips = spm ? spm_round_trips(t.spec(), text) : bpe_round_trips(spelled, text);
+      if (!parse_special && round_trips) EXPECT_EQ(t.decode(ids, true), text);
     }
   }
 }
@@ -448,10 +468,100 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
 }
 
+// Expected splits computed with Python's `regex` module applying llama.cpp's regexes one after
+// another, each to every piece the previous ones left.
+TEST(PreTokenizer, DeepseekLlmMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::DeepseekLlm;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "12345"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n", "\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'", "ve", "  ", "1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9", "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "14159", " ", "12", ",", "345"}));
+}
+
+TEST(PreTokenizer, FalconMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::Falcon;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "123", "45"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'", "ve", " ", " 1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " \xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r\n\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "141", "59", " 12", ",", "345"}));
+}
+
+TEST(PreTokenizer, RefactMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::Refact;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "1", "2", "3", "4", "5"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'ve", "  ", "1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80" "!!", "\r\n\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"}));
+}
+
 TEST(PreTokenizer, InvalidUtf8IsOther) {
   // 0xFF counts as U+FFFD: punctuation-like, so it joins " ?[^\s\p{L}\p{N}]+".
   EXPECT_EQ(pieces("a \xFF\xFE!b", unicode::PreTokenizer::Gpt2), (Pieces{"a", " \xFF\xFE!", "b"}));
   EXPECT_EQ(pieces("\xC3", unicode::PreTokenizer::Llama3), (Pieces{"\xC3"}));
+}
+
+// Expected values from Python's unicodedata.normalize("NFC", ...).
+TEST(Unicode, NfcMatchesUnicodedata) {
+  EXPECT_EQ(unicode::nfc("e" "\xCC\x81"), "\xC3\xA9");
+  EXPECT_EQ(unicode::nfc("\xE2\x84\xAB"), "\xC3\x85");
+  EXPECT_EQ(unicode::nfc("\xE1\x84\x80" "\xE1\x85\xA1" "\xE1\x86\xA8"), "\xEA\xB0\x81");
+  EXPECT_EQ(unicode::nfc("a" "\xCC\xA3" "\xCC\x82"), "\xE1\xBA\xAD");
+  EXPECT_EQ(unicode::nfc("a" "\xCC\x82" "\xCC\xA3"), "\xE1\xBA\xAD");
+  EXPECT_EQ(unicode::nfc("\xE0\xA5\x98"), "\xE0\xA4\x95" "\xE0\xA4\xBC");
+  EXPECT_EQ(unicode::nfc("\xCD\x84"), "\xCC\x88" "\xCC\x81");
+  EXPECT_EQ(unicode::nfc("\xE0\xAD\x87" "\xE0\xAC\xBE"), "\xE0\xAD\x8B");
+  EXPECT_EQ(unicode::nfc("Caf" "\xC3\xA9" " cafe" "\xCC\x81" " " "\xE1\xBA\x9B" "\xCC\xA3"), "Caf" "\xC3\xA9" " caf" "\xC3\xA9" " " "\xE1\xBA\x9B" "\xCC\xA3");
+  EXPECT_EQ(unicode::nfc("\xCC\x81" "abc"), "\xCC\x81" "abc");
+  EXPECT_EQ(unicode::nfc("\xEA\xB0\x80" "\xE1\x86\xA8"), "\xEA\xB0\x81");
+  EXPECT_EQ(unicode::nfc("\xE2\x84\xA6" " " "\xC3\x85" "\xCC\xA7" " o" "\xCC\x88" "\xCC\x84"), "\xCE\xA9" " " "\xC3\x85" "\xCC\xA7" " " "\xC8\xAB");
+  EXPECT_EQ(unicode::nfc("\xD6\xB8" "\xD6\xB9" "\xD6\xB1" "\xD6\x91" "\xD7\x83" "\xD6\xB0" "\xD6\xAC" "\xD6\x9F"), "\xD6\xB1" "\xD6\xB8" "\xD6\xB9" "\xD6\x91" "\xD7\x83" "\xD6\xB0" "\xD6\xAC" "\xD6\x9F");
+  EXPECT_EQ(unicode::nfc("\xE1\xB8\x8A" "\xCC\xA3"), "\xE1\xB8\x8C" "\xCC\x87");
+  EXPECT_EQ(unicode::nfc("plain ascii"), "plain ascii");
+  // Bytes that are no UTF-8 stay, and block composition across them.
+  EXPECT_EQ(unicode::nfc("e\xFF" "\xCC\x81" "e" "\xCC\x81"), "e\xFF" "\xCC\x81" "\xC3\xA9");
+  EXPECT_EQ(unicode::nfc("\xC3"), "\xC3");
 }
 
 TEST(Unicode, ClassesAndUtf8) {
@@ -518,8 +628,11 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad.merges.push_back("ab zz");
   EXPECT_NE(create_error(bad).find("\"zz\", which is not a token"), std::string::npos);
   bad = v.spec;
-  bad.pre = "falcon";
-  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"falcon\""), std::string::npos);
+  bad.normalizer = "nfkc";
+  EXPECT_NE(create_error(bad).find("unknown normalizer \"nfkc\" (known: none, nfc)"), std::string::npos);
+  bad = v.spec;
+  bad.pre = "deepseek-coder";
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"deepseek-coder\" (known: gpt2, default"), std::string::npos);
   EXPECT_FALSE(Tokenizer::create(bad).ok());
 }
 
@@ -537,8 +650,8 @@ std::string read_file(const std::string& path) {
 
 // As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n" (so every
 // input, the last one included, ends where that line begins), outputs are one line each.
-std::vector<Vector> read_vectors(const std::string& vocab_path) {
-  const std::string raw = read_file(vocab_path + ".inp");
+std::vector<Vector> read_vectors(const std::string& inp_path, const std::string& out_path) {
+  const std::string raw = read_file(inp_path);
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<Vector> vectors;
   for (size_t pos = 0; pos < raw.size();) {
@@ -547,7 +660,7 @@ std::vector<Vector> read_vectors(const std::string& vocab_path) {
     vectors.push_back({raw.substr(pos, next - pos), {}});
     pos = next == raw.size() ? next : next + sep.size();
   }
-  std::istringstream out(read_file(vocab_path + ".out"));
+  std::istringstream out(read_file(out_path));
   std::string line;
   size_t i = 0;
   for (; std::getline(out, line); ++i) {
@@ -574,20 +687,34 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 }
 
 // Every vector must match; also decode(encode(x)) == x (SentencePiece: after dropping the added space).
-void check_vectors(const std::string& path, const char* name) {
-  auto t = load_tokenizer(path);
-  ASSERT_TRUE(t);
-  const std::vector<Vector> vectors = read_vectors(path);
+void check_vectors(const Tokenizer& t, const std::string& inp_path, const std::string& out_path, const char* name) {
+  const std::vector<Vector> vectors = read_vectors(inp_path, out_path);
   ASSERT_EQ(vectors.size(), 46u);
   size_t matched = 0;
   for (const Vector& v : vectors) {
-    const Ids ids = t->encode(v.text, /*add_special=*/false);
+    const Ids ids = t.encode(v.text, /*add_special=*/false);
     EXPECT_EQ(ids, v.ids) << "input: \"" << v.text << "\"";
     matched += ids == v.ids;
-    EXPECT_EQ(t->decode(ids, /*strip_leading_space=*/true), v.text);
+    EXPECT_EQ(t.decode(ids, /*strip_leading_space=*/true), v.text);
   }
-  check_any_input(*t);
+  check_any_input(t);
   std::printf("[ vectors  ] %s: %zu/%zu match\n", name, matched, vectors.size());
+}
+
+void check_vectors(const std::string& path, const char* name) {
+  auto t = load_tokenizer(path);
+  ASSERT_TRUE(t);
+  check_vectors(*t, path + ".inp", path + ".out", name);
+}
+
+// A Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) with llama.cpp's vectors
+// in test-vectors.inp/.out.
+void check_hf_vectors(const std::string& dir, const char* name) {
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  check_vectors(*t, dir + "/test-vectors.inp", dir + "/test-vectors.out", name);
 }
 
 TEST(Vocab, LlamaSpmVectors) {
@@ -598,6 +725,157 @@ TEST(Vocab, LlamaSpmVectors) {
 TEST(Vocab, Gpt2Vectors) {
   INGOT_MODEL_PATH(path, "vocab/ggml-vocab-gpt-2.gguf");
   check_vectors(path, "gpt-2");
+}
+
+TEST(Vocab, DeepseekLlmVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-deepseek-llm.gguf");
+  check_vectors(path, "deepseek-llm");
+}
+
+TEST(Vocab, FalconVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-falcon.gguf");
+  check_vectors(path, "falcon");
+}
+
+TEST(Vocab, MptVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-mpt.gguf");
+  check_vectors(path, "mpt");
+}
+
+TEST(Vocab, RefactVectors) {
+  INGOT_MODEL_PATH(path, "vocab/ggml-vocab-refact.gguf");
+  check_vectors(path, "refact");
+}
+
+TEST(HfTokenizer, Llama3Vectors) {
+  INGOT_MODEL_PATH(dir, "tokenizers/llama3");
+  check_hf_vectors(dir, "llama3 tokenizer.json");
+}
+
+TEST(HfTokenizer, Qwen3Vectors) {
+  INGOT_MODEL_PATH(dir, "tokenizers/qwen3");
+  check_hf_vectors(dir, "qwen3 tokenizer.json");
+}
+
+// Qwen3's tokenizer.json normalizes with NFC: a decomposed "é" tokenizes as the composed one.
+TEST(HfTokenizer, Qwen3NormalizesWithNfc) {
+  INGOT_MODEL_PATH(dir, "tokenizers/qwen3");
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->normalizer, "nfc");
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("caf" "e\xCC\x81 \xE1\x84\x80\xE1\x85\xA1", false), t->encode("caf\xC3\xA9 \xEA\xB0\x80", false));
+  EXPECT_NE(t->encode("e\xCC\x81", false), t->encode("e", false));
+  // Special tokens are not normalized; the text around them is.
+  EXPECT_EQ(t->encode("<|im_start|>e\xCC\x81", false, true), t->encode("<|im_start|>\xC3\xA9", false, true));
+}
+
+// Gemma 3's tokenizer.json: SentencePiece-style BPE (spaces as '▁', no added prefix) with byte
+// fallback and 262k tokens. No reference vectors ship with it; the checks follow from its
+// vocabulary, added tokens and tokenizer_config.json.
+TEST(HfTokenizer, Gemma3) {
+  INGOT_MODEL_PATH(dir, "tokenizers/gemma3");
+  auto spec = tokenizer_from_hf_folder(dir);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->kind, TokenizerSpec::Kind::SentencePiece);
+  EXPECT_EQ(spec->tokens.size(), 262145u);  // model ids 0..262143, then the added <image_soft_token>
+  EXPECT_FALSE(spec->add_space_prefix);     // a Replace normalizer, no Prepend
+  EXPECT_EQ(spec->merges.size(), 514906u);
+  // tokenizer_config.json: bos <bos>, eos <end_of_turn>, pad <pad>, unk <unk>, add_bos_token.
+  EXPECT_EQ(spec->bos, 2);
+  EXPECT_EQ(spec->eos, 106);
+  EXPECT_EQ(spec->pad, 0);
+  EXPECT_EQ(spec->unk, 3);
+  EXPECT_TRUE(spec->add_bos);
+  EXPECT_FALSE(spec->add_eos);
+  // added_tokens: special ones are control tokens; the others (newline runs, '▁' runs, HTML tags,
+  // <unusedN>) user-defined; <0xHH> byte tokens follow the HTML tags.
+  EXPECT_EQ(spec->tokens[105], "<start_of_turn>");
+  EXPECT_EQ(spec->tokens[106], "<end_of_turn>");
+  EXPECT_EQ(spec->types[105], TokenType::Control);
+  EXPECT_EQ(spec->types[262144], TokenType::Control);
+  EXPECT_EQ(spec->types[107], TokenType::UserDefined);  // "\n"
+  EXPECT_EQ(spec->types[6], TokenType::UserDefined);    // "<unused0>"
+  EXPECT_EQ(spec->tokens[238], "<0x00>");
+  EXPECT_EQ(spec->types[238 + 0xFF], TokenType::Byte);
+
+  auto t = make(std::move(*spec));
+  ASSERT_TRUE(t);
+  const auto id = [&](const std::string& text) {
+    const auto it = std::find(t->spec().tokens.begin(), t->spec().tokens.end(), text);
+    EXPECT_NE(it, t->spec().tokens.end()) << text;
+    return static_cast<int32_t>(it - t->spec().tokens.begin());
+  };
+  const auto has_merge = [&](const std::string& merge) {
+    return std::find(t->spec().merges.begin(), t->spec().merges.end(), merge) != t->spec().merges.end();
+  };
+  // A chat turn: special tokens parsed, "\n" split out as its added token, BOS first.
+  const Ids turn = t->encode("<start_of_turn>user\nHi<end_of_turn>", true, true);
+  ASSERT_GE(turn.size(), 5u);
+  EXPECT_EQ(turn[0], 2);
+  EXPECT_EQ(turn[1], 105);
+  EXPECT_EQ(turn.back(), 106);
+  EXPECT_NE(std::find(turn.begin(), turn.end(), 107), turn.end());
+  EXPECT_EQ(t->decode(turn), "user\nHi");
+  // Without parse_special the control tokens are text.
+  const Ids plain = t->encode("<start_of_turn>", false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 105), 0);
+  // Single merges: " a" is '▁a' when the vocabulary has it and the merge '▁ a' exists.
+  ASSERT_TRUE(has_merge("\xE2\x96\x81 a"));
+  EXPECT_EQ(t->encode(" a", false), (Ids{id("\xE2\x96\x81" "a")}));
+  EXPECT_EQ(t->encode("a", false), (Ids{id("a")}));
+  // Byte fallback: U+10FFFD (private use) is no token, so its four UTF-8 bytes become <0xHH>.
+  const std::string private_use = "\xF4\x8F\xBF\xBD";
+  EXPECT_EQ(t->spec().tokens.end(), std::find(t->spec().tokens.begin(), t->spec().tokens.end(), private_use));
+  EXPECT_EQ(t->encode(private_use, false), (Ids{238 + 0xF4, 238 + 0x8F, 238 + 0xBF, 238 + 0xBD}));
+  // Text round-trips: the llama.cpp vector inputs, and random bytes.
+  const std::string inputs = ::ingot::testing::models_dir() + "/tokenizers/llama3/test-vectors.inp";
+  if (::ingot::testing::path_exists(inputs)) {
+    for (const Vector& v : read_vectors(inputs, ::ingot::testing::models_dir() + "/tokenizers/llama3/test-vectors.out")) {
+      EXPECT_EQ(t->decode(t->encode(v.text, false)), v.text);
+    }
+  }
+  check_any_input(*t);
+}
+
+// `ingotc tokenize` on a folder that holds only tokenizer.json and tokenizer_config.json (no
+// config.json, no weights); an unsupported tokenizer.json is refused naming the file and what.
+TEST(HfTokenizer, TokenizeCommandTakesATokenizerOnlyFolder) {
+  INGOT_MODEL_PATH(source, "tokenizers/qwen3");
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("tokenizer-only-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(fs::path(source) / name, dir / name);
+  const std::string ingotc = INGOT_INGOTC;
+  // The qwen2 vectors: "Hello world" is 9707 1879; Qwen3 adds no BOS.
+  auto r = ::ingot::testing::run_command(ingotc + " tokenize " + dir.string() + " 'Hello world' --json");
+  EXPECT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j.at("ids"), nlohmann::json::parse("[9707, 1879]"));
+  EXPECT_EQ(j.at("pieces"), nlohmann::json::parse(R"(["Hello", " world"])"));
+  // Special tokens: parsed with --parse-special.
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + dir.string() + " '<|im_start|>user' --json --parse-special");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("151644"), std::string::npos) << r.out;
+
+  // A WordPiece tokenizer.json: refused, naming the file and the model type.
+  const fs::path bad = dir / "wordpiece";
+  fs::create_directories(bad);
+  std::ofstream(bad / "tokenizer.json") << R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})";
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + bad.string() + " hi");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find((bad / "tokenizer.json").string() + ": model type 'WordPiece' is not supported"), std::string::npos)
+      << r.out;
+  // No tokenizer at all.
+  const fs::path empty = dir / "empty";
+  fs::create_directories(empty);
+  r = ::ingot::testing::run_command(ingotc + " tokenize " + empty.string() + " hi");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("no tokenizer.json or tokenizer.model"), std::string::npos) << r.out;
+  fs::remove_all(dir);
 }
 
 TEST(Vocab, LlamaSpmSpecialTokens) {
@@ -707,8 +985,9 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter bad_pre = base;
   bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("falcon"));
-  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer"), std::string::npos);
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("deepseek-coder"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"deepseek-coder\""),
+            std::string::npos);
 
   GgufWriter scores = base;
   scores.set("tokenizer.ggml.scores", GgufValue::f32s({0, 0}));
@@ -765,11 +1044,13 @@ TEST(BundleTokenizer, RoundTripsThroughTheManifest) {
   s.add_bos = true;
   s.add_eos = true;
   s.add_space_prefix = false;
+  s.normalizer = "nfc";
   pb::Tokenizer proto;
   tokenizer_to_proto(s, proto);
   const TokenizerSpec back = tokenizer_from_proto(proto);
   EXPECT_EQ(back.kind, s.kind);
   EXPECT_EQ(back.pre, s.pre);
+  EXPECT_EQ(back.normalizer, s.normalizer);
   EXPECT_EQ(back.tokens, s.tokens);
   EXPECT_EQ(back.scores, s.scores);
   EXPECT_EQ(back.types, s.types);
