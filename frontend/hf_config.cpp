@@ -167,6 +167,8 @@ class KeyReader {
     return &*it;
   }
   bool has(const std::string& key) const { return get(key) != nullptr; }
+  // The key is in the object, even as null.
+  bool present(const std::string& key) const { return object_.find(key) != object_.end(); }
 
   StatusOr<std::optional<int64_t>> opt_int(const std::string& key) const {
     const json* v = get(key);
@@ -250,6 +252,10 @@ constexpr ArchitectureInfo kArchitectures[] = {
     {"LlamaForCausalLM", "llama", 2048},
     {"MistralForCausalLM", "mistral", 131072},
     {"Qwen2ForCausalLM", "qwen2", 32768},
+    {"Qwen3ForCausalLM", "qwen3", 40960},
+    {"Gemma2ForCausalLM", "gemma2", 8192},
+    {"Gemma3ForCausalLM", "gemma3_text", 131072},
+    {"Phi3ForCausalLM", "phi3", 4096},
 };
 
 std::string supported_architectures() {
@@ -345,8 +351,17 @@ Status read_norm_and_activation(const KeyReader& keys, HfModelConfig& c) {
   INGOT_ASSIGN_OR_RETURN(std::optional<double> eps, keys.opt_number("rms_norm_eps"));
   if (eps) c.rms_norm_eps = *eps;
   if (!(c.rms_norm_eps > 0.0 && c.rms_norm_eps < 1.0)) return keys.error("'rms_norm_eps' must be in (0, 1)");
-  INGOT_ASSIGN_OR_RETURN(std::optional<std::string> act, keys.opt_string("hidden_act"));
-  if (act) {
+  const bool gemma = c.model_type == "gemma2" || c.model_type == "gemma3_text";
+  INGOT_ASSIGN_OR_RETURN(std::optional<std::string> act, keys.opt_string(gemma ? "hidden_activation" : "hidden_act"));
+  if (!act && gemma) {
+    INGOT_ASSIGN_OR_RETURN(act, keys.opt_string("hidden_act"));
+  }
+  if (gemma) {
+    // Gemma's feed-forward is GeGLU with the tanh form of GELU.
+    if (act && *act != "gelu_pytorch_tanh")
+      return keys.error("hidden_activation '" + *act + "' is not supported for Gemma (supported: gelu_pytorch_tanh)");
+    c.hidden_act = "gelu_pytorch_tanh";
+  } else if (act) {
     // transformers maps both names to SiLU.
     if (*act != "silu" && *act != "swish") return keys.error("hidden_act '" + *act + "' is not supported (supported: silu)");
     c.hidden_act = "silu";
@@ -408,6 +423,44 @@ Status read_biases_and_window(const KeyReader& keys, HfModelConfig& c) {
       c.sliding_window = window;
     }
   } else if (c.model_type == "mistral") {
+    c.sliding_window = window;
+  } else if (c.model_type == "gemma2" || c.model_type == "gemma3_text") {
+    // transformers' defaults: Gemma 2 caps attention at 50 and logits at 30; Gemma 3 caps neither.
+    // A key given as null turns its feature off.
+    const bool g2 = c.model_type == "gemma2";
+    auto number_or = [&](const char* key, double def) -> StatusOr<double> {
+      if (!keys.present(key)) return def;
+      INGOT_ASSIGN_OR_RETURN(std::optional<double> v, keys.opt_number(key));
+      return v.value_or(0.0);
+    };
+    INGOT_ASSIGN_OR_RETURN(c.attn_logit_softcapping, number_or("attn_logit_softcapping", g2 ? 50.0 : 0.0));
+    INGOT_ASSIGN_OR_RETURN(c.final_logit_softcapping, number_or("final_logit_softcapping", g2 ? 30.0 : 0.0));
+    INGOT_ASSIGN_OR_RETURN(c.query_pre_attn_scalar, number_or("query_pre_attn_scalar", 256.0));
+    INGOT_ASSIGN_OR_RETURN(c.rope_local_base_freq, number_or("rope_local_base_freq", 10000.0));
+    if (!(c.attn_logit_softcapping >= 0) || !(c.final_logit_softcapping >= 0) || !(c.query_pre_attn_scalar > 0) ||
+        !(c.rope_local_base_freq > 0))
+      return keys.error("the soft-caps must not be negative, and query_pre_attn_scalar and rope_local_base_freq must be positive");
+    c.sliding_window = keys.present("sliding_window") ? window : std::optional<int64_t>(4096);
+    // Local layers: "layer_types" when given (it must follow the pattern), else every other layer
+    // (Gemma 2) or "sliding_window_pattern" (Gemma 3, default 6).
+    INGOT_ASSIGN_OR_RETURN(std::optional<int64_t> pattern, keys.opt_int("sliding_window_pattern"));
+    c.sliding_window_pattern = pattern.value_or(g2 ? 2 : 6);
+    if (const json* types = keys.get("layer_types")) {
+      if (!types->is_array() || static_cast<int64_t>(types->size()) != c.num_hidden_layers)
+        return keys.error("'layer_types' must list one type per layer");
+      int64_t first_full = -1;
+      for (size_t l = 0; l < types->size(); ++l)
+        if ((*types)[l] == "full_attention") { first_full = static_cast<int64_t>(l); break; }
+      if (first_full >= 0) c.sliding_window_pattern = first_full + 1;
+      for (size_t l = 0; l < types->size(); ++l) {
+        const bool local = static_cast<int64_t>(l) % c.sliding_window_pattern < c.sliding_window_pattern - 1;
+        if (!(*types)[l].is_string() || (*types)[l] != (local ? "sliding_attention" : "full_attention"))
+          return keys.error("'layer_types' is not a repeating pattern of sliding_attention layers then one full_attention layer");
+      }
+    }
+    if (c.sliding_window_pattern < 1) return keys.error("'sliding_window_pattern' must be positive");
+  } else if (c.model_type == "phi3") {
+    if (c.rope_scaling) return keys.error("Phi-3's rope_scaling (LongRoPE) is not supported yet");
     c.sliding_window = window;
   } else {
     INGOT_ASSIGN_OR_RETURN(std::optional<bool> bias, keys.opt_bool("attention_bias"));

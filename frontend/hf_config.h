@@ -1,5 +1,5 @@
-// Hugging Face model folders: config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)
-// and generation_config.json, plus the strict JSON reading shared by the Hugging Face readers
+// Hugging Face model folders: config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM) and generation_config.json, plus the strict JSON reading shared by the Hugging Face readers
 // (safetensors index, tokenizer.json).
 //
 // Errors name the file and the key: "config.json: 'hidden_size' must be an integer, got string",
@@ -29,8 +29,8 @@ struct HfRopeScaling {
 };
 
 struct HfModelConfig {
-  std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM" or "Qwen2ForCausalLM"
-  std::string model_type;    // "llama", "mistral", "qwen2"
+  std::string architecture;  // "LlamaForCausalLM", ... (the supported list in hf_config.cpp)
+  std::string model_type;    // "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -53,6 +53,12 @@ struct HfModelConfig {
   int64_t bos_token_id = -1;             // -1 when absent or null
   int64_t eos_token_id = -1;             // the first of eos_token_ids, -1 when none
   std::vector<int64_t> eos_token_ids;    // "eos_token_id" may be a number or a list
+  // Gemma 2 and 3 (transformers' defaults when absent; null turns a cap off):
+  double query_pre_attn_scalar = 0;      // attention scale 1/sqrt(this); 0: 1/sqrt(head_dim)
+  double attn_logit_softcapping = 0;     // 0: none
+  double final_logit_softcapping = 0;    // 0: none
+  int64_t sliding_window_pattern = 0;    // layer l is local when l % pattern < pattern - 1
+  double rope_local_base_freq = 0;       // RoPE base of the local layers (Gemma 3)
 };
 
 struct HfGenerationConfig {

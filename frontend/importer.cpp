@@ -191,39 +191,20 @@ StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions
 
 // ------------------------------------------------------------------ Hugging Face
 
-// Our (llama.cpp's) tensor names in Hugging Face's spelling.
-std::string hf_tensor_name(const std::string& name) {
-  static const std::pair<const char*, const char*> kGlobal[] = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"},
-  };
-  for (auto& [ours, theirs] : kGlobal)
-    if (name == ours) return theirs;
-  static const std::pair<const char*, const char*> kLayer[] = {
-      {"attn_norm.weight", "input_layernorm.weight"},   {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},     {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},     {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},     {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},          {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  if (name.rfind("blk.", 0) == 0) {
-    size_t dot = name.find('.', 4);
-    if (dot != std::string::npos) {
-      std::string layer = name.substr(4, dot - 4), rest = name.substr(dot + 1);
-      for (auto& [ours, theirs] : kLayer)
-        if (rest == ours) return "model.layers." + layer + "." + theirs;
-    }
-  }
-  return name;
+
+std::string model_type_to_arch(const std::string& model_type) {
+  for (const char* a : {"qwen2", "qwen3", "mistral", "gemma2", "phi3"})
+    if (model_type == a) return a;
+  return model_type == "gemma3_text" || model_type == "gemma3" ? "gemma3" : "llama";
 }
 
 StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string& dir) {
   auto unsupported = [&](const std::string& what) {
     return Status::Error(dir + "/config.json: " + what + " is not supported");
   };
-  if (h.hidden_act != "silu") return unsupported("hidden_act '" + h.hidden_act + "' (only silu)");
+  const std::string arch = model_type_to_arch(h.model_type);
+  const bool gemma = arch == "gemma2" || arch == "gemma3";
+  if (h.hidden_act != (gemma ? "gelu_pytorch_tanh" : "silu")) return unsupported("hidden_act '" + h.hidden_act + "'");
   if (h.o_proj_bias) return unsupported("a bias on o_proj");
   if (h.mlp_bias) return unsupported("MLP biases");
   LlamaConfig c;
@@ -234,8 +215,9 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
   c.n_kv_heads = h.num_key_value_heads;
   c.ffn = h.intermediate_size;
   c.max_context = h.max_position_embeddings;
-  // Within the window, sliding-window attention equals full attention: cap the context there.
-  if (h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) c.max_context = *h.sliding_window;
+  // Within the window, sliding-window attention equals full attention: cap the context there
+  // (Gemma's local layers have their own masks instead).
+  if (!gemma && h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) c.max_context = *h.sliding_window;
   c.rms_eps = h.rms_norm_eps;
   c.rope_base = h.rope_theta;
   if (h.head_dim && h.head_dim * h.num_attention_heads != h.hidden_size) c.head_dim_override = h.head_dim;
@@ -244,6 +226,23 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
   c.rope_layout = RopeLayout::RotateHalf;
   c.qkv_bias = h.attention_bias;
   c.tied_embeddings = h.tie_word_embeddings;
+  c.qk_norm = arch == "qwen3" || arch == "gemma3";
+  c.fused_qkv = c.fused_gate_up = arch == "phi3";
+  if (gemma) {
+    // As transformers' Gemma: x * sqrt(hidden) in the activations' type, RMSNorm by (1 + w),
+    // 1/sqrt(query_pre_attn_scalar), caps, local layers with their window and (Gemma 3) RoPE base.
+    // The GELU is llama.cpp's table (as from GGUF), so that both formats give llama.cpp's output.
+    c.embed_scale = std::sqrt(static_cast<float>(h.hidden_size));
+    c.norm_weight_offset = 1.0;
+    c.post_norms = true;
+    c.geglu = true;
+    c.attn_scale = 1.0 / std::sqrt(h.query_pre_attn_scalar);
+    c.attn_softcap = h.attn_logit_softcapping;
+    c.final_softcap = h.final_logit_softcapping;
+    c.sliding_window = h.sliding_window.value_or(0);
+    c.swa_period = h.sliding_window_pattern;
+    c.rope_base_swa = arch == "gemma3" ? h.rope_local_base_freq : h.rope_theta;
+  }
   if (h.rope_scaling) {
     const HfRopeScaling& r = *h.rope_scaling;
     if (r.type == "linear") {
@@ -261,9 +260,6 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
   return c;
 }
 
-std::string model_type_to_arch(const std::string& model_type) {
-  return model_type == "qwen2" ? "qwen2" : model_type == "mistral" ? "mistral" : "llama";
-}
 
 StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOptions& opts) {
   ImportedModel im;
@@ -298,7 +294,7 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
 
   WeightProvider weights = [&](const std::string& name, const std::vector<int64_t>&)
       -> StatusOr<std::shared_ptr<const Tensor>> {
-    std::string hf = hf_tensor_name(name);
+    std::string hf = hf_tensor_name(name, im.architecture);
     if (!ckpt->find(hf)) return Status::Error(dir + ": tensor '" + hf + "' is missing from the checkpoint");
     return ckpt->tensor(hf);
   };
@@ -309,6 +305,47 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
 }
 
 }  // namespace
+
+// (importer.h) Gemma's "post_attention_layernorm"
+// is the norm after attention (llama.cpp's post_attention_norm), and its pre-feed-forward norm
+// has its own name; Phi-3 fuses QKV and gate-up.
+std::string hf_tensor_name(const std::string& name, const std::string& arch) {
+  static const std::pair<const char*, const char*> kGlobal[] = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  for (auto& [ours, theirs] : kGlobal)
+    if (name == ours) return theirs;
+  static const std::pair<const char*, const char*> kGemmaLayer[] = {
+      {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+      {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+  };
+  static const std::pair<const char*, const char*> kLayer[] = {
+      {"attn_norm.weight", "input_layernorm.weight"},   {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},     {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},     {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},     {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},          {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  if (name.rfind("blk.", 0) == 0) {
+    size_t dot = name.find('.', 4);
+    if (dot != std::string::npos) {
+      std::string layer = name.substr(4, dot - 4), rest = name.substr(dot + 1);
+      if (arch == "gemma2" || arch == "gemma3")
+        for (auto& [ours, theirs] : kGemmaLayer)
+          if (rest == ours) return "model.layers." + layer + "." + theirs;
+      if (arch == "phi3" && rest == "ffn_up.weight") return "model.layers." + layer + ".mlp.gate_up_proj.weight";
+      for (auto& [ours, theirs] : kLayer)
+        if (rest == ours) return "model.layers." + layer + "." + theirs;
+    }
+  }
+  return name;
+}
 
 // "demo": the built-in demo model (frontend/demo_model.h) with its byte-level vocabulary as a
 // SentencePiece byte-fallback tokenizer, so that it compiles to a runnable bundle like any model.

@@ -58,4 +58,11 @@ std::string resolve_act_quant(const std::string& requested, const std::vector<Te
 // Only the tokenizer: a model or a vocabulary-only GGUF, or a Hugging Face folder.
 StatusOr<TokenizerSpec> import_tokenizer(const std::string& path);
 
+// A tensor's Hugging Face name for architecture `arch` (llama, qwen2, qwen3, mistral, gemma2,
+// gemma3, phi3) from its llama.cpp GGUF name: "blk.3.attn_q.weight" ->
+// "model.layers.3.self_attn.q_proj.weight". Gemma's "post_attention_layernorm" is the norm after
+// attention, its pre-feed-forward norm has its own name; Phi-3 fuses QKV and gate-up. A name with
+// no counterpart is returned unchanged.
+std::string hf_tensor_name(const std::string& name, const std::string& arch);
+
 }  // namespace ingot

@@ -1,6 +1,8 @@
 #include "frontend/synth.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <map>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -8,7 +10,15 @@
 #include <limits>
 #include <utility>
 
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "frontend/hf_config.h"
+#include "frontend/importer.h"
 #include "frontend/random.h"
+#include "frontend/tokenizer_hf.h"
 #include "ir/quant.h"
 
 namespace ingot {
@@ -441,6 +451,125 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
   }
   INGOT_RETURN_IF_ERROR(out.write(out_path));
   meter.report(1.0);
+  return Status::Ok();
+}
+
+namespace {
+
+// GGUF rows of one head in llama.cpp's interleaved order (pairs 2i, 2i+1) -> Hugging Face's
+// rotate-half order (i, i + half): the inverse of llama.cpp's converter's permute.
+std::vector<float> rotate_half_rows(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t head_dim) {
+  std::vector<float> out(w.size());
+  const int64_t half = head_dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t h = r / head_dim, in_head = r % head_dim, i = in_head / 2, j = in_head % 2;
+    const int64_t dst = h * head_dim + j * half + i;
+    std::copy_n(w.begin() + r * cols, cols, out.begin() + dst * cols);
+  }
+  return out;
+}
+
+nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
+  static const std::map<std::string, std::pair<const char*, const char*>> kNames = {
+      {"llama", {"LlamaForCausalLM", "llama"}},        {"qwen2", {"Qwen2ForCausalLM", "qwen2"}},
+      {"qwen3", {"Qwen3ForCausalLM", "qwen3"}},        {"gemma2", {"Gemma2ForCausalLM", "gemma2"}},
+      {"gemma3", {"Gemma3ForCausalLM", "gemma3_text"}}, {"phi3", {"Phi3ForCausalLM", "phi3"}},
+  };
+  const auto& [architecture, model_type] = kNames.at(s.arch);
+  const int64_t hd = s.dim / s.n_heads;
+  const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
+  nlohmann::json c = {{"architectures", {architecture}},
+                      {"model_type", model_type},
+                      {"vocab_size", vocab},
+                      {"hidden_size", s.dim},
+                      {"intermediate_size", s.ffn},
+                      {"num_hidden_layers", s.n_layers},
+                      {"num_attention_heads", s.n_heads},
+                      {"num_key_value_heads", s.n_kv_heads},
+                      {"head_dim", hd},
+                      {"max_position_embeddings", s.context},
+                      {"rms_norm_eps", 1e-5},
+                      {"rope_theta", s.arch == "gemma3" ? 1000000.0 : 10000.0},
+                      {"tie_word_embeddings", gemma},
+                      {"bos_token_id", 1},
+                      {"eos_token_id", 2},
+                      {"torch_dtype", "float32"}};
+  if (gemma) {
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["query_pre_attn_scalar"] = hd;
+    c["sliding_window"] = kSynthSlidingWindow;
+  }
+  if (s.arch == "gemma2") {
+    c["attn_logit_softcapping"] = 50.0;
+    c["final_logit_softcapping"] = 30.0;
+  }
+  if (s.arch == "gemma3") {
+    c["sliding_window_pattern"] = 2;
+    c["rope_local_base_freq"] = 10000.0;
+  }
+  return c;
+}
+
+Status copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) return Status::Error(from + ": cannot read");
+  std::ofstream out(to, std::ios::binary | std::ios::trunc);
+  out << in.rdbuf();
+  if (!out) return Status::Error(to + ": cannot write");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status synth_hf_folder(const SynthShape& shape, uint64_t seed, const std::string& tokenizer_dir, const std::string& out_dir) {
+  INGOT_RETURN_IF_ERROR(check_shape(shape));
+  INGOT_ASSIGN_OR_RETURN(TokenizerSpec tok, tokenizer_from_hf_folder(tokenizer_dir));
+  const int64_t vocab = static_cast<int64_t>(tok.tokens.size());
+  if (::mkdir(out_dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::Error(out_dir + ": cannot create the folder");
+  const int64_t hd = shape.dim / shape.n_heads;
+  const bool gemma = shape.arch == "gemma2" || shape.arch == "gemma3";
+
+  // Every tensor as the GGUF writer generates it (f32), then in Hugging Face's form.
+  nlohmann::json header = nlohmann::json::object();
+  header["__metadata__"] = {{"format", "pt"}};
+  std::vector<std::pair<std::string, std::vector<float>>> tensors;
+  uint64_t offset = 0;
+  for (const TensorPlan& t : arch_tensors(shape, vocab)) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    Random r = tensor_random(seed, t.name);
+    uint8_t* bytes = reinterpret_cast<uint8_t*>(v.data());
+    if (t.is_norm) fill_f32(r, 0.95, 1.05, bytes, v.size() * 4);
+    else if (t.is_bias) fill_f32(r, -0.1, 0.1, bytes, v.size() * 4);
+    else INGOT_RETURN_IF_ERROR(fill_weight(r, ElementType::f32, std::sqrt(3.0 / static_cast<double>(t.shape.back())), bytes, v.size() * 4));
+    const bool qk = t.name.find("attn_q.weight") != std::string::npos || t.name.find("attn_k.weight") != std::string::npos;
+    if (shape.arch == "llama" && qk) v = rotate_half_rows(v, t.shape[0], t.shape[1], hd);
+    if (gemma && t.is_norm)
+      for (float& x : v) x -= 1.0f;  // exact: x is within [0.5, 2]
+    const std::string name = hf_tensor_name(t.name, shape.arch);
+    header[name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + v.size() * 4}}};
+    offset += v.size() * 4;
+    tensors.push_back({name, std::move(v)});
+  }
+  std::string head = header.dump();
+  head.append((8 - head.size() % 8) % 8, ' ');
+  const std::string st_path = out_dir + "/model.safetensors";
+  std::ofstream st(st_path, std::ios::binary | std::ios::trunc);
+  const uint64_t head_len = head.size();
+  st.write(reinterpret_cast<const char*>(&head_len), 8);
+  st << head;
+  for (const auto& [name, v] : tensors) st.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+  if (!st) return Status::Error(st_path + ": cannot write");
+  st.close();
+
+  std::ofstream cfg(out_dir + "/config.json", std::ios::trunc);
+  cfg << hf_config_json(shape, vocab).dump(2) << "\n";
+  if (!cfg) return Status::Error(out_dir + "/config.json: cannot write");
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}) {
+    const std::string from = tokenizer_dir + "/" + f;
+    if (hf::file_exists(from)) INGOT_RETURN_IF_ERROR(copy_file(from, out_dir + "/" + f));
+  }
   return Status::Ok();
 }
 

@@ -42,4 +42,13 @@ std::vector<std::string> synth_shape_names();
 Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufFile* vocab, uint64_t seed,
                    const std::string& out_path, std::function<void(double)> progress);
 
+// The same random model (same shape, architecture and seed: the same values) as a Hugging Face
+// folder: config.json, model.safetensors (F32) and the tokenizer files of `tokenizer_dir`
+// (tokenizer.json, tokenizer.model, tokenizer_config.json: those present), whose token count is
+// the vocabulary size. Weights are what transformers' checkpoints hold for the GGUF's values:
+// LLaMA's Q/K rows in rotate-half order (llama.cpp's converter permutes them the other way),
+// Gemma's norms as w - 1 (its RMSNorm multiplies by 1 + w), names in Hugging Face's spelling.
+// Ingot then gives the same logits from both (tests/scripts/arch_reference_check.py).
+Status synth_hf_folder(const SynthShape& shape, uint64_t seed, const std::string& tokenizer_dir, const std::string& out_dir);
+
 }  // namespace ingot

@@ -128,6 +128,10 @@ Usage:
                                          tiny, s110m, tinyllama-1.1b; dims keys: vocab, dim, layers,
                                          heads, kv, ffn, ctx; --arch: llama (default), qwen2, qwen3,
                                          gemma2, gemma3, phi3)
+  ingotc synth ... --format hf --tokenizer-from HF_DIR -o OUT_DIR
+                                         the same weights (same shape, arch and seed) as a Hugging
+                                         Face folder (F32 safetensors, config.json, HF_DIR's
+                                         tokenizer files, whose size is the vocabulary)
   ingotc verify MODEL                    check a model; lists every problem found
   ingotc summary MODEL [--stage imported|optimized] [--print-after=PASS|all] [--stats] [--verify-each]
                                          op counts, inputs, outputs, state, constants, timings
@@ -647,7 +651,7 @@ StatusOr<SynthShape> synth_shape_from_dims(const std::string& text) {
 }
 
 int cmd_synth(const std::vector<std::string>& args) {
-  std::string shape_name, dims, type = "f32", vocab, out, arch = "llama";
+  std::string shape_name, dims, type = "f32", vocab, out, arch = "llama", format = "gguf", tokenizer_from;
   uint64_t seed = 1;
   for (size_t i = 0; i < args.size(); ++i) {
     auto next = [&](std::string& dst) { if (i + 1 >= args.size()) return false; dst = args[++i]; return true; };
@@ -656,6 +660,8 @@ int cmd_synth(const std::vector<std::string>& args) {
     else if (args[i] == "--dims") { if (!next(dims)) return usage_error("--dims needs K=V,..."); }
     else if (args[i] == "--type") { if (!next(type)) return usage_error("--type needs a type"); }
     else if (args[i] == "--arch") { if (!next(arch)) return usage_error("--arch needs a name"); }
+    else if (args[i] == "--format") { if (!next(format)) return usage_error("--format needs gguf or hf"); }
+    else if (args[i] == "--tokenizer-from") { if (!next(tokenizer_from)) return usage_error("--tokenizer-from needs a folder"); }
     else if (args[i] == "--vocab") { if (!next(vocab)) return usage_error("--vocab needs a file"); }
     else if (args[i] == "-o") { if (!next(out)) return usage_error("-o needs a file"); }
     else if (args[i] == "--seed") {
@@ -666,6 +672,18 @@ int cmd_synth(const std::vector<std::string>& args) {
     } else return usage_error("synth: unknown argument '" + args[i] + "'");
   }
   if (out.empty()) return usage_error("synth: -o OUT.gguf is required");
+  if (format != "gguf" && format != "hf") return usage_error("synth: --format must be gguf or hf, got '" + format + "'");
+  if (format == "hf") {
+    if (tokenizer_from.empty()) return usage_error("synth: --format hf needs --tokenizer-from HF_DIR (the vocabulary)");
+    if (type != "f32" || !vocab.empty()) return usage_error("synth: --format hf writes f32 weights and takes the vocabulary from --tokenizer-from");
+    if (shape_name.empty() == dims.empty()) return usage_error("synth: give exactly one of --shape and --dims");
+    StatusOr<SynthShape> shape = shape_name.empty() ? synth_shape_from_dims(dims) : synth_shape(shape_name);
+    if (!shape.ok()) return fail(shape.status());
+    shape->arch = arch;
+    if (Status st = synth_hf_folder(*shape, seed, tokenizer_from, out); !st.ok()) return fail(st);
+    std::printf("wrote %s (%s %s, f32 weights, Hugging Face folder)\n", out.c_str(), arch.c_str(), shape->name.c_str());
+    return 0;
+  }
   if (Status st = check_output_path(out, vocab.empty() ? std::vector<std::string>{} : std::vector<std::string>{vocab}); !st.ok())
     return fail(st);
   if (shape_name.empty() == dims.empty()) return usage_error("synth: give exactly one of --shape and --dims");

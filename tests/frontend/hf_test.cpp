@@ -200,6 +200,59 @@ TEST(HfConfigTest, MistralAndQwen2) {
   EXPECT_EQ(w->sliding_window, 32768);
 }
 
+// Gemma 2 and 3: transformers' defaults when keys are absent, null turns a cap off, layer_types
+// must follow the local/global pattern; Qwen3 and Phi-3 are plain; Phi-3's LongRoPE is refused.
+TEST(HfConfigTest, GemmaQwen3AndPhi3) {
+  json g2 = minimal_llama();
+  g2["architectures"] = {"Gemma2ForCausalLM"};
+  g2["model_type"] = "gemma2";
+  g2["hidden_activation"] = "gelu_pytorch_tanh";
+  auto a = parse_hf_config(g2.dump(), "config.json");
+  ASSERT_TRUE(a.ok()) << a.message();
+  EXPECT_EQ(a->hidden_act, "gelu_pytorch_tanh");
+  EXPECT_EQ(a->attn_logit_softcapping, 50.0);
+  EXPECT_EQ(a->final_logit_softcapping, 30.0);
+  EXPECT_EQ(a->query_pre_attn_scalar, 256.0);
+  EXPECT_EQ(a->sliding_window, 4096);
+  EXPECT_EQ(a->sliding_window_pattern, 2);
+  g2["attn_logit_softcapping"] = nullptr;
+  g2["sliding_window"] = 512;
+  auto b = parse_hf_config(g2.dump(), "config.json");
+  ASSERT_TRUE(b.ok()) << b.message();
+  EXPECT_EQ(b->attn_logit_softcapping, 0.0);
+  EXPECT_EQ(b->sliding_window, 512);
+  g2["hidden_activation"] = "relu";
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g2.dump(), "config.json"), "hidden_activation 'relu' is not supported for Gemma");
+
+  json g3 = minimal_llama();
+  g3["architectures"] = {"Gemma3ForCausalLM"};
+  g3["model_type"] = "gemma3_text";
+  g3["num_hidden_layers"] = 4;
+  g3["layer_types"] = {"sliding_attention", "sliding_attention", "full_attention", "sliding_attention"};
+  auto c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->sliding_window_pattern, 3);
+  EXPECT_EQ(c->final_logit_softcapping, 0.0);
+  EXPECT_EQ(c->attn_logit_softcapping, 0.0);
+  EXPECT_EQ(c->rope_local_base_freq, 10000.0);
+  g3["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "sliding_attention"};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'layer_types' is not a repeating pattern");
+
+  json q3 = minimal_llama();
+  q3["architectures"] = {"Qwen3ForCausalLM"};
+  q3["model_type"] = "qwen3";
+  auto q = parse_hf_config(q3.dump(), "config.json");
+  ASSERT_TRUE(q.ok()) << q.message();
+  EXPECT_FALSE(q->attention_bias);
+
+  json phi = minimal_llama();
+  phi["architectures"] = {"Phi3ForCausalLM"};
+  phi["model_type"] = "phi3";
+  ASSERT_TRUE(parse_hf_config(phi.dump(), "config.json").ok());
+  phi["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0}}, {"short_factor", {1.0}}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(phi.dump(), "config.json"), "longrope");
+}
+
 TEST(HfConfigTest, RopeScaling) {
   json j = minimal_llama();
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
@@ -269,7 +322,7 @@ TEST(HfConfigTest, Errors) {
       {"missing vocab_size", without("vocab_size"), "missing required key 'vocab_size'"},
       {"unsupported architecture", with("architectures", {"GPTNeoXForCausalLM"}),
        "config.json: architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, "
-       "MistralForCausalLM, Qwen2ForCausalLM)"},
+       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM)"},
       {"architectures not a list", with("architectures", "LlamaForCausalLM"), "'architectures' must be a non-empty list"},
       {"no architecture at all", [] { json j = minimal_llama(); j.erase("architectures"); j.erase("model_type"); return j.dump(); }(),
        "missing required key 'architectures'"},

@@ -4,10 +4,11 @@ tests/data/arch_reference.json (recorded by record_arch_reference.py, which says
 
     arch_reference_check.py INGOTC INGOT MODELS_DIR
 
-For each architecture: the same random model is written again (synth is deterministic), then at
-every recorded position the reference evaluator (`ingotc eval`) and a compiled bundle (`ingot run
---json --logits`, kernels of x86-64-v3, which both host classes run) must give llama.cpp's prompt
-ids, its top-1 token, and logits within NMSE 1e-10 (f32 weights; Gemma 1e-8, see NMSE_BOUND_ARCH). Architectures in NO_BUNDLE_YET
+For each architecture: the same random model is written again (synth is deterministic), as a GGUF
+and as a Hugging Face folder (`--format hf`, with stories260K-hf's tokenizer: the same vocabulary),
+then at every recorded position the reference evaluator on each (`ingotc eval`) and a bundle
+compiled from the GGUF (`ingot run --json --logits`, kernels of x86-64-v3, which both host classes
+run) must give llama.cpp's prompt ids, its top-1 token, and logits within NMSE 1e-10 (f32 weights; Gemma 1e-8, see NMSE_BOUND_ARCH). Architectures in NO_BUNDLE_YET
 have no kernels for some op yet: their compile must fail with a clear "no kernel" error, and the
 day it succeeds this script fails until the entry is removed (so the gap cannot hide).
 """
@@ -42,6 +43,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ref = json.load(open(os.path.join(here, "..", "data", "arch_reference.json")))
     vocab = os.path.join(models, ref["vocab"])
+    hf_tokenizer = os.path.join(models, "stories260K-hf")
     if not os.path.exists(vocab):
         if os.environ.get("CI") == "true":
             sys.exit(f"FAIL: {vocab} missing under CI")
@@ -53,6 +55,9 @@ def main():
             model = os.path.join(work, arch + ".gguf")
             subprocess.run([ingotc, "synth", "--arch", arch, "--dims", ref["dims"], "--vocab", vocab, "--seed", str(ref["seed"]),
                             "-o", model], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            folder = os.path.join(work, arch + "-hf")
+            subprocess.run([ingotc, "synth", "--arch", arch, "--dims", ref["dims"], "--seed", str(ref["seed"]), "--format", "hf",
+                            "--tokenizer-from", hf_tokenizer, "-o", folder], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             bundle = os.path.join(work, arch + ".ingot")
             c = subprocess.run([ingotc, "compile", model, "-o", bundle, "--target", "x86-64-v3"], capture_output=True, text=True)
             if arch in NO_BUNDLE_YET:
@@ -66,11 +71,12 @@ def main():
             elif c.returncode != 0:
                 failures.append(f"{arch}: compile failed: {c.stderr[-800:]}")
                 bundle = None
-            worst = {"eval": 0.0, "bundle": 0.0}
+            worst = {"eval": 0.0, "hf": 0.0, "bundle": 0.0}
             for run in runs:
                 raw = base64.b64decode(run["logits_f32_b64"])
                 want = struct.unpack("<%df" % (len(raw) // 4), raw)
-                outs = {"eval": [ingotc, "eval", model, "-p", run["prompt"], "-n", "1", "--json"]}
+                outs = {"eval": [ingotc, "eval", model, "-p", run["prompt"], "-n", "1", "--json"],
+                        "hf": [ingotc, "eval", folder, "-p", run["prompt"], "-n", "1", "--json"]}
                 if bundle:
                     outs["bundle"] = [ingot, "run", bundle, "-p", run["prompt"], "-n", "0", "--temp", "0", "--json", "--logits"]
                 for what, cmd in outs.items():
@@ -93,7 +99,8 @@ def main():
                         failures.append(f"{label}: NMSE {e:.3g} vs llama.cpp (bound {bound:g})")
                     if argmax(logits) != argmax(want):
                         failures.append(f"{label}: top-1 {argmax(logits)} vs llama.cpp's {argmax(want)}")
-            print(f"{arch}: {len(runs)} positions; worst NMSE vs llama.cpp: evaluator {worst['eval']:.2e}" +
+            print(f"{arch}: {len(runs)} positions; worst NMSE vs llama.cpp: evaluator {worst['eval']:.2e}, "
+                  f"evaluator on the Hugging Face folder {worst['hf']:.2e}" +
                   (f", bundle {worst['bundle']:.2e}" if bundle else ""))
     for f in failures:
         print("FAIL:", f)
