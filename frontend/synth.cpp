@@ -207,10 +207,31 @@ void set_u32(GgufWriter& w, const std::string& key, int64_t v) { w.set(key, Gguf
 
 constexpr int64_t kSynthSlidingWindow = 3;
 
+// "llama3" is LLaMA 3.2's form of "llama": RoPE base 500000 with llama3 frequency scaling (factor 8,
+// low 1, high 4, original context 8192, as GGUF's rope_freqs.weight) and tied embeddings.
+std::string gguf_arch(const SynthShape& s) { return s.arch == "llama3" ? "llama" : s.arch; }
+constexpr double kLlama3RopeBase = 500000.0, kLlama3Factor = 8.0, kLlama3Low = 1.0, kLlama3High = 4.0, kLlama3Context = 8192.0;
+
+// llama.cpp's converter's rope_freqs for llama3 scaling: per frequency 1, the factor, or between.
+std::vector<float> llama3_rope_factors(int64_t head_dim) {
+  std::vector<float> f;
+  for (int64_t i = 0; i < head_dim; i += 2) {
+    const double freq = 1.0 / std::pow(kLlama3RopeBase, static_cast<double>(i) / static_cast<double>(head_dim));
+    const double wavelen = 2.0 * M_PI / freq;
+    if (wavelen < kLlama3Context / kLlama3High) f.push_back(1.0f);
+    else if (wavelen > kLlama3Context / kLlama3Low) f.push_back(static_cast<float>(kLlama3Factor));
+    else {
+      const double smooth = (kLlama3Context / wavelen - kLlama3Low) / (kLlama3High - kLlama3Low);
+      f.push_back(static_cast<float>(1.0 / ((1.0 - smooth) / kLlama3Factor + smooth)));
+    }
+  }
+  return f;
+}
+
 void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t file_type) {
-  const std::string a = s.arch + ".";
+  const std::string a = gguf_arch(s) + ".";
   const int64_t hd = s.dim / s.n_heads;
-  w.set("general.architecture", GgufValue::string(s.arch));
+  w.set("general.architecture", GgufValue::string(gguf_arch(s)));
   w.set("general.name", GgufValue::string(s.name.empty() ? "synth" : s.name));
   set_u32(w, "general.alignment", 32);
   set_u32(w, "general.file_type", file_type);
@@ -226,7 +247,7 @@ void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t fil
   set_u32(w, a + "attention.value_length", hd);
   set_u32(w, a + "rope.dimension_count", hd);
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
-  w.set(a + "rope.freq_base", GgufValue::f32(s.arch == "gemma3" ? 1000000.0f : 10000.0f));
+  w.set(a + "rope.freq_base", GgufValue::f32(s.arch == "gemma3" ? 1000000.0f : s.arch == "llama3" ? static_cast<float>(kLlama3RopeBase) : 10000.0f));
   if (s.arch == "gemma2") {
     w.set(a + "attn_logit_softcapping", GgufValue::f32(50.0f));
     w.set(a + "final_logit_softcapping", GgufValue::f32(30.0f));
@@ -306,6 +327,7 @@ struct TensorPlan {
   std::vector<int64_t> shape;  // row-major [out, in], or [dim] for norms
   bool is_norm = false;
   bool is_bias = false;  // f32, small values around 0
+  bool is_rope_freqs = false;  // f32, llama3 scaling factors (not random)
 };
 
 // llama.cpp's tensors for each architecture: Qwen2 adds Q/K/V biases, Qwen3 and Gemma 3 per-head
@@ -315,6 +337,7 @@ std::vector<TensorPlan> arch_tensors(const SynthShape& s, int64_t vocab) {
   const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
   std::vector<TensorPlan> plan;
   plan.push_back({"token_embd.weight", {vocab, s.dim}});
+  if (s.arch == "llama3") plan.push_back({"rope_freqs.weight", {hd / 2}, false, false, true});
   for (int64_t l = 0; l < s.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     plan.push_back({p + "attn_norm.weight", {s.dim}, true});
@@ -347,7 +370,7 @@ std::vector<TensorPlan> arch_tensors(const SynthShape& s, int64_t vocab) {
     if (gemma) plan.push_back({p + "post_ffw_norm.weight", {s.dim}, true});
   }
   plan.push_back({"output_norm.weight", {s.dim}, true});
-  if (!gemma) plan.push_back({"output.weight", {vocab, s.dim}});
+  if (!gemma && s.arch != "llama3") plan.push_back({"output.weight", {vocab, s.dim}});
   return plan;
 }
 
@@ -371,7 +394,7 @@ class ProgressMeter {
 };
 
 ElementType type_of(const TensorPlan& t, ElementType weight_type) {
-  return t.is_norm || t.is_bias ? ElementType::f32 : stored_type(weight_type, t.shape);
+  return t.is_norm || t.is_bias || t.is_rope_freqs ? ElementType::f32 : stored_type(weight_type, t.shape);
 }
 
 // 0 when the size overflows: the writer then rejects the tensor with the reason.
@@ -386,7 +409,7 @@ uint64_t tensor_bytes(ElementType type, const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-std::vector<std::string> synth_archs() { return {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}; }
+std::vector<std::string> synth_archs() { return {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}; }
 
 std::vector<std::string> synth_shape_names() {
   std::vector<std::string> names;
@@ -433,11 +456,15 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
   for (const TensorPlan& t : plan) {
     const ElementType type = type_of(t, weight_type);
     const double a = std::sqrt(3.0 / static_cast<double>(t.shape.back()));
-    const bool is_norm = t.is_norm, is_bias = t.is_bias;
+    const bool is_norm = t.is_norm, is_bias = t.is_bias, is_rope_freqs = t.is_rope_freqs;
     const std::string name = t.name;
-    auto fill = [&meter, seed, name, type, a, is_norm, is_bias](uint8_t* dst, size_t bytes) -> Status {
+    const int64_t head_dim = shape.dim / shape.n_heads;
+    auto fill = [&meter, seed, name, type, a, is_norm, is_bias, is_rope_freqs, head_dim](uint8_t* dst, size_t bytes) -> Status {
       Random r = tensor_random(seed, name);
-      if (is_norm) {
+      if (is_rope_freqs) {
+        const std::vector<float> f = llama3_rope_factors(head_dim);
+        std::memcpy(dst, f.data(), std::min(bytes, f.size() * 4));
+      } else if (is_norm) {
         fill_f32(r, 0.95, 1.05, dst, bytes);  // norms near 1
       } else if (is_bias) {
         fill_f32(r, -0.1, 0.1, dst, bytes);
@@ -471,7 +498,8 @@ std::vector<float> rotate_half_rows(const std::vector<float>& w, int64_t rows, i
 
 nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
   static const std::map<std::string, std::pair<const char*, const char*>> kNames = {
-      {"llama", {"LlamaForCausalLM", "llama"}},        {"qwen2", {"Qwen2ForCausalLM", "qwen2"}},
+      {"llama", {"LlamaForCausalLM", "llama"}},        {"llama3", {"LlamaForCausalLM", "llama"}},
+      {"qwen2", {"Qwen2ForCausalLM", "qwen2"}},
       {"qwen3", {"Qwen3ForCausalLM", "qwen3"}},        {"gemma2", {"Gemma2ForCausalLM", "gemma2"}},
       {"gemma3", {"Gemma3ForCausalLM", "gemma3_text"}}, {"phi3", {"Phi3ForCausalLM", "phi3"}},
   };
@@ -489,8 +517,8 @@ nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
                       {"head_dim", hd},
                       {"max_position_embeddings", s.context},
                       {"rms_norm_eps", 1e-5},
-                      {"rope_theta", s.arch == "gemma3" ? 1000000.0 : 10000.0},
-                      {"tie_word_embeddings", gemma},
+                      {"rope_theta", s.arch == "gemma3" ? 1000000.0 : s.arch == "llama3" ? kLlama3RopeBase : 10000.0},
+                      {"tie_word_embeddings", gemma || s.arch == "llama3"},
                       {"bos_token_id", 1},
                       {"eos_token_id", 2},
                       {"torch_dtype", "float32"}};
@@ -503,6 +531,9 @@ nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
     c["attn_logit_softcapping"] = 50.0;
     c["final_logit_softcapping"] = 30.0;
   }
+  if (s.arch == "llama3")
+    c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", kLlama3Factor}, {"low_freq_factor", kLlama3Low},
+                         {"high_freq_factor", kLlama3High}, {"original_max_position_embeddings", static_cast<int64_t>(kLlama3Context)}};
   if (s.arch == "gemma3") {
     c["sliding_window_pattern"] = 2;
     c["rope_local_base_freq"] = 10000.0;
@@ -535,6 +566,7 @@ Status synth_hf_folder(const SynthShape& shape, uint64_t seed, const std::string
   std::vector<std::pair<std::string, std::vector<float>>> tensors;
   uint64_t offset = 0;
   for (const TensorPlan& t : arch_tensors(shape, vocab)) {
+    if (t.is_rope_freqs) continue;  // config.json's rope_scaling says it
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
     std::vector<float> v(static_cast<size_t>(n));
@@ -544,7 +576,7 @@ Status synth_hf_folder(const SynthShape& shape, uint64_t seed, const std::string
     else if (t.is_bias) fill_f32(r, -0.1, 0.1, bytes, v.size() * 4);
     else INGOT_RETURN_IF_ERROR(fill_weight(r, ElementType::f32, std::sqrt(3.0 / static_cast<double>(t.shape.back())), bytes, v.size() * 4));
     const bool qk = t.name.find("attn_q.weight") != std::string::npos || t.name.find("attn_k.weight") != std::string::npos;
-    if (shape.arch == "llama" && qk) v = rotate_half_rows(v, t.shape[0], t.shape[1], hd);
+    if ((shape.arch == "llama" || shape.arch == "llama3") && qk) v = rotate_half_rows(v, t.shape[0], t.shape[1], hd);
     if (gemma && t.is_norm)
       for (float& x : v) x -= 1.0f;  // exact: x is within [0.5, 2]
     const std::string name = hf_tensor_name(t.name, shape.arch);

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
+ARCHS = ["llama", "llama3", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
 DIMS = "dim=64,layers=2,heads=4,kv=2,ffn=96,ctx=256"
 SEED = 7
 PROMPTS = ["Once upon a time there was a little girl", "The cat sat on the mat and"]
