@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
+#include <string_view>
 
 #include <sys/mman.h>
 
@@ -151,7 +153,13 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
     return refuse("memory_plan.state_bytes", "= " + std::to_string(e->state_bytes_) + " is out of range");
   if (e->scratch_per_thread_ < 0 || e->scratch_per_thread_ > kMaxArenaBytes)
     return refuse("schedule.max_scratch_per_thread", "= " + std::to_string(e->scratch_per_thread_) + " is out of range");
-  // Every state slot holds max_context positions of its variable (sessions save and restore them).
+  // Every state slot holds max_context positions of its variable (sessions save and restore them,
+  // a row per position: the row sizes checked here are the ones they use). One variable per name.
+  {
+    std::set<std::string_view> names;
+    for (const auto& v : m.state())
+      if (!names.insert(v.name()).second) return refuse("state", "names the variable '" + v.name() + "' twice");
+  }
   for (const auto& slot : plan.state()) {
     const pb::StateVariable* var = nullptr;
     for (const auto& v : m.state())
@@ -162,6 +170,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
       return refuse("memory_plan.state '" + slot.variable() + "'",
                     "holds " + std::to_string(slot.bytes()) + " bytes, less than max_context = " + std::to_string(e->max_context_) +
                         " positions of its variable");
+    e->state_slots_.push_back({slot.offset(), row});
   }
   for (const auto& in : m.inputs()) {
     if (in.name() == "token_ids") e->token_ids_offset_ = in.arena_offset();
@@ -444,20 +453,10 @@ Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions&
 }
 
 // File: magic, version, the manifest's size and the bundle's file size (a cheap identity check),
-// position, history, then for every state slot the first `position` rows.
+// position, history, then for every state slot the first `position` rows (each slot's row size as
+// Engine::load checked it: Engine::state_slots).
 namespace {
 constexpr char kSessionMagic[8] = {'I', 'N', 'G', 'O', 'T', 'K', 'V', '1'};
-
-// Bytes of one context position of a state slot: its variable's max shape without the first dim.
-int64_t row_bytes(const pb::Manifest& m, const pb::MemoryPlan::StateSlot& slot) {
-  for (const auto& v : m.state()) {
-    if (v.name() != slot.variable() || v.max_shape_size() == 0) continue;
-    int64_t n = v.type() == "f16" || v.type() == "bf16" ? 2 : 4;
-    for (int d = 1; d < v.max_shape_size(); ++d) n *= v.max_shape(d);
-    return n;
-  }
-  return 0;
-}
 }
 
 Status Session::save(const std::string& path) const {
@@ -474,10 +473,8 @@ Status Session::save(const std::string& path) const {
   INGOT_RETURN_IF_ERROR(f.write(&past, 8));
   INGOT_RETURN_IF_ERROR(f.write(&hist, 8));
   INGOT_RETURN_IF_ERROR(f.write(history_.data(), history_.size() * 4));
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    INGOT_RETURN_IF_ERROR(f.write(state_ + slot.offset(), static_cast<size_t>(row * past_)));
-  }
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    INGOT_RETURN_IF_ERROR(f.write(state_ + slot.offset, static_cast<size_t>(slot.row_bytes * past_)));
   INGOT_RETURN_IF_ERROR(f.write(logits_.data(), logits_.size() * 4));
   return f.commit();
 }
@@ -501,19 +498,15 @@ Status Session::restore(const std::string& path) {
   std::vector<int32_t> history(static_cast<size_t>(hist));
   f.read(reinterpret_cast<char*>(history.data()), static_cast<std::streamsize>(history.size() * 4));
   std::vector<uint8_t> state(static_cast<size_t>(engine_.state_bytes()));
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    if (row * past > slot.bytes()) return fail(StatusCode::io, path + ": corrupt session file (state larger than its slot)");
-    f.read(reinterpret_cast<char*>(state.data() + slot.offset()), static_cast<std::streamsize>(row * past));
-  }
+  // past <= max_context: every slot holds that many rows (Engine::load checked it).
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    f.read(reinterpret_cast<char*>(state.data() + slot.offset), static_cast<std::streamsize>(slot.row_bytes * past));
   std::vector<float> logits(logits_.size());
   f.read(reinterpret_cast<char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
   if (!f) return fail(StatusCode::io, path + ": truncated session file");
   // Only now, with everything read, does the session change.
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    std::memcpy(state_ + slot.offset(), state.data() + slot.offset(), static_cast<size_t>(row * past));
-  }
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    std::memcpy(state_ + slot.offset, state.data() + slot.offset, static_cast<size_t>(slot.row_bytes * past));
   past_ = past;
   history_ = std::move(history);
   logits_ = std::move(logits);

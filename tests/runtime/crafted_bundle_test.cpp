@@ -178,6 +178,36 @@ TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
   }
 }
 
+// Two state variables of one name, the first with a huge row: the load checked the slot against
+// the last one while a session's save and restore sized their rows by the first (a signed overflow
+// in the row size, UBSan; with a smaller row, save read past the slot into the file). Found by
+// fuzz_engine_load's save and restore. Refused at load; sessions use the row sizes the load
+// checked (Engine::state_slots).
+TEST_F(CraftedBundle, AStateVariableNamedTwiceIsRefused) {
+  const std::string path = craft("state_named_twice", [](pb::Manifest& m) {
+    pb::StateVariable big = m.state(0);
+    big.clear_max_shape();
+    for (int64_t d : {m.state(0).max_shape(0), int64_t{1} << 32, int64_t{1} << 32}) big.add_max_shape(d);
+    *m.add_state() = m.state(0);  // the checked copy, last
+    *m.mutable_state(0) = big;    // the first: what the sessions used
+  });
+  const std::string error = load_error(path);
+  EXPECT_NE(error.find("manifest field state names the variable '"), std::string::npos) << error;
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+  // The unchanged bundle: each slot's row as its variable gives it, max_context rows in the slot.
+  std::string why;
+  auto e = take(Engine::load(*dir_ + "/good.ingot"), &why);
+  ASSERT_TRUE(e) << why;
+  const pb::Manifest& m = e->bundle().manifest();
+  ASSERT_EQ(e->state_slots().size(), size_t(m.memory_plan().state_size()));
+  for (size_t i = 0; i < e->state_slots().size(); ++i) {
+    const auto& slot = m.memory_plan().state(int(i));
+    EXPECT_EQ(e->state_slots()[i].offset, slot.offset());
+    EXPECT_GT(e->state_slots()[i].row_bytes, 0);
+    EXPECT_LE(e->state_slots()[i].row_bytes * e->max_context(), slot.bytes());
+  }
+}
+
 // A kernels object with code that the dynamic loader would run at load: a constructor, or an IFUNC
 // resolver. Refused before dlopen by run and verify; the marker file is never written.
 TEST_F(CraftedBundle, ObjectsThatRunCodeAtLoadAreRefusedBeforeItRuns) {
