@@ -191,6 +191,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
                     inside(e->logits_offset_, logits, e->arena_bytes_) && inside(e->token_ids_offset_, e->max_batch_ * 8, e->arena_bytes_) &&
                     inside(e->pos_offset_, 8, e->arena_bytes_);
     if (!ok) return fail(name + ": the inputs or outputs lie outside the arena");
+    // The session stores token ids and the position as int64 and reads logits as floats.
+    if (e->token_ids_offset_ % 8 != 0 || e->pos_offset_ % 8 != 0 || e->logits_offset_ % 4 != 0)
+      return fail(name + ": the inputs or outputs are misaligned in the arena (token_ids at " + std::to_string(e->token_ids_offset_) +
+                  ", pos at " + std::to_string(e->pos_offset_) + ": multiples of 8; logits at " + std::to_string(e->logits_offset_) +
+                  ": a multiple of 4)");
   }
 
   if (!m.kernels().empty()) {

@@ -161,6 +161,16 @@ TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
        }, "bytes where it may touch"},
       {"null_slot", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_null(); }, "is missing"},
       {"scratch_as_tensor", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_scratch(); }, "is scratch"},
+      // Found by fuzz_engine_load: the session stores the ids as int64 at the input's offset (UBSan:
+      // misaligned store), whatever offset the kernels read them from.
+      {"token_ids_misaligned", [](pb::Manifest& m) {
+         for (auto& in : *m.mutable_inputs())
+           if (in.name() == "token_ids") in.set_arena_offset(in.arena_offset() + 2);
+       }, "misaligned"},
+      {"logits_misaligned", [](pb::Manifest& m) {
+         const int64_t at = m.outputs(0).arena_offset();
+         m.mutable_outputs(0)->set_arena_offset(at >= 2 ? at - 2 : at + 2);  // still inside the arena
+       }, "misaligned"},
       {"symbol_system", [](pb::Manifest& m) { call_of(m, "matmul")->set_symbol("system"); }, "not among the manifest's kernels"},
       {"listed_system", [](pb::Manifest& m) {
          call_of(m, "matmul")->set_symbol("system");
