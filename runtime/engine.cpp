@@ -500,18 +500,41 @@ Status Session::restore(const std::string& path) {
     return fail(StatusCode::io, path + ": saved from a different bundle");
   if (past < 0 || past > engine_.max_context() || hist < 0 || hist > engine_.max_context())
     return fail(StatusCode::io, path + ": corrupt session file (position " + std::to_string(past) + ")");
+  // The rest has a size fixed by the position and the history's length: the file must be exactly
+  // that long, so nothing is allocated for bytes it does not hold (the whole state arena of a long
+  // context can be gigabytes).
+  constexpr int64_t kHeader = 8 + sizeof(identity) + 8 + 8;
+  int64_t rows = 0, want = 0;  // bytes of state rows; of the whole file
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    if (!add_ok(rows, slot.row_bytes * past, &rows)) return fail(StatusCode::io, path + ": corrupt session file (state too large)");
+  if (!add_ok(kHeader + hist * 4, rows, &want) || !add_ok(want, static_cast<int64_t>(logits_.size() * 4), &want))
+    return fail(StatusCode::io, path + ": corrupt session file (too large)");
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  f.seekg(kHeader);
+  if (!f || size < 0) return fail(StatusCode::io, path + ": cannot read its size");
+  if (size != want)
+    return fail(StatusCode::io, path + ": " + (size < want ? "truncated session file" : "corrupt session file") + " (" +
+                                    std::to_string(size) + " bytes, where position " + std::to_string(past) + " and " +
+                                    std::to_string(hist) + " tokens of history take " + std::to_string(want) + ")");
   std::vector<int32_t> history(static_cast<size_t>(hist));
   f.read(reinterpret_cast<char*>(history.data()), static_cast<std::streamsize>(history.size() * 4));
-  std::vector<uint8_t> state(static_cast<size_t>(engine_.state_bytes()));
+  for (int32_t id : history)
+    if (id < 0 || id >= engine_.vocab())
+      return fail(StatusCode::io, path + ": corrupt session file (token id " + std::to_string(id) + " outside the vocabulary of " +
+                                      std::to_string(engine_.vocab()) + ")");
   // past <= max_context: every slot holds that many rows (Engine::load checked it).
-  for (const Engine::StateSlot& slot : engine_.state_slots())
-    f.read(reinterpret_cast<char*>(state.data() + slot.offset), static_cast<std::streamsize>(slot.row_bytes * past));
+  std::vector<uint8_t> state(static_cast<size_t>(rows));
+  f.read(reinterpret_cast<char*>(state.data()), static_cast<std::streamsize>(state.size()));
   std::vector<float> logits(logits_.size());
   f.read(reinterpret_cast<char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
   if (!f) return fail(StatusCode::io, path + ": truncated session file");
   // Only now, with everything read, does the session change.
-  for (const Engine::StateSlot& slot : engine_.state_slots())
-    std::memcpy(state_ + slot.offset, state.data() + slot.offset, static_cast<size_t>(slot.row_bytes * past));
+  const uint8_t* from = state.data();
+  for (const Engine::StateSlot& slot : engine_.state_slots()) {
+    std::memcpy(state_ + slot.offset, from, static_cast<size_t>(slot.row_bytes * past));
+    from += slot.row_bytes * past;
+  }
   past_ = past;
   history_ = std::move(history);
   logits_ = std::move(logits);

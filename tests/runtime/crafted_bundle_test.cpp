@@ -3,6 +3,7 @@
 // manifest field changed per case, or with a kernels object that would run code at load. Each must
 // end in a clean error naming the field, before any kernel runs; the unchanged bundle must run.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,6 +217,30 @@ TEST_F(CraftedBundle, AStateVariableNamedTwiceIsRefused) {
     EXPECT_GT(e->state_slots()[i].row_bytes, 0);
     EXPECT_LE(e->state_slots()[i].row_bytes * e->max_context(), slot.bytes());
   }
+}
+
+// A state arena of 2 GiB (valid: sessions map it lazily) and a session of two tokens: restoring
+// its file read it into a copy of the whole state arena, so every restore allocated and zeroed
+// 2 GiB, and 8 GiB or more made the process run out of memory (found by fuzz_engine_load's save
+// and restore). Now restore allocates only what the file holds, whose size it checks first.
+TEST_F(CraftedBundle, RestoringASessionCostsWhatItsFileHolds) {
+  const std::string path = craft("large_state_arena", [](pb::Manifest& m) { m.mutable_memory_plan()->set_state_bytes(int64_t{1} << 31); });
+  std::string error;
+  auto e = take(Engine::load(path), &error);
+  ASSERT_TRUE(e) << error;
+  auto s = take(Session::create(*e, 1), &error);
+  ASSERT_TRUE(s) << error;
+  const int32_t ids[2] = {1, 2};
+  ASSERT_TRUE(succeeded(s->prefill(ids), &error)) << error;
+  const std::string file = *dir_ + "/large_state.session";
+  ASSERT_TRUE(succeeded(s->save(file), &error)) << error;
+  struct rusage before {}, after {};
+  getrusage(RUSAGE_SELF, &before);
+  ASSERT_TRUE(succeeded(s->restore(file), &error)) << error;
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024) << "KiB more at peak for a " << std::ifstream(file, std::ios::ate).tellg()
+                                                           << "-byte session file";
+  EXPECT_EQ(s->position(), 2);
 }
 
 // A kernels object with code that the dynamic loader would run at load: a constructor, or an IFUNC
