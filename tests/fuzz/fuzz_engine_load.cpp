@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -144,7 +145,7 @@ uint32_t mutate_index(Rng& r, uint32_t v, int n) {
 
 void mutate_arg(Rng& r, const pb::Manifest& m, pb::ArgRef* a) {
   switch (pick(r, 8)) {
-    case 0: a->set_arena_offset(a->has_arena_offset() ? mutate_value(r, a->arena_offset()) : pick(r, m.memory_plan().arena_bytes() + 1) & ~int64_t{63}); break;
+    case 0: a->set_arena_offset(a->has_arena_offset() ? mutate_value(r, a->arena_offset()) : pick(r, std::min<int64_t>(m.memory_plan().arena_bytes(), int64_t{1} << 40) + 1) & ~int64_t{63}); break;
     case 1: a->set_weight(mutate_index(r, a->weight(), m.tensors_size())); break;
     case 2: a->set_state_slot(mutate_index(r, a->state_slot(), m.memory_plan().state_size())); break;
     case 3: a->set_input(mutate_index(r, a->input(), m.inputs_size())); break;
