@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
+#include <string_view>
 
 #include <sys/mman.h>
 
@@ -151,7 +153,13 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
     return refuse("memory_plan.state_bytes", "= " + std::to_string(e->state_bytes_) + " is out of range");
   if (e->scratch_per_thread_ < 0 || e->scratch_per_thread_ > kMaxArenaBytes)
     return refuse("schedule.max_scratch_per_thread", "= " + std::to_string(e->scratch_per_thread_) + " is out of range");
-  // Every state slot holds max_context positions of its variable (sessions save and restore them).
+  // Every state slot holds max_context positions of its variable (sessions save and restore them,
+  // a row per position: the row sizes checked here are the ones they use). One variable per name.
+  {
+    std::set<std::string_view> names;
+    for (const auto& v : m.state())
+      if (!names.insert(v.name()).second) return refuse("state", "names the variable '" + v.name() + "' twice");
+  }
   for (const auto& slot : plan.state()) {
     const pb::StateVariable* var = nullptr;
     for (const auto& v : m.state())
@@ -162,6 +170,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
       return refuse("memory_plan.state '" + slot.variable() + "'",
                     "holds " + std::to_string(slot.bytes()) + " bytes, less than max_context = " + std::to_string(e->max_context_) +
                         " positions of its variable");
+    e->state_slots_.push_back({slot.offset(), row});
   }
   for (const auto& in : m.inputs()) {
     if (in.name() == "token_ids") e->token_ids_offset_ = in.arena_offset();
@@ -182,6 +191,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
                     inside(e->logits_offset_, logits, e->arena_bytes_) && inside(e->token_ids_offset_, e->max_batch_ * 8, e->arena_bytes_) &&
                     inside(e->pos_offset_, 8, e->arena_bytes_);
     if (!ok) return fail(name + ": the inputs or outputs lie outside the arena");
+    // The session stores token ids and the position as int64 and reads logits as floats.
+    if (e->token_ids_offset_ % 8 != 0 || e->pos_offset_ % 8 != 0 || e->logits_offset_ % 4 != 0)
+      return fail(name + ": the inputs or outputs are misaligned in the arena (token_ids at " + std::to_string(e->token_ids_offset_) +
+                  ", pos at " + std::to_string(e->pos_offset_) + ": multiples of 8; logits at " + std::to_string(e->logits_offset_) +
+                  ": a multiple of 4)");
   }
 
   if (!m.kernels().empty()) {
@@ -447,20 +461,10 @@ Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions&
 }
 
 // File: magic, version, the manifest's size and the bundle's file size (a cheap identity check),
-// position, history, then for every state slot the first `position` rows.
+// position, history, then for every state slot the first `position` rows (each slot's row size as
+// Engine::load checked it: Engine::state_slots).
 namespace {
 constexpr char kSessionMagic[8] = {'I', 'N', 'G', 'O', 'T', 'K', 'V', '1'};
-
-// Bytes of one context position of a state slot: its variable's max shape without the first dim.
-int64_t row_bytes(const pb::Manifest& m, const pb::MemoryPlan::StateSlot& slot) {
-  for (const auto& v : m.state()) {
-    if (v.name() != slot.variable() || v.max_shape_size() == 0) continue;
-    int64_t n = v.type() == "f16" || v.type() == "bf16" ? 2 : 4;
-    for (int d = 1; d < v.max_shape_size(); ++d) n *= v.max_shape(d);
-    return n;
-  }
-  return 0;
-}
 }
 
 Status Session::save(const std::string& path) const {
@@ -477,10 +481,8 @@ Status Session::save(const std::string& path) const {
   INGOT_RETURN_IF_ERROR(f.write(&past, 8));
   INGOT_RETURN_IF_ERROR(f.write(&hist, 8));
   INGOT_RETURN_IF_ERROR(f.write(history_.data(), history_.size() * 4));
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    INGOT_RETURN_IF_ERROR(f.write(state_ + slot.offset(), static_cast<size_t>(row * past_)));
-  }
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    INGOT_RETURN_IF_ERROR(f.write(state_ + slot.offset, static_cast<size_t>(slot.row_bytes * past_)));
   INGOT_RETURN_IF_ERROR(f.write(logits_.data(), logits_.size() * 4));
   return f.commit();
 }
@@ -501,21 +503,40 @@ Status Session::restore(const std::string& path) {
     return fail(StatusCode::io, path + ": saved from a different bundle");
   if (past < 0 || past > engine_.max_context() || hist < 0 || hist > engine_.max_context())
     return fail(StatusCode::io, path + ": corrupt session file (position " + std::to_string(past) + ")");
+  // The rest has a size fixed by the position and the history's length: the file must be exactly
+  // that long, so nothing is allocated for bytes it does not hold (the whole state arena of a long
+  // context can be gigabytes).
+  constexpr int64_t kHeader = 8 + sizeof(identity) + 8 + 8;
+  int64_t rows = 0, want = 0;  // bytes of state rows; of the whole file
+  for (const Engine::StateSlot& slot : engine_.state_slots())
+    if (!add_ok(rows, slot.row_bytes * past, &rows)) return fail(StatusCode::io, path + ": corrupt session file (state too large)");
+  if (!add_ok(kHeader + hist * 4, rows, &want) || !add_ok(want, static_cast<int64_t>(logits_.size() * 4), &want))
+    return fail(StatusCode::io, path + ": corrupt session file (too large)");
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  f.seekg(kHeader);
+  if (!f || size < 0) return fail(StatusCode::io, path + ": cannot read its size");
+  if (size != want)
+    return fail(StatusCode::io, path + ": " + (size < want ? "truncated session file" : "corrupt session file") + " (" +
+                                    std::to_string(size) + " bytes, where position " + std::to_string(past) + " and " +
+                                    std::to_string(hist) + " tokens of history take " + std::to_string(want) + ")");
   std::vector<int32_t> history(static_cast<size_t>(hist));
   f.read(reinterpret_cast<char*>(history.data()), static_cast<std::streamsize>(history.size() * 4));
-  std::vector<uint8_t> state(static_cast<size_t>(engine_.state_bytes()));
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    if (row * past > slot.bytes()) return fail(StatusCode::io, path + ": corrupt session file (state larger than its slot)");
-    f.read(reinterpret_cast<char*>(state.data() + slot.offset()), static_cast<std::streamsize>(row * past));
-  }
+  for (int32_t id : history)
+    if (id < 0 || id >= engine_.vocab())
+      return fail(StatusCode::io, path + ": corrupt session file (token id " + std::to_string(id) + " outside the vocabulary of " +
+                                      std::to_string(engine_.vocab()) + ")");
+  // past <= max_context: every slot holds that many rows (Engine::load checked it).
+  std::vector<uint8_t> state(static_cast<size_t>(rows));
+  f.read(reinterpret_cast<char*>(state.data()), static_cast<std::streamsize>(state.size()));
   std::vector<float> logits(logits_.size());
   f.read(reinterpret_cast<char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
   if (!f) return fail(StatusCode::io, path + ": truncated session file");
   // Only now, with everything read, does the session change.
-  for (const auto& slot : m.memory_plan().state()) {
-    const int64_t row = row_bytes(m, slot);
-    std::memcpy(state_ + slot.offset(), state.data() + slot.offset(), static_cast<size_t>(row * past));
+  const uint8_t* from = state.data();
+  for (const Engine::StateSlot& slot : engine_.state_slots()) {
+    std::memcpy(state_ + slot.offset, from, static_cast<size_t>(slot.row_bytes * past));
+    from += slot.row_bytes * past;
   }
   past_ = past;
   history_ = std::move(history);

@@ -72,6 +72,12 @@ class Engine {
     int64_t row_bytes = 0;
   };
   const std::vector<Call>& calls() const { return calls_; }
+  // The memory plan's state slots, in order: offset in the state arena and bytes per context
+  // position, checked at load to hold max_context positions. Sessions save and restore these rows.
+  struct StateSlot {
+    int64_t offset = 0, row_bytes = 0;
+  };
+  const std::vector<StateSlot>& state_slots() const { return state_slots_; }
   int64_t arena_bytes() const { return arena_bytes_; }
   int64_t state_bytes() const { return state_bytes_; }
   int64_t scratch_per_thread() const { return scratch_per_thread_; }
@@ -86,6 +92,7 @@ class Engine {
   std::unique_ptr<KernelLibrary> kernels_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<Call> calls_;
+  std::vector<StateSlot> state_slots_;
   int64_t max_context_ = 0, max_batch_ = 0, vocab_ = 0;
   bool all_logits_ = false;
   int64_t arena_bytes_ = 0, state_bytes_ = 0, scratch_per_thread_ = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every built fuzzer for a bounded time. Seeds: the text tests for the IR parser, and
-# tests/fuzz/corpus/<name>/ plus any files a fuzzer's seed list names (model files when present).
+# tests/fuzz/corpus/<name>/ plus any files a fuzzer's seed list names (model files when present);
+# fuzz_engine_load and fuzz_session write their own seed (from the base bundle) into their corpus.
 set -euo pipefail
 build_dir=$1
 seconds=${2:-60}
@@ -8,11 +9,30 @@ cd "$(dirname "$0")/.."
 models=${INGOT_MODELS:-../shared/models}
 # Build only the fuzzers (one per tests/fuzz/fuzz_*.cpp), not the whole tree again.
 targets=$(ls tests/fuzz/fuzz_*.cpp | xargs -n1 basename | sed 's/\.cpp$//')
-cmake --build "$build_dir" -j "$(nproc)" --target $targets
+# And ingotc, for the base bundle of fuzz_engine_load and fuzz_session.
+cmake --build "$build_dir" -j "$(nproc)" --target $targets ingotc
 status=0
+# fuzz_engine_load and fuzz_session start from a real, valid bundle (INGOT_FUZZ_BUNDLE): stories260K
+# for one tier every x86-64 CI host runs (AVX2), with a small context and batch (small arena, KV
+# cache and session files).
+base_bundle="$build_dir/fuzz-base.ingot"
+if [ -f "$models/stories260K.gguf" ]; then
+  t0=$(date +%s)
+  "$build_dir/tools/ingotc" compile "$models/stories260K.gguf" -o "$base_bundle" --target x86-64-v3 \
+    --max-context 16 --max-batch 4 > "$build_dir/fuzz-base.log" 2>&1 || { cat "$build_dir/fuzz-base.log"; exit 1; }
+  echo "fuzz: base bundle $base_bundle compiled in $(( $(date +%s) - t0 )) s"
+  export INGOT_FUZZ_BUNDLE="$base_bundle"
+else
+  unset INGOT_FUZZ_BUNDLE
+fi
 for exe in "$build_dir"/tests/fuzz_*; do
   [ -x "$exe" ] || continue
   name=$(basename "$exe")
+  case "$name" in
+    fuzz_engine_load|fuzz_session) if [ -z "${INGOT_FUZZ_BUNDLE:-}" ]; then
+        echo "fuzz: $name FAILED: it needs $models/stories260K.gguf for its base bundle (set INGOT_MODELS)"; status=1; continue
+      fi ;;
+  esac
   corpus="$build_dir/corpus/$name"
   mkdir -p "$corpus"
   [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"

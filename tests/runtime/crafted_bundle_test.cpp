@@ -3,6 +3,7 @@
 // manifest field changed per case, or with a kernels object that would run code at load. Each must
 // end in a clean error naming the field, before any kernel runs; the unchanged bundle must run.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,6 +165,16 @@ TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
        }, "bytes where it may touch"},
       {"null_slot", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_null(); }, "is missing"},
       {"scratch_as_tensor", [](pb::Manifest& m) { call_of(m, "matmul")->mutable_args(kMatMulX)->mutable_scratch(); }, "is scratch"},
+      // Found by fuzz_engine_load: the session stores the ids as int64 at the input's offset (UBSan:
+      // misaligned store), whatever offset the kernels read them from.
+      {"token_ids_misaligned", [](pb::Manifest& m) {
+         for (auto& in : *m.mutable_inputs())
+           if (in.name() == "token_ids") in.set_arena_offset(in.arena_offset() + 2);
+       }, "misaligned"},
+      {"logits_misaligned", [](pb::Manifest& m) {
+         const int64_t at = m.outputs(0).arena_offset();
+         m.mutable_outputs(0)->set_arena_offset(at >= 2 ? at - 2 : at + 2);  // still inside the arena
+       }, "misaligned"},
       {"symbol_system", [](pb::Manifest& m) { call_of(m, "matmul")->set_symbol("system"); }, "not among the manifest's kernels"},
       {"listed_system", [](pb::Manifest& m) {
          call_of(m, "matmul")->set_symbol("system");
@@ -179,6 +190,60 @@ TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
     const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi there' -n 2 --temp 0");
     EXPECT_EQ(r.status, 1) << r.out;
   }
+}
+
+// Two state variables of one name, the first with a huge row: the load checked the slot against
+// the last one while a session's save and restore sized their rows by the first (a signed overflow
+// in the row size, UBSan; with a smaller row, save read past the slot into the file). Found by
+// fuzz_engine_load's save and restore. Refused at load; sessions use the row sizes the load
+// checked (Engine::state_slots).
+TEST_F(CraftedBundle, AStateVariableNamedTwiceIsRefused) {
+  const std::string path = craft("state_named_twice", [](pb::Manifest& m) {
+    pb::StateVariable big = m.state(0);
+    big.clear_max_shape();
+    for (int64_t d : {m.state(0).max_shape(0), int64_t{1} << 32, int64_t{1} << 32}) big.add_max_shape(d);
+    *m.add_state() = m.state(0);  // the checked copy, last
+    *m.mutable_state(0) = big;    // the first: what the sessions used
+  });
+  const std::string error = load_error(path);
+  EXPECT_NE(error.find("manifest field state names the variable '"), std::string::npos) << error;
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+  // The unchanged bundle: each slot's row as its variable gives it, max_context rows in the slot.
+  std::string why;
+  auto e = take(Engine::load(*dir_ + "/good.ingot"), &why);
+  ASSERT_TRUE(e) << why;
+  const pb::Manifest& m = e->bundle().manifest();
+  ASSERT_EQ(e->state_slots().size(), size_t(m.memory_plan().state_size()));
+  for (size_t i = 0; i < e->state_slots().size(); ++i) {
+    const auto& slot = m.memory_plan().state(int(i));
+    EXPECT_EQ(e->state_slots()[i].offset, slot.offset());
+    EXPECT_GT(e->state_slots()[i].row_bytes, 0);
+    EXPECT_LE(e->state_slots()[i].row_bytes * e->max_context(), slot.bytes());
+  }
+}
+
+// A state arena of 2 GiB (valid: sessions map it lazily) and a session of two tokens: restoring
+// its file read it into a copy of the whole state arena, so every restore allocated and zeroed
+// 2 GiB, and 8 GiB or more made the process run out of memory (found by fuzz_engine_load's save
+// and restore). Now restore allocates only what the file holds, whose size it checks first.
+TEST_F(CraftedBundle, RestoringASessionCostsWhatItsFileHolds) {
+  const std::string path = craft("large_state_arena", [](pb::Manifest& m) { m.mutable_memory_plan()->set_state_bytes(int64_t{1} << 31); });
+  std::string error;
+  auto e = take(Engine::load(path), &error);
+  ASSERT_TRUE(e) << error;
+  auto s = take(Session::create(*e, 1), &error);
+  ASSERT_TRUE(s) << error;
+  const int32_t ids[2] = {1, 2};
+  ASSERT_TRUE(succeeded(s->prefill(ids), &error)) << error;
+  const std::string file = *dir_ + "/large_state.session";
+  ASSERT_TRUE(succeeded(s->save(file), &error)) << error;
+  struct rusage before {}, after {};
+  getrusage(RUSAGE_SELF, &before);
+  ASSERT_TRUE(succeeded(s->restore(file), &error)) << error;
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024) << "KiB more at peak for a " << std::ifstream(file, std::ios::ate).tellg()
+                                                           << "-byte session file";
+  EXPECT_EQ(s->position(), 2);
 }
 
 // A kernels object with code that the dynamic loader would run at load: a constructor, or an IFUNC

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -99,6 +100,49 @@ TEST_F(EngineTest, SaveRestoreContinueEqualsUninterrupted) {
   std::ofstream(dir_ + "/junk.bin") << "junk";
   EXPECT_FALSE(succeeded(c->restore(dir_ + "/junk.bin"), &error));
   EXPECT_NE(error.find("not an Ingot session file"), std::string::npos) << error;
+}
+
+// Session files checked by fuzz_session: a file one byte too long or too short, or whose history
+// holds a token outside the vocabulary, is refused with a message naming it, and the session
+// that tried to restore it is unchanged.
+TEST_F(EngineTest, CorruptSessionFilesAreRefusedAndChangeNothing) {
+  std::string error;
+  const auto prompt = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
+  auto a = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(a) << error;
+  ASSERT_TRUE(succeeded(a->prefill(prompt), &error)) << error;
+  const std::string good = dir_ + "/good.session";
+  ASSERT_TRUE(succeeded(a->save(good), &error)) << error;
+  std::ifstream in(good, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto b = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(succeeded(b->prefill(std::vector<int32_t>{1, 2, 3}), &error)) << error;
+  const std::vector<float> logits(b->logits().begin(), b->logits().end());
+  std::string bad_id = bytes;
+  const int32_t vocab = static_cast<int32_t>(engine_->vocab());
+  std::memcpy(bad_id.data() + 40, &vocab, 4);  // the first history token
+  const struct {
+    const char* name;
+    std::string bytes;
+    const char* expect;
+  } cases[] = {
+      {"longer", bytes + "x", "corrupt session file"},
+      {"shorter", bytes.substr(0, bytes.size() - 1), "truncated session file"},
+      {"id_outside_vocabulary", bad_id, "outside the vocabulary"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string file = dir_ + "/" + c.name + ".session";
+    std::ofstream(file, std::ios::binary) << c.bytes;
+    EXPECT_FALSE(succeeded(b->restore(file), &error));
+    EXPECT_NE(error.find(file + ": "), std::string::npos) << error;
+    EXPECT_NE(error.find(c.expect), std::string::npos) << error;
+    EXPECT_EQ(b->position(), 3);
+    EXPECT_EQ(b->history(), (std::vector<int32_t>{1, 2, 3}));
+    EXPECT_TRUE(std::equal(logits.begin(), logits.end(), b->logits().begin(), b->logits().end()));
+  }
+  EXPECT_TRUE(succeeded(b->restore(good), &error)) << error;
+  EXPECT_EQ(b->history(), prompt);
 }
 
 TEST_F(EngineTest, TwoSessionsInTwoThreadsMatchEachAlone) {
