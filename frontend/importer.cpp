@@ -215,9 +215,16 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
   c.n_kv_heads = h.num_key_value_heads;
   c.ffn = h.intermediate_size;
   c.max_context = h.max_position_embeddings;
-  // Within the window, sliding-window attention equals full attention: cap the context there
-  // (Gemma's local layers have their own masks instead).
-  if (!gemma && h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) c.max_context = *h.sliding_window;
+  // Mistral: every layer attends to the last `sliding_window` positions (transformers' masks; the
+  // attention kernel takes the window). Gemma's local layers are set below. Others with a window
+  // (Qwen2's use_sliding_window, Phi-3): within the window sliding-window attention equals full
+  // attention, so the context is capped there.
+  if (arch == "mistral" && h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) {
+    c.sliding_window = *h.sliding_window;
+    c.swa_period = 0;  // every layer
+  } else if (!gemma && h.sliding_window && *h.sliding_window > 0 && *h.sliding_window < c.max_context) {
+    c.max_context = *h.sliding_window;
+  }
   c.rms_eps = h.rms_norm_eps;
   c.rope_base = h.rope_theta;
   if (h.head_dim && h.head_dim * h.num_attention_heads != h.hidden_size) c.head_dim_override = h.head_dim;

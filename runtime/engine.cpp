@@ -187,8 +187,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
   }
   {
     int64_t logits = 0;
-    const bool ok = mul_ok(e->vocab_ * 4, e->all_logits_ ? e->max_batch_ : 1, &logits) &&
-                    inside(e->logits_offset_, logits, e->arena_bytes_) && inside(e->token_ids_offset_, e->max_batch_ * 8, e->arena_bytes_) &&
+    // A call has at most min(max_batch, max_context) tokens (past + tokens <= max_context): the
+    // memory plan sizes token_ids and per-token logits for that many.
+    const int64_t max_tokens = std::min(e->max_batch_, e->max_context_);
+    const bool ok = mul_ok(e->vocab_ * 4, e->all_logits_ ? max_tokens : 1, &logits) &&
+                    inside(e->logits_offset_, logits, e->arena_bytes_) && inside(e->token_ids_offset_, max_tokens * 8, e->arena_bytes_) &&
                     inside(e->pos_offset_, 8, e->arena_bytes_);
     if (!ok) return fail(name + ": the inputs or outputs lie outside the arena");
     // The session stores token ids and the position as int64 and reads logits as floats.

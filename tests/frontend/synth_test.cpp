@@ -1,16 +1,17 @@
-#include "frontend/importer.h"
 #include "frontend/synth.h"
 
 #include <gtest/gtest.h>
 
-#include <map>
-
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "frontend/importer.h"
+#include "frontend/reference_generation.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
 
@@ -313,6 +314,37 @@ TEST(SynthModel, EveryArchitectureImports) {
   unknown.arch = "gpt-neox";
   Status st = synth_model(unknown, ElementType::f32, nullptr, 1, temp_dir() + "/neox.gguf", nullptr);
   EXPECT_NE(st.message().find("unknown architecture 'gpt-neox'"), std::string::npos) << st.message();
+}
+
+// A Hugging Face Mistral folder with a sliding window: every layer attends to the last W
+// positions (transformers' masks), the context is not capped at W, and a prompt longer than W
+// gives other logits than the same weights as LLaMA (a prompt within W the same).
+TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
+  INGOT_MODEL_PATH(tok, "stories260K-hf");
+  SynthShape s = tiny();
+  const std::string llama = temp_dir() + "/hf-llama", mistral = temp_dir() + "/hf-mistral";
+  ASSERT_TRUE(synth_hf_folder(s, 5, tok, llama).ok());
+  ASSERT_TRUE(synth_hf_folder(s, 5, tok, mistral).ok());
+  {
+    auto cfg = nlohmann::json::parse(read_file(mistral + "/config.json"));
+    cfg["architectures"] = {"MistralForCausalLM"};
+    cfg["model_type"] = "mistral";
+    cfg["sliding_window"] = 3;
+    std::ofstream(mistral + "/config.json") << cfg.dump();
+  }
+  auto a = import_model(llama), b = import_model(mistral);
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_TRUE(b.ok()) << b.message();
+  EXPECT_EQ(b->config.sliding_window, 3);
+  EXPECT_EQ(b->config.max_context, s.context);
+  EXPECT_TRUE(b->config.is_swa_layer(0) && b->config.is_swa_layer(1));
+  auto logits = [](const ImportedModel& im, std::vector<int32_t> ids) {
+    auto r = generate_greedy(*im.model, ids, GreedyOptions{.max_new_tokens = 1});
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
+  };
+  EXPECT_EQ(logits(*a, {1, 300, 301}), logits(*b, {1, 300, 301}));
+  EXPECT_NE(logits(*a, {1, 300, 301, 302, 303, 304}), logits(*b, {1, 300, 301, 302, 303, 304}));
 }
 
 TEST(SynthModel, RejectsBadInput) {
