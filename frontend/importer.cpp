@@ -175,7 +175,7 @@ StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions
   INGOT_ASSIGN_OR_RETURN(im.tokenizer, tokenizer_from_gguf(*file));
   INGOT_ASSIGN_OR_RETURN(im.config, gguf_config(*file, im.architecture));
   im.config.all_logits = opts.all_logits;
-  im.config.act_quant = resolve_act_quant(opts.act_quant, im.tensors);
+  im.config.act_quant = resolve_act_quant(opts.act_quant, im.tensors, opts.kernels);
   im.config.kv_type = opts.kv_type;
   if (opts.max_context > 0) im.config.max_context = opts.max_context;
 
@@ -383,15 +383,16 @@ StatusOr<ImportedModel> import_demo() {
   return im;
 }
 
-std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors) {
+std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors, bool kernels) {
   if (requested != "auto") return requested;
   bool quantized = false;
   for (const TensorSummary& t : tensors) {
     if (t.shape.size() != 2) continue;  // norms, biases, RoPE factors: never a matmul weight
-    if (!weight_matmul_supports_act_q8(t.type)) return "none";
+    if (!(kernels ? weight_matmul_supports_act_q8(t.type) : weight_matmul_supports_act_ggml(t.type))) return "none";
     quantized |= type_info(t.type).is_quantized;
   }
-  return quantized ? "q8" : "none";
+  if (!quantized) return "none";
+  return kernels ? "q8" : "ggml";
 }
 
 StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options) {

@@ -20,7 +20,12 @@ struct ImportOptions {
   // "q8": llama.cpp's activation numerics for quantized weights (8-bit activations); "none": f32
   // activations; "auto": "q8" when the stored projection weights are block-quantized and every
   // one has 8-bit-activation kernels, otherwise "none". The choice is in ImportedModel::config.
+  // "ggml": ggml's own numerics bit for bit (activation formats q8_0/q8_1/q8_K and its generic
+  // dot products; every GGUF type; the reference evaluator only, no kernels yet).
+  // "auto" is "ggml" for the reference evaluator (eval, dump) when the matmul weights are
+  // block-quantized, and "q8" where possible when `kernels` (compile).
   std::string act_quant = "auto";
+  bool kernels = false;           // the graph becomes a bundle: "auto" picks the kernels' numerics
   int64_t max_context = 0;        // 0: the model's own context length
   ElementType kv_type = ElementType::f32;  // the KV cache: f32 or f16
 };
@@ -53,7 +58,9 @@ struct ImportedModel {
 StatusOr<ImportedModel> import_model(const std::string& path, const ImportOptions& options = {});
 
 // What act_quant "auto" becomes for a model whose tensors are `tensors` (see ImportOptions).
-std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors);
+// kernels: "q8" when every matmul weight has 8-bit-activation kernels and one is block-quantized,
+// else "none"; otherwise "ggml" when every one has ggml numerics and one is block-quantized.
+std::string resolve_act_quant(const std::string& requested, const std::vector<TensorSummary>& tensors, bool kernels = false);
 
 // Only the tokenizer: a model or a vocabulary-only GGUF, or a Hugging Face folder.
 StatusOr<TokenizerSpec> import_tokenizer(const std::string& path);

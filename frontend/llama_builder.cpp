@@ -55,8 +55,8 @@ Status LlamaConfig::validate() const {
   if (!(embed_scale >= 0) || !(attn_softcap >= 0) || !(final_softcap >= 0) || !(attn_scale >= 0))
     return Status::Error("embedding scale, soft-caps and attention scale must not be negative");
   if (fused_qkv && qkv_bias) return Status::Error("a fused QKV projection with biases is not supported");
-  if (act_quant != "none" && act_quant != "q8")
-    return Status::Error("act_quant must be \"none\" or \"q8\", got \"" + act_quant + "\"");
+  if (act_quant != "none" && act_quant != "q8" && act_quant != "ggml")
+    return Status::Error("act_quant must be \"none\", \"q8\" or \"ggml\", got \"" + act_quant + "\"");
   return Status::Ok();
 }
 
@@ -163,10 +163,10 @@ class LlamaGraph {
   // x [.., in] times weight [out, in]^T: MatMul on the f32 weight, or with act_quant "q8" a
   // WeightMatMul on the stored weight with llama.cpp's activation numerics.
   Value project(Value x, const std::string& name, const std::vector<int64_t>& shape) {
-    if (c_.act_quant == "q8") {
+    if (c_.act_quant == "q8" || c_.act_quant == "ggml") {
       Value w = raw_weight(name, shape);
       if (!w.node) return {};
-      return b_.op(Op::WeightMatMul, {x, w}, {{"act_quant", Attribute::String("q8")}});
+      return b_.op(Op::WeightMatMul, {x, w}, {{"act_quant", Attribute::String(c_.act_quant)}});
     }
     return b_.matmul(x, weight(name, shape), true);
   }
@@ -262,7 +262,7 @@ class LlamaGraph {
   // llama.cpp multiplies an f16 cache with operands converted to f16: with its numerics asked for
   // (act_quant "q8") and an f16 cache, round x to f16 the same way.
   Value llama_cpp_half(Value x) {
-    if (c_.act_quant != "q8" || c_.kv_type != ElementType::f16) return x;
+    if (c_.act_quant == "none" || c_.kv_type != ElementType::f16) return x;
     return b_.convert(b_.convert(x, ElementType::f16), ElementType::f32);
   }
 

@@ -31,6 +31,8 @@ constexpr std::array<ElementTypeInfo, kNumElementTypes> kTypeTable = {{
     {ET::q4_k, "q4_k", 256, 144, false, false, true, 12},
     {ET::q5_k, "q5_k", 256, 176, false, false, true, 13},
     {ET::q6_k, "q6_k", 256, 210, false, false, true, 14},
+    {ET::iq4_nl, "iq4_nl", 32, 18, false, false, true, 20},
+    {ET::iq4_xs, "iq4_xs", 256, 136, false, false, true, 23},
 }};
 
 constexpr bool table_is_in_enum_order() {
@@ -40,7 +42,7 @@ constexpr bool table_is_in_enum_order() {
   return true;
 }
 static_assert(table_is_in_enum_order(), "kTypeTable rows must follow the ElementType enum order");
-static_assert(static_cast<int>(ET::q6_k) + 1 == kNumElementTypes, "kNumElementTypes is stale");
+static_assert(static_cast<int>(ET::iq4_xs) + 1 == kNumElementTypes, "kNumElementTypes is stale");
 
 }  // namespace
 

@@ -13,8 +13,10 @@ enum class ElementType : uint8_t {
   f32, f16, bf16, i64, i32, i8, u8, boolean,
   // Block-quantized, byte-exact with ggml's block layouts.
   q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k,
+  // Non-linear 4-bit: 16 fixed levels (kvalues_iq4nl) times a block scale.
+  iq4_nl, iq4_xs,
 };
-inline constexpr int kNumElementTypes = 18;
+inline constexpr int kNumElementTypes = 20;
 
 struct ElementTypeInfo {
   ElementType type;

@@ -652,6 +652,9 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // weights (f16: one f32 FMA chain in k order) and quantized to q8_0 blocks for q8_0, q4_0, q4_k
 // and q6_k weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
 // order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
+// act_quant "ggml": ggml's own numerics for every GGUF type: the activation format ggml pairs with
+// the weight type (q8_0, q8_1 or q8_K) and its generic dot product's arithmetic (ggml_vec_dot in
+// ir/quant.h); float weights as in "q8". The reference evaluator's mode; no kernels yet.
 
 
 // One weight row (K / 32 activation blocks) times q8_0 activations: an integer dot per 32-element
@@ -707,9 +710,12 @@ Status infer_weight_matmul(Node& n) {
   if (type_info(w.type).is_integer || w.type == ElementType::boolean)
     return err("WeightMatMul weights must be float or quantized, got " + w.str());
   const std::string& aq = n.attr("act_quant").as_string();
-  if (aq != "none" && aq != "q8") return err("act_quant must be \"none\" or \"q8\", got \"" + aq + "\"");
+  if (aq != "none" && aq != "q8" && aq != "ggml")
+    return err("act_quant must be \"none\", \"q8\" or \"ggml\", got \"" + aq + "\"");
   if (aq == "q8" && !weight_matmul_supports_act_q8(w.type))
     return err("act_quant \"q8\" is not implemented for " + std::string(type_name(w.type)) + " weights");
+  if (aq == "ggml" && !weight_matmul_supports_act_ggml(w.type))
+    return err("act_quant \"ggml\" is not implemented for " + std::string(type_name(w.type)) + " weights");
   auto k = unify(x.shape.back(), w.shape[1], "WeightMatMul contraction dimensions differ");
   if (!k.ok()) return Status::Error(k.message() + " (" + x.str() + " x " + w.str() + "^T)");
   Shape s(x.shape.begin(), x.shape.end() - 1);
@@ -729,8 +735,27 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
   Tensor r = Tensor::zeros(ElementType::f32, out_shape);
   float* y = reinterpret_cast<float*>(r.mutable_raw());
   const float* xf = reinterpret_cast<const float*>(x.raw());
-  const bool q8 = n.attr("act_quant").as_string() == "q8";
+  const std::string& aq = n.attr("act_quant").as_string();
+  // Float weights meet the same activations in both llama.cpp modes (f16/bf16 rounding).
+  const bool q8 = aq == "q8" || aq == "ggml";
   const ElementType wt = w.type();
+
+  if (aq == "ggml" && is_quantized(wt)) {
+    // ggml's formats and generic dot products, one weight row at a time (ggml_vec_dot).
+    const ElementTypeInfo& wi = type_info(wt);
+    const GgmlActFormat fmt = ggml_act_format(wt);
+    const int64_t act_block = fmt == GgmlActFormat::q8_K ? kQK_K : kQK;
+    if (K % wi.block_elems != 0 || K % act_block != 0)
+      return err("WeightMatMul: K = " + std::to_string(K) + " is not a whole number of " + wi.name + " blocks");
+    const int64_t row_bytes = K / wi.block_elems * wi.block_bytes;
+    std::vector<uint8_t> act(static_cast<size_t>(ggml_act_row_bytes(fmt, K)));
+    for (int64_t m = 0; m < M; ++m) {
+      ggml_quantize_activations(wt, xf + m * K, act.data(), K);
+      for (int64_t j = 0; j < N; ++j) y[m * N + j] = ggml_vec_dot(wt, w.raw() + j * row_bytes, act.data(), K);
+    }
+    out = {r};
+    return Status::Ok();
+  }
 
   if (q8 && is_quantized(wt)) {
     if (K % kQK != 0) return err("q8 activations need K to be a multiple of 32");
@@ -1768,7 +1793,7 @@ const std::vector<OpDef>& op_table() {
       {Op::ReduceMax, 1, 1, {req("axes", K::Ints), opt("keep_dims", A::Bool(false))}, infer_reduce, eval_reduce, "maximum over axes"},
       {Op::Softmax, 1, 1, {opt("axis", A::Int(-1))}, infer_softmax, eval_softmax, "numerically stable softmax", 0, first_input},
       {Op::MatMul, 2, 2, {opt("transpose_a", A::Bool(false)), opt("transpose_b", A::Bool(false))}, infer_matmul, eval_matmul, "batched matrix product, batch dims broadcast"},
-      {Op::WeightMatMul, 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp numerics"},
+      {Op::WeightMatMul, 2, 2, {opt("act_quant", A::String("none"))}, infer_weight_matmul, eval_weight_matmul, "x[..., K] x w[N, K]^T with w in any weight type; act_quant \"q8\": llama.cpp-like numerics of the kernels, \"ggml\": ggml's exactly"},
       {Op::RMSNorm, 2, 2, {req("eps", K::Float)}, infer_rms_norm, eval_rms_norm, "x / sqrt(mean(x^2) + eps) * w over the last axis", 0, first_input},
       {Op::RoPE, 3, 3, {req("layout", K::String)}, infer_rope, eval_rope, "rotary embedding of x[T, H, D] by cos/sin[T, D/2]; interleaved or rotate_half", 0, first_input},
       {Op::SwiGLU, 1, 2, {}, infer_swiglu, eval_swiglu, "silu(gate) * up; one input: its two halves", 0, swiglu_inputs},
@@ -1814,6 +1839,18 @@ const OpDef* find_op(std::string_view name) {
 }
 
 std::span<const OpDef> all_ops() { return op_table(); }
+
+bool weight_matmul_supports_act_ggml(ElementType w) {
+  switch (w) {
+    case ElementType::f32: case ElementType::f16: case ElementType::bf16:
+    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_1: case ElementType::q5_0:
+    case ElementType::q5_1: case ElementType::q2_k: case ElementType::q3_k: case ElementType::q4_k:
+    case ElementType::q5_k: case ElementType::q6_k: case ElementType::iq4_nl: case ElementType::iq4_xs:
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool weight_matmul_supports_act_q8(ElementType w) {
   switch (w) {

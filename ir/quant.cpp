@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace ingot {
 namespace {
@@ -232,6 +234,37 @@ void dequantize_q6_k(const uint8_t* src, float* dst, int64_t blocks) {
   }
 }
 
+void dequantize_iq4_nl(const uint8_t* src, float* dst, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; ++b, dst += kQK) {
+    const auto block = load_block<BlockIQ4_NL>(src, b);
+    const float d = f16_to_f32(block.d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[j] = d * kIq4nlValues[block.qs[j] & 0x0F];
+      dst[j + kQK / 2] = d * kIq4nlValues[block.qs[j] >> 4];
+    }
+  }
+}
+
+// The 6-bit scale of block `ib` (0..7) of an iq4_xs super-block, before the -32 offset.
+int iq4_xs_scale(const BlockIQ4_XS& b, int ib) {
+  return ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+}
+
+void dequantize_iq4_xs(const uint8_t* src, float* dst, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const auto block = load_block<BlockIQ4_XS>(src, b);
+    const float d = f16_to_f32(block.d);
+    for (int ib = 0; ib < 8; ++ib, dst += 32) {
+      const float dl = d * static_cast<float>(iq4_xs_scale(block, ib) - 32);
+      const uint8_t* qs = block.qs + 16 * ib;
+      for (int j = 0; j < 16; ++j) {
+        dst[j] = dl * kIq4nlValues[qs[j] & 0x0F];
+        dst[j + 16] = dl * kIq4nlValues[qs[j] >> 4];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void dequantize_row(ElementType t, const void* src, float* dst, int64_t n) {
@@ -252,6 +285,8 @@ void dequantize_row(ElementType t, const void* src, float* dst, int64_t n) {
     case ElementType::q4_k: return dequantize_q4_k(bytes, dst, blocks);
     case ElementType::q5_k: return dequantize_q5_k(bytes, dst, blocks);
     case ElementType::q6_k: return dequantize_q6_k(bytes, dst, blocks);
+    case ElementType::iq4_nl: return dequantize_iq4_nl(bytes, dst, blocks);
+    case ElementType::iq4_xs: return dequantize_iq4_xs(bytes, dst, blocks);
     default: break;
   }
   INGOT_ASSERT(false, std::string("no dequantizer for ") + info.name);
@@ -479,6 +514,309 @@ void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int
     qa += q4_k_quant(w, sub, i) * static_cast<int32_t>(a.qs[i]);
     asum += a.qs[i];
   }
+}
+
+}  // namespace ingot
+
+// ---------------------------------------------------------------- ggml's numerics
+// The activation formats and scalar dot products of ggml's CPU backend (ggml-cpu/quants.c,
+// ggml_vec_dot_*_generic). Integer sums are exact in any order; every float expression below is
+// written in ggml's order and association, and ir/ is compiled with -ffp-contract=off, so each
+// multiply and add rounds to f32 exactly as the C source says.
+
+namespace ingot {
+namespace {
+
+// The 256 quants of a k-quant super-block as small signed integers (without scales), in element
+// order, and the scale of each element's sub-block: the integer parts of ggml's aux8 arrays.
+void q3_k_quants(const BlockQ3_K& x, int8_t a[kQK_K]) {
+  for (int e = 0; e < kQK_K; ++e) {
+    const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+    const int low = (x.qs[32 * h + l] >> (2 * s)) & 3;
+    a[e] = static_cast<int8_t>(low - ((x.hmask[l] & (1u << (4 * h + s))) ? 0 : 4));
+  }
+}
+void q4_k_quants(const uint8_t* qs, const uint8_t* qh, int8_t a[kQK_K]) {
+  for (int e = 0; e < kQK_K; ++e) {
+    const int g = e / 64, hi = (e % 64) / 32, l = e % 32;
+    const uint8_t byte = qs[32 * g + l];
+    int q = hi ? (byte >> 4) : (byte & 0x0F);
+    if (qh && (qh[l] & (1u << (2 * g + hi)))) q += 16;
+    a[e] = static_cast<int8_t>(q);
+  }
+}
+
+// sum over e of scale(e) * q8[e] * a[e], per lane e % 8 (ggml's aux32), exact.
+template <typename Scale>
+void lane_sums(const int8_t* q8, const int8_t* a, Scale scale, int32_t aux32[8]) {
+  for (int l = 0; l < 8; ++l) aux32[l] = 0;
+  for (int e = 0; e < kQK_K; ++e) aux32[e % 8] += scale(e) * (static_cast<int32_t>(q8[e]) * a[e]);
+}
+
+float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) sumi += x[i].qs[j] * y[i].qs[j];
+    sumf += static_cast<float>(sumi) * (f16_to_f32(x[i].d) * f16_to_f32(y[i].d));
+  }
+  return sumf;
+}
+
+float dot_q4_0(const BlockQ4_0* x, const BlockQ8_0* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j)
+      sumi += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + kQK / 2];
+    sumf += static_cast<float>(sumi) * f16_to_f32(x[i].d) * f16_to_f32(y[i].d);  // (sumi * dx) * dy
+  }
+  return sumf;
+}
+
+template <typename Block, bool kHasHigh>
+float dot_q4_1_q5_1(const Block* x, const BlockQ8_1* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint32_t qh = 0;
+    if constexpr (kHasHigh) qh = load_le32(x[i].qh);
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int x0 = (x[i].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+      const int x1 = (x[i].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+      sumi += x0 * y[i].qs[j] + x1 * y[i].qs[j + kQK / 2];
+    }
+    sumf += (f16_to_f32(x[i].d) * f16_to_f32(y[i].d)) * static_cast<float>(sumi) + f16_to_f32(x[i].m) * f16_to_f32(y[i].s);
+  }
+  return sumf;
+}
+
+float dot_q5_0(const BlockQ5_0* x, const BlockQ8_0* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint32_t qh = load_le32(x[i].qh);
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int x0 = ((x[i].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4)) - 16;
+      const int x1 = ((x[i].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4)) - 16;
+      sumi += x0 * y[i].qs[j] + x1 * y[i].qs[j + kQK / 2];
+    }
+    sumf += (f16_to_f32(x[i].d) * f16_to_f32(y[i].d)) * static_cast<float>(sumi);
+  }
+  return sumf;
+}
+
+float dot_iq4_nl(const BlockIQ4_NL* x, const BlockQ8_0* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = f16_to_f32(y[i].d) * f16_to_f32(x[i].d);
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j)
+      sumi += y[i].qs[j] * kIq4nlValues[x[i].qs[j] & 0x0F] + y[i].qs[j + kQK / 2] * kIq4nlValues[x[i].qs[j] >> 4];
+    sumf += d * static_cast<float>(sumi);
+  }
+  return sumf;
+}
+
+float dot_q2_k(const BlockQ2_K* x, const BlockQ8_K* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int summs = 0;
+    for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
+    const float dall = y[i].d * f16_to_f32(x[i].d);
+    const float dmin = y[i].d * f16_to_f32(x[i].dmin);
+    int isum = 0;
+    for (int e = 0; e < kQK_K; ++e) {
+      const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+      isum += (x[i].scales[e / 16] & 0x0F) * (y[i].qs[e] * ((x[i].qs[32 * h + l] >> (2 * s)) & 3));
+    }
+    sumf += dall * static_cast<float>(isum) - dmin * static_cast<float>(summs);
+  }
+  return sumf;
+}
+
+// The k-quants with ggml's eight float lanes: sums[l] += d * aux32[l] per super-block, the lanes
+// added to sumf (which holds q4_k/q5_k's min terms) at the end.
+float finish_lanes(float sumf, const float sums[8]) {
+  for (int l = 0; l < 8; ++l) sumf += sums[l];
+  return sumf;
+}
+
+float dot_q3_k(const BlockQ3_K* x, const BlockQ8_K* y, int64_t nb) {
+  float sums[8] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    int8_t a[kQK_K];
+    q3_k_quants(x[i], a);
+    int32_t aux32[8];
+    lane_sums(y[i].qs, a, [&](int e) { return q3_k_scale(x[i].scales, e / 16); }, aux32);
+    const float d = f16_to_f32(x[i].d) * y[i].d;
+    for (int l = 0; l < 8; ++l) sums[l] += d * static_cast<float>(aux32[l]);
+  }
+  return finish_lanes(0.0f, sums);
+}
+
+template <typename Block>
+float dot_q4_q5_k(const Block* x, const BlockQ8_K* y, int64_t nb) {
+  float sums[8] = {};
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int8_t a[kQK_K];
+    if constexpr (std::is_same_v<Block, BlockQ5_K>) q4_k_quants(x[i].qs, x[i].qh, a);
+    else q4_k_quants(x[i].qs, nullptr, a);
+    uint8_t scales[8], mins[8];
+    for (int j = 0; j < 8; ++j) k4_scale_min(x[i].scales, j, scales[j], mins[j]);
+    int sumi = 0;
+    for (int j = 0; j < 16; ++j) sumi += y[i].bsums[j] * mins[j / 2];
+    int32_t aux32[8];
+    lane_sums(y[i].qs, a, [&](int e) { return static_cast<int32_t>(scales[e / 32]); }, aux32);
+    const float d = f16_to_f32(x[i].d) * y[i].d;
+    for (int l = 0; l < 8; ++l) sums[l] += d * static_cast<float>(aux32[l]);
+    const float dmin = f16_to_f32(x[i].dmin) * y[i].d;
+    sumf -= dmin * static_cast<float>(sumi);
+  }
+  return finish_lanes(sumf, sums);
+}
+
+float dot_q6_k(const BlockQ6_K* x, const BlockQ8_K* y, int64_t nb) {
+  float sums[8] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    int8_t a[kQK_K];
+    for (int e = 0; e < kQK_K; ++e) a[e] = static_cast<int8_t>(q6_k_quant(x[i], e) - 32);
+    int32_t aux32[8];
+    lane_sums(y[i].qs, a, [&](int e) { return static_cast<int32_t>(x[i].scales[e / 16]); }, aux32);
+    const float d = f16_to_f32(x[i].d) * y[i].d;
+    for (int l = 0; l < 8; ++l) sums[l] += d * static_cast<float>(aux32[l]);
+  }
+  return finish_lanes(0.0f, sums);
+}
+
+float dot_iq4_xs(const BlockIQ4_XS* x, const BlockQ8_K* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d4d8 = f16_to_f32(x[i].d) * y[i].d;
+    for (int ib = 0; ib < 8; ++ib) {
+      const float dl = d4d8 * static_cast<float>(iq4_xs_scale(x[i], ib) - 32);
+      const uint8_t* qs = x[i].qs + 16 * ib;
+      const int8_t* q8 = y[i].qs + 32 * ib;
+      int sumi = 0;
+      for (int j = 0; j < 16; ++j) sumi += q8[j] * kIq4nlValues[qs[j] & 0x0F] + q8[j + 16] * kIq4nlValues[qs[j] >> 4];
+      sumf += dl * static_cast<float>(sumi);
+    }
+  }
+  return sumf;
+}
+
+// Weight rows may sit at any byte offset; the dot products read whole aligned copies.
+template <typename Block>
+std::vector<Block> copy_blocks(const void* src, int64_t nb) {
+  std::vector<Block> v(static_cast<size_t>(nb));
+  std::memcpy(v.data(), src, static_cast<size_t>(nb) * sizeof(Block));
+  return v;
+}
+
+}  // namespace
+
+GgmlActFormat ggml_act_format(ElementType w) {
+  switch (w) {
+    case ElementType::q8_0: case ElementType::q4_0: case ElementType::q5_0: case ElementType::iq4_nl:
+      return GgmlActFormat::q8_0;
+    case ElementType::q4_1: case ElementType::q5_1:
+      return GgmlActFormat::q8_1;
+    case ElementType::q2_k: case ElementType::q3_k: case ElementType::q4_k: case ElementType::q5_k:
+    case ElementType::q6_k: case ElementType::iq4_xs:
+      return GgmlActFormat::q8_K;
+    default: break;
+  }
+  INGOT_ASSERT(false, std::string("ggml_act_format: no activation format for ") + std::string(type_name(w)));
+  return GgmlActFormat::q8_0;
+}
+
+int64_t ggml_act_row_bytes(GgmlActFormat f, int64_t n) {
+  switch (f) {
+    case GgmlActFormat::q8_0: return n / kQK * static_cast<int64_t>(sizeof(BlockQ8_0));
+    case GgmlActFormat::q8_1: return n / kQK * static_cast<int64_t>(sizeof(BlockQ8_1));
+    case GgmlActFormat::q8_K: return n / kQK_K * static_cast<int64_t>(sizeof(BlockQ8_K));
+  }
+  return 0;
+}
+
+void quantize_row_q8_1_activations(const float* x, BlockQ8_1* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q8_1 activations need whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    const float amax = block_amax(xb);
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    out[b].d = f32_to_f16(d);
+    int sum = 0;
+    for (int i = 0; i < kQK; ++i) {
+      out[b].qs[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+      sum += out[b].qs[i];
+    }
+    out[b].s = f32_to_f16(d * static_cast<float>(sum));
+  }
+}
+
+void quantize_row_q8_K(const float* x, BlockQ8_K* out, int64_t n) {
+  INGOT_ASSERT(n % kQK_K == 0, "q8_K needs whole super-blocks of 256");
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    BlockQ8_K& y = out[b];
+    float max = 0, amax = 0;
+    for (int j = 0; j < kQK_K; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      std::memset(&y, 0, sizeof(y));
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < kQK_K; ++j) y.qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += y.qs[16 * g + i];
+      y.bsums[g] = static_cast<int16_t>(sum);
+    }
+    y.d = 1 / iscale;
+  }
+}
+
+void ggml_quantize_activations(ElementType w, const float* x, void* out, int64_t n) {
+  switch (ggml_act_format(w)) {
+    case GgmlActFormat::q8_0: return quantize_row_q8_0_activations(x, static_cast<BlockQ8_0*>(out), n);
+    case GgmlActFormat::q8_1: return quantize_row_q8_1_activations(x, static_cast<BlockQ8_1*>(out), n);
+    case GgmlActFormat::q8_K: return quantize_row_q8_K(x, static_cast<BlockQ8_K*>(out), n);
+  }
+}
+
+float ggml_vec_dot(ElementType w, const void* weight_row, const void* act_row, int64_t n) {
+  const ElementTypeInfo& info = type_info(w);
+  INGOT_ASSERT(info.is_quantized && n % info.block_elems == 0 && n % kQK == 0,
+               "ggml_vec_dot: " + std::to_string(n) + " is not a whole number of " + info.name + " blocks");
+  const int64_t nb = n / info.block_elems;
+  const int64_t na = ggml_act_format(w) == GgmlActFormat::q8_K ? n / kQK_K : n / kQK;
+  switch (w) {
+    case ElementType::q8_0: return dot_q8_0(copy_blocks<BlockQ8_0>(weight_row, nb).data(), copy_blocks<BlockQ8_0>(act_row, na).data(), nb);
+    case ElementType::q4_0: return dot_q4_0(copy_blocks<BlockQ4_0>(weight_row, nb).data(), copy_blocks<BlockQ8_0>(act_row, na).data(), nb);
+    case ElementType::q5_0: return dot_q5_0(copy_blocks<BlockQ5_0>(weight_row, nb).data(), copy_blocks<BlockQ8_0>(act_row, na).data(), nb);
+    case ElementType::iq4_nl: return dot_iq4_nl(copy_blocks<BlockIQ4_NL>(weight_row, nb).data(), copy_blocks<BlockQ8_0>(act_row, na).data(), nb);
+    case ElementType::q4_1:
+      return dot_q4_1_q5_1<BlockQ4_1, false>(copy_blocks<BlockQ4_1>(weight_row, nb).data(), copy_blocks<BlockQ8_1>(act_row, na).data(), nb);
+    case ElementType::q5_1:
+      return dot_q4_1_q5_1<BlockQ5_1, true>(copy_blocks<BlockQ5_1>(weight_row, nb).data(), copy_blocks<BlockQ8_1>(act_row, na).data(), nb);
+    case ElementType::q2_k: return dot_q2_k(copy_blocks<BlockQ2_K>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    case ElementType::q3_k: return dot_q3_k(copy_blocks<BlockQ3_K>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    case ElementType::q4_k: return dot_q4_q5_k(copy_blocks<BlockQ4_K>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    case ElementType::q5_k: return dot_q4_q5_k(copy_blocks<BlockQ5_K>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    case ElementType::q6_k: return dot_q6_k(copy_blocks<BlockQ6_K>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    case ElementType::iq4_xs: return dot_iq4_xs(copy_blocks<BlockIQ4_XS>(weight_row, nb).data(), copy_blocks<BlockQ8_K>(act_row, na).data(), nb);
+    default: break;
+  }
+  INGOT_ASSERT(false, std::string("ggml_vec_dot: no dot product for ") + info.name);
+  return 0;
 }
 
 }  // namespace ingot

@@ -21,6 +21,17 @@ struct BlockQ3_K { uint8_t hmask[kQK_K / 8]; uint8_t qs[kQK_K / 4]; uint8_t scal
 struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[kQK_K / 2]; };
 struct BlockQ5_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[kQK_K / 8]; uint8_t qs[kQK_K / 2]; };
 struct BlockQ6_K { uint8_t ql[kQK_K / 2]; uint8_t qh[kQK_K / 4]; int8_t scales[kQK_K / 16]; uint16_t d; };
+// iq4_nl: 32 elements, value = d * kIq4nlValues[q]. iq4_xs: 256 elements in 8 blocks of 32, each
+// with a 6-bit scale (low nibble in scales_l, top two bits in scales_h), value = d * (ls - 32) *
+// kIq4nlValues[q]. Within a block of 32, element j < 16 is the low nibble of qs[j], j + 16 the high.
+struct BlockIQ4_NL { uint16_t d; uint8_t qs[kQK / 2]; };
+struct BlockIQ4_XS { uint16_t d; uint16_t scales_h; uint8_t scales_l[kQK_K / 64]; uint8_t qs[kQK_K / 2]; };
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// ggml's activation blocks (never weights): q8_1 carries s = d * sum(q) (f16); q8_K a float scale
+// and the sums of its 16-element groups.
+struct BlockQ8_1 { uint16_t d; uint16_t s; int8_t qs[kQK]; };
+struct BlockQ8_K { float d; int8_t qs[kQK_K]; int16_t bsums[kQK_K / 16]; };
 
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ4_0) == 18);
@@ -32,6 +43,10 @@ static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockIQ4_NL) == 18);
+static_assert(sizeof(BlockIQ4_XS) == 136);
+static_assert(sizeof(BlockQ8_1) == 36);
+static_assert(sizeof(BlockQ8_K) == 292);
 
 // Dequantizes `n` elements (a whole number of blocks) of quantized type `t` from `src` into `dst`.
 // Asserts that `t` is quantized and `n` is whole blocks: callers validate user data first.
@@ -80,5 +95,27 @@ inline int q6_k_scale_index(int e) { return e / 16; }
 // time; its two 16-element halves have their own scales. isum[h] = sum of (q - 32) * a over half h.
 // The block's value is f16(a.d) * ((d * sc0) * isum[0] + (d * sc1) * isum[1])       (in float)
 void dot_block_q6_k_q8_0(const BlockQ6_K& w, int block, const BlockQ8_0& a, int32_t isum[2]);
+
+// ---- ggml's numerics (act_quant "ggml"): the activation format ggml's CPU backend pairs with each
+// weight type (its vec_dot_type) and the arithmetic of its scalar dot products
+// (ggml_vec_dot_*_generic in ggml-cpu/quants.c), evaluated as written: every float operation
+// rounded to f32, no contraction into fused multiply-adds.
+enum class GgmlActFormat { q8_0, q8_1, q8_K };
+// q8_0: q8_0, q4_0, q5_0, iq4_nl; q8_1: q4_1, q5_1; q8_K: q2_k..q6_k, iq4_xs.
+// Asserts that `w` is quantized.
+GgmlActFormat ggml_act_format(ElementType w);
+// Bytes of one row of `n` activations in that format (n whole blocks).
+int64_t ggml_act_row_bytes(GgmlActFormat f, int64_t n);
+// Activation quantizers as ggml's CPU backend runs them on x86: q8_0 and q8_1 its AVX path
+// (round half to even; q8_1's s = f16(d * sum q) with d = amax / 127 unrounded), q8_K its only
+// one (quantize_row_q8_K_ref: the value of largest magnitude maps to -127, d = 1 / iscale in f32;
+// an all-zero block gets d = 0 and zero sums).
+void quantize_row_q8_1_activations(const float* x, BlockQ8_1* out, int64_t n);
+void quantize_row_q8_K(const float* x, BlockQ8_K* out, int64_t n);
+// Quantizes `n` activations into `out` (ggml_act_row_bytes bytes) in the format of weight type `w`.
+void ggml_quantize_activations(ElementType w, const float* x, void* out, int64_t n);
+// One weight row of `n` elements (type `w`) times one activation row in ggml_act_format(w):
+// ggml's generic dot product, bit for bit.
+float ggml_vec_dot(ElementType w, const void* weight_row, const void* act_row, int64_t n);
 
 }  // namespace ingot

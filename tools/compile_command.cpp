@@ -223,8 +223,8 @@ bool parse_quant_option(const std::vector<std::string>& args, size_t& i, QuantCl
   }
   if (option_value(args, i, "--act-quant", &v, error)) {
     if (v == "off" || v == "none") o.act_quant = "none";
-    else if (v == "q8" || v == "auto") o.act_quant = v;
-    else if (error->empty()) *error = "--act-quant must be auto, q8 or off, got '" + v + "'";
+    else if (v == "q8" || v == "ggml" || v == "auto") o.act_quant = v;
+    else if (error->empty()) *error = "--act-quant must be auto, q8, ggml or off, got '" + v + "'";
     return true;
   }
   return false;
@@ -389,6 +389,7 @@ int cmd_compile(const std::vector<std::string>& args) {
 
   ImportOptions import_opts;
   import_opts.act_quant = import_act_quant(cli.quant);
+  import_opts.kernels = true;  // "auto": the numerics the kernels implement
   import_opts.max_context = cli.max_context;
   import_opts.kv_type = cli.kv_type == "f16" ? ElementType::f16 : ElementType::f32;
   import_opts.all_logits = cli.all_logits;

@@ -94,7 +94,7 @@ CompilePipeline::CompilePipeline(PhaseOptions options) : options_(std::move(opti
          const std::string& aq = s.im.config.act_quant;
          auto recipe = QuantRecipe::parse(s.quant.quant, s.quant.overrides);
          return "quantize weights (" + (recipe.ok() ? recipe->str() : s.quant.quant) +
-                ", activations " + (aq == "q8" ? "q8" : "f32") + (s.quant.act_quant == "auto" ? " by default" : "") + ")";
+                ", activations " + (aq == "none" ? "f32" : aq) + (s.quant.act_quant == "auto" ? " by default" : "") + ")";
        },
        run_quantize});
   add({"optimize", [](const CompileState& s) { return "optimize (" + std::to_string(s.passes.size()) + " passes)"; },

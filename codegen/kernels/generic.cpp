@@ -536,7 +536,7 @@ StatusOr<std::string> matmul_func(const Node& n, const KernelSpec& k) {
   const bool weight = n.is(Op::WeightMatMul);
   if (weight && B.type != ElementType::f32 && B.type != ElementType::f16)
     return unsupported(n, "multiplies by f32 and f16 weights only, not " + std::string(type_name(B.type)));
-  const bool f16_chain = weight && B.type == ElementType::f16 && s.attrs.at("act_quant").as_string() == "q8";
+  const bool f16_chain = weight && B.type == ElementType::f16 && s.attrs.at("act_quant").as_string() != "none";
   const bool ta = !weight && s.attrs.count("transpose_a") && s.attrs.at("transpose_a").as_bool();
   const bool tb = weight || (s.attrs.count("transpose_b") && s.attrs.at("transpose_b").as_bool());
   const int R = static_cast<int>(out.shape.size());  // batch..., i, j; plus p
@@ -934,7 +934,7 @@ StatusOr<std::string> fused_matmul_func(const Node& n, const KernelSpec& k) {
   const int cos_in = rope != "none" ? next++ : -1;
   const int sin_in = rope != "none" ? next++ : -1;
   const int res_in = residual ? next++ : -1;
-  const bool f16_chain = w.type == ElementType::f16 && s.attrs.at("act_quant").as_string() == "q8";
+  const bool f16_chain = w.type == ElementType::f16 && s.attrs.at("act_quant").as_string() != "none";
   FuncText f(k);
   const TensorType full{ElementType::f32, {x.shape[0], Dim(N)}};
   const std::string y = swiglu ? f.alloc_f32(full.shape, in_name(0), x) : out_name(0);

@@ -333,6 +333,9 @@ StatusOr<KernelSpec> matmul_spec(const Node& n, const Model*) {
   INGOT_ASSIGN_OR_RETURN(s.N, static_dim(n, w.shape[0], "N"));
   INGOT_ASSIGN_OR_RETURN(s.K, static_dim(n, w.shape[1], "K"));
   s.act_q8 = n.attr("act_quant").as_string() == "q8";
+  if (n.attr("act_quant").as_string() == "ggml")
+    return err("codegen: " + n.name + ": act_quant \"ggml\" (ggml's exact numerics) is implemented by the reference "
+               "evaluator only; compile with --act-quant auto, q8 or off");
   if (n.is(Op::FusedMatMul)) {
     s.bias = n.attr("has_bias").as_bool();
     const std::string rope = n.attr("rope").as_string();

@@ -110,18 +110,27 @@ TEST(Reference, DefaultActivationNumericsFollowTheStoredWeights) {
     return out;
   };
   using E = ElementType;
+  // For bundles (kernels = true): "q8" where every matmul weight has 8-bit kernels.
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::f16, {4, 4}}}), true), "none");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q6_k, {4, 256}}, {E::f32, {4}}}), true), "q8");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q8_0, {4, 32}}, {E::f16, {4, 4}}}), true), "q8");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}}), true), "none");
+  // For the reference evaluator: ggml's own numerics, which every GGUF type has.
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::f16, {4, 4}}})), "none");
-  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q6_k, {4, 256}}, {E::f32, {4}}})), "q8");
-  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q8_0, {4, 32}}, {E::f16, {4, 4}}})), "q8");
-  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}})), "none");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q6_k, {4, 256}}, {E::f32, {4}}})), "ggml");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}, {E::iq4_xs, {4, 256}}})), "ggml");
   // 1-D tensors (norms) are never matmul weights.
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::q4_0, {32}}})), "none");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::q4_0, {32}}}), true), "none");
   // An explicit choice stands.
   EXPECT_EQ(resolve_act_quant("none", summary({{E::q4_0, {4, 32}}})), "none");
   EXPECT_EQ(resolve_act_quant("q8", summary({{E::f32, {4, 4}}})), "q8");
 
   INGOT_MODEL_PATH(q8, "stories260K-q8_0.gguf");
   auto im = import_model(q8);
+  ASSERT_TRUE(im.ok()) << im.message();
+  EXPECT_EQ(im->config.act_quant, "ggml");
+  im = import_model(q8, ImportOptions{.kernels = true});
   ASSERT_TRUE(im.ok()) << im.message();
   EXPECT_EQ(im->config.act_quant, "q8");
   INGOT_MODEL_PATH(f32, "stories260K.gguf");

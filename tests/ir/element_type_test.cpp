@@ -96,6 +96,8 @@ const ExpectedRow kExpectedRows[] = {
     {ElementType::q4_k, 256, 144, false, false, true, 12},
     {ElementType::q5_k, 256, 176, false, false, true, 13},
     {ElementType::q6_k, 256, 210, false, false, true, 14},
+    {ElementType::iq4_nl, 32, 18, false, false, true, 20},
+    {ElementType::iq4_xs, 256, 136, false, false, true, 23},
 };
 
 TEST(ElementTypeTable, SizesFlagsAndGgmlIds) {

@@ -1287,7 +1287,7 @@ TEST(BundleCommands, DefaultActivationsFollowTheWeights) {
   }
   CmdResult bad = run(std::string(INGOT_INGOTC) + " compile " + model + " --act-quant q4");
   EXPECT_EQ(bad.status, 2) << bad.out;
-  EXPECT_NE(bad.out.find("--act-quant must be auto, q8 or off"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("--act-quant must be auto, q8, ggml or off"), std::string::npos) << bad.out;
 }
 
 // A tier this host lacks compiles, and the runtime refuses it by name.
