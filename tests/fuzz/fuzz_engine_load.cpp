@@ -274,15 +274,18 @@ bool inside(int64_t offset, int64_t bytes, int64_t limit) {
 // What the session itself (not the kernels) reads and writes: the engine promised it at load.
 void check_loaded(const Engine& e, const std::string& path) {
   const int64_t arena = e.arena_bytes();
-  const int64_t logits_rows = e.all_logits() ? e.max_batch() : 1;
+  // A call has at most min(max_batch, max_context) tokens: Session::prefill refuses past + tokens >
+  // max_context before any chunk runs, and chunks are at most max_batch.
+  const int64_t max_tokens = std::min(e.max_batch(), e.max_context());
+  const int64_t logits_rows = e.all_logits() ? max_tokens : 1;
   if (e.max_batch() < 1 || e.max_context() < 1 || e.vocab() < 1) fuzz::finding("loaded with a bad size", path);
-  if (!inside(e.token_ids_offset(), e.max_batch() * 8, arena) || !inside(e.pos_offset(), 8, arena) ||
+  if (!inside(e.token_ids_offset(), max_tokens * 8, arena) || !inside(e.pos_offset(), 8, arena) ||
       !inside(e.logits_offset(), e.vocab() * 4 * logits_rows, arena))
     fuzz::finding("loaded with inputs or logits outside the arena", path);
   for (const Engine::Call& c : e.calls()) {
     if (c.copy_last_row) {
       if (c.args.size() != 2 || c.args[0].kind != Engine::Arg::Kind::arena || c.args[1].kind != Engine::Arg::Kind::arena ||
-          !inside(c.args[0].offset, c.row_bytes, arena) || !inside(c.args[1].offset, c.row_bytes * e.max_batch(), arena))
+          !inside(c.args[0].offset, c.row_bytes, arena) || !inside(c.args[1].offset, c.row_bytes * max_tokens, arena))
         fuzz::finding("loaded a copy_last_row outside the arena", c.node);
       continue;
     }
