@@ -250,6 +250,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
         return refuse(where + " row_bytes", "= " + std::to_string(c.row_bytes()) + " does not fit its buffers in the arena at " +
                                                std::to_string(max_tokens) + " tokens (source at " + std::to_string(src) + ", destination at " +
                                                std::to_string(dst) + ", arena " + std::to_string(arena) + " bytes)");
+      // The row is copied with memcpy: the destination must not overlap any row it may come from.
+      if (dst < src + rows && src < dst + c.row_bytes())
+        return refuse(where + " args", "has its destination (at " + std::to_string(dst) + ", " + std::to_string(c.row_bytes()) +
+                                           " bytes) overlapping its source rows (at " + std::to_string(src) + ", " + std::to_string(rows) + " bytes)");
       call.copy_last_row = true;
       call.row_bytes = c.row_bytes();
     } else {
