@@ -378,11 +378,11 @@ int nearest_int(float v) {
 // Finds scale and min (x ~ scale * L - min, 0 <= L <= nmax) for one sub-block by weighted least
 // squares over a sweep of trial scales, keeping the best weighted squared error. Returns the
 // scale; `min_out` gets the (non-negative) min. The search and its float arithmetic follow
-// llama.cpp's make_qkx2_quants (rmin -1, rdelta 0.1, 20 steps, squared error).
+// llama.cpp's make_qkx2_quants (rdelta 0.1, squared error; q4_k: rmin -1, 20 steps; q5_k: rmin
+// -0.5, 15 steps).
 float search_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, uint8_t* Laux,
-                       float& min_out) {
-  constexpr float kRmin = -1.0f, kRdelta = 0.1f;
-  constexpr int kSteps = 20;
+                       float& min_out, float kRmin = -1.0f, int kSteps = 20) {
+  constexpr float kRdelta = 0.1f;
   float min = x[0], max = x[0];
   float sum_w = w[0], sum_x = sum_w * x[0];
   for (int i = 1; i < n; ++i) {
@@ -439,59 +439,232 @@ float search_scale_min(int n, int nmax, const float* x, const float* w, uint8_t*
   return scale;
 }
 
+// Finds a signed scale for one group (x ~ scale * (L - nmax), -nmax <= L - nmax < nmax) by
+// weighted least squares (weights x^2) over 19 trial scales around -nmax / (the value of largest
+// magnitude): llama.cpp's make_qx_quants with rmse_type 1 and no importance weights, in its f32
+// order. L gets the biased quants (0 .. 2 nmax - 1).
+float search_signed_scale(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < 1e-15f) {  // ggml's GROUP_MAX_EPS: an all-zero group
+    std::fill(L, L + n, 0);
+    return 0.0f;
+  }
+  auto clamp_q = [nmax](int l) { return std::max(-nmax, std::min(nmax - 1, l)); };
+  float iscale = static_cast<float>(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = clamp_q(nearest_int(iscale * x[i]));
+    L[i] = static_cast<int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = clamp_q(nearest_int(iscale * x[i]));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * static_cast<float>(l);
+      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(nmax + clamp_q(nearest_int(iscale * x[i])));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// The eight 6-bit scales and mins of a q4_k/q5_k super-block against its largest ones (ggml's
+// packing into 12 bytes), then d and dmin.
+void pack_k4_scales(const float* scales, const float* mins, uint8_t* packed, uint16_t& d, uint16_t& dmin) {
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  std::memset(packed, 0, 12);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j])));
+    const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls & 0x0F) | ((lm & 0x0F) << 4));
+      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  d = f32_to_f16(max_scale / 63.0f);
+  dmin = f32_to_f16(max_min / 63.0f);
+}
+
 }  // namespace
 
 void q4_k_scale_min(const BlockQ4_K& b, int sub, uint8_t& scale, uint8_t& min) {
   k4_scale_min(b.scales, sub, scale, min);
 }
 
+namespace {
+
+// One super-block of q4_k or q5_k (quants 0..nmax): per sub-block of 32 the weighted scale/min
+// search (weights |x| + rms of the sub-block), the 6-bit scales and mins, then the final quants
+// against the stored scales (L: 256 levels). llama.cpp's quantize_row_q{4,5}_K_ref.
+void quantize_k4_super_block(const float* x, int nmax, float rmin, int steps, uint8_t* scales12, uint16_t& d16,
+                             uint16_t& dmin16, uint8_t* L) {
+  uint8_t Laux[32];
+  float weights[32], scales[8], mins[8];
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+    scales[j] = search_scale_min(32, nmax, xs, weights, L + 32 * j, Laux, mins[j], rmin, steps);
+  }
+  pack_k4_scales(scales, mins, scales12, d16, dmin16);
+  // Re-quantize against the 6-bit scales actually stored.
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    k4_scale_min(scales12, j, sc, m);
+    const float d = f16_to_f32(d16) * sc;
+    if (d == 0.0f) continue;
+    const float dm = f16_to_f32(dmin16) * m;
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + i] + dm) / d), 0, nmax));
+  }
+}
+
+}  // namespace
+
 void quantize_row_q4_k(const float* x, BlockQ4_K* out, int64_t n) {
   INGOT_ASSERT(n % kQK_K == 0, "q4_k needs whole super-blocks of 256");
   for (int64_t sb = 0; sb < n / kQK_K; ++sb, x += kQK_K) {
     BlockQ4_K& y = out[sb];
-    uint8_t L[kQK_K], Laux[32];
-    float weights[32], scales[8], mins[8];
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      const float* xs = x + 32 * j;
-      float sum_x2 = 0;
-      for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
-      const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
-      scales[j] = search_scale_min(32, 15, xs, weights, L + 32 * j, Laux, mins[j]);
-      max_scale = std::max(max_scale, scales[j]);
-      max_min = std::max(max_min, mins[j]);
-    }
-    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
-    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
-    std::memset(y.scales, 0, sizeof(y.scales));
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j])));
-      const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j])));
-      if (j < 4) {
-        y.scales[j] = ls;
-        y.scales[j + 4] = lm;
-      } else {
-        y.scales[j + 4] = static_cast<uint8_t>((ls & 0x0F) | ((lm & 0x0F) << 4));
-        y.scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-        y.scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-      }
-    }
-    y.d = f32_to_f16(max_scale / 63.0f);
-    y.dmin = f32_to_f16(max_min / 63.0f);
-    // Re-quantize against the 6-bit scales actually stored.
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc, m;
-      k4_scale_min(y.scales, j, sc, m);
-      const float d = f16_to_f32(y.d) * sc;
-      if (d == 0.0f) continue;
-      const float dm = f16_to_f32(y.dmin) * m;
-      for (int i = 0; i < 32; ++i)
-        L[32 * j + i] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + i] + dm) / d), 0, 15));
-    }
+    uint8_t L[kQK_K];
+    quantize_k4_super_block(x, 15, -1.0f, 20, y.scales, y.d, y.dmin, L);
     for (int g = 0; g < 4; ++g)
       for (int l = 0; l < 32; ++l)
         y.qs[32 * g + l] = static_cast<uint8_t>(L[64 * g + l] | (L[64 * g + 32 + l] << 4));
+  }
+}
+
+void quantize_row_q5_k(const float* x, BlockQ5_K* out, int64_t n) {
+  INGOT_ASSERT(n % kQK_K == 0, "q5_k needs whole super-blocks of 256");
+  for (int64_t sb = 0; sb < n / kQK_K; ++sb, x += kQK_K) {
+    BlockQ5_K& y = out[sb];
+    uint8_t L[kQK_K];
+    quantize_k4_super_block(x, 31, -0.5f, 15, y.scales, y.d, y.dmin, L);
+    // Low nibbles as q4_k; the fifth bit of element 64g + l in qh[l] bit 2g, of 64g + 32 + l in bit 2g + 1.
+    std::memset(y.qh, 0, sizeof(y.qh));
+    for (int g = 0; g < 4; ++g)
+      for (int l = 0; l < 32; ++l) {
+        const int lo = L[64 * g + l], hi = L[64 * g + 32 + l];
+        y.qs[32 * g + l] = static_cast<uint8_t>((lo & 15) | ((hi & 15) << 4));
+        y.qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * g)) | ((hi >> 4) << (2 * g + 1)));
+      }
+  }
+}
+
+void quantize_row_q6_k(const float* x, BlockQ6_K* out, int64_t n) {
+  INGOT_ASSERT(n % kQK_K == 0, "q6_k needs whole super-blocks of 256");
+  for (int64_t sb = 0; sb < n / kQK_K; ++sb, x += kQK_K) {
+    BlockQ6_K& y = out[sb];
+    int8_t L[kQK_K];
+    float scales[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int g = 0; g < 16; ++g) {
+      scales[g] = search_signed_scale(16, 32, x + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[g]);
+        max_scale = scales[g];
+      }
+    }
+    if (max_abs_scale < 1e-15f) {  // an all-zero super-block
+      std::memset(&y, 0, sizeof(y));
+      continue;
+    }
+    const float iscale = -128.0f / max_scale;
+    y.d = f32_to_f16(1 / iscale);
+    for (int g = 0; g < 16; ++g) y.scales[g] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[g])));
+    for (int g = 0; g < 16; ++g) {
+      const float d = f16_to_f32(y.d) * static_cast<float>(y.scales[g]);
+      if (d == 0.0f) continue;
+      for (int i = 0; i < 16; ++i)
+        L[16 * g + i] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * g + i] / d), -32, 31) + 32);
+    }
+    // Per half of 128: ql[l] = q(l) | q(l + 64) << 4, ql[l + 32] = q(l + 32) | q(l + 96) << 4, and
+    // the top two bits of q(l + 32i) in bits 2i of qh[l].
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* q = L + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        y.ql[64 * h + l] = static_cast<uint8_t>((q[l] & 15) | ((q[l + 64] & 15) << 4));
+        y.ql[64 * h + l + 32] = static_cast<uint8_t>((q[l + 32] & 15) | ((q[l + 96] & 15) << 4));
+        y.qh[32 * h + l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) | ((q[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+void quantize_row_q5_0(const float* x, BlockQ5_0* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q5_0 needs whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < kQK; ++j)
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    const float d = max / -16, id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      // Truncation toward zero of x / d + 16.5, as ggml's (int8_t) cast.
+      const uint8_t q0 = static_cast<uint8_t>(std::min(31, static_cast<int>(x[j] * id + 16.5f)));
+      const uint8_t q1 = static_cast<uint8_t>(std::min(31, static_cast<int>(x[j + 16] * id + 16.5f)));
+      out[b].qs[j] = static_cast<uint8_t>((q0 & 15) | ((q1 & 15) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j;
+      qh |= static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    std::memcpy(out[b].qh, &qh, sizeof(qh));
+  }
+}
+
+void quantize_row_q5_1(const float* x, BlockQ5_1* out, int64_t n) {
+  INGOT_ASSERT(n % kQK == 0, "q5_1 needs whole blocks of 32");
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float min = x[0], max = x[0];
+    for (int j = 1; j < kQK; ++j) {
+      min = std::min(min, x[j]);
+      max = std::max(max, x[j]);
+    }
+    const float d = (max - min) / 31, id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    out[b].m = f32_to_f16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const uint8_t q0 = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
+      const uint8_t q1 = static_cast<uint8_t>((x[j + 16] - min) * id + 0.5f);
+      out[b].qs[j] = static_cast<uint8_t>((q0 & 15) | ((q1 & 15) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j;
+      qh |= static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    std::memcpy(out[b].qh, &qh, sizeof(qh));
   }
 }
 

@@ -63,6 +63,16 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* out, int64_t n);
 // 20 trial scales), then the 8 scales and 8 mins quantized to 6 bits against the super-block's
 // largest ones. `n` is a whole number of super-blocks of 256.
 void quantize_row_q4_k(const float* x, BlockQ4_K* out, int64_t n);
+// q5_k: as q4_k with 5-bit quants (15 trial scales from nmax - 0.5: quantize_row_q5_K_ref).
+void quantize_row_q5_k(const float* x, BlockQ5_K* out, int64_t n);
+// q6_k: per group of 16 a signed least-squares scale (make_qx_quants, weights x^2, 19 trial
+// scales), the 16 scales as int8 against the largest (d = largest / -128), then 6-bit quants
+// against the stored scales (quantize_row_q6_K_ref).
+void quantize_row_q6_k(const float* x, BlockQ6_K* out, int64_t n);
+// q5_0: d = (the value of largest magnitude) / -16, q = min(31, trunc(x / d + 16.5)).
+// q5_1: d = (max - min) / 31, m = min, q = trunc((x - min) / d + 0.5). `n`: whole blocks of 32.
+void quantize_row_q5_0(const float* x, BlockQ5_0* out, int64_t n);
+void quantize_row_q5_1(const float* x, BlockQ5_1* out, int64_t n);
 
 // Sub-block `sub` (0..7, 32 elements) of a q4_k super-block: its 6-bit scale and min (value =
 // d * scale * q - dmin * min), and element i's 4-bit quant.

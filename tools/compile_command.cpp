@@ -210,8 +210,8 @@ bool parse_quant_option(const std::vector<std::string>& args, size_t& i, QuantCl
   std::string v;
   if (option_value(args, i, "--quant", &v, error)) {
     o.quant = v;
-    if (error->empty() && !QuantTarget::parse(v).ok())
-      *error = "--quant must be keep, f32, f16, q8_0, q4_0 or q4_k, got '" + v + "'";
+    if (error->empty() && !QuantRecipe::parse(v, {}).ok())
+      *error = "--quant must be keep, f32, f16, q8_0, q4_0, q4_k, q5_0, q5_1, q5_k, q6_k, or a mixture (q4_k_m, q5_k_m), got '" + v + "'";
     return true;
   }
   if (option_value(args, i, "--quant-override", &v, error)) {

@@ -68,7 +68,7 @@ Usage:
                                          and --debug-match write to stderr
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
-  ingotc compile MODEL [-o OUT.ingot] [--quant keep|f32|f16|q8_0|q4_0|q4_k] [--quant-override PATTERN=TYPE]...
+  ingotc compile MODEL [-o OUT.ingot] [--quant TYPE|q4_k_m|q5_k_m] [--quant-override PATTERN=TYPE]...
                  [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--target portable|native|TIER[,TIER...]] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
@@ -76,6 +76,10 @@ Usage:
                  [--disable-pass=PASS[,PASS...]] [--sign KEY]
                                          the phases import, quantize, optimize, plan-memory and,
                                          with -o, kernels, schedule, bundle (a bundle for `ingot`);
+                                         --quant TYPE (f32 f16 q8_0 q4_0 q4_k q5_0 q5_1 q5_k q6_k,
+                                         or keep: as stored) quantizes float weights bit for bit as
+                                         llama-quantize; q4_k_m, q5_k_m choose per-tensor types as
+                                         llama-quantize's mixtures (docs/quantization.md);
                                          --print-after, --stop-after take a phase or a pass of
                                          optimize (docs/architecture.md); --stats prints
                                          the quantization table and memory plan; the accuracy report

@@ -3,6 +3,7 @@
 #include "passes/quant/quantize_weights.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fnmatch.h>
 #include <map>
@@ -19,15 +20,22 @@ std::string QuantTarget::str() const { return keep ? "keep" : std::string(type_n
 
 StatusOr<QuantTarget> QuantTarget::parse(std::string_view s) {
   if (s == "keep") return QuantTarget{};
-  for (ElementType t : {ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q4_k})
+  for (ElementType t : {ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q4_k,
+                        ElementType::q5_0, ElementType::q5_1, ElementType::q5_k, ElementType::q6_k})
     if (s == type_name(t)) return QuantTarget{false, t};
-  return Status::Error("unknown weight type '" + std::string(s) + "' (expected keep, f32, f16, q8_0, q4_0 or q4_k)");
+  return Status::Error("unknown weight type '" + std::string(s) +
+                       "' (expected keep, f32, f16, q8_0, q4_0, q4_k, q5_0, q5_1, q5_k or q6_k)");
 }
 
 StatusOr<QuantRecipe> QuantRecipe::parse(std::string_view mode, const std::vector<std::string>& overrides) {
   QuantRecipe r;
+  // llama-quantize's mixtures: a default type plus its per-tensor rules (llama_mixture_type).
+  if (mode == "q4_k_m" || mode == "q5_k_m") {
+    r.mixture = std::string(mode);
+    mode = mode == "q4_k_m" ? "q4_k" : "q5_k";
+  }
   auto m = QuantTarget::parse(mode);
-  if (!m.ok()) return Status::Error("--quant: " + m.message());
+  if (!m.ok()) return Status::Error("--quant: " + m.message() + ", or a mixture: q4_k_m, q5_k_m");
   r.mode = *m;
   for (const std::string& o : overrides) {
     const size_t eq = o.rfind('=');
@@ -41,7 +49,7 @@ StatusOr<QuantRecipe> QuantRecipe::parse(std::string_view mode, const std::vecto
 }
 
 std::string QuantRecipe::str() const {
-  std::string s = mode.str();
+  std::string s = mixture.empty() ? mode.str() : mixture;
   for (auto& o : overrides) s += ", " + o.pattern + "=" + o.target.str();
   return s;
 }
@@ -59,8 +67,15 @@ bool glob_matches_tensor(std::string_view pattern, std::string_view name) {
 
 namespace {
 
-bool is_quant_target(ElementType t) {
-  return t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k;
+bool is_quant_target(ElementType t) { return type_info(t).is_quantized; }
+
+// One row through a block quantizer of ir/quant.h (`block_elems` values per Block).
+template <typename Block>
+void quantize_into(void (*quantize)(const float*, Block*, int64_t), int block_elems, const std::vector<float>& row,
+                   uint8_t* out) {
+  std::vector<Block> b(row.size() / static_cast<size_t>(block_elems));
+  quantize(row.data(), b.data(), static_cast<int64_t>(row.size()));
+  std::memcpy(out, b.data(), b.size() * sizeof(Block));
 }
 
 // Converts rows [begin, end) of a float tensor with K columns.
@@ -88,24 +103,13 @@ void convert_rows(const Tensor& src, ElementType to, int64_t K, int64_t begin, i
           std::memcpy(out + 2 * k, &h, 2);
         }
         break;
-      case ElementType::q8_0: {
-        std::vector<BlockQ8_0> b(static_cast<size_t>(K / kQK));
-        quantize_row_q8_0(row.data(), b.data(), K);
-        std::memcpy(out, b.data(), static_cast<size_t>(row_bytes));
-        break;
-      }
-      case ElementType::q4_0: {
-        std::vector<BlockQ4_0> b(static_cast<size_t>(K / kQK));
-        quantize_row_q4_0(row.data(), b.data(), K);
-        std::memcpy(out, b.data(), static_cast<size_t>(row_bytes));
-        break;
-      }
-      case ElementType::q4_k: {
-        std::vector<BlockQ4_K> b(static_cast<size_t>(K / kQK_K));
-        quantize_row_q4_k(row.data(), b.data(), K);
-        std::memcpy(out, b.data(), static_cast<size_t>(row_bytes));
-        break;
-      }
+      case ElementType::q8_0: quantize_into(quantize_row_q8_0, kQK, row, out); break;
+      case ElementType::q4_0: quantize_into(quantize_row_q4_0, kQK, row, out); break;
+      case ElementType::q5_0: quantize_into(quantize_row_q5_0, kQK, row, out); break;
+      case ElementType::q5_1: quantize_into(quantize_row_q5_1, kQK, row, out); break;
+      case ElementType::q4_k: quantize_into(quantize_row_q4_k, kQK_K, row, out); break;
+      case ElementType::q5_k: quantize_into(quantize_row_q5_k, kQK_K, row, out); break;
+      case ElementType::q6_k: quantize_into(quantize_row_q6_k, kQK_K, row, out); break;
       default: INGOT_ASSERT(false, "convert_weight: unsupported target " + std::string(type_name(to)));
     }
   }
@@ -153,6 +157,58 @@ bool is_embedding_or_output(const std::string& name) {
   return name == "token_embd.weight" || name == "output.weight";
 }
 
+bool ends_with(const std::string& s, std::string_view tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The layer of "blk.N.<...>", or -1.
+int layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int layer = 0;
+  size_t i = 4;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i) layer = layer * 10 + (name[i] - '0');
+  return i < name.size() && name[i] == '.' ? layer : -1;
+}
+
+// llama-quantize's use_more_bits: the first and last eighth of the layers and every third between.
+bool use_more_bits(int layer, int layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+
+// The type llama-quantize (llama_tensor_get_type, dense non-Falcon models) gives a weight in the
+// q4_k_m and q5_k_m mixtures, before its fallback for rows that are not whole super-blocks:
+//   output.weight (token_embd.weight when the output is tied to it)  -> q6_k, or q8_0 when the
+//                                                      rows are not whole super-blocks
+//   attn_v (or a fused attn_qkv), ffn_down of layers that use_more_bits -> q6_k
+//   everything else                                   -> the default: q4_k (q4_k_m), q5_k (q5_k_m)
+ElementType llama_mixture_type(const std::string& mixture, const std::string& name, int64_t cols, bool tied_output,
+                               int layers, std::string& rule) {
+  const ElementType base = mixture == "q4_k_m" ? ElementType::q4_k : ElementType::q5_k;
+  rule = mixture + " default";
+  if (name == "output.weight" || (tied_output && name == "token_embd.weight")) {
+    rule = mixture + ": output projection";
+    return cols % kQK_K != 0 ? ElementType::q8_0 : ElementType::q6_k;
+  }
+  // llama-quantize counts a fused attn_qkv as an attn_v (category_is_attn_v): its dedicated
+  // attn_qkv rule is never reached.
+  const int layer = layer_of(name);
+  const bool attn_v = ends_with(name, ".attn_v.weight") || ends_with(name, ".attn_qkv.weight");
+  if ((attn_v || ends_with(name, ".ffn_down.weight")) && layer >= 0 && use_more_bits(layer, layers)) {
+    rule = mixture + ": more bits for this layer's " + std::string(attn_v ? name.substr(name.find('.', 4) + 1) : "ffn_down.weight");
+    return ElementType::q6_k;
+  }
+  return base;
+}
+
+// llama-quantize's fallback for rows that are not whole blocks of `t`: q4_k -> q5_0, q5_k -> q5_1,
+// q6_k -> q8_0, then f16 when even 32 does not divide them.
+ElementType llama_fallback_type(ElementType t, int64_t cols) {
+  if (cols % type_info(t).block_elems == 0) return t;
+  ElementType f = t == ElementType::q4_k ? ElementType::q5_0 : t == ElementType::q5_k ? ElementType::q5_1 : ElementType::q8_0;
+  return cols % type_info(f).block_elems == 0 ? f : ElementType::f16;
+}
+
 }  // namespace
 
 StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
@@ -161,6 +217,15 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
   for (auto& n : m.nodes())
     if (n->is(Op::Constant) && n->constant && n->outputs[0].shape.size() == 2 && feeds_weight_operand(m, n->out()))
       weights.push_back(n.get());
+
+  // What the mixtures' rules look at: the layer count, and whether the output is tied to the
+  // embeddings (no output.weight of its own).
+  bool has_output = false;
+  int layers = 0;
+  for (Node* w : weights) {
+    has_output = has_output || w->name == "output.weight";
+    layers = std::max(layers, layer_of(w->name) + 1);
+  }
 
   bool changed = false;
   for (Node* w : weights) {
@@ -174,7 +239,9 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
     // The target: the mode, the 4-bit rule, then the overrides in order.
     QuantTarget target = recipe_.mode;
     d.rule = "mode " + recipe_.mode.str();
-    if (!target.keep && (target.type == ElementType::q4_0 || target.type == ElementType::q4_k) &&
+    if (!recipe_.mixture.empty()) {
+      target.type = llama_mixture_type(recipe_.mixture, w->name, t.shape()[1], !has_output, layers, d.rule);
+    } else if (!target.keep && (target.type == ElementType::q4_0 || target.type == ElementType::q4_k) &&
         is_embedding_or_output(w->name)) {
       target = QuantTarget{false, ElementType::q8_0};
       d.rule = "4-bit rule: embeddings and output projection stay q8_0";
@@ -190,6 +257,13 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
       // nothing to do
     } else if (type_info(t.type()).is_quantized) {
       d.note = "already " + std::string(type_name(t.type())) + ": never re-quantized";
+    } else if (!recipe_.mixture.empty() && is_quant_target(target.type) &&
+               t.shape()[1] % type_info(target.type).block_elems != 0) {
+      to = llama_fallback_type(target.type, t.shape()[1]);
+      if (to == ElementType::f16 && t.type() != ElementType::f32) to = t.type();
+      d.note = std::to_string(t.shape()[1]) + " columns is not a multiple of " +
+               std::to_string(type_info(target.type).block_elems) + ": " + std::string(type_name(to)) +
+               ", as llama-quantize falls back";
     } else if (is_quant_target(target.type) && t.shape()[1] % type_info(target.type).block_elems != 0) {
       to = t.type() == ElementType::f32 ? ElementType::f16 : t.type();
       d.note = std::to_string(t.shape()[1]) + " columns is not a multiple of " +

@@ -17,7 +17,7 @@
 
 namespace ingot {
 
-// A weight type the recipe can ask for: keep, or f32 f16 q8_0 q4_0 q4_k.
+// A weight type the recipe can ask for: keep, or f32 f16 q8_0 q4_0 q4_k q5_0 q5_1 q5_k q6_k.
 struct QuantTarget {
   bool keep = true;
   ElementType type = ElementType::f32;
@@ -32,8 +32,11 @@ struct QuantOverride {
 
 struct QuantRecipe {
   QuantTarget mode;                     // the default for every weight ("keep": as stored)
+  // "q4_k_m" or "q5_k_m": llama-quantize's mixture of that name (per-tensor types chosen by its
+  // rules, its fallback for rows that are not whole super-blocks); mode is then q4_k or q5_k.
+  std::string mixture;
   std::vector<QuantOverride> overrides;  // in order; the last one that matches wins
-  // "q4_0" and {"ffn_down=q8_0", "blk.0.*=f16"}; an error names the bad item.
+  // "q4_0" (or "q4_k_m") and {"ffn_down=q8_0", "blk.0.*=f16"}; an error names the bad item.
   static StatusOr<QuantRecipe> parse(std::string_view mode, const std::vector<std::string>& overrides);
   bool is_keep_all() const { return mode.keep && overrides.empty(); }
   std::string str() const;  // "q4_0, ffn_down=q8_0"
@@ -54,7 +57,7 @@ struct QuantDecision {
   int64_t bytes_before = 0, bytes_after = 0;
 };
 
-// Converts a float tensor [rows, K] (f32, f16, bf16) to f32, f16, q8_0, q4_0 or q4_k, row by
+// Converts a float tensor [rows, K] (f32, f16, bf16) to f32, f16 or a quantized type, row by
 // row, in parallel over rows. Asserts a float source and whole blocks per row.
 Tensor convert_weight(const Tensor& t, ElementType to);
 
