@@ -378,10 +378,27 @@ StatusOr<std::optional<HfRopeScaling>> read_rope_scaling(const json& v, const st
   }
   if (!type) return keys.error("'" + name + "' has no 'type' or 'rope_type'");
   if (*type == "default") return std::optional<HfRopeScaling>();
-  if (*type != "linear" && *type != "llama3")
-    return keys.error(name + " type '" + *type + "' is not supported (supported: linear, llama3)");
+  if (*type != "linear" && *type != "llama3" && *type != "longrope" && *type != "su")
+    return keys.error(name + " type '" + *type + "' is not supported (supported: linear, llama3, longrope)");
   HfRopeScaling s;
-  s.type = *type;
+  s.type = *type == "su" ? "longrope" : *type;  // transformers reads "su" as longrope
+  if (s.type == "longrope") {
+    for (auto [key, out] : {std::pair{"long_factor", &s.long_factor}, std::pair{"short_factor", &s.short_factor}}) {
+      const json* list = keys.get(key);
+      if (!list || !list->is_array() || list->empty() || list->size() > 65536)
+        return keys.error("longrope needs " + keys.quoted(key) + " as a list of numbers");
+      for (const json& x : *list) {
+        if (!x.is_number() || !(x.get<double>() > 0) || !std::isfinite(x.get<double>()))
+          return keys.error(keys.quoted(key) + " must hold positive numbers");
+        out->push_back(x.get<double>());
+      }
+    }
+    INGOT_ASSIGN_OR_RETURN(s.attention_factor, keys.opt_number("attention_factor"));
+    if (s.attention_factor && !(*s.attention_factor > 0)) return keys.error(keys.quoted("attention_factor") + " must be positive");
+    INGOT_ASSIGN_OR_RETURN(std::optional<int64_t> orig, keys.opt_int("original_max_position_embeddings"));
+    s.original_max_position_embeddings = orig.value_or(0);
+    return std::optional<HfRopeScaling>(s);
+  }
   INGOT_ASSIGN_OR_RETURN(s.factor, keys.req_number("factor"));
   if (!(s.factor > 0.0)) return keys.error(keys.quoted("factor") + " must be positive");
   if (s.type == "llama3") {
@@ -460,7 +477,12 @@ Status read_biases_and_window(const KeyReader& keys, HfModelConfig& c) {
     }
     if (c.sliding_window_pattern < 1) return keys.error("'sliding_window_pattern' must be positive");
   } else if (c.model_type == "phi3") {
-    if (c.rope_scaling) return keys.error("Phi-3's rope_scaling (LongRoPE) is not supported yet");
+    if (c.rope_scaling && c.rope_scaling->type != "longrope")
+      return keys.error("Phi-3's rope_scaling must be longrope, got '" + c.rope_scaling->type + "'");
+    INGOT_ASSIGN_OR_RETURN(std::optional<int64_t> orig, keys.opt_int("original_max_position_embeddings"));
+    c.original_max_position_embeddings = orig.value_or(0);
+    if (c.original_max_position_embeddings < 0 || c.original_max_position_embeddings > kMaxContext.max)
+      return keys.error("'original_max_position_embeddings' is out of range");
     c.sliding_window = window;
   } else {
     INGOT_ASSIGN_OR_RETURN(std::optional<bool> bias, keys.opt_bool("attention_bias"));

@@ -20,12 +20,15 @@
 namespace ingot {
 
 struct HfRopeScaling {
-  std::string type;  // "linear" or "llama3" (the supported ones)
+  std::string type;  // "linear", "llama3" or "longrope" ("su" is read as longrope)
   double factor = 1.0;
   // llama3 only (all required for it).
   double low_freq_factor = 0.0;
   double high_freq_factor = 0.0;
-  int64_t original_max_position_embeddings = 0;
+  int64_t original_max_position_embeddings = 0;  // llama3; longrope: optional (else the config's)
+  // longrope (Phi-3): per-frequency factors (required) and the attention factor (optional).
+  std::vector<double> long_factor, short_factor;
+  std::optional<double> attention_factor;
 };
 
 struct HfModelConfig {
@@ -38,6 +41,7 @@ struct HfModelConfig {
   int64_t num_attention_heads = 0;
   int64_t num_key_value_heads = 0;       // default: num_attention_heads
   int64_t max_position_embeddings = 0;   // default as transformers: llama 2048, mistral 131072, qwen2 32768
+  int64_t original_max_position_embeddings = 0;  // Phi-3 LongRoPE's original context (0: absent)
   int64_t head_dim = 0;                  // default: hidden_size / num_attention_heads
   double rms_norm_eps = 1e-6;            // transformers' default for all three
   double rope_theta = 10000.0;

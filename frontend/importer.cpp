@@ -123,8 +123,19 @@ StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
   c.qk_norm = f.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
   c.fused_qkv = f.find_tensor("blk.0.attn_qkv.weight") != nullptr;
   c.fused_gate_up = arch == "phi3" && f.find_tensor("blk.0.ffn_gate.weight") == nullptr;
-  if (arch == "phi3" && f.find_tensor("rope_factors_long.weight"))
-    return Status::Error(f.path() + ": Phi-3 LongRoPE (rope_factors_long) is not supported yet");
+  if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight")) {
+    // LongRoPE (Phi-3 128k, Phi-3.5): llama.cpp's per-frequency factors, its original context
+    // (default: the training context) and attention factor.
+    if (!f.find_tensor("rope_factors_long.weight") || !f.find_tensor("rope_factors_short.weight"))
+      return Status::Error(f.path() + ": LongRoPE needs both rope_factors_long.weight and rope_factors_short.weight");
+    INGOT_ASSIGN_OR_RETURN(auto lf, f.tensor("rope_factors_long.weight"));
+    INGOT_ASSIGN_OR_RETURN(auto sf, f.tensor("rope_factors_short.weight"));
+    for (float v : lf->to_f32_vector()) c.rope_factors_long.push_back(v);
+    for (float v : sf->to_f32_vector()) c.rope_factors_short.push_back(v);
+    INGOT_ASSIGN_OR_RETURN(c.rope_original_context, k.int_key_or("rope.scaling.original_context_length", c.max_context));
+    INGOT_RETURN_IF_ERROR(k.check("rope.scaling.original_context_length", c.rope_original_context, kMaxContext));
+    INGOT_ASSIGN_OR_RETURN(c.rope_attn_factor, k.float_key_or("rope.scaling.attn_factor", 1.0));
+  }
   if (arch == "gemma2" || arch == "gemma3") {
     // As llama.cpp's gemma2.cpp and gemma3.cpp: embeddings times sqrtf(dim), post-norms, GeGLU,
     // queries scaled by 1/sqrt(head_dim) (1/sqrt(dim/heads) for the 27B sizes, 46 and 62 layers).
@@ -259,6 +270,18 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
       c.rope_scaling.low_freq_factor = r.low_freq_factor;
       c.rope_scaling.high_freq_factor = r.high_freq_factor;
       c.rope_scaling.original_context = r.original_max_position_embeddings;
+    } else if (r.type == "longrope") {
+      // As llama.cpp's converter writes it into a GGUF: the factors as f32, the original context,
+      // and attn_factor sqrt(1 + ln(scale) / ln(original)) with scale = context / original (it
+      // ignores rope_scaling.attention_factor, and so does this, so that both formats agree).
+      const int64_t orig = r.original_max_position_embeddings > 0   ? r.original_max_position_embeddings
+                           : h.original_max_position_embeddings > 0 ? h.original_max_position_embeddings
+                                                                    : h.max_position_embeddings;
+      for (double f : r.long_factor) c.rope_factors_long.push_back(static_cast<float>(f));
+      for (double f : r.short_factor) c.rope_factors_short.push_back(static_cast<float>(f));
+      c.rope_original_context = orig;
+      const double scale = static_cast<double>(h.max_position_embeddings) / static_cast<double>(orig);
+      c.rope_attn_factor = scale > 1.0 ? static_cast<float>(std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(orig)))) : 1.0;
     } else {
       return unsupported("rope_scaling type '" + r.type + "'");
     }

@@ -48,6 +48,17 @@ Status LlamaConfig::validate() const {
   if (!rope_freq_factors.empty() && static_cast<int64_t>(rope_freq_factors.size()) != head_dim() / 2)
     return Status::Error("RoPE frequency factors: " + std::to_string(rope_freq_factors.size()) + " values for " +
                          std::to_string(head_dim() / 2) + " frequencies");
+  if (rope_factors_long.size() != rope_factors_short.size() ||
+      (!rope_factors_long.empty() && static_cast<int64_t>(rope_factors_long.size()) != head_dim() / 2))
+    return Status::Error("LongRoPE factors: " + std::to_string(rope_factors_long.size()) + " long and " +
+                         std::to_string(rope_factors_short.size()) + " short values for " + std::to_string(head_dim() / 2) +
+                         " frequencies");
+  for (const std::vector<double>* fs : {&rope_factors_long, &rope_factors_short})
+    for (double f : *fs)
+      if (!(f > 0) || !std::isfinite(f)) return Status::Error("LongRoPE factors must be positive and finite");
+  if (!rope_factors_long.empty() && rope_original_context <= 0)
+    return Status::Error("LongRoPE needs the original context length");
+  if (!(rope_attn_factor > 0) || !std::isfinite(rope_attn_factor)) return Status::Error("the RoPE attention factor must be positive");
   if (kv_type != ElementType::f32 && kv_type != ElementType::f16)
     return Status::Error("the KV cache type must be f32 or f16, got " + std::string(type_name(kv_type)));
   if (sliding_window < 0 || swa_period < 0) return Status::Error("the sliding window and its period must not be negative");
@@ -87,6 +98,8 @@ std::vector<double> LlamaConfig::rope_inv_freq(bool swa) const {
       }
     }
     if (!rope_freq_factors.empty()) freq /= rope_freq_factors[static_cast<size_t>(i)];
+    if (!rope_factors_long.empty())
+      freq /= (max_context > rope_original_context ? rope_factors_long : rope_factors_short)[static_cast<size_t>(i)];
     f[static_cast<size_t>(i)] = freq;
   }
   return f;
@@ -302,7 +315,9 @@ class LlamaGraph {
     Value qh = llama_cpp_half(b_.transpose(q, {1, 0, 2}));  // [h, tokens, hd]
     Value kh = b_.transpose(k_all, {1, 0, 2});  // [h, seq, hd]
     Value vh = b_.transpose(v_all, {1, 0, 2});  // [h, seq, hd]
-    const double scale = c_.attn_scale > 0 ? c_.attn_scale : 1.0 / std::sqrt(static_cast<double>(hd));
+    // LongRoPE's attention factor multiplies cos and sin (so q and k): q.k by its square.
+    const double scale = (c_.attn_scale > 0 ? c_.attn_scale : 1.0 / std::sqrt(static_cast<double>(hd))) *
+                         c_.rope_attn_factor * c_.rope_attn_factor;
     Value scores = softcap(b_.mul(b_.matmul(qh, kh, true), b_.scalar_f32(static_cast<float>(scale))), c_.attn_softcap);
     Value masked = b_.op(Op::Select, {swa ? mask_swa_ : mask_, scores, b_.scalar_f32(-std::numeric_limits<float>::infinity())});
     Value probs = b_.op(Op::Softmax, {masked}, {{"axis", Attribute::Int(-1)}});

@@ -40,6 +40,13 @@ struct LlamaConfig {
   RopeLayout rope_layout = RopeLayout::Interleaved;
   RopeScaling rope_scaling;
   std::vector<double> rope_freq_factors;  // GGUF "rope_freqs.weight": each frequency is divided by its factor
+  // Phi-3 LongRoPE: each frequency divided by its long factor when max_context exceeds
+  // rope_original_context, else by its short one (llama.cpp picks by its context size the same
+  // way), and cos, sin times rope_attn_factor, which scales q.k by its square: the builder folds
+  // that into the score scale.
+  std::vector<double> rope_factors_long, rope_factors_short;
+  int64_t rope_original_context = 0;
+  double rope_attn_factor = 1.0;
   int64_t head_dim_override = 0;  // 0: dim / n_heads
   bool qkv_bias = false;          // qwen2: attn_q/k/v carry biases ("blk.N.attn_q.bias", ...)
   // Qwen3, Gemma 3: RMSNorm over each head of Q and K ("attn_q_norm", "attn_k_norm", [head_dim])

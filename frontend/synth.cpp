@@ -228,6 +228,19 @@ std::vector<float> llama3_rope_factors(int64_t head_dim) {
   return f;
 }
 
+// Phi-3's LongRoPE as llama.cpp's converter writes it: per-frequency factors rising from 1 to
+// `top` (long: 8, short: 1.5; real models' long factors reach tens), the original context a
+// quarter of the context (so llama.cpp and Ingot use the long factors at the full context), and
+// attn_factor sqrt(1 + ln(4) / ln(original)).
+constexpr double kLongRopeLongMax = 8.0, kLongRopeShortMax = 1.5;
+std::vector<float> longrope_factors(int64_t head_dim, double top) {
+  const int64_t n = head_dim / 2;
+  std::vector<float> f;
+  for (int64_t i = 0; i < n; ++i) f.push_back(static_cast<float>(1.0 + (top - 1.0) * static_cast<double>(i) / static_cast<double>(std::max<int64_t>(n - 1, 1))));
+  return f;
+}
+int64_t longrope_original_context(const SynthShape& s) { return std::max<int64_t>(s.context / 4, 1); }
+
 void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t file_type) {
   const std::string a = gguf_arch(s) + ".";
   const int64_t hd = s.dim / s.n_heads;
@@ -252,6 +265,13 @@ void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t fil
     w.set(a + "attn_logit_softcapping", GgufValue::f32(50.0f));
     w.set(a + "final_logit_softcapping", GgufValue::f32(30.0f));
     set_u32(w, a + "attention.sliding_window", kSynthSlidingWindow);
+  }
+  if (s.arch == "phi3") {
+    const int64_t orig = longrope_original_context(s);
+    set_u32(w, a + "rope.scaling.original_context_length", orig);
+    const double scale = static_cast<double>(s.context) / static_cast<double>(orig);
+    w.set(a + "rope.scaling.attn_factor",
+          GgufValue::f32(static_cast<float>(scale > 1.0 ? std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(orig))) : 1.0)));
   }
   if (s.arch == "gemma3") {
     set_u32(w, a + "attention.sliding_window", kSynthSlidingWindow);
@@ -327,7 +347,8 @@ struct TensorPlan {
   std::vector<int64_t> shape;  // row-major [out, in], or [dim] for norms
   bool is_norm = false;
   bool is_bias = false;  // f32, small values around 0
-  bool is_rope_freqs = false;  // f32, llama3 scaling factors (not random)
+  bool is_rope_freqs = false;  // f32 RoPE factors (llama3's rope_freqs, LongRoPE's): `fixed`, not random
+  std::vector<float> fixed = {};
 };
 
 // llama.cpp's tensors for each architecture: Qwen2 adds Q/K/V biases, Qwen3 and Gemma 3 per-head
@@ -337,7 +358,11 @@ std::vector<TensorPlan> arch_tensors(const SynthShape& s, int64_t vocab) {
   const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
   std::vector<TensorPlan> plan;
   plan.push_back({"token_embd.weight", {vocab, s.dim}});
-  if (s.arch == "llama3") plan.push_back({"rope_freqs.weight", {hd / 2}, false, false, true});
+  if (s.arch == "llama3") plan.push_back({"rope_freqs.weight", {hd / 2}, false, false, true, llama3_rope_factors(hd)});
+  if (s.arch == "phi3") {
+    plan.push_back({"rope_factors_long.weight", {hd / 2}, false, false, true, longrope_factors(hd, kLongRopeLongMax)});
+    plan.push_back({"rope_factors_short.weight", {hd / 2}, false, false, true, longrope_factors(hd, kLongRopeShortMax)});
+  }
   for (int64_t l = 0; l < s.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     plan.push_back({p + "attn_norm.weight", {s.dim}, true});
@@ -457,13 +482,12 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
     const ElementType type = type_of(t, weight_type);
     const double a = std::sqrt(3.0 / static_cast<double>(t.shape.back()));
     const bool is_norm = t.is_norm, is_bias = t.is_bias, is_rope_freqs = t.is_rope_freqs;
+    const std::vector<float> fixed = t.fixed;
     const std::string name = t.name;
-    const int64_t head_dim = shape.dim / shape.n_heads;
-    auto fill = [&meter, seed, name, type, a, is_norm, is_bias, is_rope_freqs, head_dim](uint8_t* dst, size_t bytes) -> Status {
+    auto fill = [&meter, seed, name, type, a, is_norm, is_bias, is_rope_freqs, fixed](uint8_t* dst, size_t bytes) -> Status {
       Random r = tensor_random(seed, name);
       if (is_rope_freqs) {
-        const std::vector<float> f = llama3_rope_factors(head_dim);
-        std::memcpy(dst, f.data(), std::min(bytes, f.size() * 4));
+        std::memcpy(dst, fixed.data(), std::min(bytes, fixed.size() * 4));
       } else if (is_norm) {
         fill_f32(r, 0.95, 1.05, dst, bytes);  // norms near 1
       } else if (is_bias) {
@@ -534,6 +558,11 @@ nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
   if (s.arch == "llama3")
     c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", kLlama3Factor}, {"low_freq_factor", kLlama3Low},
                          {"high_freq_factor", kLlama3High}, {"original_max_position_embeddings", static_cast<int64_t>(kLlama3Context)}};
+  if (s.arch == "phi3") {
+    c["original_max_position_embeddings"] = longrope_original_context(s);
+    c["rope_scaling"] = {{"type", "longrope"}, {"long_factor", longrope_factors(hd, kLongRopeLongMax)},
+                         {"short_factor", longrope_factors(hd, kLongRopeShortMax)}};
+  }
   if (s.arch == "gemma3") {
     c["sliding_window_pattern"] = 2;
     c["rope_local_base_freq"] = 10000.0;

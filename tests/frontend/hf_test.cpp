@@ -201,7 +201,8 @@ TEST(HfConfigTest, MistralAndQwen2) {
 }
 
 // Gemma 2 and 3: transformers' defaults when keys are absent, null turns a cap off, layer_types
-// must follow the local/global pattern; Qwen3 and Phi-3 are plain; Phi-3's LongRoPE is refused.
+// must follow the local/global pattern; Qwen3 and Phi-3 are plain; Phi-3's LongRoPE is read, and
+// refused when its factor lists are missing or not positive numbers.
 TEST(HfConfigTest, GemmaQwen3AndPhi3) {
   json g2 = minimal_llama();
   g2["architectures"] = {"Gemma2ForCausalLM"};
@@ -249,8 +250,21 @@ TEST(HfConfigTest, GemmaQwen3AndPhi3) {
   phi["architectures"] = {"Phi3ForCausalLM"};
   phi["model_type"] = "phi3";
   ASSERT_TRUE(parse_hf_config(phi.dump(), "config.json").ok());
-  phi["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0}}, {"short_factor", {1.0}}};
-  EXPECT_ERROR_CONTAINS(parse_hf_config(phi.dump(), "config.json"), "longrope");
+  phi["rope_scaling"] = {{"type", "su"}, {"long_factor", {2.0, 4.0}}, {"short_factor", {1.0, 1.5}}};
+  phi["original_max_position_embeddings"] = 512;
+  auto p = parse_hf_config(phi.dump(), "config.json");
+  ASSERT_TRUE(p.ok()) << p.message();
+  ASSERT_TRUE(p->rope_scaling.has_value());
+  EXPECT_EQ(p->rope_scaling->type, "longrope");
+  EXPECT_EQ(p->rope_scaling->long_factor, (std::vector<double>{2.0, 4.0}));
+  EXPECT_EQ(p->rope_scaling->short_factor, (std::vector<double>{1.0, 1.5}));
+  EXPECT_EQ(p->original_max_position_embeddings, 512);
+  phi["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0}}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(phi.dump(), "config.json"), "'rope_scaling.long_factor' as a list of numbers");
+  phi["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0, -2.0}}, {"short_factor", {1.0, 1.0}}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(phi.dump(), "config.json"), "must hold positive numbers");
+  phi["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(phi.dump(), "config.json"), "must be longrope");
 }
 
 TEST(HfConfigTest, RopeScaling) {
@@ -287,7 +301,7 @@ TEST(HfConfigTest, RopeScaling) {
 
   j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
   EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"),
-                        "config.json: rope_scaling type 'yarn' is not supported (supported: linear, llama3)");
+                        "config.json: rope_scaling type 'yarn' is not supported (supported: linear, llama3, longrope)");
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0},
                        {"original_max_position_embeddings", 8192}};
   EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"),

@@ -687,3 +687,39 @@ TEST(LlamaBuilderDeathTest, NullTensorFromProviderIsAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// LongRoPE: frequencies are divided by the long factors only when the context exceeds the original
+// one (llama.cpp's choice by context size), and factor lists must fit the head.
+TEST(LlamaBuilder, LongRopePicksFactorsByContext) {
+  LlamaConfig c;
+  c.vocab = 8;
+  c.dim = 8;
+  c.n_layers = 1;
+  c.n_heads = 2;
+  c.n_kv_heads = 2;
+  c.ffn = 8;
+  c.max_context = 64;
+  const std::vector<double> plain = c.rope_inv_freq(false);
+  c.rope_factors_long = {2.0, 4.0};
+  c.rope_factors_short = {1.0, 1.5};
+  c.rope_original_context = 32;
+  std::vector<double> f = c.rope_inv_freq(false);
+  EXPECT_DOUBLE_EQ(f[0], plain[0] / 2.0);
+  EXPECT_DOUBLE_EQ(f[1], plain[1] / 4.0);
+  c.max_context = 32;  // within the original context: the short factors
+  f = c.rope_inv_freq(false);
+  EXPECT_DOUBLE_EQ(f[0], plain[0]);
+  EXPECT_DOUBLE_EQ(f[1], plain[1] / 1.5);
+  EXPECT_TRUE(c.validate().ok());
+  c.rope_factors_short = {1.0};
+  EXPECT_FALSE(c.validate().ok());
+  c.rope_factors_short = {1.0, 1.0};
+  c.rope_original_context = 0;
+  EXPECT_FALSE(c.validate().ok());
+}
+
+}  // namespace
+}  // namespace ingot
