@@ -209,8 +209,14 @@ constexpr int64_t kSynthSlidingWindow = 3;
 
 // "llama3" is LLaMA 3.2's form of "llama": RoPE base 500000 with llama3 frequency scaling (factor 8,
 // low 1, high 4, original context 8192, as GGUF's rope_freqs.weight) and tied embeddings.
-std::string gguf_arch(const SynthShape& s) { return s.arch == "llama3" ? "llama" : s.arch; }
 constexpr double kLlama3RopeBase = 500000.0, kLlama3Factor = 8.0, kLlama3Low = 1.0, kLlama3High = 4.0, kLlama3Context = 8192.0;
+// "smollm2" is SmolLM2's: a "llama" GGUF with RoPE base 100000, tied embeddings and a GPT-2-style
+// BPE vocabulary (give one with --vocab; its pre-tokenizer is set to llama.cpp's "smollm").
+std::string gguf_arch(const SynthShape& s) { return s.arch == "llama3" || s.arch == "smollm2" ? "llama" : s.arch; }
+bool tied_embeddings(const SynthShape& s) { return s.arch == "gemma2" || s.arch == "gemma3" || s.arch == "llama3" || s.arch == "smollm2"; }
+double rope_base(const SynthShape& s) {
+  return s.arch == "gemma3" ? 1000000.0 : s.arch == "llama3" ? kLlama3RopeBase : s.arch == "smollm2" ? 100000.0 : 10000.0;
+}
 
 // llama.cpp's converter's rope_freqs for llama3 scaling: per frequency 1, the factor, or between.
 std::vector<float> llama3_rope_factors(int64_t head_dim) {
@@ -260,7 +266,7 @@ void set_hparams(GgufWriter& w, const SynthShape& s, int64_t vocab, uint32_t fil
   set_u32(w, a + "attention.value_length", hd);
   set_u32(w, a + "rope.dimension_count", hd);
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
-  w.set(a + "rope.freq_base", GgufValue::f32(s.arch == "gemma3" ? 1000000.0f : s.arch == "llama3" ? static_cast<float>(kLlama3RopeBase) : 10000.0f));
+  w.set(a + "rope.freq_base", GgufValue::f32(static_cast<float>(rope_base(s))));
   if (s.arch == "gemma2") {
     w.set(a + "attn_logit_softcapping", GgufValue::f32(50.0f));
     w.set(a + "final_logit_softcapping", GgufValue::f32(30.0f));
@@ -395,7 +401,7 @@ std::vector<TensorPlan> arch_tensors(const SynthShape& s, int64_t vocab) {
     if (gemma) plan.push_back({p + "post_ffw_norm.weight", {s.dim}, true});
   }
   plan.push_back({"output_norm.weight", {s.dim}, true});
-  if (!gemma && s.arch != "llama3") plan.push_back({"output.weight", {vocab, s.dim}});
+  if (!tied_embeddings(s)) plan.push_back({"output.weight", {vocab, s.dim}});
   return plan;
 }
 
@@ -434,7 +440,7 @@ uint64_t tensor_bytes(ElementType type, const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-std::vector<std::string> synth_archs() { return {"llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}; }
+std::vector<std::string> synth_archs() { return {"llama", "llama3", "smollm2", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}; }
 
 std::vector<std::string> synth_shape_names() {
   std::vector<std::string> names;
@@ -468,6 +474,7 @@ Status synth_model(const SynthShape& shape, ElementType weight_type, const GgufF
   set_hparams(out, shape, n_vocab, file_type);
   if (vocab) {
     copy_tokenizer(out, *vocab);
+    if (shape.arch == "smollm2") out.set("tokenizer.ggml.pre", GgufValue::string("smollm"));
   } else {
     add_synthetic_tokenizer(out, n_vocab);
   }
@@ -522,7 +529,7 @@ std::vector<float> rotate_half_rows(const std::vector<float>& w, int64_t rows, i
 
 nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
   static const std::map<std::string, std::pair<const char*, const char*>> kNames = {
-      {"llama", {"LlamaForCausalLM", "llama"}},        {"llama3", {"LlamaForCausalLM", "llama"}},
+      {"llama", {"LlamaForCausalLM", "llama"}},        {"llama3", {"LlamaForCausalLM", "llama"}}, {"smollm2", {"LlamaForCausalLM", "llama"}},
       {"qwen2", {"Qwen2ForCausalLM", "qwen2"}},
       {"qwen3", {"Qwen3ForCausalLM", "qwen3"}},        {"gemma2", {"Gemma2ForCausalLM", "gemma2"}},
       {"gemma3", {"Gemma3ForCausalLM", "gemma3_text"}}, {"phi3", {"Phi3ForCausalLM", "phi3"}},
@@ -541,8 +548,8 @@ nlohmann::json hf_config_json(const SynthShape& s, int64_t vocab) {
                       {"head_dim", hd},
                       {"max_position_embeddings", s.context},
                       {"rms_norm_eps", 1e-5},
-                      {"rope_theta", s.arch == "gemma3" ? 1000000.0 : s.arch == "llama3" ? kLlama3RopeBase : 10000.0},
-                      {"tie_word_embeddings", gemma || s.arch == "llama3"},
+                      {"rope_theta", rope_base(s)},
+                      {"tie_word_embeddings", tied_embeddings(s)},
                       {"bos_token_id", 1},
                       {"eos_token_id", 2},
                       {"torch_dtype", "float32"}};
@@ -605,7 +612,7 @@ Status synth_hf_folder(const SynthShape& shape, uint64_t seed, const std::string
     else if (t.is_bias) fill_f32(r, -0.1, 0.1, bytes, v.size() * 4);
     else INGOT_RETURN_IF_ERROR(fill_weight(r, ElementType::f32, std::sqrt(3.0 / static_cast<double>(t.shape.back())), bytes, v.size() * 4));
     const bool qk = t.name.find("attn_q.weight") != std::string::npos || t.name.find("attn_k.weight") != std::string::npos;
-    if ((shape.arch == "llama" || shape.arch == "llama3") && qk) v = rotate_half_rows(v, t.shape[0], t.shape[1], hd);
+    if (gguf_arch(shape) == "llama" && qk) v = rotate_half_rows(v, t.shape[0], t.shape[1], hd);
     if (gemma && t.is_norm)
       for (float& x : v) x -= 1.0f;  // exact: x is within [0.5, 2]
     const std::string name = hf_tensor_name(t.name, shape.arch);

@@ -23,7 +23,9 @@ struct SynthShape {
   int64_t ffn = 0;
   int64_t context = 0;
   // llama.cpp's architecture name: llama, qwen2, qwen3, gemma2, gemma3 or phi3, or llama3 (a
-  // "llama" GGUF with LLaMA 3.2's RoPE base, llama3 scaling as rope_freqs, tied embeddings).
+  // "llama" GGUF with LLaMA 3.2's RoPE base, llama3 scaling as rope_freqs, tied embeddings), or
+  // smollm2 (a "llama" GGUF with SmolLM2's RoPE base and tied embeddings, whose --vocab gets
+  // llama.cpp's "smollm" pre-tokenizer). Phi-3 carries LongRoPE factors.
   // Each gets its own tensors and hyper-parameters (see synth.cpp); Gemma's sliding window is 3
   // positions, so that short prompts exercise it, and Gemma 3 alternates local and global layers.
   std::string arch = "llama";

@@ -130,8 +130,9 @@ Usage:
                [--vocab VOCAB.gguf] [--seed S] -o OUT.gguf
                                          write a random-weight GGUF that llama.cpp loads (shapes:
                                          tiny, s110m, tinyllama-1.1b; dims keys: vocab, dim, layers,
-                                         heads, kv, ffn, ctx; --arch: llama (default), llama3, qwen2,
-                                         qwen3, gemma2, gemma3, phi3)
+                                         heads, kv, ffn, ctx; --arch: llama (default), llama3,
+                                         smollm2 (give a BPE --vocab), qwen2, qwen3, gemma2, gemma3,
+                                         phi3)
   ingotc synth ... --format hf --tokenizer-from HF_DIR -o OUT_DIR
                                          the same weights (same shape, arch and seed) as a Hugging
                                          Face folder (F32 safetensors, config.json, HF_DIR's

@@ -22,7 +22,11 @@ import subprocess
 import sys
 import tempfile
 
-ARCHS = ["llama", "llama3", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
+ARCHS = ["llama", "llama3", "smollm2", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
+# The vocabulary each architecture's model carries (default: stories260K's SentencePiece one);
+# SmolLM2's is GPT-2-style BPE, here llama.cpp's refact test vocabulary with the smollm pre-tokenizer.
+VOCABS = {"smollm2": "vocab/ggml-vocab-refact.gguf"}
+KEEP_LOGITS = 4096
 DIMS = "dim=64,layers=2,heads=4,kv=2,ffn=96,ctx=256"
 SEED = 7
 PROMPTS = ["Once upon a time there was a little girl", "The cat sat on the mat and"]
@@ -57,11 +61,12 @@ def main():
     commit = subprocess.run(["git", "-C", llama_dir, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "34af94cd"
     work = tempfile.mkdtemp(prefix="arch_ref_")
     result = {"about": __doc__.strip().splitlines()[0], "llama_cpp": commit, "dims": DIMS, "seed": SEED,
-              "vocab": "stories260K.gguf", "llama_cpp_options": "-ctk f32 -ctv f32 -fa off -t 1", "archs": {}}
+              "vocab": "stories260K.gguf", "vocabs": VOCABS, "llama_cpp_options": "-ctk f32 -ctv f32 -fa off -t 1", "archs": {}}
     try:
         for arch in ARCHS:
             model = os.path.join(work, arch + ".gguf")
-            subprocess.run([ingotc, "synth", "--arch", arch, "--dims", DIMS, "--vocab", vocab, "--seed", str(SEED), "-o", model],
+            arch_vocab = os.path.join(models, VOCABS[arch]) if arch in VOCABS else vocab
+            subprocess.run([ingotc, "synth", "--arch", arch, "--dims", DIMS, "--vocab", arch_vocab, "--seed", str(SEED), "-o", model],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             runs = []
             for prompt in PROMPTS:
@@ -72,6 +77,16 @@ def main():
                     ids, logits = run_llama(exe, model, text, work)
                     if ids != full_ids[:len(ids)]:
                         continue  # this prefix tokenizes differently: not a position of the prompt
+                    if len(logits) // 4 > KEEP_LOGITS:
+                        # A large vocabulary (SmolLM2's 49152): the full prompts only, the first
+                        # KEEP_LOGITS logits and the top-1 id, so that the file stays small.
+                        if n != len(words):
+                            continue
+                        values = struct.unpack("<%df" % (len(logits) // 4), logits)
+                        top = max(range(len(values)), key=lambda i: values[i])
+                        runs.append({"prompt": text, "ids": ids, "argmax": top,
+                                     "logits_f32_b64": base64.b64encode(logits[:4 * KEEP_LOGITS]).decode()})
+                        continue
                     runs.append({"prompt": text, "ids": ids, "logits_f32_b64": base64.b64encode(logits).decode()})
             result["archs"][arch] = runs
             print(f"{arch}: {len(runs)} positions", file=sys.stderr)
