@@ -2,10 +2,12 @@
 #include "runtime/ingot.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "runtime/engine.h"
 
@@ -226,8 +228,16 @@ void ingot_sampling_default(ingot_sampling* s) {
 
 ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                             int32_t max_new_tokens, ingot_token_callback on_token, void* user) {
+  return ingot_generate_with(session, prompt, sampling, max_new_tokens, on_token, user, nullptr);
+}
+
+ingot_status ingot_generate_with(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
+                                 int32_t max_new_tokens, ingot_token_callback on_token, void* user,
+                                 ingot_generate_result* result) {
   return guarded([&] {
     if (!session || !prompt || max_new_tokens < 0) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate: bad argument");
+    if (result && result->struct_size < offsetof(ingot_generate_result, stop_reason) + sizeof(result->stop_reason))
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate_with: result->struct_size is too small");
     const ingot::Tokenizer* tok = session->model->engine->tokenizer();
     if (!tok) return set_error(INGOT_ERR_INVALID_ARGUMENT, "the bundle has no tokenizer");
     ingot::GenerateOptions go;
@@ -249,7 +259,23 @@ ingot_status ingot_generate(ingot_session* session, const char* prompt, const in
       };
     }
     const auto ids = tok->encode(prompt, session->session->position() == 0);
-    return set_status(session->session->generate(ids, go, nullptr, nullptr));
+    std::vector<int32_t> generated;
+    ingot::GenerateTimings t;
+    const ingot::Status st = session->session->generate(ids, go, &generated, &t);
+    if (result) {
+      result->prompt_tokens = static_cast<int32_t>(ids.size());
+      result->generated_tokens = static_cast<int32_t>(generated.size());
+      result->stop_reason = t.stop == ingot::StopReason::eos      ? INGOT_STOP_EOS
+                            : t.stop == ingot::StopReason::stopped ? INGOT_STOP_CALLBACK
+                            : t.stop == ingot::StopReason::length  ? INGOT_STOP_LENGTH
+                                                                   : INGOT_STOP_CONTEXT_FULL;
+    }
+    if (!st.ok()) return set_status(st);
+    if (t.stop == ingot::StopReason::context_full)
+      return set_error(INGOT_ERR_CONTEXT_FULL, "the context is full after " + std::to_string(generated.size()) +
+                                                   " generated tokens (" + std::to_string(session->session->position()) + " of " +
+                                                   std::to_string(session->model->engine->max_context()) + ")");
+    return INGOT_OK;
   });
 }
 

@@ -438,6 +438,16 @@ Status Session::run_chunk(std::span<const int32_t> ids) {
   return Status::Ok();
 }
 
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::eos: return "eos";
+    case StopReason::length: return "length";
+    case StopReason::stopped: return "stop";
+    case StopReason::context_full: return "context_full";
+  }
+  return "?";
+}
+
 Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions& o, std::vector<int32_t>* out,
                          GenerateTimings* timings) {
   if (std::string bad = o.sampling.validate(); !bad.empty()) return fail(bad);
@@ -445,10 +455,12 @@ Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions&
     return fail(StatusCode::context_full, "the prompt (" + std::to_string(prompt.size()) +
                 " tokens) is longer than the context left (" + std::to_string(engine_.max_context() - past_) + " of " +
                 std::to_string(engine_.max_context()) + ")");
+  // An empty prompt continues from the session's last token (its logits are current).
+  if (prompt.empty() && past_ == 0) return fail("no tokens to process: the prompt is empty and the session holds none");
   Sampler sampler(o.sampling);
   GenerateTimings t;
   auto t0 = std::chrono::steady_clock::now();
-  INGOT_RETURN_IF_ERROR(prefill(prompt));
+  if (!prompt.empty()) INGOT_RETURN_IF_ERROR(prefill(prompt));
   t.prefill_ms = ms_since(t0);
   t.prefill_tokens = static_cast<int64_t>(prompt.size());
   const int32_t eos = engine_.tokenizer() ? engine_.tokenizer()->spec().eos : -1;
@@ -457,10 +469,19 @@ Status Session::generate(std::span<const int32_t> prompt, const GenerateOptions&
     const int32_t next = sampler.sample(logits_, history_);
     if (out) out->push_back(next);
     const bool keep_going = !o.on_token || o.on_token(next);
-    if ((o.stop_at_eos && next == eos) || !keep_going || i + 1 == o.max_new_tokens) break;
-    if (past_ + 1 > engine_.max_context()) break;  // the context is full: stop, as llama.cpp does
+    t.stop = o.stop_at_eos && next == eos ? StopReason::eos
+             : !keep_going                ? StopReason::stopped
+             : i + 1 == o.max_new_tokens  ? StopReason::length
+                                          : t.stop;
+    const bool last = t.stop != StopReason::length || i + 1 == o.max_new_tokens;
+    if (last && !o.keep_last) break;
+    if (past_ + 1 > engine_.max_context()) {  // no room for this token: the context is full
+      t.stop = StopReason::context_full;
+      break;
+    }
     INGOT_RETURN_IF_ERROR(decode(next));
     ++t.decode_tokens;
+    if (last) break;
   }
   t.decode_ms = ms_since(t0);
   if (timings) *timings = t;

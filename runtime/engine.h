@@ -106,11 +106,21 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   // Called with each new id as soon as it is sampled; return false to stop.
   std::function<bool(int32_t)> on_token;
+  // Whether the last sampled id is also run through the model, so that the session holds every
+  // generated token and a later prefill or generate continues after it (one decode step more).
+  // A caller that will not continue the session (a one-shot `ingot run`) may skip it.
+  bool keep_last = true;
 };
+
+// Why generation stopped: the end-of-text token, max_new_tokens, on_token asked to stop (a stop
+// string, say), or the context is full (nothing more fits).
+enum class StopReason { eos, length, stopped, context_full };
+const char* stop_reason_name(StopReason r);  // "eos", "length", "stop", "context_full"
 
 struct GenerateTimings {
   double prefill_ms = 0, decode_ms = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0;
+  StopReason stop = StopReason::length;
 };
 
 class Session {
@@ -135,7 +145,9 @@ class Session {
   const std::vector<int32_t>& history() const { return history_; }
   void reset();
 
-  // Prefills `prompt`, then samples up to max_new_tokens. Returns the new ids (the prompt excluded).
+  // Prefills `prompt`, then samples up to max_new_tokens. Returns the new ids (the prompt excluded);
+  // timings->stop says why it stopped. With keep_last every sampled id ends up in the KV cache, so
+  // that generate(a) then generate(b) computes what one generate over the same tokens would.
   Status generate(std::span<const int32_t> prompt, const GenerateOptions& options, std::vector<int32_t>* out,
                   GenerateTimings* timings = nullptr);
 

@@ -105,8 +105,31 @@ void ingot_sampling_default(ingot_sampling* s);
 /* Called with each new token and its text; return non-zero to stop. */
 typedef int (*ingot_token_callback)(int32_t id, const char* piece, void* user);
 
-/* Tokenizes `prompt` (with BOS), prefills it, samples up to max_new_tokens (stopping at EOS).
- * The session keeps the context: call again to continue. */
+/* Why ingot_generate_with stopped. */
+typedef enum {
+  INGOT_STOP_EOS = 0,         /* the model's end-of-text token */
+  INGOT_STOP_LENGTH = 1,      /* max_new_tokens were generated */
+  INGOT_STOP_CALLBACK = 2,    /* the callback returned non-zero */
+  INGOT_STOP_CONTEXT_FULL = 3 /* the context is full (the call then returns INGOT_ERR_CONTEXT_FULL) */
+} ingot_stop_reason;
+
+typedef struct {
+  uint32_t struct_size;     /* sizeof(ingot_generate_result) as the caller knows it */
+  int32_t prompt_tokens;    /* tokens of `prompt` (BOS included) */
+  int32_t generated_tokens; /* tokens sampled (each passed to the callback) */
+  ingot_stop_reason stop_reason;
+} ingot_generate_result;
+
+/* Tokenizes `prompt` (with BOS when the session is empty), prefills it, samples up to
+ * max_new_tokens (stopping at EOS). Every sampled token stays in the session's context, so a
+ * second call continues exactly where the first stopped: generate(a) then generate(b) computes
+ * what feeding the same tokens at once would. An empty prompt continues from the last token.
+ * When the context fills up, returns INGOT_ERR_CONTEXT_FULL (the tokens generated so far were
+ * passed to the callback). `result` may be NULL; set its struct_size first. */
+ingot_status ingot_generate_with(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
+                                 int32_t max_new_tokens, ingot_token_callback on_token, void* user,
+                                 ingot_generate_result* result);
+/* ingot_generate_with without a result. */
 ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                             int32_t max_new_tokens, ingot_token_callback on_token, void* user);
 

@@ -35,16 +35,23 @@ Usage:
                           check every section's SHA-256, the signature (if any: it must hold;
                           required with trusted keys), the manifest, and that this CPU runs one of the kernel sets (or
                           TIER's); loads and runs no kernel code
-  ingot run BUNDLE -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
-            [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
-            [--threads T] [--ctx N] [--json [--logits]] [--verify] [--no-eos-stop] [--tier TIER]
-            [--trusted-keys FILE]
-                          generate and stream the continuation; --temp 0 is greedy; --json prints
-                          prompt_ids, ids, text, tier (the CPU tier whose kernels ran) and timings
-                          (load, prompt, decode, and time_to_first_token_ms: from process start
-                          to the first new token), with --logits also logits_after_prompt (the
-                          next-token logits after the prompt); --verify checks every section's
-                          SHA-256 (the weights too) before loading
+  ingot run BUNDLE|MODEL (-p PROMPT | -p - | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]
+            [--min-p M] [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
+            [--stop STR]... [--no-display-prompt] [--threads T] [--ctx N] [--json [--logits]]
+            [--verify] [--no-eos-stop] [--tier TIER] [--trusted-keys FILE] [-m BUNDLE]
+                          generate and stream the continuation after the echoed prompt
+                          (--no-display-prompt: the continuation only); -p - reads the prompt
+                          from stdin, -f from a file; -n -1 generates until the end of text or
+                          a full context; --temp 0 is greedy; the seed is random unless given;
+                          --stop (also -r) ends the text before a string, repeatable; --json
+                          prints prompt_ids, ids, text (the continuation, its leading space
+                          kept), stop_reason (eos, length, stop, context_full), seed, tier (the
+                          CPU tier whose kernels ran) and timings (load, prompt, decode, and
+                          time_to_first_token_ms: from process start to the first new token),
+                          with --logits also logits_after_prompt (the next-token logits after
+                          the prompt); --verify checks every section's SHA-256 (the weights too)
+                          before loading. A MODEL (GGUF or Hugging Face folder) in place of a
+                          bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--trusted-keys FILE]
                           first the time to first token of fresh `ingot run` processes (page
@@ -70,6 +77,8 @@ Numbers are range-checked whole numbers where the option counts something: -n 0.
 --seed 0..2^64-1, --ctx >= 1, --threads 1..1024. More threads than this machine's hardware
 threads only slow a run down: the pool is capped at the hardware threads, with a note.
 
+Options take `--opt value` or `--opt=value`; a mistyped option gets a suggestion. Every command
+has `ingot COMMAND --help`.
 Errors go to stderr; the exit status is 0 on success, 1 on a bad bundle, 2 on bad usage.
 )";
 
@@ -338,7 +347,8 @@ int main(int argc, char** argv) {
   // A corrupt manifest is reported by the loader with the file's name; protobuf's own log line
   // ("String field contains invalid UTF-8 ...") would only add noise.
   google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> args = ingot::cli::split_option_values(std::vector<std::string>(argv + 1, argv + argc));
+  ingot::cli::registered_usage() = ingot::kUsage;
   if (args.empty()) return ingot::usage_error("no command given");
   const std::string cmd = args[0];
   args.erase(args.begin());

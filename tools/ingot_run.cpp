@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
+#include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -109,12 +112,145 @@ T value_or_error(StatusOr<T> result, std::string* error) {
 
 }  // namespace
 
+namespace {
+
+// The prompt of -p TEXT, -p - (standard input) or -f FILE; false with *error on a read failure.
+bool read_prompt(const std::string& p, const std::string& file, std::string* prompt, std::string* error) {
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      *error = file + ": cannot read the prompt file";
+      return false;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    *prompt = ss.str();
+    return true;
+  }
+  if (p == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    *prompt = ss.str();
+    return true;
+  }
+  *prompt = p;
+  return true;
+}
+
+// The continuation's text as the user reads it after the prompt: the decoded prompt + generated
+// ids minus the decoded prompt, so that SentencePiece's word-start space of the first new piece
+// is kept (" and a boy" after "The cat", as llama.cpp prints it).
+std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::vector<int32_t>& gen) {
+  if (gen.empty()) return "";
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), gen.begin(), gen.end());
+  const std::string before = tok.decode(prompt, true), after = tok.decode(all, true);
+  if (after.compare(0, before.size(), before) == 0) return after.substr(before.size());
+  return tok.decode(gen, false);  // the prompt's text changed with what followed: the pieces alone
+}
+
+// Where the first stop string starts in `text` (npos if none), and how many trailing bytes of
+// `text` could still become one (held back from the stream until they cannot).
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
+  size_t first = std::string::npos;
+  *hold = 0;
+  for (const std::string& st : stops) {
+    first = std::min(first, text.find(st));
+    for (size_t k = std::min(st.size() - 1, text.size()); k > 0; --k)
+      if (text.compare(text.size() - k, k, st, 0, k) == 0) {
+        *hold = std::max(*hold, k);
+        break;
+      }
+  }
+  return first;
+}
+
+// The first bytes of `path`: a GGUF file or a Hugging Face folder is a model, not a bundle.
+bool looks_like_model(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return std::filesystem::exists(std::filesystem::path(path) / "config.json", ec);
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+// `ingotc` beside this program, or on PATH; "" if neither.
+std::string find_ingotc() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto beside = self.parent_path() / "ingotc";
+    if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (!d.empty() && ::access((d + "/ingotc").c_str(), X_OK) == 0) return d + "/ingotc";
+  return "";
+}
+
+// A model given to `ingot run`: its bundle in $XDG_CACHE_HOME/ingot (~/.cache/ingot), compiled by
+// ingotc once per model file (keyed by its absolute path, size and modification time). "" with
+// *error when there is no ingotc to compile it with, or compiling failed.
+std::string cached_bundle_for(const std::string& model, std::string* error) {
+  std::error_code ec;
+  const std::string abs = std::filesystem::absolute(model, ec).string();
+  const auto size = std::filesystem::is_directory(model, ec) ? 0 : std::filesystem::file_size(model, ec);
+  const auto mtime = std::filesystem::last_write_time(model, ec).time_since_epoch().count();
+  const std::string key = abs + "|" + std::to_string(size) + "|" + std::to_string(mtime);
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::string dir = xdg && *xdg ? std::string(xdg) + "/ingot" : std::string(home ? home : "/tmp") + "/.cache/ingot";
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(std::hash<std::string>{}(key)));
+  const std::string bundle = dir + "/" + std::filesystem::path(abs).filename().string() + "-" + name + ".ingot";
+  if (std::filesystem::exists(bundle, ec)) {
+    std::fprintf(stderr, "ingot: %s is a model, not a bundle: using its compiled bundle %s\n", model.c_str(), bundle.c_str());
+    return bundle;
+  }
+  const std::string ingotc = find_ingotc();
+  if (ingotc.empty()) {
+    *error = model + " is a model, not an Ingot bundle: compile it first with `ingotc compile " + model +
+             " -o model.ingot`, then `ingot run model.ingot` (ingotc was not found beside ingot or on PATH)";
+    return "";
+  }
+  std::filesystem::create_directories(dir, ec);
+  std::fprintf(stderr, "ingot: %s is a model, not a bundle: compiling it once with %s into %s\n", model.c_str(), ingotc.c_str(),
+               bundle.c_str());
+  pid_t pid = 0;
+  std::vector<std::string> argv = {ingotc, "compile", model, "-o", bundle, "--target", "native"};
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  // The compiler's report goes to stderr: stdout carries only the generated text.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+  const int spawned = posix_spawn(&pid, ingotc.c_str(), &actions, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    *error = "cannot run " + ingotc;
+    return "";
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    *error = "compiling " + model + " failed (the messages above say why); `ingotc compile " + model + "` reproduces it";
+    return "";
+  }
+  return bundle;
+}
+
+}  // namespace
+
 int cmd_run(const std::vector<std::string>& args) {
-  std::string path, prompt;
-  int n = 32, threads = default_threads();
+  std::string path, prompt_arg, prompt_file;
+  int64_t n = 32;
+  int threads = default_threads();
   int64_t ctx = 0;
-  bool json = false, verify = false, have_temp = false, with_logits = false;
+  bool json = false, verify = false, have_temp = false, have_seed = false, with_logits = false, display_prompt = true;
   std::string tier, keys;
+  std::vector<std::string> stops;
   GenerateOptions go;
   go.sampling = SamplingParams{};
   for (size_t i = 0; i < args.size(); ++i) {
@@ -130,8 +266,10 @@ int cmd_run(const std::vector<std::string>& args) {
     };
     std::string v;
     bool ok = true;
-    if (a == "-p" || a == "--prompt") ok = value(&prompt);
-    else if (a == "-n") ok = value(&v) && number(a, v, &n, &error, 0);
+    if (a == "-p" || a == "--prompt") ok = value(&prompt_arg);
+    else if (a == "-f" || a == "--file") ok = value(&prompt_file);
+    else if (a == "-m" || a == "--model") ok = value(&path) && (!path.empty() || (error = a + " needs a bundle", false));
+    else if (a == "-n" || a == "--n-predict") ok = value(&v) && number(a, v, &n, &error, -1);
     else if (a == "--temp") ok = value(&v) && number(a, v, &go.sampling.temperature, &error) && (have_temp = true);
     else if (a == "--top-k") ok = value(&v) && number(a, v, &go.sampling.top_k, &error);
     else if (a == "--top-p") ok = value(&v) && number(a, v, &go.sampling.top_p, &error);
@@ -139,26 +277,36 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--repeat-penalty") ok = value(&v) && number(a, v, &go.sampling.repeat_penalty, &error);
     else if (a == "--repeat-last-n") ok = value(&v) && number(a, v, &go.sampling.repeat_last_n, &error);
     else if (a == "--presence-penalty") ok = value(&v) && number(a, v, &go.sampling.presence_penalty, &error);
-    else if (a == "--seed") ok = value(&v) && number(a, v, &go.sampling.seed, &error);
+    else if (a == "--seed") ok = value(&v) && number(a, v, &go.sampling.seed, &error) && (have_seed = true);
     else if (a == "--threads" || a == "-t") ok = value(&v) && number(a, v, &threads, &error, 1, kMaxSessionThreads);
     else if (a == "--ctx" || a == "-c") ok = value(&v) && number(a, v, &ctx, &error, 1);
+    else if (a == "--stop" || a == "-r" || a == "--reverse-prompt") ok = value(&v) && (!v.empty() || (error = a + " needs a non-empty string", false)) && (stops.push_back(v), true);
     else if (a == "--json") json = true;
     else if (a == "--logits") with_logits = true;
+    else if (a == "--no-display-prompt") display_prompt = false;
     else if (a == "--tier") ok = value(&tier) && (!tier.empty() || (error = "--tier needs a tier name", false));
     else if (a == "--verify") verify = true;
     else if (a == "--trusted-keys") ok = value(&keys) && (!keys.empty() || (error = "--trusted-keys needs a file", false));
     else if (a == "--no-eos-stop") go.stop_at_eos = false;
-    else if (!a.empty() && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
+    else if (a.size() > 1 && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("run: more than one bundle given");
     if (!ok) return usage_error("run: " + (error.empty() ? a + " needs a value" : error));
   }
   if (path.empty()) return usage_error("run: no bundle given");
   if (with_logits && !json) return usage_error("run: --logits goes with --json");
+  if (!prompt_file.empty() && !prompt_arg.empty()) return usage_error("run: give the prompt with -p or -f, not both");
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
+  std::string prompt, error;
+  if (!read_prompt(prompt_arg, prompt_file, &prompt, &error)) return fail(error);
+  // A random seed unless one is given (llama.cpp's habit); --json reports it.
+  if (!have_seed) go.sampling.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 
+  if (looks_like_model(path)) {
+    path = cached_bundle_for(path, &error);
+    if (path.empty()) return fail(error);
+  }
   threads = usable_threads(threads, "run");
-  std::string error;
   auto engine = value_or_error(Engine::load(path, EngineOptions{.verify = verify, .tier = tier, .trusted_keys = keys}), &error);
   if (!engine) return fail(error);
   if (!engine->tokenizer()) return fail(path + ": the bundle has no tokenizer; run needs one to read the prompt");
@@ -173,24 +321,42 @@ int cmd_run(const std::vector<std::string>& args) {
   if (prompt_ids.empty()) return fail("the prompt encodes to no tokens and the model adds no BOS");
   if (static_cast<int64_t>(prompt_ids.size()) > limit)
     return fail("the prompt is " + std::to_string(prompt_ids.size()) + " tokens, longer than the context of " + std::to_string(limit));
-  go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(n, limit - static_cast<int64_t>(prompt_ids.size())));
+  // The last sampled token needs no place in the cache (this run does not continue), so one more
+  // than the room left fits; -n -1: until end of text or the context is full.
+  const int64_t fits = limit - static_cast<int64_t>(prompt_ids.size()) + 1;
+  const int64_t wanted = n < 0 ? std::numeric_limits<int64_t>::max() : n;
+  go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>({wanted, fits, std::numeric_limits<int32_t>::max()}));
+  go.keep_last = false;
 
   auto session = value_or_error(Session::create(*engine, threads), &error);
   if (!session) return fail(error);
   std::vector<int32_t> generated;
-  std::string streamed;
+  std::string streamed;  // bytes of the continuation already written
+  bool stopped_by_string = false;
   double first_token_ms = 0;  // since the process started
+  if (!json && display_prompt) {
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+  }
   go.on_token = [&](int32_t id) {
     if (first_token_ms == 0) first_token_ms = ms_since(g_process_start);
-    if (json) return true;
     generated.push_back(id);
-    const std::string text = tok.decode(generated, true);
-    if (text.size() > streamed.size() && text.compare(0, streamed.size(), streamed) == 0) {
-      std::fwrite(text.data() + streamed.size(), 1, text.size() - streamed.size(), stdout);
-      std::fflush(stdout);
-      streamed = text;
+    if (json && stops.empty()) return true;
+    std::string text = continuation_text(tok, prompt_ids, generated);
+    size_t hold = 0;
+    const size_t at = find_stop(text, stops, &hold);
+    if (at != std::string::npos) {
+      text.resize(at);
+      stopped_by_string = true;
+      hold = 0;
     }
-    return true;
+    const size_t ready = text.size() - hold;
+    if (!json && ready > streamed.size() && text.compare(0, streamed.size(), streamed) == 0) {
+      std::fwrite(text.data() + streamed.size(), 1, ready - streamed.size(), stdout);
+      std::fflush(stdout);
+      streamed = text.substr(0, ready);
+    }
+    return !stopped_by_string;
   };
   // --logits: the next-token logits after the prompt, from a prefill of their own (the session is
   // then reset, so generation below starts as it would without).
@@ -205,7 +371,11 @@ int cmd_run(const std::vector<std::string>& args) {
   if (go.max_new_tokens > 0) {
     if (Status st = session->generate(prompt_ids, go, &ids, &t); !st.ok()) return fail(st.message());
   }
-  const std::string text = tok.decode(ids, true);
+  // Stopped by the count only because the context ran out: say so.
+  if (t.stop == StopReason::length && wanted > fits) t.stop = StopReason::context_full;
+  std::string text = continuation_text(tok, prompt_ids, ids);
+  size_t unused = 0;
+  if (const size_t at = find_stop(text, stops, &unused); at != std::string::npos) text.resize(at);
   const double prefill_tok_s = t.prefill_ms > 0 ? 1000.0 * static_cast<double>(t.prefill_tokens) / t.prefill_ms : 0;
   const double decode_tok_s = t.decode_ms > 0 ? 1000.0 * static_cast<double>(t.decode_tokens) / t.decode_ms : 0;
   if (json) {
@@ -213,6 +383,8 @@ int cmd_run(const std::vector<std::string>& args) {
     j["prompt_ids"] = prompt_ids;
     j["ids"] = ids;
     j["text"] = text;
+    j["stop_reason"] = stop_reason_name(t.stop);
+    j["seed"] = go.sampling.seed;
     j["tier"] = engine->tier();  // the CPU tier whose kernels ran
     if (with_logits) j["logits_after_prompt"] = prompt_logits;
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
@@ -223,9 +395,9 @@ int cmd_run(const std::vector<std::string>& args) {
     if (text.size() > streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
     std::fprintf(stderr,
                  "\n[load %.1f ms; prompt %zu tokens, %.1f tok/s; first token %.1f ms after start; generated %zu, %.1f "
-                 "tok/s; %d threads; tier %s]\n",
-                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s, threads,
-                 engine->tier().c_str());
+                 "tok/s; stopped: %s; %d threads; tier %s]\n",
+                 engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s,
+                 stop_reason_name(t.stop), threads, engine->tier().c_str());
   }
   return 0;
 }

@@ -5,10 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "tools/command_help.h"
+
 namespace ingot {
 // Bad usage: the message, a pointer to --help, exit status 2.
 inline int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", msg.c_str());
+  std::fprintf(stderr, "ingot: %s\nRun 'ingot --help' for usage.\n", cli::with_suggestion(msg, "ingot").c_str());
   return 2;
 }
 // A bad bundle or input: exit status 1.

@@ -808,7 +808,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
+  const std::vector<std::string> args = cli::split_option_values(std::vector<std::string>(argv + 2, argv + argc));
+  cli::registered_usage() = kUsage;
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/command_help.h"
+
 #include "base/status.h"
 
 namespace ingot::cli {
@@ -18,7 +20,7 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 inline int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "ingotc: %s\nRun 'ingotc --help' for usage.\n", msg.c_str());
+  std::fprintf(stderr, "ingotc: %s\nRun 'ingotc --help' for usage.\n", cli::with_suggestion(msg, "ingotc").c_str());
   return 2;
 }
 

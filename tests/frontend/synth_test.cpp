@@ -284,11 +284,12 @@ TEST(SynthModel, EveryArchitectureImports) {
   const std::map<std::string, std::vector<std::string>> marks = {
       {"llama", {"blk.0.ffn_gate.weight", "output.weight"}},
       {"llama3", {"rope_freqs.weight", "blk.1.ffn_gate.weight"}},
+      {"smollm2", {"token_embd.weight", "blk.1.ffn_gate.weight"}},
       {"qwen2", {"blk.0.attn_q.bias", "blk.1.attn_v.bias"}},
       {"qwen3", {"blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"}},
       {"gemma2", {"blk.0.post_attention_norm.weight", "blk.1.post_ffw_norm.weight"}},
       {"gemma3", {"blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"}},
-      {"phi3", {"blk.0.attn_qkv.weight", "blk.1.ffn_up.weight"}},
+      {"phi3", {"blk.0.attn_qkv.weight", "blk.1.ffn_up.weight", "rope_factors_long.weight", "rope_factors_short.weight"}},
   };
   ASSERT_EQ(marks.size(), synth_archs().size());
   for (const std::string& arch : synth_archs()) {
@@ -299,12 +300,13 @@ TEST(SynthModel, EveryArchitectureImports) {
     ASSERT_TRUE(st.ok()) << arch << ": " << st.message();
     auto f = GgufFile::open(out);
     ASSERT_TRUE(f.ok()) << f.message();
-    const std::string gguf_arch = arch == "llama3" ? "llama" : arch;  // LLaMA 3 is a "llama" GGUF
+    const std::string gguf_arch = arch == "llama3" || arch == "smollm2" ? "llama" : arch;  // "llama" GGUFs
     EXPECT_EQ(*(*f)->find("general.architecture")->as_string(), gguf_arch);
     EXPECT_EQ(int_key(**f, gguf_arch + ".block_count"), s.n_layers);
     for (const std::string& t : marks.at(arch)) EXPECT_NE((*f)->find_tensor(t), nullptr) << arch << ": " << t;
-    // Gemma and LLaMA 3.2 tie their output to the embeddings; Phi-3 has no separate gate.
-    EXPECT_EQ((*f)->find_tensor("output.weight") == nullptr, arch == "gemma2" || arch == "gemma3" || arch == "llama3") << arch;
+    // Gemma, LLaMA 3.2 and SmolLM2 tie their output to the embeddings; Phi-3 has no separate gate.
+    EXPECT_EQ((*f)->find_tensor("output.weight") == nullptr,
+              arch == "gemma2" || arch == "gemma3" || arch == "llama3" || arch == "smollm2") << arch;
     EXPECT_EQ((*f)->find_tensor("blk.0.ffn_gate.weight") == nullptr, arch == "phi3") << arch;
     auto im = import_model(out);
     ASSERT_TRUE(im.ok()) << arch << ": " << im.message();

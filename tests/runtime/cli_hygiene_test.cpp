@@ -69,8 +69,8 @@ TEST(CliHygiene, RunRejectsOutOfRangeNumbersWithUsageErrors) {
   const std::vector<Case> cases = {
       {"--threads 100000", "--threads needs a whole number from 1 to 1024, got '100000'"},
       {"-t 0", "-t needs a whole number from 1 to 1024, got '0'"},
-      {"-n 2147483648", "-n needs a whole number from 0 to 2147483647, got '2147483648'"},
-      {"-n 1e3", "-n needs a whole number from 0 to 2147483647, got '1e3'"},
+      {"-n -2", "-n needs a whole number from -1 to 9223372036854775807, got '-2'"},
+      {"-n 1e3", "-n needs a whole number from -1 to 9223372036854775807, got '1e3'"},
       {"--ctx 1e20", "--ctx needs a whole number from 1 to 9223372036854775807, got '1e20'"},
       {"--ctx 99999999999999999999", "--ctx needs a whole number"},
       {"--seed -1", "--seed needs a whole number from 0 to 18446744073709551615, got '-1'"},

@@ -78,8 +78,8 @@ TEST_F(EngineTest, SaveRestoreContinueEqualsUninterrupted) {
 
   auto b = take(Session::create(*engine_, 1), &error);
   const auto first = greedy(*b, prompt, 20);
-  // generate() samples the 20th token without feeding it: feed it, as the whole run did.
-  ASSERT_TRUE(succeeded(b->decode(first.back()), &error)) << error;
+  // generate() keeps the 20th token in the context (keep_last), as the whole run did.
+  EXPECT_EQ(b->position(), static_cast<int64_t>(prompt.size() + first.size()));
   const std::string file = dir_ + "/session.bin";
   ASSERT_TRUE(succeeded(b->save(file), &error)) << error;
   auto c = take(Session::create(*engine_, 2), &error);
@@ -208,6 +208,76 @@ TEST_F(EngineTest, CApiGeneratesTheSameGreedyText) {
       << ingot_last_error();
   std::ofstream(dir_ + "/not-a-session.bin") << "junk";
   EXPECT_EQ(ingot_session_restore(session, (dir_ + "/not-a-session.bin").c_str()), INGOT_ERR_IO) << ingot_last_error();
+  ingot_session_free(session);
+  ingot_model_free(model);
+}
+
+// Continuing a session through the C API never loses or repeats a token: generate(prompt, 7)
+// then generate("", 9) then generate(" and", 6) equals one greedy run over the same tokens fed at
+// once (the history, then its logits' argmax), and positions count every token. A context that
+// fills up stops with INGOT_ERR_CONTEXT_FULL and the context-full stop reason.
+TEST_F(EngineTest, CApiContinuedGenerationEqualsTheHistoryFedAtOnce) {
+  ingot_model* model = nullptr;
+  ASSERT_EQ(ingot_model_load(bundle_.c_str(), 0, &model), INGOT_OK) << ingot_last_error();
+  ingot_session* session = nullptr;
+  ASSERT_EQ(ingot_session_create(model, 1, &session), INGOT_OK) << ingot_last_error();
+  ingot_sampling s;
+  ingot_sampling_default(&s);
+  s.temperature = 0;
+  std::vector<int32_t> got;
+  auto collect = [](int32_t id, const char*, void* user) {
+    static_cast<std::vector<int32_t>*>(user)->push_back(id);
+    return 0;
+  };
+  ingot_generate_result r{};
+  r.struct_size = sizeof(r);
+  const std::string prompt = reference_[0]["prompt"];
+  ASSERT_EQ(ingot_generate_with(session, prompt.c_str(), &s, 7, collect, &got, &r), INGOT_OK) << ingot_last_error();
+  EXPECT_EQ(r.generated_tokens, 7);
+  EXPECT_EQ(r.stop_reason, INGOT_STOP_LENGTH);
+  const int64_t after_first = r.prompt_tokens + 7;
+  EXPECT_EQ(ingot_session_position(session), after_first) << "the last generated token must be in the context";
+  ASSERT_EQ(ingot_generate_with(session, "", &s, 9, collect, &got, &r), INGOT_OK) << ingot_last_error();
+  EXPECT_EQ(ingot_session_position(session), after_first + 9);
+  std::vector<int32_t> more(6);
+  int32_t n_more = 0;
+  ASSERT_EQ(ingot_tokenize(model, " and", 0, more.data(), 6, &n_more), INGOT_OK);
+  ASSERT_EQ(ingot_generate_with(session, " and", &s, 6, collect, &got, &r), INGOT_OK) << ingot_last_error();
+  EXPECT_EQ(ingot_session_position(session), after_first + 9 + n_more + 6);
+
+  // The same tokens fed at once: the prompt, the first 16 generated ids and " and", then greedy.
+  std::vector<int32_t> history(static_cast<size_t>(after_first - 7));
+  int32_t n_prompt = 0;
+  ASSERT_EQ(ingot_tokenize(model, prompt.c_str(), 1, history.data(), static_cast<int32_t>(history.size()), &n_prompt), INGOT_OK);
+  history.insert(history.end(), got.begin(), got.begin() + 16);
+  history.insert(history.end(), more.begin(), more.begin() + n_more);
+  ingot_session* fresh = nullptr;
+  ASSERT_EQ(ingot_session_create(model, 1, &fresh), INGOT_OK);
+  std::vector<int32_t> want;
+  for (size_t g = 0; g < 16; ++g) {  // the first 16 ids: greedy from the prompt
+    ASSERT_EQ(ingot_session_prefill(fresh, g == 0 ? history.data() : &history[static_cast<size_t>(n_prompt) + g - 1],
+                                    g == 0 ? n_prompt : 1), INGOT_OK);
+    int32_t n_vocab = 0;
+    const float* l = ingot_session_logits(fresh, &n_vocab);
+    want.push_back(static_cast<int32_t>(std::max_element(l, l + n_vocab) - l));
+  }
+  ASSERT_EQ(ingot_session_prefill(fresh, &history[static_cast<size_t>(n_prompt) + 15], 1 + n_more), INGOT_OK);
+  for (int g = 0; g < 6; ++g) {
+    int32_t n_vocab = 0;
+    const float* l = ingot_session_logits(fresh, &n_vocab);
+    want.push_back(static_cast<int32_t>(std::max_element(l, l + n_vocab) - l));
+    if (g < 5) ASSERT_EQ(ingot_session_decode(fresh, want.back()), INGOT_OK);
+  }
+  EXPECT_EQ(got, want);
+
+  // Fill the context: the call reports it with its own status and stop reason.
+  const int64_t room = ingot_model_context_length(model) - ingot_session_position(session);
+  std::vector<int32_t> tail;
+  EXPECT_EQ(ingot_generate_with(session, "", &s, static_cast<int32_t>(room + 10), collect, &tail, &r), INGOT_ERR_CONTEXT_FULL);
+  EXPECT_EQ(r.stop_reason, INGOT_STOP_CONTEXT_FULL);
+  EXPECT_NE(std::string(ingot_last_error()).find("the context is full"), std::string::npos) << ingot_last_error();
+  EXPECT_EQ(ingot_session_position(session), ingot_model_context_length(model));
+  ingot_session_free(fresh);
   ingot_session_free(session);
   ingot_model_free(model);
 }
