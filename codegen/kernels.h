@@ -72,7 +72,7 @@ enum AttentionArg : int {
 enum EmbeddingArg : int {
   kEmbedY = 0,      // f32 [T, D]
   kEmbedIds = 1,    // i64 (or i32) [T]
-  kEmbedTable = 2,  // the table as stored (ggml row layout: f32, f16, q8_0, q4_0, q4_k, q6_k)
+  kEmbedTable = 2,  // the table as stored (ggml row layout: f32, f16, q8_0, q4_0, q2_k..q6_k, iq4_xs)
   kEmbedArgCount = 3,
 };
 
@@ -125,7 +125,7 @@ struct AttentionSpec {
 
 // Rows of a table in its stored type, dequantized to f32 (the Embedding op).
 struct EmbeddingSpec {
-  ElementType table = ElementType::f32;  // f32, f16, q8_0, q4_0, q4_k, q6_k
+  ElementType table = ElementType::f32;  // f32, f16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs
   int64_t V = 0, D = 0;
   bool ids_i32 = false;  // i32 ids instead of i64
 };

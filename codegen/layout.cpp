@@ -16,12 +16,26 @@ bool is_quant(ElementType t) { return t == ElementType::q8_0 || t == ElementType
 // Bytes of quants of one row in one 32-element block: q8_0 32, q4_0 16 (two elements a byte).
 int quant_bytes(ElementType t) { return t == ElementType::q8_0 ? 32 : 16; }
 
-bool is_kquant(ElementType t) { return t == ElementType::q4_k || t == ElementType::q6_k; }
+// 256-element super-block types with kernels for 8-bit activations only (pack_kquant_q8_lane).
+bool is_kquant_q8_only(ElementType t) {
+  return t == ElementType::q5_k || t == ElementType::q3_k || t == ElementType::q2_k || t == ElementType::iq4_xs;
+}
+
+bool is_kquant(ElementType t) { return t == ElementType::q4_k || t == ElementType::q6_k || is_kquant_q8_only(t); }
 
 // Packed bytes of one row of one 256-element super-block: q4_k d, dmin (f16), 8 scales, 8 mins
 // (one byte each, unpacked from ggml's 12-byte 6-bit form), 128 quant bytes; q6_k d (f16), 16
 // scales, 192 quant bytes (ggml's sizes: 144 and 210).
-int64_t kquant_row_bytes(ElementType t) { return t == ElementType::q4_k ? 4 + 16 + 128 : 2 + 16 + 192; }
+int64_t kquant_row_bytes(ElementType t) {
+  switch (t) {
+    case ElementType::q4_k: return 4 + 16 + 128;
+    case ElementType::q5_k: return 4 + 16 + 128 + 32;  // q4_k's, then the 32 qh bytes
+    case ElementType::q3_k: return 2 + 16 + 64 + 32;   // d, 16 scales, qs, hmask (ggml: 110)
+    case ElementType::q2_k: return 4 + 16 + 16 + 64;   // d, dmin, 16 scales, 16 mins, qs (ggml: 84)
+    case ElementType::iq4_xs: return 2 + 8 + 128;      // d, 8 scales, qs (ggml: 136)
+    default: return 2 + 16 + 192;
+  }
+}
 
 // ggml's get_scale_min_k4: eight 6-bit scales and mins in 12 bytes.
 void k4_scale_min(const uint8_t* q, int j, uint8_t& sc, uint8_t& m) {
@@ -60,7 +74,73 @@ int64_t source_row(const MatMulSpec& s, const MatMulLayout& L, int64_t p, int l)
 //         four elements l = 4g + i of the 32-element blocks 4h + k (k = 0..3), part 0 holds
 //         k = 0 (low nibble) and 1 (high), part 1 k = 2 and 3, part 2 the four high 2-bit pairs
 //         (bits 2k..2k+1), so one 32-byte load is 8 rows x 4 elements
+//   q5_k (8-bit activations only): q4_k's d, dmin, sc, m and quants, then [g 0..8][P][4] bytes
+//         qh[4g + i] (bit k: the fifth bit of element 4g + i of sub-block k)
+//   q3_k: d[P] f16, sc[16][P] i8 (the signed scales, -32..31), then [h 0..2][g 0..8][P][4] bytes
+//         qs[32h + 4g + i] (bits 2k..2k+1: element 128h + 32k + 4g + i), then [g 0..8][P][4]
+//         bytes hmask[4g + i] (bit 4h + k: the same element's high bit)
+//   q2_k: d[P], dmin[P] f16, sc[16][P], m[16][P] (the 4-bit scales and mins as bytes), then
+//         q3_k's qs layout
+//   iq4_xs: d[P] f16, sc[8][P] i8 (ls - 32), then [j 0..4][g 0..8][P][4] bytes whose low nibble
+//         is the index of element 4g + i of block 2j and high nibble of block 2j + 1
+// so that, as for q4_k and q6_k, one 32-byte load is 8 rows x 4 consecutive elements.
+void pack_kquant_q8_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
+  const int64_t sbs = s.K / kQK_K;
+  const int64_t rb = kquant_row_bytes(s.weight);
+  auto quad = [&](uint8_t* base, int64_t group, int i) -> uint8_t& { return base[(group * P + l) * 4 + i]; };
+  for (int64_t b = 0; b < sbs; ++b) {
+    uint8_t* d = panel + b * P * rb;
+    switch (s.weight) {
+      case ElementType::q5_k: {
+        BlockQ5_K blk{};
+        if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ5_K), sizeof(blk));
+        std::memcpy(d + 2 * l, &blk.d, 2);
+        std::memcpy(d + 2 * P + 2 * l, &blk.dmin, 2);
+        for (int j = 0; j < 8; ++j) k4_scale_min(blk.scales, j, d[4 * P + j * P + l], d[12 * P + j * P + l]);
+        for (int j = 0; j < 4; ++j)
+          for (int i = 0; i < 32; ++i) quad(d + 20 * P, j * 8 + i / 4, i % 4) = blk.qs[32 * j + i];
+        for (int i = 0; i < 32; ++i) quad(d + 148 * P, i / 4, i % 4) = blk.qh[i];
+        break;
+      }
+      case ElementType::q3_k: {
+        BlockQ3_K blk{};
+        if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ3_K), sizeof(blk));
+        std::memcpy(d + 2 * l, &blk.d, 2);
+        for (int j = 0; j < 16; ++j) d[2 * P + j * P + l] = static_cast<uint8_t>(static_cast<int8_t>(q3_k_sub_scale(blk, j)));
+        for (int i = 0; i < 64; ++i) quad(d + 18 * P, i / 4, i % 4) = blk.qs[i];
+        for (int i = 0; i < 32; ++i) quad(d + 82 * P, i / 4, i % 4) = blk.hmask[i];
+        break;
+      }
+      case ElementType::q2_k: {
+        BlockQ2_K blk{};
+        if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockQ2_K), sizeof(blk));
+        std::memcpy(d + 2 * l, &blk.d, 2);
+        std::memcpy(d + 2 * P + 2 * l, &blk.dmin, 2);
+        for (int j = 0; j < 16; ++j) {
+          d[4 * P + j * P + l] = blk.scales[j] & 15;
+          d[20 * P + j * P + l] = blk.scales[j] >> 4;
+        }
+        for (int i = 0; i < 64; ++i) quad(d + 36 * P, i / 4, i % 4) = blk.qs[i];
+        break;
+      }
+      default: {
+        INGOT_ASSERT(s.weight == ElementType::iq4_xs, "pack_kquant_q8_lane: unexpected weight type");
+        BlockIQ4_XS blk{};
+        if (r >= 0) std::memcpy(&blk, src + (r * sbs + b) * sizeof(BlockIQ4_XS), sizeof(blk));
+        std::memcpy(d + 2 * l, &blk.d, 2);
+        for (int j = 0; j < 8; ++j) d[2 * P + j * P + l] = static_cast<uint8_t>(static_cast<int8_t>(iq4_xs_block_scale(blk, j)));
+        for (int j = 0; j < 4; ++j)
+          for (int i = 0; i < 32; ++i)
+            quad(d + 10 * P, j * 8 + i / 4, i % 4) =
+                static_cast<uint8_t>(iq4_xs_quant(blk, 64 * j + i) | (iq4_xs_quant(blk, 64 * j + 32 + i) << 4));
+        break;
+      }
+    }
+  }
+}
+
 void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
+  if (is_kquant_q8_only(s.weight)) return pack_kquant_q8_lane(s, src, r, l, P, panel);
   const int64_t sbs = s.K / kQK_K;
   const int64_t rb = kquant_row_bytes(s.weight);
   for (int64_t b = 0; b < sbs; ++b) {
@@ -124,6 +204,9 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
   if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
   if (is_kquant(t) && s.K % kQK_K != 0) return err("codegen: k-quant weights need K to be a multiple of 256");
+  if (is_kquant_q8_only(t) && !s.act_q8)
+    return err("codegen: matmul weights of type " + std::string(type_name(t)) +
+               " have kernels for 8-bit activations only (act_quant \"q8\")");
   if (s.swiglu && s.N % 2 != 0) return err("codegen: SwiGLU needs an even N");
   if (s.rope != RopeLayout::none) {
     if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.rope_heads < 0 || s.rope_heads * s.head_dim > s.N)

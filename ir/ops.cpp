@@ -649,8 +649,8 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // x[..., K] times a weight matrix w[N, K] stored in any type (f32, f16, bf16, quantized), the
 // layout of llama.cpp's tensors. act_quant "none": exact (w dequantized, sums in double).
 // act_quant "q8": llama.cpp's CPU numerics: activations are rounded to f16/bf16 for f16/bf16
-// weights (f16: one f32 FMA chain in k order) and quantized to q8_0 blocks for q8_0, q4_0, q4_k
-// and q6_k weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
+// weights (f16: one f32 FMA chain in k order) and quantized to q8_0 blocks for q8_0, q4_0, q2_k,
+// q3_k, q4_k, q5_k, q6_k and iq4_xs weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
 // order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
 // act_quant "ggml": ggml's own numerics for every GGUF type: the activation format ggml pairs with
 // the weight type (q8_0, q8_1 or q8_K) and its generic dot product's arithmetic (ggml_vec_dot in
@@ -663,6 +663,14 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // generated kernels accumulate in exactly this order, so they match this bit for bit. (Of the
 // exact orders the kernels can afford, this one reproduces llama.cpp's greedy ids on the q8_0
 // test model; a fused multiply-add per block flips one near-tie.)
+// The block value by weight type (da = f16(a.d), d and dmin the weight's f16 scales as f32; qa,
+// asum, isum exact integer sums over the block or, for 16-element sub-blocks, over half h; every
+// product and sum rounded to f32 in this association):
+//   q8_0, q4_0     float(isum) * (d * da)
+//   q4_k, q5_k     da * ((d * sc) * qa - (dmin * m) * asum)            (6-bit sc, m of the sub-block)
+//   q6_k, q3_k     da * ((d * sc0) * isum0 + (d * sc1) * isum1)        (signed 16-element scales)
+//   q2_k           da * (d * float(sc0*qa0 + sc1*qa1) - dmin * float(m0*asum0 + m1*asum1))
+//   iq4_xs         da * ((d * (ls - 32)) * isum)                       (isum over kvalues_iq4nl[q] * a)
 float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64_t blocks) {
   float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
@@ -685,6 +693,42 @@ float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64
       const float sc0 = blk.scales[q6_k_scale_index(block * kQK)], sc1 = blk.scales[q6_k_scale_index(block * kQK + 16)];
       const float lo = (d * sc0) * static_cast<float>(isum[0]), hi = (d * sc1) * static_cast<float>(isum[1]);
       sum += da * (lo + hi);
+    } else if (wt == ElementType::q5_k) {
+      BlockQ5_K blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ5_K), sizeof(blk));
+      const int sub = static_cast<int>(b % 8);
+      uint8_t sc, mn;
+      q5_k_scale_min(blk, sub, sc, mn);
+      int32_t qa, asum;
+      dot_subblock_q5_k_q8_0(blk, sub, act[b], qa, asum);
+      const float dl = f16_to_f32(blk.d) * sc, ml = f16_to_f32(blk.dmin) * mn;
+      sum += da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
+    } else if (wt == ElementType::q3_k) {
+      BlockQ3_K blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ3_K), sizeof(blk));
+      const int block = static_cast<int>(b % 8);
+      int32_t isum[2];
+      dot_block_q3_k_q8_0(blk, block, act[b], isum);
+      const float d = f16_to_f32(blk.d);
+      const float sc0 = static_cast<float>(q3_k_sub_scale(blk, 2 * block)), sc1 = static_cast<float>(q3_k_sub_scale(blk, 2 * block + 1));
+      const float lo = (d * sc0) * static_cast<float>(isum[0]), hi = (d * sc1) * static_cast<float>(isum[1]);
+      sum += da * (lo + hi);
+    } else if (wt == ElementType::q2_k) {
+      BlockQ2_K blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ2_K), sizeof(blk));
+      const int block = static_cast<int>(b % 8);
+      int32_t qa[2], asum[2];
+      dot_block_q2_k_q8_0(blk, block, act[b], qa, asum);
+      const uint8_t s0 = blk.scales[2 * block], s1 = blk.scales[2 * block + 1];
+      const int32_t qs = (s0 & 15) * qa[0] + (s1 & 15) * qa[1];
+      const int32_t ms = (s0 >> 4) * asum[0] + (s1 >> 4) * asum[1];
+      sum += da * (f16_to_f32(blk.d) * static_cast<float>(qs) - f16_to_f32(blk.dmin) * static_cast<float>(ms));
+    } else if (wt == ElementType::iq4_xs) {
+      BlockIQ4_XS blk;
+      std::memcpy(&blk, row + (b / 8) * sizeof(BlockIQ4_XS), sizeof(blk));
+      const int block = static_cast<int>(b % 8);
+      const float dl = f16_to_f32(blk.d) * static_cast<float>(iq4_xs_block_scale(blk, block));
+      sum += da * (dl * static_cast<float>(dot_block_iq4_xs_q8_0(blk, block, act[b])));
     } else {
       INGOT_ASSERT(wt == ElementType::q4_k, "q8_row_dot: unsupported weight type");
       BlockQ4_K blk;
@@ -1856,6 +1900,7 @@ bool weight_matmul_supports_act_q8(ElementType w) {
   switch (w) {
     case ElementType::f32: case ElementType::f16: case ElementType::bf16:
     case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k: case ElementType::q6_k:
+    case ElementType::q5_k: case ElementType::q3_k: case ElementType::q2_k: case ElementType::iq4_xs:
       return true;
     default:
       return false;

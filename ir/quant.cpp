@@ -680,6 +680,64 @@ void dot_block_q6_k_q8_0(const BlockQ6_K& w, int block, const BlockQ8_0& a, int3
   for (int i = 0; i < kQK; ++i) isum[i / 16] += (q6_k_quant(w, block * kQK + i) - 32) * static_cast<int32_t>(a.qs[i]);
 }
 
+int q5_k_quant(const BlockQ5_K& b, int e) {
+  const int sub = e / 32, l = e % 32;
+  const uint8_t byte = b.qs[(sub / 2) * 32 + l];
+  const int nibble = sub % 2 == 0 ? (byte & 0x0F) : (byte >> 4);
+  return nibble | (((b.qh[l] >> sub) & 1) << 4);
+}
+
+void q5_k_scale_min(const BlockQ5_K& b, int sub, uint8_t& scale, uint8_t& min) { k4_scale_min(b.scales, sub, scale, min); }
+
+void dot_subblock_q5_k_q8_0(const BlockQ5_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
+  qa = 0;
+  asum = 0;
+  for (int i = 0; i < kQK; ++i) {
+    qa += q5_k_quant(w, sub * kQK + i) * static_cast<int32_t>(a.qs[i]);
+    asum += a.qs[i];
+  }
+}
+
+int q3_k_quant(const BlockQ3_K& b, int e) {
+  const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+  const int low = (b.qs[32 * h + l] >> (2 * s)) & 3;
+  return low - ((b.hmask[l] >> (4 * h + s)) & 1 ? 0 : 4);
+}
+
+int q3_k_sub_scale(const BlockQ3_K& b, int j) { return q3_k_scale(b.scales, j); }
+
+void dot_block_q3_k_q8_0(const BlockQ3_K& w, int block, const BlockQ8_0& a, int32_t isum[2]) {
+  isum[0] = isum[1] = 0;
+  for (int i = 0; i < kQK; ++i) isum[i / 16] += q3_k_quant(w, block * kQK + i) * static_cast<int32_t>(a.qs[i]);
+}
+
+int q2_k_quant(const BlockQ2_K& b, int e) {
+  const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+  return (b.qs[32 * h + l] >> (2 * s)) & 3;
+}
+
+void dot_block_q2_k_q8_0(const BlockQ2_K& w, int block, const BlockQ8_0& a, int32_t qa[2], int32_t asum[2]) {
+  qa[0] = qa[1] = asum[0] = asum[1] = 0;
+  for (int i = 0; i < kQK; ++i) {
+    qa[i / 16] += q2_k_quant(w, block * kQK + i) * static_cast<int32_t>(a.qs[i]);
+    asum[i / 16] += a.qs[i];
+  }
+}
+
+int iq4_xs_quant(const BlockIQ4_XS& b, int e) {
+  const int ib = e / 32, j = e % 32;
+  const uint8_t byte = b.qs[16 * ib + j % 16];
+  return j < 16 ? (byte & 0x0F) : (byte >> 4);
+}
+
+int iq4_xs_block_scale(const BlockIQ4_XS& b, int ib) { return iq4_xs_scale(b, ib) - 32; }
+
+int32_t dot_block_iq4_xs_q8_0(const BlockIQ4_XS& w, int block, const BlockQ8_0& a) {
+  int32_t isum = 0;
+  for (int i = 0; i < kQK; ++i) isum += kIq4nlValues[iq4_xs_quant(w, block * kQK + i)] * static_cast<int32_t>(a.qs[i]);
+  return isum;
+}
+
 void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
   qa = 0;
   asum = 0;

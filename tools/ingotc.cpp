@@ -93,7 +93,9 @@ Usage:
                                          host; the runtime runs the best set its CPU can; see
                                          `ingotc --version`); --act-quant auto (the default) gives
                                          block-quantized weights 8-bit activations, llama.cpp's
-                                         numerics and the fast kernels; off keeps f32 activations.
+                                         numerics and the fast kernels; off keeps f32 activations
+                                         (q2_k, q3_k, q5_k and iq4_xs weights have kernels for
+                                         8-bit activations only).
                                          --max-context 1..4194304 tokens (default: the model's),
                                          --max-batch 1..65536 (default 512); a KV cache and arena
                                          larger than this machine's memory is refused. The bundle

@@ -25,7 +25,11 @@ class EmbeddingEmitter {
       case ElementType::q8_0:
       case ElementType::q4_0: chunk_ = kQK; break;
       case ElementType::q4_k:
-      case ElementType::q6_k: chunk_ = kQK_K; break;
+      case ElementType::q6_k:
+      case ElementType::q5_k:
+      case ElementType::q3_k:
+      case ElementType::q2_k:
+      case ElementType::iq4_xs: chunk_ = kQK_K; break;
       default: return Status::Error("codegen: no embedding kernel for " + std::string(type_name(s.table)) + " tables");
     }
     chunk_bytes_ = chunk_ / ti.block_elems * ti.block_bytes;
@@ -69,8 +73,8 @@ class EmbeddingEmitter {
   void put(Value* v, Value* dst, int64_t element) { f.store(v, f.at(dst, element * 4), 4); }
 
   // Dequantizes one chunk (one block, or 8 float elements) at src into dst, rounding exactly as
-  // ir/quant.cpp does: q8_0 q*d, q4_0 (q-8)*d, q4_k (d*sc)*q - dmin*m (both products exact),
-  // q6_k (d*sc)*q.
+  // ir/quant.cpp does: q8_0 q*d, q4_0 (q-8)*d, q4_k and q5_k (d*sc)*q - dmin*m (both products
+  // exact), q6_k and q3_k (d*sc)*q, q2_k (d*sc)*q - dmin*m, iq4_xs (d*sc)*kvalues[q].
   void emit_chunk(Value* src, Value* dst) {
     switch (s.table) {
       case ElementType::f32:
@@ -107,6 +111,10 @@ class EmbeddingEmitter {
       }
       case ElementType::q4_k: emit_q4_k(src, dst); break;
       case ElementType::q6_k: emit_q6_k(src, dst); break;
+      case ElementType::q5_k: emit_q5_k(src, dst); break;
+      case ElementType::q3_k: emit_q3_k(src, dst); break;
+      case ElementType::q2_k: emit_q2_k(src, dst); break;
+      case ElementType::iq4_xs: emit_iq4_xs(src, dst); break;
       default: break;
     }
   }
@@ -143,6 +151,99 @@ class EmbeddingEmitter {
         Value* hi = to_f(B.CreateLShr(b, i32x8(4)));
         put(B.CreateFSub(B.CreateFMul(dd[0], lo), mm[0]), dst, 64 * j + l);
         put(B.CreateFSub(B.CreateFMul(dd[1], hi), mm[1]), dst, 64 * j + 32 + l);
+      }
+    }
+  }
+
+  // q5_k: q4_k's (d*sc)*q - dmin*m with q = nibble + 16 * (qh[l] bit `sub`).
+  void emit_q5_k(Value* src, Value* dst) {
+    Value* d = half_scalar(src);
+    Value* dmin = half_scalar(f.at(src, 2));
+    Value* sp = f.at(src, 4);
+    Value* qh = f.at(src, 16);
+    Value* qs = f.at(src, 48);
+    for (int j = 0; j < 4; ++j) {
+      Value* dd[2];
+      Value* mm[2];
+      for (int h = 0; h < 2; ++h) {
+        auto [sc, m] = scale_min(sp, 2 * j + h);
+        dd[h] = f.splat(B.CreateFMul(d, B.CreateUIToFP(sc, f.f32)));
+        mm[h] = f.splat(B.CreateFMul(dmin, B.CreateUIToFP(m, f.f32)));
+      }
+      for (int l = 0; l < 32; l += 8) {
+        Value* b = B.CreateZExt(bytes8(qs, 32 * j + l), f.vec(f.i32, 8));
+        Value* hb = B.CreateZExt(bytes8(qh, l), f.vec(f.i32, 8));
+        auto fifth = [&](int sub) { return B.CreateShl(B.CreateAnd(B.CreateLShr(hb, i32x8(sub)), i32x8(1)), i32x8(4)); };
+        Value* lo = to_f(B.CreateOr(B.CreateAnd(b, i32x8(15)), fifth(2 * j)));
+        Value* hi = to_f(B.CreateOr(B.CreateLShr(b, i32x8(4)), fifth(2 * j + 1)));
+        put(B.CreateFSub(B.CreateFMul(dd[0], lo), mm[0]), dst, 64 * j + l);
+        put(B.CreateFSub(B.CreateFMul(dd[1], hi), mm[1]), dst, 64 * j + 32 + l);
+      }
+    }
+  }
+
+  // q3_k: (d * scale) * q with the signed 6-bit scale of each 16 elements and q = low 2 bits
+  // (qs) minus 4 where the hmask bit is clear. Element 128h + 32s + l: qs[32h + l] bits 2s..2s+1,
+  // hmask[l] bit 4h + s.
+  void emit_q3_k(Value* src, Value* dst) {
+    Value* d = half_scalar(f.at(src, 108));
+    Value* hm = src;
+    Value* qs = f.at(src, 32);
+    Value* sp = f.at(src, 96);
+    for (int h = 0; h < 2; ++h)
+      for (int sh = 0; sh < 4; ++sh)
+        for (int l = 0; l < 32; l += 8) {
+          const int j = 8 * h + 2 * sh + l / 16;
+          Value* low = j < 8 ? B.CreateAnd(byte_at(sp, j), B.getInt32(15)) : B.CreateLShr(byte_at(sp, j - 8), B.getInt32(4));
+          Value* high = B.CreateAnd(B.CreateLShr(byte_at(sp, 8 + j % 4), B.getInt32(2 * (j / 4))), B.getInt32(3));
+          Value* scale = B.CreateSub(B.CreateOr(low, B.CreateShl(high, B.getInt32(4))), B.getInt32(32));
+          Value* dl = f.splat(B.CreateFMul(d, B.CreateSIToFP(scale, f.f32)));
+          Value* q = B.CreateAnd(B.CreateLShr(B.CreateZExt(bytes8(qs, 32 * h + l), f.vec(f.i32, 8)), i32x8(2 * sh)), i32x8(3));
+          Value* hbit = B.CreateAnd(B.CreateLShr(B.CreateZExt(bytes8(hm, l), f.vec(f.i32, 8)), i32x8(4 * h + sh)), i32x8(1));
+          // hbit clear: q - 4; set: q.
+          Value* v = B.CreateSub(q, B.CreateShl(B.CreateXor(hbit, i32x8(1)), i32x8(2)));
+          put(B.CreateFMul(dl, to_f(v)), dst, 128 * h + 32 * sh + l);
+        }
+  }
+
+  // q2_k: (d * sc) * q - dmin * m with 4-bit sc and m per 16 elements; element 128h + 32s + l is
+  // qs[32h + l] bits 2s..2s+1.
+  void emit_q2_k(Value* src, Value* dst) {
+    Value* d = half_scalar(f.at(src, 80));
+    Value* dmin = half_scalar(f.at(src, 82));
+    Value* qs = f.at(src, 16);
+    for (int h = 0; h < 2; ++h)
+      for (int sh = 0; sh < 4; ++sh)
+        for (int l = 0; l < 32; l += 8) {
+          const int j = 8 * h + 2 * sh + l / 16;
+          Value* sc = byte_at(src, j);
+          Value* dl = f.splat(B.CreateFMul(d, B.CreateUIToFP(B.CreateAnd(sc, B.getInt32(15)), f.f32)));
+          Value* ml = f.splat(B.CreateFMul(dmin, B.CreateUIToFP(B.CreateLShr(sc, B.getInt32(4)), f.f32)));
+          Value* q = B.CreateAnd(B.CreateLShr(B.CreateZExt(bytes8(qs, 32 * h + l), f.vec(f.i32, 8)), i32x8(2 * sh)), i32x8(3));
+          put(B.CreateFSub(B.CreateFMul(dl, to_f(q)), ml), dst, 128 * h + 32 * sh + l);
+        }
+  }
+
+  // iq4_xs: (d * (ls - 32)) * kvalues_iq4nl[q] per block of 32 (ls: low nibble in scales_l, top
+  // two bits in scales_h); element j < 16 of a block is qs[16 ib + j]'s low nibble, j + 16 its high.
+  void emit_iq4_xs(Value* src, Value* dst) {
+    Value* d = half_scalar(src);
+    Value* sh = B.CreateZExt(f.load(f.i16, f.at(src, 2), 2), f.i32);
+    auto lookup = [&](Value* idx) {  // idx: <8 x i32> in 0..15
+      Value* out = f.splat(f.cf(static_cast<float>(kIq4nlValues[0])));
+      for (int i = 1; i < 16; ++i)
+        out = B.CreateSelect(B.CreateICmpEQ(idx, i32x8(i)), f.splat(f.cf(static_cast<float>(kIq4nlValues[i]))), out);
+      return out;
+    };
+    for (int ib = 0; ib < 8; ++ib) {
+      Value* low = B.CreateAnd(B.CreateLShr(byte_at(src, 4 + ib / 2), B.getInt32(4 * (ib % 2))), B.getInt32(15));
+      Value* high = B.CreateAnd(B.CreateLShr(sh, B.getInt32(2 * ib)), B.getInt32(3));
+      Value* ls = B.CreateSub(B.CreateOr(low, B.CreateShl(high, B.getInt32(4))), B.getInt32(32));
+      Value* dl = f.splat(B.CreateFMul(d, B.CreateSIToFP(ls, f.f32)));
+      for (int l = 0; l < 16; l += 8) {
+        Value* b = B.CreateZExt(bytes8(src, 8 + 16 * ib + l), f.vec(f.i32, 8));
+        put(B.CreateFMul(dl, lookup(B.CreateAnd(b, i32x8(15)))), dst, 32 * ib + l);
+        put(B.CreateFMul(dl, lookup(B.CreateLShr(b, i32x8(4)))), dst, 32 * ib + 16 + l);
       }
     }
   }
@@ -191,7 +292,8 @@ StatusOr<KernelSpec> embedding_spec(const Node& n, const Model*) {
   e.ids_i32 = n.inputs[1].type().type == ElementType::i32;
   switch (e.table) {
     case ElementType::f32: case ElementType::f16: case ElementType::q8_0: case ElementType::q4_0:
-    case ElementType::q4_k: case ElementType::q6_k: break;
+    case ElementType::q4_k: case ElementType::q6_k: case ElementType::q5_k: case ElementType::q3_k:
+    case ElementType::q2_k: case ElementType::iq4_xs: break;
     default: return Status::Error("codegen: " + n.name + ": no embedding kernel for " + std::string(type_name(e.table)) + " tables");
   }
   return k;
@@ -232,7 +334,8 @@ StatusOr<KernelContract> embedding_contract(const KernelSpec& spec) {
 }
 
 extern const KernelFamily kEmbeddingFamily = {
-    "embedding", "rows of a table in its stored type (f32, f16, q8_0, q4_0, q4_k, q6_k), dequantized to f32",
+    "embedding", "rows of a table in its stored type (f32, f16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs), "
+    "dequantized to f32",
     embedding_computes, embedding_spec, embedding_key, embedding_args, embedding_contract, nullptr, embedding_emit, nullptr};
 
 }  // namespace ingot

@@ -11,11 +11,12 @@
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
-#define INGOT_MATMUL_INNER(X) X(float_fma) X(dequant_fma) X(kquant_fma) X(int_dots) X(int_dots_q4k) X(int_dots_q6k)
+#define INGOT_MATMUL_INNER(X) X(float_fma) X(dequant_fma) X(kquant_fma) X(int_dots) X(int_dots_q4k) X(int_dots_q6k) \
+  X(int_dots_q5k) X(int_dots_q3k) X(int_dots_q2k) X(int_dots_iq4xs)
 #define INGOT_DECLARE_INNER(n) extern const MatMulInnerLoop kMatMulInner_##n;
 INGOT_MATMUL_INNER(INGOT_DECLARE_INNER)
 #define INGOT_INNER_ADDRESS(n) &kMatMulInner_##n,
-const MatMulInnerLoop* const kMatMulInnerLoops[6] = {INGOT_MATMUL_INNER(INGOT_INNER_ADDRESS)};
+const MatMulInnerLoop* const kMatMulInnerLoops[10] = {INGOT_MATMUL_INNER(INGOT_INNER_ADDRESS)};
 #undef INGOT_INNER_ADDRESS
 #undef INGOT_DECLARE_INNER
 #undef INGOT_MATMUL_INNER
@@ -28,7 +29,8 @@ namespace ingot::matmul {
 // ---------------------------------------------------------------- matmul
 Status MatMulEmitter::emit() {
   quant_ = s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0;
-  kquant_ = s.weight == ElementType::q4_k || s.weight == ElementType::q6_k;
+  kquant_ = s.weight == ElementType::q4_k || s.weight == ElementType::q6_k || s.weight == ElementType::q5_k ||
+            s.weight == ElementType::q3_k || s.weight == ElementType::q2_k || s.weight == ElementType::iq4_xs;
   int_dots_ = (quant_ || kquant_) && s.act_q8;
   e.avx2 = tgt.avx2;
   e.ssse3 = tgt.ssse3;
@@ -398,7 +400,9 @@ StatusOr<KernelContract> matmul_contract(const KernelSpec& spec) {
   }
   if (s.residual) c.args[kMatMulResidual] = KernelContract::rows(ArgAccess::read, nout * 4);
   const bool int_dots = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 ||
-                                     s.weight == ElementType::q4_k || s.weight == ElementType::q6_k);
+                                     s.weight == ElementType::q4_k || s.weight == ElementType::q6_k ||
+                                     s.weight == ElementType::q5_k || s.weight == ElementType::q3_k ||
+                                     s.weight == ElementType::q2_k || s.weight == ElementType::iq4_xs);
   ArgContract& scratch = c.args[kMatMulScratch];
   scratch = KernelContract::rows(ArgAccess::scratch, L.scratch_per_token, 64);
   scratch.fixed = int_dots ? matmul::amx_extra_scratch(s, L) : 0;
@@ -429,7 +433,8 @@ Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
 // Cases: tests/codegen/codegen_test.cpp (MatMulCase: every weight type, activation mode, epilogue,
 // odd sizes and every CPU tier) drives this family through the same harness.
 extern const KernelFamily kMatMulFamily = {
-    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, q8_0, q4_0, q4_k, q6_k",
+    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, q8_0, q4_0, q4_k, q6_k; "
+    "q2_k, q3_k, q5_k, iq4_xs with 8-bit activations",
     matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_contract, matmul_packed, matmul_emit, nullptr};
 
 }  // namespace ingot

@@ -263,6 +263,29 @@ Tensor random_table(ElementType t, int64_t V, int64_t D, std::mt19937_64& rng) {
       }
       break;
     }
+    case ElementType::q5_k:
+    case ElementType::q3_k:
+    case ElementType::q2_k:
+    case ElementType::iq4_xs: {
+      for (size_t i = 0; i < w.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      for (int64_t b = 0; b < V * D / kQK_K; ++b) {
+        if (t == ElementType::q5_k) {
+          auto* blk = reinterpret_cast<BlockQ5_K*>(p) + b;
+          blk->d = f32_to_f16(u(rng) / 63 / 31);
+          blk->dmin = f32_to_f16(u(rng) / 63 / 2);
+        } else if (t == ElementType::q3_k) {
+          reinterpret_cast<BlockQ3_K*>(p)[b].d = f32_to_f16(u(rng) / 32 / 4);
+        } else if (t == ElementType::q2_k) {
+          auto* blk = reinterpret_cast<BlockQ2_K*>(p) + b;
+          blk->d = f32_to_f16(u(rng) / 15 / 3);
+          blk->dmin = f32_to_f16(u(rng) / 15 / 2);
+        } else {
+          reinterpret_cast<BlockIQ4_XS*>(p)[b].d = f32_to_f16(u(rng) / 32 / 127);
+        }
+      }
+      break;
+    }
     default: break;
   }
   return w;
@@ -280,6 +303,10 @@ TEST(CodegenEmbedding, EveryTableTypeBitwise) {
     cases.push_back({ElementType::q4_0, 37, 96, T});
     cases.push_back({ElementType::q4_k, 19, 512, T});
     cases.push_back({ElementType::q6_k, 19, 512, T});
+    cases.push_back({ElementType::q5_k, 19, 512, T});
+    cases.push_back({ElementType::q3_k, 19, 512, T});
+    cases.push_back({ElementType::q2_k, 19, 512, T});
+    cases.push_back({ElementType::iq4_xs, 19, 512, T});
   }
   struct Data {
     EmbeddingCase c;

@@ -27,14 +27,15 @@ namespace {
 // - Epilogues: bias, residual, SwiGLU (with float_spec::expf) and RoPE compute the reference's f32
 //   operations in its order.
 // - Exact modes: where the reference specifies the f32 order (ir/float_spec.h and q8_row_dot),
-//   the kernels must match it bit for bit, NMSE 0: 8-bit activations with q8_0/q4_0/q4_k/q6_k weights
+//   the kernels must match it bit for bit, NMSE 0: 8-bit activations with q8_0/q4_0/q2_k..q6_k/iq4_xs weights
 //   (block values added in block order) and f16 weights in the q8 mode (one FMA chain in k order).
 //   With 8-bit activations a last-bit difference can cross a quantization step downstream, so
 //   anything but exact would let generated text drift from the reference.
 constexpr double kMatMulBound = 1e-9;
 double matmul_bound(const MatMulCase& c) {
   const bool exact = c.act_q8 && (c.weight == ElementType::q8_0 || c.weight == ElementType::q4_0 || c.weight == ElementType::q4_k ||
-                                  c.weight == ElementType::q6_k || c.weight == ElementType::f16);
+                                  c.weight == ElementType::q6_k || c.weight == ElementType::f16 || c.weight == ElementType::q5_k ||
+                                  c.weight == ElementType::q3_k || c.weight == ElementType::q2_k || c.weight == ElementType::iq4_xs);
   return exact ? 0.0 : kMatMulBound;
 }
 // RMSNorm follows llama.cpp's order (f32 squares summed in double, f32 mean and scale): the
@@ -90,7 +91,8 @@ std::vector<MatMulCase> cases_for(ElementType t) {
 
 // Compiles every distinct kernel of `cases` into one shared object and checks each case at every
 // token count with 1, 2 and 3 threads.
-void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptions& options = CodegenOptions{}) {
+void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptions& options = CodegenOptions{},
+                        const std::vector<int>& tokens = {1, 3, 17, 33, 255}) {
   std::vector<KernelSpec> specs;
   std::set<std::string> seen;
   std::vector<std::unique_ptr<CaseData>> data;
@@ -98,7 +100,7 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptio
   std::vector<MatMulCase> cases_run;
   uint64_t seed = 1;
   for (const MatMulCase& base : cases)
-    for (int m : {1, 3, 17, 33, 255}) {
+    for (int m : tokens) {
       if (m == 255 && base.block_tokens == 0) continue;  // 255 tokens: the many-block case only
       MatMulCase c = base;
       c.M = m;
@@ -128,6 +130,88 @@ TEST(CodegenMatMul, Q8_0) { check_matmul_cases(cases_for(ElementType::q8_0)); }
 TEST(CodegenMatMul, Q4_0) { check_matmul_cases(cases_for(ElementType::q4_0)); }
 TEST(CodegenMatMul, Q4_K) { check_matmul_cases(cases_for(ElementType::q4_k)); }
 TEST(CodegenMatMul, Q6_K) { check_matmul_cases(cases_for(ElementType::q6_k)); }
+
+// Weight types with kernels for 8-bit activations only (exact, NMSE 0 against q8_row_dot).
+constexpr ElementType kQ8OnlyTypes[] = {ElementType::q5_k, ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs};
+// 40 tokens: whole tiles of 3 and 6 plus a remainder, and on the amx tier (where these types stay
+// on the register tiles) more than two 16-token steps.
+const std::vector<int> kQ8OnlyTokens = {1, 3, 17, 40, 255};
+
+// Odd N (never a multiple of 8, nor of the 16-row panel), one to three super-blocks, and the
+// epilogues that read the accumulators differently (SwiGLU pairs, token blocks, RoPE heads).
+std::vector<MatMulCase> q8_only_cases(ElementType t) {
+  std::vector<MatMulCase> out;
+  MatMulCase base;
+  base.weight = t;
+  base.act_q8 = true;
+  for (Shape2 s : {Shape2{33, 256}, Shape2{71, 768}, Shape2{5, 512}}) {
+    MatMulCase c = base;
+    c.N = s.N;
+    c.K = s.K;
+    out.push_back(c);
+  }
+  auto with = [&](auto f) {
+    MatMulCase c = base;
+    c.K = 256;
+    f(c);
+    out.push_back(c);
+  };
+  with([](MatMulCase& c) { c.N = 2 * 24; c.swiglu = true; c.bias = true; c.residual = true; });
+  with([](MatMulCase& c) { c.N = 20; c.block_tokens = 8; c.residual = true; });
+  with([](MatMulCase& c) { c.N = 3 * 16 + 5; c.bias = true; c.rope = RopeLayout::interleaved; c.rope_heads = 2; c.head_dim = 16; });
+  return out;
+}
+
+TEST(CodegenMatMul, Q5_K) { check_matmul_cases(q8_only_cases(ElementType::q5_k), CodegenOptions{}, kQ8OnlyTokens); }
+TEST(CodegenMatMul, Q3_K) { check_matmul_cases(q8_only_cases(ElementType::q3_k), CodegenOptions{}, kQ8OnlyTokens); }
+TEST(CodegenMatMul, Q2_K) { check_matmul_cases(q8_only_cases(ElementType::q2_k), CodegenOptions{}, kQ8OnlyTokens); }
+TEST(CodegenMatMul, IQ4_XS) { check_matmul_cases(q8_only_cases(ElementType::iq4_xs), CodegenOptions{}, kQ8OnlyTokens); }
+
+// Without 8-bit activations these types have no kernel: the layout says so (the compiler then
+// reports the node as having no kernel).
+TEST(CodegenMatMul, Q8OnlyTypesRefuseFloatActivations) {
+  for (ElementType t : kQ8OnlyTypes) {
+    MatMulSpec s;
+    s.weight = t;
+    s.N = 16;
+    s.K = 256;
+    auto refused = matmul_layout(s);
+    ASSERT_FALSE(refused.ok()) << type_name(t);
+    EXPECT_NE(refused.message().find("8-bit activations only"), std::string::npos) << refused.message();
+    s.act_q8 = true;
+    EXPECT_TRUE(matmul_layout(s).ok()) << type_name(t);
+  }
+}
+
+// Every CPU tier the host runs, for the types above: two shapes (one with several super-blocks
+// and token blocks that end in partial tiles), bitwise equal to the reference.
+class CodegenQ8OnlyTiers : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CodegenQ8OnlyTiers, MatchTheReferenceBitwise) {
+  ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
+  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
+    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
+  std::vector<MatMulCase> cases;
+  for (ElementType t : kQ8OnlyTypes) {
+    MatMulCase c;
+    c.weight = t;
+    c.act_q8 = true;
+    c.N = 33;
+    c.K = 256;
+    cases.push_back(c);
+    c.N = 37;
+    c.K = 512;
+    c.block_tokens = 40;
+    c.residual = true;
+    cases.push_back(c);
+  }
+  CodegenOptions options;
+  options.cpu = GetParam();
+  check_matmul_cases(cases, options, kQ8OnlyTokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CodegenQ8OnlyTiers, ::testing::ValuesIn(tier_names()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return tier_test_name(p.param); });
 
 // Every CPU tier the host runs: each weight type in both activation modes, with and without an
 // epilogue, and RMSNorm, against the reference (bitwise where it is exact). Without AVX2
@@ -350,6 +434,26 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
     const std::string what = c.name() + " on " + w.tier;
     for (const char* intrinsic : {"@llvm.x86.ldtilecfg(", "@llvm.x86.tdpbssd(", "@llvm.x86.tilestored64(", "@llvm.x86.tilerelease("})
       EXPECT_EQ(ir->find(intrinsic) != std::string::npos, w.tiles) << what << ": " << intrinsic;
+  }
+}
+
+// q2_k, q3_k, q5_k and iq4_xs have no tile step: their amx kernels are the avx512 register tiles.
+TEST(CodegenAmx, NoTileCodeForQ8OnlyTypes) {
+  for (ElementType t : kQ8OnlyTypes) {
+    MatMulCase c;
+    c.weight = t;
+    c.act_q8 = true;
+    c.N = 32;
+    c.K = 256;
+    c.M = 16;
+    auto d = make_case(c, 1);
+    ASSERT_TRUE(d.ok()) << d.message();
+    CodegenOptions options;
+    options.cpu = "amx";
+    auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
+    ASSERT_TRUE(ir.ok()) << ir.message();
+    EXPECT_EQ(ir->find("@llvm.x86.tdpbssd("), std::string::npos) << c.name();
+    EXPECT_EQ(ir->find("@llvm.x86.ldtilecfg("), std::string::npos) << c.name();
   }
 }
 

@@ -98,6 +98,32 @@ Tensor weight_tensor(ElementType t, int64_t N, int64_t K, const std::vector<floa
       }
       break;
     }
+    case ElementType::q5_k:
+    case ElementType::q3_k:
+    case ElementType::q2_k:
+    case ElementType::iq4_xs: {
+      // Random blocks (every byte pattern is a valid block) with f16 scales that make values of
+      // order one: d * (largest scale) * (largest quant) ~ 1.
+      std::mt19937_64 rng(static_cast<uint64_t>(N * 1000003 + K) ^ static_cast<uint64_t>(t));
+      for (size_t i = 0; i < w.nbytes(); ++i) d[i] = static_cast<uint8_t>(rng());
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      for (int64_t b = 0; b < N * K / kQK_K; ++b) {
+        if (t == ElementType::q5_k) {
+          auto* blk = reinterpret_cast<BlockQ5_K*>(d) + b;
+          blk->d = f32_to_f16(u(rng) / 63 / 31);
+          blk->dmin = f32_to_f16(u(rng) / 63 / 2);
+        } else if (t == ElementType::q3_k) {
+          reinterpret_cast<BlockQ3_K*>(d)[b].d = f32_to_f16(u(rng) / 32 / 4);
+        } else if (t == ElementType::q2_k) {
+          auto* blk = reinterpret_cast<BlockQ2_K*>(d) + b;
+          blk->d = f32_to_f16(u(rng) / 15 / 3);
+          blk->dmin = f32_to_f16(u(rng) / 15 / 2);
+        } else {
+          reinterpret_cast<BlockIQ4_XS*>(d)[b].d = f32_to_f16(u(rng) / 32 / 127);
+        }
+      }
+      break;
+    }
     default: INGOT_ASSERT(false, "unsupported weight type in a test case");
   }
   return w;

@@ -232,3 +232,70 @@ TEST(Q6K, WeightMatMulQ8ModeIsCloseToTheExactProduct) {
 
 }  // namespace
 }  // namespace ingot
+
+namespace ingot {
+namespace {
+
+// q2_k, q3_k, q5_k, iq4_xs in the "q8" mode (q8_row_dot): every output equals the product of
+// the dequantized weights and the dequantized q8_0 activations up to f32 rounding. This checks
+// the integer dots, the scale and min indices and the element order against dequantize_row
+// (bitwise ggml's), independently of the kernels that reproduce q8_row_dot.
+TEST(KQuantsQ8Mode, WeightMatMulEqualsDequantizedProducts) {
+  for (ElementType t : {ElementType::q5_k, ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs}) {
+    const int64_t N = 5, K = 3 * kQK_K, M = 2;
+    const ElementTypeInfo& ti = type_info(t);
+    auto buf = Buffer::allocate(static_cast<size_t>(N * K / kQK_K * ti.block_bytes));
+    uint8_t* p = buf->mutable_data();
+    std::mt19937 rng(static_cast<uint32_t>(t) + 77);
+    for (size_t i = 0; i < buf->size(); ++i) p[i] = static_cast<uint8_t>(rng());
+    // Small f16 scales (every other byte pattern is a valid block).
+    for (int64_t b = 0; b < N * K / kQK_K; ++b) {
+      const uint16_t d = f32_to_f16(0.001f * static_cast<float>(1 + rng() % 7));
+      const uint16_t dmin = f32_to_f16(0.002f * static_cast<float>(1 + rng() % 5));
+      uint8_t* blk = p + b * ti.block_bytes;
+      if (t == ElementType::q5_k) {
+        std::memcpy(blk, &d, 2);
+        std::memcpy(blk + 2, &dmin, 2);
+      } else if (t == ElementType::q3_k) {
+        std::memcpy(blk + 108, &d, 2);
+      } else if (t == ElementType::q2_k) {
+        std::memcpy(blk + 80, &d, 2);
+        std::memcpy(blk + 82, &dmin, 2);
+      } else {
+        std::memcpy(blk, &d, 2);
+      }
+    }
+    auto w = Tensor::from_buffer(t, {N, K}, buf);
+    ASSERT_TRUE(w.ok()) << w.message();
+    const auto xf = gaussian(M * K, 91);
+    Model m;
+    GraphBuilder b(m);
+    Value xv = b.parameter("x", ElementType::f32, static_shape({M, K}));
+    Value wv = b.constant(std::make_shared<Tensor>(*w), "w");
+    b.result(b.op(Op::WeightMatMul, {xv, wv}, {{"act_quant", Attribute::String("q8")}}), "y");
+    ASSERT_TRUE(b.status().ok()) << b.status().message();
+    Evaluator ev(m);
+    auto r = ev.run({{"x", Tensor::from_f32({M, K}, xf)}});
+    ASSERT_TRUE(r.ok()) << ti.name << ": " << r.message();
+    const auto y = (*r)[0].to_f32_vector();
+    std::vector<float> wd(static_cast<size_t>(N * K));
+    dequantize_row(t, w->raw(), wd.data(), N * K);
+    for (int64_t row = 0; row < M; ++row) {
+      std::vector<BlockQ8_0> aq(static_cast<size_t>(K / kQK));
+      quantize_row_q8_0_activations(xf.data() + row * K, aq.data(), K);
+      std::vector<float> ad(static_cast<size_t>(K));
+      dequantize_row(ElementType::q8_0, aq.data(), ad.data(), K);
+      for (int64_t j = 0; j < N; ++j) {
+        double direct = 0, magnitude = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          direct += double(wd[j * K + k]) * ad[k];
+          magnitude += std::fabs(double(wd[j * K + k]) * ad[k]);
+        }
+        EXPECT_NEAR(y[row * N + j], direct, 1e-5 * magnitude) << ti.name << " row " << row << " col " << j;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ingot

@@ -14,7 +14,13 @@ namespace {
 constexpr int kTileC0 = 0, kTileA0 = 2, kTileB0 = 4;
 }  // namespace
 
-bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_; }
+// q2_k, q3_k, q5_k and iq4_xs have no tile step: on the amx tier they run the avx512 register
+// tiles (the same numbers).
+bool MatMulEmitter::amx_applies() const {
+  const ElementType w = s.weight;
+  const bool no_tiles = w == ElementType::q5_k || w == ElementType::q3_k || w == ElementType::q2_k || w == ElementType::iq4_xs;
+  return tgt.amx && int_dots_ && !no_tiles;
+}
 
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
   // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants

@@ -77,6 +77,10 @@ class MatMulEmitter {
   void emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots.cpp
   void emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q4k.cpp
   void emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q6k.cpp
+  void emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q5k.cpp
+  void emit_int_dots_q3k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q3k.cpp
+  void emit_int_dots_q2k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q2k.cpp
+  void emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_iq4xs.cpp
 
   void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(x->getType(), a, 32)), a, 32); }
 
@@ -144,6 +148,6 @@ struct MatMulInnerLoop {
 };
 
 // Every inner loop, from kernels/matmul/*.cpp.
-extern const MatMulInnerLoop* const kMatMulInnerLoops[6];
+extern const MatMulInnerLoop* const kMatMulInnerLoops[10];
 
 }  // namespace ingot::matmul
