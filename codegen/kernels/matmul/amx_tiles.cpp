@@ -14,7 +14,7 @@ namespace {
 constexpr int kTileC0 = 0, kTileA0 = 2, kTileB0 = 4;
 }  // namespace
 
-bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_; }
+bool MatMulEmitter::amx_applies() const { return tgt.amx && int_dots_ && !block32_; }
 
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
   // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants
