@@ -445,7 +445,7 @@ Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
 // Cases: tests/codegen/codegen_test.cpp (MatMulCase: every weight type, activation mode, epilogue,
 // odd sizes and every CPU tier) drives this family through the same harness.
 extern const KernelFamily kMatMulFamily = {
-    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k",
+    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q6_k",
     matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_contract, matmul_packed, matmul_emit, nullptr};
 
 }  // namespace ingot
