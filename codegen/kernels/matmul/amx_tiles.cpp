@@ -20,7 +20,8 @@ int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
   // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants
   // unpacked to bytes (the B tiles of every block).
   int64_t bytes = 2 * kAmxTokens * 64;
-  if (s.weight != ElementType::q8_0) bytes += s.K * L.panel_rows;
+  // q4_1, q5_0, q5_1, iq4_nl have no amx step, so no unpacked panel.
+  if (s.weight != ElementType::q8_0 && block32_packed_row_bytes(s.weight, true) == 0) bytes += s.K * L.panel_rows;
   return bytes;
 }
 
