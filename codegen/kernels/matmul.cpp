@@ -55,7 +55,7 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    // Every 8-bit weight type has an amx step; its scratch follows the activations on every tier.
+    // The amx step's scratch (q8_0, q4_0, q4_k, q6_k) follows the activations on every tier.
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
     act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(amx_extra_scratch(s, L)))));
     amx_c_ = e.at(act_, acts);
@@ -194,8 +194,8 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   acc.T = T;
   acc.W = float_lanes();
   acc.V = L.vectors * 8 / acc.W;
-  // One chain per output where the reference specifies the order (8-bit activations; f16
-  // weights in the q8 mode: k in order), so every tile size rounds alike.
+  // One chain per output where the reference specifies the order (8-bit activations; f16 and
+  // bf16 weights in the q8 mode: k in order), so every tile size rounds alike.
   const bool ordered = int_dots_ || (s.act_q8 && (s.weight == ElementType::f16 || s.weight == ElementType::bf16));
   acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * acc.V)));
   llvm::Type* vacc = e.vec(e.f32, static_cast<unsigned>(acc.W));

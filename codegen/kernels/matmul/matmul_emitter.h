@@ -49,7 +49,7 @@ class MatMulEmitter {
 
   // Float activations of tokens [mb, mend) packed tile by tile as [tile][k][T], so that a tile's
   // broadcasts read one sequential stream; f16-rounded here for f16 weights in the q8 mode
-  // (llama.cpp converts activations to f16 for its f16 dot products).
+  // (llama.cpp converts activations to f16 for its f16 dot products), bf16-rounded for bf16.
   void emit_pack_activations(Value* mb, Value* mend);
   Value* round_to_bf16(Value* v);  // bf16 weights in the q8 mode: activations rounded to bf16
 
@@ -85,7 +85,7 @@ class MatMulEmitter {
   void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(x->getType(), a, 32)), a, 32); }
 
   // Lanes of the float accumulators (Accs::W): 16 where AVX-512 doubles the FMA width and a panel
-  // is 16 rows (f32 and f16 weights), else 8.
+  // is 16 rows (f32, f16 and bf16 weights), else 8.
   int float_lanes() const { return tgt.avx512 && !quant_ && !kquant_ && !block32_ && L.vectors == 2 ? 16 : 8; }
 
   // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
