@@ -210,6 +210,10 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& spec);
 // Plain C++, run by the compiler; the runtime maps the result and never repacks.
 StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& spec, const void* src, size_t src_bytes);
 
+// Weights of 32-element blocks beyond q8_0/q4_0 (q5_0, q4_1, q5_1, iq4_nl): packed bytes of one
+// row of one block (layout.cpp, pack_block32_lane), 0 for any other type.
+int64_t block32_packed_row_bytes(ElementType t, bool act_q8);
+
 // Scratch bytes one thread needs for `tokens` rows (the kernel's scratch slot holds nthreads of these).
 int64_t scratch_bytes_per_thread(const KernelSpec& spec, int64_t tokens);
 

@@ -48,7 +48,62 @@ void k4_scale_min(const uint8_t* q, int j, uint8_t& sc, uint8_t& m) {
   }
 }
 
+// q5_0, q4_1, q5_1, iq4_nl: 32-element blocks, packed by pack_block32_lane.
+bool is_block32(ElementType t) {
+  return t == ElementType::q5_0 || t == ElementType::q4_1 || t == ElementType::q5_1 || t == ElementType::iq4_nl;
+}
+bool block32_has_min(ElementType t) { return t == ElementType::q4_1 || t == ElementType::q5_1; }
+bool block32_has_high(ElementType t) { return t == ElementType::q5_0 || t == ElementType::q5_1; }
+
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// One lane (row r, or padding when r < 0: scale and min 0) of a panel of 32-element blocks. Per
+// block, with P lanes: d[P] f16, for q4_1/q5_1 m[P] f16, then
+//   8-bit activations: the 16 nibble bytes as q4_0's, [g 0..4][P][4] bytes qs[4g + i] (low nibble
+//     element 4g + i, high 16 + 4g + i; iq4_nl: indices into kIq4nlValues), then for q5_0/q5_1
+//     the fifth bits as [g 0..4][P] bytes: bit i = element 4g + i's, bit 4 + i = 16 + 4g + i's;
+//   f32 activations: [k 0..32][P] int8 quants ready to scale: q5_0 q - 16, iq4_nl
+//     kIq4nlValues[q], q4_1/q5_1 q (value = d * q, plus m).
+// Both are ggml's block sizes with 8-bit activations (q5_0 22, q4_1 20, q5_1 24, iq4_nl 18).
+void pack_block32_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l, int P, uint8_t* panel) {
+  const int64_t blocks = s.K / kQK;
+  const ElementTypeInfo& ti = type_info(s.weight);
+  const int64_t rb = block32_packed_row_bytes(s.weight, s.act_q8);
+  const bool has_min = block32_has_min(s.weight), has_high = block32_has_high(s.weight);
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint8_t* d = panel + b * P * rb;
+    uint8_t raw[24] = {};  // the largest block, q5_1
+    if (r >= 0) std::memcpy(raw, src + (r * blocks + b) * ti.block_bytes, static_cast<size_t>(ti.block_bytes));
+    // ggml's field order: d, [m], [qh[4]], qs[16].
+    std::memcpy(d + 2 * l, raw, 2);
+    if (has_min) std::memcpy(d + 2 * P + 2 * l, raw + 2, 2);
+    const uint8_t* qh_bytes = raw + (has_min ? 4 : 2);
+    const uint8_t* qs = qh_bytes + (has_high ? 4 : 0);
+    const uint32_t qh = has_high ? static_cast<uint32_t>(qh_bytes[0]) | static_cast<uint32_t>(qh_bytes[1]) << 8 |
+                                       static_cast<uint32_t>(qh_bytes[2]) << 16 | static_cast<uint32_t>(qh_bytes[3]) << 24
+                                 : 0;
+    uint8_t* q = d + (has_min ? 4 : 2) * P;
+    if (s.act_q8) {
+      for (int g = 0; g < 4; ++g)
+        for (int i = 0; i < 4; ++i) q[(static_cast<int64_t>(g) * P + l) * 4 + i] = qs[4 * g + i];
+      if (has_high)
+        for (int g = 0; g < 4; ++g) {
+          uint8_t bits = 0;
+          for (int i = 0; i < 4; ++i)
+            bits |= static_cast<uint8_t>(((qh >> (4 * g + i)) & 1u) << i | ((qh >> (16 + 4 * g + i)) & 1u) << (4 + i));
+          q[16 * P + g * P + l] = bits;
+        }
+      continue;
+    }
+    for (int k = 0; k < kQK; ++k) {
+      int v = k < 16 ? (qs[k] & 0x0F) : (qs[k - 16] >> 4);
+      v |= static_cast<int>((qh >> k) & 1u) << 4;
+      if (s.weight == ElementType::q5_0) v -= 16;
+      if (s.weight == ElementType::iq4_nl) v = kIq4nlValues[v];
+      q[static_cast<int64_t>(k) * P + l] = static_cast<uint8_t>(static_cast<int8_t>(v));
+    }
+  }
+}
 
 // Source row of panel p, lane l; -1 for padding. With SwiGLU a panel holds out_cols gate rows
 // followed by the out_cols matching up rows.
@@ -197,12 +252,18 @@ void pack_kquant_lane(const MatMulSpec& s, const uint8_t* src, int64_t r, int l,
 
 }  // namespace
 
+int64_t block32_packed_row_bytes(ElementType t, bool act_q8) {
+  if (!is_block32(t)) return 0;
+  const int64_t scales = block32_has_min(t) ? 4 : 2;
+  return act_q8 ? scales + 16 + (block32_has_high(t) ? 4 : 0) : scales + 32;
+}
+
 StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
   const ElementType t = s.weight;
-  if (t != ElementType::f32 && t != ElementType::f16 && !is_quant(t) && !is_kquant(t))
+  if (t != ElementType::f32 && t != ElementType::f16 && t != ElementType::bf16 && !is_quant(t) && !is_kquant(t) && !is_block32(t))
     return err("codegen: matmul weights of type " + std::string(type_name(t)) + " are not implemented yet");
   if (s.N <= 0 || s.K <= 0) return err("codegen: matmul needs N, K > 0");
-  if (is_quant(t) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
+  if ((is_quant(t) || is_block32(t)) && s.K % kQK != 0) return err("codegen: quantized weights need K to be a multiple of 32");
   if (is_kquant(t) && s.K % kQK_K != 0) return err("codegen: k-quant weights need K to be a multiple of 256");
   if (is_kquant_q8_only(t) && !s.act_q8)
     return err("codegen: matmul weights of type " + std::string(type_name(t)) +
@@ -214,7 +275,7 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     if (s.swiglu || s.residual) return err("codegen: RoPE together with SwiGLU or a residual is not implemented");
   }
   MatMulLayout L;
-  const bool int_dots = (is_quant(t) || is_kquant(t)) && s.act_q8;
+  const bool int_dots = (is_quant(t) || is_kquant(t) || is_block32(t)) && s.act_q8;
   if (int_dots) {
     // Panels of 16 rows on every tier, the amx tier's B tiles (16 outputs x 4 bytes a row; an AMX
     // tile store costs the same per row at 8 outputs as at 16).
@@ -234,6 +295,8 @@ StatusOr<MatMulLayout> matmul_layout(const MatMulSpec& s) {
     L.panel_bytes = s.K / kQK_K * L.panel_rows * kquant_row_bytes(t);
   else if (is_quant(t))
     L.panel_bytes = s.K / kQK * (2 * L.panel_rows + static_cast<int64_t>(L.panel_rows) * quant_bytes(t));
+  else if (is_block32(t))
+    L.panel_bytes = s.K / kQK * L.panel_rows * block32_packed_row_bytes(t, s.act_q8);
   else
     L.panel_bytes = s.K * L.panel_rows * (t == ElementType::f32 ? 4 : 2);
   L.packed_bytes = L.panels * L.panel_bytes;
@@ -278,8 +341,8 @@ StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const vo
     uint8_t* panel = out.data() + p * L.panel_bytes;
     for (int l = 0; l < P; ++l) {
       const int64_t r = source_row(s, L, p, l);
-      if (s.weight == ElementType::f32 || s.weight == ElementType::f16) {
-        // [k][lane] of f32 or f16.
+      if (s.weight == ElementType::f32 || s.weight == ElementType::f16 || s.weight == ElementType::bf16) {
+        // [k][lane] of f32, f16 or bf16.
         const int es = s.weight == ElementType::f32 ? 4 : 2;
         for (int64_t k = 0; k < s.K; ++k) {
           uint8_t* d = panel + (k * P + l) * es;
@@ -289,6 +352,10 @@ StatusOr<std::vector<uint8_t>> pack_matmul_weights(const MatMulSpec& s, const vo
       }
       if (is_kquant(s.weight)) {
         pack_kquant_lane(s, src, r, l, P, panel);
+        continue;
+      }
+      if (is_block32(s.weight)) {
+        pack_block32_lane(s, src, r, l, P, panel);
         continue;
       }
       // Quantized: per block, the panel's f16 scales, then the quants as [group][lane][G bytes].

@@ -649,9 +649,11 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // x[..., K] times a weight matrix w[N, K] stored in any type (f32, f16, bf16, quantized), the
 // layout of llama.cpp's tensors. act_quant "none": exact (w dequantized, sums in double).
 // act_quant "q8": llama.cpp's CPU numerics: activations are rounded to f16/bf16 for f16/bf16
-// weights (f16: one f32 FMA chain in k order) and quantized to q8_0 blocks for q8_0, q4_0, q2_k,
-// q3_k, q4_k, q5_k, q6_k and iq4_xs weights; blocks are dotted in integers, scaled in f32 and added to an f32 sum in block
-// order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
+// weights (one f32 FMA chain in k order over the rounded activations times the weights) and
+// quantized to q8_0 blocks for every block-quantized type with kernels (q8_0, q4_0, q4_1, q5_0,
+// q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs): one activation format, so a model mixing
+// these types shares it; blocks are dotted in integers, scaled in f32 and added to an f32 sum in
+// block order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
 // act_quant "ggml": ggml's own numerics for every GGUF type: the activation format ggml pairs with
 // the weight type (q8_0, q8_1 or q8_K) and its generic dot product's arithmetic (ggml_vec_dot in
 // ir/quant.h); float weights as in "q8". The reference evaluator's mode; no kernels yet.
@@ -665,8 +667,10 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // test model; a fused multiply-add per block flips one near-tie.)
 // The block value by weight type (da = f16(a.d), d and dmin the weight's f16 scales as f32; qa,
 // asum, isum exact integer sums over the block or, for 16-element sub-blocks, over half h; every
-// product and sum rounded to f32 in this association):
-//   q8_0, q4_0     float(isum) * (d * da)
+// product and sum rounded to f32 in this association, no FMA):
+//   q8_0, q4_0, q5_0, iq4_nl  float(isum) * (d * da)     (ggml's q5_0/iq4_nl x q8_0 dots)
+//   q4_1, q5_1 (q unsigned)  (d * da) * float(isum) + m * (da * float(asum))
+//     (ggml's q4_1 x q8_1 dot with q8_1's s = d_a * sum(q_a) taken from the q8_0 block)
 //   q4_k, q5_k     da * ((d * sc) * qa - (dmin * m) * asum)            (6-bit sc, m of the sub-block)
 //   q6_k, q3_k     da * ((d * sc0) * isum0 + (d * sc1) * isum1)        (signed 16-element scales)
 //   q2_k           da * (d * float(sc0*qa0 + sc1*qa1) - dmin * float(m0*asum0 + m1*asum1))
@@ -683,6 +687,31 @@ float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64
       BlockQ4_0 blk;
       std::memcpy(&blk, row + b * sizeof(BlockQ4_0), sizeof(blk));
       sum += static_cast<float>(dot_block_q4_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else if (wt == ElementType::q5_0) {
+      BlockQ5_0 blk;
+      std::memcpy(&blk, row + b * sizeof(BlockQ5_0), sizeof(blk));
+      sum += static_cast<float>(dot_block_q5_0_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else if (wt == ElementType::iq4_nl) {
+      BlockIQ4_NL blk;
+      std::memcpy(&blk, row + b * sizeof(BlockIQ4_NL), sizeof(blk));
+      sum += static_cast<float>(dot_block_iq4_nl_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
+    } else if (wt == ElementType::q4_1 || wt == ElementType::q5_1) {
+      int32_t qa, asum;
+      float d, m;
+      if (wt == ElementType::q4_1) {
+        BlockQ4_1 blk;
+        std::memcpy(&blk, row + b * sizeof(BlockQ4_1), sizeof(blk));
+        dot_block_q4_1_q8_0(blk, act[b], qa, asum);
+        d = f16_to_f32(blk.d);
+        m = f16_to_f32(blk.m);
+      } else {
+        BlockQ5_1 blk;
+        std::memcpy(&blk, row + b * sizeof(BlockQ5_1), sizeof(blk));
+        dot_block_q5_1_q8_0(blk, act[b], qa, asum);
+        d = f16_to_f32(blk.d);
+        m = f16_to_f32(blk.m);
+      }
+      sum += (d * da) * static_cast<float>(qa) + m * (da * static_cast<float>(asum));
     } else if (wt == ElementType::q6_k) {
       BlockQ6_K blk;
       std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ6_K), sizeof(blk));
@@ -829,9 +858,11 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
     }
     for (int64_t j = 0; j < N; ++j) {
       const float* wr = wf.data() + j * K;
-      if (q8 && wt == ElementType::f16) {
+      if ((q8 && wt == ElementType::f16) || (aq == "q8" && wt == ElementType::bf16)) {
         // llama.cpp's f16 dot: f16 x f16 products (exact in f32) accumulated in f32, here in one
-        // fused multiply-add chain in k order, as the kernels do in this mode.
+        // fused multiply-add chain in k order, as the kernels do in this mode. bf16 in the q8 mode
+        // likewise (its products are exact in f32 too); bf16 in the "ggml" mode sums in double
+        // like ggml's generic bf16 dot.
         float sum = 0;
         for (int64_t k = 0; k < K; ++k) sum = std::fma(static_cast<float>(row[static_cast<size_t>(k)]), wr[k], sum);
         y[m * N + j] = sum;
@@ -1901,6 +1932,7 @@ bool weight_matmul_supports_act_q8(ElementType w) {
     case ElementType::f32: case ElementType::f16: case ElementType::bf16:
     case ElementType::q8_0: case ElementType::q4_0: case ElementType::q4_k: case ElementType::q6_k:
     case ElementType::q5_k: case ElementType::q3_k: case ElementType::q2_k: case ElementType::iq4_xs:
+    case ElementType::q5_0: case ElementType::q4_1: case ElementType::q5_1: case ElementType::iq4_nl:
       return true;
     default:
       return false;

@@ -86,7 +86,8 @@ const OpDef* find_op(std::string_view name);
 std::span<const OpDef> all_ops();
 
 // Whether WeightMatMul implements act_quant "q8" (llama.cpp's activation numerics) for weights of
-// type `w`: f32, f16, bf16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs.
+// type `w`: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k,
+// iq4_xs.
 bool weight_matmul_supports_act_q8(ElementType w);
 // Whether WeightMatMul implements act_quant "ggml" (ggml's activation formats and generic dot
 // products, bit for bit) for weights of type `w`: f32, f16, bf16 and every quantized type.

@@ -363,6 +363,48 @@ int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a) {
   return sum;
 }
 
+int32_t dot_block_q5_0_q8_0(const BlockQ5_0& w, const BlockQ8_0& a) {
+  const uint32_t qh = load_le32(w.qh);
+  int32_t sum = 0;
+  for (int i = 0; i < kQK / 2; ++i) {
+    const int lo = ((w.qs[i] & 0x0F) | static_cast<int>(((qh >> i) & 1u) << 4)) - 16;
+    const int hi = ((w.qs[i] >> 4) | static_cast<int>(((qh >> (i + kQK / 2)) & 1u) << 4)) - 16;
+    sum += lo * static_cast<int32_t>(a.qs[i]) + hi * static_cast<int32_t>(a.qs[i + kQK / 2]);
+  }
+  return sum;
+}
+
+namespace {
+// q4_1 (qh == nullptr) and q5_1: the unsigned quants times a, and the sum of a.
+void dot_block_unsigned_q8_0(const uint8_t* qs, const uint8_t* qh_bytes, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
+  const uint32_t qh = qh_bytes ? load_le32(qh_bytes) : 0;
+  qa = 0;
+  asum = 0;
+  for (int i = 0; i < kQK / 2; ++i) {
+    const int lo = (qs[i] & 0x0F) | static_cast<int>(((qh >> i) & 1u) << 4);
+    const int hi = (qs[i] >> 4) | static_cast<int>(((qh >> (i + kQK / 2)) & 1u) << 4);
+    qa += lo * static_cast<int32_t>(a.qs[i]) + hi * static_cast<int32_t>(a.qs[i + kQK / 2]);
+    asum += static_cast<int32_t>(a.qs[i]) + static_cast<int32_t>(a.qs[i + kQK / 2]);
+  }
+}
+}  // namespace
+
+void dot_block_q4_1_q8_0(const BlockQ4_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
+  dot_block_unsigned_q8_0(w.qs, nullptr, a, qa, asum);
+}
+
+void dot_block_q5_1_q8_0(const BlockQ5_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum) {
+  dot_block_unsigned_q8_0(w.qs, w.qh, a, qa, asum);
+}
+
+int32_t dot_block_iq4_nl_q8_0(const BlockIQ4_NL& w, const BlockQ8_0& a) {
+  int32_t sum = 0;
+  for (int i = 0; i < kQK / 2; ++i)
+    sum += kIq4nlValues[w.qs[i] & 0x0F] * static_cast<int32_t>(a.qs[i]) +
+           kIq4nlValues[w.qs[i] >> 4] * static_cast<int32_t>(a.qs[i + kQK / 2]);
+  return sum;
+}
+
 namespace {
 
 // Rounds to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the rounded integer

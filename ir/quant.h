@@ -91,6 +91,12 @@ void quantize_row_q8_0_activations(const float* x, BlockQ8_0* out, int64_t n);
 // them: the sum of int products, before any scale is applied. Weight block types: q8_0, q4_0.
 int32_t dot_block_q8_0_q8_0(const BlockQ8_0& w, const BlockQ8_0& a);
 int32_t dot_block_q4_0_q8_0(const BlockQ4_0& w, const BlockQ8_0& a);
+// q5_0: sum of (q - 16) * a; iq4_nl: sum of kIq4nlValues[q] * a.
+int32_t dot_block_q5_0_q8_0(const BlockQ5_0& w, const BlockQ8_0& a);
+int32_t dot_block_iq4_nl_q8_0(const BlockIQ4_NL& w, const BlockQ8_0& a);
+// q4_1 / q5_1 (value = d * q + m): qa = sum of q * a (q unsigned), asum = sum of a.
+void dot_block_q4_1_q8_0(const BlockQ4_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
+void dot_block_q5_1_q8_0(const BlockQ5_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 // q4_k weights meet q8_0 activations one sub-block of 32 at a time (the activation block size),
 // so every quantized weight type shares one activation format. The sub-block's value is
 //   f16(a.d) * ((f16(w.d) * scale) * qa - (f16(w.dmin) * min) * asum)      (in float)

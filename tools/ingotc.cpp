@@ -95,7 +95,9 @@ Usage:
                                          block-quantized weights 8-bit activations, llama.cpp's
                                          numerics and the fast kernels; off keeps f32 activations
                                          (q2_k, q3_k, q5_k and iq4_xs weights have kernels for
-                                         8-bit activations only).
+                                         8-bit activations only). Matmul and embedding kernels:
+                                         f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k,
+                                         q3_k, q4_k, q5_k, q6_k, iq4_xs.
                                          --max-context 1..4194304 tokens (default: the model's),
                                          --max-batch 1..65536 (default 512); a KV cache and arena
                                          larger than this machine's memory is refused. The bundle

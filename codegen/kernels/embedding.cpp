@@ -21,9 +21,14 @@ class EmbeddingEmitter {
     row_bytes_ = s.D / ti.block_elems * ti.block_bytes;
     switch (s.table) {
       case ElementType::f32:
-      case ElementType::f16: chunk_ = s.D % 8 == 0 ? 8 : s.D; break;
+      case ElementType::f16:
+      case ElementType::bf16: chunk_ = s.D % 8 == 0 ? 8 : s.D; break;
       case ElementType::q8_0:
-      case ElementType::q4_0: chunk_ = kQK; break;
+      case ElementType::q4_0:
+      case ElementType::q5_0:
+      case ElementType::q4_1:
+      case ElementType::q5_1:
+      case ElementType::iq4_nl: chunk_ = kQK; break;
       case ElementType::q4_k:
       case ElementType::q6_k:
       case ElementType::q5_k:
@@ -73,8 +78,9 @@ class EmbeddingEmitter {
   void put(Value* v, Value* dst, int64_t element) { f.store(v, f.at(dst, element * 4), 4); }
 
   // Dequantizes one chunk (one block, or 8 float elements) at src into dst, rounding exactly as
-  // ir/quant.cpp does: q8_0 q*d, q4_0 (q-8)*d, q4_k and q5_k (d*sc)*q - dmin*m (both products
-  // exact), q6_k and q3_k (d*sc)*q, q2_k (d*sc)*q - dmin*m, iq4_xs (d*sc)*kvalues[q].
+  // ir/quant.cpp does: q8_0 q*d, q4_0 (q-8)*d, q5_0 (q-16)*d, q4_1/q5_1 q*d + m, iq4_nl
+  // d*value, q4_k and q5_k (d*sc)*q - dmin*m (both products exact), q6_k and q3_k (d*sc)*q,
+  // q2_k (d*sc)*q - dmin*m, iq4_xs (d*sc)*kvalues[q]; bf16 widened exactly.
   void emit_chunk(Value* src, Value* dst) {
     switch (s.table) {
       case ElementType::f32:
@@ -115,7 +121,70 @@ class EmbeddingEmitter {
       case ElementType::q3_k: emit_q3_k(src, dst); break;
       case ElementType::q2_k: emit_q2_k(src, dst); break;
       case ElementType::iq4_xs: emit_iq4_xs(src, dst); break;
+      case ElementType::bf16: emit_bf16(src, dst); break;
+      case ElementType::q5_0:
+      case ElementType::q4_1:
+      case ElementType::q5_1:
+      case ElementType::iq4_nl: emit_block32(src, dst); break;
       default: break;
+    }
+  }
+
+  // bf16_to_f32: the bits shifted up by 16, a NaN made quiet.
+  Value* bf16_bits_to_f32(Value* h32) {
+    const unsigned n = llvm::cast<llvm::FixedVectorType>(h32->getType())->getNumElements();
+    auto c = [&](uint32_t v) { return f.splat(B.getInt32(v), n); };
+    Value* bits = B.CreateShl(h32, c(16));
+    Value* nan = B.CreateICmpUGT(B.CreateAnd(bits, c(0x7FFFFFFFu)), c(0x7F800000u));
+    bits = B.CreateSelect(nan, B.CreateOr(bits, c(0x00400000u)), bits);
+    return B.CreateBitCast(bits, f.vec(f.f32, n));
+  }
+
+  void emit_bf16(Value* src, Value* dst) {
+    if (chunk_ == 8) {
+      put(bf16_bits_to_f32(B.CreateZExt(f.load(f.vec(f.i16, 8), src, 2), f.vec(f.i32, 8))), dst, 0);
+      return;
+    }
+    f.loop(f.c64(0), f.c64(chunk_), 1, [&](Value* k) {
+      Value* h = B.CreateZExt(f.load(f.vec(f.i16, 1), f.at(src, k, 2), 2), f.vec(f.i32, 1));
+      f.store(B.CreateExtractElement(bf16_bits_to_f32(h), uint64_t{0}), f.at(dst, k, 4), 4);
+    }, "elem");
+  }
+
+  // q5_0, q4_1, q5_1, iq4_nl: ggml's fields d, [m], [qh (32 bits: bit j is element j's fifth
+  // bit)], qs (element j < 16 the low nibble of qs[j], j + 16 its high nibble).
+  void emit_block32(Value* src, Value* dst) {
+    const ElementType t = s.table;
+    const bool has_min = t == ElementType::q4_1 || t == ElementType::q5_1;
+    const bool five = t == ElementType::q5_0 || t == ElementType::q5_1;
+    Value* d = f.splat(half_scalar(src));
+    Value* m = has_min ? f.splat(half_scalar(f.at(src, 2))) : nullptr;
+    const int64_t qh_off = has_min ? 4 : 2;
+    const int64_t qs_off = qh_off + (five ? 4 : 0);
+    Value* qh = five ? f.splat(f.load(f.i32, f.at(src, qh_off), 1)) : nullptr;
+    for (int k = 0; k < 2; ++k) {
+      Value* b = B.CreateZExt(bytes8(src, qs_off + 8 * k), f.vec(f.i32, 8));
+      for (int half = 0; half < 2; ++half) {
+        Value* q = half == 0 ? B.CreateAnd(b, i32x8(15)) : B.CreateLShr(b, i32x8(4));
+        const int e0 = 16 * half + 8 * k;  // the first of these 8 elements
+        if (five) {
+          std::vector<llvm::Constant*> sh;
+          for (int i = 0; i < 8; ++i) sh.push_back(B.getInt32(static_cast<uint32_t>(e0 + i)));
+          Value* bit = B.CreateAnd(B.CreateLShr(qh, llvm::ConstantVector::get(sh)), i32x8(1));
+          q = B.CreateOr(q, B.CreateShl(bit, i32x8(4)));
+        }
+        Value* v;
+        if (t == ElementType::iq4_nl) {
+          Value* w = i32x8(0);
+          for (int i = 0; i < 16; ++i) w = B.CreateSelect(B.CreateICmpEQ(q, i32x8(i)), i32x8(kIq4nlValues[i]), w);
+          v = B.CreateFMul(d, to_f(w));
+        } else if (t == ElementType::q5_0) {
+          v = B.CreateFMul(to_f(B.CreateSub(q, i32x8(16))), d);
+        } else {
+          v = B.CreateFAdd(B.CreateFMul(to_f(q), d), m);
+        }
+        put(v, dst, e0);
+      }
     }
   }
 
@@ -294,6 +363,8 @@ StatusOr<KernelSpec> embedding_spec(const Node& n, const Model*) {
     case ElementType::f32: case ElementType::f16: case ElementType::q8_0: case ElementType::q4_0:
     case ElementType::q4_k: case ElementType::q6_k: case ElementType::q5_k: case ElementType::q3_k:
     case ElementType::q2_k: case ElementType::iq4_xs: break;
+    case ElementType::bf16: case ElementType::q5_0: case ElementType::q4_1: case ElementType::q5_1:
+    case ElementType::iq4_nl: break;
     default: return Status::Error("codegen: " + n.name + ": no embedding kernel for " + std::string(type_name(e.table)) + " tables");
   }
   return k;
@@ -334,8 +405,8 @@ StatusOr<KernelContract> embedding_contract(const KernelSpec& spec) {
 }
 
 extern const KernelFamily kEmbeddingFamily = {
-    "embedding", "rows of a table in its stored type (f32, f16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs), "
-    "dequantized to f32",
+    "embedding", "rows of a table in its stored type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, "
+    "q4_k, q5_k, q6_k, iq4_xs), dequantized to f32",
     embedding_computes, embedding_spec, embedding_key, embedding_args, embedding_contract, nullptr, embedding_emit, nullptr};
 
 }  // namespace ingot

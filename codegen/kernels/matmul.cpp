@@ -12,11 +12,11 @@
 
 namespace ingot::matmul {
 #define INGOT_MATMUL_INNER(X) X(float_fma) X(dequant_fma) X(kquant_fma) X(int_dots) X(int_dots_q4k) X(int_dots_q6k) \
-  X(int_dots_q5k) X(int_dots_q3k) X(int_dots_q2k) X(int_dots_iq4xs)
+  X(int_dots_q5k) X(int_dots_q3k) X(int_dots_q2k) X(int_dots_iq4xs) X(int_dots_b32) X(dequant_fma_b32)
 #define INGOT_DECLARE_INNER(n) extern const MatMulInnerLoop kMatMulInner_##n;
 INGOT_MATMUL_INNER(INGOT_DECLARE_INNER)
 #define INGOT_INNER_ADDRESS(n) &kMatMulInner_##n,
-const MatMulInnerLoop* const kMatMulInnerLoops[10] = {INGOT_MATMUL_INNER(INGOT_INNER_ADDRESS)};
+const MatMulInnerLoop* const kMatMulInnerLoops[12] = {INGOT_MATMUL_INNER(INGOT_INNER_ADDRESS)};
 #undef INGOT_INNER_ADDRESS
 #undef INGOT_DECLARE_INNER
 #undef INGOT_MATMUL_INNER
@@ -31,7 +31,8 @@ Status MatMulEmitter::emit() {
   quant_ = s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0;
   kquant_ = s.weight == ElementType::q4_k || s.weight == ElementType::q6_k || s.weight == ElementType::q5_k ||
             s.weight == ElementType::q3_k || s.weight == ElementType::q2_k || s.weight == ElementType::iq4_xs;
-  int_dots_ = (quant_ || kquant_) && s.act_q8;
+  block32_ = block32_packed_row_bytes(s.weight, s.act_q8) > 0;
+  int_dots_ = (quant_ || kquant_ || block32_) && s.act_q8;
   e.avx2 = tgt.avx2;
   e.ssse3 = tgt.ssse3;
   e.vnni = tgt.vnni;
@@ -55,7 +56,7 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    // Every 8-bit weight type has an amx step; its scratch follows the activations on every tier.
+    // The amx step's scratch (q8_0, q4_0, q4_k, q6_k) follows the activations on every tier.
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
     act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(amx_extra_scratch(s, L)))));
     amx_c_ = e.at(act_, acts);
@@ -131,6 +132,7 @@ Status MatMulEmitter::emit() {
 void MatMulEmitter::emit_pack_activations(Value* mb, Value* mend) {
   const int64_t T = L.tile_tokens;
   const bool round16 = s.act_q8 && s.weight == ElementType::f16;
+  const bool round_bf16 = s.act_q8 && s.weight == ElementType::bf16;
   e.loop(mb, mend, 1, [&](Value* t) {
     Value* rel = B.CreateSub(t, mb);
     Value* tile = B.CreateSDiv(rel, e.c64(T));
@@ -140,9 +142,21 @@ void MatMulEmitter::emit_pack_activations(Value* mb, Value* mend) {
     e.loop(e.c64(0), e.c64(s.K), 1, [&](Value* k) {
       Value* v = e.load(e.f32, e.at(src, B.CreateMul(k, e.c64(4))), 4);
       if (round16) v = B.CreateFPExt(B.CreateFPTrunc(v, e.f16), e.f32);
+      if (round_bf16) v = round_to_bf16(v);
       e.store(v, e.at(dst, B.CreateMul(k, e.c64(T * 4))), 4);
     }, "pack.k");
   }, "pack.t");
+}
+
+// ir/element_type.cpp's f32_to_bf16 then bf16_to_f32 in integers: round to nearest even, a NaN
+// kept quiet (LLVM's fptrunc to bfloat would need a runtime library call on most tiers).
+Value* MatMulEmitter::round_to_bf16(Value* v) {
+  Value* bits = B.CreateBitCast(v, e.i32);
+  Value* lsb = B.CreateAnd(B.CreateLShr(bits, B.getInt32(16)), B.getInt32(1));
+  Value* rounded = B.CreateAnd(B.CreateAdd(bits, B.CreateAdd(B.getInt32(0x7FFF), lsb)), B.getInt32(0xFFFF0000u));
+  Value* nan = B.CreateICmpUGT(B.CreateAnd(bits, B.getInt32(0x7FFFFFFF)), B.getInt32(0x7F800000));
+  Value* quiet = B.CreateOr(B.CreateAnd(bits, B.getInt32(0xFFFF0000u)), B.getInt32(0x00400000));
+  return B.CreateBitCast(B.CreateSelect(nan, quiet, rounded), e.f32);
 }
 
 void MatMulEmitter::emit_quantize_activations() {
@@ -181,9 +195,9 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   acc.T = T;
   acc.W = float_lanes();
   acc.V = L.vectors * 8 / acc.W;
-  // One chain per output where the reference specifies the order (8-bit activations; f16
-  // weights in the q8 mode: k in order), so every tile size rounds alike.
-  const bool ordered = int_dots_ || (s.act_q8 && s.weight == ElementType::f16);
+  // One chain per output where the reference specifies the order (8-bit activations; f16 and
+  // bf16 weights in the q8 mode: k in order), so every tile size rounds alike.
+  const bool ordered = int_dots_ || (s.act_q8 && (s.weight == ElementType::f16 || s.weight == ElementType::bf16));
   acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * acc.V)));
   llvm::Type* vacc = e.vec(e.f32, static_cast<unsigned>(acc.W));
   for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vacc, llvm::Constant::getNullValue(vacc)));
@@ -402,7 +416,8 @@ StatusOr<KernelContract> matmul_contract(const KernelSpec& spec) {
   const bool int_dots = s.act_q8 && (s.weight == ElementType::q8_0 || s.weight == ElementType::q4_0 ||
                                      s.weight == ElementType::q4_k || s.weight == ElementType::q6_k ||
                                      s.weight == ElementType::q5_k || s.weight == ElementType::q3_k ||
-                                     s.weight == ElementType::q2_k || s.weight == ElementType::iq4_xs);
+                                     s.weight == ElementType::q2_k || s.weight == ElementType::iq4_xs ||
+                                     block32_packed_row_bytes(s.weight, true) > 0);
   ArgContract& scratch = c.args[kMatMulScratch];
   scratch = KernelContract::rows(ArgAccess::scratch, L.scratch_per_token, 64);
   scratch.fixed = int_dots ? matmul::amx_extra_scratch(s, L) : 0;
@@ -433,8 +448,8 @@ Status matmul_emit(EmitContext& ctx, const KernelSpec& spec) {
 // Cases: tests/codegen/codegen_test.cpp (MatMulCase: every weight type, activation mode, epilogue,
 // odd sizes and every CPU tier) drives this family through the same harness.
 extern const KernelFamily kMatMulFamily = {
-    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, q8_0, q4_0, q4_k, q6_k; "
-    "q2_k, q3_k, q5_k, iq4_xs with 8-bit activations",
+    "matmul", "x·wᵀ with bias, RoPE, SwiGLU and residual epilogues; weights f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+    "iq4_nl, q4_k, q6_k; q2_k, q3_k, q5_k, iq4_xs with 8-bit activations",
     matmul_computes, matmul_spec, matmul_key, matmul_args, matmul_contract, matmul_packed, matmul_emit, nullptr};
 
 }  // namespace ingot

@@ -248,6 +248,27 @@ Tensor random_table(ElementType t, int64_t V, int64_t D, std::mt19937_64& rng) {
       break;
     case ElementType::q8_0: quantize_row_q8_0(f.data(), reinterpret_cast<BlockQ8_0*>(p), V * D); break;
     case ElementType::q4_0: quantize_row_q4_0(f.data(), reinterpret_cast<BlockQ4_0*>(p), V * D); break;
+    case ElementType::bf16:
+      for (size_t i = 0; i < f.size(); ++i) {
+        const uint16_t h = f32_to_bf16(f[i]);
+        std::memcpy(p + 2 * i, &h, 2);
+      }
+      break;
+    case ElementType::q5_0:
+    case ElementType::q4_1:
+    case ElementType::q5_1:
+    case ElementType::iq4_nl: {
+      // Random blocks (every quant pattern is valid) with sane f16 scales (and minimums).
+      for (size_t i = 0; i < w.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      const int64_t bb = type_info(t).block_bytes;
+      for (int64_t b = 0; b < V * D / kQK; ++b) {
+        const uint16_t d = f32_to_f16(u(rng) / 16), m = f32_to_f16(-u(rng));
+        std::memcpy(p + b * bb, &d, 2);
+        if (t == ElementType::q4_1 || t == ElementType::q5_1) std::memcpy(p + b * bb + 2, &m, 2);
+      }
+      break;
+    }
     case ElementType::q4_k:
     case ElementType::q6_k: {
       for (size_t i = 0; i < w.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
@@ -301,6 +322,12 @@ TEST(CodegenEmbedding, EveryTableTypeBitwise) {
     cases.push_back({ElementType::f16, 37, 72, T});
     cases.push_back({ElementType::q8_0, 37, 96, T});
     cases.push_back({ElementType::q4_0, 37, 96, T});
+    cases.push_back({ElementType::bf16, 37, 13, T});
+    cases.push_back({ElementType::bf16, 37, 72, T});
+    cases.push_back({ElementType::q5_0, 37, 96, T});
+    cases.push_back({ElementType::q4_1, 37, 96, T});
+    cases.push_back({ElementType::q5_1, 37, 96, T});
+    cases.push_back({ElementType::iq4_nl, 37, 96, T});
     cases.push_back({ElementType::q4_k, 19, 512, T});
     cases.push_back({ElementType::q6_k, 19, 512, T});
     cases.push_back({ElementType::q5_k, 19, 512, T});

@@ -27,15 +27,21 @@ namespace {
 // - Epilogues: bias, residual, SwiGLU (with float_spec::expf) and RoPE compute the reference's f32
 //   operations in its order.
 // - Exact modes: where the reference specifies the f32 order (ir/float_spec.h and q8_row_dot),
-//   the kernels must match it bit for bit, NMSE 0: 8-bit activations with q8_0/q4_0/q2_k..q6_k/iq4_xs weights
-//   (block values added in block order) and f16 weights in the q8 mode (one FMA chain in k order).
+//   the kernels must match it bit for bit, NMSE 0: 8-bit activations with q8_0/q4_0/q5_0/q4_1/
+//   q5_1/iq4_nl/q2_k..q6_k/iq4_xs weights (block values added in block order) and f16 and bf16
+//   weights in the q8 mode (one FMA chain in k order).
 //   With 8-bit activations a last-bit difference can cross a quantization step downstream, so
 //   anything but exact would let generated text drift from the reference.
 constexpr double kMatMulBound = 1e-9;
+// q5_0, q4_1, q5_1, iq4_nl: 32-element blocks like q8_0/q4_0 (matmul/int_dots_b32.cpp).
+bool is_block32(ElementType t) {
+  return t == ElementType::q5_0 || t == ElementType::q4_1 || t == ElementType::q5_1 || t == ElementType::iq4_nl;
+}
 double matmul_bound(const MatMulCase& c) {
   const bool exact = c.act_q8 && (c.weight == ElementType::q8_0 || c.weight == ElementType::q4_0 || c.weight == ElementType::q4_k ||
-                                  c.weight == ElementType::q6_k || c.weight == ElementType::f16 || c.weight == ElementType::q5_k ||
-                                  c.weight == ElementType::q3_k || c.weight == ElementType::q2_k || c.weight == ElementType::iq4_xs);
+                                  c.weight == ElementType::q6_k || c.weight == ElementType::f16 || c.weight == ElementType::bf16 ||
+                                  is_block32(c.weight) || c.weight == ElementType::q5_k || c.weight == ElementType::q3_k ||
+                                  c.weight == ElementType::q2_k || c.weight == ElementType::iq4_xs);
   return exact ? 0.0 : kMatMulBound;
 }
 // RMSNorm follows llama.cpp's order (f32 squares summed in double, f32 mean and scale): the
@@ -53,7 +59,7 @@ struct Shape2 {
 // weights also get a K that is no multiple of the unroll factor.
 std::vector<MatMulCase> cases_for(ElementType t) {
   const bool kq = t == ElementType::q4_k || t == ElementType::q6_k;
-  const bool q = t == ElementType::q8_0 || t == ElementType::q4_0;
+  const bool q = t == ElementType::q8_0 || t == ElementType::q4_0 || is_block32(t);
   const Shape2 shapes[] = {{33, kq ? 256 : q ? 64 : 37}, {72, kq ? 512 : q ? 96 : 64}};
   std::vector<MatMulCase> out;
   for (bool aq : {false, true}) {
@@ -130,6 +136,11 @@ TEST(CodegenMatMul, Q8_0) { check_matmul_cases(cases_for(ElementType::q8_0)); }
 TEST(CodegenMatMul, Q4_0) { check_matmul_cases(cases_for(ElementType::q4_0)); }
 TEST(CodegenMatMul, Q4_K) { check_matmul_cases(cases_for(ElementType::q4_k)); }
 TEST(CodegenMatMul, Q6_K) { check_matmul_cases(cases_for(ElementType::q6_k)); }
+TEST(CodegenMatMul, BF16) { check_matmul_cases(cases_for(ElementType::bf16)); }
+TEST(CodegenMatMul, Q5_0) { check_matmul_cases(cases_for(ElementType::q5_0)); }
+TEST(CodegenMatMul, Q4_1) { check_matmul_cases(cases_for(ElementType::q4_1)); }
+TEST(CodegenMatMul, Q5_1) { check_matmul_cases(cases_for(ElementType::q5_1)); }
+TEST(CodegenMatMul, IQ4_NL) { check_matmul_cases(cases_for(ElementType::iq4_nl)); }
 
 // Weight types with kernels for 8-bit activations only (exact, NMSE 0 against q8_row_dot).
 constexpr ElementType kQ8OnlyTypes[] = {ElementType::q5_k, ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs};
@@ -225,7 +236,8 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
     GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
   std::vector<MatMulCase> cases;
   for (ElementType t : {ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q4_k,
-                        ElementType::q6_k})
+                        ElementType::q6_k, ElementType::bf16, ElementType::q5_0, ElementType::q4_1, ElementType::q5_1,
+                        ElementType::iq4_nl})
     for (bool aq : {false, true}) {
       if (t == ElementType::f32 && aq) continue;
       const bool kq = t == ElementType::q4_k || t == ElementType::q6_k;
@@ -235,7 +247,7 @@ TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
       c.N = 33;
       c.K = kq ? 256 : t == ElementType::f32 ? 37 : 64;
       cases.push_back(c);
-      if (t != ElementType::f32 && t != ElementType::f16 && aq) {
+      if (t != ElementType::f32 && t != ElementType::f16 && t != ElementType::bf16 && aq) {
         // The amx tier's 16-token steps: an odd number of blocks (its block pairs plus one) or two
         // super-blocks, and token blocks of 42 that end in steps of 16 and register tiles (255 tokens).
         MatMulCase odd = c;
@@ -418,7 +430,9 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
   for (const Want& w : {Want{ElementType::q8_0, true, "amx", true}, Want{ElementType::q4_0, true, "amx", true},
                         Want{ElementType::q4_k, true, "amx", true}, Want{ElementType::q8_0, true, "avx512", false},
                         Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", true},
-                        Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false}}) {
+                        Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false},
+                        Want{ElementType::q5_0, true, "amx", false}, Want{ElementType::q4_1, true, "amx", false},
+                        Want{ElementType::q5_1, true, "amx", false}, Want{ElementType::iq4_nl, true, "amx", false}}) {
     MatMulCase c;
     c.weight = w.weight;
     c.act_q8 = w.act_q8;

@@ -78,6 +78,33 @@ Tensor weight_tensor(ElementType t, int64_t N, int64_t K, const std::vector<floa
       break;
     case ElementType::q8_0: quantize_row_q8_0(f.data(), reinterpret_cast<BlockQ8_0*>(d), N * K); break;
     case ElementType::q4_0: quantize_row_q4_0(f.data(), reinterpret_cast<BlockQ4_0*>(d), N * K); break;
+    case ElementType::bf16:
+      for (size_t i = 0; i < f.size(); ++i) {
+        const uint16_t h = f32_to_bf16(f[i]);
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+      break;
+    case ElementType::q5_0:
+    case ElementType::q4_1:
+    case ElementType::q5_1:
+    case ElementType::iq4_nl: {
+      // Random blocks (every quant pattern is valid) with scales that give values of order one;
+      // q4_1/q5_1 with negative minimums, as ggml's quantizer makes them for centred weights.
+      std::mt19937_64 rng(static_cast<uint64_t>(N * 1000033 + K));
+      for (size_t i = 0; i < w.nbytes(); ++i) d[i] = static_cast<uint8_t>(rng());
+      std::uniform_real_distribution<float> u(0.5f, 1.0f);
+      const int64_t bb = type_info(t).block_bytes;
+      const float levels = t == ElementType::q5_0 ? 16 : t == ElementType::q4_1 ? 7.5f : t == ElementType::q5_1 ? 15.5f : 127;
+      for (int64_t b = 0; b < N * K / kQK; ++b) {
+        const uint16_t scale = f32_to_f16(u(rng) / levels);
+        std::memcpy(d + b * bb, &scale, 2);
+        if (t == ElementType::q4_1 || t == ElementType::q5_1) {
+          const uint16_t m = f32_to_f16(-u(rng));
+          std::memcpy(d + b * bb + 2, &m, 2);
+        }
+      }
+      break;
+    }
     case ElementType::q4_k:
     case ElementType::q6_k: {
       // No k-quant quantizer in ir/ yet: random blocks (every byte pattern is a valid block) with

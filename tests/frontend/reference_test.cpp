@@ -114,7 +114,8 @@ TEST(Reference, DefaultActivationNumericsFollowTheStoredWeights) {
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::f32, {4, 4}}, {E::f16, {4, 4}}}), true), "none");
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q6_k, {4, 256}}, {E::f32, {4}}}), true), "q8");
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::q8_0, {4, 32}}, {E::f16, {4, 4}}}), true), "q8");
-  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}}), true), "none");
+  EXPECT_EQ(resolve_act_quant("auto", summary({{E::q4_0, {4, 32}}, {E::q5_0, {4, 32}}, {E::q4_1, {4, 32}}, {E::q5_1, {4, 32}},
+                                               {E::iq4_nl, {4, 32}}, {E::q4_k, {4, 256}}}), true), "q8");
   // Q5_K_M, Q3_K_M, Q2_K, IQ4_XS files (their k-quant mixes): every type has 8-bit kernels.
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::q5_k, {4, 256}}, {E::q6_k, {4, 256}}}), true), "q8");
   EXPECT_EQ(resolve_act_quant("auto", summary({{E::q3_k, {4, 256}}, {E::q4_k, {4, 256}}, {E::q5_k, {4, 256}}}), true), "q8");

@@ -109,6 +109,79 @@ TEST(WeightMatMul, Q8ModeWithQ4_0Weights) {
   EXPECT_FLOAT_EQ(r->to_f32_vector()[0], 127.0f - 448.0f);
 }
 
+// Activations 127 at element 0 (a low nibble) and -64 at element 16 (the high nibble of the same
+// byte), zero elsewhere: they quantize to themselves with d = 1.
+std::vector<float> two_activations() {
+  std::vector<float> x(32, 0.0f);
+  x[0] = 127.0f;
+  x[16] = -64.0f;
+  return x;
+}
+
+TEST(WeightMatMul, Q8ModeWithQ5_0Weights) {
+  BlockQ5_0 w{};
+  w.d = 0x3C00;  // 1.0
+  // Element 0: nibble 15, fifth bit 1 -> 31 - 16 = 15; element 16: nibble 0, fifth bit 0 -> -16;
+  // every other element 16 - 16 = 0.
+  const uint32_t qh = 0xFFFEFFFFu;
+  std::memcpy(w.qh, &qh, 4);
+  w.qs[0] = 0x0F;
+  auto r = run_wmm(Tensor::from_f32({1, 32}, two_activations()), blocks_tensor(ElementType::q5_0, {1, 32}, std::vector<BlockQ5_0>{w}), "q8");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->to_f32_vector()[0], 127.0f * 15 + 64.0f * 16);
+}
+
+TEST(WeightMatMul, Q8ModeWithQ4_1AndQ5_1WeightsAddsTheMinimumTimesTheActivationSum) {
+  // Element 0: q = 15, element 16: q = 3 (q5_1: fifth bits 0), m = 0.5:
+  // (d * da) * (127 * 15 - 64 * 3) + m * (da * (127 - 64)).
+  const float want = (127.0f * 15 - 64.0f * 3) + 0.5f * 63;
+  BlockQ4_1 w{};
+  w.d = 0x3C00;
+  w.m = 0x3800;
+  w.qs[0] = 0x3F;
+  auto r = run_wmm(Tensor::from_f32({1, 32}, two_activations()), blocks_tensor(ElementType::q4_1, {1, 32}, std::vector<BlockQ4_1>{w}), "q8");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->to_f32_vector()[0], want);
+  BlockQ5_1 w5{};
+  w5.d = 0x3C00;
+  w5.m = 0x3800;
+  w5.qs[0] = 0x3F;
+  r = run_wmm(Tensor::from_f32({1, 32}, two_activations()), blocks_tensor(ElementType::q5_1, {1, 32}, std::vector<BlockQ5_1>{w5}), "q8");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->to_f32_vector()[0], want);
+  // A fifth bit on element 16: q = 19.
+  w5.qh[2] = 1;
+  r = run_wmm(Tensor::from_f32({1, 32}, two_activations()), blocks_tensor(ElementType::q5_1, {1, 32}, std::vector<BlockQ5_1>{w5}), "q8");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->to_f32_vector()[0], (127.0f * 15 - 64.0f * 19) + 0.5f * 63);
+}
+
+TEST(WeightMatMul, Q8ModeWithIQ4_NLWeightsUsesTheTableValues) {
+  BlockIQ4_NL w{};
+  w.d = 0x3C00;
+  w.qs[0] = 0x0F;  // element 0: index 15 (113), element 16: index 0 (-127)
+  auto r = run_wmm(Tensor::from_f32({1, 32}, two_activations()), blocks_tensor(ElementType::iq4_nl, {1, 32}, std::vector<BlockIQ4_NL>{w}), "q8");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->to_f32_vector()[0], 127.0f * 113 + 64.0f * 127);
+}
+
+TEST(WeightMatMul, Q8ModeWithBF16WeightsIsAnF32FmaChainOverBF16Activations) {
+  // 1 + 2^-9 is not a bf16: it rounds to 1.0 first.
+  auto one = std::make_shared<Tensor>(Tensor::from_values(ElementType::bf16, {1, 1}, {1.0}));
+  auto q8 = run_wmm(Tensor::from_f32({1, 1}, {1.0f + 1.0f / 512}), one, "q8");
+  ASSERT_TRUE(q8.ok()) << q8.message();
+  EXPECT_EQ(q8->to_f32_vector()[0], 1.0f);
+  // 1 + 2^-24 + 2^-24: an f32 chain rounds each step back to 1 (ties to even); ggml's generic
+  // bf16 dot (the "ggml" mode) sums in double.
+  auto ones = std::make_shared<Tensor>(Tensor::from_values(ElementType::bf16, {1, 3}, {1.0, 1.0, 1.0}));
+  Tensor x = Tensor::from_f32({1, 3}, {1.0f, 1.0f / 16777216, 1.0f / 16777216});
+  q8 = run_wmm(x, ones, "q8");
+  auto ggml = run_wmm(x, ones, "ggml");
+  ASSERT_TRUE(q8.ok() && ggml.ok());
+  EXPECT_EQ(q8->to_f32_vector()[0], 1.0f);
+  EXPECT_EQ(ggml->to_f32_vector()[0], 1.0f + 1.0f / 8388608);
+}
+
 TEST(WeightMatMul, Q8ModeRoundsActivationsToHalfForF16Weights) {
   // 1 + 2^-12 is not an f16: it rounds to 1.0 before the dot product.
   Tensor x = Tensor::from_f32({1, 1}, {1.0f + 1.0f / 4096.0f});

@@ -14,19 +14,20 @@ namespace {
 constexpr int kTileC0 = 0, kTileA0 = 2, kTileB0 = 4;
 }  // namespace
 
-// q2_k, q3_k, q5_k and iq4_xs have no tile step: on the amx tier they run the avx512 register
+// q2_k, q3_k, q5_k, iq4_xs and the 32-element types other than q8_0/q4_0 have no tile step: on the amx tier they run the avx512 register
 // tiles (the same numbers).
 bool MatMulEmitter::amx_applies() const {
   const ElementType w = s.weight;
   const bool no_tiles = w == ElementType::q5_k || w == ElementType::q3_k || w == ElementType::q2_k || w == ElementType::iq4_xs;
-  return tgt.amx && int_dots_ && !no_tiles;
+  return tgt.amx && int_dots_ && !no_tiles && !block32_;
 }
 
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L) {
   // Two stored C tiles (16 rows of up to 64 bytes), then for 4-bit weights one panel's quants
   // unpacked to bytes (the B tiles of every block).
   int64_t bytes = 2 * kAmxTokens * 64;
-  if (s.weight != ElementType::q8_0) bytes += s.K * L.panel_rows;
+  // q4_1, q5_0, q5_1, iq4_nl have no amx step, so no unpacked panel.
+  if (s.weight != ElementType::q8_0 && block32_packed_row_bytes(s.weight, true) == 0) bytes += s.K * L.panel_rows;
   return bytes;
 }
 

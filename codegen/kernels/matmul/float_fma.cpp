@@ -1,10 +1,11 @@
-// The matmul inner loop for f32 and f16 weights, f32 activations (see matmul_emitter.h).
+// The matmul inner loop for f32, f16 and bf16 weights, f32 activations (see matmul_emitter.h).
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
 
-// f32 / f16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k], with vectors of
-// acc.W lanes (16 on AVX-512: each lane still one output's chain in k order).
+// f32 / f16 / bf16 weights: [k][panel_rows] vectors; acc[t][v] += w[k][v] * x[t][k], with vectors
+// of acc.W lanes (16 on AVX-512: each lane still one output's chain in k order). bf16 widens to
+// f32 exactly by a shift left of 16 bits.
 void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = acc.V;
   const unsigned W = static_cast<unsigned>(acc.W);
@@ -17,6 +18,9 @@ void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc)
     for (int v = 0; v < V; ++v) {
       if (es == 4) {
         wv.push_back(e.load(e.vec(e.f32, W), e.at(wk, v * W * 4), 4));
+      } else if (s.weight == ElementType::bf16) {
+        Value* raw = B.CreateZExt(e.load(e.vec(e.i16, W), e.at(wk, v * W * 2), 2), e.vec(e.i32, W));
+        wv.push_back(B.CreateBitCast(B.CreateShl(raw, e.splat(B.getInt32(16), W)), e.vec(e.f32, W)));
       } else {
         wv.push_back(B.CreateFPExt(e.load(e.vec(e.f16, W), e.at(wk, v * W * 2), 2), e.vec(e.f32, W)));
       }
@@ -35,7 +39,7 @@ void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc)
   for (int64_t k = main; k < s.K; ++k) step(e.c64(k), static_cast<int>(k));
 }
 
-extern const MatMulInnerLoop kMatMulInner_float_fma = {"float_fma", "f32 and f16 weights, f32 activations", [](const MatMulEmitter& m) { return !m.int_dots_ && !m.kquant_ && !m.quant_; },
+extern const MatMulInnerLoop kMatMulInner_float_fma = {"float_fma", "f32, f16 and bf16 weights, f32 activations", [](const MatMulEmitter& m) { return !m.int_dots_ && !m.kquant_ && !m.quant_ && !m.block32_; },
                                                &MatMulEmitter::emit_float_fma};
 
 }  // namespace ingot::matmul

@@ -41,6 +41,7 @@ class MatMulEmitter {
   const CodegenOptions& opt;
   const EmitContext& tgt;
   bool quant_ = false, int_dots_ = false, kquant_ = false;
+  bool block32_ = false;  // q5_0, q4_1, q5_1, iq4_nl (matmul/int_dots_b32.cpp, dequant_fma_b32.cpp)
   int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
   int qb_ = 0, tail_valid_ = 0;
   Value *y_ = nullptr, *x_ = nullptr, *w_ = nullptr, *bias_ = nullptr, *res_ = nullptr, *M_ = nullptr, *act_ = nullptr;
@@ -48,8 +49,9 @@ class MatMulEmitter {
 
   // Float activations of tokens [mb, mend) packed tile by tile as [tile][k][T], so that a tile's
   // broadcasts read one sequential stream; f16-rounded here for f16 weights in the q8 mode
-  // (llama.cpp converts activations to f16 for its f16 dot products).
+  // (llama.cpp converts activations to f16 for its f16 dot products), bf16-rounded for bf16.
   void emit_pack_activations(Value* mb, Value* mend);
+  Value* round_to_bf16(Value* v);  // bf16 weights in the q8 mode: activations rounded to bf16
 
   llvm::Type* vf() { return e.vec(e.f32, 8); }
 
@@ -81,12 +83,14 @@ class MatMulEmitter {
   void emit_int_dots_q3k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q3k.cpp
   void emit_int_dots_q2k(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_q2k.cpp
   void emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_iq4xs.cpp
+  void emit_int_dots_b32(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/int_dots_b32.cpp
+  void emit_dequant_fma_b32(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/dequant_fma_b32.cpp
 
   void fma_into(Value* a, Value* x, Value* y) { e.store(e.fma(x, y, e.load(x->getType(), a, 32)), a, 32); }
 
   // Lanes of the float accumulators (Accs::W): 16 where AVX-512 doubles the FMA width and a panel
-  // is 16 rows (f32 and f16 weights), else 8.
-  int float_lanes() const { return tgt.avx512 && !quant_ && !kquant_ && L.vectors == 2 ? 16 : 8; }
+  // is 16 rows (f32, f16 and bf16 weights), else 8.
+  int float_lanes() const { return tgt.avx512 && !quant_ && !kquant_ && !block32_ && L.vectors == 2 ? 16 : 8; }
 
   // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
   // 2 x tile_tokens spans two packed tiles); x_splat(row, k, lanes) broadcasts its element k.
@@ -130,7 +134,7 @@ class MatMulEmitter {
   void emit_rope(Value* p0, Value* p1);
 
   // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0, q4_k and q6_k weights, q8 activations, 16
-  // tokens at a time.
+  // tokens at a time (the other 8-bit kernels stay on the register tiles, with the same numbers).
   bool amx_applies() const;
   Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0/q4_k/q6_k panel
   void emit_amx_config();   // ldtilecfg: the tile shapes for this kernel's panel width
@@ -148,6 +152,6 @@ struct MatMulInnerLoop {
 };
 
 // Every inner loop, from kernels/matmul/*.cpp.
-extern const MatMulInnerLoop* const kMatMulInnerLoops[10];
+extern const MatMulInnerLoop* const kMatMulInnerLoops[12];
 
 }  // namespace ingot::matmul
