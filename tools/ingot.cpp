@@ -59,7 +59,10 @@ Usage:
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
                           and peak resident memory
   ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER] [--trusted-keys FILE]
-                          perplexity of a text file in chunks of N tokens (default 512)
+                          perplexity of a text file in chunks of N tokens (default 512): after
+                          each chunk a line "[k/n] perplexity P +/- E" (the running estimate and
+                          its standard error, llama.cpp's) with the rate and the time left; then
+                          the final "perplexity P +/- E over T tokens"
   ingot --help            this text
 
 A bundle holds kernels for one or more CPU tiers (`ingotc compile --target`); the runtime runs

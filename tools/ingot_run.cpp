@@ -633,10 +633,20 @@ int cmd_perplexity(const std::vector<std::string>& args) {
   if (!session) return fail(error);
   // Chunks of ctx tokens, each started fresh with BOS (llama.cpp's perplexity convention): every
   // token after the first of a chunk is scored from the logits before it.
-  double nll = 0;
+  double nll = 0, nll2 = 0;  // sums of -log p and its square: the mean and its standard error
   int64_t scored = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t body = bos >= 0 ? ctx - 1 : ctx;
+  const int64_t chunks = ids.size() < 2 ? 0 : (static_cast<int64_t>(ids.size()) - 2) / body + 1;
+  // exp(mean) and, by the delta method, exp(mean) times the standard error of the mean (llama.cpp's
+  // "PPL = x +/- e").
+  auto estimate = [&](double* err) {
+    const double n = static_cast<double>(scored), mean = nll / n;
+    const double var = scored > 1 ? std::max(0.0, (nll2 / n - mean * mean) * n / (n - 1)) : 0;
+    *err = std::exp(mean) * std::sqrt(var / n);
+    return std::exp(mean);
+  };
+  int64_t chunk_no = 0;
   for (size_t at = 0; at + 1 < ids.size(); at += static_cast<size_t>(body)) {
     session->reset();
     std::vector<int32_t> chunk;
@@ -647,7 +657,9 @@ int cmd_perplexity(const std::vector<std::string>& args) {
       const double mx = *std::max_element(l.begin(), l.end());
       double sum = 0;
       for (float v : l) sum += std::exp(static_cast<double>(v) - mx);
-      nll += -(static_cast<double>(l[static_cast<size_t>(next)]) - mx - std::log(sum));
+      const double t = -(static_cast<double>(l[static_cast<size_t>(next)]) - mx - std::log(sum));
+      nll += t;
+      nll2 += t * t;
       ++scored;
     };
     if (engine->all_logits()) {
@@ -666,10 +678,21 @@ int cmd_perplexity(const std::vector<std::string>& args) {
         score(session->logits(), chunk[k + 1]);
       }
     }
+    // After each chunk: the running estimate, the rate and the time left.
+    ++chunk_no;
+    double err = 0;
+    const double ppl = scored > 0 ? estimate(&err) : 0;
+    const double secs = ms_since(t0) / 1000, rate = secs > 0 ? static_cast<double>(scored) / secs : 0;
+    const double eta = chunk_no > 0 ? secs / static_cast<double>(chunk_no) * static_cast<double>(chunks - chunk_no) : 0;
+    std::printf("[%lld/%lld] perplexity %.4f +/- %.4f (%lld tokens, %.0f tok/s, ETA %.0f s)\n", static_cast<long long>(chunk_no),
+                static_cast<long long>(chunks), ppl, err, static_cast<long long>(scored), rate, eta);
+    std::fflush(stdout);
   }
   if (scored == 0) return fail(file + ": fewer than 2 tokens to score");
-  std::printf("perplexity %.6f over %lld tokens (chunks of %lld, %.1f s)\n", std::exp(nll / static_cast<double>(scored)),
-              static_cast<long long>(scored), static_cast<long long>(ctx), ms_since(t0) / 1000);
+  double err = 0;
+  const double ppl = estimate(&err);
+  std::printf("perplexity %.6f +/- %.6f over %lld tokens (chunks of %lld, %.1f s)\n", ppl, err, static_cast<long long>(scored),
+              static_cast<long long>(ctx), ms_since(t0) / 1000);
   return 0;
 }
 

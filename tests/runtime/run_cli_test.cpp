@@ -6,7 +6,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <sstream>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -138,6 +141,39 @@ TEST(RunCli, AModelIsCompiledOnceIntoTheCacheOrTheUserIsToldHow) {
   CmdResult r = run("XDG_CACHE_HOME=" + make_temp_dir("run_cli_cache2") + " PATH=/usr/bin:/bin " + lone + " run " + model + " -p Hi");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_TRUE(contains(r.out, "compile it first with `ingotc compile " + model)) << r.out;
+}
+
+// Perplexity reports every chunk (running value, standard error, rate, time left) and a final
+// estimate with its error; the final value is the last chunk's running one.
+TEST(RunCli, PerplexityReportsEachChunkAndAnErrorEstimate) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  const std::string dir = make_temp_dir("run_cli_ppl");
+  {
+    std::ofstream text(dir + "/t.txt");
+    for (int i = 0; i < 6; ++i) text << "Once upon a time, there was a little girl named Lily. She loved to play outside. ";
+  }
+  CmdResult r = run_stdout(kIngot + " perplexity " + bundle() + " -f " + dir + "/t.txt --ctx 32");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::vector<std::string> lines;
+  std::stringstream ss(r.out);
+  for (std::string l; std::getline(ss, l);) lines.push_back(l);
+  ASSERT_GE(lines.size(), 3u) << r.out;
+  int chunks = 0;
+  double last = 0;
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    double ppl = 0, err = -1;
+    long long k = 0, n = 0;
+    ASSERT_EQ(std::sscanf(lines[i].c_str(), "[%lld/%lld] perplexity %lf +/- %lf", &k, &n, &ppl, &err), 4) << lines[i];
+    EXPECT_EQ(k, ++chunks);
+    EXPECT_GT(ppl, 1.0);
+    EXPECT_GT(err, 0.0);
+    EXPECT_TRUE(contains(lines[i], "tok/s, ETA")) << lines[i];
+    last = ppl;
+  }
+  double final_ppl = 0, final_err = 0;
+  ASSERT_EQ(std::sscanf(lines.back().c_str(), "perplexity %lf +/- %lf", &final_ppl, &final_err), 2) << lines.back();
+  EXPECT_NEAR(final_ppl, last, 1e-4);
+  EXPECT_GT(chunks, 1);
 }
 
 }  // namespace

@@ -147,7 +147,7 @@ with tempfile.TemporaryDirectory() as tmp:
         bundle = os.path.join(tmp, "stories260K-q8_0.gguf" + "-".join(extra) + ".ingot")
         out = subprocess.run([ingot, "perplexity", bundle, "-f", text, "--ctx", "128"], check=True, capture_output=True,
                              text=True).stdout
-        ppl[" ".join(extra)] = out.split()[1]
+        ppl[" ".join(extra)] = out.strip().splitlines()[-1].split()[1]  # the final line: "perplexity X +/- E over ..."
     values = list(ppl.values())
     if values[0] != values[1]:
         print(f"FAIL perplexity differs between per-token and all-logits bundles: {ppl}")
