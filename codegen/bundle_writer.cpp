@@ -187,9 +187,11 @@ Status write_file(int fd, const std::string& path, BundleContents& c, BundleWrit
                                    " bytes, declared " + std::to_string(t.size));
             INGOT_RETURN_IF_ERROR(out.write(bytes->data(), bytes->size()));
           }
+          if (c.progress) c.progress(out.pos(), file_size);
         }
         break;
     }
+    if (c.progress) c.progress(out.pos(), file_size);
     if (out.pos() != table[i].offset + table[i].size)
       return Status::Error(path + ": internal: section " + section_kind_name(table[i].kind) + " has the wrong size");
     const Sha256::Digest d = out.end_section();

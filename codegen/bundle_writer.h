@@ -51,6 +51,9 @@ struct BundleContents {
   bool without_kernel_sets = false;
   // When set, a signature section by this key ends the file (codegen/bundle_signer.h).
   std::shared_ptr<const SigningKey> signing_key;
+  // When set, called after each section and each tensor with the bytes written so far and the
+  // file's size (progress of a long write: gigabytes of weights).
+  std::function<void(uint64_t written, uint64_t total)> progress;
 };
 
 struct BundleWriteStats {

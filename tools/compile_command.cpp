@@ -522,6 +522,9 @@ int cmd_compile(const std::vector<std::string>& args) {
                   if (!schedule_note.empty())
                     return Status::Error("the runtime refuses a bundle without a schedule, and this one has none: " +
                                          schedule_note + "; nothing written");
+                  bc.progress = [&](uint64_t done, uint64_t total) {
+                    pipeline.progress_fraction(static_cast<double>(done), static_cast<double>(total), "B");
+                  };
                   INGOT_RETURN_IF_ERROR(write_bundle(cli.output, bc, &written));
                   if (Status loads = check_bundle_loads(cli.output); !loads.ok()) {
                     ::unlink(cli.output.c_str());

@@ -1,6 +1,8 @@
 #include "tools/compile_pipeline.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -44,6 +46,10 @@ StatusOr<std::string> run_import(CompileState& s) {
 StatusOr<std::string> run_quantize(CompileState& s) {
   INGOT_ASSIGN_OR_RETURN(QuantRecipe recipe, QuantRecipe::parse(s.quant.quant, s.quant.overrides));
   s.quantizer = std::make_unique<QuantizeWeightsPass>(recipe);
+  if (s.progress)
+    s.quantizer->set_progress([&s](int64_t done, int64_t total) {
+      s.progress(static_cast<double>(done), static_cast<double>(total), "B");
+    });
   INGOT_RETURN_IF_ERROR(s.quantizer->run(s.model()).status());
   int64_t before = 0, after = 0, converted = 0;
   for (auto& d : s.quantizer->decisions()) {
@@ -149,13 +155,43 @@ void CompilePipeline::progress_line(const std::string& line) {
   phase_line_open_ = false;
 }
 
+void CompilePipeline::progress_fraction(double done, double total, const char* unit) {
+  if (!progress_ || total <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double secs = std::chrono::duration<double>(now - phase_t0_).count();
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const double every = tty ? 0.25 : 3.0;
+  if (secs < 1.0 || std::chrono::duration<double>(now - last_fraction_).count() < every) return;
+  last_fraction_ = now;
+  const double rate = done / secs, left = rate > 0 ? (total - done) / rate : 0;
+  char rate_text[48];
+  if (std::string(unit) == "B")
+    std::snprintf(rate_text, sizeof(rate_text), "%.0f MB/s", rate / 1e6);
+  else
+    std::snprintf(rate_text, sizeof(rate_text), "%.1f %s/s", rate, unit);
+  char line[160];
+  std::snprintf(line, sizeof(line), "%3.0f%%, %s, ETA %.0f s", 100.0 * done / total, rate_text, left);
+  if (tty) {
+    std::fprintf(stderr, "\r\033[K%s ... %s", phase_head_.c_str(), line);
+  } else {
+    std::fprintf(stderr, "%s  %s: %s\n", phase_line_open_ ? "\n" : "", phase_head_.c_str(), line);
+    phase_line_open_ = false;
+  }
+  fraction_shown_ = true;
+  std::fflush(stderr);
+}
+
 StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last) {
   INGOT_RETURN_IF_ERROR(check_options(state, last));
+  state.progress = [this](double done, double total, const char* unit) { progress_fraction(done, total, unit); };
   const size_t count = static_cast<size_t>(
       std::find_if(phases_.begin(), phases_.end(), [&](const Phase& p) { return p.name == last; }) - phases_.begin() + 1);
   for (size_t i = 0; i < count; ++i) {
     Phase& phase = phases_[i];
     const auto t0 = std::chrono::steady_clock::now();
+    phase_t0_ = last_fraction_ = t0;
+    fraction_shown_ = false;
+    phase_head_ = "[" + std::to_string(i + 1) + "/" + std::to_string(count) + "] " + phase.label(state);
     if (progress_) {
       std::fprintf(stderr, "[%zu/%zu] %s ...", i + 1, count, phase.label(state).c_str());
       std::fflush(stderr);
@@ -169,6 +205,8 @@ StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last
       return summary.status();
     }
     state.timings.emplace_back(phase.name, ms_since(t0));
+    if (progress_ && fraction_shown_ && phase_line_open_ && ::isatty(STDERR_FILENO))
+      std::fprintf(stderr, "\r\033[K%s ...", phase_head_.c_str());  // the fraction gives way to the result
     if (progress_ && !phase_line_open_)  // progress lines came between: say again which phase ends
       std::fprintf(stderr, "[%zu/%zu] %s: done in", i + 1, count, phase.label(state).c_str());
     if (progress_) std::fprintf(stderr, " %.0f ms%s%s\n", state.timings.back().second, summary->empty() ? "" : ", ", summary->c_str());

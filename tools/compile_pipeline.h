@@ -8,6 +8,8 @@
 // what ran is recorded (a bundle's provenance lists it).
 #pragma once
 
+#include <chrono>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -58,6 +60,8 @@ struct CompileState {
   std::optional<MemoryPlan> plan;
   std::vector<std::string> ran;     // the phases and passes that ran, in order
   std::vector<std::pair<std::string, double>> timings;  // milliseconds per phase that ran
+  // Set by CompilePipeline::run: a phase reports how far it is (CompilePipeline::progress_fraction).
+  std::function<void(double done, double total, const char* unit)> progress;
 
   Model& model() { return *im.model; }
   double phase_ms(const std::string& phase) const {
@@ -87,6 +91,10 @@ class CompilePipeline {
   // progress is shown; the phase's closing line then repeats its label. Not thread-safe: callers
   // on several threads serialize.
   void progress_line(const std::string& line);
+  // How far the running phase is (done of total, in `unit`: "B" for bytes, "" for items), shown
+  // with its rate and the time left once the phase has run for a second: rewritten in place on a
+  // terminal, a line every few seconds otherwise. Not thread-safe.
+  void progress_fraction(double done, double total, const char* unit);
 
   // Runs the phases in order up to and including `last` (a phase name), or fewer with
   // stop_after. An unknown phase or pass name in the options is an error before anything runs.
@@ -100,6 +108,9 @@ class CompilePipeline {
   std::vector<Phase> phases_;
   bool progress_ = false;
   bool phase_line_open_ = false;  // "[i/n] label ..." printed, its end not yet
+  std::string phase_head_;        // "[i/n] label" of the running phase
+  std::chrono::steady_clock::time_point phase_t0_, last_fraction_;
+  bool fraction_shown_ = false;   // a fraction was printed for the running phase
 };
 
 }  // namespace ingot

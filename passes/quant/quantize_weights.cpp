@@ -227,6 +227,8 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
     layers = std::max(layers, layer_of(w->name) + 1);
   }
 
+  int64_t total_bytes = 0, done_bytes = 0;
+  for (Node* w : weights) total_bytes += static_cast<int64_t>(w->constant->nbytes());
   bool changed = false;
   for (Node* w : weights) {
     const Tensor& t = *w->constant;
@@ -299,6 +301,8 @@ StatusOr<bool> QuantizeWeightsPass::run(Model& m) {
     }
     d.to = to;
     decisions_.push_back(std::move(d));
+    done_bytes += decisions_.back().bytes_before;
+    if (progress_) progress_(done_bytes, total_bytes);
   }
   return changed;
 }

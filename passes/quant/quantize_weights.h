@@ -7,6 +7,7 @@
 //   std::cout << pass.report();
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,12 +75,16 @@ class QuantizeWeightsPass : public Pass {
   StatusOr<bool> run(Model& m) override;
 
   const std::vector<QuantDecision>& decisions() const { return decisions_; }
+  // Called after each converted weight with the source bytes converted so far and in all (a
+  // billion weights take a minute to quantize to q4_k).
+  void set_progress(std::function<void(int64_t done, int64_t total)> f) { progress_ = std::move(f); }
   // One line per weight (name, shape, from -> to, rule, note) and the size before and after.
   std::string report() const;
 
  private:
   QuantRecipe recipe_;
   std::vector<QuantDecision> decisions_;
+  std::function<void(int64_t, int64_t)> progress_;
 };
 
 }  // namespace ingot
