@@ -199,6 +199,14 @@ void ingot_session_reset(ingot_session* session) {
   if (session) session->session->reset();
 }
 
+ingot_status ingot_session_truncate(ingot_session* session, int64_t n) {
+  return guarded([&] {
+    if (!session) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_truncate: no session");
+    const ingot::Status st = session->session->truncate(n);
+    return st.ok() ? INGOT_OK : set_error(INGOT_ERR_INVALID_ARGUMENT, st.message());
+  });
+}
+
 ingot_status ingot_session_save(const ingot_session* session, const char* path) {
   return guarded([&] {
     if (!session || !path) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_session_save: null argument");

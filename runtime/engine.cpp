@@ -378,6 +378,18 @@ void Session::reset() {
   // The cache rows beyond the position are never read; no need to clear them.
 }
 
+Status Session::truncate(int64_t n) {
+  if (n < 0 || n > past_)
+    return fail("cannot keep " + std::to_string(n) + " tokens: the session holds " + std::to_string(past_));
+  if (n == past_) return Status::Ok();
+  past_ = n;
+  history_.resize(static_cast<size_t>(n));
+  chunk_rows_ = 0;
+  // The logits belonged to the last token dropped: none are current until the next prefill.
+  std::fill(logits_.begin(), logits_.end(), 0.0f);
+  return Status::Ok();
+}
+
 Status Session::prefill(std::span<const int32_t> ids) {
   if (ids.empty()) return fail("no tokens to process");
   for (int32_t id : ids)

@@ -144,6 +144,10 @@ class Session {
   int64_t position() const { return past_; }  // tokens in the KV cache
   const std::vector<int32_t>& history() const { return history_; }
   void reset();
+  // Keeps the first n tokens of the context and forgets the rest (their cache rows are rewritten
+  // by what follows): a conversation whose re-tokenized history differs from the tokens cached
+  // continues from where they agree. The logits are not current until the next prefill.
+  Status truncate(int64_t n);
 
   // Prefills `prompt`, then samples up to max_new_tokens. Returns the new ids (the prompt excluded);
   // timings->stop says why it stopped. With keep_last every sampled id ends up in the KV cache, so

@@ -85,6 +85,9 @@ ingot_status ingot_session_decode(ingot_session* session, int32_t id);
 const float* ingot_session_logits(const ingot_session* session, int32_t* n_vocab);
 int64_t ingot_session_position(const ingot_session* session);
 void ingot_session_reset(ingot_session* session);
+/* Keeps the first n tokens of the context, forgetting the rest (0 <= n <= position); the logits
+ * are not current until the next prefill or decode. */
+ingot_status ingot_session_truncate(ingot_session* session, int64_t n);
 ingot_status ingot_session_save(const ingot_session* session, const char* path);
 ingot_status ingot_session_restore(ingot_session* session, const char* path);
 

@@ -282,6 +282,39 @@ TEST_F(EngineTest, CApiContinuedGenerationEqualsTheHistoryFedAtOnce) {
   ingot_model_free(model);
 }
 
+// Truncating forgets the tokens after n: continuing from there equals a session that never saw
+// them (bitwise logits), and a position beyond the context held is refused.
+TEST_F(EngineTest, TruncateForgetsTheTail) {
+  std::string error;
+  const auto prompt = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> a_ids = prompt, b_ids = prompt;
+  for (int32_t t : {100, 200, 300, 400, 5}) a_ids.push_back(t);
+  for (int32_t t : {7, 8, 9}) b_ids.push_back(t);
+  auto a = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(succeeded(a->prefill(a_ids), &error)) << error;
+  // b: the prompt, three tokens more, then back to the prompt (the same calls as c below, so the
+  // same rounding: how tokens are split into calls may change the last bits of f32 kernels).
+  auto b = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(succeeded(b->prefill(prompt), &error)) << error;
+  ASSERT_TRUE(succeeded(b->prefill(std::vector<int32_t>(b_ids.begin() + static_cast<long>(prompt.size()), b_ids.end())), &error)) << error;
+  ASSERT_TRUE(succeeded(b->truncate(static_cast<int64_t>(prompt.size())), &error)) << error;
+  EXPECT_EQ(b->position(), static_cast<int64_t>(prompt.size()));
+  EXPECT_EQ(b->history(), prompt);
+  ASSERT_TRUE(succeeded(b->prefill(std::vector<int32_t>(a_ids.begin() + static_cast<long>(prompt.size()), a_ids.end())), &error)) << error;
+  // The reference: the same calls (the prompt, then the five) without the dropped three.
+  auto c = take(Session::create(*engine_, 1), &error);
+  ASSERT_TRUE(succeeded(c->prefill(prompt), &error)) << error;
+  ASSERT_TRUE(succeeded(c->prefill(std::vector<int32_t>(a_ids.begin() + static_cast<long>(prompt.size()), a_ids.end())), &error)) << error;
+  ASSERT_EQ(c->logits().size(), b->logits().size());
+  EXPECT_TRUE(std::equal(c->logits().begin(), c->logits().end(), b->logits().begin()));
+  // And within rounding of one call over all of them (calls split the tokens differently).
+  double diff = 0;
+  for (size_t i = 0; i < a->logits().size(); ++i) diff = std::max(diff, std::abs(double(a->logits()[i]) - b->logits()[i]));
+  EXPECT_LT(diff, 1e-3);
+  EXPECT_FALSE(succeeded(b->truncate(b->position() + 1), &error));
+  EXPECT_NE(error.find("cannot keep"), std::string::npos) << error;
+}
+
 // Options travel in structs that carry their size: a caller built against an older, shorter
 // struct still works (the fields it does not know keep their defaults), and NULL means defaults.
 TEST_F(EngineTest, CApiParameterStructsKeepTheAbi) {
