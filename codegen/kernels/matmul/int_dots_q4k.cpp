@@ -56,28 +56,10 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
         }
       }
       for (int half = 0; half < 2; ++half) {
-        const int sub = 2 * j + half;
-        std::vector<Value*> dl, mlv;
-        for (int v = 0; v < V; ++v) {
-          Value* sc = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 4 * P + sub * P + v * 8), 1), vf());
-          Value* mn = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 12 * P + sub * P + v * 8), 1), vf());
-          dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-          mlv.push_back(B.CreateFMul(dmin[static_cast<size_t>(v)], mn));
-        }
-        Value* blk = B.CreateAdd(b0, e.c64(sub));
-        for (int t = 0; t < T; ++t) {
-          Value* a = ar[static_cast<size_t>(t)];
-          Value* da = e.splat(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
-          Value* s8 = e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
-          Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
-          for (int v = 0; v < V; ++v) {
-            Value* is = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
-            Value* qa = B.CreateSIToFP(e.vnni ? is : e.maddwd(is, ones), vf());
-            Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
-            Value* value = B.CreateFMul(da, inner);
-            add_block_value(acc.at(t, v, 0), value);
-          }
-        }
+        const auto& sums = isum[static_cast<size_t>(half)];
+        add_scale_min_block_values(ar, bp, b0, 2 * j + half, d, dmin, [&](size_t t, size_t v) {
+          return e.vnni ? sums[t][v] : e.maddwd(sums[t][v], ones);
+        }, acc);
       }
     }
   }, "sblk8");

@@ -68,30 +68,10 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
         }
       }
       for (int half = 0; half < 2; ++half) {
-        const int sub = 2 * j + half;
-        std::vector<Value*> dl, mlv;
-        for (int v = 0; v < V; ++v) {
-          Value* sc = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 4 * P + sub * P + v * 8), 1), vf());
-          Value* mn = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 12 * P + sub * P + v * 8), 1), vf());
-          dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-          mlv.push_back(B.CreateFMul(dmin[static_cast<size_t>(v)], mn));
-        }
-        Value* blk = B.CreateAdd(b0, e.c64(sub));
-        for (int t = 0; t < T; ++t) {
-          Value* a = ar[static_cast<size_t>(t)];
-          Value* da = e.splat(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
-          Value* s8 = e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
-          Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
-          for (int v = 0; v < V; ++v) {
-            const auto& parts = isum[static_cast<size_t>(half)];
-            Value* i32 = e.vnni ? parts[0][static_cast<size_t>(t)][static_cast<size_t>(v)]
-                                : B.CreateAdd(e.maddwd(parts[0][static_cast<size_t>(t)][static_cast<size_t>(v)], ones),
-                                              e.maddwd(parts[1][static_cast<size_t>(t)][static_cast<size_t>(v)], ones));
-            Value* qa = B.CreateSIToFP(i32, vf());
-            Value* inner = B.CreateFSub(B.CreateFMul(dl[static_cast<size_t>(v)], qa), B.CreateFMul(mlv[static_cast<size_t>(v)], asum));
-            add_block_value(acc.at(t, v, 0), B.CreateFMul(da, inner));
-          }
-        }
+        const auto& parts = isum[static_cast<size_t>(half)];
+        add_scale_min_block_values(ar, bp, b0, 2 * j + half, d, dmin, [&](size_t t, size_t v) {
+          return e.vnni ? parts[0][t][v] : B.CreateAdd(e.maddwd(parts[0][t][v], ones), e.maddwd(parts[1][t][v], ones));
+        }, acc);
       }
     }
   }, "sblk5");

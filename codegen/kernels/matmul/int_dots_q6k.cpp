@@ -13,7 +13,6 @@ namespace ingot::matmul {
 void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = L.vectors, P = L.panel_rows;
   auto v32i8 = e.vec(e.i8, 32);
-  Value* ones = e.splat(B.getInt16(1), 16);
   auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), 32); };
   const std::vector<Value*> ar = activation_rows(T, t0);
   const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
@@ -27,9 +26,7 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
         const int blk = 4 * h + k;
-        // isum[half16][t][v]
-        std::vector<std::vector<std::vector<Value*>>> isum(2, std::vector<std::vector<Value*>>(
-                                                                  static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr)));
+        HalfSums isum = half_sums(T);  // [half16][t][v]
         for (int g = 0; g < 8; ++g) {
           std::vector<Value*> aw, wv;
           for (int v = 0; v < V; ++v) {
@@ -44,40 +41,9 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
             wv.push_back(w);
             aw.push_back(B.CreateBinaryIntrinsic(llvm::Intrinsic::abs, w, B.getFalse()));
           }
-          for (int t = 0; t < T; ++t) {
-            Value* xb = e.bcast32(e.at(ar[static_cast<size_t>(t)], B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(blk)), e.c64(32)), e.c64(4 * g))));
-            for (int v = 0; v < V; ++v) {
-              Value* sg = e.sign8(xb, wv[static_cast<size_t>(v)]);
-              Value*& a16 = isum[static_cast<size_t>(g / 4)][static_cast<size_t>(t)][static_cast<size_t>(v)];
-              if (e.vnni) {  // straight to i32 (vpdpbusd)
-                a16 = e.dot4(a16, aw[static_cast<size_t>(v)], sg);
-                continue;
-              }
-              Value* m = e.maddubs(aw[static_cast<size_t>(v)], sg);
-              a16 = a16 ? B.CreateAdd(a16, m) : m;
-            }
-          }
+          accumulate_signed_group(ar, B.CreateAdd(b0, e.c64(blk)), g, wv, aw, isum[static_cast<size_t>(g / 4)]);
         }
-        std::vector<Value*> dsc[2];
-        for (int half = 0; half < 2; ++half)
-          for (int v = 0; v < V; ++v) {
-            Value* sc = B.CreateSIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 2 * P + (2 * blk + half) * P + v * 8), 1), vf());
-            dsc[half].push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-          }
-        Value* bi = B.CreateAdd(b0, e.c64(blk));
-        for (int t = 0; t < T; ++t) {
-          Value* da = e.splat(e.load(e.f32, e.at(ar[static_cast<size_t>(t)], B.CreateAdd(e.c64(s.K), B.CreateMul(bi, e.c64(4)))), 4));
-          for (int v = 0; v < V; ++v) {
-            Value* parts[2];
-            for (int half = 0; half < 2; ++half) {
-              Value* is = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
-              Value* i32 = e.vnni ? is : e.maddwd(is, ones);
-              parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
-            }
-            Value* value = B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1]));
-            add_block_value(acc.at(t, v, 0), value);
-          }
-        }
+        add_two_half_block_values(ar, bp, b0, blk, d, isum, acc);
       }
   }, "sblk6");
 }

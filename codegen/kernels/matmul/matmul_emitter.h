@@ -4,6 +4,7 @@
 // tile for one weight type and activation mode). Includes LLVM IR headers.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,89 @@ class MatMulEmitter {
     for (int64_t off = 0; off < bytes; off += 64)
       B.CreateIntrinsic(llvm::Intrinsic::prefetch, {e.ptr},
                         {e.at(p, kWeightPrefetchDistance + off), B.getInt32(0), B.getInt32(3), B.getInt32(1)});
+  }
+
+  // Integer sums of a tile, [half][token][vector]: i16 pairs (pmaddubsw), or i32 with VNNI.
+  using HalfSums = std::vector<std::vector<std::vector<Value*>>>;
+  HalfSums half_sums(int T) const {
+    return HalfSums(2, std::vector<std::vector<Value*>>(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(L.vectors), nullptr)));
+  }
+
+  // sums[t][v] += the dot of group g (4 consecutive elements of 8 rows per vector) of activation
+  // block `blk` of each token with signed weights w (|w| in aw, |w| <= 32): x takes w's sign
+  // (psignb), then |w| * x through pmaddubsw (i16; four groups stay below 2^15) or vpdpbusd.
+  void accumulate_signed_group(const std::vector<Value*>& rows, Value* blk, int g, const std::vector<Value*>& w,
+                               const std::vector<Value*>& aw, std::vector<std::vector<Value*>>& sums) {
+    for (size_t t = 0; t < rows.size(); ++t) {
+      Value* xb = e.bcast32(e.at(rows[t], B.CreateAdd(B.CreateMul(blk, e.c64(32)), e.c64(4 * g))));
+      for (int v = 0; v < L.vectors; ++v) {
+        Value* sg = e.sign8(xb, w[static_cast<size_t>(v)]);
+        Value*& sum = sums[t][static_cast<size_t>(v)];
+        if (e.vnni) {  // straight to i32 (vpdpbusd)
+          sum = e.dot4(sum, aw[static_cast<size_t>(v)], sg);
+          continue;
+        }
+        Value* m = e.maddubs(aw[static_cast<size_t>(v)], sg);
+        sum = sum ? B.CreateAdd(sum, m) : m;
+      }
+    }
+  }
+
+  // q6_k, q3_k: activation block `blk` (of the super-block starting at block b0) adds
+  // d_a * ((d * sc0) * isum0 + (d * sc1) * isum1) in the reference's f32 order (q8_row_dot), with
+  // the two 16-element halves' signed byte scales at bp + 2P + (2 blk + half) P.
+  void add_two_half_block_values(const std::vector<Value*>& rows, Value* bp, Value* b0, int blk, const std::vector<Value*>& d,
+                                 const HalfSums& isum, const Accs& acc) {
+    const int P = L.panel_rows;
+    Value* ones = e.splat(B.getInt16(1), 16);
+    std::vector<Value*> dsc[2];
+    for (int half = 0; half < 2; ++half)
+      for (int v = 0; v < L.vectors; ++v) {
+        Value* sc = B.CreateSIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 2 * P + (2 * blk + half) * P + v * 8), 1), vf());
+        dsc[half].push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
+      }
+    Value* bi = B.CreateAdd(b0, e.c64(blk));
+    for (size_t t = 0; t < rows.size(); ++t) {
+      Value* da = e.splat(e.load(e.f32, e.at(rows[t], B.CreateAdd(e.c64(s.K), B.CreateMul(bi, e.c64(4)))), 4));
+      for (int v = 0; v < L.vectors; ++v) {
+        Value* parts[2];
+        for (int half = 0; half < 2; ++half) {
+          Value* is = isum[static_cast<size_t>(half)][t][static_cast<size_t>(v)];
+          Value* i32 = e.vnni ? is : e.maddwd(is, ones);
+          parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
+        }
+        add_block_value(acc.at(static_cast<int>(t), v, 0), B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1])));
+      }
+    }
+  }
+
+  // q4_k, q5_k: sub-block `sub` (activation block b0 + sub) adds
+  // d_a * ((d * sc) * qa - (dmin * m) * asum) in the reference's f32 order (q8_row_dot), with the
+  // unsigned byte scales at bp + 4P + sub P and mins at bp + 12P + sub P; qa(t, v) gives the
+  // integer dot as i32 lanes, asum is the activation block's sum (stored times 8).
+  void add_scale_min_block_values(const std::vector<Value*>& rows, Value* bp, Value* b0, int sub, const std::vector<Value*>& d,
+                                  const std::vector<Value*>& dmin, const std::function<Value*(size_t t, size_t v)>& qa,
+                                  const Accs& acc) {
+    const int P = L.panel_rows;
+    std::vector<Value*> dl, mlv;
+    for (int v = 0; v < L.vectors; ++v) {
+      Value* sc = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 4 * P + sub * P + v * 8), 1), vf());
+      Value* mn = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 12 * P + sub * P + v * 8), 1), vf());
+      dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
+      mlv.push_back(B.CreateFMul(dmin[static_cast<size_t>(v)], mn));
+    }
+    Value* blk = B.CreateAdd(b0, e.c64(sub));
+    for (size_t t = 0; t < rows.size(); ++t) {
+      Value* da = e.splat(e.load(e.f32, e.at(rows[t], B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
+      Value* s8 = e.load(e.i32, e.at(rows[t], B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
+      Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
+      for (int v = 0; v < L.vectors; ++v) {
+        const size_t vi = static_cast<size_t>(v);
+        Value* q = B.CreateSIToFP(qa(t, vi), vf());
+        Value* inner = B.CreateFSub(B.CreateFMul(dl[vi], q), B.CreateFMul(mlv[vi], asum));
+        add_block_value(acc.at(static_cast<int>(t), v, 0), B.CreateFMul(da, inner));
+      }
+    }
   }
 
   // acc += value: one f32 add per block, the reference's order (q8_row_dot), no fused multiply-add.
