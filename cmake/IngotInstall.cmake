@@ -8,6 +8,8 @@
 # Every installed file finds the others relative to itself: the prefix may move (or be DESTDIR).
 include(CMakePackageConfigHelpers)
 
+# ingotc keeps the run path to LLVM's and MLIR's libraries (/usr/lib/llvm-19/lib); ingot needs none.
+set_target_properties(ingotc PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
 install(TARGETS ingot ingotc RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS ingot_shared EXPORT ingotTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -28,5 +30,6 @@ install(FILES ${CMAKE_BINARY_DIR}/package/ingotConfig.cmake ${CMAKE_BINARY_DIR}/
 
 # pkg-config: the prefix as a path relative to the .pc file's folder (${pcfiledir}).
 file(RELATIVE_PATH INGOT_PC_UP /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+string(REGEX REPLACE "/$" "" INGOT_PC_UP "${INGOT_PC_UP}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/ingot.pc.in ${CMAKE_BINARY_DIR}/package/ingot.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/package/ingot.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
