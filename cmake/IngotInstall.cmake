@@ -4,7 +4,7 @@
 #   P/include/ingot/ingot.h                        its header: #include <ingot/ingot.h>
 #   P/lib/pkgconfig/ingot.pc                       pkg-config --cflags --libs ingot
 #   P/lib/cmake/ingot/ingotConfig.cmake (+Version) find_package(ingot): ingot::ingot
-#   P/lib/python3/dist-packages/ingot.*.so         the Python module, when built (python/)
+#   P/lib/python3.X/dist-packages/ingot.*.so       the Python module, when built (python/)
 # Every installed file finds the others relative to itself: the prefix may move (or be DESTDIR).
 include(CMakePackageConfigHelpers)
 

@@ -41,8 +41,8 @@ def install(build, prefix, models):
     if not glob.glob(os.path.join(prefix, "lib/libingot.so.0.*")):
         problems.append("lib/libingot.so.0.* not installed")
     if os.path.exists(os.path.join(build, "python")) and not glob.glob(
-            os.path.join(prefix, "lib/python3/dist-packages/ingot.*.so")):
-        problems.append("the Python module was built but not installed in lib/python3/dist-packages")
+            os.path.join(prefix, "lib/python3.*/dist-packages/ingot.*.so")):
+        problems.append("the Python module was built but not installed in lib/python3.X/dist-packages")
     # The installed runtime command links no compiler.
     ldd = subprocess.run(["ldd", os.path.join(prefix, "bin/ingot")], capture_output=True, text=True).stdout
     if any(w in ldd for w in ("LLVM", "MLIR", "clang")):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python module, imported from an installed prefix (package_check.py install made it):
 
-  PYTHONPATH=PREFIX/lib/python3/dist-packages python3 python_module_check.py PREFIX
+  PYTHONPATH=PREFIX/lib/python3.X/dist-packages python3 python_module_check.py PREFIX
 
 Run by Debian's python3. On the stories260K bundle beside the prefix: greedy generate() equals
 `ingot run --temp 0 --json` (ids and text), streaming gives the same text, logits() is a float32
@@ -29,7 +29,7 @@ def check(cond, what):
         failures.append(what)
 
 
-check(os.path.abspath(ingot.__file__).startswith(prefix + "/lib/python3/dist-packages/"),
+check(os.path.dirname(os.path.abspath(ingot.__file__)) == os.path.abspath(os.environ["PYTHONPATH"]),
       f"the module comes from the prefix ({ingot.__file__})")
 check(isinstance(ingot.__version__, str) and ingot.__version__.count(".") == 2, f"__version__ {ingot.__version__}")
 
