@@ -3,6 +3,7 @@
 #include "runtime/jinja.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "runtime/jinja_ast.h"
@@ -16,8 +17,8 @@ constexpr int64_t kMaxRange = 100000;            // as Jinja's sandbox
 constexpr size_t kMaxString = size_t{1} << 26;   // 64 MiB: a runaway template stops with an error
 constexpr int kMaxCallDepth = 100;
 
-const char* kFilters[] = {"abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape",
-                          "first", "float", "indent", "int", "items", "join", "last", "length", "list",
+const char* kFilters[] = {"abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
+                          "first", "float", "format", "indent", "int", "items", "join", "last", "length", "list",
                           "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round",
                           "safe", "select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim",
                           "unique", "upper", "wordcount"};
@@ -87,6 +88,69 @@ std::string title(const std::string& s) {
     bool letter = u >= 0x80 || isalpha(u);
     if (u < 0x80 && isalpha(u)) c = static_cast<char>(prev_letter ? tolower(u) : toupper(u));
     prev_letter = letter;
+  }
+  return out;
+}
+
+// Python's `fmt % args` for %s %r %d %i %f %% (with an optional precision, e.g. %.2f).
+StatusOr<Value> percent_format(const std::string& fmt, const std::vector<Value>& args) {
+  std::string out;
+  size_t next = 0;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out += fmt[i];
+      continue;
+    }
+    if (++i >= fmt.size()) return Status::Error("format: incomplete format");
+    if (fmt[i] == '%') {
+      out += '%';
+      continue;
+    }
+    int precision = -1;
+    if (fmt[i] == '.') {
+      precision = 0;
+      while (++i < fmt.size() && isdigit(static_cast<unsigned char>(fmt[i]))) precision = precision * 10 + (fmt[i] - '0');
+      if (i >= fmt.size() || precision > 50) return Status::Error("format: bad precision");
+    }
+    if (next >= args.size()) return Status::Error("format: not enough arguments for format string");
+    const Value& v = args[next++];
+    switch (fmt[i]) {
+      case 's': out += v.str(); break;
+      case 'r': out += v.repr(); break;
+      case 'd':
+      case 'i':
+        if (!v.is_number()) return Status::Error("format: %d needs a number, not " + kind_name(v));
+        out += std::to_string(v.kind() == Value::Kind::floating ? static_cast<int64_t>(v.as_float()) : v.as_int());
+        break;
+      case 'f': {
+        if (!v.is_number()) return Status::Error("format: %f needs a number, not " + kind_name(v));
+        char buf[512];
+        std::snprintf(buf, sizeof buf, "%.*f", precision < 0 ? 6 : precision, v.as_float());
+        out += buf;
+        break;
+      }
+      default: return Status::Error(std::string("format: unsupported conversion '%") + fmt[i] + "'");
+    }
+  }
+  if (next != args.size()) return Status::Error("format: not all arguments converted during string formatting");
+  return Value::string(std::move(out));
+}
+
+// Jinja's title filter: words start after '-', whitespace, '(', '{', '[' or '<'; each word's
+// first character upper-cased, the rest lower-cased.
+std::string title_filter(const std::string& s) {
+  std::string out;
+  bool start = true;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || isspace(u);
+    if (sep) {
+      out += c;
+      start = true;
+    } else {
+      out += static_cast<char>(u < 0x80 ? (start ? toupper(u) : tolower(u)) : u);
+      start = false;
+    }
   }
   return out;
 }
@@ -450,16 +514,24 @@ StatusOr<int> sort_compare(const Value& a, const Value& b, bool case_sensitive) 
 StatusOr<std::vector<Value>> sorted(std::vector<Value> items, bool reverse, bool case_sensitive,
                                     const std::string& attribute) {
   Status err;
-  auto key = [&](const Value& v) { return attribute.empty() ? v : get_path(v, attribute); };
-  std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
-    if (!err.ok()) return false;
-    auto c = sort_compare(key(x), key(y), case_sensitive);
+  std::vector<Value> keys;
+  for (const auto& v : items) keys.push_back(attribute.empty() ? v : get_path(v, attribute));
+  std::vector<size_t> order(items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Stable: equal keys keep their order (as Python's sorted).
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    if (!err.ok()) return x < y;
+    auto c = sort_compare(keys[x], keys[y], case_sensitive);
     if (!c.ok()) {
       err = c.status();
-      return false;
+      return x < y;
     }
+    if (*c == 0) return x < y;
     return reverse ? *c > 0 : *c < 0;
   });
+  std::vector<Value> out;
+  for (size_t i : order) out.push_back(items[i]);
+  items = std::move(out);
   if (!err.ok()) return err;
   return items;
 }
@@ -1126,7 +1198,17 @@ class Renderer {
     if (name == "trim") return Value::string(strip(in.str(), a.get(0, "chars"), true, true));
     if (name == "upper") return Value::string(upper(in.str()));
     if (name == "lower") return Value::string(lower(in.str()));
-    if (name == "title") return Value::string(title(in.str()));
+    if (name == "title") return Value::string(title_filter(in.str()));
+    if (name == "format") return percent_format(in.str(), ca.positional);
+    if (name == "center") {
+      INGOT_ASSIGN_OR_RETURN(int64_t width, a.integer(0, "width", 80));
+      std::string str = in.str();
+      int64_t len = static_cast<int64_t>(utf8_length(str));
+      if (width <= len) return Value::string(str);
+      int64_t total = std::min<int64_t>(width, 1 << 20) - len;
+      int64_t left = total / 2 + (total & width & 1);  // Python's str.center
+      return Value::string(std::string(static_cast<size_t>(left), ' ') + str + std::string(static_cast<size_t>(total - left), ' '));
+    }
     if (name == "capitalize") return Value::string(capitalize(in.str()));
     if (name == "wordcount") return Value::integer(static_cast<int64_t>(split(in.str(), nullptr, -1).items().size()));
     if (name == "replace") {
@@ -1164,12 +1246,15 @@ class Renderer {
       if (in.is_string()) {
         std::string s = strip(in.as_string(), nullptr, true, true);
         s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-        char* end = nullptr;
-        errno = 0;
-        long long v = std::strtoll(s.c_str(), &end, 10);
-        if (!s.empty() && *end == 0 && errno == 0) return Value::integer(v);
-        double f = std::strtod(s.c_str(), &end);
-        if (!s.empty() && *end == 0 && std::isfinite(f)) return Value::integer(static_cast<int64_t>(f));
+        const char* b = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+        const char* e = s.data() + s.size();
+        int64_t v = 0;
+        auto r = std::from_chars(b, e, v);
+        if (b != e && r.ec == std::errc() && r.ptr == e) return Value::integer(v);
+        double f = 0;
+        auto rf = std::from_chars(b, e, f);
+        if (b != e && rf.ec == std::errc() && rf.ptr == e && std::isfinite(f) && std::fabs(f) < 9.2e18)
+          return Value::integer(static_cast<int64_t>(f));
       }
       return dflt;
     }
@@ -1178,9 +1263,10 @@ class Renderer {
       if (in.is_number()) return Value::floating(in.as_float());
       if (in.is_string()) {
         std::string s = strip(in.as_string(), nullptr, true, true);
-        char* end = nullptr;
-        double f = std::strtod(s.c_str(), &end);
-        if (!s.empty() && *end == 0) return Value::floating(f);
+        const char* b = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+        double f = 0;
+        auto r = std::from_chars(b, s.data() + s.size(), f);
+        if (b != s.data() + s.size() && r.ec == std::errc() && r.ptr == s.data() + s.size()) return Value::floating(f);
       }
       return d ? *d : Value::floating(0);
     }
@@ -1195,13 +1281,15 @@ class Renderer {
       const Value* method = a.get(1, "method");
       std::string how = method ? method->str() : "common";
       double scale = std::pow(10.0, static_cast<double>(prec)), x = in.as_float() * scale;
-      double r = how == "ceil" ? std::ceil(x) : how == "floor" ? std::floor(x) : std::round(x);
+      double r = how == "ceil" ? std::ceil(x) : how == "floor" ? std::floor(x) : std::nearbyint(x);  // half to even, as Python
       return Value::floating(r / scale);
     }
     if (name == "attr") {
       const Value* n = a.get(0, "name");
       if (!n || !n->is_string()) return Status::Error("attr needs a name");
-      return get_attr(in, n->as_string());
+      // Python attributes only: a dict's items are not attributes (a namespace's are).
+      if (in.is_namespace()) return get_attr(in, n->as_string());
+      return Value::undefined("'" + kind_name(in) + " object' has no attribute '" + n->as_string() + "'");
     }
     if (name == "items") {
       if (in.is_undefined()) return Value::list();

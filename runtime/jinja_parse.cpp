@@ -277,6 +277,7 @@ class Lexer {
           append_utf8(out, v);
           break;
         }
+        case 'N': return error(pos_ - 2, "\\N{...} escapes are not supported");
         default:
           if (e >= '0' && e <= '7') {
             uint32_t v = e - '0';

@@ -115,7 +115,7 @@ bool equals(const Value& a, const Value& b) {
     case K::none: return true;
     case K::string: return a.as_string() == b.as_string();
     case K::list: {
-      if (a.items().size() != b.items().size()) return false;
+      if (a.is_tuple() != b.is_tuple() || a.items().size() != b.items().size()) return false;
       for (size_t i = 0; i < a.items().size(); ++i)
         if (!equals(a.items()[i], b.items()[i])) return false;
       return true;
@@ -244,6 +244,16 @@ size_t utf8_length(std::string_view s) {
   return n;
 }
 
+// Python's str.isprintable() for the code points a chat is likely to hold: separators, format
+// characters, surrogates and private use are not (an approximation of the Unicode tables).
+bool python_printable(uint32_t cp) {
+  if (cp == 0x1680 || cp == 0x180e || (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
+      (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
+      (cp >= 0xd800 && cp <= 0xf8ff) || cp >= 0xf0000 || cp == 0x061c || cp == 0x00ad)
+    return false;
+  return true;
+}
+
 std::string python_repr_string(const std::string& s) {
   bool has_single = s.find('\'') != std::string::npos, has_double = s.find('"') != std::string::npos;
   char q = has_single && !has_double ? '"' : '\'';
@@ -256,6 +266,7 @@ std::string python_repr_string(const std::string& s) {
     else if (cp == '\r') out += "\\r";
     else if (cp == '\t') out += "\\t";
     else if (cp < 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad) append_hex(out, "\\x%02x", cp);
+    else if (!python_printable(cp)) append_hex(out, cp < 0x10000 ? "\\u%04x" : "\\U%08x", cp);
     else append_utf8(out, cp);
   }
   out += q;
@@ -375,7 +386,7 @@ Status json_dump(const Value& v, std::string& out, int indent, int level, bool a
       }
       std::vector<const std::pair<std::string, Value>*> es;
       for (const auto& e : v.entries()) es.push_back(&e);
-      if (sort_keys) std::stable_sort(es.begin(), es.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      if (sort_keys) std::sort(es.begin(), es.end(), [](auto* a, auto* b) { return a->first < b->first; });  // unique keys
       out += '{';
       for (size_t i = 0; i < es.size(); ++i) {
         if (i) out += indent >= 0 ? "," : ", ";

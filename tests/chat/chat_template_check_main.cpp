@@ -27,6 +27,11 @@ int main(int argc, char** argv) {
   for (const auto& c : cases->items()) {
     const std::string name = c.find("name")->as_string();
     auto t = ChatTemplate::parse(c.find("template")->as_string());
+    const jinja::Value* expected = c.find("expected");
+    if (!t.ok() && !(expected && expected->is_string())) {
+      ++errors;  // jinja2 fails too
+      continue;
+    }
     if (!t.ok()) {
       std::printf("FAIL %s: %s\n", name.c_str(), t.message().c_str());
       ++failed;
@@ -44,7 +49,6 @@ int main(int argc, char** argv) {
       if (date.ok()) in.date = *date;
     }
     auto out = t->apply(in);
-    const jinja::Value* expected = c.find("expected");
     if (expected && expected->is_string()) {
       ++rendered;
       if (!out.ok()) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chat templates rendered by Python's jinja2 as Hugging Face renders them, against Ingot's engine.
 
-Usage: chat_template_check.py CHECKER TEMPLATE_DIR [MODELS_DIR]
+Usage: chat_template_check.py CHECKER TEMPLATE_DIR [MODELS_DIR] [CONSTRUCTS]
 
 Templates: TEMPLATE_DIR/*.jinja (tests/data/chat_templates, see its README) and the
 chat_template of MODELS_DIR/tokenizers/*/tokenizer_config.json (INGOT_MODELS overrides MODELS_DIR;
@@ -9,7 +9,9 @@ missing models skip, and fail under CI=true). Each is rendered over several conv
 user, multi-turn, tool calls, add_generation_prompt true and false) with the environment of
 transformers' _compile_jinja_template: ImmutableSandboxedEnvironment(trim_blocks=True,
 lstrip_blocks=True, extensions=[loopcontrols]), tojson with ensure_ascii=False, raise_exception and
-strftime_now (a fixed date here). CHECKER (chat_template_check) renders the same cases with Ingot's
+strftime_now (a fixed date here). CONSTRUCTS (tests/data/jinja_constructs.txt) holds small
+templates separated by lines "====", each rendered once with CONSTRUCTS_CONTEXT: Jinja's corners
+(whitespace control, scoping, Python printing of values, filters, tests, errors). CHECKER (chat_template_check) renders the same cases with Ingot's
 engine and compares byte for byte; where jinja2 raises, Ingot must fail too.
 """
 import glob
@@ -98,6 +100,14 @@ CONVERSATIONS = {
 }
 
 
+CONSTRUCTS_CONTEXT = {
+    "messages": [{"role": "system", "content": " sys "}, {"role": "user", "content": "hi\nthere"},
+                 {"role": "assistant", "content": "yo", "tool_calls": [
+                     {"function": {"name": "f", "arguments": {"a": 1, "b": [1.5, None]}}}]}],
+    "tools": [{"name": "t", "x": 1e-7, "y": 3.0, "z": "é\u2028\x01"}],
+    "add_generation_prompt": True, "bos_token": "<s>", "eos_token": "</s>"}
+
+
 def templates(template_dir, models_dir):
     out = []
     for path in sorted(glob.glob(os.path.join(template_dir, "*.jinja"))):
@@ -150,6 +160,17 @@ def main():
                 except Exception as e:  # jinja2's TemplateError, TypeError, ...: Ingot must fail too
                     case["error"] = f"{type(e).__name__}: {e}"
                 cases.append(case)
+    if len(sys.argv) > 4:
+        with open(sys.argv[4], encoding="utf-8") as f:
+            snippets = f.read().split("\n====\n")
+        for i, source in enumerate(snippets):
+            case = {"name": f"constructs#{i} {source[:50]!r}", "template": source, "inputs": CONSTRUCTS_CONTEXT,
+                    "date": DATE}
+            try:
+                case["expected"] = env.from_string(source).render(documents=None, **CONSTRUCTS_CONTEXT)
+            except Exception as e:
+                case["error"] = f"{type(e).__name__}: {e}"
+            cases.append(case)
     rendered = sum(1 for c in cases if "expected" in c)
     print(f"{len(cases)} cases, jinja2 renders {rendered}")
     if rendered < len(cases) // 2:
