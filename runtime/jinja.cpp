@@ -16,6 +16,8 @@ namespace {
 constexpr int64_t kMaxRange = 100000;            // as Jinja's sandbox
 constexpr size_t kMaxString = size_t{1} << 26;   // 64 MiB: a runaway template stops with an error
 constexpr int kMaxCallDepth = 100;
+constexpr int64_t kMaxSteps = int64_t{1} << 20;  // loop iterations and macro calls per render
+constexpr size_t kMaxItems = size_t{1} << 20;     // elements of a list a template builds or iterates
 
 const char* kFilters[] = {"abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
                           "first", "float", "format", "indent", "int", "items", "join", "last", "length", "list",
@@ -256,6 +258,7 @@ StatusOr<std::vector<Value>> iterate(const Value& v) {
       return keys;
     }
     case Value::Kind::string: {
+      if (v.as_string().size() > kMaxItems) return Status::Error("string too long to iterate");
       std::vector<Value> out;
       auto cps = to_codepoints(v.as_string());
       for (size_t i = 0; i < cps.size(); ++i) out.push_back(Value::string(from_codepoints(cps, i, i + 1)));
@@ -384,6 +387,7 @@ StatusOr<Value> arith(const std::string& op, const Value& a, const Value& b) {
       return Value::string(a.as_string() + b.as_string());
     }
     if (a.is_list() && b.is_list()) {
+      if (a.items().size() + b.items().size() > kMaxItems) return Status::Error("list too long");
       std::vector<Value> items = a.items();
       items.insert(items.end(), b.items().begin(), b.items().end());
       return Value::list(std::move(items), a.is_tuple() && b.is_tuple());
@@ -395,7 +399,8 @@ StatusOr<Value> arith(const std::string& op, const Value& a, const Value& b) {
     if (seq && (n->kind() == K::integer || n->kind() == K::boolean)) {
       int64_t times = std::max<int64_t>(0, n->as_int());
       size_t unit = seq->is_string() ? seq->as_string().size() : seq->items().size();
-      if (unit && static_cast<uint64_t>(times) > kMaxString / unit) return Status::Error("repetition too large");
+      const size_t limit = seq->is_string() ? kMaxString : kMaxItems;
+      if (unit && static_cast<uint64_t>(times) > limit / unit) return Status::Error("repetition too large");
       if (seq->is_string()) {
         std::string out;
         for (int64_t i = 0; i < times; ++i) out += seq->as_string();
@@ -774,6 +779,7 @@ class Renderer {
     if (items.empty()) return exec(s.else_body, out);
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      if (++steps_ > kMaxSteps) return error(s.loc, Status::Error("the template runs too long (more than " + std::to_string(kMaxSteps) + " loop iterations and macro calls)"));
       Value loop = Value::dict();
       loop.set("index0", Value::integer(i));
       loop.set("index", Value::integer(i + 1));
@@ -808,6 +814,7 @@ class Renderer {
 
   StatusOr<Value> call_macro(const Stmt& m, const CallArgs& a) {
     if (depth_ >= kMaxCallDepth) return Status::Error("macro calls nested too deeply");
+    if (++steps_ > kMaxSteps) return Status::Error("the template runs too long (more than " + std::to_string(kMaxSteps) + " loop iterations and macro calls)");
     if (a.positional.size() > m.targets.size())
       return Status::Error("macro '" + m.text + "' takes " + std::to_string(m.targets.size()) + " arguments, got " +
                            std::to_string(a.positional.size()));
@@ -1406,6 +1413,7 @@ class Renderer {
   std::vector<Frame> frames_;
   size_t barrier_ = 0;
   int depth_ = 0;
+  int64_t steps_ = 0;
   Value block_input_;
 };
 

@@ -95,6 +95,9 @@ CONVERSATIONS = {
              "content": "{\"temp\": 21.5, \"sky\": \"clear\"}"},
             {"role": "assistant", "content": "It is 21.5 °C and clear."},
             {"role": "user", "content": "And tomorrow?"}]},
+    "multimodal": {"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Look closely."}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is this? "}]}]},
     "alternation_error": {"messages": [
         {"role": "user", "content": "one"}, {"role": "user", "content": "two"}]},
 }
