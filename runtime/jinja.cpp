@@ -600,8 +600,9 @@ class Renderer {
   explicit Renderer(const Value& context) {
     Frame root;
     root.emplace_back("range", Value::function("range", [](const CallArgs& a) { return range(a); }));
-    root.emplace_back("namespace", Value::function("namespace", [](const CallArgs& a) -> StatusOr<Value> {
+    root.emplace_back("namespace", Value::function("namespace", [this](const CallArgs& a) -> StatusOr<Value> {
                         Value ns = Value::namespace_();
+                        namespaces_.push_back(ns);
                         for (const auto& p : a.positional) {
                           if (!p.is_dict()) return Status::Error("namespace() takes a dict or keyword arguments");
                           for (const auto& [k, v] : p.entries()) ns.set(k, v);
@@ -622,6 +623,14 @@ class Renderer {
       for (const auto& [k, v] : context.entries()) set_in(root, k, v);
     frames_.push_back(std::move(root));
   }
+
+  // A namespace may hold itself (`{% set ns.me = ns %}`): emptied here, so that no cycle of
+  // shared values outlives the rendering.
+  ~Renderer() {
+    for (auto& ns : namespaces_) ns.clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
 
   StatusOr<Flow> exec(const std::vector<StmtPtr>& body, std::string& out) {
     for (const auto& s : body) {
@@ -1415,6 +1424,7 @@ class Renderer {
   int depth_ = 0;
   int64_t steps_ = 0;
   Value block_input_;
+  std::vector<Value> namespaces_;  // every namespace() made, emptied at the end
 };
 
 }  // namespace

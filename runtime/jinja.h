@@ -82,6 +82,7 @@ class Value {
   const Value* find(std::string_view key) const;  // dict; nullptr when absent
   void set(const std::string& key, Value v);  // dict: replaces or appends (the dict is shared)
   void push_back(Value v);  // list under construction
+  void clear();             // list or dict: no items (breaks reference cycles through namespaces)
   const Function& function() const;
   const std::string& function_name() const { return str_; }
 

@@ -83,6 +83,11 @@ void Value::push_back(Value v) {
   list_->items.push_back(std::move(v));
 }
 
+void Value::clear() {
+  if (kind_ == Kind::list) list_->items.clear();
+  if (kind_ == Kind::dict) dict_->entries.clear();
+}
+
 const Function& Value::function() const {
   INGOT_ASSERT(kind_ == Kind::function, "function() of a non-function");
   return *fn_;
