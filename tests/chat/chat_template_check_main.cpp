@@ -1,7 +1,7 @@
 // Renders every case of a JSON file ([{"name", "template", "inputs", "date", "expected" | "error"}],
 // written by tests/scripts/chat_template_check.py from Python's jinja2) with Ingot's engine and
-// reports each difference. Exit 0 when every case agrees byte for byte (and errors where jinja2
-// raises).
+// reports each difference. Exit 0 when every case agrees byte for byte, and fails where jinja2
+// raises (with the same message when the template called raise_exception: "raise").
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
       ++errors;
       if (out.ok()) {
         std::printf("FAIL %s: jinja2 raises (%s), Ingot renders\n", name.c_str(), c.find("error")->as_string().c_str());
+        ++failed;
+      } else if (const jinja::Value* raised = c.find("raise");
+                 raised && out.message().find("raise_exception: " + raised->as_string()) == std::string::npos) {
+        std::printf("FAIL %s: raise_exception(%s) in jinja2, Ingot: %s\n", name.c_str(), raised->as_string().c_str(),
+                    out.message().c_str());
         ++failed;
       }
     }

@@ -95,6 +95,14 @@ CONVERSATIONS = {
              "content": "{\"temp\": 21.5, \"sky\": \"clear\"}"},
             {"role": "assistant", "content": "It is 21.5 °C and clear."},
             {"role": "user", "content": "And tomorrow?"}]},
+    "tool_call_null_content": {
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "abcdefghi", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "abcdefghi", "content": "-3"}]},
     "multimodal": {"messages": [
         {"role": "system", "content": [{"type": "text", "text": "Look closely."}]},
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is this? "}]}]},
@@ -162,6 +170,8 @@ def main():
                     case["expected"] = tmpl.render(**variables)
                 except Exception as e:  # jinja2's TemplateError, TypeError, ...: Ingot must fail too
                     case["error"] = f"{type(e).__name__}: {e}"
+                    if type(e) is jinja2.exceptions.TemplateError:  # raise_exception(msg): the same msg
+                        case["raise"] = str(e)
                 cases.append(case)
     if len(sys.argv) > 4:
         with open(sys.argv[4], encoding="utf-8") as f:
@@ -175,7 +185,8 @@ def main():
                 case["error"] = f"{type(e).__name__}: {e}"
             cases.append(case)
     rendered = sum(1 for c in cases if "expected" in c)
-    print(f"{len(cases)} cases, jinja2 renders {rendered}")
+    raised = sum(1 for c in cases if "raise" in c)
+    print(f"{len(cases)} cases, jinja2 renders {rendered}, raise_exception stops {raised}")
     if rendered < len(cases) // 2:
         sys.exit("FAIL: jinja2 rendered fewer than half of the cases; the conversations are wrong")
     with tempfile.TemporaryDirectory() as tmp:
