@@ -20,6 +20,14 @@ StatusOr<ChatDate> parse_chat_date(std::string_view text) {
   return d;
 }
 
+void add_chat_message(ChatInputs& inputs, const std::string& role, const std::string& content) {
+  jinja::Value m = jinja::Value::dict();
+  m.set("role", jinja::Value::string(role));
+  m.set("content", jinja::Value::string(content));
+  if (!inputs.messages.is_list()) inputs.messages = jinja::Value::list();
+  inputs.messages.push_back(std::move(m));
+}
+
 Status chat_inputs_from_json(std::string_view json, ChatInputs& inputs) {
   INGOT_ASSIGN_OR_RETURN(jinja::Value v, jinja::Value::from_json(json));
   if (v.is_list()) {

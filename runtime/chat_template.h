@@ -29,6 +29,9 @@ struct ChatInputs {
   ChatDate date;
 };
 
+// Appends {"role": role, "content": content} to inputs.messages.
+void add_chat_message(ChatInputs& inputs, const std::string& role, const std::string& content);
+
 // Reads OpenAI-style input: a JSON list of messages, or an object with "messages" and optionally
 // "tools", "documents" and any other variables (which go to `extra`).
 Status chat_inputs_from_json(std::string_view json, ChatInputs& inputs);

@@ -214,6 +214,16 @@ TEST(ChatTemplate, RaiseExceptionNamesMessageAndLine) {
   EXPECT_EQ(r.message(), "chat template: line 2, column 21: raise_exception: System role not supported");
 }
 
+TEST(ChatTemplate, MessagesFromCode) {
+  auto t = ChatTemplate::parse("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}{{ enable_thinking }}");
+  ASSERT_TRUE(t.ok());
+  ChatInputs in;
+  add_chat_message(in, "system", "s");
+  add_chat_message(in, "user", "u \"q\"");
+  in.extra.set("enable_thinking", jinja::Value::boolean(false));
+  EXPECT_EQ(*t->apply(in), "system:s;user:u \"q\";False");
+}
+
 TEST(ChatTemplate, VariablesAndDate) {
   auto t = ChatTemplate::parse(
       "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}{% endfor %}"
