@@ -27,6 +27,11 @@ try:
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 except ImportError:
+    # Debian's python3-jinja2 (scripts/install-deps.sh) lives in the system interpreter's path,
+    # which another python3 first on PATH (pyenv) does not search: run under that one instead.
+    import os
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     sys.exit("FAIL: python3-jinja2 is missing (scripts/install-deps.sh installs it)")
 
 DATE = "2024-07-26"
