@@ -460,10 +460,14 @@ int cmd_compile(const std::vector<std::string>& args) {
                   }
                   // With several tiers, a line as each one's shared object is ready (they compile concurrently).
                   KernelSetProgress progress;
+                  size_t sets_done = 0;
                   if (tiers.size() > 1)
                     progress = [&](const BundleKernelSet& set, double ms) {
                       pipeline.progress_line(set.tier + ": " + format_byte_size(static_cast<int64_t>(set.shared_object.size())) +
                                              " shared object in " + std::to_string(static_cast<long>(ms + 0.5)) + " ms");
+                      // With tiers still compiling: how many are left and when they should be done.
+                      if (++sets_done < tiers.size())
+                        pipeline.progress_fraction(static_cast<double>(sets_done), static_cast<double>(tiers.size()), "tiers");
                     };
                   INGOT_ASSIGN_OR_RETURN(kernels, build_bundle_kernels(st.model(), m, tiers, progress));
                   std::string why;
