@@ -10,7 +10,8 @@ then at every recorded position the reference evaluator on each (`ingotc eval`) 
 compiled from the GGUF (`ingot run --json --logits`, kernels of x86-64-v3, which both host classes
 run) must give llama.cpp's prompt ids, its top-1 token, and logits within NMSE 1e-10 (f32 weights;
 Gemma 1e-8, see NMSE_BOUND_ARCH). Entries "ARCH@f16" are the same models with f16 weights (the
-GGUF only), bound 1e-6. SmolLM2 has no folder form here (NO_HF_FOLDER). Architectures in NO_BUNDLE_YET
+GGUF only), bound 1e-6. SmolLM2's folder gets a tokenizer.json made from its GGUF vocabulary in
+SmolLM2's own form (HF_TOKENIZER_FROM_GGUF). Architectures in NO_BUNDLE_YET
 have no kernels for some op yet: their compile must fail with a clear "no kernel" error, and the
 day it succeeds this script fails until the entry is removed (so the gap cannot hide).
 """
@@ -30,9 +31,35 @@ NMSE_BOUND = 1e-10
 NMSE_BOUND_ARCH = {"gemma2": 1e-8, "gemma3": 1e-8}
 NMSE_BOUND_F16 = 1e-6  # "ARCH@f16": the same model with f16 weights (the issue's bound for f16)
 NO_BUNDLE_YET = set()  # none today; an architecture whose ops lack kernels goes here
-# Architectures whose vocabulary has no Hugging Face tokenizer.json in the test material, so no
-# folder of the same model can be written: SmolLM2 (a GGUF BPE vocabulary).
-NO_HF_FOLDER = {"smollm2"}
+NO_HF_FOLDER = set()
+# Architectures whose vocabulary is a GGUF one: their folder gets a tokenizer.json made from it,
+# in the form SmolLM2's own tokenizer.json has (BPE, every digit split off, then byte-level).
+HF_TOKENIZER_FROM_GGUF = {"smollm2"}
+
+
+def smollm_tokenizer_folder(vocab_gguf, out_dir):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gguf_tensors
+    meta, _ = gguf_tensors.read(vocab_gguf)
+    tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for i, (t, ty) in enumerate(zip(tokens, types)) if ty == 3]
+    doc = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Digits", "individual_digits": True},
+               {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+           "post_processor": None,
+           "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                     "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                     "vocab": {t: i for i, t in enumerate(tokens)}, "merges": meta["tokenizer.ggml.merges"]}}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "tokenizer.json"), "w") as f:
+        json.dump(doc, f, ensure_ascii=False)
+    eos = tokens[meta["tokenizer.ggml.eos_token_id"]]
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": eos, "eos_token": eos, "add_bos_token": False, "tokenizer_class": "GPT2Tokenizer"}, f)
+    return out_dir
 
 
 def nmse(got, ref):
@@ -66,8 +93,10 @@ def main():
             # f16 models: the folder form (f32 safetensors) is the f32 model's, checked under ARCH.
             folder = None if arch in NO_HF_FOLDER or wtype else os.path.join(work, arch + "-hf")
             if folder:
+                tok_dir = (smollm_tokenizer_folder(arch_vocab, os.path.join(work, arch + "-tokenizer"))
+                           if arch in HF_TOKENIZER_FROM_GGUF else hf_tokenizer)
                 subprocess.run([ingotc, "synth", "--arch", arch, "--dims", ref["dims"], "--seed", str(ref["seed"]), "--format", "hf",
-                                "--tokenizer-from", hf_tokenizer, "-o", folder], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--tokenizer-from", tok_dir, "-o", folder], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             bundle = os.path.join(work, key + ".ingot")
             c = subprocess.run([ingotc, "compile", model, "-o", bundle, "--target", "x86-64-v3"], capture_output=True, text=True)
             if arch in NO_BUNDLE_YET:
