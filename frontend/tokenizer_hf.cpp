@@ -475,6 +475,9 @@ StatusOr<std::string> byte_level_pre(const json& root, std::string_view path) {
     return error_at(path, "ByteLevel pre-tokenizer with add_prefix_space=true is not supported");
   const bool own_regex = bool_member(byte_level, "use_regex", true);
   if (parts.size() == 1 && own_regex) return std::string("gpt2");
+  // SmolLM's (and StarCoder's): every digit on its own, then GPT-2's regex: llama.cpp's "smollm".
+  if (parts.size() == 2 && own_regex && type_of(parts[0]) == "Digits" && bool_member(parts[0], "individual_digits", false))
+    return std::string("smollm");
   if (splits.size() == 1 && others.empty() && !own_regex) {
     const json* split = splits[0];
     const std::string regex = string_member(member(split, "pattern"), "Regex");
@@ -488,7 +491,7 @@ StatusOr<std::string> byte_level_pre(const json& root, std::string_view path) {
                               "' is not a known one (known: gpt2, llama3, qwen2)");
   }
   return error_at(path, "pre-tokenizer " + component_names(parts) +
-                            " is not a known byte-level BPE pre-tokenizer (known: gpt2, llama3, qwen2)");
+                            " is not a known byte-level BPE pre-tokenizer (known: gpt2, llama3, qwen2, smollm)");
 }
 
 Status fill_byte_level_kind(const json& root, const json& model, const Vocab& vocab, std::string_view path,

@@ -234,6 +234,50 @@ void ingot_sampling_default(ingot_sampling* s) {
   s->seed = d.seed;
 }
 
+struct ingot_sampler {
+  ingot::Sampler sampler;
+};
+
+namespace {
+ingot::SamplingParams sampling_params(const ingot_sampling& s) {
+  ingot::SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  p.repeat_penalty = s.repeat_penalty;
+  p.repeat_last_n = s.repeat_last_n;
+  p.presence_penalty = s.presence_penalty;
+  p.seed = s.seed;
+  return p;
+}
+}  // namespace
+
+ingot_status ingot_sampler_create(const ingot_sampling* sampling, ingot_sampler** out) {
+  return guarded([&] {
+    if (!out) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_sampler_create: out is NULL");
+    *out = nullptr;
+    ingot_sampling d;
+    ingot_sampling_default(&d);
+    const ingot::SamplingParams p = sampling_params(sampling ? *sampling : d);
+    if (std::string bad = p.validate(); !bad.empty()) return set_error(INGOT_ERR_INVALID_ARGUMENT, bad);
+    *out = new ingot_sampler{ingot::Sampler(p)};
+    return INGOT_OK;
+  });
+}
+
+ingot_status ingot_sampler_sample(ingot_sampler* sampler, const ingot_session* session, int32_t* id) {
+  return guarded([&] {
+    if (!sampler || !session || !id) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_sampler_sample: null argument");
+    if (session->session->position() == 0)
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_sampler_sample: the session has no tokens (prefill first)");
+    *id = sampler->sampler.sample(session->session->logits(), session->session->history());
+    return INGOT_OK;
+  });
+}
+
+void ingot_sampler_free(ingot_sampler* sampler) { delete sampler; }
+
 ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                             int32_t max_new_tokens, ingot_token_callback on_token, void* user) {
   return ingot_generate_with(session, prompt, sampling, max_new_tokens, on_token, user, nullptr);

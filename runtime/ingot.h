@@ -105,6 +105,14 @@ typedef struct {
 /* llama.cpp-like defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties. */
 void ingot_sampling_default(ingot_sampling* s);
 
+/* A sampler: the settings and a random stream of its own (seeded once), for callers that run
+ * prefill/decode themselves. Picks from the session's current logits, with the penalties looking
+ * at the session's tokens. */
+typedef struct ingot_sampler ingot_sampler;
+ingot_status ingot_sampler_create(const ingot_sampling* sampling, ingot_sampler** out);
+ingot_status ingot_sampler_sample(ingot_sampler* sampler, const ingot_session* session, int32_t* id);
+void ingot_sampler_free(ingot_sampler* sampler);
+
 /* Called with each new token and its text; return non-zero to stop. */
 typedef int (*ingot_token_callback)(int32_t id, const char* piece, void* user);
 

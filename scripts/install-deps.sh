@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache clang-19 lld-19 llvm-19-dev llvm-19-tools
   libmlir-19-dev mlir-19-tools protobuf-compiler libprotobuf-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libzstd-dev libclang-rt-19-dev libssl-dev
-  pkg-config python3-dev python3-pybind11 python3-numpy
+  python3-jinja2 pkg-config python3-dev python3-pybind11 python3-numpy
 )
 
 missing=()

@@ -38,6 +38,7 @@ for exe in "$build_dir"/tests/fuzz_*; do
   [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
   case "$name" in
     fuzz_ir_text) cp tests/lit/ir/*.ir "$corpus/" ;;
+    fuzz_chat_template) cp tests/data/chat_templates/*.jinja "$corpus/" ;;
     fuzz_gguf|fuzz_import_gguf) for f in "$models"/vocab/*.gguf "$models"/*.gguf; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 2000000 ] && cp "$f" "$corpus/"; done || true ;;
     fuzz_kernel_object) # up to 40 small shared objects of this system: real ELF tables to mutate
       n=0; for f in /usr/lib/x86_64-linux-gnu/*.so*; do

@@ -37,7 +37,9 @@
 #include "runtime/cpu_features.h"
 #include "runtime/tokenizer.h"
 #include "frontend/hf_config.h"
+#include "tools/chat_template_command.h"
 #include "tools/compile_pipeline.h"
+#include "frontend/chat_template_source.h"
 #include "tools/ingotc_cli.h"
 
 namespace ingot {
@@ -265,6 +267,7 @@ struct CompileCli {
   int64_t calib_tokens = 256;
   std::string output;  // -o OUT.ingot: generate kernels and write the bundle
   std::string sign_key;  // --sign KEY: an Ed25519 private key (ingotc keygen) that signs the bundle
+  std::string chat_template_file;  // --chat-template FILE: the template the bundle keeps (else the model's)
   PhaseOptions phases;  // --print-after, --stop-after, --verify-each, --debug-match
   std::vector<std::string> disabled_passes;  // --disable-pass: left out of the default pipeline
 };
@@ -329,6 +332,9 @@ int cmd_compile(const std::vector<std::string>& args) {
       if (!error.empty()) return usage_error("compile: " + error);
     } else if (option_value(args, i, "--target", &cli.target, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
+    } else if (option_value(args, i, "--chat-template", &cli.chat_template_file, &error)) {
+      if (!error.empty()) return usage_error("compile: " + error);
+      if (cli.chat_template_file.empty()) return usage_error("compile: --chat-template needs a file");
     } else if (option_value(args, i, "--sign", &cli.sign_key, &error)) {
       if (!error.empty()) return usage_error("compile: " + error);
       if (cli.sign_key.empty()) return usage_error("compile: --sign needs a key file");
@@ -362,6 +368,22 @@ int cmd_compile(const std::vector<std::string>& args) {
   if (!cli.calib_file.empty() && cli.accuracy_report.empty())
     return usage_error("compile: --calib only makes sense with --accuracy-report");
   if (!cli.sign_key.empty() && cli.output.empty()) return usage_error("compile: --sign needs -o OUT.ingot");
+  // The chat template is checked before anything is compiled: one the engine cannot parse fails
+  // at once, with the option that supplies another.
+  std::string chat_template;
+  bool chat_template_given = !cli.chat_template_file.empty();
+  if (chat_template_given) {
+    auto t = read_chat_template_file(cli.chat_template_file);
+    if (!t.ok()) return fail(t.status());
+    chat_template = *t;
+  } else if (cli.path != "demo") {
+    auto model_template = read_model_chat_template(cli.path);
+    if (model_template.ok()) chat_template = model_template->source;
+  }
+  if (Status st = check_chat_template(chat_template, chat_template_given ? cli.chat_template_file : cli.path,
+                                      chat_template_given);
+      !st.ok())
+    return fail(st);
   // The key is read before anything is compiled: a bad key fails at once.
   std::shared_ptr<const SigningKey> signing_key;
   if (!cli.sign_key.empty()) {
@@ -438,10 +460,14 @@ int cmd_compile(const std::vector<std::string>& args) {
                   }
                   // With several tiers, a line as each one's shared object is ready (they compile concurrently).
                   KernelSetProgress progress;
+                  size_t sets_done = 0;
                   if (tiers.size() > 1)
                     progress = [&](const BundleKernelSet& set, double ms) {
                       pipeline.progress_line(set.tier + ": " + format_byte_size(static_cast<int64_t>(set.shared_object.size())) +
                                              " shared object in " + std::to_string(static_cast<long>(ms + 0.5)) + " ms");
+                      // With tiers still compiling: how many are left and when they should be done.
+                      if (++sets_done < tiers.size())
+                        pipeline.progress_fraction(static_cast<double>(sets_done), static_cast<double>(tiers.size()), "tiers");
                     };
                   INGOT_ASSIGN_OR_RETURN(kernels, build_bundle_kernels(st.model(), m, tiers, progress));
                   std::string why;
@@ -495,6 +521,7 @@ int cmd_compile(const std::vector<std::string>& args) {
                   } else {
                     INGOT_RETURN_IF_ERROR(describe_source(cli.path, m));
                   }
+                  if (!chat_template.empty()) m.set_chat_template(chat_template);
                   tokenizer_to_proto(im.tokenizer, *m.mutable_tokenizer());
                   auto* g = m.mutable_generation();
                   if (im.generation.temperature) g->set_temperature(*im.generation.temperature);

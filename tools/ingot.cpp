@@ -17,6 +17,7 @@
 #include "runtime/kernel_object.h"
 #include "runtime/signature.h"
 #include "tools/command_help.h"
+#include "tools/ingot_chat.h"
 #include "tools/ingot_run.h"
 
 namespace ingot {
@@ -52,6 +53,16 @@ Usage:
                           the prompt); --verify checks every section's SHA-256 (the weights too)
                           before loading. A MODEL (GGUF or Hugging Face folder) in place of a
                           bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot
+  ingot chat BUNDLE [--system TEXT] [--chat-template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
+             [--min-p M] [--repeat-penalty R] [--seed S] [--stop STR]... [--threads T] [--tier TIER]
+             [--trusted-keys FILE]
+                          a conversation in the terminal with the bundle's chat template (or FILE):
+                          each reply streams and ends at the end of its turn (or -n tokens, a
+                          stop string, Ctrl-C); earlier turns stay in the session's KV cache and
+                          are not processed again; /reset, /save FILE (the session and
+                          FILE.messages.json), /load FILE, /exit; end of input exits. A line
+                          ending in \ continues on the next. `ingot run -cnv` (or -i) is the same,
+                          with -p as the system prompt
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--trusted-keys FILE]
                           first the time to first token of fresh `ingot run` processes (page
@@ -363,7 +374,23 @@ int main(int argc, char** argv) {
     if ((a == "--help" || a == "-h") && ingot::cli::print_command_help(ingot::kUsage, "ingot", cmd)) return 0;
   if (cmd == "info") return ingot::cmd_info(args);
   if (cmd == "verify") return ingot::cmd_verify(args);
-  if (cmd == "run") return ingot::cmd_run(args);
+  if (cmd == "chat") return ingot::cmd_chat(args);
+  if (cmd == "run") {
+    // run -cnv / -i: llama.cpp's conversation mode is `ingot chat`, with -p as the system prompt.
+    const auto conv = std::find_if(args.begin(), args.end(), [](const std::string& a) {
+      return a == "-cnv" || a == "--conversation" || a == "-i" || a == "--interactive";
+    });
+    if (conv != args.end()) {
+      std::vector<std::string> chat_args;
+      for (auto it = args.begin(); it != args.end(); ++it) {
+        if (it == conv) continue;
+        if (*it == "-p" || *it == "--prompt") chat_args.push_back("--system");
+        else chat_args.push_back(*it);
+      }
+      return ingot::cmd_chat(chat_args);
+    }
+    return ingot::cmd_run(args);
+  }
   if (cmd == "bench") return ingot::cmd_bench(args);
   if (cmd == "perplexity") return ingot::cmd_perplexity(args);
   return ingot::usage_error("unknown command '" + cmd + "'");

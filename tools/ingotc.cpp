@@ -38,6 +38,7 @@
 #include "tools/compile_command.h"
 #include "tools/compile_pipeline.h"
 #include "frontend/hf_config.h"
+#include "tools/chat_template_command.h"
 #include "tools/ingotc_cli.h"
 
 namespace ingot {
@@ -68,14 +69,24 @@ Usage:
                                          and --debug-match write to stderr
   ingotc tokenize MODEL TEXT [--json] [--no-bos] [--parse-special]
                                          token ids and pieces (MODEL may be a vocabulary-only GGUF)
+  ingotc chat-template MODEL|BUNDLE --messages FILE.json [--add-generation-prompt] [--template FILE.jinja]
+             [--date YYYY-MM-DD]
+                                         the prompt the model's chat template makes of OpenAI-style
+                                         messages (a JSON list, or an object with "messages", "tools"
+                                         and other variables; - reads stdin), rendered as Hugging Face
+                                         renders it (jinja2, trim_blocks, lstrip_blocks); bos/eos come
+                                         from the model's tokenizer; --template replaces the model's;
+                                         --date fixes strftime_now (default: today); docs/chat.md
   ingotc compile MODEL [-o OUT.ingot] [--quant TYPE|q4_k_m|q5_k_m] [--quant-override PATTERN=TYPE]...
                  [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--target portable|native|TIER[,TIER...]] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
-                 [--disable-pass=PASS[,PASS...]] [--sign KEY]
+                 [--disable-pass=PASS[,PASS...]] [--sign KEY] [--chat-template FILE.jinja]
                                          the phases import, quantize, optimize, plan-memory and,
                                          with -o, kernels, schedule, bundle (a bundle for `ingot`);
+                                         --chat-template FILE: the chat template the bundle keeps
+                                         (default: the model's, which must parse: docs/chat.md);
                                          --quant TYPE (f32 f16 q8_0 q4_0 q4_k q5_0 q5_1 q5_k q6_k,
                                          or keep: as stored) quantizes float weights bit for bit as
                                          llama-quantize; q4_k_m, q5_k_m choose per-tensor types as
@@ -828,6 +839,7 @@ int main(int argc, char** argv) {
   if (cmd == "tokenize") return cmd_tokenize(args);
   if (cmd == "eval") return cmd_eval(args);
   if (cmd == "compile") return cmd_compile(args);
+  if (cmd == "chat-template") return cmd_chat_template(args);
   if (cmd == "check") return cmd_check(args);
   if (cmd == "synth") return cmd_synth(args);
   if (cmd == "keygen") return cmd_keygen(args);

@@ -584,6 +584,19 @@ TEST(HfTokenizerTest, ByteLevelGpt2) {
 #endif
 }
 
+// SmolLM2's (and StarCoder's) tokenizer.json: every digit split off, then GPT-2's byte-level
+// regex: llama.cpp's "smollm" pre-tokenizer. Digits without individual_digits is not that.
+TEST(HfTokenizerTest, DigitsThenByteLevelIsSmollm) {
+  json digits = {{"type", "Digits"}, {"individual_digits", true}};
+  json tj = byte_level_tokenizer({{"type", "Sequence"}, {"pretokenizers", {digits, byte_level(true)}}});
+  auto spec = parse_hf_tokenizer_json(tj.dump(), "tokenizer.json", R"({"eos_token": "<|endoftext|>"})");
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->pre, "smollm");
+  digits["individual_digits"] = false;
+  tj = byte_level_tokenizer({{"type", "Sequence"}, {"pretokenizers", {digits, byte_level(true)}}});
+  EXPECT_FALSE(parse_hf_tokenizer_json(tj.dump(), "tokenizer.json").ok());
+}
+
 TEST(HfTokenizerTest, ByteLevelLlama3AndQwen2Patterns) {
   json llama3 = byte_level_tokenizer(split_then_byte_level(kLlama3Regex));
   llama3["added_tokens"].push_back({{"id", 263}, {"content", "<|begin_of_text|>"}, {"special", true}});

@@ -315,6 +315,58 @@ TEST_F(EngineTest, TruncateForgetsTheTail) {
   EXPECT_NE(error.find("cannot keep"), std::string::npos) << error;
 }
 
+// The C API's sampler: greedy picks the argmax of the session's logits; a seeded sampler repeats
+// its choices; bad arguments are errors, not crashes.
+TEST_F(EngineTest, CApiSamplerFollowsTheSessionsLogits) {
+  ingot_model* model = nullptr;
+  ASSERT_EQ(ingot_model_load(bundle_.c_str(), 0, &model), INGOT_OK) << ingot_last_error();
+  ingot_session* session = nullptr;
+  ASSERT_EQ(ingot_session_create(model, 1, &session), INGOT_OK);
+  ingot_sampling s;
+  ingot_sampling_default(&s);
+  s.temperature = 0;
+  ingot_sampler* greedy = nullptr;
+  ASSERT_EQ(ingot_sampler_create(&s, &greedy), INGOT_OK);
+  int32_t id = -1;
+  EXPECT_EQ(ingot_sampler_sample(greedy, session, &id), INGOT_ERR_INVALID_ARGUMENT) << "nothing prefilled yet";
+  const auto prompt = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
+  ASSERT_EQ(ingot_session_prefill(session, prompt.data(), static_cast<int32_t>(prompt.size())), INGOT_OK);
+  ASSERT_EQ(ingot_sampler_sample(greedy, session, &id), INGOT_OK);
+  int32_t n_vocab = 0;
+  const float* l = ingot_session_logits(session, &n_vocab);
+  EXPECT_EQ(id, static_cast<int32_t>(std::max_element(l, l + n_vocab) - l));
+  EXPECT_EQ(id, reference_[0]["greedy_ids"][0].get<int32_t>());
+
+  s.temperature = 1.0f;
+  s.seed = 42;
+  auto run = [&](uint64_t seed) {
+    s.seed = seed;
+    ingot_sampler* sm = nullptr;
+    EXPECT_EQ(ingot_sampler_create(&s, &sm), INGOT_OK);
+    ingot_session_reset(session);
+    EXPECT_EQ(ingot_session_prefill(session, prompt.data(), static_cast<int32_t>(prompt.size())), INGOT_OK);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 12; ++i) {
+      int32_t next = -1;
+      EXPECT_EQ(ingot_sampler_sample(sm, session, &next), INGOT_OK);
+      ids.push_back(next);
+      EXPECT_EQ(ingot_session_decode(session, next), INGOT_OK);
+    }
+    ingot_sampler_free(sm);
+    return ids;
+  };
+  EXPECT_EQ(run(42), run(42));
+  EXPECT_NE(run(42), run(43));
+  s.temperature = -1;
+  ingot_sampler* bad = nullptr;
+  EXPECT_EQ(ingot_sampler_create(&s, &bad), INGOT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(bad, nullptr);
+  EXPECT_EQ(ingot_sampler_sample(nullptr, session, &id), INGOT_ERR_INVALID_ARGUMENT);
+  ingot_sampler_free(greedy);
+  ingot_session_free(session);
+  ingot_model_free(model);
+}
+
 // Options travel in structs that carry their size: a caller built against an older, shorter
 // struct still works (the fields it does not know keep their defaults), and NULL means defaults.
 TEST_F(EngineTest, CApiParameterStructsKeepTheAbi) {

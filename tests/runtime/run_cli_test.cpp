@@ -113,7 +113,7 @@ TEST(RunCli, MistypedOptionsGetASuggestion) {
 }
 
 TEST(RunCli, EveryCommandHasHelp) {
-  for (const char* cmd : {"info", "verify", "run", "bench", "perplexity"}) {
+  for (const char* cmd : {"info", "verify", "run", "chat", "bench", "perplexity"}) {
     CmdResult r = run(kIngot + " " + cmd + " --help");
     EXPECT_EQ(r.status, 0) << cmd << ": " << r.out;
     EXPECT_TRUE(contains(r.out, std::string("ingot ") + cmd)) << r.out;
