@@ -200,7 +200,9 @@ class Text {
 };
 
 struct GenerateArgs {
-  std::string prompt;
+  std::string prompt;  // with chat: the conversation as JSON (ingot_chat_turn)
+  bool chat = false;
+  std::optional<std::string> chat_template;  // with chat: instead of the bundle's
   ingot_sampling sampling{};
   int32_t max_tokens = 0;
   std::vector<std::string> stops;
@@ -244,8 +246,11 @@ struct Run {
   }
 
   void execute() {
-    status = ingot_generate_with(state->session, args.prompt.c_str(), &args.sampling, args.max_tokens, &Run::on_token,
-                                 this, &result);
+    status = args.chat ? ingot_chat_turn(state->session, args.prompt.c_str(),
+                                         args.chat_template ? args.chat_template->c_str() : nullptr, &args.sampling,
+                                         args.max_tokens, &Run::on_token, this, &result)
+                       : ingot_generate_with(state->session, args.prompt.c_str(), &args.sampling, args.max_tokens,
+                                             &Run::on_token, this, &result);
     if (status != INGOT_OK) error = last_error("generation failed");
     text.finish();
   }
@@ -412,6 +417,32 @@ py::object generate(const std::shared_ptr<SessionState>& s, std::string prompt, 
   return to_str(run.text.all());
 }
 
+// One assistant turn over `messages` (OpenAI-style dicts, serialized with Python's json).
+py::object chat(const std::shared_ptr<SessionState>& s, const py::object& messages, std::optional<std::string> chat_template,
+                int64_t max_tokens, std::optional<float> temperature, std::optional<int32_t> top_k, std::optional<float> top_p,
+                std::optional<float> min_p, std::optional<float> repeat_penalty, std::optional<int32_t> repeat_last_n,
+                std::optional<float> presence_penalty, std::optional<uint64_t> seed, std::vector<std::string> stop, bool stream) {
+  const std::string json =
+      py::module_::import("json").attr("dumps")(messages, py::arg("ensure_ascii") = false).cast<std::string>();
+  GenerateArgs a = make_args(*s, json, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
+                             presence_penalty, seed, std::move(stop));
+  a.chat = true;
+  if (chat_template) {
+    no_nul(*chat_template, "the chat template");
+    a.chat_template = std::move(chat_template);
+  }
+  if (stream) return py::cast(std::make_unique<Stream>(s, std::move(a)), py::return_value_policy::take_ownership);
+  Claim claim(*s);
+  Run run(s.get(), std::move(a));
+  {
+    py::gil_scoped_release nogil;
+    run.execute();
+  }
+  claim.release();
+  run.finish(/*quiet=*/false);
+  return to_str(run.text.all());
+}
+
 void prefill(SessionState& s, const std::vector<int32_t>& ids) {
   if (ids.empty()) throw py::value_error("prefill needs at least one token id");
   if (ids.size() > INT32_MAX) throw py::value_error("too many token ids");
@@ -533,6 +564,25 @@ void bind_session_methods(py::class_<T>& c, Get get) {
       py::arg("repeat_penalty") = py::none(), py::arg("repeat_last_n") = py::none(),
       py::arg("presence_penalty") = py::none(), py::arg("seed") = py::none(),
       py::arg("stop") = std::vector<std::string>{}, "generate(..., stream=True): an iterator of the text's pieces.");
+  c.def(
+      "chat",
+      [get](T& self, const py::object& messages, std::optional<std::string> chat_template, int64_t max_tokens,
+            std::optional<float> temperature, std::optional<int32_t> top_k, std::optional<float> top_p,
+            std::optional<float> min_p, std::optional<float> repeat_penalty, std::optional<int32_t> repeat_last_n,
+            std::optional<float> presence_penalty, std::optional<uint64_t> seed, std::vector<std::string> stop, bool stream) {
+        return chat(get(self), messages, std::move(chat_template), max_tokens, temperature, top_k, top_p, min_p,
+                    repeat_penalty, repeat_last_n, presence_penalty, seed, std::move(stop), stream);
+      },
+      py::arg("messages"), py::kw_only(), py::arg("template") = py::none(), py::arg("max_tokens") = 128,
+      py::arg("temperature") = py::none(), py::arg("top_k") = py::none(), py::arg("top_p") = py::none(),
+      py::arg("min_p") = py::none(), py::arg("repeat_penalty") = py::none(), py::arg("repeat_last_n") = py::none(),
+      py::arg("presence_penalty") = py::none(), py::arg("seed") = py::none(), py::arg("stop") = std::vector<std::string>{},
+      py::arg("stream") = false,
+      R"(The assistant's reply to `messages` (OpenAI-style [{"role": ..., "content": ...}], or a dict with
+"messages" and "tools"), rendered with the bundle's chat template (or `template`). The session
+keeps the conversation: call again with the reply and a new message appended, and only the new
+tokens are processed. The reply ends at the end of the turn, max_tokens, a stop string or a full
+context; the other options are generate()'s.)");
   c.def(
       "prefill", [get](T& self, const std::vector<int32_t>& ids) { prefill(*get(self), ids); }, py::arg("ids"),
       "Runs the model over token ids, appended to the context; logits() then has the next token's.");

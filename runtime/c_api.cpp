@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/chat_template.h"
+#include "runtime/chat_turn.h"
 #include "runtime/engine.h"
 
 struct ingot_model {
@@ -278,6 +280,99 @@ ingot_status ingot_sampler_sample(ingot_sampler* sampler, const ingot_session* s
 
 void ingot_sampler_free(ingot_sampler* sampler) { delete sampler; }
 
+namespace {
+
+// The rendered conversation (with or without the generation prompt), or an error status.
+ingot::StatusOr<std::string> render_chat(const ingot::Engine& engine, const char* messages_json, bool add_generation_prompt,
+                                         const char* template_source) {
+  const ingot::Tokenizer* tok = engine.tokenizer();
+  if (!tok) return ingot::Status::Error("the bundle has no tokenizer");
+  const std::string source = template_source ? std::string(template_source) : engine.bundle().manifest().chat_template();
+  if (source.empty())
+    return ingot::Status::Error("the bundle has no chat template (give one, or compile with ingotc compile --chat-template)");
+  INGOT_ASSIGN_OR_RETURN(ingot::ChatTemplate t, ingot::ChatTemplate::parse(source));
+  ingot::ChatInputs in;
+  INGOT_RETURN_IF_ERROR(ingot::chat_inputs_from_json(messages_json, in));
+  in.add_generation_prompt = add_generation_prompt;
+  ingot::set_chat_special_tokens(*tok, in);
+  return t.apply(in);
+}
+
+}  // namespace
+
+ingot_status ingot_chat_apply_template(const ingot_model* model, const char* messages_json, int add_generation_prompt,
+                                       const char* template_source, char* text, size_t capacity, size_t* len_out) {
+  return guarded([&] {
+    if (!model || !messages_json || !len_out) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_apply_template: null argument");
+    auto out = render_chat(*model->engine, messages_json, add_generation_prompt != 0, template_source);
+    if (!out.ok()) return set_error(INGOT_ERR_INVALID_ARGUMENT, out.message());
+    *len_out = out->size();
+    if (!text || capacity < out->size() + 1)
+      return set_error(INGOT_ERR_BUFFER_TOO_SMALL, "the rendered prompt needs " + std::to_string(out->size() + 1) + " bytes");
+    std::memcpy(text, out->data(), out->size());
+    text[out->size()] = '\0';
+    return INGOT_OK;
+  });
+}
+
+ingot_status ingot_chat_turn(ingot_session* session, const char* messages_json, const char* template_source,
+                             const ingot_sampling* sampling, int32_t max_new_tokens, ingot_token_callback on_token,
+                             void* user, ingot_generate_result* result) {
+  return guarded([&] {
+    if (!session || !messages_json || max_new_tokens < 0)
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_turn: bad argument");
+    if (result && result->struct_size < offsetof(ingot_generate_result, stop_reason) + sizeof(result->stop_reason))
+      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_turn: result->struct_size is too small");
+    const ingot::Engine& engine = *session->model->engine;
+    auto text = render_chat(engine, messages_json, true, template_source);
+    if (!text.ok()) return set_error(INGOT_ERR_INVALID_ARGUMENT, text.message());
+    const ingot::Tokenizer& tok = *engine.tokenizer();
+    const std::vector<int32_t> ids = ingot::chat_prompt_ids(tok, *text);
+    if (static_cast<int64_t>(ids.size()) > engine.max_context())
+      return set_error(INGOT_ERR_CONTEXT_FULL, "the conversation is " + std::to_string(ids.size()) + " tokens, longer than the context of " +
+                                                   std::to_string(engine.max_context()));
+    int64_t reused = 0;
+    auto fresh = ingot::reuse_session_prefix(*session->session, ids, &reused);
+    if (!fresh.ok()) return set_status(fresh.status());
+    ingot::GenerateOptions go;
+    ingot_sampling d;
+    ingot_sampling_default(&d);
+    go.sampling = sampling_params(sampling ? *sampling : d);
+    go.max_new_tokens = max_new_tokens;
+    go.stop_at_eos = false;  // the end-of-turn ids below, EOS among them
+    const std::vector<int32_t> end_ids = ingot::end_of_turn_ids(tok);
+    bool ended = false;
+    go.on_token = [&](int32_t id) {
+      if (std::find(end_ids.begin(), end_ids.end(), id) != end_ids.end()) {
+        ended = true;
+        return false;
+      }
+      if (!on_token) return true;
+      const std::string piece = tok.token_to_piece(id);
+      return on_token(id, piece.c_str(), user) == 0;
+    };
+    std::vector<int32_t> generated;
+    ingot::GenerateTimings t;
+    const ingot::Status st = max_new_tokens > 0 ? session->session->generate(*fresh, go, &generated, &t)
+                                                : session->session->prefill(*fresh);
+    if (result) {
+      if (result->struct_size >= offsetof(ingot_generate_result, reused_tokens) + sizeof(result->reused_tokens))
+        result->reused_tokens = static_cast<int32_t>(reused);
+      result->prompt_tokens = static_cast<int32_t>(ids.size());
+      result->generated_tokens = static_cast<int32_t>(generated.size()) - (ended ? 1 : 0);
+      result->stop_reason = ended ? INGOT_STOP_EOS
+                            : t.stop == ingot::StopReason::stopped ? INGOT_STOP_CALLBACK
+                            : t.stop == ingot::StopReason::length  ? INGOT_STOP_LENGTH
+                            : t.stop == ingot::StopReason::eos     ? INGOT_STOP_EOS
+                                                                   : INGOT_STOP_CONTEXT_FULL;
+    }
+    if (!st.ok()) return set_status(st);
+    if (!ended && t.stop == ingot::StopReason::context_full)
+      return set_error(INGOT_ERR_CONTEXT_FULL, "the context is full after " + std::to_string(generated.size()) + " generated tokens");
+    return INGOT_OK;
+  });
+}
+
 ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                             int32_t max_new_tokens, ingot_token_callback on_token, void* user) {
   return ingot_generate_with(session, prompt, sampling, max_new_tokens, on_token, user, nullptr);
@@ -314,6 +409,8 @@ ingot_status ingot_generate_with(ingot_session* session, const char* prompt, con
     std::vector<int32_t> generated;
     ingot::GenerateTimings t;
     const ingot::Status st = session->session->generate(ids, go, &generated, &t);
+    if (result && result->struct_size >= offsetof(ingot_generate_result, reused_tokens) + sizeof(result->reused_tokens))
+      result->reused_tokens = 0;
     if (result) {
       result->prompt_tokens = static_cast<int32_t>(ids.size());
       result->generated_tokens = static_cast<int32_t>(generated.size());

@@ -129,6 +129,8 @@ typedef struct {
   int32_t prompt_tokens;    /* tokens of `prompt` (BOS included) */
   int32_t generated_tokens; /* tokens sampled (each passed to the callback) */
   ingot_stop_reason stop_reason;
+  int32_t reused_tokens;    /* ingot_chat_turn: prompt tokens the session already held (not
+                             * processed again); 0 for ingot_generate_with */
 } ingot_generate_result;
 
 /* Tokenizes `prompt` (with BOS when the session is empty), prefills it, samples up to
@@ -140,6 +142,27 @@ typedef struct {
 ingot_status ingot_generate_with(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                                  int32_t max_new_tokens, ingot_token_callback on_token, void* user,
                                  ingot_generate_result* result);
+/* Renders the bundle's chat template (or `template_source`, when not NULL) over `messages_json`:
+ * an OpenAI-style JSON list of {"role", "content"} messages, or an object with "messages" and
+ * optionally "tools", "documents" and other template variables; bos_token and eos_token come from
+ * the tokenizer. Writes the NUL-terminated text; *len_out is its length without the NUL
+ * (INGOT_ERR_BUFFER_TOO_SMALL when it does not fit `capacity`). A bundle without a template and no
+ * `template_source` is INGOT_ERR_INVALID_ARGUMENT. */
+ingot_status ingot_chat_apply_template(const ingot_model* model, const char* messages_json, int add_generation_prompt,
+                                       const char* template_source, char* text, size_t capacity, size_t* len_out);
+
+/* One assistant turn: renders the conversation with the generation prompt (as
+ * ingot_chat_apply_template), feeds the session only the tokens after the prefix it already holds
+ * (dropping a cached tail where the re-tokenized conversation differs), and samples the reply,
+ * which ends at the model's end-of-text token or an end-of-turn token (<|eot_id|>, <|im_end|>,
+ * <end_of_turn>, ...: not passed to the callback, kept in the context), at max_new_tokens, when
+ * the callback returns non-zero, or when the context is full (INGOT_ERR_CONTEXT_FULL). Calling it
+ * again with the reply appended and a new user message reuses everything before. result->
+ * prompt_tokens counts the whole rendered conversation. */
+ingot_status ingot_chat_turn(ingot_session* session, const char* messages_json, const char* template_source,
+                             const ingot_sampling* sampling, int32_t max_new_tokens, ingot_token_callback on_token,
+                             void* user, ingot_generate_result* result);
+
 /* ingot_generate_with without a result. */
 ingot_status ingot_generate(ingot_session* session, const char* prompt, const ingot_sampling* sampling,
                             int32_t max_new_tokens, ingot_token_callback on_token, void* user);

@@ -19,6 +19,7 @@
 
 #include "base/parse.h"
 #include "runtime/chat_template.h"
+#include "runtime/chat_turn.h"
 #include "runtime/engine.h"
 #include "tools/ingot_run.h"
 
@@ -53,21 +54,6 @@ std::string read_text_file(const std::string& path, std::string* error) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The tokens that end an assistant turn: the model's end-of-text token and the end-of-turn
-// markers of common templates that the vocabulary has as single tokens.
-std::vector<int32_t> end_of_turn_ids(const Tokenizer& tok) {
-  std::vector<int32_t> ids;
-  const TokenizerSpec& spec = tok.spec();
-  if (spec.eos >= 0) ids.push_back(spec.eos);
-  for (const char* marker : {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>", "<|eom_id|>"}) {
-    const auto it = std::find(spec.tokens.begin(), spec.tokens.end(), std::string(marker));
-    if (it != spec.tokens.end()) ids.push_back(static_cast<int32_t>(it - spec.tokens.begin()));
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
 }
 
 struct ChatOptions {
@@ -173,11 +159,6 @@ int cmd_chat(const std::vector<std::string>& args) {
   auto parsed = ChatTemplate::parse(source);
   if (!parsed.ok()) return fail(parsed.status().with_context(o.template_file.empty() ? o.path : o.template_file).message());
   const ChatTemplate chat_template = std::move(*parsed);
-  const TokenizerSpec& spec = tok.spec();
-  auto token_text = [&](int32_t id) {
-    return id >= 0 && static_cast<size_t>(id) < spec.tokens.size() ? spec.tokens[static_cast<size_t>(id)] : std::string();
-  };
-  const std::string bos_text = token_text(spec.bos);
   const std::vector<int32_t> end_ids = end_of_turn_ids(tok);
 
   auto created = Session::create(*engine, o.threads);
@@ -197,8 +178,7 @@ int cmd_chat(const std::vector<std::string>& args) {
     ChatInputs in;
     INGOT_RETURN_IF_ERROR(chat_inputs_from_json(messages.dump(), in));
     in.add_generation_prompt = add_generation_prompt;
-    in.bos_token = bos_text;
-    in.eos_token = token_text(spec.eos);
+    set_chat_special_tokens(tok, in);
     return chat_template.apply(in);
   };
 
@@ -262,15 +242,7 @@ int cmd_chat(const std::vector<std::string>& args) {
       messages.erase(messages.end() - 1);
       continue;
     }
-    const bool has_bos_text = !bos_text.empty() && text->rfind(bos_text, 0) == 0;
-    std::vector<int32_t> ids = tok.encode(*text, !has_bos_text, /*parse_special=*/true);
-    // Reuse what the session holds: the longest common prefix, at least one token left to feed.
-    const std::vector<int32_t>& held = session->history();
-    size_t common = 0;
-    while (common < held.size() && common < ids.size() && held[common] == ids[common]) ++common;
-    common = std::min(common, ids.size() - 1);
-    if (Status st = session->truncate(static_cast<int64_t>(common)); !st.ok()) return fail(st.message());
-    const std::vector<int32_t> fresh(ids.begin() + static_cast<long>(common), ids.end());
+    const std::vector<int32_t> ids = chat_prompt_ids(tok, *text);
     if (static_cast<int64_t>(ids.size()) >= engine->max_context()) {
       std::fprintf(stderr, "ingot: the conversation (%zu tokens) fills the context of %lld: /reset to start again\n", ids.size(),
                    static_cast<long long>(engine->max_context()));
@@ -278,6 +250,11 @@ int cmd_chat(const std::vector<std::string>& args) {
       continue;
     }
 
+    // Reuse what the session holds: the longest common prefix (chat_turn.h).
+    int64_t common = 0;
+    auto fresh_or = reuse_session_prefix(*session, ids, &common);
+    if (!fresh_or.ok()) return fail(fresh_or.message());
+    const std::vector<int32_t> fresh = std::move(*fresh_or);
     GenerateOptions go;
     go.sampling = o.sampling;
     go.stop_at_eos = false;  // the end-of-turn ids below, the model's EOS among them
@@ -321,8 +298,8 @@ int cmd_chat(const std::vector<std::string>& args) {
     content.erase(0, content.find_first_not_of(" \n"));
     messages.push_back({{"role", "assistant"}, {"content", content}});
     const char* why = ended ? "end of turn" : stopped ? "stop string" : g_interrupted ? "interrupted" : stop_reason_name(timings.stop);
-    std::fprintf(stderr, "\n[turn %zu: %zu of %zu prompt tokens reused, %zu processed; reply %zu tokens, %.1f tok/s; %s]\n",
-                 (messages.size() - (o.system.empty() ? 0 : 1)) / 2, common, ids.size(), fresh.size(), reply.size(),
+    std::fprintf(stderr, "\n[turn %zu: %lld of %zu prompt tokens reused, %zu processed; reply %zu tokens, %.1f tok/s; %s]\n",
+                 (messages.size() - (o.system.empty() ? 0 : 1)) / 2, static_cast<long long>(common), ids.size(), fresh.size(), reply.size(),
                  timings.decode_ms > 0 ? 1000.0 * static_cast<double>(timings.decode_tokens) / timings.decode_ms : 0.0, why);
   }
   std::fputs("\n", stdout);

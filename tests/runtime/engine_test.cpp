@@ -367,6 +367,60 @@ TEST_F(EngineTest, CApiSamplerFollowsTheSessionsLogits) {
   ingot_model_free(model);
 }
 
+// Chat through the C API: the template renders (a short buffer reports the size needed), and a
+// second turn reuses the whole first one from the session (only the new tokens are processed).
+TEST_F(EngineTest, CApiChatTurnsReuseTheConversation) {
+  ingot_model* model = nullptr;
+  ASSERT_EQ(ingot_model_load(bundle_.c_str(), 0, &model), INGOT_OK) << ingot_last_error();
+  const char* chatml =
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+  const std::string one = R"([{"role": "user", "content": "Tell me about a cat."}])";
+  size_t len = 0;
+  char small[8];
+  EXPECT_EQ(ingot_chat_apply_template(model, one.c_str(), 1, chatml, small, sizeof(small), &len), INGOT_ERR_BUFFER_TOO_SMALL);
+  std::string text(len + 1, '\0');
+  ASSERT_EQ(ingot_chat_apply_template(model, one.c_str(), 1, chatml, text.data(), text.size(), &len), INGOT_OK) << ingot_last_error();
+  text.resize(len);
+  EXPECT_EQ(text, "<|im_start|>user\nTell me about a cat.<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(ingot_chat_apply_template(model, one.c_str(), 1, nullptr, text.data(), text.size(), &len), INGOT_ERR_INVALID_ARGUMENT)
+      << "this bundle keeps no template";
+  EXPECT_NE(std::string(ingot_last_error()).find("no chat template"), std::string::npos) << ingot_last_error();
+  EXPECT_EQ(ingot_chat_apply_template(model, "[{", 1, chatml, text.data(), text.size(), &len), INGOT_ERR_INVALID_ARGUMENT);
+
+  ingot_session* session = nullptr;
+  ASSERT_EQ(ingot_session_create(model, 1, &session), INGOT_OK);
+  ingot_sampling s;
+  ingot_sampling_default(&s);
+  s.temperature = 0;
+  std::string reply;
+  auto collect = [](int32_t, const char* piece, void* user) {
+    *static_cast<std::string*>(user) += piece;
+    return 0;
+  };
+  ingot_generate_result r{};
+  r.struct_size = sizeof(r);
+  ASSERT_EQ(ingot_chat_turn(session, one.c_str(), chatml, &s, 12, collect, &reply, &r), INGOT_OK) << ingot_last_error();
+  EXPECT_GT(r.generated_tokens, 0);
+  EXPECT_EQ(r.reused_tokens, 0);
+  const int32_t first_prompt = r.prompt_tokens;
+  const int64_t after_first = ingot_session_position(session);
+  EXPECT_GE(after_first, r.prompt_tokens + r.generated_tokens);
+  nlohmann::json two = nlohmann::json::parse(one);
+  size_t start = reply.find_first_not_of(" \n");
+  two.push_back({{"role", "assistant"}, {"content", start == std::string::npos ? "" : reply.substr(start)}});
+  two.push_back({{"role", "user"}, {"content", "And then?"}});
+  std::string reply2;
+  ASSERT_EQ(ingot_chat_turn(session, two.dump().c_str(), chatml, &s, 12, collect, &reply2, &r), INGOT_OK) << ingot_last_error();
+  // The first turn's prompt and reply were reused (the reply's text re-tokenized may differ from
+  // the sampled tokens in its last one or two), only the new message and prompt processed.
+  EXPECT_GE(r.reused_tokens, first_prompt) << "the first turn was processed again";
+  EXPECT_GE(r.reused_tokens, after_first - 2);
+  EXPECT_LT(r.reused_tokens, r.prompt_tokens);
+  ingot_session_free(session);
+  ingot_model_free(model);
+}
+
 // Options travel in structs that carry their size: a caller built against an older, shorter
 // struct still works (the fields it does not know keep their defaults), and NULL means defaults.
 TEST_F(EngineTest, CApiParameterStructsKeepTheAbi) {

@@ -148,5 +148,28 @@ try:
 except ValueError:
     check(True, "max_tokens=-2 raises ValueError")
 
+# Chat: the template renders the conversation, a second turn reuses the first from the session
+# (its prompt is longer; the context grows by the new tokens only), streaming works, and a bundle
+# without a template says so.
+chatml = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+c = m.session(threads=1)
+conv = [{"role": "user", "content": "Tell me about a cat."}]
+r1 = c.chat(conv, template=chatml, max_tokens=12, temperature=0)
+first = c.last_generation
+check(r1 != "" and first["prompt_tokens"] > 10, f"chat replies: {r1!r}")
+conv += [{"role": "assistant", "content": r1.strip()}, {"role": "user", "content": "And then?"}]
+held = c.position
+r2 = "".join(c.chat(conv, template=chatml, max_tokens=12, temperature=0, stream=True))
+second = c.last_generation
+check(second["prompt_tokens"] > held and c.position - held < second["prompt_tokens"] - first["prompt_tokens"] + 14,
+      "a second chat turn processes only the new tokens")
+check(r2 == second["text"] and r2 != "", "a streamed chat turn gives its text")
+try:
+    c.chat(conv, max_tokens=2)
+    check(False, "chat without a template raises")
+except ingot.Error as e:
+    check("no chat template" in str(e), f"chat without a template raises: {e}")
+
 print("python module:", "FAILED " + str(len(failures)) if failures else "ok")
 sys.exit(1 if failures else 0)
