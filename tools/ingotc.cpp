@@ -725,7 +725,12 @@ int cmd_synth(const std::vector<std::string>& args) {
     // A live percentage on a terminal; quarter steps in a log.
     int pct = static_cast<int>(f * 100);
     if (pct == last_pct || (!tty && pct % 25 != 0)) return;
-    std::fprintf(stderr, tty ? "\rsynth: writing %s %3d%%" : "synth: writing %s %3d%%\n", out.c_str(), pct);
+    // With the rate and the time left once a second has passed (a 1.1B model takes ten).
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char eta[64] = "";
+    if (secs >= 1.0 && f > 0 && f < 1)
+      std::snprintf(eta, sizeof(eta), ", %.0f%%/s, ETA %.0f s", 100.0 * f / secs, secs * (1 - f) / f);
+    std::fprintf(stderr, tty ? "\rsynth: writing %s %3d%%%s\033[K" : "synth: writing %s %3d%%%s\n", out.c_str(), pct, eta);
     last_pct = pct;
   });
   if (tty) std::fprintf(stderr, "\n");
