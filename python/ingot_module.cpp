@@ -398,13 +398,20 @@ class Stream {
   bool done_ = false, cancel_ = false, finished_ = false;
 };
 
+py::object run_generation(const std::shared_ptr<SessionState>& s, GenerateArgs a, bool stream);
+
 py::object generate(const std::shared_ptr<SessionState>& s, std::string prompt, int64_t max_tokens,
                     std::optional<float> temperature, std::optional<int32_t> top_k, std::optional<float> top_p,
                     std::optional<float> min_p, std::optional<float> repeat_penalty, std::optional<int32_t> repeat_last_n,
                     std::optional<float> presence_penalty, std::optional<uint64_t> seed, std::vector<std::string> stop,
                     bool stream) {
-  GenerateArgs a = make_args(*s, std::move(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
-                             repeat_last_n, presence_penalty, seed, std::move(stop));
+  return run_generation(s, make_args(*s, std::move(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
+                                     repeat_last_n, presence_penalty, seed, std::move(stop)),
+                        stream);
+}
+
+// A generation (plain or chat): a stream, or run to the end here without the GIL.
+py::object run_generation(const std::shared_ptr<SessionState>& s, GenerateArgs a, bool stream) {
   if (stream) return py::cast(std::make_unique<Stream>(s, std::move(a)), py::return_value_policy::take_ownership);
   Claim claim(*s);
   Run run(s.get(), std::move(a));
@@ -431,16 +438,7 @@ py::object chat(const std::shared_ptr<SessionState>& s, const py::object& messag
     no_nul(*chat_template, "the chat template");
     a.chat_template = std::move(chat_template);
   }
-  if (stream) return py::cast(std::make_unique<Stream>(s, std::move(a)), py::return_value_policy::take_ownership);
-  Claim claim(*s);
-  Run run(s.get(), std::move(a));
-  {
-    py::gil_scoped_release nogil;
-    run.execute();
-  }
-  claim.release();
-  run.finish(/*quiet=*/false);
-  return to_str(run.text.all());
+  return run_generation(s, std::move(a), stream);
 }
 
 void prefill(SessionState& s, const std::vector<int32_t>& ids) {

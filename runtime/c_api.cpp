@@ -78,6 +78,66 @@ T read_params(const T* given, T defaults) {
 
 }  // namespace
 
+namespace {
+ingot::SamplingParams sampling_params(const ingot_sampling& s) {
+  ingot::SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  p.repeat_penalty = s.repeat_penalty;
+  p.repeat_last_n = s.repeat_last_n;
+  p.presence_penalty = s.presence_penalty;
+  p.seed = s.seed;
+  return p;
+}
+
+ingot_stop_reason c_stop_reason(ingot::StopReason r) {
+  switch (r) {
+    case ingot::StopReason::eos: return INGOT_STOP_EOS;
+    case ingot::StopReason::stopped: return INGOT_STOP_CALLBACK;
+    case ingot::StopReason::length: return INGOT_STOP_LENGTH;
+    case ingot::StopReason::context_full: return INGOT_STOP_CONTEXT_FULL;
+  }
+  return INGOT_STOP_CONTEXT_FULL;
+}
+
+// A result struct from a caller too old to hold the stop reason.
+bool result_too_small(const ingot_generate_result* r) {
+  return r && r->struct_size < offsetof(ingot_generate_result, stop_reason) + sizeof(r->stop_reason);
+}
+
+// Fills what the caller's result struct has room for (struct_size: reused_tokens came later).
+void fill_result(ingot_generate_result* r, size_t prompt_tokens, size_t generated, ingot_stop_reason stop, int64_t reused) {
+  if (!r) return;
+  r->prompt_tokens = static_cast<int32_t>(prompt_tokens);
+  r->generated_tokens = static_cast<int32_t>(generated);
+  r->stop_reason = stop;
+  if (r->struct_size >= offsetof(ingot_generate_result, reused_tokens) + sizeof(r->reused_tokens))
+    r->reused_tokens = static_cast<int32_t>(reused);
+}
+}  // namespace
+
+namespace {
+
+// The rendered conversation (with or without the generation prompt), or an error status.
+ingot::StatusOr<std::string> render_chat(const ingot::Engine& engine, const char* messages_json, bool add_generation_prompt,
+                                         const char* template_source) {
+  const ingot::Tokenizer* tok = engine.tokenizer();
+  if (!tok) return ingot::Status::Error("the bundle has no tokenizer");
+  const std::string source = template_source ? std::string(template_source) : engine.bundle().manifest().chat_template();
+  if (source.empty())
+    return ingot::Status::Error("the bundle has no chat template (give one, or compile with ingotc compile --chat-template)");
+  INGOT_ASSIGN_OR_RETURN(ingot::ChatTemplate t, ingot::ChatTemplate::parse(source));
+  ingot::ChatInputs in;
+  INGOT_RETURN_IF_ERROR(ingot::chat_inputs_from_json(messages_json, in));
+  in.add_generation_prompt = add_generation_prompt;
+  ingot::set_chat_special_tokens(*tok, in);
+  return t.apply(in);
+}
+
+}  // namespace
+
 extern "C" {
 
 const char* ingot_last_error(void) { return g_last_error.c_str(); }
@@ -240,20 +300,6 @@ struct ingot_sampler {
   ingot::Sampler sampler;
 };
 
-namespace {
-ingot::SamplingParams sampling_params(const ingot_sampling& s) {
-  ingot::SamplingParams p;
-  p.temperature = s.temperature;
-  p.top_k = s.top_k;
-  p.top_p = s.top_p;
-  p.min_p = s.min_p;
-  p.repeat_penalty = s.repeat_penalty;
-  p.repeat_last_n = s.repeat_last_n;
-  p.presence_penalty = s.presence_penalty;
-  p.seed = s.seed;
-  return p;
-}
-}  // namespace
 
 ingot_status ingot_sampler_create(const ingot_sampling* sampling, ingot_sampler** out) {
   return guarded([&] {
@@ -280,25 +326,6 @@ ingot_status ingot_sampler_sample(ingot_sampler* sampler, const ingot_session* s
 
 void ingot_sampler_free(ingot_sampler* sampler) { delete sampler; }
 
-namespace {
-
-// The rendered conversation (with or without the generation prompt), or an error status.
-ingot::StatusOr<std::string> render_chat(const ingot::Engine& engine, const char* messages_json, bool add_generation_prompt,
-                                         const char* template_source) {
-  const ingot::Tokenizer* tok = engine.tokenizer();
-  if (!tok) return ingot::Status::Error("the bundle has no tokenizer");
-  const std::string source = template_source ? std::string(template_source) : engine.bundle().manifest().chat_template();
-  if (source.empty())
-    return ingot::Status::Error("the bundle has no chat template (give one, or compile with ingotc compile --chat-template)");
-  INGOT_ASSIGN_OR_RETURN(ingot::ChatTemplate t, ingot::ChatTemplate::parse(source));
-  ingot::ChatInputs in;
-  INGOT_RETURN_IF_ERROR(ingot::chat_inputs_from_json(messages_json, in));
-  in.add_generation_prompt = add_generation_prompt;
-  ingot::set_chat_special_tokens(*tok, in);
-  return t.apply(in);
-}
-
-}  // namespace
 
 ingot_status ingot_chat_apply_template(const ingot_model* model, const char* messages_json, int add_generation_prompt,
                                        const char* template_source, char* text, size_t capacity, size_t* len_out) {
@@ -321,8 +348,7 @@ ingot_status ingot_chat_turn(ingot_session* session, const char* messages_json, 
   return guarded([&] {
     if (!session || !messages_json || max_new_tokens < 0)
       return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_turn: bad argument");
-    if (result && result->struct_size < offsetof(ingot_generate_result, stop_reason) + sizeof(result->stop_reason))
-      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_turn: result->struct_size is too small");
+    if (result_too_small(result)) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_chat_turn: result->struct_size is too small");
     const ingot::Engine& engine = *session->model->engine;
     auto text = render_chat(engine, messages_json, true, template_source);
     if (!text.ok()) return set_error(INGOT_ERR_INVALID_ARGUMENT, text.message());
@@ -355,17 +381,7 @@ ingot_status ingot_chat_turn(ingot_session* session, const char* messages_json, 
     ingot::GenerateTimings t;
     const ingot::Status st = max_new_tokens > 0 ? session->session->generate(*fresh, go, &generated, &t)
                                                 : session->session->prefill(*fresh);
-    if (result) {
-      if (result->struct_size >= offsetof(ingot_generate_result, reused_tokens) + sizeof(result->reused_tokens))
-        result->reused_tokens = static_cast<int32_t>(reused);
-      result->prompt_tokens = static_cast<int32_t>(ids.size());
-      result->generated_tokens = static_cast<int32_t>(generated.size()) - (ended ? 1 : 0);
-      result->stop_reason = ended ? INGOT_STOP_EOS
-                            : t.stop == ingot::StopReason::stopped ? INGOT_STOP_CALLBACK
-                            : t.stop == ingot::StopReason::length  ? INGOT_STOP_LENGTH
-                            : t.stop == ingot::StopReason::eos     ? INGOT_STOP_EOS
-                                                                   : INGOT_STOP_CONTEXT_FULL;
-    }
+    fill_result(result, ids.size(), generated.size() - (ended ? 1 : 0), ended ? INGOT_STOP_EOS : c_stop_reason(t.stop), reused);
     if (!st.ok()) return set_status(st);
     if (!ended && t.stop == ingot::StopReason::context_full)
       return set_error(INGOT_ERR_CONTEXT_FULL, "the context is full after " + std::to_string(generated.size()) + " generated tokens");
@@ -383,21 +399,11 @@ ingot_status ingot_generate_with(ingot_session* session, const char* prompt, con
                                  ingot_generate_result* result) {
   return guarded([&] {
     if (!session || !prompt || max_new_tokens < 0) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate: bad argument");
-    if (result && result->struct_size < offsetof(ingot_generate_result, stop_reason) + sizeof(result->stop_reason))
-      return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate_with: result->struct_size is too small");
+    if (result_too_small(result)) return set_error(INGOT_ERR_INVALID_ARGUMENT, "ingot_generate_with: result->struct_size is too small");
     const ingot::Tokenizer* tok = session->model->engine->tokenizer();
     if (!tok) return set_error(INGOT_ERR_INVALID_ARGUMENT, "the bundle has no tokenizer");
     ingot::GenerateOptions go;
-    if (sampling) {
-      go.sampling.temperature = sampling->temperature;
-      go.sampling.top_k = sampling->top_k;
-      go.sampling.top_p = sampling->top_p;
-      go.sampling.min_p = sampling->min_p;
-      go.sampling.repeat_penalty = sampling->repeat_penalty;
-      go.sampling.repeat_last_n = sampling->repeat_last_n;
-      go.sampling.presence_penalty = sampling->presence_penalty;
-      go.sampling.seed = sampling->seed;
-    }
+    if (sampling) go.sampling = sampling_params(*sampling);
     go.max_new_tokens = max_new_tokens;
     if (on_token) {
       go.on_token = [&](int32_t id) {
@@ -409,16 +415,7 @@ ingot_status ingot_generate_with(ingot_session* session, const char* prompt, con
     std::vector<int32_t> generated;
     ingot::GenerateTimings t;
     const ingot::Status st = session->session->generate(ids, go, &generated, &t);
-    if (result && result->struct_size >= offsetof(ingot_generate_result, reused_tokens) + sizeof(result->reused_tokens))
-      result->reused_tokens = 0;
-    if (result) {
-      result->prompt_tokens = static_cast<int32_t>(ids.size());
-      result->generated_tokens = static_cast<int32_t>(generated.size());
-      result->stop_reason = t.stop == ingot::StopReason::eos      ? INGOT_STOP_EOS
-                            : t.stop == ingot::StopReason::stopped ? INGOT_STOP_CALLBACK
-                            : t.stop == ingot::StopReason::length  ? INGOT_STOP_LENGTH
-                                                                   : INGOT_STOP_CONTEXT_FULL;
-    }
+    fill_result(result, ids.size(), generated.size(), c_stop_reason(t.stop), 0);
     if (!st.ok()) return set_status(st);
     if (t.stop == ingot::StopReason::context_full)
       return set_error(INGOT_ERR_CONTEXT_FULL, "the context is full after " + std::to_string(generated.size()) +

@@ -262,6 +262,7 @@ int cmd_chat(const std::vector<std::string>& args) {
     go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(o.n < 0 ? room : std::min(o.n, room), std::numeric_limits<int32_t>::max()));
     go.keep_last = true;
     std::vector<int32_t> reply;
+    const std::string prompt_text = tok.decode(ids, true);  // decoded once, not per token
     std::string streamed;
     bool ended = false, stopped = false;
     go.on_token = [&](int32_t id) {
@@ -270,11 +271,7 @@ int cmd_chat(const std::vector<std::string>& args) {
         return false;
       }
       reply.push_back(id);
-      std::vector<int32_t> all = ids;
-      all.insert(all.end(), reply.begin(), reply.end());
-      std::string t = tok.decode(all, true);
-      const std::string before = tok.decode(ids, true);
-      t = t.compare(0, before.size(), before) == 0 ? t.substr(before.size()) : tok.decode(reply, false);
+      std::string t = continuation_text(tok, ids, prompt_text, reply);
       size_t cut = std::string::npos;
       for (const std::string& s : o.stops) cut = std::min(cut, t.find(s));
       if (cut != std::string::npos) {

@@ -137,18 +137,6 @@ bool read_prompt(const std::string& p, const std::string& file, std::string* pro
   return true;
 }
 
-// The continuation's text as the user reads it after the prompt: the decoded prompt + generated
-// ids minus the decoded prompt, so that SentencePiece's word-start space of the first new piece
-// is kept (" and a boy" after "The cat", as llama.cpp prints it).
-std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::vector<int32_t>& gen) {
-  if (gen.empty()) return "";
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), gen.begin(), gen.end());
-  const std::string before = tok.decode(prompt, true), after = tok.decode(all, true);
-  if (after.compare(0, before.size(), before) == 0) return after.substr(before.size());
-  return tok.decode(gen, false);  // the prompt's text changed with what followed: the pieces alone
-}
-
 // Where the first stop string starts in `text` (npos if none), and how many trailing bytes of
 // `text` could still become one (held back from the stream until they cannot).
 size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
@@ -243,6 +231,16 @@ std::string cached_bundle_for(const std::string& model, std::string* error) {
 
 }  // namespace
 
+std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::string& prompt_text,
+                              const std::vector<int32_t>& gen) {
+  if (gen.empty()) return "";
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), gen.begin(), gen.end());
+  const std::string after = tok.decode(all, true);
+  if (after.compare(0, prompt_text.size(), prompt_text) == 0) return after.substr(prompt_text.size());
+  return tok.decode(gen, false);  // the prompt's text changed with what followed: the pieces alone
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   std::string path, prompt_arg, prompt_file;
   int64_t n = 32;
@@ -327,6 +325,7 @@ int cmd_run(const std::vector<std::string>& args) {
   const int64_t wanted = n < 0 ? std::numeric_limits<int64_t>::max() : n;
   go.max_new_tokens = static_cast<int32_t>(std::min<int64_t>({wanted, fits, std::numeric_limits<int32_t>::max()}));
   go.keep_last = false;
+  const std::string prompt_text = tok.decode(prompt_ids, true);  // what continuation_text strips
 
   auto session = value_or_error(Session::create(*engine, threads), &error);
   if (!session) return fail(error);
@@ -342,7 +341,7 @@ int cmd_run(const std::vector<std::string>& args) {
     if (first_token_ms == 0) first_token_ms = ms_since(g_process_start);
     generated.push_back(id);
     if (json && stops.empty()) return true;
-    std::string text = continuation_text(tok, prompt_ids, generated);
+    std::string text = continuation_text(tok, prompt_ids, prompt_text, generated);
     size_t hold = 0;
     const size_t at = find_stop(text, stops, &hold);
     if (at != std::string::npos) {
@@ -373,7 +372,7 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   // Stopped by the count only because the context ran out: say so.
   if (t.stop == StopReason::length && wanted > fits) t.stop = StopReason::context_full;
-  std::string text = continuation_text(tok, prompt_ids, ids);
+  std::string text = continuation_text(tok, prompt_ids, prompt_text, ids);
   size_t unused = 0;
   if (const size_t at = find_stop(text, stops, &unused); at != std::string::npos) text.resize(at);
   const double prefill_tok_s = t.prefill_ms > 0 ? 1000.0 * static_cast<double>(t.prefill_tokens) / t.prefill_ms : 0;

@@ -201,11 +201,15 @@ class EmbeddingEmitter {
     return {sc, m};
   }
 
-  void emit_q4_k(Value* src, Value* dst) {
+  // q4_k and q5_k: (d*sc)*q - dmin*m; q5_k's q is the nibble + 16 * (qh[l] bit `sub`).
+  void emit_q4_k(Value* src, Value* dst) { emit_k4(src, dst, /*fifth_bits=*/false); }
+  void emit_q5_k(Value* src, Value* dst) { emit_k4(src, dst, /*fifth_bits=*/true); }
+  void emit_k4(Value* src, Value* dst, bool fifth_bits) {
     Value* d = half_scalar(src);
     Value* dmin = half_scalar(f.at(src, 2));
     Value* sp = f.at(src, 4);
-    Value* qs = f.at(src, 16);
+    Value* qh = fifth_bits ? f.at(src, 16) : nullptr;
+    Value* qs = f.at(src, fifth_bits ? 48 : 16);
     for (int j = 0; j < 4; ++j) {
       Value* dd[2];
       Value* mm[2];
@@ -216,37 +220,16 @@ class EmbeddingEmitter {
       }
       for (int l = 0; l < 32; l += 8) {
         Value* b = B.CreateZExt(bytes8(qs, 32 * j + l), f.vec(f.i32, 8));
-        Value* lo = to_f(B.CreateAnd(b, i32x8(15)));
-        Value* hi = to_f(B.CreateLShr(b, i32x8(4)));
-        put(B.CreateFSub(B.CreateFMul(dd[0], lo), mm[0]), dst, 64 * j + l);
-        put(B.CreateFSub(B.CreateFMul(dd[1], hi), mm[1]), dst, 64 * j + 32 + l);
-      }
-    }
-  }
-
-  // q5_k: q4_k's (d*sc)*q - dmin*m with q = nibble + 16 * (qh[l] bit `sub`).
-  void emit_q5_k(Value* src, Value* dst) {
-    Value* d = half_scalar(src);
-    Value* dmin = half_scalar(f.at(src, 2));
-    Value* sp = f.at(src, 4);
-    Value* qh = f.at(src, 16);
-    Value* qs = f.at(src, 48);
-    for (int j = 0; j < 4; ++j) {
-      Value* dd[2];
-      Value* mm[2];
-      for (int h = 0; h < 2; ++h) {
-        auto [sc, m] = scale_min(sp, 2 * j + h);
-        dd[h] = f.splat(B.CreateFMul(d, B.CreateUIToFP(sc, f.f32)));
-        mm[h] = f.splat(B.CreateFMul(dmin, B.CreateUIToFP(m, f.f32)));
-      }
-      for (int l = 0; l < 32; l += 8) {
-        Value* b = B.CreateZExt(bytes8(qs, 32 * j + l), f.vec(f.i32, 8));
-        Value* hb = B.CreateZExt(bytes8(qh, l), f.vec(f.i32, 8));
-        auto fifth = [&](int sub) { return B.CreateShl(B.CreateAnd(B.CreateLShr(hb, i32x8(sub)), i32x8(1)), i32x8(4)); };
-        Value* lo = to_f(B.CreateOr(B.CreateAnd(b, i32x8(15)), fifth(2 * j)));
-        Value* hi = to_f(B.CreateOr(B.CreateLShr(b, i32x8(4)), fifth(2 * j + 1)));
-        put(B.CreateFSub(B.CreateFMul(dd[0], lo), mm[0]), dst, 64 * j + l);
-        put(B.CreateFSub(B.CreateFMul(dd[1], hi), mm[1]), dst, 64 * j + 32 + l);
+        Value* lo = B.CreateAnd(b, i32x8(15));
+        Value* hi = B.CreateLShr(b, i32x8(4));
+        if (qh) {
+          Value* hb = B.CreateZExt(bytes8(qh, l), f.vec(f.i32, 8));
+          auto fifth = [&](int sub) { return B.CreateShl(B.CreateAnd(B.CreateLShr(hb, i32x8(sub)), i32x8(1)), i32x8(4)); };
+          lo = B.CreateOr(lo, fifth(2 * j));
+          hi = B.CreateOr(hi, fifth(2 * j + 1));
+        }
+        put(B.CreateFSub(B.CreateFMul(dd[0], to_f(lo)), mm[0]), dst, 64 * j + l);
+        put(B.CreateFSub(B.CreateFMul(dd[1], to_f(hi)), mm[1]), dst, 64 * j + 32 + l);
       }
     }
   }
