@@ -112,6 +112,30 @@ std::string first_dim(const std::string& type) {
 
 }  // namespace
 
+// Why the engine's calls cannot be batched across sessions ("" when they can): a per-session
+// call must see its session's rows only (token-row tensors), and after the copy of the last row
+// (the logits' tail, run once per wanted row) nothing may depend on a session.
+static std::string batchable(const Engine& e, const std::map<std::string, KernelContract>& contracts, const pb::Manifest& m) {
+  bool tail = false;
+  for (size_t step = 0; step < e.calls().size(); ++step) {
+    const Engine::Call& c = e.calls()[step];
+    const std::string where = "call " + std::to_string(step) + " (node '" + c.node + "')";
+    if (c.copy_last_row) {
+      if (tail) return where + " copies the last row a second time";
+      tail = true;
+      continue;
+    }
+    if (!c.per_session) continue;
+    if (tail) return where + " depends on the session after the last row was taken";
+    const KernelContract& k = contracts.at(m.schedule().calls(int(step)).symbol());
+    for (size_t i = 0; i < c.args.size() && i < k.args.size(); ++i)
+      if (c.args[i].kind == Engine::Arg::Kind::arena && c.args[i].row_bytes == 0 && c.args[i].offset != e.pos_offset() &&
+          k.args[i].access != ArgAccess::none)
+        return where + " argument " + std::to_string(i) + " is not a tensor of token rows";
+  }
+  return "";
+}
+
 Engine::~Engine() = default;
 
 StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& options) {
@@ -220,6 +244,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
     contracts[k.symbol()] = std::move(*contract);
   }
   const int64_t arena = e->arena_bytes_;
+  bool pos_alive = true;
   for (const pb::KernelCall& c : m.schedule().calls()) {
     Call call;
     call.node = c.node();
@@ -305,6 +330,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
           return refuse(slot, "is not " + std::to_string(want.align) + "-byte aligned as kernel '" + c.symbol() + "' needs");
       }
     }
+    const KernelContract* contract = nullptr;
+    if (!c.builtin().empty()) {
+    } else if (auto it = contracts.find(c.symbol()); it != contracts.end()) {
+      contract = &it->second;
+    }
     for (const pb::ArgRef& a : c.args()) {
       Arg arg;
       if (a.has_arena_offset()) {
@@ -323,10 +353,50 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
         arg.kind = Arg::Kind::arena;
         arg.offset = io.arena_offset();
       }
+      // Token rows: the contract's plain form "per_row bytes for each of dims[0] = tokens".
+      const size_t i = call.args.size();
+      if (arg.kind == Arg::Kind::arena && contract && i < contract->args.size()) {
+        const ArgContract& w = contract->args[i];
+        if (w.access != ArgAccess::none && w.dims_mask == 1 && !call.dims.empty() && call.dims[0] == pb::DIM_TOKENS && w.fixed == 0 &&
+            w.cap == 0 && w.multiple <= 1)
+          arg.row_bytes = w.per_row;
+      }
       call.args.push_back(arg);
     }
+    if (call.copy_last_row) call.args[1].row_bytes = call.row_bytes;
+    for (size_t i = 0; i < call.args.size(); ++i) {
+      const Arg& a = call.args[i];
+      if (a.kind == Arg::Kind::state) call.per_session = true;
+      // A size that grows with the cache: the kernel looks at the session's past.
+      if (contract && i < contract->args.size() && contract->args[i].access != ArgAccess::none)
+        for (size_t d = 0; d < call.dims.size(); ++d)
+          if ((contract->args[i].dims_mask >> d & 1) && (call.dims[d] == pb::DIM_PAST || call.dims[d] == pb::DIM_PAST_PLUS_TOKENS))
+            call.per_session = true;
+    }
+    // The pos input lives from the start until its last reader, after which the memory plan
+    // may give its bytes to other tensors: the calls that read those bytes before anything
+    // writes over them read pos.
+    if (pos_alive && contract) {
+      for (size_t i = 0; i < call.args.size() && i < contract->args.size(); ++i) {
+        const ArgContract& w = contract->args[i];
+        if (call.args[i].kind == Arg::Kind::arena && call.args[i].offset == e->pos_offset_ && w.access == ArgAccess::read && w.dims_mask == 0)
+          call.reads_pos = true;
+      }
+      for (size_t i = 0; i < call.args.size() && i < contract->args.size(); ++i) {
+        const ArgContract& w = contract->args[i];
+        int64_t bytes = 0;
+        if (call.args[i].kind != Arg::Kind::arena || !(int(w.access) & int(ArgAccess::write)) ||
+            !contract_bytes(w, max_dims_sum(call.dims, w.dims_mask, e->max_batch_, e->max_context_), &bytes))
+          continue;
+        if (call.args[i].offset < e->pos_offset_ + 8 && e->pos_offset_ < call.args[i].offset + bytes) pos_alive = false;
+      }
+    } else if (call.copy_last_row && call.args[0].offset < e->pos_offset_ + 8 && e->pos_offset_ < call.args[0].offset + call.row_bytes) {
+      pos_alive = false;
+    }
+    if (call.reads_pos) call.per_session = true;
     e->calls_.push_back(std::move(call));
   }
+  e->not_batchable_ = batchable(*e, contracts, m);
   if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
     auto tok = Tokenizer::create(tokenizer_from_proto(m.tokenizer()));
     if (!tok.ok()) return tok.status().with_context(name + ": the bundle's tokenizer");
@@ -336,43 +406,162 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
   return e;
 }
 
-// ---------------------------------------------------------------- Session
+// ---------------------------------------------------------------- Batcher
 
-Session::Session(const Engine& e, int threads) : engine_(e), pool_(threads) {}
+Batcher::Batcher(const Engine& e, int threads) : engine_(e), pool_(threads) {}
 
-Session::~Session() {
+Batcher::~Batcher() {
   release_pages(arena_, engine_.arena_bytes());
-  release_pages(state_, engine_.state_bytes());
   release_pages(scratch_, engine_.scratch_per_thread() * pool_.size());
 }
 
-StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int threads) {
-  if (threads < 1) {
-    return fail("a session needs at least one thread");
-  }
-  if (threads > kMaxSessionThreads) {
+StatusOr<std::unique_ptr<Batcher>> Batcher::create(const Engine& engine, int threads) {
+  if (threads < 1) return fail("a batcher needs at least one thread");
+  if (threads > kMaxSessionThreads)
     return fail("a session takes at most " + std::to_string(kMaxSessionThreads) + " threads, not " + std::to_string(threads));
-  }
   int64_t scratch = 0;
   if (!mul_ok(engine.scratch_per_thread(), threads, &scratch) || scratch > kMaxArenaBytes)
     return fail("the scratch for " + std::to_string(threads) + " threads is too large");
-  std::unique_ptr<Session> s(new Session(engine, threads));
-  threads = s->pool_.size();  // fewer if the system could not start them all
-  s->arena_ = zeroed_pages(engine.arena_bytes());
-  s->state_ = zeroed_pages(engine.state_bytes());
-  s->scratch_ = zeroed_pages(engine.scratch_per_thread() * threads);
-  if (!s->arena_ || !s->state_ || !s->scratch_) {
-    return fail("out of memory for the session's arena (" + std::to_string(engine.arena_bytes()) + " bytes) and KV cache (" +
-                    std::to_string(engine.state_bytes()) + " bytes)",
-                StatusCode::internal);
+  std::unique_ptr<Batcher> b(new Batcher(engine, threads));
+  b->arena_ = zeroed_pages(engine.arena_bytes());
+  b->scratch_ = zeroed_pages(engine.scratch_per_thread() * b->pool_.size());  // fewer threads if the system could not start them all
+  if (!b->arena_ || !b->scratch_)
+    return fail("out of memory for the activation arena (" + std::to_string(engine.arena_bytes()) + " bytes)", StatusCode::internal);
+  return b;
+}
+
+// One call of the schedule over `tokens` rows starting at row `row` of the token-row tensors,
+// after `past` cached positions of the KV cache at `state` (per-session calls; else null).
+void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state) {
+  argv_.assign(c.args.size(), nullptr);
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    const Engine::Arg& a = c.args[i];
+    switch (a.kind) {
+      case Engine::Arg::Kind::null: break;
+      case Engine::Arg::Kind::arena: argv_[i] = arena_ + a.offset + row * a.row_bytes; break;
+      case Engine::Arg::Kind::weight: argv_[i] = a.data; break;
+      case Engine::Arg::Kind::state: argv_[i] = state + a.offset; break;
+      case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
+    }
   }
+  int64_t dims[4] = {0, 0, 0, 0};
+  for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
+    dims[d] = c.dims[d] == pb::DIM_TOKENS ? tokens : c.dims[d] == pb::DIM_PAST ? past : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past + tokens
+              : c.dims[d] == pb::DIM_ONE ? 1 : 0;
+  const void* const* argv = argv_.data();
+  const Engine::Call::Fn fn = c.fn;
+  pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
+}
+
+Status Batcher::run(std::span<const BatchPart> parts) {
+  const Engine& e = engine_;
+  if (parts.empty()) return fail("no sessions to run");
+  if (parts.size() > 1 && !e.not_batchable().empty())
+    return fail(e.bundle().name() + ": this bundle cannot batch sessions: " + e.not_batchable(), StatusCode::unsupported);
+  int64_t total = 0;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    const BatchPart& part = parts[p];
+    if (!part.session || &part.session->engine_ != &e) return fail("a batch part's session is not of this engine");
+    for (size_t q = 0; q < p; ++q)
+      if (parts[q].session == part.session) return fail("a session appears twice in one batch");
+    const int64_t n = static_cast<int64_t>(part.ids.size());
+    if (n == 0) return fail("no tokens to process");
+    if (part.logit_rows < 1 || part.logit_rows > n)
+      return fail("logit_rows = " + std::to_string(part.logit_rows) + " is not between 1 and the part's " + std::to_string(n) + " tokens");
+    if (part.logit_rows > 1 && !e.not_batchable().empty())
+      return fail(e.bundle().name() + ": this bundle cannot give logits for several rows: " + e.not_batchable(), StatusCode::unsupported);
+    for (int32_t id : part.ids)
+      if (id < 0 || id >= e.vocab()) return fail("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(e.vocab()));
+    const int64_t past = part.session->past_;
+    if (past + n > e.max_context())
+      return fail(StatusCode::context_full, "the context is full: " + std::to_string(past) + " tokens cached + " + std::to_string(n) +
+                                                " new > " + std::to_string(e.max_context()) + " (the bundle's --max-context)");
+    total += n;
+  }
+  if (total > e.max_batch())
+    return fail("the batch has " + std::to_string(total) + " tokens, more than the bundle's --max-batch " + std::to_string(e.max_batch()));
+
+  int64_t* tok = reinterpret_cast<int64_t*>(arena_ + e.token_ids_offset());
+  std::vector<int64_t> first_row(parts.size());
+  for (size_t p = 0, row = 0; p < parts.size(); ++p) {
+    first_row[p] = static_cast<int64_t>(row);
+    for (int32_t id : parts[p].ids) tok[row++] = id;
+  }
+  std::memcpy(arena_ + e.pos_offset(), &parts[0].session->past_, sizeof(int64_t));
+  // The step observer (ingotc check) watches a session's own calls only.
+  const Session::StepObserver* observer = parts[0].session->step_observer_ ? &parts[0].session->step_observer_ : nullptr;
+  const std::vector<Engine::Call>& calls = e.calls();
+  size_t tail = calls.size();  // the last-row copy, then the logits' tail
+  for (size_t step = 0; step < calls.size(); ++step) {
+    const Engine::Call& c = calls[step];
+    if (c.copy_last_row) {
+      tail = step;
+      break;
+    }
+    if (!c.per_session) {
+      call(c, total, 0, 0, nullptr);
+    } else {
+      for (size_t p = 0; p < parts.size(); ++p) {
+        Session& s = *parts[p].session;
+        // pos shares its bytes with tensors that live when no call reads it: written only here.
+        if (c.reads_pos) std::memcpy(arena_ + e.pos_offset(), &s.past_, sizeof(int64_t));
+        call(c, static_cast<int64_t>(parts[p].ids.size()), s.past_, first_row[p], s.state_);
+      }
+    }
+    if (observer) (*observer)(step, c, arena_, total);
+  }
+  const float* logits = reinterpret_cast<const float*>(arena_ + e.logits_offset());
+  const size_t V = static_cast<size_t>(e.vocab());
+  for (size_t p = 0; p < parts.size(); ++p) {
+    Session& s = *parts[p].session;
+    const int64_t n = static_cast<int64_t>(parts[p].ids.size());
+    const int64_t rows = e.all_logits() ? n : parts[p].logit_rows;
+    s.chunk_logits_.resize(static_cast<size_t>(rows) * V);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t at = first_row[p] + n - rows + r;  // the row in the call
+      float* out = s.chunk_logits_.data() + static_cast<size_t>(r) * V;
+      if (tail == calls.size()) {  // every row's logits are in the arena
+        std::memcpy(out, logits + static_cast<size_t>(e.all_logits() ? at : 0) * V, V * sizeof(float));
+        continue;
+      }
+      // The tail (final norm, output matmul) runs on the one row copied out.
+      const Engine::Call& copy = calls[tail];
+      std::memcpy(arena_ + copy.args[0].offset, arena_ + copy.args[1].offset + at * copy.row_bytes, static_cast<size_t>(copy.row_bytes));
+      if (observer) (*observer)(tail, copy, arena_, total);
+      for (size_t step = tail + 1; step < calls.size(); ++step) {
+        call(calls[step], total, 0, 0, nullptr);
+        if (observer) (*observer)(step, calls[step], arena_, total);
+      }
+      std::memcpy(out, logits, V * sizeof(float));
+    }
+    std::memcpy(s.logits_.data(), s.chunk_logits_.data() + static_cast<size_t>(rows - 1) * V, V * sizeof(float));
+    s.past_ += n;
+    s.history_.insert(s.history_.end(), parts[p].ids.begin(), parts[p].ids.end());
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- Session
+
+Session::~Session() { release_pages(state_, engine_.state_bytes()); }
+
+StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int threads) {
+  if (threads < 0 || threads > kMaxSessionThreads)
+    return fail("a session takes 0 to " + std::to_string(kMaxSessionThreads) + " threads, not " + std::to_string(threads));
+  std::unique_ptr<Session> s(new Session(engine));
+  if (threads > 0) {
+    INGOT_ASSIGN_OR_RETURN(s->own_, Batcher::create(engine, threads));
+  }
+  s->state_ = zeroed_pages(engine.state_bytes());
+  if (!s->state_)
+    return fail("out of memory for the session's KV cache (" + std::to_string(engine.state_bytes()) + " bytes)", StatusCode::internal);
   s->logits_.assign(static_cast<size_t>(engine.vocab()), 0.0f);
   return s;
 }
 
 void Session::reset() {
   past_ = 0;
-  chunk_rows_ = 0;
+  chunk_logits_.clear();
   history_.clear();
   std::fill(logits_.begin(), logits_.end(), 0.0f);
   // The cache rows beyond the position are never read; no need to clear them.
@@ -384,7 +573,7 @@ Status Session::truncate(int64_t n) {
   if (n == past_) return Status::Ok();
   past_ = n;
   history_.resize(static_cast<size_t>(n));
-  chunk_rows_ = 0;
+  chunk_logits_.clear();
   // The logits belonged to the last token dropped: none are current until the next prefill.
   std::fill(logits_.begin(), logits_.end(), 0.0f);
   return Status::Ok();
@@ -392,6 +581,7 @@ Status Session::truncate(int64_t n) {
 
 Status Session::prefill(std::span<const int32_t> ids) {
   if (ids.empty()) return fail("no tokens to process");
+  if (!own_) return fail("this session has no threads of its own (created with 0): run it through a Batcher");
   for (int32_t id : ids)
     if (id < 0 || id >= engine_.vocab())
       return fail("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(engine_.vocab()));
@@ -400,53 +590,9 @@ Status Session::prefill(std::span<const int32_t> ids) {
                            " new > " + std::to_string(engine_.max_context()) + " (the bundle's --max-context)");
   for (size_t at = 0; at < ids.size(); at += static_cast<size_t>(engine_.max_batch())) {
     const size_t n = std::min(ids.size() - at, static_cast<size_t>(engine_.max_batch()));
-    INGOT_RETURN_IF_ERROR(run_chunk(ids.subspan(at, n)));
+    const BatchPart part{this, ids.subspan(at, n), 1};
+    INGOT_RETURN_IF_ERROR(own_->run(std::span<const BatchPart>(&part, 1)));
   }
-  return Status::Ok();
-}
-
-Status Session::run_chunk(std::span<const int32_t> ids) {
-  const int64_t T = static_cast<int64_t>(ids.size());
-  int64_t* tok = reinterpret_cast<int64_t*>(arena_ + engine_.token_ids_offset());
-  for (int64_t i = 0; i < T; ++i) tok[i] = ids[static_cast<size_t>(i)];
-  const int64_t pos = past_;
-  std::memcpy(arena_ + engine_.pos_offset(), &pos, sizeof(pos));
-
-  const std::vector<Engine::Call>& calls = engine_.calls();
-  for (size_t step = 0; step < calls.size(); ++step) {
-    const Engine::Call& c = calls[step];
-    if (c.copy_last_row) {
-      std::memcpy(arena_ + c.args[0].offset, arena_ + c.args[1].offset + (T - 1) * c.row_bytes, static_cast<size_t>(c.row_bytes));
-      if (step_observer_) step_observer_(step, c, arena_, T);
-      continue;
-    }
-    argv_.assign(c.args.size(), nullptr);
-    for (size_t i = 0; i < c.args.size(); ++i) {
-      const Engine::Arg& a = c.args[i];
-      switch (a.kind) {
-        case Engine::Arg::Kind::null: break;
-        case Engine::Arg::Kind::arena: argv_[i] = arena_ + a.offset; break;
-        case Engine::Arg::Kind::weight: argv_[i] = a.data; break;
-        case Engine::Arg::Kind::state: argv_[i] = state_ + a.offset; break;
-        case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
-      }
-    }
-    int64_t dims[4] = {0, 0, 0, 0};
-    for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
-      dims[d] = c.dims[d] == pb::DIM_TOKENS ? T : c.dims[d] == pb::DIM_PAST ? past_ : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past_ + T
-                : c.dims[d] == pb::DIM_ONE ? 1 : 0;
-    const void* const* argv = argv_.data();
-    const Engine::Call::Fn fn = c.fn;
-    pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
-    if (step_observer_) step_observer_(step, c, arena_, T);
-  }
-  // The next-token logits: the call's last row (the only one unless the bundle has all logits).
-  const float* rows = reinterpret_cast<const float*>(arena_ + engine_.logits_offset());
-  const int64_t last = engine_.all_logits() ? T - 1 : 0;
-  std::memcpy(logits_.data(), rows + last * engine_.vocab(), logits_.size() * sizeof(float));
-  chunk_rows_ = engine_.all_logits() ? T : 1;
-  past_ += T;
-  history_.insert(history_.end(), ids.begin(), ids.end());
   return Status::Ok();
 }
 

@@ -61,6 +61,10 @@ class Engine {
     enum class Kind { null, arena, weight, state, scratch } kind = Kind::null;
     int64_t offset = 0;              // arena or state arena offset
     const uint8_t* data = nullptr;   // weights: in the mapping
+    // Arena tensors laid out a row per token of the call ([tokens, ...]): the bytes of one row
+    // (its kernel's contract), by which a per-session call's view moves to its session's rows.
+    // 0: not token rows.
+    int64_t row_bytes = 0;
   };
   struct Call {
     using Fn = void (*)(const void* const*, const int64_t*, int32_t, int32_t);
@@ -70,8 +74,17 @@ class Engine {
     std::vector<int> dims;           // pb::DynamicDim values
     bool copy_last_row = false;
     int64_t row_bytes = 0;
+    // Depends on a session's position or KV cache (attention, the RoPE tables: a state slot, an
+    // argument whose size grows with the past, or the pos input): in a batched call it runs once per session, on that
+    // session's rows. Every other call is row-wise and runs once over all rows.
+    bool per_session = false;
+    bool reads_pos = false;  // the pos input is among its arguments
   };
   const std::vector<Call>& calls() const { return calls_; }
+  // Whether a Batcher can run several sessions in one call (and logits for several rows):
+  // every per-session call sees token rows only and nothing after the last-row copy is
+  // per-session. Empty when it can; else why not.
+  const std::string& not_batchable() const { return not_batchable_; }
   // The memory plan's state slots, in order: offset in the state arena and bytes per context
   // position, checked at load to hold max_context positions. Sessions save and restore these rows.
   struct StateSlot {
@@ -95,6 +108,7 @@ class Engine {
   std::vector<StateSlot> state_slots_;
   int64_t max_context_ = 0, max_batch_ = 0, vocab_ = 0;
   bool all_logits_ = false;
+  std::string not_batchable_;
   int64_t arena_bytes_ = 0, state_bytes_ = 0, scratch_per_thread_ = 0;
   int64_t token_ids_offset_ = -1, pos_offset_ = -1, logits_offset_ = -1;
   double load_ms_ = 0;
@@ -123,6 +137,48 @@ struct GenerateTimings {
   StopReason stop = StopReason::length;
 };
 
+class Session;
+
+// One session's share of a batched call: its new tokens, and how many of their last rows need
+// next-token logits (1: the last; more: a speculative verification wants each drafted
+// position's).
+struct BatchPart {
+  Session* session = nullptr;
+  std::span<const int32_t> ids;
+  int32_t logit_rows = 1;
+};
+
+// The activation arena, scratch and threads that run calls of the schedule. run() takes the new
+// tokens of several sessions of one engine as one call: the row-wise kernels (matmuls, norms,
+// SwiGLU) see every row at once, so each weight is read once per call for all sessions; the
+// per-session calls (attention over the session's own KV cache, the RoPE tables at its
+// position) run once per session on its rows. A row's arithmetic does not depend on the rows
+// beside it, so every session ends bit for bit as if it had run its tokens alone.
+// A Session owns one for its own calls; a server owns one and batches sessions through it.
+class Batcher {
+ public:
+  // 1 to kMaxSessionThreads threads (the caller's is one of them).
+  static StatusOr<std::unique_ptr<Batcher>> create(const Engine& engine, int threads);
+  ~Batcher();
+  int threads() const { return pool_.size(); }
+  // Each part a distinct session of this engine with 1..max_batch tokens, together at most
+  // max_batch; logit_rows from 1 to the part's tokens. Afterwards each session holds its tokens
+  // and the logits of its last logit_rows rows (Session::chunk_logits; every row with an
+  // all_logits engine). An error (bad id, a full context: code context_full, too many tokens)
+  // changes no session.
+  Status run(std::span<const BatchPart> parts);
+
+ private:
+  friend class Session;
+  Batcher(const Engine& e, int threads);
+  void call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state);
+  const Engine& engine_;
+  ThreadPool pool_;
+  uint8_t* arena_ = nullptr;
+  uint8_t* scratch_ = nullptr;
+  std::vector<const void*> argv_;
+};
+
 class Session {
  public:
   // 1 to kMaxSessionThreads kernel threads (the caller's thread is one of them). If the system
@@ -138,9 +194,8 @@ class Session {
   std::span<const float> logits() const { return logits_; }
   // The logits rows of the last call (the last chunk of a prefill): one row per token of it when
   // the engine has all_logits(), else the last token's row only. Valid until the next call.
-  std::span<const float> chunk_logits() const {
-    return {reinterpret_cast<const float*>(arena_ + engine_.logits_offset()), static_cast<size_t>(chunk_rows_ * engine_.vocab())};
-  }
+  // After a Batcher call: the rows its part asked for (logit_rows; every row with all_logits).
+  std::span<const float> chunk_logits() const { return chunk_logits_; }
   int64_t position() const { return past_; }  // tokens in the KV cache
   const std::vector<int32_t>& history() const { return history_; }
   void reset();
@@ -167,18 +222,15 @@ class Session {
   void set_step_observer(StepObserver o) { step_observer_ = std::move(o); }
 
  private:
-  Session(const Engine& e, int threads);
-  Status run_chunk(std::span<const int32_t> ids);
+  friend class Batcher;
+  explicit Session(const Engine& e) : engine_(e) {}
   const Engine& engine_;
-  ThreadPool pool_;
-  uint8_t* arena_ = nullptr;
+  std::unique_ptr<Batcher> own_;  // runs this session's prefill and decode calls
   uint8_t* state_ = nullptr;
-  uint8_t* scratch_ = nullptr;
   int64_t past_ = 0;
-  int64_t chunk_rows_ = 0;
   std::vector<int32_t> history_;
-  std::vector<float> logits_;
-  std::vector<const void*> argv_;
+  std::vector<float> logits_;        // the next-token logits (the last row)
+  std::vector<float> chunk_logits_;  // the rows of the last call (chunk_logits)
   StepObserver step_observer_;
 };
 

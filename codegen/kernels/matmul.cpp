@@ -195,10 +195,12 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   acc.T = T;
   acc.W = float_lanes();
   acc.V = L.vectors * 8 / acc.W;
-  // One chain per output where the reference specifies the order (8-bit activations; f16 and
-  // bf16 weights in the q8 mode: k in order), so every tile size rounds alike.
-  const bool ordered = int_dots_ || (s.act_q8 && (s.weight == ElementType::f16 || s.weight == ElementType::bf16));
-  acc.S = ordered ? 1 : std::max(1, std::min(4, 8 / (T * acc.V)));
+  // One chain per output, k in order, for every weight type and activation mode: every tile size
+  // then rounds alike, so a token's row does not depend on how many tokens share the call (a
+  // batch of sessions equals each alone; the reference specifies this order where it specifies
+  // one). Splitting a small tile's chains would hide FMA latency, but a decode step waits on
+  // memory, not on the chain.
+  acc.S = 1;
   llvm::Type* vacc = e.vec(e.f32, static_cast<unsigned>(acc.W));
   for (int i = 0; i < T * acc.V * acc.S; ++i) acc.vars.push_back(e.var(vacc, llvm::Constant::getNullValue(vacc)));
   Value* wp = e.at(w_, B.CreateMul(p, e.c64(L.panel_bytes)));
