@@ -353,12 +353,13 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
         arg.kind = Arg::Kind::arena;
         arg.offset = io.arena_offset();
       }
-      // Token rows: the contract's plain form "per_row bytes for each of dims[0] = tokens".
+      // Rows: the contract's plain form "per_row bytes for each of dims[0]", dims[0] being the
+      // call's tokens (or 1 after the last-row copy).
       const size_t i = call.args.size();
       if (arg.kind == Arg::Kind::arena && contract && i < contract->args.size()) {
         const ArgContract& w = contract->args[i];
-        if (w.access != ArgAccess::none && w.dims_mask == 1 && !call.dims.empty() && call.dims[0] == pb::DIM_TOKENS && w.fixed == 0 &&
-            w.cap == 0 && w.multiple <= 1)
+        if (w.access != ArgAccess::none && w.dims_mask == 1 && !call.dims.empty() &&
+            (call.dims[0] == pb::DIM_TOKENS || call.dims[0] == pb::DIM_ONE) && w.fixed == 0 && w.cap == 0 && w.multiple <= 1)
           arg.row_bytes = w.per_row;
       }
       call.args.push_back(arg);
@@ -397,6 +398,25 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
     e->calls_.push_back(std::move(call));
   }
   e->not_batchable_ = batchable(*e, contracts, m);
+  // The tail widens to several rows when every call after the copy has dims[0] = 1 and each of
+  // its arena tensors is a one-row tensor.
+  {
+    bool tail = false, ok = true;
+    for (size_t step = 0; step < e->calls_.size(); ++step) {
+      const Call& c = e->calls_[step];
+      if (c.copy_last_row) {
+        tail = true;
+        continue;
+      }
+      if (!tail) continue;
+      if (c.dims.empty() || c.dims[0] != pb::DIM_ONE) ok = false;
+      const KernelContract& k = contracts.at(m.schedule().calls(int(step)).symbol());
+      for (size_t i = 0; i < c.args.size(); ++i)
+        if (c.args[i].kind == Arg::Kind::arena && c.args[i].row_bytes == 0 && i < k.args.size() && k.args[i].access != ArgAccess::none)
+          ok = false;
+    }
+    e->tail_batchable_ = tail && ok && e->not_batchable_.empty();
+  }
   if (m.has_tokenizer() && m.tokenizer().tokens_size() > 0) {
     auto tok = Tokenizer::create(tokenizer_from_proto(m.tokenizer()));
     if (!tok.ok()) return tok.status().with_context(name + ": the bundle's tokenizer");
@@ -411,14 +431,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
 Batcher::Batcher(const Engine& e, int threads) : engine_(e), pool_(threads) {}
 
 Batcher::~Batcher() {
+  for (const TailBuffer& t : tail_buffers_) release_pages(t.data, t.bytes);
   release_pages(arena_, engine_.arena_bytes());
   release_pages(scratch_, engine_.scratch_per_thread() * pool_.size());
 }
 
 StatusOr<std::unique_ptr<Batcher>> Batcher::create(const Engine& engine, int threads) {
-  if (threads < 1) return fail("a batcher needs at least one thread");
-  if (threads > kMaxSessionThreads)
-    return fail("a session takes at most " + std::to_string(kMaxSessionThreads) + " threads, not " + std::to_string(threads));
+  if (threads < 1 || threads > kMaxSessionThreads)
+    return fail("a batcher takes 1 to " + std::to_string(kMaxSessionThreads) + " threads, not " + std::to_string(threads));
   int64_t scratch = 0;
   if (!mul_ok(engine.scratch_per_thread(), threads, &scratch) || scratch > kMaxArenaBytes)
     return fail("the scratch for " + std::to_string(threads) + " threads is too large");
@@ -427,6 +447,27 @@ StatusOr<std::unique_ptr<Batcher>> Batcher::create(const Engine& engine, int thr
   b->scratch_ = zeroed_pages(engine.scratch_per_thread() * b->pool_.size());  // fewer threads if the system could not start them all
   if (!b->arena_ || !b->scratch_)
     return fail("out of memory for the activation arena (" + std::to_string(engine.arena_bytes()) + " bytes)", StatusCode::internal);
+  if (engine.tail_batchable()) {
+    bool tail = false;
+    for (const Engine::Call& c : engine.calls()) {
+      tail = tail || c.copy_last_row;
+      if (!tail) continue;
+      for (size_t i = 0; i < c.args.size(); ++i) {
+        const Engine::Arg& a = c.args[i];
+        if (a.kind != Engine::Arg::Kind::arena || (c.copy_last_row && i == 1)) continue;
+        const int64_t row = c.copy_last_row ? c.row_bytes : a.row_bytes;
+        auto it = std::find_if(b->tail_buffers_.begin(), b->tail_buffers_.end(), [&](const TailBuffer& t) { return t.offset == a.offset; });
+        if (it == b->tail_buffers_.end()) it = b->tail_buffers_.insert(b->tail_buffers_.end(), TailBuffer{a.offset, 0, nullptr});
+        int64_t bytes = 0;
+        if (!mul_ok(row, engine.max_batch(), &bytes)) return fail("the output rows of a batch are too large");
+        it->bytes = std::max(it->bytes, bytes);
+      }
+    }
+    for (TailBuffer& t : b->tail_buffers_) {
+      t.data = zeroed_pages(t.bytes);
+      if (!t.data) return fail("out of memory for the batch's output rows", StatusCode::internal);
+    }
+  }
   return b;
 }
 
@@ -448,6 +489,34 @@ void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t 
   for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
     dims[d] = c.dims[d] == pb::DIM_TOKENS ? tokens : c.dims[d] == pb::DIM_PAST ? past : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past + tokens
               : c.dims[d] == pb::DIM_ONE ? 1 : 0;
+  const void* const* argv = argv_.data();
+  const Engine::Call::Fn fn = c.fn;
+  pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
+}
+
+uint8_t* Batcher::tail_buffer(int64_t offset) const {
+  for (const TailBuffer& t : tail_buffers_)
+    if (t.offset == offset) return t.data;
+  INGOT_ASSERT(false, "a tail tensor without its buffer");
+  return nullptr;
+}
+
+// A call of the tail over `rows` rows, each one-row tensor in its own buffer of rows.
+void Batcher::tail_call(const Engine::Call& c, int64_t rows) {
+  argv_.assign(c.args.size(), nullptr);
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    const Engine::Arg& a = c.args[i];
+    switch (a.kind) {
+      case Engine::Arg::Kind::null: break;
+      case Engine::Arg::Kind::arena: argv_[i] = tail_buffer(a.offset); break;
+      case Engine::Arg::Kind::weight: argv_[i] = a.data; break;
+      case Engine::Arg::Kind::state: break;  // a tail does not touch the cache (Engine::load)
+      case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
+    }
+  }
+  int64_t dims[4] = {0, 0, 0, 0};
+  dims[0] = rows;  // dims[0] is 1 in every tail call (Engine::tail_batchable)
+  for (size_t d = 1; d < c.dims.size() && d < 4; ++d) dims[d] = c.dims[d] == pb::DIM_ONE ? 1 : 0;
   const void* const* argv = argv_.data();
   const Engine::Call::Fn fn = c.fn;
   pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
@@ -512,7 +581,25 @@ Status Batcher::run(std::span<const BatchPart> parts) {
   }
   const float* logits = reinterpret_cast<const float*>(arena_ + e.logits_offset());
   const size_t V = static_cast<size_t>(e.vocab());
-  for (size_t p = 0; p < parts.size(); ++p) {
+  int64_t wanted = 0;  // logits rows over all parts
+  for (const BatchPart& part : parts) wanted += part.logit_rows;
+  // Several rows through the tail at once: the wanted rows gathered into the copy's own buffer,
+  // then each tail call once over all of them.
+  const bool wide_tail = tail < calls.size() && wanted > 1 && e.tail_batchable();
+  if (wide_tail) {
+    const Engine::Call& copy = calls[tail];
+    uint8_t* dst = tail_buffer(copy.args[0].offset);
+    int64_t i = 0;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      const int64_t n = static_cast<int64_t>(parts[p].ids.size());
+      for (int64_t r = n - parts[p].logit_rows; r < n; ++r, ++i)
+        std::memcpy(dst + i * copy.row_bytes, arena_ + copy.args[1].offset + (first_row[p] + r) * copy.row_bytes,
+                    static_cast<size_t>(copy.row_bytes));
+    }
+    for (size_t step = tail + 1; step < calls.size(); ++step) tail_call(calls[step], wanted);
+    logits = reinterpret_cast<const float*>(tail_buffer(e.logits_offset()));
+  }
+  for (size_t p = 0, wide_row = 0; p < parts.size(); ++p) {
     Session& s = *parts[p].session;
     const int64_t n = static_cast<int64_t>(parts[p].ids.size());
     const int64_t rows = e.all_logits() ? n : parts[p].logit_rows;
@@ -520,6 +607,10 @@ Status Batcher::run(std::span<const BatchPart> parts) {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t at = first_row[p] + n - rows + r;  // the row in the call
       float* out = s.chunk_logits_.data() + static_cast<size_t>(r) * V;
+      if (wide_tail) {
+        std::memcpy(out, logits + wide_row++ * V, V * sizeof(float));
+        continue;
+      }
       if (tail == calls.size()) {  // every row's logits are in the arena
         std::memcpy(out, logits + static_cast<size_t>(e.all_logits() ? at : 0) * V, V * sizeof(float));
         continue;

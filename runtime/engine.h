@@ -63,7 +63,8 @@ class Engine {
     const uint8_t* data = nullptr;   // weights: in the mapping
     // Arena tensors laid out a row per token of the call ([tokens, ...]): the bytes of one row
     // (its kernel's contract), by which a per-session call's view moves to its session's rows.
-    // 0: not token rows.
+    // After the last-row copy, the bytes of a row of the one-row tensors ([1, ...]), which a
+    // Batcher widens to one row per wanted logits row. 0: not rows.
     int64_t row_bytes = 0;
   };
   struct Call {
@@ -85,6 +86,9 @@ class Engine {
   // every per-session call sees token rows only and nothing after the last-row copy is
   // per-session. Empty when it can; else why not.
   const std::string& not_batchable() const { return not_batchable_; }
+  // Whether the calls after the last-row copy (final norm, output matmul) can run on several rows
+  // at once: all their arena tensors are one-row tensors. Else they run once per wanted row.
+  bool tail_batchable() const { return tail_batchable_; }
   // The memory plan's state slots, in order: offset in the state arena and bytes per context
   // position, checked at load to hold max_context positions. Sessions save and restore these rows.
   struct StateSlot {
@@ -109,6 +113,7 @@ class Engine {
   int64_t max_context_ = 0, max_batch_ = 0, vocab_ = 0;
   bool all_logits_ = false;
   std::string not_batchable_;
+  bool tail_batchable_ = false;
   int64_t arena_bytes_ = 0, state_bytes_ = 0, scratch_per_thread_ = 0;
   int64_t token_ids_offset_ = -1, pos_offset_ = -1, logits_offset_ = -1;
   double load_ms_ = 0;
@@ -172,11 +177,20 @@ class Batcher {
   friend class Session;
   Batcher(const Engine& e, int threads);
   void call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state);
+  void tail_call(const Engine::Call& c, int64_t rows);
   const Engine& engine_;
   ThreadPool pool_;
   uint8_t* arena_ = nullptr;
   uint8_t* scratch_ = nullptr;
   std::vector<const void*> argv_;
+  // For a tail over several rows: each one-row tensor of the tail (by arena offset) gets its own
+  // buffer of max_batch rows (pages become resident as they are used).
+  struct TailBuffer {
+    int64_t offset = 0, bytes = 0;
+    uint8_t* data = nullptr;
+  };
+  std::vector<TailBuffer> tail_buffers_;
+  uint8_t* tail_buffer(int64_t offset) const;
 };
 
 class Session {

@@ -129,9 +129,18 @@ TEST(CliHygiene, SessionTakesAtMostTheMaximumThreads) {
   ASSERT_TRUE(engine.ok()) << engine.message();
   auto s = Session::create(**engine, kMaxSessionThreads + 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message(), "a session takes at most 1024 threads, not 1025");
+  EXPECT_EQ(s.message(), "a session takes 0 to 1024 threads, not 1025");
+  s = Session::create(**engine, -1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "a session takes 0 to 1024 threads, not -1");
   s = Session::create(**engine, 2);
   ASSERT_TRUE(s.ok()) << s.message();
+  // 0: a KV cache only, run through a shared Batcher.
+  s = Session::create(**engine, 0);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto b = Batcher::create(**engine, kMaxSessionThreads + 1);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.message(), "a batcher takes 1 to 1024 threads, not 1025");
 }
 
 TEST(CliHygiene, CompileRejectsHugeBatchAndContext) {
