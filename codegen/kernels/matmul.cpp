@@ -98,8 +98,10 @@ Status MatMulEmitter::emit() {
         e.loop(mb, t16, kAmxTokens, [&](Value* t) { emit_amx_tile(p, t); }, "amx.tile");
         tstart = t16;
       }
-      if (float_lanes() == 16) {
-        // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles).
+      if (float_lanes() == 16 || (int_dots_ && tgt.avx512)) {
+        // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles);
+        // 8-bit dots on AVX-512's 32 registers too (their activations are rows, not packed
+        // tiles): each unpacked weight vector then serves twice the tokens.
         Value* t2 = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(2 * T)), e.c64(2 * T)));
         e.loop(tstart, t2, 2 * T, [&](Value* t) { emit_tile(2 * T, p, t); }, "tile2");
         tstart = t2;
