@@ -174,7 +174,7 @@ StatusOr<GraphInfo> load_bundle_info(const std::string& path) {
     w.shape.assign(t.shape().begin(), t.shape().end());
     w.bytes = static_cast<int64_t>(t.size());
     std::string key = t.name();
-    if (g.weights.count(key)) key += "@" + t.layout() + (t.kernel().empty() ? "" : ":" + t.kernel());
+    if (g.weights.count(key)) key += "@" + t.layout();  // a second copy (packed for a kernel)
     g.weights[key] = w;
   }
   for (const pb::Kernel& k : m.kernels()) {
@@ -239,6 +239,7 @@ StatusOr<GraphInfo> load_model_info(const std::string& path, const GraphInfoOpti
   state.path = path;
   state.quant = options.quant;
   state.import.act_quant = import_act_quant(options.quant);
+  state.import.kernels = true;  // "auto": the numerics the kernels implement, as ingotc compile
   CompilePipeline pipeline(po);
   INGOT_RETURN_IF_ERROR(pipeline.run(state, "plan-memory").status());
   const Model& m = state.model();

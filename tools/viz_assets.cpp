@@ -35,11 +35,11 @@ header .hint { color: #aab; font-size: 11px; margin-left: auto; }
 #results div { padding: 2px 6px; cursor: pointer; }
 #results div.active, #results div:hover { background: #dbeafc; }
 g.node { cursor: pointer; }
-g.node.sel > path, g.node.sel > polygon { stroke: #000; stroke-width: 3px; }
-g.node.hl-added > path, g.node.hl-added > polygon { stroke: #1a7f37; stroke-width: 3px; fill: #d6f5dc; }
-g.node.hl-removed > path, g.node.hl-removed > polygon { stroke: #c62828; stroke-width: 3px; fill: #fde0e0; }
-g.node.hl-changed > path, g.node.hl-changed > polygon { stroke: #e08a00; stroke-width: 3px; fill: #fff1d6; }
-g.node.hl-match > path, g.node.hl-match > polygon { stroke: #7b1fa2; stroke-width: 3px; }
+g.node.sel path, g.node.sel polygon { stroke: #000; stroke-width: 3px; }
+g.node.hl-added path, g.node.hl-added polygon { stroke: #1a7f37; stroke-width: 3px; fill: #d6f5dc; }
+g.node.hl-removed path, g.node.hl-removed polygon { stroke: #c62828; stroke-width: 3px; fill: #fde0e0; }
+g.node.hl-changed path, g.node.hl-changed polygon { stroke: #e08a00; stroke-width: 3px; fill: #fff1d6; }
+g.node.hl-match path, g.node.hl-match polygon { stroke: #7b1fa2; stroke-width: 3px; }
 g.cluster { cursor: pointer; }
 .legend span { display: inline-block; padding: 0 6px; margin-right: 4px; border: 2px solid; border-radius: 3px; }
 .mono { font-family: monospace; }
@@ -147,12 +147,14 @@ function draw(svg, nodes, bannerText, highlights) {
   const cl = document.getElementById('clust_layer');
   if (cl && !state.snapView) cl.querySelector('text') && cl.querySelector('text').addEventListener('click', () => setFold(true));
   state.order = order;
+  let first = null;
   if (highlights) for (const [cls, names] of highlights) {
-    for (const name of names) {
-      const i = indexIn(nodes, name);
-      if (i >= 0 && svgNode(i)) svgNode(i).classList.add(cls);
-    }
+    const wanted = new Set(names);
+    nodes.forEach((n, i) => {
+      if (n && wanted.has(n.n) && svgNode(i)) { svgNode(i).classList.add(cls); if (!first) first = svgNode(i); }
+    });
   }
+  if (first) first.scrollIntoView({ block: 'center', inline: 'center' });
 }
 function indexIn(nodes, name) {
   if (nodes === D.nodes) return byName.has(name) ? byName.get(name) : -1;
