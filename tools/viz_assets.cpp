@@ -62,7 +62,7 @@ D.nodes.forEach((n, i) => {
   layerNodes[n.l].push(i);
 });
 const profileByNode = new Map();
-if (D.profile && D.profile.kernels) for (const k of D.profile.kernels) profileByNode.set(k.node, k);
+if (D.profile && D.profile.calls) for (const k of D.profile.calls) profileByNode.set(k.node, k);
 
 const state = { view: M.layers > 0 ? 'folded' : 'expanded', layer: 0, step: -1, after: false, sel: -1, order: [] };
 

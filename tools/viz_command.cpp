@@ -384,8 +384,8 @@ int cmd_viz(const std::vector<std::string>& args) {
   if (!profile_path.empty()) {
     auto j = read_json_file(profile_path, "a profile from ingot bench --profile");
     if (!j.ok()) return fail(j.status());
-    if (!j->contains("kernels") || !(*j)["kernels"].is_array())
-      return fail(Status::Error(profile_path + ": no \"kernels\" list: not a profile from ingot bench --profile"));
+    if (!j->contains("calls") || !(*j)["calls"].is_array())
+      return fail(Status::Error(profile_path + ": no \"calls\" list: not a profile from ingot bench --profile"));
     profile = *j;
   }
   auto g = load_graph_info(path, options);
