@@ -125,8 +125,37 @@ function buildSteps() {
     ['max context', M.max_context], ['CPU tiers', (M.tiers || []).join(', ') || 'not compiled'], ['this host runs', M.host_tier]];
   for (const [k, v] of M.provenance) rows.push([k, v]);
   for (const [k, v] of rows) t.append(el('tr', {}, el('td', { text: k }), el('td', { text: String(v) })));
-  info.append(t, el('p', { text: M.note }));
+  info.append(t);
+  if (D.steps.length) info.append(el('p', { text: M.note }));
   steps.append(info);
+  if (D.accuracy && D.accuracy.end_to_end) {
+    const e = D.accuracy.end_to_end;
+    steps.append(el('h2', { text: 'Quantization accuracy' }));
+    const a = el('table', { id: 'accuracy-table' });
+    for (const [k, v] of [['calibration tokens', D.accuracy.calib_tokens], ['KL mean / max', e.kl_mean.toFixed(4) + ' / ' + e.kl_max.toFixed(4)],
+      ['top-1 agreement', (100 * e.top1_agreement).toFixed(1) + ' %'],
+      ['perplexity', e.perplexity_reference.toFixed(3) + ' \u2192 ' + e.perplexity_quantized.toFixed(3)],
+      ['matmuls measured', D.accuracy.matmuls.length]])
+      a.append(el('tr', {}, el('td', { text: k }), el('td', { text: String(v) })));
+    steps.append(a);
+  }
+  if (D.profile && D.profile.kernels) {
+    const P = D.profile, h = P.host;
+    steps.append(el('h2', { text: 'Profile (decode step)' }));
+    steps.append(el('p', { text: P.step_ms.toFixed(2) + ' ms per step at ' + P.context + ' cached tokens, ' + P.threads +
+      ' thread(s), tier ' + P.tier + '; kernels sum to ' + P.kernel_sum_ms.toFixed(2) + ' ms. Host (measured): ' +
+      h.read_gbps.toFixed(1) + ' GB/s read, ' + h.f32_gops.toFixed(0) + ' G f32 ops/s, ' + h.int8_gops.toFixed(0) + ' G int8 ops/s.' }));
+    const pt = el('table', { id: 'profile-table' });
+    pt.append(el('tr', {}, el('td', { text: 'kernel' }), el('td', { text: 'share, GB/s, G ops/s' })));
+    for (const k of P.kernels) {
+      const bar = el('div', { class: 'bar' }); bar.style.width = Math.max(1, Math.round(100 * k.share)) + '%';
+      const cell = el('td', { title: k.desc });
+      cell.append((100 * k.share).toFixed(1) + ' %, ' + k.gbps.toFixed(1) + ' GB/s (' + (100 * k.bw_fraction).toFixed(0) + ' %), ' +
+        k.gops.toFixed(1) + ' G ops/s', bar);
+      pt.append(el('tr', {}, el('td', { text: k.symbol + ' (' + k.calls + ')' }), cell));
+    }
+    steps.append(pt);
+  }
 }
 
 // ---------------------------------------------------------------- drawing
