@@ -33,6 +33,7 @@ std::vector<ViewNode> view_nodes(const Model& m) {
     ViewNode v;
     v.name = n->name;
     v.op = std::string(n->op_name());
+    v.kind = n->kind();
     for (const Value& in : n->inputs) v.inputs.push_back(in.node ? value_name(in) : "?");
     for (const TensorType& t : n->outputs) v.outputs.push_back(t.str());
     for (const auto& [k, a] : n->attrs) v.attrs.emplace_back(k, a.str());
@@ -101,8 +102,8 @@ int assign_layers(std::vector<ViewNode>& nodes) {
       long p = producer(in);
       if (p < 0) continue;
       // Through one view or conversion of a constant.
-      if (!nodes[size_t(p)].constant && (nodes[size_t(p)].op == "Convert" || nodes[size_t(p)].op == "Reshape" ||
-                                          nodes[size_t(p)].op == "Transpose") &&
+      const Op pk = nodes[size_t(p)].kind;
+      if (!nodes[size_t(p)].constant && (pk == Op::Convert || pk == Op::Reshape || pk == Op::Transpose) &&
           !nodes[size_t(p)].inputs.empty()) {
         long q = producer(nodes[size_t(p)].inputs[0]);
         if (q >= 0 && nodes[size_t(q)].constant) p = q;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "ir/op_kind.h"
 #include "tools/compile_command.h"
 #include "tools/graph_kernels.h"
 
@@ -21,6 +22,7 @@ namespace ingot {
 
 struct ViewNode {
   std::string name, op;
+  Op kind{};
   std::vector<std::string> inputs;   // "node" or "node:1"
   std::vector<std::string> outputs;  // types, "f32[tokens, 64]"
   std::vector<std::pair<std::string, std::string>> attrs;

@@ -28,9 +28,9 @@ using json = nlohmann::json;
 
 // ---------------------------------------------------------------- layout with Graphviz
 
-bool is_fused_op(const std::string& op) {
-  static const std::set<std::string> fused = {"RMSNorm", "RoPE", "SwiGLU", "FusedMatMul", "Attention", "Embedding",
-                                              "RopeTable", "GeGLU", "WeightMatMul"};
+bool is_fused_op(Op op) {
+  static const std::set<Op> fused = {Op::RMSNorm, Op::RoPE,      Op::SwiGLU, Op::FusedMatMul, Op::Attention,
+                                     Op::Embedding, Op::RopeTable, Op::GeGLU, Op::WeightMatMul};
   return fused.count(op) != 0;
 }
 
@@ -149,8 +149,8 @@ class Graphviz {
         const std::string label = n.op + "\n" + second;
         agset(an, const_cast<char*>("label"), const_cast<char*>(label.c_str()));
         agset(an, const_cast<char*>("tooltip"), const_cast<char*>(n.name.c_str()));
-        if (is_fused_op(n.op)) agset(an, const_cast<char*>("fillcolor"), const_cast<char*>("#dbeafc"));
-        else if (n.op == "Parameter" || n.op == "Result") agset(an, const_cast<char*>("fillcolor"), const_cast<char*>("#eeeeee"));
+        if (is_fused_op(n.kind)) agset(an, const_cast<char*>("fillcolor"), const_cast<char*>("#dbeafc"));
+        else if (n.kind == Op::Parameter || n.kind == Op::Result) agset(an, const_cast<char*>("fillcolor"), const_cast<char*>("#eeeeee"));
       }
       agset(an, const_cast<char*>("id"), const_cast<char*>(id.c_str()));
       made[id] = an;
