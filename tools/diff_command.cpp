@@ -24,7 +24,7 @@ struct Section {
   std::vector<std::string> lines;
 };
 
-std::string node_signature(const ViewNode& n) {
+[[maybe_unused]] std::string node_signature(const ViewNode& n) {
   std::string s = n.op + "(";
   for (auto& i : n.inputs) s += i + ",";
   s += "){";
@@ -36,47 +36,90 @@ std::string node_signature(const ViewNode& n) {
 
 std::string bytes_str(int64_t b) { return std::to_string(b) + " B"; }
 
+// A node's identity across two builds, whose generated names (rmsnorm_440) may be numbered
+// differently: its op and the constants it reads by name ("RMSNorm(blk.0.attn_norm.weight)"), or,
+// for a node that reads none, its op and its rank among such nodes of that op in topological
+// order ("Attention#3"). Two graphs from the same pipeline get the same keys node for node.
+std::map<std::string, const ViewNode*> keyed_nodes(const std::vector<ViewNode>& nodes) {
+  std::map<std::string, const ViewNode*> by_name, out;
+  for (const ViewNode& n : nodes) by_name[n.name] = &n;
+  std::map<std::string, int> rank;
+  for (const ViewNode& n : nodes) {
+    if (n.constant) continue;
+    std::string weights;
+    for (const std::string& in : n.inputs) {
+      auto it = by_name.find(in.substr(0, in.find(':')));
+      if (it != by_name.end() && it->second->constant && it->second->const_elements != 1)
+        weights += (weights.empty() ? "" : ",") + it->second->name;
+    }
+    std::string key = weights.empty() ? n.op + "#" + std::to_string(rank[n.op]++) : n.op + "(" + weights + ")";
+    while (out.count(key)) key += "'";
+    out[key] = &n;
+  }
+  return out;
+}
+
+// What a node reads, in keys: inputs renamed so that two builds compare equal.
+std::string keyed_inputs(const ViewNode& n, const std::map<std::string, std::string>& key_of) {
+  std::string s;
+  for (const std::string& in : n.inputs) {
+    const std::string p = in.substr(0, in.find(':'));
+    auto it = key_of.find(p);
+    s += (it == key_of.end() ? p : it->second) + (in.size() > p.size() ? in.substr(p.size()) : "") + ",";
+  }
+  return s;
+}
+
 std::vector<Section> diff_graphs(const GraphInfo& a, const GraphInfo& b) {
   std::vector<Section> out;
-  // Graph: compute nodes by name (constants are weights, below).
+  // Graph: compute nodes matched by key (keyed_nodes), constants are weights (below).
+  std::map<std::string, std::string> name_in_b;  // A's node name -> B's, for the kernels
   {
     Section s{"graph", "", {}};
-    std::map<std::string, const ViewNode*> na, nb;
-    for (auto& n : a.nodes)
-      if (!n.constant) na[n.name] = &n;
-    for (auto& n : b.nodes)
-      if (!n.constant) nb[n.name] = &n;
+    const auto na = keyed_nodes(a.nodes), nb = keyed_nodes(b.nodes);
+    std::map<std::string, std::string> key_a, key_b;
+    for (auto& [k, n] : na) key_a[n->name] = k;
+    for (auto& [k, n] : nb) key_b[n->name] = k;
+    for (const ViewNode& n : a.nodes)
+      if (n.constant) key_a[n.name] = n.name;
+    for (const ViewNode& n : b.nodes)
+      if (n.constant) key_b[n.name] = n.name;
+    auto label = [](const std::string& key, const ViewNode* x, const ViewNode* y) {
+      std::string names = x ? x->name : "";
+      if (y && (!x || y->name != x->name)) names += (names.empty() ? "" : " / ") + y->name;
+      return key + " [" + names + "]";
+    };
     int only_a = 0, only_b = 0, changed = 0;
-    for (auto& [name, n] : na)
-      if (!nb.count(name)) {
+    for (auto& [key, n] : na)
+      if (!nb.count(key)) {
         ++only_a;
-        s.lines.push_back("- node " + name + ": " + n->op);
+        s.lines.push_back("- node " + label(key, n, nullptr));
       }
-    for (auto& [name, n] : nb)
-      if (!na.count(name)) {
+    for (auto& [key, n] : nb)
+      if (!na.count(key)) {
         ++only_b;
-        s.lines.push_back("+ node " + name + ": " + n->op);
+        s.lines.push_back("+ node " + label(key, nullptr, n));
       }
-    for (auto& [name, n] : na) {
-      auto it = nb.find(name);
+    for (auto& [key, n] : na) {
+      auto it = nb.find(key);
       if (it == nb.end()) continue;
-      if (node_signature(*n) != node_signature(*it->second)) {
-        ++changed;
-        std::string what;
-        if (n->op != it->second->op) what += " op " + n->op + " -> " + it->second->op + ";";
-        if (n->outputs != it->second->outputs) what += " type " + (n->outputs.empty() ? "" : n->outputs[0]) + " -> " +
-                                                      (it->second->outputs.empty() ? "" : it->second->outputs[0]) + ";";
-        if (n->attrs != it->second->attrs) {
-          std::map<std::string, std::string> aa(n->attrs.begin(), n->attrs.end()), ab(it->second->attrs.begin(), it->second->attrs.end());
-          for (auto& [k, v] : aa)
-            if (!ab.count(k) || ab[k] != v) what += " " + k + " " + v + " -> " + (ab.count(k) ? ab[k] : "(none)") + ";";
-          for (auto& [k, v] : ab)
-            if (!aa.count(k)) what += " " + k + " (none) -> " + v + ";";
-        }
-        if (n->inputs != it->second->inputs) what += " inputs differ;";
-        if (!what.empty() && what.back() == ';') what.pop_back();
-        s.lines.push_back("~ node " + name + ":" + what);
+      const ViewNode* m = it->second;
+      name_in_b[n->name] = m->name;
+      std::string what;
+      if (n->outputs != m->outputs)
+        what += " type " + (n->outputs.empty() ? "" : n->outputs[0]) + " -> " + (m->outputs.empty() ? "" : m->outputs[0]) + ";";
+      if (n->attrs != m->attrs) {
+        std::map<std::string, std::string> aa(n->attrs.begin(), n->attrs.end()), ab(m->attrs.begin(), m->attrs.end());
+        for (auto& [k, v] : aa)
+          if (!ab.count(k) || ab[k] != v) what += " " + k + " " + v + " -> " + (ab.count(k) ? ab[k] : "(none)") + ";";
+        for (auto& [k, v] : ab)
+          if (!aa.count(k)) what += " " + k + " (none) -> " + v + ";";
       }
+      if (keyed_inputs(*n, key_a) != keyed_inputs(*m, key_b)) what += " inputs differ;";
+      if (what.empty()) continue;
+      ++changed;
+      what.pop_back();
+      s.lines.push_back("~ node " + label(key, n, m) + ":" + what);
     }
     s.summary = std::to_string(na.size()) + " vs " + std::to_string(nb.size()) + " nodes; " + std::to_string(only_a) +
                 " only in A, " + std::to_string(only_b) + " only in B, " + std::to_string(changed) + " changed";
@@ -129,10 +172,13 @@ std::vector<Section> diff_graphs(const GraphInfo& a, const GraphInfo& b) {
       }
     int nodes_differ = 0;
     for (auto& [node, k] : a.kernel_of) {
-      auto it = b.kernel_of.find(node);
-      if (it == b.kernel_of.end() || it->second.description == k.description) continue;
+      auto nb = name_in_b.find(node);
+      if (nb == name_in_b.end()) continue;  // a node only in A: listed under graph
+      auto it = b.kernel_of.find(nb->second);
+      const std::string other = it == b.kernel_of.end() ? "(no kernel)" : it->second.description;
+      if (other == k.description) continue;
       ++nodes_differ;
-      s.lines.push_back("~ node " + node + ": " + k.description + " -> " + it->second.description);
+      s.lines.push_back("~ node " + node + (nb->second != node ? " / " + nb->second : "") + ": " + k.description + " -> " + other);
     }
     std::string tiers_a, tiers_b;
     for (auto& t : a.tiers) tiers_a += (tiers_a.empty() ? "" : ",") + t;
@@ -155,19 +201,30 @@ std::vector<Section> diff_graphs(const GraphInfo& a, const GraphInfo& b) {
     cmp("max context", a.max_context, b.max_context);
     int moved = 0;
     std::vector<std::string> detail;
+    // Buffers are named by their node: A's names are mapped to B's through the graph's keys.
+    auto in_b = [&](const std::string& v) {
+      const std::string node = v.substr(0, v.find(':'));
+      auto it = name_in_b.find(node);
+      return it == name_in_b.end() ? v : it->second + v.substr(node.size());
+    };
+    std::set<std::string> matched;
     for (auto& [v, x] : a.arena) {
-      auto it = b.arena.find(v);
+      const std::string vb = in_b(v);
+      auto it = b.arena.find(vb);
       if (it == b.arena.end()) {
         ++moved;
         detail.push_back("- buffer " + v + " @" + std::to_string(x.offset));
-      } else if (it->second.offset != x.offset || it->second.bytes != x.bytes) {
+        continue;
+      }
+      matched.insert(vb);
+      if (it->second.offset != x.offset || it->second.bytes != x.bytes) {
         ++moved;
-        detail.push_back("~ buffer " + v + ": @" + std::to_string(x.offset) + " " + bytes_str(x.bytes) + " -> @" +
-                         std::to_string(it->second.offset) + " " + bytes_str(it->second.bytes));
+        detail.push_back("~ buffer " + v + (vb != v ? " / " + vb : "") + ": @" + std::to_string(x.offset) + " " +
+                         bytes_str(x.bytes) + " -> @" + std::to_string(it->second.offset) + " " + bytes_str(it->second.bytes));
       }
     }
     for (auto& [v, y] : b.arena)
-      if (!a.arena.count(v)) {
+      if (!matched.count(v)) {
         ++moved;
         detail.push_back("+ buffer " + v + " @" + std::to_string(y.offset));
       }
