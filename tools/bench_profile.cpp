@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/atomic_file.h"
@@ -138,8 +140,11 @@ HostLimits measure_host_limits(int threads) {
   HostLimits h;
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-  // Bandwidth: 512 MiB, far beyond any cache, touched first; best of three reads.
-  const size_t bytes = size_t{512} << 20;
+  // Bandwidth: twice the last-level cache and at least 512 MiB, so that the reads come from
+  // memory, touched first; best of three reads.
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  const size_t bytes = std::max(size_t{512} << 20, l3 > 0 ? (static_cast<size_t>(l3) * 2 + (1 << 20) - 1) >> 20 << 20 : 0);
+  h.probe_bytes = static_cast<int64_t>(bytes);
   uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
   if (buf) {
     std::memset(buf, 1, bytes);
@@ -392,7 +397,8 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   j["steps"] = o.steps;
   j["tokens_per_step"] = 1;
   j["host"] = {{"cpu", cpu_model()}, {"read_gbps", host.read_gbps}, {"f32_gops", host.f32_gops}, {"int8_gops", host.int8_gops},
-               {"f32_isa", host.f32_isa}, {"int8_isa", host.int8_isa}, {"threads", o.threads}};
+               {"f32_isa", host.f32_isa}, {"int8_isa", host.int8_isa}, {"threads", o.threads},
+               {"bandwidth_probe_bytes", host.probe_bytes}};
   j["step_ms"] = plain_ms;
   j["step_ms_observed"] = observed_ms;
   j["kernel_sum_ms"] = sum_ms;

@@ -23,6 +23,7 @@ struct HostLimits {
   double f32_gops = 0;
   double int8_gops = 0;
   std::string f32_isa, int8_isa;  // the instructions the probes used
+  int64_t probe_bytes = 0;        // the bandwidth probe's buffer: max(512 MiB, 2 x the L3 cache)
 };
 HostLimits measure_host_limits(int threads);
 
