@@ -10,10 +10,11 @@ body { margin: 0; font: 13px/1.4 Helvetica, Arial, sans-serif; color: #222; disp
   grid-template-columns: 260px 1fr 360px; grid-template-rows: auto 1fr; }
 header { grid-column: 1 / 4; display: flex; gap: 10px; align-items: center; padding: 6px 10px;
   background: #2e3440; color: #eee; }
-header h1 { font-size: 15px; margin: 0 12px 0 0; font-weight: 600; }
+header h1 { font-size: 15px; margin: 0 12px 0 0; font-weight: 600; white-space: nowrap; }
 header input { width: 260px; padding: 3px 6px; }
-header button, header select { padding: 2px 8px; }
-header .hint { color: #aab; font-size: 11px; margin-left: auto; }
+header button, header select { padding: 2px 8px; white-space: nowrap; }
+header .hint { color: #aab; font-size: 11px; margin-left: auto; min-width: 0; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; }
 #steps { overflow: auto; border-right: 1px solid #ccc; padding: 6px; background: #fafafa; }
 #steps h2, #details h2 { font-size: 13px; margin: 6px 0; }
 #steps .phase { font-weight: 600; margin-top: 8px; color: #444; }

@@ -1,5 +1,5 @@
 // A screenshot of an `ingotc viz` page for the docs (docs/images/): loads PAGE, optionally expands
-// the decoder block, selects the first node whose name or op matches SELECT, or opens pipeline step
+// the decoder block, selects the first drawn node whose name or op is SELECT (or that reads SELECT), or opens pipeline step
 // STEP; then saves OUT.png.
 // usage: node screenshot.mjs PAGE.html OUT.png [--expand] [--select TEXT] [--step PASS] [--width W --height H]
 import puppeteer from 'puppeteer-core';
@@ -22,7 +22,7 @@ if (sel) {
     for (const g of document.querySelectorAll('g.node')) {
       if (!g.id.startsWith('n')) continue;
       const n = D.nodes[+g.id.slice(1)];
-      if (n.n === sel || n.o === sel) return g.id;
+      if (n.n === sel || n.o === sel || (n.i || []).includes(sel)) return g.id;
     }
     return null;
   }, sel);
