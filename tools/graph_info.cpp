@@ -148,6 +148,21 @@ int assign_layers(std::vector<ViewNode>& nodes) {
   }
   // Constants of no layer (shared scalars) stay outside; so does everything unassigned.
   for (size_t i = 0; i < nodes.size(); ++i) nodes[i].layer = layer[i] >= 0 ? layer[i] : -1;
+  // A layer that is the first layer's nodes followed by more (the last layer followed by the
+  // slice of the last position, which reads it and feeds the output norm) keeps the first layer's
+  // nodes; the rest are outside, so that every layer has the same nodes in the same order.
+  std::vector<std::vector<size_t>> members(static_cast<size_t>(max_layer + 1));
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (!nodes[i].constant && nodes[i].layer >= 0) members[size_t(nodes[i].layer)].push_back(i);
+  for (size_t l = 1; l < members.size(); ++l) {
+    const auto& first = members[0];
+    auto& these = members[l];
+    if (these.size() <= first.size()) continue;
+    bool prefix = true;
+    for (size_t k = 0; k < first.size() && prefix; ++k) prefix = nodes[these[k]].kind == nodes[first[k]].kind;
+    if (!prefix) continue;
+    for (size_t k = first.size(); k < these.size(); ++k) nodes[these[k]].layer = -1;
+  }
   return max_layer + 1;
 }
 

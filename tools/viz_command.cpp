@@ -170,8 +170,9 @@ class Graphviz {
         if (!edges.insert({from, to}).second) continue;
         Agnode_t* src = make(from, it->second);
         Agedge_t* e = agedge(g, src, dst, nullptr, 1);
-        // An edge from a later layer into layer 0 stands for the residual stream between layers.
-        if (nodes[it->second].layer > 0 && nodes[i].layer == 0 && !spec.folded)
+        // An edge from a later layer, drawn from its layer-0 counterpart (the last layer into the
+        // output, a layer into the next) is dashed.
+        if (nodes[it->second].layer > 0 && !spec.folded)
           agset(e, const_cast<char*>("style"), const_cast<char*>("dashed"));
       }
     }
