@@ -297,6 +297,10 @@ int cmd_diff(const std::vector<std::string>& args) {
     }
   }
   if (paths.size() != 2) return usage_error("diff takes two bundles, models or IR files, got " + std::to_string(paths.size()));
+  std::vector<std::string> inputs = cli::input_files(paths[0]);
+  for (auto& f : cli::input_files(paths[1])) inputs.push_back(f);
+  if (!html.empty())
+    if (Status st = check_output_path(html, inputs); !st.ok()) return fail(st);  // before the work
   auto a = load_graph_info(paths[0], options);
   if (!a.ok()) return fail(a.status());
   auto b = load_graph_info(paths[1], options);
@@ -308,8 +312,6 @@ int cmd_diff(const std::vector<std::string>& args) {
     for (const std::string& l : s.lines) text += "  " + l + "\n";
   }
   if (!html.empty()) {
-    std::vector<std::string> inputs = cli::input_files(paths[0]);
-    for (auto& f : cli::input_files(paths[1])) inputs.push_back(f);
     if (Status st = write_file_atomic(html, diff_html(paths[0], paths[1], sections), inputs); !st.ok()) return fail(st);
   }
   std::fwrite(text.data(), 1, text.size(), stdout);

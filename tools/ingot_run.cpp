@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/parse.h"
+#include "runtime/atomic_file.h"
 #include "runtime/engine.h"
 #include "tools/bench_profile.h"
 
@@ -462,6 +463,8 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!ok) return usage_error("bench: " + (error.empty() ? "bad value for " + a : error));
   }
   if (path.empty()) return usage_error("bench: no bundle given");
+  if (!profile.empty())  // refused before the work, not after it
+    if (Status st = check_output_path(profile, {path}); !st.ok()) return fail(st.message());
   for (int t : thread_counts)
     if (t > kMaxSessionThreads) return usage_error("bench: -t: at most " + std::to_string(kMaxSessionThreads) + " threads, got " + std::to_string(t));
   std::vector<int> usable;  // capped at the hardware threads, each count once

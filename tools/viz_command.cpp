@@ -374,6 +374,10 @@ int cmd_viz(const std::vector<std::string>& args) {
     base = base.substr(base.find_last_of('/') == std::string::npos ? 0 : base.find_last_of('/') + 1);
     out = base + ".html";
   }
+  std::vector<std::string> inputs = cli::input_files(path);
+  if (!profile_path.empty()) inputs.push_back(profile_path);
+  if (!accuracy_path.empty()) inputs.push_back(accuracy_path);
+  if (Status st = check_output_path(out, inputs); !st.ok()) return fail(st);  // before the work
   json accuracy = nullptr, profile = nullptr;
   if (!accuracy_path.empty()) {
     auto j = read_json_file(accuracy_path, "an accuracy report from ingotc compile --accuracy-report");
@@ -395,9 +399,6 @@ int cmd_viz(const std::vector<std::string>& args) {
   if (!page.ok()) return fail(page.status().with_context(path));
   if (static_cast<int64_t>(page->size()) > kMaxHtmlBytes)
     return fail(Status::Error(path + ": the viewer would take " + std::to_string(page->size() >> 20) + " MiB"));
-  std::vector<std::string> inputs = cli::input_files(path);
-  if (!profile_path.empty()) inputs.push_back(profile_path);
-  if (!accuracy_path.empty()) inputs.push_back(accuracy_path);
   if (Status st = write_file_atomic(out, *page, inputs); !st.ok()) return fail(st);
   std::fprintf(stderr, "ingotc viz: %s: %zu nodes, %d layers, %zu pipeline steps -> %s (%.1f KiB)\n", path.c_str(),
                g->nodes.size(), g->layers, g->steps.size(), out.c_str(), static_cast<double>(page->size()) / 1024);

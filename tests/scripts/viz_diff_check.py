@@ -141,6 +141,12 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write('{"matmuls": []}')
     refused(["viz", q8, "--profile", wrong, "-o", out], "wrong.json", out, "an accuracy report given as a profile")
     refused(["diff", q8, cut], "cut.ingot", out, "diff with a truncated bundle")
+    size = os.path.getsize(q8)
+    r = run(ingotc, "viz", q8, "-o", q8, ok=False)
+    check(r.returncode == 1 and "input" in r.stderr and os.path.getsize(q8) == size,
+          "viz refuses to write over its input, which stays as it was")
+    r = run(ingotc, "diff", q8, q4, "--html", tmp, ok=False)
+    check(r.returncode == 1 and tmp in r.stderr, "diff --html into a directory is refused")
     r = run(ingotc, "diff", q8, ok=False)
     check(r.returncode == 2, f"diff with one argument is a usage error (exit {r.returncode})")
     r = run(ingotc, "viz", q8, "--colour", "x", ok=False)
