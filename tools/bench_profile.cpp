@@ -83,7 +83,33 @@ __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
   return lanes[0] + lanes[1] + lanes[2] + lanes[3];
 }
 
+// Without AVX2 (an x86-64-v2 host): SSE2, what the compiler makes of plain loops.
+uint64_t read_plain(const uint8_t* p, size_t n) {
+  uint64_t a = 0, b = 0;
+  for (size_t i = 0; i + 16 <= n; i += 16) {
+    uint64_t x, y;
+    std::memcpy(&x, p + i, 8);
+    std::memcpy(&y, p + i + 8, 8);
+    a += x;
+    b += y;
+  }
+  return a + b;
+}
+
 constexpr int kAcc = 12;
+
+float mul_add_plain(int64_t iters) {  // 4 lanes x kAcc multiply-adds (not fused) per iteration
+  float acc[kAcc][4];
+  for (int k = 0; k < kAcc; ++k)
+    for (int l = 0; l < 4; ++l) acc[k][l] = 0.001f * static_cast<float>(k + l);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < kAcc; ++k)
+      for (int l = 0; l < 4; ++l) acc[k][l] = acc[k][l] * 0.9999f + 0.0001f;
+  float s = 0;
+  for (int k = 0; k < kAcc; ++k)
+    for (int l = 0; l < 4; ++l) s += acc[k][l];
+  return s;
+}
 
 // 2 x 16 lanes x kAcc FMAs per iteration.
 __attribute__((target("avx512f,fma"))) float fma_avx512(int64_t iters) {
@@ -139,6 +165,7 @@ __attribute__((target("avx2"))) int32_t dot_avx2(int64_t iters) {
 HostLimits measure_host_limits(int threads) {
   HostLimits h;
   const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
   // Bandwidth: twice the last-level cache and at least 512 MiB, so that the reads come from
   // memory, touched first; best of three reads.
@@ -153,7 +180,7 @@ HostLimits measure_host_limits(int threads) {
     for (int r = 0; r < 3; ++r) {
       const double s = run_threads(threads, [&](int t) {
         const uint8_t* p = buf + static_cast<size_t>(t) * slice;
-        g_sink += avx512 ? read_avx512(p, slice) : read_avx2(p, slice);
+        g_sink += avx512 ? read_avx512(p, slice) : avx2 ? read_avx2(p, slice) : read_plain(p, slice);
       });
       best = std::min(best, s);
     }
@@ -166,23 +193,24 @@ HostLimits measure_host_limits(int threads) {
     double best = 1e30;
     for (int r = 0; r < 3; ++r)
       best = std::min(best, run_threads(threads, [&](int) {
-        g_sink += static_cast<uint64_t>(avx512 ? fma_avx512(iters) : fma_avx2(iters));
+        g_sink += static_cast<uint64_t>(avx512 ? fma_avx512(iters) : avx2 ? fma_avx2(iters) : mul_add_plain(iters));
       }));
-    const double lanes = avx512 ? 16 : 8;
+    const double lanes = avx512 ? 16 : avx2 ? 8 : 4;
     h.f32_gops = 2.0 * lanes * kAcc * static_cast<double>(iters) * threads / best / 1e9;
-    h.f32_isa = avx512 ? "avx512 vfmadd (16 lanes)" : "avx2 vfmadd (8 lanes)";
+    h.f32_isa = avx512 ? "avx512 vfmadd (16 lanes)" : avx2 ? "avx2 vfmadd (8 lanes)" : "sse2 mul+add (4 lanes)";
   }
   // int8: dot products.
   {
     const int64_t iters = 4'000'000;
     double best = 1e30;
-    for (int r = 0; r < 3; ++r)
+    for (int r = 0; r < 3 && (vnni || avx2); ++r)
       best = std::min(best, run_threads(threads, [&](int) {
         g_sink += static_cast<uint64_t>(vnni ? dot_vnni512(iters) : dot_avx2(iters));
       }));
+    if (!vnni && !avx2) best = 1e30;  // no int8 dot product instruction: the f32 figure applies
     const double ops_per_instr = vnni ? 128 : 64;
-    h.int8_gops = ops_per_instr * kAcc * static_cast<double>(iters) * threads / best / 1e9;
-    h.int8_isa = vnni ? "avx512 vpdpbusd (64 multiply-adds)" : "avx2 vpmaddubsw (32 multiply-adds)";
+    h.int8_gops = vnni || avx2 ? ops_per_instr * kAcc * static_cast<double>(iters) * threads / best / 1e9 : h.f32_gops;
+    h.int8_isa = vnni ? "avx512 vpdpbusd (64 multiply-adds)" : avx2 ? "avx2 vpmaddubsw (32 multiply-adds)" : "none (the f32 figure)";
   }
   return h;
 }
