@@ -198,7 +198,30 @@ function showModel() {
   const folded = state.view === 'folded' && D.views.folded;
   foldBtn.textContent = folded ? 'expand layers (e)' : 'fold layers (e)';
   draw(folded ? D.views.folded : D.views.expanded, D.nodes, null, null);
+  if (profileByNode.size) heat();
   if (state.sel >= 0) markSelected(state.sel);
+}
+// With a profile: each drawn node filled by its share of the step time (a layer-0 node by the
+// sum over every layer's node at its place; the folded block by all the layers' nodes).
+function heat() {
+  const share = new Map();
+  let max = 0;
+  D.nodes.forEach((n, i) => {
+    const p = profileByNode.get(n.n);
+    if (!p) return;
+    let id = 'n' + i;
+    if (n.l >= 0 && M.layers > 0) id = state.view === 'folded' ? 'fold' : (posInLayer.has(i) && layerNodes[0][posInLayer.get(i)] != null ? 'n' + layerNodes[0][posInLayer.get(i)] : id);
+    share.set(id, (share.get(id) || 0) + p.share);
+  });
+  for (const v of share.values()) max = Math.max(max, v);
+  for (const [id, v] of share) {
+    const g = document.getElementById(id);
+    if (!g || !max) continue;
+    const shape = g.querySelector('path, polygon');
+    if (shape) shape.style.fill = 'rgba(230, 120, 0, ' + (0.1 + 0.8 * v / max).toFixed(3) + ')';
+    g.setAttribute('data-share', v.toFixed(4));
+  }
+  banner.textContent = 'Filled by share of the decode step time (ingot bench --profile): darker is slower.';
 }
 function setFold(folded) { state.view = folded ? 'folded' : 'expanded'; showModel(); }
 
