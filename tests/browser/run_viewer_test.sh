@@ -3,14 +3,16 @@
 # of a tinyllama-1.1b-shaped q4_0 model (22 layers, random weights from `ingotc synth`), each driven
 # in headless Chromium by tests/browser/viewer_test.mjs (puppeteer-core against /usr/bin/chromium).
 #
-# usage: run_viewer_test.sh INGOTC MODELS_DIR WORK_DIR
+# A third page is a stories260K bundle's with its `ingot bench --profile`.
+#
+# usage: run_viewer_test.sh INGOTC INGOT MODELS_DIR WORK_DIR
 #   WORK_DIR gets node_modules (`npm ci` from tests/browser/package-lock.json, redone only when the
 #   lock file changes) and artifacts/ (the pages and the screenshots).
 # Needs chromium, node and npm (scripts/install-deps.sh installs chromium and nodejs; npm ci needs
 # the npm registry once). When one is missing: under CI=true the test fails saying what is missing;
 # otherwise it is skipped (exit 77, ctest's SKIP_RETURN_CODE) with the same message.
 set -euo pipefail
-INGOTC=$1 MODELS=${INGOT_MODELS:-$2} WORK=$3
+INGOTC=$1 INGOT=$2 MODELS=${INGOT_MODELS:-$3} WORK=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
@@ -52,5 +54,10 @@ node "$WORK/node/viewer_test.mjs" "$WORK/artifacts/viewer-stories260K.html" 5 f3
 "$INGOTC" viz "$tmp/tinyllama.gguf" -o "$WORK/artifacts/viewer-tinyllama.html"
 rm -f "$tmp/tinyllama.gguf"
 node "$WORK/node/viewer_test.mjs" "$WORK/artifacts/viewer-tinyllama.html" 22 q4_0 "$WORK/artifacts/viewer-tinyllama" || status=1
+# A bundle's page with its profile.
+"$INGOTC" compile "$MODELS/stories260K.gguf" --target native -o "$tmp/stories.ingot" >/dev/null 2>&1
+"$INGOT" bench "$tmp/stories.ingot" --profile "$tmp/profile.json" -p 16 -n 4 -t 1 >/dev/null
+"$INGOTC" viz "$tmp/stories.ingot" --profile "$tmp/profile.json" -o "$WORK/artifacts/viewer-stories260K-bundle.html"
+node "$WORK/node/viewer_test.mjs" "$WORK/artifacts/viewer-stories260K-bundle.html" 5 f32 "$WORK/artifacts/viewer-stories260K-bundle" bundle || status=1
 echo "artifacts: $WORK/artifacts"
 exit $status

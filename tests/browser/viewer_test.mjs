@@ -1,15 +1,18 @@
 // Drives the page `ingotc viz` wrote in headless Chromium (the system /usr/bin/chromium, through
 // the DevTools protocol with puppeteer-core) and asserts what issue 19 asks of it.
 //
-// usage: node viewer_test.mjs PAGE.html LAYERS MATMUL_WEIGHT_TYPE SCREENSHOT_PREFIX
+// usage: node viewer_test.mjs PAGE.html LAYERS MATMUL_WEIGHT_TYPE SCREENSHOT_PREFIX [bundle]
 //   LAYERS: the decoder layers the folded block must show (x5, x22)
 //   MATMUL_WEIGHT_TYPE: the weight type the first matmul of a layer must report (q4_0, f32, ...)
+//   bundle: the page is a bundle's with a profile (ingotc viz BUNDLE --profile): instead of the
+//   pipeline steps (a bundle has none), the profile's panel and node fill are checked
 // Exit status 0 when every check passes; otherwise each failure is printed and the status is 1.
 import puppeteer from 'puppeteer-core';
 import { pathToFileURL } from 'node:url';
 import { statSync } from 'node:fs';
 
-const [page_path, layers_arg, weight_type, shot_prefix] = process.argv.slice(2);
+const [page_path, layers_arg, weight_type, shot_prefix, mode] = process.argv.slice(2);
+const bundle = mode === 'bundle';
 if (!shot_prefix) {
   console.error('usage: node viewer_test.mjs PAGE.html LAYERS MATMUL_WEIGHT_TYPE SCREENSHOT_PREFIX');
   process.exit(2);
@@ -138,9 +141,31 @@ try {
   const layer_shown = await page.$eval('#layer', s => s.value);
   check(layer_shown === '1', `the second result is in layer 1 and the layer selector follows (${layer_shown})`);
 
+  // ------------------------------------------------------------ a bundle's profile
+  if (bundle) {
+    await page.keyboard.press('Escape');
+    const prof = await page.evaluate(() => ({
+      rows: document.querySelectorAll('#profile-table tr').length,
+      filled: [...document.querySelectorAll('g.node[data-share]')].length,
+      kernel: document.getElementById('node-table')?.textContent || '',
+      steps: document.querySelectorAll('#steps .step').length }));
+    check(prof.rows > 1, `the profile panel lists the kernels (${prof.rows - 1})`);
+    check(prof.filled > 0, `drawn nodes are filled by their time share (${prof.filled})`);
+    check(prof.steps === 0, 'a bundle has no pipeline steps to show');
+    if (matmul) {
+      await page.click('g.node#' + matmul.id);
+      const rows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#node-table tr')]
+        .map(tr => [tr.children[0].textContent, tr.children[1].textContent])));
+      check(/ingot_k\d+_matmul/.test(rows['kernel'] || ''), `a bundle's matmul names its compiled kernel ("${rows['kernel']}")`);
+      check(/µs per step/.test(rows['measured time'] || ''), `and its measured time ("${rows['measured time']}")`);
+      check(/GB\/s/.test(rows['bandwidth'] || ''), `and its bandwidth ("${rows['bandwidth']}")`);
+    }
+    await page.screenshot({ path: shot_prefix + '-profile.png' });
+  }
+
   // ------------------------------------------------------------ the fusion pass
   await page.keyboard.press('Escape');
-  for (const pass of ['fuse-rms-norm', 'fuse-attention']) {
+  for (const pass of bundle ? [] : ['fuse-rms-norm', 'fuse-attention']) {
     await page.click(`#steps .step[data-step="${pass}"]`);
     const r = await page.evaluate((pass) => {
       const D = JSON.parse(document.getElementById('ingot-data').textContent);
