@@ -137,16 +137,19 @@ class Graphviz {
         const ViewNode& n = nodes[i];
         if (cluster && n.layer == 0) where = cluster;
         an = agnode(where, const_cast<char*>(id.c_str()), 1);
-        std::string second;
+        // Second line: the weight it reads (third: its type and shape), else its output type.
+        std::string second, third;
         for (const std::string& in : n.inputs)
           if (auto it = index.find(producer_name(in)); it != index.end() && nodes[it->second].constant &&
                                                       nodes[it->second].const_elements != 1) {
             second = short_weight(nodes[it->second].name);
+            if (!nodes[it->second].outputs.empty()) third = nodes[it->second].outputs[0];
             break;
           }
         if (second.empty() && !n.outputs.empty()) second = n.outputs[0];
         if (second.size() > 28) second = second.substr(0, 27) + "~";
-        const std::string label = n.op + "\n" + second;
+        if (third.size() > 28) third = third.substr(0, 27) + "~";
+        const std::string label = n.op + "\n" + second + (third.empty() ? "" : "\n" + third);
         agset(an, const_cast<char*>("label"), const_cast<char*>(label.c_str()));
         agset(an, const_cast<char*>("tooltip"), const_cast<char*>(n.name.c_str()));
         if (is_fused_op(n.kind)) agset(an, const_cast<char*>("fillcolor"), const_cast<char*>("#dbeafc"));
