@@ -318,15 +318,22 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   for (int i = 0; i < warmup; ++i) INGOT_RETURN_IF_ERROR(session->decode(d(rng)));
 
   const auto& calls = engine.calls();
-  std::vector<Clock::time_point> marks(calls.size());
+  // The observer's calls of one step, in the order they come: each call's time runs from the
+  // previous one (a step observed twice, as a batched tail may be, accumulates; one never observed
+  // gets nothing).
+  std::vector<std::pair<size_t, Clock::time_point>> marks;
+  marks.reserve(2 * calls.size());
   std::vector<double> call_ms(calls.size(), 0.0);
   double plain_ms = 0, observed_ms = 0, sum_ms = 0;
   const int64_t past_mid = static_cast<int64_t>(context) + warmup + o.steps;  // the middle of the measured steps
   // Observed and plain steps alternate, so that both see the same positions and the same load.
   for (int s = 0; s < 2 * o.steps; ++s) {
     const bool observe = s % 2 == 0;
-    if (observe) session->set_step_observer([&](size_t step, const Engine::Call&, const uint8_t*, int64_t) { marks[step] = Clock::now(); });
-    else session->set_step_observer(nullptr);
+    marks.clear();
+    if (observe)
+      session->set_step_observer([&](size_t step, const Engine::Call&, const uint8_t*, int64_t) { marks.emplace_back(step, Clock::now()); });
+    else
+      session->set_step_observer(nullptr);
     const int32_t id = d(rng);
     const auto t0 = Clock::now();
     INGOT_RETURN_IF_ERROR(session->decode(id));
@@ -338,11 +345,11 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
     }
     observed_ms += ms;
     auto prev = t0;  // the first call's time runs from the start of the step
-    for (size_t i = 0; i < calls.size(); ++i) {
-      call_ms[i] += seconds(prev, marks[i]) * 1e3;
-      prev = marks[i];
+    for (const auto& [step, t] : marks) {
+      if (step < call_ms.size()) call_ms[step] += seconds(prev, t) * 1e3;
+      prev = t;
     }
-    sum_ms += seconds(t0, marks.empty() ? t0 : marks.back()) * 1e3;
+    sum_ms += seconds(t0, marks.empty() ? t0 : marks.back().second) * 1e3;
   }
   session->set_step_observer(nullptr);
   const double n = static_cast<double>(o.steps);
