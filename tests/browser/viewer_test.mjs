@@ -47,8 +47,15 @@ try {
   });
 
   const t0 = Date.now();
-  await page.goto(url, { waitUntil: 'load' });
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+  try {
+    await page.goto(url, { waitUntil: 'load', timeout: 10000 });
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+  } catch (e) {
+    check(false, `the page becomes ready (${e.message})`);
+    check(console_errors.length === 0, `no console error (${console_errors.join(' | ')})`);
+    check(network.length === 0, `no network request (${network.join(', ')})`);
+    throw new Error('the page did not load');
+  }
   const load_ms = Date.now() - t0;
   check(load_ms < 2000, `page loads and is ready in ${load_ms} ms < 2000 ms`);
 
@@ -203,6 +210,9 @@ try {
 
   check(console_errors.length === 0, `no console error (${console_errors.join(' | ')})`);
   check(network.length === 0, `no network request (${network.join(', ')})`);
+} catch (e) {
+  if (!failures.length) failures.push(e.message);
+  console.error('FAIL ' + e.message);
 } finally {
   await browser.close();
 }
