@@ -64,11 +64,17 @@ Usage:
                           ending in \ continues on the next. `ingot run -cnv` (or -i) is the same,
                           with -p as the system prompt
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
-            [--trusted-keys FILE]
+            [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page
                           cache warm) per thread count; then prompt processing (ppP) and
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
-                          and peak resident memory
+                          and peak resident memory. --profile OUT.json instead times -n decode
+                          steps after the first -p tokens on the most threads of -t, kernel
+                          call by kernel call (alternating with as many untimed steps), measures
+                          this host's read bandwidth and peak f32 and int8 rates, and prints per
+                          kernel its time share, bytes moved, operations, GB/s and G ops/s
+                          against those limits (a roofline); OUT.json is what `ingotc viz
+                          --profile` shows (docs/inspect.md)
   ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER] [--trusted-keys FILE]
                           perplexity of a text file in chunks of N tokens (default 512): after
                           each chunk a line "[k/n] perplexity P +/- E" (the running estimate and

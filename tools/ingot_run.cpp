@@ -24,7 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/parse.h"
+#include "runtime/atomic_file.h"
 #include "runtime/engine.h"
+#include "tools/bench_profile.h"
 
 extern char** environ;
 
@@ -437,7 +439,7 @@ constexpr const char* kTtftPrompt = "Hello world";
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
-  std::string path, tier, keys;
+  std::string path, tier, keys, profile;
   std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
   int gen = 64, reps = 3;
   bool json = false, fresh_process = true;
@@ -452,6 +454,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     else if (a == "-r") ok = has && number(a, args[++i], &reps, &error, 1);
     else if (a == "--json") json = true;
     else if (a == "--no-fresh-process") fresh_process = false;
+    else if (a == "--profile") ok = has && !(profile = args[++i]).empty();
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
     else if (a == "--trusted-keys") ok = has && !(keys = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
@@ -460,6 +463,8 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!ok) return usage_error("bench: " + (error.empty() ? "bad value for " + a : error));
   }
   if (path.empty()) return usage_error("bench: no bundle given");
+  if (!profile.empty())  // refused before the work, not after it
+    if (Status st = check_output_path(profile, {path}); !st.ok()) return fail(st.message());
   for (int t : thread_counts)
     if (t > kMaxSessionThreads) return usage_error("bench: -t: at most " + std::to_string(kMaxSessionThreads) + " threads, got " + std::to_string(t));
   std::vector<int> usable;  // capped at the hardware threads, each count once
@@ -477,6 +482,17 @@ int cmd_bench(const std::vector<std::string>& args) {
     load_ms.push_back(engine->load_ms());
   }
   const std::string bundle_tier = engine->tier();
+  if (!profile.empty()) {
+    // The profile instead of the throughput rows: decode steps after the first -p tokens, -n
+    // steps timed kernel by kernel, on the most threads of -t.
+    ProfileOptions po;
+    po.threads = *std::max_element(thread_counts.begin(), thread_counts.end());
+    po.context = prompts.empty() ? 128 : prompts.front();
+    po.steps = std::max(1, gen);
+    if (Status st = run_profile(*engine, path, po, profile); !st.ok()) return fail(st.message());
+    std::printf("profile written to %s\n", profile.c_str());
+    return 0;
+  }
   auto stats = [](const std::vector<double>& v) {
     const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
     double var = 0;
