@@ -38,8 +38,13 @@ std::vector<int32_t> lookup_draft(std::span<const int32_t> context, int32_t max_
     // The most recent earlier occurrence: it starts at j < size - n, latest first.
     for (int64_t j = size - n - 1; j >= 0; --j) {
       if (!std::equal(tail.begin(), tail.end(), context.begin() + j)) continue;
-      const int64_t from = j + n, to = std::min<int64_t>(size, from + max_tokens);
-      out.assign(context.begin() + from, context.begin() + to);
+      // What followed it; where that runs into the context's end, the sequence goes on as it
+      // did (a repeating pattern continues with its period).
+      const int64_t from = j + n;
+      for (int64_t i = 0; i < max_tokens; ++i) {
+        const int64_t at = from + i;
+        out.push_back(at < size ? context[static_cast<size_t>(at)] : out[static_cast<size_t>(at - size)]);
+      }
       return out;
     }
   }

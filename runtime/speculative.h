@@ -59,8 +59,9 @@ class Drafter {
 };
 
 // Prompt lookup (n-gram drafting over the context, no second model): for n from max_ngram down
-// to 1, the most recent earlier occurrence of the context's last n tokens, and the up to
-// max_tokens tokens that followed it. Empty if no n-gram recurs.
+// to 1, the most recent earlier occurrence of the context's last n tokens, and the max_tokens
+// tokens that followed it; where those reach the context's end, they go on as the sequence did
+// from the occurrence (a repeating pattern continues with its period). Empty if no n-gram recurs.
 std::vector<int32_t> lookup_draft(std::span<const int32_t> context, int32_t max_ngram, int32_t max_tokens);
 
 class LookupDrafter : public Drafter {

@@ -133,8 +133,10 @@ TEST(Speculative, LookupDraftFindsTheMostRecentLongestNgram) {
   const std::vector<int32_t> d = {4, 6, 7, 1, 2, 9, 6, 7, 3, 4, 6, 7};
   EXPECT_EQ(lookup_draft(d, 3, 2), (std::vector<int32_t>{1, 2}));
   EXPECT_EQ(lookup_draft(d, 1, 2), (std::vector<int32_t>{3, 4}));  // 1-grams only: the latest "7"
-  // The continuation may run into the n-gram itself (a period), clipped at the end.
-  EXPECT_EQ(lookup_draft(std::vector<int32_t>{1, 2, 1, 2}, 2, 8), (std::vector<int32_t>{1, 2}));
+  // A continuation that reaches the end goes on with the pattern's period.
+  EXPECT_EQ(lookup_draft(std::vector<int32_t>{1, 2, 1, 2}, 2, 5), (std::vector<int32_t>{1, 2, 1, 2, 1}));
+  EXPECT_EQ(lookup_draft(std::vector<int32_t>{4, 4, 4}, 3, 3), (std::vector<int32_t>{4, 4, 4}));
+  EXPECT_EQ(lookup_draft(std::vector<int32_t>{7, 1, 2, 3, 1, 2}, 2, 4), (std::vector<int32_t>{3, 1, 2, 3}));
   EXPECT_TRUE(lookup_draft(std::vector<int32_t>{1, 2, 3}, 3, 8).empty());
   EXPECT_TRUE(lookup_draft(std::vector<int32_t>{1}, 3, 8).empty());
   EXPECT_TRUE(lookup_draft(c, 3, 0).empty());
