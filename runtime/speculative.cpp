@@ -84,12 +84,17 @@ Status check_same_vocabulary(const Engine& target, const Engine& draft) {
 }
 
 StatusOr<std::unique_ptr<ModelDrafter>> ModelDrafter::create(const Engine& target, const Engine& draft, int threads,
-                                                             const SamplingParams& sampling) {
+                                                             const SamplingParams& sampling, Batcher* shared) {
   INGOT_RETURN_IF_ERROR(check_same_vocabulary(target, draft));
   SamplingParams p = sampling;
   p.seed = sampling.seed ^ 0x9e3779b97f4a7c15ull;  // a stream of its own, not the target's
   std::unique_ptr<ModelDrafter> d(new ModelDrafter(draft, p));
-  INGOT_ASSIGN_OR_RETURN(d->batcher_, Batcher::create(draft, threads));
+  if (shared) {
+    d->batcher_ = shared;
+  } else {
+    INGOT_ASSIGN_OR_RETURN(d->own_, Batcher::create(draft, threads));
+    d->batcher_ = d->own_.get();
+  }
   INGOT_ASSIGN_OR_RETURN(d->session_, Session::create(draft, 0));
   return d;
 }

@@ -86,9 +86,12 @@ Status check_same_vocabulary(const Engine& target, const Engine& draft);
 // distribution in Draft::probs; greedy, it drafts the argmax.
 class ModelDrafter : public Drafter {
  public:
-  // `draft` must outlive the drafter; check_same_vocabulary(target, draft) must hold.
+  // `draft` must outlive the drafter; check_same_vocabulary(target, draft) must hold. The draft's
+  // calls run on `shared` (a Batcher of the draft engine, e.g. one for every slot of a server; it
+  // must outlive the drafter and not run concurrently) or, if null, on a Batcher of its own with
+  // `threads` threads.
   static StatusOr<std::unique_ptr<ModelDrafter>> create(const Engine& target, const Engine& draft, int threads,
-                                                        const SamplingParams& sampling);
+                                                        const SamplingParams& sampling, Batcher* shared = nullptr);
   Status propose(std::span<const int32_t> context, int32_t max_tokens, Draft* out) override;
   const char* kind() const override { return "draft"; }
   const Session& session() const { return *session_; }
@@ -99,7 +102,8 @@ class ModelDrafter : public Drafter {
   Status run(std::span<const int32_t> ids);
   const Engine& engine_;
   Sampler sampler_;
-  std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<Batcher> own_;
+  Batcher* batcher_ = nullptr;  // own_ or a shared one
   std::unique_ptr<Session> session_;
   int64_t calls_ = 0;
 };

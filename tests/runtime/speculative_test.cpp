@@ -416,6 +416,81 @@ TEST(Speculative, ContextNearlyFull) {
   }
 }
 
+// What a batching scheduler does: several sessions (0 threads) each draft, and their
+// verifications run as ONE Batcher call with a part per session; verify_draft and truncate per
+// session. Each session's greedy output is what it gives alone; a ModelDrafter on a shared
+// draft Batcher.
+TEST(Speculative, SessionsVerifiedTogetherInOneBatchedCall) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  auto e = load("f32");
+  auto dq = load("q8");
+  ASSERT_TRUE(e && dq);
+  std::string error;
+  const Tokenizer& tok = *e->tokenizer();
+  const std::vector<std::vector<int32_t>> prompts = {repetitive_prompt(tok), tok.encode("Tom and his dog", true),
+                                                     tok.encode("Lily saw a cat. The cat", true)};
+  const int32_t n = 30;
+  auto batcher = take(Batcher::create(*e, 2), &error);
+  auto draft_batcher = take(Batcher::create(*dq, 1), &error);
+  ASSERT_TRUE(batcher && draft_batcher) << error;
+  struct Slot {
+    std::unique_ptr<Session> s;
+    std::unique_ptr<Drafter> d;
+    std::unique_ptr<Sampler> sampler;
+    std::vector<int32_t> out, context;
+    Draft draft;
+    int32_t last = -1;
+  };
+  std::vector<Slot> slots(prompts.size());
+  int64_t drafted = 0, accepted = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& sl = slots[i];
+    sl.s = take(Session::create(*e, 0), &error);
+    ASSERT_TRUE(sl.s) << error;
+    if (i == 1) {
+      auto m = take(ModelDrafter::create(*e, *dq, 1, greedy(n).sampling, draft_batcher.get()), &error);
+      ASSERT_TRUE(m) << error;
+      sl.d = std::move(m);
+    } else {
+      sl.d = std::make_unique<LookupDrafter>(3);
+    }
+    sl.sampler = std::make_unique<Sampler>(greedy(n).sampling);
+    const BatchPart part{sl.s.get(), prompts[i], 1};
+    ASSERT_TRUE(succeeded(batcher->run(std::span<const BatchPart>(&part, 1)), &error)) << error;
+    sl.last = sl.sampler->sample(sl.s->logits(), sl.s->history());
+    sl.out.push_back(sl.last);
+  }
+  for (int round = 0; round < n; ++round) {
+    std::vector<BatchPart> parts;
+    std::vector<std::vector<int32_t>> ids(slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) {
+      Slot& sl = slots[i];
+      if (sl.out.size() >= static_cast<size_t>(n)) continue;
+      sl.context = sl.s->history();
+      sl.context.push_back(sl.last);
+      const int32_t k = std::min<int32_t>(4, n - static_cast<int32_t>(sl.out.size()) - 1);
+      ASSERT_TRUE(succeeded(sl.d->propose(sl.context, k, &sl.draft), &error)) << error;
+      ids[i] = concat({sl.last}, sl.draft.ids);
+      parts.push_back(BatchPart{sl.s.get(), ids[i], static_cast<int32_t>(ids[i].size())});
+    }
+    if (parts.empty()) break;
+    ASSERT_TRUE(succeeded(batcher->run(parts), &error)) << error;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      Slot& sl = slots[i];
+      if (ids[i].empty()) continue;
+      const Verdict v = verify_draft(*sl.sampler, sl.s->chunk_logits(), e->vocab(), sl.context, sl.draft);
+      drafted += static_cast<int64_t>(sl.draft.ids.size());
+      accepted += v.accepted;
+      ASSERT_TRUE(succeeded(sl.s->truncate(v.keep), &error)) << error;
+      for (int32_t id : v.tokens)
+        if (sl.out.size() < static_cast<size_t>(n)) sl.out.push_back(sl.last = id);
+    }
+  }
+  for (size_t i = 0; i < slots.size(); ++i) EXPECT_EQ(slots[i].out, plain(*e, prompts[i], greedy(n))) << "session " << i;
+  EXPECT_GT(drafted, 0);
+  EXPECT_GT(accepted, 0);
+}
+
 TEST(Speculative, SampledGenerationRunsAndIsReproducible) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
   auto e = load("f32");
