@@ -242,13 +242,17 @@ Status speculative_generate(const Engine& engine, Batcher& batcher, Session& ses
   }
   std::vector<int32_t> context, ids;
   Draft draft;
+  // The draft length adapts: after a rejection, one more than what was accepted; after a fully
+  // accepted draft, twice as long, up to draft_max. A drafter that keeps missing then costs a
+  // row or two per call, not draft_max.
+  int64_t k_now = draft_max;
   while (!done) {
     // `last` is generated but not in the cache: run it, with a draft after it.
     if (session.position() + 1 > engine.max_context()) {
       t.stop = StopReason::context_full;
       break;
     }
-    const int64_t k = std::min<int64_t>({draft_max, o.max_new_tokens - emitted - 1, engine.max_context() - session.position() - 1,
+    const int64_t k = std::min<int64_t>({k_now, o.max_new_tokens - emitted - 1, engine.max_context() - session.position() - 1,
                                          engine.max_batch() - 1});
     context.assign(session.history().begin(), session.history().end());
     context.push_back(last);
@@ -272,6 +276,8 @@ Status speculative_generate(const Engine& engine, Batcher& batcher, Session& ses
     const Verdict v = verify_draft(sampler, session.chunk_logits(), V, context, draft);
     st.drafted += static_cast<int64_t>(draft.ids.size());
     st.accepted += v.accepted;
+    if (!draft.ids.empty())
+      k_now = v.accepted == static_cast<int32_t>(draft.ids.size()) ? std::min<int64_t>(draft_max, 2 * k_now) : v.accepted + 1;
     INGOT_RETURN_IF_ERROR(session.truncate(v.keep));
     for (int32_t id : v.tokens) {
       last = id;
