@@ -169,8 +169,10 @@ Verdict verify_draft(Sampler& sampler, std::span<const float> rows, int64_t voca
       break;
     }
     const int32_t x = draft.ids[i];
-    const bool point = draft.probs.size() <= i;
-    const double px = x >= 0 && static_cast<size_t>(x) < V ? p[static_cast<size_t>(x)] : 0.0;
+    const bool in_vocab = x >= 0 && static_cast<size_t>(x) < V;
+    // A point mass unless the drafter gave its distribution (of the vocabulary's size).
+    const bool point = draft.probs.size() <= i || draft.probs[i].size() != V || !in_vocab;
+    const double px = in_vocab ? p[static_cast<size_t>(x)] : 0.0;
     const double qx = point ? 1.0 : draft.probs[i][static_cast<size_t>(x)];
     // Accept with probability min(1, p(x) / q(x)).
     if (qx > 0 && sampler.random() * qx < px) {
