@@ -30,6 +30,16 @@ class Sampler {
   // (prompt and generated); the penalties look at its last repeat_last_n entries.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   void reseed(uint64_t seed) { rng_.seed(seed); }
+  // For speculative sampling (runtime/speculative.h). The distribution sample() draws from, one
+  // probability per vocabulary entry (0 outside the candidates it keeps): the same penalties,
+  // top-k, top-p, min-p and temperature. Greedy (temperature 0 or top-k 1): 1 at the argmax.
+  // Keep in step with sample() (SamplerTest and SpeculativeTest compare the two).
+  void probabilities(std::span<const float> logits, std::span<const int32_t> history, std::vector<float>* probs);
+  // A draw from non-negative weights (normalized or not) with this sampler's random stream; the
+  // last positive entry if rounding runs past the end, -1 if none is positive.
+  int32_t draw(std::span<const float> weights);
+  // A number in [0, 1) from this sampler's random stream.
+  double random() { return uniform(); }
   const SamplingParams& params() const { return params_; }
 
  private:

@@ -40,6 +40,7 @@ Usage:
             [--min-p M] [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
             [--stop STR]... [--no-display-prompt] [--threads T] [--ctx N] [--json [--logits]]
             [--verify] [--no-eos-stop] [--tier TIER] [--trusted-keys FILE] [-m BUNDLE]
+            [--lookup N | --draft BUNDLE|MODEL] [--draft-max K]
                           generate and stream the continuation after the echoed prompt
                           (--no-display-prompt: the continuation only); -p - reads the prompt
                           from stdin, -f from a file; -n -1 generates until the end of text or
@@ -52,7 +53,13 @@ Usage:
                           with --logits also logits_after_prompt (the next-token logits after
                           the prompt); --verify checks every section's SHA-256 (the weights too)
                           before loading. A MODEL (GGUF or Hugging Face folder) in place of a
-                          bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot
+                          bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot.
+                          Speculative decoding, the same text at --temp 0: --lookup N drafts
+                          from the context's own n-grams (the longest match of up to N tokens,
+                          default K 8), --draft a smaller model of the same vocabulary (checked
+                          at load; default K 5); the target checks K drafted tokens in one call;
+                          --json adds speculative (drafted, accepted, acceptance_rate,
+                          target_calls), stderr a summary line
   ingot chat BUNDLE [--system TEXT] [--chat-template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
              [--min-p M] [--repeat-penalty R] [--seed S] [--stop STR]... [--threads T] [--tier TIER]
              [--trusted-keys FILE]
