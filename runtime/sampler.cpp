@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace ingot {
@@ -14,6 +15,7 @@ std::string SamplingParams::validate() const {
   if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) return "repeat penalty must be > 0";
   if (repeat_last_n < -1) return "repeat-last-n must be >= -1";
   if (!std::isfinite(presence_penalty)) return "presence penalty must be finite";
+  if (!std::isfinite(frequency_penalty)) return "frequency penalty must be finite";
   return "";
 }
 
@@ -36,6 +38,15 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
       l -= params_.presence_penalty;
     }
+  }
+  // Frequency penalty (OpenAI's): count(token) in the window times the penalty, subtracted.
+  if (params_.frequency_penalty != 0.0f) {
+    const size_t window = params_.repeat_last_n < 0 ? history.size()
+                                                    : std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+    std::unordered_map<int32_t, int32_t> count;
+    for (auto it = history.end() - static_cast<std::ptrdiff_t>(window); it != history.end(); ++it) ++count[*it];
+    for (const auto& [id, c] : count)
+      if (id >= 0 && id < n) candidates_[static_cast<size_t>(id)].first -= params_.frequency_penalty * static_cast<float>(c);
   }
 
   // Highest logit first; ties go to the lower id, so greedy picks are deterministic.

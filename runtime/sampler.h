@@ -18,6 +18,7 @@ struct SamplingParams {
   float repeat_penalty = 1.0f;  // 1: off; logits of recent tokens: positive / r, negative * r
   int32_t repeat_last_n = 64;   // how many recent tokens the penalties look at (-1: all)
   float presence_penalty = 0;   // subtracted once from the logit of every recent token
+  float frequency_penalty = 0;  // subtracted from a recent token's logit once per occurrence (OpenAI's)
   uint64_t seed = 0;
   // An error message for out-of-range values ("" when valid).
   std::string validate() const;

@@ -7,7 +7,7 @@ PACKAGES=(
   libmlir-19-dev mlir-19-tools protobuf-compiler libprotobuf-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libzstd-dev libclang-rt-19-dev libssl-dev
   python3-jinja2 pkg-config python3-dev python3-pybind11 python3-numpy
-  libgraphviz-dev chromium nodejs
+  libgraphviz-dev chromium nodejs libcpp-httplib-dev
 )
 
 missing=()

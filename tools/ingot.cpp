@@ -19,6 +19,7 @@
 #include "tools/command_help.h"
 #include "tools/ingot_chat.h"
 #include "tools/ingot_run.h"
+#include "tools/ingot_serve.h"
 
 namespace ingot {
 namespace {
@@ -70,6 +71,20 @@ Usage:
                           FILE.messages.json), /load FILE, /exit; end of input exits. A line
                           ending in \ continues on the next. `ingot run -cnv` (or -i) is the same,
                           with -p as the system prompt
+  ingot serve BUNDLE|MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--threads T]
+              [--api-key KEY] [--queue N] [--max-body BYTES] [--chat-template FILE] [--tier TIER]
+              [--trusted-keys FILE]
+                          an OpenAI-compatible HTTP server (docs/serve.md): POST /v1/chat/completions
+                          (the chat template; ChatML if the bundle has none), POST /v1/completions,
+                          both streamed as server-sent events with "stream": true; GET /v1/models,
+                          /health, /metrics (Prometheus). Up to --parallel requests (default 4)
+                          decode together, one batched call per step, each in its own KV cache of
+                          --ctx tokens (default: the bundle's context); a prompt that shares a
+                          prefix with a slot's cached tokens reuses it. --queue N (default 64)
+                          requests wait for a slot, more get 503; bodies over --max-body (default
+                          1 MiB) get 413; --api-key requires "Authorization: Bearer KEY" on /v1/.
+                          Binds loopback by default; --port 0 takes a free port; the address is
+                          printed on stderr when ready; SIGINT/SIGTERM stop it
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page
@@ -404,6 +419,7 @@ int main(int argc, char** argv) {
     }
     return ingot::cmd_run(args);
   }
+  if (cmd == "serve") return ingot::cmd_serve(args);
   if (cmd == "bench") return ingot::cmd_bench(args);
   if (cmd == "perplexity") return ingot::cmd_perplexity(args);
   return ingot::usage_error("unknown command '" + cmd + "'");

@@ -140,22 +140,6 @@ bool read_prompt(const std::string& p, const std::string& file, std::string* pro
   return true;
 }
 
-// Where the first stop string starts in `text` (npos if none), and how many trailing bytes of
-// `text` could still become one (held back from the stream until they cannot).
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
-  size_t first = std::string::npos;
-  *hold = 0;
-  for (const std::string& st : stops) {
-    first = std::min(first, text.find(st));
-    for (size_t k = std::min(st.size() - 1, text.size()); k > 0; --k)
-      if (text.compare(text.size() - k, k, st, 0, k) == 0) {
-        *hold = std::max(*hold, k);
-        break;
-      }
-  }
-  return first;
-}
-
 // The first bytes of `path`: a GGUF file or a Hugging Face folder is a model, not a bundle.
 bool looks_like_model(const std::string& path) {
   std::error_code ec;
@@ -234,14 +218,9 @@ std::string cached_bundle_for(const std::string& model, std::string* error) {
 
 }  // namespace
 
-std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::string& prompt_text,
-                              const std::vector<int32_t>& gen) {
-  if (gen.empty()) return "";
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), gen.begin(), gen.end());
-  const std::string after = tok.decode(all, true);
-  if (after.compare(0, prompt_text.size(), prompt_text) == 0) return after.substr(prompt_text.size());
-  return tok.decode(gen, false);  // the prompt's text changed with what followed: the pieces alone
+std::string bundle_path_for(const std::string& path, std::string* error) {
+  if (!looks_like_model(path)) return path;
+  return cached_bundle_for(path, error);
 }
 
 int cmd_run(const std::vector<std::string>& args) {
