@@ -97,6 +97,7 @@ std::string endpoint_label(const std::string& path) {
 struct Parsed {
   ServeRequest request;
   bool stream = false, include_usage = false;
+  bool ignore_eos = false;  // an extension (llama-server's): generate past the end-of-text ids
 };
 
 // Reads the sampling and length parameters common to both endpoints.
@@ -169,6 +170,10 @@ std::optional<ApiError> read_params(const json& body, const Engine& engine, Pars
   if (body.contains("stream") && !body["stream"].is_null()) {
     if (!body["stream"].is_boolean()) return bad("stream", "'stream' must be true or false");
     out->stream = body["stream"].get<bool>();
+  }
+  if (body.contains("ignore_eos") && !body["ignore_eos"].is_null()) {
+    if (!body["ignore_eos"].is_boolean()) return bad("ignore_eos", "'ignore_eos' must be true or false");
+    out->ignore_eos = body["ignore_eos"].get<bool>();
   }
   if (body.contains("stream_options") && body["stream_options"].is_object() && body["stream_options"].contains("include_usage"))
     out->include_usage = body["stream_options"]["include_usage"].is_boolean() && body["stream_options"]["include_usage"].get<bool>();
@@ -308,6 +313,7 @@ class Server {
     Parsed p;
     if (auto e = read_params(body, *engine_, &p)) return send_error(res, *e);
     if (auto e = chat ? chat_prompt(body, &p) : completion_prompt(body, &p)) return send_error(res, *e);
+    if (p.ignore_eos) p.request.end_ids.clear();
     bool queue_full = false;
     auto submitted = scheduler_->submit(std::move(p.request), &queue_full);
     if (!submitted.ok()) {
