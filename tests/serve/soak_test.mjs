@@ -30,10 +30,13 @@ const words = ["Once upon a time", "The little dog", "Tom and Sue", "A big red b
 const stats = { done: 0, cancelled: 0, streamed: 0, plain: 0, errors: [], tokens: 0 };
 let rssWarm = 0, rssMax = 0, issued = 0;
 const samples = [];
+const quartiles = [];  // VmRSS when a quarter, half, three quarters of the requests had ended
 const sampler = setInterval(() => {
   try {
     const r = rssKb();
     samples.push(r);
+    const ended = stats.done + stats.cancelled;
+    while (quartiles.length < 3 && ended >= (TOTAL * (quartiles.length + 1)) / 4) quartiles.push(r);
     if (stats.done + stats.cancelled >= TOTAL / 10) {
       if (!rssWarm) rssWarm = r;
       rssMax = Math.max(rssMax, r);
@@ -121,7 +124,8 @@ console.log(`${TOTAL} requests from ${CLIENTS} clients in ${secs.toFixed(1)} s: 
   `${stats.plain} plain), ${stats.cancelled} cancelled by the client, ${stats.tokens} tokens in checked responses; ` +
   `server: ${m['ingot_requests_finished_total{reason="cancelled"}']} cancelled, ${m["ingot_generated_tokens_total"]} tokens generated; ` +
   `VmRSS ${(samples[0] / 1024).toFixed(1)} MiB at start, ${(rssWarm / 1024).toFixed(1)} MiB after ${TOTAL / 10} requests, ` +
-  `max ${(rssMax / 1024).toFixed(1)} MiB after (growth ${growth.toFixed(1)} MiB, bound ${RSS_BOUND_MB} MiB; ${samples.length} samples)`);
+  `max ${(rssMax / 1024).toFixed(1)} MiB after (growth ${growth.toFixed(1)} MiB, bound ${RSS_BOUND_MB} MiB; ${samples.length} samples); ` +
+  `at 1/4, 1/2, 3/4 and the end: ${[...quartiles, samples[samples.length - 1]].map((k) => (k / 1024).toFixed(1)).join(", ")} MiB`);
 try {
   check(stats.errors.length === 0, "errors:\n" + stats.errors.slice(0, 5).join("\n"));
   check(alive, "the server died: " + server.proc.stderrText());
