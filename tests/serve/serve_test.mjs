@@ -28,8 +28,8 @@ const KEY = "test-key-123";
 const MAX_BODY = 200000;
 
 // `ingot run --temp 0` on a prompt: {ids, text, prompt_ids, stop_reason}.
-function reference(prompt, n) {
-  const r = spawnSync(ingot, ["run", bundle, "--temp", "0", "-p", prompt, "-n", String(n), "--json", "--threads", "1"], { encoding: "utf8" });
+function reference(prompt, n, extra = ["--temp", "0"]) {
+  const r = spawnSync(ingot, ["run", bundle, ...extra, "-p", prompt, "-n", String(n), "--json", "--threads", "1"], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error("ingot run failed: " + r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -242,6 +242,41 @@ try {
     const steps = m["ingot_steps_total"] - before["ingot_steps_total"];
     const generated = m["ingot_generated_tokens_total"] - before["ingot_generated_tokens_total"];
     check(steps < generated / 2, `${steps} steps for ${generated} generated tokens: the streams were not batched`);
+  });
+
+  await test("a prompt longer than max_batch, spread over steps beside decoding streams, equals ingot run", async () => {
+    // stories260K's bundle runs at most 512 tokens per call: this prompt takes several steps.
+    const long = "Once upon a time there was a cat who liked to play with a ball. ".repeat(60);
+    const short = ["The little dog", "Tom and Sue", "A big red ball"];
+    const refLong = reference(long, 16);
+    check(refLong.prompt_ids.length > 1000, "the long prompt has " + refLong.prompt_ids.length + " tokens");
+    const refs = short.map((p) => reference(p, 40));
+    const [rl, ...rs] = await Promise.all([
+      client.completions.create({ model: "m", prompt: long, max_tokens: 16, temperature: 0 }),
+      ...short.map((prompt) => client.completions.create({ model: "m", prompt, max_tokens: 40, temperature: 0 })),
+    ]);
+    eq(rl.choices[0].text, refLong.text, "the long prompt's continuation");
+    rs.forEach((r, i) => eq(r.choices[0].text, refs[i].text, `short stream ${i}`));
+  });
+
+  await test("sampled streams with a seed equal ingot run with the same seed and parameters", async () => {
+    const cases = [["Once upon a time", 11], ["The little dog", 22], ["Tom and Sue", 33], ["In the park", 44]];
+    const refs = cases.map(([p, seed]) => reference(p, 40, ["--temp", "0.9", "--seed", String(seed), "--top-k", "40", "--top-p", "0.95", "--min-p", "0.05"]));
+    const rs = await Promise.all(cases.map(([prompt, seed]) =>
+      client.completions.create({ model: "m", prompt, max_tokens: 40, temperature: 0.9, seed, top_p: 0.95, top_k: 40, min_p: 0.05 })));
+    rs.forEach((r, i) => eq(r.choices[0].text, refs[i].text, `sampled stream ${i}`));
+    check(new Set(rs.map((r) => r.choices[0].text)).size === cases.length, "different seeds and prompts, different texts");
+  });
+
+  await test("presence and frequency penalties change a greedy stream", async () => {
+    const prompt = "Once upon a time";
+    const plain = await client.completions.create({ model: "m", prompt, max_tokens: 60, temperature: 0 });
+    const fp = await client.completions.create({ model: "m", prompt, max_tokens: 60, temperature: 0, frequency_penalty: 2 });
+    const pp = await client.completions.create({ model: "m", prompt, max_tokens: 60, temperature: 0, presence_penalty: 2 });
+    check(fp.choices[0].text !== plain.choices[0].text, "frequency_penalty changed nothing");
+    check(pp.choices[0].text !== plain.choices[0].text, "presence_penalty changed nothing");
+    const refPp = reference(prompt, 60, ["--temp", "0", "--presence-penalty", "2"]);
+    eq(pp.choices[0].text, refPp.text, "presence_penalty as ingot run --presence-penalty");
   });
 
   await test("/metrics: Prometheus text with requests, tokens, TTFT, inter-token, queue", async () => {
