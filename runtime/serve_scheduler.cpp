@@ -234,16 +234,15 @@ void ServeScheduler::finish(Slot& s, FinishReason r, const std::string& error) {
     if (std::string rest = s.text->finish(); !rest.empty()) s.stream->push(rest, -1);
   }
   s.stream->end(r, error);
-  s.stream.reset();
   s.pending.clear();
   s.fed = 0;
   s.sampler.reset();
   s.text.reset();
+  // submit() counts free slots under the lock.
+  std::lock_guard<std::mutex> lk(mu_);
+  s.stream.reset();
   s.last_used = ++clock_;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    ++metrics_.finished[static_cast<int>(r)];
-  }
+  ++metrics_.finished[static_cast<int>(r)];
 }
 
 void ServeScheduler::after_run(Slot& s) {

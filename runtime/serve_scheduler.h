@@ -124,6 +124,8 @@ class ServeScheduler {
   ServeMetrics snapshot() const;
 
  private:
+  // A slot's fields belong to the scheduler thread; `stream` (whether the slot is free) and
+  // `last_used` change under mu_ only, as submit() reads them.
   struct Slot {
     std::unique_ptr<Session> session;
     std::shared_ptr<ServeStream> stream;  // null: free
