@@ -20,6 +20,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -552,12 +553,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   auto parsed = ChatTemplate::parse(source);
   if (!parsed.ok()) return fail(parsed.status().with_context(template_name).message());
 
-  auto scheduler = ServeScheduler::create(*engine, c.scheduler);
-  if (!scheduler.ok()) return fail(scheduler.message());
-  std::string model_id = engine->bundle().manifest().model_name();
-  if (model_id.empty()) model_id = std::filesystem::path(bundle).stem().string();
-
-  // SIGINT and SIGTERM go to one thread that shuts the server down; every other thread blocks them.
+  // SIGINT and SIGTERM go to one thread that shuts the server down; every other thread (the
+  // kernel threads created below, httplib's) blocks them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -565,11 +562,23 @@ int cmd_serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  auto scheduler = ServeScheduler::create(*engine, c.scheduler);
+  if (!scheduler.ok()) return fail(scheduler.message());
+  std::string model_id = engine->bundle().manifest().model_name();
+  if (model_id.empty()) model_id = std::filesystem::path(bundle).stem().string();
+
   const int64_t ctx = (*scheduler)->context();
   const int64_t max_batch = engine->max_batch();
   const std::string tier = engine->tier();
   Server server(c, std::move(engine), std::move(*scheduler), std::move(*parsed), model_id);
   server.install();
+  // Not httplib's default SO_REUSEPORT, which lets a second server listen on the same port.
+  int listen_fd = -1;
+  server.http().set_socket_options([&listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = sock;
+  });
   int port = c.port;
   if (port == 0) {
     port = server.http().bind_to_any_port(c.host);
@@ -577,6 +586,9 @@ int cmd_serve(const std::vector<std::string>& args) {
   } else if (!server.http().bind_to_port(c.host, port)) {
     return fail("cannot listen on " + c.host + ":" + std::to_string(port) + " (in use, or not an address of this machine?)");
   }
+  // httplib listens with a backlog of 5: clients connecting at once would wait for SYN
+  // retransmits. Listening again on the bound socket raises it.
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   server.scheduler().start();
 
   std::atomic<bool> stopping{false};

@@ -50,7 +50,8 @@ function expectError(res, status, what) {
   return j.error;
 }
 
-const server = await startServer(ingot, bundle, ["--parallel", "4", "--threads", "1", "--api-key", KEY, "--max-body", String(MAX_BODY)]);
+// Two kernel threads: SIGTERM must reach the server's signal thread, not a kernel thread.
+const server = await startServer(ingot, bundle, ["--parallel", "4", "--threads", "2", "--api-key", KEY, "--max-body", String(MAX_BODY)]);
 const url = server.url;
 const client = new OpenAI({ baseURL: url + "/v1", apiKey: KEY, maxRetries: 0, timeout: 60000 });
 const auth = ["-H", "Authorization: Bearer " + KEY, "-H", "Content-Type: application/json"];
@@ -69,6 +70,13 @@ try {
     eq(JSON.parse(h.body).status, "ok", "/health body");
     const list = await client.models.list();
     check(list.data.length === 1 && typeof list.data[0].id === "string", "one model listed");
+  });
+
+  await test("a second server on the same port is refused", async () => {
+    const port = new URL(url).port;
+    const r = spawnSync(ingot, ["serve", bundle, "--port", port], { encoding: "utf8", timeout: 30000 });
+    eq(r.status, 1, "exit status; stderr: " + r.stderr);
+    check(r.stderr.includes("cannot listen on 127.0.0.1:" + port), "message: " + r.stderr);
   });
 
   await test("completion equals ingot run --temp 0", async () => {
