@@ -121,8 +121,10 @@ def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
         measure(url, 2, 8, 1, prompts)  # warm-up: pages in, threads up
         rows = []
         for n in streams:
+            load = open("/proc/loadavg").read().split()[0]
             r = measure(url, n, tokens, rounds, prompts)
             r["server"] = name
+            r["load_before"] = float(load)
             rows.append(r)
             print("%-12s %d streams: %.1f tok/s aggregate; TTFT p50/p90/p99 %.0f/%.0f/%.0f ms; inter-token %.1f/%.1f/%.1f ms" % (
                 name, n, r["agg_tok_s"], r["ttft_ms"]["p50"], r["ttft_ms"]["p90"], r["ttft_ms"]["p99"],
@@ -172,13 +174,13 @@ def main():
         rows += bench_server("llama-server", [a.llama_server, "-m", gguf, "--host", "127.0.0.1", "--port", str(port + 1), "--parallel", "8",
                                               "-t", str(a.threads), "-tb", str(a.threads), "-c", str(8 * a.ctx), "--no-warmup"],
                              "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"))
-    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms |")
-    print("|---|---:|---:|---:|---|---|")
+    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | load before |")
+    print("|---|---:|---:|---:|---|---|---:|")
     for r in rows:
         single = next(x["agg_tok_s"] for x in rows if x["server"] == r["server"] and x["streams"] == streams[0])
-        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f |" % (
+        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %.2f |" % (
             r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
-            r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"]))
+            r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"], r["load_before"]))
     print("uptime after: " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     if a.json:
         with open(a.json, "w") as f:
