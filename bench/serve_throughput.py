@@ -163,7 +163,8 @@ def main():
     words = "time little dog house river stone cloud apple green music window garden winter summer paper light".split()
     prompts = ["Once upon a time the %s and the %s went to the %s near the %s." % (words[i % 16], words[(i * 3 + 1) % 16],
                words[(i * 5 + 2) % 16], words[(i * 7 + 3) % 16]) for i in range(32)]
-    print("host: %s; uptime: %s" % (platform.processor() or platform.machine(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()), file=sys.stderr)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    print("host: %s, %d CPUs; uptime: %s" % (cpu, os.cpu_count(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()), file=sys.stderr)
     rows = []
     port = 18480
     if a.only != "llama":
