@@ -306,4 +306,25 @@ try {
 const { code } = await stopServer(server);
 eq(code, 0, "exit status after SIGTERM");
 check(/stopped/.test(server.proc.stderrText()), "the server said it stopped");
+
+// A full queue: one slot, room for one waiting request; the third at once gets 503. SIGTERM
+// while streams run ends them (an error event, then [DONE]) and the server exits 0.
+{
+  const small = await startServer(ingot, bundle, ["--parallel", "1", "--queue", "1", "--threads", "1"]);
+  const body = JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 2000, temperature: 0, ignore_eos: true, stream: true });
+  const open = async () => {
+    const res = await fetch(small.url + "/v1/completions", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    return res;
+  };
+  const a = await open(), b = await open(), c = await open();
+  eq([a.status, b.status, c.status], [200, 200, 503], "statuses of three requests for one slot and a queue of one");
+  const err = (await c.json()).error;
+  eq(err.code, "queue_full", "503 code");
+  check(/queue is full/.test(err.message), "503 message: " + err.message);
+  const texts = [a.text(), b.text()];
+  const stopped = await stopServer(small);
+  eq(stopped.code, 0, "exit status after SIGTERM with streams running");
+  for (const t of await Promise.all(texts)) check(t.trimEnd().endsWith("data: [DONE]"), "a stream ended by the shutdown ends with [DONE]: " + t.slice(-200));
+  console.log(`ok ${++passed} - 503 when the queue is full; SIGTERM ends running streams`);
+}
 console.log(`all ${passed} serve tests passed`);
