@@ -19,6 +19,20 @@ std::string SamplingParams::validate() const {
   return "";
 }
 
+namespace {
+// The frequency penalty (OpenAI's): count(token) in the repeat_last_n window times the penalty,
+// subtracted from the token's logit. Shared by sample() and probabilities().
+void apply_frequency_penalty(const SamplingParams& p, std::span<const int32_t> history, std::vector<std::pair<float, int32_t>>& c) {
+  if (p.frequency_penalty == 0.0f) return;
+  const int32_t n = static_cast<int32_t>(c.size());
+  const size_t window = p.repeat_last_n < 0 ? history.size() : std::min(history.size(), static_cast<size_t>(p.repeat_last_n));
+  std::unordered_map<int32_t, int32_t> count;
+  for (auto it = history.end() - static_cast<std::ptrdiff_t>(window); it != history.end(); ++it) ++count[*it];
+  for (const auto& [id, k] : count)
+    if (id >= 0 && id < n) c[static_cast<size_t>(id)].first -= p.frequency_penalty * static_cast<float>(k);
+}
+}  // namespace
+
 double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
@@ -39,15 +53,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       l -= params_.presence_penalty;
     }
   }
-  // Frequency penalty (OpenAI's): count(token) in the window times the penalty, subtracted.
-  if (params_.frequency_penalty != 0.0f) {
-    const size_t window = params_.repeat_last_n < 0 ? history.size()
-                                                    : std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
-    std::unordered_map<int32_t, int32_t> count;
-    for (auto it = history.end() - static_cast<std::ptrdiff_t>(window); it != history.end(); ++it) ++count[*it];
-    for (const auto& [id, c] : count)
-      if (id >= 0 && id < n) candidates_[static_cast<size_t>(id)].first -= params_.frequency_penalty * static_cast<float>(c);
-  }
+  apply_frequency_penalty(params_, history, candidates_);
 
   // Highest logit first; ties go to the lower id, so greedy picks are deterministic.
   auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
@@ -123,6 +129,7 @@ void Sampler::probabilities(std::span<const float> logits, std::span<const int32
       l -= params_.presence_penalty;
     }
   }
+  apply_frequency_penalty(params_, history, c);
   auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   };

@@ -44,6 +44,10 @@ TEST(SamplerTest, FrequencyPenaltyCountsOccurrences) {
   p.repeat_last_n = 1;
   Sampler w(p);
   EXPECT_EQ(w.sample(logits, std::vector<int32_t>{0, 0}), 0);
+  // probabilities() (a speculative verification's target distribution) applies it alike.
+  std::vector<float> probs;
+  s.probabilities(logits, std::vector<int32_t>{0, 2, 0}, &probs);
+  EXPECT_EQ(probs, (std::vector<float>{0.0f, 1.0f, 0.0f}));
   p.frequency_penalty = std::numeric_limits<float>::infinity();
   EXPECT_NE(p.validate(), "");
 }
