@@ -36,31 +36,6 @@ size_t node_signature(const Node& n) {
   return std::hash<std::string>{}(s);
 }
 
-// Nodes by identity: the object and its name (an address can be reused by a new node).
-using Snapshot = std::map<std::pair<const Node*, std::string>, size_t>;
-
-Snapshot snapshot(const Model& m) {
-  Snapshot s;
-  for (auto& n : m.nodes()) s[{n.get(), n->name}] = node_signature(*n);
-  return s;
-}
-
-void count_changes(const Snapshot& before, const Model& after, PassStats& st) {
-  int kept = 0;
-  for (auto& n : after.nodes()) {
-    auto it = before.find({n.get(), n->name});
-    if (it == before.end()) {
-      ++st.added;
-      continue;
-    }
-    ++kept;
-    if (it->second != node_signature(*n)) ++st.changed;
-  }
-  st.removed = static_cast<int>(before.size()) - kept;
-  st.nodes_before = static_cast<int>(before.size());
-  st.nodes_after = static_cast<int>(after.nodes().size());
-}
-
 bool in_pipeline(const std::vector<std::unique_ptr<Pass>>& passes, const std::string& name) {
   for (auto& p : passes)
     if (name == p->name()) return true;
@@ -74,6 +49,40 @@ std::string pipeline_names(const std::vector<std::unique_ptr<Pass>>& passes) {
 }
 
 }  // namespace
+
+// Nodes by identity: the object and its name (an address can be reused by a new node).
+NodeSnapshot::NodeSnapshot(const Model& m) {
+  size_t i = 0;
+  for (auto& n : m.nodes()) nodes_[{n.get(), n->name}] = Entry{node_signature(*n), i++};
+}
+
+void NodeSnapshot::diff(const Model& after, PassStats& st, bool names) const {
+  int kept = 0;
+  std::vector<bool> seen(nodes_.size(), false);
+  for (auto& n : after.nodes()) {
+    auto it = nodes_.find({n.get(), n->name});
+    if (it == nodes_.end()) {
+      ++st.added;
+      if (names) st.added_nodes.push_back(n->name);
+      continue;
+    }
+    ++kept;
+    seen[it->second.order] = true;
+    if (it->second.signature != node_signature(*n)) {
+      ++st.changed;
+      if (names) st.changed_nodes.push_back(n->name);
+    }
+  }
+  st.removed = static_cast<int>(nodes_.size()) - kept;
+  st.nodes_before = static_cast<int>(nodes_.size());
+  st.nodes_after = static_cast<int>(after.nodes().size());
+  if (names && st.removed > 0) {
+    std::vector<const std::string*> by_order(nodes_.size(), nullptr);
+    for (auto& [key, e] : nodes_) by_order[e.order] = &key.second;
+    for (size_t i = 0; i < by_order.size(); ++i)
+      if (!seen[i]) st.removed_nodes.push_back(*by_order[i]);
+  }
+}
 
 std::string print_after_header(std::string_view pass) { return "// ----- IR after " + std::string(pass) + " -----\n"; }
 
@@ -108,12 +117,12 @@ StatusOr<bool> PassManager::run(Model& m) {
   if (options_.debug_match) debug.emplace(options_.debug_match);
   std::ostream& print_out = options_.print_stream ? *options_.print_stream : std::cerr;
   // Snapshots cost a walk over the nodes: taken only when someone looks at them.
-  const bool track = options_.stats || options_.verify_each;
+  const bool track = options_.stats || options_.verify_each || options_.on_pass;
   bool changed_any = false;
   for (auto& pass : passes_) {
     const std::string name = pass->name();
-    Snapshot before;
-    if (track) before = snapshot(m);
+    NodeSnapshot before;
+    if (track) before = NodeSnapshot(m);
     auto t0 = std::chrono::steady_clock::now();
     StatusOr<bool> changed = pass->run(m);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -124,7 +133,7 @@ StatusOr<bool> PassManager::run(Model& m) {
     st.pass = name;
     st.ms = ms;
     st.reported_change = *changed;
-    if (track) count_changes(before, m, st);
+    if (track) before.diff(m, st, static_cast<bool>(options_.on_pass));
     if (options_.verify_each) {
       Status v = verify(m);
       if (!v.ok()) return v.with_context("the model fails verification after pass '" + name + "'");
@@ -133,6 +142,7 @@ StatusOr<bool> PassManager::run(Model& m) {
                              ", removed " + std::to_string(st.removed) + " and changed " + std::to_string(st.changed) +
                              " nodes");
     }
+    if (options_.on_pass) options_.on_pass(st, m);
     if (options_.stats) stats_.push_back(st);
     if (options_.print_after == "all" || options_.print_after == name)
       print_out << print_after_header(name) << print_model(m, options_.print_options) << std::flush;

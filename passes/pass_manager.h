@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <span>
@@ -48,6 +49,8 @@ std::vector<std::string> default_pipeline();
 
 // ---------------------------------------------------------------- the pass manager
 
+struct PassStats;
+
 // Every member has an initializer, so designated initializers may name only what they set:
 // PassManagerOptions{.verify_each = true}.
 struct PassManagerOptions {
@@ -58,6 +61,10 @@ struct PassManagerOptions {
   std::string stop_after{};              // stop the pipeline after the first pass of this name
   bool stats = false;                    // collect PassStats (wall time, node changes)
   std::ostream* debug_match = nullptr;   // pattern match failures and rewrites go here
+  // Called after every pass with its statistics, the names of the nodes it added, removed and
+  // changed filled in (PassStats::added_nodes...), and the model as the pass left it: the
+  // per-pass snapshots of `ingotc viz` come from here.
+  std::function<void(const PassStats&, const Model&)> on_pass{};
 };
 
 // What one pass did. Nodes are compared by identity (the same node object under the same name)
@@ -69,6 +76,27 @@ struct PassStats {
   bool reported_change = false;  // what the pass returned
   int nodes_before = 0, nodes_after = 0;
   int added = 0, removed = 0, changed = 0;
+  // With PassManagerOptions::on_pass (or NodeSnapshot::diff with names): the nodes themselves,
+  // by name, in the model's node order (removed ones in the order they had before).
+  std::vector<std::string> added_nodes{}, removed_nodes{}, changed_nodes{};
+};
+
+// The nodes of a model at one moment, by identity (object and name) with a signature of each,
+// so that a later state of the same model can be compared with it (PassStats's counts and names).
+class NodeSnapshot {
+ public:
+  NodeSnapshot() = default;
+  explicit NodeSnapshot(const Model& m);
+  // Fills st's counts (and, with names, its node lists) for `after` against this snapshot.
+  void diff(const Model& after, PassStats& st, bool names) const;
+  bool empty() const { return nodes_.empty(); }
+
+ private:
+  struct Entry {
+    size_t signature = 0;
+    size_t order = 0;
+  };
+  std::map<std::pair<const Node*, std::string>, Entry> nodes_;
 };
 
 class PassManager {

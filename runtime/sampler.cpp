@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace ingot {
@@ -14,8 +15,23 @@ std::string SamplingParams::validate() const {
   if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) return "repeat penalty must be > 0";
   if (repeat_last_n < -1) return "repeat-last-n must be >= -1";
   if (!std::isfinite(presence_penalty)) return "presence penalty must be finite";
+  if (!std::isfinite(frequency_penalty)) return "frequency penalty must be finite";
   return "";
 }
+
+namespace {
+// The frequency penalty (OpenAI's): count(token) in the repeat_last_n window times the penalty,
+// subtracted from the token's logit. Shared by sample() and probabilities().
+void apply_frequency_penalty(const SamplingParams& p, std::span<const int32_t> history, std::vector<std::pair<float, int32_t>>& c) {
+  if (p.frequency_penalty == 0.0f) return;
+  const int32_t n = static_cast<int32_t>(c.size());
+  const size_t window = p.repeat_last_n < 0 ? history.size() : std::min(history.size(), static_cast<size_t>(p.repeat_last_n));
+  std::unordered_map<int32_t, int32_t> count;
+  for (auto it = history.end() - static_cast<std::ptrdiff_t>(window); it != history.end(); ++it) ++count[*it];
+  for (const auto& [id, k] : count)
+    if (id >= 0 && id < n) c[static_cast<size_t>(id)].first -= p.frequency_penalty * static_cast<float>(k);
+}
+}  // namespace
 
 double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
@@ -37,6 +53,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       l -= params_.presence_penalty;
     }
   }
+  apply_frequency_penalty(params_, history, candidates_);
 
   // Highest logit first; ties go to the lower id, so greedy picks are deterministic.
   auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
@@ -88,6 +105,87 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     if (r < 0) return candidates_[i].second;
   }
   return candidates_[keep - 1].second;
+}
+
+}  // namespace ingot
+
+namespace ingot {
+
+void Sampler::probabilities(std::span<const float> logits, std::span<const int32_t> history, std::vector<float>* probs) {
+  const int32_t n = static_cast<int32_t>(logits.size());
+  probs->assign(static_cast<size_t>(n), 0.0f);
+  if (n == 0) return;
+  // What sample() does, step for step, but keeping the weights instead of drawing.
+  std::vector<std::pair<float, int32_t>> c(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) c[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
+  if (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f) {
+    const size_t window = params_.repeat_last_n < 0 ? history.size()
+                                                    : std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+    std::unordered_set<int32_t> recent(history.end() - static_cast<std::ptrdiff_t>(window), history.end());
+    for (int32_t id : recent) {
+      if (id < 0 || id >= n) continue;
+      float& l = c[static_cast<size_t>(id)].first;
+      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+      l -= params_.presence_penalty;
+    }
+  }
+  apply_frequency_penalty(params_, history, c);
+  auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  if (params_.temperature == 0.0f || params_.top_k == 1) {
+    (*probs)[static_cast<size_t>(std::min_element(c.begin(), c.end(), better)->second)] = 1.0f;
+    return;
+  }
+  size_t keep = c.size();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
+    keep = static_cast<size_t>(params_.top_k);
+    std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(keep), c.end(), better);
+  } else {
+    std::sort(c.begin(), c.end(), better);
+  }
+  c.resize(keep);
+  std::vector<double> p(keep);
+  const double top = c[0].first;
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(static_cast<double>(c[i].first) - top);
+  for (double& v : p) v /= sum;
+  if (params_.top_p < 1.0f) {
+    double cum = 0;
+    size_t k = 0;
+    while (k < keep) {
+      cum += p[k++];
+      if (cum >= params_.top_p) break;
+    }
+    keep = std::max<size_t>(k, 1);
+  }
+  if (params_.min_p > 0.0f) {
+    size_t k = 1;
+    while (k < keep && p[k] >= params_.min_p * p[0]) ++k;
+    keep = k;
+  }
+  std::vector<double> w(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) total += w[i] = std::exp((static_cast<double>(c[i].first) - top) / params_.temperature);
+  for (size_t i = 0; i < keep; ++i) (*probs)[static_cast<size_t>(c[i].second)] = static_cast<float>(w[i] / total);
+}
+
+int32_t Sampler::draw(std::span<const float> weights) {
+  double total = 0;
+  int32_t last = -1;
+  for (size_t i = 0; i < weights.size(); ++i)
+    if (weights[i] > 0) {
+      total += weights[i];
+      last = static_cast<int32_t>(i);
+    }
+  if (last < 0) return -1;
+  double r = uniform() * total;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (!(weights[i] > 0)) continue;
+    r -= weights[i];
+    if (r < 0) return static_cast<int32_t>(i);
+  }
+  return last;
 }
 
 }  // namespace ingot

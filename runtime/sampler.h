@@ -18,6 +18,7 @@ struct SamplingParams {
   float repeat_penalty = 1.0f;  // 1: off; logits of recent tokens: positive / r, negative * r
   int32_t repeat_last_n = 64;   // how many recent tokens the penalties look at (-1: all)
   float presence_penalty = 0;   // subtracted once from the logit of every recent token
+  float frequency_penalty = 0;  // subtracted from a recent token's logit once per occurrence (OpenAI's)
   uint64_t seed = 0;
   // An error message for out-of-range values ("" when valid).
   std::string validate() const;
@@ -30,6 +31,16 @@ class Sampler {
   // (prompt and generated); the penalties look at its last repeat_last_n entries.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   void reseed(uint64_t seed) { rng_.seed(seed); }
+  // For speculative sampling (runtime/speculative.h). The distribution sample() draws from, one
+  // probability per vocabulary entry (0 outside the candidates it keeps): the same penalties,
+  // top-k, top-p, min-p and temperature. Greedy (temperature 0 or top-k 1): 1 at the argmax.
+  // Keep in step with sample() (SamplerTest and SpeculativeTest compare the two).
+  void probabilities(std::span<const float> logits, std::span<const int32_t> history, std::vector<float>* probs);
+  // A draw from non-negative weights (normalized or not) with this sampler's random stream; the
+  // last positive entry if rounding runs past the end, -1 if none is positive.
+  int32_t draw(std::span<const float> weights);
+  // A number in [0, 1) from this sampler's random stream.
+  double random() { return uniform(); }
   const SamplingParams& params() const { return params_; }
 
  private:

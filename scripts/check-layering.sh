@@ -46,16 +46,21 @@ fi
 build_dir=${INGOT_BUILD_DIR:-build}
 link_file=$build_dir/build.ninja
 if [ -f "$link_file" ] && grep -q 'tools/ingot:' "$link_file" 2>/dev/null; then
-  if awk '/^build tools\/ingot:/{p=1} p&&/^$/{exit} p' "$link_file" | grep -E 'libingot_(ir|frontend|passes|codegen)\.a|libLLVM|libMLIR'; then
-    echo "layering: the ingot runtime executable links a compiler library or LLVM"
+  if awk '/^build tools\/ingot:/{p=1} p&&/^$/{exit} p' "$link_file" | grep -E 'libingot_(ir|frontend|passes|codegen)\.a|libLLVM|libMLIR|libgvc|libcgraph'; then
+    echo "layering: the ingot runtime executable links a compiler library, LLVM or Graphviz"
     status=1
   fi
 fi
 if [ -x "$build_dir/tools/ingot" ] && command -v ldd >/dev/null; then
-  if ldd "$build_dir/tools/ingot" | grep -E 'LLVM|MLIR|clang'; then
-    echo "layering: the ingot runtime executable is dynamically linked against LLVM"
+  if ldd "$build_dir/tools/ingot" | grep -E 'LLVM|MLIR|clang|libgvc|libcgraph'; then
+    echo "layering: the ingot runtime executable is dynamically linked against LLVM or Graphviz"
     status=1
   fi
+fi
+# Graphviz lays out `ingotc viz`'s pages: a tools-only dependency.
+if grep -rnE '^#include <graphviz/' base ir frontend passes codegen runtime 2>/dev/null; then
+  echo "layering: only tools/ may include Graphviz headers"
+  status=1
 fi
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

@@ -7,6 +7,7 @@ PACKAGES=(
   libmlir-19-dev mlir-19-tools protobuf-compiler libprotobuf-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libzstd-dev libclang-rt-19-dev libssl-dev
   python3-jinja2 pkg-config python3-dev python3-pybind11 python3-numpy
+  libgraphviz-dev chromium nodejs libcpp-httplib-dev
 )
 
 missing=()
@@ -15,6 +16,13 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm (the viewer's browser test: tests/browser) comes with NodeSource's nodejs package; Debian's
+# nodejs needs Debian's npm package, which conflicts with NodeSource's: ask for it only when there
+# is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"

@@ -115,6 +115,8 @@ CompilePipeline::CompilePipeline(PhaseOptions options) : options_(std::move(opti
          pm_opts.stop_after = is_pass(options_.stop_after) ? options_.stop_after : "";
          pm_opts.stats = options_.stats;
          pm_opts.debug_match = options_.debug_match ? &std::cerr : nullptr;
+         if (options_.on_step)
+           pm_opts.on_pass = [this](const PassStats& st, const Model& m) { options_.on_step("optimize", st.pass, st, m); };
          PassManager pm(pm_opts);
          INGOT_RETURN_IF_ERROR(pm.add_pipeline(s.passes));
          auto changed = pm.run(s.model());
@@ -198,6 +200,10 @@ StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last
       phase_line_open_ = true;
     }
     const size_t ran_before = state.ran.size();
+    // The optimize phase reports its passes itself (PassManagerOptions::on_pass).
+    const bool snapshot_phase = options_.on_step && phase.name != "optimize";
+    NodeSnapshot before;
+    if (snapshot_phase && state.im.model) before = NodeSnapshot(state.model());
     StatusOr<std::string> summary = phase.run(state);
     if (!summary.ok()) {
       if (progress_ && phase_line_open_) std::fprintf(stderr, "\n");
@@ -213,6 +219,14 @@ StatusOr<bool> CompilePipeline::run(CompileState& state, const std::string& last
     phase_line_open_ = false;
     // The optimize phase lists its passes; the others list themselves.
     if (state.ran.size() == ran_before) state.ran.push_back(phase.name);
+    if (snapshot_phase && state.im.model) {
+      PassStats st;
+      st.pass = phase.name;
+      st.ms = state.timings.back().second;
+      before.diff(state.model(), st, true);
+      st.reported_change = st.added || st.removed || st.changed;
+      options_.on_step(phase.name, phase.name, st, state.model());
+    }
     if (options_.verify_each && state.im.model) {
       if (Status v = verify(state.model()); !v.ok())
         return v.with_context("the model fails verification after phase '" + phase.name + "'");

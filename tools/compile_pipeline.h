@@ -21,6 +21,7 @@
 #include "ir/model.h"
 #include "base/status.h"
 #include "ir/text.h"
+#include "passes/pass_manager.h"
 #include "passes/quant/quantize_weights.h"
 #include "tools/compile_command.h"
 
@@ -37,6 +38,11 @@ struct PhaseOptions {
   bool stats = false;       // pass statistics on stderr
   bool debug_match = false; // pattern-match explanations on stderr
   PrintOptions print{};
+  // Called after every phase and every pass of the optimize phase that ran, with the phase's name,
+  // the step's name (the phase again, or the pass), what it changed (node counts and names, from
+  // NodeSnapshot before and after it: passes/pass_manager.h) and the model it left. `ingotc viz`
+  // keeps these snapshots for its per-pass diff.
+  std::function<void(const std::string& phase, const std::string& step, const PassStats&, const Model&)> on_step{};
   bool any() const { return !print_after.empty() || !stop_after.empty() || stats || verify_each || debug_match; }
 };
 

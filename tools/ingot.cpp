@@ -19,6 +19,7 @@
 #include "tools/command_help.h"
 #include "tools/ingot_chat.h"
 #include "tools/ingot_run.h"
+#include "tools/ingot_serve.h"
 
 namespace ingot {
 namespace {
@@ -40,6 +41,7 @@ Usage:
             [--min-p M] [--repeat-penalty R] [--repeat-last-n N] [--presence-penalty X] [--seed S]
             [--stop STR]... [--no-display-prompt] [--threads T] [--ctx N] [--json [--logits]]
             [--verify] [--no-eos-stop] [--tier TIER] [--trusted-keys FILE] [-m BUNDLE]
+            [--lookup N | --draft BUNDLE|MODEL] [--draft-max K]
                           generate and stream the continuation after the echoed prompt
                           (--no-display-prompt: the continuation only); -p - reads the prompt
                           from stdin, -f from a file; -n -1 generates until the end of text or
@@ -52,7 +54,13 @@ Usage:
                           with --logits also logits_after_prompt (the next-token logits after
                           the prompt); --verify checks every section's SHA-256 (the weights too)
                           before loading. A MODEL (GGUF or Hugging Face folder) in place of a
-                          bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot
+                          bundle is compiled once by ingotc into $XDG_CACHE_HOME/ingot.
+                          Speculative decoding, the same text at --temp 0: --lookup N drafts
+                          from the context's own n-grams (the longest match of up to N tokens,
+                          default K 8), --draft a smaller model of the same vocabulary (checked
+                          at load; default K 5); the target checks K drafted tokens in one call;
+                          --json adds speculative (drafted, accepted, acceptance_rate,
+                          target_calls), stderr a summary line
   ingot chat BUNDLE [--system TEXT] [--chat-template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
              [--min-p M] [--repeat-penalty R] [--seed S] [--stop STR]... [--threads T] [--tier TIER]
              [--trusted-keys FILE]
@@ -63,12 +71,32 @@ Usage:
                           FILE.messages.json), /load FILE, /exit; end of input exits. A line
                           ending in \ continues on the next. `ingot run -cnv` (or -i) is the same,
                           with -p as the system prompt
+  ingot serve BUNDLE|MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--threads T]
+              [--api-key KEY] [--queue N] [--max-body BYTES] [--chat-template FILE] [--tier TIER]
+              [--trusted-keys FILE]
+                          an OpenAI-compatible HTTP server (docs/serve.md): POST /v1/chat/completions
+                          (the chat template; ChatML if the bundle has none), POST /v1/completions,
+                          both streamed as server-sent events with "stream": true; GET /v1/models,
+                          /health, /metrics (Prometheus). Up to --parallel requests (default 4)
+                          decode together, one batched call per step, each in its own KV cache of
+                          --ctx tokens (default: the bundle's context); a prompt that shares a
+                          prefix with a slot's cached tokens reuses it. --queue N (default 64)
+                          requests wait for a slot, more get 503; bodies over --max-body (default
+                          1 MiB) get 413; --api-key requires "Authorization: Bearer KEY" on /v1/.
+                          Binds loopback by default; --port 0 takes a free port; the address is
+                          printed on stderr when ready; SIGINT/SIGTERM stop it
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
-            [--trusted-keys FILE]
+            [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page
                           cache warm) per thread count; then prompt processing (ppP) and
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
-                          and peak resident memory
+                          and peak resident memory. --profile OUT.json instead times -n decode
+                          steps after the first -p tokens on the most threads of -t, kernel
+                          call by kernel call (alternating with as many untimed steps), measures
+                          this host's read bandwidth and peak f32 and int8 rates, and prints per
+                          kernel its time share, bytes moved, operations, GB/s and G ops/s
+                          against those limits (a roofline); OUT.json is what `ingotc viz
+                          --profile` shows (docs/inspect.md)
   ingot perplexity BUNDLE -f FILE [--ctx N] [--threads T] [--tier TIER] [--trusted-keys FILE]
                           perplexity of a text file in chunks of N tokens (default 512): after
                           each chunk a line "[k/n] perplexity P +/- E" (the running estimate and
@@ -391,6 +419,7 @@ int main(int argc, char** argv) {
     }
     return ingot::cmd_run(args);
   }
+  if (cmd == "serve") return ingot::cmd_serve(args);
   if (cmd == "bench") return ingot::cmd_bench(args);
   if (cmd == "perplexity") return ingot::cmd_perplexity(args);
   return ingot::usage_error("unknown command '" + cmd + "'");

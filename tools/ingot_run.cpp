@@ -24,7 +24,10 @@
 #include <nlohmann/json.hpp>
 
 #include "base/parse.h"
+#include "runtime/atomic_file.h"
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
+#include "tools/bench_profile.h"
 
 extern char** environ;
 
@@ -137,22 +140,6 @@ bool read_prompt(const std::string& p, const std::string& file, std::string* pro
   return true;
 }
 
-// Where the first stop string starts in `text` (npos if none), and how many trailing bytes of
-// `text` could still become one (held back from the stream until they cannot).
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
-  size_t first = std::string::npos;
-  *hold = 0;
-  for (const std::string& st : stops) {
-    first = std::min(first, text.find(st));
-    for (size_t k = std::min(st.size() - 1, text.size()); k > 0; --k)
-      if (text.compare(text.size() - k, k, st, 0, k) == 0) {
-        *hold = std::max(*hold, k);
-        break;
-      }
-  }
-  return first;
-}
-
 // The first bytes of `path`: a GGUF file or a Hugging Face folder is a model, not a bundle.
 bool looks_like_model(const std::string& path) {
   std::error_code ec;
@@ -231,14 +218,9 @@ std::string cached_bundle_for(const std::string& model, std::string* error) {
 
 }  // namespace
 
-std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::string& prompt_text,
-                              const std::vector<int32_t>& gen) {
-  if (gen.empty()) return "";
-  std::vector<int32_t> all = prompt;
-  all.insert(all.end(), gen.begin(), gen.end());
-  const std::string after = tok.decode(all, true);
-  if (after.compare(0, prompt_text.size(), prompt_text) == 0) return after.substr(prompt_text.size());
-  return tok.decode(gen, false);  // the prompt's text changed with what followed: the pieces alone
+std::string bundle_path_for(const std::string& path, std::string* error) {
+  if (!looks_like_model(path)) return path;
+  return cached_bundle_for(path, error);
 }
 
 int cmd_run(const std::vector<std::string>& args) {
@@ -249,6 +231,9 @@ int cmd_run(const std::vector<std::string>& args) {
   bool json = false, verify = false, have_temp = false, have_seed = false, with_logits = false, display_prompt = true;
   std::string tier, keys;
   std::vector<std::string> stops;
+  std::string draft_path;  // --draft
+  int32_t lookup = 0;      // --lookup N: the longest n-gram; 0: off
+  int32_t draft_max = -1;  // --draft-max; -1: the drafter's default
   GenerateOptions go;
   go.sampling = SamplingParams{};
   for (size_t i = 0; i < args.size(); ++i) {
@@ -286,6 +271,9 @@ int cmd_run(const std::vector<std::string>& args) {
     else if (a == "--verify") verify = true;
     else if (a == "--trusted-keys") ok = value(&keys) && (!keys.empty() || (error = "--trusted-keys needs a file", false));
     else if (a == "--no-eos-stop") go.stop_at_eos = false;
+    else if (a == "--draft" || a == "-md" || a == "--model-draft") ok = value(&draft_path) && (!draft_path.empty() || (error = a + " needs a bundle or model", false));
+    else if (a == "--lookup") ok = value(&v) && number(a, v, &lookup, &error, 1, 64);
+    else if (a == "--draft-max") ok = value(&v) && number(a, v, &draft_max, &error, 0, 256);
     else if (a.size() > 1 && a[0] == '-') return usage_error("run: unknown option '" + a + "'");
     else if (path.empty()) path = a;
     else return usage_error("run: more than one bundle given");
@@ -295,6 +283,10 @@ int cmd_run(const std::vector<std::string>& args) {
   if (with_logits && !json) return usage_error("run: --logits goes with --json");
   if (!prompt_file.empty() && !prompt_arg.empty()) return usage_error("run: give the prompt with -p or -f, not both");
   if (std::string bad = go.sampling.validate(); !bad.empty()) return usage_error("run: " + bad);
+  if (!draft_path.empty() && lookup > 0) return usage_error("run: give --draft or --lookup, not both");
+  if (draft_max >= 0 && draft_path.empty() && lookup == 0) return usage_error("run: --draft-max goes with --draft or --lookup");
+  const bool speculate = !draft_path.empty() || lookup > 0;
+  if (draft_max < 0) draft_max = lookup > 0 ? kDefaultLookupDraftMax : kDefaultModelDraftMax;
   std::string prompt, error;
   if (!read_prompt(prompt_arg, prompt_file, &prompt, &error)) return fail(error);
   // A random seed unless one is given (llama.cpp's habit); --json reports it.
@@ -327,7 +319,32 @@ int cmd_run(const std::vector<std::string>& args) {
   go.keep_last = false;
   const std::string prompt_text = tok.decode(prompt_ids, true);  // what continuation_text strips
 
-  auto session = value_or_error(Session::create(*engine, threads), &error);
+  // Speculation: the target session runs through a Batcher of this command's (a verification is
+  // one call with several logits rows), the drafter with threads of its own.
+  std::unique_ptr<Engine> draft_engine;
+  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<Drafter> drafter;
+  if (speculate) {
+    if (!engine->not_batchable().empty())
+      return fail(path + ": speculative decoding needs logits for several rows of one call, which this bundle cannot give: " +
+                  engine->not_batchable());
+    if (lookup > 0) {
+      drafter = std::make_unique<LookupDrafter>(lookup);
+    } else {
+      if (looks_like_model(draft_path)) {
+        draft_path = cached_bundle_for(draft_path, &error);
+        if (draft_path.empty()) return fail(error);
+      }
+      draft_engine = value_or_error(Engine::load(draft_path, EngineOptions{.verify = verify, .tier = tier, .trusted_keys = keys}), &error);
+      if (!draft_engine) return fail("--draft: " + error);
+      auto d = value_or_error(ModelDrafter::create(*engine, *draft_engine, threads, go.sampling), &error);
+      if (!d) return fail("--draft: " + error);
+      drafter = std::move(d);
+    }
+    batcher = value_or_error(Batcher::create(*engine, threads), &error);
+    if (!batcher) return fail(error);
+  }
+  auto session = value_or_error(Session::create(*engine, speculate ? 0 : threads), &error);
   if (!session) return fail(error);
   std::vector<int32_t> generated;
   std::string streamed;  // bytes of the continuation already written
@@ -361,14 +378,23 @@ int cmd_run(const std::vector<std::string>& args) {
   // then reset, so generation below starts as it would without).
   std::vector<float> prompt_logits;
   if (with_logits) {
-    if (Status st = session->prefill(prompt_ids); !st.ok()) return fail(st.message());
+    if (speculate) {
+      const BatchPart part{session.get(), prompt_ids, 1};
+      if (prompt_ids.size() > static_cast<size_t>(engine->max_batch())) return fail("--logits with --draft/--lookup: the prompt is longer than the bundle's --max-batch");
+      if (Status st = batcher->run(std::span<const BatchPart>(&part, 1)); !st.ok()) return fail(st.message());
+    } else if (Status st = session->prefill(prompt_ids); !st.ok()) {
+      return fail(st.message());
+    }
     prompt_logits.assign(session->logits().begin(), session->logits().end());
     session->reset();
   }
   std::vector<int32_t> ids;
   GenerateTimings t;
+  SpeculativeStats spec;
   if (go.max_new_tokens > 0) {
-    if (Status st = session->generate(prompt_ids, go, &ids, &t); !st.ok()) return fail(st.message());
+    Status st = speculate ? speculative_generate(*engine, *batcher, *session, *drafter, draft_max, prompt_ids, go, &ids, &t, &spec)
+                          : session->generate(prompt_ids, go, &ids, &t);
+    if (!st.ok()) return fail(st.message());
   }
   // Stopped by the count only because the context ran out: say so.
   if (t.stop == StopReason::length && wanted > fits) t.stop = StopReason::context_full;
@@ -376,7 +402,12 @@ int cmd_run(const std::vector<std::string>& args) {
   size_t unused = 0;
   if (const size_t at = find_stop(text, stops, &unused); at != std::string::npos) text.resize(at);
   const double prefill_tok_s = t.prefill_ms > 0 ? 1000.0 * static_cast<double>(t.prefill_tokens) / t.prefill_ms : 0;
-  const double decode_tok_s = t.decode_ms > 0 ? 1000.0 * static_cast<double>(t.decode_tokens) / t.decode_ms : 0;
+  // Generated tokens per second of the generation phase: with speculation the target runs more
+  // tokens than it keeps (rejected drafts), so the rate counts the tokens generated after the
+  // first (which the prompt's pass gave), as decoding without speculation does.
+  const double decode_tok_s = t.decode_ms <= 0 ? 0
+                              : speculate      ? 1000.0 * static_cast<double>(std::max<size_t>(ids.size(), 1) - 1) / t.decode_ms
+                                               : 1000.0 * static_cast<double>(t.decode_tokens) / t.decode_ms;
   if (json) {
     nlohmann::json j;
     j["prompt_ids"] = prompt_ids;
@@ -389,6 +420,11 @@ int cmd_run(const std::vector<std::string>& args) {
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
                     {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},
                     {"time_to_first_token_ms", first_token_ms}};
+    if (speculate)
+      j["speculative"] = {{"mode", drafter->kind()}, {"draft", lookup > 0 ? nlohmann::json(nullptr) : nlohmann::json(draft_path)},
+                          {"lookup_ngram", lookup}, {"draft_max", draft_max}, {"drafted", spec.drafted}, {"accepted", spec.accepted},
+                          {"acceptance_rate", spec.acceptance_rate()}, {"target_calls", spec.target_calls},
+                          {"target_tokens", t.decode_tokens}, {"draft_ms", spec.draft_ms}};
     std::printf("%s\n", json_dump(j).c_str());
   } else {
     if (text.size() > streamed.size()) std::printf("%s", text.substr(streamed.size()).c_str());
@@ -398,6 +434,10 @@ int cmd_run(const std::vector<std::string>& args) {
                  engine->load_ms(), prompt_ids.size(), prefill_tok_s, first_token_ms, ids.size(), decode_tok_s,
                  stop_reason_name(t.stop), threads, engine->tier().c_str());
   }
+  if (speculate)
+    std::fprintf(stderr, "[speculative %s: drafted %lld, accepted %lld (%.1f %%), %lld target calls for %zu tokens, %.1f tok/s, drafting %.1f ms]\n",
+                 drafter->kind(), static_cast<long long>(spec.drafted), static_cast<long long>(spec.accepted),
+                 100.0 * spec.acceptance_rate(), static_cast<long long>(spec.target_calls), ids.size(), decode_tok_s, spec.draft_ms);
   return 0;
 }
 
@@ -437,7 +477,7 @@ constexpr const char* kTtftPrompt = "Hello world";
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
-  std::string path, tier, keys;
+  std::string path, tier, keys, profile;
   std::vector<int> prompts = {128, 512}, thread_counts = {1, 2};
   int gen = 64, reps = 3;
   bool json = false, fresh_process = true;
@@ -452,6 +492,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     else if (a == "-r") ok = has && number(a, args[++i], &reps, &error, 1);
     else if (a == "--json") json = true;
     else if (a == "--no-fresh-process") fresh_process = false;
+    else if (a == "--profile") ok = has && !(profile = args[++i]).empty();
     else if (a == "--tier") ok = has && !(tier = args[++i]).empty();
     else if (a == "--trusted-keys") ok = has && !(keys = args[++i]).empty();
     else if (!a.empty() && a[0] == '-') return usage_error("bench: unknown option '" + a + "'");
@@ -460,6 +501,8 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!ok) return usage_error("bench: " + (error.empty() ? "bad value for " + a : error));
   }
   if (path.empty()) return usage_error("bench: no bundle given");
+  if (!profile.empty())  // refused before the work, not after it
+    if (Status st = check_output_path(profile, {path}); !st.ok()) return fail(st.message());
   for (int t : thread_counts)
     if (t > kMaxSessionThreads) return usage_error("bench: -t: at most " + std::to_string(kMaxSessionThreads) + " threads, got " + std::to_string(t));
   std::vector<int> usable;  // capped at the hardware threads, each count once
@@ -477,6 +520,17 @@ int cmd_bench(const std::vector<std::string>& args) {
     load_ms.push_back(engine->load_ms());
   }
   const std::string bundle_tier = engine->tier();
+  if (!profile.empty()) {
+    // The profile instead of the throughput rows: decode steps after the first -p tokens, -n
+    // steps timed kernel by kernel, on the most threads of -t.
+    ProfileOptions po;
+    po.threads = *std::max_element(thread_counts.begin(), thread_counts.end());
+    po.context = prompts.empty() ? 128 : prompts.front();
+    po.steps = std::max(1, gen);
+    if (Status st = run_profile(*engine, path, po, profile); !st.ok()) return fail(st.message());
+    std::printf("profile written to %s\n", profile.c_str());
+    return 0;
+  }
   auto stats = [](const std::vector<double>& v) {
     const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
     double var = 0;

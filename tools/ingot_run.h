@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/text_stream.h"  // continuation_text, find_stop
 #include "tools/command_help.h"
 
 namespace ingot {
@@ -21,11 +22,9 @@ inline int fail(const std::string& msg) {
   return 1;
 }
 
-// The continuation's text as the user reads it after the prompt: the decoded prompt + generated
-// ids minus `prompt_text` (the decoded prompt), so that SentencePiece's word-start space of the
-// first new piece is kept (" and a boy" after "The cat", as llama.cpp prints it).
-std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::string& prompt_text,
-                              const std::vector<int32_t>& gen);
+// The bundle to load for `path`: itself, or for a GGUF file or Hugging Face folder its bundle
+// compiled once by ingotc into $XDG_CACHE_HOME/ingot; "" with *error when that fails.
+std::string bundle_path_for(const std::string& path, std::string* error);
 
 int cmd_run(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);

@@ -40,6 +40,7 @@
 #include "frontend/hf_config.h"
 #include "tools/chat_template_command.h"
 #include "tools/ingotc_cli.h"
+#include "tools/viz_command.h"
 
 namespace ingot {
 namespace {
@@ -152,6 +153,22 @@ Usage:
                                          the same weights (same shape, arch and seed) as a Hugging
                                          Face folder (F32 safetensors, config.json, HF_DIR's
                                          tokenizer files, whose size is the vocabulary)
+  ingotc viz MODEL|BUNDLE [-o OUT.html] [--profile PROFILE.json] [--accuracy REPORT.json] [--quant ...]
+                                         one self-contained HTML page (no network; works from
+                                         file://) laid out by Graphviz: the decoder layers folded
+                                         into one block, node details (op, attributes, types,
+                                         weight type and bytes, kernel, CPU tier, arena offset;
+                                         SQNR from an accuracy report of ingotc compile, time from
+                                         ingot bench --profile), search, keyboard navigation and,
+                                         for a MODEL, every phase and pass of the compile pipeline
+                                         with the nodes it added, removed and changed (a BUNDLE
+                                         keeps only its optimized graph); default OUT: the input's
+                                         name + .html; docs/inspect.md
+  ingotc diff A B [--html OUT.html] [--quant ...]
+                                         what differs between two bundles, models or IR files: graph
+                                         nodes, weight types, kernels, memory plan and provenance, as
+                                         text on stdout and, with --html, as a self-contained page
+                                         (exit 0 whether or not they differ; docs/inspect.md)
   ingotc verify MODEL                    check a model; lists every problem found
   ingotc summary MODEL [--stage imported|optimized] [--print-after=PASS|all] [--stats] [--verify-each]
                                          op counts, inputs, outputs, state, constants, timings
@@ -852,5 +869,7 @@ int main(int argc, char** argv) {
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "summary") return cmd_summary(args);
   if (cmd == "ops") return cmd_ops();
+  if (cmd == "viz") return cmd_viz(args);
+  if (cmd == "diff") return cmd_diff(args);
   return usage_error("unknown command '" + cmd + "'");
 }

@@ -277,5 +277,40 @@ TEST(PassManager, DefaultPipelineIsDeterministicAndIdempotentOnTheDemo) {
   EXPECT_EQ(print_model(**parsed), ta);
 }
 
+// on_pass sees every pass with the names of the nodes it added, removed and changed, taken from
+// the model before and after it: `ingotc viz` draws its per-pass diff from these.
+TEST(PassManager, OnPassNamesTheNodesEachPassAddedRemovedAndChanged) {
+  auto m = build_demo_model();
+  ASSERT_TRUE(m.ok());
+  std::set<std::string> names;
+  for (auto& n : (*m)->nodes()) names.insert(n->name);
+  std::vector<std::string> seen;
+  int fused_rms = 0;
+  PassManagerOptions o;
+  o.on_pass = [&](const PassStats& st, const Model& after) {
+    seen.push_back(st.pass);
+    std::set<std::string> now;
+    for (auto& n : after.nodes()) now.insert(n->name);
+    EXPECT_EQ(st.added, static_cast<int>(st.added_nodes.size())) << st.pass;
+    EXPECT_EQ(st.removed, static_cast<int>(st.removed_nodes.size())) << st.pass;
+    EXPECT_EQ(st.changed, static_cast<int>(st.changed_nodes.size())) << st.pass;
+    EXPECT_EQ(st.nodes_after, static_cast<int>(after.nodes().size()));
+    EXPECT_EQ(st.nodes_before - st.removed + st.added, st.nodes_after) << st.pass;
+    for (const std::string& a : st.added_nodes) EXPECT_TRUE(now.count(a)) << st.pass << " added " << a;
+    for (const std::string& r : st.removed_nodes) EXPECT_TRUE(names.count(r)) << st.pass << " removed " << r << ", which did not exist";
+    for (const std::string& c : st.changed_nodes) EXPECT_TRUE(now.count(c) && names.count(c)) << st.pass << " changed " << c;
+    if (st.pass == "fuse-rms-norm") {
+      for (const std::string& a : st.added_nodes) fused_rms += after.find(a) && after.find(a)->is(Op::RMSNorm);
+      EXPECT_GT(st.removed, st.added) << "each RMSNorm replaces several primitive ops";
+    }
+    names = now;
+  };
+  PassManager pm(o);
+  ASSERT_TRUE(pm.add_pipeline(default_pipeline()).ok());
+  ASSERT_TRUE(pm.run(**m).ok());
+  EXPECT_EQ(seen, default_pipeline());
+  EXPECT_GT(fused_rms, 0) << "fuse-rms-norm added RMSNorm nodes";
+}
+
 }  // namespace
 }  // namespace ingot

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Throughput of `ingot serve` against llama-server on the same GGUF (issue 18's benchmark).
+
+  bench/serve_throughput.py [--build build] [--work DIR] [--streams 1,2,4,8] [--tokens 128]
+                            [--rounds 2] [--threads 2] [--ctx 512] [--llama-server PATH] [--json OUT]
+
+Synthesizes a random-weight tinyllama-1.1b q4_0 GGUF (`ingotc synth --shape tinyllama-1.1b
+--type q4_0`) and compiles it (`ingotc compile --target native --max-context CTX`) into WORK
+(default ~/.cache/ingot-bench/serve) once. Then for each server in turn -- `ingot serve BUNDLE
+--parallel 8 --threads T --ctx CTX` and `llama-server -m GGUF --parallel 8 -t T -tb T -c 8*CTX` --
+and for each stream count N: N clients at once each stream one /v1/completions request of
+TOKENS tokens (temperature 0, ignore_eos, a distinct prompt of ~16 tokens per stream), ROUNDS
+times. Reports, per server and N: aggregate generated tokens/s (all tokens / wall time from the
+first request to the last token), time to first token and inter-token latency (gaps between
+streamed chunks, per token) p50/p90/p99 in ms. Run it on an idle machine (it prints `uptime`).
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def run(cmd, **kw):
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, **kw)
+
+
+def wait_ready(url, proc, timeout=600):
+    end = time.time() + timeout
+    u = urllib.parse.urlparse(url)
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited: %s" % proc.returncode)
+        try:
+            c = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the server did not become ready")
+
+
+def one_stream(url, prompt, tokens, out):
+    u = urllib.parse.urlparse(url)
+    body = json.dumps({"model": "m", "prompt": prompt, "max_tokens": tokens, "temperature": 0, "ignore_eos": True,
+                       "stream": True, "cache_prompt": False})
+    t0 = time.perf_counter()
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        out["error"] = "HTTP %d: %s" % (r.status, r.read()[:200])
+        return
+    times, chunks = [], 0
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line.startswith(b"data: "):
+            continue
+        if line == b"data: [DONE]":
+            break
+        j = json.loads(line[6:])
+        if j.get("choices") and j["choices"][0].get("text"):
+            times.append(time.perf_counter())
+            chunks += 1
+    out.update(start=t0, times=times, chunks=chunks)
+
+
+def measure(url, n, tokens, rounds, prompts):
+    agg, ttft, itl = [], [], []
+    for rnd in range(rounds):
+        outs = [dict() for _ in range(n)]
+        threads = [threading.Thread(target=one_stream, args=(url, prompts[(rnd * n + i) % len(prompts)], tokens, outs[i])) for i in range(n)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for o in outs:
+            if "error" in o:
+                raise RuntimeError(o["error"])
+        end = max(o["times"][-1] for o in outs)
+        total = n * tokens
+        agg.append(total / (end - t0))
+        for o in outs:
+            ttft.append((o["times"][0] - o["start"]) * 1000)
+            # A chunk may carry several tokens (text held back, or a slow reader): its gap is
+            # spread over them, so that every generated token after the first has one value.
+            gaps = [b - a for a, b in zip(o["times"], o["times"][1:])]
+            per = (tokens - 1) / max(1, len(gaps))
+            for g in gaps:
+                itl.extend([g * 1000 / per] * max(1, round(per)))
+    pct = lambda v, p: sorted(v)[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+    return {"streams": n, "agg_tok_s": statistics.mean(agg), "agg_runs": agg,
+            "ttft_ms": {"p50": pct(ttft, 50), "p90": pct(ttft, 90), "p99": pct(ttft, 99)},
+            "itl_ms": {"p50": pct(itl, 50), "p90": pct(itl, 90), "p99": pct(itl, 99)}}
+
+
+def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
+    print("\n== %s: %s" % (name, " ".join(argv)), file=sys.stderr)
+    with open(log, "w") as lf:
+        proc = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(url, proc)
+        measure(url, 2, 8, 1, prompts)  # warm-up: pages in, threads up
+        rows = []
+        for n in streams:
+            load = open("/proc/loadavg").read().split()[0]
+            r = measure(url, n, tokens, rounds, prompts)
+            r["server"] = name
+            r["load_before"] = float(load)
+            rows.append(r)
+            print("%-12s %d streams: %.1f tok/s aggregate; TTFT p50/p90/p99 %.0f/%.0f/%.0f ms; inter-token %.1f/%.1f/%.1f ms" % (
+                name, n, r["agg_tok_s"], r["ttft_ms"]["p50"], r["ttft_ms"]["p90"], r["ttft_ms"]["p99"],
+                r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"]), file=sys.stderr)
+        return rows
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/ingot-bench/serve"))
+    ap.add_argument("--streams", default="1,2,4,8")
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--llama-server", default=os.path.expanduser("~/.cache/llama.cpp-34af94cd/build/bin/llama-server"))
+    ap.add_argument("--only", choices=["ingot", "llama"], help="run one server only")
+    ap.add_argument("--json", help="write the results here")
+    a = ap.parse_args()
+    ingotc, ingot = os.path.join(a.build, "tools/ingotc"), os.path.join(a.build, "tools/ingot")
+    os.makedirs(a.work, exist_ok=True)
+    gguf = os.path.join(a.work, "tinyllama-1.1b-q4_0.gguf")
+    bundle = os.path.join(a.work, "tinyllama-1.1b-q4_0-ctx%d.ingot" % a.ctx)
+    if not os.path.exists(gguf):
+        run([ingotc, "synth", "--shape", "tinyllama-1.1b", "--type", "q4_0", "-o", gguf])
+    if not os.path.exists(bundle):
+        run([ingotc, "compile", gguf, "-o", bundle, "--target", "native", "--max-context", str(a.ctx)])
+    streams = [int(x) for x in a.streams.split(",")]
+    words = "time little dog house river stone cloud apple green music window garden winter summer paper light".split()
+    prompts = ["Once upon a time the %s and the %s went to the %s near the %s." % (words[i % 16], words[(i * 3 + 1) % 16],
+               words[(i * 5 + 2) % 16], words[(i * 7 + 3) % 16]) for i in range(32)]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    print("host: %s, %d CPUs; uptime: %s" % (cpu, os.cpu_count(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()), file=sys.stderr)
+    rows = []
+    port = 18480
+    if a.only != "llama":
+        rows += bench_server("ingot serve", [ingot, "serve", bundle, "--port", str(port), "--parallel", "8", "--threads", str(a.threads),
+                                             "--ctx", str(a.ctx)], "http://127.0.0.1:%d" % port, streams, a.tokens, a.rounds, prompts,
+                             os.path.join(a.work, "ingot-serve.log"))
+    if a.only != "ingot":
+        rows += bench_server("llama-server", [a.llama_server, "-m", gguf, "--host", "127.0.0.1", "--port", str(port + 1), "--parallel", "8",
+                                              "-t", str(a.threads), "-tb", str(a.threads), "-c", str(8 * a.ctx), "--no-warmup"],
+                             "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"))
+    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | load before |")
+    print("|---|---:|---:|---:|---|---|---:|")
+    for r in rows:
+        single = next(x["agg_tok_s"] for x in rows if x["server"] == r["server"] and x["streams"] == streams[0])
+        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %.2f |" % (
+            r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
+            r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"], r["load_before"]))
+    print("uptime after: " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

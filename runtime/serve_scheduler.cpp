@@ -1,0 +1,371 @@
+#include "runtime/serve_scheduler.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace ingot {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::error: return "error";
+    case FinishReason::none: break;
+  }
+  return "none";
+}
+
+// ---- ServeStream ----
+
+bool ServeStream::wait(std::chrono::milliseconds timeout, std::string* text) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_for(lk, timeout, [&] { return done_ || !pending_.empty(); });
+  *text = std::move(pending_);
+  pending_.clear();
+  return done_;
+}
+
+FinishReason ServeStream::finish() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return finish_;
+}
+
+std::string ServeStream::error() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return error_;
+}
+
+int64_t ServeStream::completion_tokens() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return static_cast<int64_t>(ids_.size());
+}
+
+std::vector<int32_t> ServeStream::ids() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return ids_;
+}
+
+void ServeStream::push(const std::string& text, int32_t id) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    pending_ += text;
+    if (id >= 0) ids_.push_back(id);
+  }
+  cv_.notify_all();
+}
+
+void ServeStream::end(FinishReason r, const std::string& error) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (done_) return;
+    done_ = true;
+    finish_ = r;
+    error_ = error;
+  }
+  cv_.notify_all();
+}
+
+// ---- metrics ----
+
+void ServeMetrics::Histogram::observe(double v) {
+  if (counts.size() != bounds.size() + 1) counts.assign(bounds.size() + 1, 0);
+  size_t i = 0;
+  while (i < bounds.size() && v > bounds[i]) ++i;
+  ++counts[i];
+  sum += v;
+  ++count;
+}
+
+// ---- ServeScheduler ----
+
+ServeScheduler::ServeScheduler(const Engine& engine, const ServeOptions& options) : engine_(engine), options_(options) {
+  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  metrics_.ttft.bounds = latency;
+  metrics_.inter_token.bounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  metrics_.queue_wait.bounds = latency;
+  for (auto* h : {&metrics_.ttft, &metrics_.inter_token, &metrics_.queue_wait}) h->counts.assign(h->bounds.size() + 1, 0);
+}
+
+StatusOr<std::unique_ptr<ServeScheduler>> ServeScheduler::create(const Engine& engine, const ServeOptions& options) {
+  if (options.parallel < 1 || options.parallel > 1024)
+    return Status::Error("--parallel must be 1 to 1024, not " + std::to_string(options.parallel));
+  if (options.queue < 0) return Status::Error("--queue must be >= 0, not " + std::to_string(options.queue));
+  if (options.ctx < 0) return Status::Error("--ctx must be >= 1");
+  if (options.ctx > engine.max_context())
+    return Status::Error("--ctx " + std::to_string(options.ctx) + " is larger than the bundle's context of " +
+                         std::to_string(engine.max_context()) + " (compile with --max-context)");
+  if (options.parallel > 1 && !engine.not_batchable().empty())
+    return Status::Error(StatusCode::unsupported, engine.bundle().name() + ": this bundle cannot decode sessions together (" +
+                                                      engine.not_batchable() + "); use --parallel 1");
+  if (!engine.tokenizer()) return Status::Error(engine.bundle().name() + ": the bundle has no tokenizer; serve needs one");
+  std::unique_ptr<ServeScheduler> s(new ServeScheduler(engine, options));
+  s->ctx_ = options.ctx > 0 ? options.ctx : engine.max_context();
+  INGOT_ASSIGN_OR_RETURN(s->batcher_, Batcher::create(engine, options.threads));
+  s->slots_.resize(static_cast<size_t>(options.parallel));
+  for (Slot& slot : s->slots_) {
+    INGOT_ASSIGN_OR_RETURN(slot.session, Session::create(engine, 0));
+  }
+  s->metrics_.slots = options.parallel;
+  return s;
+}
+
+ServeScheduler::~ServeScheduler() { stop(); }
+
+void ServeScheduler::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+}
+
+void ServeScheduler::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Whatever is left (the thread never started, or it ended): every request ends.
+  std::lock_guard<std::mutex> lk(mu_);
+  for (Slot& s : slots_)
+    if (s.stream) {
+      s.stream->end(FinishReason::cancelled, "the server is shutting down");
+      s.stream.reset();
+    }
+  for (Queued& q : queue_) q.stream->end(FinishReason::cancelled, "the server is shutting down");
+  queue_.clear();
+}
+
+StatusOr<std::shared_ptr<ServeStream>> ServeScheduler::submit(ServeRequest request, bool* queue_full) {
+  if (queue_full) *queue_full = false;
+  if (request.prompt.empty()) return Status::Error("the prompt has no tokens");
+  for (int32_t id : request.prompt)
+    if (id < 0 || id >= engine_.vocab())
+      return Status::Error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(engine_.vocab()));
+  if (static_cast<int64_t>(request.prompt.size()) > ctx_)
+    return Status::Error(StatusCode::context_full, "the prompt is " + std::to_string(request.prompt.size()) +
+                                                      " tokens, longer than the context of " + std::to_string(ctx_) + " tokens");
+  if (std::string bad = request.sampling.validate(); !bad.empty()) return Status::Error(bad);
+  auto stream = std::make_shared<ServeStream>();
+  stream->prompt_tokens_ = static_cast<int64_t>(request.prompt.size());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) {
+      if (queue_full) *queue_full = true;
+      return Status::Error(StatusCode::unsupported, "the server is shutting down");
+    }
+    // Requests that can start now do not count against the queue's bound.
+    const int64_t free_slots = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.stream; });
+    if (static_cast<int64_t>(queue_.size()) >= free_slots + options_.queue) {
+      if (queue_full) *queue_full = true;
+      return Status::Error(StatusCode::unsupported, "the queue is full (" + std::to_string(options_.queue) +
+                                                        " requests waiting for one of " + std::to_string(slots_.size()) +
+                                                        " slots); try again later");
+    }
+    queue_.push_back(Queued{std::move(request), stream, Clock::now()});
+    metrics_.queue_length = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return stream;
+}
+
+ServeMetrics ServeScheduler::snapshot() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  ServeMetrics m = metrics_;
+  // Tokens per second over the last 10 s of steps.
+  const auto now = Clock::now();
+  int64_t tokens = 0;
+  Clock::time_point oldest = now;
+  for (const auto& [t, n] : recent_)
+    if (now - t <= std::chrono::seconds(10)) {
+      tokens += n;
+      oldest = std::min(oldest, t);
+    }
+  m.tokens_per_second = tokens > 0 ? static_cast<double>(tokens) / std::max(1.0, seconds(now - oldest)) : 0.0;
+  return m;
+}
+
+void ServeScheduler::admit(Queued q) {
+  // The free slot whose cached tokens share the longest prefix with the prompt; ties: the one
+  // unused the longest.
+  Slot* best = nullptr;
+  size_t best_common = 0;
+  for (Slot& s : slots_) {
+    if (s.stream) continue;
+    const std::vector<int32_t>& held = s.session->history();
+    size_t common = 0;
+    while (common < held.size() && common < q.request.prompt.size() && held[common] == q.request.prompt[common]) ++common;
+    if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
+      best = &s;
+      best_common = common;
+    }
+  }
+  INGOT_ASSERT(best, "admit without a free slot");
+  Slot& s = *best;
+  // At least one token is fed, so that the logits are current.
+  const size_t keep = std::min(best_common, q.request.prompt.size() - 1);
+  if (Status st = s.session->truncate(static_cast<int64_t>(keep)); !st.ok()) {
+    q.stream->end(FinishReason::error, st.message());
+    return;
+  }
+  s.stream = q.stream;
+  s.stream->cached_tokens_ = static_cast<int64_t>(keep);
+  s.pending.assign(q.request.prompt.begin() + static_cast<std::ptrdiff_t>(keep), q.request.prompt.end());
+  s.fed = 0;
+  s.logit_rows = 1;
+  s.generated = 0;
+  s.sampler = std::make_unique<Sampler>(q.request.sampling);
+  s.text = std::make_unique<TextStream>(*engine_.tokenizer(), q.request.prompt, q.request.stops);
+  s.request = std::move(q.request);
+  s.admitted = q.at;  // time to first token counts the wait in the queue
+  s.last_used = ++clock_;
+  metrics_.prompt_tokens += static_cast<int64_t>(s.request.prompt.size());
+  metrics_.cached_prompt_tokens += static_cast<int64_t>(keep);
+  metrics_.queue_wait.observe(seconds(Clock::now() - q.at));
+}
+
+void ServeScheduler::finish(Slot& s, FinishReason r, const std::string& error) {
+  if (!s.stream) return;
+  if (r == FinishReason::stop || r == FinishReason::length) {
+    // Held-back bytes that did not become a stop string belong to the text.
+    if (std::string rest = s.text->finish(); !rest.empty()) s.stream->push(rest, -1);
+  }
+  s.stream->end(r, error);
+  s.pending.clear();
+  s.fed = 0;
+  s.sampler.reset();
+  s.text.reset();
+  // submit() counts free slots under the lock.
+  std::lock_guard<std::mutex> lk(mu_);
+  s.stream.reset();
+  s.last_used = ++clock_;
+  ++metrics_.finished[static_cast<int>(r)];
+}
+
+void ServeScheduler::after_run(Slot& s) {
+  Session& session = *s.session;
+  const int32_t id = s.sampler->sample(session.logits(), session.history());
+  const auto now = Clock::now();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (s.generated == 0) metrics_.ttft.observe(seconds(now - s.admitted));
+    else metrics_.inter_token.observe(seconds(now - s.last_token));
+    ++metrics_.generated_tokens;
+  }
+  s.last_token = now;
+  ++s.generated;
+  if (std::find(s.request.end_ids.begin(), s.request.end_ids.end(), id) != s.request.end_ids.end()) {
+    s.stream->push("", id);
+    finish(s, FinishReason::stop);
+    return;
+  }
+  s.stream->push(s.text->push(id), id);
+  if (s.text->stopped()) return finish(s, FinishReason::stop);
+  if (s.request.max_tokens >= 0 && s.generated >= s.request.max_tokens) return finish(s, FinishReason::length);
+  // The sampled token needs a place in the cache before the next one can be sampled.
+  if (session.position() + 1 > ctx_) return finish(s, FinishReason::length);
+  s.pending.assign(1, id);
+  s.fed = 0;
+  s.logit_rows = 1;
+}
+
+void ServeScheduler::loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  std::vector<BatchPart> parts;
+  std::vector<Slot*> part_slots;
+  while (true) {
+    auto has_free = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.stream; }); };
+    auto has_active = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.stream != nullptr; }); };
+    cv_.wait(lk, [&] { return stopping_ || has_active() || (!queue_.empty() && has_free()); });
+    if (stopping_) break;
+    // Requests cancelled while queued end here; queued requests take the free slots.
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->stream->cancelled()) {
+        it->stream->end(FinishReason::cancelled);
+        ++metrics_.finished[static_cast<int>(FinishReason::cancelled)];
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Clients gone: their slots are free for this step's admissions.
+    lk.unlock();
+    for (Slot& s : slots_)
+      if (s.stream && s.stream->cancelled()) finish(s, FinishReason::cancelled);
+    lk.lock();
+    while (!queue_.empty() && has_free()) {
+      Queued q = std::move(queue_.front());
+      queue_.pop_front();
+      admit(std::move(q));
+    }
+    metrics_.queue_length = static_cast<int64_t>(queue_.size());
+    metrics_.active_slots = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.stream != nullptr; });
+    lk.unlock();
+
+    // One call: every decoding slot's token first (decodes are never starved), then prefill
+    // chunks within the budget, starting at a rotating slot so that no slot waits forever when
+    // there are more slots than the budget.
+    int64_t budget = engine_.max_batch();
+    parts.clear();
+    part_slots.clear();
+    const size_t n = slots_.size();
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t k = 0; k < n && budget > 0; ++k) {
+        Slot& s = slots_[(rotate_ + k) % n];
+        if (!s.stream || s.fed >= s.pending.size()) continue;
+        const bool decoding = s.generated > 0;
+        if ((pass == 0) != decoding) continue;
+        const int64_t left = static_cast<int64_t>(s.pending.size() - s.fed);
+        // A part with several logit rows (a verification) runs whole or waits for the next step.
+        if (s.logit_rows > 1 && left > budget) continue;
+        const int64_t take = std::min(left, budget);
+        const bool last = take == left;
+        parts.push_back(BatchPart{s.session.get(), std::span<const int32_t>(s.pending.data() + s.fed, static_cast<size_t>(take)),
+                                  last ? std::min<int32_t>(s.logit_rows, static_cast<int32_t>(take)) : 1});
+        part_slots.push_back(&s);
+        budget -= take;
+      }
+    }
+    rotate_ = (rotate_ + 1) % n;
+    if (parts.empty()) {
+      lk.lock();
+      continue;
+    }
+    const Status st = batcher_->run(parts);
+    int64_t tokens = 0;
+    for (const BatchPart& p : parts) tokens += static_cast<int64_t>(p.ids.size());
+    const int64_t generated_before = [&] {
+      std::lock_guard<std::mutex> g(mu_);
+      return metrics_.generated_tokens;
+    }();
+    for (size_t i = 0; i < parts.size(); ++i) {
+      Slot& s = *part_slots[i];
+      if (!st.ok()) {
+        finish(s, FinishReason::error, st.message());
+        continue;
+      }
+      s.fed += parts[i].ids.size();
+      if (s.fed == s.pending.size()) after_run(s);
+    }
+    lk.lock();
+    ++metrics_.steps;
+    metrics_.step_tokens += tokens;
+    const auto now = Clock::now();
+    recent_.emplace_back(now, metrics_.generated_tokens - generated_before);
+    while (!recent_.empty() && now - recent_.front().first > std::chrono::seconds(10)) recent_.pop_front();
+    metrics_.active_slots = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.stream != nullptr; });
+  }
+  lk.unlock();
+  for (Slot& s : slots_)
+    if (s.stream) finish(s, FinishReason::cancelled, "the server is shutting down");
+  lk.lock();
+  for (Queued& q : queue_) q.stream->end(FinishReason::cancelled, "the server is shutting down");
+  queue_.clear();
+  metrics_.queue_length = 0;
+  metrics_.active_slots = 0;
+}
+
+}  // namespace ingot
