@@ -568,7 +568,8 @@ Status Batcher::run(std::span<const BatchPart> parts) {
       break;
     }
     if (!c.per_session) {
-      call(c, total, 0, 0, nullptr);
+      // A row-wise call reads no cache; with one part it still sees that part's past, as before.
+      call(c, total, parts.size() == 1 ? parts[0].session->past_ : 0, 0, parts.size() == 1 ? parts[0].session->state_ : nullptr);
     } else {
       for (size_t p = 0; p < parts.size(); ++p) {
         Session& s = *parts[p].session;
@@ -620,7 +621,9 @@ Status Batcher::run(std::span<const BatchPart> parts) {
       std::memcpy(arena_ + copy.args[0].offset, arena_ + copy.args[1].offset + at * copy.row_bytes, static_cast<size_t>(copy.row_bytes));
       if (observer) (*observer)(tail, copy, arena_, total);
       for (size_t step = tail + 1; step < calls.size(); ++step) {
-        call(calls[step], total, 0, 0, nullptr);
+        // As the part's own call: a crafted schedule may touch the cache here (then the engine
+        // is not batchable and this is the only part).
+        call(calls[step], total, s.past_, 0, s.state_);
         if (observer) (*observer)(step, calls[step], arena_, total);
       }
       std::memcpy(out, logits, V * sizeof(float));
