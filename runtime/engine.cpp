@@ -621,9 +621,15 @@ Status Batcher::run(std::span<const BatchPart> parts) {
       std::memcpy(arena_ + copy.args[0].offset, arena_ + copy.args[1].offset + at * copy.row_bytes, static_cast<size_t>(copy.row_bytes));
       if (observer) (*observer)(tail, copy, arena_, total);
       for (size_t step = tail + 1; step < calls.size(); ++step) {
+        const Engine::Call& c = calls[step];
+        if (c.copy_last_row) {  // a second copy (then the engine is not batchable): as it always did
+          std::memcpy(arena_ + c.args[0].offset, arena_ + c.args[1].offset + (total - 1) * c.row_bytes, static_cast<size_t>(c.row_bytes));
+          if (observer) (*observer)(step, c, arena_, total);
+          continue;
+        }
         // As the part's own call: a crafted schedule may touch the cache here (then the engine
         // is not batchable and this is the only part).
-        call(calls[step], total, s.past_, 0, s.state_);
+        call(c, total, s.past_, 0, s.state_);
         if (observer) (*observer)(step, calls[step], arena_, total);
       }
       std::memcpy(out, logits, V * sizeof(float));
