@@ -35,9 +35,11 @@ void apply_frequency_penalty(const SamplingParams& p, std::span<const int32_t> h
 
 double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+// Penalties, then either the greedy pick (candidates_[0] alone; returns false: nothing to draw)
+// or the top-k, top-p and min-p cuts and the temperature: candidates_ holds the kept (logit, id)
+// pairs best first and *w their unnormalized weights. Shared by sample() and probabilities().
+bool Sampler::weigh(std::span<const float> logits, std::span<const int32_t> history, std::vector<double>* w) {
   const int32_t n = static_cast<int32_t>(logits.size());
-  if (n == 0) return -1;
   candidates_.resize(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) candidates_[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
 
@@ -60,7 +62,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   };
   if (params_.temperature == 0.0f || params_.top_k == 1) {
-    return std::min_element(candidates_.begin(), candidates_.end(), better)->second;
+    candidates_[0] = *std::min_element(candidates_.begin(), candidates_.end(), better);
+    candidates_.resize(1);
+    return false;
   }
 
   size_t keep = candidates_.size();
@@ -94,17 +98,26 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     keep = k;
   }
 
-  // Temperature, renormalize, draw.
-  std::vector<double> w(keep);
+  // Temperature.
+  w->resize(keep);
+  candidates_.resize(keep);
+  for (size_t i = 0; i < keep; ++i) (*w)[i] = std::exp((static_cast<double>(candidates_[i].first) - top) / params_.temperature);
+  return true;
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (logits.empty()) return -1;
+  std::vector<double> w;
+  if (!weigh(logits, history, &w)) return candidates_[0].second;
+  // Renormalize, draw.
   double total = 0;
-  for (size_t i = 0; i < keep; ++i)
-    total += w[i] = std::exp((static_cast<double>(candidates_[i].first) - top) / params_.temperature);
+  for (double v : w) total += v;
   double r = uniform() * total;
-  for (size_t i = 0; i < keep; ++i) {
+  for (size_t i = 0; i < w.size(); ++i) {
     r -= w[i];
     if (r < 0) return candidates_[i].second;
   }
-  return candidates_[keep - 1].second;
+  return candidates_[w.size() - 1].second;
 }
 
 }  // namespace ingot
@@ -112,62 +125,16 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
 namespace ingot {
 
 void Sampler::probabilities(std::span<const float> logits, std::span<const int32_t> history, std::vector<float>* probs) {
-  const int32_t n = static_cast<int32_t>(logits.size());
-  probs->assign(static_cast<size_t>(n), 0.0f);
-  if (n == 0) return;
-  // What sample() does, step for step, but keeping the weights instead of drawing.
-  std::vector<std::pair<float, int32_t>> c(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) c[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
-  if (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f) {
-    const size_t window = params_.repeat_last_n < 0 ? history.size()
-                                                    : std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
-    std::unordered_set<int32_t> recent(history.end() - static_cast<std::ptrdiff_t>(window), history.end());
-    for (int32_t id : recent) {
-      if (id < 0 || id >= n) continue;
-      float& l = c[static_cast<size_t>(id)].first;
-      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
-      l -= params_.presence_penalty;
-    }
-  }
-  apply_frequency_penalty(params_, history, c);
-  auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  };
-  if (params_.temperature == 0.0f || params_.top_k == 1) {
-    (*probs)[static_cast<size_t>(std::min_element(c.begin(), c.end(), better)->second)] = 1.0f;
+  probs->assign(logits.size(), 0.0f);
+  if (logits.empty()) return;
+  std::vector<double> w;
+  if (!weigh(logits, history, &w)) {
+    (*probs)[static_cast<size_t>(candidates_[0].second)] = 1.0f;
     return;
   }
-  size_t keep = c.size();
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
-    keep = static_cast<size_t>(params_.top_k);
-    std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(keep), c.end(), better);
-  } else {
-    std::sort(c.begin(), c.end(), better);
-  }
-  c.resize(keep);
-  std::vector<double> p(keep);
-  const double top = c[0].first;
-  double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(static_cast<double>(c[i].first) - top);
-  for (double& v : p) v /= sum;
-  if (params_.top_p < 1.0f) {
-    double cum = 0;
-    size_t k = 0;
-    while (k < keep) {
-      cum += p[k++];
-      if (cum >= params_.top_p) break;
-    }
-    keep = std::max<size_t>(k, 1);
-  }
-  if (params_.min_p > 0.0f) {
-    size_t k = 1;
-    while (k < keep && p[k] >= params_.min_p * p[0]) ++k;
-    keep = k;
-  }
-  std::vector<double> w(keep);
   double total = 0;
-  for (size_t i = 0; i < keep; ++i) total += w[i] = std::exp((static_cast<double>(c[i].first) - top) / params_.temperature);
-  for (size_t i = 0; i < keep; ++i) (*probs)[static_cast<size_t>(c[i].second)] = static_cast<float>(w[i] / total);
+  for (double v : w) total += v;
+  for (size_t i = 0; i < w.size(); ++i) (*probs)[static_cast<size_t>(candidates_[i].second)] = static_cast<float>(w[i] / total);
 }
 
 int32_t Sampler::draw(std::span<const float> weights) {

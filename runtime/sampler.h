@@ -44,6 +44,7 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
 
  private:
+  bool weigh(std::span<const float> logits, std::span<const int32_t> history, std::vector<double>* w);
   double uniform();  // [0, 1), the same sequence on every platform for a seed
   SamplingParams params_;
   std::mt19937_64 rng_;
