@@ -251,6 +251,57 @@ TEST_F(CraftedBundle, RestoringASessionCostsWhatItsFileHolds) {
   EXPECT_EQ(s->position(), 2);
 }
 
+// Found by CI's fuzz_engine_load in the Batcher (2026-12-04): schedules that the session loop
+// before the Batcher ran, but whose calls after the last-row copy the Batcher's per-row logits
+// tail ran wrongly: a call that touches the KV cache there got a null cache pointer (UBSan: null
+// + offset), and a second last-row copy was called as a kernel (a null function pointer). Such a
+// bundle cannot batch sessions; it loads and runs one session as before, in-process (so the
+// sanitizer build checks it) and through `ingot run`, with several rows of logits too.
+TEST_F(CraftedBundle, CallsAfterTheLastRowCopyRunAsTheSessionLoopRanThem) {
+  const std::vector<std::pair<const char*, std::function<void(pb::Manifest&)>>> cases = {
+      {"cache_call_after_copy", [](pb::Manifest& m) {
+         const pb::KernelCall attention = *call_of(m, "attention");
+         *m.mutable_schedule()->add_calls() = attention;
+       }},
+      {"second_copy", [](pb::Manifest& m) {
+         pb::KernelCall copy;
+         for (const auto& c : m.schedule().calls())
+           if (c.builtin() == "copy_last_row") copy = c;
+         ASSERT_EQ(copy.builtin(), "copy_last_row");
+         *m.mutable_schedule()->add_calls() = copy;
+       }},
+  };
+  for (const auto& [name, edit] : cases) {
+    SCOPED_TRACE(name);
+    const std::string path = craft(name, edit);
+    std::string error;
+    auto e = take(Engine::load(path), &error);
+    ASSERT_TRUE(e) << error;
+    EXPECT_NE(e->not_batchable(), "") << "a call after the last-row copy keeps sessions from batching";
+    auto s = take(Session::create(*e, 2), &error);
+    ASSERT_TRUE(s) << error;
+    const int32_t prompt[3] = {1, 2, 3};
+    ASSERT_TRUE(succeeded(s->prefill(prompt), &error)) << error;
+    ASSERT_TRUE(succeeded(s->decode(4), &error)) << error;
+    EXPECT_EQ(s->position(), 4);
+    // Three rows of logits in one call: the per-row tail, once per row, or a clean refusal when
+    // a call after the copy reads the cache (its rows would see a cache ahead of them).
+    auto b = take(Batcher::create(*e, 1), &error);
+    ASSERT_TRUE(b) << error;
+    const int32_t more[3] = {5, 6, 7};
+    const BatchPart part{s.get(), more, 3};
+    if (succeeded(b->run(std::span<const BatchPart>(&part, 1)), &error)) {
+      EXPECT_EQ(s->chunk_logits().size(), size_t(3 * e->vocab()));
+      EXPECT_EQ(s->position(), 7);
+    } else {
+      EXPECT_NE(error.find("cannot give logits for several rows"), std::string::npos) << error;
+      EXPECT_EQ(s->position(), 4) << "a refused call changes nothing";
+    }
+    const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi there' -n 3 --temp 0");
+    EXPECT_EQ(r.status, 0) << r.out;
+  }
+}
+
 // A kernels object with code that the dynamic loader would run at load: a constructor, or an IFUNC
 // resolver. Refused before dlopen by run, verify and serve; the marker file is never written.
 TEST_F(CraftedBundle, ObjectsThatRunCodeAtLoadAreRefusedBeforeItRuns) {
