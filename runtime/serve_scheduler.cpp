@@ -104,9 +104,21 @@ StatusOr<std::unique_ptr<ServeScheduler>> ServeScheduler::create(const Engine& e
     return Status::Error(StatusCode::unsupported, engine.bundle().name() + ": this bundle cannot decode sessions together (" +
                                                       engine.not_batchable() + "); use --parallel 1");
   if (!engine.tokenizer()) return Status::Error(engine.bundle().name() + ": the bundle has no tokenizer; serve needs one");
+  const bool speculate = options.lookup_ngram > 0 || options.draft;
+  if (options.lookup_ngram > 0 && options.draft) return Status::Error("give --draft or --lookup, not both");
+  if (options.lookup_ngram < 0 || options.draft_max < -1)
+    return Status::Error("--lookup and --draft-max must be >= 0");
+  if (speculate && !engine.not_batchable().empty())
+    return Status::Error(StatusCode::unsupported, engine.bundle().name() + ": speculative decoding needs logits for several rows of one call, which this bundle cannot give (" +
+                                                      engine.not_batchable() + ")");
+  if (options.draft) INGOT_RETURN_IF_ERROR(check_same_vocabulary(engine, *options.draft));
   std::unique_ptr<ServeScheduler> s(new ServeScheduler(engine, options));
   s->ctx_ = options.ctx > 0 ? options.ctx : engine.max_context();
+  if (s->options_.draft_max < 0) s->options_.draft_max = options.draft ? kDefaultModelDraftMax : kDefaultLookupDraftMax;
   INGOT_ASSIGN_OR_RETURN(s->batcher_, Batcher::create(engine, options.threads));
+  if (options.draft) {
+    INGOT_ASSIGN_OR_RETURN(s->draft_batcher_, Batcher::create(*options.draft, options.threads));
+  }
   s->slots_.resize(static_cast<size_t>(options.parallel));
   for (Slot& slot : s->slots_) {
     INGOT_ASSIGN_OR_RETURN(slot.session, Session::create(engine, 0));
@@ -211,6 +223,21 @@ void ServeScheduler::admit(Queued q) {
     q.stream->end(FinishReason::error, st.message());
     return;
   }
+  s.drafter.reset();
+  if (options_.lookup_ngram > 0) {
+    s.drafter = std::make_unique<LookupDrafter>(options_.lookup_ngram);
+  } else if (options_.draft) {
+    // The drafter samples as the request does (its distribution takes part in the acceptance
+    // test); its session keeps the longest common prefix of what it is shown.
+    auto d = ModelDrafter::create(engine_, *options_.draft, 0, q.request.sampling, draft_batcher_.get());
+    if (!d.ok()) {
+      q.stream->end(FinishReason::error, "the draft model: " + d.status().message());
+      return;
+    }
+    s.drafter = std::move(*d);
+  }
+  s.draft = Draft{};
+  s.draft_len = options_.draft_max;
   s.stream = q.stream;
   s.stream->cached_tokens_ = static_cast<int64_t>(keep);
   s.pending.assign(q.request.prompt.begin() + static_cast<std::ptrdiff_t>(keep), q.request.prompt.end());
@@ -236,6 +263,8 @@ void ServeScheduler::finish(Slot& s, FinishReason r, const std::string& error) {
   s.stream->end(r, error);
   s.pending.clear();
   s.fed = 0;
+  s.draft = Draft{};
+  s.drafter.reset();
   s.sampler.reset();
   s.text.reset();
   // submit() counts free slots under the lock.
@@ -247,7 +276,33 @@ void ServeScheduler::finish(Slot& s, FinishReason r, const std::string& error) {
 
 void ServeScheduler::after_run(Slot& s) {
   Session& session = *s.session;
-  const int32_t id = s.sampler->sample(session.logits(), session.history());
+  std::vector<int32_t> tokens;
+  if (s.draft.ids.empty()) {
+    tokens.push_back(s.sampler->sample(session.logits(), session.history()));
+  } else {
+    // The part was [last, drafts...]: the context is what the cache held before the drafts.
+    const size_t drafted = s.draft.ids.size();
+    context_.assign(session.history().begin(), session.history().end() - static_cast<std::ptrdiff_t>(drafted));
+    const Verdict v = verify_draft(*s.sampler, session.chunk_logits(), engine_.vocab(), context_, s.draft);
+    // After a miss, one more than was accepted; after a whole draft accepted, twice as long.
+    s.draft_len = v.accepted == static_cast<int32_t>(drafted) ? std::min<int64_t>(options_.draft_max, 2 * s.draft_len) : v.accepted + 1;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      metrics_.drafted_tokens += static_cast<int64_t>(drafted);
+      metrics_.accepted_tokens += v.accepted;
+    }
+    if (Status st = session.truncate(v.keep); !st.ok()) return finish(s, FinishReason::error, st.message());
+    tokens = v.tokens;
+  }
+  for (int32_t id : tokens)
+    if (!emit(s, id)) return;
+  // The last token needs a place in the cache before the next one can be sampled (the others
+  // are in it already).
+  if (session.position() + 1 > ctx_) return finish(s, FinishReason::length);
+  queue_next(s, tokens.back());
+}
+
+bool ServeScheduler::emit(Slot& s, int32_t id) {
   const auto now = Clock::now();
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -260,16 +315,46 @@ void ServeScheduler::after_run(Slot& s) {
   if (std::find(s.request.end_ids.begin(), s.request.end_ids.end(), id) != s.request.end_ids.end()) {
     s.stream->push("", id);
     finish(s, FinishReason::stop);
-    return;
+    return false;
   }
   s.stream->push(s.text->push(id), id);
-  if (s.text->stopped()) return finish(s, FinishReason::stop);
-  if (s.request.max_tokens >= 0 && s.generated >= s.request.max_tokens) return finish(s, FinishReason::length);
-  // The sampled token needs a place in the cache before the next one can be sampled.
-  if (session.position() + 1 > ctx_) return finish(s, FinishReason::length);
-  s.pending.assign(1, id);
+  if (s.text->stopped()) {
+    finish(s, FinishReason::stop);
+    return false;
+  }
+  if (s.request.max_tokens >= 0 && s.generated >= s.request.max_tokens) {
+    finish(s, FinishReason::length);
+    return false;
+  }
+  return true;
+}
+
+void ServeScheduler::queue_next(Slot& s, int32_t last) {
+  s.pending.assign(1, last);
   s.fed = 0;
   s.logit_rows = 1;
+  s.draft.ids.clear();
+  s.draft.probs.clear();
+  if (!s.drafter) return;
+  // Drafts that could never be used are not made: none past max_tokens, the context or max_batch.
+  const Session& session = *s.session;
+  int64_t k = std::min<int64_t>({s.draft_len, ctx_ - session.position() - 1, engine_.max_batch() - 1});
+  if (s.request.max_tokens >= 0) k = std::min<int64_t>(k, s.request.max_tokens - s.generated - 1);
+  if (k <= 0) return;
+  context_.assign(session.history().begin(), session.history().end());
+  context_.push_back(last);
+  if (Status st = s.drafter->propose(context_, static_cast<int32_t>(k), &s.draft); !st.ok()) {
+    // A drafter that fails costs the speculation, not the request.
+    s.drafter.reset();
+    s.draft = Draft{};
+    return;
+  }
+  if (static_cast<int64_t>(s.draft.ids.size()) > k) s.draft.ids.resize(static_cast<size_t>(k));
+  if (!s.draft.probs.empty()) s.draft.probs.resize(s.draft.ids.size());
+  for (int32_t id : s.draft.ids)
+    INGOT_ASSERT(id >= 0 && id < engine_.vocab(), "a drafter proposed a token outside the vocabulary");
+  s.pending.insert(s.pending.end(), s.draft.ids.begin(), s.draft.ids.end());
+  s.logit_rows = static_cast<int32_t>(s.pending.size());
 }
 
 void ServeScheduler::loop() {

@@ -27,6 +27,7 @@
 #include "base/status.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "runtime/text_stream.h"
 
 namespace ingot {
@@ -36,6 +37,14 @@ struct ServeOptions {
   int threads = 1;         // the Batcher's kernel threads
   int64_t ctx = 0;         // per-slot context cap; 0: the bundle's max_context
   int queue = 64;          // requests waiting for a slot; more are refused (queue full)
+  // Speculative decoding (runtime/speculative.h): a decoding slot drafts up to draft_max tokens,
+  // by prompt lookup over its own context (lookup_ngram > 0: the longest n-gram matched) or with
+  // a draft model (draft: a bundle of the same vocabulary, which must outlive the scheduler), and
+  // its verification (the last token and the drafts, one logits row each) runs in the same
+  // batched step as the other slots' tokens. Greedy streams stay identical to decoding alone.
+  int32_t lookup_ngram = 0;
+  const Engine* draft = nullptr;
+  int32_t draft_max = -1;  // -1: the drafter's default (kDefaultLookupDraftMax, kDefaultModelDraftMax)
 };
 
 // What a request asks for, its prompt already tokenized.
@@ -91,6 +100,7 @@ struct ServeMetrics {
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
   int64_t finished[5] = {};          // by FinishReason
   int64_t steps = 0, step_tokens = 0;
+  int64_t drafted_tokens = 0, accepted_tokens = 0;  // speculative decoding: verified drafts, of them accepted
   // Histograms: cumulative counts per upper bound (seconds), plus sum and count.
   struct Histogram {
     std::vector<double> bounds;
@@ -135,6 +145,9 @@ class ServeScheduler {
     std::vector<int32_t> pending;     // tokens to run at the next steps (prompt rest, or the sampled token)
     size_t fed = 0;                   // how many of them have run (a long prompt takes several steps)
     int32_t logit_rows = 1;           // rows of the last part of `pending` that need logits
+    std::unique_ptr<Drafter> drafter;  // null: no speculation
+    Draft draft;                      // the drafted tokens at the end of `pending` (verified after the run)
+    int64_t draft_len = 0;            // the next draft's length (adapts to what was accepted)
     int64_t generated = 0;
     std::chrono::steady_clock::time_point admitted, last_token;
     uint64_t last_used = 0;           // for choosing among free slots
@@ -148,13 +161,20 @@ class ServeScheduler {
   void loop();
   void admit(Queued q);                 // under mu_
   void finish(Slot& s, FinishReason r, const std::string& error = "");
-  // After a run: sample for a slot whose pending tokens all ran; false when it finished.
+  // After a run: sample for a slot whose pending tokens all ran (or verify its draft), stream the
+  // new tokens and queue the next (with a new draft), or finish the slot.
   void after_run(Slot& s);
+  // Streams one generated token; false when the generation ends at it (the slot is finished).
+  bool emit(Slot& s, int32_t id);
+  // Drafts after `last` (generated, not yet run) and queues both as the slot's next part.
+  void queue_next(Slot& s, int32_t last);
 
   const Engine& engine_;
   ServeOptions options_;
   int64_t ctx_ = 0;
   std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<Batcher> draft_batcher_;  // the draft model's calls, for every slot's ModelDrafter
+  std::vector<int32_t> context_;             // scratch: a slot's context for drafting and verifying
   std::vector<Slot> slots_;
   std::deque<Queued> queue_;
   mutable std::mutex mu_;

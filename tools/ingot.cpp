@@ -73,7 +73,7 @@ Usage:
                           with -p as the system prompt
   ingot serve BUNDLE|MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--threads T]
               [--api-key KEY] [--queue N] [--max-body BYTES] [--chat-template FILE] [--tier TIER]
-              [--trusted-keys FILE]
+              [--trusted-keys FILE] [--lookup N | --draft BUNDLE|MODEL] [--draft-max K]
                           an OpenAI-compatible HTTP server (docs/serve.md): POST /v1/chat/completions
                           (the chat template; ChatML if the bundle has none), POST /v1/completions,
                           both streamed as server-sent events with "stream": true; GET /v1/models,
@@ -84,7 +84,9 @@ Usage:
                           requests wait for a slot, more get 503; bodies over --max-body (default
                           1 MiB) get 413; --api-key requires "Authorization: Bearer KEY" on /v1/.
                           Binds loopback by default; --port 0 takes a free port; the address is
-                          printed on stderr when ready; SIGINT/SIGTERM stop it
+                          printed on stderr when ready; SIGINT/SIGTERM stop it. --lookup and
+                          --draft speculate as in `ingot run`, per slot, the verifications batched
+                          with the other slots' tokens (greedy streams unchanged)
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page

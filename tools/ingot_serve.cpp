@@ -63,7 +63,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }
 
 struct ServeConfig {
-  std::string path, host = "127.0.0.1", api_key, template_file, tier, keys;
+  std::string path, host = "127.0.0.1", api_key, template_file, tier, keys, draft;
   int port = 8080;
   int64_t max_body = 1 << 20;
   ServeOptions scheduler;
@@ -451,6 +451,10 @@ class Server {
     o << "ingot_active_slots " << m.active_slots << "\n";
     head("ingot_slots", "gauge", "Slots (--parallel).");
     o << "ingot_slots " << m.slots << "\n";
+    head("ingot_draft_tokens_total", "counter", "Speculative decoding: drafted tokens verified (--lookup, --draft).");
+    o << "ingot_draft_tokens_total " << m.drafted_tokens << "\n";
+    head("ingot_draft_accepted_tokens_total", "counter", "Speculative decoding: drafted tokens accepted.");
+    o << "ingot_draft_accepted_tokens_total " << m.accepted_tokens << "\n";
     return o.str();
   }
 
@@ -504,16 +508,27 @@ int cmd_serve(const std::vector<std::string>& args) {
     } else if (a == "--queue") {
       if (int e = integer(0, 100000, &n)) return e;
       c.scheduler.queue = static_cast<int>(n);
+    } else if (a == "--lookup") {
+      if (int e = integer(1, 64, &n)) return e;
+      c.scheduler.lookup_ngram = static_cast<int32_t>(n);
+    } else if (a == "--draft-max") {
+      if (int e = integer(0, 256, &n)) return e;
+      c.scheduler.draft_max = static_cast<int32_t>(n);
     } else if (a == "--max-body") {
       if (int e = integer(1024, INT64_MAX / 2, &c.max_body)) return e;
     } else if (a == "--api-key") {
       const std::string* v = value();
       if (!v || v->empty()) return usage_error("serve: --api-key needs a key");
       c.api_key = *v;
-    } else if (a == "--chat-template" || a == "--tier" || a == "--trusted-keys" || a == "-m" || a == "--model") {
+    } else if (a == "--chat-template" || a == "--tier" || a == "--trusted-keys" || a == "-m" || a == "--model" || a == "--draft" ||
+               a == "-md" || a == "--model-draft") {
       const std::string* v = value();
       if (!v || v->empty()) return usage_error("serve: " + a + " needs a value");
-      (a == "--chat-template" ? c.template_file : a == "--tier" ? c.tier : a == "--trusted-keys" ? c.keys : c.path) = *v;
+      (a == "--chat-template" ? c.template_file
+       : a == "--tier"        ? c.tier
+       : a == "--trusted-keys" ? c.keys
+       : (a == "-m" || a == "--model") ? c.path
+                                       : c.draft) = *v;
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("serve: unknown option '" + a + "'");
     } else if (c.path.empty()) {
@@ -523,6 +538,9 @@ int cmd_serve(const std::vector<std::string>& args) {
     }
   }
   if (c.path.empty()) return usage_error("serve: no bundle given");
+  if (!c.draft.empty() && c.scheduler.lookup_ngram > 0) return usage_error("serve: give --draft or --lookup, not both");
+  if (c.scheduler.draft_max >= 0 && c.draft.empty() && c.scheduler.lookup_ngram == 0)
+    return usage_error("serve: --draft-max goes with --draft or --lookup");
   if (const int hc = static_cast<int>(std::thread::hardware_concurrency()); hc > 0 && c.scheduler.threads > hc) {
     std::fprintf(stderr, "ingot: note: serve: --threads %d is more than the %d hardware threads of this machine; using %d\n",
                  c.scheduler.threads, hc, hc);
@@ -562,6 +580,16 @@ int cmd_serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // The draft model outlives the server (declared first), whose scheduler drafts with it.
+  std::unique_ptr<Engine> draft_engine;
+  if (!c.draft.empty()) {
+    const std::string draft_bundle = bundle_path_for(c.draft, &error);
+    if (draft_bundle.empty()) return fail("--draft: " + error);
+    auto d = Engine::load(draft_bundle, EngineOptions{.tier = c.tier, .trusted_keys = c.keys});
+    if (!d.ok()) return fail("--draft: " + d.message());
+    draft_engine = std::move(*d);
+    c.scheduler.draft = draft_engine.get();
+  }
   auto scheduler = ServeScheduler::create(*engine, c.scheduler);
   if (!scheduler.ok()) return fail(scheduler.message());
   std::string model_id = engine->bundle().manifest().model_name();

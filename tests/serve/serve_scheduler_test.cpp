@@ -202,5 +202,96 @@ TEST_F(ServeSchedulerTest, TheContextCapIsCheckedAndKept) {
   EXPECT_EQ(s->finish(), FinishReason::length);
 }
 
+// Speculation in the server (ServeOptions::lookup_ngram, draft): each slot's verification runs in
+// the step with the other slots' tokens, and every greedy stream still equals its run alone, up
+// to max_tokens, an end id and the context cap.
+TEST_F(ServeSchedulerTest, SpeculatingSlotsKeepEveryGreedyStream) {
+  const std::vector<std::string> prompts = {
+      "Repeat the story word for word.\nStory: Once upon a time, there was a little girl named Lily. She loved to play "
+      "outside in the park.\nRepeat: Once upon a time, there was a little girl named Lily.",
+      "The little dog", "Tom and Sue went to the big red house to see the old man and his cat.", "One day"};
+  struct Case {
+    const char* name;
+    ServeOptions options;
+    bool all_accepted;  // the drafter is the target itself
+  };
+  const std::vector<Case> cases = {
+      {"lookup", ServeOptions{.parallel = 3, .threads = 1, .ctx = 0, .queue = 8, .lookup_ngram = 3}, false},
+      {"lookup_k2", ServeOptions{.parallel = 2, .threads = 2, .ctx = 0, .queue = 8, .lookup_ngram = 1, .draft_max = 2}, false},
+      {"draft_self", ServeOptions{.parallel = 3, .threads = 1, .ctx = 0, .queue = 8, .draft = engine_.get()}, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string error;
+    auto sched = take(ServeScheduler::create(*engine_, c.options), &error);
+    ASSERT_TRUE(sched) << error;
+    std::vector<std::shared_ptr<ServeStream>> streams;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto s = take(sched->submit(greedy(ids(prompts[i]), 40 + 3 * static_cast<int64_t>(i))), &error);
+      ASSERT_TRUE(s) << error;
+      streams.push_back(s);
+    }
+    sched->start();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      drain(*streams[i]);
+      EXPECT_EQ(streams[i]->ids(), alone(ids(prompts[i]), 40 + 3 * static_cast<int32_t>(i))) << prompts[i];
+      EXPECT_NE(streams[i]->finish(), FinishReason::error) << streams[i]->error();
+    }
+    const ServeMetrics m = sched->snapshot();
+    EXPECT_GT(m.drafted_tokens, 0);
+    EXPECT_GT(m.accepted_tokens, 0);
+    if (c.all_accepted) EXPECT_EQ(m.accepted_tokens, m.drafted_tokens);
+    // Accepted drafts are tokens that took no step of their own.
+    EXPECT_LT(m.steps + m.accepted_tokens / 2, m.generated_tokens + static_cast<int64_t>(prompts.size()) * 8);
+  }
+  // The context cap holds with drafts: 20 prompt tokens in a context of 24 give 5 tokens.
+  std::string error;
+  auto sched = take(ServeScheduler::create(*engine_, ServeOptions{.parallel = 1, .threads = 1, .ctx = 24, .queue = 1, .draft = engine_.get()}),
+                    &error);
+  ASSERT_TRUE(sched) << error;
+  std::vector<int32_t> prompt = ids(prompts[0]);
+  prompt.resize(20);
+  ServeRequest r = greedy(prompt, -1);
+  r.end_ids.clear();
+  sched->start();
+  auto s = take(sched->submit(r), &error);
+  ASSERT_TRUE(s) << error;
+  drain(*s);
+  EXPECT_EQ(s->completion_tokens(), 5);
+  EXPECT_EQ(s->finish(), FinishReason::length);
+  std::vector<int32_t> want = alone(prompt, 5);
+  EXPECT_EQ(s->ids(), want);
+}
+
+TEST_F(ServeSchedulerTest, SpeculationWithSamplingAndBadOptions) {
+  std::string error;
+  // Sampling: speculative sampling's acceptance; the requested count, no error.
+  auto sched = take(ServeScheduler::create(*engine_, ServeOptions{.parallel = 2, .threads = 1, .ctx = 0, .queue = 4, .draft = engine_.get()}),
+                    &error);
+  ASSERT_TRUE(sched) << error;
+  sched->start();
+  std::vector<std::shared_ptr<ServeStream>> streams;
+  for (uint64_t seed : {1u, 2u, 3u}) {
+    ServeRequest r = greedy(ids("Once upon a time"), 24);
+    r.end_ids.clear();
+    r.sampling.temperature = 0.8f;
+    r.sampling.seed = seed;
+    auto s = take(sched->submit(r), &error);
+    ASSERT_TRUE(s) << error;
+    streams.push_back(s);
+  }
+  for (auto& s : streams) {
+    drain(*s);
+    EXPECT_EQ(s->finish(), FinishReason::length) << s->error();
+    EXPECT_EQ(s->completion_tokens(), 24);
+  }
+  EXPECT_GT(sched->snapshot().drafted_tokens, 0);
+  // Both drafters at once, negative values: refused with a message.
+  auto both = ServeScheduler::create(*engine_, ServeOptions{.parallel = 1, .threads = 1, .ctx = 0, .queue = 1, .lookup_ngram = 2, .draft = engine_.get()});
+  EXPECT_FALSE(both.ok());
+  EXPECT_NE(both.message().find("not both"), std::string::npos) << both.message();
+  EXPECT_FALSE(ServeScheduler::create(*engine_, ServeOptions{.parallel = 1, .threads = 1, .ctx = 0, .queue = 1, .lookup_ngram = -1}).ok());
+}
+
 }  // namespace
 }  // namespace ingot

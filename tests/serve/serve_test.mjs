@@ -327,4 +327,25 @@ check(/stopped/.test(server.proc.stderrText()), "the server said it stopped");
   for (const t of await Promise.all(texts)) check(t.trimEnd().endsWith("data: [DONE]"), "a stream ended by the shutdown ends with [DONE]: " + t.slice(-200));
   console.log(`ok ${++passed} - 503 when the queue is full; SIGTERM ends running streams`);
 }
+// Speculation in the server: --lookup and --draft (the bundle drafting for itself), 4 concurrent
+// greedy streams each equal to `ingot run --temp 0`, and /metrics counting the drafts.
+for (const spec of [["--lookup", "3"], ["--draft", bundle, "--draft-max", "4"]]) {
+  const sv = await startServer(ingot, bundle, ["--parallel", "4", "--threads", "2", ...spec]);
+  try {
+    const c = new OpenAI({ baseURL: sv.url + "/v1", apiKey: "none", maxRetries: 0, timeout: 60000 });
+    const prompts = ["Once upon a time", "The little dog", "Lily and Tom went to the park. Lily and Tom", "One day"];
+    const refs = prompts.map((p) => reference(p, 48));
+    const got = await Promise.all(prompts.map((prompt) => c.completions.create({ model: "m", prompt, max_tokens: 48, temperature: 0 })));
+    for (let i = 0; i < prompts.length; i++) eq(got[i].choices[0].text, refs[i].text, `${spec[0]}: completion ${i}`);
+    const m = await metrics(sv.url);
+    check(m.ingot_draft_tokens_total > 0, `${spec[0]}: drafts verified: ${m.ingot_draft_tokens_total}`);
+    check(m.ingot_draft_accepted_tokens_total > 0, `${spec[0]}: drafts accepted: ${m.ingot_draft_accepted_tokens_total}`);
+  } finally {
+    await stopServer(sv);
+  }
+  console.log(`ok ${++passed} - ${spec[0]}: 4 concurrent greedy streams equal ingot run --temp 0`);
+}
+const both = spawnSync(ingot, ["serve", bundle, "--lookup", "2", "--draft", bundle], { encoding: "utf8", timeout: 30000 });
+eq(both.status, 2, "--lookup with --draft: usage error; stderr: " + both.stderr);
+console.log(`ok ${++passed} - --lookup with --draft is refused`);
 console.log(`all ${passed} serve tests passed`);
