@@ -93,12 +93,14 @@ std::vector<std::string> llvm_isa_features(const std::string& llvm_cpu, const st
   if (!target) return {};
   std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, llvm_cpu, feature_string));
   if (!sti || !sti->isCPUStringValid(llvm_cpu)) return {};
-  // LLVM's host detection names every instruction-set feature it knows (true or false), whatever
-  // the host; tuning flags such as "fast-15bytenop" are not among them.
+  // LLVM's host detection names the instruction-set features it knows (true or false); tuning
+  // flags such as "fast-15bytenop" are not among them. It leaves out "evex512" on CPUs without
+  // AVX-512 (AMD Zen 3), so the runtime's own list of detectable names counts too: the result
+  // must not depend on the host.
   const auto detectable = llvm::sys::getHostCPUFeatures();
   std::vector<std::string> out;
   for (const llvm::SubtargetFeatureKV& kv : sti->getAllProcessorFeatures())
-    if (sti->getFeatureBits().test(kv.Value) && detectable.count(kv.Key)) out.push_back(kv.Key);
+    if (sti->getFeatureBits().test(kv.Value) && (detectable.count(kv.Key) || CpuFeatures::known(kv.Key))) out.push_back(kv.Key);
   std::sort(out.begin(), out.end());
   return out;
 }

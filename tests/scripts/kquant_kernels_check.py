@@ -59,7 +59,10 @@ def main():
                 sys.exit(f"FAIL: {ltype}: act-quant auto did not pick q8:\n{comp.stdout}{comp.stderr}")
             chk = subprocess.run([ingotc, "check", bundle, gguf, "-p", PROMPT, "-n", STEPS, "--tolerance", "0"],
                                  capture_output=True, text=True)
-            if chk.returncode != 0 or "tiers checked" not in chk.stdout or not chk.stdout.rstrip().endswith("ok"):
+            # Several of the three tiers run on an AVX-512 host (a "tiers checked" line); an AVX2
+            # host runs x86-64-v3 alone.
+            several = "avx512_vnni" in open("/proc/cpuinfo").read()
+            if chk.returncode != 0 or (several and "tiers checked" not in chk.stdout) or not chk.stdout.rstrip().endswith("ok"):
                 print(f"FAIL: {ltype}: check (exit {chk.returncode}):\n{chk.stdout[-3000:]}\n{chk.stderr[-2000:]}")
                 failures += 1
                 continue
