@@ -30,11 +30,11 @@ void MatMulEmitter::emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs&
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 10 * P);
-    prefetch_weights(T, bp, sb_bytes);
     std::vector<Value*> d;
     for (int v = 0; v < V; ++v) d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
     Value* b0 = B.CreateMul(sb, e.c64(8));
     for (int j = 0; j < 4; ++j) {
+      prefetch_weights_part(T, bp, sb_bytes, j, 4);
       // isum[half][t][v]: half 0 = block 2j (low nibbles), 1 = 2j + 1 (high nibbles).
       std::vector<std::vector<std::vector<Value*>>> isum(2, std::vector<std::vector<Value*>>(
                                                                 static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr)));

@@ -22,7 +22,6 @@ void MatMulEmitter::emit_int_dots_q2k(int T, Value* wp, Value* t0, const Accs& a
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 36 * P);
-    prefetch_weights(T, bp, sb_bytes);
     std::vector<Value*> d, dmin;
     for (int v = 0; v < V; ++v) {
       d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
@@ -32,6 +31,7 @@ void MatMulEmitter::emit_int_dots_q2k(int T, Value* wp, Value* t0, const Accs& a
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
         const int blk = 4 * h + k;
+        prefetch_weights_part(T, bp, sb_bytes, blk, 8);
         Value* bi = B.CreateAdd(b0, e.c64(blk));
         // isum[half16][t][v]
         std::vector<std::vector<std::vector<Value*>>> isum(2, std::vector<std::vector<Value*>>(

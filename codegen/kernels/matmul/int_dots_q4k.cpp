@@ -18,7 +18,6 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 20 * P);
-    prefetch_weights(T, bp, sb_bytes);
     std::vector<Value*> d, dmin;
     for (int v = 0; v < V; ++v) {
       d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
@@ -26,39 +25,34 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
     }
     Value* b0 = B.CreateMul(sb, e.c64(8));  // the first activation block of this super-block
     for (int j = 0; j < 4; ++j) {
-      // isum[half][t][v]: half 0 = sub-block 2j (low nibbles), 1 = 2j + 1 (high nibbles).
-      std::vector<std::vector<std::vector<Value*>>> isum(2, std::vector<std::vector<Value*>>(
-                                                                static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr)));
-      for (int g = 0; g < 8; ++g) {
-        std::vector<Value*> lo, hi;
-        for (int v = 0; v < V; ++v) {
-          Value* raw = e.load(v32i8, e.at(qp, ((j * 8 + g) * P + v * 8) * 4), 1);
-          lo.push_back(B.CreateAnd(raw, e.splat(B.getInt8(15), 32)));
-          hi.push_back(B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
-        }
-        for (int t = 0; t < T; ++t) {
-          Value* a = ar[static_cast<size_t>(t)];
-          Value* xl = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j)), e.c64(32)), e.c64(4 * g))));
-          Value* xh = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + 1)), e.c64(32)), e.c64(4 * g))));
+      // One sub-block at a time (2j from the low nibbles, then 2j + 1 from the high ones, the
+      // same 32-byte loads again from L1): T x V accumulators live instead of 2 x T x V, which
+      // keeps AVX2's 16 registers from spilling (q4_k decode ran at half of q4_0's rate on Zen 2).
+      for (int half = 0; half < 2; ++half) {
+        prefetch_weights_part(T, bp, sb_bytes, 2 * j + half, 8);
+        std::vector<std::vector<Value*>> isum(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
+        for (int g = 0; g < 8; ++g) {
+          std::vector<Value*> q;
           for (int v = 0; v < V; ++v) {
-            Value*& sl = isum[0][static_cast<size_t>(t)][static_cast<size_t>(v)];
-            Value*& sh = isum[1][static_cast<size_t>(t)][static_cast<size_t>(v)];
-            if (e.vnni) {  // straight to i32 (vpdpbusd)
-              sl = e.dot4(sl, lo[static_cast<size_t>(v)], xl);
-              sh = e.dot4(sh, hi[static_cast<size_t>(v)], xh);
-              continue;
+            Value* raw = e.load(v32i8, e.at(qp, ((j * 8 + g) * P + v * 8) * 4), 1);
+            q.push_back(half == 0 ? B.CreateAnd(raw, e.splat(B.getInt8(15), 32)) : B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
+          }
+          for (int t = 0; t < T; ++t) {
+            Value* a = ar[static_cast<size_t>(t)];
+            Value* x = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + half)), e.c64(32)), e.c64(4 * g))));
+            for (int v = 0; v < V; ++v) {
+              Value*& sum = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+              if (e.vnni) {  // straight to i32 (vpdpbusd)
+                sum = e.dot4(sum, q[static_cast<size_t>(v)], x);
+                continue;
+              }
+              Value* m = e.maddubs(q[static_cast<size_t>(v)], x);
+              sum = sum ? B.CreateAdd(sum, m) : m;
             }
-            Value* ml = e.maddubs(lo[static_cast<size_t>(v)], xl);
-            Value* mh = e.maddubs(hi[static_cast<size_t>(v)], xh);
-            sl = sl ? B.CreateAdd(sl, ml) : ml;
-            sh = sh ? B.CreateAdd(sh, mh) : mh;
           }
         }
-      }
-      for (int half = 0; half < 2; ++half) {
-        const auto& sums = isum[static_cast<size_t>(half)];
         add_scale_min_block_values(ar, bp, b0, 2 * j + half, d, dmin, [&](size_t t, size_t v) {
-          return e.vnni ? sums[t][v] : e.maddwd(sums[t][v], ones);
+          return e.vnni ? isum[t][v] : e.maddwd(isum[t][v], ones);
         }, acc);
       }
     }

@@ -26,7 +26,6 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 20 * P);
     Value* hp = e.at(bp, 148 * P);
-    prefetch_weights(T, bp, sb_bytes);
     std::vector<Value*> d, dmin;
     for (int v = 0; v < V; ++v) {
       d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
@@ -34,6 +33,7 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
     }
     Value* b0 = B.CreateMul(sb, e.c64(8));  // the first activation block of this super-block
     for (int j = 0; j < 4; ++j) {
+      prefetch_weights_part(T, bp, sb_bytes, j, 4);
       // isum[half][part][t][v]: half 0 = sub-block 2j, 1 = 2j + 1; part = group / 4 (i16 sums of
       // four groups; with VNNI one i32 sum in part 0).
       std::vector<std::vector<std::vector<std::vector<Value*>>>> isum(

@@ -19,13 +19,13 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 18 * P);
-    prefetch_weights(T, bp, sb_bytes);
     std::vector<Value*> d;
     for (int v = 0; v < V; ++v) d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
     Value* b0 = B.CreateMul(sb, e.c64(8));
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
         const int blk = 4 * h + k;
+        prefetch_weights_part(T, bp, sb_bytes, blk, 8);
         HalfSums isum = half_sums(T);  // [half16][t][v]
         for (int g = 0; g < 8; ++g) {
           std::vector<Value*> aw, wv;
