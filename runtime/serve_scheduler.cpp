@@ -284,8 +284,7 @@ void ServeScheduler::after_run(Slot& s) {
     const size_t drafted = s.draft.ids.size();
     context_.assign(session.history().begin(), session.history().end() - static_cast<std::ptrdiff_t>(drafted));
     const Verdict v = verify_draft(*s.sampler, session.chunk_logits(), engine_.vocab(), context_, s.draft);
-    // After a miss, one more than was accepted; after a whole draft accepted, twice as long.
-    s.draft_len = v.accepted == static_cast<int32_t>(drafted) ? std::min<int64_t>(options_.draft_max, 2 * s.draft_len) : v.accepted + 1;
+    s.draft_len = next_draft_length(s.draft_len, v.accepted, drafted, options_.draft_max);
     {
       std::lock_guard<std::mutex> lk(mu_);
       metrics_.drafted_tokens += static_cast<int64_t>(drafted);

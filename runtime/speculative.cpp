@@ -244,10 +244,7 @@ Status speculative_generate(const Engine& engine, Batcher& batcher, Session& ses
   }
   std::vector<int32_t> context, ids;
   Draft draft;
-  // The draft length adapts: after a rejection, one more than what was accepted; after a fully
-  // accepted draft, twice as long, up to draft_max. A drafter that keeps missing then costs a
-  // row or two per call, not draft_max.
-  int64_t k_now = draft_max;
+  int64_t k_now = draft_max;  // adapts: next_draft_length
   while (!done) {
     // `last` is generated but not in the cache: run it, with a draft after it.
     if (session.position() + 1 > engine.max_context()) {
@@ -278,8 +275,7 @@ Status speculative_generate(const Engine& engine, Batcher& batcher, Session& ses
     const Verdict v = verify_draft(sampler, session.chunk_logits(), V, context, draft);
     st.drafted += static_cast<int64_t>(draft.ids.size());
     st.accepted += v.accepted;
-    if (!draft.ids.empty())
-      k_now = v.accepted == static_cast<int32_t>(draft.ids.size()) ? std::min<int64_t>(draft_max, 2 * k_now) : v.accepted + 1;
+    if (!draft.ids.empty()) k_now = next_draft_length(k_now, v.accepted, draft.ids.size(), draft_max);
     INGOT_RETURN_IF_ERROR(session.truncate(v.keep));
     for (int32_t id : v.tokens) {
       last = id;

@@ -20,6 +20,7 @@
 // speculative_generate is the plain loop over them that `ingot run --lookup/--draft` uses.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -126,6 +127,13 @@ struct Verdict {
 // the acceptance tests and the corrections).
 Verdict verify_draft(Sampler& sampler, std::span<const float> rows, int64_t vocab, std::span<const int32_t> context,
                      const Draft& draft);
+
+// The next draft's length: after a rejection, one more than was accepted; after a fully
+// accepted draft, twice as long, up to draft_max. A drafter that keeps missing then costs a row or
+// two per call, not draft_max.
+inline int64_t next_draft_length(int64_t current, int32_t accepted, size_t drafted, int32_t draft_max) {
+  return static_cast<size_t>(accepted) == drafted ? std::min<int64_t>(draft_max, 2 * current) : accepted + 1;
+}
 
 struct SpeculativeStats {
   int64_t drafted = 0;       // drafted tokens verified
