@@ -3,6 +3,7 @@
 
   bench/serve_throughput.py [--build build] [--work DIR] [--streams 1,2,4,8] [--tokens 128]
                             [--rounds 2] [--threads 2] [--ctx 512] [--llama-server PATH] [--json OUT]
+                            [--only ingot|llama] [--serve-args "--lookup 3"] [--prompts distinct|repeat]
 
 Synthesizes a random-weight tinyllama-1.1b q4_0 GGUF (`ingotc synth --shape tinyllama-1.1b
 --type q4_0`) and compiles it (`ingotc compile --target native --max-context CTX`) into WORK
@@ -13,6 +14,11 @@ TOKENS tokens (temperature 0, ignore_eos, a distinct prompt of ~16 tokens per st
 times. Reports, per server and N: aggregate generated tokens/s (all tokens / wall time from the
 first request to the last token), time to first token and inter-token latency (gaps between
 streamed chunks, per token) p50/p90/p99 in ms. Run it on an idle machine (it prints `uptime`).
+
+Speculation: --serve-args adds options to `ingot serve` (`--lookup 3`, `--draft S.ingot`), and
+--prompts repeat gives every stream a prompt that quotes a text and asks for it again (the load
+prompt lookup is for). The draft counters of /metrics are read after each stream count, so the
+table also gives the tokens drafted and the share accepted.
 """
 import argparse
 import http.client
@@ -112,6 +118,21 @@ def measure(url, n, tokens, rounds, prompts):
             "itl_ms": {"p50": pct(itl, 50), "p90": pct(itl, 90), "p99": pct(itl, 99)}}
 
 
+def draft_counters(url):
+    """ingot serve's draft counters from /metrics (zeros for a server without them)."""
+    u = urllib.parse.urlparse(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    text = r.read().decode("utf-8", "replace") if r.status == 200 else ""
+    got = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("ingot_draft_tokens_total", "ingot_draft_accepted_tokens_total"):
+            got[parts[0]] = float(parts[1])
+    return got.get("ingot_draft_tokens_total", 0.0), got.get("ingot_draft_accepted_tokens_total", 0.0)
+
+
 def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
     print("\n== %s: %s" % (name, " ".join(argv)), file=sys.stderr)
     with open(log, "w") as lf:
@@ -122,8 +143,11 @@ def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
         rows = []
         for n in streams:
             load = open("/proc/loadavg").read().split()[0]
+            d0, a0 = draft_counters(url)
             r = measure(url, n, tokens, rounds, prompts)
+            d1, a1 = draft_counters(url)
             r["server"] = name
+            r["drafted"], r["accepted"] = d1 - d0, a1 - a0
             r["load_before"] = float(load)
             rows.append(r)
             print("%-12s %d streams: %.1f tok/s aggregate; TTFT p50/p90/p99 %.0f/%.0f/%.0f ms; inter-token %.1f/%.1f/%.1f ms" % (
@@ -150,6 +174,8 @@ def main():
     ap.add_argument("--llama-server", default=os.path.expanduser("~/.cache/llama.cpp-34af94cd/build/bin/llama-server"))
     ap.add_argument("--only", choices=["ingot", "llama"], help="run one server only")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--serve-args", default="", help="more options for ingot serve, e.g. \"--lookup 3\"")
+    ap.add_argument("--prompts", choices=["distinct", "repeat"], default="distinct")
     a = ap.parse_args()
     ingotc, ingot = os.path.join(a.build, "tools/ingotc"), os.path.join(a.build, "tools/ingot")
     os.makedirs(a.work, exist_ok=True)
@@ -163,25 +189,30 @@ def main():
     words = "time little dog house river stone cloud apple green music window garden winter summer paper light".split()
     prompts = ["Once upon a time the %s and the %s went to the %s near the %s." % (words[i % 16], words[(i * 3 + 1) % 16],
                words[(i * 5 + 2) % 16], words[(i * 7 + 3) % 16]) for i in range(32)]
+    if a.prompts == "repeat":
+        prompts = ["Copy this text exactly. Text: %s Copy: %s" % (p, p) for p in prompts]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     print("host: %s, %d CPUs; uptime: %s" % (cpu, os.cpu_count(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()), file=sys.stderr)
     rows = []
     port = 18480
     if a.only != "llama":
-        rows += bench_server("ingot serve", [ingot, "serve", bundle, "--port", str(port), "--parallel", "8", "--threads", str(a.threads),
-                                             "--ctx", str(a.ctx)], "http://127.0.0.1:%d" % port, streams, a.tokens, a.rounds, prompts,
+        name = "ingot serve" + (" " + a.serve_args if a.serve_args else "")
+        rows += bench_server(name, [ingot, "serve", bundle, "--port", str(port), "--parallel", "8", "--threads", str(a.threads),
+                                    "--ctx", str(a.ctx)] + a.serve_args.split(), "http://127.0.0.1:%d" % port, streams, a.tokens, a.rounds, prompts,
                              os.path.join(a.work, "ingot-serve.log"))
     if a.only != "ingot":
         rows += bench_server("llama-server", [a.llama_server, "-m", gguf, "--host", "127.0.0.1", "--port", str(port + 1), "--parallel", "8",
                                               "-t", str(a.threads), "-tb", str(a.threads), "-c", str(8 * a.ctx), "--no-warmup"],
                              "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"))
-    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | load before |")
-    print("|---|---:|---:|---:|---|---|---:|")
+    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | drafted | accepted | load before |")
+    print("|---|---:|---:|---:|---|---|---:|---:|---:|")
     for r in rows:
         single = next(x["agg_tok_s"] for x in rows if x["server"] == r["server"] and x["streams"] == streams[0])
-        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %.2f |" % (
+        acc = "%d (%.0f %%)" % (r["accepted"], 100 * r["accepted"] / r["drafted"]) if r["drafted"] else "-"
+        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %s | %s | %.2f |" % (
             r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
-            r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"], r["load_before"]))
+            r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"],
+            "%d" % r["drafted"] if r["drafted"] else "-", acc, r["load_before"]))
     print("uptime after: " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     if a.json:
         with open(a.json, "w") as f:

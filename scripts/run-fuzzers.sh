@@ -25,6 +25,10 @@ if [ -f "$models/stories260K.gguf" ]; then
 else
   unset INGOT_FUZZ_BUNDLE
 fi
+# As many fuzzers at once as there are cores (each is one process); their results are printed
+# in name order when all have ended.
+jobs_max=$(nproc)
+names=()
 for exe in "$build_dir"/tests/fuzz_*; do
   [ -x "$exe" ] || continue
   name=$(basename "$exe")
@@ -47,12 +51,19 @@ for exe in "$build_dir"/tests/fuzz_*; do
     fuzz_safetensors) for f in model.safetensors tokenizer.json tokenizer.model config.json generation_config.json; do
         [ -f "$models/stories260K-hf/$f" ] && cp "$models/stories260K-hf/$f" "$corpus/"; done; true ;;
   esac
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
   echo "fuzz: $name for ${seconds}s"
+  names+=("$name")
   # Inputs up to 64 KiB: big model seeds are cut, which still exercises every section header.
-  if ! "$exe" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 "$corpus" > "$build_dir/$name.log" 2>&1; then
+  ( if "$exe" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 "$corpus" \
+        > "$build_dir/$name.log" 2>&1; then echo 0; else echo 1; fi > "$build_dir/$name.status" ) &
+done
+wait
+for name in "${names[@]}"; do
+  if [ "$(cat "$build_dir/$name.status")" != 0 ]; then
     echo "fuzz: $name FAILED"; tail -40 "$build_dir/$name.log"; status=1
   else
-    grep -E "stat::number_of_executed_units" "$build_dir/$name.log" || true
+    echo "fuzz: $name: $(grep -E "stat::number_of_executed_units" "$build_dir/$name.log" || echo "no stats")"
   fi
 done
 exit $status
