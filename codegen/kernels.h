@@ -227,6 +227,10 @@ struct CodegenOptions {
   // Debug: matmul kernels store one lane too many in the last (partial) panel. Only for proving
   // that the test harness catches an off-by-one in a tail.
   bool debug_tail_overrun = false;
+  // Test: the 8-bit matmul kernels take their VNNI branches (i32 sums from every 4-byte group)
+  // with the VNNI instruction emulated in generic vector IR, so that a host without
+  // AVX-512 VNNI checks the avx512 tier's arithmetic against the reference.
+  bool emulate_vnni = false;
 };
 
 struct CompileStats {

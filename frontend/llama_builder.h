@@ -78,8 +78,8 @@ struct LlamaConfig {
   bool tied_embeddings = false;   // the output projection reuses token_embd.weight
   bool all_logits = false;        // false: logits for the last position only
   // "none": weights of other types get a Convert to f32 and a MatMul, as a generic converter
-  // emits them. "q8": WeightMatMul with llama.cpp's activation numerics (q8_0 activations for
-  // q8_0/q4_0 weights, f16 activations for f16 weights), which reproduces its outputs exactly.
+  // emits them. "q8": WeightMatMul with llama.cpp's activation formats (q8_0 activations for
+  // q8_0/q4_0 weights, q8_K for k-quants, f16 activations for f16 weights; ir/ops.cpp).
   std::string act_quant = "none";
   // The KV cache's element type: f32, or f16 (half the memory; llama.cpp's default). With f16 and
   // act_quant "q8", queries and attention probabilities are rounded to f16 before they meet the

@@ -650,10 +650,12 @@ Status eval_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out) {
 // layout of llama.cpp's tensors. act_quant "none": exact (w dequantized, sums in double).
 // act_quant "q8": llama.cpp's CPU numerics: activations are rounded to f16/bf16 for f16/bf16
 // weights (one f32 FMA chain in k order over the rounded activations times the weights) and
-// quantized to q8_0 blocks for every block-quantized type with kernels (q8_0, q4_0, q4_1, q5_0,
-// q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs): one activation format, so a model mixing
-// these types shares it; blocks are dotted in integers, scaled in f32 and added to an f32 sum in
-// block order (q8_row_dot). The kernels reproduce these f32 orders bit for bit.
+// quantized for every block-quantized type with kernels, in the format ggml pairs with it where
+// that is q8_0 or q8_K: q8_0 blocks of 32 for q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl (q8_row_dot:
+// blocks dotted in integers, scaled in f32 and added to an f32 sum in block order), q8_K
+// super-blocks of 256 for q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs (q8k_row_dot: the scales of the
+// sub-blocks applied in integers, one f32 step per super-block). The kernels reproduce these f32
+// orders bit for bit.
 // act_quant "ggml": ggml's own numerics for every GGUF type: the activation format ggml pairs with
 // the weight type (q8_0, q8_1 or q8_K) and its generic dot product's arithmetic (ggml_vec_dot in
 // ir/quant.h); float weights as in "q8". The reference evaluator's mode; no kernels yet.
@@ -695,7 +697,8 @@ float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64
       BlockIQ4_NL blk;
       std::memcpy(&blk, row + b * sizeof(BlockIQ4_NL), sizeof(blk));
       sum += static_cast<float>(dot_block_iq4_nl_q8_0(blk, act[b])) * (f16_to_f32(blk.d) * da);
-    } else if (wt == ElementType::q4_1 || wt == ElementType::q5_1) {
+    } else {
+      INGOT_ASSERT(wt == ElementType::q4_1 || wt == ElementType::q5_1, "q8_row_dot: unsupported weight type");
       int32_t qa, asum;
       float d, m;
       if (wt == ElementType::q4_1) {
@@ -712,64 +715,103 @@ float q8_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_0* act, int64
         m = f16_to_f32(blk.m);
       }
       sum += (d * da) * static_cast<float>(qa) + m * (da * static_cast<float>(asum));
-    } else if (wt == ElementType::q6_k) {
-      BlockQ6_K blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ6_K), sizeof(blk));
-      const int block = static_cast<int>(b % 8);
-      int32_t isum[2];
-      dot_block_q6_k_q8_0(blk, block, act[b], isum);
-      const float d = f16_to_f32(blk.d);
-      const float sc0 = blk.scales[q6_k_scale_index(block * kQK)], sc1 = blk.scales[q6_k_scale_index(block * kQK + 16)];
-      const float lo = (d * sc0) * static_cast<float>(isum[0]), hi = (d * sc1) * static_cast<float>(isum[1]);
-      sum += da * (lo + hi);
+    }
+  }
+  return sum;
+}
+
+// One weight row of a k-quant or iq4_xs (K / 256 super-blocks) times q8_K activations (ggml's
+// format for them: 256 values, an f32 scale da, quantize_row_q8_K). Per super-block the
+// sub-blocks' integer dots are multiplied by their integer scales and summed exactly (isum), the
+// mins likewise with the activation sums (msum); then one f32 step, added to an f32 sum in
+// super-block order (d and dmin the weight's f16 scales as f32; each product and difference
+// rounded to f32 in this association, no FMA):
+//   q4_k, q5_k, q2_k   (d * da) * float(isum) - (dmin * da) * float(msum)
+//   q6_k, q3_k, iq4_xs (d * da) * float(isum)
+// isum: q4_k, q5_k sum_j sc_j * sum(q * a) over 32-element sub-block j (6-bit sc, unsigned q);
+// q6_k, q3_k sum_j sc_j * sum(q * a) over 16-element sub-blocks (signed sc, signed q); q2_k the
+// same with 4-bit sc and q 0..3; iq4_xs sum_j (ls_j - 32) * sum(kvalues_iq4nl[q] * a) over
+// 32-element blocks. msum: sum_j m_j * sum(a) over the sub-block of each min.
+// q2_k's is ggml's own generic arithmetic (ggml_vec_dot_q2_K_q8_K), bit for bit. The others sum
+// what ggml sums, but ggml's generic code splits isum into 8 lanes (element index mod 8) scaled
+// and accumulated separately; one lane costs the kernels a float step per super-block instead of
+// eight lanes' worth, and lets every tier (pmaddwd, vpdpbusd) form isum in integers.
+float q8k_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_K* act, int64_t superblocks) {
+  float sum = 0;
+  for (int64_t sb = 0; sb < superblocks; ++sb) {
+    const BlockQ8_K& a = act[sb];
+    // The integer helpers take 32-element q8_0 blocks (their scale unused): slices of a.
+    BlockQ8_0 part[8];
+    for (int j = 0; j < 8; ++j) {
+      part[j].d = 0;
+      std::memcpy(part[j].qs, a.qs + 32 * j, 32);
+    }
+    int32_t isum = 0, msum = 0;
+    float d = 0, dmin = 0;
+    bool has_min = false;
+    // q4_k and q5_k share scales, mins and the sub-block structure.
+    auto scale_min_sums = [&](const auto& blk, auto scale_min, auto dot) {
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, mn;
+        int32_t qa, asum;
+        scale_min(blk, j, sc, mn);
+        dot(blk, j, part[j], qa, asum);
+        isum += sc * qa;
+        msum += mn * asum;
+      }
+      d = f16_to_f32(blk.d);
+      dmin = f16_to_f32(blk.dmin);
+      has_min = true;
+    };
+    if (wt == ElementType::q4_k) {
+      BlockQ4_K blk;
+      std::memcpy(&blk, row + sb * sizeof(BlockQ4_K), sizeof(blk));
+      scale_min_sums(blk, q4_k_scale_min, dot_subblock_q4_k_q8_0);
     } else if (wt == ElementType::q5_k) {
       BlockQ5_K blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ5_K), sizeof(blk));
-      const int sub = static_cast<int>(b % 8);
-      uint8_t sc, mn;
-      q5_k_scale_min(blk, sub, sc, mn);
-      int32_t qa, asum;
-      dot_subblock_q5_k_q8_0(blk, sub, act[b], qa, asum);
-      const float dl = f16_to_f32(blk.d) * sc, ml = f16_to_f32(blk.dmin) * mn;
-      sum += da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
+      std::memcpy(&blk, row + sb * sizeof(BlockQ5_K), sizeof(blk));
+      scale_min_sums(blk, q5_k_scale_min, dot_subblock_q5_k_q8_0);
+    } else if (wt == ElementType::q6_k) {
+      BlockQ6_K blk;
+      std::memcpy(&blk, row + sb * sizeof(BlockQ6_K), sizeof(blk));
+      for (int j = 0; j < 8; ++j) {
+        int32_t half[2];
+        dot_block_q6_k_q8_0(blk, j, part[j], half);
+        isum += blk.scales[2 * j] * half[0] + blk.scales[2 * j + 1] * half[1];
+      }
+      d = f16_to_f32(blk.d);
     } else if (wt == ElementType::q3_k) {
       BlockQ3_K blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ3_K), sizeof(blk));
-      const int block = static_cast<int>(b % 8);
-      int32_t isum[2];
-      dot_block_q3_k_q8_0(blk, block, act[b], isum);
-      const float d = f16_to_f32(blk.d);
-      const float sc0 = static_cast<float>(q3_k_sub_scale(blk, 2 * block)), sc1 = static_cast<float>(q3_k_sub_scale(blk, 2 * block + 1));
-      const float lo = (d * sc0) * static_cast<float>(isum[0]), hi = (d * sc1) * static_cast<float>(isum[1]);
-      sum += da * (lo + hi);
+      std::memcpy(&blk, row + sb * sizeof(BlockQ3_K), sizeof(blk));
+      for (int j = 0; j < 8; ++j) {
+        int32_t half[2];
+        dot_block_q3_k_q8_0(blk, j, part[j], half);
+        isum += q3_k_sub_scale(blk, 2 * j) * half[0] + q3_k_sub_scale(blk, 2 * j + 1) * half[1];
+      }
+      d = f16_to_f32(blk.d);
     } else if (wt == ElementType::q2_k) {
+      has_min = true;
       BlockQ2_K blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ2_K), sizeof(blk));
-      const int block = static_cast<int>(b % 8);
-      int32_t qa[2], asum[2];
-      dot_block_q2_k_q8_0(blk, block, act[b], qa, asum);
-      const uint8_t s0 = blk.scales[2 * block], s1 = blk.scales[2 * block + 1];
-      const int32_t qs = (s0 & 15) * qa[0] + (s1 & 15) * qa[1];
-      const int32_t ms = (s0 >> 4) * asum[0] + (s1 >> 4) * asum[1];
-      sum += da * (f16_to_f32(blk.d) * static_cast<float>(qs) - f16_to_f32(blk.dmin) * static_cast<float>(ms));
-    } else if (wt == ElementType::iq4_xs) {
-      BlockIQ4_XS blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockIQ4_XS), sizeof(blk));
-      const int block = static_cast<int>(b % 8);
-      const float dl = f16_to_f32(blk.d) * static_cast<float>(iq4_xs_block_scale(blk, block));
-      sum += da * (dl * static_cast<float>(dot_block_iq4_xs_q8_0(blk, block, act[b])));
+      std::memcpy(&blk, row + sb * sizeof(BlockQ2_K), sizeof(blk));
+      for (int j = 0; j < 8; ++j) {
+        int32_t qa[2], asum[2];
+        dot_block_q2_k_q8_0(blk, j, part[j], qa, asum);
+        const uint8_t s0 = blk.scales[2 * j], s1 = blk.scales[2 * j + 1];
+        isum += (s0 & 15) * qa[0] + (s1 & 15) * qa[1];
+        msum += (s0 >> 4) * asum[0] + (s1 >> 4) * asum[1];
+      }
+      d = f16_to_f32(blk.d);
+      dmin = f16_to_f32(blk.dmin);
     } else {
-      INGOT_ASSERT(wt == ElementType::q4_k, "q8_row_dot: unsupported weight type");
-      BlockQ4_K blk;
-      std::memcpy(&blk, row + (b / 8) * sizeof(BlockQ4_K), sizeof(blk));
-      const int sub = static_cast<int>(b % 8);
-      uint8_t sc, mn;
-      q4_k_scale_min(blk, sub, sc, mn);
-      int32_t qa, asum;
-      dot_subblock_q4_k_q8_0(blk, sub, act[b], qa, asum);
-      const float dl = f16_to_f32(blk.d) * sc, ml = f16_to_f32(blk.dmin) * mn;
-      sum += da * (dl * static_cast<float>(qa) - ml * static_cast<float>(asum));
+      INGOT_ASSERT(wt == ElementType::iq4_xs, "q8k_row_dot: unsupported weight type");
+      BlockIQ4_XS blk;
+      std::memcpy(&blk, row + sb * sizeof(BlockIQ4_XS), sizeof(blk));
+      for (int j = 0; j < 8; ++j) isum += iq4_xs_block_scale(blk, j) * dot_block_iq4_xs_q8_0(blk, j, part[j]);
+      d = f16_to_f32(blk.d);
     }
+    float value = (d * a.d) * static_cast<float>(isum);
+    if (has_min) value = value - (dmin * a.d) * static_cast<float>(msum);
+    sum += value;
   }
   return sum;
 }
@@ -825,6 +867,19 @@ Status eval_weight_matmul(const Node& n, EvalContext&, Tensors in, Outputs& out)
     for (int64_t m = 0; m < M; ++m) {
       ggml_quantize_activations(wt, xf + m * K, act.data(), K);
       for (int64_t j = 0; j < N; ++j) y[m * N + j] = ggml_vec_dot(wt, w.raw() + j * row_bytes, act.data(), K);
+    }
+    out = {r};
+    return Status::Ok();
+  }
+
+  if (q8 && is_quantized(wt) && q8_uses_q8_K(wt)) {
+    if (K % kQK_K != 0) return err("WeightMatMul: K is not a whole number of " + std::string(type_name(wt)) + " super-blocks");
+    const int64_t superblocks = K / kQK_K;
+    const int64_t row_bytes = superblocks * type_info(wt).block_bytes;
+    std::vector<BlockQ8_K> act(static_cast<size_t>(superblocks));
+    for (int64_t m = 0; m < M; ++m) {
+      quantize_row_q8_K(xf + m * K, act.data(), K);
+      for (int64_t j = 0; j < N; ++j) y[m * N + j] = q8k_row_dot(wt, w.raw() + j * row_bytes, act.data(), superblocks);
     }
     out = {r};
     return Status::Ok();
@@ -1925,6 +1980,11 @@ bool weight_matmul_supports_act_ggml(ElementType w) {
     default:
       return false;
   }
+}
+
+bool q8_uses_q8_K(ElementType w) {
+  return w == ElementType::q2_k || w == ElementType::q3_k || w == ElementType::q4_k || w == ElementType::q5_k ||
+         w == ElementType::q6_k || w == ElementType::iq4_xs;
 }
 
 bool weight_matmul_supports_act_q8(ElementType w) {

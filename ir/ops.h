@@ -89,6 +89,10 @@ std::span<const OpDef> all_ops();
 // type `w`: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k,
 // iq4_xs.
 bool weight_matmul_supports_act_q8(ElementType w);
+// Whether act_quant "q8" quantizes the activations of weights of type `w` to q8_K super-blocks
+// (ggml's format for them: q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs); the other block types meet
+// q8_0 blocks of 32.
+bool q8_uses_q8_K(ElementType w);
 // Whether WeightMatMul implements act_quant "ggml" (ggml's activation formats and generic dot
 // products, bit for bit) for weights of type `w`: f32, f16, bf16 and every quantized type.
 bool weight_matmul_supports_act_ggml(ElementType w);

@@ -97,44 +97,38 @@ int32_t dot_block_iq4_nl_q8_0(const BlockIQ4_NL& w, const BlockQ8_0& a);
 // q4_1 / q5_1 (value = d * q + m): qa = sum of q * a (q unsigned), asum = sum of a.
 void dot_block_q4_1_q8_0(const BlockQ4_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 void dot_block_q5_1_q8_0(const BlockQ5_1& w, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
-// q4_k weights meet q8_0 activations one sub-block of 32 at a time (the activation block size),
-// so every quantized weight type shares one activation format. The sub-block's value is
-//   f16(a.d) * ((f16(w.d) * scale) * qa - (f16(w.dmin) * min) * asum)      (in float)
-// with qa = sum of q * a and asum = sum of a over the 32 elements.
+// The k-quants' integer parts, one 32-element sub-block at a time: `a` holds 32 activation
+// values (the "q8" mode passes slices of a q8_K super-block; a.d is not read). The "q8" mode's
+// f32 arithmetic around them is q8k_row_dot's (ir/ops.cpp).
+// q4_k: qa = sum of q * a and asum = sum of a over sub-block `sub`.
 void dot_subblock_q4_k_q8_0(const BlockQ4_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 
 // Element e (0..255) of a q6_k super-block as its unsigned 6-bit quant (value = d * scale * (q - 32)),
 // and the index of its 16-element scale.
 int q6_k_quant(const BlockQ6_K& b, int e);
 inline int q6_k_scale_index(int e) { return e / 16; }
-// q6_k weights meet q8_0 activations one 32-element block (`block` 0..7 of the super-block) at a
-// time; its two 16-element halves have their own scales. isum[h] = sum of (q - 32) * a over half h.
-// The block's value is f16(a.d) * ((d * sc0) * isum[0] + (d * sc1) * isum[1])       (in float)
+// q6_k, per 32-element block (`block` 0..7 of the super-block), whose two 16-element halves have
+// their own scales: isum[h] = sum of (q - 32) * a over half h.
 void dot_block_q6_k_q8_0(const BlockQ6_K& w, int block, const BlockQ8_0& a, int32_t isum[2]);
 
 // q5_k: q4_k's scales, mins and nibbles plus a fifth bit (qh[l] bit `sub` of element l of
-// sub-block sub): q = 0..31, value = d * scale * q - dmin * min. Met by q8_0 activations one
-// sub-block of 32 at a time, as q4_k: f16(a.d) * ((f16(w.d) * scale) * qa - (f16(w.dmin) * min) * asum).
+// sub-block sub): q = 0..31, value = d * scale * q - dmin * min. Integer parts as q4_k's.
 int q5_k_quant(const BlockQ5_K& b, int e);
 void q5_k_scale_min(const BlockQ5_K& b, int sub, uint8_t& scale, uint8_t& min);
 void dot_subblock_q5_k_q8_0(const BlockQ5_K& w, int sub, const BlockQ8_0& a, int32_t& qa, int32_t& asum);
 // q3_k: element e (0..255) as its signed quant -4..3 (2 low bits in qs, minus 4 where its hmask
 // bit is clear) and the signed 6-bit scale (-32..31) of 16-element sub-block j (0..15); value =
-// d * scale * q. Met by q8_0 activations one 32-element block at a time, as q6_k:
-// isum[h] = sum of q * a over half h, value f16(a.d) * ((d * sc0) * isum[0] + (d * sc1) * isum[1]).
+// d * scale * q. Integer parts as q6_k's: isum[h] = sum of q * a over half h of 32-element `block`.
 int q3_k_quant(const BlockQ3_K& b, int e);
 int q3_k_sub_scale(const BlockQ3_K& b, int j);
 void dot_block_q3_k_q8_0(const BlockQ3_K& w, int block, const BlockQ8_0& a, int32_t isum[2]);
 // q2_k: element e as its 2-bit quant 0..3; 16-element sub-block j has a 4-bit scale (scales[j] &
 // 15) and min (scales[j] >> 4): value = d * scale * q - dmin * min. Per 32-element block, halves
-// h = 0, 1: qa[h] = sum of q * a, asum[h] = sum of a; the block's value is
-//   f16(a.d) * (d * float(sc0 * qa[0] + sc1 * qa[1]) - dmin * float(m0 * asum[0] + m1 * asum[1]))
-// (the integer sums exact, then f32 products and differences in this order).
+// h = 0, 1: qa[h] = sum of q * a, asum[h] = sum of a.
 int q2_k_quant(const BlockQ2_K& b, int e);
 void dot_block_q2_k_q8_0(const BlockQ2_K& w, int block, const BlockQ8_0& a, int32_t qa[2], int32_t asum[2]);
 // iq4_xs: block ib (0..7) of 32 has a 6-bit scale ls, element j's value is d * (ls - 32) *
-// kIq4nlValues[q]. Per 32-element block: isum = sum of kIq4nlValues[q] * a, value
-// f16(a.d) * ((d * (ls - 32)) * isum).
+// kIq4nlValues[q]. Per 32-element block: isum = sum of kIq4nlValues[q] * a.
 int iq4_xs_quant(const BlockIQ4_XS& b, int e);  // the 4-bit index 0..15 of element e
 int iq4_xs_block_scale(const BlockIQ4_XS& b, int ib);  // ls - 32
 int32_t dot_block_iq4_xs_q8_0(const BlockIQ4_XS& w, int block, const BlockQ8_0& a);

@@ -9,6 +9,7 @@
 
 
 #include "codegen/kernels/matmul/matmul_emitter.h"
+#include "ir/ops.h"
 
 namespace ingot::matmul {
 #define INGOT_MATMUL_INNER(X) X(float_fma) X(dequant_fma) X(kquant_fma) X(int_dots) X(int_dots_q4k) X(int_dots_q6k) \
@@ -35,7 +36,10 @@ Status MatMulEmitter::emit() {
   int_dots_ = (quant_ || kquant_ || block32_) && s.act_q8;
   e.avx2 = tgt.avx2;
   e.ssse3 = tgt.ssse3;
-  e.vnni = tgt.vnni;
+  // The VNNI branches of the inner loops: on a tier with VNNI (vpdpbusd), or emulated for tests
+  // (Fn::dot4 then computes vpdpbusd's integers in generic vector IR).
+  e.vnni = tgt.vnni || opt.emulate_vnni;
+  e.vnni_instructions = tgt.vnni;
   nout_ = s.swiglu ? s.N / 2 : s.N;
   nb_ = s.K / kQK;
   qb_ = s.weight == ElementType::q8_0 ? 32 : 16;
@@ -56,7 +60,7 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    // The amx step's scratch (q8_0, q4_0, q4_k, q6_k) follows the activations on every tier.
+    // The amx step's scratch (q8_0, q4_0) follows the activations on every tier.
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
     act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(amx_extra_scratch(s, L)))));
     amx_c_ = e.at(act_, acts);
@@ -162,6 +166,7 @@ Value* MatMulEmitter::round_to_bf16(Value* v) {
 }
 
 void MatMulEmitter::emit_quantize_activations() {
+  if (q8_uses_q8_K(s.weight)) return emit_quantize_activations_q8k();
   e.loop(e.c64(0), M_, 1, [&](Value* t) {
     Value* xr = e.at(x_, B.CreateMul(t, e.c64(s.K * 4)));
     Value* ar = e.at(act_, B.CreateMul(t, e.c64(L.scratch_per_token)));
@@ -190,6 +195,46 @@ void MatMulEmitter::emit_quantize_activations() {
       e.store(s8, e.at(ar, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4);
     }, "qblk");
   }, "qrow");
+}
+
+// q8_K rows (quantize_row_q8_K, ggml's only one): per 256 values amax, iscale = 127 / amax,
+// q = roundeven(x * iscale), d = 1 / iscale (0 for an all-zero super-block); the 16- and 32-value
+// sums as i16. ggml takes the sign of the first value of largest magnitude for iscale and d, so
+// its q and d may both be negated: every product d * q, and so every dot, is the same.
+void MatMulEmitter::emit_quantize_activations_q8k() {
+  e.loop(e.c64(0), M_, 1, [&](Value* t) {
+    Value* xr = e.at(x_, B.CreateMul(t, e.c64(s.K * 4)));
+    Value* ar = e.at(act_, B.CreateMul(t, e.c64(L.scratch_per_token)));
+    e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
+      Value* xb = e.at(xr, B.CreateMul(sb, e.c64(kQK_K * 4)));
+      Value* m = nullptr;
+      for (int j = 0; j < kQK_K / 8; ++j) {
+        Value* a = B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, e.load(vf(), e.at(xb, j * 32), 4));
+        m = m ? B.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, m, a) : a;
+      }
+      Value* amax = B.CreateFPMaxReduce(m);
+      Value* nonzero = B.CreateFCmpONE(amax, e.cf(0.0f));
+      Value* iscale = B.CreateSelect(nonzero, B.CreateFDiv(e.cf(127.0f), amax), e.cf(0.0f));
+      Value* d = B.CreateSelect(nonzero, B.CreateFDiv(e.cf(1.0f), iscale), e.cf(0.0f));
+      e.store(d, q8k_scale_at(ar, sb), 4);
+      Value* sum16 = nullptr;
+      for (int j = 0; j < kQK_K / 8; ++j) {
+        Value* x = e.load(vf(), e.at(xb, j * 32), 4);
+        Value* r = B.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, B.CreateFMul(x, e.splat(iscale)));
+        Value* q = B.CreateFPToSI(r, e.vec(e.i32, 8));
+        e.store(B.CreateTrunc(q, e.vec(e.i8, 8)), e.at(ar, B.CreateAdd(B.CreateMul(sb, e.c64(kQK_K)), e.c64(8 * j))), 1);
+        sum16 = j % 2 ? B.CreateAdd(sum16, q) : q;
+        if (j % 2 == 0) continue;
+        // Values 16i .. 16i + 15 (i = j / 2) done: their sum, and at odd i the 32-value sum.
+        const int i = j / 2;
+        Value* s16 = B.CreateTrunc(B.CreateAddReduce(sum16), e.i16);
+        e.store(s16, e.at(ar, B.CreateAdd(e.c64(q8k_sums16_offset() + 2 * i), B.CreateMul(sb, e.c64(32)))), 2);
+        if (i % 2 == 0) continue;
+        Value* prev = e.load(e.i16, e.at(ar, B.CreateAdd(e.c64(q8k_sums16_offset() + 2 * (i - 1)), B.CreateMul(sb, e.c64(32)))), 2);
+        e.store(B.CreateAdd(prev, s16), e.at(ar, B.CreateAdd(e.c64(q8k_sums32_offset() + 2 * (i / 2)), B.CreateMul(sb, e.c64(16)))), 2);
+      }
+    }, "q8kblk");
+  }, "q8krow");
 }
 
 void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {

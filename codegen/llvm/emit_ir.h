@@ -262,13 +262,19 @@ class Fn {
   // acc (<8 x i32>, or null for 0) + the sums of 4 adjacent products of unsigned a and signed b
   // (<32 x i8>): one vpdpbusd with VNNI, else pmaddubsw + pmaddwd + add. Exact either way where
   // the callers use it (every pair sum fits i16; VNNI has no intermediate i16 at all).
-  bool vnni = false;
+  bool vnni = false;              // callers take their VNNI branches (i32 sums straight from dot4)
+  bool vnni_instructions = false;  // and dot4 may emit vpdpbusd (false: those branches emulated, for tests)
   V* dot4(V* acc, V* a, V* b) {
-    if (vnni) {
+    if (vnni && vnni_instructions) {
       auto v8 = vec(i32, 8);
       V* start = acc ? acc : llvm::Constant::getNullValue(v8);
       return B.CreateIntrinsic(llvm::Intrinsic::x86_avx512_vpdpbusd_256, {},
                                {start, B.CreateBitCast(a, v8), B.CreateBitCast(b, v8)});
+    }
+    if (vnni) {  // emulated: vpdpbusd's arithmetic exactly (its callers may exceed pmaddubsw's i16)
+      auto v32 = vec(i32, 32);
+      V* s = pair_sums(pair_sums(B.CreateMul(B.CreateZExt(a, v32), B.CreateSExt(b, v32)), 16), 8);
+      return acc ? B.CreateAdd(acc, s) : s;
     }
     std::vector<llvm::Constant*> one(16, B.getInt16(1));
     V* m = maddwd(maddubs(a, b), llvm::ConstantVector::get(one));

@@ -178,6 +178,31 @@ TEST(CodegenMatMul, Q3_K) { check_matmul_cases(q8_only_cases(ElementType::q3_k),
 TEST(CodegenMatMul, Q2_K) { check_matmul_cases(q8_only_cases(ElementType::q2_k), CodegenOptions{}, kQ8OnlyTokens); }
 TEST(CodegenMatMul, IQ4_XS) { check_matmul_cases(q8_only_cases(ElementType::iq4_xs), CodegenOptions{}, kQ8OnlyTokens); }
 
+// The VNNI branches of every 8-bit inner loop (i32 sums straight from each 4-byte group, scales
+// applied by a multiply), which only the avx512 and amx tiers take, on any host: x86-64-v3
+// kernels with those branches and the VNNI instruction emulated (CodegenOptions::emulate_vnni).
+// A host with AVX-512 VNNI also runs them natively (CodegenTiers, CodegenQ8OnlyTiers).
+TEST(CodegenMatMul, VnniBranchesMatchTheReferenceEmulated) {
+  if (std::string lacks = host_lacks_tier("x86-64-v3"); !lacks.empty()) GTEST_SKIP() << "this host cannot run x86-64-v3: " << lacks;
+  std::vector<MatMulCase> cases;
+  for (ElementType t : {ElementType::q8_0, ElementType::q4_0, ElementType::q4_k, ElementType::q6_k, ElementType::q5_k,
+                        ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs, ElementType::q5_0, ElementType::q4_1,
+                        ElementType::q5_1, ElementType::iq4_nl}) {
+    const bool kq = type_info(t).block_elems == kQK_K;
+    MatMulCase c;
+    c.weight = t;
+    c.act_q8 = true;
+    c.N = 37;
+    c.K = kq ? 512 : 96;
+    c.residual = true;
+    cases.push_back(c);
+  }
+  CodegenOptions options;
+  options.cpu = "x86-64-v3";
+  options.emulate_vnni = true;
+  check_matmul_cases(cases, options, {1, 3, 17, 40});
+}
+
 // Without 8-bit activations these types have no kernel: the layout says so (the compiler then
 // reports the node as having no kernel).
 TEST(CodegenMatMul, Q8OnlyTypesRefuseFloatActivations) {
@@ -418,8 +443,9 @@ TEST(CodegenCompile, ReportsUnsupportedInput) {
 
 
 // The amx tier's tile code is checked without executing it (so on hosts without AMX too): only
-// amx kernels of 8-bit-activation matmuls (q8_0, q4_0, q4_k, q6_k weights) configure, use and
-// release tiles; other tiers and float modes have no tile instruction.
+// amx kernels of 8-bit-activation matmuls of q8_0 and q4_0 weights configure, use and release
+// tiles; other tiers, float modes and the k-quants (q8_K activations, whose super-block integer
+// sums have no tile step yet) have no tile instruction.
 TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
   struct Want {
     ElementType weight;
@@ -428,8 +454,8 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
     bool tiles;
   };
   for (const Want& w : {Want{ElementType::q8_0, true, "amx", true}, Want{ElementType::q4_0, true, "amx", true},
-                        Want{ElementType::q4_k, true, "amx", true}, Want{ElementType::q8_0, true, "avx512", false},
-                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", true},
+                        Want{ElementType::q4_k, true, "amx", false}, Want{ElementType::q8_0, true, "avx512", false},
+                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", false},
                         Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false},
                         Want{ElementType::q5_0, true, "amx", false}, Want{ElementType::q4_1, true, "amx", false},
                         Want{ElementType::q5_1, true, "amx", false}, Want{ElementType::iq4_nl, true, "amx", false}}) {

@@ -1,4 +1,5 @@
-// q4_k: the reference quantizer (scale/min search) and q4_k x q8_0 activation dots.
+// q4_k: the reference quantizer (scale/min search) and the k-quants' dots with 8-bit activations
+// (32-element integer dots, and the "q8" mode's q8_K super-block arithmetic).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +19,16 @@ std::vector<float> gaussian(int64_t n, uint32_t seed, float stddev = 1.0f) {
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = dist(rng);
   return v;
+}
+
+// The values the "q8" mode's k-quant dots see: x quantized to q8_K (ggml's quantize_row_q8_K),
+// each d * q in f32.
+std::vector<float> q8_K_values(const float* x, int64_t n) {
+  std::vector<BlockQ8_K> q(static_cast<size_t>(n / kQK_K));
+  quantize_row_q8_K(x, q.data(), n);
+  std::vector<float> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = q[static_cast<size_t>(i / kQK_K)].d * q[static_cast<size_t>(i / kQK_K)].qs[i % kQK_K];
+  return out;
 }
 
 double rms_error(const std::vector<float>& a, const std::vector<float>& b) {
@@ -137,10 +148,7 @@ TEST(QuantizeQ4K, WeightMatMulQ8ModeMatchesDequantizedProductOnOddRows) {
   std::vector<float> wd(static_cast<size_t>(N * K));
   dequantize_row(ElementType::q4_k, w->raw(), wd.data(), N * K);
   for (int64_t row = 0; row < M; ++row) {
-    std::vector<BlockQ8_0> aq(static_cast<size_t>(K / kQK));
-    quantize_row_q8_0_activations(xf.data() + row * K, aq.data(), K);
-    std::vector<float> ad(static_cast<size_t>(K));
-    dequantize_row(ElementType::q8_0, aq.data(), ad.data(), K);
+    const std::vector<float> ad = q8_K_values(xf.data() + row * K, K);
     for (int64_t j = 0; j < N; ++j) {
       double direct = 0;
       for (int64_t k = 0; k < K; ++k) direct += double(wd[j * K + k]) * ad[k];
@@ -236,12 +244,12 @@ TEST(Q6K, WeightMatMulQ8ModeIsCloseToTheExactProduct) {
 namespace ingot {
 namespace {
 
-// q2_k, q3_k, q5_k, iq4_xs in the "q8" mode (q8_row_dot): every output equals the product of
-// the dequantized weights and the dequantized q8_0 activations up to f32 rounding. This checks
+// q2_k, q3_k, q5_k, q6_k, iq4_xs in the "q8" mode (q8k_row_dot): every output equals the product
+// of the dequantized weights and the dequantized q8_K activations up to f32 rounding. This checks
 // the integer dots, the scale and min indices and the element order against dequantize_row
-// (bitwise ggml's), independently of the kernels that reproduce q8_row_dot.
+// (bitwise ggml's), independently of the kernels that reproduce q8k_row_dot.
 TEST(KQuantsQ8Mode, WeightMatMulEqualsDequantizedProducts) {
-  for (ElementType t : {ElementType::q5_k, ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs}) {
+  for (ElementType t : {ElementType::q5_k, ElementType::q6_k, ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs}) {
     const int64_t N = 5, K = 3 * kQK_K, M = 2;
     const ElementTypeInfo& ti = type_info(t);
     auto buf = Buffer::allocate(static_cast<size_t>(N * K / kQK_K * ti.block_bytes));
@@ -258,6 +266,8 @@ TEST(KQuantsQ8Mode, WeightMatMulEqualsDequantizedProducts) {
         std::memcpy(blk + 2, &dmin, 2);
       } else if (t == ElementType::q3_k) {
         std::memcpy(blk + 108, &d, 2);
+      } else if (t == ElementType::q6_k) {
+        std::memcpy(blk + 208, &d, 2);
       } else if (t == ElementType::q2_k) {
         std::memcpy(blk + 80, &d, 2);
         std::memcpy(blk + 82, &dmin, 2);
@@ -281,10 +291,7 @@ TEST(KQuantsQ8Mode, WeightMatMulEqualsDequantizedProducts) {
     std::vector<float> wd(static_cast<size_t>(N * K));
     dequantize_row(t, w->raw(), wd.data(), N * K);
     for (int64_t row = 0; row < M; ++row) {
-      std::vector<BlockQ8_0> aq(static_cast<size_t>(K / kQK));
-      quantize_row_q8_0_activations(xf.data() + row * K, aq.data(), K);
-      std::vector<float> ad(static_cast<size_t>(K));
-      dequantize_row(ElementType::q8_0, aq.data(), ad.data(), K);
+      const std::vector<float> ad = q8_K_values(xf.data() + row * K, K);
       for (int64_t j = 0; j < N; ++j) {
         double direct = 0, magnitude = 0;
         for (int64_t k = 0; k < K; ++k) {
@@ -295,6 +302,41 @@ TEST(KQuantsQ8Mode, WeightMatMulEqualsDequantizedProducts) {
       }
     }
   }
+}
+
+
+// q2_k in the "q8" mode is ggml's own arithmetic (ggml_vec_dot_q2_K_q8_K_generic: one f32 step
+// per super-block), so "q8" and "ggml" agree bit for bit; for q4_k they share the activations
+// and integers but not the f32 order (ggml's 8 lanes), and differ in the last bits.
+TEST(KQuantsQ8Mode, Q2KEqualsGgmlsArithmeticBitwise) {
+  const int64_t N = 7, K = 4 * kQK_K, M = 3;
+  auto wq = Buffer::allocate(static_cast<size_t>(N * K / kQK_K) * sizeof(BlockQ2_K));
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < wq->size(); ++i) wq->mutable_data()[i] = static_cast<uint8_t>(rng());
+  for (int64_t b = 0; b < N * K / kQK_K; ++b) {
+    const uint16_t d = f32_to_f16(0.01f * static_cast<float>(1 + rng() % 9)), dmin = f32_to_f16(0.003f * static_cast<float>(1 + rng() % 9));
+    std::memcpy(wq->mutable_data() + b * sizeof(BlockQ2_K) + 80, &d, 2);
+    std::memcpy(wq->mutable_data() + b * sizeof(BlockQ2_K) + 82, &dmin, 2);
+  }
+  auto w = Tensor::from_buffer(ElementType::q2_k, {N, K}, wq);
+  ASSERT_TRUE(w.ok()) << w.message();
+  const auto xf = gaussian(M * K, 6);
+  std::vector<float> y[2];
+  const char* modes[2] = {"q8", "ggml"};
+  for (int i = 0; i < 2; ++i) {
+    Model m;
+    GraphBuilder b(m);
+    Value xv = b.parameter("x", ElementType::f32, static_shape({M, K}));
+    Value wv = b.constant(std::make_shared<Tensor>(*w), "w");
+    b.result(b.op(Op::WeightMatMul, {xv, wv}, {{"act_quant", Attribute::String(modes[i])}}), "y");
+    ASSERT_TRUE(b.status().ok()) << b.status().message();
+    Evaluator ev(m);
+    auto r = ev.run({{"x", Tensor::from_f32({M, K}, xf)}});
+    ASSERT_TRUE(r.ok()) << r.message();
+    y[i] = (*r)[0].to_f32_vector();
+  }
+  ASSERT_EQ(y[0].size(), static_cast<size_t>(M * N));
+  for (size_t i = 0; i < y[0].size(); ++i) EXPECT_EQ(std::memcmp(&y[0][i], &y[1][i], 4), 0) << i << ": " << y[0][i] << " vs " << y[1][i];
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ Value* lookup16(Emitter& e, Value* table, Value* idx) {
 
 }  // namespace
 
-// 32-element blocks with q8_0 activations (the format every 8-bit kernel shares). Packed per block
+// 32-element blocks with q8_0 activations (the format of every 32-element block type). Packed per block
 // (layout.cpp, pack_block32_lane): the panel's f16 d (and q4_1/q5_1 f16 m), the nibbles as q4_0's
 // ([group][lanes][4 bytes]: one 32-byte load is 8 rows x 4 elements, low nibbles elements 4g..,
 // high ones 16 + 4g..), for q5_0/q5_1 one byte of fifth bits per group and row. Integer dots:

@@ -1,15 +1,16 @@
-// The matmul inner loop for iq4_xs weights, q8_0 activations (see matmul_emitter.h).
+// The matmul inner loop for iq4_xs weights, q8_K activations (see matmul_emitter.h).
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
 
-// iq4_xs weights with q8_0 activations: per super-block the panel's d (f16) and the eight
+// iq4_xs weights with q8_K activations: per super-block the panel's d (f16) and the eight
 // blocks' signed scales (ls - 32), then [j][group][lanes][4 bytes] of 4-bit indices into ggml's
 // kvalues_iq4nl (low nibble: block 2j, high: 2j + 1; layout.cpp). The indices become the signed
 // int8 values with one byte shuffle (pshufb, the 16-entry table in both 128-bit lanes); |w|
 // (unsigned) times x with w's sign (psignb) through pmaddubsw (a pair is at most 2 * 127 * 127 =
-// 32258, within i16) and pmaddwd per group, or vpdpbusd. Each block adds, in the reference's f32
-// order (q8_row_dot): d_a * ((d * sc) * isum).
+// 32258, within i16) and pmaddwd per group, or vpdpbusd; each block's i32 sum times its scale
+// into the super-block's (at most 8 * 32 * 32 * 127 * 127); one f32 step per super-block
+// (q8k_row_dot): (d * da) * isum.
 void MatMulEmitter::emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = L.vectors, P = L.panel_rows;
   auto v32i8 = e.vec(e.i8, 32);
@@ -32,7 +33,7 @@ void MatMulEmitter::emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs&
     Value* qp = e.at(bp, 10 * P);
     std::vector<Value*> d;
     for (int v = 0; v < V; ++v) d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
-    Value* b0 = B.CreateMul(sb, e.c64(8));
+    SuperSums sums = super_sums(T);
     for (int j = 0; j < 4; ++j) {
       prefetch_weights_part(T, bp, sb_bytes, j, 4);
       // isum[half][t][v]: half 0 = block 2j (low nibbles), 1 = 2j + 1 (high nibbles).
@@ -50,7 +51,7 @@ void MatMulEmitter::emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs&
         for (int t = 0; t < T; ++t) {
           Value* a = ar[static_cast<size_t>(t)];
           for (int half = 0; half < 2; ++half) {
-            Value* xb = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + half)), e.c64(32)), e.c64(4 * g))));
+            Value* xb = e.bcast32(q8k_byte_at(a, sb, 2 * j + half, 4 * g));
             for (int v = 0; v < V; ++v) {
               Value*& s32 = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
               s32 = e.dot4(s32, aw[half][static_cast<size_t>(v)], e.sign8(xb, w[half][static_cast<size_t>(v)]));
@@ -58,29 +59,17 @@ void MatMulEmitter::emit_int_dots_iq4xs(int T, Value* wp, Value* t0, const Accs&
           }
         }
       }
-      for (int half = 0; half < 2; ++half) {
-        const int sub = 2 * j + half;
-        std::vector<Value*> dl;
-        for (int v = 0; v < V; ++v) {
-          Value* sc = B.CreateSIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 2 * P + sub * P + v * 8), 1), vf());
-          dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-        }
-        Value* blk = B.CreateAdd(b0, e.c64(sub));
-        for (int t = 0; t < T; ++t) {
-          Value* a = ar[static_cast<size_t>(t)];
-          Value* da = e.splat(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
-          for (int v = 0; v < V; ++v) {
-            Value* is = isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)];
-            Value* value = B.CreateFMul(da, B.CreateFMul(dl[static_cast<size_t>(v)], B.CreateSIToFP(is, vf())));
-            add_block_value(acc.at(t, v, 0), value);
-          }
-        }
-      }
+      for (int half = 0; half < 2; ++half)
+        for (int t = 0; t < T; ++t)
+          for (int v = 0; v < V; ++v)
+            add_scaled(sums[static_cast<size_t>(t)][static_cast<size_t>(v)], isum[static_cast<size_t>(half)][static_cast<size_t>(t)][static_cast<size_t>(v)],
+                       false, e.at(bp, 2 * P + (2 * j + half) * P + v * 8), true);
     }
+    add_super_block_values(ar, sb, d, nullptr, sums, nullptr, acc);
   }, "sblkiq4");
 }
 
-extern const MatMulInnerLoop kMatMulInner_int_dots_iq4xs = {"int_dots_iq4xs", "iq4_xs weights, q8_0 activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::iq4_xs; },
+extern const MatMulInnerLoop kMatMulInner_int_dots_iq4xs = {"int_dots_iq4xs", "iq4_xs weights, q8_K activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::iq4_xs; },
                                                &MatMulEmitter::emit_int_dots_iq4xs};
 
 }  // namespace ingot::matmul

@@ -1,18 +1,18 @@
-// The matmul inner loop for q4_k weights, q8_0 activations (see matmul_emitter.h).
+// The matmul inner loop for q4_k weights, q8_K activations (see matmul_emitter.h).
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
 
-// q4_k weights with q8_0 activations: per super-block the panel's d, dmin (f16) and the eight
+// q4_k weights with q8_K activations: per super-block the panel's d, dmin (f16) and the eight
 // sub-blocks' 6-bit scales and mins (bytes), then [j][group][lanes][4 bytes] of quants whose low
 // nibbles belong to sub-block 2j and high nibbles to 2j + 1. Unsigned nibbles times signed
 // activations with pmaddubsw (eight groups of pairs: at most 8 * 2 * 15 * 127 = 30480, fits i16),
-// pairs to i32 with pmaddwd. Each sub-block then adds, in the reference's f32 order (q8_row_dot),
-// d_a * ((d * sc) * qa - (dmin * m) * sum(a)).
+// then one pmaddwd by the sub-block's scales (or vpdpbusd, then a multiply) into the super-block's
+// i32 sum (at most 8 * 63 * 32 * 15 * 127). The mins meet the activation's 32-value sums once per
+// super-block; then one f32 step (q8k_row_dot): (d * da) * isum - (dmin * da) * msum.
 void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = L.vectors, P = L.panel_rows;
   auto v32i8 = e.vec(e.i8, 32);
-  Value* ones = e.splat(B.getInt16(1), 16);
   const std::vector<Value*> ar = activation_rows(T, t0);
   const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
@@ -23,14 +23,15 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
       d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
       dmin.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, 2 * P + v * 16), 2), vf()));
     }
-    Value* b0 = B.CreateMul(sb, e.c64(8));  // the first activation block of this super-block
+    SuperSums isum = super_sums(T);
     for (int j = 0; j < 4; ++j) {
       // One sub-block at a time (2j from the low nibbles, then 2j + 1 from the high ones, the
-      // same 32-byte loads again from L1): T x V accumulators live instead of 2 x T x V, which
-      // keeps AVX2's 16 registers from spilling (q4_k decode ran at half of q4_0's rate on Zen 2).
+      // same 32-byte loads again from L1): fewer sums live at once, which keeps AVX2's 16
+      // registers from spilling (q4_k decode ran at half of q4_0's rate on Zen 2).
       for (int half = 0; half < 2; ++half) {
-        prefetch_weights_part(T, bp, sb_bytes, 2 * j + half, 8);
-        std::vector<std::vector<Value*>> isum(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
+        const int sub = 2 * j + half;
+        prefetch_weights_part(T, bp, sb_bytes, sub, 8);
+        std::vector<std::vector<Value*>> dot(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
         for (int g = 0; g < 8; ++g) {
           std::vector<Value*> q;
           for (int v = 0; v < V; ++v) {
@@ -38,10 +39,9 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
             q.push_back(half == 0 ? B.CreateAnd(raw, e.splat(B.getInt8(15), 32)) : B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
           }
           for (int t = 0; t < T; ++t) {
-            Value* a = ar[static_cast<size_t>(t)];
-            Value* x = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + half)), e.c64(32)), e.c64(4 * g))));
+            Value* x = e.bcast32(q8k_byte_at(ar[static_cast<size_t>(t)], sb, sub, 4 * g));
             for (int v = 0; v < V; ++v) {
-              Value*& sum = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+              Value*& sum = dot[static_cast<size_t>(t)][static_cast<size_t>(v)];
               if (e.vnni) {  // straight to i32 (vpdpbusd)
                 sum = e.dot4(sum, q[static_cast<size_t>(v)], x);
                 continue;
@@ -51,15 +51,18 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
             }
           }
         }
-        add_scale_min_block_values(ar, bp, b0, 2 * j + half, d, dmin, [&](size_t t, size_t v) {
-          return e.vnni ? isum[t][v] : e.maddwd(isum[t][v], ones);
-        }, acc);
+        for (int t = 0; t < T; ++t)
+          for (int v = 0; v < V; ++v)
+            add_scaled(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], dot[static_cast<size_t>(t)][static_cast<size_t>(v)], !e.vnni,
+                       e.at(bp, 4 * P + sub * P + v * 8), false);
       }
     }
-  }, "sblk8");
+    const SuperSums msum = min_sums(ar, sb, e.at(bp, 12 * P), 8, q8k_sums32_offset());
+    add_super_block_values(ar, sb, d, &dmin, isum, &msum, acc);
+  }, "sblk4");
 }
 
-extern const MatMulInnerLoop kMatMulInner_int_dots_q4k = {"int_dots_q4k", "q4_k weights, q8_0 activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q4_k; },
+extern const MatMulInnerLoop kMatMulInner_int_dots_q4k = {"int_dots_q4k", "q4_k weights, q8_K activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q4_k; },
                                                &MatMulEmitter::emit_int_dots_q4k};
 
 }  // namespace ingot::matmul

@@ -1,19 +1,18 @@
-// The matmul inner loop for q5_k weights, q8_0 activations (see matmul_emitter.h).
+// The matmul inner loop for q5_k weights, q8_K activations (see matmul_emitter.h).
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
 
-// q5_k weights with q8_0 activations: q4_k's loop (int_dots_q4k.cpp) with the fifth bit of each
+// q5_k weights with q8_K activations: q4_k's loop (int_dots_q4k.cpp) with the fifth bit of each
 // quant: per super-block the panel's d, dmin (f16), eight scales and mins (bytes), the quant
 // nibbles [j][group][lanes][4 bytes] (low: sub-block 2j, high: 2j + 1) and [group][lanes][4 bytes]
 // of qh (bit k: sub-block k). Unsigned 5-bit quants times signed activations with pmaddubsw: a
-// pair is at most 2 * 31 * 127 = 7874, so four groups sum in i16 (31496) before pmaddwd takes
-// them to i32. Each sub-block then adds, in the reference's f32 order (q8_row_dot),
-// d_a * ((d * sc) * qa - (dmin * m) * sum(a)).
+// pair is at most 2 * 31 * 127 = 7874, so four groups sum in i16 (31496) before pmaddwd by the
+// sub-block's scales takes them to the super-block's i32 sum. Then, as q4_k, one f32 step per
+// super-block (q8k_row_dot): (d * da) * isum - (dmin * da) * msum.
 void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = L.vectors, P = L.panel_rows;
   auto v32i8 = e.vec(e.i8, 32);
-  Value* ones = e.splat(B.getInt16(1), 16);
   auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), 32); };
   // Bit k of every byte of qh moved to bit 4 (the quant's fifth bit), the rest cleared.
   auto fifth_bit = [&](Value* qh, int k) {
@@ -31,7 +30,7 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
       d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
       dmin.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, 2 * P + v * 16), 2), vf()));
     }
-    Value* b0 = B.CreateMul(sb, e.c64(8));  // the first activation block of this super-block
+    SuperSums sums = super_sums(T);
     for (int j = 0; j < 4; ++j) {
       prefetch_weights_part(T, bp, sb_bytes, j, 4);
       // isum[half][part][t][v]: half 0 = sub-block 2j, 1 = 2j + 1; part = group / 4 (i16 sums of
@@ -50,8 +49,8 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
         }
         for (int t = 0; t < T; ++t) {
           Value* a = ar[static_cast<size_t>(t)];
-          Value* xl = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j)), e.c64(32)), e.c64(4 * g))));
-          Value* xh = e.bcast32(e.at(a, B.CreateAdd(B.CreateMul(B.CreateAdd(b0, e.c64(2 * j + 1)), e.c64(32)), e.c64(4 * g))));
+          Value* xl = e.bcast32(q8k_byte_at(a, sb, 2 * j, 4 * g));
+          Value* xh = e.bcast32(q8k_byte_at(a, sb, 2 * j + 1, 4 * g));
           for (int v = 0; v < V; ++v) {
             Value*& sl = isum[0][part][static_cast<size_t>(t)][static_cast<size_t>(v)];
             Value*& sh = isum[1][part][static_cast<size_t>(t)][static_cast<size_t>(v)];
@@ -69,15 +68,20 @@ void MatMulEmitter::emit_int_dots_q5k(int T, Value* wp, Value* t0, const Accs& a
       }
       for (int half = 0; half < 2; ++half) {
         const auto& parts = isum[static_cast<size_t>(half)];
-        add_scale_min_block_values(ar, bp, b0, 2 * j + half, d, dmin, [&](size_t t, size_t v) {
-          return e.vnni ? parts[0][t][v] : B.CreateAdd(e.maddwd(parts[0][t][v], ones), e.maddwd(parts[1][t][v], ones));
-        }, acc);
+        for (int t = 0; t < T; ++t)
+          for (int v = 0; v < V; ++v) {
+            const size_t ti = static_cast<size_t>(t), vi = static_cast<size_t>(v);
+            Value* sc = e.at(bp, 4 * P + (2 * j + half) * P + v * 8);
+            for (size_t part = 0; part < (e.vnni ? 1u : 2u); ++part) add_scaled(sums[ti][vi], parts[part][ti][vi], !e.vnni, sc, false);
+          }
       }
     }
+    const SuperSums msum = min_sums(ar, sb, e.at(bp, 12 * P), 8, q8k_sums32_offset());
+    add_super_block_values(ar, sb, d, &dmin, sums, &msum, acc);
   }, "sblk5");
 }
 
-extern const MatMulInnerLoop kMatMulInner_int_dots_q5k = {"int_dots_q5k", "q5_k weights, q8_0 activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q5_k; },
+extern const MatMulInnerLoop kMatMulInner_int_dots_q5k = {"int_dots_q5k", "q5_k weights, q8_K activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q5_k; },
                                                &MatMulEmitter::emit_int_dots_q5k};
 
 }  // namespace ingot::matmul

@@ -1,15 +1,16 @@
-// The matmul inner loop for q6_k weights, q8_0 activations (see matmul_emitter.h).
+// The matmul inner loop for q6_k weights, q8_K activations (see matmul_emitter.h).
 #include "codegen/kernels/matmul/matmul_emitter.h"
 
 namespace ingot::matmul {
 
-// q6_k weights with q8_0 activations: per super-block the panel's d (f16) and 16 signed scales,
+// q6_k weights with q8_K activations: per super-block the panel's d (f16) and 16 signed scales,
 // then per half h, group g three 32-byte vectors (8 rows x 4 elements): the low nibbles of blocks
 // 4h, 4h+1, of 4h+2, 4h+3, and the four blocks' high 2-bit pairs (layout.cpp). Per block the 6-bit
 // quant is rebuilt, w = q - 32 (|w| <= 32), and |w| (unsigned) times x with w's sign (psignb)
 // goes through pmaddubsw; four groups (one 16-element half, one scale) sum in i16 (at most
-// 4 * 2 * 32 * 127 = 32512), then pmaddwd to i32. Each block adds, in the reference's f32 order
-// (q8_row_dot): d_a * ((d * sc0) * isum0 + (d * sc1) * isum1).
+// 4 * 2 * 32 * 127 = 32512), then one pmaddwd by the half's signed scale (or vpdpbusd, then a
+// multiply) into the super-block's i32 sum (at most 16 * 128 * 16 * 32 * 127); one f32 step per
+// super-block (q8k_row_dot): (d * da) * isum.
 void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc) {
   const int V = L.vectors, P = L.panel_rows;
   auto v32i8 = e.vec(e.i8, 32);
@@ -21,7 +22,8 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
     Value* qp = e.at(bp, 18 * P);
     std::vector<Value*> d;
     for (int v = 0; v < V; ++v) d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
-    Value* b0 = B.CreateMul(sb, e.c64(8));
+    Value* b0 = B.CreateMul(sb, e.c64(8));  // 32-value blocks (accumulate_signed_group addresses activations in them)
+    SuperSums sums = super_sums(T);
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
         const int blk = 4 * h + k;
@@ -43,12 +45,13 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
           }
           accumulate_signed_group(ar, B.CreateAdd(b0, e.c64(blk)), g, wv, aw, isum[static_cast<size_t>(g / 4)]);
         }
-        add_two_half_block_values(ar, bp, b0, blk, d, isum, acc);
+        add_scaled_halves(sums, isum, e.at(bp, 2 * P + 2 * blk * P));
       }
+    add_super_block_values(ar, sb, d, nullptr, sums, nullptr, acc);
   }, "sblk6");
 }
 
-extern const MatMulInnerLoop kMatMulInner_int_dots_q6k = {"int_dots_q6k", "q6_k weights, q8_0 activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q6_k; },
+extern const MatMulInnerLoop kMatMulInner_int_dots_q6k = {"int_dots_q6k", "q6_k weights, q8_K activations", [](const MatMulEmitter& m) { return m.int_dots_ && m.s.weight == ElementType::q6_k; },
                                                &MatMulEmitter::emit_int_dots_q6k};
 
 }  // namespace ingot::matmul

@@ -24,7 +24,7 @@ struct MatMulInnerLoop;
 inline constexpr int kAmxTokens = 16;
 // Per-thread scratch after the q8 activations of 8-bit kernels on every tier (so that the
 // bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and unpacked
-// B tiles of q4_0, q4_k and q6_k (matmul/amx_tiles.cpp).
+// B tiles of q4_0 (matmul/amx_tiles.cpp).
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L);
 
 class MatMulEmitter {
@@ -58,7 +58,9 @@ class MatMulEmitter {
 
   // q8 activations of rows 0..M into this thread's scratch: per row K quant bytes, then nb f32
   // scales (f16-rounded, as ggml stores them), then nb i32 sums times 8 (the q4_0 offset).
+  // k-quants and iq4_xs (q8_uses_q8_K): q8_K rows instead, see q8k_scale_at.
   void emit_quantize_activations();
+  void emit_quantize_activations_q8k();
 
   // Accumulators of a tile: [token][vector][split]. With few tokens, several independent
   // accumulators per output vector (alternate k steps) hide the FMA latency: one token and one
@@ -157,59 +159,99 @@ class MatMulEmitter {
     }
   }
 
-  // q6_k, q3_k: activation block `blk` (of the super-block starting at block b0) adds
-  // d_a * ((d * sc0) * isum0 + (d * sc1) * isum1) in the reference's f32 order (q8_row_dot), with
-  // the two 16-element halves' signed byte scales at bp + 2P + (2 blk + half) P.
-  void add_two_half_block_values(const std::vector<Value*>& rows, Value* bp, Value* b0, int blk, const std::vector<Value*>& d,
-                                 const HalfSums& isum, const Accs& acc) {
-    const int P = L.panel_rows;
-    Value* ones = e.splat(B.getInt16(1), 16);
-    std::vector<Value*> dsc[2];
-    for (int half = 0; half < 2; ++half)
-      for (int v = 0; v < L.vectors; ++v) {
-        Value* sc = B.CreateSIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 2 * P + (2 * blk + half) * P + v * 8), 1), vf());
-        dsc[half].push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-      }
-    Value* bi = B.CreateAdd(b0, e.c64(blk));
-    for (size_t t = 0; t < rows.size(); ++t) {
-      Value* da = e.splat(e.load(e.f32, e.at(rows[t], B.CreateAdd(e.c64(s.K), B.CreateMul(bi, e.c64(4)))), 4));
-      for (int v = 0; v < L.vectors; ++v) {
-        Value* parts[2];
-        for (int half = 0; half < 2; ++half) {
-          Value* is = isum[static_cast<size_t>(half)][t][static_cast<size_t>(v)];
-          Value* i32 = e.vnni ? is : e.maddwd(is, ones);
-          parts[half] = B.CreateFMul(dsc[half][static_cast<size_t>(v)], B.CreateSIToFP(i32, vf()));
-        }
-        add_block_value(acc.at(static_cast<int>(t), v, 0), B.CreateFMul(da, B.CreateFAdd(parts[0], parts[1])));
-      }
-    }
+  // ---- k-quants and iq4_xs: q8_K activations (q8k_row_dot in ir/ops.cpp)
+  // A q8_K activation row in scratch: K quant bytes, then per super-block its f32 scale, then the
+  // i16 sums of every 16 values (q2_k's mins), then the i16 sums of every 32 (q4_k's, q5_k's).
+  // Fits the q8_0 row's size (K + K/32 * 8), so scratch does not depend on the format.
+  Value* q8k_scale_at(Value* row, Value* sb) { return e.at(row, B.CreateAdd(e.c64(s.K), B.CreateMul(sb, e.c64(4)))); }
+  int64_t q8k_sums16_offset() const { return s.K + s.K / kQK_K * 4; }
+  int64_t q8k_sums32_offset() const { return q8k_sums16_offset() + s.K / 16 * 2; }
+  // Quant byte `i` of super-block sb, sub-block `sub` (32 values) of an activation row.
+  Value* q8k_byte_at(Value* row, Value* sb, int sub, int i) {
+    return e.at(row, B.CreateAdd(B.CreateMul(sb, e.c64(kQK_K)), e.c64(32 * sub + i)));
   }
 
-  // q4_k, q5_k: sub-block `sub` (activation block b0 + sub) adds
-  // d_a * ((d * sc) * qa - (dmin * m) * asum) in the reference's f32 order (q8_row_dot), with the
-  // unsigned byte scales at bp + 4P + sub P and mins at bp + 12P + sub P; qa(t, v) gives the
-  // integer dot as i32 lanes, asum is the activation block's sum (stored times 8).
-  void add_scale_min_block_values(const std::vector<Value*>& rows, Value* bp, Value* b0, int sub, const std::vector<Value*>& d,
-                                  const std::vector<Value*>& dmin, const std::function<Value*(size_t t, size_t v)>& qa,
-                                  const Accs& acc) {
+  // Integer super-block sums of a tile, [token][vector] (<8 x i32>, one lane per weight row).
+  using SuperSums = std::vector<std::vector<Value*>>;
+  SuperSums super_sums(int T) const {
+    return SuperSums(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(L.vectors), nullptr));
+  }
+
+  // The scale bytes of the 8 rows of one vector at p, as <16 x i16> with each row's scale in both
+  // lanes of its pair (for pmaddwd) or as <8 x i32>.
+  Value* scale_pairs(Value* p, bool is_signed) {
+    Value* b = e.load(e.vec(e.i8, 8), p, 1);
+    Value* w = is_signed ? B.CreateSExt(b, e.vec(e.i16, 8)) : B.CreateZExt(b, e.vec(e.i16, 8));
+    return B.CreateShuffleVector(w, w, std::vector<int>{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7});
+  }
+  Value* scale_lanes(Value* p, bool is_signed) {
+    Value* b = e.load(e.vec(e.i8, 8), p, 1);
+    return is_signed ? B.CreateSExt(b, e.vec(e.i32, 8)) : B.CreateZExt(b, e.vec(e.i32, 8));
+  }
+
+  // isum += sc * dot for the 8 rows of a vector: `dot` as pmaddubsw's i16 pair sums (one pmaddwd
+  // by the scale pairs does the multiply and the pair sum), or as i32 lanes (VNNI's, or dot4's):
+  // one multiply. Exact: callers keep |sc * dot| and isum far below 2^31.
+  void add_scaled(Value*& isum, Value* dot, bool dot_is_i16, Value* sc_bytes, bool sc_signed) {
+    Value* v = dot_is_i16 ? e.maddwd(dot, scale_pairs(sc_bytes, sc_signed)) : B.CreateMul(dot, scale_lanes(sc_bytes, sc_signed));
+    isum = isum ? B.CreateAdd(isum, v) : v;
+  }
+
+  // q6_k, q3_k: the two 16-element halves' dots of a 32-element block (accumulate_signed_group)
+  // times their signed scales (half h's for the 8 rows of vector v at sc + h P + 8 v) into sums.
+  void add_scaled_halves(SuperSums& sums, const HalfSums& isum, Value* sc) {
     const int P = L.panel_rows;
-    std::vector<Value*> dl, mlv;
-    for (int v = 0; v < L.vectors; ++v) {
-      Value* sc = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 4 * P + sub * P + v * 8), 1), vf());
-      Value* mn = B.CreateUIToFP(e.load(e.vec(e.i8, 8), e.at(bp, 12 * P + sub * P + v * 8), 1), vf());
-      dl.push_back(B.CreateFMul(d[static_cast<size_t>(v)], sc));
-      mlv.push_back(B.CreateFMul(dmin[static_cast<size_t>(v)], mn));
+    for (int half = 0; half < 2; ++half)
+      for (size_t t = 0; t < sums.size(); ++t)
+        for (int v = 0; v < L.vectors; ++v)
+          add_scaled(sums[t][static_cast<size_t>(v)], isum[static_cast<size_t>(half)][t][static_cast<size_t>(v)], !e.vnni,
+                     e.at(sc, half * P + v * 8), true);
+  }
+
+  // msum[t][v] = sum_j m_j * asum_j over the `count` mins of a super-block (unsigned bytes, min j
+  // of the 8 rows of vector v at mins + j P + 8 v) and the activation's i16 sums of the same
+  // values (from byte offset `sums` of each row, `count` per super-block): pmaddwd of the mins of
+  // j = 2i, 2i + 1 (interleaved) with the two sums broadcast.
+  SuperSums min_sums(const std::vector<Value*>& rows, Value* sb, Value* mins, int count, int64_t sums) {
+    const int P = L.panel_rows;
+    SuperSums msum = super_sums(static_cast<int>(rows.size()));
+    std::vector<int> interleave;
+    for (int i = 0; i < 8; ++i) {
+      interleave.push_back(i);
+      interleave.push_back(8 + i);
     }
-    Value* blk = B.CreateAdd(b0, e.c64(sub));
+    for (int i = 0; i < count / 2; ++i) {
+      std::vector<Value*> mp;
+      for (int v = 0; v < L.vectors; ++v) {
+        Value* m0 = B.CreateZExt(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i) * P + v * 8), 1), e.vec(e.i16, 8));
+        Value* m1 = B.CreateZExt(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i + 1) * P + v * 8), 1), e.vec(e.i16, 8));
+        mp.push_back(B.CreateShuffleVector(m0, m1, interleave));
+      }
+      for (size_t t = 0; t < rows.size(); ++t) {
+        Value* pair = e.at(rows[t], B.CreateAdd(e.c64(sums + 4 * i), B.CreateMul(sb, e.c64(2 * count))));
+        Value* a = B.CreateBitCast(e.bcast32(pair), e.vec(e.i16, 16));
+        for (int v = 0; v < L.vectors; ++v) {
+          Value* prod = e.maddwd(mp[static_cast<size_t>(v)], a);
+          Value*& m = msum[t][static_cast<size_t>(v)];
+          m = m ? B.CreateAdd(m, prod) : prod;
+        }
+      }
+    }
+    return msum;
+  }
+
+  // The super-block's one f32 step, the reference's order (q8k_row_dot):
+  // acc += (d * da) * float(isum) [- (dmin * da) * float(msum)], d and dmin per row (8 lanes).
+  void add_super_block_values(const std::vector<Value*>& rows, Value* sb, const std::vector<Value*>& d, const std::vector<Value*>* dmin,
+                              const SuperSums& isum, const SuperSums* msum, const Accs& acc) {
     for (size_t t = 0; t < rows.size(); ++t) {
-      Value* da = e.splat(e.load(e.f32, e.at(rows[t], B.CreateAdd(e.c64(s.K), B.CreateMul(blk, e.c64(4)))), 4));
-      Value* s8 = e.load(e.i32, e.at(rows[t], B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(blk, e.c64(4)))), 4);
-      Value* asum = e.splat(B.CreateSIToFP(B.CreateAShr(s8, B.getInt32(3)), e.f32));
+      Value* da = e.splat(e.load(e.f32, q8k_scale_at(rows[t], sb), 4));
       for (int v = 0; v < L.vectors; ++v) {
         const size_t vi = static_cast<size_t>(v);
-        Value* q = B.CreateSIToFP(qa(t, vi), vf());
-        Value* inner = B.CreateFSub(B.CreateFMul(dl[vi], q), B.CreateFMul(mlv[vi], asum));
-        add_block_value(acc.at(static_cast<int>(t), v, 0), B.CreateFMul(da, inner));
+        Value* value = B.CreateFMul(B.CreateFMul(d[vi], da), B.CreateSIToFP(isum[t][vi], vf()));
+        if (dmin)
+          value = B.CreateFSub(value, B.CreateFMul(B.CreateFMul((*dmin)[vi], da), B.CreateSIToFP((*msum)[t][vi], vf())));
+        add_block_value(acc.at(static_cast<int>(t), v, 0), value);
       }
     }
   }
@@ -223,13 +265,13 @@ class MatMulEmitter {
   // RoPE on the heads this thread computed, after all its panels (a thread owns whole heads).
   void emit_rope(Value* p0, Value* p1);
 
-  // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0, q4_k and q6_k weights, q8 activations, 16
+  // The amx tier (matmul/amx_tiles.cpp): q8_0 and q4_0 weights, q8 activations, 16
   // tokens at a time (the other 8-bit kernels stay on the register tiles, with the same numbers).
   bool amx_applies() const;
-  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0/q4_k/q6_k panel
+  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0 panel
   void emit_amx_config();   // ldtilecfg: the tile shapes for this kernel's panel width
   void emit_amx_release();  // tilerelease
-  void emit_amx_unpack(Value* p);  // q4_0, q4_k, q6_k: panel p's quants as bytes in B-tile order
+  void emit_amx_unpack(Value* p);  // q4_0: panel p's quants as bytes in B-tile order
   void emit_amx_tile(Value* p, Value* t0);  // tokens t0..t0+15, panel p, epilogue included
 };
 
