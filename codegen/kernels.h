@@ -231,6 +231,9 @@ struct CodegenOptions {
   // with the VNNI instruction emulated in generic vector IR, so that a host without
   // AVX-512 VNNI checks the avx512 tier's arithmetic against the reference.
   bool emulate_vnni = false;
+  // Test: the amx tier's tile steps on a host without AMX, the tile unit replaced by the same
+  // integer arithmetic in plain IR (with emulate_vnni, the amx tier's kernels minus AVX-512).
+  bool emulate_amx = false;
 };
 
 struct CompileStats {

@@ -60,7 +60,7 @@ Status MatMulEmitter::emit() {
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
-    // The amx step's scratch (q8_0, q4_0) follows the activations on every tier.
+    // The amx step's scratch (q8_0, q4_0, q4_k, q6_k) follows the activations on every tier.
     Value* acts = B.CreateMul(M_, e.c64(L.scratch_per_token));
     act_ = e.at(scratch, B.CreateMul(tid, B.CreateAdd(acts, e.c64(amx_extra_scratch(s, L)))));
     amx_c_ = e.at(act_, acts);
@@ -77,10 +77,11 @@ Status MatMulEmitter::emit() {
   }
 
   const int T = L.tile_tokens;
-  // The amx tier takes 16 tokens at a time while at least 16 remain; the rest (and decoding) go
+  // The amx tier takes 16 tokens at a time while at least 16 remain, then a rest of at least
+  // kAmxMinPartialTokens as one step on tiles of fewer rows; a smaller rest (and decoding) goes
   // through the register tiles below, which compute the same numbers.
   const bool amx = amx_applies();
-  Value* use_tiles = amx ? B.CreateICmpSGE(M_, e.c64(kAmxTokens)) : nullptr;
+  Value* use_tiles = amx ? B.CreateICmpSGE(M_, e.c64(kAmxMinPartialTokens)) : nullptr;
   if (amx) e.if_then(use_tiles, [&] { emit_amx_config(); });
   // Every token block streams the weights once more. The amx tier computes a block so much
   // faster that streaming them dominates with the portable size: there a block's activations may
@@ -98,9 +99,17 @@ Status MatMulEmitter::emit() {
       Value* tstart = mb;
       if (amx) {
         Value* t16 = B.CreateAdd(mb, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(kAmxTokens)), e.c64(kAmxTokens)));
-        if (s.weight != ElementType::q8_0) e.if_then(B.CreateICmpSGT(t16, mb), [&] { emit_amx_unpack(p); });
+        Value* rest = B.CreateSub(mend, t16);
+        Value* partial = B.CreateICmpSGE(rest, e.c64(kAmxMinPartialTokens));
+        if (s.weight != ElementType::q8_0) e.if_then(B.CreateOr(B.CreateICmpSGT(t16, mb), partial), [&] { emit_amx_unpack(p); });
         e.loop(mb, t16, kAmxTokens, [&](Value* t) { emit_amx_tile(p, t); }, "amx.tile");
-        tstart = t16;
+        // The rest as one step on tiles of fewer rows, then the 16-row tiles again.
+        e.if_then(partial, [&] {
+          emit_amx_config(rest);
+          emit_amx_tile(p, t16, rest);
+          emit_amx_config();
+        });
+        tstart = B.CreateSelect(partial, mend, t16);
       }
       if (float_lanes() == 16 || (int_dots_ && tgt.avx512)) {
         // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles);
@@ -278,8 +287,9 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0) {
   emit_epilogue(T, p, t0, sums);
 }
 
-void MatMulEmitter::emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums) {
+void MatMulEmitter::emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums, Value* valid) {
   auto body = [&](bool tail) {
+    std::vector<BasicBlock*> stops;
     const int V = L.vectors;
     const int OV = s.swiglu ? V / 2 : V;  // output vectors
     Value* col0 = B.CreateMul(p, e.c64(L.out_cols));
@@ -288,6 +298,13 @@ void MatMulEmitter::emit_epilogue(int T, Value* p, Value* t0, const std::vector<
       return std::max(0, std::min(8, tail_valid_ - 8 * v));
     };
     for (int t = 0; t < T; ++t) {
+      if (valid && t > 0) {  // a partial amx step: stop at the first token it did not compute
+        BasicBlock* next = BasicBlock::Create(e.C, "epi.tok", e.F);
+        BasicBlock* stop = BasicBlock::Create(e.C, "epi.stop", e.F);
+        B.CreateCondBr(B.CreateICmpSLT(e.c64(t), valid), next, stop);
+        stops.push_back(stop);
+        B.SetInsertPoint(next);
+      }
       std::vector<Value*> pre = sums[static_cast<size_t>(t)];
       if (s.bias) {
         for (int v = 0; v < V; ++v) {
@@ -333,6 +350,15 @@ void MatMulEmitter::emit_epilogue(int T, Value* p, Value* t0, const std::vector<
         else
           B.CreateMaskedStore(val, yp, llvm::Align(4), e.mask(8, n));
       }
+    }
+    if (!stops.empty()) {
+      BasicBlock* done = BasicBlock::Create(e.C, "epi.done", e.F);
+      B.CreateBr(done);
+      for (BasicBlock* stop : stops) {
+        B.SetInsertPoint(stop);
+        B.CreateBr(done);
+      }
+      B.SetInsertPoint(done);
     }
   };
   if (tail_valid_ == L.out_cols) {

@@ -178,6 +178,18 @@ TEST(CodegenMatMul, Q3_K) { check_matmul_cases(q8_only_cases(ElementType::q3_k),
 TEST(CodegenMatMul, Q2_K) { check_matmul_cases(q8_only_cases(ElementType::q2_k), CodegenOptions{}, kQ8OnlyTokens); }
 TEST(CodegenMatMul, IQ4_XS) { check_matmul_cases(q8_only_cases(ElementType::iq4_xs), CodegenOptions{}, kQ8OnlyTokens); }
 
+// An 8-bit-activation case of weight type t: odd N (37, never whole panels), several blocks or
+// super-blocks, a residual epilogue.
+MatMulCase odd_q8_case(ElementType t) {
+  MatMulCase c;
+  c.weight = t;
+  c.act_q8 = true;
+  c.N = 37;
+  c.K = type_info(t).block_elems == kQK_K ? 512 : 96;
+  c.residual = true;
+  return c;
+}
+
 // The VNNI branches of every 8-bit inner loop (i32 sums straight from each 4-byte group, scales
 // applied by a multiply), which only the avx512 and amx tiers take, on any host: x86-64-v3
 // kernels with those branches and the VNNI instruction emulated (CodegenOptions::emulate_vnni).
@@ -187,16 +199,8 @@ TEST(CodegenMatMul, VnniBranchesMatchTheReferenceEmulated) {
   std::vector<MatMulCase> cases;
   for (ElementType t : {ElementType::q8_0, ElementType::q4_0, ElementType::q4_k, ElementType::q6_k, ElementType::q5_k,
                         ElementType::q3_k, ElementType::q2_k, ElementType::iq4_xs, ElementType::q5_0, ElementType::q4_1,
-                        ElementType::q5_1, ElementType::iq4_nl}) {
-    const bool kq = type_info(t).block_elems == kQK_K;
-    MatMulCase c;
-    c.weight = t;
-    c.act_q8 = true;
-    c.N = 37;
-    c.K = kq ? 512 : 96;
-    c.residual = true;
-    cases.push_back(c);
-  }
+                        ElementType::q5_1, ElementType::iq4_nl})
+    cases.push_back(odd_q8_case(t));
   CodegenOptions options;
   options.cpu = "x86-64-v3";
   options.emulate_vnni = true;
@@ -443,9 +447,8 @@ TEST(CodegenCompile, ReportsUnsupportedInput) {
 
 
 // The amx tier's tile code is checked without executing it (so on hosts without AMX too): only
-// amx kernels of 8-bit-activation matmuls of q8_0 and q4_0 weights configure, use and release
-// tiles; other tiers, float modes and the k-quants (q8_K activations, whose super-block integer
-// sums have no tile step yet) have no tile instruction.
+// amx kernels of 8-bit-activation matmuls (q8_0, q4_0, q4_k, q6_k weights) configure, use and
+// release tiles; other tiers and float modes have no tile instruction.
 TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
   struct Want {
     ElementType weight;
@@ -454,8 +457,8 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
     bool tiles;
   };
   for (const Want& w : {Want{ElementType::q8_0, true, "amx", true}, Want{ElementType::q4_0, true, "amx", true},
-                        Want{ElementType::q4_k, true, "amx", false}, Want{ElementType::q8_0, true, "avx512", false},
-                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", false},
+                        Want{ElementType::q4_k, true, "amx", true}, Want{ElementType::q8_0, true, "avx512", false},
+                        Want{ElementType::q4_k, true, "x86-64-v3", false}, Want{ElementType::q6_k, true, "amx", true},
                         Want{ElementType::f16, false, "amx", false}, Want{ElementType::q8_0, false, "amx", false},
                         Want{ElementType::q5_0, true, "amx", false}, Want{ElementType::q4_1, true, "amx", false},
                         Want{ElementType::q5_1, true, "amx", false}, Want{ElementType::iq4_nl, true, "amx", false}}) {
@@ -475,6 +478,32 @@ TEST(CodegenAmx, TileCodeOnlyWhereTheTierAndWeightsCallForIt) {
     for (const char* intrinsic : {"@llvm.x86.ldtilecfg(", "@llvm.x86.tdpbssd(", "@llvm.x86.tilestored64(", "@llvm.x86.tilerelease("})
       EXPECT_EQ(ir->find(intrinsic) != std::string::npos, w.tiles) << what << ": " << intrinsic;
   }
+}
+
+// The amx tier's tile steps on any host (CodegenOptions::emulate_amx: the tile unit's arithmetic in
+// plain IR, with the VNNI branches of the register tiles emulated too): q8_0, q4_0 (per block),
+// q4_k, q6_k (per super-block, q8_K activations), token counts that give whole 16-token steps,
+// partial steps (fewer rows), steps plus register tiles, and several token blocks; bitwise equal
+// to the reference. A host with AMX runs the same steps natively (CodegenTiers/amx).
+TEST(CodegenAmx, TileStepsMatchTheReferenceEmulated) {
+  if (std::string lacks = host_lacks_tier("x86-64-v3"); !lacks.empty()) GTEST_SKIP() << "this host cannot run x86-64-v3: " << lacks;
+  std::vector<MatMulCase> cases;
+  for (ElementType t : {ElementType::q8_0, ElementType::q4_0, ElementType::q4_k, ElementType::q6_k}) {
+    MatMulCase c = odd_q8_case(t);
+    cases.push_back(c);
+    c.N = 16;
+    c.K = type_info(t).block_elems == kQK_K ? 256 : 64;
+    c.residual = false;
+    c.block_tokens = 40;
+    cases.push_back(c);
+  }
+  CodegenOptions options;
+  options.cpu = "x86-64-v3";
+  options.emulate_vnni = true;
+  options.emulate_amx = true;
+  // 4, 8, 15: one partial step (tiles of fewer rows); 21 = 16 + 5: a whole step and a partial one;
+  // 3 and 35 = 32 + 3: a rest below kAmxMinPartialTokens on the register tiles.
+  check_matmul_cases(cases, options, {3, 4, 8, 15, 16, 17, 21, 35, 40, 100});
 }
 
 // q2_k, q3_k, q5_k and iq4_xs have no tile step: their amx kernels are the avx512 register tiles.

@@ -22,9 +22,14 @@ struct MatMulInnerLoop;
 
 // Tokens per AMX step (the rows of an A and a C tile).
 inline constexpr int kAmxTokens = 16;
+// Fewer tokens than a step, from this many on, still take one AMX step with tiles configured for
+// as many rows (8 streams of `ingot serve` decoding together, a short prompt, a token block's
+// remainder); fewer go through the avx512 register tiles (a decode step reads each weight once
+// either way). Chosen without a measurement on AMX hardware yet: docs/codegen.md.
+inline constexpr int kAmxMinPartialTokens = 4;
 // Per-thread scratch after the q8 activations of 8-bit kernels on every tier (so that the
 // bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and unpacked
-// B tiles of q4_0 (matmul/amx_tiles.cpp).
+// B tiles of q4_0, q4_k and q6_k (matmul/amx_tiles.cpp).
 int64_t amx_extra_scratch(const MatMulSpec& s, const MatMulLayout& L);
 
 class MatMulEmitter {
@@ -260,19 +265,43 @@ class MatMulEmitter {
   void add_block_value(Value* accp, Value* value) { e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32); }
 
   // Bias, SwiGLU, residual, store; the last panel with constant lane masks when it is partial.
-  void emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums);
+  // With `valid` (run-time), only tokens below it are stored (a partial amx step).
+  void emit_epilogue(int T, Value* p, Value* t0, const std::vector<std::vector<Value*>>& sums, Value* valid = nullptr);
 
   // RoPE on the heads this thread computed, after all its panels (a thread owns whole heads).
   void emit_rope(Value* p0, Value* p1);
 
-  // The amx tier (matmul/amx_tiles.cpp): q8_0 and q4_0 weights, q8 activations, 16
+  // The amx tier (matmul/amx_tiles.cpp): q8_0, q4_0, q4_k and q6_k weights, q8 activations, 16
   // tokens at a time (the other 8-bit kernels stay on the register tiles, with the same numbers).
   bool amx_applies() const;
-  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0 panel
-  void emit_amx_config();   // ldtilecfg: the tile shapes for this kernel's panel width
+  Value *amx_c_ = nullptr, *amx_b_ = nullptr;  // this thread's stored C tiles, unpacked q4_0/q4_k/q6_k panel
+  // ldtilecfg: the tile shapes for this kernel's panel width; A and C tiles of 16 token rows, or
+  // of `rows` (a run-time i64 below 16) for a partial step.
+  void emit_amx_config(Value* rows = nullptr);
   void emit_amx_release();  // tilerelease
-  void emit_amx_unpack(Value* p);  // q4_0: panel p's quants as bytes in B-tile order
-  void emit_amx_tile(Value* p, Value* t0);  // tokens t0..t0+15, panel p, epilogue included
+  void emit_amx_unpack(Value* p);  // q4_0, q4_k, q6_k: panel p's quants as bytes in B-tile order
+  // Tokens t0..t0+15, panel p, epilogue included; with `valid` (run-time, 1..15) a partial step
+  // of that many tokens (the tiles configured for as many rows): the other rows are neither read
+  // nor stored.
+  void emit_amx_tile(Value* p, Value* t0, Value* valid = nullptr);
+  Value* amx_rows_ = nullptr;  // the rows of the current step's A and C tiles when partial
+  // Token t's activation row of the step at a0 (a partial step reads its last valid row again
+  // for the rows it does not compute).
+  Value* amx_row(Value* a0, int t) {
+    if (!amx_rows_) return e.at(a0, t * L.scratch_per_token);
+    Value* tt = e.smin(e.c64(t), B.CreateSub(amx_rows_, e.c64(1)));
+    return e.at(a0, B.CreateMul(tt, e.c64(L.scratch_per_token)));
+  }
+  // q4_k, q6_k: the super-blocks of one amx step (q8_K activations), tile_dot/tile_store/add_value
+  // from emit_amx_tile.
+  void emit_amx_kquant_steps(Value* p, Value* a0, const std::function<void(int, Value*, Value*)>& tile_dot,
+                             const std::function<Value*(int)>& tile_store, const std::function<void(int, Value*)>& add_value);
+  // K bytes of one tile multiply: 16 for q6_k (a half with its own scale), else 32.
+  int amx_k() const { return s.weight == ElementType::q6_k ? kQK / 2 : kQK; }
+  // CodegenOptions::emulate_amx on a tier without AMX: the tile unit in plain IR (tests).
+  bool amx_emulated() const { return opt.emulate_amx && !tgt.amx; }
+  Value* amx_emu_c_[2] = {nullptr, nullptr};  // the emulated C tiles
+  void emulated_tile_dot(int slot, Value* ap, Value* a_stride, Value* bq);
 };
 
 // One inner loop and when it applies (exactly one applies to any supported spec).
