@@ -217,7 +217,8 @@ class MatMulEmitter {
   // of the 8 rows of vector v at mins + j P + 8 v) and the activation's i16 sums of the same
   // values (from byte offset `sums` of each row, `count` per super-block): pmaddwd of the mins of
   // j = 2i, 2i + 1 (interleaved) with the two sums broadcast.
-  SuperSums min_sums(const std::vector<Value*>& rows, Value* sb, Value* mins, int count, int64_t sums) {
+  // With scales_signed, the bytes are signed scales (q6_k's, q3_k's offset terms).
+  SuperSums min_sums(const std::vector<Value*>& rows, Value* sb, Value* mins, int count, int64_t sums, bool scales_signed = false) {
     const int P = L.panel_rows;
     SuperSums msum = super_sums(static_cast<int>(rows.size()));
     std::vector<int> interleave;
@@ -228,8 +229,9 @@ class MatMulEmitter {
     for (int i = 0; i < count / 2; ++i) {
       std::vector<Value*> mp;
       for (int v = 0; v < L.vectors; ++v) {
-        Value* m0 = B.CreateZExt(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i) * P + v * 8), 1), e.vec(e.i16, 8));
-        Value* m1 = B.CreateZExt(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i + 1) * P + v * 8), 1), e.vec(e.i16, 8));
+        auto widen = [&](Value* b) { return scales_signed ? B.CreateSExt(b, e.vec(e.i16, 8)) : B.CreateZExt(b, e.vec(e.i16, 8)); };
+        Value* m0 = widen(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i) * P + v * 8), 1));
+        Value* m1 = widen(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i + 1) * P + v * 8), 1));
         mp.push_back(B.CreateShuffleVector(m0, m1, interleave));
       }
       for (size_t t = 0; t < rows.size(); ++t) {
