@@ -11,7 +11,7 @@
 namespace ingot {
 
 // --quant MODE, --quant-override PATTERN=TYPE (repeatable, or comma-separated),
-// --act-quant auto|q8|off.
+// --act-quant auto|q8|ggml|off.
 struct QuantCliOptions {
   std::string quant = "keep";
   std::vector<std::string> overrides;

@@ -79,7 +79,7 @@ Usage:
                                          from the model's tokenizer; --template replaces the model's;
                                          --date fixes strftime_now (default: today); docs/chat.md
   ingotc compile MODEL [-o OUT.ingot] [--quant TYPE|q4_k_m|q5_k_m] [--quant-override PATTERN=TYPE]...
-                 [--act-quant auto|q8|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
+                 [--act-quant auto|q8|ggml|off] [--max-context N] [--max-batch N] [--kv-type f32|f16] [--stats]
                  [--target portable|native|TIER[,TIER...]] [--print-plan] [--all-logits]
                  [--accuracy-report FILE.json [--calib TEXT_FILE] [--calib-tokens N]]
                  [--print-after=PHASE|PASS|all] [--stop-after=PHASE|PASS] [--verify-each] [--debug-match]
@@ -104,8 +104,10 @@ Usage:
                                          amx, compiled concurrently; native: the best tier of this
                                          host; the runtime runs the best set its CPU can; see
                                          `ingotc --version`); --act-quant auto (the default) gives
-                                         block-quantized weights 8-bit activations, llama.cpp's
-                                         numerics and the fast kernels; off keeps f32 activations
+                                         block-quantized weights 8-bit activations in llama.cpp's
+                                         formats (q8_0; q8_K for k-quants) and the fast kernels
+                                         (q8, docs/quantization.md); ggml has no kernels (eval
+                                         only); off keeps f32 activations
                                          (q2_k, q3_k, q5_k and iq4_xs weights have kernels for
                                          8-bit activations only). Matmul and embedding kernels:
                                          f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k,
@@ -125,12 +127,13 @@ Usage:
                                          renamed over it), replacing any earlier signature; every
                                          section's SHA-256 is checked first; the signer's comment
                                          comes from KEY.pub
-  ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant auto|q8|off]
+  ingotc eval MODEL -p TEXT -n N [--json] [--quant ...] [--quant-override ...] [--act-quant auto|q8|ggml|off]
               [--stage imported|optimized] [--stop-at-eos] [--print-after=PASS|all] [--stats]
                                          greedy generation with the reference evaluator (slow, exact)
                                          on the optimized graph (default) or the imported one;
-                                         --act-quant as for compile (q8, the default for quantized
-                                         weights, reproduces llama.cpp's quantized matmuls)
+                                         --act-quant: auto (the default) is ggml for block-quantized
+                                         weights (ggml's activation formats and generic dot
+                                         products, bit for bit), q8 the kernels' numerics
   ingotc check BUNDLE MODEL [-p TEXT] [-n N] [--quant ...] [--quant-override ...] [--threads 1..1024]
                [--tolerance X] [--all-steps] [--tier TIER]
                                          run a bundle's kernels and the reference evaluator side by
