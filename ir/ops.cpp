@@ -763,6 +763,15 @@ float q8k_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_K* act, int6
       dmin = f16_to_f32(blk.dmin);
       has_min = true;
     };
+    // q6_k and q3_k: two 16-element halves per 32-element block, each with a signed scale.
+    auto half_scale_sums = [&](const auto& blk, auto dot, auto scale) {
+      for (int j = 0; j < 8; ++j) {
+        int32_t half[2];
+        dot(blk, j, part[j], half);
+        isum += scale(blk, 2 * j) * half[0] + scale(blk, 2 * j + 1) * half[1];
+      }
+      d = f16_to_f32(blk.d);
+    };
     if (wt == ElementType::q4_k) {
       BlockQ4_K blk;
       std::memcpy(&blk, row + sb * sizeof(BlockQ4_K), sizeof(blk));
@@ -774,21 +783,11 @@ float q8k_row_dot(ElementType wt, const uint8_t* row, const BlockQ8_K* act, int6
     } else if (wt == ElementType::q6_k) {
       BlockQ6_K blk;
       std::memcpy(&blk, row + sb * sizeof(BlockQ6_K), sizeof(blk));
-      for (int j = 0; j < 8; ++j) {
-        int32_t half[2];
-        dot_block_q6_k_q8_0(blk, j, part[j], half);
-        isum += blk.scales[2 * j] * half[0] + blk.scales[2 * j + 1] * half[1];
-      }
-      d = f16_to_f32(blk.d);
+      half_scale_sums(blk, dot_block_q6_k_q8_0, [](const BlockQ6_K& w, int i) { return int32_t{w.scales[i]}; });
     } else if (wt == ElementType::q3_k) {
       BlockQ3_K blk;
       std::memcpy(&blk, row + sb * sizeof(BlockQ3_K), sizeof(blk));
-      for (int j = 0; j < 8; ++j) {
-        int32_t half[2];
-        dot_block_q3_k_q8_0(blk, j, part[j], half);
-        isum += q3_k_sub_scale(blk, 2 * j) * half[0] + q3_k_sub_scale(blk, 2 * j + 1) * half[1];
-      }
-      d = f16_to_f32(blk.d);
+      half_scale_sums(blk, dot_block_q3_k_q8_0, q3_k_sub_scale);
     } else if (wt == ElementType::q2_k) {
       has_min = true;
       BlockQ2_K blk;

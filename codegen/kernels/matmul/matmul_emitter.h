@@ -217,7 +217,7 @@ class MatMulEmitter {
   // of the 8 rows of vector v at mins + j P + 8 v) and the activation's i16 sums of the same
   // values (from byte offset `sums` of each row, `count` per super-block): pmaddwd of the mins of
   // j = 2i, 2i + 1 (interleaved) with the two sums broadcast.
-  // With scales_signed, the bytes are signed scales (q6_k's, q3_k's offset terms).
+  // With scales_signed, the bytes are signed scales (q6_k's -32 offset term: sum_j sc_j * bsum_j).
   SuperSums min_sums(const std::vector<Value*>& rows, Value* sb, Value* mins, int count, int64_t sums, bool scales_signed = false) {
     const int P = L.panel_rows;
     SuperSums msum = super_sums(static_cast<int>(rows.size()));
