@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,38 +72,41 @@ def main():
         subprocess.run(["cmake", "--build", build, "--target", "llama-debug", "-j", str(os.cpu_count())], check=True,
                        stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="kquant_logits_")
-    f32 = os.path.join(work, "f32.gguf")
-    subprocess.run([ingotc, "synth", "--dims", DIMS, "--vocab", os.path.join(models, "stories260K.gguf"), "--seed", str(SEED),
-                    "-o", f32], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engines = ("ggml", "q8", "bundle")
-    rows = {"default": [], "--no-repack": []}
-    for t in args.types.split(","):
-        model = os.path.join(work, t + ".gguf")
-        subprocess.run([os.path.join(bin_dir, "llama-quantize"), f32, model, t], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        bundle = os.path.join(work, t + ".ingot")
-        subprocess.run([ingotc, "compile", model, "-o", bundle, "--target", "x86-64-v3"], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        errs = {mode: {k: [] for k in engines} for mode in rows}
-        top1 = {mode: {k: 0 for k in engines} for mode in rows}
-        for prompt in PROMPTS:
-            got = {
-                "ggml": ingot_logits([ingotc, "eval", model, "-p", prompt, "-n", "1", "--json", "--act-quant", "ggml"]),
-                "q8": ingot_logits([ingotc, "eval", model, "-p", prompt, "-n", "1", "--json", "--act-quant", "q8"]),
-                "bundle": ingot_logits([ingot, "run", bundle, "-p", prompt, "-n", "0", "--temp", "0", "--json", "--logits"]),
-            }
+    try:
+        f32 = os.path.join(work, "f32.gguf")
+        subprocess.run([ingotc, "synth", "--dims", DIMS, "--vocab", os.path.join(models, "stories260K.gguf"), "--seed", str(SEED),
+                        "-o", f32], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        engines = ("ggml", "q8", "bundle")
+        rows = {"default": [], "--no-repack": []}
+        for t in args.types.split(","):
+            model = os.path.join(work, t + ".gguf")
+            subprocess.run([os.path.join(bin_dir, "llama-quantize"), f32, model, t], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            bundle = os.path.join(work, t + ".ingot")
+            subprocess.run([ingotc, "compile", model, "-o", bundle, "--target", "x86-64-v3"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            errs = {mode: {k: [] for k in engines} for mode in rows}
+            top1 = {mode: {k: 0 for k in engines} for mode in rows}
+            for prompt in PROMPTS:
+                got = {
+                    "ggml": ingot_logits([ingotc, "eval", model, "-p", prompt, "-n", "1", "--json", "--act-quant", "ggml"]),
+                    "q8": ingot_logits([ingotc, "eval", model, "-p", prompt, "-n", "1", "--json", "--act-quant", "q8"]),
+                    "bundle": ingot_logits([ingot, "run", bundle, "-p", prompt, "-n", "0", "--temp", "0", "--json", "--logits"]),
+                }
+                for mode in rows:
+                    want = llama_logits(debug, model, prompt, work, [] if mode == "default" else ["--no-repack"])
+                    for k in engines:
+                        errs[mode][k].append(nmse(got[k], want))
+                        top1[mode][k] += argmax(got[k]) == argmax(want)
+            n = len(PROMPTS)
             for mode in rows:
-                want = llama_logits(debug, model, prompt, work, [] if mode == "default" else ["--no-repack"])
+                cells = []
                 for k in engines:
-                    errs[mode][k].append(nmse(got[k], want))
-                    top1[mode][k] += argmax(got[k]) == argmax(want)
-        n = len(PROMPTS)
-        for mode in rows:
-            cells = []
-            for k in engines:
-                e = sorted(errs[mode][k])
-                cells.append(f"{e[n // 2]:.1e} / {e[-1]:.1e}, {top1[mode][k]}/{n}")
-            rows[mode].append(f"| {t} | " + " | ".join(cells) + " |")
+                    e = sorted(errs[mode][k])
+                    cells.append(f"{e[n // 2]:.1e} / {e[-1]:.1e}, {top1[mode][k]}/{n}")
+                rows[mode].append(f"| {t} | " + " | ".join(cells) + " |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"synth {DIMS} seed {SEED}; {len(PROMPTS)} prompts; NMSE of the logits after each prompt against llama.cpp's: "
           "median / worst, and top-1 agreement")
     for mode, lines in rows.items():

@@ -10,6 +10,7 @@
 
 #include "frontend/hf_config.h"
 #include "frontend/tokenizer_hf.h"
+#include "tests/common/files.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
 
@@ -38,11 +39,7 @@ void write_file(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string make_temp_dir() {
-  std::string tmpl = ::testing::TempDir() + "hf_test_XXXXXX";
-  char* d = mkdtemp(tmpl.data());
-  return d ? std::string(d) : ::testing::TempDir();
-}
+std::string make_temp_dir() { return ::ingot::testing::make_temp_dir("hf_test"); }
 
 #define EXPECT_ERROR_CONTAINS(result, fragment)                                             \
   do {                                                                                      \

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include "tests/common/files.h"
 #include "tests/common/models.h"
 
 namespace ingot {
@@ -60,11 +61,7 @@ StatusOr<std::unique_ptr<SafetensorsFile>> parse_bytes(const std::string& bytes,
   return SafetensorsFile::parse(MappedFile::from_bytes(name, bytes));
 }
 
-std::string make_temp_dir() {
-  std::string tmpl = ::testing::TempDir() + "safetensors_test_XXXXXX";
-  char* d = mkdtemp(tmpl.data());
-  return d ? std::string(d) : ::testing::TempDir();
-}
+std::string make_temp_dir() { return ::ingot::testing::make_temp_dir("safetensors_test"); }
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

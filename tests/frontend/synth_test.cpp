@@ -341,7 +341,9 @@ TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
   EXPECT_EQ(b->config.max_context, s.context);
   EXPECT_TRUE(b->config.is_swa_layer(0) && b->config.is_swa_layer(1));
   auto logits = [](const ImportedModel& im, std::vector<int32_t> ids) {
-    auto r = generate_greedy(*im.model, ids, GreedyOptions{.max_new_tokens = 1});
+    GreedyOptions one;
+    one.max_new_tokens = 1;
+    auto r = generate_greedy(*im.model, ids, one);
     EXPECT_TRUE(r.ok()) << r.message();
     return r.ok() ? r->logits_after_prompt : std::vector<float>{};
   };
