@@ -4,6 +4,7 @@
   bench/serve_throughput.py [--build build] [--work DIR] [--streams 1,2,4,8] [--tokens 128]
                             [--rounds 2] [--threads 2] [--ctx 512] [--llama-server PATH] [--json OUT]
                             [--only ingot|llama] [--serve-args "--lookup 3"] [--prompts distinct|repeat]
+                            [--late-prompt WORDS]
 
 Synthesizes a random-weight tinyllama-1.1b q4_0 GGUF (`ingotc synth --shape tinyllama-1.1b
 --type q4_0`) and compiles it (`ingotc compile --target native --max-context CTX`) into WORK
@@ -19,6 +20,11 @@ Speculation: --serve-args adds options to `ingot serve` (`--lookup 3`, `--draft 
 --prompts repeat gives every stream a prompt that quotes a text and asks for it again (the load
 prompt lookup is for). The draft counters of /metrics are read after each stream count, so the
 table also gives the tokens drafted and the share accepted.
+
+A long prompt under load: --late-prompt WORDS sends, once all N streams have 8 tokens each, one
+more request with a prompt of about WORDS words (8 tokens); its time to first token and the
+longest gap between two chunks of the N streams (the stall its prefill causes; ingot serve
+bounds it with --prefill-chunk) join the table, the worst of the rounds.
 """
 import argparse
 import http.client
@@ -85,22 +91,35 @@ def one_stream(url, prompt, tokens, out):
         if j.get("choices") and j["choices"][0].get("text"):
             times.append(time.perf_counter())
             chunks += 1
+            out["live_chunks"] = chunks
     out.update(start=t0, times=times, chunks=chunks)
 
 
-def measure(url, n, tokens, rounds, prompts):
-    agg, ttft, itl = [], [], []
+def measure(url, n, tokens, rounds, prompts, late_prompt=None):
+    agg, ttft, itl, late_ttft, stall = [], [], [], [], []
     for rnd in range(rounds):
         outs = [dict() for _ in range(n)]
         threads = [threading.Thread(target=one_stream, args=(url, prompts[(rnd * n + i) % len(prompts)], tokens, outs[i])) for i in range(n)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
+        late = {}
+        if late_prompt:
+            # Once every stream decodes (8 tokens each), a long prompt arrives: its time to first
+            # token, and the longest gap it causes in the decoding streams.
+            while any(o.get("live_chunks", 0) < 8 for o in outs) and any(t.is_alive() for t in threads):
+                time.sleep(0.005)
+            late_thread = threading.Thread(target=one_stream, args=(url, late_prompt, 8, late))
+            late_thread.start()
+            late_thread.join()
         for t in threads:
             t.join()
-        for o in outs:
+        for o in outs + ([late] if late_prompt else []):
             if "error" in o:
                 raise RuntimeError(o["error"])
+        if late_prompt:
+            late_ttft.append((late["times"][0] - late["start"]) * 1000)
+            stall.append(max(b - a for o in outs for a, b in zip(o["times"], o["times"][1:])) * 1000)
         end = max(o["times"][-1] for o in outs)
         total = n * tokens
         agg.append(total / (end - t0))
@@ -113,7 +132,8 @@ def measure(url, n, tokens, rounds, prompts):
             for g in gaps:
                 itl.extend([g * 1000 / per] * max(1, round(per)))
     pct = lambda v, p: sorted(v)[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-    return {"streams": n, "agg_tok_s": statistics.mean(agg), "agg_runs": agg,
+    extra = {"late_ttft_ms": max(late_ttft), "max_gap_ms": max(stall)} if late_prompt else {}
+    return {**extra, "streams": n, "agg_tok_s": statistics.mean(agg), "agg_runs": agg,
             "ttft_ms": {"p50": pct(ttft, 50), "p90": pct(ttft, 90), "p99": pct(ttft, 99)},
             "itl_ms": {"p50": pct(itl, 50), "p90": pct(itl, 90), "p99": pct(itl, 99)}}
 
@@ -133,7 +153,7 @@ def draft_counters(url):
     return got.get("ingot_draft_tokens_total", 0.0), got.get("ingot_draft_accepted_tokens_total", 0.0)
 
 
-def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
+def bench_server(name, argv, url, streams, tokens, rounds, prompts, log, late_prompt=None):
     print("\n== %s: %s" % (name, " ".join(argv)), file=sys.stderr)
     with open(log, "w") as lf:
         proc = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT)
@@ -144,7 +164,7 @@ def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
         for n in streams:
             load = open("/proc/loadavg").read().split()[0]
             d0, a0 = draft_counters(url)
-            r = measure(url, n, tokens, rounds, prompts)
+            r = measure(url, n, tokens, rounds, prompts, late_prompt)
             d1, a1 = draft_counters(url)
             r["server"] = name
             r["drafted"], r["accepted"] = d1 - d0, a1 - a0
@@ -152,7 +172,9 @@ def bench_server(name, argv, url, streams, tokens, rounds, prompts, log):
             rows.append(r)
             print("%-12s %d streams: %.1f tok/s aggregate; TTFT p50/p90/p99 %.0f/%.0f/%.0f ms; inter-token %.1f/%.1f/%.1f ms" % (
                 name, n, r["agg_tok_s"], r["ttft_ms"]["p50"], r["ttft_ms"]["p90"], r["ttft_ms"]["p99"],
-                r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"]), file=sys.stderr)
+                r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"]) +
+                  ("; late prompt TTFT %.0f ms, longest gap %.0f ms" % (r["late_ttft_ms"], r["max_gap_ms"]) if late_prompt else ""),
+                  file=sys.stderr)
         return rows
     finally:
         proc.terminate()
@@ -176,6 +198,9 @@ def main():
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--serve-args", default="", help="more options for ingot serve, e.g. \"--lookup 3\"")
     ap.add_argument("--prompts", choices=["distinct", "repeat"], default="distinct")
+    ap.add_argument("--late-prompt", type=int, metavar="WORDS",
+                    help="once the streams decode, send one more request with a prompt of about WORDS words; report its time "
+                         "to first token and the longest gap it causes in the streams (the worst of the rounds)")
     a = ap.parse_args()
     ingotc, ingot = os.path.join(a.build, "tools/ingotc"), os.path.join(a.build, "tools/ingot")
     os.makedirs(a.work, exist_ok=True)
@@ -191,6 +216,11 @@ def main():
                words[(i * 5 + 2) % 16], words[(i * 7 + 3) % 16]) for i in range(32)]
     if a.prompts == "repeat":
         prompts = ["Copy this text exactly. Text: %s Copy: %s" % (p, p) for p in prompts]
+    late_prompt = None
+    if a.late_prompt:
+        late_words = ("The old %s stood by the %s." % (words[i % 16], words[(i * 5 + 3) % 16]) for i in range(a.late_prompt))
+        late_prompt = " ".join(late_words).split(" ")[:a.late_prompt]
+        late_prompt = " ".join(late_prompt)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     print("host: %s, %d CPUs; uptime: %s" % (cpu, os.cpu_count(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()), file=sys.stderr)
     rows = []
@@ -199,20 +229,24 @@ def main():
         name = "ingot serve" + (" " + a.serve_args if a.serve_args else "")
         rows += bench_server(name, [ingot, "serve", bundle, "--port", str(port), "--parallel", "8", "--threads", str(a.threads),
                                     "--ctx", str(a.ctx)] + a.serve_args.split(), "http://127.0.0.1:%d" % port, streams, a.tokens, a.rounds, prompts,
-                             os.path.join(a.work, "ingot-serve.log"))
+                             os.path.join(a.work, "ingot-serve.log"), late_prompt)
     if a.only != "ingot":
         rows += bench_server("llama-server", [a.llama_server, "-m", gguf, "--host", "127.0.0.1", "--port", str(port + 1), "--parallel", "8",
                                               "-t", str(a.threads), "-tb", str(a.threads), "-c", str(8 * a.ctx), "--no-warmup"],
-                             "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"))
-    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | drafted | accepted | load before |")
-    print("|---|---:|---:|---:|---|---|---:|---:|---:|")
+                             "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"),
+                             late_prompt)
+    late_head = " late prompt TTFT ms | longest gap ms |" if late_prompt else ""
+    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | drafted | accepted |"
+          + late_head + " load before |")
+    print("|---|---:|---:|---:|---|---|---:|---:|" + ("---:|---:|" if late_prompt else "") + "---:|")
     for r in rows:
         single = next(x["agg_tok_s"] for x in rows if x["server"] == r["server"] and x["streams"] == streams[0])
         acc = "%d (%.0f %%)" % (r["accepted"], 100 * r["accepted"] / r["drafted"]) if r["drafted"] else "-"
-        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %s | %s | %.2f |" % (
+        late_cells = " %.0f | %.0f |" % (r["late_ttft_ms"], r["max_gap_ms"]) if late_prompt else ""
+        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %s | %s |%s %.2f |" % (
             r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
             r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"],
-            "%d" % r["drafted"] if r["drafted"] else "-", acc, r["load_before"]))
+            "%d" % r["drafted"] if r["drafted"] else "-", acc, late_cells, r["load_before"]))
     print("uptime after: " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     if a.json:
         with open(a.json, "w") as f:

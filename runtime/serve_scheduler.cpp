@@ -92,6 +92,26 @@ ServeScheduler::ServeScheduler(const Engine& engine, const ServeOptions& options
   for (auto* h : {&metrics_.ttft, &metrics_.inter_token, &metrics_.queue_wait}) h->counts.assign(h->bounds.size() + 1, 0);
 }
 
+std::vector<int64_t> plan_step(std::span<const StepDemand> slots, size_t first, int64_t max_batch, int64_t prefill_chunk) {
+  const size_t n = slots.size();
+  std::vector<int64_t> take(n, 0);
+  int64_t budget = max_batch;
+  bool decodes = false;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1 && decodes && prefill_chunk > 0) budget = std::min(budget, prefill_chunk);
+    for (size_t k = 0; k < n && budget > 0; ++k) {
+      const size_t i = (first + k) % n;
+      const StepDemand& d = slots[i];
+      if (d.left <= 0 || (pass == 0) != d.decoding) continue;
+      if (d.whole && d.left > budget) continue;  // runs whole at a later step
+      take[i] = std::min(d.left, budget);
+      budget -= take[i];
+      decodes = decodes || d.decoding;
+    }
+  }
+  return take;
+}
+
 StatusOr<std::unique_ptr<ServeScheduler>> ServeScheduler::create(const Engine& engine, const ServeOptions& options) {
   if (options.parallel < 1 || options.parallel > 1024)
     return Status::Error("--parallel must be 1 to 1024, not " + std::to_string(options.parallel));
@@ -108,6 +128,7 @@ StatusOr<std::unique_ptr<ServeScheduler>> ServeScheduler::create(const Engine& e
   if (options.lookup_ngram > 0 && options.draft) return Status::Error("give --draft or --lookup, not both");
   if (options.lookup_ngram < 0 || options.draft_max < -1)
     return Status::Error("--lookup and --draft-max must be >= 0");
+  if (options.prefill_chunk < 0) return Status::Error("--prefill-chunk must be >= 0, not " + std::to_string(options.prefill_chunk));
   if (speculate && !engine.not_batchable().empty())
     return Status::Error(StatusCode::unsupported, engine.bundle().name() + ": speculative decoding needs logits for several rows of one call, which this bundle cannot give (" +
                                                       engine.not_batchable() + ")");
@@ -360,6 +381,7 @@ void ServeScheduler::loop() {
   std::unique_lock<std::mutex> lk(mu_);
   std::vector<BatchPart> parts;
   std::vector<Slot*> part_slots;
+  std::vector<StepDemand> demands;
   while (true) {
     auto has_free = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.stream; }); };
     auto has_active = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.stream != nullptr; }); };
@@ -389,29 +411,26 @@ void ServeScheduler::loop() {
     metrics_.active_slots = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.stream != nullptr; });
     lk.unlock();
 
-    // One call: every decoding slot's token first (decodes are never starved), then prefill
-    // chunks within the budget, starting at a rotating slot so that no slot waits forever when
-    // there are more slots than the budget.
-    int64_t budget = engine_.max_batch();
+    // One call: every decoding slot's tokens first (decodes are never starved), then prefill
+    // chunks (plan_step).
+    const size_t n = slots_.size();
+    demands.assign(n, StepDemand{});
+    for (size_t k = 0; k < n; ++k) {
+      const Slot& s = slots_[k];
+      if (!s.stream || s.fed >= s.pending.size()) continue;
+      demands[k] = {static_cast<int64_t>(s.pending.size() - s.fed), s.generated > 0, s.logit_rows > 1};
+    }
+    const std::vector<int64_t> take = plan_step(demands, rotate_, engine_.max_batch(), options_.prefill_chunk);
     parts.clear();
     part_slots.clear();
-    const size_t n = slots_.size();
-    for (int pass = 0; pass < 2; ++pass) {
-      for (size_t k = 0; k < n && budget > 0; ++k) {
-        Slot& s = slots_[(rotate_ + k) % n];
-        if (!s.stream || s.fed >= s.pending.size()) continue;
-        const bool decoding = s.generated > 0;
-        if ((pass == 0) != decoding) continue;
-        const int64_t left = static_cast<int64_t>(s.pending.size() - s.fed);
-        // A part with several logit rows (a verification) runs whole or waits for the next step.
-        if (s.logit_rows > 1 && left > budget) continue;
-        const int64_t take = std::min(left, budget);
-        const bool last = take == left;
-        parts.push_back(BatchPart{s.session.get(), std::span<const int32_t>(s.pending.data() + s.fed, static_cast<size_t>(take)),
-                                  last ? std::min<int32_t>(s.logit_rows, static_cast<int32_t>(take)) : 1});
-        part_slots.push_back(&s);
-        budget -= take;
-      }
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (rotate_ + k) % n;  // parts in plan order (fills the call as plan_step did)
+      if (take[i] == 0) continue;
+      Slot& s = slots_[i];
+      const bool last = take[i] == demands[i].left;
+      parts.push_back(BatchPart{s.session.get(), std::span<const int32_t>(s.pending.data() + s.fed, static_cast<size_t>(take[i])),
+                                last ? std::min<int32_t>(s.logit_rows, static_cast<int32_t>(take[i])) : 1});
+      part_slots.push_back(&s);
     }
     rotate_ = (rotate_ + 1) % n;
     if (parts.empty()) {

@@ -20,6 +20,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,7 +46,29 @@ struct ServeOptions {
   int32_t lookup_ngram = 0;
   const Engine* draft = nullptr;
   int32_t draft_max = -1;  // -1: the drafter's default (kDefaultLookupDraftMax, kDefaultModelDraftMax)
+  // While some slot decodes, a step feeds at most this many prompt tokens (of one or several
+  // prefilling slots), so that a long prompt arriving stalls the decoding streams for one chunk's
+  // time at most, not for a whole max_batch call (seconds on a CPU). When no slot decodes,
+  // prompts fill the bundle's max_batch. 0: max_batch always.
+  int64_t prefill_chunk = kDefaultPrefillChunk;
+  static constexpr int64_t kDefaultPrefillChunk = 128;
 };
+
+// One slot's demand on the next step, for plan_step: `left` tokens not yet run (0: nothing to
+// run), whether it is decoding (its next tokens follow a sampled one: a token, or a speculative
+// verification) or prefilling its prompt, and whether its part must run whole or wait (a
+// verification with several logit rows).
+struct StepDemand {
+  int64_t left = 0;
+  bool decoding = false;
+  bool whole = false;
+};
+
+// How many tokens each slot feeds to the next batched call (0: none). Decoding slots first, from
+// slot `first` on (the slot that goes first turns each step, so none waits forever when budgets
+// are tight), within max_batch; then prefilling slots, in the same order, within what is left of
+// max_batch and, if any decoding slot runs in this step, within prefill_chunk (> 0) in total.
+std::vector<int64_t> plan_step(std::span<const StepDemand> slots, size_t first, int64_t max_batch, int64_t prefill_chunk);
 
 // What a request asks for, its prompt already tokenized.
 struct ServeRequest {

@@ -74,13 +74,17 @@ Usage:
   ingot serve BUNDLE|MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--threads T]
               [--api-key KEY] [--queue N] [--max-body BYTES] [--chat-template FILE] [--tier TIER]
               [--trusted-keys FILE] [--lookup N | --draft BUNDLE|MODEL] [--draft-max K]
+              [--prefill-chunk N]
                           an OpenAI-compatible HTTP server (docs/serve.md): POST /v1/chat/completions
                           (the chat template; ChatML if the bundle has none), POST /v1/completions,
                           both streamed as server-sent events with "stream": true; GET /v1/models,
                           /health, /metrics (Prometheus). Up to --parallel requests (default 4)
                           decode together, one batched call per step, each in its own KV cache of
                           --ctx tokens (default: the bundle's context); a prompt that shares a
-                          prefix with a slot's cached tokens reuses it. --queue N (default 64)
+                          prefix with a slot's cached tokens reuses it; while some request decodes,
+                          a step feeds at most --prefill-chunk prompt tokens (default 128; 0: the
+                          bundle's max batch), so a long prompt does not stall the other streams
+                          for a whole batch. --queue N (default 64)
                           requests wait for a slot, more get 503; bodies over --max-body (default
                           1 MiB) get 413; --api-key requires "Authorization: Bearer KEY" on /v1/.
                           Binds loopback by default; --port 0 takes a free port; the address is

@@ -514,6 +514,8 @@ int cmd_serve(const std::vector<std::string>& args) {
     } else if (a == "--draft-max") {
       if (int e = integer(0, 256, &n)) return e;
       c.scheduler.draft_max = static_cast<int32_t>(n);
+    } else if (a == "--prefill-chunk") {
+      if (int e = integer(0, INT64_MAX, &c.scheduler.prefill_chunk)) return e;
     } else if (a == "--max-body") {
       if (int e = integer(1024, INT64_MAX / 2, &c.max_body)) return e;
     } else if (a == "--api-key") {

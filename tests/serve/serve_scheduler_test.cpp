@@ -103,9 +103,14 @@ class ServeSchedulerTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(ServeSchedulerTest, RequestsDecodedTogetherEqualEachAlone) {
+// Every prefill chunk size (0: max_batch, 16 here; 3: a later prompt is fed 3 tokens a step
+// beside the decoding slots) gives each stream its ids alone.
+class ServeSchedulerChunkTest : public ServeSchedulerTest, public ::testing::WithParamInterface<int64_t> {};
+
+TEST_P(ServeSchedulerChunkTest, RequestsDecodedTogetherEqualEachAlone) {
   std::string error;
-  auto sched = take(ServeScheduler::create(*engine_, ServeOptions{.parallel = 3, .threads = 1, .ctx = 0, .queue = 8}), &error);
+  auto sched = take(ServeScheduler::create(*engine_, ServeOptions{.parallel = 3, .threads = 1, .ctx = 0, .queue = 8, .prefill_chunk = GetParam()}),
+                    &error);
   ASSERT_TRUE(sched) << error;
   const std::vector<std::string> prompts = {
       "Once upon a time, there was a little girl named Lily who loved to play in the park with her friends every day.",
@@ -126,6 +131,32 @@ TEST_F(ServeSchedulerTest, RequestsDecodedTogetherEqualEachAlone) {
   const ServeMetrics m = sched->snapshot();
   EXPECT_LT(m.steps, m.generated_tokens);  // several slots per step
   EXPECT_EQ(m.active_slots, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(PrefillChunks, ServeSchedulerChunkTest, ::testing::Values(int64_t{0}, int64_t{3}));
+
+// plan_step, the composition of one batched call: decodes first, prompt chunks after them
+// within max_batch, and within prefill_chunk while anything decodes.
+TEST(PlanStepTest, DecodesFirstThenPromptChunksWithinTheBudgets) {
+  using V = std::vector<int64_t>;
+  const StepDemand idle{}, decode{1, true, false}, verify4{4, true, true};
+  auto prompt = [](int64_t n) { return StepDemand{n, false, false}; };
+  // Nothing decodes: prompts fill max_batch, from the slot that goes first.
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{prompt(100), prompt(100)}, 0, 64, 8), (V{64, 0}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{prompt(100), prompt(10)}, 1, 64, 8), (V{54, 10}));
+  // A slot decodes: 8 prompt tokens in all beside it.
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{prompt(100), decode, prompt(5)}, 0, 64, 8), (V{8, 1, 0}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{prompt(100), decode, prompt(5)}, 2, 64, 8), (V{3, 1, 5}));
+  // prefill_chunk 0: max_batch only.
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{prompt(100), decode}, 0, 64, 0), (V{63, 1}));
+  // max_batch is the limit of both: the decodes take it first, and the chunk fits what is left.
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{decode, decode, decode, prompt(9)}, 0, 4, 8), (V{1, 1, 1, 1}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{decode, decode, decode, decode, prompt(9)}, 0, 4, 8), (V{1, 1, 1, 1, 0}));
+  // A verification runs whole or waits; a chunk of 1 still moves a prompt on.
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{decode, verify4, prompt(9)}, 0, 4, 1), (V{1, 0, 1}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{decode, verify4, prompt(9)}, 1, 5, 1), (V{1, 4, 0}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{idle, verify4, prompt(9)}, 0, 16, 2), (V{0, 4, 2}));
+  EXPECT_EQ(plan_step(std::vector<StepDemand>{}, 0, 16, 2), V{});
 }
 
 TEST_F(ServeSchedulerTest, APromptSharingAPrefixReusesTheSlotsCache) {
