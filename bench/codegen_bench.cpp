@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   std::printf("| weight | act | N x K | 1 thread | 2 threads | per core (2 threads) |\n|---|---|---|---|---|---|\n");
   for (const Wt& w : prefill_types) {
     if (!wanted(w.t)) continue;
-    for (const BenchShape& s : {kShapes[0], kShapes[2]}) {
+    for (const BenchShape& s : {kShapes[0], kShapes[2], kShapes[3]}) {
       if (quick && s.N != 2048) continue;
       MatMulCase c;
       c.weight = w.t;
