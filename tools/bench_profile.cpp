@@ -247,8 +247,8 @@ struct CallCost {
 
 // What one call moves and computes at `tokens` new tokens after `past` cached ones: weights whole,
 // activations as their planned size per token, KV rows up to past + tokens; operations from the
-// kernel's spec (matmul 2NK per token, attention 4 H D (past + tokens) per token, other kernels
-// about one operation per element of their largest row).
+// kernel's spec (matmul 2NK per token, attention 4 H D (past + i) for the i-th new token, other
+// kernels about one operation per element of their largest row).
 CallCost call_cost(const pb::Manifest& m, const pb::KernelCall& call, int64_t tokens, int64_t past,
                    const std::map<int64_t, int64_t>& buffer_bytes) {
   CallCost c;
@@ -288,12 +288,13 @@ CallCost call_cost(const pb::Manifest& m, const pb::KernelCall& call, int64_t to
     }
   }
   if (call.symbol().empty()) c.bytes += 2.0 * static_cast<double>(call.row_bytes());
-  const double T = static_cast<double>(tokens), ctx = static_cast<double>(past + tokens);
+  // Token i of the call (1-based) attends to past + i positions.
+  const double T = static_cast<double>(tokens), ctx_sum = T * static_cast<double>(past) + T * (T + 1) / 2;
   if (c.kind == "matmul") {
     c.ops = 2.0 * static_cast<double>(desc_value(c.desc, "N")) * static_cast<double>(desc_value(c.desc, "K")) * T;
     c.int8 = c.desc.find("act=q8") != std::string::npos;
   } else if (c.kind == "attention") {
-    c.ops = 4.0 * static_cast<double>(desc_value(c.desc, "H")) * static_cast<double>(desc_value(c.desc, "D")) * ctx * T;
+    c.ops = 4.0 * static_cast<double>(desc_value(c.desc, "H")) * static_cast<double>(desc_value(c.desc, "D")) * ctx_sum;
   } else if (c.kind == "rms_norm" || c.kind == "embedding") {
     c.ops = 3.0 * static_cast<double>(desc_value(c.desc, "D")) * T;
   } else {
@@ -312,27 +313,33 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   const int warmup = 4;
   int context = o.context;
   const int64_t need = static_cast<int64_t>(context) + warmup + 2 * static_cast<int64_t>(o.steps) + 1;
-  if (need > engine.max_context()) {
+  if (o.prompt_tokens == 0 && need > engine.max_context()) {
     context = static_cast<int>(engine.max_context() - warmup - 2 * o.steps - 1);
     if (context < 1) return Status::Error(bundle_path + ": the context of " + std::to_string(engine.max_context()) +
                                           " tokens is too small to profile " + std::to_string(o.steps) + " steps");
   }
   std::mt19937 rng(4321);
   std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(engine.vocab() - 1));
-  std::vector<int32_t> prompt(static_cast<size_t>(context));
+  const bool prompt_mode = o.prompt_tokens > 0;
+  if (prompt_mode && o.prompt_tokens > engine.max_context())
+    return Status::Error(bundle_path + ": a prompt of " + std::to_string(o.prompt_tokens) + " tokens is longer than the context of " +
+                         std::to_string(engine.max_context()) + " tokens");
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_mode ? o.prompt_tokens : context));
   for (auto& id : prompt) id = d(rng);
   INGOT_RETURN_IF_ERROR(session->prefill(prompt));
-  for (int i = 0; i < warmup; ++i) INGOT_RETURN_IF_ERROR(session->decode(d(rng)));
+  if (!prompt_mode)
+    for (int i = 0; i < warmup; ++i) INGOT_RETURN_IF_ERROR(session->decode(d(rng)));
 
   const auto& calls = engine.calls();
   // The observer's calls of one step, in the order they come: each call's time runs from the
-  // previous one (a step observed twice, as a batched tail may be, accumulates; one never observed
-  // gets nothing).
+  // previous one (a step observed twice, as a batched tail may be or a prompt longer than
+  // max_batch is, accumulates; one never observed gets nothing).
   std::vector<std::pair<size_t, Clock::time_point>> marks;
   marks.reserve(2 * calls.size());
   std::vector<double> call_ms(calls.size(), 0.0);
   double plain_ms = 0, observed_ms = 0, sum_ms = 0;
-  const int64_t past_mid = static_cast<int64_t>(context) + warmup + o.steps;  // the middle of the measured steps
+  // Decode: the middle of the measured steps; a prompt starts from an empty context.
+  const int64_t past_mid = prompt_mode ? 0 : static_cast<int64_t>(context) + warmup + o.steps;
   // Observed and plain steps alternate, so that both see the same positions and the same load.
   for (int s = 0; s < 2 * o.steps; ++s) {
     const bool observe = s % 2 == 0;
@@ -341,9 +348,10 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
       session->set_step_observer([&](size_t step, const Engine::Call&, const uint8_t*, int64_t) { marks.emplace_back(step, Clock::now()); });
     else
       session->set_step_observer(nullptr);
+    if (prompt_mode) INGOT_RETURN_IF_ERROR(session->truncate(0));
     const int32_t id = d(rng);
     const auto t0 = Clock::now();
-    INGOT_RETURN_IF_ERROR(session->decode(id));
+    INGOT_RETURN_IF_ERROR(prompt_mode ? session->prefill(prompt) : session->decode(id));
     const auto t1 = Clock::now();
     const double ms = seconds(t0, t1) * 1e3;
     if (!observe) {
@@ -381,8 +389,11 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   std::map<std::string, Agg> by_symbol;
   std::vector<std::string> symbol_order;
   auto fraction = [](double x, double peak) { return peak > 0 ? x / peak : 0.0; };
+  bool tail = false;  // from the last-row copy on, a prompt's calls run on the one row that gives logits
   for (size_t i = 0; i < calls.size(); ++i) {
-    const CallCost c = call_cost(m, m.schedule().calls(static_cast<int>(i)), 1, past_mid, buffer_bytes);
+    tail = tail || calls[i].copy_last_row;
+    const int64_t step_tokens = prompt_mode && !tail ? o.prompt_tokens : 1;
+    const CallCost c = call_cost(m, m.schedule().calls(static_cast<int>(i)), step_tokens, past_mid, buffer_bytes);
     const double secs = call_ms[i] / 1e3;
     const double gbps = secs > 0 ? c.bytes / secs / 1e9 : 0, gops = secs > 0 ? c.ops / secs / 1e9 : 0;
     const double peak_ops = c.int8 ? host.int8_gops : host.f32_gops;
@@ -406,11 +417,14 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   nlohmann::json jkernels = nlohmann::json::array();
   std::sort(symbol_order.begin(), symbol_order.end(), [&](const std::string& x, const std::string& y) { return by_symbol[x].ms > by_symbol[y].ms; });
   if (o.print)
-    std::printf("\nper-kernel profile: %s, %d thread(s), decode at %lld cached tokens, %d steps; tier %s\n"
+    std::printf("\nper-kernel profile: %s, %d thread(s), %s, %d steps; tier %s\n"
                 "host limits (measured): read %.1f GB/s, f32 %.1f G ops/s (%s), int8 %.1f G ops/s (%s)\n\n"
                 "| kernel | kind | calls | time ms | share | MB moved | M ops | GB/s | G ops/s | %% of bw | %% of ops | spec |\n"
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-                bundle_path.c_str(), o.threads, static_cast<long long>(past_mid), o.steps, engine.tier().c_str(), host.read_gbps,
+                bundle_path.c_str(), o.threads,
+                (prompt_mode ? "prompts of " + std::to_string(o.prompt_tokens) + " tokens from an empty context"
+                             : "decode at " + std::to_string(past_mid) + " cached tokens").c_str(),
+                o.steps, engine.tier().c_str(), host.read_gbps,
                 host.f32_gops, host.f32_isa.c_str(), host.int8_gops, host.int8_isa.c_str());
   for (const std::string& sym : symbol_order) {
     const Agg& a = by_symbol[sym];
@@ -437,7 +451,8 @@ Status run_profile(const Engine& engine, const std::string& bundle_path, const P
   j["threads"] = o.threads;
   j["context"] = past_mid;
   j["steps"] = o.steps;
-  j["tokens_per_step"] = 1;
+  j["tokens_per_step"] = prompt_mode ? o.prompt_tokens : 1;
+  j["mode"] = prompt_mode ? "prompt" : "decode";
   j["host"] = {{"cpu", cpu_model()}, {"read_gbps", host.read_gbps}, {"f32_gops", host.f32_gops}, {"int8_gops", host.int8_gops},
                {"f32_isa", host.f32_isa}, {"int8_isa", host.int8_isa}, {"threads", o.threads},
                {"bandwidth_probe_bytes", host.probe_bytes}};

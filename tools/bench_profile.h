@@ -13,6 +13,9 @@ struct ProfileOptions {
   int threads = 1;
   int context = 128;  // tokens prefilled before the measured decode steps
   int steps = 32;     // measured decode steps with the observer, and as many without
+  // > 0: profile prompt processing instead: each measured step prefills this many tokens into an
+  // empty context (`steps` of them observed, as many not).
+  int prompt_tokens = 0;
   bool print = true;  // the table on stdout
 };
 

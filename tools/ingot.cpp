@@ -98,7 +98,8 @@ Usage:
                           generation (tgN) tokens/s, mean and deviation over -r runs, load time
                           and peak resident memory. --profile OUT.json instead times -n decode
                           steps after the first -p tokens on the most threads of -t, kernel
-                          call by kernel call (alternating with as many untimed steps), measures
+                          call by kernel call (alternating with as many untimed steps; with -n 0
+                          -r prompts of the first -p tokens from an empty context), measures
                           this host's read bandwidth and peak f32 and int8 rates, and prints per
                           kernel its time share, bytes moved, operations, GB/s and G ops/s
                           against those limits (a roofline); OUT.json is what `ingotc viz

@@ -522,11 +522,16 @@ int cmd_bench(const std::vector<std::string>& args) {
   const std::string bundle_tier = engine->tier();
   if (!profile.empty()) {
     // The profile instead of the throughput rows: decode steps after the first -p tokens, -n
-    // steps timed kernel by kernel, on the most threads of -t.
+    // steps timed kernel by kernel, on the most threads of -t; with -n 0 the prompt processing
+    // of the first -p tokens instead, -r prompts.
     ProfileOptions po;
     po.threads = *std::max_element(thread_counts.begin(), thread_counts.end());
     po.context = prompts.empty() ? 128 : prompts.front();
     po.steps = std::max(1, gen);
+    if (gen == 0) {
+      po.prompt_tokens = prompts.empty() ? 512 : prompts.front();
+      po.steps = std::max(1, reps);
+    }
     if (Status st = run_profile(*engine, path, po, profile); !st.ok()) return fail(st.message());
     std::printf("profile written to %s\n", profile.c_str());
     return 0;

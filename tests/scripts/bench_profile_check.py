@@ -79,6 +79,27 @@ with tempfile.TemporaryDirectory() as tmp:
     check(data["profile"] and all(c["node"] in nodes for c in data["profile"]["calls"]),
           "ingotc viz --profile carries a time for graph nodes it draws")
 
+    # -n 0: prompt processing of -p tokens from an empty context, -r prompts. Matmuls before the
+    # last-row copy count 2 N K per prompt token, the logits matmul after it one row; attention
+    # counts 4 H D per position attended (token i of the prompt attends to i positions).
+    r = run(ingot, "bench", bundle, "--profile", prof, "-p", "48", "-n", "0", "-r", "1", "-t", "2")
+    q = json.load(open(prof))
+    check(q["mode"] == "prompt" and q["tokens_per_step"] == 48 and q["context"] == 0 and q["steps"] == 1,
+          f"-n 0 profiles one prompt of 48 tokens ({q['mode']}, {q['tokens_per_step']}, {q['context']}, {q['steps']})")
+    check("prompts of 48 tokens from an empty context" in r.stdout, "the table says it profiles prompts")
+    check(len(q["calls"]) == n_calls and abs(sum(c["share"] for c in q["calls"]) - 1) < 1e-6, "every call profiled, shares sum to 1")
+    desc = lambda c, k: int(re.search(r"\b%s=(\d+)" % k, c["desc"]).group(1))
+    tail = False
+    ops_ok = True
+    for c in q["calls"]:
+        tail = tail or c["kind"] == "copy_last_row"
+        if c["kind"] == "matmul":
+            ops_ok &= c["ops"] == 2 * desc(c, "N") * desc(c, "K") * (1 if tail else 48)
+        if c["kind"] == "attention":
+            ops_ok &= c["ops"] == 4 * desc(c, "H") * desc(c, "D") * 48 * 49 // 2
+    check(ops_ok, "prompt matmul and attention operation counts follow the prompt length (the logits matmul: one row)")
+    check(all(c["ms"] > 0 for c in q["calls"] if c["kind"] == "matmul"), "every prompt matmul call took time")
+
     # Bad output path: a directory.
     r = run(ingot, "bench", bundle, "--profile", tmp, "-p", "8", "-n", "2", "-t", "1", ok=False)
     check(r.returncode == 1 and tmp in r.stderr, f"--profile into a directory fails naming it ({r.stderr.strip()[:120]})")
