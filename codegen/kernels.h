@@ -168,7 +168,7 @@ StatusOr<KernelSpec> kernel_spec_for(const Node& node, const std::string& symbol
 
 // Attention scratch: the token block of queries one work unit handles at a time, and the keys of
 // one chunk (see docs/codegen.md).
-constexpr int64_t kAttentionTokenBlock = 16;
+constexpr int64_t kAttentionTokenBlock = 32;
 constexpr int64_t kAttentionKeyChunk = 32;
 
 // Byte offsets inside one thread's attention scratch: the key chunk's K and V rows staged as f32
