@@ -73,8 +73,9 @@ done
 first_bundle=$(ls "$WORK"/*.ingot | head -1)
 # The kernel set this host runs (a bundle may hold several: "this host: runs tier amx (...)").
 TIER=$("$INGOT" info "$first_bundle" | sed -nE 's/^this host: runs tier ([^ ]+).*/\1/p' | head -1)
-# The activations of a quantized bundle (a q4_0 one when there is one).
+# The activations of a quantized bundle (q4_0 when there is one, else any type but f16/f32).
 quantized_bundle=$(ls "$WORK"/*-q4_0.ingot 2>/dev/null | head -1 || true)  # none when TYPES has no q4_0
+[ -n "$quantized_bundle" ] || quantized_bundle=$(ls "$WORK"/*.ingot | grep -v -e '-f16\.ingot$' -e '-f32\.ingot$' | head -1 || true)
 ACT=$("$INGOT" info "${quantized_bundle:-$first_bundle}" | sed -nE 's/.*activations ([a-z0-9]+),.*/\1/p')
 
 ms_now() { date +%s%N; }
