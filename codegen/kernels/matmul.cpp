@@ -40,6 +40,9 @@ Status MatMulEmitter::emit() {
   // (Fn::dot4 then computes vpdpbusd's integers in generic vector IR).
   e.vnni = tgt.vnni || opt.emulate_vnni;
   e.vnni_instructions = tgt.vnni;
+  e.avx512 = tgt.avx512;
+  if (wide_int_dots()) il_ = 16;
+  iv_ = L.panel_rows / il_;
   nout_ = s.swiglu ? s.N / 2 : s.N;
   nb_ = s.K / kQK;
   qb_ = s.weight == ElementType::q8_0 ? 32 : 16;

@@ -210,11 +210,12 @@ class Fn {
     return llvm::ConstantVector::get(bits);
   }
 
-  // Broadcast of 4 bytes at p to all 8 i32 lanes, as <32 x i8>.
-  V* bcast32(V* p) {
+  // Broadcast of 4 bytes at p to all `lanes` i32 lanes, as <4 lanes x i8>.
+  V* bcast32(V* p, unsigned lanes = 8) {
     V* v = load(i32, p, 1);
-    return B.CreateBitCast(splat(v, 8), vec(i8, 32));
+    return B.CreateBitCast(splat(v, lanes), vec(i8, 4 * lanes));
   }
+  static unsigned lanes_of(V* v) { return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements(); }
   V* x86(llvm::Intrinsic::ID id, V* a, V* b) { return B.CreateIntrinsic(id, {}, {a, b}); }
 
   // The integer dot steps of the 8-bit kernels: AVX2's instructions when the tier has them, the
@@ -224,6 +225,7 @@ class Fn {
   // saturation of pmaddubsw never applies and all of them are exact.
   bool avx2 = true;
   bool ssse3 = false;
+  bool avx512 = false;  // 512-bit forms (the 16-lane 8-bit dots of the avx512 and amx tiers)
   // op on the two 128-bit halves of 256-bit a and b, the results joined.
   V* by_halves(llvm::Intrinsic::ID id, V* a, V* b) {
     const unsigned n = llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements();
@@ -246,34 +248,44 @@ class Fn {
     return pair_sums(B.CreateMul(B.CreateZExt(a, v), B.CreateSExt(b, v)), 16);
   }
   // <16 x i16> a, b -> <8 x i32>: a[2i] b[2i] + a[2i+1] b[2i+1] (pmaddwd).
+  // <32 x i16> (16 lanes) -> <16 x i32> likewise: AVX-512BW's vpmaddwd, or generic IR.
   V* maddwd(V* a, V* b) {
+    if (lanes_of(a) == 32) {
+      if (avx512) return x86(llvm::Intrinsic::x86_avx512_pmaddw_d_512, a, b);
+      auto v = vec(i32, 32);
+      return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 16);
+    }
     if (avx2) return x86(llvm::Intrinsic::x86_avx2_pmadd_wd, a, b);
     if (ssse3) return by_halves(llvm::Intrinsic::x86_sse2_pmadd_wd, a, b);
     auto v = vec(i32, 16);
     return pair_sums(B.CreateMul(B.CreateSExt(a, v), B.CreateSExt(b, v)), 8);
   }
   // <32 x i8>: x where w > 0, -x where w < 0, 0 where w == 0 (psignb).
+  // At 64 lanes (AVX-512 has no psignb) and without SSSE3: generic IR (on AVX-512BW a mask from
+  // w's sign bits and a masked subtract).
   V* sign8(V* x, V* w) {
-    if (avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
-    if (ssse3) return by_halves(llvm::Intrinsic::x86_ssse3_psign_b_128, x, w);
+    if (lanes_of(x) == 32 && avx2) return x86(llvm::Intrinsic::x86_avx2_psign_b, x, w);
+    if (lanes_of(x) == 32 && ssse3) return by_halves(llvm::Intrinsic::x86_ssse3_psign_b_128, x, w);
     V* zero = llvm::Constant::getNullValue(w->getType());
     return B.CreateSelect(B.CreateICmpSLT(w, zero), B.CreateNeg(x), B.CreateSelect(B.CreateICmpEQ(w, zero), zero, x));
   }
-  // acc (<8 x i32>, or null for 0) + the sums of 4 adjacent products of unsigned a and signed b
-  // (<32 x i8>): one vpdpbusd with VNNI, else pmaddubsw + pmaddwd + add. Exact either way where
-  // the callers use it (every pair sum fits i16; VNNI has no intermediate i16 at all).
+  // acc (<n x i32>, or null for 0) + the sums of 4 adjacent products of unsigned a and signed b
+  // (<4n x i8>): one vpdpbusd with VNNI (n = 8 or 16), else pmaddubsw + pmaddwd + add (n = 8).
+  // Exact either way where the callers use it (every pair sum fits i16; VNNI has no intermediate
+  // i16 at all).
   bool vnni = false;              // callers take their VNNI branches (i32 sums straight from dot4)
   bool vnni_instructions = false;  // and dot4 may emit vpdpbusd (false: those branches emulated, for tests)
   V* dot4(V* acc, V* a, V* b) {
+    const unsigned n = lanes_of(a) / 4;
     if (vnni && vnni_instructions) {
-      auto v8 = vec(i32, 8);
-      V* start = acc ? acc : llvm::Constant::getNullValue(v8);
-      return B.CreateIntrinsic(llvm::Intrinsic::x86_avx512_vpdpbusd_256, {},
-                               {start, B.CreateBitCast(a, v8), B.CreateBitCast(b, v8)});
+      auto vi = vec(i32, n);
+      V* start = acc ? acc : llvm::Constant::getNullValue(vi);
+      return B.CreateIntrinsic(n == 16 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512 : llvm::Intrinsic::x86_avx512_vpdpbusd_256, {},
+                               {start, B.CreateBitCast(a, vi), B.CreateBitCast(b, vi)});
     }
     if (vnni) {  // emulated: vpdpbusd's arithmetic exactly (its callers may exceed pmaddubsw's i16)
-      auto v32 = vec(i32, 32);
-      V* s = pair_sums(pair_sums(B.CreateMul(B.CreateZExt(a, v32), B.CreateSExt(b, v32)), 16), 8);
+      auto wide = vec(i32, 4 * n);
+      V* s = pair_sums(pair_sums(B.CreateMul(B.CreateZExt(a, wide), B.CreateSExt(b, wide)), static_cast<int>(2 * n)), static_cast<int>(n));
       return acc ? B.CreateAdd(acc, s) : s;
     }
     std::vector<llvm::Constant*> one(16, B.getInt16(1));

@@ -210,6 +210,25 @@ TEST(CodegenMatMul, VnniBranchesMatchTheReferenceEmulated) {
   check_matmul_cases(cases, options, {1, 3, 17, 40});
 }
 
+// The avx512 tier's q8_0, q4_0, q4_k and q6_k dots are 512-bit (a whole 16-row panel per
+// vpdpbusd); the other 8-bit types keep the 256-bit form. Compiled only: any host checks this.
+TEST(CodegenMatMul, WideVnniDotsOnTheAvx512Tier) {
+  for (ElementType t : {ElementType::q8_0, ElementType::q4_0, ElementType::q4_k, ElementType::q6_k, ElementType::q5_k,
+                        ElementType::q5_0}) {
+    MatMulCase c = odd_q8_case(t);
+    c.M = 6;
+    auto d = make_case(c, 1);
+    ASSERT_TRUE(d.ok()) << d.message();
+    CodegenOptions options;
+    options.cpu = "avx512";
+    auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
+    ASSERT_TRUE(ir.ok()) << ir.message();
+    const bool wide = t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k || t == ElementType::q6_k;
+    EXPECT_EQ(ir->find("vpdpbusd.512") != std::string::npos, wide) << c.name();
+    EXPECT_EQ(ir->find("vpdpbusd.256") != std::string::npos, !wide) << c.name();
+  }
+}
+
 // Without 8-bit activations these types have no kernel: the layout says so (the compiler then
 // reports the node as having no kernel).
 TEST(CodegenMatMul, Q8OnlyTypesRefuseFloatActivations) {

@@ -4,14 +4,15 @@
 namespace ingot::matmul {
 
 // q8_0 / q4_0 weights with q8_0 activations: integer block dots with AVX2's pmaddubsw/pmaddwd, or
-// AVX-512 VNNI's vpdpbusd on the avx512 tier (the same exact integers).
+// AVX-512 VNNI's vpdpbusd on the avx512 and amx tiers (the same exact integers).
 // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
-// 8 rows x 4 consecutive elements, dotted with 4 activation bytes broadcast to every row.
+// 8 rows x 4 consecutive elements (one 64-byte load the whole 16-row panel), dotted with 4
+// activation bytes broadcast to every row.
 void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) {
-  const int V = L.vectors, P = L.panel_rows;
-  auto v32i8 = e.vec(e.i8, 32);
-  auto v16i16 = e.vec(e.i16, 16);
-  auto v8i32 = e.vec(e.i32, 8);
+  const int V = iv_, P = L.panel_rows, N = il_;
+  const size_t TS = static_cast<size_t>(T), VS = static_cast<size_t>(V);
+  auto vbytes = e.vec(e.i8, static_cast<unsigned>(4 * N));
+  auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), static_cast<unsigned>(4 * N)); };
   Value* ones = e.splat(B.getInt16(1), 16);
   const std::vector<Value*> ar = activation_rows(T, t0);
   e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
@@ -19,59 +20,76 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
     Value* qp = e.at(bp, 2 * P);
     prefetch_weights(T, bp, block_out_);
     std::vector<Value*> dw, ab, dx, sx;
-    for (int v = 0; v < V; ++v) dw.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
+    for (int v = 0; v < V; ++v) dw.push_back(f16_lanes(bp, v));
     for (int t = 0; t < T; ++t) {
       Value* a = ar[static_cast<size_t>(t)];
       ab.push_back(e.at(a, B.CreateMul(b, e.c64(32))));
       dx.push_back(e.load(e.f32, e.at(a, B.CreateAdd(e.c64(s.K), B.CreateMul(b, e.c64(4)))), 4));
       sx.push_back(e.load(e.i32, e.at(a, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4));
     }
-    std::vector<std::vector<Value*>> isum(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(V), nullptr));
-    // q8_0: two partial i32 sums (even and odd groups), so consecutive pmaddwd + add (or a
-    // fused vpdpwssd) do not form one long dependency chain.
+    auto xbytes = [&](int t, int offset) { return e.bcast32(e.at(ab[static_cast<size_t>(t)], offset), static_cast<unsigned>(N)); };
+    std::vector<std::vector<Value*>> isum(TS, std::vector<Value*>(VS, nullptr));
+    // Two partial i32 sums (even and odd groups; q4_0: low and high nibbles), so consecutive
+    // integer dots do not form one long dependency chain.
     std::vector<std::vector<Value*>> isum2 = isum;
+    // The offset subtracted per block, times sum(x): from the activation row's 8 * sum(x).
+    int offset_times_8sum = 0;
     if (s.weight == ElementType::q4_0) {
       // Unsigned nibbles (0..15) times signed activations: each pmaddubsw lane is at most
       // 2 * 15 * 127 = 3810, so eight of them still fit in i16; the -8 offset is applied
       // once per block through the activation sum (8 * sum(x)).
+      offset_times_8sum = 1;
       for (int gp = 0; gp < 4; ++gp) {
         std::vector<Value*> lo, hi;
         for (int v = 0; v < V; ++v) {
-          Value* raw = e.load(v32i8, e.at(qp, (gp * P + v * 8) * 4), 1);
-          lo.push_back(B.CreateAnd(raw, e.splat(B.getInt8(15), 32)));
-          hi.push_back(B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
+          Value* raw = e.load(vbytes, e.at(qp, (gp * P + v * N) * 4), 1);
+          lo.push_back(B.CreateAnd(raw, c8(15)));
+          hi.push_back(B.CreateLShr(raw, c8(4)));
         }
         for (int t = 0; t < T; ++t) {
-          Value* xl = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * gp));
-          Value* xh = e.bcast32(e.at(ab[static_cast<size_t>(t)], 16 + 4 * gp));
+          Value* xl = xbytes(t, 4 * gp);
+          Value* xh = xbytes(t, 16 + 4 * gp);
           for (int v = 0; v < V; ++v) {
-            Value*& acc = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            const size_t ti = static_cast<size_t>(t), vi = static_cast<size_t>(v);
             if (e.vnni) {  // straight to i32: two vpdpbusd
-              acc = e.dot4(e.dot4(acc, lo[static_cast<size_t>(v)], xl), hi[static_cast<size_t>(v)], xh);
+              isum[ti][vi] = e.dot4(isum[ti][vi], lo[vi], xl);
+              isum2[ti][vi] = e.dot4(isum2[ti][vi], hi[vi], xh);
               continue;
             }
-            Value* m = B.CreateAdd(e.maddubs(lo[static_cast<size_t>(v)], xl),
-                                   e.maddubs(hi[static_cast<size_t>(v)], xh));
-            acc = acc ? B.CreateAdd(acc, m) : m;
+            Value* m = B.CreateAdd(e.maddubs(lo[vi], xl), e.maddubs(hi[vi], xh));
+            isum[ti][vi] = isum[ti][vi] ? B.CreateAdd(isum[ti][vi], m) : m;
           }
         }
       }
-      for (int t = 0; t < T; ++t)
-        for (int v = 0; v < V; ++v) {
-          Value*& s = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
-          s = B.CreateSub(e.vnni ? s : e.maddwd(s, ones), e.splat(sx[static_cast<size_t>(t)]));
+      if (!e.vnni)
+        for (auto& row : isum)
+          for (Value*& v : row) v = e.maddwd(v, ones);
+    } else if (e.vnni) {
+      // Signed weights as unsigned w + 128 (the sign bit flipped, once per weight vector for all
+      // tokens): vpdpbusd of (w + 128) and x, then 128 * sum(x) = 16 * (8 * sum(x)) off per block.
+      // At most 8 * 4 * 255 * 127 in magnitude.
+      offset_times_8sum = 16;
+      for (int g = 0; g < 8; ++g) {
+        std::vector<Value*> wu;
+        for (int v = 0; v < V; ++v) wu.push_back(B.CreateXor(e.load(vbytes, e.at(qp, (g * P + v * N) * 4), 1), c8(0x80)));
+        for (int t = 0; t < T; ++t) {
+          Value* xb = xbytes(t, 4 * g);
+          for (int v = 0; v < V; ++v) {
+            Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            a32 = e.dot4(a32, wu[static_cast<size_t>(v)], xb);
+          }
         }
+      }
     } else {
       // Signed weights: |w| (unsigned) times x with w's sign (psignb), then pairs to i32.
-      (void)v16i16;
       for (int g = 0; g < 8; ++g) {
         std::vector<Value*> raw, aw;
         for (int v = 0; v < V; ++v) {
-          raw.push_back(e.load(v32i8, e.at(qp, (g * P + v * 8) * 4), 1));
+          raw.push_back(e.load(vbytes, e.at(qp, (g * P + v * N) * 4), 1));
           aw.push_back(B.CreateBinaryIntrinsic(llvm::Intrinsic::abs, raw.back(), B.getFalse()));
         }
         for (int t = 0; t < T; ++t) {
-          Value* xb = e.bcast32(e.at(ab[static_cast<size_t>(t)], 4 * g));
+          Value* xb = xbytes(t, 4 * g);
           for (int v = 0; v < V; ++v) {
             Value* sg = e.sign8(xb, raw[static_cast<size_t>(v)]);
             Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
@@ -79,18 +97,23 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
           }
         }
       }
-      for (int t = 0; t < T; ++t)
-        for (int v = 0; v < V; ++v)
-          isum[static_cast<size_t>(t)][static_cast<size_t>(v)] =
-              B.CreateAdd(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], isum2[static_cast<size_t>(t)][static_cast<size_t>(v)]);
     }
-    (void)v8i32;
+    for (int t = 0; t < T; ++t)
+      for (int v = 0; v < V; ++v) {
+        Value*& is = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
+        if (Value* second = isum2[static_cast<size_t>(t)][static_cast<size_t>(v)]) is = B.CreateAdd(is, second);
+        if (offset_times_8sum) {
+          Value* off = sx[static_cast<size_t>(t)];
+          if (offset_times_8sum > 1) off = B.CreateMul(off, B.getInt32(static_cast<uint32_t>(offset_times_8sum)));
+          is = B.CreateSub(is, e.splat(off, static_cast<unsigned>(N)));
+        }
+      }
     for (int t = 0; t < T; ++t) {
-      Value* dxs = e.splat(dx[static_cast<size_t>(t)]);
+      Value* dxs = e.splat(dx[static_cast<size_t>(t)], static_cast<unsigned>(N));
       for (int v = 0; v < V; ++v) {
         // The reference's order (q8_row_dot): f32 block value, then an f32 add (no fused multiply-add).
         Value* scale = B.CreateFMul(dw[static_cast<size_t>(v)], dxs);
-        Value* value = B.CreateFMul(B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vf()), scale);
+        Value* value = B.CreateFMul(B.CreateSIToFP(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], vfi()), scale);
         add_block_value(acc.at(t, v, 0), value);
       }
     }

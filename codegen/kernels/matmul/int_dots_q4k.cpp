@@ -11,8 +11,8 @@ namespace ingot::matmul {
 // i32 sum (at most 8 * 63 * 32 * 15 * 127). The mins meet the activation's 32-value sums once per
 // super-block; then one f32 step (q8k_row_dot): (d * da) * isum - (dmin * da) * msum.
 void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& acc) {
-  const int V = L.vectors, P = L.panel_rows;
-  auto v32i8 = e.vec(e.i8, 32);
+  const int V = iv_, P = L.panel_rows, N = il_;
+  auto vbytes = e.vec(e.i8, static_cast<unsigned>(4 * N));
   const std::vector<Value*> ar = activation_rows(T, t0);
   const int64_t sb_bytes = static_cast<int64_t>(P) * (4 + 16 + 128);
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
@@ -20,8 +20,8 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
     Value* qp = e.at(bp, 20 * P);
     std::vector<Value*> d, dmin;
     for (int v = 0; v < V; ++v) {
-      d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
-      dmin.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, 2 * P + v * 16), 2), vf()));
+      d.push_back(f16_lanes(bp, v));
+      dmin.push_back(f16_lanes(e.at(bp, 2 * P), v));
     }
     SuperSums isum = super_sums(T);
     for (int j = 0; j < 4; ++j) {
@@ -35,11 +35,12 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
         for (int g = 0; g < 8; ++g) {
           std::vector<Value*> q;
           for (int v = 0; v < V; ++v) {
-            Value* raw = e.load(v32i8, e.at(qp, ((j * 8 + g) * P + v * 8) * 4), 1);
-            q.push_back(half == 0 ? B.CreateAnd(raw, e.splat(B.getInt8(15), 32)) : B.CreateLShr(raw, e.splat(B.getInt8(4), 32)));
+            Value* raw = e.load(vbytes, e.at(qp, ((j * 8 + g) * P + v * N) * 4), 1);
+            const unsigned nb = static_cast<unsigned>(4 * N);
+            q.push_back(half == 0 ? B.CreateAnd(raw, e.splat(B.getInt8(15), nb)) : B.CreateLShr(raw, e.splat(B.getInt8(4), nb)));
           }
           for (int t = 0; t < T; ++t) {
-            Value* x = e.bcast32(q8k_byte_at(ar[static_cast<size_t>(t)], sb, sub, 4 * g));
+            Value* x = e.bcast32(q8k_byte_at(ar[static_cast<size_t>(t)], sb, sub, 4 * g), static_cast<unsigned>(N));
             for (int v = 0; v < V; ++v) {
               Value*& sum = dot[static_cast<size_t>(t)][static_cast<size_t>(v)];
               if (e.vnni) {  // straight to i32 (vpdpbusd)
@@ -54,7 +55,7 @@ void MatMulEmitter::emit_int_dots_q4k(int T, Value* wp, Value* t0, const Accs& a
         for (int t = 0; t < T; ++t)
           for (int v = 0; v < V; ++v)
             add_scaled(isum[static_cast<size_t>(t)][static_cast<size_t>(v)], dot[static_cast<size_t>(t)][static_cast<size_t>(v)], !e.vnni,
-                       e.at(bp, 4 * P + sub * P + v * 8), false);
+                       e.at(bp, 4 * P + sub * P + v * N), false);
       }
     }
     const SuperSums msum = min_sums(ar, sb, e.at(bp, 12 * P), 8, q8k_sums32_offset());

@@ -14,16 +14,16 @@ namespace ingot::matmul {
 // sum pairs), at most 16 * 128 * 16 * 63 * 127 in magnitude. One f32 step per super-block
 // (q8k_row_dot): (d * da) * isum.
 void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& acc) {
-  const int V = L.vectors, P = L.panel_rows;
-  auto v32i8 = e.vec(e.i8, 32);
-  auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), 32); };
+  const int V = iv_, P = L.panel_rows, N = il_;
+  auto v32i8 = e.vec(e.i8, static_cast<unsigned>(4 * N));
+  auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), static_cast<unsigned>(4 * N)); };
   const std::vector<Value*> ar = activation_rows(T, t0);
   const int64_t sb_bytes = static_cast<int64_t>(P) * (2 + 16 + 192);
   e.loop(e.c64(0), e.c64(s.K / kQK_K), 1, [&](Value* sb) {
     Value* bp = e.at(wp, B.CreateMul(sb, e.c64(sb_bytes)));
     Value* qp = e.at(bp, 18 * P);
     std::vector<Value*> d;
-    for (int v = 0; v < V; ++v) d.push_back(B.CreateFPExt(e.load(e.vec(e.f16, 8), e.at(bp, v * 16), 2), vf()));
+    for (int v = 0; v < V; ++v) d.push_back(f16_lanes(bp, v));
     SuperSums sums = super_sums(T);
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
@@ -35,7 +35,7 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
         for (int g = 0; g < 8; ++g) {
           std::vector<Value*> q;
           for (int v = 0; v < V; ++v) {
-            Value* base = e.at(qp, ((h * 8 + g) * 3 * P + v * 8) * 4);
+            Value* base = e.at(qp, ((h * 8 + g) * 3 * P + v * N) * 4);
             Value* nib = e.load(v32i8, e.at(base, (k / 2) * P * 4), 1);
             Value* hib = e.load(v32i8, e.at(base, 2 * P * 4), 1);
             Value* lo = k % 2 == 0 ? B.CreateAnd(nib, c8(15)) : B.CreateLShr(nib, c8(4));
@@ -44,7 +44,7 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
             q.push_back(B.CreateOr(lo, B.CreateAnd(hi2, c8(0x30))));
           }
           for (int t = 0; t < T; ++t) {
-            Value* x = e.bcast32(q8k_byte_at(ar[static_cast<size_t>(t)], sb, blk, 4 * g));
+            Value* x = e.bcast32(q8k_byte_at(ar[static_cast<size_t>(t)], sb, blk, 4 * g), static_cast<unsigned>(N));
             for (int v = 0; v < V; ++v) {
               Value*& sum = part[static_cast<size_t>(t)][static_cast<size_t>(v)];
               if (e.vnni) {
@@ -61,7 +61,7 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
           for (int t = 0; t < T; ++t)
             for (int v = 0; v < V; ++v) {
               Value*& sum = part[static_cast<size_t>(t)][static_cast<size_t>(v)];
-              add_scaled(sums[static_cast<size_t>(t)][static_cast<size_t>(v)], sum, !e.vnni, e.at(sc, v * 8), true);
+              add_scaled(sums[static_cast<size_t>(t)][static_cast<size_t>(v)], sum, !e.vnni, e.at(sc, v * N), true);
               sum = nullptr;
             }
         }
@@ -71,7 +71,7 @@ void MatMulEmitter::emit_int_dots_q6k(int T, Value* wp, Value* t0, const Accs& a
     for (int t = 0; t < T; ++t)
       for (int v = 0; v < V; ++v) {
         Value*& sum = sums[static_cast<size_t>(t)][static_cast<size_t>(v)];
-        sum = B.CreateSub(sum, B.CreateShl(offs[static_cast<size_t>(t)][static_cast<size_t>(v)], e.splat(B.getInt32(5))));
+        sum = B.CreateSub(sum, B.CreateShl(offs[static_cast<size_t>(t)][static_cast<size_t>(v)], e.splat(B.getInt32(5), static_cast<unsigned>(N))));
       }
     add_super_block_values(ar, sb, d, nullptr, sums, nullptr, acc);
   }, "sblk6");

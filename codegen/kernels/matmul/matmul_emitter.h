@@ -48,6 +48,10 @@ class MatMulEmitter {
   const EmitContext& tgt;
   bool quant_ = false, int_dots_ = false, kquant_ = false;
   bool block32_ = false;  // q5_0, q4_1, q5_1, iq4_nl (matmul/int_dots_b32.cpp, dequant_fma_b32.cpp)
+  // Lanes of the 8-bit inner loops' integer and f32 vectors (one per weight row), and vectors
+  // per 16-row panel: 16 and 1 where the inner loop has a 512-bit VNNI form (wide_int_dots), else
+  // 8 and 2. The integers and the f32 steps are the same either way, lane by lane.
+  int il_ = 8, iv_ = 2;
   int64_t nout_ = 0, nb_ = 0, block_out_ = 0;
   int qb_ = 0, tail_valid_ = 0;
   Value *y_ = nullptr, *x_ = nullptr, *w_ = nullptr, *bias_ = nullptr, *res_ = nullptr, *M_ = nullptr, *act_ = nullptr;
@@ -60,6 +64,16 @@ class MatMulEmitter {
   Value* round_to_bf16(Value* v);  // bf16 weights in the q8 mode: activations rounded to bf16
 
   llvm::Type* vf() { return e.vec(e.f32, 8); }
+  llvm::Type* vfi() { return e.vec(e.f32, static_cast<unsigned>(il_)); }  // f32 at the inner loop's lanes
+
+  // q8_0, q4_0, q4_k and q6_k with VNNI: zmm integer dots, a whole 16-row panel per vpdpbusd
+  // (AMD Zen 5 runs two a cycle at 512 bits, three times the int8 rate of the 256-bit form).
+  bool wide_int_dots() const {
+    const ElementType t = s.weight;
+    return int_dots_ && e.vnni && (t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k || t == ElementType::q6_k);
+  }
+  // The f16 values of vector v's il_ rows of a panel (row r at p + 2r), as f32.
+  Value* f16_lanes(Value* p, int v) { return B.CreateFPExt(e.load(e.vec(e.f16, static_cast<unsigned>(il_)), e.at(p, v * il_ * 2), 2), vfi()); }
 
   // q8 activations of rows 0..M into this thread's scratch: per row K quant bytes, then nb f32
   // scales (f16-rounded, as ggml stores them), then nb i32 sums times 8 (the q4_0 offset).
@@ -98,7 +112,10 @@ class MatMulEmitter {
 
   // Lanes of the float accumulators (Accs::W): 16 where AVX-512 doubles the FMA width and a panel
   // is 16 rows (f32, f16 and bf16 weights), else 8.
-  int float_lanes() const { return tgt.avx512 && !quant_ && !kquant_ && !block32_ && L.vectors == 2 ? 16 : 8; }
+  int float_lanes() const {
+    if (int_dots_) return il_;
+    return tgt.avx512 && !quant_ && !kquant_ && !block32_ && L.vectors == 2 ? 16 : 8;
+  }
 
   // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
   // 2 x tile_tokens spans two packed tiles); x_splat(row, k, lanes) broadcasts its element k.
@@ -141,7 +158,7 @@ class MatMulEmitter {
   // Integer sums of a tile, [half][token][vector]: i16 pairs (pmaddubsw), or i32 with VNNI.
   using HalfSums = std::vector<std::vector<std::vector<Value*>>>;
   HalfSums half_sums(int T) const {
-    return HalfSums(2, std::vector<std::vector<Value*>>(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(L.vectors), nullptr)));
+    return HalfSums(2, std::vector<std::vector<Value*>>(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(iv_), nullptr)));
   }
 
   // sums[t][v] += the dot of group g (4 consecutive elements of 8 rows per vector) of activation
@@ -150,8 +167,8 @@ class MatMulEmitter {
   void accumulate_signed_group(const std::vector<Value*>& rows, Value* blk, int g, const std::vector<Value*>& w,
                                const std::vector<Value*>& aw, std::vector<std::vector<Value*>>& sums) {
     for (size_t t = 0; t < rows.size(); ++t) {
-      Value* xb = e.bcast32(e.at(rows[t], B.CreateAdd(B.CreateMul(blk, e.c64(32)), e.c64(4 * g))));
-      for (int v = 0; v < L.vectors; ++v) {
+      Value* xb = e.bcast32(e.at(rows[t], B.CreateAdd(B.CreateMul(blk, e.c64(32)), e.c64(4 * g))), static_cast<unsigned>(il_));
+      for (int v = 0; v < iv_; ++v) {
         Value* sg = e.sign8(xb, w[static_cast<size_t>(v)]);
         Value*& sum = sums[t][static_cast<size_t>(v)];
         if (e.vnni) {  // straight to i32 (vpdpbusd)
@@ -179,19 +196,23 @@ class MatMulEmitter {
   // Integer super-block sums of a tile, [token][vector] (<8 x i32>, one lane per weight row).
   using SuperSums = std::vector<std::vector<Value*>>;
   SuperSums super_sums(int T) const {
-    return SuperSums(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(L.vectors), nullptr));
+    return SuperSums(static_cast<size_t>(T), std::vector<Value*>(static_cast<size_t>(iv_), nullptr));
   }
 
-  // The scale bytes of the 8 rows of one vector at p, as <16 x i16> with each row's scale in both
-  // lanes of its pair (for pmaddwd) or as <8 x i32>.
+  // The scale bytes of the il_ rows of one vector at p, as <2 il_ x i16> with each row's scale in
+  // both lanes of its pair (for pmaddwd) or as <il_ x i32>.
   Value* scale_pairs(Value* p, bool is_signed) {
-    Value* b = e.load(e.vec(e.i8, 8), p, 1);
-    Value* w = is_signed ? B.CreateSExt(b, e.vec(e.i16, 8)) : B.CreateZExt(b, e.vec(e.i16, 8));
-    return B.CreateShuffleVector(w, w, std::vector<int>{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7});
+    const unsigned n = static_cast<unsigned>(il_);
+    Value* b = e.load(e.vec(e.i8, n), p, 1);
+    Value* w = is_signed ? B.CreateSExt(b, e.vec(e.i16, n)) : B.CreateZExt(b, e.vec(e.i16, n));
+    std::vector<int> pairs;
+    for (int i = 0; i < il_; ++i) pairs.insert(pairs.end(), {i, i});
+    return B.CreateShuffleVector(w, w, pairs);
   }
   Value* scale_lanes(Value* p, bool is_signed) {
-    Value* b = e.load(e.vec(e.i8, 8), p, 1);
-    return is_signed ? B.CreateSExt(b, e.vec(e.i32, 8)) : B.CreateZExt(b, e.vec(e.i32, 8));
+    const unsigned n = static_cast<unsigned>(il_);
+    Value* b = e.load(e.vec(e.i8, n), p, 1);
+    return is_signed ? B.CreateSExt(b, e.vec(e.i32, n)) : B.CreateZExt(b, e.vec(e.i32, n));
   }
 
   // isum += sc * dot for the 8 rows of a vector: `dot` as pmaddubsw's i16 pair sums (one pmaddwd
@@ -203,41 +224,42 @@ class MatMulEmitter {
   }
 
   // q6_k, q3_k: the two 16-element halves' dots of a 32-element block (accumulate_signed_group)
-  // times their signed scales (half h's for the 8 rows of vector v at sc + h P + 8 v) into sums.
+  // times their signed scales (half h's for the il_ rows of vector v at sc + h P + il_ v) into sums.
   void add_scaled_halves(SuperSums& sums, const HalfSums& isum, Value* sc) {
     const int P = L.panel_rows;
     for (int half = 0; half < 2; ++half)
       for (size_t t = 0; t < sums.size(); ++t)
-        for (int v = 0; v < L.vectors; ++v)
+        for (int v = 0; v < iv_; ++v)
           add_scaled(sums[t][static_cast<size_t>(v)], isum[static_cast<size_t>(half)][t][static_cast<size_t>(v)], !e.vnni,
-                     e.at(sc, half * P + v * 8), true);
+                     e.at(sc, half * P + v * il_), true);
   }
 
   // msum[t][v] = sum_j m_j * asum_j over the `count` mins of a super-block (unsigned bytes, min j
-  // of the 8 rows of vector v at mins + j P + 8 v) and the activation's i16 sums of the same
+  // of the il_ rows of vector v at mins + j P + il_ v) and the activation's i16 sums of the same
   // values (from byte offset `sums` of each row, `count` per super-block): pmaddwd of the mins of
   // j = 2i, 2i + 1 (interleaved) with the two sums broadcast.
   // With scales_signed, the bytes are signed scales (q6_k's -32 offset term: sum_j sc_j * bsum_j).
   SuperSums min_sums(const std::vector<Value*>& rows, Value* sb, Value* mins, int count, int64_t sums, bool scales_signed = false) {
     const int P = L.panel_rows;
     SuperSums msum = super_sums(static_cast<int>(rows.size()));
+    const unsigned n = static_cast<unsigned>(il_);
     std::vector<int> interleave;
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < il_; ++i) {
       interleave.push_back(i);
-      interleave.push_back(8 + i);
+      interleave.push_back(il_ + i);
     }
     for (int i = 0; i < count / 2; ++i) {
       std::vector<Value*> mp;
-      for (int v = 0; v < L.vectors; ++v) {
-        auto widen = [&](Value* b) { return scales_signed ? B.CreateSExt(b, e.vec(e.i16, 8)) : B.CreateZExt(b, e.vec(e.i16, 8)); };
-        Value* m0 = widen(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i) * P + v * 8), 1));
-        Value* m1 = widen(e.load(e.vec(e.i8, 8), e.at(mins, (2 * i + 1) * P + v * 8), 1));
+      for (int v = 0; v < iv_; ++v) {
+        auto widen = [&](Value* b) { return scales_signed ? B.CreateSExt(b, e.vec(e.i16, n)) : B.CreateZExt(b, e.vec(e.i16, n)); };
+        Value* m0 = widen(e.load(e.vec(e.i8, n), e.at(mins, (2 * i) * P + v * il_), 1));
+        Value* m1 = widen(e.load(e.vec(e.i8, n), e.at(mins, (2 * i + 1) * P + v * il_), 1));
         mp.push_back(B.CreateShuffleVector(m0, m1, interleave));
       }
       for (size_t t = 0; t < rows.size(); ++t) {
         Value* pair = e.at(rows[t], B.CreateAdd(e.c64(sums + 4 * i), B.CreateMul(sb, e.c64(2 * count))));
-        Value* a = B.CreateBitCast(e.bcast32(pair), e.vec(e.i16, 16));
-        for (int v = 0; v < L.vectors; ++v) {
+        Value* a = B.CreateBitCast(e.bcast32(pair, n), e.vec(e.i16, 2 * n));
+        for (int v = 0; v < iv_; ++v) {
           Value* prod = e.maddwd(mp[static_cast<size_t>(v)], a);
           Value*& m = msum[t][static_cast<size_t>(v)];
           m = m ? B.CreateAdd(m, prod) : prod;
@@ -248,23 +270,23 @@ class MatMulEmitter {
   }
 
   // The super-block's one f32 step, the reference's order (q8k_row_dot):
-  // acc += (d * da) * float(isum) [- (dmin * da) * float(msum)], d and dmin per row (8 lanes).
+  // acc += (d * da) * float(isum) [- (dmin * da) * float(msum)], d and dmin per row (il_ lanes).
   void add_super_block_values(const std::vector<Value*>& rows, Value* sb, const std::vector<Value*>& d, const std::vector<Value*>* dmin,
                               const SuperSums& isum, const SuperSums* msum, const Accs& acc) {
     for (size_t t = 0; t < rows.size(); ++t) {
-      Value* da = e.splat(e.load(e.f32, q8k_scale_at(rows[t], sb), 4));
-      for (int v = 0; v < L.vectors; ++v) {
+      Value* da = e.splat(e.load(e.f32, q8k_scale_at(rows[t], sb), 4), static_cast<unsigned>(il_));
+      for (int v = 0; v < iv_; ++v) {
         const size_t vi = static_cast<size_t>(v);
-        Value* value = B.CreateFMul(B.CreateFMul(d[vi], da), B.CreateSIToFP(isum[t][vi], vf()));
+        Value* value = B.CreateFMul(B.CreateFMul(d[vi], da), B.CreateSIToFP(isum[t][vi], vfi()));
         if (dmin)
-          value = B.CreateFSub(value, B.CreateFMul(B.CreateFMul((*dmin)[vi], da), B.CreateSIToFP((*msum)[t][vi], vf())));
+          value = B.CreateFSub(value, B.CreateFMul(B.CreateFMul((*dmin)[vi], da), B.CreateSIToFP((*msum)[t][vi], vfi())));
         add_block_value(acc.at(static_cast<int>(t), v, 0), value);
       }
     }
   }
 
   // acc += value: one f32 add per block, the reference's order (q8_row_dot), no fused multiply-add.
-  void add_block_value(Value* accp, Value* value) { e.store(B.CreateFAdd(e.load(vf(), accp, 32), value), accp, 32); }
+  void add_block_value(Value* accp, Value* value) { e.store(B.CreateFAdd(e.load(vfi(), accp, 32), value), accp, 32); }
 
   // Bias, SwiGLU, residual, store; the last panel with constant lane masks when it is partial.
   // With `valid` (run-time), only tokens below it are stored (a partial amx step).
