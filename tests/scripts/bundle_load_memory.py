@@ -5,7 +5,10 @@
 - resident memory stays within the weights (at most every page of the bundle) plus arena plus KV
   cache plus 20 MB;
 - a fresh `ingot run` process (2 threads, "Hello world", warm page cache) has its first token
-  within twice the time it takes to read the bundle from the page cache, plus 50 ms.
+  within twice the time it takes to read the bundle from the page cache, plus 50 ms; where a fresh
+  process's first pass over a private mapping of the cached file costs more than read() (the
+  AMD Zen 5 VMs: ~100 ms against ~22 ms for this bundle, every touch of a page the process has
+  not mapped yet), within that pass plus one read, plus 50 ms.
 
 usage: bundle_load_memory.py INGOTC INGOT [sanitize]   (under sanitizers only the load is checked,
 and its limit is 5x: ASan slows parsing and inflates resident memory)
@@ -27,6 +30,20 @@ UNITS = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}
 def mib(text):
     value, unit = text.split()
     return float(value) * UNITS[unit]
+
+
+def mapped_read_ms(path):
+    """Best of three fresh processes copying the file out of a private read-only mapping, 1 MiB at
+    a time: the first touch of every page, as the first token of a fresh `ingot run` pays it."""
+    code = ("import mmap, sys, time\n"
+            "f = open(sys.argv[1], 'rb')\n"
+            "m = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)\n"
+            "t = time.monotonic()\n"
+            "for o in range(0, len(m), 1 << 20):\n"
+            "    m[o:o + (1 << 20)]\n"
+            "print(1000 * (time.monotonic() - t))\n")
+    return min(float(subprocess.run([sys.executable, "-c", code, path], check=True, capture_output=True, text=True).stdout)
+               for _ in range(3))
 
 
 def page_cache_read_ms(path):
@@ -58,9 +75,11 @@ with tempfile.TemporaryDirectory() as tmp:
                                     check=True, capture_output=True, text=True).stdout)
     # The median of the fresh processes (ctest runs this test alone: RUN_SERIAL).
     ttft = {row["threads"]: statistics.median(row["time_to_first_token_ms"]["runs"]) for row in out["fresh_process"]}
-    ttft_limit = 2 * read_ms + 50
+    map_ms = mapped_read_ms(bundle)
+    ttft_limit = max(2 * read_ms, map_ms + read_ms) + 50
     print(f"time to first token, fresh process: {ttft[1]:.1f} ms (1 thread), {ttft[2]:.1f} ms (2 threads); "
-          f"limit {ttft_limit:.1f} ms (page-cache read of the bundle {read_ms:.1f} ms)")
+          f"limit {ttft_limit:.1f} ms (page-cache read of the bundle {read_ms:.1f} ms, "
+          f"first pass over a fresh mapping {map_ms:.1f} ms)")
     load_ms = out["load_ms"]["mean"]
     peak = out["peak_rss_mib"]
     bundle_mib = os.path.getsize(bundle) / 2**20
