@@ -118,9 +118,15 @@ Status MatMulEmitter::emit() {
         // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles);
         // 8-bit dots on AVX-512's 32 registers too (their activations are rows, not packed
         // tiles): each unpacked weight vector then serves twice the tokens.
-        Value* t2 = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(2 * T)), e.c64(2 * T)));
-        e.loop(tstart, t2, 2 * T, [&](Value* t) { emit_tile(2 * T, p, t); }, "tile2");
-        tstart = t2;
+        // q8_0 and q4_0 at 512 bits (one zmm per token): tiles of 4T tokens first, each weight
+        // vector then serves twelve tokens.
+        std::vector<int> widths{2 * T};
+        if (il_ == 16 && quant_) widths.insert(widths.begin(), 4 * T);
+        for (int w : widths) {
+          Value* tw = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(w)), e.c64(w)));
+          e.loop(tstart, tw, w, [&](Value* t) { emit_tile(w, p, t); }, w == 2 * T ? "tile2" : "tile4");
+          tstart = tw;
+        }
       }
       Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(T)), e.c64(T));
       Value* tfull = B.CreateAdd(tstart, full);
@@ -203,7 +209,10 @@ void MatMulEmitter::emit_quantize_activations() {
         sum = sum ? B.CreateAdd(sum, q) : q;
         e.store(B.CreateTrunc(q, e.vec(e.i8, 8)), e.at(ar, B.CreateAdd(B.CreateMul(b, e.c64(32)), e.c64(8 * j))), 1);
       }
-      Value* s8 = B.CreateMul(B.CreateAddReduce(sum), B.getInt32(8));
+      // The offset terms of the integer dots (emit_int_dots): 8 * sum(x) for q4_0's nibbles (and
+      // the types that scale it: int_dots_b32.cpp), 128 * sum(x) for q8_0's w + 128 with VNNI.
+      const uint32_t offset = s.weight == ElementType::q8_0 && e.vnni ? 128 : 8;
+      Value* s8 = B.CreateMul(B.CreateAddReduce(sum), B.getInt32(offset));
       e.store(s8, e.at(ar, B.CreateAdd(e.c64(s.K + nb_ * 4), B.CreateMul(b, e.c64(4)))), 4);
     }, "qblk");
   }, "qrow");

@@ -30,15 +30,18 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
     auto xbytes = [&](int t, int offset) { return e.bcast32(e.at(ab[static_cast<size_t>(t)], offset), static_cast<unsigned>(N)); };
     std::vector<std::vector<Value*>> isum(TS, std::vector<Value*>(VS, nullptr));
     // Two partial i32 sums (even and odd groups; q4_0: low and high nibbles), so consecutive
-    // integer dots do not form one long dependency chain.
+    // integer dots do not form one long dependency chain; from 8 tokens on, the tokens' own
+    // chains are enough (and a second set would not fit the registers).
     std::vector<std::vector<Value*>> isum2 = isum;
-    // The offset subtracted per block, times sum(x): from the activation row's 8 * sum(x).
-    int offset_times_8sum = 0;
+    const bool split = T < 8;
+    // Whether the activation row's per-block offset term (8 * sum(x), or 128 * sum(x) for q8_0
+    // with VNNI: emit_quantize_activations) comes off each block's integer sum.
+    bool subtract_offset = false;
     if (s.weight == ElementType::q4_0) {
       // Unsigned nibbles (0..15) times signed activations: each pmaddubsw lane is at most
       // 2 * 15 * 127 = 3810, so eight of them still fit in i16; the -8 offset is applied
       // once per block through the activation sum (8 * sum(x)).
-      offset_times_8sum = 1;
+      subtract_offset = true;
       for (int gp = 0; gp < 4; ++gp) {
         std::vector<Value*> lo, hi;
         for (int v = 0; v < V; ++v) {
@@ -53,7 +56,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
             const size_t ti = static_cast<size_t>(t), vi = static_cast<size_t>(v);
             if (e.vnni) {  // straight to i32: two vpdpbusd
               isum[ti][vi] = e.dot4(isum[ti][vi], lo[vi], xl);
-              isum2[ti][vi] = e.dot4(isum2[ti][vi], hi[vi], xh);
+              (split ? isum2 : isum)[ti][vi] = e.dot4((split ? isum2 : isum)[ti][vi], hi[vi], xh);
               continue;
             }
             Value* m = B.CreateAdd(e.maddubs(lo[vi], xl), e.maddubs(hi[vi], xh));
@@ -66,16 +69,16 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
           for (Value*& v : row) v = e.maddwd(v, ones);
     } else if (e.vnni) {
       // Signed weights as unsigned w + 128 (the sign bit flipped, once per weight vector for all
-      // tokens): vpdpbusd of (w + 128) and x, then 128 * sum(x) = 16 * (8 * sum(x)) off per block.
-      // At most 8 * 4 * 255 * 127 in magnitude.
-      offset_times_8sum = 16;
+      // tokens): vpdpbusd of (w + 128) and x, then 128 * sum(x) off per block (the activation row
+      // holds it). At most 8 * 4 * 255 * 127 in magnitude.
+      subtract_offset = true;
       for (int g = 0; g < 8; ++g) {
         std::vector<Value*> wu;
         for (int v = 0; v < V; ++v) wu.push_back(B.CreateXor(e.load(vbytes, e.at(qp, (g * P + v * N) * 4), 1), c8(0x80)));
         for (int t = 0; t < T; ++t) {
           Value* xb = xbytes(t, 4 * g);
           for (int v = 0; v < V; ++v) {
-            Value*& a32 = (g % 2 ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
+            Value*& a32 = (g % 2 && split ? isum2 : isum)[static_cast<size_t>(t)][static_cast<size_t>(v)];
             a32 = e.dot4(a32, wu[static_cast<size_t>(v)], xb);
           }
         }
@@ -102,11 +105,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
       for (int v = 0; v < V; ++v) {
         Value*& is = isum[static_cast<size_t>(t)][static_cast<size_t>(v)];
         if (Value* second = isum2[static_cast<size_t>(t)][static_cast<size_t>(v)]) is = B.CreateAdd(is, second);
-        if (offset_times_8sum) {
-          Value* off = sx[static_cast<size_t>(t)];
-          if (offset_times_8sum > 1) off = B.CreateMul(off, B.getInt32(static_cast<uint32_t>(offset_times_8sum)));
-          is = B.CreateSub(is, e.splat(off, static_cast<unsigned>(N)));
-        }
+        if (subtract_offset) is = B.CreateSub(is, e.splat(sx[static_cast<size_t>(t)], static_cast<unsigned>(N)));
       }
     for (int t = 0; t < T; ++t) {
       Value* dxs = e.splat(dx[static_cast<size_t>(t)], static_cast<unsigned>(N));
