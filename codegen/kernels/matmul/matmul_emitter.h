@@ -91,8 +91,11 @@ class MatMulEmitter {
     Value* at(int t, int v, int s) const { return vars[static_cast<size_t>((t * V + v) * S + s)]; }
   };
 
-  // One register tile: T tokens starting at t0, the whole panel p.
-  void emit_tile(int T, Value* p, Value* t0);
+  // One register tile: T tokens starting at t0, the whole panel p; with p2, panel p2 as well (its
+  // own accumulators, loaded beside p's in the same k loop: decoding f32/f16/bf16 weights, where
+  // one panel's chains, one FMA latency per 16 outputs, leave a thread short of its bandwidth).
+  void emit_tile(int T, Value* p, Value* t0, Value* p2 = nullptr);
+  Value* wp2_ = nullptr;  // the second panel's weights during a paired tile (float_fma)
 
   // The inner loops (one file each in matmul/): the K loop of one register tile.
   void emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc);  // matmul/float_fma.cpp
