@@ -92,10 +92,11 @@ Usage:
                           --draft speculate as in `ingot run`, per slot, the verifications batched
                           with the other slots' tokens (greedy streams unchanged)
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
-            [--trusted-keys FILE] [--profile OUT.json]
+            [--no-warmup] [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page
                           cache warm) per thread count; then prompt processing (ppP) and
-                          generation (tgN) tokens/s, mean and deviation over -r runs, load time
+                          generation (tgN) tokens/s, mean and deviation over -r runs after one
+                          untimed run of each (as llama-bench; --no-warmup skips it), load time
                           and peak resident memory. --profile OUT.json instead times -n decode
                           steps after the first -p tokens on the most threads of -t, kernel
                           call by kernel call (alternating with as many untimed steps; with -n 0
