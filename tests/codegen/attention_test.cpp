@@ -152,8 +152,7 @@ class CodegenAttentionTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenAttentionTiers, BitwiseOnEveryTier) {
   ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
-  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
-    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
+  if (std::string skip = tier_skip_reason(GetParam()); !skip.empty()) GTEST_SKIP() << skip;
   CodegenOptions options;
   options.cpu = GetParam();
   auto cases = sparse_grid(false, true, {8, 4}, 64);

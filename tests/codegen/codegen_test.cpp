@@ -251,8 +251,7 @@ class CodegenQ8OnlyTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenQ8OnlyTiers, MatchTheReferenceBitwise) {
   ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
-  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
-    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
+  if (std::string skip = tier_skip_reason(GetParam()); !skip.empty()) GTEST_SKIP() << skip;
   std::vector<MatMulCase> cases;
   for (ElementType t : kQ8OnlyTypes) {
     MatMulCase c;
@@ -283,8 +282,7 @@ class CodegenTiers : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CodegenTiers, EveryKernelFamilyMatchesTheReference) {
   ASSERT_NE(find_cpu_tier(GetParam()), nullptr);
-  if (std::string lacks = host_lacks_tier(GetParam()); !lacks.empty())
-    GTEST_SKIP() << "this host cannot run tier " << GetParam() << ": " << lacks;
+  if (std::string skip = tier_skip_reason(GetParam()); !skip.empty()) GTEST_SKIP() << skip;
   std::vector<MatMulCase> cases;
   for (ElementType t : {ElementType::f32, ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q4_k,
                         ElementType::q6_k, ElementType::bf16, ElementType::q5_0, ElementType::q4_1, ElementType::q5_1,

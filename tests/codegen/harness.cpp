@@ -410,6 +410,11 @@ std::string tier_test_name(const std::string& tier) {
   return n;
 }
 
+std::string best_host_tier() {
+  const CpuTier* t = best_cpu_tier(usable_cpu_features());
+  return t ? t->name : "";
+}
+
 std::string host_lacks_tier(const std::string& tier) {
   const CpuTier* t = find_cpu_tier(tier);
   if (!t) return "no tier named " + tier;

@@ -87,5 +87,19 @@ double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, 
 std::vector<std::string> tier_names();
 std::string tier_test_name(const std::string& tier);
 std::string host_lacks_tier(const std::string& tier);
+std::string best_host_tier();  // the best tier this host runs ("" below every tier)
+
+// Why a per-tier test skips `tier` here ("" when it runs): the host cannot run it, or this is the
+// sanitizer build (codegen_tests with INGOT_SANITIZER_BUILD) and the tier is not the host's best:
+// the generated kernels are not instrumented, so each further tier runs the same harness code
+// under the sanitizers again (CI's time: 20-25 s a tier and test on AMD Zen 5; the release build
+// runs every tier).
+inline std::string tier_skip_reason(const std::string& tier) {
+  if (std::string lacks = host_lacks_tier(tier); !lacks.empty()) return "this host cannot run tier " + tier + ": " + lacks;
+#ifdef INGOT_SANITIZER_BUILD
+  if (tier != best_host_tier()) return "sanitizer build: tier " + best_host_tier() + " only (the release build runs " + tier + ")";
+#endif
+  return "";
+}
 
 }  // namespace ingot::cgtest

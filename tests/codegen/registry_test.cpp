@@ -231,7 +231,7 @@ class FamilyCases : public ::testing::TestWithParam<std::tuple<std::string, std:
 
 TEST_P(FamilyCases, MatchTheReference) {
   const auto& [kind, tier] = GetParam();
-  if (std::string lacks = cgtest::host_lacks_tier(tier); !lacks.empty()) GTEST_SKIP() << lacks;
+  if (std::string skip = cgtest::tier_skip_reason(tier); !skip.empty()) GTEST_SKIP() << skip;
   const KernelFamily* f = find_kernel_family(kind);
   ASSERT_NE(f, nullptr);
   check_family(*f, *f, tier);
@@ -243,7 +243,7 @@ class HandWrittenFamilyCases : public ::testing::TestWithParam<std::tuple<std::s
 
 TEST_P(HandWrittenFamilyCases, GenericPathMatchesTheReferenceToo) {
   const auto& [kind, tier] = GetParam();
-  if (std::string lacks = cgtest::host_lacks_tier(tier); !lacks.empty()) GTEST_SKIP() << lacks;
+  if (std::string skip = cgtest::tier_skip_reason(tier); !skip.empty()) GTEST_SKIP() << skip;
   const KernelFamily* f = find_kernel_family(kind);
   const KernelFamily* generic = find_kernel_family("generic");
   ASSERT_NE(f, nullptr);

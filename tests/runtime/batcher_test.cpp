@@ -148,7 +148,14 @@ TEST_P(BatcherTest, LogitsOfSeveralRowsEqualDecodingOneAtATime) {
   EXPECT_TRUE(same_bits(s->logits(), want[3]));
 }
 
+#ifdef INGOT_SANITIZER_BUILD
+// Under the sanitizers three architectures (the batching code does not depend on the builder;
+// gemma3 brings sliding windows and per-layer RoPE tables): 20-27 s each and test there on AMD
+// Zen 5. The release build runs all seven.
+INSTANTIATE_TEST_SUITE_P(Archs, BatcherTest, ::testing::Values("stories260K", "llama3", "gemma3"));
+#else
 INSTANTIATE_TEST_SUITE_P(Archs, BatcherTest, ::testing::Values("stories260K", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"));
+#endif
 
 TEST(BatcherErrors, RefusedBatchesChangeNoSession) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
