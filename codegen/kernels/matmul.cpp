@@ -148,7 +148,7 @@ Status MatMulEmitter::emit() {
     }, "panel");
   }, "mblock");
   };
-  if (!int_dots_ && !quant_ && !kquant_ && !block32_) {
+  if (float_weights()) {
     // Decoding with f32/f16/bf16 weights: panels in pairs, p with p + half of this thread's
     // range, each one token's tile with both panels' chains in one k loop (the same chains and
     // order as one panel at a time). One panel's chain waits an FMA latency per 16 outputs; two

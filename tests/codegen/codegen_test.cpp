@@ -210,6 +210,18 @@ TEST(CodegenMatMul, VnniBranchesMatchTheReferenceEmulated) {
   check_matmul_cases(cases, options, {1, 3, 17, 40});
 }
 
+// The unoptimized LLVM IR of case c's kernel for tier `cpu` (compiled only: any host can check it).
+std::string case_llvm_ir(const MatMulCase& c, const std::string& cpu) {
+  auto d = make_case(c, 1);
+  EXPECT_TRUE(d.ok()) << d.message();
+  if (!d.ok()) return "";
+  CodegenOptions options;
+  options.cpu = cpu;
+  auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
+  EXPECT_TRUE(ir.ok()) << ir.message();
+  return ir.ok() ? *ir : "";
+}
+
 // The avx512 tier's q8_0, q4_0, q4_k and q6_k dots are 512-bit (a whole 16-row panel per
 // vpdpbusd); the other 8-bit types keep the 256-bit form. Compiled only: any host checks this.
 TEST(CodegenMatMul, WideVnniDotsOnTheAvx512Tier) {
@@ -217,15 +229,11 @@ TEST(CodegenMatMul, WideVnniDotsOnTheAvx512Tier) {
                         ElementType::q5_0}) {
     MatMulCase c = odd_q8_case(t);
     c.M = 6;
-    auto d = make_case(c, 1);
-    ASSERT_TRUE(d.ok()) << d.message();
-    CodegenOptions options;
-    options.cpu = "avx512";
-    auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
-    ASSERT_TRUE(ir.ok()) << ir.message();
+    const std::string ir = case_llvm_ir(c, "avx512");
+    ASSERT_FALSE(ir.empty()) << c.name();
     const bool wide = t == ElementType::q8_0 || t == ElementType::q4_0 || t == ElementType::q4_k || t == ElementType::q6_k;
-    EXPECT_EQ(ir->find("vpdpbusd.512") != std::string::npos, wide) << c.name();
-    EXPECT_EQ(ir->find("vpdpbusd.256") != std::string::npos, !wide) << c.name();
+    EXPECT_EQ(ir.find("vpdpbusd.512") != std::string::npos, wide) << c.name();
+    EXPECT_EQ(ir.find("vpdpbusd.256") != std::string::npos, !wide) << c.name();
   }
 }
 
@@ -538,14 +546,10 @@ TEST(CodegenAmx, NoTileCodeForQ8OnlyTypes) {
     c.N = 32;
     c.K = 256;
     c.M = 16;
-    auto d = make_case(c, 1);
-    ASSERT_TRUE(d.ok()) << d.message();
-    CodegenOptions options;
-    options.cpu = "amx";
-    auto ir = kernels_llvm_ir({(*d)->spec}, options, false);
-    ASSERT_TRUE(ir.ok()) << ir.message();
-    EXPECT_EQ(ir->find("@llvm.x86.tdpbssd("), std::string::npos) << c.name();
-    EXPECT_EQ(ir->find("@llvm.x86.ldtilecfg("), std::string::npos) << c.name();
+    const std::string ir = case_llvm_ir(c, "amx");
+    ASSERT_FALSE(ir.empty()) << c.name();
+    EXPECT_EQ(ir.find("@llvm.x86.tdpbssd("), std::string::npos) << c.name();
+    EXPECT_EQ(ir.find("@llvm.x86.ldtilecfg("), std::string::npos) << c.name();
   }
 }
 

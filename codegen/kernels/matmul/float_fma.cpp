@@ -43,7 +43,7 @@ void MatMulEmitter::emit_float_fma(int T, Value* wp, Value* t0, const Accs& acc)
   for (int64_t k = main; k < s.K; ++k) step(e.c64(k), static_cast<int>(k));
 }
 
-extern const MatMulInnerLoop kMatMulInner_float_fma = {"float_fma", "f32, f16 and bf16 weights, f32 activations", [](const MatMulEmitter& m) { return !m.int_dots_ && !m.kquant_ && !m.quant_ && !m.block32_; },
+extern const MatMulInnerLoop kMatMulInner_float_fma = {"float_fma", "f32, f16 and bf16 weights, f32 activations", [](const MatMulEmitter& m) { return m.float_weights(); },
                                                &MatMulEmitter::emit_float_fma};
 
 }  // namespace ingot::matmul

@@ -117,8 +117,10 @@ class MatMulEmitter {
   // is 16 rows (f32, f16 and bf16 weights), else 8.
   int float_lanes() const {
     if (int_dots_) return il_;
-    return tgt.avx512 && !quant_ && !kquant_ && !block32_ && L.vectors == 2 ? 16 : 8;
+    return tgt.avx512 && float_weights() && L.vectors == 2 ? 16 : 8;
   }
+  // f32, f16 or bf16 weights (the float_fma inner loop), in either activation mode.
+  bool float_weights() const { return !int_dots_ && !quant_ && !kquant_ && !block32_; }
 
   // Token t of the tile at t0 in the packed activations ([tile][k][tile_tokens]; a tile of
   // 2 x tile_tokens spans two packed tiles); x_splat(row, k, lanes) broadcasts its element k.
