@@ -47,10 +47,15 @@ SAN_CMAKE = cmake -S . -B $(SAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 	  -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
 	  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$(SAN_FLAGS)" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$(SAN_FLAGS)" \
 	  -DINGOT_SANITIZE=ON -DINGOT_FUZZ=ON $(CMAKE_FLAGS)
+# A 32 MB quarantine of freed memory, not ASan's 256 MB: LLVM (uninstrumented, but its allocations
+# go through ASan's allocator) frees so much while compiling kernels that the default quarantine
+# made every allocation a fresh page, and a first touch of a page is slow in these VMs; the codegen
+# tests ran 25-30 % faster (AMD Zen 5). Use-after-free within the last 32 MB freed is still caught.
+SAN_ASAN_OPTIONS = detect_leaks=1:quarantine_size_mb=32
 test-sanitize: deps
 	$(SAN_CMAKE)
 	cmake --build $(SAN_DIR) -j $(JOBS)
-	cd $(SAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+	cd $(SAN_DIR) && ASAN_OPTIONS=$(SAN_ASAN_OPTIONS) UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
 # Each libFuzzer target (tests/fuzz/fuzz_*.cpp) for FUZZ_SECONDS, as many at once as there are
 # cores, seeded by scripts/run-fuzzers.sh; in the sanitizer build's folder.

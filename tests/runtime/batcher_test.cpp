@@ -9,6 +9,7 @@
 #include <map>
 
 #include "runtime/engine.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
@@ -37,7 +38,6 @@ bool same_bits(std::span<const float> a, std::span<const float> b) {
 
 class BatcherTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() { dir_ = testing::make_temp_dir("ingot-batcher"); }
   // A bundle for the parameter: the real stories260K, or a small synthesized model of an arch.
   std::string bundle_for(const std::string& arch) {
     if (bundles_.count(arch)) return bundles_[arch];
@@ -46,17 +46,11 @@ class BatcherTest : public ::testing::TestWithParam<std::string> {
       gguf = testing::models_dir() + "/stories260K.gguf";
       if (!testing::path_exists(gguf)) return "";
     } else {
-      gguf = dir_ + "/" + arch + ".gguf";
-      const std::string synth = std::string(INGOT_INGOTC) + " synth --arch " + arch +
-                                " --dims vocab=300,dim=64,layers=2,heads=4,kv=2,ffn=96,ctx=256 --type q8_0 -o " + gguf + " > /dev/null 2>&1";
-      EXPECT_EQ(std::system(synth.c_str()), 0) << synth;
+      gguf = testing::cached_synth(INGOT_INGOTC, "--arch " + arch + " --dims vocab=300,dim=64,layers=2,heads=4,kv=2,ffn=96,ctx=256 --type q8_0");
+      if (gguf.empty()) return "";
     }
-    const std::string out = dir_ + "/" + arch + ".ingot";
-    const std::string cmd = std::string(INGOT_INGOTC) + " compile " + gguf + " -o " + out + " --max-batch 64 --max-context 256 > /dev/null 2>&1";
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    return bundles_[arch] = out;
+    return bundles_[arch] = testing::cached_bundle(INGOT_INGOTC, gguf, "--max-batch 64 --max-context 256");
   }
-  static inline std::string dir_;
   static inline std::map<std::string, std::string> bundles_;
 };
 
@@ -159,10 +153,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, BatcherTest, ::testing::Values("stories260K", "l
 
 TEST(BatcherErrors, RefusedBatchesChangeNoSession) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
-  const std::string dir = testing::make_temp_dir("ingot-batcher-errors");
-  const std::string bundle = dir + "/s.ingot";
-  const std::string cmd = std::string(INGOT_INGOTC) + " compile " + model + " -o " + bundle + " --max-batch 8 > /dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string bundle = testing::cached_bundle(INGOT_INGOTC, model, "--max-batch 8");
+  ASSERT_FALSE(bundle.empty());
   std::string error;
   auto engine = take(Engine::load(bundle), &error);
   ASSERT_TRUE(engine) << error;

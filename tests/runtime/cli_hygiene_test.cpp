@@ -20,6 +20,7 @@
 
 #include "frontend/gguf.h"
 #include "runtime/engine.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
@@ -48,15 +49,9 @@ std::vector<std::string> temporaries_in(const std::string& dir) {
   return names;
 }
 
-// One small bundle of stories260K for the run options, compiled once.
+// One small bundle of stories260K for the run options, compiled once per build.
 const std::string& stories_bundle() {
-  static const std::string path = [] {
-    const std::string dir = make_temp_dir("cli_hygiene_bundle");
-    const std::string out = dir + "/stories.ingot";
-    CmdResult r = run(kIngotc + " compile " + ::ingot::testing::models_dir() + "/stories260K.gguf -o " + out);
-    EXPECT_EQ(r.status, 0) << r.out;
-    return out;
-  }();
+  static const std::string path = ::ingot::testing::cached_bundle(kIngotc, ::ingot::testing::models_dir() + "/stories260K.gguf");
   return path;
 }
 

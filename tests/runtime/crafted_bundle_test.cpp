@@ -19,6 +19,7 @@
 #include "runtime/bundle.h"
 #include "runtime/cpu_features.h"
 #include "runtime/engine.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/status.h"
@@ -39,18 +40,19 @@ class CraftedBundle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(make_temp_dir("crafted"));
-    const std::string gguf = *dir_ + "/tiny.gguf";
     tier_ = new std::string(best_cpu_tier(usable_cpu_features())->name);
-    CmdResult r = run(kIngotc + " synth --shape tiny --type q8_0 -o " + gguf);
-    ASSERT_EQ(r.status, 0) << r.out;
+    const std::string gguf = ::ingot::testing::cached_synth(kIngotc, "--shape tiny --type q8_0");
+    ASSERT_FALSE(gguf.empty());
     // max batch 64 below the context of 512: a manifest that raises max_batch makes calls longer
     // than the arena was planned for (a call never exceeds the context, so a max_batch above it
-    // would change nothing).
-    r = run(kClean + kIngotc + " compile " + gguf + " --max-batch 64 --target " + *tier_ + " -o " + *dir_ + "/good.ingot");
-    ASSERT_EQ(r.status, 0) << r.out;
+    // would change nothing). Read only: crafted bundles are written beside, in dir_.
+    good_ = new std::string(::ingot::testing::cached_output(kClean + kIngotc + " compile " + gguf + " --max-batch 64 --target " + *tier_ + " -o {out}",
+                                                           ".ingot", {kIngotc}, {gguf}));
+    ASSERT_FALSE(good_->empty());
   }
   static void TearDownTestSuite() {
     delete dir_;
+    delete good_;
     delete tier_;
   }
 
@@ -58,7 +60,7 @@ class CraftedBundle : public ::testing::Test {
   // kernels object, when not empty). Returns the path.
   std::string craft(const std::string& name, const std::function<void(pb::Manifest&)>& edit, const std::string& kernels = "") {
     std::string error;
-    auto good = take(Bundle::open(*dir_ + "/good.ingot", BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
+    auto good = take(Bundle::open(*good_, BundleOpenOptions{.check_cpu = false, .tier = {}}), &error);
     EXPECT_NE(good, nullptr) << error;
     if (!good) return "";
     BundleContents c;
@@ -105,9 +107,11 @@ class CraftedBundle : public ::testing::Test {
   }
 
   static std::string* dir_;
+  static std::string* good_;
   static std::string* tier_;
 };
 std::string* CraftedBundle::dir_ = nullptr;
+std::string* CraftedBundle::good_ = nullptr;
 std::string* CraftedBundle::tier_ = nullptr;
 
 TEST_F(CraftedBundle, TheUnchangedBundleLoadsAndRuns) {
@@ -215,7 +219,7 @@ TEST_F(CraftedBundle, AStateVariableNamedTwiceIsRefused) {
   EXPECT_NE(error.find(path), std::string::npos) << error;
   // The unchanged bundle: each slot's row as its variable gives it, max_context rows in the slot.
   std::string why;
-  auto e = take(Engine::load(*dir_ + "/good.ingot"), &why);
+  auto e = take(Engine::load(*good_), &why);
   ASSERT_TRUE(e) << why;
   const pb::Manifest& m = e->bundle().manifest();
   ASSERT_EQ(e->state_slots().size(), size_t(m.memory_plan().state_size()));

@@ -12,6 +12,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/engine.h"
 #include "runtime/ingot.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/files.h"
 #include "tests/common/status.h"
 #include "tests/common/models.h"
@@ -27,12 +28,10 @@ class EngineTest : public ::testing::Test {
     model_ = models + "/stories260K.gguf";
     if (!std::ifstream(model_)) return;
     dir_ = testing::make_temp_dir("ingot-engine");
-    bundle_ = dir_ + "/s.ingot";
     // --max-batch 4: prompts longer than 4 tokens run in several chunks. Two tiers (one if this
-    // host's best is x86-64-v3): a tier can be forced; every test compiles it, so not all five.
-    const std::string cmd = std::string(INGOT_INGOTC) + " compile " + model_ + " -o " + bundle_ +
-                            " --max-batch 4 --target x86-64-v3,native > /dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    // host's best is x86-64-v3): a tier can be forced.
+    bundle_ = testing::cached_bundle(INGOT_INGOTC, model_, "--max-batch 4 --target x86-64-v3,native");
+    ASSERT_FALSE(bundle_.empty());
     std::ifstream ref(models + "/reference.json");
     reference_ = nlohmann::json::parse(ref)["models"]["stories260K.gguf"]["runs"];
   }

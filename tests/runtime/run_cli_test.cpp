@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/common/bundle_cache.h"
 #include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
@@ -32,12 +33,8 @@ const std::string kIngot = INGOT_INGOT;
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::string& bundle() {
-  static const std::string path = [] {
-    const std::string out = make_temp_dir("run_cli") + "/stories.ingot";
-    CmdResult r = run(kIngotc + " compile " + ::ingot::testing::models_dir() + "/stories260K.gguf -o " + out + " --target native");
-    EXPECT_EQ(r.status, 0) << r.out;
-    return out;
-  }();
+  static const std::string path =
+      ::ingot::testing::cached_bundle(kIngotc, ::ingot::testing::models_dir() + "/stories260K.gguf", "--target native");
   return path;
 }
 

@@ -17,6 +17,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/speculative.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/command.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
@@ -28,27 +29,19 @@ namespace {
 const std::string kIngotc = INGOT_INGOTC;
 const std::string kIngot = INGOT_INGOT;
 
-// Bundles compiled once per test process (each is a fraction of a second: --target native).
+// Bundles compiled once per build (--target native).
 std::string bundle(const std::string& name) {
-  static std::map<std::string, std::string> made;
-  static const std::string dir = testing::make_temp_dir("ingot-spec");
-  if (made.count(name)) return made[name];
   const std::string models = testing::models_dir();
-  std::string cmd;
-  const std::string out = dir + "/" + name + ".ingot";
-  if (name == "f32") cmd = kIngotc + " compile " + models + "/stories260K.gguf -o " + out;
-  else if (name == "q8") cmd = kIngotc + " compile " + models + "/stories260K-q8_0.gguf -o " + out;
-  else if (name == "f32-ctx48") cmd = kIngotc + " compile " + models + "/stories260K.gguf -o " + out + " --max-context 48";
-  else if (name == "other-vocab") {
+  if (name == "f32") return testing::cached_bundle(kIngotc, models + "/stories260K.gguf", "--target native");
+  if (name == "q8") return testing::cached_bundle(kIngotc, models + "/stories260K-q8_0.gguf", "--target native");
+  if (name == "f32-ctx48") return testing::cached_bundle(kIngotc, models + "/stories260K.gguf", "--max-context 48 --target native");
+  if (name == "other-vocab") {
     // Same vocabulary size as stories260K (512), other token texts.
-    const std::string gguf = dir + "/other.gguf";
-    const std::string synth = kIngotc + " synth --arch llama --dims vocab=512,dim=32,layers=1,heads=2,kv=1,ffn=64,ctx=128 --type q8_0 -o " + gguf;
-    EXPECT_EQ(std::system((synth + " > /dev/null 2>&1").c_str()), 0) << synth;
-    cmd = kIngotc + " compile " + gguf + " -o " + out;
+    const std::string gguf = testing::cached_synth(kIngotc, "--arch llama --dims vocab=512,dim=32,layers=1,heads=2,kv=1,ffn=64,ctx=128 --type q8_0");
+    return gguf.empty() ? "" : testing::cached_bundle(kIngotc, gguf, "--target native");
   }
-  cmd += " --target native > /dev/null 2>&1";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  return made[name] = out;
+  ADD_FAILURE() << "no bundle named " << name;
+  return "";
 }
 
 std::unique_ptr<Engine> load(const std::string& name) {

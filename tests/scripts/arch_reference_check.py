@@ -2,7 +2,10 @@
 """Every architecture `ingotc synth --arch` writes, against llama.cpp's logits in
 tests/data/arch_reference.json (recorded by record_arch_reference.py, which says how).
 
-    arch_reference_check.py INGOTC INGOT MODELS_DIR
+    arch_reference_check.py INGOTC INGOT MODELS_DIR [--positions N]
+
+--positions N checks the first N recorded prompts of each entry only (the sanitizer build: the
+code paths are the same at every prompt, and each prompt costs three instrumented processes).
 
 For each architecture: the same random model is written again (synth is deterministic), as a GGUF
 and as a Hugging Face folder (`--format hf`, with stories260K-hf's tokenizer: the same vocabulary),
@@ -73,6 +76,7 @@ def argmax(v):
 
 def main():
     ingotc, ingot, models = sys.argv[1], sys.argv[2], os.environ.get("INGOT_MODELS", sys.argv[3])
+    positions = int(sys.argv[sys.argv.index("--positions") + 1]) if "--positions" in sys.argv else None
     here = os.path.dirname(os.path.abspath(__file__))
     ref = json.load(open(os.path.join(here, "..", "data", "arch_reference.json")))
     vocab = os.path.join(models, ref["vocab"])
@@ -85,6 +89,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory(prefix="arch_check_") as work:
         for key, runs in ref["archs"].items():
+            runs = runs[:positions] if positions else runs
             arch, _, wtype = key.partition("@")
             model = os.path.join(work, key + ".gguf")
             arch_vocab = os.path.join(models, ref.get("vocabs", {})[arch]) if arch in ref.get("vocabs", {}) else vocab

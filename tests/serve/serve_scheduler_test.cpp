@@ -9,6 +9,7 @@
 
 #include "runtime/serve_scheduler.h"
 #include "runtime/text_stream.h"
+#include "tests/common/bundle_cache.h"
 #include "tests/common/files.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
@@ -58,12 +59,9 @@ class ServeSchedulerTest : public ::testing::Test {
     INGOT_MODEL_PATH(gguf, "stories260K-q8_0.gguf");
     static std::string bundle;
     if (bundle.empty()) {
-      const std::string dir = testing::make_temp_dir("ingot-serve");
-      bundle = dir + "/s.ingot";
       // 16 tokens per call: a prompt of a few dozen tokens takes several steps.
-      const std::string cmd = std::string(INGOT_INGOTC) + " compile " + gguf + " -o " + bundle +
-                              " --max-batch 16 --max-context 256 --target native > /dev/null 2>&1";
-      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+      bundle = testing::cached_bundle(INGOT_INGOTC, gguf, "--max-batch 16 --max-context 256 --target native");
+      ASSERT_FALSE(bundle.empty());
     }
     std::string error;
     engine_ = take(Engine::load(bundle), &error);
