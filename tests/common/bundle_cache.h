@@ -6,6 +6,7 @@
 // of the ingotc binary's: a rebuilt ingotc or a changed model makes a new entry. It is written
 // under a temporary name and renamed, so tests running in parallel never see half a file; two
 // processes that miss at once both make it, and the second rename wins with identical bytes.
+// A miss also removes the entries older than the tools (made by an older build of them).
 // Callers must not modify the files they get (copy them first).
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -65,6 +67,12 @@ inline std::string cached_output(const std::string& command, const std::string& 
   if (::access(path.c_str(), R_OK) == 0) return path;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
+  // Entries older than the tools were made by an older build of them: removed on a miss, so that
+  // rebuilding does not grow the folder without end.
+  auto newest_tool = std::filesystem::file_time_type::min();  // not {}: libstdc++'s file clock starts in 2174
+  for (const std::string& t : tools) newest_tool = std::max(newest_tool, std::filesystem::last_write_time(t, ec));
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.is_regular_file(ec) && entry.last_write_time(ec) < newest_tool) std::filesystem::remove(entry.path(), ec);
   // The temporary keeps EXTENSION last: ingotc picks the output's format by its extension.
   const std::string tmp = dir + "/" + name + ".tmp-" + std::to_string(::getpid()) + extension;
   std::string cmd = command;
