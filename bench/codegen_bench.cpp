@@ -193,7 +193,9 @@ int main(int argc, char** argv) {
       if (!lib.ok()) { std::fprintf(stderr, "%s\n", lib.message().c_str()); return 1; }
       KernelFn fn = (*lib)->find((*d)->spec.name);
       const double ops = 2.0 * static_cast<double>(M * s.N * s.K);
-      const int copies = from_memory ? std::max(1, static_cast<int>(std::ceil(1.1e9 / static_cast<double>((*d)->packed.size())))) : 1;
+      // --copies-bytes overrides (e.g. 1: one copy, weights from cache at any M).
+      const double rotate = copies_bytes > 0 ? copies_bytes : from_memory ? 1.1e9 : 0;
+      const int copies = std::max(1, static_cast<int>(std::ceil(rotate / static_cast<double>((*d)->packed.size()))));
       const double g1 = ops / time_adaptive(fn, **d, 1, secs, copies) / 1e9;
       const double g2 = ops / time_adaptive(fn, **d, 2, secs, copies) / 1e9;
       std::printf("| %s | %s | %lld x %lld | %.1f | %.1f | %.1f |\n", std::string(type_name(w.t)).c_str(), w.aq8 ? "q8" : "f32",

@@ -299,8 +299,11 @@ void MatMulEmitter::emit_tile(int T, Value* p, Value* t0, Value* p2) {
       inner = v;
     }
   INGOT_ASSERT(inner != nullptr, "no matmul inner loop for this weight type and activation mode");
+  // The first tile of a token block (t0 == mb) streams the panel: it prefetches the next one.
+  if (T > 1 && mb_) next_panel_delta_ = B.CreateSelect(B.CreateICmpEQ(t0, mb_), e.c64(L.panel_bytes), e.c64(0));
   (this->*(inner->emit))(T, wp, t0, acc);
   wp2_ = nullptr;
+  next_panel_delta_ = nullptr;
   std::vector<std::vector<Value*>> sums(static_cast<size_t>(T)), sums2(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < acc.V; ++v) {

@@ -247,6 +247,23 @@ TEST(CodegenMatMul, WideVnniDotsOnTheAvx512Tier) {
   }
 }
 
+// Tiles of several tokens prefetch the next panel's lines into L2 (prefetcht1: locality 2), one
+// token tiles 1 KiB ahead into L1 (locality 3), in every inner loop of the 8-bit mode and the
+// float weights (MatMulEmitter::prefetch_weights_part). Compiled only: any host checks this.
+TEST(CodegenMatMul, MultiTokenTilesPrefetchTheNextPanel) {
+  for (const char* cpu : {"x86-64-v3", "avx512"})
+    for (ElementType t : {ElementType::f16, ElementType::q8_0, ElementType::q4_0, ElementType::q5_0, ElementType::iq4_nl,
+                          ElementType::q2_k, ElementType::q3_k, ElementType::q4_k, ElementType::q5_k, ElementType::q6_k,
+                          ElementType::iq4_xs}) {
+      MatMulCase c = odd_q8_case(t);
+      c.M = 8;
+      const std::string ir = case_llvm_ir(c, cpu);
+      ASSERT_FALSE(ir.empty()) << c.name();
+      EXPECT_NE(ir.find("i32 0, i32 2, i32 1)"), std::string::npos) << cpu << " " << c.name() << ": no next-panel prefetch";
+      EXPECT_NE(ir.find("i32 0, i32 3, i32 1)"), std::string::npos) << cpu << " " << c.name() << ": no decode prefetch";
+    }
+}
+
 // Without 8-bit activations these types have no kernel: the layout says so (the compiler then
 // reports the node as having no kernel).
 TEST(CodegenMatMul, Q8OnlyTypesRefuseFloatActivations) {

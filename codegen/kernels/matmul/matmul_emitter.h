@@ -144,20 +144,31 @@ class MatMulEmitter {
   // Decoding (a tile of one token) streams each weight byte once, and the hardware prefetchers
   // alone leave a thread short of its read bandwidth: every cache line of [p, p + bytes) is
   // also requested kWeightPrefetchDistance bytes ahead (1 KiB: tinyllama q4_0 tg64 37.5 -> 44
-  // tok/s on the Intel host; 4 KiB ahead was slower than none). Larger tiles reuse each weight
-  // for several tokens and need no help.
+  // tok/s on the Intel host; 4 KiB ahead was slower than none).
+  // A tile of several tokens (several streams decoding together, a short prompt) computes so long
+  // per weight line that a line 1 KiB ahead is still too late and the hardware prefetchers stall
+  // it: each memory miss then costs its whole latency (8 rows of q4_0 ran at half their in-cache
+  // speed). So the tile that first reads a panel in a token block requests the same line of the
+  // *next* panel (thousands of cycles ahead, into L2), and later tiles re-request their own
+  // cached line (next_panel_delta_ is 0 for them), which costs one load slot. AMD Zen 5, 8 rows
+  // from memory, 2 threads: q4_0 310 -> 480-580 G int8 ops/s, q4_k 310-385 -> 380-600, q6_k
+  // 170-205 -> 230-420, q8_0 245-260 -> 295-355, f16 120-137 -> 144-155 G FLOP/s; 512 rows as before.
   static constexpr int64_t kWeightPrefetchDistance = 1024;
+  static constexpr int kNextPanelLocality = 2;  // prefetcht1
+  Value* next_panel_delta_ = nullptr;           // emit_tile: i64 panel_bytes or 0; nullptr for one-token tiles
   void prefetch_weights(int T, Value* p, int64_t bytes) { prefetch_weights_part(T, p, bytes, 0, 1); }
   // The lines of part `part` of `parts` of [p, p + bytes). A loop iteration that reads many lines
   // (a k-quant super-block: 1.6-3.4 KiB a panel) spreads its prefetches over its steps: issued at
   // once, more lines than the core's miss buffers hold were asked for and the prefetches did not
   // help (q4_k decode on the AMD Zen 2 host: 4.6 -> 8-9 GB/s a thread, q4_0's rate).
   void prefetch_weights_part(int T, Value* p, int64_t bytes, int part, int parts) {
-    if (T != 1) return;
+    if (T != 1 && !next_panel_delta_) return;
     const int64_t lines = (bytes + 63) / 64;
-    for (int64_t l = lines * part / parts; l < lines * (part + 1) / parts; ++l)
+    for (int64_t l = lines * part / parts; l < lines * (part + 1) / parts; ++l) {
+      Value* at = T == 1 ? e.at(p, kWeightPrefetchDistance + 64 * l) : e.at(e.at(p, next_panel_delta_), 64 * l);
       B.CreateIntrinsic(llvm::Intrinsic::prefetch, {e.ptr},
-                        {e.at(p, kWeightPrefetchDistance + 64 * l), B.getInt32(0), B.getInt32(3), B.getInt32(1)});
+                        {at, B.getInt32(0), B.getInt32(T == 1 ? 3 : kNextPanelLocality), B.getInt32(1)});
+    }
   }
 
   // Integer sums of a tile, [half][token][vector]: i16 pairs (pmaddubsw), or i32 with VNNI.
