@@ -148,15 +148,15 @@ Status MatMulEmitter::emit() {
     }, "panel");
   }, "mblock");
   };
-  if (float_weights()) {
-    // Decoding with f32/f16/bf16 weights: panels in pairs, p with p + half of this thread's
-    // range, each one token's tile with both panels' chains in one k loop (the same chains and
-    // order as one panel at a time). One panel's chain waits an FMA latency per 16 outputs; two
-    // far apart also give the core two weight streams (AMD Zen 5: tinyllama f16 tg64 16 -> 25-26
-    // tok/s, a thread 19 -> 31 GB/s).
+  if (float_weights() || (quant_ && wide_int_dots())) {
+    // Decoding with f32/f16/bf16 weights, or q8_0/q4_0 at 512 bits: panels in pairs, p with p +
+    // half of this thread's range, each one token's tile with both panels' chains in one k loop
+    // (the same chains and order as one panel at a time). One panel's chain waits an FMA latency
+    // per 16 outputs; two far apart also give the core two weight streams (AMD Zen 5: tinyllama
+    // f16 tg64 16 -> 25-26 tok/s, a thread 19 -> 31 GB/s).
     e.if_else(B.CreateICmpEQ(M_, e.c64(1)), [&] {
       mb_ = e.c64(0);
-      emit_pack_activations(e.c64(0), e.c64(1));
+      if (!int_dots_) emit_pack_activations(e.c64(0), e.c64(1));
       Value* half = B.CreateSDiv(B.CreateSub(p1, p0), e.c64(2));
       Value* mid = B.CreateAdd(p0, half);
       e.loop(p0, mid, 1, [&](Value* p) { emit_tile(1, p, e.c64(0), B.CreateAdd(p, half)); }, "panel.pair");

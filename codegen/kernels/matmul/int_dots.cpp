@@ -8,8 +8,10 @@ namespace ingot::matmul {
 // Packed per block: the panel's f16 scales, then [group][lanes][4 bytes]: one 32-byte load is
 // 8 rows x 4 consecutive elements (one 64-byte load the whole 16-row panel), dotted with 4
 // activation bytes broadcast to every row.
+// A paired tile (wp2_: decoding, the 512-bit form) has twice the vectors, the second half from
+// the second panel's block, each with its own chains (the same ones as a single panel's).
 void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) {
-  const int V = iv_, P = L.panel_rows, N = il_;
+  const int VP = iv_, V = wp2_ ? 2 * iv_ : iv_, P = L.panel_rows, N = il_;
   const size_t TS = static_cast<size_t>(T), VS = static_cast<size_t>(V);
   auto vbytes = e.vec(e.i8, static_cast<unsigned>(4 * N));
   auto c8 = [&](int v) { return e.splat(B.getInt8(static_cast<uint8_t>(v)), static_cast<unsigned>(4 * N)); };
@@ -17,10 +19,16 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
   const std::vector<Value*> ar = activation_rows(T, t0);
   e.loop(e.c64(0), e.c64(nb_), 1, [&](Value* b) {
     Value* bp = e.at(wp, B.CreateMul(b, e.c64(block_out_)));
-    Value* qp = e.at(bp, 2 * P);
+    Value* bp2 = wp2_ ? e.at(wp2_, B.CreateMul(b, e.c64(block_out_))) : nullptr;
     prefetch_weights(T, bp, block_out_);
+    if (bp2) prefetch_weights(T, bp2, block_out_);
+    // Vector v's panel block and its index within that panel.
+    auto vblock = [&](int v) { return v < VP ? bp : bp2; };
+    auto vquants = [&](int v, int64_t group_offset) {
+      return e.at(e.at(vblock(v), 2 * P), group_offset + static_cast<int64_t>(v % VP) * N * 4);
+    };
     std::vector<Value*> dw, ab, dx, sx;
-    for (int v = 0; v < V; ++v) dw.push_back(f16_lanes(bp, v));
+    for (int v = 0; v < V; ++v) dw.push_back(f16_lanes(vblock(v), v % VP));
     for (int t = 0; t < T; ++t) {
       Value* a = ar[static_cast<size_t>(t)];
       ab.push_back(e.at(a, B.CreateMul(b, e.c64(32))));
@@ -45,7 +53,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
       for (int gp = 0; gp < 4; ++gp) {
         std::vector<Value*> lo, hi;
         for (int v = 0; v < V; ++v) {
-          Value* raw = e.load(vbytes, e.at(qp, (gp * P + v * N) * 4), 1);
+          Value* raw = e.load(vbytes, vquants(v, static_cast<int64_t>(gp) * P * 4), 1);
           lo.push_back(B.CreateAnd(raw, c8(15)));
           hi.push_back(B.CreateLShr(raw, c8(4)));
         }
@@ -74,7 +82,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
       subtract_offset = true;
       for (int g = 0; g < 8; ++g) {
         std::vector<Value*> wu;
-        for (int v = 0; v < V; ++v) wu.push_back(B.CreateXor(e.load(vbytes, e.at(qp, (g * P + v * N) * 4), 1), c8(0x80)));
+        for (int v = 0; v < V; ++v) wu.push_back(B.CreateXor(e.load(vbytes, vquants(v, static_cast<int64_t>(g) * P * 4), 1), c8(0x80)));
         for (int t = 0; t < T; ++t) {
           Value* xb = xbytes(t, 4 * g);
           for (int v = 0; v < V; ++v) {
@@ -88,7 +96,7 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
       for (int g = 0; g < 8; ++g) {
         std::vector<Value*> raw, aw;
         for (int v = 0; v < V; ++v) {
-          raw.push_back(e.load(vbytes, e.at(qp, (g * P + v * N) * 4), 1));
+          raw.push_back(e.load(vbytes, vquants(v, static_cast<int64_t>(g) * P * 4), 1));
           aw.push_back(B.CreateBinaryIntrinsic(llvm::Intrinsic::abs, raw.back(), B.getFalse()));
         }
         for (int t = 0; t < T; ++t) {
