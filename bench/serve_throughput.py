@@ -11,8 +11,9 @@ Synthesizes a random-weight tinyllama-1.1b q4_0 GGUF (`ingotc synth --shape tiny
 (default ~/.cache/ingot-bench/serve) once. Then for each server in turn -- `ingot serve BUNDLE
 --parallel 8 --threads T --ctx CTX` and `llama-server -m GGUF --parallel 8 -t T -tb T -c 8*CTX` --
 and for each stream count N: N clients at once each stream one /v1/completions request of
-TOKENS tokens (temperature 0, ignore_eos, a distinct prompt of ~16 tokens per stream), ROUNDS
-times. Reports, per server and N: aggregate generated tokens/s (all tokens / wall time from the
+TOKENS tokens (temperature 0, ignore_eos, a distinct prompt of ~16 tokens per stream); ROUNDS
+rounds, each of which runs every stream count once (so the host's drift falls on all counts
+alike; the table gives each round's ratio to that round's single stream too). Reports, per server and N: aggregate generated tokens/s (all tokens / wall time from the
 first request to the last token), time to first token and inter-token latency (gaps between
 streamed chunks, per token) p50/p90/p99 in ms. Run it on an idle machine (it prints `uptime`).
 
@@ -95,44 +96,51 @@ def one_stream(url, prompt, tokens, out):
     out.update(start=t0, times=times, chunks=chunks)
 
 
-def measure(url, n, tokens, rounds, prompts, late_prompt=None):
-    agg, ttft, itl, late_ttft, stall = [], [], [], [], []
-    for rnd in range(rounds):
-        outs = [dict() for _ in range(n)]
-        threads = [threading.Thread(target=one_stream, args=(url, prompts[(rnd * n + i) % len(prompts)], tokens, outs[i])) for i in range(n)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        late = {}
-        if late_prompt:
-            # Once every stream decodes (8 tokens each), a long prompt arrives: its time to first
-            # token, and the longest gap it causes in the decoding streams.
-            while any(o.get("live_chunks", 0) < 8 for o in outs) and any(t.is_alive() for t in threads):
-                time.sleep(0.005)
-            late_thread = threading.Thread(target=one_stream, args=(url, late_prompt, 8, late))
-            late_thread.start()
-            late_thread.join()
-        for t in threads:
-            t.join()
-        for o in outs + ([late] if late_prompt else []):
-            if "error" in o:
-                raise RuntimeError(o["error"])
-        if late_prompt:
-            late_ttft.append((late["times"][0] - late["start"]) * 1000)
-            stall.append(max(b - a for o in outs for a, b in zip(o["times"], o["times"][1:])) * 1000)
-        end = max(o["times"][-1] for o in outs)
-        total = n * tokens
-        agg.append(total / (end - t0))
-        for o in outs:
-            ttft.append((o["times"][0] - o["start"]) * 1000)
-            # A chunk may carry several tokens (text held back, or a slow reader): its gap is
-            # spread over them, so that every generated token after the first has one value.
-            gaps = [b - a for a, b in zip(o["times"], o["times"][1:])]
-            per = (tokens - 1) / max(1, len(gaps))
-            for g in gaps:
-                itl.extend([g * 1000 / per] * max(1, round(per)))
+def measure_round(url, n, tokens, prompts, rnd, late_prompt=None):
+    """One round of N concurrent streams: the aggregate rate, every stream's TTFT and per-token gaps."""
+    outs = [dict() for _ in range(n)]
+    threads = [threading.Thread(target=one_stream, args=(url, prompts[(rnd * n + i) % len(prompts)], tokens, outs[i])) for i in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    late = {}
+    if late_prompt:
+        # Once every stream decodes (8 tokens each), a long prompt arrives: its time to first
+        # token, and the longest gap it causes in the decoding streams.
+        while any(o.get("live_chunks", 0) < 8 for o in outs) and any(t.is_alive() for t in threads):
+            time.sleep(0.005)
+        late_thread = threading.Thread(target=one_stream, args=(url, late_prompt, 8, late))
+        late_thread.start()
+        late_thread.join()
+    for t in threads:
+        t.join()
+    for o in outs + ([late] if late_prompt else []):
+        if "error" in o:
+            raise RuntimeError(o["error"])
+    r = {"ttft": [], "itl": []}
+    if late_prompt:
+        r["late_ttft"] = (late["times"][0] - late["start"]) * 1000
+        r["stall"] = max(b - a for o in outs for a, b in zip(o["times"], o["times"][1:])) * 1000
+    end = max(o["times"][-1] for o in outs)
+    r["agg"] = n * tokens / (end - t0)
+    for o in outs:
+        r["ttft"].append((o["times"][0] - o["start"]) * 1000)
+        # A chunk may carry several tokens (text held back, or a slow reader): its gap is
+        # spread over them, so that every generated token after the first has one value.
+        gaps = [b - a for a, b in zip(o["times"], o["times"][1:])]
+        per = (tokens - 1) / max(1, len(gaps))
+        for g in gaps:
+            r["itl"].extend([g * 1000 / per] * max(1, round(per)))
+    return r
+
+
+def summarize(n, runs, late_prompt=None):
+    """The rounds of one stream count as a table row: mean aggregate, latency percentiles."""
+    ttft = [v for r in runs for v in r["ttft"]]
+    itl = [v for r in runs for v in r["itl"]]
+    agg = [r["agg"] for r in runs]
     pct = lambda v, p: sorted(v)[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-    extra = {"late_ttft_ms": max(late_ttft), "max_gap_ms": max(stall)} if late_prompt else {}
+    extra = {"late_ttft_ms": max(r["late_ttft"] for r in runs), "max_gap_ms": max(r["stall"] for r in runs)} if late_prompt else {}
     return {**extra, "streams": n, "agg_tok_s": statistics.mean(agg), "agg_runs": agg,
             "ttft_ms": {"p50": pct(ttft, 50), "p90": pct(ttft, 90), "p99": pct(ttft, 99)},
             "itl_ms": {"p50": pct(itl, 50), "p90": pct(itl, 90), "p99": pct(itl, 99)}}
@@ -159,16 +167,29 @@ def bench_server(name, argv, url, streams, tokens, rounds, prompts, log, late_pr
         proc = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT)
     try:
         wait_ready(url, proc)
-        measure(url, 2, 8, 1, prompts)  # warm-up: pages in, threads up
+        measure_round(url, 2, 8, prompts, 0)  # warm-up: pages in, threads up
+        # Rounds outermost: each round runs every stream count once, so that the host's drift (its
+        # speed wanders by 20-50 % within an hour on these VMs) falls on all counts alike and the
+        # ratios to one stream compare runs minutes apart, not a quarter hour.
+        runs = {n: [] for n in streams}
+        loads = {}
+        drafted = {n: [0.0, 0.0] for n in streams}
+        for rnd in range(rounds):
+            for n in streams:
+                loads.setdefault(n, float(open("/proc/loadavg").read().split()[0]))
+                d0, a0 = draft_counters(url)
+                runs[n].append(measure_round(url, n, tokens, prompts, rnd, late_prompt))
+                d1, a1 = draft_counters(url)
+                drafted[n][0] += d1 - d0
+                drafted[n][1] += a1 - a0
         rows = []
         for n in streams:
-            load = open("/proc/loadavg").read().split()[0]
-            d0, a0 = draft_counters(url)
-            r = measure(url, n, tokens, rounds, prompts, late_prompt)
-            d1, a1 = draft_counters(url)
+            r = summarize(n, runs[n], late_prompt)
             r["server"] = name
-            r["drafted"], r["accepted"] = d1 - d0, a1 - a0
-            r["load_before"] = float(load)
+            r["drafted"], r["accepted"] = drafted[n]
+            r["load_before"] = loads[n]
+            # The same round's single-stream rate: a ratio from runs minutes apart.
+            r["x_single_runs"] = [x["agg"] / s["agg"] for x, s in zip(runs[n], runs[streams[0]])]
             rows.append(r)
             print("%-12s %d streams: %.1f tok/s aggregate; TTFT p50/p90/p99 %.0f/%.0f/%.0f ms; inter-token %.1f/%.1f/%.1f ms" % (
                 name, n, r["agg_tok_s"], r["ttft_ms"]["p50"], r["ttft_ms"]["p90"], r["ttft_ms"]["p99"],
@@ -236,15 +257,16 @@ def main():
                              "http://127.0.0.1:%d" % (port + 1), streams, a.tokens, a.rounds, prompts, os.path.join(a.work, "llama-server.log"),
                              late_prompt)
     late_head = " late prompt TTFT ms | longest gap ms |" if late_prompt else ""
-    print("\n| server | streams | aggregate tok/s | x single | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | drafted | accepted |"
+    print("\n| server | streams | aggregate tok/s | x single | x single per round | TTFT p50 / p90 / p99 ms | inter-token p50 / p90 / p99 ms | drafted | accepted |"
           + late_head + " load before |")
-    print("|---|---:|---:|---:|---|---|---:|---:|" + ("---:|---:|" if late_prompt else "") + "---:|")
+    print("|---|---:|---:|---:|---|---|---|---:|---:|" + ("---:|---:|" if late_prompt else "") + "---:|")
     for r in rows:
         single = next(x["agg_tok_s"] for x in rows if x["server"] == r["server"] and x["streams"] == streams[0])
         acc = "%d (%.0f %%)" % (r["accepted"], 100 * r["accepted"] / r["drafted"]) if r["drafted"] else "-"
         late_cells = " %.0f | %.0f |" % (r["late_ttft_ms"], r["max_gap_ms"]) if late_prompt else ""
-        print("| %s | %d | %.1f | %.2f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %s | %s |%s %.2f |" % (
-            r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
+        per_round = " / ".join("%.2f" % v for v in r["x_single_runs"])
+        print("| %s | %d | %.1f | %.2f | %s | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %s | %s |%s %.2f |" % (
+            r["server"], r["streams"], r["agg_tok_s"], r["agg_tok_s"] / single, per_round, r["ttft_ms"]["p50"], r["ttft_ms"]["p90"],
             r["ttft_ms"]["p99"], r["itl_ms"]["p50"], r["itl_ms"]["p90"], r["itl_ms"]["p99"],
             "%d" % r["drafted"] if r["drafted"] else "-", acc, late_cells, r["load_before"]))
     print("uptime after: " + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
