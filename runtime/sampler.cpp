@@ -40,6 +40,17 @@ double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53
 // pairs best first and *w their unnormalized weights. Shared by sample() and probabilities().
 bool Sampler::weigh(std::span<const float> logits, std::span<const int32_t> history, std::vector<double>* w) {
   const int32_t n = static_cast<int32_t>(logits.size());
+  const bool greedy = params_.temperature == 0.0f || params_.top_k == 1;
+  if (greedy && params_.repeat_penalty == 1.0f && params_.presence_penalty == 0.0f && params_.frequency_penalty == 0.0f) {
+    // The greedy pick straight from the logits: the same token as the general path below (the
+    // first of the highest, a NaN never chosen over an earlier value), without building n pairs
+    // (a server decoding 8 streams of a 32k vocabulary spent ~0.5 ms a step there).
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; ++i)
+      if (logits[static_cast<size_t>(i)] > logits[static_cast<size_t>(best)]) best = i;
+    candidates_.assign(1, {logits[static_cast<size_t>(best)], best});
+    return false;
+  }
   candidates_.resize(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) candidates_[static_cast<size_t>(i)] = {logits[static_cast<size_t>(i)], i};
 

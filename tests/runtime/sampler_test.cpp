@@ -29,6 +29,26 @@ TEST(Sampler, TemperatureZeroIsArgmaxWithLowestIdOnTies) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(s1.sample(l, {}), 1);
 }
 
+TEST(Sampler, GreedyWithoutPenaltiesPicksWhatTheGeneralPathPicks) {
+  // Without penalties the greedy pick reads the logits directly; a presence penalty with no
+  // history changes no logit but takes the general path (pairs, min_element): both must agree,
+  // ties to the lowest id and NaNs never chosen over an earlier value (a NaN first stays first).
+  const float nan = std::nanf("");
+  const std::vector<std::vector<float>> cases = {
+      {0.1f, 2.0f, -1.0f, 2.0f}, {nan, 3.0f, 1.0f},    {1.0f, nan, 3.0f, 3.0f}, {-INFINITY, -INFINITY},
+      {5.0f},                    {2.0f, INFINITY, nan}, {-1.0f, -0.5f, -0.5f, -2.0f}};
+  for (const std::vector<float>& l : cases) {
+    Sampler fast(only_temperature(0));
+    SamplingParams p = only_temperature(0);
+    p.presence_penalty = 1.0f;
+    Sampler general(p);
+    EXPECT_EQ(fast.sample(l, {}), general.sample(l, {})) << ::testing::PrintToString(l);
+  }
+  Sampler fast(only_temperature(0));
+  EXPECT_EQ(fast.sample(std::vector<float>{nan, 3.0f, 1.0f}, {}), 0);
+  EXPECT_EQ(fast.sample(std::vector<float>{1.0f, nan, 3.0f, 3.0f}, {}), 2);
+}
+
 TEST(Sampler, SameSeedSameSequenceDifferentSeedDifferentSequence) {
   std::vector<float> l(50);
   for (size_t i = 0; i < l.size(); ++i) l[i] = std::sin(static_cast<float>(i));
