@@ -48,7 +48,22 @@ struct BundleOpenOptions {
   // When set, the bundle must carry a valid signature by one of these keys: anything else is
   // refused right after the section table is read, before the manifest is parsed (require_signature).
   const TrustedKeys* trusted_keys = nullptr;
+  // Read the file into private memory backed by transparent huge pages instead of mapping it,
+  // where the kernel offers them (BundleResidency; EngineOptions::huge_pages). Mapped otherwise,
+  // or if the memory for the copy cannot be had.
+  bool huge_pages = false;
 };
+
+// How an opened bundle's bytes are held.
+enum class BundleResidency {
+  mapped,      // a private read-only mapping of the file (pages shared with the page cache)
+  huge_pages,  // copied into anonymous memory advised for 2 MiB transparent huge pages
+  heap,        // copied from bytes in memory (Bundle::from_bytes)
+};
+const char* bundle_residency_name(BundleResidency r);
+// Whether this system hands out transparent huge pages to memory that asks for them
+// (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise").
+bool transparent_huge_pages_available();
 
 // A bundle's signature section, checked (Bundle::check_signature).
 struct BundleSignatureCheck {
@@ -86,6 +101,7 @@ class Bundle {
 
   const std::string& name() const { return name_; }
   uint64_t file_size() const { return size_; }
+  BundleResidency residency() const { return residency_; }
   const pb::Manifest& manifest() const { return manifest_; }
   const std::vector<BundleSection>& sections() const { return sections_; }
   // The first section of a kind, or null.
@@ -146,8 +162,10 @@ class Bundle {
   std::string name_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  void* map_ = nullptr;  // mmap'ed file, or
+  void* map_ = nullptr;  // mmap'ed file or huge-page copy (map_bytes_ long), or
+  size_t map_bytes_ = 0;
   void* heap_ = nullptr; // aligned copy (from_bytes)
+  BundleResidency residency_ = BundleResidency::mapped;
   std::vector<BundleSection> sections_;
   pb::Manifest manifest_;
   const uint8_t* weights_ = nullptr;

@@ -1,6 +1,8 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +44,10 @@ uint8_t* zeroed_pages(int64_t bytes) {
 void release_pages(uint8_t* p, int64_t bytes) {
   if (p) ::munmap(p, page_rounded(bytes));
 }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 
 // The vocabulary size from the logits output's type "f32[1, 512]"; 0 if it is not a number of at
 // most 2^31.
@@ -143,8 +149,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::load(const std::string& path, const En
   std::unique_ptr<Engine> e(new Engine());
   // With trusted keys, open refuses a bundle not signed by one of them before anything else.
   INGOT_ASSIGN_OR_RETURN(std::optional<TrustedKeys> trusted, load_trusted_keys(options.trusted_keys));
+  bool huge_pages = options.huge_pages;
+  if (const char* env = std::getenv("INGOT_WEIGHTS"); env && *env) {
+    if (std::strcmp(env, "huge-pages") == 0) huge_pages = true;
+    else if (std::strcmp(env, "mapped") == 0) huge_pages = false;
+    else return fail(std::string("INGOT_WEIGHTS=") + env + ": expected huge-pages or mapped");
+  }
   INGOT_ASSIGN_OR_RETURN(e->bundle_, Bundle::open(path, BundleOpenOptions{.tier = options.tier,
-                                                                          .trusted_keys = trusted ? &*trusted : nullptr}));
+                                                                          .trusted_keys = trusted ? &*trusted : nullptr,
+                                                                          .huge_pages = huge_pages}));
   if (!e->bundle_->kernel_set_note().empty())
     std::fprintf(stderr, "ingot: note: %s: %s\n", path.c_str(), e->bundle_->kernel_set_note().c_str());
   // Every load checks the manifest's SHA-256 (load_kernels checks the kernels'); --verify all.
@@ -471,27 +484,58 @@ StatusOr<std::unique_ptr<Batcher>> Batcher::create(const Engine& engine, int thr
   return b;
 }
 
-// One call of the schedule over `tokens` rows starting at row `row` of the token-row tensors,
-// after `past` cached positions of the KV cache at `state` (per-session calls; else null).
-void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state) {
-  argv_.assign(c.args.size(), nullptr);
+// The arguments and sizes of one call of the schedule over `tokens` rows starting at row `row`
+// of the token-row tensors, after `past` cached positions of the KV cache at `state`
+// (per-session calls; else null).
+void Batcher::bind(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state, const void** argv,
+                   int64_t* dims) const {
   for (size_t i = 0; i < c.args.size(); ++i) {
     const Engine::Arg& a = c.args[i];
+    argv[i] = nullptr;
     switch (a.kind) {
       case Engine::Arg::Kind::null: break;
-      case Engine::Arg::Kind::arena: argv_[i] = arena_ + a.offset + row * a.row_bytes; break;
-      case Engine::Arg::Kind::weight: argv_[i] = a.data; break;
-      case Engine::Arg::Kind::state: argv_[i] = state + a.offset; break;
-      case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
+      case Engine::Arg::Kind::arena: argv[i] = arena_ + a.offset + row * a.row_bytes; break;
+      case Engine::Arg::Kind::weight: argv[i] = a.data; break;
+      case Engine::Arg::Kind::state: argv[i] = state + a.offset; break;
+      case Engine::Arg::Kind::scratch: argv[i] = scratch_; break;
     }
   }
-  int64_t dims[4] = {0, 0, 0, 0};
+  for (size_t d = 0; d < 4; ++d) dims[d] = 0;
   for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
     dims[d] = c.dims[d] == pb::DIM_TOKENS ? tokens : c.dims[d] == pb::DIM_PAST ? past : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past + tokens
               : c.dims[d] == pb::DIM_ONE ? 1 : 0;
+}
+
+// One call of the schedule over `tokens` rows starting at row `row` of the token-row tensors,
+// after `past` cached positions of the KV cache at `state` (per-session calls; else null).
+void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state) {
+  argv_.resize(c.args.size());
+  int64_t dims[4];
+  bind(c, tokens, past, row, state, argv_.data(), dims);
   const void* const* argv = argv_.data();
   const Engine::Call::Fn fn = c.fn;
   pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
+}
+
+// A per-session call for every part in one dispatch of the pool: each thread runs its share of
+// each session's call in turn. The sessions' calls touch disjoint rows, caches and (per thread)
+// scratch, so no barrier is needed between them.
+void Batcher::call_per_part(const Engine::Call& c, std::span<const BatchPart> parts, std::span<const int64_t> first_row) {
+  const size_t n_args = c.args.size();
+  argv_.resize(n_args * parts.size());
+  part_dims_.resize(4 * parts.size());
+  for (size_t p = 0; p < parts.size(); ++p) {
+    const Session& s = *parts[p].session;
+    bind(c, static_cast<int64_t>(parts[p].ids.size()), s.past_, first_row[p], s.state_, argv_.data() + p * n_args,
+         part_dims_.data() + 4 * p);
+  }
+  const void* const* argv = argv_.data();
+  const int64_t* dims = part_dims_.data();
+  const size_t n_parts = parts.size();
+  const Engine::Call::Fn fn = c.fn;
+  pool_.run([&](int t, int nt) {
+    for (size_t p = 0; p < n_parts; ++p) fn(argv + p * n_args, dims + 4 * p, t, nt);
+  });
 }
 
 uint8_t* Batcher::tail_buffer(int64_t offset) const {
@@ -550,6 +594,8 @@ Status Batcher::run(std::span<const BatchPart> parts) {
   if (total > e.max_batch())
     return fail("the batch has " + std::to_string(total) + " tokens, more than the bundle's --max-batch " + std::to_string(e.max_batch()));
 
+  for (const BatchPart& part : parts) part.session->populate_cache(part.session->past_ + static_cast<int64_t>(part.ids.size()));
+
   int64_t* tok = reinterpret_cast<int64_t*>(arena_ + e.token_ids_offset());
   std::vector<int64_t> first_row(parts.size());
   for (size_t p = 0, row = 0; p < parts.size(); ++p) {
@@ -570,6 +616,8 @@ Status Batcher::run(std::span<const BatchPart> parts) {
     if (!c.per_session) {
       // A row-wise call reads no cache; with one part it still sees that part's past, as before.
       call(c, total, parts.size() == 1 ? parts[0].session->past_ : 0, 0, parts.size() == 1 ? parts[0].session->state_ : nullptr);
+    } else if (!c.reads_pos && parts.size() > 1) {
+      call_per_part(c, parts, first_row);
     } else {
       for (size_t p = 0; p < parts.size(); ++p) {
         Session& s = *parts[p].session;
@@ -657,6 +705,30 @@ StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int thr
     return fail("out of memory for the session's KV cache (" + std::to_string(engine.state_bytes()) + " bytes)", StatusCode::internal);
   s->logits_.assign(static_cast<size_t>(engine.vocab()), 0.0f);
   return s;
+}
+
+// Makes the cache rows of positions below `end` resident ahead of the kernels, kPopulateAhead
+// positions at a time, one madvise(MADV_POPULATE_WRITE) per state slot: else every 4 KiB of every
+// slot faults on the kernel thread that first writes it (on the AMD Zen 5 VMs 4-9 us each: 8
+// sessions of tinyllama made 170 faults per decode step, ~0.7 ms of attention). A kernel without
+// MADV_POPULATE_WRITE (before 5.14) leaves the pages to fault as before.
+void Session::populate_cache(int64_t end) {
+  if (end <= populated_) return;
+  static std::atomic<bool> unsupported{false};
+  const int64_t target = std::min(engine_.max_context(), (end + kPopulateAhead - 1) / kPopulateAhead * kPopulateAhead);
+  if (!unsupported.load(std::memory_order_relaxed)) {
+    const uintptr_t page = 4096;
+    for (const Engine::StateSlot& slot : engine_.state_slots()) {
+      const uintptr_t from = reinterpret_cast<uintptr_t>(state_ + slot.offset + populated_ * slot.row_bytes) & ~(page - 1);
+      const uintptr_t to = reinterpret_cast<uintptr_t>(state_ + slot.offset + target * slot.row_bytes);
+      if (to <= from) continue;
+      if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE) != 0 && (errno == EINVAL || errno == ENOSYS)) {
+        unsupported.store(true, std::memory_order_relaxed);
+        break;
+      }
+    }
+  }
+  populated_ = target;
 }
 
 void Session::reset() {

@@ -74,7 +74,7 @@ Usage:
   ingot serve BUNDLE|MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--threads T]
               [--api-key KEY] [--queue N] [--max-body BYTES] [--chat-template FILE] [--tier TIER]
               [--trusted-keys FILE] [--lookup N | --draft BUNDLE|MODEL] [--draft-max K]
-              [--prefill-chunk N]
+              [--prefill-chunk N] [--mmap]
                           an OpenAI-compatible HTTP server (docs/serve.md): POST /v1/chat/completions
                           (the chat template; ChatML if the bundle has none), POST /v1/completions,
                           both streamed as server-sent events with "stream": true; GET /v1/models,
@@ -90,7 +90,9 @@ Usage:
                           Binds loopback by default; --port 0 takes a free port; the address is
                           printed on stderr when ready; SIGINT/SIGTERM stop it. --lookup and
                           --draft speculate as in `ingot run`, per slot, the verifications batched
-                          with the other slots' tokens (greedy streams unchanged)
+                          with the other slots' tokens (greedy streams unchanged). The bundle is
+                          read into 2 MiB huge pages where the system offers them (faster steps,
+                          a slower start); --mmap maps it instead, sharing its pages
   ingot bench BUNDLE [-p 128,512] [-n 64] [-t 1,2] [-r 3] [--json] [--no-fresh-process] [--tier TIER]
             [--no-warmup] [--trusted-keys FILE] [--profile OUT.json]
                           first the time to first token of fresh `ingot run` processes (page

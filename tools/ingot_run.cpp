@@ -416,6 +416,7 @@ int cmd_run(const std::vector<std::string>& args) {
     j["stop_reason"] = stop_reason_name(t.stop);
     j["seed"] = go.sampling.seed;
     j["tier"] = engine->tier();  // the CPU tier whose kernels ran
+    j["weights"] = bundle_residency_name(engine->bundle().residency());  // "mapped" or "huge pages"
     if (with_logits) j["logits_after_prompt"] = prompt_logits;
     j["timings"] = {{"load_ms", engine->load_ms()}, {"prefill_ms", t.prefill_ms}, {"decode_ms", t.decode_ms},
                     {"prefill_tok_s", prefill_tok_s}, {"decode_tok_s", decode_tok_s},

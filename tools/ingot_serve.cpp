@@ -66,6 +66,7 @@ struct ServeConfig {
   std::string path, host = "127.0.0.1", api_key, template_file, tier, keys, draft;
   int port = 8080;
   int64_t max_body = 1 << 20;
+  bool mmap = false;  // --mmap: map the bundle instead of reading it into huge pages
   ServeOptions scheduler;
 };
 
@@ -518,6 +519,8 @@ int cmd_serve(const std::vector<std::string>& args) {
       if (int e = integer(0, INT64_MAX, &c.scheduler.prefill_chunk)) return e;
     } else if (a == "--max-body") {
       if (int e = integer(1024, INT64_MAX / 2, &c.max_body)) return e;
+    } else if (a == "--mmap") {
+      c.mmap = true;
     } else if (a == "--api-key") {
       const std::string* v = value();
       if (!v || v->empty()) return usage_error("serve: --api-key needs a key");
@@ -551,7 +554,9 @@ int cmd_serve(const std::vector<std::string>& args) {
   std::string error;
   const std::string bundle = bundle_path_for(c.path, &error);
   if (bundle.empty()) return fail(error);
-  auto loaded = Engine::load(bundle, EngineOptions{.tier = c.tier, .trusted_keys = c.keys});
+  // A server's weights in huge pages (unless --mmap): its steps stream them for hours, so the copy
+  // at load pays for itself (EngineOptions::huge_pages).
+  auto loaded = Engine::load(bundle, EngineOptions{.tier = c.tier, .trusted_keys = c.keys, .huge_pages = !c.mmap});
   if (!loaded.ok()) return fail(loaded.message());
   std::unique_ptr<Engine> engine = std::move(*loaded);
   if (!engine->tokenizer()) return fail(bundle + ": the bundle has no tokenizer; serve needs one");
@@ -587,7 +592,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   if (!c.draft.empty()) {
     const std::string draft_bundle = bundle_path_for(c.draft, &error);
     if (draft_bundle.empty()) return fail("--draft: " + error);
-    auto d = Engine::load(draft_bundle, EngineOptions{.tier = c.tier, .trusted_keys = c.keys});
+    auto d = Engine::load(draft_bundle, EngineOptions{.tier = c.tier, .trusted_keys = c.keys, .huge_pages = !c.mmap});
     if (!d.ok()) return fail("--draft: " + d.message());
     draft_engine = std::move(*d);
     c.scheduler.draft = draft_engine.get();
@@ -600,6 +605,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   const int64_t ctx = (*scheduler)->context();
   const int64_t max_batch = engine->max_batch();
   const std::string tier = engine->tier();
+  const char* weights = bundle_residency_name(engine->bundle().residency());
   Server server(c, std::move(engine), std::move(*scheduler), std::move(*parsed), model_id);
   server.install();
   // Not httplib's default SO_REUSEPORT, which lets a second server listen on the same port.
@@ -631,9 +637,9 @@ int cmd_serve(const std::vector<std::string>& args) {
     server.http().stop();
   });
   const std::string shown_host = c.host.find(':') != std::string::npos ? "[" + c.host + "]" : c.host;
-  std::fprintf(stderr, "ingot serve: %s on http://%s:%d (%d slots of %lld tokens, %d threads, max batch %lld, tier %s)\n",
+  std::fprintf(stderr, "ingot serve: %s on http://%s:%d (%d slots of %lld tokens, %d threads, max batch %lld, tier %s, weights %s)\n",
                model_id.c_str(), shown_host.c_str(), port, c.scheduler.parallel, static_cast<long long>(ctx), c.scheduler.threads,
-               static_cast<long long>(max_batch), tier.c_str());
+               static_cast<long long>(max_batch), tier.c_str(), weights);
   std::fflush(stderr);
   const bool ok = server.http().listen_after_bind();
   if (!stopping.exchange(true)) {

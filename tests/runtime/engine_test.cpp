@@ -69,6 +69,35 @@ TEST_F(EngineTest, GreedyIdsMatchLlamaCppWithChunkedPrefill) {
   }
 }
 
+TEST_F(EngineTest, WeightsInHugePagesGiveTheSameIds) {
+  // The default maps the file; huge_pages reads it into transparent huge pages where the system
+  // has them (else it maps too). INGOT_WEIGHTS overrides the option either way; a bad value is an
+  // error that names it.
+  EXPECT_EQ(engine_->bundle().residency(), BundleResidency::mapped);
+  std::string error;
+  EngineOptions in_huge_pages;
+  in_huge_pages.huge_pages = true;
+  auto huge = take(Engine::load(bundle_, in_huge_pages), &error);
+  ASSERT_TRUE(huge) << error;
+  EXPECT_EQ(huge->bundle().residency(), transparent_huge_pages_available() ? BundleResidency::huge_pages : BundleResidency::mapped);
+  auto s = take(Session::create(*huge, 2), &error);
+  ASSERT_TRUE(s) << error;
+  for (const auto& run : reference_) {
+    s->reset();
+    const auto want = run["greedy_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(greedy(*s, run["prompt_ids"].get<std::vector<int32_t>>(), static_cast<int>(want.size())), want) << run["prompt"];
+  }
+  ::setenv("INGOT_WEIGHTS", "mapped", 1);
+  auto mapped = take(Engine::load(bundle_, in_huge_pages), &error);
+  ::setenv("INGOT_WEIGHTS", "copy", 1);
+  auto bad = Engine::load(bundle_, EngineOptions{});
+  ::unsetenv("INGOT_WEIGHTS");
+  ASSERT_TRUE(mapped) << error;
+  EXPECT_EQ(mapped->bundle().residency(), BundleResidency::mapped);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("INGOT_WEIGHTS=copy"), std::string::npos) << bad.status().message();
+}
+
 TEST_F(EngineTest, SaveRestoreContinueEqualsUninterrupted) {
   std::string error;
   const auto prompt = reference_[0]["prompt_ids"].get<std::vector<int32_t>>();
