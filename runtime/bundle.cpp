@@ -70,8 +70,9 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // memory or a read fails. Why: a mapped file's pages are folios of whatever size the page cache
 // made when it filled them, so the same bundle streamed its weights through 4 KiB or 2 MiB TLB
 // entries depending on how the file was written or read (on a VM each 4 KiB miss is a two-level
-// page walk): AMD Zen 5, tinyllama-1.1b q4_0, 2 threads, 8 sessions decoding together 250-274
-// tok/s from a file cached in small folios, 303-327 from this copy (docs/runtime.md).
+// page walk): AMD Zen 5, tinyllama-1.1b q4_0, 2 threads, 8 sessions decoding together 252-263
+// tok/s from a file cached in small folios, 303-327 from this copy in 6 of 7 runs
+// (docs/benchmarks.md).
 void* read_into_huge_pages(int fd, uint64_t size, size_t* bytes) {
   const size_t want = (static_cast<size_t>(size) + kHugePage - 1) / kHugePage * kHugePage;
   void* raw = ::mmap(nullptr, want + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
