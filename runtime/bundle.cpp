@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -65,6 +66,22 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 
+// MemAvailable from /proc/meminfo in bytes (memory the kernel can hand out without swapping,
+// reclaimable page cache included); -1 if unknown.
+int64_t memory_available_bytes() {
+  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[4096] = {};
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  const char* at = std::strstr(buf, "MemAvailable:");
+  if (!at) return -1;
+  long long kib = -1;
+  if (std::sscanf(at, "MemAvailable: %lld kB", &kib) != 1 || kib < 0) return -1;
+  return static_cast<int64_t>(kib) * 1024;
+}
+
 // The file's bytes in private anonymous memory advised for transparent huge pages, 2 MiB-aligned
 // so that every whole 2 MiB of it can be one page; read-only once filled. Null (errno set) if the
 // memory or a read fails. Why: a mapped file's pages are folios of whatever size the page cache
@@ -123,8 +140,13 @@ StatusOr<std::unique_ptr<Bundle>> Bundle::open(const std::string& path, const Bu
     return b->fail("truncated: " + u64s(b->size_) + " bytes, smaller than a bundle header (" +
                        u64s(FileHeader::kSize) + ")");
   }
-  // Should memory for the copy run short, the mapping serves.
-  void* m = options.huge_pages && transparent_huge_pages_available() ? read_into_huge_pages(fd, b->size_, &b->map_bytes_) : nullptr;
+  // The copy only where the system has huge pages and the bundle takes at most half of the memory
+  // available (the page cache it is read from counts as available); else, or should the copy
+  // fail, the mapping serves.
+  const int64_t available = options.huge_pages ? memory_available_bytes() : -1;
+  const bool copy = options.huge_pages && transparent_huge_pages_available() && available > 0 &&
+                    b->size_ <= static_cast<uint64_t>(available / 2);
+  void* m = copy ? read_into_huge_pages(fd, b->size_, &b->map_bytes_) : nullptr;
   if (m) {
     b->residency_ = BundleResidency::huge_pages;
   } else {

@@ -49,8 +49,8 @@ struct BundleOpenOptions {
   // refused right after the section table is read, before the manifest is parsed (require_signature).
   const TrustedKeys* trusted_keys = nullptr;
   // Read the file into private memory backed by transparent huge pages instead of mapping it,
-  // where the kernel offers them (BundleResidency; EngineOptions::huge_pages). Mapped otherwise,
-  // or if the memory for the copy cannot be had.
+  // where the kernel offers them and the file takes at most half of MemAvailable (BundleResidency;
+  // EngineOptions::huge_pages). Mapped otherwise, or if the copy fails.
   bool huge_pages = false;
 };
 
