@@ -48,16 +48,23 @@ const char* bundle_residency_name(BundleResidency r) {
   return "?";
 }
 
+namespace {
+// The start of a small kernel file (/proc, /sys), at most 4 KiB; empty if it cannot be read.
+std::string read_kernel_file(const char* path) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  const ssize_t n = ::read(fd, buf, sizeof(buf));
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+}  // namespace
+
 bool transparent_huge_pages_available() {
+  // "always [madvise] never": the bracketed word is the mode.
   static const bool available = [] {
-    const int fd = ::open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char buf[128] = {};
-    const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-    ::close(fd);
-    if (n <= 0) return false;
-    // "always [madvise] never": the bracketed word is the mode.
-    return std::strstr(buf, "[always]") != nullptr || std::strstr(buf, "[madvise]") != nullptr;
+    const std::string mode = read_kernel_file("/sys/kernel/mm/transparent_hugepage/enabled");
+    return mode.find("[always]") != std::string::npos || mode.find("[madvise]") != std::string::npos;
   }();
   return available;
 }
@@ -69,16 +76,10 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // MemAvailable from /proc/meminfo in bytes (memory the kernel can hand out without swapping,
 // reclaimable page cache included); -1 if unknown.
 int64_t memory_available_bytes() {
-  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[4096] = {};
-  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-  ::close(fd);
-  if (n <= 0) return -1;
-  const char* at = std::strstr(buf, "MemAvailable:");
-  if (!at) return -1;
+  const std::string info = read_kernel_file("/proc/meminfo");
+  const size_t at = info.find("MemAvailable:");
   long long kib = -1;
-  if (std::sscanf(at, "MemAvailable: %lld kB", &kib) != 1 || kib < 0) return -1;
+  if (at == std::string::npos || std::sscanf(info.c_str() + at, "MemAvailable: %lld kB", &kib) != 1 || kib < 0) return -1;
   return static_cast<int64_t>(kib) * 1024;
 }
 
@@ -143,9 +144,10 @@ StatusOr<std::unique_ptr<Bundle>> Bundle::open(const std::string& path, const Bu
   // The copy only where the system has huge pages and the bundle takes at most half of the memory
   // available (the page cache it is read from counts as available); else, or should the copy
   // fail, the mapping serves.
-  const int64_t available = options.huge_pages ? memory_available_bytes() : -1;
-  const bool copy = options.huge_pages && transparent_huge_pages_available() && available > 0 &&
-                    b->size_ <= static_cast<uint64_t>(available / 2);
+  const bool copy = options.huge_pages && transparent_huge_pages_available() && [&] {
+    const int64_t available = memory_available_bytes();
+    return available > 0 && b->size_ <= static_cast<uint64_t>(available / 2);
+  }();
   void* m = copy ? read_into_huge_pages(fd, b->size_, &b->map_bytes_) : nullptr;
   if (m) {
     b->residency_ = BundleResidency::huge_pages;
