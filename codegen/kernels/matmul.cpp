@@ -94,12 +94,15 @@ Status MatMulEmitter::emit() {
     const int64_t steps = (int64_t{1} << 20) / (L.scratch_per_token * kAmxTokens);
     tokens_per_block = std::max(tokens_per_block, steps * kAmxTokens);
   }
+  // The panels token_blocks sweeps start here: p0, or after the pairs of a few tokens' step below.
+  Value* pfirst = e.var(e.i64, p0);
   auto token_blocks = [&] {
+  Value* pa = e.load(e.i64, pfirst, 8);
   e.loop(e.c64(0), M_, tokens_per_block, [&](Value* mb) {
     Value* mend = e.smin(B.CreateAdd(mb, e.c64(tokens_per_block)), M_);
     mb_ = mb;
     if (!int_dots_) emit_pack_activations(mb, mend);
-    e.loop(p0, p1, 1, [&](Value* p) {
+    e.loop(pa, p1, 1, [&](Value* p) {
       Value* tstart = mb;
       if (amx) {
         Value* t16 = B.CreateAdd(mb, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, mb), e.c64(kAmxTokens)), e.c64(kAmxTokens)));
@@ -163,7 +166,10 @@ Status MatMulEmitter::emit() {
       Value* mid = B.CreateAdd(p0, half);
       e.loop(p0, mid, 1, [&](Value* p) { emit_tile(1, p, e.c64(0), B.CreateAdd(p, half)); }, "panel.pair");
       e.if_then(B.CreateICmpNE(B.CreateAdd(mid, half), p1), [&] { emit_tile(1, B.CreateSub(p1, e.c64(1)), e.c64(0)); });
-    }, token_blocks);
+    }, [&] {
+      if (int_dots_ && !amx) emit_few_token_pairs(p0, p1, pfirst);
+      token_blocks();
+    });
   } else {
     token_blocks();
   }
@@ -172,6 +178,31 @@ Status MatMulEmitter::emit() {
   if (s.rope != RopeLayout::none) emit_rope(p0, p1);
   B.CreateRetVoid();
   return Status::Ok();
+}
+
+// A step of 2 to 8 tokens (several streams decoding together) with q8_0/q4_0 weights at 512 bits:
+// panels in pairs as in decoding, p with p + half of this thread's range, each pair one tile of
+// all M tokens with both panels' chains (the same chains and order as one panel at a time). Two
+// weight streams a thread keep more of the memory's reads in flight than one, and one tile of M
+// reads each panel once where the tiles of token_blocks (12, 8, 6, 3 and a rest) read it up to
+// three times (AMD Zen 5, `codegen_bench --only prefill --tokens M`, weights from memory, 2
+// threads, q4_0 G int8 ops/s: 8 tokens 500-700 -> 560-810, 4 tokens 270-390 -> 400-560, 2 tokens
+// 180-260 -> 200-275; tinyllama q4_0 batched steps: docs/benchmarks.md). An odd panel is left to
+// token_blocks: `pfirst` moves past the pairs.
+void MatMulEmitter::emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst) {
+  BasicBlock* done = BasicBlock::Create(e.C, "pairs.done", e.F);
+  llvm::SwitchInst* sw = B.CreateSwitch(M_, done, 7);
+  for (int m = 2; m <= 8; ++m) {
+    BasicBlock* cb = BasicBlock::Create(e.C, "pairs" + std::to_string(m), e.F);
+    sw->addCase(B.getInt64(static_cast<uint64_t>(m)), cb);
+    B.SetInsertPoint(cb);
+    mb_ = e.c64(0);  // the tile at token 0 streams its panels: it prefetches the next ones
+    Value* half = B.CreateSDiv(B.CreateSub(p1, p0), e.c64(2));
+    e.loop(p0, B.CreateAdd(p0, half), 1, [&](Value* p) { emit_tile(m, p, e.c64(0), B.CreateAdd(p, half)); }, "panel.pairs");
+    B.CreateStore(B.CreateAdd(p0, B.CreateMul(half, e.c64(2))), pfirst);
+    B.CreateBr(done);
+  }
+  B.SetInsertPoint(done);
 }
 
 void MatMulEmitter::emit_pack_activations(Value* mb, Value* mend) {

@@ -265,6 +265,39 @@ TEST(CodegenMatMul, MultiTokenTilesPrefetchTheNextPanel) {
     }
 }
 
+// A step of 2 to 8 tokens with q8_0/q4_0 weights at 512 bits runs panels in pairs, one tile of all
+// the tokens (MatMulEmitter::emit_few_token_pairs); an odd panel goes through the usual tiles.
+// 3 and 8 tokens run in CodegenMatMul.Q8_0/Q4_0; here the other counts, on 1, 3 and 5 panels and
+// each epilogue, with 1 to 3 threads (a thread with one panel has no pair).
+TEST(CodegenMatMul, FewTokenStepsPairPanels) {
+  for (ElementType t : {ElementType::q8_0, ElementType::q4_0}) {
+    std::vector<MatMulCase> cases;
+    MatMulCase base;
+    base.weight = t;
+    base.act_q8 = true;
+    base.K = 96;
+    for (int64_t n : {int64_t{9}, int64_t{33}, int64_t{72}}) {
+      MatMulCase c = base;
+      c.N = n;
+      cases.push_back(c);
+    }
+    auto with = [&](auto f) {
+      MatMulCase c = base;
+      f(c);
+      cases.push_back(c);
+    };
+    with([](MatMulCase& c) { c.N = 2 * 40; c.swiglu = true; c.bias = true; c.residual = true; });
+    with([](MatMulCase& c) { c.N = 5 * 16 + 5; c.bias = true; c.rope = RopeLayout::interleaved; c.rope_heads = 5; c.head_dim = 16; });
+    with([](MatMulCase& c) { c.N = 60; c.rope = RopeLayout::rotate_half; c.rope_heads = 2; c.head_dim = 24; });
+    check_matmul_cases(cases, CodegenOptions{}, {2, 4, 5, 6, 7});
+  }
+  // The avx512 tier has the paired step; x86-64-v3 (8-lane dots) does not.
+  MatMulCase c = odd_q8_case(ElementType::q4_0);
+  c.M = 4;
+  EXPECT_NE(case_llvm_ir(c, "avx512").find("panel.pairs"), std::string::npos);
+  EXPECT_EQ(case_llvm_ir(c, "x86-64-v3").find("panel.pairs"), std::string::npos);
+}
+
 // Without 8-bit activations these types have no kernel: the layout says so (the compiler then
 // reports the node as having no kernel).
 TEST(CodegenMatMul, Q8OnlyTypesRefuseFloatActivations) {

@@ -39,9 +39,10 @@ void MatMulEmitter::emit_int_dots(int T, Value* wp, Value* t0, const Accs& acc) 
     std::vector<std::vector<Value*>> isum(TS, std::vector<Value*>(VS, nullptr));
     // Two partial i32 sums (even and odd groups; q4_0: low and high nibbles), so consecutive
     // integer dots do not form one long dependency chain; from 8 tokens on, the tokens' own
-    // chains are enough (and a second set would not fit the registers).
+    // chains are enough (and a second set would not fit the registers); in a paired tile, from 4
+    // tokens on (each token has a chain per panel).
     std::vector<std::vector<Value*>> isum2 = isum;
-    const bool split = T < 8;
+    const bool split = wp2_ ? T * V < 8 : T < 8;
     // Whether the activation row's per-block offset term (8 * sum(x), or 128 * sum(x) for q8_0
     // with VNNI: emit_quantize_activations) comes off each block's integer sum.
     bool subtract_offset = false;

@@ -93,8 +93,12 @@ class MatMulEmitter {
 
   // One register tile: T tokens starting at t0, the whole panel p; with p2, panel p2 as well (its
   // own accumulators, loaded beside p's in the same k loop: decoding f32/f16/bf16 weights, where
-  // one panel's chains, one FMA latency per 16 outputs, leave a thread short of its bandwidth).
+  // one panel's chains, one FMA latency per 16 outputs, leave a thread short of its bandwidth;
+  // q8_0/q4_0 at 512 bits decoding one to eight tokens, where two weight streams keep more reads
+  // in flight).
   void emit_tile(int T, Value* p, Value* t0, Value* p2 = nullptr);
+  // Steps of 2 to 8 tokens (q8_0/q4_0 at 512 bits): pairs of panels, one tile of all the tokens.
+  void emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst);
   Value* wp2_ = nullptr;  // the second panel's weights during a paired tile (float_fma)
 
   // The inner loops (one file each in matmul/): the K loop of one register tile.
