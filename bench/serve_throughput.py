@@ -8,7 +8,7 @@
 
 Synthesizes a random-weight tinyllama-1.1b q4_0 GGUF (`ingotc synth --shape tinyllama-1.1b
 --type q4_0`) and compiles it (`ingotc compile --target native --max-context CTX`) into WORK
-(default ~/.cache/ingot-bench/serve) once. Then for each server in turn -- `ingot serve BUNDLE
+(default ~/.cache/ingot-bench/serve) once (again when `ingotc` is newer than the bundle). Then for each server in turn -- `ingot serve BUNDLE
 --parallel 8 --threads T --ctx CTX` and `llama-server -m GGUF --parallel 8 -t T -tb T -c 8*CTX` --
 and for each stream count N: N clients at once each stream one /v1/completions request of
 TOKENS tokens (temperature 0, ignore_eos, a distinct prompt of ~16 tokens per stream); ROUNDS
@@ -229,7 +229,8 @@ def main():
     bundle = os.path.join(a.work, "tinyllama-1.1b-q4_0-ctx%d.ingot" % a.ctx)
     if not os.path.exists(gguf):
         run([ingotc, "synth", "--shape", "tinyllama-1.1b", "--type", "q4_0", "-o", gguf])
-    if not os.path.exists(bundle):
+    # A bundle older than the compiler holds kernels that may since have changed: compiled again.
+    if not os.path.exists(bundle) or os.path.getmtime(bundle) < os.path.getmtime(ingotc):
         run([ingotc, "compile", gguf, "-o", bundle, "--target", "native", "--max-context", str(a.ctx)])
     streams = [int(x) for x in a.streams.split(",")]
     words = "time little dog house river stone cloud apple green music window garden winter summer paper light".split()
