@@ -186,8 +186,8 @@ Status MatMulEmitter::emit() {
 // weight streams a thread keep more of the memory's reads in flight than one, and one tile of M
 // reads each panel once where the tiles of token_blocks (12, 8, 6, 3 and a rest) read it up to
 // three times (AMD Zen 5, `codegen_bench --only prefill --tokens M`, weights from memory, 2
-// threads, q4_0 G int8 ops/s: 8 tokens 500-700 -> 560-810, 4 tokens 270-390 -> 400-560, 2 tokens
-// 180-260 -> 200-275; tinyllama q4_0 batched steps: docs/benchmarks.md). An odd panel is left to
+// threads, q4_0 G int8 ops/s: 8 tokens 434-699 -> 516-793, 4 tokens 266-394 -> 398-563, 2 tokens
+// 176-261 -> 225-274; tinyllama q4_0 batched steps: docs/benchmarks.md). An odd panel is left to
 // token_blocks: `pfirst` moves past the pairs.
 void MatMulEmitter::emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst) {
   BasicBlock* done = BasicBlock::Create(e.C, "pairs.done", e.F);
