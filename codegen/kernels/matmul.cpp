@@ -167,7 +167,7 @@ Status MatMulEmitter::emit() {
       e.loop(p0, mid, 1, [&](Value* p) { emit_tile(1, p, e.c64(0), B.CreateAdd(p, half)); }, "panel.pair");
       e.if_then(B.CreateICmpNE(B.CreateAdd(mid, half), p1), [&] { emit_tile(1, B.CreateSub(p1, e.c64(1)), e.c64(0)); });
     }, [&] {
-      if (int_dots_ && !amx) emit_few_token_pairs(p0, p1, pfirst);
+      if (int_dots_) emit_few_token_pairs(p0, p1, pfirst, amx ? kAmxMinPartialTokens - 1 : 8);
       token_blocks();
     });
   } else {
@@ -188,11 +188,12 @@ Status MatMulEmitter::emit() {
 // three times (AMD Zen 5, `codegen_bench --only prefill --tokens M`, weights from memory, 2
 // threads, q4_0 G int8 ops/s: 8 tokens 434-699 -> 516-793, 4 tokens 266-394 -> 398-563, 2 tokens
 // 176-261 -> 225-274; tinyllama q4_0 batched steps: docs/benchmarks.md). An odd panel is left to
-// token_blocks: `pfirst` moves past the pairs.
-void MatMulEmitter::emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst) {
+// token_blocks: `pfirst` moves past the pairs. Up to `max_tokens` tokens: on the amx tier a
+// step of kAmxMinPartialTokens or more takes the tile step instead.
+void MatMulEmitter::emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst, int max_tokens) {
   BasicBlock* done = BasicBlock::Create(e.C, "pairs.done", e.F);
-  llvm::SwitchInst* sw = B.CreateSwitch(M_, done, 7);
-  for (int m = 2; m <= 8; ++m) {
+  llvm::SwitchInst* sw = B.CreateSwitch(M_, done, static_cast<unsigned>(max_tokens - 1));
+  for (int m = 2; m <= max_tokens; ++m) {
     BasicBlock* cb = BasicBlock::Create(e.C, "pairs" + std::to_string(m), e.F);
     sw->addCase(B.getInt64(static_cast<uint64_t>(m)), cb);
     B.SetInsertPoint(cb);

@@ -266,7 +266,9 @@ TEST(CodegenMatMul, MultiTokenTilesPrefetchTheNextPanel) {
 }
 
 // A step of 2 to 8 tokens with q8_0/q4_0 weights at 512 bits runs panels in pairs, one tile of all
-// the tokens (MatMulEmitter::emit_few_token_pairs); an odd panel goes through the usual tiles.
+// the tokens (MatMulEmitter::emit_few_token_pairs); an odd panel goes through the usual tiles. On
+// the amx tier (emulated here when the host has none) the 2 and 3 token steps pair, the others
+// take the tile step.
 // 3 and 8 tokens run in CodegenMatMul.Q8_0/Q4_0; here the other counts, on 1, 3 and 5 panels and
 // each epilogue, with 1 to 3 threads (a thread with one panel has no pair).
 TEST(CodegenMatMul, FewTokenStepsPairPanels) {
@@ -290,11 +292,18 @@ TEST(CodegenMatMul, FewTokenStepsPairPanels) {
     with([](MatMulCase& c) { c.N = 5 * 16 + 5; c.bias = true; c.rope = RopeLayout::interleaved; c.rope_heads = 5; c.head_dim = 16; });
     with([](MatMulCase& c) { c.N = 60; c.rope = RopeLayout::rotate_half; c.rope_heads = 2; c.head_dim = 24; });
     check_matmul_cases(cases, CodegenOptions{}, {2, 4, 5, 6, 7});
+    CodegenOptions amx;
+    amx.emulate_amx = true;
+    check_matmul_cases(cases, amx, {2, 3, 4});
   }
-  // The avx512 tier has the paired step; x86-64-v3 (8-lane dots) does not.
+  // The avx512 tier has the paired step for 2-8 tokens, the amx tier for 2-3 (from 4 tokens its
+  // tile step), x86-64-v3 (8-lane dots) none.
   MatMulCase c = odd_q8_case(ElementType::q4_0);
   c.M = 4;
-  EXPECT_NE(case_llvm_ir(c, "avx512").find("panel.pairs"), std::string::npos);
+  const std::string avx512 = case_llvm_ir(c, "avx512"), amx = case_llvm_ir(c, "amx");
+  EXPECT_NE(avx512.find("pairs8"), std::string::npos);
+  EXPECT_NE(amx.find("pairs3"), std::string::npos);
+  EXPECT_EQ(amx.find("pairs4"), std::string::npos);
   EXPECT_EQ(case_llvm_ir(c, "x86-64-v3").find("panel.pairs"), std::string::npos);
 }
 

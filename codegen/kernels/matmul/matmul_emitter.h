@@ -97,8 +97,9 @@ class MatMulEmitter {
   // q8_0/q4_0 at 512 bits decoding one to eight tokens, where two weight streams keep more reads
   // in flight).
   void emit_tile(int T, Value* p, Value* t0, Value* p2 = nullptr);
-  // Steps of 2 to 8 tokens (q8_0/q4_0 at 512 bits): pairs of panels, one tile of all the tokens.
-  void emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst);
+  // Steps of 2 to max_tokens tokens (q8_0/q4_0 at 512 bits): pairs of panels, one tile of all the
+  // tokens.
+  void emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst, int max_tokens);
   Value* wp2_ = nullptr;  // the second panel's weights during a paired tile (float_fma)
 
   // The inner loops (one file each in matmul/): the K loop of one register tile.
