@@ -19,7 +19,7 @@ using ir_emit::Fn;
 
 class AttentionEmitter {
  public:
-  AttentionEmitter(Fn& f, const AttentionSpec& s) : f(f), B(f.B), s(s) {}
+  AttentionEmitter(Fn& f, const AttentionSpec& s, bool wide) : f(f), B(f.B), s(s), wide_(wide) {}
 
   void emit() {
     H_ = s.H;
@@ -62,6 +62,9 @@ class AttentionEmitter {
   Fn& f;
   llvm::IRBuilder<>& B;
   const AttentionSpec& s;
+  // AVX-512 tiers: the V accumulation takes two 8-lane vectors of a row (dv, dv + 1) per 16-lane
+  // instruction; each lane's operations are the 8-lane ones, so the results are bitwise the same.
+  const bool wide_;
   // Query heads of a group processed together per key chunk: 2 when G is even, else 1. A pair
   // holds its 16 query vectors, 8 score accumulators and a key vector in registers (D = 64).
   // emit_queries_chunk takes up to 8; 8 at once (the whole tinyllama group) was slower: a 10k-
@@ -178,8 +181,8 @@ class AttentionEmitter {
     return B.CreateFMul(f.splat(f.cf(s.softcap)), vtanh(B.CreateFMul(score, f.splat(f.cf(inv)))));
   }
 
-  Value* lane_splat(Value* v, int lane) {
-    return B.CreateShuffleVector(v, llvm::PoisonValue::get(f.vf()), std::vector<int>(8, lane));
+  Value* lane_splat(Value* v, int lane, unsigned lanes = 8) {
+    return B.CreateShuffleVector(v, llvm::PoisonValue::get(f.vf()), std::vector<int>(lanes, lane));
   }
 
   // Lane-pair sums of a and b: one step of the transpose-add tree of ir_emit::Fn::transpose_sum8.
@@ -305,6 +308,10 @@ class AttentionEmitter {
     // accumulator's chain is unchanged).
     const int64_t splits = DV_ >= 4 ? 1 : 4 / DV_;
     const int64_t VB = std::max<int64_t>(1, std::min<int64_t>(DV_, 8 / splits));
+    if (wide_ && splits == 1 && DV_ % 2 == 0) {
+      emit_value_accumulation_wide(pairs, i0, vrow, pread, alpha);
+      return;
+    }
     for (auto [h0, h1] : pairs) {
       std::vector<Value*> accp(NQ), valpha(NQ);
       for (size_t h = h0; h < h1; ++h) {
@@ -335,6 +342,40 @@ class AttentionEmitter {
             for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[h][dv - d0][static_cast<size_t>(k)]);
             f.store(sum, f.at(accp[h], dv * 32), 4);
           }
+      }
+    }
+  }
+
+  // The V accumulation of emit_queries_chunk at 16 lanes (wide_, rows of at least 4 vectors): acc
+  // = acc * alpha + sum_j p_j v_j with each zmm holding vectors dv and dv + 1 of a query's row, up
+  // to 8 zmm per query at once; the same chains, in the same key order, as the 8-lane form.
+  void emit_value_accumulation_wide(const std::vector<std::pair<size_t, size_t>>& pairs, Value* i0, const std::vector<Value*>& vrow,
+                                    Value* pread, Value* alpha) {
+    const int64_t CH = kAttentionKeyChunk;
+    auto v16 = f.vec(f.f32, 16);
+    const int64_t W = DV_ / 2;  // 16-lane vectors a row
+    const int64_t WB = std::min<int64_t>(W, 4);
+    for (auto [h0, h1] : pairs) {
+      std::vector<Value*> accp(h1), valpha(h1);
+      for (size_t h = h0; h < h1; ++h) {
+        accp[h] = f.at(f.at(f.at(scratch_, S_.acc), i0, D_ * 4), static_cast<int64_t>(h) * D_ * 4);
+        valpha[h] = lane_splat(alpha, static_cast<int>(h), 16);
+      }
+      for (int64_t w0 = 0; w0 < W; w0 += WB) {
+        const int64_t w1 = std::min(W, w0 + WB);
+        std::vector<std::vector<Value*>> a(h1, std::vector<Value*>(static_cast<size_t>(w1 - w0)));
+        for (size_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) a[h][w - w0] = B.CreateFMul(f.load(v16, f.at(accp[h], w * 64), 4), valpha[h]);
+        for (int64_t j = 0; j < CH; ++j) {
+          std::vector<Value*> pj(h1);
+          for (size_t h = h0; h < h1; ++h) pj[h] = f.splat(f.load(f.f32, f.at(pread, (static_cast<int64_t>(h) * CH + j) * 4), 4), 16);
+          for (int64_t w = w0; w < w1; ++w) {
+            Value* vv = f.load(v16, f.at(vrow[j], w * 64), 4);
+            for (size_t h = h0; h < h1; ++h) a[h][w - w0] = f.fma(pj[h], vv, a[h][w - w0]);
+          }
+        }
+        for (size_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) f.store(a[h][w - w0], f.at(accp[h], w * 64), 4);
       }
     }
   }
@@ -517,7 +558,7 @@ Status attention_emit(EmitContext& ctx, const KernelSpec& spec) {
   if (s.D <= 0 || s.D % 8 != 0) return Status::Error("codegen: attention needs head_dim a multiple of 8");
   if (s.cache != ElementType::f32 && s.cache != ElementType::f16) return Status::Error("codegen: attention caches must be f32 or f16");
   Fn f(ctx.module, spec.name);
-  AttentionEmitter(f, s).emit();
+  AttentionEmitter(f, s, ctx.avx512).emit();
   return Status::Ok();
 }
 

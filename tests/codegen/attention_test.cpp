@@ -158,6 +158,12 @@ TEST_P(CodegenAttentionTiers, BitwiseOnEveryTier) {
   auto cases = sparse_grid(false, true, {8, 4}, 64);
   auto f16 = sparse_grid(true, false, {6, 2}, 8);
   cases.insert(cases.end(), f16.begin(), f16.end());
+  // head_dim 128 and 96 (two passes of the 16-lane V accumulation on AVX-512 tiers, the second
+  // partial for 96) and 40 (an odd count of 8-lane vectors: the 8-lane form).
+  for (int64_t D : {128, 96, 40}) {
+    auto g = sparse_grid(D != 96, true, {8, 2}, D);
+    cases.insert(cases.end(), g.begin(), g.end());
+  }
   for (AttentionCase c : sparse_grid(false, true, {8, 4}, 64)) {  // the vector tanh and the window masks
     c.window = 9;
     c.softcap = 3.0f;
