@@ -62,8 +62,8 @@ class AttentionEmitter {
   Fn& f;
   llvm::IRBuilder<>& B;
   const AttentionSpec& s;
-  // AVX-512 tiers: the V accumulation takes two 8-lane vectors of a row (dv, dv + 1) per 16-lane
-  // instruction; each lane's operations are the 8-lane ones, so the results are bitwise the same.
+  // AVX-512 tiers: the V accumulation may take two 8-lane vectors of a row per 16-lane instruction
+  // (emit_queries_chunk); each lane's operations are the 8-lane ones, so the results are the same.
   const bool wide_;
   // Query heads of a group processed together per key chunk: 2 when G is even, else 1. A pair
   // holds its 16 query vectors, 8 score accumulators and a key vector in registers (D = 64).
@@ -305,31 +305,34 @@ class AttentionEmitter {
     // acc = acc * alpha + sum_j p_j v_j, with independent chains when a row is short. Key-major:
     // one value vector feeds the pair's queries, one p_j broadcast feeds a block of up to 8
     // accumulators per query (all of D = 64); longer rows take several passes over the keys (each
-    // accumulator's chain is unchanged).
+    // accumulator's chain is unchanged). On AVX-512 tiers (wide_), rows of an even count of at
+    // least 4 8-lane vectors go 16 lanes at a time, vectors dv and dv + 1 in one zmm, up to 4 zmm
+    // per query and pass: each lane's multiply by alpha and FMA chain are the 8-lane ones.
     const int64_t splits = DV_ >= 4 ? 1 : 4 / DV_;
-    const int64_t VB = std::max<int64_t>(1, std::min<int64_t>(DV_, 8 / splits));
-    if (wide_ && splits == 1 && DV_ % 2 == 0) {
-      emit_value_accumulation_wide(pairs, i0, vrow, pread, alpha);
-      return;
-    }
+    const unsigned lanes = wide_ && splits == 1 && DV_ % 2 == 0 ? 16 : 8;
+    const int64_t NV = DV_ * 8 / lanes;  // vectors a row
+    const int64_t VB = lanes == 16 ? std::min<int64_t>(NV, 4) : std::max<int64_t>(1, std::min<int64_t>(DV_, 8 / splits));
+    const int64_t vbytes = lanes * 4;
+    llvm::Type* vt = f.vec(f.f32, lanes);
     for (auto [h0, h1] : pairs) {
       std::vector<Value*> accp(NQ), valpha(NQ);
       for (size_t h = h0; h < h1; ++h) {
         accp[h] = f.at(f.at(f.at(scratch_, S_.acc), i0, D_ * 4), static_cast<int64_t>(h) * D_ * 4);
-        valpha[h] = lane_splat(alpha, static_cast<int>(h));
+        valpha[h] = lane_splat(alpha, static_cast<int>(h), lanes);
       }
-      for (int64_t d0 = 0; d0 < DV_; d0 += VB) {
-        const int64_t d1 = std::min(DV_, d0 + VB);
+      for (int64_t d0 = 0; d0 < NV; d0 += VB) {
+        const int64_t d1 = std::min(NV, d0 + VB);
         std::vector<std::vector<std::vector<Value*>>> a(
-            NQ, std::vector<std::vector<Value*>>(static_cast<size_t>(d1 - d0), std::vector<Value*>(static_cast<size_t>(splits), zero)));
+            NQ, std::vector<std::vector<Value*>>(static_cast<size_t>(d1 - d0),
+                                                 std::vector<Value*>(static_cast<size_t>(splits), llvm::Constant::getNullValue(vt))));
         for (size_t h = h0; h < h1; ++h)
-          for (int64_t dv = d0; dv < d1; ++dv) a[h][dv - d0][0] = B.CreateFMul(f.load(f.vf(), f.at(accp[h], dv * 32), 4), valpha[h]);
+          for (int64_t dv = d0; dv < d1; ++dv) a[h][dv - d0][0] = B.CreateFMul(f.load(vt, f.at(accp[h], dv * vbytes), 4), valpha[h]);
         for (int64_t j = 0; j < CH; ++j) {
           std::vector<Value*> pj(NQ);
           for (size_t h = h0; h < h1; ++h)
-            pj[h] = f.splat(f.load(f.f32, f.at(pread, (static_cast<int64_t>(h) * CH + j) * 4), 4));
+            pj[h] = f.splat(f.load(f.f32, f.at(pread, (static_cast<int64_t>(h) * CH + j) * 4), 4), lanes);
           for (int64_t dv = d0; dv < d1; ++dv) {
-            Value* vv = f.load(f.vf(), f.at(vrow[j], dv * 32), 4);
+            Value* vv = f.load(vt, f.at(vrow[j], dv * vbytes), 4);
             for (size_t h = h0; h < h1; ++h) {
               Value*& dst = a[h][dv - d0][static_cast<size_t>(j % splits)];
               dst = f.fma(pj[h], vv, dst);
@@ -340,42 +343,8 @@ class AttentionEmitter {
           for (int64_t dv = d0; dv < d1; ++dv) {
             Value* sum = a[h][dv - d0][0];
             for (int64_t k = 1; k < splits; ++k) sum = B.CreateFAdd(sum, a[h][dv - d0][static_cast<size_t>(k)]);
-            f.store(sum, f.at(accp[h], dv * 32), 4);
+            f.store(sum, f.at(accp[h], dv * vbytes), 4);
           }
-      }
-    }
-  }
-
-  // The V accumulation of emit_queries_chunk at 16 lanes (wide_, rows of at least 4 vectors): acc
-  // = acc * alpha + sum_j p_j v_j with each zmm holding vectors dv and dv + 1 of a query's row, up
-  // to 8 zmm per query at once; the same chains, in the same key order, as the 8-lane form.
-  void emit_value_accumulation_wide(const std::vector<std::pair<size_t, size_t>>& pairs, Value* i0, const std::vector<Value*>& vrow,
-                                    Value* pread, Value* alpha) {
-    const int64_t CH = kAttentionKeyChunk;
-    auto v16 = f.vec(f.f32, 16);
-    const int64_t W = DV_ / 2;  // 16-lane vectors a row
-    const int64_t WB = std::min<int64_t>(W, 4);
-    for (auto [h0, h1] : pairs) {
-      std::vector<Value*> accp(h1), valpha(h1);
-      for (size_t h = h0; h < h1; ++h) {
-        accp[h] = f.at(f.at(f.at(scratch_, S_.acc), i0, D_ * 4), static_cast<int64_t>(h) * D_ * 4);
-        valpha[h] = lane_splat(alpha, static_cast<int>(h), 16);
-      }
-      for (int64_t w0 = 0; w0 < W; w0 += WB) {
-        const int64_t w1 = std::min(W, w0 + WB);
-        std::vector<std::vector<Value*>> a(h1, std::vector<Value*>(static_cast<size_t>(w1 - w0)));
-        for (size_t h = h0; h < h1; ++h)
-          for (int64_t w = w0; w < w1; ++w) a[h][w - w0] = B.CreateFMul(f.load(v16, f.at(accp[h], w * 64), 4), valpha[h]);
-        for (int64_t j = 0; j < CH; ++j) {
-          std::vector<Value*> pj(h1);
-          for (size_t h = h0; h < h1; ++h) pj[h] = f.splat(f.load(f.f32, f.at(pread, (static_cast<int64_t>(h) * CH + j) * 4), 4), 16);
-          for (int64_t w = w0; w < w1; ++w) {
-            Value* vv = f.load(v16, f.at(vrow[j], w * 64), 4);
-            for (size_t h = h0; h < h1; ++h) a[h][w - w0] = f.fma(pj[h], vv, a[h][w - w0]);
-          }
-        }
-        for (size_t h = h0; h < h1; ++h)
-          for (int64_t w = w0; w < w1; ++w) f.store(a[h][w - w0], f.at(accp[h], w * 64), 4);
       }
     }
   }

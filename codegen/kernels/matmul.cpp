@@ -192,13 +192,13 @@ Status MatMulEmitter::emit() {
 // step of kAmxMinPartialTokens or more takes the tile step instead.
 void MatMulEmitter::emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst, int max_tokens) {
   BasicBlock* done = BasicBlock::Create(e.C, "pairs.done", e.F);
+  Value* half = B.CreateSDiv(B.CreateSub(p1, p0), e.c64(2));
   llvm::SwitchInst* sw = B.CreateSwitch(M_, done, static_cast<unsigned>(max_tokens - 1));
   for (int m = 2; m <= max_tokens; ++m) {
     BasicBlock* cb = BasicBlock::Create(e.C, "pairs" + std::to_string(m), e.F);
     sw->addCase(B.getInt64(static_cast<uint64_t>(m)), cb);
     B.SetInsertPoint(cb);
     mb_ = e.c64(0);  // the tile at token 0 streams its panels: it prefetches the next ones
-    Value* half = B.CreateSDiv(B.CreateSub(p1, p0), e.c64(2));
     e.loop(p0, B.CreateAdd(p0, half), 1, [&](Value* p) { emit_tile(m, p, e.c64(0), B.CreateAdd(p, half)); }, "panel.pairs");
     B.CreateStore(B.CreateAdd(p0, B.CreateMul(half, e.c64(2))), pfirst);
     B.CreateBr(done);

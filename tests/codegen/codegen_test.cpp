@@ -266,11 +266,11 @@ TEST(CodegenMatMul, MultiTokenTilesPrefetchTheNextPanel) {
 }
 
 // A step of 2 to 8 tokens with q8_0/q4_0 weights at 512 bits runs panels in pairs, one tile of all
-// the tokens (MatMulEmitter::emit_few_token_pairs); an odd panel goes through the usual tiles. On
-// the amx tier (emulated here when the host has none) the 2 and 3 token steps pair, the others
-// take the tile step.
+// the tokens (MatMulEmitter::emit_few_token_pairs); an odd panel goes through the usual tiles.
 // 3 and 8 tokens run in CodegenMatMul.Q8_0/Q4_0; here the other counts, on 1, 3 and 5 panels and
-// each epilogue, with 1 to 3 threads (a thread with one panel has no pair).
+// each epilogue, with 1 to 3 threads (a thread with one panel has no pair). On the amx tier
+// (emulated here when the host has none) the 2 and 3 token steps pair, the others take its tile
+// step.
 TEST(CodegenMatMul, FewTokenStepsPairPanels) {
   for (ElementType t : {ElementType::q8_0, ElementType::q4_0}) {
     std::vector<MatMulCase> cases;
