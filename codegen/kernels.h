@@ -14,6 +14,7 @@
 #include "ir/element_type.h"
 #include "ir/op_kind.h"
 #include "ir/shape.h"
+#include "runtime/kernel_contract.h"
 #include "base/status.h"
 
 namespace ingot {
@@ -26,11 +27,16 @@ class Node;
 //   extern "C" void NAME(const void* const* args, const int64_t* dims, int32_t thread, int32_t nthreads);
 //
 // args:  pointers to the kernel's buffers at fixed slots (below); unused slots may be null.
-// dims:  the dynamic dimensions, dims[0] = rows (tokens). Everything static is baked in.
+// dims:  the dynamic dimensions, dims[0] = rows (tokens), then at dims[kDimWorkCounter] the
+//        address of a work counter (an int64 the caller zeroes before the call) or 0. Every caller
+//        passes kDimWords words. Everything static is baked in.
 // thread, nthreads: the caller runs the kernel once per thread index 0..nthreads-1, concurrently;
-//        each call computes a disjoint part of the output (whole output panels or rows). No locks,
-//        no shared writes: the runtime's pool only has to call and join.
+//        each call computes a disjoint part of the output (whole output panels or rows). Without
+//        a work counter a thread's part follows from its index; with one (matmuls read it), the
+//        threads take chunks of panels in turn from it, an atomic add each. No locks, no shared
+//        writes: the runtime's pool only has to zero the counter, call and join.
 using KernelFn = void (*)(const void* const* args, const int64_t* dims, int32_t thread, int32_t nthreads);
+// kDimWorkCounter and kDimWords: runtime/kernel_contract.h (the runtime's side of this ABI).
 
 // Argument slots of a matmul kernel (FusedMatMul / WeightMatMul).
 enum MatMulArg : int {

@@ -191,9 +191,10 @@ Status Bundle::parse(const BundleOpenOptions& options) {
   // ---- header
   const FileHeader h = decode_header(data_);
   if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return fail("not an Ingot bundle (bad magic)");
-  if (h.version != kFormatVersion)
-    return fail("bundle format version " + std::to_string(h.version) + ", this runtime reads " +
-                           std::to_string(kFormatVersion));
+  if (h.version < kMinFormatVersion || h.version > kFormatVersion)
+    return fail("bundle format version " + std::to_string(h.version) + ", this runtime reads " + std::to_string(kMinFormatVersion) +
+                " to " + std::to_string(kFormatVersion));
+  format_version_ = h.version;
   if (h.flags & ~kKnownFlags) return fail("unknown header flags 0x" + [&] {
     char buf[32];
     std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(h.flags & ~kKnownFlags));

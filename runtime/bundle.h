@@ -101,6 +101,7 @@ class Bundle {
 
   const std::string& name() const { return name_; }
   uint64_t file_size() const { return size_; }
+  uint32_t format_version() const { return format_version_; }
   BundleResidency residency() const { return residency_; }
   const pb::Manifest& manifest() const { return manifest_; }
   const std::vector<BundleSection>& sections() const { return sections_; }
@@ -162,6 +163,7 @@ class Bundle {
   std::string name_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  uint32_t format_version_ = 0;
   void* map_ = nullptr;  // mmap'ed file or huge-page copy (map_bytes_ long), or
   size_t map_bytes_ = 0;
   void* heap_ = nullptr; // aligned copy (from_bytes)

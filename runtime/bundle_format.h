@@ -19,8 +19,13 @@ namespace ingot::bundle {
 
 // "INGOTBND": identifies the file; the format version says how to read the rest.
 inline constexpr uint8_t kMagic[8] = {'I', 'N', 'G', 'O', 'T', 'B', 'N', 'D'};
-// The version this code writes and the only one it reads. Bump on any incompatible change.
-inline constexpr uint32_t kFormatVersion = 1;
+// The version this code writes. Bump on any incompatible change. 2: kernels read a work counter
+// at dims[kDimWorkCounter] (runtime/kernel_contract.h), which a runtime that reads only version 1
+// does not pass; so such a runtime refuses these bundles instead of running them.
+inline constexpr uint32_t kFormatVersion = 2;
+// The oldest version this code reads: version 1's kernels read no work counter and split their
+// work by thread index, which this runtime's calls still allow (the extra dims word is ignored).
+inline constexpr uint32_t kMinFormatVersion = 1;
 // Every section starts at a multiple of this (so a mapping of the file maps weights page-aligned).
 inline constexpr uint64_t kSectionAlignment = 4096;
 // Every tensor starts at a multiple of this inside the weights section.

@@ -500,7 +500,7 @@ void Batcher::bind(const Engine::Call& c, int64_t tokens, int64_t past, int64_t 
       case Engine::Arg::Kind::scratch: argv[i] = scratch_; break;
     }
   }
-  for (size_t d = 0; d < 4; ++d) dims[d] = 0;
+  for (size_t d = 0; d < kDimWords; ++d) dims[d] = 0;  // no work counter: a per-session call splits by thread
   for (size_t d = 0; d < c.dims.size() && d < 4; ++d)
     dims[d] = c.dims[d] == pb::DIM_TOKENS ? tokens : c.dims[d] == pb::DIM_PAST ? past : c.dims[d] == pb::DIM_PAST_PLUS_TOKENS ? past + tokens
               : c.dims[d] == pb::DIM_ONE ? 1 : 0;
@@ -510,8 +510,9 @@ void Batcher::bind(const Engine::Call& c, int64_t tokens, int64_t past, int64_t 
 // after `past` cached positions of the KV cache at `state` (per-session calls; else null).
 void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t row, uint8_t* state) {
   argv_.resize(c.args.size());
-  int64_t dims[4];
+  int64_t dims[kDimWords];
   bind(c, tokens, past, row, state, argv_.data(), dims);
+  dims[kDimWorkCounter] = work_counter();
   const void* const* argv = argv_.data();
   const Engine::Call::Fn fn = c.fn;
   pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });
@@ -523,18 +524,18 @@ void Batcher::call(const Engine::Call& c, int64_t tokens, int64_t past, int64_t 
 void Batcher::call_per_part(const Engine::Call& c, std::span<const BatchPart> parts, std::span<const int64_t> first_row) {
   const size_t n_args = c.args.size();
   argv_.resize(n_args * parts.size());
-  part_dims_.resize(4 * parts.size());
+  part_dims_.resize(kDimWords * parts.size());
   for (size_t p = 0; p < parts.size(); ++p) {
     const Session& s = *parts[p].session;
     bind(c, static_cast<int64_t>(parts[p].ids.size()), s.past_, first_row[p], s.state_, argv_.data() + p * n_args,
-         part_dims_.data() + 4 * p);
+         part_dims_.data() + kDimWords * p);
   }
-  const void* const* argv = argv_.data();
   const int64_t* dims = part_dims_.data();
   const size_t n_parts = parts.size();
   const Engine::Call::Fn fn = c.fn;
+  const void* const* argv = argv_.data();
   pool_.run([&](int t, int nt) {
-    for (size_t p = 0; p < n_parts; ++p) fn(argv + p * n_args, dims + 4 * p, t, nt);
+    for (size_t p = 0; p < n_parts; ++p) fn(argv + p * n_args, dims + kDimWords * p, t, nt);
   });
 }
 
@@ -558,9 +559,10 @@ void Batcher::tail_call(const Engine::Call& c, int64_t rows) {
       case Engine::Arg::Kind::scratch: argv_[i] = scratch_; break;
     }
   }
-  int64_t dims[4] = {0, 0, 0, 0};
+  int64_t dims[kDimWords] = {};
   dims[0] = rows;  // dims[0] is 1 in every tail call (Engine::tail_batchable)
   for (size_t d = 1; d < c.dims.size() && d < 4; ++d) dims[d] = c.dims[d] == pb::DIM_ONE ? 1 : 0;
+  dims[kDimWorkCounter] = work_counter();
   const void* const* argv = argv_.data();
   const Engine::Call::Fn fn = c.fn;
   pool_.run([&](int t, int nt) { fn(argv, dims, t, nt); });

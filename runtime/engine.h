@@ -7,6 +7,7 @@
 // Errors are Status values (base/status.h) with a code a caller can act on; nothing throws.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -192,7 +193,16 @@ class Batcher {
   uint8_t* arena_ = nullptr;
   uint8_t* scratch_ = nullptr;
   std::vector<const void*> argv_;
-  std::vector<int64_t> part_dims_;  // call_per_part: 4 per part
+  std::vector<int64_t> part_dims_;  // call_per_part: kDimWords per part
+  // The row-wise calls' work counter (kernel_contract.h, kDimWorkCounter), zeroed before each
+  // call: matmul threads take their chunks of panels from it. On its own cache line: the threads
+  // add to it while they write their outputs.
+  alignas(64) std::atomic<int64_t> work_counter_{0};
+  char work_counter_pad_[64 - sizeof(std::atomic<int64_t>)] = {};
+  int64_t work_counter() {
+    work_counter_.store(0, std::memory_order_relaxed);  // published to the workers by the pool's dispatch
+    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(&work_counter_));
+  }
   // For a tail over several rows: each one-row tensor of the tail (by arena offset) gets its own
   // buffer of max_batch rows (pages become resident as they are used).
   struct TailBuffer {

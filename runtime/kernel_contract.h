@@ -16,6 +16,13 @@
 
 namespace ingot {
 
+// The dims words of a kernel call (codegen/kernels.h, the C ABI): dims[0..3] the dynamic sizes,
+// dims[kDimWorkCounter] the address of the call's work counter (an int64 the caller zeroes before
+// the call; matmuls take their chunks of panels from it) or 0 for the split by thread index.
+// Every caller passes kDimWords words.
+inline constexpr int kDimWorkCounter = 4;
+inline constexpr int kDimWords = 5;
+
 enum class ArgAccess : uint64_t {
   none = 0,        // the kernel does not touch the slot (it may be null)
   read = 1,

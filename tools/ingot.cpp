@@ -249,7 +249,7 @@ int cmd_info(const std::vector<std::string>& args) {
   const pb::Manifest& m = b->manifest();
 
   std::printf("bundle: %s, %s, format version %u, opened in %.2f ms\n", path.c_str(), bytes_str(b->file_size()).c_str(),
-              bundle::kFormatVersion, open_ms);
+              b->format_version(), open_ms);
   for (size_t i = 0; i < b->sections().size(); ++i) {
     const BundleSection& s = b->sections()[i];
     std::printf("  section %zu: %-8s offset %10llu  %10s\n", i, bundle::section_kind_name(s.kind),

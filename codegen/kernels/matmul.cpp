@@ -56,10 +56,6 @@ Status MatMulEmitter::emit() {
   res_ = s.residual ? e.arg_ptr(kMatMulResidual) : nullptr;
   M_ = e.load(e.i64, e.F->getArg(1), 8);
 
-  auto [u0, u1] = e.thread_range(e.c64(L.units));
-  Value* p0 = B.CreateMul(u0, e.c64(L.panels_per_unit));
-  Value* p1 = e.smin(B.CreateMul(u1, e.c64(L.panels_per_unit)), e.c64(L.panels));
-
   if (int_dots_) {
     Value* scratch = e.arg_ptr(kMatMulScratch);
     Value* tid = B.CreateSExt(e.F->getArg(2), e.i64);
@@ -94,6 +90,11 @@ Status MatMulEmitter::emit() {
     const int64_t steps = (int64_t{1} << 20) / (L.scratch_per_token * kAmxTokens);
     tokens_per_block = std::max(tokens_per_block, steps * kAmxTokens);
   }
+  // Each share of the units (whole heads when RoPE is fused) as its own range of panels: the
+  // pairs and tiles below, then RoPE on its heads.
+  e.for_each_share(e.c64(L.units), kTailParts, kTailChunksPerThread, [&](Value* u0, Value* u1) {
+  Value* p0 = B.CreateMul(u0, e.c64(L.panels_per_unit));
+  Value* p1 = e.smin(B.CreateMul(u1, e.c64(L.panels_per_unit)), e.c64(L.panels));
   // The panels token_blocks sweeps start here: p0, or after the pairs of a few tokens' step below.
   Value* pfirst = e.var(e.i64, p0);
   auto token_blocks = [&] {
@@ -173,9 +174,10 @@ Status MatMulEmitter::emit() {
   } else {
     token_blocks();
   }
+  if (s.rope != RopeLayout::none) emit_rope(p0, p1);
+  });
 
   if (amx) e.if_then(use_tiles, [&] { emit_amx_release(); });
-  if (s.rope != RopeLayout::none) emit_rope(p0, p1);
   B.CreateRetVoid();
   return Status::Ok();
 }

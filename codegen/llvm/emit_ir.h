@@ -177,6 +177,45 @@ class Fn {
     return {B.CreateSDiv(B.CreateMul(count, t), n), B.CreateSDiv(B.CreateMul(count, B.CreateAdd(t, c64(1))), n)};
   }
 
+  // Calls body(lo, hi) for each of this thread's shares of `count` units. Without the caller's
+  // work counter (dims[kDimWorkCounter] null): thread_range's even split, once. With it: first this
+  // thread's even part of the first (1 - 1/tail_parts) of the units, then chunks of the rest
+  // (tail_chunks a thread) taken in turn from the counter until none are left, so a thread that
+  // runs slower (another process on its core, a neighbour on the VM's host) takes fewer of them
+  // while most of the work keeps long ranges (the pairs' two streams, next-panel prefetch). The
+  // body is emitted once (its bounds are phis).
+  void for_each_share(V* count, int64_t tail_parts, int64_t tail_chunks, const std::function<void(V*, V*)>& body) {
+    V* counter = load(ptr, at(F->getArg(1), kDimWorkCounter * 8), 8);
+    V* shared = B.CreateICmpNE(counter, llvm::ConstantPointerNull::get(llvm::PointerType::get(C, 0)));
+    V* tail = B.CreateSDiv(count, c64(tail_parts));
+    V* head = B.CreateSelect(shared, B.CreateSub(count, tail), count);
+    auto [s0, s1] = thread_range(head);
+    V* parts = B.CreateMul(nthreads(), c64(tail_chunks));
+    V* chunk = smax(B.CreateSDiv(B.CreateAdd(tail, B.CreateSub(parts, c64(1))), parts), c64(1));
+    llvm::BasicBlock* pre = B.GetInsertBlock();
+    llvm::BasicBlock* grab = llvm::BasicBlock::Create(C, "share.grab", F);
+    llvm::BasicBlock* run = llvm::BasicBlock::Create(C, "share.body", F);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(C, "share.done", F);
+    B.CreateBr(run);
+    B.SetInsertPoint(grab);
+    // Monotonic: the counter orders nothing else; the caller zeroes it before the call and joins
+    // the threads after it.
+    V* g0 = B.CreateAdd(head, B.CreateAtomicRMW(llvm::AtomicRMWInst::Add, counter, chunk, llvm::MaybeAlign(8),
+                                                llvm::AtomicOrdering::Monotonic));
+    V* g1 = smin(B.CreateAdd(g0, chunk), count);
+    B.CreateCondBr(B.CreateICmpSLT(g0, count), run, done);
+    B.SetInsertPoint(run);
+    llvm::PHINode* lo = B.CreatePHI(i64, 2, "share.lo");
+    llvm::PHINode* hi = B.CreatePHI(i64, 2, "share.hi");
+    lo->addIncoming(s0, pre);
+    hi->addIncoming(s1, pre);
+    lo->addIncoming(g0, grab);
+    hi->addIncoming(g1, grab);
+    body(lo, hi);
+    B.CreateCondBr(shared, grab, done);
+    B.SetInsertPoint(done);
+  }
+
   // <0, 1, ..., 7> as i64 lanes.
   V* iota64() {
     std::vector<llvm::Constant*> c;

@@ -176,7 +176,7 @@ inline StatusOr<std::unique_ptr<AttentionData>> make_attention(const AttentionCa
 struct AttentionBuffers {
   std::unique_ptr<GuardedBytes> y, q, k, v, cache[2], scratch;
   const void* args[kAttnArgCount] = {};
-  int64_t dims[2] = {0, 0};
+  int64_t dims[kDimWords] = {};
 };
 
 inline std::unique_ptr<GuardedBytes> guarded_copy(const void* src, size_t bytes) {

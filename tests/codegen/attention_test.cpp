@@ -383,7 +383,7 @@ TEST(CodegenEmbedding, EveryTableTypeBitwise) {
       auto ids = guarded_copy(d.ids.data(), d.ids.size() * 8);
       auto table = guarded_copy(d.table->raw(), d.table->nbytes());
       const void* args[kEmbedArgCount] = {y.data(), ids->data(), table->data()};
-      const int64_t dims[2] = {d.c.T, 5};
+      const int64_t dims[kDimWords] = {d.c.T, 5};
       run_threads(fn, args, dims, threads);
       EXPECT_TRUE(y.intact()) << d.spec.name << " T=" << d.c.T << " threads=" << threads;
       int64_t wrong = 0;
@@ -461,7 +461,7 @@ TEST(CodegenRopeTable, OddSizesAndPositionsBitwise) {
       int64_t pos = d.c.pos;
       auto inv = guarded_copy(d.inv.data(), d.inv.size() * 4);
       const void* args[kRopeTableArgCount] = {cs.data(), sn.data(), &pos, inv->data()};
-      const int64_t dims[2] = {d.c.T, 0};
+      const int64_t dims[kDimWords] = {d.c.T, 0};
       run_threads(fn, args, dims, threads);
       EXPECT_TRUE(cs.intact() && sn.intact()) << d.spec.name;
       EXPECT_EQ(std::memcmp(cs.data(), d.cos.data(), n * 4), 0) << d.spec.name << " T=" << d.c.T << " pos=" << d.c.pos;

@@ -123,11 +123,16 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptio
   for (size_t i = 0; i < data.size(); ++i) {
     KernelFn fn = (*lib)->find(data[i]->spec.name);
     ASSERT_NE(fn, nullptr) << data[i]->spec.name;
-    for (int threads = 1; threads <= 3; ++threads) {
-      RunResult r = run_case(fn, *data[i], threads);
-      EXPECT_TRUE(r.sentinels_ok && r.nmse <= matmul_bound(cases_run[i]))
-          << names[i] << " threads=" << threads << ": nmse " << r.nmse << " (bound " << matmul_bound(cases_run[i]) << ") " << r.problem;
-    }
+    // With the runtime's work counter (chunks of panels taken in turn) on 1-3 threads, and split
+    // by thread index (a caller without a counter) on 2-3.
+    for (int threads = 1; threads <= 3; ++threads)
+      for (bool counter : {true, false}) {
+        if (!counter && threads == 1) continue;
+        RunResult r = run_case(fn, *data[i], threads, counter);
+        EXPECT_TRUE(r.sentinels_ok && r.nmse <= matmul_bound(cases_run[i]))
+            << names[i] << " threads=" << threads << (counter ? " (work counter)" : " (by thread index)") << ": nmse " << r.nmse
+            << " (bound " << matmul_bound(cases_run[i]) << ") " << r.problem;
+      }
   }
 }
 
@@ -305,6 +310,60 @@ TEST(CodegenMatMul, FewTokenStepsPairPanels) {
   EXPECT_NE(amx.find("pairs3"), std::string::npos);
   EXPECT_EQ(amx.find("pairs4"), std::string::npos);
   EXPECT_EQ(case_llvm_ir(c, "x86-64-v3").find("panel.pairs"), std::string::npos);
+}
+
+// With the work counter the last quarter of the panels goes to whichever thread asks first: thread
+// 0 of 3 running alone (the others not started) writes its own part and all of that quarter, so
+// it leaves fewer outputs unwritten than split by thread index (two thirds of the panels), and
+// threads that start later still complete the output. Every matmul path: the one-token pairs, the
+// few-token pairs, the tiles of a prefill, float and 8-bit dots, fused RoPE (chunks of whole
+// heads).
+TEST(CodegenMatMul, WorkCounterLetsAnyThreadTakeTheRest) {
+  std::vector<MatMulCase> cases;
+  for (ElementType t : {ElementType::q4_0, ElementType::q8_0, ElementType::f16, ElementType::q4_k}) {
+    MatMulCase c;
+    c.weight = t;
+    c.act_q8 = t != ElementType::f16;
+    c.K = t == ElementType::q4_k ? 256 : 96;
+    c.N = 16 * 23 + 5;
+    cases.push_back(c);
+  }
+  MatMulCase rope = cases[0];
+  rope.N = 9 * 16;
+  rope.rope = RopeLayout::rotate_half;
+  rope.rope_heads = 9;
+  rope.head_dim = 16;
+  cases.push_back(rope);
+  std::vector<KernelSpec> specs;
+  std::set<std::string> seen;
+  std::vector<std::unique_ptr<CaseData>> data;
+  std::vector<MatMulCase> run;
+  uint64_t seed = 7;
+  for (const MatMulCase& base : cases)
+    for (int m : {1, 5, 8, 21}) {
+      MatMulCase c = base;
+      c.M = m;
+      auto d = make_case(c, seed++);
+      ASSERT_TRUE(d.ok()) << c.name() << ": " << d.message();
+      if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
+      data.push_back(std::move(*d));
+      run.push_back(c);
+    }
+  auto lib = compile_and_open(specs, CodegenOptions{});
+  ASSERT_TRUE(lib.ok()) << lib.message();
+  for (size_t i = 0; i < data.size(); ++i) {
+    KernelFn fn = (*lib)->find(data[i]->spec.name);
+    ASSERT_NE(fn, nullptr);
+    for (int t : {0, 2}) {
+      RunResult alone = run_case(fn, *data[i], 3, true, t);
+      RunResult by_index = run_case(fn, *data[i], 3, false, t);
+      EXPECT_TRUE(alone.sentinels_ok && by_index.sentinels_ok) << run[i].name();
+      EXPECT_GT(by_index.unwritten, alone.unwritten) << run[i].name() << ": thread " << t << " alone took no chunk of the last quarter";
+      EXPECT_GT(alone.unwritten, 0) << run[i].name() << ": thread " << t << " alone wrote the other threads' own parts";
+    }
+    RunResult all = run_case(fn, *data[i], 3, true);
+    EXPECT_TRUE(all.sentinels_ok && all.nmse <= matmul_bound(run[i])) << run[i].name() << ": " << all.nmse << " " << all.problem;
+  }
 }
 
 // Without 8-bit activations these types have no kernel: the layout says so (the compiler then

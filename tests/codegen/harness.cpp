@@ -292,7 +292,14 @@ class Guarded {
 struct Args {
   std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
   const void* slots[kMatMulArgCount] = {};
-  int64_t dims[1] = {0};
+  int64_t dims[kDimWords] = {};
+  std::atomic<int64_t> work_counter{0};
+  // The runtime's way (threads take chunks of panels from the counter), or the split by thread
+  // index that a caller without a counter gets.
+  void use_work_counter(bool on) {
+    work_counter.store(0);
+    dims[kDimWorkCounter] = on ? static_cast<int64_t>(reinterpret_cast<uintptr_t>(&work_counter)) : 0;
+  }
   const void* put(const void* src, size_t bytes) {
     if (bytes == 0) return nullptr;
     auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
@@ -320,7 +327,7 @@ void fill_args(Args& a, const CaseData& d, void* y, void* scratch) {
 
 }  // namespace
 
-RunResult run_case(KernelFn fn, const CaseData& d, int threads) {
+RunResult run_case(KernelFn fn, const CaseData& d, int threads, bool work_counter, int only_thread) {
   RunResult r;
   const size_t out_bytes = static_cast<size_t>(d.rows * d.out_cols) * 4;
   Guarded y(out_bytes);
@@ -331,14 +338,17 @@ RunResult run_case(KernelFn fn, const CaseData& d, int threads) {
   Guarded scratch(scratch_bytes);
   Args a;
   fill_args(a, d, y.data(), scratch_bytes ? scratch.data() : nullptr);
+  a.use_work_counter(work_counter);
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(a.slots, a.dims, t, threads); });
+  for (int t = 0; t < threads; ++t)
+    if (only_thread < 0 || t == only_thread) pool.emplace_back([&, t] { fn(a.slots, a.dims, t, threads); });
   for (auto& th : pool) th.join();
   r.sentinels_ok = y.intact() && scratch.intact();
   double num = 0, den = 0;
   for (size_t i = 0; i < out_bytes / 4; ++i) {
     float v;
     std::memcpy(&v, y.data() + 4 * i, 4);
+    if (v != v) ++r.unwritten;
     const double e = static_cast<double>(d.expected[i]);
     num += (v - e) * (v - e);
     den += e * e;
@@ -380,8 +390,12 @@ double time_kernel(KernelFn fn, const CaseData& d, int threads, int iterations, 
   // One slot array per copy; every thread of call i reads the same one.
   std::vector<std::vector<const void*>> slots(weights.size(), std::vector<const void*>(a.slots, a.slots + kMatMulArgCount));
   for (size_t c = 0; c < weights.size(); ++c) slots[c][kMatMulW] = weights[c];
+  a.use_work_counter(true);
   fn(a.slots, a.dims, 0, 1);  // warm-up
-  std::barrier sync(threads);
+  a.use_work_counter(true);
+  // As the runtime does: the counter zeroed between calls (the barrier's completion runs while
+  // every thread waits).
+  std::barrier sync(threads, [&]() noexcept { a.work_counter.store(0, std::memory_order_relaxed); });
   std::vector<std::thread> pool;
   auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t)

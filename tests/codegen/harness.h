@@ -71,10 +71,14 @@ struct RunResult {
   double nmse = 0;            // sum((y - ref)^2) / sum(ref^2); NaN if anything was left unwritten
   bool sentinels_ok = true;   // no byte written outside the output and scratch buffers
   std::string problem;        // what went wrong, empty when nothing did
+  int64_t unwritten = 0;      // outputs left NaN (the output starts NaN)
 };
 
 // Runs the kernel on `threads` real threads (thread index 0..threads-1) and checks it.
-RunResult run_case(KernelFn fn, const CaseData& d, int threads);
+// With `work_counter` (the runtime's way) the threads take chunks of panels from a shared
+// counter; without, each computes the part its index gives it. `only_thread` >= 0 runs that one
+// thread index of `threads` and no other (as if the others had not started yet).
+RunResult run_case(KernelFn fn, const CaseData& d, int threads, bool work_counter = true, int only_thread = -1);
 
 // Runs the kernel without checks, for timing: `threads` threads, `iterations` calls each,
 // returns seconds per call (the threads are started once and synchronize with a barrier after

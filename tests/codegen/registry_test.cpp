@@ -128,7 +128,7 @@ std::string check_case(const KernelFamily& f, const KernelCase& c, KernelFn fn, 
       }
     }
   }
-  const int64_t dims[2] = {c.rows, past};
+  const int64_t dims[kDimWords] = {c.rows, past};
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(slots.data(), dims, t, threads); });
   for (auto& t : pool) t.join();

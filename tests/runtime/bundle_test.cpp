@@ -361,7 +361,15 @@ TEST(BundleErrors, HeaderAndTable) {
   {
     std::string bad = bytes;
     put_u32(bad, 8, 3);
-    expect_open_error(bad, "bundle format version 3, this runtime reads 1");
+    expect_open_error(bad, "bundle format version 3, this runtime reads 1 to 2");
+  }
+  {
+    // Version 1 (kernels without the work counter) still opens.
+    std::string old = bytes;
+    put_u32(old, 8, 1);
+    std::string error;
+    auto b = take(Bundle::from_bytes("v1.ingot", old, {}), &error);
+    EXPECT_NE(b, nullptr) << error;
   }
   {
     std::string bad = bytes;

@@ -27,6 +27,13 @@ inline constexpr int kAmxTokens = 16;
 // remainder); fewer go through the avx512 register tiles (a decode step reads each weight once
 // either way). Chosen without a measurement on AMX hardware yet: docs/codegen.md.
 inline constexpr int kAmxMinPartialTokens = 4;
+// With the runtime's work counter each thread computes its even part of the first 3/4 of the
+// panels (long ranges: the pairs' two streams, next-panel prefetch), then the last quarter goes in
+// chunks taken in turn, four a thread: a thread that the OS or the VM's host slows takes fewer.
+// All panels in chunks of an eighth (the tail share 1) cost 4 % of the 8-stream step on a host
+// whose threads ran alike (AMD Zen 5, tinyllama q4_0).
+inline constexpr int64_t kTailParts = 4;
+inline constexpr int64_t kTailChunksPerThread = 4;
 // Per-thread scratch after the q8 activations of 8-bit kernels on every tier (so that the
 // bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and unpacked
 // B tiles of q4_0, q4_k and q6_k (matmul/amx_tiles.cpp).
