@@ -35,10 +35,29 @@ Status fail(const std::string& msg, StatusCode code = StatusCode::invalid_argume
 Status fail(StatusCode code, const std::string& msg) { return Status::Error(code, msg); }
 
 // Zeroed, page-aligned memory from the kernel: pages become resident only when first written, so
-// a session's KV cache costs memory for the context actually used, not for --max-context.
-uint8_t* zeroed_pages(int64_t bytes) {
-  void* p = ::mmap(nullptr, page_rounded(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
+// a session's KV cache costs memory for the context actually used, not for --max-context. With
+// `huge` (an engine whose weights are in huge pages: a server) 2 MiB-aligned and advised for
+// transparent huge pages, so that memory becomes resident 2 MiB at a time. Why: a decode step of
+// 8 sessions reads and writes rows of 44 KV-cache slots each, one 4 KiB page apart or more, and on
+// a VM every TLB miss is a two-level page walk; in huge pages attention took 7.6 % of the step's
+// samples instead of 9.6 % and the step 2.5 % less time (AMD Zen 5, tinyllama q4_0,
+// batch_bench --sessions 8, three pairs).
+uint8_t* zeroed_pages(int64_t bytes, bool huge = false) {
+  const size_t want = page_rounded(bytes);
+  if (!huge) {
+    void* p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
+  }
+  constexpr size_t kHuge = size_t{2} << 20;
+  void* raw = ::mmap(nullptr, want + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  // Trimmed to a 2 MiB-aligned range of `want` bytes (release_pages unmaps exactly that).
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(uintptr_t{kHuge} - 1);
+  const size_t head = start - reinterpret_cast<uintptr_t>(raw);
+  if (head) ::munmap(raw, head);
+  if (kHuge - head) ::munmap(reinterpret_cast<void*>(start + want), kHuge - head);
+  ::madvise(reinterpret_cast<void*>(start), want, MADV_HUGEPAGE);
+  return reinterpret_cast<uint8_t*>(start);
 }
 
 void release_pages(uint8_t* p, int64_t bytes) {
@@ -456,8 +475,9 @@ StatusOr<std::unique_ptr<Batcher>> Batcher::create(const Engine& engine, int thr
   if (!mul_ok(engine.scratch_per_thread(), threads, &scratch) || scratch > kMaxArenaBytes)
     return fail("the scratch for " + std::to_string(threads) + " threads is too large");
   std::unique_ptr<Batcher> b(new Batcher(engine, threads));
-  b->arena_ = zeroed_pages(engine.arena_bytes());
-  b->scratch_ = zeroed_pages(engine.scratch_per_thread() * b->pool_.size());  // fewer threads if the system could not start them all
+  const bool huge = engine.bundle().residency() == BundleResidency::huge_pages;
+  b->arena_ = zeroed_pages(engine.arena_bytes(), huge);
+  b->scratch_ = zeroed_pages(engine.scratch_per_thread() * b->pool_.size(), huge);  // fewer threads if the system could not start them all
   if (!b->arena_ || !b->scratch_)
     return fail("out of memory for the activation arena (" + std::to_string(engine.arena_bytes()) + " bytes)", StatusCode::internal);
   if (engine.tail_batchable()) {
@@ -702,7 +722,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(const Engine& engine, int thr
   if (threads > 0) {
     INGOT_ASSIGN_OR_RETURN(s->own_, Batcher::create(engine, threads));
   }
-  s->state_ = zeroed_pages(engine.state_bytes());
+  s->state_ = zeroed_pages(engine.state_bytes(), engine.bundle().residency() == BundleResidency::huge_pages);
   if (!s->state_)
     return fail("out of memory for the session's KV cache (" + std::to_string(engine.state_bytes()) + " bytes)", StatusCode::internal);
   s->logits_.assign(static_cast<size_t>(engine.vocab()), 0.0f);
