@@ -233,6 +233,10 @@ class Session {
   int64_t position() const { return past_; }  // tokens in the KV cache
   const std::vector<int32_t>& history() const { return history_; }
   void reset();
+  // Makes the KV cache's rows of the first `positions` positions resident now instead of as the
+  // context grows (a server's slots at start: in huge pages the first write of each 2 MiB zeroes
+  // all of it, and a request should not wait for that).
+  void make_cache_resident(int64_t positions) { populate_cache(positions); }
   // Keeps the first n tokens of the context and forgets the rest (their cache rows are rewritten
   // by what follows): a conversation whose re-tokenized history differs from the tokens cached
   // continues from where they agree. The logits are not current until the next prefill.

@@ -141,8 +141,14 @@ StatusOr<std::unique_ptr<ServeScheduler>> ServeScheduler::create(const Engine& e
     INGOT_ASSIGN_OR_RETURN(s->draft_batcher_, Batcher::create(*options.draft, options.threads));
   }
   s->slots_.resize(static_cast<size_t>(options.parallel));
+  // With huge-page memory (the weights read into it, and then the caches advised for it) each
+  // slot's cache becomes resident here, so that no request's prefill waits for the zeroing of
+  // 2 MiB pages: the first round of 8 streams had its prefill steps take 377 and 206 ms instead of
+  // 247 and 128 (AMD Zen 5, tinyllama, 22 MiB a slot).
+  const bool huge = engine.bundle().residency() == BundleResidency::huge_pages;
   for (Slot& slot : s->slots_) {
     INGOT_ASSIGN_OR_RETURN(slot.session, Session::create(engine, 0));
+    if (huge) slot.session->make_cache_resident(s->ctx_);
   }
   s->metrics_.slots = options.parallel;
   return s;
