@@ -29,11 +29,13 @@ inline constexpr int kAmxTokens = 16;
 inline constexpr int kAmxMinPartialTokens = 4;
 // With the runtime's work counter each thread computes its even part of the first 3/4 of the
 // panels (long ranges: the pairs' two streams, next-panel prefetch), then the last quarter goes in
-// chunks taken in turn, four a thread: a thread that the OS or the VM's host slows takes fewer.
-// All panels in chunks of an eighth (the tail share 1) cost 4 % of the 8-stream step on a host
-// whose threads ran alike (AMD Zen 5, tinyllama q4_0).
+// chunks taken in turn, two a thread: a thread that the OS or the VM's host slows takes fewer.
+// Each chunk starts its streams cold (no prefetch reached it), so chunks cost: on a host whose
+// threads ran alike (AMD Zen 5, tinyllama q4_0, the 8-stream step, three interleaved triples) two
+// chunks a thread were within noise of the static split (22.5 ms both), four 2 % slower, sixteen
+// 9 %, and all panels in chunks of an eighth 4 %.
 inline constexpr int64_t kTailParts = 4;
-inline constexpr int64_t kTailChunksPerThread = 4;
+inline constexpr int64_t kTailChunksPerThread = 2;
 // Per-thread scratch after the q8 activations of 8-bit kernels on every tier (so that the
 // bundle's scratch sizes do not depend on the tier): the amx tier's stored C tiles and unpacked
 // B tiles of q4_0, q4_k and q6_k (matmul/amx_tiles.cpp).
