@@ -83,6 +83,22 @@ int64_t memory_available_bytes() {
   return static_cast<int64_t>(kib) * 1024;
 }
 
+}  // namespace
+
+void* huge_page_memory(size_t bytes) {
+  void* raw = ::mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  // Trim to a 2 MiB-aligned range of `bytes` bytes.
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
+  const size_t head = start - reinterpret_cast<uintptr_t>(raw);
+  if (head) ::munmap(raw, head);
+  if (kHugePage - head) ::munmap(reinterpret_cast<void*>(start + bytes), kHugePage - head);
+  ::madvise(reinterpret_cast<void*>(start), bytes, MADV_HUGEPAGE);
+  return reinterpret_cast<void*>(start);
+}
+
+namespace {
+
 // The file's bytes in private anonymous memory advised for transparent huge pages, 2 MiB-aligned
 // so that every whole 2 MiB of it can be one page; read-only once filled. Null (errno set) if the
 // memory or a read fails. Why: a mapped file's pages are folios of whatever size the page cache
@@ -93,15 +109,8 @@ int64_t memory_available_bytes() {
 // (docs/benchmarks.md).
 void* read_into_huge_pages(int fd, uint64_t size, size_t* bytes) {
   const size_t want = (static_cast<size_t>(size) + kHugePage - 1) / kHugePage * kHugePage;
-  void* raw = ::mmap(nullptr, want + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  // Trim to a 2 MiB-aligned range of `want` bytes.
-  const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
-  const size_t head = start - reinterpret_cast<uintptr_t>(raw);
-  if (head) ::munmap(raw, head);
-  if (kHugePage - head) ::munmap(reinterpret_cast<void*>(start + want), kHugePage - head);
-  void* p = reinterpret_cast<void*>(start);
-  ::madvise(p, want, MADV_HUGEPAGE);
+  void* p = huge_page_memory(want);
+  if (!p) return nullptr;
   for (uint64_t off = 0; off < size;) {
     const size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - off, uint64_t{64} << 20));
     const ssize_t r = ::pread(fd, static_cast<uint8_t*>(p) + off, chunk, static_cast<off_t>(off));

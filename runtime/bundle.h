@@ -64,6 +64,9 @@ const char* bundle_residency_name(BundleResidency r);
 // Whether this system hands out transparent huge pages to memory that asks for them
 // (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise").
 bool transparent_huge_pages_available();
+// `bytes` of zeroed private memory, 2 MiB-aligned and advised for transparent huge pages (so every
+// whole 2 MiB of it can be one page); munmap(p, bytes) releases it. Null if mmap fails.
+void* huge_page_memory(size_t bytes);
 
 // A bundle's signature section, checked (Bundle::check_signature).
 struct BundleSignatureCheck {

@@ -48,16 +48,7 @@ uint8_t* zeroed_pages(int64_t bytes, bool huge = false) {
     void* p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
   }
-  constexpr size_t kHuge = size_t{2} << 20;
-  void* raw = ::mmap(nullptr, want + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  // Trimmed to a 2 MiB-aligned range of `want` bytes (release_pages unmaps exactly that).
-  const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(uintptr_t{kHuge} - 1);
-  const size_t head = start - reinterpret_cast<uintptr_t>(raw);
-  if (head) ::munmap(raw, head);
-  if (kHuge - head) ::munmap(reinterpret_cast<void*>(start + want), kHuge - head);
-  ::madvise(reinterpret_cast<void*>(start), want, MADV_HUGEPAGE);
-  return reinterpret_cast<uint8_t*>(start);
+  return static_cast<uint8_t*>(huge_page_memory(want));  // release_pages unmaps exactly `want`
 }
 
 void release_pages(uint8_t* p, int64_t bytes) {
