@@ -98,26 +98,35 @@ std::vector<MatMulCase> cases_for(ElementType t) {
 // Compiles every distinct kernel of `cases` into one shared object and checks each case at every
 // token count with 1, 2 and 3 threads (8: the 8-token tile of q8_0/q4_0 at 512 bits alone, the
 // batched step of 8 streams; 33 = 12 + 12 + 8 + 1).
-void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptions& options = CodegenOptions{},
-                        const std::vector<int>& tokens = {1, 3, 8, 17, 33, 255}) {
+// Every case at every token count (255 tokens: the many-block cases only), its data and the
+// distinct kernel specs to compile, with seeds counted up from `seed`.
+struct MatMulCaseSet {
   std::vector<KernelSpec> specs;
-  std::set<std::string> seen;
   std::vector<std::unique_ptr<CaseData>> data;
-  std::vector<std::string> names;
-  std::vector<MatMulCase> cases_run;
-  uint64_t seed = 1;
+  std::vector<MatMulCase> cases;  // data[i]'s case
+};
+void make_case_set(const std::vector<MatMulCase>& cases, const std::vector<int>& tokens, uint64_t seed, MatMulCaseSet* set) {
+  std::set<std::string> seen;
   for (const MatMulCase& base : cases)
     for (int m : tokens) {
-      if (m == 255 && base.block_tokens == 0) continue;  // 255 tokens: the many-block case only
+      if (m == 255 && base.block_tokens == 0) continue;
       MatMulCase c = base;
       c.M = m;
       auto d = make_case(c, seed++);
       ASSERT_TRUE(d.ok()) << c.name() << ": " << d.message();
-      if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
-      data.push_back(std::move(*d));
-      names.push_back(c.name());
-      cases_run.push_back(c);
+      if (seen.insert((*d)->spec.name).second) set->specs.push_back((*d)->spec);
+      set->data.push_back(std::move(*d));
+      set->cases.push_back(c);
     }
+}
+
+void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptions& options = CodegenOptions{},
+                        const std::vector<int>& tokens = {1, 3, 8, 17, 33, 255}) {
+  MatMulCaseSet set;
+  ASSERT_NO_FATAL_FAILURE(make_case_set(cases, tokens, 1, &set));
+  const std::vector<KernelSpec>& specs = set.specs;
+  const std::vector<std::unique_ptr<CaseData>>& data = set.data;
+  const std::vector<MatMulCase>& cases_run = set.cases;
   auto lib = compile_and_open(specs, options);
   ASSERT_TRUE(lib.ok()) << lib.message();
   for (size_t i = 0; i < data.size(); ++i) {
@@ -130,7 +139,7 @@ void check_matmul_cases(const std::vector<MatMulCase>& cases, const CodegenOptio
         if (!counter && threads == 1) continue;
         RunResult r = run_case(fn, *data[i], threads, counter);
         EXPECT_TRUE(r.sentinels_ok && r.nmse <= matmul_bound(cases_run[i]))
-            << names[i] << " threads=" << threads << (counter ? " (work counter)" : " (by thread index)") << ": nmse " << r.nmse
+            << cases_run[i].name() << " threads=" << threads << (counter ? " (work counter)" : " (by thread index)") << ": nmse " << r.nmse
             << " (bound " << matmul_bound(cases_run[i]) << ") " << r.problem;
       }
   }
@@ -334,21 +343,11 @@ TEST(CodegenMatMul, WorkCounterLetsAnyThreadTakeTheRest) {
   rope.rope_heads = 9;
   rope.head_dim = 16;
   cases.push_back(rope);
-  std::vector<KernelSpec> specs;
-  std::set<std::string> seen;
-  std::vector<std::unique_ptr<CaseData>> data;
-  std::vector<MatMulCase> run;
-  uint64_t seed = 7;
-  for (const MatMulCase& base : cases)
-    for (int m : {1, 5, 8, 21}) {
-      MatMulCase c = base;
-      c.M = m;
-      auto d = make_case(c, seed++);
-      ASSERT_TRUE(d.ok()) << c.name() << ": " << d.message();
-      if (seen.insert((*d)->spec.name).second) specs.push_back((*d)->spec);
-      data.push_back(std::move(*d));
-      run.push_back(c);
-    }
+  MatMulCaseSet set;
+  ASSERT_NO_FATAL_FAILURE(make_case_set(cases, {1, 5, 8, 21}, 7, &set));
+  const std::vector<KernelSpec>& specs = set.specs;
+  const std::vector<std::unique_ptr<CaseData>>& data = set.data;
+  const std::vector<MatMulCase>& run = set.cases;
   auto lib = compile_and_open(specs, CodegenOptions{});
   ASSERT_TRUE(lib.ok()) << lib.message();
   for (size_t i = 0; i < data.size(); ++i) {
