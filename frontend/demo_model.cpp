@@ -18,7 +18,7 @@ LlamaConfig demo_config() {
   c.max_context = 256;
   c.rms_eps = 1e-5;
   c.rope_base = 10000.0;
-  c.rope_layout = RopeLayout::Interleaved;
+  c.rope_layout = RopePairs::Interleaved;
   return c;
 }
 

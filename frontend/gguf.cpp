@@ -60,7 +60,7 @@ const char* ggml_type_name(uint32_t id) {
   return id < std::size(kNames) ? kNames[id] : nullptr;
 }
 
-std::string quoted(std::string_view s, size_t max_chars = 80) {
+std::string quote_for_message(std::string_view s, size_t max_chars = 80) {
   std::string r = "\"";
   for (size_t i = 0; i < s.size(); ++i) {
     if (i == max_chars) {
@@ -324,7 +324,7 @@ std::string GgufValue::summary(size_t max_items) const {
   switch (type_) {
     case GgufType::STRING: {
       const auto* s = std::get_if<std::string>(&scalar_);
-      return quoted(s ? *s : std::string());
+      return quote_for_message(s ? *s : std::string());
     }
     case GgufType::BOOL: {
       const auto* b = std::get_if<bool>(&scalar_);
@@ -403,7 +403,7 @@ Status GgufReader::read_header() {
   INGOT_RETURN_IF_ERROR(need(4, "the magic"));
   if (std::memcmp(file_->data(), kMagic, 4) != 0) {
     const std::string_view magic(reinterpret_cast<const char*>(file_->data()), 4);
-    return error_at(0, "not a GGUF file: magic " + quoted(magic) + ", expected \"GGUF\"");
+    return error_at(0, "not a GGUF file: magic " + quote_for_message(magic) + ", expected \"GGUF\"");
   }
   pos_ = 4;
   INGOT_ASSIGN_OR_RETURN(uint32_t version, number<uint32_t>("the version"));
@@ -443,8 +443,8 @@ Status GgufReader::read_metadata() {
     context_ = "metadata entry " + std::to_string(i);
     const uint64_t key_at = pos_;
     INGOT_ASSIGN_OR_RETURN(std::string key, string("metadata key"));
-    if (out_->metadata_index_.count(key)) return error_at(key_at, "duplicate metadata key " + quoted(key));
-    context_ = "metadata " + quoted(key);
+    if (out_->metadata_index_.count(key)) return error_at(key_at, "duplicate metadata key " + quote_for_message(key));
+    context_ = "metadata " + quote_for_message(key);
     const uint64_t type_at = pos_;
     INGOT_ASSIGN_OR_RETURN(uint32_t type, number<uint32_t>("metadata value type"));
     if (!is_known_gguf_type(type)) return error_at(type_at, "unknown metadata value type " + std::to_string(type));
@@ -574,8 +574,8 @@ Status GgufReader::read_tensor_infos() {
 Status GgufReader::read_tensor_info() {
   const uint64_t name_at = pos_;
   INGOT_ASSIGN_OR_RETURN(std::string name, string("tensor name"));
-  if (out_->tensor_index_.count(name)) return error_at(name_at, "duplicate tensor name " + quoted(name));
-  context_ = "tensor " + quoted(name);
+  if (out_->tensor_index_.count(name)) return error_at(name_at, "duplicate tensor name " + quote_for_message(name));
+  context_ = "tensor " + quote_for_message(name);
 
   const uint64_t n_dims_at = pos_;
   INGOT_ASSIGN_OR_RETURN(uint32_t n_dims, number<uint32_t>("tensor dimension count"));
@@ -643,7 +643,7 @@ Status GgufReader::check_tensor_layout() {
   const uint64_t file_size = file_->size();
   for (size_t i = 0; i < tensors.size(); ++i) {
     GgufTensorInfo& t = tensors[i];
-    context_ = "tensor " + quoted(t.name);
+    context_ = "tensor " + quote_for_message(t.name);
     uint64_t start = 0, end = 0;
     if (__builtin_add_overflow(out_->data_offset_, t.offset, &start) ||
         __builtin_add_overflow(start, t.bytes, &end) || end > file_size) {
@@ -663,10 +663,10 @@ Status GgufReader::check_tensor_layout() {
     const GgufTensorInfo& prev = tensors[order[k - 1]];
     const GgufTensorInfo& cur = tensors[order[k]];
     if (cur.offset < prev.offset + prev.bytes) {
-      context_ = "tensor " + quoted(cur.name);
+      context_ = "tensor " + quote_for_message(cur.name);
       return error_at(offset_field_at_[order[k]],
                       "data [" + std::to_string(cur.offset) + ", " + std::to_string(cur.offset + cur.bytes) +
-                          ") overlaps tensor " + quoted(prev.name) + " at [" + std::to_string(prev.offset) + ", " +
+                          ") overlaps tensor " + quote_for_message(prev.name) + " at [" + std::to_string(prev.offset) + ", " +
                           std::to_string(prev.offset + prev.bytes) + ")");
     }
   }
@@ -698,11 +698,11 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
 
 StatusOr<std::shared_ptr<const Tensor>> GgufFile::tensor(const std::string& name) const {
   const GgufTensorInfo* info = find_tensor(name);
-  if (!info) return Status::Error(path() + ": no tensor named " + quoted(name));
+  if (!info) return Status::Error(path() + ": no tensor named " + quote_for_message(name));
   // Validated on parse: [offset, offset + bytes) lies inside the mapping.
   auto buffer = Buffer::view(file_->data() + info->offset, static_cast<size_t>(info->bytes), file_);
   auto t = Tensor::from_buffer(info->type, info->shape, std::move(buffer));
-  if (!t.ok()) return Status::Error(path() + ": tensor " + quoted(name) + ": " + t.message());
+  if (!t.ok()) return Status::Error(path() + ": tensor " + quote_for_message(name) + ": " + t.message());
   return std::make_shared<const Tensor>(std::move(t).value());
 }
 
@@ -839,7 +839,7 @@ class PaddedFile {
 
 Status check_tensor_shape(const std::string& name, ElementType type, const std::vector<int64_t>& shape) {
   const auto fail = [&](const std::string& what) {
-    return Status::Error("GGUF writer: tensor " + quoted(name) + ": " + what);
+    return Status::Error("GGUF writer: tensor " + quote_for_message(name) + ": " + what);
   };
   if (name.empty()) return fail("empty name");
   if (name.size() > kMaxTensorNameBytes)
@@ -873,7 +873,7 @@ void GgufWriter::set(const std::string& key, GgufValue v) {
 }
 
 Status GgufWriter::add_tensor(const std::string& name, std::shared_ptr<const Tensor> t) {
-  if (!t || !t->defined()) return Status::Error("GGUF writer: tensor " + quoted(name) + " has no data");
+  if (!t || !t->defined()) return Status::Error("GGUF writer: tensor " + quote_for_message(name) + " has no data");
   PendingTensor p;
   p.name = name;
   p.type = t->type();
@@ -882,7 +882,7 @@ Status GgufWriter::add_tensor(const std::string& name, std::shared_ptr<const Ten
   p.data = std::move(t);
   INGOT_RETURN_IF_ERROR(check_tensor_shape(p.name, p.type, p.shape));
   for (const auto& other : tensors_) {
-    if (other.name == name) return Status::Error("GGUF writer: duplicate tensor " + quoted(name));
+    if (other.name == name) return Status::Error("GGUF writer: duplicate tensor " + quote_for_message(name));
   }
   tensors_.push_back(std::move(p));
   return Status::Ok();
@@ -891,14 +891,14 @@ Status GgufWriter::add_tensor(const std::string& name, std::shared_ptr<const Ten
 Status GgufWriter::add_tensor_generator(const std::string& name, ElementType type, std::vector<int64_t> shape,
                                         TensorFill fill) {
   INGOT_RETURN_IF_ERROR(check_tensor_shape(name, type, shape));
-  if (!fill) return Status::Error("GGUF writer: tensor " + quoted(name) + " has no fill function");
+  if (!fill) return Status::Error("GGUF writer: tensor " + quote_for_message(name) + " has no fill function");
   for (const auto& other : tensors_) {
-    if (other.name == name) return Status::Error("GGUF writer: duplicate tensor " + quoted(name));
+    if (other.name == name) return Status::Error("GGUF writer: duplicate tensor " + quote_for_message(name));
   }
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;  // checked above
   auto bytes = storage_bytes(type, numel);
-  if (!bytes.ok()) return Status::Error("GGUF writer: tensor " + quoted(name) + ": " + bytes.message());
+  if (!bytes.ok()) return Status::Error("GGUF writer: tensor " + quote_for_message(name) + ": " + bytes.message());
   PendingTensor p;
   p.name = name;
   p.type = type;
@@ -921,7 +921,7 @@ Status GgufWriter::write(const std::string& path) const {
   head.number<uint64_t>(metadata_.size());
   for (const auto& [key, value] : metadata_) {
     Status st = check_writable(value, 0);
-    if (!st.ok()) return Status::Error(path + ": metadata " + quoted(key) + ": " + st.message());
+    if (!st.ok()) return Status::Error(path + ": metadata " + quote_for_message(key) + ": " + st.message());
     head.string(key);
     head.number<uint32_t>(static_cast<uint32_t>(value.type()));
     encode_value(head, value);
@@ -949,7 +949,7 @@ Status GgufWriter::write(const std::string& path) const {
     } else {
       scratch.assign(static_cast<size_t>(t.bytes), 0);
       Status st = t.fill(scratch.data(), scratch.size());
-      if (!st.ok()) return Status::Error(path + ": tensor " + quoted(t.name) + ": " + st.message());
+      if (!st.ok()) return Status::Error(path + ": tensor " + quote_for_message(t.name) + ": " + st.message());
       INGOT_RETURN_IF_ERROR(out->write(scratch.data(), scratch.size()));
     }
     INGOT_RETURN_IF_ERROR(out->pad_to(alignment));

@@ -118,7 +118,7 @@ StatusOr<LlamaConfig> gguf_config(const GgufFile& f, const std::string& arch) {
 
   // llama.cpp's "llama" graphs rotate adjacent pairs (the converter permuted Q/K for that); the
   // others keep Hugging Face's rotate-half ("NEOX") layout. Qwen2 has Q/K/V biases.
-  c.rope_layout = arch == "llama" || arch == "mistral" ? RopeLayout::Interleaved : RopeLayout::RotateHalf;
+  c.rope_layout = arch == "llama" || arch == "mistral" ? RopePairs::Interleaved : RopePairs::RotateHalf;
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = f.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
   c.fused_qkv = f.find_tensor("blk.0.attn_qkv.weight") != nullptr;
@@ -241,7 +241,7 @@ StatusOr<LlamaConfig> hf_llama_config(const HfModelConfig& h, const std::string&
   if (h.head_dim && h.head_dim * h.num_attention_heads != h.hidden_size) c.head_dim_override = h.head_dim;
   // Hugging Face stores Q/K rows for rotate-half RoPE (its conversion permuted them): use that
   // layout directly rather than permuting the weights back.
-  c.rope_layout = RopeLayout::RotateHalf;
+  c.rope_layout = RopePairs::RotateHalf;
   c.qkv_bias = h.attention_bias;
   c.tied_embeddings = h.tie_word_embeddings;
   c.qk_norm = arch == "qwen3" || arch == "gemma3";

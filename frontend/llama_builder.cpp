@@ -234,7 +234,7 @@ class LlamaGraph {
     const int64_t hd = c_.head_dim(), half = hd / 2;
     Value cos = b_.reshape(swa ? cos_swa_ : cos_, {tokens, 1, half});
     Value sin = b_.reshape(swa ? sin_swa_ : sin_, {tokens, 1, half});
-    if (c_.rope_layout == RopeLayout::Interleaved) {
+    if (c_.rope_layout == RopePairs::Interleaved) {
       Value pairs = b_.reshape(x, {tokens, heads, half, 2});
       Value x0 = b_.reshape(b_.slice(pairs, 3, 0, 1), {tokens, heads, half});
       Value x1 = b_.reshape(b_.slice(pairs, 3, 1, 2), {tokens, heads, half});

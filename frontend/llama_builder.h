@@ -12,7 +12,8 @@
 
 namespace ingot {
 
-enum class RopeLayout {
+// Which elements RoPE rotates together (codegen has its own RopeLayout for kernel specs).
+enum class RopePairs {
   Interleaved,  // GGUF / llama.cpp: rotate adjacent pairs (x0, x1), (x2, x3), ...
   RotateHalf,   // Hugging Face: rotate (x[i], x[i + d/2])
 };
@@ -37,7 +38,7 @@ struct LlamaConfig {
   int64_t max_context = 0;
   double rms_eps = 1e-5;
   double rope_base = 10000.0;
-  RopeLayout rope_layout = RopeLayout::Interleaved;
+  RopePairs rope_layout = RopePairs::Interleaved;
   RopeScaling rope_scaling;
   std::vector<double> rope_freq_factors;  // GGUF "rope_freqs.weight": each frequency is divided by its factor
   // Phi-3 LongRoPE: each frequency divided by its long factor when max_context exceeds

@@ -19,7 +19,7 @@ bool never_merged(const Node& n) {
   return n.is(Op::Parameter) || n.is(Op::ReadValue) || n.is(Op::Assign) || n.is(Op::Result);
 }
 
-bool has_data(const Node& n) { return n.constant && n.constant->defined(); }
+bool has_constant_data(const Node& n) { return n.constant && n.constant->defined(); }
 
 // FNV-1a over at most 3 x 1 KiB of the data (start, middle, end): weights of one shape almost
 // always differ there, so the full content hash is only computed for likely duplicates.
@@ -70,7 +70,7 @@ class CommonSubexpressionElimination : public Pass {
       Node* same = nullptr;
       if (n->is(Op::Constant)) {
         // Opaque constants (parsed from a summarized text) have no bytes to compare: kept apart.
-        if (!has_data(*n)) continue;
+        if (!has_constant_data(*n)) continue;
         std::string key = n->outputs[0].str() + "/" + std::to_string(n->constant->nbytes()) + "/" +
                           std::to_string(sample_hash(*n->constant));
         auto& candidates = consts[key];

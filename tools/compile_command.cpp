@@ -41,6 +41,7 @@
 #include "tools/compile_pipeline.h"
 #include "frontend/chat_template_source.h"
 #include "tools/ingotc_cli.h"
+#include "base/clock.h"
 
 namespace ingot {
 
@@ -105,10 +106,6 @@ Status check_bundle_loads(const std::string& path) {
   std::fprintf(stderr, "ingotc: note: %s: not loaded with its kernels (this CPU runs none of its tiers); its format, "
                        "schedule and tokenizer were checked\n", path.c_str());
   return Status::Ok();
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string mib(int64_t bytes) {

@@ -12,6 +12,7 @@
 #include "passes/memory_planning.h"
 #include "passes/pass_manager.h"
 #include "tools/ingotc_cli.h"
+#include "base/clock.h"
 
 namespace ingot {
 namespace {
@@ -23,10 +24,6 @@ std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
   return s;
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // ---------------------------------------------------------------- the graph phases

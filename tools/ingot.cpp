@@ -20,6 +20,7 @@
 #include "tools/ingot_chat.h"
 #include "tools/ingot_run.h"
 #include "tools/ingot_serve.h"
+#include "base/clock.h"
 
 namespace ingot {
 namespace {
@@ -159,10 +160,6 @@ std::string join(const Seq& s, const char* sep = ", ") {
   std::string r;
   for (const auto& x : s) r += (r.empty() ? "" : sep) + std::string(x);
   return r;
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Every kernel set: tier, size, whether this host runs it, which one runs; then the host's verdict.

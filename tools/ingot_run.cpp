@@ -28,6 +28,7 @@
 #include "runtime/engine.h"
 #include "runtime/speculative.h"
 #include "tools/bench_profile.h"
+#include "base/clock.h"
 
 extern char** environ;
 
@@ -38,10 +39,6 @@ namespace {
 // origin of time to first token, so that it includes loading the bundle, creating the session,
 // tokenizing and the prompt. (exec and the dynamic loader, about a millisecond, come before it.)
 const std::chrono::steady_clock::time_point g_process_start = std::chrono::steady_clock::now();
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Parses a number option's value, range-checked (base/parse.h); false (and a usage message) if
 // it is not one. Integers are parsed as integers, never through a float.
@@ -83,11 +80,6 @@ bool int_list(const std::string& opt, const std::string& text, std::vector<int>*
     out->push_back(v);
   }
   return !out->empty();
-}
-
-int default_threads() {
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(std::min(hc, 8u));
 }
 
 // --threads: 1 to kMaxSessionThreads (runtime/engine.h). More threads than the host has hardware

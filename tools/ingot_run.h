@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/text_stream.h"  // continuation_text, find_stop
@@ -20,6 +22,12 @@ inline int usage_error(const std::string& msg) {
 inline int fail(const std::string& msg) {
   std::fprintf(stderr, "ingot: error: %s\n", msg.c_str());
   return 1;
+}
+
+// Threads of run, bench and serve without --threads: the host's hardware threads, at most 8.
+inline int default_threads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(std::min(hc, 8u));
 }
 
 // The bundle to load for `path`: itself, or for a GGUF file or Hugging Face folder its bundle

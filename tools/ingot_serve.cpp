@@ -469,11 +469,6 @@ class Server {
   RequestCounter counter_;
 };
 
-int default_threads() {
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(std::min(hc, 8u));
-}
-
 }  // namespace
 
 int cmd_serve(const std::vector<std::string>& args) {

@@ -522,7 +522,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
               (long long)c.vocab, (long long)c.dim, (long long)c.n_layers, (long long)c.n_heads, (long long)c.n_kv_heads,
               (long long)c.head_dim(), (long long)c.ffn, (long long)c.max_context);
   std::printf("  rms eps %g, rope base %g, rope layout %s%s, qkv bias %s, tied embeddings %s\n", c.rms_eps, c.rope_base,
-              c.rope_layout == RopeLayout::Interleaved ? "interleaved pairs" : "rotate-half",
+              c.rope_layout == RopePairs::Interleaved ? "interleaved pairs" : "rotate-half",
               c.rope_scaling.type == RopeScaling::Type::Linear ? " (linear scaling)" :
               c.rope_scaling.type == RopeScaling::Type::Llama3 ? " (llama3 scaling)" :
               c.rope_freq_factors.empty() ? "" : " (frequency factors)",

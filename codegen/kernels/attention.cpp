@@ -435,13 +435,11 @@ class AttentionEmitter {
 
 namespace {
 
-Status err(const std::string& m) { return Status::Error(m); }
-
 bool attention_computes(const Node& n) { return n.is(Op::Attention); }
 
 StatusOr<KernelSpec> attention_spec(const Node& n, const Model* model) {
   auto static_dim = [&](const Dim& d, const char* what) -> StatusOr<int64_t> {
-    if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
+    if (!d.is_static()) return Status::Error("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
     return d.value();
   };
   KernelSpec k;
@@ -459,18 +457,18 @@ StatusOr<KernelSpec> attention_spec(const Node& n, const Model* model) {
   a.scale = static_cast<float>(n.attr("scale").as_float());
   a.softcap = static_cast<float>(n.attr("softcap").as_float());
   a.window = n.attr("window").as_int();
-  if (a.softcap < 0 || a.window < 0) return err("codegen: " + n.name + ": negative softcap or window");
-  if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return err("codegen: " + n.name + ": bad head counts");
+  if (a.softcap < 0 || a.window < 0) return Status::Error("codegen: " + n.name + ": negative softcap or window");
+  if (a.H <= 0 || a.KV <= 0 || a.H % a.KV != 0) return Status::Error("codegen: " + n.name + ": bad head counts");
   if (a.D <= 0 || a.D % 8 != 0)
-    return err("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
-  if (!model) return err("codegen: " + n.name + ": the attention kernel needs the model (its cache variables)");
+    return Status::Error("codegen: " + n.name + ": attention needs head_dim a multiple of 8, got " + std::to_string(a.D));
+  if (!model) return Status::Error("codegen: " + n.name + ": the attention kernel needs the model (its cache variables)");
   const StateVariable* kv[2] = {model->find_variable(n.attr("k_variable").as_string()),
                                 model->find_variable(n.attr("v_variable").as_string())};
-  if (!kv[0] || !kv[1]) return err("codegen: " + n.name + ": unknown cache variable");
-  if (kv[0]->type != kv[1]->type) return err("codegen: " + n.name + ": K and V caches differ in type");
+  if (!kv[0] || !kv[1]) return Status::Error("codegen: " + n.name + ": unknown cache variable");
+  if (kv[0]->type != kv[1]->type) return Status::Error("codegen: " + n.name + ": K and V caches differ in type");
   a.cache = kv[0]->type;
   if (a.cache != ElementType::f32 && a.cache != ElementType::f16)
-    return err("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
+    return Status::Error("codegen: " + n.name + ": attention caches must be f32 or f16, got " + std::string(type_name(a.cache)));
   return k;
 }
 

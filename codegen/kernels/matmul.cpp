@@ -481,10 +481,8 @@ namespace {
 using matmul::MatMulEmitter;
 using matmul::Emitter;
 
-Status err(const std::string& m) { return Status::Error(m); }
-
 StatusOr<int64_t> static_dim(const Node& n, const Dim& d, const char* what) {
-  if (!d.is_static()) return err("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
+  if (!d.is_static()) return Status::Error("codegen: " + n.name + ": " + what + " must be static, got " + d.str());
   return d.value();
 }
 
@@ -499,7 +497,7 @@ StatusOr<KernelSpec> matmul_spec(const Node& n, const Model*) {
   INGOT_ASSIGN_OR_RETURN(s.K, static_dim(n, w.shape[1], "K"));
   s.act_q8 = n.attr("act_quant").as_string() == "q8";
   if (n.attr("act_quant").as_string() == "ggml")
-    return err("codegen: " + n.name + ": act_quant \"ggml\" (ggml's exact numerics) is implemented by the reference "
+    return Status::Error("codegen: " + n.name + ": act_quant \"ggml\" (ggml's exact numerics) is implemented by the reference "
                "evaluator only; compile with --act-quant auto, q8 or off");
   if (n.is(Op::FusedMatMul)) {
     s.bias = n.attr("has_bias").as_bool();

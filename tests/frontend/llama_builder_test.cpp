@@ -171,7 +171,7 @@ class Oracle {
         double theta = static_cast<double>(pos) * std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd_));
         double cs = std::cos(theta), sn = std::sin(theta);
         int64_t a, b;
-        if (c_.rope_layout == RopeLayout::Interleaved) {
+        if (c_.rope_layout == RopePairs::Interleaved) {
           a = 2 * i;
           b = 2 * i + 1;
         } else {
@@ -242,7 +242,7 @@ class Oracle {
 
 // ------------------------------------------------------------------ helpers
 
-LlamaConfig small_config(RopeLayout layout, int64_t kv_heads = 2, int64_t layers = 2) {
+LlamaConfig small_config(RopePairs layout, int64_t kv_heads = 2, int64_t layers = 2) {
   LlamaConfig c;
   c.vocab = 37;
   c.dim = 24;
@@ -258,7 +258,7 @@ LlamaConfig small_config(RopeLayout layout, int64_t kv_heads = 2, int64_t layers
 }
 
 // A wider head (hd 12: six RoPE frequencies) with multi-query attention (one KV head).
-LlamaConfig wide_head_config(RopeLayout layout) {
+LlamaConfig wide_head_config(RopePairs layout) {
   LlamaConfig c = small_config(layout, 1, 2);
   c.dim = 48;
   c.n_heads = 4;
@@ -269,11 +269,11 @@ LlamaConfig wide_head_config(RopeLayout layout) {
 std::string describe(const LlamaConfig& c) {
   return "heads=" + std::to_string(c.n_heads) + " kv=" + std::to_string(c.n_kv_heads) +
          " layers=" + std::to_string(c.n_layers) + " dim=" + std::to_string(c.dim) +
-         (c.rope_layout == RopeLayout::Interleaved ? " interleaved" : " rotate-half") +
+         (c.rope_layout == RopePairs::Interleaved ? " interleaved" : " rotate-half") +
          (c.all_logits ? " all_logits" : "");
 }
 
-std::vector<LlamaConfig> configs_for(RopeLayout layout) {
+std::vector<LlamaConfig> configs_for(RopePairs layout) {
   return {small_config(layout, 2, 2), small_config(layout, 3, 3), small_config(layout, 6, 2),
           wide_head_config(layout)};
 }
@@ -312,7 +312,7 @@ double max_abs(const std::vector<double>& v) {
 
 // ------------------------------------------------------------------ 1. prefill, last position
 
-void check_prefill_last(RopeLayout layout) {
+void check_prefill_last(RopePairs layout) {
   for (const LlamaConfig& c : configs_for(layout)) {
     SCOPED_TRACE(describe(c));
     Weights w = make_weights(c, 1234);
@@ -335,13 +335,13 @@ void check_prefill_last(RopeLayout layout) {
   }
 }
 
-TEST(LlamaBuilder, PrefillLastPositionMatchesOracleInterleaved) { check_prefill_last(RopeLayout::Interleaved); }
-TEST(LlamaBuilder, PrefillLastPositionMatchesOracleRotateHalf) { check_prefill_last(RopeLayout::RotateHalf); }
+TEST(LlamaBuilder, PrefillLastPositionMatchesOracleInterleaved) { check_prefill_last(RopePairs::Interleaved); }
+TEST(LlamaBuilder, PrefillLastPositionMatchesOracleRotateHalf) { check_prefill_last(RopePairs::RotateHalf); }
 
 // ------------------------------------------------------------------ 2. all_logits
 
 TEST(LlamaBuilder, AllLogitsEveryRowMatchesOracle) {
-  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::RotateHalf}) {
+  for (RopePairs layout : {RopePairs::Interleaved, RopePairs::RotateHalf}) {
     for (LlamaConfig c : {small_config(layout, 2, 2), small_config(layout, 6, 3)}) {
       c.all_logits = true;
       SCOPED_TRACE(describe(c));
@@ -363,7 +363,7 @@ TEST(LlamaBuilder, AllLogitsEveryRowMatchesOracle) {
 // ------------------------------------------------------------------ 3, 4. incremental decoding
 
 TEST(LlamaBuilder, IncrementalDecodingMatchesOracleAndFreshPrefill) {
-  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::RotateHalf}) {
+  for (RopePairs layout : {RopePairs::Interleaved, RopePairs::RotateHalf}) {
     for (const LlamaConfig& c : {small_config(layout, 2, 2), small_config(layout, 3, 3), small_config(layout, 6, 2)}) {
       SCOPED_TRACE(describe(c));
       Weights w = make_weights(c, 777);
@@ -429,7 +429,7 @@ TEST(LlamaBuilder, IncrementalDecodingMatchesOracleAndFreshPrefill) {
 }
 
 TEST(LlamaBuilder, StateHoldsKvCacheOfAllPositions) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 3, 2);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 3, 2);
   Weights w = make_weights(c, 5);
   auto model = build_ok(c, provider(w));
   ASSERT_NE(model, nullptr);
@@ -444,8 +444,8 @@ TEST(LlamaBuilder, StateHoldsKvCacheOfAllPositions) {
 // ------------------------------------------------------------------ 6. the layout matters
 
 TEST(LlamaBuilder, RopeLayoutsGiveDifferentLogits) {
-  for (auto make : {+[](RopeLayout l) { return small_config(l, 2, 2); }, +[](RopeLayout l) { return wide_head_config(l); }}) {
-    LlamaConfig ci = make(RopeLayout::Interleaved), ch = make(RopeLayout::RotateHalf);
+  for (auto make : {+[](RopePairs l) { return small_config(l, 2, 2); }, +[](RopePairs l) { return wide_head_config(l); }}) {
+    LlamaConfig ci = make(RopePairs::Interleaved), ch = make(RopePairs::RotateHalf);
     SCOPED_TRACE(describe(ci));
     Weights w = make_weights(ci, 4242);  // the same weights for both layouts
     auto mi = build_ok(ci, provider(w));
@@ -487,7 +487,7 @@ const Node* convert_after(const Model& m, const std::string& weight) {
 }
 
 TEST(LlamaBuilder, HalfPrecisionWeightsGetAConvertAndMatchRoundedOracle) {
-  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::RotateHalf}) {
+  for (RopePairs layout : {RopePairs::Interleaved, RopePairs::RotateHalf}) {
     LlamaConfig c = small_config(layout, 2, 2);
     SCOPED_TRACE(describe(c));
     Weights w = make_weights(c, 31337);
@@ -553,7 +553,7 @@ TEST(LlamaBuilder, TestRoundingHelperIsRight) {
 // ------------------------------------------------------------------ 5. errors
 
 TEST(LlamaBuilder, WrongWeightShapeIsAnErrorNamingTheWeight) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 2, 2);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 2, 2);
   Weights w = make_weights(c, 1);
   struct Case {
     std::string name;
@@ -581,7 +581,7 @@ TEST(LlamaBuilder, WrongWeightShapeIsAnErrorNamingTheWeight) {
 }
 
 TEST(LlamaBuilder, DimNotDivisibleByHeadsIsAnError) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 2, 2);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 2, 2);
   c.dim = 25;
   int calls = 0;
   WeightProvider p = [&](const std::string&, const std::vector<int64_t>&) -> StatusOr<std::shared_ptr<const Tensor>> {
@@ -597,7 +597,7 @@ TEST(LlamaBuilder, DimNotDivisibleByHeadsIsAnError) {
 }
 
 TEST(LlamaBuilder, HeadsNotDivisibleByKvHeadsIsAnError) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 4, 2);  // 6 heads, 4 KV heads
+  LlamaConfig c = small_config(RopePairs::Interleaved, 4, 2);  // 6 heads, 4 KV heads
   WeightProvider p = [&](const std::string&, const std::vector<int64_t>&) -> StatusOr<std::shared_ptr<const Tensor>> {
     return Status::Error("the provider should not be asked");
   };
@@ -614,23 +614,23 @@ TEST(LlamaBuilder, OtherInvalidConfigsAreErrors) {
     EXPECT_FALSE(m.ok()) << what;
     if (!m.ok()) EXPECT_NE(m.message().find(what), std::string::npos) << m.message();
   };
-  LlamaConfig c = small_config(RopeLayout::Interleaved);
+  LlamaConfig c = small_config(RopePairs::Interleaved);
   c.n_heads = 8;  // dim 24 / 8 = head_dim 3: odd
   c.n_kv_heads = 8;
   expect_error(c, "even head dimension");
-  c = small_config(RopeLayout::Interleaved);
+  c = small_config(RopePairs::Interleaved);
   c.n_kv_heads = 0;
   expect_error(c, "KV head count must be positive");
-  c = small_config(RopeLayout::Interleaved);
+  c = small_config(RopePairs::Interleaved);
   c.max_context = 0;
   expect_error(c, "context length must be positive");
-  c = small_config(RopeLayout::Interleaved);
+  c = small_config(RopePairs::Interleaved);
   c.rms_eps = 0;
   expect_error(c, "epsilon");
 }
 
 TEST(LlamaBuilder, FailingWeightProviderErrorIsReported) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 2, 2);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 2, 2);
   Weights w = make_weights(c, 2);
   // The first, a middle and the last weight the builder needs.
   for (const std::string failing : {"token_embd.weight", "blk.1.attn_v.weight", "blk.0.ffn_norm.weight",
@@ -654,7 +654,7 @@ TEST(LlamaBuilder, FailingWeightProviderErrorIsReported) {
 }
 
 TEST(LlamaBuilder, AsksForEveryWeightOnceWithGgufNames) {
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 3, 3);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 3, 3);
   Weights w = make_weights(c, 3);
   std::vector<std::string> asked;
   auto model = build_ok(c, provider(w, &asked));
@@ -669,7 +669,7 @@ TEST(LlamaBuilder, AsksForEveryWeightOnceWithGgufNames) {
 // than dereference the null pointer. Run in a child process so a crash fails only this test.
 TEST(LlamaBuilderDeathTest, NullTensorFromProviderIsAnErrorNotACrash) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  LlamaConfig c = small_config(RopeLayout::Interleaved, 2, 2);
+  LlamaConfig c = small_config(RopePairs::Interleaved, 2, 2);
   Weights w = make_weights(c, 4);
   WeightProvider p = [&](const std::string& name,
                          const std::vector<int64_t>& shape) -> StatusOr<std::shared_ptr<const Tensor>> {
