@@ -103,6 +103,7 @@ constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"llama-v3", "llama3", unicode::PreTokenizer::Llama3},
     {"qwen2", "qwen2", unicode::PreTokenizer::Qwen2},
     {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
+    {"deepseek-coder", "deepseek-coder", unicode::PreTokenizer::DeepseekCoder},
     {"falcon", "falcon", unicode::PreTokenizer::Falcon},
     {"refact", "refact", unicode::PreTokenizer::Refact},
     {"starcoder", "refact", unicode::PreTokenizer::Refact},

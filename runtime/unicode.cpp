@@ -242,6 +242,11 @@ size_t match_deepseek_punctuation(const CharSequence& s, size_t i) {
   return optional_whitespace_run(s, i, deepseek_punctuation);
 }
 size_t match_deepseek_cjk(const CharSequence& s, size_t i) { return run_while(s, i, deepseek_cjk); }
+// \s?\p{L}+ and \s?\p{P}+ (DeepSeek Coder). llama.cpp matches these on its "collapsed" text, where
+// \p{L} is A-Za-z or a non-ASCII letter and \p{P} the ASCII punctuation of general category P or
+// a non-ASCII one: the categories themselves.
+size_t match_space_letters(const CharSequence& s, size_t i) { return optional_whitespace_run(s, i, is_letter); }
+size_t match_space_punctuation(const CharSequence& s, size_t i) { return optional_whitespace_run(s, i, is_punctuation); }
 // \p{N}+ and \p{N}
 size_t match_numbers(const CharSequence& s, size_t i) { return s.run_end(i, CharClass::Number); }
 size_t match_number(const CharSequence& s, size_t i) { return s.is(i, CharClass::Number) ? i + 1 : i; }
@@ -275,6 +280,10 @@ constexpr Stage kDeepseekLlmStages[] = {
     split_by_matches<match_newline>,      split_by_matches<match_deepseek_letters>,
     split_by_matches<match_deepseek_punctuation>, split_trailing_whitespace,
     split_by_matches<match_deepseek_cjk>, split_by_matches<match_numbers>,
+};
+constexpr Stage kDeepseekCoderStages[] = {
+    split_by_matches<match_newline>,      split_by_matches<match_space_letters>, split_by_matches<match_space_punctuation>,
+    split_by_matches<match_deepseek_cjk>, split_by_matches<match_number>,
 };
 constexpr Stage kFalconStages[] = {
     split_by_matches<match_falcon_punctuation>,
@@ -509,6 +518,7 @@ std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
   std::vector<Piece> pieces;
   switch (kind) {
     case PreTokenizer::DeepseekLlm: pieces = run_stages(chars, kDeepseekLlmStages); break;
+    case PreTokenizer::DeepseekCoder: pieces = run_stages(chars, kDeepseekCoderStages); break;
     case PreTokenizer::Falcon: pieces = run_stages(chars, kFalconStages); break;
     case PreTokenizer::Refact: pieces = run_stages(chars, kRefactStages); break;
     case PreTokenizer::Gpt2:

@@ -55,11 +55,12 @@ int alphabet_to_byte(char32_t code_point);
 // (Hugging Face's Split with behavior "Isolated"):
 //   DeepseekLlm: [\r\n] | \s?[Latin, Greek, Cyrillic, ... letters]+ | \s?[ASCII and full-width
 //                punctuation]+ | \s+$ | [U+0800..U+9FA5 U+AC00..U+D7FF]+ | \p{N}+
+//   DeepseekCoder: [\r\n] | \s?\p{L}+ | \s?\p{P}+ | [U+0800..U+9FA5 U+AC00..U+D7FF]+ | \p{N}
 //   Falcon:      [\p{P}$+<=>^~|`]+ | Gpt2 | [0-9][0-9][0-9]
 //   Refact:      \p{N} | Gpt2            (also llama.cpp's "starcoder")
 // ("mpt" is Gpt2.) Invalid UTF-8 bytes count as U+FFFD, i.e. neither letter, number nor
 // whitespace.
-enum class PreTokenizer { Gpt2, Llama3, Qwen2, DeepseekLlm, Falcon, Refact };
+enum class PreTokenizer { Gpt2, Llama3, Qwen2, DeepseekLlm, DeepseekCoder, Falcon, Refact };
 
 // A piece of the text as a byte range.
 struct Span {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -492,6 +493,30 @@ TEST(PreTokenizer, DeepseekLlmMatchesItsRegexes) {
             (Pieces{"3", ".", "14159", " ", "12", ",", "345"}));
 }
 
+// llama.cpp's "deepseek-coder": the same newline, CJK and (single-digit) number stages as above,
+// with \p{L} and \p{P} (by general category) for DeepSeek LLM's listed letters and punctuation.
+TEST(PreTokenizer, DeepseekCoderMatchesItsRegexes) {
+  const auto k = unicode::PreTokenizer::DeepseekCoder;
+  EXPECT_EQ(pieces("Hello world 12345", k),
+            (Pieces{"Hello", " world", " ", "1", "2", "3", "4", "5"}));
+  EXPECT_EQ(pieces("  Hello", k),
+            (Pieces{" ", " Hello"}));
+  EXPECT_EQ(pieces("a\n\n b  ", k),
+            (Pieces{"a", "\n", "\n", " b", "  "}));
+  EXPECT_EQ(pieces("I've  1\t2 ", k),
+            (Pieces{"I", "'", "ve", "  ", "1", "\t", "2", " "}));
+  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
+            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"}));
+  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
+            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
+  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
+            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
+  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
+            (Pieces{"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"}));
+  EXPECT_EQ(pieces("3.14159 12,345", k),
+            (Pieces{"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"}));
+}
+
 TEST(PreTokenizer, FalconMatchesItsRegexes) {
   const auto k = unicode::PreTokenizer::Falcon;
   EXPECT_EQ(pieces("Hello world 12345", k),
@@ -631,8 +656,8 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad.normalizer = "nfkc";
   EXPECT_NE(create_error(bad).find("unknown normalizer \"nfkc\" (known: none, nfc)"), std::string::npos);
   bad = v.spec;
-  bad.pre = "deepseek-coder";
-  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"deepseek-coder\" (known: gpt2, default"), std::string::npos);
+  bad.pre = "command-r";
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"command-r\" (known: gpt2, default"), std::string::npos);
   EXPECT_FALSE(Tokenizer::create(bad).ok());
 }
 
@@ -745,6 +770,40 @@ TEST(Vocab, MptVectors) {
 TEST(Vocab, RefactVectors) {
   INGOT_MODEL_PATH(path, "vocab/ggml-vocab-refact.gguf");
   check_vectors(path, "refact");
+}
+
+// The vocabulary test files of llama.cpp's own source (34af94cd) beyond those in ../shared/models,
+// in the folder INGOT_LLAMA_VOCAB names (scripts/llama-vocab-files.sh extracts them from a llama.cpp
+// snapshot; not part of a checkout, so CI skips this): every file with test vectors passes all of
+// them (deepseek-coder, phi-3, starcoder, and again the six above), except a tokenizer model Ingot
+// does not implement (bert's WordPiece), which must be refused by name.
+TEST(Vocab, LlamaCppVocabularyFiles) {
+  const char* dir = std::getenv("INGOT_LLAMA_VOCAB");
+  if (!dir || !*dir) GTEST_SKIP() << "INGOT_LLAMA_VOCAB is not set (scripts/llama-vocab-files.sh writes the folder)";
+  const std::map<std::string, std::string> refused = {{"bert-bge", "unsupported tokenizer model \"bert\""}};
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string file = entry.path().filename().string();
+    const std::string prefix = "ggml-vocab-", suffix = ".gguf";
+    if (file.size() > prefix.size() + suffix.size() && file.rfind(prefix, 0) == 0 && file.ends_with(suffix) &&
+        std::filesystem::exists(entry.path().string() + ".inp"))
+      names.push_back(file.substr(prefix.size(), file.size() - prefix.size() - suffix.size()));
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_GE(names.size(), 10u) << "expected llama.cpp's vocabulary files with vectors in " << dir;
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    const std::string path = std::string(dir) + "/ggml-vocab-" + name + ".gguf";
+    if (auto r = refused.find(name); r != refused.end()) {
+      auto file = GgufFile::open(path);
+      ASSERT_TRUE(file.ok()) << file.message();
+      auto spec = tokenizer_from_gguf(**file);
+      ASSERT_FALSE(spec.ok());
+      EXPECT_NE(spec.message().find(r->second), std::string::npos) << spec.message();
+      continue;
+    }
+    check_vectors(path, name.c_str());
+  }
 }
 
 TEST(HfTokenizer, Llama3Vectors) {
@@ -985,8 +1044,8 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter bad_pre = base;
   bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("deepseek-coder"));
-  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"deepseek-coder\""),
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("command-r"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"command-r\""),
             std::string::npos);
 
   GgufWriter scores = base;
