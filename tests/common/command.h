@@ -26,4 +26,18 @@ inline CmdResult run_command(const std::string& cmd) {
   return r;
 }
 
+inline CmdResult run(const std::string& cmd) { return run_command(cmd); }
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// The tools under test, in test programs built with their paths (INGOT_INGOTC, INGOT_INGOT).
+#ifdef INGOT_INGOTC
+inline const std::string kIngotc = INGOT_INGOTC;
+#endif
+#ifdef INGOT_INGOT
+inline const std::string kIngot = INGOT_INGOT;
+#endif
+// A command prefix that keeps the user's trusted keys, forced tier and configuration out of a run.
+inline const std::string kCleanEnv = "env -u INGOT_TRUSTED_KEYS -u INGOT_TIER XDG_CONFIG_HOME=/nonexistent ";
+
 }  // namespace ingot::testing

@@ -19,24 +19,14 @@ namespace {
 
 // --- Helpers -----------------------------------------------------------------------------------
 
-std::string temp_dir() {
+std::string gguf_temp_dir() {
   static const std::string dir = ::ingot::testing::make_temp_dir("gguf_test");
   return dir;
 }
 
 using ::ingot::testing::read_file;
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    closedir(d);
-  }
-  return names;
-}
+using ::ingot::testing::list_dir;
 
 StatusOr<std::unique_ptr<GgufFile>> parse_bytes(std::string bytes, const std::string& name = "corrupt.gguf") {
   return GgufFile::parse(MappedFile::from_bytes(name, std::move(bytes)));
@@ -286,7 +276,7 @@ TEST(GgufRead, LlamaTinyRandom) {
 }
 
 TEST(GgufRead, OpenMissingFileNamesPath) {
-  auto f = GgufFile::open(temp_dir() + "/does-not-exist.gguf");
+  auto f = GgufFile::open(gguf_temp_dir() + "/does-not-exist.gguf");
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.message().find("does-not-exist.gguf"), std::string::npos);
 }
@@ -626,7 +616,7 @@ TEST(GgufWrite, RoundTripEveryTypeAndTensors) {
       {"bf16", patterned(ElementType::bf16, {2, 2, 2}, 7)},
   };
   for (const auto& [name, t] : tensors) ASSERT_TRUE(w.add_tensor(name, t).ok()) << name;
-  const std::string path = temp_dir() + "/roundtrip.gguf";
+  const std::string path = gguf_temp_dir() + "/roundtrip.gguf";
   Status st = w.write(path);
   ASSERT_TRUE(st.ok()) << st.message();
 
@@ -670,7 +660,7 @@ TEST(GgufWrite, CustomAlignmentAndZeroPadding) {
   w.set("general.alignment", GgufValue::u32(64));
   ASSERT_TRUE(w.add_tensor("a", std::make_shared<const Tensor>(Tensor::from_f32({3}, {1, 2, 3}))).ok());
   ASSERT_TRUE(w.add_tensor("b", std::make_shared<const Tensor>(Tensor::from_f32({1}, {4}))).ok());
-  const std::string path = temp_dir() + "/aligned.gguf";
+  const std::string path = gguf_temp_dir() + "/aligned.gguf";
   ASSERT_TRUE(w.write(path).ok());
   auto f = GgufFile::open(path);
   ASSERT_TRUE(f.ok()) << f.message();
@@ -688,7 +678,7 @@ TEST(GgufWrite, SetReplacesInPlace) {
   w.set("a", GgufValue::u32(1));
   w.set("b", GgufValue::u32(2));
   w.set("a", GgufValue::string("x"));
-  const std::string path = temp_dir() + "/replace.gguf";
+  const std::string path = gguf_temp_dir() + "/replace.gguf";
   ASSERT_TRUE(w.write(path).ok());
   auto f = GgufFile::open(path);
   ASSERT_TRUE(f.ok());
@@ -705,7 +695,7 @@ TEST(GgufWrite, GeneratedTensorsStream) {
   };
   ASSERT_TRUE(w.add_tensor_generator("g", ElementType::q4_0, {2, 64}, fill).ok());
   ASSERT_TRUE(w.add_tensor("t", std::make_shared<const Tensor>(Tensor::from_f32({2}, {1, 2}))).ok());
-  const std::string path = temp_dir() + "/generated.gguf";
+  const std::string path = gguf_temp_dir() + "/generated.gguf";
   ASSERT_TRUE(w.write(path).ok());
   auto f = GgufFile::open(path);
   ASSERT_TRUE(f.ok()) << f.message();
@@ -720,14 +710,14 @@ TEST(GgufWrite, FailedWriteLeavesNoFile) {
   GgufWriter w;
   w.set("general.name", GgufValue::string("x"));
   ASSERT_TRUE(w.add_tensor("a", std::make_shared<const Tensor>(Tensor::from_f32({1}, {1}))).ok());
-  const std::string missing_dir = temp_dir() + "/no/such/dir/out.gguf";
+  const std::string missing_dir = gguf_temp_dir() + "/no/such/dir/out.gguf";
   Status st = w.write(missing_dir);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find(missing_dir), std::string::npos) << st.message();
   EXPECT_FALSE(::ingot::testing::path_exists(missing_dir));
 
   // A failing generator, and a target that is a directory (the rename fails): no leftovers.
-  const std::string dir = temp_dir() + "/fail_dir";
+  const std::string dir = gguf_temp_dir() + "/fail_dir";
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   GgufWriter bad;
   ASSERT_TRUE(bad.add_tensor_generator("g", ElementType::f32, {4}, [](uint8_t*, size_t) {
@@ -745,7 +735,7 @@ TEST(GgufWrite, FailedWriteLeavesNoFile) {
 }
 
 TEST(GgufWrite, FailedWriteKeepsExistingFile) {
-  const std::string path = temp_dir() + "/keep.gguf";
+  const std::string path = gguf_temp_dir() + "/keep.gguf";
   GgufWriter good;
   good.set("k", GgufValue::u32(1));
   ASSERT_TRUE(good.write(path).ok());
@@ -776,7 +766,7 @@ TEST(GgufWrite, RejectsInvalidInput) {
   EXPECT_FALSE(w.add_tensor_generator("z", ElementType::f32, {0}, [](uint8_t*, size_t) { return Status::Ok(); }).ok());
   EXPECT_FALSE(w.add_tensor_generator("nofill", ElementType::f32, {1}, nullptr).ok());
 
-  const std::string path = temp_dir() + "/invalid.gguf";
+  const std::string path = gguf_temp_dir() + "/invalid.gguf";
   GgufWriter bad_align;
   bad_align.set("general.alignment", GgufValue::u32(24));
   Status st = bad_align.write(path);

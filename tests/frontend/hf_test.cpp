@@ -29,17 +29,11 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using ::ingot::testing::read_file;
 
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using ::ingot::testing::write_file;
 
-std::string make_temp_dir() { return ::ingot::testing::make_temp_dir("hf_test"); }
+std::string hf_temp_dir() { return ::ingot::testing::make_temp_dir("hf_test"); }
 
 #define EXPECT_ERROR_CONTAINS(result, fragment)                                             \
   do {                                                                                      \
@@ -106,7 +100,7 @@ TEST(HfConfigTest, GenerationConfigFieldsAndAbsence) {
   EXPECT_EQ(g->eos_token_ids, (std::vector<int64_t>{128001, 128009}));
   EXPECT_FALSE(g->pad_token_id.has_value());
 
-  auto none = load_hf_generation_config(make_temp_dir());
+  auto none = load_hf_generation_config(hf_temp_dir());
   ASSERT_TRUE(none.ok()) << none.message();
   EXPECT_FALSE(none->found);
 
@@ -388,8 +382,8 @@ void expect_stories_spec(const TokenizerSpec& spec) {
 
 TEST(HfTokenizerTest, Stories260KFromTokenizerJson) {
   INGOT_MODEL_PATH(dir, "stories260K-hf");
-  auto spec = parse_hf_tokenizer_json(read_all(dir + "/tokenizer.json"), dir + "/tokenizer.json",
-                                      read_all(dir + "/tokenizer_config.json"));
+  auto spec = parse_hf_tokenizer_json(read_file(dir + "/tokenizer.json"), dir + "/tokenizer.json",
+                                      read_file(dir + "/tokenizer_config.json"));
   ASSERT_TRUE(spec.ok()) << spec.message();
   expect_stories_spec(*spec);
   // tokenizer.json's merges, which the runtime applies by rank as Hugging Face does.
@@ -398,7 +392,7 @@ TEST(HfTokenizerTest, Stories260KFromTokenizerJson) {
 
 TEST(HfTokenizerTest, Stories260KFromTokenizerModel) {
   INGOT_MODEL_PATH(dir, "stories260K-hf");
-  auto spec = parse_sentencepiece_model(read_all(dir + "/tokenizer.model"), dir + "/tokenizer.model");
+  auto spec = parse_sentencepiece_model(read_file(dir + "/tokenizer.model"), dir + "/tokenizer.model");
   ASSERT_TRUE(spec.ok()) << spec.message();
   expect_stories_spec(*spec);
   EXPECT_TRUE(spec->merges.empty());
@@ -413,21 +407,21 @@ TEST(HfTokenizerTest, FolderPrefersTokenizerJson) {
   ASSERT_TRUE(from_folder.ok()) << from_folder.message();
   expect_stories_spec(*from_folder);
   // Only tokenizer.model (and tokenizer_config.json) in the folder.
-  std::string only_model = make_temp_dir();
-  write_file(only_model + "/tokenizer.model", read_all(dir + "/tokenizer.model"));
-  write_file(only_model + "/tokenizer_config.json", read_all(dir + "/tokenizer_config.json"));
+  std::string only_model = hf_temp_dir();
+  write_file(only_model + "/tokenizer.model", read_file(dir + "/tokenizer.model"));
+  write_file(only_model + "/tokenizer_config.json", read_file(dir + "/tokenizer_config.json"));
   auto from_model = tokenizer_from_hf_folder(only_model);
   ASSERT_TRUE(from_model.ok()) << from_model.message();
   expect_stories_spec(*from_model);
-  std::string empty = make_temp_dir();
+  std::string empty = hf_temp_dir();
   EXPECT_ERROR_CONTAINS(tokenizer_from_hf_folder(empty), empty + ": no tokenizer.json or tokenizer.model");
 }
 
 // tokenizer.json's derived scores equal tokenizer.model's real ones for this converted vocabulary.
 TEST(HfTokenizerTest, DerivedScoresEqualTokenizerModelScores) {
   INGOT_MODEL_PATH(dir, "stories260K-hf");
-  auto from_json = parse_hf_tokenizer_json(read_all(dir + "/tokenizer.json"), "tokenizer.json");
-  auto from_model = parse_sentencepiece_model(read_all(dir + "/tokenizer.model"), "tokenizer.model");
+  auto from_json = parse_hf_tokenizer_json(read_file(dir + "/tokenizer.json"), "tokenizer.json");
+  auto from_model = parse_sentencepiece_model(read_file(dir + "/tokenizer.model"), "tokenizer.model");
   ASSERT_TRUE(from_json.ok()) << from_json.message();
   ASSERT_TRUE(from_model.ok()) << from_model.message();
   EXPECT_EQ(from_json->tokens, from_model->tokens);
@@ -472,13 +466,13 @@ std::vector<int32_t> encode_with(const TokenizerSpec& spec, const std::string& t
 TEST(HfTokenizerTest, Stories260KEncodesLikeLlamaCpp) {
   INGOT_MODEL_PATH(dir, "stories260K-hf");
   auto from_json = tokenizer_from_hf_folder(dir);
-  auto from_model = parse_sentencepiece_model(read_all(dir + "/tokenizer.model"), "tokenizer.model",
-                                              read_all(dir + "/tokenizer_config.json"));
+  auto from_model = parse_sentencepiece_model(read_file(dir + "/tokenizer.model"), "tokenizer.model",
+                                              read_file(dir + "/tokenizer_config.json"));
   ASSERT_TRUE(from_json.ok()) << from_json.message();
   ASSERT_TRUE(from_model.ok()) << from_model.message();
   // tokenizer.json alone: merges by rank (Hugging Face's BPE model) instead of scores.
-  auto json_only = parse_hf_tokenizer_json(read_all(dir + "/tokenizer.json"), "tokenizer.json",
-                                           read_all(dir + "/tokenizer_config.json"));
+  auto json_only = parse_hf_tokenizer_json(read_file(dir + "/tokenizer.json"), "tokenizer.json",
+                                           read_file(dir + "/tokenizer_config.json"));
   ASSERT_TRUE(json_only.ok()) << json_only.message();
   ASSERT_FALSE(json_only->merges.empty());
   for (const TokenizerSpec* spec : {&*from_json, &*from_model, &*json_only}) {
@@ -889,7 +883,7 @@ TEST(HfTokenizerTest, SentencePieceModelByHand) {
 // A folder with a SentencePiece-style tokenizer.json and a tokenizer.model of the same tokens:
 // the model's real scores replace the derived ones; a different vocabulary is ignored.
 TEST(HfTokenizerTest, FolderTakesScoresFromMatchingTokenizerModel) {
-  const std::string dir = make_temp_dir();
+  const std::string dir = hf_temp_dir();
   write_file(dir + "/tokenizer.json", metaspace_tokenizer().dump());
   const float real[] = {0, 0, 0, 0, -5, -6, -1e9f, -1, -2, -3};
   const int types[] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 1};

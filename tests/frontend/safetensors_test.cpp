@@ -57,16 +57,13 @@ std::string bytes_of(const std::vector<T>& values) {
   return s;
 }
 
-StatusOr<std::unique_ptr<SafetensorsFile>> parse_bytes(const std::string& bytes, const std::string& name = "t.safetensors") {
+StatusOr<std::unique_ptr<SafetensorsFile>> parse_safetensors_bytes(const std::string& bytes, const std::string& name = "t.safetensors") {
   return SafetensorsFile::parse(MappedFile::from_bytes(name, bytes));
 }
 
-std::string make_temp_dir() { return ::ingot::testing::make_temp_dir("safetensors_test"); }
+std::string safetensors_temp_dir() { return ::ingot::testing::make_temp_dir("safetensors_test"); }
 
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using ::ingot::testing::write_file;
 
 // --- The real model ----------------------------------------------------------------------------
 
@@ -164,7 +161,7 @@ TEST(SafetensorsTest, EveryDtypeRoundTrips) {
       {"bool", "BOOL", {3}, bytes_of(boolean)},
       {"scalar", "F32", {}, bytes_of(std::vector<float>{7.0f})},
   });
-  auto st = parse_bytes(bytes);
+  auto st = parse_safetensors_bytes(bytes);
   ASSERT_TRUE(st.ok()) << st.message();
   auto get = [&](const std::string& name) {
     auto t = (*st)->tensor(name);
@@ -197,7 +194,7 @@ TEST(SafetensorsTest, MetadataEmptyTensorsAndGaps) {
   };
   std::string text = header.dump();
   while (text.size() % 8) text += ' ';
-  auto st = parse_bytes(assemble(text, bytes_of(std::vector<float>{1, 2, 3})));
+  auto st = parse_safetensors_bytes(assemble(text, bytes_of(std::vector<float>{1, 2, 3})));
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ((*st)->metadata().at("format"), "pt");
   EXPECT_EQ((*st)->metadata().at("note"), "hand made");
@@ -212,7 +209,7 @@ TEST(SafetensorsTest, MisalignedTensorIsCopied) {
   json header = {{"w", {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {0, 8}}}}};
   std::string text = header.dump();
   if ((8 + text.size()) % 2 == 0) text += ' ';
-  auto st = parse_bytes(assemble(text, bytes_of(std::vector<float>{1.25f, -4.0f})));
+  auto st = parse_safetensors_bytes(assemble(text, bytes_of(std::vector<float>{1.25f, -4.0f})));
   ASSERT_TRUE(st.ok()) << st.message();
   auto t = (*st)->tensor("w");
   ASSERT_TRUE(t.ok()) << t.message();
@@ -221,7 +218,7 @@ TEST(SafetensorsTest, MisalignedTensorIsCopied) {
 }
 
 TEST(SafetensorsTest, UnknownTensorNameIsAnError) {
-  auto st = parse_bytes(make_safetensors({{"w", "F32", {1}, bytes_of(std::vector<float>{1})}}), "x.safetensors");
+  auto st = parse_safetensors_bytes(make_safetensors({{"w", "F32", {1}, bytes_of(std::vector<float>{1})}}), "x.safetensors");
   ASSERT_TRUE(st.ok()) << st.message();
   auto t = (*st)->tensor("v");
   ASSERT_FALSE(t.ok());
@@ -230,7 +227,7 @@ TEST(SafetensorsTest, UnknownTensorNameIsAnError) {
 
 // --- Corruptions -------------------------------------------------------------------------------
 
-struct Corruption {
+struct SafetensorsCorruption {
   const char* what;
   std::string bytes;
   const char* expected;  // a fragment of the message
@@ -240,7 +237,7 @@ std::string tensor_header(const std::string& dtype, const std::string& shape, co
   return R"({"w": {"dtype": ")" + dtype + R"(", "shape": )" + shape + R"(, "data_offsets": )" + offsets + "}}";
 }
 
-std::vector<Corruption> corruptions() {
+std::vector<SafetensorsCorruption> safetensors_corruptions() {
   const std::string data16(16, '\0');
   const std::string ok_entry = R"({"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})";
   std::string huge_length = u64_le(std::numeric_limits<uint64_t>::max()) + "{}";
@@ -298,9 +295,9 @@ std::vector<Corruption> corruptions() {
 }
 
 TEST(SafetensorsTest, CorruptionsGiveClearErrors) {
-  for (const Corruption& c : corruptions()) {
+  for (const SafetensorsCorruption& c : safetensors_corruptions()) {
     SCOPED_TRACE(c.what);
-    auto st = parse_bytes(c.bytes, "bad.safetensors");
+    auto st = parse_safetensors_bytes(c.bytes, "bad.safetensors");
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.message().rfind("bad.safetensors: ", 0), 0u) << st.message();
     EXPECT_NE(st.message().find(c.expected), std::string::npos) << st.message();
@@ -311,9 +308,9 @@ TEST(SafetensorsTest, EveryTruncationOfAValidFileIsRejectedOrValid) {
   std::string good = make_safetensors({{"a", "F32", {2, 3}, bytes_of(std::vector<float>(6, 1.0f))},
                                        {"b", "BF16", {5}, std::string(10, '\x3f')}},
                                       json{{"format", "pt"}});
-  ASSERT_TRUE(parse_bytes(good).ok());
+  ASSERT_TRUE(parse_safetensors_bytes(good).ok());
   for (size_t n = 0; n < good.size(); ++n) {
-    auto st = parse_bytes(good.substr(0, n));
+    auto st = parse_safetensors_bytes(good.substr(0, n));
     EXPECT_FALSE(st.ok()) << "prefix of " << n << " bytes parsed";
   }
 }
@@ -323,7 +320,7 @@ TEST(SafetensorsTest, EveryTruncationOfAValidFileIsRejectedOrValid) {
 class SafetensorsShardedTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = make_temp_dir();
+    dir_ = safetensors_temp_dir();
     write_file(dir_ + "/model-00001-of-00002.safetensors",
                make_safetensors({{"model.embed_tokens.weight", "F32", {2, 2}, bytes_of(std::vector<float>{1, 2, 3, 4})},
                                  {"model.norm.weight", "F16", {2}, bytes_of(std::vector<uint16_t>{f32_to_f16(0.5f), f32_to_f16(2.0f)})}},
@@ -410,7 +407,7 @@ TEST_F(SafetensorsShardedTest, IndexErrorsNameIndexAndShard) {
 }
 
 TEST_F(SafetensorsShardedTest, FolderWithoutCheckpoint) {
-  std::string empty = make_temp_dir();
+  std::string empty = safetensors_temp_dir();
   auto ckpt = SafetensorsCheckpoint::open_folder(empty);
   ASSERT_FALSE(ckpt.ok());
   EXPECT_EQ(ckpt.message(), empty + ": no model.safetensors or model.safetensors.index.json");

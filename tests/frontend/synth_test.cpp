@@ -18,7 +18,7 @@
 namespace ingot {
 namespace {
 
-std::string temp_dir() {
+std::string synth_temp_dir() {
   static const std::string dir = ::ingot::testing::make_temp_dir("synth_test");
   return dir;
 }
@@ -163,7 +163,7 @@ TEST_P(SynthEachType, TinyWithLlamaVocab) {
   auto vocab = GgufFile::open(vocab_path);
   ASSERT_TRUE(vocab.ok()) << vocab.message();
   const ElementType type = GetParam();
-  const std::string out = temp_dir() + "/tiny-" + std::string(type_name(type)) + ".gguf";
+  const std::string out = synth_temp_dir() + "/tiny-" + std::string(type_name(type)) + ".gguf";
   std::vector<double> seen;
   Status st = synth_model(tiny(), type, vocab->get(), 1, out, [&](double p) { seen.push_back(p); });
   ASSERT_TRUE(st.ok()) << st.message();
@@ -195,7 +195,7 @@ TEST_P(SynthEachType, TinyWithLlamaVocab) {
 
 TEST_P(SynthEachType, TinyWithMadeUpVocab) {
   const ElementType type = GetParam();
-  const std::string out = temp_dir() + "/tiny-own-" + std::string(type_name(type)) + ".gguf";
+  const std::string out = synth_temp_dir() + "/tiny-own-" + std::string(type_name(type)) + ".gguf";
   Status st = synth_model(tiny(), type, nullptr, 7, out, nullptr);
   ASSERT_TRUE(st.ok()) << st.message();
   auto f = GgufFile::open(out);
@@ -221,7 +221,7 @@ INSTANTIATE_TEST_SUITE_P(Synth, SynthEachType,
 // The k-quants need rows of 256: a shape with dim 256 keeps their blocks (tiny falls back to f16).
 void check_k_quant_synth(ElementType type, int64_t file_type) {
   SynthShape s{"k-quant", 300, 256, 1, 4, 4, 512, 64};
-  const std::string out = temp_dir() + "/" + std::string(type_name(type)) + ".gguf";
+  const std::string out = synth_temp_dir() + "/" + std::string(type_name(type)) + ".gguf";
   Status st = synth_model(s, type, nullptr, 3, out, nullptr);
   ASSERT_TRUE(st.ok()) << st.message();
   auto f = GgufFile::open(out);
@@ -237,7 +237,7 @@ TEST(SynthModel, Q4KBlocksDequantizeSanely) { check_k_quant_synth(ElementType::q
 TEST(SynthModel, Q6KBlocksDequantizeSanely) { check_k_quant_synth(ElementType::q6_k, 18); }
 
 TEST(SynthModel, DeterministicBySeed) {
-  const std::string a = temp_dir() + "/det-a.gguf", b = temp_dir() + "/det-b.gguf", c = temp_dir() + "/det-c.gguf";
+  const std::string a = synth_temp_dir() + "/det-a.gguf", b = synth_temp_dir() + "/det-b.gguf", c = synth_temp_dir() + "/det-c.gguf";
   ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 42, a, nullptr).ok());
   ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 42, b, nullptr).ok());
   ASSERT_TRUE(synth_model(tiny(), ElementType::q4_0, nullptr, 43, c, nullptr).ok());
@@ -252,7 +252,7 @@ TEST(SynthModel, FileTypeRecorded) {
   const std::pair<ElementType, int64_t> cases[] = {
       {ElementType::f32, 0}, {ElementType::f16, 1}, {ElementType::q4_0, 2}, {ElementType::q8_0, 7}};
   for (const auto& [type, ftype] : cases) {
-    const std::string out = temp_dir() + "/ftype.gguf";
+    const std::string out = synth_temp_dir() + "/ftype.gguf";
     ASSERT_TRUE(synth_model(tiny(), type, nullptr, 1, out, nullptr).ok());
     auto f = GgufFile::open(out);
     ASSERT_TRUE(f.ok());
@@ -267,7 +267,7 @@ TEST(SynthModel, VocabFileReplacesShapeVocab) {
   ASSERT_TRUE(vocab.ok()) << vocab.message();
   SynthShape s = tiny();
   s.vocab = 0;
-  const std::string out = temp_dir() + "/gpt2-vocab.gguf";
+  const std::string out = synth_temp_dir() + "/gpt2-vocab.gguf";
   Status st = synth_model(s, ElementType::q8_0, vocab->get(), 5, out, nullptr);
   ASSERT_TRUE(st.ok()) << st.message();
   auto f = GgufFile::open(out);
@@ -295,7 +295,7 @@ TEST(SynthModel, EveryArchitectureImports) {
   for (const std::string& arch : synth_archs()) {
     SynthShape s = tiny();
     s.arch = arch;
-    const std::string out = temp_dir() + "/arch-" + arch + ".gguf";
+    const std::string out = synth_temp_dir() + "/arch-" + arch + ".gguf";
     Status st = synth_model(s, ElementType::f32, nullptr, 3, out, nullptr);
     ASSERT_TRUE(st.ok()) << arch << ": " << st.message();
     auto f = GgufFile::open(out);
@@ -314,7 +314,7 @@ TEST(SynthModel, EveryArchitectureImports) {
   }
   SynthShape unknown = tiny();
   unknown.arch = "gpt-neox";
-  Status st = synth_model(unknown, ElementType::f32, nullptr, 1, temp_dir() + "/neox.gguf", nullptr);
+  Status st = synth_model(unknown, ElementType::f32, nullptr, 1, synth_temp_dir() + "/neox.gguf", nullptr);
   EXPECT_NE(st.message().find("unknown architecture 'gpt-neox'"), std::string::npos) << st.message();
 }
 
@@ -324,7 +324,7 @@ TEST(SynthModel, EveryArchitectureImports) {
 TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
   INGOT_MODEL_PATH(tok, "stories260K-hf");
   SynthShape s = tiny();
-  const std::string llama = temp_dir() + "/hf-llama", mistral = temp_dir() + "/hf-mistral";
+  const std::string llama = synth_temp_dir() + "/hf-llama", mistral = synth_temp_dir() + "/hf-mistral";
   ASSERT_TRUE(synth_hf_folder(s, 5, tok, llama).ok());
   ASSERT_TRUE(synth_hf_folder(s, 5, tok, mistral).ok());
   {
@@ -352,7 +352,7 @@ TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
 }
 
 TEST(SynthModel, RejectsBadInput) {
-  const std::string out = temp_dir() + "/bad.gguf";
+  const std::string out = synth_temp_dir() + "/bad.gguf";
   Status st = synth_model(tiny(), ElementType::q5_k, nullptr, 1, out, nullptr);
   EXPECT_NE(st.message().find("q5_k"), std::string::npos) << st.message();
   SynthShape odd = tiny();
@@ -373,7 +373,7 @@ TEST(SynthModel, RejectsBadInput) {
   // A "vocabulary" file without tokens.
   GgufWriter w;
   w.set("general.name", GgufValue::string("no tokens"));
-  const std::string empty_vocab = temp_dir() + "/no-tokens.gguf";
+  const std::string empty_vocab = synth_temp_dir() + "/no-tokens.gguf";
   ASSERT_TRUE(w.write(empty_vocab).ok());
   auto v = GgufFile::open(empty_vocab);
   ASSERT_TRUE(v.ok());

@@ -12,9 +12,7 @@ namespace {
 using testing::expect_pipeline_keeps_results;
 using testing::run_and_print;
 
-std::shared_ptr<Tensor> f32(std::vector<int64_t> shape, std::vector<float> v) {
-  return std::make_shared<Tensor>(Tensor::from_f32(std::move(shape), v));
-}
+using testing::f32;
 
 bool is_constant(const Model& m, const std::string& name) {
   Node* n = m.find(name);

@@ -11,9 +11,7 @@ namespace {
 using testing::expect_pipeline_keeps_results;
 using testing::run_and_print;
 
-std::shared_ptr<Tensor> f32(std::vector<int64_t> shape, std::vector<float> v) {
-  return std::make_shared<Tensor>(Tensor::from_f32(std::move(shape), v));
-}
+using testing::f32;
 
 int count_op(const Model& m, std::string_view op) {
   int n = 0;

@@ -20,6 +20,11 @@
 
 namespace ingot::testing {
 
+// An f32 constant tensor of `shape` holding `v`.
+inline std::shared_ptr<Tensor> f32(std::vector<int64_t> shape, std::vector<float> v) {
+  return std::make_shared<Tensor>(Tensor::from_f32(std::move(shape), v));
+}
+
 // splitmix64: the same numbers everywhere.
 class Rng {
  public:

@@ -12,9 +12,7 @@ namespace {
 using testing::expect_pipeline_keeps_results;
 using testing::run_and_print;
 
-std::shared_ptr<Tensor> f32(std::vector<int64_t> shape, std::vector<float> v) {
-  return std::make_shared<Tensor>(Tensor::from_f32(std::move(shape), v));
-}
+using testing::f32;
 
 // Builds `out = Result(f(x))` and returns what `out` reads after simplify.
 struct Case {

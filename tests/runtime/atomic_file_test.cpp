@@ -24,19 +24,7 @@ namespace {
 
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
-
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+using ::ingot::testing::list_dir;
 
 TEST(AtomicFile, WritesAndReplacesRegularFiles) {
   const std::string dir = make_temp_dir("atomic_ok");

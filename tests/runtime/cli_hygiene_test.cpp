@@ -28,16 +28,15 @@
 namespace ingot {
 namespace {
 
+using ::ingot::testing::run;
+using ::ingot::testing::kIngotc;
+using ::ingot::testing::kIngot;
+using ::ingot::testing::contains;
+
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
 
 using ::ingot::testing::CmdResult;
-CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
-
-const std::string kIngotc = INGOT_INGOTC;
-const std::string kIngot = INGOT_INGOT;
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<std::string> temporaries_in(const std::string& dir) {
   std::vector<std::string> names;

@@ -27,14 +27,15 @@
 namespace ingot {
 namespace {
 
+using ::ingot::testing::run;
+using ::ingot::testing::kIngotc;
+using ::ingot::testing::kIngot;
+
 using ::ingot::testing::make_temp_dir;
 
 using ::ingot::testing::CmdResult;
-CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
 
-const std::string kIngot = INGOT_INGOT;
-const std::string kIngotc = INGOT_INGOTC;
-const std::string kClean = "env -u INGOT_TRUSTED_KEYS -u INGOT_TIER XDG_CONFIG_HOME=/nonexistent ";
+using ::ingot::testing::kCleanEnv;
 
 class CraftedBundle : public ::testing::Test {
  protected:
@@ -46,7 +47,7 @@ class CraftedBundle : public ::testing::Test {
     // max batch 64 below the context of 512: a manifest that raises max_batch makes calls longer
     // than the arena was planned for (a call never exceeds the context, so a max_batch above it
     // would change nothing). Read only: crafted bundles are written beside, in dir_.
-    good_ = new std::string(::ingot::testing::cached_output(kClean + kIngotc + " compile " + gguf + " --max-batch 64 --target " + *tier_ + " -o {out}",
+    good_ = new std::string(::ingot::testing::cached_output(kCleanEnv + kIngotc + " compile " + gguf + " --max-batch 64 --target " + *tier_ + " -o {out}",
                                                            ".ingot", {kIngotc}, {gguf}));
     ASSERT_FALSE(good_->empty());
   }
@@ -117,7 +118,7 @@ std::string* CraftedBundle::tier_ = nullptr;
 TEST_F(CraftedBundle, TheUnchangedBundleLoadsAndRuns) {
   const std::string path = craft("same", [](pb::Manifest&) {});
   EXPECT_EQ(load_error(path), "");
-  const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi' -n 3 --temp 0");
+  const CmdResult r = run(kCleanEnv + kIngot + " run " + path + " -p 'Hi' -n 3 --temp 0");
   EXPECT_EQ(r.status, 0) << r.out;
 }
 
@@ -196,7 +197,7 @@ TEST_F(CraftedBundle, EveryFieldTheKernelsRelyOnIsChecked) {
     const std::string error = load_error(path);
     EXPECT_NE(error.find(fc.expect), std::string::npos) << "message: " << error;
     EXPECT_NE(error.find(path), std::string::npos) << "the message names the bundle: " << error;
-    const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi there' -n 2 --temp 0");
+    const CmdResult r = run(kCleanEnv + kIngot + " run " + path + " -p 'Hi there' -n 2 --temp 0");
     EXPECT_EQ(r.status, 1) << r.out;
   }
 }
@@ -301,7 +302,7 @@ TEST_F(CraftedBundle, CallsAfterTheLastRowCopyRunAsTheSessionLoopRanThem) {
       EXPECT_NE(error.find("cannot give logits for several rows"), std::string::npos) << error;
       EXPECT_EQ(s->position(), 4) << "a refused call changes nothing";
     }
-    const CmdResult r = run(kClean + kIngot + " run " + path + " -p 'Hi there' -n 3 --temp 0");
+    const CmdResult r = run(kCleanEnv + kIngot + " run " + path + " -p 'Hi there' -n 3 --temp 0");
     EXPECT_EQ(r.status, 0) << r.out;
   }
 }
@@ -331,7 +332,7 @@ TEST_F(CraftedBundle, ObjectsThatRunCodeAtLoadAreRefusedBeforeItRuns) {
     const std::string path = craft(name, [](pb::Manifest&) {}, object);
     std::remove(marker.c_str());
     for (const std::string& cmd : {"run " + path + " -p Hi -n 1", "verify " + path, "serve " + path + " --port 0"}) {
-      r = run("INGOT_TEST_MARKER=" + marker + " " + kClean + kIngot + " " + cmd);
+      r = run("INGOT_TEST_MARKER=" + marker + " " + kCleanEnv + kIngot + " " + cmd);
       EXPECT_NE(r.status, 0) << cmd << ": " << r.out;
       if (cmd.rfind("verify", 0) != 0) EXPECT_NE(r.out.find("the kernels object is refused"), std::string::npos) << r.out;
       EXPECT_NE(access(marker.c_str(), F_OK), 0) << cmd << " ran the object's code";

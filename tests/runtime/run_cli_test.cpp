@@ -22,15 +22,15 @@
 namespace ingot {
 namespace {
 
+using ::ingot::testing::run;
+using ::ingot::testing::kIngotc;
+using ::ingot::testing::kIngot;
+using ::ingot::testing::contains;
+
 using ::ingot::testing::CmdResult;
 using ::ingot::testing::make_temp_dir;
-CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
 // Standard output only (stderr dropped), for commands whose stdout is compared.
 CmdResult run_stdout(const std::string& cmd) { return ::ingot::testing::run_command("(" + cmd + " 2>/dev/null)"); }
-
-const std::string kIngotc = INGOT_INGOTC;
-const std::string kIngot = INGOT_INGOT;
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::string& bundle() {
   static const std::string path =

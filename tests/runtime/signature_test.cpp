@@ -32,16 +32,17 @@
 namespace ingot {
 namespace {
 
+using ::ingot::testing::run;
+using ::ingot::testing::kIngotc;
+using ::ingot::testing::kIngot;
+
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
 
 using ::ingot::testing::CmdResult;
-CmdResult run(const std::string& cmd) { return ::ingot::testing::run_command(cmd); }
 
-const std::string kIngot = INGOT_INGOT;
-const std::string kIngotc = INGOT_INGOTC;
 // Commands run without the environment's trust settings unless a test sets them.
-const std::string kClean = "env -u INGOT_TRUSTED_KEYS XDG_CONFIG_HOME=/nonexistent ";
+using ::ingot::testing::kCleanEnv;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
@@ -350,17 +351,17 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
 
   // Trusted: verify, info, run, bench.
   const std::string trust = " --trusted-keys " + key + ".pub";
-  CmdResult v = run(kClean + kIngot + " verify " + s + trust);
+  CmdResult v = run(kCleanEnv + kIngot + " verify " + s + trust);
   EXPECT_EQ(v.status, 0) << v.out;
   EXPECT_NE(v.out.find(s + ": signature: by 'alice@ci' (SHA256:"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("valid (checked in"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("signer trusted (" + key + ".pub)"), std::string::npos) << v.out;
-  CmdResult i = run(kClean + kIngot + " info " + s + trust);
+  CmdResult i = run(kCleanEnv + kIngot + " info " + s + trust);
   EXPECT_EQ(i.status, 0) << i.out;
   EXPECT_NE(i.out.find("signature: by 'alice@ci'"), std::string::npos) << i.out;
-  CmdResult r = run(kClean + kIngot + " run " + s + " -p Hi -n 2 --temp 0 --json" + trust);
+  CmdResult r = run(kCleanEnv + kIngot + " run " + s + " -p Hi -n 2 --temp 0 --json" + trust);
   EXPECT_EQ(r.status, 0) << r.out;
-  CmdResult be = run(kClean + kIngot + " bench " + s + " -p 4 -n 2 -t 1 -r 1" + trust);
+  CmdResult be = run(kCleanEnv + kIngot + " bench " + s + " -p 4 -n 2 -t 1 -r 1" + trust);
   EXPECT_EQ(be.status, 0) << be.out;
 
   // Unsigned, or signed by a key not trusted: refused by run, bench and verify, reported by info.
@@ -370,11 +371,11 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
                                            : bundle + ": refused: signed by 'alice@ci' (SHA256:";
     for (const std::string& cmd : {" run " + bundle + " -p Hi -n 2", " bench " + bundle + " -p 4 -n 2 -t 1 -r 1",
                                   " verify " + bundle, " perplexity " + bundle + " -f " + key + ".pub"}) {
-      CmdResult x = run(kClean + kIngot + cmd + t);
+      CmdResult x = run(kCleanEnv + kIngot + cmd + t);
       EXPECT_EQ(x.status, 1) << cmd << "\n" << x.out;
       EXPECT_NE(x.out.find(reason), std::string::npos) << cmd << "\n" << x.out;
     }
-    CmdResult info = run(kClean + kIngot + " info " + bundle + t);
+    CmdResult info = run(kCleanEnv + kIngot + " info " + bundle + t);
     EXPECT_EQ(info.status, 0) << info.out;
     EXPECT_NE(info.out.find(bundle == u ? "signature: none (the bundle is unsigned"
                                         : "valid (checked in"),
@@ -390,20 +391,20 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
     std::string edited = read_file(s);
     edited[sb->find_section(bundle::SectionKind::weights)->offset + 100] ^= 0x04;
     write_bytes(dir + "/edited.ingot", rehash(edited));
-    CmdResult ve = run(kClean + kIngot + " verify " + dir + "/edited.ingot");
+    CmdResult ve = run(kCleanEnv + kIngot + " verify " + dir + "/edited.ingot");
     EXPECT_EQ(ve.status, 1) << ve.out;
     EXPECT_NE(ve.out.find("SHA-256 ok"), std::string::npos) << ve.out;
     EXPECT_NE(ve.out.find(dir + "/edited.ingot: bad signature: the signature does not match the bundle"), std::string::npos)
         << ve.out;
-    CmdResult ie = run(kClean + kIngot + " info " + dir + "/edited.ingot");
+    CmdResult ie = run(kCleanEnv + kIngot + " info " + dir + "/edited.ingot");
     EXPECT_EQ(ie.status, 0) << ie.out;
     EXPECT_NE(ie.out.find("signature: by 'alice@ci' (SHA256:"), std::string::npos) << ie.out;
     EXPECT_NE(ie.out.find("INVALID: the signature does not match the bundle"), std::string::npos) << ie.out;
   }
   // Without any trusted keys both run; info says so.
-  EXPECT_EQ(run(kClean + kIngot + " run " + u + " -p Hi -n 2").status, 0);
-  EXPECT_NE(run(kClean + kIngot + " info " + s).out.find("valid (checked in"), std::string::npos);
-  EXPECT_NE(run(kClean + kIngot + " info " + s).out.find("no trusted keys given"), std::string::npos);
+  EXPECT_EQ(run(kCleanEnv + kIngot + " run " + u + " -p Hi -n 2").status, 0);
+  EXPECT_NE(run(kCleanEnv + kIngot + " info " + s).out.find("valid (checked in"), std::string::npos);
+  EXPECT_NE(run(kCleanEnv + kIngot + " info " + s).out.find("no trusted keys given"), std::string::npos);
 
   // The environment variable and the config file apply when no option is given; the option wins.
   const std::string cfg = dir + "/cfg";
@@ -418,7 +419,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
   EXPECT_EQ(by_env.status, 1) << by_env.out;
   EXPECT_NE(by_env.out.find("which is not a trusted key (trusted keys: " + other + ".pub)"), std::string::npos) << by_env.out;
   EXPECT_EQ(run("INGOT_TRUSTED_KEYS=" + other + ".pub " + kIngot + " run " + s + " -p Hi -n 2" + trust).status, 0);
-  CmdResult missing = run(kClean + kIngot + " run " + s + " -p Hi -n 2 --trusted-keys " + dir + "/nope");
+  CmdResult missing = run(kCleanEnv + kIngot + " run " + s + " -p Hi -n 2 --trusted-keys " + dir + "/nope");
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.out.find(dir + "/nope: cannot open the trusted-keys file"), std::string::npos) << missing.out;
   EXPECT_EQ(run(kIngot + " run " + s + " -p Hi --trusted-keys").status, 2);
@@ -454,7 +455,7 @@ TEST(SignatureCommands, VerifyLoadsNoCode) {
   ASSERT_NE(b, nullptr) << error;
   EXPECT_EQ(take(b->load_kernels(), &error), nullptr) << "these kernels are not loadable";
   // verify inspects the object's bytes as the loader would before dlopen: not ELF, refused.
-  CmdResult v = run(kClean + kIngot + " verify " + path);
+  CmdResult v = run(kCleanEnv + kIngot + " verify " + path);
   EXPECT_EQ(v.status, 1) << v.out;
   EXPECT_NE(v.out.find(path + ": 3 sections, SHA-256 ok"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("the kernels object is refused: not an ELF file"), std::string::npos) << v.out;
@@ -483,7 +484,7 @@ TEST(SignatureCommands, EveryLoadChecksTheKernelsAndManifestHashes) {
     return std::pair<std::string, size_t>(dir + "/" + name, size_t(s - b->sections().data()));
   };
   const auto [kernels, ki] = flipped(bundle::SectionKind::kernels, "kernels.ingot");
-  CmdResult r = run(kClean + kIngot + " run " + kernels + " -p Hi -n 2");
+  CmdResult r = run(kCleanEnv + kIngot + " run " + kernels + " -p Hi -n 2");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find(kernels + ": section " + std::to_string(ki) + " (kernels) is corrupt"), std::string::npos) << r.out;
   EXPECT_EQ(take(Engine::load(kernels), &error), nullptr);
@@ -496,14 +497,14 @@ TEST(SignatureCommands, EveryLoadChecksTheKernelsAndManifestHashes) {
   std::string bad = bytes;
   bad[g] = 'f';
   write_bytes(dir + "/manifest.ingot", bad);
-  CmdResult rm = run(kClean + kIngot + " run " + dir + "/manifest.ingot -p Hi -n 2");
+  CmdResult rm = run(kCleanEnv + kIngot + " run " + dir + "/manifest.ingot -p Hi -n 2");
   EXPECT_EQ(rm.status, 1) << rm.out;
   EXPECT_NE(rm.out.find("manifest.ingot: section 0 (manifest) is corrupt"), std::string::npos) << rm.out;
 
   // Weights: not read on load (they are large), caught with --verify.
   const auto [weights, wi] = flipped(bundle::SectionKind::weights, "weights.ingot");
-  EXPECT_EQ(run(kClean + kIngot + " run " + weights + " -p Hi -n 2").status, 0);
-  CmdResult rv = run(kClean + kIngot + " run " + weights + " -p Hi -n 2 --verify");
+  EXPECT_EQ(run(kCleanEnv + kIngot + " run " + weights + " -p Hi -n 2").status, 0);
+  CmdResult rv = run(kCleanEnv + kIngot + " run " + weights + " -p Hi -n 2 --verify");
   EXPECT_EQ(rv.status, 1) << rv.out;
   EXPECT_NE(rv.out.find("section " + std::to_string(wi) + " (weights) is corrupt"), std::string::npos) << rv.out;
 }

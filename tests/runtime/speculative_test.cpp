@@ -26,8 +26,8 @@
 namespace ingot {
 namespace {
 
-const std::string kIngotc = INGOT_INGOTC;
-const std::string kIngot = INGOT_INGOT;
+using ::ingot::testing::kIngotc;
+using ::ingot::testing::kIngot;
 
 // Bundles compiled once per build (--target native).
 std::string bundle(const std::string& name) {

@@ -27,6 +27,7 @@
 #include "frontend/tokenizer_hf.h"
 #include "runtime/unicode.h"
 #include "tests/common/command.h"
+#include "tests/common/files.h"
 #include "tests/common/models.h"
 #include "tests/common/status.h"
 
@@ -668,10 +669,7 @@ struct Vector {
   Ids ids;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using ::ingot::testing::read_file;
 
 // As llama.cpp's test-tokenizer-0: inputs are separated by "\n__ggml_vocab_test__\n" (so every
 // input, the last one included, ends where that line begins), outputs are one line each.
