@@ -470,96 +470,82 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
 }
 
-// Expected splits computed with Python's `regex` module applying llama.cpp's regexes one after
-// another, each to every piece the previous ones left.
+// The texts each sequence pre-tokenizer test below splits, in order. Expected splits computed with
+// Python's `regex` module applying llama.cpp's regexes one after another, each to every piece the
+// previous ones left.
+const std::vector<std::string> kSequenceTexts = {
+    "Hello world 12345",
+    "  Hello",
+    "a\n\n b  ",
+    "I've  1\t2 ",
+    "(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n",
+    "\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88",
+    "\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96",
+    "x+=1_000; y<=>z",
+    "3.14159 12,345",
+};
+
+void expect_splits(unicode::PreTokenizer kind, const std::vector<Pieces>& expected) {
+  ASSERT_EQ(expected.size(), kSequenceTexts.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(pieces(kSequenceTexts[i], kind), expected[i]) << "text " << i;
+}
+
 TEST(PreTokenizer, DeepseekLlmMatchesItsRegexes) {
-  const auto k = unicode::PreTokenizer::DeepseekLlm;
-  EXPECT_EQ(pieces("Hello world 12345", k),
-            (Pieces{"Hello", " world", " ", "12345"}));
-  EXPECT_EQ(pieces("  Hello", k),
-            (Pieces{" ", " Hello"}));
-  EXPECT_EQ(pieces("a\n\n b  ", k),
-            (Pieces{"a", "\n", "\n", " b", "  "}));
-  EXPECT_EQ(pieces("I've  1\t2 ", k),
-            (Pieces{"I", "'", "ve", "  ", "1", "\t", "2", " "}));
-  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
-            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"}));
-  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
-            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
-  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
-            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9", "mega", " \xD0\x94" "\xD0\x96"}));
-  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
-            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
-  EXPECT_EQ(pieces("3.14159 12,345", k),
-            (Pieces{"3", ".", "14159", " ", "12", ",", "345"}));
+  expect_splits(unicode::PreTokenizer::DeepseekLlm, {
+      {"Hello", " world", " ", "12345"},
+      {" ", " Hello"},
+      {"a", "\n", "\n", " b", "  "},
+      {"I", "'", "ve", "  ", "1", "\t", "2", " "},
+      {"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"},
+      {"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"},
+      {"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9", "mega", " \xD0\x94" "\xD0\x96"},
+      {"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"},
+      {"3", ".", "14159", " ", "12", ",", "345"},
+  });
 }
 
 // llama.cpp's "deepseek-coder": the same newline, CJK and (single-digit) number stages as above,
 // with \p{L} and \p{P} (by general category) for DeepSeek LLM's listed letters and punctuation.
 TEST(PreTokenizer, DeepseekCoderMatchesItsRegexes) {
-  const auto k = unicode::PreTokenizer::DeepseekCoder;
-  EXPECT_EQ(pieces("Hello world 12345", k),
-            (Pieces{"Hello", " world", " ", "1", "2", "3", "4", "5"}));
-  EXPECT_EQ(pieces("  Hello", k),
-            (Pieces{" ", " Hello"}));
-  EXPECT_EQ(pieces("a\n\n b  ", k),
-            (Pieces{"a", "\n", "\n", " b", "  "}));
-  EXPECT_EQ(pieces("I've  1\t2 ", k),
-            (Pieces{"I", "'", "ve", "  ", "1", "\t", "2", " "}));
-  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
-            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"}));
-  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
-            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
-  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
-            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
-  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
-            (Pieces{"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"}));
-  EXPECT_EQ(pieces("3.14159 12,345", k),
-            (Pieces{"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"}));
+  expect_splits(unicode::PreTokenizer::DeepseekCoder, {
+      {"Hello", " world", " ", "1", "2", "3", "4", "5"},
+      {" ", " Hello"},
+      {"a", "\n", "\n", " b", "  "},
+      {"I", "'", "ve", "  ", "1", "\t", "2", " "},
+      {"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r", "\n", "\n"},
+      {"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " ", "\xEC\x95\x88" "\xEB\x85\x95", " ", "\xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"},
+      {"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"},
+      {"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"},
+      {"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"},
+  });
 }
 
 TEST(PreTokenizer, FalconMatchesItsRegexes) {
-  const auto k = unicode::PreTokenizer::Falcon;
-  EXPECT_EQ(pieces("Hello world 12345", k),
-            (Pieces{"Hello", " world", " ", "123", "45"}));
-  EXPECT_EQ(pieces("  Hello", k),
-            (Pieces{" ", " Hello"}));
-  EXPECT_EQ(pieces("a\n\n b  ", k),
-            (Pieces{"a", "\n\n", " b", "  "}));
-  EXPECT_EQ(pieces("I've  1\t2 ", k),
-            (Pieces{"I", "'", "ve", " ", " 1", "\t", "2", " "}));
-  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
-            (Pieces{"(", "normal", ")", " \xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r\n\n"}));
-  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
-            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
-  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
-            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
-  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
-            (Pieces{"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"}));
-  EXPECT_EQ(pieces("3.14159 12,345", k),
-            (Pieces{"3", ".", "141", "59", " 12", ",", "345"}));
+  expect_splits(unicode::PreTokenizer::Falcon, {
+      {"Hello", " world", " ", "123", "45"},
+      {" ", " Hello"},
+      {"a", "\n\n", " b", "  "},
+      {"I", "'", "ve", " ", " 1", "\t", "2", " "},
+      {"(", "normal", ")", " \xC2\xBD", " \xF0\x9F\x9A\x80", "!!", "\r\n\n"},
+      {"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"},
+      {"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"},
+      {"x", "+=", "1", "_", "000", ";", " y", "<=>", "z"},
+      {"3", ".", "141", "59", " 12", ",", "345"},
+  });
 }
 
 TEST(PreTokenizer, RefactMatchesItsRegexes) {
-  const auto k = unicode::PreTokenizer::Refact;
-  EXPECT_EQ(pieces("Hello world 12345", k),
-            (Pieces{"Hello", " world", " ", "1", "2", "3", "4", "5"}));
-  EXPECT_EQ(pieces("  Hello", k),
-            (Pieces{" ", " Hello"}));
-  EXPECT_EQ(pieces("a\n\n b  ", k),
-            (Pieces{"a", "\n\n", " b", "  "}));
-  EXPECT_EQ(pieces("I've  1\t2 ", k),
-            (Pieces{"I", "'ve", "  ", "1", "\t", "2", " "}));
-  EXPECT_EQ(pieces("(normal) \xC2\xBD" " \xF0\x9F\x9A\x80" "!!\r\n\n", k),
-            (Pieces{"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80" "!!", "\r\n\n"}));
-  EXPECT_EQ(pieces("\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C" " \xEC\x95\x88" "\xEB\x85\x95" " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88", k),
-            (Pieces{"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"}));
-  EXPECT_EQ(pieces("\xCE\xB1" "\xCE\xB2" "\xCE\xB3" " \xCE\xA9" "mega \xD0\x94" "\xD0\x96", k),
-            (Pieces{"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"}));
-  EXPECT_EQ(pieces("x+=1_000; y<=>z", k),
-            (Pieces{"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"}));
-  EXPECT_EQ(pieces("3.14159 12,345", k),
-            (Pieces{"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"}));
+  expect_splits(unicode::PreTokenizer::Refact, {
+      {"Hello", " world", " ", "1", "2", "3", "4", "5"},
+      {" ", " Hello"},
+      {"a", "\n\n", " b", "  "},
+      {"I", "'ve", "  ", "1", "\t", "2", " "},
+      {"(", "normal", ")", " ", "\xC2\xBD", " \xF0\x9F\x9A\x80" "!!", "\r\n\n"},
+      {"\xE4\xBD\xA0" "\xE5\xA5\xBD" "\xE4\xB8\x96" "\xE7\x95\x8C", " \xEC\x95\x88" "\xEB\x85\x95", " \xE3\x83\x86" "\xE3\x82\xB9" "\xE3\x83\x88"},
+      {"\xCE\xB1" "\xCE\xB2" "\xCE\xB3", " \xCE\xA9" "mega", " \xD0\x94" "\xD0\x96"},
+      {"x", "+=", "1", "_", "0", "0", "0", ";", " y", "<=>", "z"},
+      {"3", ".", "1", "4", "1", "5", "9", " ", "1", "2", ",", "3", "4", "5"},
+  });
 }
 
 TEST(PreTokenizer, InvalidUtf8IsOther) {
