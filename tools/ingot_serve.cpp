@@ -415,22 +415,22 @@ class Server {
     auto head = [&](const char* name, const char* type, const char* help) {
       o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
     };
+    // A metric with one value and no labels.
+    auto scalar = [&](const char* name, const char* type, const char* help, auto value) {
+      head(name, type, help);
+      o << name << " " << value << "\n";
+    };
     head("ingot_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
     for (const auto& [key, n] : counter_.get())
       o << "ingot_requests_total{endpoint=\"" << key.first << "\",status=\"" << key.second << "\"} " << n << "\n";
     head("ingot_requests_finished_total", "counter", "Generations ended, by reason.");
     for (FinishReason r : {FinishReason::stop, FinishReason::length, FinishReason::cancelled, FinishReason::error})
       o << "ingot_requests_finished_total{reason=\"" << finish_reason_name(r) << "\"} " << m.finished[static_cast<int>(r)] << "\n";
-    head("ingot_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
-    o << "ingot_prompt_tokens_total " << m.prompt_tokens << "\n";
-    head("ingot_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache (not processed again).");
-    o << "ingot_prompt_tokens_cached_total " << m.cached_prompt_tokens << "\n";
-    head("ingot_generated_tokens_total", "counter", "Tokens sampled.");
-    o << "ingot_generated_tokens_total " << m.generated_tokens << "\n";
-    head("ingot_steps_total", "counter", "Batched calls of the schedule.");
-    o << "ingot_steps_total " << m.steps << "\n";
-    head("ingot_step_tokens_total", "counter", "Tokens run through the model in batched calls (prompt and generated).");
-    o << "ingot_step_tokens_total " << m.step_tokens << "\n";
+    scalar("ingot_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", m.prompt_tokens);
+    scalar("ingot_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache (not processed again).", m.cached_prompt_tokens);
+    scalar("ingot_generated_tokens_total", "counter", "Tokens sampled.", m.generated_tokens);
+    scalar("ingot_steps_total", "counter", "Batched calls of the schedule.", m.steps);
+    scalar("ingot_step_tokens_total", "counter", "Tokens run through the model in batched calls (prompt and generated).", m.step_tokens);
     auto histogram = [&](const char* name, const char* help, const ServeMetrics::Histogram& h) {
       head(name, "histogram", help);
       int64_t cum = 0;
@@ -444,18 +444,12 @@ class Server {
     histogram("ingot_time_to_first_token_seconds", "From a request's arrival in the queue to its first sampled token.", m.ttft);
     histogram("ingot_inter_token_seconds", "Between consecutive tokens of one request.", m.inter_token);
     histogram("ingot_queue_wait_seconds", "From a request's arrival to its admission to a slot.", m.queue_wait);
-    head("ingot_generation_tokens_per_second", "gauge", "Tokens sampled per second over the last 10 s, all slots together.");
-    o << "ingot_generation_tokens_per_second " << m.tokens_per_second << "\n";
-    head("ingot_queue_length", "gauge", "Requests waiting for a slot.");
-    o << "ingot_queue_length " << m.queue_length << "\n";
-    head("ingot_active_slots", "gauge", "Slots running a request.");
-    o << "ingot_active_slots " << m.active_slots << "\n";
-    head("ingot_slots", "gauge", "Slots (--parallel).");
-    o << "ingot_slots " << m.slots << "\n";
-    head("ingot_draft_tokens_total", "counter", "Speculative decoding: drafted tokens verified (--lookup, --draft).");
-    o << "ingot_draft_tokens_total " << m.drafted_tokens << "\n";
-    head("ingot_draft_accepted_tokens_total", "counter", "Speculative decoding: drafted tokens accepted.");
-    o << "ingot_draft_accepted_tokens_total " << m.accepted_tokens << "\n";
+    scalar("ingot_generation_tokens_per_second", "gauge", "Tokens sampled per second over the last 10 s, all slots together.", m.tokens_per_second);
+    scalar("ingot_queue_length", "gauge", "Requests waiting for a slot.", m.queue_length);
+    scalar("ingot_active_slots", "gauge", "Slots running a request.", m.active_slots);
+    scalar("ingot_slots", "gauge", "Slots (--parallel).", m.slots);
+    scalar("ingot_draft_tokens_total", "counter", "Speculative decoding: drafted tokens verified (--lookup, --draft).", m.drafted_tokens);
+    scalar("ingot_draft_accepted_tokens_total", "counter", "Speculative decoding: drafted tokens accepted.", m.accepted_tokens);
     return o.str();
   }
 
