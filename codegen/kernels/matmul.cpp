@@ -498,7 +498,7 @@ StatusOr<KernelSpec> matmul_spec(const Node& n, const Model*) {
   s.act_q8 = n.attr("act_quant").as_string() == "q8";
   if (n.attr("act_quant").as_string() == "ggml")
     return Status::Error("codegen: " + n.name + ": act_quant \"ggml\" (ggml's exact numerics) is implemented by the reference "
-               "evaluator only; compile with --act-quant auto, q8 or off");
+                         "evaluator only; compile with --act-quant auto, q8 or off");
   if (n.is(Op::FusedMatMul)) {
     s.bias = n.attr("has_bias").as_bool();
     const std::string rope = n.attr("rope").as_string();

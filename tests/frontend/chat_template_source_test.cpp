@@ -16,10 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
+using ::ingot::testing::write_file;
 
 TEST(ChatTemplateSource, GgufKeysAndTokens) {
   INGOT_MODEL_PATH(vocab, "vocab/ggml-vocab-llama-spm.gguf");
@@ -49,7 +46,7 @@ TEST(ChatTemplateSource, HfNamedTemplatesAndJinjaFile) {
   INGOT_MODEL_PATH(llama3, "tokenizers/llama3");
   const std::string dir = testing::make_temp_dir("chat_hf");
   fs::copy_file(llama3 + "/tokenizer.json", dir + "/tokenizer.json");
-  write_text(dir + "/tokenizer_config.json",
+  write_file(dir + "/tokenizer_config.json",
              R"({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": [
                  {"name": "default", "template": "D{{ messages|length }}"},
                  {"name": "tool_use", "template": "T{{ tools|length }}"}]})");
@@ -60,13 +57,13 @@ TEST(ChatTemplateSource, HfNamedTemplatesAndJinjaFile) {
   EXPECT_EQ(m->bos_token, "<|begin_of_text|>");
 
   // No chat_template in the config: chat_template.jinja beside it.
-  write_text(dir + "/tokenizer_config.json", R"({"bos_token": "<|begin_of_text|>"})");
-  write_text(dir + "/chat_template.jinja", "J{{ bos_token }}");
+  write_file(dir + "/tokenizer_config.json", R"({"bos_token": "<|begin_of_text|>"})");
+  write_file(dir + "/chat_template.jinja", "J{{ bos_token }}");
   m = read_model_chat_template(dir);
   ASSERT_TRUE(m.ok()) << m.message();
   EXPECT_EQ(m->source, "J{{ bos_token }}");
 
-  write_text(dir + "/tokenizer_config.json", R"({"chat_template": 3})");
+  write_file(dir + "/tokenizer_config.json", R"({"chat_template": 3})");
   m = read_model_chat_template(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.message().find("neither a string nor a list"), std::string::npos) << m.message();

@@ -32,10 +32,8 @@ using ::ingot::testing::run;
 using ::ingot::testing::kIngotc;
 using ::ingot::testing::kIngot;
 using ::ingot::testing::contains;
-
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
-
 using ::ingot::testing::CmdResult;
 
 std::vector<std::string> temporaries_in(const std::string& dir) {

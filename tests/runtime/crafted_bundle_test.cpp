@@ -30,11 +30,8 @@ namespace {
 using ::ingot::testing::run;
 using ::ingot::testing::kIngotc;
 using ::ingot::testing::kIngot;
-
 using ::ingot::testing::make_temp_dir;
-
 using ::ingot::testing::CmdResult;
-
 using ::ingot::testing::kCleanEnv;
 
 class CraftedBundle : public ::testing::Test {

@@ -26,9 +26,9 @@ using ::ingot::testing::run;
 using ::ingot::testing::kIngotc;
 using ::ingot::testing::kIngot;
 using ::ingot::testing::contains;
-
 using ::ingot::testing::CmdResult;
 using ::ingot::testing::make_temp_dir;
+
 // Standard output only (stderr dropped), for commands whose stdout is compared.
 CmdResult run_stdout(const std::string& cmd) { return ::ingot::testing::run_command("(" + cmd + " 2>/dev/null)"); }
 

@@ -35,18 +35,14 @@ namespace {
 using ::ingot::testing::run;
 using ::ingot::testing::kIngotc;
 using ::ingot::testing::kIngot;
-
 using ::ingot::testing::make_temp_dir;
 using ::ingot::testing::read_file;
-
 using ::ingot::testing::CmdResult;
 
 // Commands run without the environment's trust settings unless a test sets them.
 using ::ingot::testing::kCleanEnv;
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
+using ::ingot::testing::write_file;
 
 // A small bundle by hand (no real kernels): a manifest, one kernels section of `kernels` bytes for
 // the host's best tier, a weights section.
@@ -147,15 +143,15 @@ TEST(Signature, PublicKeyLinesAndTrustedKeysFiles) {
   EXPECT_FALSE(base64_decode("YWJ").has_value());
 
   const std::string dir = make_temp_dir("sig_keys");
-  write_bytes(dir + "/keys", "# trusted\n\n" + line + "\n  " + format_public_key(PublicKey{}) + "\n");
+  write_file(dir + "/keys", "# trusted\n\n" + line + "\n  " + format_public_key(PublicKey{}) + "\n");
   TrustedKeys t = take(read_trusted_keys(dir + "/keys"), &error);
   ASSERT_EQ(t.keys.size(), 2u) << error;
   EXPECT_NE(t.find(k.key), nullptr);
-  write_bytes(dir + "/bad", line + "\nnot a key\n");
+  write_file(dir + "/bad", line + "\nnot a key\n");
   EXPECT_FALSE(read_trusted_keys(dir + "/bad").ok());
   EXPECT_NE(read_trusted_keys(dir + "/bad").message().find(dir + "/bad:2: not an Ingot public key"), std::string::npos)
       << read_trusted_keys(dir + "/bad").message();
-  write_bytes(dir + "/empty", "# nothing\n");
+  write_file(dir + "/empty", "# nothing\n");
   EXPECT_NE(read_trusted_keys(dir + "/empty").message().find("lists no key"), std::string::npos);
   EXPECT_EQ(read_trusted_keys(dir + "/missing").status().code(), StatusCode::io);
 }
@@ -169,7 +165,7 @@ TEST(Signature, TrustedKeysComeFromTheOptionTheEnvironmentOrTheConfigFile) {
   ::setenv("XDG_CONFIG_HOME", dir.c_str(), 1);
   EXPECT_EQ(trusted_keys_path(""), "") << "no file: nothing required";
   ::mkdir((dir + "/ingot").c_str(), 0755);
-  write_bytes(dir + "/ingot/trusted-keys", format_public_key(PublicKey{}) + "\n");
+  write_file(dir + "/ingot/trusted-keys", format_public_key(PublicKey{}) + "\n");
   EXPECT_EQ(trusted_keys_path(""), dir + "/ingot/trusted-keys");
   ::setenv("INGOT_TRUSTED_KEYS", "/from/env", 1);
   EXPECT_EQ(trusted_keys_path(""), "/from/env");
@@ -343,7 +339,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
   CmdResult badkey = run(kIngotc + " compile demo --target native --sign " + key + ".pub -o " + dir + "/x.ingot");
   EXPECT_EQ(badkey.status, 1) << badkey.out;
   EXPECT_NE(badkey.out.find(key + ".pub: not a PEM private key"), std::string::npos) << badkey.out;
-  write_bytes(s2, read_file(u));
+  write_file(s2, read_file(u));
   CmdResult sg = run(kIngotc + " sign " + s2 + " --key " + key);
   ASSERT_EQ(sg.status, 0) << sg.out;
   EXPECT_TRUE(read_file(s2) == read_file(s)) << "compile --sign and sign give different bytes";
@@ -390,7 +386,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
     ASSERT_NE(sb, nullptr) << error_text;
     std::string edited = read_file(s);
     edited[sb->find_section(bundle::SectionKind::weights)->offset + 100] ^= 0x04;
-    write_bytes(dir + "/edited.ingot", rehash(edited));
+    write_file(dir + "/edited.ingot", rehash(edited));
     CmdResult ve = run(kCleanEnv + kIngot + " verify " + dir + "/edited.ingot");
     EXPECT_EQ(ve.status, 1) << ve.out;
     EXPECT_NE(ve.out.find("SHA-256 ok"), std::string::npos) << ve.out;
@@ -410,7 +406,7 @@ TEST(SignatureCommands, KeygenSignVerifyRun) {
   const std::string cfg = dir + "/cfg";
   ::mkdir(cfg.c_str(), 0755);
   ::mkdir((cfg + "/ingot").c_str(), 0755);
-  write_bytes(cfg + "/ingot/trusted-keys", "# ours\n" + pub);
+  write_file(cfg + "/ingot/trusted-keys", "# ours\n" + pub);
   CmdResult by_config = run("env -u INGOT_TRUSTED_KEYS XDG_CONFIG_HOME=" + cfg + " " + kIngot + " run " + u + " -p Hi -n 2");
   EXPECT_EQ(by_config.status, 1) << by_config.out;
   EXPECT_NE(by_config.out.find("(trusted keys: " + cfg + "/ingot/trusted-keys)"), std::string::npos) << by_config.out;
@@ -480,7 +476,7 @@ TEST(SignatureCommands, EveryLoadChecksTheKernelsAndManifestHashes) {
     EXPECT_NE(s, nullptr);
     std::string bad = bytes;
     bad[s->offset + s->size / 2] ^= 0x01;
-    write_bytes(dir + "/" + name, bad);
+    write_file(dir + "/" + name, bad);
     return std::pair<std::string, size_t>(dir + "/" + name, size_t(s - b->sections().data()));
   };
   const auto [kernels, ki] = flipped(bundle::SectionKind::kernels, "kernels.ingot");
@@ -496,7 +492,7 @@ TEST(SignatureCommands, EveryLoadChecksTheKernelsAndManifestHashes) {
   ASSERT_NE(g, std::string::npos);
   std::string bad = bytes;
   bad[g] = 'f';
-  write_bytes(dir + "/manifest.ingot", bad);
+  write_file(dir + "/manifest.ingot", bad);
   CmdResult rm = run(kCleanEnv + kIngot + " run " + dir + "/manifest.ingot -p Hi -n 2");
   EXPECT_EQ(rm.status, 1) << rm.out;
   EXPECT_NE(rm.out.find("manifest.ingot: section 0 (manifest) is corrupt"), std::string::npos) << rm.out;
