@@ -24,6 +24,11 @@ constexpr const char* kPadKey = "tokenizer.ggml.padding_token_id";
 constexpr const char* kAddBosKey = "tokenizer.ggml.add_bos_token";
 constexpr const char* kAddEosKey = "tokenizer.ggml.add_eos_token";
 constexpr const char* kAddSpacePrefixKey = "tokenizer.ggml.add_space_prefix";
+// BERT's (llama.cpp's spelling of "separator" included).
+constexpr const char* kClsKey = "tokenizer.ggml.cls_token_id";
+constexpr const char* kSepKey = "tokenizer.ggml.seperator_token_id";
+constexpr const char* kLowercaseKey = "tokenizer.ggml.normalizer.lowercase";
+constexpr const char* kStripAccentsKey = "tokenizer.ggml.normalizer.strip_accents";
 
 // Reads keys of one file; every error names the file and the key.
 class KeyReader {
@@ -104,6 +109,28 @@ Status check_size(const KeyReader& keys, const std::string& key, size_t size, si
   return keys.error(key, std::to_string(size) + " entries for " + std::to_string(n_tokens) + " tokens");
 }
 
+// BERT's special tokens and normalizer, with llama.cpp's defaults: [CLS] 101 (read as bos), [SEP]
+// 102, [UNK] 100, [PAD] 0; both switches of the normalizer on unless the file turns them off
+// (strip_accents follows lowercase when only that is given). [CLS] and [SEP] always frame the text.
+StatusOr<TokenizerSpec> finish_word_piece(const KeyReader& keys, TokenizerSpec spec) {
+  const size_t n = spec.tokens.size();
+  INGOT_ASSIGN_OR_RETURN(const int32_t cls, keys.token_id(kClsKey, 101, n));
+  INGOT_ASSIGN_OR_RETURN(spec.bos, keys.token_id(kBosKey, cls, n));
+  INGOT_ASSIGN_OR_RETURN(spec.eos, keys.token_id(kSepKey, 102, n));
+  INGOT_ASSIGN_OR_RETURN(spec.unk, keys.token_id(kUnkKey, 100, n));
+  INGOT_ASSIGN_OR_RETURN(spec.pad, keys.token_id(kPadKey, 0, n));
+  if (spec.bos < 0) return keys.error(kClsKey, "the vocabulary has no [CLS] token");
+  if (spec.eos < 0) return keys.error(kSepKey, "the vocabulary has no [SEP] token");
+  if (spec.unk < 0) return keys.error(kUnkKey, "the vocabulary has no [UNK] token");
+  spec.add_bos = spec.add_eos = true;
+  spec.add_space_prefix = false;
+  INGOT_ASSIGN_OR_RETURN(const bool lowercase, keys.boolean(kLowercaseKey, true));
+  INGOT_ASSIGN_OR_RETURN(const bool strip_accents, keys.boolean(kStripAccentsKey, lowercase));
+  spec.normalizer = lowercase ? (strip_accents ? "bert-uncased" : "bert-lowercase")
+                              : (strip_accents ? "bert-strip-accents" : "bert-cased");
+  return spec;
+}
+
 }  // namespace
 
 StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
@@ -115,13 +142,16 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
     spec.kind = TokenizerSpec::Kind::SentencePiece;
   } else if (model == "gpt2") {
     spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
+  } else if (model == "bert") {
+    spec.kind = TokenizerSpec::Kind::WordPiece;
   } else {
-    return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2)");
+    return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2, bert)");
   }
   const bool spm = spec.kind == TokenizerSpec::Kind::SentencePiece;
+  const bool bpe = spec.kind == TokenizerSpec::Kind::ByteLevelBpe;
 
   INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
-  if (!spm) {
+  if (bpe) {
     const std::string pre = canonical_pre_tokenizer(spec.pre);
     if (pre.empty())
       return keys.error(kPreKey, "unsupported pre-tokenizer \"" + spec.pre + "\" (supported: " + known_pre_tokenizers() + ")");
@@ -139,6 +169,8 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(spec.types, keys.int32s(kTypesKey));
   INGOT_RETURN_IF_ERROR(check_size(keys, kTypesKey, spec.types.size(), n));
   INGOT_ASSIGN_OR_RETURN(spec.merges, keys.strings(kMergesKey, /*required=*/false));
+
+  if (spec.kind == TokenizerSpec::Kind::WordPiece) return finish_word_piece(keys, std::move(spec));
 
   // llama.cpp's defaults: SentencePiece vocabularies are LLaMA's (<unk> <s> </s>); byte-level
   // ones have no default ids.

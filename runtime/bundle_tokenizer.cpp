@@ -3,7 +3,11 @@
 namespace ingot {
 
 void tokenizer_to_proto(const TokenizerSpec& t, pb::Tokenizer& out) {
-  out.set_kind(t.kind == TokenizerSpec::Kind::ByteLevelBpe ? pb::Tokenizer::BYTE_LEVEL_BPE : pb::Tokenizer::SENTENCEPIECE);
+  switch (t.kind) {
+    case TokenizerSpec::Kind::SentencePiece: out.set_kind(pb::Tokenizer::SENTENCEPIECE); break;
+    case TokenizerSpec::Kind::ByteLevelBpe: out.set_kind(pb::Tokenizer::BYTE_LEVEL_BPE); break;
+    case TokenizerSpec::Kind::WordPiece: out.set_kind(pb::Tokenizer::WORD_PIECE); break;
+  }
   out.set_pre(t.pre);
   for (const auto& s : t.tokens) out.add_tokens(s);
   for (float f : t.scores) out.add_scores(f);
@@ -21,7 +25,12 @@ void tokenizer_to_proto(const TokenizerSpec& t, pb::Tokenizer& out) {
 
 TokenizerSpec tokenizer_from_proto(const pb::Tokenizer& t) {
   TokenizerSpec s;
-  s.kind = t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? TokenizerSpec::Kind::ByteLevelBpe : TokenizerSpec::Kind::SentencePiece;
+  switch (t.kind()) {
+    case pb::Tokenizer::SENTENCEPIECE: s.kind = TokenizerSpec::Kind::SentencePiece; break;
+    case pb::Tokenizer::BYTE_LEVEL_BPE: s.kind = TokenizerSpec::Kind::ByteLevelBpe; break;
+    case pb::Tokenizer::WORD_PIECE: s.kind = TokenizerSpec::Kind::WordPiece; break;
+    default: s.kind = static_cast<TokenizerSpec::Kind>(t.kind()); break;  // Tokenizer::create() refuses it
+  }
   s.pre = t.pre();
   s.tokens.assign(t.tokens().begin(), t.tokens().end());
   s.scores.assign(t.scores().begin(), t.scores().end());

@@ -1,5 +1,6 @@
-// SentencePiece-style BPE (merges by score, byte fallback) and byte-level BPE (merges by rank),
-// following llama.cpp's "llama" and "gpt2" vocabularies so that both give llama.cpp's token ids.
+// SentencePiece-style BPE (merges by score, byte fallback), byte-level BPE (merges by rank) and
+// WordPiece, following llama.cpp's "llama", "gpt2" and "bert" vocabularies so that each gives
+// llama.cpp's token ids.
 #include "runtime/tokenizer.h"
 
 #include <algorithm>
@@ -54,6 +55,20 @@ std::string quoted(std::string_view text) {
   }
   if (text.size() > 40) out += "...";
   return out + "\"";
+}
+
+// "▁" -> " ": how SentencePiece and WordPiece tokens spell spaces.
+std::string unescape_spaces(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, kSpaceMarker.size(), kSpaceMarker) == 0) {
+      out.push_back(' ');
+      i += kSpaceMarker.size();
+    } else {
+      out.push_back(text[i++]);
+    }
+  }
+  return out;
 }
 
 // "<0xHH>" -> HH.
@@ -123,6 +138,18 @@ std::optional<unicode::PreTokenizer> pre_tokenizer_named(const std::string& name
   return n->kind;
 }
 
+// The BERT normalizer's two switches, by the spec's name for them.
+struct BertNormalizer {
+  bool lowercase = true;
+  bool strip_accents = true;
+};
+constexpr std::pair<std::string_view, BertNormalizer> kBertNormalizers[] = {
+    {"bert-uncased", {true, true}},
+    {"bert-cased", {false, false}},
+    {"bert-lowercase", {true, false}},
+    {"bert-strip-accents", {false, true}},
+};
+
 // ------------------------------------------------------------------ spec validation
 
 std::string check_sizes(const TokenizerSpec& spec) {
@@ -164,9 +191,24 @@ std::string check_special_ids(const TokenizerSpec& spec) {
   return "";
 }
 
+std::optional<BertNormalizer> bert_normalizer_named(std::string_view name) {
+  for (const auto& [known, normalizer] : kBertNormalizers) {
+    if (name == known) return normalizer;
+  }
+  return std::nullopt;
+}
+
 std::string check_kind(const TokenizerSpec& spec) {
-  if (spec.kind != TokenizerSpec::Kind::SentencePiece && spec.kind != TokenizerSpec::Kind::ByteLevelBpe)
+  using Kind = TokenizerSpec::Kind;
+  if (spec.kind != Kind::SentencePiece && spec.kind != Kind::ByteLevelBpe && spec.kind != Kind::WordPiece)
     return "unknown kind " + std::to_string(static_cast<int>(spec.kind));
+  if (spec.kind == Kind::WordPiece) {
+    if (!bert_normalizer_named(spec.normalizer))
+      return "WordPiece needs a BERT normalizer, not " + quoted(spec.normalizer) +
+             " (known: bert-uncased, bert-cased, bert-lowercase, bert-strip-accents)";
+    if (spec.unk < 0) return "WordPiece needs an unk token";
+    return "";
+  }
   if (!spec.normalizer.empty() && spec.normalizer != "nfc")
     return "unknown normalizer " + quoted(spec.normalizer) + " (known: none, nfc)";
   if (spec.kind == TokenizerSpec::Kind::ByteLevelBpe && !pre_tokenizer_named(spec.pre))
@@ -215,8 +257,10 @@ class TokenizerBase : public Tokenizer {
 
   std::string decode(const std::vector<int32_t>& ids, bool strip_leading_space) const override {
     std::string text;
-    // Only a space the encoder added can be stripped: SentencePiece with add_space_prefix.
-    bool strip = strip_leading_space && spec_.kind == TokenizerSpec::Kind::SentencePiece && spec_.add_space_prefix;
+    // Only a space the encoder added can be stripped: SentencePiece with add_space_prefix, and
+    // WordPiece, whose every word starts with one.
+    bool strip = strip_leading_space && ((spec_.kind == TokenizerSpec::Kind::SentencePiece && spec_.add_space_prefix) ||
+                                         spec_.kind == TokenizerSpec::Kind::WordPiece);
     for (int32_t id : ids) {
       if (id < 0 || id >= vocab_size()) continue;
       std::string_view piece = pieces_[id];
@@ -455,19 +499,6 @@ class SentencePieceTokenizer final : public TokenizerBase {
     }
   };
 
-  static std::string unescape_spaces(const std::string& text) {
-    std::string out;
-    for (size_t i = 0; i < text.size();) {
-      if (text.compare(i, kSpaceMarker.size(), kSpaceMarker) == 0) {
-        out.push_back(' ');
-        i += kSpaceMarker.size();
-      } else {
-        out.push_back(text[i++]);
-      }
-    }
-    return out;
-  }
-
   float score_of(int32_t id) const { return spec_.scores.empty() ? 0.0f : spec_.scores[id]; }
 
   void push_candidate(std::string_view text, const std::vector<Symbol>& symbols, size_t left,
@@ -616,6 +647,87 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
   RankedMerges merges_;
 };
 
+// ------------------------------------------------------------------ WordPiece
+
+// llama.cpp's "bert" vocabulary (its WPM tokenizer): words from BERT's normalizer, each split
+// greedily, longest token first, into tokens; the first token of a word carries "▁" (llama.cpp's
+// converter writes BERT's "##" continuation pieces bare and word starts with "▁").
+class WordPieceTokenizer final : public TokenizerBase {
+ public:
+  explicit WordPieceTokenizer(TokenizerSpec spec) : TokenizerBase(std::move(spec)) {
+    normalizer_ = *bert_normalizer_named(spec_.normalizer);
+    for (const std::string& token : spec_.tokens) max_token_size_ = std::max(max_token_size_, token.size());
+    build_pieces([](const std::string& text) { return unescape_spaces(text); });
+  }
+
+ protected:
+  void encode_text(std::string_view text, bool /*after_special*/, std::vector<int32_t>& out) const override {
+    for (const std::string& word : words(text)) encode_word(std::string(kSpaceMarker) + word, out);
+  }
+
+ private:
+  // CJK ideographs as BERT's tokenizer splits them (its ranges, including Hugging Face's
+  // U+2B920 where the CJK Extension E block begins at U+2B820).
+  static bool is_cjk_ideograph(char32_t cp) {
+    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
+           (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
+           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+  }
+
+  // BERT's normalizer and pre-tokenizer: whitespace separates words; NUL, U+FFFD (and so bytes
+  // that are not UTF-8) and control characters vanish; accents vanish when stripped (each code
+  // point becomes the first of its NFD); punctuation, ASCII symbols and CJK ideographs are words
+  // of their own.
+  std::vector<std::string> words(std::string_view text) const {
+    std::vector<std::string> out(1);
+    const auto end_word = [&] {
+      if (!out.back().empty()) out.emplace_back();
+    };
+    for (const unicode::Utf8Char& c : unicode::split_utf8(text)) {
+      char32_t cp = c.code_point;
+      if (normalizer_.strip_accents) cp = unicode::nfd_first(cp);
+      if (unicode::is_whitespace(cp)) {
+        end_word();
+        continue;
+      }
+      if (cp == 0 || cp == unicode::kReplacementCharacter || unicode::is_control(cp)) continue;
+      if (normalizer_.strip_accents && unicode::is_mark(cp)) continue;
+      if (normalizer_.lowercase) cp = unicode::to_lower(cp);
+      if (unicode::is_punctuation(cp) || unicode::is_ascii_symbol(cp) || is_cjk_ideograph(cp)) {
+        end_word();
+        unicode::append_utf8(out.back(), cp);
+        out.emplace_back();
+      } else {
+        unicode::append_utf8(out.back(), cp);
+      }
+    }
+    if (out.back().empty()) out.pop_back();
+    return out;
+  }
+
+  // Longest token at each position; a word with any position no token starts at is unk as a whole.
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const {
+    const size_t first = out.size();
+    for (size_t i = 0; i < word.size();) {
+      int32_t id = -1;
+      size_t size = std::min(word.size() - i, max_token_size_);
+      for (; size > 0; --size) {
+        if ((id = find_token(all_tokens_, word.substr(i, size))) >= 0) break;
+      }
+      if (id < 0) {
+        out.resize(first);
+        out.push_back(spec_.unk);
+        return;
+      }
+      out.push_back(id);
+      i += size;
+    }
+  }
+
+  BertNormalizer normalizer_;
+  size_t max_token_size_ = 0;
+};
+
 }  // namespace
 
 std::string canonical_pre_tokenizer(std::string_view name) {
@@ -642,6 +754,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
     if (std::string problem = spm->index_merges(); !problem.empty()) return fail(problem);
     return std::unique_ptr<Tokenizer>(std::move(spm));
   }
+  if (spec.kind == TokenizerSpec::Kind::WordPiece) return std::unique_ptr<Tokenizer>(std::make_unique<WordPieceTokenizer>(std::move(spec)));
   auto bpe = std::make_unique<ByteLevelBpeTokenizer>(std::move(spec));
   if (std::string problem = bpe->index_merges(); !problem.empty()) return fail(problem);
   return std::unique_ptr<Tokenizer>(std::move(bpe));

@@ -1,5 +1,5 @@
 // Tokenizers shared by the compiler and the runtime: SentencePiece-style BPE with scores and byte
-// fallback (LLaMA) and byte-level BPE with merges (GPT-2, LLaMA-3, Qwen2). The runtime links no
+// fallback (LLaMA), byte-level BPE with merges (GPT-2, LLaMA-3, Qwen2) and WordPiece (BERT). The runtime links no
 // compiler, so this header depends on nothing but the standard library.
 #pragma once
 
@@ -16,7 +16,7 @@ namespace ingot {
 // Everything a tokenizer needs, as stored in GGUF's `tokenizer.ggml.*` keys or derived from
 // tokenizer.json / tokenizer.model. Plain data: the bundle serializes it.
 struct TokenizerSpec {
-  enum class Kind { SentencePiece, ByteLevelBpe };
+  enum class Kind { SentencePiece, ByteLevelBpe, WordPiece };
   // llama.cpp's token types (tokenizer.ggml.token_type).
   enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
@@ -31,10 +31,13 @@ struct TokenizerSpec {
   // then merges by rank as Hugging Face does (without merges: by score, as SentencePiece does).
   std::vector<std::string> merges;
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
+  // WordPiece: bos is BERT's [CLS] and eos its [SEP], both added around the text.
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;      // SentencePiece: a leading space is added to the text
   // Applied to the text between special tokens before anything else: "" (none) or "nfc"
-  // (tokenizer.json's NFC normalizer; GGUF has no key for it, as llama.cpp ignores it).
+  // (tokenizer.json's NFC normalizer; GGUF has no key for it, as llama.cpp ignores it). WordPiece
+  // has BERT's normalizer, named by what it does besides splitting words: "bert-uncased"
+  // (lowercase, strip accents), "bert-cased" (neither), "bert-lowercase", "bert-strip-accents".
   std::string normalizer;
 };
 

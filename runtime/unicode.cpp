@@ -368,6 +368,23 @@ bool is_whitespace(char32_t cp) { return in_ranges(kWhitespaceRanges, cp); }
 
 bool is_punctuation(char32_t cp) { return in_ranges(kPunctuationRanges, cp); }
 
+bool is_mark(char32_t cp) { return cp >= 0x300 && in_ranges(kMarkRanges, cp); }
+
+bool is_control(char32_t cp) { return in_ranges(kControlRanges, cp); }
+
+bool is_ascii_symbol(char32_t cp) {
+  return cp == '$' || cp == '+' || cp == '<' || cp == '=' || cp == '>' || cp == '^' || cp == '`' || cp == '|' ||
+         cp == '~';
+}
+
+char32_t to_lower(char32_t cp) {
+  if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp + ('a' - 'A') : cp;
+  const auto* end = std::end(kLowercaseRuns);
+  const auto* it = std::lower_bound(std::begin(kLowercaseRuns), end, cp,
+                                    [](const CodePointTriple& t, char32_t c) { return t.b < c; });
+  return it != end && it->a <= cp ? it->c + (cp - it->a) : cp;
+}
+
 namespace {
 
 // GPT-2's bytes_to_unicode(): bytes that are printable Latin-1 keep their code point.
@@ -454,6 +471,19 @@ char32_t compose(char32_t first, char32_t second) {
 }
 
 }  // namespace
+
+char32_t nfd_first(char32_t cp) {
+  if (cp < 0xC0) return cp;
+  std::vector<char32_t> decomposed;
+  decompose(cp, decomposed);
+  // Canonical ordering sorts each run of non-starters by class, stably; only a run at the start
+  // changes which code point comes first: the first one of the lowest class in it.
+  auto run_end = decomposed.begin();
+  while (run_end != decomposed.end() && combining_class(*run_end) != 0) ++run_end;
+  if (run_end == decomposed.begin()) return decomposed.front();
+  return *std::min_element(decomposed.begin(), run_end,
+                           [](char32_t a, char32_t b) { return combining_class(a) < combining_class(b); });
+}
 
 std::string nfc(std::string_view text) {
   const std::vector<Utf8Char> chars = split_utf8(text);

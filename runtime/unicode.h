@@ -32,6 +32,14 @@ bool is_letter(char32_t code_point);      // general category L*
 bool is_number(char32_t code_point);      // general category N*
 bool is_whitespace(char32_t code_point);  // White_Space property
 bool is_punctuation(char32_t code_point); // general category P*
+bool is_mark(char32_t code_point);        // general category M* (accents and other combining marks)
+bool is_control(char32_t code_point);     // general categories Cc Cf Co Cs (not unassigned Cn)
+bool is_ascii_symbol(char32_t code_point); // general category S* below U+007F: $ + < = > ^ ` | ~
+// The simple lowercase mapping of UnicodeData.txt (one code point to one; U+0130 -> U+0069).
+char32_t to_lower(char32_t code_point);
+// The first code point of the character's canonical decomposition (NFD): what is left of a
+// character when its accents are stripped. llama.cpp's BERT normalizer maps each code point so.
+char32_t nfd_first(char32_t code_point);
 
 // Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical
 // composition), Hugging Face's NFC normalizer. Bytes that are not UTF-8 stay as they are and block
