@@ -2,7 +2,7 @@
 """`ingotc eval` (reference evaluator, act_quant auto) on stories260K quantized by llama-quantize to
 each type, against llama.cpp's greedy text in tests/data/quant_types_reference.json.
 
-  quant_types_check.py INGOTC
+  quant_types_check.py INGOTC [REFERENCE.json]
 
 Runs only when INGOT_QUANT_DIR names the folder record_quant_types.py wrote the files into (they
 are generated, not in the repository); otherwise prints SKIP. A file whose sha256 differs from the
@@ -20,7 +20,8 @@ qdir = os.environ.get("INGOT_QUANT_DIR")
 if not qdir:
     print("SKIP: set INGOT_QUANT_DIR to the folder tests/scripts/record_quant_types.py wrote")
     sys.exit(0)
-ref = json.load(open(os.path.join(HERE, "..", "data", "quant_types_reference.json")))
+ref_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "data", "quant_types_reference.json")
+ref = json.load(open(ref_path))
 failures = 0
 for t, entry in ref["types"].items():
     path = os.path.join(qdir, "stories260K-%s.gguf" % t)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Records llama.cpp's greedy generations of stories260K quantized by llama-quantize to each type.
 
-  tests/scripts/record_quant_types.py OUT_DIR [--llama-cpp DIR] [--models DIR]
+  tests/scripts/record_quant_types.py OUT_DIR [--llama-cpp DIR] [--models DIR] [--completion-build NAME] [--json FILE]
 
 writes OUT_DIR/stories260K-TYPE.gguf for each llama-quantize type below (ffn_down, 172 columns,
 is forced to f16 with --tensor-type: llama-quantize has no fallback for q4_1/q5_0/q5_1/iq4_nl
@@ -10,6 +10,8 @@ there; with dim 64 every k-quant and iq4_xs tensor falls back to another type, w
 type the file's sha256, the fallbacks, and llama-completion's greedy text (--temp 0) for each
 prompt. quant_types_check.py compares `ingotc eval` (the reference evaluator, act_quant auto)
 with it when INGOT_QUANT_DIR points at OUT_DIR; the files are not in the repository.
+--completion-build names the build folder under --llama-cpp whose llama-completion generates (e.g. a
+build without SIMD, docs/quantization.md); --json writes the recording elsewhere than tests/data.
 """
 import argparse
 import hashlib
@@ -31,8 +33,11 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--llama-cpp", default=os.path.expanduser("~/.cache/llama.cpp-34af94cd"))
     ap.add_argument("--models", default=os.path.join(REPO, "..", "shared", "models"))
+    ap.add_argument("--completion-build", default="build")
+    ap.add_argument("--json", default=os.path.join(REPO, "tests", "data", "quant_types_reference.json"))
     args = ap.parse_args()
     bin_dir = os.path.join(args.llama_cpp, "build", "bin")
+    completion = os.path.join(args.llama_cpp, args.completion_build, "bin", "llama-completion")
     os.makedirs(args.out_dir, exist_ok=True)
     src = os.path.join(args.models, "stories260K.gguf")
     doc = {"about": "llama.cpp's greedy text (llama-completion --temp 0, -n %d) of stories260K.gguf quantized by "
@@ -48,13 +53,20 @@ def main():
             fallbacks[key] = fallbacks.get(key, 0) + 1
         runs = []
         for p in PROMPTS:
-            out = subprocess.run([os.path.join(bin_dir, "llama-completion"), "-m", path, "-p", p, "-n", str(N), "--temp", "0",
-                                  "-no-cnv", "--no-warmup", "-t", "1"], capture_output=True, text=True, check=True).stdout
+            # llama-completion ends its text with a blank line; once in a few hundred runs (seen
+            # 2026-12-05) the captured text lacked its last token and that line, so it is read again.
+            for _ in range(3):
+                out = subprocess.run([completion, "-m", path, "-p", p, "-n", str(N), "--temp", "0",
+                                      "-no-cnv", "--no-warmup", "-t", "1"], capture_output=True, text=True, check=True).stdout
+                if out.endswith("\n\n"):
+                    break
+            else:
+                raise SystemExit("llama-completion's text for %s %r does not end with a blank line: %r" % (t, p, out))
             runs.append({"prompt": p, "text": out})
         sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
         doc["types"][t.lower()] = {"sha256": sha, "fallbacks": fallbacks, "runs": runs}
         print(t, fallbacks)
-    out = os.path.join(REPO, "tests", "data", "quant_types_reference.json")
+    out = args.json
     with open(out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
