@@ -23,14 +23,18 @@ void tokenizer_to_proto(const TokenizerSpec& t, pb::Tokenizer& out) {
   out.set_normalizer(t.normalizer);
 }
 
+TokenizerSpec::Kind tokenizer_kind_from_proto(int kind) {
+  switch (kind) {
+    case pb::Tokenizer::SENTENCEPIECE: return TokenizerSpec::Kind::SentencePiece;
+    case pb::Tokenizer::BYTE_LEVEL_BPE: return TokenizerSpec::Kind::ByteLevelBpe;
+    case pb::Tokenizer::WORD_PIECE: return TokenizerSpec::Kind::WordPiece;
+    default: return static_cast<TokenizerSpec::Kind>(kind);  // Tokenizer::create() refuses it
+  }
+}
+
 TokenizerSpec tokenizer_from_proto(const pb::Tokenizer& t) {
   TokenizerSpec s;
-  switch (t.kind()) {
-    case pb::Tokenizer::SENTENCEPIECE: s.kind = TokenizerSpec::Kind::SentencePiece; break;
-    case pb::Tokenizer::BYTE_LEVEL_BPE: s.kind = TokenizerSpec::Kind::ByteLevelBpe; break;
-    case pb::Tokenizer::WORD_PIECE: s.kind = TokenizerSpec::Kind::WordPiece; break;
-    default: s.kind = static_cast<TokenizerSpec::Kind>(t.kind()); break;  // Tokenizer::create() refuses it
-  }
+  s.kind = tokenizer_kind_from_proto(t.kind());
   s.pre = t.pre();
   s.tokens.assign(t.tokens().begin(), t.tokens().end());
   s.scores.assign(t.scores().begin(), t.scores().end());

@@ -10,5 +10,8 @@ namespace ingot {
 
 void tokenizer_to_proto(const TokenizerSpec& spec, pb::Tokenizer& out);
 TokenizerSpec tokenizer_from_proto(const pb::Tokenizer& t);
+// The manifest's tokenizer kind (pb::Tokenizer::Kind); a value this runtime does not know stays
+// unknown, and Tokenizer::create() refuses it.
+TokenizerSpec::Kind tokenizer_kind_from_proto(int kind);
 
 }  // namespace ingot

@@ -741,6 +741,15 @@ std::string known_pre_tokenizers() {
   return out;
 }
 
+std::string describe_tokenizer_kind(const TokenizerSpec& spec) {
+  switch (spec.kind) {
+    case TokenizerSpec::Kind::SentencePiece: return "SentencePiece";
+    case TokenizerSpec::Kind::ByteLevelBpe: return "byte-level BPE (" + spec.pre + ")";
+    case TokenizerSpec::Kind::WordPiece: return "WordPiece (" + spec.normalizer + ")";
+  }
+  return "unknown kind " + std::to_string(static_cast<int>(spec.kind));
+}
+
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   const auto fail = [&](const std::string& message) -> StatusOr<std::unique_ptr<Tokenizer>> {
     return Status::Error("invalid tokenizer: " + message);

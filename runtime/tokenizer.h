@@ -47,6 +47,9 @@ struct TokenizerSpec {
 std::string canonical_pre_tokenizer(std::string_view name);
 // Every name canonical_pre_tokenizer() accepts, comma-separated, for error messages.
 std::string known_pre_tokenizers();
+// What kind of tokenizer a spec is, for people: "SentencePiece", "byte-level BPE (llama3)",
+// "WordPiece (bert-uncased)".
+std::string describe_tokenizer_kind(const TokenizerSpec& spec);
 
 class Tokenizer {
  public:

@@ -12,6 +12,7 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "runtime/bundle.h"
+#include "runtime/bundle_tokenizer.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernel_contract.h"
 #include "runtime/kernel_object.h"
@@ -291,9 +292,12 @@ int cmd_info(const std::vector<std::string>& args) {
     std::printf("  %s: %s%s\n", v.name().c_str(), v.type().c_str(), dims(v.max_shape()).c_str());
 
   const pb::Tokenizer& t = m.tokenizer();
-  std::printf("tokenizer: %s%s, %d tokens, %d merges, bos %d, eos %d, unk %d, pad %d%s%s%s\n",
-              t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? "byte-level BPE" : "SentencePiece",
-              t.kind() == pb::Tokenizer::BYTE_LEVEL_BPE ? (" (" + t.pre() + ")").c_str() : "", t.tokens_size(),
+  TokenizerSpec kind_only;  // what describe_tokenizer_kind reads, without copying the vocabulary
+  kind_only.kind = tokenizer_kind_from_proto(t.kind());
+  kind_only.pre = t.pre();
+  kind_only.normalizer = t.normalizer();
+  std::printf("tokenizer: %s, %d tokens, %d merges, bos %d, eos %d, unk %d, pad %d%s%s%s\n",
+              describe_tokenizer_kind(kind_only).c_str(), t.tokens_size(),
               t.merges_size(), t.bos(), t.eos(), t.unk(), t.pad(), t.add_bos() ? ", adds BOS" : "",
               t.add_eos() ? ", adds EOS" : "", t.add_space_prefix() ? ", space prefix" : "");
   std::printf("chat template: %s\n",

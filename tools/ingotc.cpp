@@ -528,10 +528,8 @@ int cmd_inspect(const std::vector<std::string>& args) {
               c.rope_freq_factors.empty() ? "" : " (frequency factors)",
               c.qkv_bias ? "yes" : "no", c.tied_embeddings ? "yes" : "no");
   const TokenizerSpec& t = im->tokenizer;
-  std::printf("  tokenizer: %s%s, %zu tokens, %zu merges, bos %d, eos %d, add bos %s\n",
-              t.kind == TokenizerSpec::Kind::SentencePiece ? "SentencePiece BPE" : "byte-level BPE",
-              t.kind == TokenizerSpec::Kind::ByteLevelBpe ? (" (" + t.pre + ")").c_str() : "", t.tokens.size(),
-              t.merges.size(), t.bos, t.eos, t.add_bos ? "yes" : "no");
+  std::printf("  tokenizer: %s, %zu tokens, %zu merges, bos %d, eos %d, add bos %s\n",
+              describe_tokenizer_kind(t).c_str(), t.tokens.size(), t.merges.size(), t.bos, t.eos, t.add_bos ? "yes" : "no");
   uint64_t total = 0;
   for (auto& ts : im->tensors) total += ts.bytes;
   std::printf("  tensors: %zu, %s\n", im->tensors.size(), human_bytes(static_cast<double>(total)).c_str());
