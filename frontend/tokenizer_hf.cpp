@@ -454,6 +454,10 @@ constexpr KnownPattern kKnownPatterns[] = {
      R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
     {"qwen2",
      R"re((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
+    {"qwen35",
+     R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
+    {"qwen35",
+     R"re((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
 };
 
 std::string shorten(const std::string& s) { return s.size() > 120 ? s.substr(0, 117) + "..." : s; }
@@ -488,10 +492,10 @@ StatusOr<std::string> byte_level_pre(const json& root, std::string_view path) {
     for (const auto& k : kKnownPatterns)
       if (regex == k.regex) return std::string(k.pre);
     return error_at(path, "pre-tokenizer Split pattern '" + shorten(regex) +
-                              "' is not a known one (known: gpt2, llama3, qwen2)");
+                              "' is not a known one (known: gpt2, llama3, qwen2, qwen35)");
   }
   return error_at(path, "pre-tokenizer " + component_names(parts) +
-                            " is not a known byte-level BPE pre-tokenizer (known: gpt2, llama3, qwen2, smollm)");
+                            " is not a known byte-level BPE pre-tokenizer (known: gpt2, llama3, qwen2, qwen35, smollm)");
 }
 
 Status fill_byte_level_kind(const json& root, const json& model, const Vocab& vocab, std::string_view path,

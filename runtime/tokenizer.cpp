@@ -117,6 +117,7 @@ constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"llama-bpe", "llama3", unicode::PreTokenizer::Llama3},
     {"llama-v3", "llama3", unicode::PreTokenizer::Llama3},
     {"qwen2", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"qwen35", "qwen35", unicode::PreTokenizer::Qwen35},
     {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
     {"deepseek-coder", "deepseek-coder", unicode::PreTokenizer::DeepseekCoder},
     {"falcon", "falcon", unicode::PreTokenizer::Falcon},

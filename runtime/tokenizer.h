@@ -21,8 +21,8 @@ struct TokenizerSpec {
   enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
   Kind kind = Kind::SentencePiece;
-  // Pre-tokenizer of byte-level BPE: "gpt2", "llama3", "qwen2", "deepseek-llm", "falcon" or
-  // "refact" (canonical_pre_tokenizer() maps llama.cpp's other names for them).
+  // Pre-tokenizer of byte-level BPE: "gpt2", "llama3", "qwen2", "qwen35", "deepseek-llm",
+  // "deepseek-coder", "falcon" or "refact" (canonical_pre_tokenizer() maps llama.cpp's other names).
   std::string pre = "default";
   std::vector<std::string> tokens;
   std::vector<float> scores;         // SentencePiece merge priorities (may be empty for BPE)

@@ -63,8 +63,9 @@ size_t well_formed_length(std::string_view text, size_t offset) {
 
 enum class CharClass : uint8_t { Letter, Number, Whitespace, Other };
 
-CharClass classify(char32_t cp) {
-  if (is_letter(cp)) return CharClass::Letter;
+// marks_are_letters: Qwen3.5's regexes take [\p{L}\p{M}] where the others take \p{L}.
+CharClass classify(char32_t cp, bool marks_are_letters) {
+  if (is_letter(cp) || (marks_are_letters && is_mark(cp))) return CharClass::Letter;
   if (is_number(cp)) return CharClass::Number;
   if (is_whitespace(cp)) return CharClass::Whitespace;
   return CharClass::Other;
@@ -74,9 +75,10 @@ CharClass classify(char32_t cp) {
 // a piece starts and returns the index one past its last character (always more than the start).
 class CharSequence {
  public:
-  explicit CharSequence(std::string_view text) : chars_(split_utf8(text)), limit_(chars_.size()) {
+  explicit CharSequence(std::string_view text, bool marks_are_letters = false)
+      : chars_(split_utf8(text)), limit_(chars_.size()) {
     classes_.reserve(chars_.size());
-    for (const Utf8Char& c : chars_) classes_.push_back(classify(c.code_point));
+    for (const Utf8Char& c : chars_) classes_.push_back(classify(c.code_point, marks_are_letters));
   }
 
   // The end of the text as the matchers see it: a sequence pre-tokenizer matches within one piece
@@ -539,7 +541,7 @@ std::string nfc(std::string_view text) {
 }
 
 std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
-  CharSequence chars(text);
+  CharSequence chars(text, /*marks_are_letters=*/kind == PreTokenizer::Qwen35);
   const auto span_of = [&](size_t begin, size_t end) {
     const size_t first = chars[begin].offset;
     return Span{first, chars[end - 1].offset + chars[end - 1].size - first};
@@ -554,6 +556,7 @@ std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
     case PreTokenizer::Gpt2:
     case PreTokenizer::Llama3:
     case PreTokenizer::Qwen2:
+    case PreTokenizer::Qwen35:
       for (size_t i = 0; i < chars.size();) {
         size_t end = 0;
         if (kind == PreTokenizer::Gpt2) end = match_gpt2(chars, i);

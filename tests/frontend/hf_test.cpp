@@ -551,6 +551,8 @@ const char* kLlama3Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* kQwen2Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* kQwen35Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 TEST(HfTokenizerTest, ByteLevelGpt2) {
   json tj = byte_level_tokenizer(byte_level(true));
@@ -621,6 +623,11 @@ TEST(HfTokenizerTest, ByteLevelLlama3AndQwen2Patterns) {
   EXPECT_EQ(q->bos, -1);
   EXPECT_FALSE(q->add_bos);
   EXPECT_EQ(q->types[264], TokenizerSpec::UserDefined);
+
+  // Qwen3.5's regex: marks join letters.
+  auto q35 = parse_hf_tokenizer_json(byte_level_tokenizer(split_then_byte_level(kQwen35Regex)).dump(), "tokenizer.json");
+  ASSERT_TRUE(q35.ok()) << q35.message();
+  EXPECT_EQ(q35->pre, "qwen35");
 }
 
 TEST(HfTokenizerTest, GapsInIdsBecomeUnusedPadTokens) {
@@ -659,7 +666,7 @@ TEST(HfTokenizerTest, TokenizerJsonErrors) {
        "tokenizer.json: model type 'Unigram' is not supported (supported: BPE)"},
       {"wordpiece model", edited([](json& t) { t["model"]["type"] = "WordPiece"; }), "model type 'WordPiece' is not supported"},
       {"unknown split pattern", edited([](json& t) { t["pre_tokenizer"] = split_then_byte_level(R"(\p{L}+|\p{N})"); }),
-       "pre-tokenizer Split pattern '\\p{L}+|\\p{N}' is not a known one (known: gpt2, llama3, qwen2)"},
+       "pre-tokenizer Split pattern '\\p{L}+|\\p{N}' is not a known one (known: gpt2, llama3, qwen2, qwen35)"},
       {"unknown pre-tokenizer sequence",
        edited([](json& t) {
          t["pre_tokenizer"] = {{"type", "Sequence"},

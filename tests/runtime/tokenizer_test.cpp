@@ -547,6 +547,22 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
 }
 
+// Qwen3.5 keeps combining marks (\p{M}) in the word they follow; Qwen2 splits them off as
+// punctuation. Expected splits from Python's `regex` module with Qwen3.5's tokenizer.json regex
+// (each of these texts splits differently under Qwen2's).
+TEST(PreTokenizer, Qwen35KeepsMarksInWords) {
+  const auto k = unicode::PreTokenizer::Qwen35;
+  EXPECT_EQ(pieces("re\xCC\x81sume\xCC\x81 e\xCC\x81", k), (Pieces{"re\xCC\x81sume\xCC\x81", " e\xCC\x81"}));
+  EXPECT_EQ(pieces("\xE0\xA4\xA8\xE0\xA4\xAE\xE0\xA4\xB8\xE0\xA5\x8D\xE0\xA4\xA4\xE0\xA5\x87 \xE0\xA4\xA6\xE0\xA5\x81\xE0\xA4\xA8\xE0\xA4\xBF\xE0\xA4\xAF\xE0\xA4\xBE", k),
+            (Pieces{"\xE0\xA4\xA8\xE0\xA4\xAE\xE0\xA4\xB8\xE0\xA5\x8D\xE0\xA4\xA4\xE0\xA5\x87",
+                    " \xE0\xA4\xA6\xE0\xA5\x81\xE0\xA4\xA8\xE0\xA4\xBF\xE0\xA4\xAF\xE0\xA4\xBE"}));
+  EXPECT_EQ(pieces(" \xCC\x81x \xCC\x81 !\xCC\x81", k), (Pieces{" \xCC\x81x", " \xCC\x81", " !", "\xCC\x81"}));
+  EXPECT_EQ(pieces("I'VE 12 a\xE2\x83\x9D.\n\n", k), (Pieces{"I", "'VE", " ", "1", "2", " a\xE2\x83\x9D", ".\n\n"}));
+  EXPECT_EQ(pieces("\xE0\xB8\xAA\xE0\xB8\xA7\xE0\xB8\xB1\xE0\xB8\xAA\xE0\xB8\x94\xE0\xB8\xB5", k),
+            (Pieces{"\xE0\xB8\xAA\xE0\xB8\xA7\xE0\xB8\xB1\xE0\xB8\xAA\xE0\xB8\x94\xE0\xB8\xB5"}));
+  EXPECT_EQ(pieces("re\xCC\x81sume\xCC\x81", unicode::PreTokenizer::Qwen2), (Pieces{"re", "\xCC\x81sume", "\xCC\x81"}));
+}
+
 // The texts each sequence pre-tokenizer test below splits, in order. Expected splits computed with
 // Python's `regex` module applying llama.cpp's regexes one after another, each to every piece the
 // previous ones left.
@@ -811,9 +827,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 }
 
 // Every vector must match; also decode(encode(x)) == x (SentencePiece: after dropping the added space).
-void check_vectors(const Tokenizer& t, const std::string& inp_path, const std::string& out_path, const char* name) {
+void check_vectors(const Tokenizer& t, const std::string& inp_path, const std::string& out_path, const char* name,
+                   size_t count = 46) {
   const std::vector<Vector> vectors = read_vectors(inp_path, out_path);
-  ASSERT_EQ(vectors.size(), 46u);
+  ASSERT_EQ(vectors.size(), count);
   size_t matched = 0;
   for (const Vector& v : vectors) {
     const Ids ids = t.encode(v.text, /*add_special=*/false);
@@ -903,6 +920,20 @@ TEST(Vocab, LlamaCppVocabularyFiles) {
       continue;
     }
     check_vectors(path, name.c_str());
+  }
+  // Qwen3.5's vectors; the snapshot lacks its vocabulary, and Qwen3's tokenizer.json stands in
+  // for it (the same ids for these texts), with Qwen3.5's pre-tokenizer and without Qwen3's NFC
+  // (llama.cpp applies none; three vectors hold decomposed accents).
+  const std::string qwen35 = std::string(dir) + "/ggml-vocab-qwen35.gguf";
+  if (std::filesystem::exists(qwen35 + ".inp")) {
+    INGOT_MODEL_PATH(qwen3, "tokenizers/qwen3");
+    auto spec = tokenizer_from_hf_folder(qwen3);
+    ASSERT_TRUE(spec.ok()) << spec.message();
+    spec->pre = "qwen35";
+    spec->normalizer = "";
+    auto t = make(std::move(*spec));
+    ASSERT_TRUE(t);
+    check_vectors(*t, qwen35 + ".inp", qwen35 + ".out", "qwen35 (Qwen3's vocabulary)", 50);
   }
 }
 
