@@ -147,10 +147,14 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   } else {
     return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2, bert)");
   }
-  const bool spm = spec.kind == TokenizerSpec::Kind::SentencePiece;
-  const bool bpe = spec.kind == TokenizerSpec::Kind::ByteLevelBpe;
-
   INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
+  // Gemma 4's vocabulary is a "gpt2" one in name only: raw UTF-8 tokens, spaces as "▁", merges
+  // over the whole text (llama.cpp splits it at newlines, but no merge joins a newline to anything
+  // else), byte fallback: SentencePiece-style BPE with ranked merges, as Gemma 3's tokenizer.json.
+  const bool gemma4 = model == "gpt2" && (spec.pre == "gemma4" || spec.pre == "granite-embed-multi-311m");
+  if (gemma4) spec.kind = TokenizerSpec::Kind::SentencePiece;
+  const bool spm = spec.kind == TokenizerSpec::Kind::SentencePiece && !gemma4;
+  const bool bpe = spec.kind == TokenizerSpec::Kind::ByteLevelBpe;
   if (bpe) {
     const std::string pre = canonical_pre_tokenizer(spec.pre);
     if (pre.empty())
@@ -183,6 +187,11 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(spec.add_bos, keys.boolean(kAddBosKey, bos_by_default && spec.bos >= 0));
   INGOT_ASSIGN_OR_RETURN(spec.add_eos, keys.boolean(kAddEosKey, false));
   INGOT_ASSIGN_OR_RETURN(spec.add_space_prefix, keys.boolean(kAddSpacePrefixKey, spm));
+  if (gemma4) {
+    spec.add_bos = true;  // llama.cpp overrides a file that says otherwise
+    spec.add_space_prefix = false;
+    if (spec.merges.empty()) return keys.error(kMergesKey, "missing (Gemma 4's vocabulary merges by rank)");
+  }
   if (spec.add_bos && spec.bos < 0) return keys.error(kAddBosKey, "true, but the vocabulary has no bos token");
   if (spec.add_eos && spec.eos < 0) return keys.error(kAddEosKey, "true, but the vocabulary has no eos token");
   return spec;

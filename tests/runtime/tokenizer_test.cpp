@@ -46,6 +46,11 @@ std::unique_ptr<Tokenizer> make(TokenizerSpec spec) {
   return t;
 }
 
+// A file name of this process: ctest may run tests of several build trees at once.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".gguf";
+}
+
 // ------------------------------------------------------------------ tiny SentencePiece vocabulary
 
 // <unk> <s> </s>, the 256 byte tokens, then normal tokens with scores (higher merges first).
@@ -393,7 +398,7 @@ TEST(WordPiece, BertNormalizerSplitsAndCleans) {
   // CJK ideographs are words of their own.
   EXPECT_EQ(t->encode("\xE4\xB8\xAD\xE6\x96\x87", false), (Ids{id(kSpace + "\xE4\xB8\xAD"), v.spec.unk}));
   // NUL, control and format characters and bytes that are not UTF-8 vanish; whitespace splits.
-  for (const std::string text : {std::string("ab"), std::string("a\0b", 3), std::string("a\xFF" "b"),
+  for (const std::string& text : {std::string("ab"), std::string("a\0b", 3), std::string("a\xFF" "b"),
                                  std::string("a\xE2\x80\x8B" "b"), std::string("a\x07" "b")})
     EXPECT_EQ(t->encode(text, false), (Ids{a, b})) << text;
   EXPECT_EQ(t->encode("\thello\n\xE3\x80\x80world  ", false), (Ids{hello, world}));
@@ -921,6 +926,33 @@ TEST(Vocab, LlamaCppVocabularyFiles) {
     }
     check_vectors(path, name.c_str());
   }
+  // Gemma 4's vectors; the snapshot lacks its vocabulary, and Gemma 3's stands in for it (the same
+  // ids for these texts), written as a GGUF the way llama.cpp's converter writes Gemma 4's
+  // ("gpt2" model, pre "gemma4", raw tokens and merges).
+  const std::string gemma4 = std::string(dir) + "/ggml-vocab-gemma-4.gguf";
+  if (std::filesystem::exists(gemma4 + ".inp")) {
+    INGOT_MODEL_PATH(gemma3, "tokenizers/gemma3");
+    auto hf = tokenizer_from_hf_folder(gemma3);
+    ASSERT_TRUE(hf.ok()) << hf.message();
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
+    w.set("tokenizer.ggml.pre", GgufValue::string("gemma4"));
+    w.set("tokenizer.ggml.tokens", GgufValue::strings(hf->tokens));
+    w.set("tokenizer.ggml.token_type", GgufValue::i32s(hf->types));
+    w.set("tokenizer.ggml.merges", GgufValue::strings(hf->merges));
+    w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(hf->bos)));
+    w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(hf->eos)));
+    const std::string path = temp_path("gemma4_stand_in");
+    ASSERT_TRUE(w.write(path).ok());
+    auto file = GgufFile::open(path);
+    ASSERT_TRUE(file.ok()) << file.message();
+    auto spec = tokenizer_from_gguf(**file);
+    std::remove(path.c_str());
+    ASSERT_TRUE(spec.ok()) << spec.message();
+    auto t = make(std::move(*spec));
+    ASSERT_TRUE(t);
+    check_vectors(*t, gemma4 + ".inp", gemma4 + ".out", "gemma-4 (Gemma 3's vocabulary)");
+  }
   // Qwen3.5's vectors; the snapshot lacks its vocabulary, and Qwen3's tokenizer.json stands in
   // for it (the same ids for these texts), with Qwen3.5's pre-tokenizer and without Qwen3's NFC
   // (llama.cpp applies none; three vectors hold decomposed accents).
@@ -1141,10 +1173,6 @@ TEST(Vocab, ReferenceGenerations) {
 
 // ------------------------------------------------------------------ GGUF key errors
 
-// A file name of this process: ctest may run tests of several build trees at once.
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".gguf";
-}
 
 std::string gguf_error(GgufWriter w) {
   const std::string path = temp_path("tokenizer_gguf_test");
@@ -1244,6 +1272,36 @@ TEST(TokenizerGguf, BertDefaultsFollowLlamaCpp) {
   spec = read(keep_accents);
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->normalizer, "bert-lowercase");
+}
+
+// Gemma 4's GGUF vocabulary ("gpt2", pre "gemma4") is SentencePiece-style BPE with ranked merges
+// over raw text: spaces become "▁" with no prefix, BOS always, bytes fall back to <0xHH>.
+TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
+  GgufWriter w;
+  w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
+  w.set("tokenizer.ggml.pre", GgufValue::string("gemma4"));
+  w.set("tokenizer.ggml.tokens", GgufValue::strings({"<pad>", "<bos>", "<0x21>", "a", "b", kSpace, kSpace + "a", "ab", kSpace + "ab"}));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32s({3, 3, 6, 1, 1, 1, 1, 1, 1}));
+  w.set("tokenizer.ggml.merges", GgufValue::strings({kSpace + " a", "a b", kSpace + "a b"}));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
+  const std::string path = temp_path("tokenizer_gguf_gemma4");
+  ASSERT_TRUE(w.write(path).ok());
+  auto file = GgufFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.message();
+  auto spec = tokenizer_from_gguf(**file);
+  ASSERT_TRUE(spec.ok()) << spec.message();
+  EXPECT_EQ(spec->kind, TokenizerSpec::Kind::SentencePiece);
+  EXPECT_TRUE(spec->add_bos);
+  EXPECT_FALSE(spec->add_space_prefix);
+  auto t = make(std::move(*spec));
+  EXPECT_EQ(t->encode("ab ab!", true), (Ids{1, 7, 8, 2}));
+  EXPECT_EQ(t->decode(t->encode("ab ab!", true)), "ab ab!");
+
+  GgufWriter no_merges = w;
+  no_merges.set("tokenizer.ggml.merges", GgufValue::strings({}));
+  EXPECT_NE(gguf_error(no_merges).find("tokenizer.ggml.merges: missing"), std::string::npos);
+  std::remove(path.c_str());
 }
 
 TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
