@@ -140,18 +140,19 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(const std::string model, keys.string(kModelKey));
   if (model == "llama") {
     spec.kind = TokenizerSpec::Kind::SentencePiece;
-  } else if (model == "gpt2") {
+  } else if (model == "gpt2" || model == "gemma4") {
     spec.kind = TokenizerSpec::Kind::ByteLevelBpe;
   } else if (model == "bert") {
     spec.kind = TokenizerSpec::Kind::WordPiece;
   } else {
-    return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2, bert)");
+    return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2, gemma4, bert)");
   }
   INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
   // Gemma 4's vocabulary is a "gpt2" one in name only: raw UTF-8 tokens, spaces as "▁", merges
   // over the whole text (llama.cpp splits it at newlines, but no merge joins a newline to anything
   // else), byte fallback: SentencePiece-style BPE with ranked merges, as Gemma 3's tokenizer.json.
-  const bool gemma4 = model == "gpt2" && (spec.pre == "gemma4" || spec.pre == "granite-embed-multi-311m");
+  if (model == "gemma4") spec.pre = "gemma4";  // llama.cpp's model "gemma4" implies its pre-tokenizer
+  const bool gemma4 = model == "gemma4" || (model == "gpt2" && (spec.pre == "gemma4" || spec.pre == "granite-embed-multi-311m"));
   if (gemma4) spec.kind = TokenizerSpec::Kind::SentencePiece;
   const bool spm = spec.kind == TokenizerSpec::Kind::SentencePiece && !gemma4;
   const bool bpe = spec.kind == TokenizerSpec::Kind::ByteLevelBpe;

@@ -104,19 +104,46 @@ struct PreTokenizerName {
   const char* canonical;  // the spec's name
   unicode::PreTokenizer kind;
 };
-// llama.cpp (llama-vocab.cpp) maps each name to a list of regexes plus flags; a name is here when
-// its regexes are one of ours and its other flags change only decoding (clean_spaces).
+// llama.cpp (llama-vocab.cpp, 34af94cd) maps each name to a list of regexes plus flags; a name is
+// here when its regexes are one of ours and its other flags change only decoding (clean_spaces),
+// or are the ones the canonical name implies (llama3: ignore_merges, BOS by default). Left out:
+// names with add_sep (jina-v1-en, jina-v2-code, roberta-bpe) or ignore_merges on another regex.
 constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"gpt2", "gpt2", unicode::PreTokenizer::Gpt2},
-    {"default", "gpt2", unicode::PreTokenizer::Gpt2},
     {"gpt-2", "gpt2", unicode::PreTokenizer::Gpt2},
     {"mpt", "gpt2", unicode::PreTokenizer::Gpt2},
     {"phi-2", "gpt2", unicode::PreTokenizer::Gpt2},
     {"olmo", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"jais", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"jina-es", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"jina-de", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"jina-v2-es", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"jina-v2-de", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"gigachat", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"a.x-4.0", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"mellum", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"modern-bert", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"exaone4", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"trillion", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"granite-docling", "gpt2", unicode::PreTokenizer::Gpt2},
+    {"default", "default", unicode::PreTokenizer::Default},
     {"llama3", "llama3", unicode::PreTokenizer::Llama3},
     {"llama-bpe", "llama3", unicode::PreTokenizer::Llama3},
     {"llama-v3", "llama3", unicode::PreTokenizer::Llama3},
+    {"falcon3", "llama3", unicode::PreTokenizer::Llama3},
+    {"falcon-h1", "llama3", unicode::PreTokenizer::Llama3},
+    {"pixtral", "llama3", unicode::PreTokenizer::Llama3},
+    {"midm-2.0", "llama3", unicode::PreTokenizer::Llama3},
+    {"lfm2", "llama3", unicode::PreTokenizer::Llama3},
+    {"jina-v5-nano", "llama3", unicode::PreTokenizer::Llama3},
     {"qwen2", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"deepseek-r1-qwen", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"stablelm2", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"megrez", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"hunyuan", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"solar-open", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"kormo", "qwen2", unicode::PreTokenizer::Qwen2},
+    {"f2llmv2", "qwen2", unicode::PreTokenizer::Qwen2},
     {"qwen35", "qwen35", unicode::PreTokenizer::Qwen35},
     {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
     {"deepseek-coder", "deepseek-coder", unicode::PreTokenizer::DeepseekCoder},
@@ -124,6 +151,11 @@ constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"refact", "refact", unicode::PreTokenizer::Refact},
     {"starcoder", "refact", unicode::PreTokenizer::Refact},
     {"smollm", "refact", unicode::PreTokenizer::Refact},
+    {"command-r", "refact", unicode::PreTokenizer::Refact},
+    {"codeshell", "refact", unicode::PreTokenizer::Refact},
+    {"exaone", "refact", unicode::PreTokenizer::Refact},
+    {"minerva-7b", "refact", unicode::PreTokenizer::Refact},
+    {"mellum2", "refact", unicode::PreTokenizer::Refact},
 };
 
 const PreTokenizerName* find_pre_tokenizer(std::string_view name) {

@@ -272,6 +272,9 @@ bool falcon_punctuation(char32_t cp) {
   return is_punctuation(cp);
 }
 size_t match_falcon_punctuation(const CharSequence& s, size_t i) { return run_while(s, i, falcon_punctuation); }
+// [\p{P}\$\+<=>\^~\|]+, llama.cpp's "default": Falcon's without the backtick.
+bool default_punctuation(char32_t cp) { return cp != '`' && falcon_punctuation(cp); }
+size_t match_default_punctuation(const CharSequence& s, size_t i) { return run_while(s, i, default_punctuation); }
 // [0-9][0-9][0-9]
 size_t match_three_digits(const CharSequence& s, size_t i) {
   const auto digit = [&](size_t k) { return k < s.size() && s.code_point(k) >= '0' && s.code_point(k) <= '9'; };
@@ -290,6 +293,12 @@ constexpr Stage kDeepseekCoderStages[] = {
 constexpr Stage kFalconStages[] = {
     split_by_matches<match_falcon_punctuation>,
     split_by_matches<match_gpt2>,
+    split_by_matches<match_three_digits>,
+};
+constexpr Stage kDefaultStages[] = {
+    split_by_matches<match_default_punctuation>,
+    split_by_matches<match_gpt2>,
+    split_by_matches<match_numbers>,
     split_by_matches<match_three_digits>,
 };
 constexpr Stage kRefactStages[] = {
@@ -552,6 +561,7 @@ std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
     case PreTokenizer::DeepseekLlm: pieces = run_stages(chars, kDeepseekLlmStages); break;
     case PreTokenizer::DeepseekCoder: pieces = run_stages(chars, kDeepseekCoderStages); break;
     case PreTokenizer::Falcon: pieces = run_stages(chars, kFalconStages); break;
+    case PreTokenizer::Default: pieces = run_stages(chars, kDefaultStages); break;
     case PreTokenizer::Refact: pieces = run_stages(chars, kRefactStages); break;
     case PreTokenizer::Gpt2:
     case PreTokenizer::Llama3:

@@ -67,10 +67,12 @@ int alphabet_to_byte(char32_t code_point);
 //                punctuation]+ | \s+$ | [U+0800..U+9FA5 U+AC00..U+D7FF]+ | \p{N}+
 //   DeepseekCoder: [\r\n] | \s?\p{L}+ | \s?\p{P}+ | [U+0800..U+9FA5 U+AC00..U+D7FF]+ | \p{N}
 //   Falcon:      [\p{P}$+<=>^~|`]+ | Gpt2 | [0-9][0-9][0-9]
+//   Default:     [\p{P}$+<=>^~|]+ | Gpt2 | \p{N}+ | [0-9][0-9][0-9]   (a GGUF without a
+//                pre-tokenizer name, or "default": llama.cpp's fallback, not GPT-2's regex)
 //   Refact:      \p{N} | Gpt2            (also llama.cpp's "starcoder")
 // ("mpt" is Gpt2.) Invalid UTF-8 bytes count as U+FFFD, i.e. neither letter, number nor
 // whitespace.
-enum class PreTokenizer { Gpt2, Llama3, Qwen2, Qwen35, DeepseekLlm, DeepseekCoder, Falcon, Refact };
+enum class PreTokenizer { Gpt2, Llama3, Qwen2, Qwen35, DeepseekLlm, DeepseekCoder, Falcon, Refact, Default };
 
 // A piece of the text as a byte range.
 struct Span {

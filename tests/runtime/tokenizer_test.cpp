@@ -552,6 +552,35 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
 }
 
+// llama.cpp's names for the pre-tokenizers it shares with ours (llama-vocab.cpp 34af94cd: the same
+// regexes, flags that change only decoding); names with other regexes or flags stay unknown.
+TEST(PreTokenizer, LlamaCppNamesMapToTheirRegexes) {
+  const std::pair<const char*, const char*> names[] = {
+      {"gpt-2", "gpt2"},     {"exaone4", "gpt2"},   {"jais", "gpt2"},        {"default", "default"},
+      {"llama-bpe", "llama3"}, {"falcon3", "llama3"}, {"pixtral", "llama3"},  {"qwen2", "qwen2"},
+      {"stablelm2", "qwen2"}, {"deepseek-r1-qwen", "qwen2"}, {"hunyuan", "qwen2"}, {"qwen35", "qwen35"},
+      {"starcoder", "refact"}, {"command-r", "refact"}, {"exaone", "refact"}, {"smollm", "refact"},
+      {"tekken", ""},        {"roberta-bpe", ""},   {"dbrx", ""},            {"gpt-4o", ""},
+  };
+  for (const auto& [name, canonical] : names) EXPECT_EQ(canonical_pre_tokenizer(name), canonical) << name;
+}
+
+// A byte-level vocabulary without a pre-tokenizer name ("default") gets llama.cpp's fallback: a
+// sequence, not GPT-2's regex. Expected splits from Python's `regex` over the four regexes; for
+// each text llama-tokenize gave the ids of these pieces (GPT-2's vocabulary with pre "default").
+TEST(PreTokenizer, DefaultIsLlamaCppsFallbackSequence) {
+  const auto k = unicode::PreTokenizer::Default;
+  EXPECT_EQ(pieces("Hello 12345 world !! x", k), (Pieces{"Hello", " ", "123", "45", " world", " ", "!!", " x"}));
+  EXPECT_EQ(pieces("a$b (c) 3.14159", k), (Pieces{"a", "$", "b", " ", "(", "c", ")", " ", "3", ".", "141", "59"}));
+  EXPECT_EQ(pieces(" !", k), (Pieces{" ", "!"}));
+  EXPECT_EQ(pieces(" `x `", k), (Pieces{" `", "x", " `"}));  // the backtick is not in its first class
+  EXPECT_EQ(pieces("x<=>y 1,234,567 \xC2\xA1\xC2\xBF 12", k),
+            (Pieces{"x", "<=>", "y", " ", "1", ",", "234", ",", "567", " ", "\xC2\xA1\xC2\xBF", " ", "12"}));
+  EXPECT_EQ(pieces("I've got $5.00 & 3/4 \xC2\xBD", k),
+            (Pieces{"I", "'", "ve", " got", " ", "$", "5", ".", "00", " ", "&", " ", "3", "/", "4", " ", "\xC2\xBD"}));
+  EXPECT_EQ(pieces(" !", unicode::PreTokenizer::Gpt2), (Pieces{" !"}));
+}
+
 // Qwen3.5 keeps combining marks (\p{M}) in the word they follow; Qwen2 splits them off as
 // punctuation. Expected splits from Python's `regex` module with Qwen3.5's tokenizer.json regex
 // (each of these texts splits differently under Qwen2's).
@@ -768,8 +797,8 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad.normalizer = "nfkc";
   EXPECT_NE(create_error(bad).find("unknown normalizer \"nfkc\" (known: none, nfc)"), std::string::npos);
   bad = v.spec;
-  bad.pre = "command-r";
-  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"command-r\" (known: gpt2, default"), std::string::npos);
+  bad.pre = "tekken";  // Mistral's: letter runs split by case, not implemented
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"tekken\" (known: gpt2, gpt-2, mpt"), std::string::npos);
   EXPECT_FALSE(Tokenizer::create(bad).ok());
 
   TokenizerSpec word_piece = tiny_word_piece().spec;
@@ -1199,7 +1228,7 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter t5 = base;
   t5.set("tokenizer.ggml.model", GgufValue::string("t5"));
-  EXPECT_NE(gguf_error(t5).find("unsupported tokenizer model \"t5\" (supported: llama, gpt2, bert)"), std::string::npos);
+  EXPECT_NE(gguf_error(t5).find("unsupported tokenizer model \"t5\" (supported: llama, gpt2, gemma4, bert)"), std::string::npos);
 
   // BERT's default [UNK] 100 does not exist in a vocabulary of four tokens.
   GgufWriter small_bert = base;
@@ -1208,8 +1237,8 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter bad_pre = base;
   bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("command-r"));
-  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"command-r\""),
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("tekken"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"tekken\""),
             std::string::npos);
 
   GgufWriter scores = base;
@@ -1298,6 +1327,18 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   EXPECT_EQ(t->encode("ab ab!", true), (Ids{1, 7, 8, 2}));
   EXPECT_EQ(t->decode(t->encode("ab ab!", true)), "ab ab!");
 
+  // llama.cpp's tokenizer model "gemma4" is the same vocabulary.
+  GgufWriter model_gemma4 = w;
+  model_gemma4.set("tokenizer.ggml.model", GgufValue::string("gemma4"));
+  model_gemma4.set("tokenizer.ggml.pre", GgufValue::string("default"));
+  ASSERT_TRUE(model_gemma4.write(path).ok());
+  auto file4 = GgufFile::open(path);
+  ASSERT_TRUE(file4.ok()) << file4.message();
+  auto spec4 = tokenizer_from_gguf(**file4);
+  ASSERT_TRUE(spec4.ok()) << spec4.message();
+  EXPECT_EQ(spec4->kind, TokenizerSpec::Kind::SentencePiece);
+  EXPECT_EQ(make(std::move(*spec4))->encode("ab ab!", true), (Ids{1, 7, 8, 2}));
+
   GgufWriter no_merges = w;
   no_merges.set("tokenizer.ggml.merges", GgufValue::strings({}));
   EXPECT_NE(gguf_error(no_merges).find("tokenizer.ggml.merges: missing"), std::string::npos);
@@ -1317,7 +1358,7 @@ TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
   std::remove(path.c_str());
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->kind, TokenizerSpec::Kind::ByteLevelBpe);
-  EXPECT_EQ(spec->pre, "gpt2");
+  EXPECT_EQ(spec->pre, "default");  // llama.cpp's fallback sequence, not GPT-2's regex
   EXPECT_FALSE(spec->add_bos);
   EXPECT_FALSE(spec->add_space_prefix);
   EXPECT_EQ(spec->bos, -1);
