@@ -184,7 +184,7 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(spec.unk, keys.token_id(kUnkKey, spm ? 0 : -1, n));
   INGOT_ASSIGN_OR_RETURN(spec.pad, keys.token_id(kPadKey, -1, n));
 
-  const bool bos_by_default = spm || spec.pre == "llama3";
+  const bool bos_by_default = spm || spec.pre == "llama3" || spec.pre == "tekken";
   INGOT_ASSIGN_OR_RETURN(spec.add_bos, keys.boolean(kAddBosKey, bos_by_default && spec.bos >= 0));
   INGOT_ASSIGN_OR_RETURN(spec.add_eos, keys.boolean(kAddEosKey, false));
   INGOT_ASSIGN_OR_RETURN(spec.add_space_prefix, keys.boolean(kAddSpacePrefixKey, spm));

@@ -145,6 +145,7 @@ constexpr PreTokenizerName kPreTokenizerNames[] = {
     {"kormo", "qwen2", unicode::PreTokenizer::Qwen2},
     {"f2llmv2", "qwen2", unicode::PreTokenizer::Qwen2},
     {"qwen35", "qwen35", unicode::PreTokenizer::Qwen35},
+    {"tekken", "tekken", unicode::PreTokenizer::Tekken},
     {"deepseek-llm", "deepseek-llm", unicode::PreTokenizer::DeepseekLlm},
     {"deepseek-coder", "deepseek-coder", unicode::PreTokenizer::DeepseekCoder},
     {"falcon", "falcon", unicode::PreTokenizer::Falcon},
@@ -596,8 +597,9 @@ class ByteLevelBpeTokenizer final : public TokenizerBase {
  public:
   explicit ByteLevelBpeTokenizer(TokenizerSpec spec) : TokenizerBase(std::move(spec)) {
     pre_ = *pre_tokenizer_named(spec_.pre);
-    // LLaMA-3's tokenizer.json sets ignore_merges: a pre-token that is a token stays whole.
-    ignore_merges_ = pre_ == unicode::PreTokenizer::Llama3;
+    // LLaMA-3's and Mistral's (tekken) tokenizer.json set ignore_merges: a pre-token that is a token
+    // stays whole.
+    ignore_merges_ = pre_ == unicode::PreTokenizer::Llama3 || pre_ == unicode::PreTokenizer::Tekken;
     // The BPE model's own tokens are the normal ones. An added token may spell the same text
     // (DeepSeek adds "ø" as a user-defined token beside the byte token "ø"); text that reaches
     // the BPE model must become the model's token, which decodes to the same bytes.

@@ -161,6 +161,46 @@ size_t match_llama3(const CharSequence& s, size_t i, size_t max_digits) {
   return s.whitespace_end(i);
 }
 
+// Mistral's "tekken" as llama.cpp runs it (its regex on text whose non-ASCII characters stand for
+// their category, so case is ASCII case):
+//   [^\r\n\p{L}\p{N}]?U*L+ | [^\r\n\p{L}\p{N}]?U+L* | \p{N} | ?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+// with U a letter but a-z and L a letter but A-Z (a non-ASCII letter is both). The alternatives
+// are tried in order, quantifiers greedy with backtracking, as std::regex does.
+size_t match_tekken(const CharSequence& s, size_t i) {
+  const auto upper = [&](size_t k) {
+    return s.is(k, CharClass::Letter) && !(s.code_point(k) >= 'a' && s.code_point(k) <= 'z');
+  };
+  const auto lower = [&](size_t k) {
+    return s.is(k, CharClass::Letter) && !(s.code_point(k) >= 'A' && s.code_point(k) <= 'Z');
+  };
+  const auto lower_run_end = [&](size_t k) {
+    while (lower(k)) ++k;
+    return k;
+  };
+  const bool may_lead = i < s.size() && !s.is_newline(i) && !s.is(i, CharClass::Letter) && !s.is(i, CharClass::Number);
+  const size_t start = may_lead && s.is(i + 1, CharClass::Letter) ? i + 1 : i;
+  if (s.is(start, CharClass::Letter)) {
+    size_t upper_end = start;
+    while (upper(upper_end)) ++upper_end;
+    // U*L+: the longest U run after which L+ can start (backtracking gives back U characters
+    // that are also L, i.e. non-ASCII letters).
+    for (size_t k = upper_end + 1; k-- > start;) {
+      if (lower(k)) return lower_run_end(k);
+    }
+    return lower_run_end(upper_end);  // U+L* (the U run is not empty: the letter at start is U or L)
+  }
+  if (s.is(i, CharClass::Number)) return i + 1;
+  if (size_t end = s.optional_space_run_end(i, CharClass::Other); end != i) {
+    while (s.is_newline(end) || s.is_char(end, '/')) ++end;
+    return end;
+  }
+  const size_t run = s.run_end(i, CharClass::Whitespace);
+  for (size_t end = run; end > i; --end) {
+    if (s.is_newline(end - 1)) return end;
+  }
+  return s.whitespace_end(i);
+}
+
 // ------------------------------------------------------------------ sequences of regexes
 
 // A range of characters [begin, end).
@@ -567,9 +607,11 @@ std::vector<Span> pre_tokenize(std::string_view text, PreTokenizer kind) {
     case PreTokenizer::Llama3:
     case PreTokenizer::Qwen2:
     case PreTokenizer::Qwen35:
+    case PreTokenizer::Tekken:
       for (size_t i = 0; i < chars.size();) {
         size_t end = 0;
         if (kind == PreTokenizer::Gpt2) end = match_gpt2(chars, i);
+        else if (kind == PreTokenizer::Tekken) end = match_tekken(chars, i);
         else end = match_llama3(chars, i, kind == PreTokenizer::Llama3 ? 3 : 1);
         end = std::max(end, i + 1);  // every matcher consumes a character; this keeps the loop finite regardless
         spans.push_back(span_of(i, end));

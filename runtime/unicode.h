@@ -52,13 +52,16 @@ char32_t byte_to_alphabet(uint8_t byte);
 // The byte an alphabet character stands for, or -1 for a character outside the alphabet.
 int alphabet_to_byte(char32_t code_point);
 
-// Byte-level BPE pre-tokenizers. Gpt2, Llama3, Qwen2 and Qwen35 are one regex each, equivalent to its
+// Byte-level BPE pre-tokenizers. Gpt2, Llama3, Qwen2, Qwen35 and Tekken are one regex each, equivalent to its
 // Hugging Face pattern:
 //   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //   Qwen2:  Llama3 with \p{N} instead of \p{N}{1,3}
 //   Qwen35: Qwen2 with [\p{L}\p{M}] for \p{L} in the letter run and in the punctuation class
 //           (Qwen3.5's tokenizer.json: combining marks stay in their word)
+//   Tekken: Mistral's: an optional non-letter, then an upper-then-lower run of letters (by ASCII
+//           case, as llama.cpp runs it: a non-ASCII letter is both), single digits, punctuation
+//           runs with trailing newlines and slashes, LLaMA 3's whitespace rules (match_tekken)
 // (the case-insensitive contractions match ASCII letters only, as in llama.cpp). The others are
 // sequences of regexes, as llama.cpp (34af94cd, llama-vocab.cpp) defines them: each regex in turn
 // splits every piece the previous ones left into its matches and the text between them
@@ -72,7 +75,7 @@ int alphabet_to_byte(char32_t code_point);
 //   Refact:      \p{N} | Gpt2            (also llama.cpp's "starcoder")
 // ("mpt" is Gpt2.) Invalid UTF-8 bytes count as U+FFFD, i.e. neither letter, number nor
 // whitespace.
-enum class PreTokenizer { Gpt2, Llama3, Qwen2, Qwen35, DeepseekLlm, DeepseekCoder, Falcon, Refact, Default };
+enum class PreTokenizer { Gpt2, Llama3, Qwen2, Qwen35, Tekken, DeepseekLlm, DeepseekCoder, Falcon, Refact, Default };
 
 // A piece of the text as a byte range.
 struct Span {

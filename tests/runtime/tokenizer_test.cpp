@@ -552,6 +552,50 @@ TEST(PreTokenizer, Qwen2SplitsSingleDigits) {
   EXPECT_EQ(pieces("\t\tx y  ", k), (Pieces{"\t", "\tx", " y", "  "}));
 }
 
+// Every pre-tokenizer against llama.cpp on two vocabularies (GPT-2's file; Qwen3's tokenizer.json,
+// which llama.cpp read as a GGUF without its NFC): the ids llama-tokenize gave for each name in
+// tokenizer.ggml.pre (tests/data/pre_tokenizer_reference.json, recorded by
+// tests/scripts/record_pre_tokenizer_reference.py). Runs in CI, unlike the vocabulary files of
+// llama.cpp's source.
+TEST(PreTokenizer, AgainstLlamaCpp) {
+  const auto reference =
+      nlohmann::json::parse(testing::read_file(std::string(INGOT_SOURCE_DIR) + "/tests/data/pre_tokenizer_reference.json"));
+  const auto texts = reference.at("texts").get<std::vector<std::string>>();
+  size_t checked = 0;
+  for (const auto& [vocabulary, entry] : reference.at("vocabularies").items()) {
+    INGOT_MODEL_PATH(path, entry.at("source").get<std::string>());
+    StatusOr<TokenizerSpec> base = Status::Error("no vocabulary");
+    if (path.ends_with(".gguf")) {
+      auto file = GgufFile::open(path);
+      ASSERT_TRUE(file.ok()) << file.message();
+      base = tokenizer_from_gguf(**file);
+    } else {
+      base = tokenizer_from_hf_folder(path);
+    }
+    ASSERT_TRUE(base.ok()) << base.message();
+    base->normalizer = "";  // llama.cpp applies none
+    for (const auto& [name, rows] : entry.at("ids").items()) {
+      SCOPED_TRACE(vocabulary + " vocabulary, pre " + name);
+      TokenizerSpec spec = *base;
+      spec.pre = canonical_pre_tokenizer(name);
+      ASSERT_FALSE(spec.pre.empty()) << "not a known pre-tokenizer name";
+      auto t = make(std::move(spec));
+      ASSERT_TRUE(t);
+      ASSERT_EQ(rows.size(), texts.size());
+      size_t matched = 0;
+      for (size_t i = 0; i < texts.size(); ++i) {
+        const Ids ids = t->encode(texts[i], /*add_special=*/false);
+        EXPECT_EQ(ids, rows[i].get<Ids>()) << "input: \"" << texts[i] << "\"";
+        matched += ids == rows[i].get<Ids>();
+      }
+      std::printf("[ llama.cpp] %s vocabulary, pre %s: %zu/%zu texts\n", vocabulary.c_str(), name.c_str(), matched,
+                  texts.size());
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 22u);
+}
+
 // llama.cpp's names for the pre-tokenizers it shares with ours (llama-vocab.cpp 34af94cd: the same
 // regexes, flags that change only decoding); names with other regexes or flags stay unknown.
 TEST(PreTokenizer, LlamaCppNamesMapToTheirRegexes) {
