@@ -604,7 +604,7 @@ TEST(PreTokenizer, LlamaCppNamesMapToTheirRegexes) {
       {"llama-bpe", "llama3"}, {"falcon3", "llama3"}, {"pixtral", "llama3"},  {"qwen2", "qwen2"},
       {"stablelm2", "qwen2"}, {"deepseek-r1-qwen", "qwen2"}, {"hunyuan", "qwen2"}, {"qwen35", "qwen35"},
       {"starcoder", "refact"}, {"command-r", "refact"}, {"exaone", "refact"}, {"smollm", "refact"},
-      {"tekken", ""},        {"roberta-bpe", ""},   {"dbrx", ""},            {"gpt-4o", ""},
+      {"tekken", "tekken"},  {"roberta-bpe", ""},   {"dbrx", ""},            {"gpt-4o", ""},
   };
   for (const auto& [name, canonical] : names) EXPECT_EQ(canonical_pre_tokenizer(name), canonical) << name;
 }
@@ -623,6 +623,21 @@ TEST(PreTokenizer, DefaultIsLlamaCppsFallbackSequence) {
   EXPECT_EQ(pieces("I've got $5.00 & 3/4 \xC2\xBD", k),
             (Pieces{"I", "'", "ve", " got", " ", "$", "5", ".", "00", " ", "&", " ", "3", "/", "4", " ", "\xC2\xBD"}));
   EXPECT_EQ(pieces(" !", unicode::PreTokenizer::Gpt2), (Pieces{" !"}));
+}
+
+// Mistral's tekken as llama.cpp runs it: letters split where lower case turns to upper (ASCII case;
+// a non-ASCII letter is both), backtracking as std::regex does. Expected splits from std::regex
+// with llama.cpp's adapted regex over text collapsed to categories, as llama.cpp runs it.
+TEST(PreTokenizer, TekkenSplitsCaseRunsAsLlamaCpp) {
+  const auto k = unicode::PreTokenizer::Tekken;
+  EXPECT_EQ(pieces("HTMLParser camelCaseWords ALLCAPS MiXeD", k),
+            (Pieces{"HTMLParser", " camel", "Case", "Words", " ALLCAPS", " Mi", "Xe", "D"}));
+  EXPECT_EQ(pieces("\xC3\x89" "cole" "\xC3\x80" "BC \xC3\xA9" "A a" "\xC3\x89" "b " "\xC3\x89\xC3\x89" " " "\xC3\x9C" "BER", k),
+            (Pieces{"\xC3\x89" "cole" "\xC3\x80", "BC", " \xC3\xA9", "A", " a" "\xC3\x89" "b", " \xC3\x89\xC3\x89", " \xC3\x9C", "BER"}));
+  EXPECT_EQ(pieces("x/y // a/b/", k), (Pieces{"x", "/y", " //", " a", "/b", "/"}));
+  EXPECT_EQ(pieces("I'VE 123 \xC2\xBD", k), (Pieces{"I", "'VE", " ", "1", "2", "3", " ", "\xC2\xBD"}));
+  EXPECT_EQ(pieces("a!!\n\nb", k), (Pieces{"a", "!!\n\n", "b"}));
+  EXPECT_EQ(pieces(" \xCC\x81x \xCC\x81 !\xCC\x81", k), (Pieces{" \xCC\x81", "x", " \xCC\x81", " !\xCC\x81"}));
 }
 
 // Qwen3.5 keeps combining marks (\p{M}) in the word they follow; Qwen2 splits them off as
@@ -841,8 +856,8 @@ TEST(TokenizerSpec, InvalidSpecsAreRejectedWithAReason) {
   bad.normalizer = "nfkc";
   EXPECT_NE(create_error(bad).find("unknown normalizer \"nfkc\" (known: none, nfc)"), std::string::npos);
   bad = v.spec;
-  bad.pre = "tekken";  // Mistral's: letter runs split by case, not implemented
-  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"tekken\" (known: gpt2, gpt-2, mpt"), std::string::npos);
+  bad.pre = "gpt-4o";  // Llama 4's and GPT-4o's regex, not implemented
+  EXPECT_NE(create_error(bad).find("unknown pre-tokenizer \"gpt-4o\" (known: gpt2, gpt-2, mpt"), std::string::npos);
   EXPECT_FALSE(Tokenizer::create(bad).ok());
 
   TokenizerSpec word_piece = tiny_word_piece().spec;
@@ -1281,8 +1296,8 @@ TEST(TokenizerGguf, ErrorsNameTheFileAndKey) {
 
   GgufWriter bad_pre = base;
   bad_pre.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("tekken"));
-  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"tekken\""),
+  bad_pre.set("tokenizer.ggml.pre", GgufValue::string("gpt-4o"));
+  EXPECT_NE(gguf_error(bad_pre).find("tokenizer.ggml.pre: unsupported pre-tokenizer \"gpt-4o\""),
             std::string::npos);
 
   GgufWriter scores = base;
