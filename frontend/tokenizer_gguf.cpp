@@ -24,8 +24,7 @@ constexpr const char* kPadKey = "tokenizer.ggml.padding_token_id";
 constexpr const char* kAddBosKey = "tokenizer.ggml.add_bos_token";
 constexpr const char* kAddEosKey = "tokenizer.ggml.add_eos_token";
 constexpr const char* kAddSpacePrefixKey = "tokenizer.ggml.add_space_prefix";
-// BERT's (llama.cpp's spelling of "separator" included).
-constexpr const char* kClsKey = "tokenizer.ggml.cls_token_id";
+// BERT's (llama.cpp's spelling of "separator" included; like llama.cpp, [CLS] is read as bos).
 constexpr const char* kSepKey = "tokenizer.ggml.seperator_token_id";
 constexpr const char* kLowercaseKey = "tokenizer.ggml.normalizer.lowercase";
 constexpr const char* kStripAccentsKey = "tokenizer.ggml.normalizer.strip_accents";
@@ -109,17 +108,16 @@ Status check_size(const KeyReader& keys, const std::string& key, size_t size, si
   return keys.error(key, std::to_string(size) + " entries for " + std::to_string(n_tokens) + " tokens");
 }
 
-// BERT's special tokens and normalizer, with llama.cpp's defaults: [CLS] 101 (read as bos), [SEP]
+// BERT's special tokens and normalizer, with llama.cpp's defaults: [CLS] 101 (bos_token_id), [SEP]
 // 102, [UNK] 100, [PAD] 0; both switches of the normalizer on unless the file turns them off
 // (strip_accents follows lowercase when only that is given). [CLS] and [SEP] always frame the text.
 StatusOr<TokenizerSpec> finish_word_piece(const KeyReader& keys, TokenizerSpec spec) {
   const size_t n = spec.tokens.size();
-  INGOT_ASSIGN_OR_RETURN(const int32_t cls, keys.token_id(kClsKey, 101, n));
-  INGOT_ASSIGN_OR_RETURN(spec.bos, keys.token_id(kBosKey, cls, n));
+  INGOT_ASSIGN_OR_RETURN(spec.bos, keys.token_id(kBosKey, 101, n));
   INGOT_ASSIGN_OR_RETURN(spec.eos, keys.token_id(kSepKey, 102, n));
   INGOT_ASSIGN_OR_RETURN(spec.unk, keys.token_id(kUnkKey, 100, n));
   INGOT_ASSIGN_OR_RETURN(spec.pad, keys.token_id(kPadKey, 0, n));
-  if (spec.bos < 0) return keys.error(kClsKey, "the vocabulary has no [CLS] token");
+  if (spec.bos < 0) return keys.error(kBosKey, "the vocabulary has no [CLS] token");
   if (spec.eos < 0) return keys.error(kSepKey, "the vocabulary has no [SEP] token");
   if (spec.unk < 0) return keys.error(kUnkKey, "the vocabulary has no [UNK] token");
   spec.add_bos = spec.add_eos = true;
@@ -148,9 +146,9 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
     return keys.error(kModelKey, "unsupported tokenizer model \"" + model + "\" (supported: llama, gpt2, gemma4, bert)");
   }
   INGOT_ASSIGN_OR_RETURN(spec.pre, keys.string(kPreKey, std::string("default")));
-  // Gemma 4's vocabulary is a "gpt2" one in name only: raw UTF-8 tokens, spaces as "▁", merges
-  // over the whole text (llama.cpp splits it at newlines, but no merge joins a newline to anything
-  // else), byte fallback: SentencePiece-style BPE with ranked merges, as Gemma 3's tokenizer.json.
+  // Gemma 4's vocabulary is a "gpt2" one in name only: raw UTF-8 tokens, spaces as "▁", ranked
+  // merges, byte fallback: SentencePiece-style BPE with ranked merges, as Gemma 3's tokenizer.json,
+  // plus llama.cpp's newline rule (pre "gemma4": SentencePieceTokenizer::encode_text).
   if (model == "gemma4") spec.pre = "gemma4";  // llama.cpp's model "gemma4" implies its pre-tokenizer
   const bool gemma4 = model == "gemma4" || (model == "gpt2" && (spec.pre == "gemma4" || spec.pre == "granite-embed-multi-311m"));
   if (gemma4) spec.kind = TokenizerSpec::Kind::SentencePiece;
@@ -189,6 +187,7 @@ StatusOr<TokenizerSpec> tokenizer_from_gguf(const GgufFile& f) {
   INGOT_ASSIGN_OR_RETURN(spec.add_eos, keys.boolean(kAddEosKey, false));
   INGOT_ASSIGN_OR_RETURN(spec.add_space_prefix, keys.boolean(kAddSpacePrefixKey, spm));
   if (gemma4) {
+    if (spec.bos < 0) return keys.error(kBosKey, "missing (Gemma 4's vocabulary always starts with BOS)");
     spec.add_bos = true;  // llama.cpp overrides a file that says otherwise
     spec.add_space_prefix = false;
     if (spec.merges.empty()) return keys.error(kMergesKey, "missing (Gemma 4's vocabulary merges by rank)");

@@ -519,7 +519,22 @@ class SentencePieceTokenizer final : public TokenizerBase {
     for (char c : text) {
       if (c == ' ') normalized += kSpaceMarker; else normalized.push_back(c);
     }
-    encode_normalized(normalized, out);
+    if (spec_.pre != "gemma4") {
+      encode_normalized(normalized, out);
+      return;
+    }
+    // Gemma 4 as llama.cpp splits it: runs of newlines apart from the rest, and a run of newlines
+    // that is a token as a whole is that token, whatever the merges would build.
+    std::string_view rest = normalized;
+    while (!rest.empty()) {
+      const bool newlines = rest.front() == '\n';
+      size_t n = 0;
+      while (n < rest.size() && (rest[n] == '\n') == newlines) ++n;
+      const std::string_view run = rest.substr(0, n);
+      const int32_t whole = newlines ? find_token(mergeable_, run) : -1;
+      if (whole >= 0) out.push_back(whole); else encode_normalized(run, out);
+      rest.remove_prefix(n);
+    }
   }
 
  private:

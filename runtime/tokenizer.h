@@ -21,8 +21,10 @@ struct TokenizerSpec {
   enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
   Kind kind = Kind::SentencePiece;
-  // Pre-tokenizer of byte-level BPE: "gpt2", "llama3", "qwen2", "qwen35", "deepseek-llm",
-  // "deepseek-coder", "falcon" or "refact" (canonical_pre_tokenizer() maps llama.cpp's other names).
+  // Pre-tokenizer of byte-level BPE: "default" (llama.cpp's fallback), "gpt2", "llama3", "qwen2",
+  // "qwen35", "tekken", "deepseek-llm", "deepseek-coder", "falcon" or "refact"
+  // (canonical_pre_tokenizer() maps llama.cpp's other names). SentencePiece: "gemma4" splits off
+  // runs of newlines (llama.cpp's Gemma 4); any other value means nothing.
   std::string pre = "default";
   std::vector<std::string> tokens;
   std::vector<float> scores;         // SentencePiece merge priorities (may be empty for BPE)

@@ -52,8 +52,9 @@ char32_t byte_to_alphabet(uint8_t byte);
 // The byte an alphabet character stands for, or -1 for a character outside the alphabet.
 int alphabet_to_byte(char32_t code_point);
 
-// Byte-level BPE pre-tokenizers. Gpt2, Llama3, Qwen2, Qwen35 and Tekken are one regex each, equivalent to its
-// Hugging Face pattern:
+// Byte-level BPE pre-tokenizers. Gpt2, Llama3, Qwen2, Qwen35 and Tekken are one regex each,
+// equivalent to its Hugging Face pattern (Tekken: to llama.cpp's rewrite of Mistral's, which
+// differs for non-ASCII letters and marks):
 //   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //   Qwen2:  Llama3 with \p{N} instead of \p{N}{1,3}

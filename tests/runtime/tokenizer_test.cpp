@@ -1352,7 +1352,8 @@ TEST(TokenizerGguf, BertDefaultsFollowLlamaCpp) {
 
   GgufWriter cased = w;
   cased.set("tokenizer.ggml.normalizer.lowercase", GgufValue::boolean(false));
-  cased.set("tokenizer.ggml.cls_token_id", GgufValue::u32(5));
+  cased.set("tokenizer.ggml.cls_token_id", GgufValue::u32(7));  // llama.cpp reads [CLS] from bos_token_id
+  cased.set("tokenizer.ggml.bos_token_id", GgufValue::u32(5));
   spec = read(cased);
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->normalizer, "bert-cased");
@@ -1392,6 +1393,20 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   auto t = make(std::move(*spec));
   EXPECT_EQ(t->encode("ab ab!", true), (Ids{1, 7, 8, 2}));
   EXPECT_EQ(t->decode(t->encode("ab ab!", true)), "ab ab!");
+
+  // A run of newlines that is a token stays whole, even where the merges build it otherwise.
+  GgufWriter newlines = w;
+  newlines.set("tokenizer.ggml.tokens", GgufValue::strings({"<pad>", "<bos>", "<0x21>", "a", "\n", "\n\n", "\n\n\n", "a\n"}));
+  newlines.set("tokenizer.ggml.token_type", GgufValue::i32s({3, 3, 6, 1, 1, 1, 1, 1}));
+  newlines.set("tokenizer.ggml.merges", GgufValue::strings({"a \n", "\n \n"}));
+  ASSERT_TRUE(newlines.write(path).ok());
+  auto file_nl = GgufFile::open(path);
+  ASSERT_TRUE(file_nl.ok()) << file_nl.message();
+  auto spec_nl = tokenizer_from_gguf(**file_nl);
+  ASSERT_TRUE(spec_nl.ok()) << spec_nl.message();
+  auto t_nl = make(std::move(*spec_nl));
+  EXPECT_EQ(t_nl->encode("a\n\n\na", false), (Ids{3, 6, 3}));  // not "a\n" "\n\n" "a"
+  EXPECT_EQ(t_nl->encode("\n\n\n\n\n", false), (Ids{5, 5, 4}));  // no token: merged as usual
 
   // llama.cpp's tokenizer model "gemma4" is the same vocabulary.
   GgufWriter model_gemma4 = w;
