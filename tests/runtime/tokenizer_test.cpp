@@ -51,6 +51,16 @@ std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".gguf";
 }
 
+// The tokenizer spec of a GGUF the writer holds, read back from temp_path(name) as ingotc reads a file.
+StatusOr<TokenizerSpec> spec_from_gguf(const GgufWriter& w, const std::string& name) {
+  const std::string path = temp_path(name);
+  if (Status written = w.write(path); !written.ok()) return written;
+  auto file = GgufFile::open(path);
+  std::remove(path.c_str());
+  if (!file.ok()) return file.status();
+  return tokenizer_from_gguf(**file);
+}
+
 // ------------------------------------------------------------------ tiny SentencePiece vocabulary
 
 // <unk> <s> </s>, the 256 byte tokens, then normal tokens with scores (higher merges first).
@@ -1037,12 +1047,7 @@ TEST(Vocab, LlamaCppVocabularyFiles) {
     w.set("tokenizer.ggml.merges", GgufValue::strings(hf->merges));
     w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(hf->bos)));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(hf->eos)));
-    const std::string path = temp_path("gemma4_stand_in");
-    ASSERT_TRUE(w.write(path).ok());
-    auto file = GgufFile::open(path);
-    ASSERT_TRUE(file.ok()) << file.message();
-    auto spec = tokenizer_from_gguf(**file);
-    std::remove(path.c_str());
+    auto spec = spec_from_gguf(w, "gemma4_stand_in");
     ASSERT_TRUE(spec.ok()) << spec.message();
     auto t = make(std::move(*spec));
     ASSERT_TRUE(t);
@@ -1269,16 +1274,9 @@ TEST(Vocab, ReferenceGenerations) {
 // ------------------------------------------------------------------ GGUF key errors
 
 
-std::string gguf_error(GgufWriter w) {
-  const std::string path = temp_path("tokenizer_gguf_test");
-  Status written = w.write(path);
-  EXPECT_TRUE(written.ok()) << written.message();
-  auto file = GgufFile::open(path);
-  EXPECT_TRUE(file.ok()) << file.message();
-  if (!file.ok()) return "";
-  auto spec = tokenizer_from_gguf(**file);
+std::string gguf_error(const GgufWriter& w) {
+  auto spec = spec_from_gguf(w, "tokenizer_gguf_test");
   EXPECT_FALSE(spec.ok());
-  std::remove(path.c_str());
   return spec.ok() ? "" : spec.message();
 }
 
@@ -1330,14 +1328,7 @@ TEST(TokenizerGguf, BertDefaultsFollowLlamaCpp) {
   w.set("tokenizer.ggml.model", GgufValue::string("bert"));
   w.set("tokenizer.ggml.pre", GgufValue::string("bert-bge"));
   w.set("tokenizer.ggml.tokens", GgufValue::strings(tokens));
-  const auto read = [](GgufWriter g) -> StatusOr<TokenizerSpec> {
-    const std::string path = temp_path("tokenizer_gguf_bert");
-    if (Status written = g.write(path); !written.ok()) return written;
-    auto file = GgufFile::open(path);
-    std::remove(path.c_str());
-    if (!file.ok()) return file.status();
-    return tokenizer_from_gguf(**file);
-  };
+  const auto read = [](const GgufWriter& g) { return spec_from_gguf(g, "tokenizer_gguf_bert"); };
   auto spec = read(w);
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->kind, TokenizerSpec::Kind::WordPiece);
@@ -1381,11 +1372,7 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   w.set("tokenizer.ggml.merges", GgufValue::strings({kSpace + " a", "a b", kSpace + "a b"}));
   w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
   w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
-  const std::string path = temp_path("tokenizer_gguf_gemma4");
-  ASSERT_TRUE(w.write(path).ok());
-  auto file = GgufFile::open(path);
-  ASSERT_TRUE(file.ok()) << file.message();
-  auto spec = tokenizer_from_gguf(**file);
+  auto spec = spec_from_gguf(w, "tokenizer_gguf_gemma4");
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->kind, TokenizerSpec::Kind::SentencePiece);
   EXPECT_TRUE(spec->add_bos);
@@ -1399,10 +1386,7 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   newlines.set("tokenizer.ggml.tokens", GgufValue::strings({"<pad>", "<bos>", "<0x21>", "a", "\n", "\n\n", "\n\n\n", "a\n"}));
   newlines.set("tokenizer.ggml.token_type", GgufValue::i32s({3, 3, 6, 1, 1, 1, 1, 1}));
   newlines.set("tokenizer.ggml.merges", GgufValue::strings({"a \n", "\n \n"}));
-  ASSERT_TRUE(newlines.write(path).ok());
-  auto file_nl = GgufFile::open(path);
-  ASSERT_TRUE(file_nl.ok()) << file_nl.message();
-  auto spec_nl = tokenizer_from_gguf(**file_nl);
+  auto spec_nl = spec_from_gguf(newlines, "tokenizer_gguf_gemma4");
   ASSERT_TRUE(spec_nl.ok()) << spec_nl.message();
   auto t_nl = make(std::move(*spec_nl));
   EXPECT_EQ(t_nl->encode("a\n\n\na", false), (Ids{3, 6, 3}));  // not "a\n" "\n\n" "a"
@@ -1412,10 +1396,7 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   GgufWriter model_gemma4 = w;
   model_gemma4.set("tokenizer.ggml.model", GgufValue::string("gemma4"));
   model_gemma4.set("tokenizer.ggml.pre", GgufValue::string("default"));
-  ASSERT_TRUE(model_gemma4.write(path).ok());
-  auto file4 = GgufFile::open(path);
-  ASSERT_TRUE(file4.ok()) << file4.message();
-  auto spec4 = tokenizer_from_gguf(**file4);
+  auto spec4 = spec_from_gguf(model_gemma4, "tokenizer_gguf_gemma4");
   ASSERT_TRUE(spec4.ok()) << spec4.message();
   EXPECT_EQ(spec4->kind, TokenizerSpec::Kind::SentencePiece);
   EXPECT_EQ(make(std::move(*spec4))->encode("ab ab!", true), (Ids{1, 7, 8, 2}));
@@ -1423,7 +1404,6 @@ TEST(TokenizerGguf, Gemma4IsSentencePieceWithMerges) {
   GgufWriter no_merges = w;
   no_merges.set("tokenizer.ggml.merges", GgufValue::strings({}));
   EXPECT_NE(gguf_error(no_merges).find("tokenizer.ggml.merges: missing"), std::string::npos);
-  std::remove(path.c_str());
 }
 
 TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
@@ -1431,12 +1411,7 @@ TEST(TokenizerGguf, DefaultsFollowLlamaCpp) {
   w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
   w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b", "ab"}));
   w.set("tokenizer.ggml.merges", GgufValue::strings({"a b"}));
-  const std::string path = temp_path("tokenizer_gguf_defaults");
-  ASSERT_TRUE(w.write(path).ok());
-  auto file = GgufFile::open(path);
-  ASSERT_TRUE(file.ok()) << file.message();
-  auto spec = tokenizer_from_gguf(**file);
-  std::remove(path.c_str());
+  auto spec = spec_from_gguf(w, "tokenizer_gguf_defaults");
   ASSERT_TRUE(spec.ok()) << spec.message();
   EXPECT_EQ(spec->kind, TokenizerSpec::Kind::ByteLevelBpe);
   EXPECT_EQ(spec->pre, "default");  // llama.cpp's fallback sequence, not GPT-2's regex
