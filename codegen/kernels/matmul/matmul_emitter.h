@@ -105,7 +105,7 @@ class MatMulEmitter {
   // one panel's chains, one FMA latency per 16 outputs, leave a thread short of its bandwidth;
   // q8_0/q4_0 at 512 bits decoding one to eight tokens, where two weight streams keep more reads
   // in flight).
-  void emit_tile(int T, Value* p, Value* t0, Value* p2 = nullptr);
+  void emit_tile(int T, Value* p, Value* t0, Value* p2 = nullptr, int64_t next_panels = 1);
   // Steps of 2 to max_tokens tokens (q8_0/q4_0 at 512 bits): pairs of panels, one tile of all the
   // tokens.
   void emit_few_token_pairs(Value* p0, Value* p1, Value* pfirst, int max_tokens);
