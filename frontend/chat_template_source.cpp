@@ -55,6 +55,18 @@ StatusOr<ModelChatTemplate> read_model_chat_template(const std::string& path) {
         out.source = ss.str();
       }
     }
+    if (out.source.empty()) {  // a multimodal model's processor saves {"chat_template": ...}
+      std::ifstream pf(dir / "chat_template.json");
+      if (pf) {
+        auto j = nlohmann::json::parse(pf, nullptr, false);
+        const std::string where = (dir / "chat_template.json").string();
+        if (j.is_discarded() || !j.is_object()) return Status::Error(where + ": not a JSON object");
+        if (j.contains("chat_template")) {
+          if (!j["chat_template"].is_string()) return Status::Error(where + ": chat_template is not a string");
+          out.source = j["chat_template"].get<std::string>();
+        }
+      }
+    }
   } else {
     auto gguf = GgufFile::open(path);
     if (!gguf.ok()) return gguf.status();

@@ -261,7 +261,7 @@ constexpr ArchitectureInfo kArchitectures[] = {
 std::string supported_architectures() {
   std::string s;
   for (const auto& a : kArchitectures) s += std::string(s.empty() ? "" : ", ") + a.architecture;
-  return s;
+  return s + ", Gemma3ForConditionalGeneration (its language model)";
 }
 
 const ArchitectureInfo* find_architecture(std::string_view name) {
@@ -502,8 +502,49 @@ Status read_token_ids(const KeyReader& keys, HfModelConfig& c) {
   return Status::Ok();
 }
 
+constexpr const char* kGemma3Multimodal = "Gemma3ForConditionalGeneration";
+StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string& path);
+
+// Gemma 3's multimodal checkpoints (4B and up; only 1B is Gemma3ForCausalLM): the language
+// model's config is "text_config", which gives only what differs from transformers'
+// Gemma3TextConfig defaults; the token ids and dtype may be in the outer config. The vision
+// tower is not imported (the importer reads the language model's tensors only).
+StatusOr<HfModelConfig> parse_gemma3_multimodal(const json& root, const std::string& path) {
+  const auto it = root.find("text_config");
+  if (it == root.end() || !it->is_object())
+    return Status::Error(path + ": " + kGemma3Multimodal + " needs a 'text_config' object (the language model's config)");
+  json text = *it;
+  if (text.contains("model_type") && text["model_type"] != "gemma3_text")
+    return Status::Error(path + ": text_config: model_type must be 'gemma3_text', got " + text["model_type"].dump());
+  for (const char* key : {"bos_token_id", "eos_token_id", "torch_dtype", "dtype", "tie_word_embeddings"})
+    if (!text.contains(key) && root.contains(key)) text[key] = root[key];
+  const std::pair<const char*, json> defaults[] = {
+      {"vocab_size", 262208},       {"hidden_size", 2304},          {"intermediate_size", 9216},
+      {"num_hidden_layers", 26},    {"num_attention_heads", 8},     {"num_key_value_heads", 4},
+      {"head_dim", 256},            {"rope_theta", 1000000.0},    {"tie_word_embeddings", true},
+      {"bos_token_id", 2},          {"eos_token_id", 1},
+  };
+  for (const auto& [key, value] : defaults)
+    if (!text.contains(key)) text[key] = value;
+  text["architectures"] = json::array({"Gemma3ForCausalLM"});
+  text["model_type"] = "gemma3_text";
+  INGOT_ASSIGN_OR_RETURN(HfModelConfig c, parse_config_object(text, path + ": text_config"));
+  c.architecture = kGemma3Multimodal;
+  c.language_model_only = true;
+  return c;
+}
+
+bool lists_architecture(const json& root, std::string_view name) {
+  const auto it = root.find("architectures");
+  if (it == root.end() || !it->is_array()) return false;
+  for (const json& entry : *it)
+    if (entry.is_string() && entry.get<std::string>() == name) return true;
+  return false;
+}
+
 StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string& path) {
   if (!root.is_object()) return Status::Error(path + ": not a JSON object (got " + hf::json_type_name(root) + ")");
+  if (lists_architecture(root, kGemma3Multimodal)) return parse_gemma3_multimodal(root, path);
   KeyReader keys(root, path);
   HfModelConfig c;
   INGOT_ASSIGN_OR_RETURN(const ArchitectureInfo* arch, read_architecture(keys));
@@ -512,6 +553,7 @@ StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string&
   c.model_type = model_type.value_or(arch->model_type);
   INGOT_RETURN_IF_ERROR(read_sizes(keys, *arch, c));
   INGOT_RETURN_IF_ERROR(read_norm_and_activation(keys, c));
+  if (c.model_type == "gemma3_text") c.rope_theta = 1000000.0;  // Gemma3TextConfig's default
   INGOT_RETURN_IF_ERROR(read_rope(keys, path, c));
   INGOT_ASSIGN_OR_RETURN(std::optional<bool> tie, keys.opt_bool("tie_word_embeddings"));
   c.tie_word_embeddings = tie.value_or(false);

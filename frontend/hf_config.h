@@ -63,6 +63,9 @@ struct HfModelConfig {
   double final_logit_softcapping = 0;    // 0: none
   int64_t sliding_window_pattern = 0;    // layer l is local when l % pattern < pattern - 1
   double rope_local_base_freq = 0;       // RoPE base of the local layers (Gemma 3)
+  // Gemma3ForConditionalGeneration: the sizes above are text_config's; the checkpoint keeps the
+  // language model's tensors under a prefix beside a vision tower, which is not imported.
+  bool language_model_only = false;
 };
 
 struct HfGenerationConfig {

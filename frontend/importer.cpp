@@ -304,19 +304,40 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
   if (im.tokenizer.bos < 0 && hc.bos_token_id >= 0) im.tokenizer.bos = static_cast<int32_t>(hc.bos_token_id);
   INGOT_ASSIGN_OR_RETURN(im.config, hf_llama_config(hc, dir));
   im.architecture = model_type_to_arch(hc.model_type);
+  // The checkpoint's name for a language model tensor: Gemma3ForConditionalGeneration keeps them
+  // under "language_model." (transformers before 4.52: "language_model.model.layers...",
+  // "language_model.lm_head.weight") or "model.language_model." (later: "lm_head.weight" as is).
+  std::string model_prefix = "model.", lm_head = "lm_head.weight";
+  if (hc.language_model_only) {
+    if (ckpt->find("language_model.model.embed_tokens.weight")) {
+      model_prefix = "language_model.model.";
+      lm_head = "language_model.lm_head.weight";
+    } else if (ckpt->find("model.language_model.embed_tokens.weight")) {
+      model_prefix = "model.language_model.";
+    } else {
+      return Status::Error(dir + ": " + hc.architecture +
+                           " checkpoint has neither 'language_model.model.embed_tokens.weight' nor "
+                           "'model.language_model.embed_tokens.weight'");
+    }
+  }
+  auto checkpoint_name = [&](const std::string& hf) {
+    if (hf == "lm_head.weight") return lm_head;
+    return hf.rfind("model.", 0) == 0 ? model_prefix + hf.substr(6) : hf;
+  };
   im.config.all_logits = opts.all_logits;
   im.config.act_quant = opts.act_quant == "auto" ? "none" : opts.act_quant;  // safetensors hold float weights
   im.config.kv_type = opts.kv_type;
   if (opts.max_context > 0) im.config.max_context = opts.max_context;
   // A checkpoint without lm_head shares the embedding table even if config.json forgot to say so.
-  if (!ckpt->find("lm_head.weight")) im.config.tied_embeddings = true;
+  if (!ckpt->find(lm_head)) im.config.tied_embeddings = true;
 
   im.generation.temperature = gen.temperature;
   im.generation.top_p = gen.top_p;
   im.generation.top_k = gen.top_k;
   im.generation.repetition_penalty = gen.repetition_penalty;
   im.generation.max_new_tokens = gen.max_new_tokens;
-  im.metadata = {{"architecture", hc.architecture}, {"model_type", hc.model_type}, {"torch_dtype", hc.torch_dtype}};
+  const std::string arch_note = hc.language_model_only ? " (the language model; its vision tower is not imported)" : "";
+  im.metadata = {{"architecture", hc.architecture + arch_note}, {"model_type", hc.model_type}, {"torch_dtype", hc.torch_dtype}};
   for (auto& name : ckpt->names()) {
     const SafetensorsTensorInfo* t = ckpt->find(name);
     im.tensors.push_back({name, t->type, t->shape, t->bytes});
@@ -324,7 +345,7 @@ StatusOr<ImportedModel> import_hf_folder(const std::string& dir, const ImportOpt
 
   WeightProvider weights = [&](const std::string& name, const std::vector<int64_t>&)
       -> StatusOr<std::shared_ptr<const Tensor>> {
-    std::string hf = hf_tensor_name(name, im.architecture);
+    std::string hf = checkpoint_name(hf_tensor_name(name, im.architecture));
     if (!ckpt->find(hf)) return Status::Error(dir + ": tensor '" + hf + "' is missing from the checkpoint");
     return ckpt->tensor(hf);
   };

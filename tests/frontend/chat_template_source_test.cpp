@@ -1,5 +1,6 @@
 // Reading a model's chat template (frontend/chat_template_source.h): GGUF keys, tokenizer_config.json
-// as a string or a list of named templates, chat_template.jinja; bos/eos from the tokenizer.
+// as a string or a list of named templates, chat_template.jinja, chat_template.json; bos/eos from
+// the tokenizer.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -62,6 +63,17 @@ TEST(ChatTemplateSource, HfNamedTemplatesAndJinjaFile) {
   m = read_model_chat_template(dir);
   ASSERT_TRUE(m.ok()) << m.message();
   EXPECT_EQ(m->source, "J{{ bos_token }}");
+
+  // Neither: a multimodal model's processor file, chat_template.json.
+  fs::remove(dir + "/chat_template.jinja");
+  write_file(dir + "/chat_template.json", R"({"chat_template": "P{{ eos_token }}"})");
+  m = read_model_chat_template(dir);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->source, "P{{ eos_token }}");
+  write_file(dir + "/chat_template.json", R"({"chat_template": ["x"]})");
+  m = read_model_chat_template(dir);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.message().find("chat_template.json: chat_template is not a string"), std::string::npos) << m.message();
 
   write_file(dir + "/tokenizer_config.json", R"({"chat_template": 3})");
   m = read_model_chat_template(dir);

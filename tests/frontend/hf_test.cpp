@@ -327,7 +327,8 @@ TEST(HfConfigTest, Errors) {
       {"missing vocab_size", without("vocab_size"), "missing required key 'vocab_size'"},
       {"unsupported architecture", with("architectures", {"GPTNeoXForCausalLM"}),
        "config.json: architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, "
-       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM)"},
+       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, "
+       "Gemma3ForConditionalGeneration (its language model))"},
       {"architectures not a list", with("architectures", "LlamaForCausalLM"), "'architectures' must be a non-empty list"},
       {"no architecture at all", [] { json j = minimal_llama(); j.erase("architectures"); j.erase("model_type"); return j.dump(); }(),
        "missing required key 'architectures'"},

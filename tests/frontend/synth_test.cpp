@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -349,6 +351,90 @@ TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
   };
   EXPECT_EQ(logits(*a, {1, 300, 301}), logits(*b, {1, 300, 301}));
   EXPECT_NE(logits(*a, {1, 300, 301, 302, 303, 304}), logits(*b, {1, 300, 301, 302, 303, 304}));
+}
+
+// Gemma 3 4B and larger ship as Gemma3ForConditionalGeneration: the language model's config nested
+// in "text_config" (sparse: absent keys take Gemma3TextConfig's defaults, token ids and dtype in
+// the outer config) and its tensors under "language_model.model." (older transformers) or
+// "model.language_model." (newer), beside a vision tower. Either layout of the same weights must
+// give the Gemma3ForCausalLM folder's logits exactly; a missing text_config or an unknown layout is
+// refused by name.
+void write_multimodal_gemma3(const std::string& from, const std::string& to, bool newer_layout) {
+  std::filesystem::create_directories(to);
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"})
+    if (std::filesystem::exists(from + "/" + f)) std::filesystem::copy_file(from + "/" + f, to + "/" + f);
+  auto text = nlohmann::json::parse(read_file(from + "/config.json"));
+  nlohmann::json outer = {{"architectures", {"Gemma3ForConditionalGeneration"}}, {"model_type", "gemma3"},
+                          {"bos_token_id", text["bos_token_id"]}, {"eos_token_id", {text["eos_token_id"], 3}},
+                          {"torch_dtype", text["torch_dtype"]}, {"vision_config", {{"model_type", "siglip_vision_model"}}}};
+  // What the defaults supply (the synthesized values equal them): tied embeddings, rope_theta 1e6.
+  EXPECT_EQ(text["rope_theta"], 1000000.0);
+  EXPECT_EQ(text["tie_word_embeddings"], true);
+  for (const char* key : {"architectures", "bos_token_id", "eos_token_id", "torch_dtype", "rope_theta", "tie_word_embeddings"}) text.erase(key);
+  outer["text_config"] = text;
+  std::ofstream(to + "/config.json") << outer.dump(2);
+  // The safetensors header renamed, and one vision tensor appended.
+  const std::string st = read_file(from + "/model.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, st.data(), 8);
+  auto header = nlohmann::json::parse(st.substr(8, header_len));
+  std::string data = st.substr(8 + header_len);
+  nlohmann::json renamed = nlohmann::json::object();
+  for (auto& [name, info] : header.items()) {
+    std::string n = name;
+    if (n.rfind("model.", 0) == 0) n = (newer_layout ? "model.language_model." : "language_model.model.") + n.substr(6);
+    renamed[n] = info;
+  }
+  renamed["vision_tower.vision_model.post_layernorm.weight"] = {
+      {"dtype", "F32"}, {"shape", {4}}, {"data_offsets", {data.size(), data.size() + 16}}};
+  data.append(16, '\0');
+  const std::string h = renamed.dump();
+  const uint64_t n = h.size();
+  std::ofstream out(to + "/model.safetensors", std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out << h << data;
+}
+
+TEST(SynthModel, Gemma3MultimodalCheckpointsImportTheirLanguageModel) {
+  INGOT_MODEL_PATH(tok, "stories260K-hf");
+  SynthShape s = tiny();
+  s.arch = "gemma3";
+  const std::string base = synth_temp_dir() + "/hf-gemma3", older = synth_temp_dir() + "/hf-gemma3-mm-old",
+                    newer = synth_temp_dir() + "/hf-gemma3-mm-new";
+  ASSERT_TRUE(synth_hf_folder(s, 9, tok, base).ok());
+  write_multimodal_gemma3(base, older, false);
+  write_multimodal_gemma3(base, newer, true);
+  auto a = import_model(base), b = import_model(older), c = import_model(newer);
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_TRUE(b.ok()) << b.message();
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(b->architecture, "gemma3");
+  EXPECT_TRUE(b->config.tied_embeddings);
+  EXPECT_EQ(b->config.rope_base, a->config.rope_base);
+  auto logits = [](const ImportedModel& im) {
+    GreedyOptions one;
+    one.max_new_tokens = 1;
+    auto r = generate_greedy(*im.model, {1, 300, 301, 302, 303}, one);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
+  };
+  const std::vector<float> want = logits(*a);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(logits(*b), want);
+  EXPECT_EQ(logits(*c), want);
+
+  // Refused by name: no text_config; tensors under neither prefix.
+  auto cfg = nlohmann::json::parse(read_file(older + "/config.json"));
+  cfg.erase("text_config");
+  std::ofstream(older + "/config.json") << cfg.dump();
+  auto no_text = import_model(older);
+  ASSERT_FALSE(no_text.ok());
+  EXPECT_NE(no_text.message().find("'text_config'"), std::string::npos) << no_text.message();
+  std::filesystem::copy_file(base + "/model.safetensors", newer + "/model.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto no_prefix = import_model(newer);
+  ASSERT_FALSE(no_prefix.ok());
+  EXPECT_NE(no_prefix.message().find("language_model.model.embed_tokens.weight"), std::string::npos) << no_prefix.message();
 }
 
 TEST(SynthModel, RejectsBadInput) {
