@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <sys/stat.h>
 #include <utility>
 
@@ -427,6 +428,18 @@ Status read_rope(const KeyReader& keys, const std::string& path, HfModelConfig& 
   }
   if (theta) c.rope_theta = *theta;
   if (!(c.rope_theta > 0.0) || !std::isfinite(c.rope_theta)) return keys.error("'rope_theta' must be positive");
+  // RoPE on part of each head only (Phi-4-mini: 0.75): not built, so refused rather than
+  // silently rotating whole heads.
+  std::optional<double> partial;
+  INGOT_ASSIGN_OR_RETURN(partial, keys.opt_number("partial_rotary_factor"));
+  if (const json* params = keys.get("rope_parameters"); params && !partial) {
+    INGOT_ASSIGN_OR_RETURN(partial, KeyReader(*params, path, "rope_parameters.").opt_number("partial_rotary_factor"));
+  }
+  if (partial && *partial != 1.0) {
+    std::ostringstream v;
+    v << *partial;
+    return keys.error("partial_rotary_factor " + v.str() + " is not supported (rotary embeddings on part of each head)");
+  }
   return Status::Ok();
 }
 

@@ -346,6 +346,8 @@ TEST(HfConfigTest, Errors) {
       {"unsupported activation", with("hidden_act", "gelu"), "hidden_act 'gelu' is not supported (supported: silu)"},
       {"zero eps", with("rms_norm_eps", 0), "'rms_norm_eps' must be in (0, 1)"},
       {"negative theta", with("rope_theta", -1), "'rope_theta' must be positive"},
+      {"partial rotary (Phi-4-mini)", with("partial_rotary_factor", 0.75),
+       "config.json: partial_rotary_factor 0.75 is not supported (rotary embeddings on part of each head)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
