@@ -678,7 +678,78 @@ Status GgufReader::check_tensor_layout() {
 
 StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
   INGOT_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
-  return parse(std::move(file));
+  INGOT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> f, parse(std::move(file)));
+  INGOT_RETURN_IF_ERROR(f->open_more_splits());
+  return f;
+}
+
+namespace {
+// llama.cpp's split naming: PREFIX-00002-of-00005.gguf is the second of five.
+std::string split_path(const std::string& prefix, int64_t no, int64_t count) {
+  char postfix[40];
+  std::snprintf(postfix, sizeof(postfix), "-%05lld-of-%05lld.gguf", static_cast<long long>(no + 1), static_cast<long long>(count));
+  return prefix + postfix;
+}
+// Splits of one model at most (gguf-split's count is a u16; real models have a few dozen).
+constexpr int64_t kMaxSplits = 4096;
+}  // namespace
+
+Status GgufFile::open_more_splits() {
+  const GgufValue* count_v = find("split.count");
+  if (!count_v) return Status::Ok();
+  auto int_key = [&](const GgufFile& f, const char* key) -> StatusOr<int64_t> {
+    const GgufValue* v = f.find(key);
+    if (!v) return Status::Error(f.path() + ": metadata key '" + key + "' is missing (a split model's file)");
+    auto i = v->as_int();
+    if (!i.ok()) return i.status().with_context(f.path() + ": " + key);
+    return *i;
+  };
+  INGOT_ASSIGN_OR_RETURN(int64_t count, int_key(*this, "split.count"));
+  if (count <= 1) return Status::Ok();
+  if (count > kMaxSplits) return Status::Error(path() + ": split.count " + std::to_string(count) + " is more than " + std::to_string(kMaxSplits));
+  INGOT_ASSIGN_OR_RETURN(int64_t no, int_key(*this, "split.no"));
+  const std::string first_postfix = split_path("", 0, count);
+  const std::string& p = path();
+  const bool named = p.size() > first_postfix.size() && p.compare(p.size() - first_postfix.size(), first_postfix.size(), first_postfix) == 0;
+  if (no != 0) {
+    const std::string own = split_path("", no, count);
+    const bool own_named = p.size() > own.size() && p.compare(p.size() - own.size(), own.size(), own) == 0;
+    return Status::Error(p + ": is file " + std::to_string(no + 1) + " of a model split in " + std::to_string(count) +
+                         ": open the first one" + (own_named ? ", " + split_path(p.substr(0, p.size() - own.size()), 0, count) : ""));
+  }
+  if (!named)
+    return Status::Error(p + ": is the first file of a model split in " + std::to_string(count) + ", but its name does not end in '" +
+                         first_postfix + "', so the others cannot be found (llama.cpp's split naming)");
+  const std::string prefix = p.substr(0, p.size() - first_postfix.size());
+  for (int64_t i = 1; i < count; ++i) {
+    const std::string sp = split_path(prefix, i, count);
+    auto mapped_or = MappedFile::open(sp);
+    if (!mapped_or.ok())
+      return Status::Error(p + ": file " + std::to_string(i + 1) + " of this split model: " + mapped_or.message());
+    std::shared_ptr<MappedFile> mapped = std::move(mapped_or).value();
+    INGOT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> part, parse(std::move(mapped)));
+    INGOT_ASSIGN_OR_RETURN(int64_t part_no, int_key(*part, "split.no"));
+    INGOT_ASSIGN_OR_RETURN(int64_t part_count, int_key(*part, "split.count"));
+    if (part_no != i || part_count != count)
+      return Status::Error(sp + ": split.no " + std::to_string(part_no) + " of split.count " + std::to_string(part_count) +
+                           ", expected " + std::to_string(i) + " of " + std::to_string(count));
+    for (GgufTensorInfo t : part->tensors_) {
+      if (tensor_index_.count(t.name))
+        return Status::Error(sp + ": tensor " + quote_for_message(t.name) + " is also in another file of the split model");
+      t.split = static_cast<uint32_t>(i);
+      tensor_index_[t.name] = tensors_.size();
+      tensors_.push_back(std::move(t));
+    }
+    more_splits_.push_back(part->file_);
+  }
+  if (const GgufValue* total = find("split.tensors.count")) {
+    auto n = total->as_int();
+    if (!n.ok()) return n.status().with_context(p + ": split.tensors.count");
+    if (*n != static_cast<int64_t>(tensors_.size()))
+      return Status::Error(p + ": split.tensors.count is " + std::to_string(*n) + " but the " + std::to_string(count) +
+                           " files hold " + std::to_string(tensors_.size()) + " tensors");
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::unique_ptr<GgufFile>> GgufFile::parse(std::shared_ptr<MappedFile> file) {
@@ -699,8 +770,9 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
 StatusOr<std::shared_ptr<const Tensor>> GgufFile::tensor(const std::string& name) const {
   const GgufTensorInfo* info = find_tensor(name);
   if (!info) return Status::Error(path() + ": no tensor named " + quote_for_message(name));
-  // Validated on parse: [offset, offset + bytes) lies inside the mapping.
-  auto buffer = Buffer::view(file_->data() + info->offset, static_cast<size_t>(info->bytes), file_);
+  // Validated on parse: [offset, offset + bytes) lies inside the mapping of its file.
+  const std::shared_ptr<MappedFile>& file = info->split == 0 ? file_ : more_splits_[info->split - 1];
+  auto buffer = Buffer::view(file->data() + info->offset, static_cast<size_t>(info->bytes), file);
   auto t = Tensor::from_buffer(info->type, info->shape, std::move(buffer));
   if (!t.ok()) return Status::Error(path() + ": tensor " + quote_for_message(name) + ": " + t.message());
   return std::make_shared<const Tensor>(std::move(t).value());

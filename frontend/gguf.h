@@ -67,14 +67,18 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> shape;  // row-major (outermost first): ggml's dims reversed
   ElementType type = ElementType::f32;
-  uint64_t offset = 0;         // from the start of the file
+  uint64_t offset = 0;         // from the start of the file (of its split)
   uint64_t bytes = 0;
+  uint32_t split = 0;          // which file of a split model holds it (0: the file opened)
 };
 
 class GgufFile {
  public:
   // Maps and validates the file; constants point into the mapping. Every error names the file,
   // the byte offset and what is wrong: "model.gguf: offset 24: tensor count 1099511627776 cannot fit in a 1185376-byte file".
+  // A model split by llama.cpp's gguf-split (`split.count` > 1) is opened from its first file,
+  // NAME-00001-of-0000N.gguf: the others, named alike, are mapped too and their tensors join
+  // this one's (the first file holds all the metadata).
   static StatusOr<std::unique_ptr<GgufFile>> open(const std::string& path);
   static StatusOr<std::unique_ptr<GgufFile>> parse(std::shared_ptr<MappedFile> file);
 
@@ -88,6 +92,7 @@ class GgufFile {
   const GgufValue* find(const std::string& key) const;
 
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+  size_t split_count() const { return 1 + more_splits_.size(); }
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // A zero-copy tensor viewing the mapped bytes (row-major shape). Error if the name is unknown.
   StatusOr<std::shared_ptr<const Tensor>> tensor(const std::string& name) const;
@@ -102,6 +107,8 @@ class GgufFile {
   std::map<std::string, size_t> metadata_index_;
   std::vector<GgufTensorInfo> tensors_;
   std::map<std::string, size_t> tensor_index_;
+  std::vector<std::shared_ptr<MappedFile>> more_splits_;  // files 2..N of a split model
+  Status open_more_splits();
 };
 
 // Writes GGUF v3 that llama.cpp loads: metadata in insertion order, tensors in insertion order,

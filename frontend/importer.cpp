@@ -171,7 +171,7 @@ std::string short_value(const GgufValue& v) { return v.summary(6); }
 StatusOr<ImportedModel> import_gguf(const std::string& path, const ImportOptions& opts) {
   INGOT_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::open(path));
   ImportedModel im;
-  im.format = "gguf";
+  im.format = file->split_count() > 1 ? "gguf, split in " + std::to_string(file->split_count()) + " files" : "gguf";
   im.path = path;
   for (auto& [key, value] : file->metadata()) im.metadata.push_back({key, short_value(value)});
   for (auto& t : file->tensors()) im.tensors.push_back({t.name, t.type, t.shape, t.bytes});

@@ -47,7 +47,7 @@ struct ImportedModel {
   LlamaConfig config;
   TokenizerSpec tokenizer;
   std::string architecture;   // "llama", "qwen2", ... (GGUF names; HF classes map onto them)
-  std::string format;         // "gguf" or "safetensors"
+  std::string format;         // "gguf" ("gguf, split in N files"), "safetensors", ...
   std::string path;
   std::vector<TensorSummary> tensors;
   std::vector<std::pair<std::string, std::string>> metadata;  // key, short printable value

@@ -437,6 +437,71 @@ TEST(SynthModel, Gemma3MultimodalCheckpointsImportTheirLanguageModel) {
   EXPECT_NE(no_prefix.message().find("language_model.model.embed_tokens.weight"), std::string::npos) << no_prefix.message();
 }
 
+// A model split the way llama.cpp's gguf-split writes it (NAME-0000i-of-0000N.gguf; the first file
+// holds all the metadata and split.no/.count/.tensors.count, the others split.no/.count and their
+// tensors) imports from its first file with the whole file's logits; the other files, a missing
+// one, a wrong name and a duplicated tensor are refused by name.
+void write_split(const GgufFile& whole, const std::string& prefix, int count, bool duplicate_last = false) {
+  const auto& tensors = whole.tensors();
+  for (int i = 0; i < count; ++i) {
+    GgufWriter w;
+    if (i == 0)
+      for (const auto& [key, value] : whole.metadata()) w.set(key, value);
+    w.set("split.no", GgufValue::u16(static_cast<uint16_t>(i)));
+    w.set("split.count", GgufValue::u16(static_cast<uint16_t>(count)));
+    if (i == 0) w.set("split.tensors.count", GgufValue::i32(static_cast<int32_t>(tensors.size())));
+    const size_t begin = tensors.size() * static_cast<size_t>(i) / static_cast<size_t>(count);
+    size_t end = tensors.size() * static_cast<size_t>(i + 1) / static_cast<size_t>(count);
+    if (duplicate_last && i == count - 1) end = tensors.size(), w.set("x", GgufValue::u8(0));
+    for (size_t t = duplicate_last && i == count - 1 ? begin - 1 : begin; t < end; ++t) {
+      auto v = whole.tensor(tensors[t].name);
+      ASSERT_TRUE(v.ok()) << v.message();
+      ASSERT_TRUE(w.add_tensor(tensors[t].name, *v).ok());
+    }
+    char name[64];
+    std::snprintf(name, sizeof(name), "-%05d-of-%05d.gguf", i + 1, count);
+    ASSERT_TRUE(w.write(prefix + name).ok());
+  }
+}
+
+TEST(SynthModel, SplitGgufImportsLikeTheWholeFile) {
+  const std::string dir = synth_temp_dir(), whole_path = dir + "/split-whole.gguf";
+  ASSERT_TRUE(synth_model(tiny(), ElementType::q8_0, nullptr, 11, whole_path, nullptr).ok());
+  auto whole = GgufFile::open(whole_path);
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/split", 3));
+  auto first = GgufFile::open(dir + "/split-00001-of-00003.gguf");
+  ASSERT_TRUE(first.ok()) << first.message();
+  EXPECT_EQ((*first)->split_count(), 3u);
+  EXPECT_EQ((*first)->tensors().size(), (*whole)->tensors().size());
+  auto a = import_model(whole_path), b = import_model(dir + "/split-00001-of-00003.gguf");
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_TRUE(b.ok()) << b.message();
+  auto logits = [](const ImportedModel& im) {
+    GreedyOptions one;
+    one.max_new_tokens = 1;
+    auto r = generate_greedy(*im.model, {1, 300, 301, 302}, one);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
+  };
+  const std::vector<float> want = logits(*a);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(logits(*b), want);
+
+  auto refused = [](const std::string& path, const std::string& needle) {
+    auto f = GgufFile::open(path);
+    ASSERT_FALSE(f.ok()) << path;
+    EXPECT_NE(f.message().find(needle), std::string::npos) << f.message();
+  };
+  refused(dir + "/split-00002-of-00003.gguf", "is file 2 of a model split in 3: open the first one, " + dir + "/split-00001-of-00003.gguf");
+  std::filesystem::copy_file(dir + "/split-00001-of-00003.gguf", dir + "/renamed.gguf");
+  refused(dir + "/renamed.gguf", "its name does not end in '-00001-of-00003.gguf'");
+  std::filesystem::remove(dir + "/split-00003-of-00003.gguf");
+  refused(dir + "/split-00001-of-00003.gguf", dir + "/split-00003-of-00003.gguf");
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/dup", 2, /*duplicate_last=*/true));
+  refused(dir + "/dup-00001-of-00002.gguf", "is also in another file of the split model");
+}
+
 TEST(SynthModel, RejectsBadInput) {
   const std::string out = synth_temp_dir() + "/bad.gguf";
   Status st = synth_model(tiny(), ElementType::q5_k, nullptr, 1, out, nullptr);
