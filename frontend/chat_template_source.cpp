@@ -61,7 +61,7 @@ StatusOr<ModelChatTemplate> read_model_chat_template(const std::string& path) {
         auto j = nlohmann::json::parse(pf, nullptr, false);
         const std::string where = (dir / "chat_template.json").string();
         if (j.is_discarded() || !j.is_object()) return Status::Error(where + ": not a JSON object");
-        if (j.contains("chat_template")) {
+        if (j.contains("chat_template") && !j["chat_template"].is_null()) {
           if (!j["chat_template"].is_string()) return Status::Error(where + ": chat_template is not a string");
           out.source = j["chat_template"].get<std::string>();
         }

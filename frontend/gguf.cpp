@@ -708,6 +708,8 @@ Status GgufFile::open_more_splits() {
   if (count <= 1) return Status::Ok();
   if (count > kMaxSplits) return Status::Error(path() + ": split.count " + std::to_string(count) + " is more than " + std::to_string(kMaxSplits));
   INGOT_ASSIGN_OR_RETURN(int64_t no, int_key(*this, "split.no"));
+  if (no < 0 || no >= count)
+    return Status::Error(path() + ": split.no " + std::to_string(no) + " is not in [0, " + std::to_string(count) + ")");
   const std::string first_postfix = split_path("", 0, count);
   const std::string& p = path();
   const bool named = p.size() > first_postfix.size() && p.compare(p.size() - first_postfix.size(), first_postfix.size(), first_postfix) == 0;
@@ -742,11 +744,10 @@ Status GgufFile::open_more_splits() {
     }
     more_splits_.push_back(part->file_);
   }
-  if (const GgufValue* total = find("split.tensors.count")) {
-    auto n = total->as_int();
-    if (!n.ok()) return n.status().with_context(p + ": split.tensors.count");
-    if (*n != static_cast<int64_t>(tensors_.size()))
-      return Status::Error(p + ": split.tensors.count is " + std::to_string(*n) + " but the " + std::to_string(count) +
+  {  // required, as llama.cpp requires it
+    INGOT_ASSIGN_OR_RETURN(int64_t n, int_key(*this, "split.tensors.count"));
+    if (n != static_cast<int64_t>(tensors_.size()))
+      return Status::Error(p + ": split.tensors.count is " + std::to_string(n) + " but the " + std::to_string(count) +
                            " files hold " + std::to_string(tensors_.size()) + " tensors");
   }
   return Status::Ok();
@@ -767,6 +768,12 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
+std::vector<std::string> GgufFile::split_paths() const {
+  std::vector<std::string> out{path()};
+  for (const auto& f : more_splits_) out.push_back(f->path());
+  return out;
+}
+
 StatusOr<std::shared_ptr<const Tensor>> GgufFile::tensor(const std::string& name) const {
   const GgufTensorInfo* info = find_tensor(name);
   if (!info) return Status::Error(path() + ": no tensor named " + quote_for_message(name));
@@ -774,7 +781,7 @@ StatusOr<std::shared_ptr<const Tensor>> GgufFile::tensor(const std::string& name
   const std::shared_ptr<MappedFile>& file = info->split == 0 ? file_ : more_splits_[info->split - 1];
   auto buffer = Buffer::view(file->data() + info->offset, static_cast<size_t>(info->bytes), file);
   auto t = Tensor::from_buffer(info->type, info->shape, std::move(buffer));
-  if (!t.ok()) return Status::Error(path() + ": tensor " + quote_for_message(name) + ": " + t.message());
+  if (!t.ok()) return Status::Error(path_of(*info) + ": tensor " + quote_for_message(name) + ": " + t.message());
   return std::make_shared<const Tensor>(std::move(t).value());
 }
 

@@ -93,6 +93,8 @@ class GgufFile {
 
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   size_t split_count() const { return 1 + more_splits_.size(); }
+  std::vector<std::string> split_paths() const;  // this file's path, then the other splits'
+  const std::string& path_of(const GgufTensorInfo& t) const { return t.split == 0 ? path() : more_splits_[t.split - 1]->path(); }
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // A zero-copy tensor viewing the mapped bytes (row-major shape). Error if the name is unknown.
   StatusOr<std::shared_ptr<const Tensor>> tensor(const std::string& name) const;

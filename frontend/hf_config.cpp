@@ -529,8 +529,10 @@ StatusOr<HfModelConfig> parse_gemma3_multimodal(const json& root, const std::str
   json text = *it;
   if (text.contains("model_type") && text["model_type"] != "gemma3_text")
     return Status::Error(path + ": text_config: model_type must be 'gemma3_text', got " + text["model_type"].dump());
+  // An explicit null counts as absent, as everywhere in config.json.
+  auto absent = [&](const char* key) { return !text.contains(key) || text[key].is_null(); };
   for (const char* key : {"bos_token_id", "eos_token_id", "torch_dtype", "dtype", "tie_word_embeddings"})
-    if (!text.contains(key) && root.contains(key)) text[key] = root[key];
+    if (absent(key) && root.contains(key)) text[key] = root[key];
   const std::pair<const char*, json> defaults[] = {
       {"vocab_size", 262208},       {"hidden_size", 2304},          {"intermediate_size", 9216},
       {"num_hidden_layers", 26},    {"num_attention_heads", 8},     {"num_key_value_heads", 4},
@@ -538,7 +540,7 @@ StatusOr<HfModelConfig> parse_gemma3_multimodal(const json& root, const std::str
       {"bos_token_id", 2},          {"eos_token_id", 1},
   };
   for (const auto& [key, value] : defaults)
-    if (!text.contains(key)) text[key] = value;
+    if (absent(key)) text[key] = value;
   text["architectures"] = json::array({"Gemma3ForCausalLM"});
   text["model_type"] = "gemma3_text";
   INGOT_ASSIGN_OR_RETURN(HfModelConfig c, parse_config_object(text, path + ": text_config"));
@@ -569,7 +571,8 @@ StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string&
   if (c.model_type == "gemma3_text") c.rope_theta = 1000000.0;  // Gemma3TextConfig's default
   INGOT_RETURN_IF_ERROR(read_rope(keys, path, c));
   INGOT_ASSIGN_OR_RETURN(std::optional<bool> tie, keys.opt_bool("tie_word_embeddings"));
-  c.tie_word_embeddings = tie.value_or(false);
+  // transformers' defaults: Gemma2Config and Gemma3TextConfig tie, the others' classes do not.
+  c.tie_word_embeddings = tie.value_or(c.model_type == "gemma2" || c.model_type == "gemma3_text");
   INGOT_RETURN_IF_ERROR(read_biases_and_window(keys, c));
   INGOT_RETURN_IF_ERROR(read_token_ids(keys, c));
   INGOT_ASSIGN_OR_RETURN(std::optional<std::string> dtype, keys.opt_string("torch_dtype"));

@@ -158,10 +158,11 @@ Status describe_source(const std::string& path, pb::Manifest& m) {
         m.set_chat_template(j["chat_template"].get<std::string>());
     }
   } else {
-    files.push_back(p);
     m.set_model_name(p.stem().string());
     auto gguf = GgufFile::open(path);
+    if (!gguf.ok()) files.push_back(p);
     if (gguf.ok()) {
+      for (const std::string& split : (*gguf)->split_paths()) files.push_back(split);  // every file of a split model
       if (const GgufValue* v = (*gguf)->find("general.name"))
         if (auto name = v->as_string(); name.ok() && !name->empty()) m.set_model_name(*name);
       if (const GgufValue* v = (*gguf)->find("tokenizer.chat_template"))

@@ -164,7 +164,18 @@ std::string cached_bundle_for(const std::string& model, std::string* error) {
   const std::string abs = std::filesystem::absolute(model, ec).string();
   const auto size = std::filesystem::is_directory(model, ec) ? 0 : std::filesystem::file_size(model, ec);
   const auto mtime = std::filesystem::last_write_time(model, ec).time_since_epoch().count();
-  const std::string key = abs + "|" + std::to_string(size) + "|" + std::to_string(mtime);
+  std::string key = abs + "|" + std::to_string(size) + "|" + std::to_string(mtime);
+  // A split GGUF (NAME-00001-of-0000N.gguf): the other files count too.
+  int split_count = 0;
+  const size_t tail = abs.size() >= 20 ? abs.size() - 20 : 0;  // "-00001-of-00003.gguf"
+  if (abs.size() > 20 && std::sscanf(abs.c_str() + tail, "-00001-of-%5d.gguf", &split_count) == 1 && split_count > 1)
+    for (int i = 2; i <= split_count; ++i) {
+      char part[24];
+      std::snprintf(part, sizeof(part), "-%05d-of-%05d.gguf", i, split_count);
+      const std::string other = abs.substr(0, tail) + part;
+      key += "|" + std::to_string(std::filesystem::file_size(other, ec)) + "|" +
+             std::to_string(std::filesystem::last_write_time(other, ec).time_since_epoch().count());
+    }
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
   const std::string dir = xdg && *xdg ? std::string(xdg) + "/ingot" : std::string(home ? home : "/tmp") + "/.cache/ingot";

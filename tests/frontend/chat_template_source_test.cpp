@@ -70,6 +70,10 @@ TEST(ChatTemplateSource, HfNamedTemplatesAndJinjaFile) {
   m = read_model_chat_template(dir);
   ASSERT_TRUE(m.ok()) << m.message();
   EXPECT_EQ(m->source, "P{{ eos_token }}");
+  write_file(dir + "/chat_template.json", R"({"chat_template": null})");  // null: none, as in tokenizer_config.json
+  m = read_model_chat_template(dir);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->source, "");
   write_file(dir + "/chat_template.json", R"({"chat_template": ["x"]})");
   m = read_model_chat_template(dir);
   ASSERT_FALSE(m.ok());

@@ -194,6 +194,61 @@ TEST(HfConfigTest, MistralAndQwen2) {
 // Gemma 2 and 3: transformers' defaults when keys are absent, null turns a cap off, layer_types
 // must follow the local/global pattern; Qwen3 and Phi-3 are plain; Phi-3's LongRoPE is read, and
 // refused when its factor lists are missing or not positive numbers.
+// google/gemma-3-4b-it's config.json (the vision part cut short): a sparse text_config that
+// Gemma3TextConfig's defaults complete, token ids in the outer config, linear RoPE scaling.
+TEST(HfConfigTest, Gemma3MultimodalConfigTakesTextConfigWithDefaults) {
+  const char* text = R"({
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+    "eos_token_id": [1, 106], "image_token_index": 262144, "initializer_range": 0.02, "mm_tokens_per_image": 256,
+    "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                    "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+    "vision_config": {"hidden_size": 1152, "image_size": 896, "model_type": "siglip_vision_model"}})";
+  auto c = parse_hf_config(text, "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->architecture, "Gemma3ForConditionalGeneration");
+  EXPECT_TRUE(c->language_model_only);
+  EXPECT_EQ(c->model_type, "gemma3_text");
+  EXPECT_EQ(c->vocab_size, 262208);
+  EXPECT_EQ(c->hidden_size, 2560);
+  EXPECT_EQ(c->intermediate_size, 10240);
+  EXPECT_EQ(c->num_hidden_layers, 34);
+  EXPECT_EQ(c->num_attention_heads, 8);
+  EXPECT_EQ(c->num_key_value_heads, 4);
+  EXPECT_EQ(c->head_dim, 256);
+  EXPECT_EQ(c->max_position_embeddings, 131072);
+  EXPECT_DOUBLE_EQ(c->rope_theta, 1000000.0);
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 10000.0);
+  EXPECT_DOUBLE_EQ(c->rms_norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c->query_pre_attn_scalar, 256.0);
+  EXPECT_EQ(c->sliding_window, 1024);
+  EXPECT_EQ(c->sliding_window_pattern, 6);
+  ASSERT_TRUE(c->rope_scaling.has_value());
+  EXPECT_EQ(c->rope_scaling->type, "linear");
+  EXPECT_DOUBLE_EQ(c->rope_scaling->factor, 8.0);
+  EXPECT_TRUE(c->tie_word_embeddings);
+  EXPECT_EQ(c->bos_token_id, 2);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{1, 106}));
+  EXPECT_EQ(c->torch_dtype, "bfloat16");
+
+  // An explicit null takes the default too; a wrong nested model type and a missing text_config
+  // are refused by name.
+  json j = json::parse(text);
+  j["text_config"]["head_dim"] = nullptr;
+  c = parse_hf_config(j.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->head_dim, 256);
+  j["text_config"]["model_type"] = "gemma2";
+  EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"), "text_config: model_type must be 'gemma3_text'");
+  j["text_config"]["model_type"] = "gemma3_text";
+  j["text_config"]["num_attention_heads"] = "8";
+  EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"), "config.json: text_config: 'num_attention_heads' must be an integer");
+  j.erase("text_config");
+  EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"), "Gemma3ForConditionalGeneration needs a 'text_config' object");
+}
+
 TEST(HfConfigTest, GemmaQwen3AndPhi3) {
   json g2 = minimal_llama();
   g2["architectures"] = {"Gemma2ForCausalLM"};
@@ -227,6 +282,11 @@ TEST(HfConfigTest, GemmaQwen3AndPhi3) {
   EXPECT_EQ(c->final_logit_softcapping, 0.0);
   EXPECT_EQ(c->attn_logit_softcapping, 0.0);
   EXPECT_EQ(c->rope_local_base_freq, 10000.0);
+  // Gemma3TextConfig's defaults for keys left out: tied embeddings, RoPE base 10^6 (Gemma 2: tied).
+  EXPECT_TRUE(c->tie_word_embeddings);
+  EXPECT_DOUBLE_EQ(c->rope_theta, 1000000.0);
+  EXPECT_TRUE(a->tie_word_embeddings);
+  EXPECT_DOUBLE_EQ(a->rope_theta, 10000.0);
   g3["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "sliding_attention"};
   EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'layer_types' is not a repeating pattern");
 
@@ -348,6 +408,8 @@ TEST(HfConfigTest, Errors) {
       {"negative theta", with("rope_theta", -1), "'rope_theta' must be positive"},
       {"partial rotary (Phi-4-mini)", with("partial_rotary_factor", 0.75),
        "config.json: partial_rotary_factor 0.75 is not supported (rotary embeddings on part of each head)"},
+      {"partial rotary in rope_parameters", with("rope_parameters", {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}}),
+       "config.json: partial_rotary_factor 0.5 is not supported"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);

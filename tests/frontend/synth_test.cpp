@@ -362,7 +362,8 @@ TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
 void write_multimodal_gemma3(const std::string& from, const std::string& to, bool newer_layout) {
   std::filesystem::create_directories(to);
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"})
-    if (std::filesystem::exists(from + "/" + f)) std::filesystem::copy_file(from + "/" + f, to + "/" + f);
+    if (std::filesystem::exists(from + "/" + f))
+      std::filesystem::copy_file(from + "/" + f, to + "/" + f, std::filesystem::copy_options::overwrite_existing);
   auto text = nlohmann::json::parse(read_file(from + "/config.json"));
   nlohmann::json outer = {{"architectures", {"Gemma3ForConditionalGeneration"}}, {"model_type", "gemma3"},
                           {"bos_token_id", text["bos_token_id"]}, {"eos_token_id", {text["eos_token_id"], 3}},
@@ -441,19 +442,26 @@ TEST(SynthModel, Gemma3MultimodalCheckpointsImportTheirLanguageModel) {
 // holds all the metadata and split.no/.count/.tensors.count, the others split.no/.count and their
 // tensors) imports from its first file with the whole file's logits; the other files, a missing
 // one, a wrong name and a duplicated tensor are refused by name.
-void write_split(const GgufFile& whole, const std::string& prefix, int count, bool duplicate_last = false) {
+struct SplitOptions {
+  bool duplicate_last = false;       // the last file repeats the tensor before its first
+  int64_t second_no = -1;            // split.no of the second file (-1: its own)
+  int64_t first_no = 0;              // split.no of the first file
+  bool tensors_count = true;         // the first file has split.tensors.count
+};
+void write_split(const GgufFile& whole, const std::string& prefix, int count, const SplitOptions& o = {}) {
   const auto& tensors = whole.tensors();
   for (int i = 0; i < count; ++i) {
     GgufWriter w;
     if (i == 0)
       for (const auto& [key, value] : whole.metadata()) w.set(key, value);
-    w.set("split.no", GgufValue::u16(static_cast<uint16_t>(i)));
+    const int64_t no = i == 0 ? o.first_no : i == 1 && o.second_no >= 0 ? o.second_no : i;
+    w.set("split.no", no >= 0 && no < 65536 ? GgufValue::u16(static_cast<uint16_t>(no)) : GgufValue::i64(no));
     w.set("split.count", GgufValue::u16(static_cast<uint16_t>(count)));
-    if (i == 0) w.set("split.tensors.count", GgufValue::i32(static_cast<int32_t>(tensors.size())));
-    const size_t begin = tensors.size() * static_cast<size_t>(i) / static_cast<size_t>(count);
-    size_t end = tensors.size() * static_cast<size_t>(i + 1) / static_cast<size_t>(count);
-    if (duplicate_last && i == count - 1) end = tensors.size(), w.set("x", GgufValue::u8(0));
-    for (size_t t = duplicate_last && i == count - 1 ? begin - 1 : begin; t < end; ++t) {
+    if (i == 0 && o.tensors_count) w.set("split.tensors.count", GgufValue::i32(static_cast<int32_t>(tensors.size())));
+    size_t begin = tensors.size() * static_cast<size_t>(i) / static_cast<size_t>(count);
+    const size_t end = tensors.size() * static_cast<size_t>(i + 1) / static_cast<size_t>(count);
+    if (o.duplicate_last && i == count - 1) begin -= 1;
+    for (size_t t = begin; t < end; ++t) {
       auto v = whole.tensor(tensors[t].name);
       ASSERT_TRUE(v.ok()) << v.message();
       ASSERT_TRUE(w.add_tensor(tensors[t].name, *v).ok());
@@ -494,12 +502,26 @@ TEST(SynthModel, SplitGgufImportsLikeTheWholeFile) {
     EXPECT_NE(f.message().find(needle), std::string::npos) << f.message();
   };
   refused(dir + "/split-00002-of-00003.gguf", "is file 2 of a model split in 3: open the first one, " + dir + "/split-00001-of-00003.gguf");
-  std::filesystem::copy_file(dir + "/split-00001-of-00003.gguf", dir + "/renamed.gguf");
+  std::filesystem::copy_file(dir + "/split-00001-of-00003.gguf", dir + "/renamed.gguf", std::filesystem::copy_options::overwrite_existing);
   refused(dir + "/renamed.gguf", "its name does not end in '-00001-of-00003.gguf'");
   std::filesystem::remove(dir + "/split-00003-of-00003.gguf");
-  refused(dir + "/split-00001-of-00003.gguf", dir + "/split-00003-of-00003.gguf");
-  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/dup", 2, /*duplicate_last=*/true));
+  refused(dir + "/split-00001-of-00003.gguf", "file 3 of this split model: " + dir + "/split-00003-of-00003.gguf");
+  SplitOptions dup;
+  dup.duplicate_last = true;
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/dup", 2, dup));
   refused(dir + "/dup-00001-of-00002.gguf", "is also in another file of the split model");
+  SplitOptions misnumbered;
+  misnumbered.second_no = 2;
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/mis", 3, misnumbered));
+  refused(dir + "/mis-00001-of-00003.gguf", dir + "/mis-00002-of-00003.gguf: split.no 2 of split.count 3, expected 1 of 3");
+  SplitOptions no_count;
+  no_count.tensors_count = false;
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/nocount", 2, no_count));
+  refused(dir + "/nocount-00001-of-00002.gguf", "metadata key 'split.tensors.count' is missing");
+  SplitOptions huge_no;
+  huge_no.first_no = int64_t{1} << 62;
+  ASSERT_NO_FATAL_FAILURE(write_split(**whole, dir + "/huge", 2, huge_no));
+  refused(dir + "/huge-00001-of-00002.gguf", "split.no 4611686018427387904 is not in [0, 2)");
 }
 
 TEST(SynthModel, RejectsBadInput) {
