@@ -103,34 +103,41 @@ Status MatMulEmitter::emit() {
     Value* mend = e.smin(B.CreateAdd(mb, e.c64(tokens_per_block)), M_);
     mb_ = mb;
     if (!int_dots_) emit_pack_activations(mb, mend);
+    // The tiles of tokens [tstart, mend) on panel p (with p2: both panels' chains in each tile):
+    // tiles of each of `widths` tokens while whole ones fit, then of T, then one of the 1..T-1
+    // left (each a separately generated straight-line variant).
+    auto token_tiles = [&](Value* p, Value* p2, int64_t next_panels, Value* tstart, const std::vector<int>& widths,
+                           const std::string& tag) {
+      for (int w : widths) {
+        Value* tw = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(w)), e.c64(w)));
+        e.loop(tstart, tw, w, [&](Value* t) { emit_tile(w, p, t, p2, next_panels); },
+               (tag + (w == 2 * T ? "tile2" : w == 8 ? "tile8" : "tile4")).c_str());
+        tstart = tw;
+      }
+      Value* tfull = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(T)), e.c64(T)));
+      e.loop(tstart, tfull, T, [&](Value* t) { emit_tile(T, p, t, p2, next_panels); }, (tag + "tile").c_str());
+      if (T == 1) return;
+      Value* rem = B.CreateSub(mend, tfull);
+      BasicBlock* done = BasicBlock::Create(e.C, tag + "rem.done", e.F);
+      llvm::SwitchInst* sw = B.CreateSwitch(rem, done, static_cast<unsigned>(T - 1));
+      for (int r = 1; r < T; ++r) {
+        BasicBlock* cb = BasicBlock::Create(e.C, tag + "rem" + std::to_string(r), e.F);
+        sw->addCase(B.getInt64(static_cast<uint64_t>(r)), cb);
+        B.SetInsertPoint(cb);
+        emit_tile(r, p, tfull, p2, next_panels);
+        B.CreateBr(done);
+      }
+      B.SetInsertPoint(done);
+    };
     // f32/f16/bf16 weights at 16 lanes (AVX-512): adjacent panels in pairs, each tile with both
     // panels' chains (the same chains, in the same k order, as one panel at a time), an odd panel
     // left to the loop below. A tile of 12 tokens then keeps 24 accumulators, and each broadcast
-    // activation serves two FMAs instead of one (AMD Zen 5, tinyllama f16 pp512 149 -> 161-167
+    // activation feeds two FMAs instead of one (AMD Zen 5, tinyllama f16 pp512 149 -> 161-167
     // tok/s in one window, s110m f16 1425-1463 -> 1582-1630).
-    const bool float_pairs = float_weights() && float_lanes() == 16;
     Value* pair_end = pa;
-    if (float_pairs) {
+    if (float_weights() && float_lanes() == 16) {
       pair_end = B.CreateAdd(pa, B.CreateMul(B.CreateSDiv(B.CreateSub(p1, pa), e.c64(2)), e.c64(2)));
-      e.loop(pa, pair_end, 2, [&](Value* p) {
-        Value* p2 = B.CreateAdd(p, e.c64(1));
-        Value* tstart = mb;
-        Value* tw = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(2 * T)), e.c64(2 * T)));
-        e.loop(tstart, tw, 2 * T, [&](Value* t) { emit_tile(2 * T, p, t, p2, 2); }, "ptile2");
-        Value* tfull = B.CreateAdd(tw, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tw), e.c64(T)), e.c64(T)));
-        e.loop(tw, tfull, T, [&](Value* t) { emit_tile(T, p, t, p2, 2); }, "ptile");
-        Value* rem = B.CreateSub(mend, tfull);
-        BasicBlock* done = BasicBlock::Create(e.C, "prem.done", e.F);
-        llvm::SwitchInst* sw = B.CreateSwitch(rem, done, static_cast<unsigned>(T - 1));
-        for (int r = 1; r < T; ++r) {
-          BasicBlock* cb = BasicBlock::Create(e.C, "prem" + std::to_string(r), e.F);
-          sw->addCase(B.getInt64(static_cast<uint64_t>(r)), cb);
-          B.SetInsertPoint(cb);
-          emit_tile(r, p, tfull, p2, 2);
-          B.CreateBr(done);
-        }
-        B.SetInsertPoint(done);
-      }, "ppanel");
+      e.loop(pa, pair_end, 2, [&](Value* p) { token_tiles(p, B.CreateAdd(p, e.c64(1)), 2, mb, {2 * T}, "p"); }, "ppanel");
     }
     e.loop(pair_end, p1, 1, [&](Value* p) {
       Value* tstart = mb;
@@ -148,6 +155,7 @@ Status MatMulEmitter::emit() {
         });
         tstart = B.CreateSelect(partial, mend, t16);
       }
+      std::vector<int> widths;
       if (float_lanes() == 16 || (int_dots_ && tgt.avx512)) {
         // One zmm per token and panel leaves registers for tiles of 2T tokens (two packed tiles);
         // 8-bit dots on AVX-512's 32 registers too (their activations are rows, not packed
@@ -156,30 +164,10 @@ Status MatMulEmitter::emit() {
         // vector then serves twelve tokens; then one of 8, so that the batched decode step of 8
         // streams reads each panel once instead of as a tile of 6 and one of 2 (AMD Zen 5, 8 rows
         // from memory, 2 threads: q4_0 540-630 -> 580-760 G int8 ops/s, q8_0 370-430 -> 390-455).
-        std::vector<int> widths{2 * T};
+        widths = {2 * T};
         if (il_ == 16 && quant_) widths.insert(widths.begin(), {4 * T, 8});
-        for (int w : widths) {
-          Value* tw = B.CreateAdd(tstart, B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(w)), e.c64(w)));
-          e.loop(tstart, tw, w, [&](Value* t) { emit_tile(w, p, t); }, w == 2 * T ? "tile2" : w == 8 ? "tile8" : "tile4");
-          tstart = tw;
-        }
       }
-      Value* full = B.CreateMul(B.CreateSDiv(B.CreateSub(mend, tstart), e.c64(T)), e.c64(T));
-      Value* tfull = B.CreateAdd(tstart, full);
-      e.loop(tstart, tfull, T, [&](Value* t) { emit_tile(T, p, t); }, "tile");
-      if (T > 1) {
-        Value* rem = B.CreateSub(mend, tfull);
-        BasicBlock* done = BasicBlock::Create(e.C, "rem.done", e.F);
-        llvm::SwitchInst* sw = B.CreateSwitch(rem, done, static_cast<unsigned>(T - 1));
-        for (int r = 1; r < T; ++r) {
-          BasicBlock* cb = BasicBlock::Create(e.C, "rem" + std::to_string(r), e.F);
-          sw->addCase(B.getInt64(static_cast<uint64_t>(r)), cb);
-          B.SetInsertPoint(cb);
-          emit_tile(r, p, tfull);
-          B.CreateBr(done);
-        }
-        B.SetInsertPoint(done);
-      }
+      token_tiles(p, nullptr, 1, tstart, widths, "");
     }, "panel");
   }, "mblock");
   };
