@@ -17,6 +17,7 @@
 #include <optional>
 #include <string_view>
 
+#include "base/split_file_names.h"
 #include "runtime/atomic_file.h"
 
 namespace ingot {
@@ -684,12 +685,6 @@ StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
 }
 
 namespace {
-// llama.cpp's split naming: PREFIX-00002-of-00005.gguf is the second of five.
-std::string split_path(const std::string& prefix, int64_t no, int64_t count) {
-  char postfix[40];
-  std::snprintf(postfix, sizeof(postfix), "-%05lld-of-%05lld.gguf", static_cast<long long>(no + 1), static_cast<long long>(count));
-  return prefix + postfix;
-}
 // Splits of one model at most (gguf-split's count is a u16; real models have a few dozen).
 constexpr int64_t kMaxSplits = 4096;
 }  // namespace
@@ -710,21 +705,18 @@ Status GgufFile::open_more_splits() {
   INGOT_ASSIGN_OR_RETURN(int64_t no, int_key(*this, "split.no"));
   if (no < 0 || no >= count)
     return Status::Error(path() + ": split.no " + std::to_string(no) + " is not in [0, " + std::to_string(count) + ")");
-  const std::string first_postfix = split_path("", 0, count);
   const std::string& p = path();
-  const bool named = p.size() > first_postfix.size() && p.compare(p.size() - first_postfix.size(), first_postfix.size(), first_postfix) == 0;
   if (no != 0) {
-    const std::string own = split_path("", no, count);
-    const bool own_named = p.size() > own.size() && p.compare(p.size() - own.size(), own.size(), own) == 0;
+    const std::optional<std::string> own = split_file_prefix(p, no, count);
     return Status::Error(p + ": is file " + std::to_string(no + 1) + " of a model split in " + std::to_string(count) +
-                         ": open the first one" + (own_named ? ", " + split_path(p.substr(0, p.size() - own.size()), 0, count) : ""));
+                         ": open the first one" + (own ? ", " + split_file_path(*own, 0, count) : ""));
   }
-  if (!named)
+  const std::optional<std::string> prefix = split_file_prefix(p, 0, count);
+  if (!prefix)
     return Status::Error(p + ": is the first file of a model split in " + std::to_string(count) + ", but its name does not end in '" +
-                         first_postfix + "', so the others cannot be found (llama.cpp's split naming)");
-  const std::string prefix = p.substr(0, p.size() - first_postfix.size());
+                         split_file_path("", 0, count) + "', so the others cannot be found (llama.cpp's split naming)");
   for (int64_t i = 1; i < count; ++i) {
-    const std::string sp = split_path(prefix, i, count);
+    const std::string sp = split_file_path(*prefix, i, count);
     auto mapped_or = MappedFile::open(sp);
     if (!mapped_or.ok())
       return Status::Error(p + ": file " + std::to_string(i + 1) + " of this split model: " + mapped_or.message());

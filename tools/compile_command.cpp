@@ -160,8 +160,9 @@ Status describe_source(const std::string& path, pb::Manifest& m) {
   } else {
     m.set_model_name(p.stem().string());
     auto gguf = GgufFile::open(path);
-    if (!gguf.ok()) files.push_back(p);
-    if (gguf.ok()) {
+    if (!gguf.ok()) {
+      files.push_back(p);
+    } else {
       for (const std::string& split : (*gguf)->split_paths()) files.push_back(split);  // every file of a split model
       if (const GgufValue* v = (*gguf)->find("general.name"))
         if (auto name = v->as_string(); name.ok() && !name->empty()) m.set_model_name(*name);

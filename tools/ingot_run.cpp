@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/parse.h"
+#include "base/split_file_names.h"
 #include "runtime/atomic_file.h"
 #include "runtime/engine.h"
 #include "runtime/speculative.h"
@@ -166,13 +167,9 @@ std::string cached_bundle_for(const std::string& model, std::string* error) {
   const auto mtime = std::filesystem::last_write_time(model, ec).time_since_epoch().count();
   std::string key = abs + "|" + std::to_string(size) + "|" + std::to_string(mtime);
   // A split GGUF (NAME-00001-of-0000N.gguf): the other files count too.
-  int split_count = 0;
-  const size_t tail = abs.size() >= 20 ? abs.size() - 20 : 0;  // "-00001-of-00003.gguf"
-  if (abs.size() > 20 && std::sscanf(abs.c_str() + tail, "-00001-of-%5d.gguf", &split_count) == 1 && split_count > 1)
-    for (int i = 2; i <= split_count; ++i) {
-      char part[24];
-      std::snprintf(part, sizeof(part), "-%05d-of-%05d.gguf", i, split_count);
-      const std::string other = abs.substr(0, tail) + part;
+  if (const int64_t count = split_file_count_from_name(abs); count > 1)
+    for (int64_t i = 1; i < count; ++i) {
+      const std::string other = split_file_path(*split_file_prefix(abs, 0, count), i, count);
       key += "|" + std::to_string(std::filesystem::file_size(other, ec)) + "|" +
              std::to_string(std::filesystem::last_write_time(other, ec).time_since_epoch().count());
     }
