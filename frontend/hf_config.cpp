@@ -259,10 +259,13 @@ constexpr ArchitectureInfo kArchitectures[] = {
     {"Phi3ForCausalLM", "phi3", 4096},
 };
 
+// Gemma 3's multimodal checkpoints, whose language model is imported (parse_gemma3_multimodal).
+constexpr const char* kGemma3Multimodal = "Gemma3ForConditionalGeneration";
+
 std::string supported_architectures() {
   std::string s;
   for (const auto& a : kArchitectures) s += std::string(s.empty() ? "" : ", ") + a.architecture;
-  return s + ", Gemma3ForConditionalGeneration (its language model)";
+  return s + ", " + kGemma3Multimodal + " (its language model)";
 }
 
 const ArchitectureInfo* find_architecture(std::string_view name) {
@@ -515,7 +518,6 @@ Status read_token_ids(const KeyReader& keys, HfModelConfig& c) {
   return Status::Ok();
 }
 
-constexpr const char* kGemma3Multimodal = "Gemma3ForConditionalGeneration";
 StatusOr<HfModelConfig> parse_config_object(const json& root, const std::string& path);
 
 // Gemma 3's multimodal checkpoints (4B and up; only 1B is Gemma3ForCausalLM): the language
