@@ -416,33 +416,90 @@ StatusOr<std::optional<HfRopeScaling>> read_rope_scaling(const json& v, const st
   return std::optional<HfRopeScaling>(s);
 }
 
-// rope_theta and rope_scaling; newer transformers nest both in "rope_parameters".
+// One RoPE setting as transformers v5 writes it: rope_theta, the scaling keys and
+// partial_rotary_factor in one object ("rope_parameters", or one layer type's entry in it).
+struct RopeSetting {
+  std::optional<double> theta;
+  std::optional<HfRopeScaling> scaling;
+  std::optional<double> partial_rotary_factor;
+};
+
+StatusOr<RopeSetting> read_rope_setting(const json& v, const std::string& path, const std::string& name) {
+  RopeSetting r;
+  INGOT_ASSIGN_OR_RETURN(r.scaling, read_rope_scaling(v, path, name));  // checks that v is an object
+  KeyReader keys(v, path, name + ".");
+  INGOT_ASSIGN_OR_RETURN(r.theta, keys.opt_number("rope_theta"));
+  INGOT_ASSIGN_OR_RETURN(r.partial_rotary_factor, keys.opt_number("partial_rotary_factor"));
+  return r;
+}
+
+// RoPE on part of each head only (Phi-4-mini: 0.75) is not built, so it is refused rather than
+// silently rotating whole heads.
+Status check_whole_head_rotary(const KeyReader& keys, std::optional<double> partial) {
+  if (!partial || *partial == 1.0) return Status::Ok();
+  std::ostringstream v;
+  v << *partial;
+  return keys.error("partial_rotary_factor " + v.str() + " is not supported (rotary embeddings on part of each head)");
+}
+
+// transformers v5 keys rope_parameters by layer type when local and global layers differ
+// (Gemma 3: {"full_attention": {linear x8, 1e6}, "sliding_attention": {default, 1e4}}). The full
+// layers' entry is the model's RoPE; the sliding layers' is Gemma 3's local base, and for every
+// other model must be the same RoPE, since Ingot builds one RoPE for all its layers.
+Status read_rope_per_layer_type(const KeyReader& keys, const json& params, const std::string& path, HfModelConfig& c) {
+  std::optional<RopeSetting> full, sliding;
+  for (const auto& [type, entry] : params.items()) {
+    const std::string name = "rope_parameters." + type;
+    if (type == "full_attention") {
+      INGOT_ASSIGN_OR_RETURN(full, read_rope_setting(entry, path, name));
+    } else if (type == "sliding_attention") {
+      INGOT_ASSIGN_OR_RETURN(sliding, read_rope_setting(entry, path, name));
+    } else {
+      return keys.error("rope_parameters: layer type '" + type + "' is not supported (supported: full_attention, sliding_attention)");
+    }
+  }
+  for (const std::optional<RopeSetting>& s : {full, sliding})
+    if (s) INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, s->partial_rotary_factor));
+  if (full) {
+    if (full->theta) c.rope_theta = *full->theta;
+    c.rope_scaling = full->scaling;
+  }
+  if (!sliding) return Status::Ok();
+  if (sliding->scaling)
+    return keys.error("rope_parameters.sliding_attention: scaling type '" + sliding->scaling->type +
+                      "' on the sliding-window layers is not supported (only the full-attention layers' RoPE may be scaled)");
+  const double local_theta = sliding->theta.value_or(10000.0);  // transformers' default base
+  if (!(local_theta > 0.0) || !std::isfinite(local_theta)) return keys.error("'rope_parameters.sliding_attention.rope_theta' must be positive");
+  if (c.model_type == "gemma3_text") {
+    c.rope_local_base_freq = local_theta;
+  } else if (!full || full->scaling || local_theta != c.rope_theta) {
+    return keys.error("rope_parameters: different RoPE on sliding_attention and full_attention layers is supported for Gemma 3 only");
+  }
+  return Status::Ok();
+}
+
+// rope_theta and rope_scaling; newer transformers nest both in "rope_parameters", per layer type
+// where they differ.
 Status read_rope(const KeyReader& keys, const std::string& path, HfModelConfig& c) {
   INGOT_ASSIGN_OR_RETURN(std::optional<double> theta, keys.opt_number("rope_theta"));
+  if (theta) c.rope_theta = *theta;
+  INGOT_ASSIGN_OR_RETURN(std::optional<double> partial, keys.opt_number("partial_rotary_factor"));
+  INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, partial));
   if (const json* params = keys.get("rope_parameters")) {
     if (!params->is_object()) return keys.error("'rope_parameters' must be an object, got " + hf::json_type_name(*params));
-    KeyReader nested(*params, path, "rope_parameters.");
-    INGOT_ASSIGN_OR_RETURN(std::optional<double> nested_theta, nested.opt_number("rope_theta"));
-    if (nested_theta) theta = nested_theta;
-    INGOT_ASSIGN_OR_RETURN(c.rope_scaling, read_rope_scaling(*params, path, "rope_parameters"));
+    if (params->contains("full_attention") || params->contains("sliding_attention")) {
+      INGOT_RETURN_IF_ERROR(read_rope_per_layer_type(keys, *params, path, c));
+    } else {
+      INGOT_ASSIGN_OR_RETURN(RopeSetting s, read_rope_setting(*params, path, "rope_parameters"));
+      INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, s.partial_rotary_factor));
+      if (s.theta) c.rope_theta = *s.theta;
+      c.rope_scaling = s.scaling;
+    }
   }
   if (const json* scaling = keys.get("rope_scaling")) {
     INGOT_ASSIGN_OR_RETURN(c.rope_scaling, read_rope_scaling(*scaling, path, "rope_scaling"));
   }
-  if (theta) c.rope_theta = *theta;
   if (!(c.rope_theta > 0.0) || !std::isfinite(c.rope_theta)) return keys.error("'rope_theta' must be positive");
-  // RoPE on part of each head only (Phi-4-mini: 0.75): not built, so refused rather than
-  // silently rotating whole heads.
-  std::optional<double> partial;
-  INGOT_ASSIGN_OR_RETURN(partial, keys.opt_number("partial_rotary_factor"));
-  if (const json* params = keys.get("rope_parameters"); params && !partial) {
-    INGOT_ASSIGN_OR_RETURN(partial, KeyReader(*params, path, "rope_parameters.").opt_number("partial_rotary_factor"));
-  }
-  if (partial && *partial != 1.0) {
-    std::ostringstream v;
-    v << *partial;
-    return keys.error("partial_rotary_factor " + v.str() + " is not supported (rotary embeddings on part of each head)");
-  }
   return Status::Ok();
 }
 
@@ -469,7 +526,9 @@ Status read_biases_and_window(const KeyReader& keys, HfModelConfig& c) {
     INGOT_ASSIGN_OR_RETURN(c.attn_logit_softcapping, number_or("attn_logit_softcapping", g2 ? 50.0 : 0.0));
     INGOT_ASSIGN_OR_RETURN(c.final_logit_softcapping, number_or("final_logit_softcapping", g2 ? 30.0 : 0.0));
     INGOT_ASSIGN_OR_RETURN(c.query_pre_attn_scalar, number_or("query_pre_attn_scalar", 256.0));
-    INGOT_ASSIGN_OR_RETURN(c.rope_local_base_freq, number_or("rope_local_base_freq", 10000.0));
+    if (c.rope_local_base_freq == 0) {  // not already given by rope_parameters.sliding_attention
+      INGOT_ASSIGN_OR_RETURN(c.rope_local_base_freq, number_or("rope_local_base_freq", 10000.0));
+    }
     if (!(c.attn_logit_softcapping >= 0) || !(c.final_logit_softcapping >= 0) || !(c.query_pre_attn_scalar > 0) ||
         !(c.rope_local_base_freq > 0))
       return keys.error("the soft-caps must not be negative, and query_pre_attn_scalar and rope_local_base_freq must be positive");

@@ -249,6 +249,63 @@ TEST(HfConfigTest, Gemma3MultimodalConfigTakesTextConfigWithDefaults) {
   EXPECT_ERROR_CONTAINS(parse_hf_config(j.dump(), "config.json"), "Gemma3ForConditionalGeneration needs a 'text_config' object");
 }
 
+// transformers v5: RoPE per layer type in rope_parameters. Gemma 3's full layers give the model's
+// RoPE and its sliding layers the local base; any other model must give both the same RoPE; an
+// unknown layer type, a scaled local RoPE and partial rotary in either entry are refused by name.
+TEST(HfConfigTest, RopeParametersPerLayerType) {
+  json g3 = {{"architectures", {"Gemma3ForConditionalGeneration"}}, {"model_type", "gemma3"},
+             {"text_config", {{"hidden_size", 2560}, {"intermediate_size", 10240}, {"model_type", "gemma3_text"},
+                              {"num_hidden_layers", 34}, {"sliding_window", 1024},
+                              {"rope_parameters", {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1000000.0}}},
+                                                   {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}}}}}};
+  auto c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 1000000.0);
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 10000.0);
+  ASSERT_TRUE(c->rope_scaling.has_value());
+  EXPECT_EQ(c->rope_scaling->type, "linear");
+  EXPECT_DOUBLE_EQ(c->rope_scaling->factor, 8.0);
+  json& params = g3["text_config"]["rope_parameters"];
+  params["full_attention"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", 20000.0}};
+  c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 20000.0);
+  EXPECT_FALSE(c->rope_scaling.has_value());
+
+  params["sliding_attention"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"),
+                        "config.json: text_config: rope_parameters.sliding_attention: scaling type 'linear' on the sliding-window layers is not supported");
+  params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", -1.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'rope_parameters.sliding_attention.rope_theta' must be positive");
+  params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
+  params["chunked_attention"] = {{"rope_type", "default"}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"),
+                        "rope_parameters: layer type 'chunked_attention' is not supported (supported: full_attention, sliding_attention)");
+  params.erase("chunked_attention");
+  params["full_attention"] = {{"rope_type", "proportional"}, {"partial_rotary_factor", 0.25}, {"rope_theta", 1000000.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "rope_parameters.full_attention type 'proportional' is not supported");
+  params["full_attention"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.25}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "partial_rotary_factor 0.25 is not supported");
+  params["full_attention"] = "default";
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'rope_parameters.full_attention' must be an object, got string");
+
+  // A model with one RoPE for all layers: the same entry twice is that RoPE; different ones are refused.
+  json llama = minimal_llama();
+  llama["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 40000.0}}},
+                              {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 40000.0}}}};
+  auto l = parse_hf_config(llama.dump(), "config.json");
+  ASSERT_TRUE(l.ok()) << l.message();
+  EXPECT_DOUBLE_EQ(l->rope_theta, 40000.0);
+  llama["rope_parameters"]["sliding_attention"]["rope_theta"] = 10000.0;
+  EXPECT_ERROR_CONTAINS(parse_hf_config(llama.dump(), "config.json"),
+                        "config.json: rope_parameters: different RoPE on sliding_attention and full_attention layers is supported for Gemma 3 only");
+  llama["rope_parameters"]["sliding_attention"]["rope_theta"] = 40000.0;
+  llama["rope_parameters"]["full_attention"] = {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 40000.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(llama.dump(), "config.json"), "supported for Gemma 3 only");
+}
+
 TEST(HfConfigTest, GemmaQwen3AndPhi3) {
   json g2 = minimal_llama();
   g2["architectures"] = {"Gemma2ForCausalLM"};

@@ -438,6 +438,64 @@ TEST(SynthModel, Gemma3MultimodalCheckpointsImportTheirLanguageModel) {
   EXPECT_NE(no_prefix.message().find("language_model.model.embed_tokens.weight"), std::string::npos) << no_prefix.message();
 }
 
+// transformers v5 writes Gemma 3's RoPE per layer type ("rope_parameters": {"full_attention":
+// {...}, "sliding_attention": {...}}) instead of rope_theta, rope_scaling and rope_local_base_freq.
+// A folder in each form, with bases and scaling away from the defaults, must give the same model:
+// the same RoPE settings and bit-identical logits, which differ from the defaults' logits.
+TEST(SynthModel, Gemma3RopeParametersPerLayerTypeReadAsTheOlderKeys) {
+  INGOT_MODEL_PATH(tok, "stories260K-hf");
+  SynthShape s = tiny();
+  s.arch = "gemma3";
+  const std::string base = synth_temp_dir() + "/hf-gemma3-rope", v4 = synth_temp_dir() + "/hf-gemma3-rope-v4",
+                    v5 = synth_temp_dir() + "/hf-gemma3-rope-v5";
+  ASSERT_TRUE(synth_hf_folder(s, 11, tok, base).ok());
+  for (const std::string& dir : {v4, v5}) {
+    std::filesystem::create_directories(dir);
+    for (const auto& f : std::filesystem::directory_iterator(base))
+      std::filesystem::copy_file(f.path(), dir + "/" + f.path().filename().string(), std::filesystem::copy_options::overwrite_existing);
+  }
+  auto cfg = nlohmann::json::parse(read_file(base + "/config.json"));
+  ASSERT_EQ(cfg["model_type"], "gemma3_text");
+  for (const char* key : {"rope_theta", "rope_local_base_freq", "rope_scaling", "rope_parameters"}) cfg.erase(key);
+  nlohmann::json older = cfg, newer = cfg;
+  older["rope_theta"] = 250000.0;
+  older["rope_local_base_freq"] = 20000.0;
+  older["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  newer["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 250000.0}}},
+                              {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 20000.0}}}};
+  std::ofstream(v4 + "/config.json") << older.dump(2);
+  std::ofstream(v5 + "/config.json") << newer.dump(2);
+  auto a = import_model(base), b = import_model(v4), c = import_model(v5);
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_TRUE(b.ok()) << b.message();
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->config.rope_base, 250000.0);
+  EXPECT_EQ(c->config.rope_base_swa, 20000.0);
+  EXPECT_EQ(c->config.rope_scaling.type, RopeScaling::Type::Linear);
+  EXPECT_EQ(c->config.rope_scaling.factor, 2.0);
+  EXPECT_EQ(b->config.rope_base, c->config.rope_base);
+  EXPECT_EQ(b->config.rope_base_swa, c->config.rope_base_swa);
+  auto logits = [](const ImportedModel& im) {
+    GreedyOptions one;
+    one.max_new_tokens = 1;
+    auto r = generate_greedy(*im.model, {1, 300, 301, 302, 303, 304, 305}, one);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
+  };
+  const std::vector<float> want = logits(*b);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(logits(*c), want);
+  EXPECT_NE(logits(*a), want);  // the settings reach the model
+
+  // A scaled local RoPE is not built: refused by name.
+  newer["rope_parameters"]["sliding_attention"] = {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 20000.0}};
+  std::ofstream(v5 + "/config.json") << newer.dump(2);
+  auto scaled_local = import_model(v5);
+  ASSERT_FALSE(scaled_local.ok());
+  EXPECT_NE(scaled_local.message().find("rope_parameters.sliding_attention: scaling type 'linear'"), std::string::npos)
+      << scaled_local.message();
+}
+
 // A model split the way llama.cpp's gguf-split writes it (NAME-0000i-of-0000N.gguf; the first file
 // holds all the metadata and split.no/.count/.tensors.count, the others split.no/.count and their
 // tensors) imports from its first file with the whole file's logits; the other files, a missing
