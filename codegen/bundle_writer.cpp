@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "codegen/kernel_cache.h"
 #include "codegen/kernel_registry.h"
 #include "codegen/schedule.h"
 #include "codegen/target.h"
@@ -304,6 +305,7 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
     out.set_compile_ms.assign(n, 0);
     std::atomic<size_t> next{0};
     std::mutex progress_mutex;
+    const KernelCache cache = KernelCache::from_environment();
     auto work = [&] {
       for (size_t i; (i = next.fetch_add(1)) < n;) {
         BundleKernelSet& set = out.sets[i];
@@ -316,13 +318,17 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
         set.llvm_cpu = target.cpu;
         set.features = target.features;
         const auto started = std::chrono::steady_clock::now();
-        StatusOr<std::string> object = build_kernels(kp.specs, tiers[i], nullptr);
+        const std::string cache_key = cache.enabled() ? KernelCache::key(kp.specs, set.tier) : std::string();
+        std::optional<std::string> cached = cache.load(cache_key);
+        StatusOr<std::string> object = cached ? std::move(*cached) : build_kernels(kp.specs, tiers[i], nullptr);
         out.set_compile_ms[i] =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
         if (!object.ok()) {
           results[i] = object.status();
           continue;
         }
+        set.from_cache = cached.has_value();
+        if (!set.from_cache) cache.store(cache_key, *object);
         set.shared_object = std::move(*object);
         if (progress) {
           std::lock_guard<std::mutex> lock(progress_mutex);

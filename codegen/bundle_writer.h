@@ -39,6 +39,7 @@ struct BundleKernelSet {
   std::string tier, llvm_cpu;
   std::vector<std::string> features;  // exactly the tier's (cpu_tiers())
   std::string shared_object;          // the bytes
+  bool from_cache = false;            // taken from the kernel cache (codegen/kernel_cache.h), not compiled
 };
 
 struct BundleContents {

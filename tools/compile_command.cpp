@@ -463,7 +463,8 @@ int cmd_compile(const std::vector<std::string>& args) {
                   if (tiers.size() > 1)
                     progress = [&](const BundleKernelSet& set, double ms) {
                       pipeline.progress_line(set.tier + ": " + format_byte_size(static_cast<int64_t>(set.shared_object.size())) +
-                                             " shared object in " + std::to_string(static_cast<long>(ms + 0.5)) + " ms");
+                                             (set.from_cache ? std::string(" shared object from the kernel cache")
+                                                             : " shared object in " + std::to_string(static_cast<long>(ms + 0.5)) + " ms"));
                       // With tiers still compiling: how many are left and when they should be done.
                       if (++sets_done < tiers.size())
                         pipeline.progress_fraction(static_cast<double>(sets_done), static_cast<double>(tiers.size()), "tiers");
@@ -473,11 +474,16 @@ int cmd_compile(const std::vector<std::string>& args) {
                   for (auto& [reason, count] : kernels->without)
                     why += "\n  no kernel yet (" + std::to_string(count) + " nodes): " + reason;
                   int64_t bytes = 0;
-                  for (const BundleKernelSet& set : kernels->sets) bytes += static_cast<int64_t>(set.shared_object.size());
+                  size_t cached = 0;
+                  for (const BundleKernelSet& set : kernels->sets) {
+                    bytes += static_cast<int64_t>(set.shared_object.size());
+                    cached += set.from_cache;
+                  }
                   return std::to_string(kernels->kernels) + " kernels for " + std::to_string(kernels->nodes_covered) +
                          " nodes, " + format_byte_size(bytes) +
                          (kernels->sets.size() == 1 ? std::string(" shared object")
                                                     : " in " + std::to_string(kernels->sets.size()) + " shared objects") +
+                         (cached ? " (" + std::to_string(cached) + " from the kernel cache, $INGOT_KERNEL_CACHE)" : std::string()) +
                          why;
                 }});
   pipeline.add({"schedule", [](const CompileState&) { return std::string("schedule kernel calls, pack weights"); },

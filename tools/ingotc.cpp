@@ -118,7 +118,11 @@ Usage:
                                          written is opened as `ingot` will open it: one the runtime
                                          would refuse is removed, and compile fails;
                                          --sign KEY signs the bundle with an Ed25519 private key
-                                         (ingotc keygen; docs/security.md)
+                                         (ingotc keygen; docs/security.md);
+                                         $INGOT_KERNEL_CACHE=DIR keeps each tier's compiled kernels
+                                         in DIR, and a later compile of the same kernels for the
+                                         same tier by the same ingotc takes them from there
+                                         (docs/codegen.md, "Kernel cache")
   ingotc keygen -o KEY [--comment TEXT]  write a new Ed25519 signing key: KEY (private, PEM, mode
                                          0600) and KEY.pub (one line "ingot-ed25519 BASE64 COMMENT",
                                          the form of a trusted-keys file's lines); the comment

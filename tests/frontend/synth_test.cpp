@@ -33,6 +33,15 @@ SynthShape tiny() {
   return *s;
 }
 
+// The reference evaluator's logits after `prompt` (empty, with a failure, if it cannot run).
+std::vector<float> prompt_logits(const ImportedModel& im, const std::vector<int32_t>& prompt) {
+  GreedyOptions one;
+  one.max_new_tokens = 1;
+  auto r = generate_greedy(*im.model, prompt, one);
+  EXPECT_TRUE(r.ok()) << r.message();
+  return r.ok() ? r->logits_after_prompt : std::vector<float>{};
+}
+
 int64_t int_key(const GgufFile& f, const std::string& key) {
   const GgufValue* v = f.find(key);
   EXPECT_NE(v, nullptr) << key;
@@ -342,13 +351,7 @@ TEST(SynthModel, MistralSlidingWindowFromHuggingFace) {
   EXPECT_EQ(b->config.sliding_window, 3);
   EXPECT_EQ(b->config.max_context, s.context);
   EXPECT_TRUE(b->config.is_swa_layer(0) && b->config.is_swa_layer(1));
-  auto logits = [](const ImportedModel& im, std::vector<int32_t> ids) {
-    GreedyOptions one;
-    one.max_new_tokens = 1;
-    auto r = generate_greedy(*im.model, ids, one);
-    EXPECT_TRUE(r.ok()) << r.message();
-    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
-  };
+  const auto logits = prompt_logits;
   EXPECT_EQ(logits(*a, {1, 300, 301}), logits(*b, {1, 300, 301}));
   EXPECT_NE(logits(*a, {1, 300, 301, 302, 303, 304}), logits(*b, {1, 300, 301, 302, 303, 304}));
 }
@@ -412,13 +415,7 @@ TEST(SynthModel, Gemma3MultimodalCheckpointsImportTheirLanguageModel) {
   EXPECT_EQ(b->architecture, "gemma3");
   EXPECT_TRUE(b->config.tied_embeddings);
   EXPECT_EQ(b->config.rope_base, a->config.rope_base);
-  auto logits = [](const ImportedModel& im) {
-    GreedyOptions one;
-    one.max_new_tokens = 1;
-    auto r = generate_greedy(*im.model, {1, 300, 301, 302, 303}, one);
-    EXPECT_TRUE(r.ok()) << r.message();
-    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
-  };
+  auto logits = [](const ImportedModel& im) { return prompt_logits(im, {1, 300, 301, 302, 303}); };
   const std::vector<float> want = logits(*a);
   ASSERT_FALSE(want.empty());
   EXPECT_EQ(logits(*b), want);
@@ -475,13 +472,7 @@ TEST(SynthModel, Gemma3RopeParametersPerLayerTypeReadAsTheOlderKeys) {
   EXPECT_EQ(c->config.rope_scaling.factor, 2.0);
   EXPECT_EQ(b->config.rope_base, c->config.rope_base);
   EXPECT_EQ(b->config.rope_base_swa, c->config.rope_base_swa);
-  auto logits = [](const ImportedModel& im) {
-    GreedyOptions one;
-    one.max_new_tokens = 1;
-    auto r = generate_greedy(*im.model, {1, 300, 301, 302, 303, 304, 305}, one);
-    EXPECT_TRUE(r.ok()) << r.message();
-    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
-  };
+  auto logits = [](const ImportedModel& im) { return prompt_logits(im, {1, 300, 301, 302, 303, 304, 305}); };
   const std::vector<float> want = logits(*b);
   ASSERT_FALSE(want.empty());
   EXPECT_EQ(logits(*c), want);
@@ -543,13 +534,7 @@ TEST(SynthModel, SplitGgufImportsLikeTheWholeFile) {
   auto a = import_model(whole_path), b = import_model(dir + "/split-00001-of-00003.gguf");
   ASSERT_TRUE(a.ok()) << a.message();
   ASSERT_TRUE(b.ok()) << b.message();
-  auto logits = [](const ImportedModel& im) {
-    GreedyOptions one;
-    one.max_new_tokens = 1;
-    auto r = generate_greedy(*im.model, {1, 300, 301, 302}, one);
-    EXPECT_TRUE(r.ok()) << r.message();
-    return r.ok() ? r->logits_after_prompt : std::vector<float>{};
-  };
+  auto logits = [](const ImportedModel& im) { return prompt_logits(im, {1, 300, 301, 302}); };
   const std::vector<float> want = logits(*a);
   ASSERT_FALSE(want.empty());
   EXPECT_EQ(logits(*b), want);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -939,14 +940,17 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
 
 // ---------------------------------------------------------------- the commands
 
+// Both compiles run LLVM: no kernel cache (the test suite has one, tests/CMakeLists.txt).
 TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
   const std::string dir = make_temp_dir("bundle_cli");
   const std::string a = dir + "/a.ingot", b = dir + "/b.ingot";
-  CmdResult r1 = run(std::string(INGOT_INGOTC) + " compile " + model + " -o " + a);
+  const std::string ingotc = "INGOT_KERNEL_CACHE= " + std::string(INGOT_INGOTC);
+  CmdResult r1 = run(ingotc + " compile " + model + " -o " + a);
   ASSERT_EQ(r1.status, 0) << r1.out;
   EXPECT_NE(r1.out.find("generate kernels"), std::string::npos) << r1.out;
-  CmdResult r2 = run(std::string(INGOT_INGOTC) + " compile " + model + " -o " + b);
+  EXPECT_EQ(r1.out.find("kernel cache"), std::string::npos) << r1.out;
+  CmdResult r2 = run(ingotc + " compile " + model + " -o " + b);
   ASSERT_EQ(r2.status, 0) << r2.out;
   const std::string ba = read_file(a), bb = read_file(b);
   ASSERT_GT(ba.size(), 100000u);
@@ -1298,6 +1302,60 @@ TEST(BundleCommands, TierTheHostLacksIsRefusedByName) {
   EXPECT_EQ(refused.status, 1) << refused.out;
   EXPECT_NE(refused.out.find("lacks feature(s) the kernels were compiled for (tier " + above + "): "), std::string::npos) << refused.out;
   if (best) EXPECT_NE(refused.out.find("recompile with --target " + std::string(best->name)), std::string::npos) << refused.out;
+}
+
+// $INGOT_KERNEL_CACHE (codegen/kernel_cache.h): a second compile of the same kernels for a tier
+// takes them from the cache and writes the same bundle, byte for byte, as a compile without the
+// cache; other kernels (another weight type) miss; a tier's entry serves any list of tiers; an
+// entry that is not a shared object is a miss and is replaced; a cache that cannot be written
+// changes nothing.
+TEST(BundleCommands, KernelCacheGivesTheSameBundleWithoutCompilingAgain) {
+  INGOT_MODEL_PATH(model, "stories260K.gguf");
+  INGOT_MODEL_PATH(model_q8, "stories260K-q8_0.gguf");
+  const std::string dir = make_temp_dir("bundle_kernel_cache");
+  const std::string cache = dir + "/cache";
+  auto compile = [&](const std::string& env, const std::string& source, const std::string& target, const std::string& out) {
+    CmdResult r = run(env + " " + INGOT_INGOTC + " compile " + source + " --target " + target + " -o " + dir + "/" + out);
+    EXPECT_EQ(r.status, 0) << r.out;
+    return r.out;
+  };
+  auto entries = [&] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(cache)) n += e.path().extension() == ".so";
+    return n;
+  };
+  const std::string with_cache = "INGOT_KERNEL_CACHE=" + cache;
+  std::string out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "first.ingot");
+  EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
+  EXPECT_EQ(entries(), 2u);
+  out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "second.ingot");
+  EXPECT_NE(out.find("x86-64-v2: "), std::string::npos) << out;
+  EXPECT_NE(out.find("shared object from the kernel cache"), std::string::npos) << out;
+  EXPECT_NE(out.find("(2 from the kernel cache, $INGOT_KERNEL_CACHE)"), std::string::npos) << out;
+  compile("INGOT_KERNEL_CACHE=", model, "x86-64-v2,x86-64-v3", "uncached.ingot");
+  const std::string want = read_file(dir + "/uncached.ingot");
+  ASSERT_GT(want.size(), 100000u);
+  EXPECT_TRUE(read_file(dir + "/first.ingot") == want);
+  EXPECT_TRUE(read_file(dir + "/second.ingot") == want) << "the cached kernels gave another bundle";
+
+  out = compile(with_cache, model_q8, "x86-64-v3", "q8.ingot");
+  EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
+  EXPECT_EQ(entries(), 3u);
+  out = compile(with_cache, model, "x86-64-v3", "one_tier.ingot");
+  EXPECT_NE(out.find("(1 from the kernel cache"), std::string::npos) << out;
+
+  // Every entry overwritten with junk: misses, compiled again, the entries replaced.
+  for (const auto& e : std::filesystem::directory_iterator(cache)) std::ofstream(e.path(), std::ios::binary) << "junk";
+  out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "after_junk.ingot");
+  EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
+  EXPECT_TRUE(read_file(dir + "/after_junk.ingot") == want);
+  out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "replaced.ingot");
+  EXPECT_NE(out.find("(2 from the kernel cache"), std::string::npos) << out;
+
+  // A cache that is a file, not a folder: no entries, the same bundle.
+  std::ofstream(dir + "/not_a_folder") << "x";
+  compile("INGOT_KERNEL_CACHE=" + dir + "/not_a_folder", model, "x86-64-v2,x86-64-v3", "no_cache.ingot");
+  EXPECT_TRUE(read_file(dir + "/no_cache.ingot") == want);
 }
 
 TEST(BundleCommands, FailedCompileLeavesNoOutput) {
