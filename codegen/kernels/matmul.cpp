@@ -539,6 +539,7 @@ std::string matmul_key(const KernelSpec& k) {
            " heads=" + std::to_string(m.rope_heads) + " head_dim=" + std::to_string(m.head_dim);
   if (m.swiglu) key += " swiglu";
   if (m.residual) key += " residual";
+  if (m.block_tokens) key += " block_tokens=" + std::to_string(m.block_tokens);  // tests' tuning; 0 in bundles
   return key;
 }
 

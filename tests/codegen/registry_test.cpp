@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -338,6 +339,71 @@ TEST(GenericFamily, RefusesWhatItCannotLowerWithAReason) {
   auto spec = find_kernel_family("generic")->spec_for(*n, &m);
   ASSERT_FALSE(spec.ok());
   EXPECT_NE(spec.message().find("half_add (Add): the generic path does not handle bf16 values"), std::string::npos) << spec.message();
+}
+
+// A family's key must name every field of its spec that the emitter reads: identical keys share
+// one symbol in a bundle, and the kernel cache (codegen/kernel_cache.h) serves one compiled set for
+// equal keys across bundles, so a field missing from the key would hand one kernel's code to
+// another. Each field is changed alone and must change the key. The size checks fail when a
+// spec gains a field: add it to its key and here.
+TEST(FamilyKeys, EveryFieldOfASpecChangesTheKey) {
+  static_assert(sizeof(MatMulSpec) == 64 && sizeof(AttentionSpec) == 48 && sizeof(RMSNormSpec) == 32 &&
+                    sizeof(EmbeddingSpec) == 32 && sizeof(RopeTableSpec) == 16,
+                "a kernel spec changed: give the new field a place in its family's key and in this test");
+  auto check = [](const char* kind, const KernelSpec& base, const std::vector<std::pair<const char*, std::function<void(KernelSpec&)>>>& edits) {
+    KernelSpec b = base;
+    b.kind = kind;
+    const std::string key = family_of(b).key(b);
+    for (const auto& [field, edit] : edits) {
+      KernelSpec k = b;
+      edit(k);
+      EXPECT_NE(family_of(k).key(k), key) << kind << "." << field << " is not in the key";
+    }
+  };
+  KernelSpec m;
+  m.matmul = MatMulSpec{ElementType::q8_0, 64, 128, true, false, RopeLayout::none, 0, 0, false, false, 0};
+  check("matmul", m, {{"weight", [](KernelSpec& k) { k.matmul.weight = ElementType::q4_0; }},
+                      {"N", [](KernelSpec& k) { k.matmul.N = 72; }},
+                      {"K", [](KernelSpec& k) { k.matmul.K = 256; }},
+                      {"act_q8", [](KernelSpec& k) { k.matmul.act_q8 = false; }},
+                      {"bias", [](KernelSpec& k) { k.matmul.bias = true; }},
+                      {"rope", [](KernelSpec& k) { k.matmul.rope = RopeLayout::rotate_half; k.matmul.rope_heads = 2; k.matmul.head_dim = 32; }},
+                      {"swiglu", [](KernelSpec& k) { k.matmul.swiglu = true; }},
+                      {"residual", [](KernelSpec& k) { k.matmul.residual = true; }},
+                      {"block_tokens", [](KernelSpec& k) { k.matmul.block_tokens = 40; }}});
+  KernelSpec r = m;
+  r.matmul.rope = RopeLayout::interleaved;
+  r.matmul.rope_heads = 2;
+  r.matmul.head_dim = 32;
+  check("matmul", r, {{"rope layout", [](KernelSpec& k) { k.matmul.rope = RopeLayout::rotate_half; }},
+                      {"rope_heads", [](KernelSpec& k) { k.matmul.rope_heads = 3; }},
+                      {"head_dim", [](KernelSpec& k) { k.matmul.head_dim = 16; }}});
+  KernelSpec a;
+  a.attention = AttentionSpec{8, 4, 64, false, ElementType::f32, 0.125f, 0.0f, 0};
+  check("attention", a, {{"H", [](KernelSpec& k) { k.attention.H = 16; }},
+                         {"KV", [](KernelSpec& k) { k.attention.KV = 2; }},
+                         {"D", [](KernelSpec& k) { k.attention.D = 128; }},
+                         {"packed", [](KernelSpec& k) { k.attention.packed = true; }},
+                         {"cache", [](KernelSpec& k) { k.attention.cache = ElementType::f16; }},
+                         {"scale", [](KernelSpec& k) { k.attention.scale = std::nextafter(0.125f, 1.0f); }},
+                         {"softcap", [](KernelSpec& k) { k.attention.softcap = 50.0f; }},
+                         {"window", [](KernelSpec& k) { k.attention.window = 4096; }}});
+  KernelSpec n;
+  n.rms_norm = RMSNormSpec{64, 1e-5f, 1, 0};
+  check("rms_norm", n, {{"D", [](KernelSpec& k) { k.rms_norm.D = 128; }},
+                        {"eps", [](KernelSpec& k) { k.rms_norm.eps = std::nextafter(1e-5f, 1.0f); }},
+                        {"rows_per_dim0", [](KernelSpec& k) { k.rms_norm.rows_per_dim0 = 4; }},
+                        {"static_rows", [](KernelSpec& k) { k.rms_norm.static_rows = 8; }}});
+  KernelSpec e;
+  e.embedding = EmbeddingSpec{ElementType::q8_0, 512, 64, false};
+  check("embedding", e, {{"table", [](KernelSpec& k) { k.embedding.table = ElementType::f16; }},
+                         {"V", [](KernelSpec& k) { k.embedding.V = 513; }},
+                         {"D", [](KernelSpec& k) { k.embedding.D = 96; }},
+                         {"ids_i32", [](KernelSpec& k) { k.embedding.ids_i32 = true; }}});
+  KernelSpec t;
+  t.rope_table = RopeTableSpec{32, false};
+  check("rope_table", t, {{"H", [](KernelSpec& k) { k.rope_table.H = 64; }},
+                          {"pos_i32", [](KernelSpec& k) { k.rope_table.pos_i32 = true; }}});
 }
 
 }  // namespace
