@@ -16,6 +16,9 @@ each kind Ingot reads:
       the Llama 3 seed with SmolLM2's pre-tokenizer (Digits, then ByteLevel), and two models Ingot
       refuses by name (their error paths);
   config-ARCH.json   the config.json that `ingotc synth --format hf` writes for each architecture;
+  config-gemma3-v5.json, config-gemma3-multimodal.json
+      Gemma 3's with RoPE per layer type (transformers v5), and wrapped as
+      Gemma3ForConditionalGeneration's text_config;
   generation_config.json, model.safetensors.index.json, small.safetensors
       a generation config, a sharded checkpoint's index, and a whole safetensors file of a tiny
       llama model (`ingotc synth --dims`), small enough for the fuzzer's 64 KiB inputs.
@@ -142,6 +145,18 @@ def main():
             subprocess.run([ingotc, "synth", "--shape", "tiny", "--arch", arch, "--format", "hf", "--tokenizer-from", hf,
                             "-o", sub], check=True, capture_output=True)
             shutil.copy(os.path.join(sub, "config.json"), os.path.join(out, f"config-{arch}.json"))
+        # Gemma 3 as transformers v5 writes it (RoPE per layer type) and as the 4B and larger
+        # checkpoints ship (Gemma3ForConditionalGeneration: the language model in text_config).
+        with open(os.path.join(out, "config-gemma3.json")) as f:
+            g3 = json.load(f)
+        v5 = {k: v for k, v in g3.items() if k not in ("rope_theta", "rope_local_base_freq", "rope_scaling")}
+        v5["rope_parameters"] = {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                 "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}
+        write_json(v5, os.path.join(out, "config-gemma3-v5.json"))
+        text = {k: v for k, v in g3.items() if k not in ("architectures", "bos_token_id", "eos_token_id", "torch_dtype")}
+        write_json({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "bos_token_id": 2,
+                    "eos_token_id": [1, 106], "torch_dtype": "bfloat16", "text_config": text,
+                    "vision_config": {"model_type": "siglip_vision_model"}}, os.path.join(out, "config-gemma3-multimodal.json"))
         small = os.path.join(d, "small")
         subprocess.run([ingotc, "synth", "--dims", "vocab=512,dim=8,layers=1,heads=2,kv=1,ffn=16,ctx=32", "--format", "hf",
                         "--tokenizer-from", hf, "-o", small], check=True, capture_output=True)
