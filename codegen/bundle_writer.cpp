@@ -328,7 +328,12 @@ StatusOr<BundleKernels> build_bundle_kernels(const Model& model, pb::Manifest& m
           continue;
         }
         set.from_cache = cached.has_value();
-        if (!set.from_cache) cache.store(cache_key, *object);
+        if (!set.from_cache) {
+          if (Status stored = cache.store(cache_key, *object); !stored.ok()) {
+            std::lock_guard<std::mutex> lock(progress_mutex);
+            if (out.kernel_cache_problem.empty()) out.kernel_cache_problem = stored.message();
+          }
+        }
         set.shared_object = std::move(*object);
         if (progress) {
           std::lock_guard<std::mutex> lock(progress_mutex);

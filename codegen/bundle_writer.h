@@ -79,6 +79,7 @@ struct BundleKernels {
   size_t kernels = 0, nodes_covered = 0, nodes_without = 0;
   std::map<std::string, int> without;      // why nodes have no kernel yet -> count
   double compile_ms = 0;                   // wall time of all sets
+  std::string kernel_cache_problem;        // why a set could not be stored in the kernel cache (the first), if one could not
 };
 
 // Called as each tier's kernels are compiled (from the thread that compiled them, one call at a

@@ -450,16 +450,15 @@ Status read_rope_per_layer_type(const KeyReader& keys, const json& params, const
   std::optional<RopeSetting> full, sliding;
   for (const auto& [type, entry] : params.items()) {
     const std::string name = "rope_parameters." + type;
-    if (type == "full_attention") {
-      INGOT_ASSIGN_OR_RETURN(full, read_rope_setting(entry, path, name));
-    } else if (type == "sliding_attention") {
-      INGOT_ASSIGN_OR_RETURN(sliding, read_rope_setting(entry, path, name));
-    } else {
-      return keys.error("rope_parameters: layer type '" + type + "' is not supported (supported: full_attention, sliding_attention)");
-    }
+    if (type != "full_attention" && type != "sliding_attention")
+      return keys.error("rope_parameters: '" + type + "' beside per-layer-type entries: expected only full_attention and sliding_attention");
+    if (entry.is_null()) continue;  // null: absent, as everywhere in config.json
+    INGOT_ASSIGN_OR_RETURN(RopeSetting setting, read_rope_setting(entry, path, name));
+    INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, setting.partial_rotary_factor));
+    if (setting.theta && (!(*setting.theta > 0.0) || !std::isfinite(*setting.theta)))
+      return keys.error("'" + name + ".rope_theta' must be positive");
+    (type == "full_attention" ? full : sliding) = std::move(setting);
   }
-  for (const std::optional<RopeSetting>& s : {full, sliding})
-    if (s) INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, s->partial_rotary_factor));
   if (full) {
     if (full->theta) c.rope_theta = *full->theta;
     c.rope_scaling = full->scaling;
@@ -468,11 +467,10 @@ Status read_rope_per_layer_type(const KeyReader& keys, const json& params, const
   if (sliding->scaling)
     return keys.error("rope_parameters.sliding_attention: scaling type '" + sliding->scaling->type +
                       "' on the sliding-window layers is not supported (only the full-attention layers' RoPE may be scaled)");
-  const double local_theta = sliding->theta.value_or(10000.0);  // transformers' default base
-  if (!(local_theta > 0.0) || !std::isfinite(local_theta)) return keys.error("'rope_parameters.sliding_attention.rope_theta' must be positive");
   if (c.model_type == "gemma3_text") {
-    c.rope_local_base_freq = local_theta;
-  } else if (!full || full->scaling || local_theta != c.rope_theta) {
+    // Without a base of its own: the older key, then transformers' default (read_biases_and_window).
+    if (sliding->theta) c.rope_local_base_freq = *sliding->theta;
+  } else if (!full || full->scaling || sliding->theta.value_or(c.rope_theta) != c.rope_theta) {
     return keys.error("rope_parameters: different RoPE on sliding_attention and full_attention layers is supported for Gemma 3 only");
   }
   return Status::Ok();

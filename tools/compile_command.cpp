@@ -484,6 +484,8 @@ int cmd_compile(const std::vector<std::string>& args) {
                          (kernels->sets.size() == 1 ? std::string(" shared object")
                                                     : " in " + std::to_string(kernels->sets.size()) + " shared objects") +
                          (cached ? " (" + std::to_string(cached) + " from the kernel cache, $INGOT_KERNEL_CACHE)" : std::string()) +
+                         (kernels->kernel_cache_problem.empty() ? std::string()
+                                                                : "\n  note: not kept in the kernel cache: " + kernels->kernel_cache_problem) +
                          why;
                 }});
   pipeline.add({"schedule", [](const CompileState&) { return std::string("schedule kernel calls, pack weights"); },

@@ -280,10 +280,38 @@ TEST(HfConfigTest, RopeParametersPerLayerType) {
   params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", -1.0}};
   EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'rope_parameters.sliding_attention.rope_theta' must be positive");
   params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
+  params["full_attention"] = {{"rope_type", "default"}, {"rope_theta", 0.0}};
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "'rope_parameters.full_attention.rope_theta' must be positive");
+  // Without its own base the sliding layers take rope_local_base_freq, then the default; a null
+  // entry is an absent one.
+  params["full_attention"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  params["sliding_attention"] = {{"rope_type", "default"}};
+  g3["text_config"]["rope_local_base_freq"] = 30000.0;
+  c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 30000.0);
+  // Both forms at once: rope_parameters' entries win over rope_theta and rope_local_base_freq.
+  params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", 20000.0}};
+  g3["text_config"]["rope_theta"] = 123.0;
+  c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 20000.0);
+  g3["text_config"].erase("rope_theta");
+  g3["text_config"].erase("rope_local_base_freq");
+  params["sliding_attention"] = nullptr;
+  c = parse_hf_config(g3.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c->rope_local_base_freq, 10000.0);
+  params["sliding_attention"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
   params["chunked_attention"] = {{"rope_type", "default"}};
   EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"),
-                        "rope_parameters: layer type 'chunked_attention' is not supported (supported: full_attention, sliding_attention)");
+                        "rope_parameters: 'chunked_attention' beside per-layer-type entries: expected only full_attention and sliding_attention");
   params.erase("chunked_attention");
+  params["rope_theta"] = 10000.0;  // flat keys mixed in
+  EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "rope_parameters: 'rope_theta' beside per-layer-type entries");
+  params.erase("rope_theta");
   params["full_attention"] = {{"rope_type", "proportional"}, {"partial_rotary_factor", 0.25}, {"rope_theta", 1000000.0}};
   EXPECT_ERROR_CONTAINS(parse_hf_config(g3.dump(), "config.json"), "rope_parameters.full_attention type 'proportional' is not supported");
   params["full_attention"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.25}};
@@ -298,6 +326,9 @@ TEST(HfConfigTest, RopeParametersPerLayerType) {
   auto l = parse_hf_config(llama.dump(), "config.json");
   ASSERT_TRUE(l.ok()) << l.message();
   EXPECT_DOUBLE_EQ(l->rope_theta, 40000.0);
+  llama["rope_parameters"]["sliding_attention"].erase("rope_theta");  // no base of its own: the full layers'
+  l = parse_hf_config(llama.dump(), "config.json");
+  ASSERT_TRUE(l.ok()) << l.message();
   llama["rope_parameters"]["sliding_attention"]["rope_theta"] = 10000.0;
   EXPECT_ERROR_CONTAINS(parse_hf_config(llama.dump(), "config.json"),
                         "config.json: rope_parameters: different RoPE on sliding_attention and full_attention layers is supported for Gemma 3 only");

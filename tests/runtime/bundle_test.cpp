@@ -1306,9 +1306,9 @@ TEST(BundleCommands, TierTheHostLacksIsRefusedByName) {
 
 // $INGOT_KERNEL_CACHE (codegen/kernel_cache.h): a second compile of the same kernels for a tier
 // takes them from the cache and writes the same bundle, byte for byte, as a compile without the
-// cache; other kernels (another weight type) miss; a tier's entry serves any list of tiers; an
-// entry that is not a shared object is a miss and is replaced; a cache that cannot be written
-// changes nothing.
+// cache; other kernels (another weight type) miss; a tier's entry serves any list of tiers; a
+// damaged entry is a miss and is replaced; an older build's subfolder is removed; a cache that
+// cannot be written changes no bundle and says so.
 TEST(BundleCommands, KernelCacheGivesTheSameBundleWithoutCompilingAgain) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
   INGOT_MODEL_PATH(model_q8, "stories260K-q8_0.gguf");
@@ -1320,14 +1320,24 @@ TEST(BundleCommands, KernelCacheGivesTheSameBundleWithoutCompilingAgain) {
     return r.out;
   };
   auto entries = [&] {
-    size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(cache)) n += e.path().extension() == ".so";
-    return n;
+    std::vector<std::filesystem::path> so;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(cache))
+      if (e.path().extension() == ".so") so.push_back(e.path());
+    return so;
   };
+  // An older build of this ingotc left a subfolder (removed when this one makes its own); another
+  // executable's stays.
+  const std::string exe = std::filesystem::canonical(INGOT_INGOTC).string();
+  std::filesystem::create_directories(cache + "/older_build");
+  std::filesystem::create_directories(cache + "/other_program");
+  std::ofstream(cache + "/older_build/compiler") << exe << "\n";
+  std::ofstream(cache + "/other_program/compiler") << "/opt/elsewhere/ingotc\n";
   const std::string with_cache = "INGOT_KERNEL_CACHE=" + cache;
   std::string out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "first.ingot");
+  EXPECT_FALSE(std::filesystem::exists(cache + "/older_build"));
+  EXPECT_TRUE(std::filesystem::exists(cache + "/other_program/compiler"));
   EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
-  EXPECT_EQ(entries(), 2u);
+  EXPECT_EQ(entries().size(), 2u);
   out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "second.ingot");
   EXPECT_NE(out.find("x86-64-v2: "), std::string::npos) << out;
   EXPECT_NE(out.find("shared object from the kernel cache"), std::string::npos) << out;
@@ -1340,22 +1350,36 @@ TEST(BundleCommands, KernelCacheGivesTheSameBundleWithoutCompilingAgain) {
 
   out = compile(with_cache, model_q8, "x86-64-v3", "q8.ingot");
   EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
-  EXPECT_EQ(entries(), 3u);
+  EXPECT_EQ(entries().size(), 3u);
   out = compile(with_cache, model, "x86-64-v3", "one_tier.ingot");
   EXPECT_NE(out.find("(1 from the kernel cache"), std::string::npos) << out;
 
-  // Every entry overwritten with junk: misses, compiled again, the entries replaced.
-  for (const auto& e : std::filesystem::directory_iterator(cache)) std::ofstream(e.path(), std::ios::binary) << "junk";
+  // Entries damaged (one cut short, one with a byte flipped, one junk): misses, compiled again,
+  // the entries replaced.
+  const std::vector<std::filesystem::path> so = entries();
+  ASSERT_EQ(so.size(), 3u);
+  std::string bytes = read_file(so[0].string());
+  std::ofstream(so[0], std::ios::binary) << bytes.substr(0, bytes.size() - 100);
+  bytes = read_file(so[1].string());
+  bytes[bytes.size() / 2] ^= 1;
+  std::ofstream(so[1], std::ios::binary) << bytes;
+  std::ofstream(so[2], std::ios::binary) << "junk";
   out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "after_junk.ingot");
   EXPECT_EQ(out.find("from the kernel cache"), std::string::npos) << out;
   EXPECT_TRUE(read_file(dir + "/after_junk.ingot") == want);
   out = compile(with_cache, model, "x86-64-v2,x86-64-v3", "replaced.ingot");
   EXPECT_NE(out.find("(2 from the kernel cache"), std::string::npos) << out;
 
-  // A cache that is a file, not a folder: no entries, the same bundle.
+  // A cache that is a file, not a folder: the same bundle, and a note that nothing was kept.
   std::ofstream(dir + "/not_a_folder") << "x";
-  compile("INGOT_KERNEL_CACHE=" + dir + "/not_a_folder", model, "x86-64-v2,x86-64-v3", "no_cache.ingot");
+  out = compile("INGOT_KERNEL_CACHE=" + dir + "/not_a_folder", model, "x86-64-v2,x86-64-v3", "no_cache.ingot");
   EXPECT_TRUE(read_file(dir + "/no_cache.ingot") == want);
+  EXPECT_NE(out.find("note: not kept in the kernel cache: kernel cache " + dir + "/not_a_folder: cannot create"), std::string::npos) << out;
+  // A folder several levels down is made.
+  out = compile("INGOT_KERNEL_CACHE=" + dir + "/a/b/c", model, "x86-64-v3", "deep.ingot");
+  EXPECT_EQ(out.find("note:"), std::string::npos) << out;
+  out = compile("INGOT_KERNEL_CACHE=" + dir + "/a/b/c", model, "x86-64-v3", "deep2.ingot");
+  EXPECT_NE(out.find("(1 from the kernel cache"), std::string::npos) << out;
 }
 
 TEST(BundleCommands, FailedCompileLeavesNoOutput) {
