@@ -1,9 +1,8 @@
 // Compiled kernel sets kept between compiles, like ccache for LLVM: a bundle's kernels for one
 // tier are a function of the compiler (ingotc and the LLVM/MLIR libraries it runs), the linker,
 // the tier and the kernel specs, so a second compile of the same model shape and types (another
-// quantization of the rest, another context length, another chat template, a re-signed bundle,
-// the test suite compiling stories260K twenty times) takes the shared object from the cache
-// instead of running LLVM again.
+// quantization of the rest, another context length, another chat template, a re-signed bundle)
+// takes the shared object from the cache instead of running LLVM again.
 //
 // The cache is a folder named by $INGOT_KERNEL_CACHE (unset or empty: no cache). Each compiler
 // has a subfolder named by its identity, the SHA-256 of:

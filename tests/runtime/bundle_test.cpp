@@ -940,7 +940,7 @@ TEST(BundleKernels, LoadedFromMemoryAndCalled) {
 
 // ---------------------------------------------------------------- the commands
 
-// Both compiles run LLVM: no kernel cache (the test suite has one, tests/CMakeLists.txt).
+// Both compiles run LLVM: no kernel cache (a user's $INGOT_KERNEL_CACHE must not make this pass).
 TEST(BundleCommands, CompileTwiceGivesIdenticalBundles) {
   INGOT_MODEL_PATH(model, "stories260K.gguf");
   const std::string dir = make_temp_dir("bundle_cli");
