@@ -416,8 +416,18 @@ StatusOr<std::optional<HfRopeScaling>> read_rope_scaling(const json& v, const st
   return std::optional<HfRopeScaling>(s);
 }
 
+// RoPE on part of each head only (Phi-4-mini: 0.75) is not built, so it is refused rather than
+// silently rotating whole heads.
+Status check_whole_head_rotary(const KeyReader& keys, std::optional<double> partial) {
+  if (!partial || *partial == 1.0) return Status::Ok();
+  std::ostringstream v;
+  v << *partial;
+  return keys.error("partial_rotary_factor " + v.str() + " is not supported (rotary embeddings on part of each head)");
+}
+
 // One RoPE setting as transformers v5 writes it: rope_theta, the scaling keys and
-// partial_rotary_factor in one object ("rope_parameters", or one layer type's entry in it).
+// partial_rotary_factor (refused unless 1) in one object ("rope_parameters", or one layer type's
+// entry in it).
 struct RopeSetting {
   std::optional<double> theta;
   std::optional<HfRopeScaling> scaling;
@@ -430,16 +440,8 @@ StatusOr<RopeSetting> read_rope_setting(const json& v, const std::string& path, 
   KeyReader keys(v, path, name + ".");
   INGOT_ASSIGN_OR_RETURN(r.theta, keys.opt_number("rope_theta"));
   INGOT_ASSIGN_OR_RETURN(r.partial_rotary_factor, keys.opt_number("partial_rotary_factor"));
+  INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, r.partial_rotary_factor));
   return r;
-}
-
-// RoPE on part of each head only (Phi-4-mini: 0.75) is not built, so it is refused rather than
-// silently rotating whole heads.
-Status check_whole_head_rotary(const KeyReader& keys, std::optional<double> partial) {
-  if (!partial || *partial == 1.0) return Status::Ok();
-  std::ostringstream v;
-  v << *partial;
-  return keys.error("partial_rotary_factor " + v.str() + " is not supported (rotary embeddings on part of each head)");
 }
 
 // transformers v5 keys rope_parameters by layer type when local and global layers differ
@@ -454,7 +456,6 @@ Status read_rope_per_layer_type(const KeyReader& keys, const json& params, const
       return keys.error("rope_parameters: '" + type + "' beside per-layer-type entries: expected only full_attention and sliding_attention");
     if (entry.is_null()) continue;  // null: absent, as everywhere in config.json
     INGOT_ASSIGN_OR_RETURN(RopeSetting setting, read_rope_setting(entry, path, name));
-    INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, setting.partial_rotary_factor));
     if (setting.theta && (!(*setting.theta > 0.0) || !std::isfinite(*setting.theta)))
       return keys.error("'" + name + ".rope_theta' must be positive");
     (type == "full_attention" ? full : sliding) = std::move(setting);
@@ -489,7 +490,6 @@ Status read_rope(const KeyReader& keys, const std::string& path, HfModelConfig& 
       INGOT_RETURN_IF_ERROR(read_rope_per_layer_type(keys, *params, path, c));
     } else {
       INGOT_ASSIGN_OR_RETURN(RopeSetting s, read_rope_setting(*params, path, "rope_parameters"));
-      INGOT_RETURN_IF_ERROR(check_whole_head_rotary(keys, s.partial_rotary_factor));
       if (s.theta) c.rope_theta = *s.theta;
       c.rope_scaling = s.scaling;
     }
